@@ -1,0 +1,23 @@
+//! berth's wire protocol (`berth.v1`): the generated tonic/prost code for the
+//! `Enroll`, `Agent` and `Cli` services, plus the protocol constants both ends
+//! agree on. No business logic lives here; this crate depends on nothing of
+//! berth's but is used by the controller, the agent and the tests.
+
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
+pub mod v1 {
+    tonic::include_proto!("berth.v1");
+}
+
+/// The protocol version this build speaks. The controller accepts agents
+/// whose version is in [`MIN_PROTOCOL_VERSION`, `PROTOCOL_VERSION`].
+pub const PROTOCOL_VERSION: u32 = 1;
+/// The oldest agent protocol version this build can serve.
+pub const MIN_PROTOCOL_VERSION: u32 = 1;
+
+/// Largest gRPC message either side accepts or sends (bytes).
+pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+/// Size of one blob chunk on the wire (bytes).
+pub const BLOB_CHUNK_BYTES: usize = 1024 * 1024;
+/// The DNS name in the controller's server certificate that agents and the
+/// CLI verify, whatever address they dial.
+pub const CONTROLLER_TLS_NAME: &str = "controller.berth.internal";

@@ -1,0 +1,123 @@
+use super::*;
+
+fn errors(text: &str) -> Vec<String> {
+    match Manifest::parse(text) {
+        Ok(manifest) => panic!("expected errors, got {manifest:?}"),
+        Err(err) => err
+            .issues
+            .iter()
+            .map(|issue| format!("{}: {}", issue.path, issue.message))
+            .collect(),
+    }
+}
+
+fn check(text: &str, expected: &[&str]) {
+    let found = errors(text);
+    assert_eq!(found.len(), expected.len(), "{found:#?}");
+    for (found, expected) in found.iter().zip(expected) {
+        assert!(
+            found.starts_with(expected),
+            "{found} does not start with {expected}"
+        );
+    }
+}
+
+#[test]
+fn parses_a_full_manifest() {
+    let manifest = Manifest::parse(
+        r#"
+app = "hello"
+environment = "production"
+version = "1.4.2"
+[target]
+labels = { role = "web" }
+max_parallel = 2
+max_failures = 1
+[setup]
+run = ["./install.sh", "echo done"]
+timeout = "2m"
+[stop]
+run = ["./drain.sh"]
+"#,
+    )
+    .expect("valid");
+    assert_eq!(manifest.app, "hello");
+    assert_eq!(manifest.environment, "production");
+    assert_eq!(manifest.version.as_deref(), Some("1.4.2"));
+    assert_eq!(
+        manifest.target.labels.get("role").map(String::as_str),
+        Some("web")
+    );
+    assert_eq!(manifest.target.max_parallel, Some(2));
+    assert_eq!(manifest.target.max_failures, 1);
+    let setup = manifest.setup.expect("setup");
+    assert_eq!(setup.run.len(), 2);
+    assert_eq!(setup.timeout, Duration::from_secs(120));
+    assert_eq!(manifest.stop.expect("stop").timeout, DEFAULT_SCRIPT_TIMEOUT);
+}
+
+#[test]
+fn defaults_environment() {
+    let manifest = Manifest::parse("app = \"a\"\n[target]\nhosts = [\"h1\"]\n").expect("valid");
+    assert_eq!(manifest.environment, "default");
+    assert_eq!(manifest.target.max_parallel, None);
+}
+
+#[test]
+fn reports_every_error_with_its_path() {
+    check(
+        r#"
+app = "Hello World"
+colour = "blue"
+[target]
+max_parallel = 0
+labels = { role = 3 }
+[setup]
+run = ["ok", ""]
+timeout = "soon"
+"#,
+        &[
+            "colour: is not a known key",
+            "app: `Hello World` must be",
+            "target.labels.role: must be a string",
+            "target.max_parallel: must be at least 1",
+            "setup.run[1]: is an empty command",
+            "setup.timeout: `soon` is not a duration",
+        ],
+    );
+}
+
+#[test]
+fn requires_app_and_target() {
+    check("", &["app: is required", "target: is required"]);
+    check("app = \"x\"\n[target]\n", &["target: names no hosts"]);
+}
+
+#[test]
+fn refuses_sections_not_yet_supported() {
+    check(
+        "app = \"x\"\n[target]\nhosts=[\"a\"]\n[container]\nimage = \"x\"\n",
+        &["container: is not supported"],
+    );
+}
+
+#[test]
+fn reports_syntax_errors_with_a_line() {
+    let found = errors("app = \"x\"\n[target\n");
+    assert_eq!(found.len(), 1);
+    assert!(found[0].starts_with("(syntax)"), "{found:?}");
+    assert!(found[0].contains("line 2"), "{found:?}");
+}
+
+#[test]
+fn bounds_timeouts_and_versions() {
+    check(
+        "app = \"x\"\nversion = \"a b\"\n[target]\nhosts=[\"a\"]\n[setup]\nrun=[\"x\"]\ntimeout=\"48h\"\n",
+        &[
+            "version: `a b` must be",
+            "setup.timeout: must be between 1s and 24h",
+        ],
+    );
+    assert!(check_environment("prod").is_ok());
+    assert!(check_environment("Prod").is_err());
+}

@@ -1,0 +1,390 @@
+//! PKI helpers: berth's own certificate authority, certificates issued from
+//! controller-built parameters, CSRs made with a locally generated key, and
+//! CA pins (SHA-256 of the CA's SubjectPublicKeyInfo, as kubeadm does).
+//!
+//! Invariant: a certificate issued from a CSR takes only the public key from
+//! it; every other field is built here (reliability.md §1.2, §2.4).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::RngCore;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
+};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+/// How long the CA certificate is valid.
+pub const CA_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+/// How long the controller's server certificate is valid.
+pub const SERVER_LIFETIME: Duration = Duration::from_secs(2 * 365 * 24 * 3600);
+/// How long an agent certificate is valid; agents renew at two thirds.
+pub const AGENT_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How long a user credential is valid.
+pub const USER_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Backdating of `not_before`, to absorb clock skew between hosts.
+const CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
+
+/// A PKI operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    #[error("certificate operation failed: {0}")]
+    Rcgen(#[from] rcgen::Error),
+    #[error("the certificate could not be parsed: {0}")]
+    Parse(String),
+    #[error("the certificate signing request is invalid: {0}")]
+    BadCsr(String),
+}
+
+/// A PEM certificate with its PEM private key.
+#[derive(Clone)]
+pub struct KeyedCert {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for KeyedCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyedCert")
+            .field("key_pem", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+fn validity(params: &mut CertificateParams, lifetime: Duration) {
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now - CLOCK_SKEW;
+    params.not_after = now + lifetime;
+}
+
+/// A random 16-byte serial (positive: top bit cleared), returned with its hex.
+fn random_serial() -> (SerialNumber, String) {
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes[0] &= 0x7f;
+    bytes[0] |= 0x01;
+    (SerialNumber::from_slice(&bytes), hex::encode(bytes))
+}
+
+/// Creates a new self-signed CA.
+pub fn new_ca(common_name: &str) -> Result<KeyedCert, PkiError> {
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.serial_number = Some(random_serial().0);
+    validity(&mut params, CA_LIFETIME);
+    let cert = params.self_signed(&key)?;
+    Ok(KeyedCert {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
+}
+
+/// A loaded CA that issues certificates.
+pub struct Authority {
+    issuer: Issuer<'static, KeyPair>,
+    cert_pem: String,
+}
+
+/// What kind of client a certificate is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientKind {
+    Agent,
+    User,
+}
+
+/// A freshly issued client certificate.
+#[derive(Clone, Debug)]
+pub struct Issued {
+    pub cert_pem: String,
+    /// Lowercase hex of the serial number.
+    pub serial: String,
+    /// Unix milliseconds when it stops being valid.
+    pub not_after_ms: i64,
+}
+
+impl Authority {
+    /// Loads the CA from its PEM certificate and key.
+    pub fn load(cert_pem: &str, key_pem: &str) -> Result<Authority, PkiError> {
+        let key = KeyPair::from_pem(key_pem)?;
+        let issuer = Issuer::from_ca_cert_pem(cert_pem, key)?;
+        Ok(Authority {
+            issuer,
+            cert_pem: cert_pem.to_string(),
+        })
+    }
+
+    /// The CA certificate (PEM).
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    /// Issues the controller's server certificate for `names` (DNS names or
+    /// IP addresses) plus [`crate::pki`]'s fixed controller name.
+    pub fn issue_server(&self, names: &[String], fixed_name: &str) -> Result<KeyedCert, PkiError> {
+        let key = KeyPair::generate()?;
+        let mut all_names = vec![fixed_name.to_string()];
+        all_names.extend(
+            names
+                .iter()
+                .filter(|name| name.as_str() != fixed_name)
+                .cloned(),
+        );
+        let mut params = CertificateParams::new(all_names)?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, fixed_name);
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.serial_number = Some(random_serial().0);
+        validity(&mut params, SERVER_LIFETIME);
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(KeyedCert {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+
+    /// Issues a client certificate for the public key in `csr_pem`. Only the
+    /// key is taken from the CSR (after its signature is checked); subject,
+    /// usages, lifetime and serial come from the controller.
+    pub fn issue_client_from_csr(
+        &self,
+        csr_pem: &str,
+        kind: ClientKind,
+        principal: &str,
+    ) -> Result<Issued, PkiError> {
+        if csr_pem.len() > 16 * 1024 {
+            return Err(PkiError::BadCsr("larger than 16 KiB".into()));
+        }
+        let request = CertificateSigningRequestParams::from_pem(csr_pem)
+            .map_err(|err| PkiError::BadCsr(err.to_string()))?;
+        let (params, serial, not_after_ms) = client_params(kind, principal)?;
+        let built = CertificateSigningRequestParams {
+            params,
+            public_key: request.public_key,
+        };
+        let cert = built.signed_by(&self.issuer)?;
+        Ok(Issued {
+            cert_pem: cert.pem(),
+            serial,
+            not_after_ms,
+        })
+    }
+
+    /// Issues a client certificate with a key made here (used for the admin
+    /// credential the controller writes at `init`, on its own host).
+    pub fn issue_client_with_key(
+        &self,
+        kind: ClientKind,
+        principal: &str,
+    ) -> Result<(KeyedCert, Issued), PkiError> {
+        let key = KeyPair::generate()?;
+        let (params, serial, not_after_ms) = client_params(kind, principal)?;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        let keyed = KeyedCert {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        };
+        let issued = Issued {
+            cert_pem: keyed.cert_pem.clone(),
+            serial,
+            not_after_ms,
+        };
+        Ok((keyed, issued))
+    }
+}
+
+fn client_params(
+    kind: ClientKind,
+    principal: &str,
+) -> Result<(CertificateParams, String, i64), PkiError> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    let prefix = match kind {
+        ClientKind::Agent => "agent",
+        ClientKind::User => "user",
+    };
+    params
+        .distinguished_name
+        .push(DnType::CommonName, format!("{prefix}:{principal}"));
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let (serial, serial_hex) = random_serial();
+    params.serial_number = Some(serial);
+    let lifetime = match kind {
+        ClientKind::Agent => AGENT_LIFETIME,
+        ClientKind::User => USER_LIFETIME,
+    };
+    validity(&mut params, lifetime);
+    let not_after_ms = params.not_after.unix_timestamp() * 1000;
+    Ok((params, serial_hex, not_after_ms))
+}
+
+/// Makes a new key pair and a CSR for it. The key stays with the caller.
+pub fn new_csr(common_name: &str) -> Result<(String, String), PkiError> {
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    let csr = params.serialize_request(&key)?;
+    Ok((csr.pem()?, key.serialize_pem()))
+}
+
+/// Facts read from a certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertInfo {
+    /// Lowercase hex of the serial number.
+    pub serial: String,
+    pub common_name: String,
+    pub not_before_ms: i64,
+    pub not_after_ms: i64,
+}
+
+/// Reads serial, subject CN and validity from a DER certificate.
+pub fn cert_info(der: &[u8]) -> Result<CertInfo, PkiError> {
+    let (_, cert) =
+        X509Certificate::from_der(der).map_err(|err| PkiError::Parse(err.to_string()))?;
+    let common_name = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    Ok(CertInfo {
+        serial: hex::encode(cert.raw_serial()),
+        common_name,
+        not_before_ms: cert.validity().not_before.timestamp() * 1000,
+        not_after_ms: cert.validity().not_after.timestamp() * 1000,
+    })
+}
+
+/// The first certificate of a PEM text, as DER.
+pub fn first_cert_der(pem: &str) -> Result<CertificateDer<'static>, PkiError> {
+    use rustls::pki_types::pem::PemObject;
+    CertificateDer::pem_slice_iter(pem.as_bytes())
+        .next()
+        .ok_or_else(|| PkiError::Parse("no certificate in PEM text".into()))?
+        .map_err(|err| PkiError::Parse(err.to_string()))
+}
+
+/// The CA pin: lowercase hex SHA-256 of the certificate's SubjectPublicKeyInfo.
+pub fn spki_pin(der: &[u8]) -> Result<String, PkiError> {
+    let (_, cert) =
+        X509Certificate::from_der(der).map_err(|err| PkiError::Parse(err.to_string()))?;
+    Ok(hex::encode(Sha256::digest(cert.public_key().raw)))
+}
+
+/// A server-certificate verifier that trusts only a CA whose SPKI hash equals
+/// the pin: the CA must be in the presented chain, and the leaf must verify
+/// against it for the expected name. It records the CA it found.
+#[derive(Debug)]
+pub struct PinnedVerifier {
+    pin: String,
+    found_ca: std::sync::Mutex<Option<CertificateDer<'static>>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl PinnedVerifier {
+    pub fn new(pin: &str) -> Arc<PinnedVerifier> {
+        Arc::new(PinnedVerifier {
+            pin: pin.to_ascii_lowercase(),
+            found_ca: std::sync::Mutex::new(None),
+            provider: Arc::new(rustls::crypto::ring::default_provider()),
+        })
+    }
+
+    /// The pinned CA certificate seen in the last successful handshake.
+    pub fn found_ca(&self) -> Option<CertificateDer<'static>> {
+        self.found_ca.lock().ok().and_then(|found| found.clone())
+    }
+}
+
+impl ServerCertVerifier for PinnedVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let ca = intermediates
+            .iter()
+            .find(|cert| spki_pin(cert).is_ok_and(|pin| pin == self.pin))
+            .ok_or_else(|| {
+                rustls::Error::General(
+                    "the controller's CA does not match the pin in the join token".into(),
+                )
+            })?;
+        let mut roots = RootCertStore::empty();
+        roots
+            .add(ca.clone().into_owned())
+            .map_err(|err| rustls::Error::General(format!("pinned CA is unusable: {err}")))?;
+        let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            self.provider.clone(),
+        )
+        .build()
+        .map_err(|err| rustls::Error::General(err.to_string()))?;
+        inner.verify_server_cert(end_entity, &[], server_name, ocsp_response, now)?;
+        if let Ok(mut found) = self.found_ca.lock() {
+            *found = Some(ca.clone().into_owned());
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,237 @@
+//! The records berth stores and prints. Their JSON form (snake_case fields,
+//! RFC 3339 times) is the stable machine-readable output of `berth -o json`
+//! and travels unchanged from the controller to the CLI.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::id::{AgentId, DeploymentId, TaskId};
+use crate::labels::Labels;
+use crate::manifest::Manifest;
+use crate::state::{DeploymentStatus, TaskStatus};
+
+/// A point in time, kept as Unix milliseconds and written as RFC 3339.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    pub fn now() -> Timestamp {
+        Timestamp(crate::time::now_ms())
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&crate::time::rfc3339(self.0))
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Timestamp, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let time = humantime::parse_rfc3339(&text).map_err(serde::de::Error::custom)?;
+        let ms = time
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(serde::de::Error::custom)?
+            .as_millis();
+        Ok(Timestamp(
+            i64::try_from(ms).map_err(serde::de::Error::custom)?,
+        ))
+    }
+}
+
+/// One deployment: what was asked, where it ran, and how it went.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Deployment {
+    pub id: DeploymentId,
+    pub app: String,
+    pub environment: String,
+    pub version: String,
+    pub status: DeploymentStatus,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub triggered_by: String,
+    pub error_step: Option<String>,
+    pub error_message: Option<String>,
+    pub bundle_digest: String,
+    pub bundle_size: u64,
+    /// The manifest as validated, and its text as submitted: the snapshot
+    /// that lets the deployment be re-run exactly.
+    pub manifest: Manifest,
+    pub manifest_toml: String,
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+    pub tasks: Vec<Task>,
+    pub transitions: Vec<Transition>,
+}
+
+impl Deployment {
+    /// The task with this id.
+    pub fn task_mut(&mut self, task_id: TaskId) -> Option<&mut Task> {
+        self.tasks.iter_mut().find(|task| task.id == task_id)
+    }
+}
+
+/// What a task does on its host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    /// Runs the deployment's stages.
+    Deploy,
+    /// Runs the `[stop]` commands.
+    Stop,
+}
+
+/// One host's part of a deployment.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Task {
+    pub id: TaskId,
+    pub kind: TaskKind,
+    pub host: String,
+    pub agent_id: AgentId,
+    pub status: TaskStatus,
+    /// Fencing number of the current assignment; results from an older
+    /// generation are stale.
+    pub generation: u64,
+    pub stages: Vec<StageResult>,
+    pub error_step: Option<String>,
+    pub error_message: Option<String>,
+    pub created_at: Timestamp,
+    pub assigned_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+    /// Highest event sequence number made durable.
+    #[serde(default)]
+    pub acked_seq: u64,
+    /// Events received from an old generation or after the task ended.
+    #[serde(default)]
+    pub stale_events: u64,
+}
+
+/// The outcome of one stage on one host.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageResult {
+    pub stage: String,
+    /// `running`, `succeeded`, `failed`, `timed_out` or `canceled`.
+    pub outcome: String,
+    pub started_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+    pub duration_ms: Option<u64>,
+    pub exit_code: Option<i32>,
+    pub error: Option<String>,
+}
+
+/// One entry of a deployment's history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transition {
+    pub at: Timestamp,
+    /// `deployment`, or the host name for a task's transition.
+    pub subject: String,
+    pub from: Option<String>,
+    pub to: String,
+    pub reason: Option<String>,
+}
+
+/// A stored log line as `berth logs -o json` prints it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub host: String,
+    pub stage: String,
+    pub stream: String,
+    pub seq: u64,
+    pub ts: Timestamp,
+    pub line: String,
+}
+
+/// Host facts an agent reports.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Facts {
+    pub hostname: String,
+    pub os: String,
+    pub os_version: String,
+    pub kernel: String,
+    pub arch: String,
+    pub cpus: u32,
+    pub memory_total_bytes: u64,
+    pub memory_used_bytes: u64,
+    pub disk_total_bytes: u64,
+    pub disk_free_bytes: u64,
+    pub uptime_secs: u64,
+    pub load_1m: f32,
+}
+
+/// An enrolled agent as `berth agents ls|show` prints it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AgentView {
+    pub id: AgentId,
+    pub name: String,
+    pub online: bool,
+    pub status: String,
+    pub labels: Labels,
+    pub facts: Option<Facts>,
+    pub version: Option<String>,
+    pub enrolled_at: Timestamp,
+    pub last_seen_at: Option<Timestamp>,
+    pub cert_expires_at: Timestamp,
+    pub running_tasks: Vec<RunningTaskView>,
+}
+
+/// A task an agent is working on.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunningTaskView {
+    pub deployment_id: DeploymentId,
+    pub task_id: TaskId,
+    pub app: String,
+    pub status: TaskStatus,
+}
+
+/// A join token as `berth token ls` prints it (never with its secret).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TokenView {
+    pub id: String,
+    pub labels: Labels,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub uses_allowed: u32,
+    pub uses: u32,
+    pub revoked: bool,
+    pub created_by: String,
+    pub state: String,
+}
+
+/// One row of `berth status`: what runs where.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AppStatus {
+    pub app: String,
+    pub environment: String,
+    pub version: String,
+    pub deployment_id: DeploymentId,
+    pub status: DeploymentStatus,
+    pub since: Timestamp,
+    pub hosts: Vec<String>,
+    /// The deployment in progress for this app, if any.
+    pub in_progress: Option<DeploymentId>,
+}
+
+/// Free-form extra fields some replies carry.
+pub type Extra = BTreeMap<String, serde_json::Value>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339_in_json() {
+        let json = serde_json::to_string(&Timestamp(1_700_000_000_123)).expect("json");
+        assert_eq!(json, "\"2023-11-14T22:13:20.123Z\"");
+        let back: Timestamp = serde_json::from_str(&json).expect("parse");
+        assert_eq!(back, Timestamp(1_700_000_000_123));
+    }
+}

@@ -1,0 +1,279 @@
+//! The deployment and task state machines (SPEC §5). Every status change in
+//! the controller goes through [`DeploymentStatus::can_become`] or
+//! [`TaskStatus::can_become`], so an impossible transition is refused rather
+//! than stored.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// The status of a deployment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentStatus {
+    Pending,
+    SetupRunning,
+    SetupComplete,
+    Building,
+    Deploying,
+    Deployed,
+    Failed,
+    Canceled,
+    TimedOut,
+    Stopped,
+    Superseded,
+    Deleted,
+}
+
+/// Every deployment status, in lifecycle order.
+pub const DEPLOYMENT_STATUSES: [DeploymentStatus; 12] = [
+    DeploymentStatus::Pending,
+    DeploymentStatus::SetupRunning,
+    DeploymentStatus::SetupComplete,
+    DeploymentStatus::Building,
+    DeploymentStatus::Deploying,
+    DeploymentStatus::Deployed,
+    DeploymentStatus::Failed,
+    DeploymentStatus::Canceled,
+    DeploymentStatus::TimedOut,
+    DeploymentStatus::Stopped,
+    DeploymentStatus::Superseded,
+    DeploymentStatus::Deleted,
+];
+
+impl DeploymentStatus {
+    /// The snake_case name used in JSON, indexes and on the command line.
+    pub fn as_str(self) -> &'static str {
+        use DeploymentStatus::*;
+        match self {
+            Pending => "pending",
+            SetupRunning => "setup_running",
+            SetupComplete => "setup_complete",
+            Building => "building",
+            Deploying => "deploying",
+            Deployed => "deployed",
+            Failed => "failed",
+            Canceled => "canceled",
+            TimedOut => "timed_out",
+            Stopped => "stopped",
+            Superseded => "superseded",
+            Deleted => "deleted",
+        }
+    }
+
+    /// True while work is still in progress.
+    pub fn is_running(self) -> bool {
+        use DeploymentStatus::*;
+        matches!(
+            self,
+            Pending | SetupRunning | SetupComplete | Building | Deploying
+        )
+    }
+
+    /// True when the deployment will not change again on its own.
+    pub fn is_settled(self) -> bool {
+        !self.is_running()
+    }
+
+    /// Whether `self → next` is a legal transition.
+    pub fn can_become(self, next: DeploymentStatus) -> bool {
+        use DeploymentStatus::*;
+        if self == next {
+            return false;
+        }
+        match (self, next) {
+            (from, Failed | Canceled | TimedOut) => from.is_running(),
+            (Pending, SetupRunning | Building | Deploying) => true,
+            (SetupRunning, SetupComplete) => true,
+            (SetupComplete, Building | Deploying | Deployed) => true,
+            (Building, Deploying) => true,
+            (Deploying, Deployed) => true,
+            (Deployed, Deploying | Stopped | Superseded | Deleted) => true,
+            (Stopped | Superseded | Failed | Canceled | TimedOut, Deleted) => true,
+            (Stopped, Deploying) => true,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for DeploymentStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for DeploymentStatus {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        DEPLOYMENT_STATUSES
+            .into_iter()
+            .find(|status| status.as_str() == text)
+            .ok_or_else(|| {
+                let names: Vec<_> = DEPLOYMENT_STATUSES.iter().map(|s| s.as_str()).collect();
+                format!("`{text}` is not a status; use one of: {}", names.join(", "))
+            })
+    }
+}
+
+/// The status of one host's task within a deployment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    Queued,
+    Assigned,
+    Setup,
+    Build,
+    Deploy,
+    Proxy,
+    Health,
+    /// Running the `[stop]` commands.
+    Stop,
+    Done,
+    Failed,
+    Canceled,
+    TimedOut,
+    Lost,
+}
+
+impl TaskStatus {
+    pub fn as_str(self) -> &'static str {
+        use TaskStatus::*;
+        match self {
+            Queued => "queued",
+            Assigned => "assigned",
+            Setup => "setup",
+            Build => "build",
+            Deploy => "deploy",
+            Proxy => "proxy",
+            Health => "health",
+            Stop => "stop",
+            Done => "done",
+            Failed => "failed",
+            Canceled => "canceled",
+            TimedOut => "timed_out",
+            Lost => "lost",
+        }
+    }
+
+    /// True once the task will not change again.
+    pub fn is_final(self) -> bool {
+        use TaskStatus::*;
+        matches!(self, Done | Failed | Canceled | TimedOut | Lost)
+    }
+
+    /// True while an agent holds the task (assigned or running a stage).
+    pub fn is_active(self) -> bool {
+        !self.is_final() && self != TaskStatus::Queued
+    }
+
+    /// The status for a stage name reported by an agent.
+    pub fn for_stage(stage: &str) -> Option<TaskStatus> {
+        use TaskStatus::*;
+        Some(match stage {
+            "setup" => Setup,
+            "build" => Build,
+            "deploy" => Deploy,
+            "proxy" => Proxy,
+            "health" => Health,
+            "stop" => Stop,
+            _ => return None,
+        })
+    }
+
+    /// Whether `self → next` is a legal transition.
+    pub fn can_become(self, next: TaskStatus) -> bool {
+        use TaskStatus::*;
+        if self.is_final() || self == next {
+            return false;
+        }
+        let order = |status: TaskStatus| match status {
+            Queued => 0,
+            Assigned => 1,
+            Setup | Stop => 2,
+            Build => 3,
+            Deploy => 4,
+            Proxy => 5,
+            Health => 6,
+            _ => 7,
+        };
+        match next {
+            Failed | Canceled | TimedOut | Lost => true,
+            Queued => false,
+            _ => order(next) > order(self),
+        }
+    }
+}
+
+impl fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use DeploymentStatus::*;
+
+    #[test]
+    fn deployment_transition_table() {
+        let legal = [
+            (Pending, SetupRunning),
+            (Pending, Failed),
+            (Pending, Canceled),
+            (SetupRunning, SetupComplete),
+            (SetupRunning, TimedOut),
+            (SetupComplete, Deployed),
+            (SetupComplete, Deploying),
+            (Deploying, Deployed),
+            (Deployed, Stopped),
+            (Deployed, Superseded),
+            (Deployed, Deploying),
+            (Failed, Deleted),
+        ];
+        for from in DEPLOYMENT_STATUSES {
+            for to in DEPLOYMENT_STATUSES {
+                let expected_legal = legal.contains(&(from, to));
+                if expected_legal {
+                    assert!(from.can_become(to), "{from} -> {to} should be legal");
+                }
+            }
+        }
+        let illegal = [
+            (Deployed, Failed),
+            (Failed, SetupRunning),
+            (Pending, Deployed),
+            (Stopped, Failed),
+            (Deleted, Deployed),
+            (Deployed, Deployed),
+        ];
+        for (from, to) in illegal {
+            assert!(!from.can_become(to), "{from} -> {to} should be illegal");
+        }
+    }
+
+    #[test]
+    fn statuses_round_trip() {
+        for status in DEPLOYMENT_STATUSES {
+            assert_eq!(status.as_str().parse::<DeploymentStatus>(), Ok(status));
+            let json = serde_json::to_string(&status).expect("json");
+            assert_eq!(json, format!("\"{}\"", status.as_str()));
+        }
+        assert!("bogus".parse::<DeploymentStatus>().is_err());
+    }
+
+    #[test]
+    fn task_transitions() {
+        use TaskStatus::*;
+        assert!(Queued.can_become(Assigned));
+        assert!(Assigned.can_become(Setup));
+        assert!(Setup.can_become(Done));
+        assert!(Setup.can_become(Lost));
+        assert!(!Done.can_become(Failed));
+        assert!(!Setup.can_become(Assigned));
+        assert!(!Lost.can_become(Done));
+        assert!(Queued.can_become(Canceled));
+    }
+}

@@ -1,1 +1,20 @@
-//! placeholder
+//! berth's controller: the daemon that keeps desired deployments, their
+//! history and their logs in sled, serves agents and the CLI over one mTLS
+//! gRPC listener, and dispatches work into agents' free slots. The `berth`
+//! CLI lives here too (module [`cli`]), as a separate binary target.
+//!
+//! Main types: [`server::Context`] (what the services share),
+//! [`store::Store`], [`dispatcher::Dispatcher`], [`registry::Registry`].
+//!
+//! Invariant: this crate never depends on `berth-agent`.
+
+pub mod blob;
+pub mod dispatcher;
+pub mod grpc;
+pub mod hub;
+pub mod init;
+pub mod paths;
+pub mod progress;
+pub mod registry;
+pub mod server;
+pub mod store;

@@ -1,0 +1,559 @@
+//! The dispatcher: puts queued tasks into free agent slots, applies the
+//! events agents send back, and marks tasks `lost` when their agent stays
+//! away past the grace period.
+//!
+//! Invariant: every change is flushed to the store before the agent gets an
+//! assignment or an ack, and before followers hear of it.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use berth_proto::v1::controller_message::Kind as Outgoing;
+use berth_proto::v1::{Assign, ControllerMessage, EventsAck, TaskEvents, TaskSpec, task_spec};
+use berth_shared::id::{AgentId, DeploymentId, TaskId};
+use berth_shared::record::{Deployment, TaskKind, Timestamp};
+use berth_shared::state::{DeploymentStatus, TaskStatus};
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::hub::{Hub, HubEvent};
+use crate::progress;
+use crate::registry::Registry;
+use crate::store::{EventOutcome, Store, StoreError, StoredLine};
+
+/// Assigns work and records results.
+pub struct Dispatcher {
+    store: Store,
+    registry: Arc<Registry>,
+    hub: Hub,
+    lost_grace: Duration,
+    /// Queued tasks per agent, in arrival order.
+    queue: Mutex<HashMap<AgentId, VecDeque<(DeploymentId, TaskId)>>>,
+    /// Deployments with tasks that are not final yet.
+    active: Mutex<HashSet<DeploymentId>>,
+}
+
+enum AssignResult {
+    Assigned(TaskSpec),
+    /// The rollout's `max_parallel` is reached; try again later.
+    Wait,
+    /// The task is no longer queued.
+    Gone,
+}
+
+impl Dispatcher {
+    /// Builds the dispatcher and reloads unfinished work from the store.
+    pub fn new(
+        store: Store,
+        registry: Arc<Registry>,
+        hub: Hub,
+        lost_grace: Duration,
+    ) -> Result<Dispatcher, StoreError> {
+        let dispatcher = Dispatcher {
+            store,
+            registry,
+            hub,
+            lost_grace,
+            queue: Mutex::new(HashMap::new()),
+            active: Mutex::new(HashSet::new()),
+        };
+        let mut ids = dispatcher.store.running_deployment_ids()?;
+        let deployed = dispatcher
+            .store
+            .list_deployments(&crate::store::ListQuery {
+                statuses: vec![DeploymentStatus::Deployed],
+                limit: usize::MAX,
+                ..Default::default()
+            })?;
+        ids.extend(
+            deployed
+                .iter()
+                .filter(|d| !progress::is_quiet(d))
+                .map(|d| d.id),
+        );
+        for id in ids {
+            let deployment = dispatcher.store.get_deployment(id)?;
+            dispatcher.track(&deployment);
+        }
+        Ok(dispatcher)
+    }
+
+    fn lock_queue(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<AgentId, VecDeque<(DeploymentId, TaskId)>>> {
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn lock_active(&self) -> std::sync::MutexGuard<'_, HashSet<DeploymentId>> {
+        self.active
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Starts tracking a deployment's unfinished tasks.
+    pub fn track(&self, deployment: &Deployment) {
+        if progress::is_quiet(deployment) {
+            return;
+        }
+        self.lock_active().insert(deployment.id);
+        let mut queue = self.lock_queue();
+        for task in deployment
+            .tasks
+            .iter()
+            .filter(|task| task.status == TaskStatus::Queued)
+        {
+            let entry = queue.entry(task.agent_id).or_default();
+            if !entry.contains(&(deployment.id, task.id)) {
+                entry.push_back((deployment.id, task.id));
+            }
+        }
+    }
+
+    /// Ids of deployments with unfinished tasks.
+    pub fn active_ids(&self) -> Vec<DeploymentId> {
+        self.lock_active().iter().copied().collect()
+    }
+
+    /// Assigns queued tasks to every agent that has some.
+    pub async fn kick_all(&self) {
+        let agents: Vec<AgentId> = self
+            .lock_queue()
+            .iter()
+            .filter(|(_, q)| !q.is_empty())
+            .map(|(a, _)| *a)
+            .collect();
+        for agent in agents {
+            self.kick(agent).await;
+        }
+    }
+
+    /// Assigns this agent's queued tasks into its free slots.
+    pub async fn kick(&self, agent: AgentId) {
+        let mut waiting = Vec::new();
+        loop {
+            if !self.registry.is_online(agent) {
+                break;
+            }
+            let next = self
+                .lock_queue()
+                .get_mut(&agent)
+                .and_then(VecDeque::pop_front);
+            let Some((deployment_id, task_id)) = next else {
+                break;
+            };
+            if !self.registry.take_slot(agent) {
+                waiting.push((deployment_id, task_id));
+                break;
+            }
+            match self.assign(deployment_id, task_id).await {
+                Ok(AssignResult::Assigned(spec)) => self.send_assign(agent, spec).await,
+                Ok(AssignResult::Wait) => {
+                    self.registry.release_slot(agent);
+                    waiting.push((deployment_id, task_id));
+                }
+                Ok(AssignResult::Gone) => self.registry.release_slot(agent),
+                Err(err) => {
+                    warn!(%deployment_id, %task_id, error = %err, "could not assign task");
+                    self.registry.release_slot(agent);
+                    waiting.push((deployment_id, task_id));
+                    break;
+                }
+            }
+        }
+        if !waiting.is_empty() {
+            let mut queue = self.lock_queue();
+            let entry = queue.entry(agent).or_default();
+            for item in waiting.into_iter().rev() {
+                entry.push_front(item);
+            }
+        }
+    }
+
+    async fn assign(
+        &self,
+        deployment_id: DeploymentId,
+        task_id: TaskId,
+    ) -> Result<AssignResult, StoreError> {
+        let generation = self.store.next_generation()?;
+        let (_, result) = self.store.update_deployment(deployment_id, |deployment| {
+            let Some(task) = deployment.tasks.iter().find(|task| task.id == task_id) else {
+                return Ok(AssignResult::Gone);
+            };
+            if task.status != TaskStatus::Queued {
+                return Ok(AssignResult::Gone);
+            }
+            if task.kind == TaskKind::Deploy {
+                let busy = deployment
+                    .tasks
+                    .iter()
+                    .filter(|t| t.kind == TaskKind::Deploy && t.status.is_active())
+                    .count();
+                if deployment
+                    .manifest
+                    .target
+                    .max_parallel
+                    .is_some_and(|limit| busy >= limit as usize)
+                {
+                    return Ok(AssignResult::Wait);
+                }
+            }
+            progress::set_task_status(
+                deployment,
+                task_id,
+                TaskStatus::Assigned,
+                Some(format!("generation {generation}")),
+            );
+            let task = deployment
+                .task_mut(task_id)
+                .expect("task exists: checked above");
+            task.generation = generation;
+            task.assigned_at = Some(Timestamp::now());
+            Ok(AssignResult::Assigned(spec_for(deployment, task_id)))
+        })?;
+        self.store.flush().await?;
+        self.hub.publish(HubEvent::Changed {
+            deployment: deployment_id,
+        });
+        Ok(result)
+    }
+
+    async fn send_assign(&self, agent: AgentId, spec: TaskSpec) {
+        let span = info_span!("assign", deployment_id = %spec.deployment_id, task_id = %spec.task_id, %agent);
+        async {
+            info!(generation = spec.generation, stage = %spec.stage, "task assigned");
+            let message = ControllerMessage {
+                kind: Some(Outgoing::Assign(Assign { task: Some(spec) })),
+            };
+            if let Some(outbound) = self.registry.outbound(agent) {
+                // A failed send leaves the task `assigned`; the agent's next
+                // hello reconciles it with a new generation.
+                let _ = outbound.send(Ok(message)).await;
+            }
+        }
+        .instrument(span)
+        .await;
+    }
+
+    /// Reconciles what a (re)connecting agent says it knows with the store:
+    /// assignments it never received are sent again under a new generation;
+    /// running tasks it has forgotten are failed.
+    pub async fn on_hello(&self, agent: AgentId, agent_name: &str, known: &HashSet<TaskId>) {
+        for deployment_id in self.active_ids() {
+            let resend = self
+                .reconcile(deployment_id, agent, agent_name, known)
+                .await;
+            match resend {
+                Ok(specs) => {
+                    for spec in specs {
+                        self.send_assign(agent, spec).await;
+                    }
+                }
+                Err(err) => warn!(%deployment_id, error = %err, "could not reconcile agent tasks"),
+            }
+        }
+        self.kick(agent).await;
+    }
+
+    async fn reconcile(
+        &self,
+        deployment_id: DeploymentId,
+        agent: AgentId,
+        agent_name: &str,
+        known: &HashSet<TaskId>,
+    ) -> Result<Vec<TaskSpec>, StoreError> {
+        let deployment = self.store.get_deployment(deployment_id)?;
+        let forgotten: Vec<(TaskId, TaskStatus)> = deployment
+            .tasks
+            .iter()
+            .filter(|task| {
+                task.agent_id == agent && task.status.is_active() && !known.contains(&task.id)
+            })
+            .map(|task| (task.id, task.status))
+            .collect();
+        if forgotten.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut generations = Vec::new();
+        for _ in &forgotten {
+            generations.push(self.store.next_generation()?);
+        }
+        let (deployment, specs) = self.store.update_deployment(deployment_id, |deployment| {
+            let mut specs = Vec::new();
+            for ((task_id, status), generation) in forgotten.iter().zip(&generations) {
+                if *status == TaskStatus::Assigned {
+                    let task = deployment.task_mut(*task_id).expect("task listed above");
+                    task.generation = *generation;
+                    specs.push(spec_for(deployment, *task_id));
+                } else {
+                    let message = format!("agent {agent_name} reconnected without this task; it may have lost its data directory");
+                    progress::set_task_status(deployment, *task_id, TaskStatus::Failed, Some(message.clone()));
+                    let task = deployment.task_mut(*task_id).expect("task listed above");
+                    task.error_step = Some(status.as_str().to_string());
+                    task.error_message = Some(message);
+                }
+            }
+            progress::settle(deployment);
+            Ok(specs)
+        })?;
+        self.store.flush().await?;
+        self.after_change(&deployment).await;
+        Ok(specs)
+    }
+
+    /// Applies a batch of task events from `agent` and returns the ack to
+    /// send once they are durable.
+    pub async fn on_events(
+        &self,
+        agent: AgentId,
+        batch: TaskEvents,
+    ) -> Result<Option<EventsAck>, StoreError> {
+        let (Ok(deployment_id), Ok(task_id)) = (
+            batch.deployment_id.parse::<DeploymentId>(),
+            batch.task_id.parse::<TaskId>(),
+        ) else {
+            warn!(%agent, task_id = %batch.task_id, "events for a malformed task id ignored");
+            return Ok(None);
+        };
+        let (deployment, outcome) = self
+            .store
+            .update_deployment_with_logs(deployment_id, |deployment| {
+                apply_batch(deployment, agent, task_id, &batch)
+            })?;
+        self.store.flush().await?;
+        if !outcome.new_lines.is_empty() {
+            self.hub.publish(HubEvent::Lines {
+                deployment: deployment_id,
+                task: task_id,
+                lines: Arc::new(outcome.new_lines.clone()),
+            });
+        }
+        if outcome.stale {
+            warn!(%deployment_id, %task_id, generation = batch.generation, "stale task events recorded and ignored");
+        }
+        if outcome.changed {
+            self.after_change(&deployment).await;
+        }
+        Ok(Some(EventsAck {
+            task_id: batch.task_id,
+            upto: outcome.acked_upto,
+        }))
+    }
+
+    /// Follow-up work after a deployment changed: notify, forget it when
+    /// quiet, retire the version it replaced, and refill freed slots.
+    async fn after_change(&self, deployment: &Deployment) {
+        self.hub.publish(HubEvent::Changed {
+            deployment: deployment.id,
+        });
+        if progress::is_quiet(deployment) {
+            self.lock_active().remove(&deployment.id);
+        }
+        if deployment.status == DeploymentStatus::Deployed {
+            if let Err(err) = self.supersede_older(deployment).await {
+                warn!(deployment_id = %deployment.id, error = %err, "could not mark older deployments superseded");
+            }
+        }
+        self.kick_all().await;
+    }
+
+    async fn supersede_older(&self, deployment: &Deployment) -> Result<(), StoreError> {
+        let older = self.store.list_deployments(&crate::store::ListQuery {
+            app: Some(deployment.app.clone()),
+            environment: Some(deployment.environment.clone()),
+            statuses: vec![DeploymentStatus::Deployed],
+            limit: 100,
+        })?;
+        for old in older.iter().filter(|old| old.id < deployment.id) {
+            let reason = format!("superseded by {}", deployment.id);
+            self.store.update_deployment(old.id, |old| {
+                progress::set_status(old, DeploymentStatus::Superseded, Some(reason.clone()));
+                Ok(())
+            })?;
+            self.store.flush().await?;
+            self.hub.publish(HubEvent::Changed { deployment: old.id });
+        }
+        Ok(())
+    }
+
+    /// Marks tasks lost whose agent has been away longer than the grace
+    /// period. Runs until `shutdown`.
+    pub async fn run_lost_sweeper(self: Arc<Self>, shutdown: CancellationToken) {
+        let period =
+            (self.lost_grace / 4).clamp(Duration::from_millis(200), Duration::from_secs(5));
+        let mut ticker = tokio::time::interval(period);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            for deployment_id in self.active_ids() {
+                if let Err(err) = self.sweep(deployment_id).await {
+                    warn!(%deployment_id, error = %err, "lost-task sweep failed");
+                }
+            }
+        }
+    }
+
+    async fn sweep(&self, deployment_id: DeploymentId) -> Result<(), StoreError> {
+        let deployment = self.store.get_deployment(deployment_id)?;
+        let lost: Vec<(TaskId, String)> = deployment
+            .tasks
+            .iter()
+            .filter(|task| !task.status.is_final())
+            .filter_map(|task| {
+                let away = self.registry.away_for(task.agent_id)?;
+                (away > self.lost_grace).then(|| {
+                    let message = format!(
+                        "agent {} lost: no contact for {} (grace period {}) while the task was {}",
+                        task.host,
+                        berth_shared::time::format_duration(away),
+                        berth_shared::time::format_duration(self.lost_grace),
+                        task.status
+                    );
+                    (task.id, message)
+                })
+            })
+            .collect();
+        if lost.is_empty() {
+            return Ok(());
+        }
+        let (deployment, ()) = self.store.update_deployment(deployment_id, |deployment| {
+            for (task_id, message) in &lost {
+                progress::lose_task(deployment, *task_id, message.clone());
+            }
+            progress::settle(deployment);
+            Ok(())
+        })?;
+        self.store.flush().await?;
+        for (task_id, message) in &lost {
+            warn!(%deployment_id, %task_id, %message, "task lost");
+        }
+        self.lock_queue()
+            .values_mut()
+            .for_each(|queue| queue.retain(|(_, task)| !lost.iter().any(|(id, _)| id == task)));
+        self.after_change(&deployment).await;
+        Ok(())
+    }
+}
+
+/// Applies one batch to the deployment: drops duplicates by sequence
+/// number, records stale batches without acting on them, applies the rest.
+fn apply_batch(
+    deployment: &mut Deployment,
+    agent: AgentId,
+    task_id: TaskId,
+    batch: &TaskEvents,
+) -> Result<(EventOutcome, Vec<(TaskId, u64, StoredLine)>), StoreError> {
+    let task = deployment
+        .tasks
+        .iter()
+        .find(|task| task.id == task_id)
+        .ok_or_else(|| StoreError::NotFound(format!("task {task_id}")))?;
+    if task.agent_id != agent {
+        return Err(StoreError::Refused(format!(
+            "task {task_id} belongs to another agent"
+        )));
+    }
+    let acked = task.acked_seq;
+    let stale = batch.generation != task.generation || task.status.is_final();
+    let host = task.host.clone();
+    let mut outcome = EventOutcome {
+        acked_upto: acked,
+        ..Default::default()
+    };
+    let mut lines = Vec::new();
+    let mut last = acked;
+    for event in batch.events.iter().filter(|event| event.seq > acked) {
+        if event.seq <= last {
+            continue;
+        }
+        last = event.seq;
+        if stale {
+            if let Some(berth_proto::v1::task_event::Kind::Log(log)) = &event.kind {
+                lines.push((
+                    task_id,
+                    event.seq,
+                    StoredLine {
+                        stage: log.stage.clone(),
+                        stream: log.stream.clone(),
+                        ts_ms: event.ts_ms,
+                        line: log.line.clone(),
+                    },
+                ));
+            }
+            continue;
+        }
+        if let Some(line) = progress::apply_event(deployment, task_id, event) {
+            lines.push((task_id, event.seq, line));
+        }
+        outcome.changed = true;
+    }
+    if last > acked {
+        let task = deployment.task_mut(task_id).expect("task found above");
+        task.acked_seq = last;
+        if stale {
+            task.stale_events += batch
+                .events
+                .iter()
+                .filter(|event| event.seq > acked)
+                .count() as u64;
+            outcome.stale = true;
+            let reason = format!(
+                "{} late event(s) from generation {} ignored",
+                last - acked,
+                batch.generation
+            );
+            progress::note(deployment, &host, None, "stale", Some(reason));
+        }
+    }
+    if outcome.changed {
+        progress::settle(deployment);
+    }
+    outcome.acked_upto = last;
+    outcome.new_lines = lines
+        .iter()
+        .map(|(_, seq, line)| (*seq, line.clone()))
+        .collect();
+    Ok((outcome, lines))
+}
+
+/// The assignment an agent receives for a task.
+pub fn spec_for(deployment: &Deployment, task_id: TaskId) -> TaskSpec {
+    let task = deployment
+        .tasks
+        .iter()
+        .find(|task| task.id == task_id)
+        .expect("caller passes a task of this deployment");
+    let (kind, stage, script) = match task.kind {
+        TaskKind::Deploy => (
+            task_spec::Kind::Deploy,
+            "setup",
+            deployment.manifest.setup.as_ref(),
+        ),
+        TaskKind::Stop => (
+            task_spec::Kind::Stop,
+            "stop",
+            deployment.manifest.stop.as_ref(),
+        ),
+    };
+    TaskSpec {
+        task_id: task.id.to_string(),
+        deployment_id: deployment.id.to_string(),
+        generation: task.generation,
+        app: deployment.app.clone(),
+        environment: deployment.environment.clone(),
+        version: deployment.version.clone(),
+        bundle_digest: deployment.bundle_digest.clone(),
+        bundle_size: deployment.bundle_size,
+        kind: kind as i32,
+        commands: script.map(|script| script.run.clone()).unwrap_or_default(),
+        timeout_ms: script.map_or(300_000, |script| {
+            u64::try_from(script.timeout.as_millis()).unwrap_or(u64::MAX)
+        }),
+        stage: stage.to_string(),
+        host: task.host.clone(),
+    }
+}

@@ -1,0 +1,360 @@
+//! `Agent.Connect` (the long-lived agent stream) and `Agent.GetBlob`.
+//!
+//! One task reads the agent's messages; the response stream drains a bounded
+//! channel that the dispatcher and this task write to. The stream ends when
+//! the agent goes away, a newer connection replaces it, the agent is
+//! revoked, or the controller shuts down.
+
+use std::collections::HashSet;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::BoxStream;
+use berth_proto::BLOB_CHUNK_BYTES;
+use berth_proto::v1::agent_message::Kind as Incoming;
+use berth_proto::v1::agent_server::Agent;
+use berth_proto::v1::controller_message::Kind as Outgoing;
+use berth_proto::v1::{
+    AgentMessage, BlobChunk, ControllerMessage, GetBlobRequest, Hello, HostFacts, RenewRequest,
+    RenewResponse, Welcome,
+};
+use berth_shared::id::{AgentId, TaskId};
+use berth_shared::pki::ClientKind;
+use berth_shared::record::{Facts, Timestamp};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::sync::mpsc;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{Instrument, info, info_span, warn};
+
+use super::auth::caller;
+use super::enroll::check_protocol;
+use crate::registry::Registration;
+use crate::server::Context;
+
+/// Capacity of one agent's outbound queue.
+const OUTBOUND_CAPACITY: usize = 256;
+
+pub struct AgentApi {
+    context: Arc<Context>,
+}
+
+impl AgentApi {
+    pub fn new(context: Arc<Context>) -> AgentApi {
+        AgentApi { context }
+    }
+}
+
+/// Converts wire facts to the stored form.
+pub fn facts_from_wire(facts: Option<HostFacts>) -> Facts {
+    let facts = facts.unwrap_or_default();
+    Facts {
+        hostname: facts.hostname,
+        os: facts.os,
+        os_version: facts.os_version,
+        kernel: facts.kernel,
+        arch: facts.arch,
+        cpus: facts.cpus,
+        memory_total_bytes: facts.memory_total_bytes,
+        memory_used_bytes: facts.memory_used_bytes,
+        disk_total_bytes: facts.disk_total_bytes,
+        disk_free_bytes: facts.disk_free_bytes,
+        uptime_secs: facts.uptime_secs,
+        load_1m: facts.load_1m,
+    }
+}
+
+#[tonic::async_trait]
+impl Agent for AgentApi {
+    type OpenStreamStream = BoxStream<ControllerMessage>;
+    type GetBlobStream = BoxStream<BlobChunk>;
+
+    async fn open_stream(
+        &self,
+        request: Request<Streaming<AgentMessage>>,
+    ) -> Result<Response<Self::OpenStreamStream>, Status> {
+        let caller = caller(&request)?;
+        let agent_id: AgentId = caller
+            .principal
+            .id
+            .parse()
+            .map_err(|_| Status::unauthenticated("malformed agent identity"))?;
+        let mut inbound = request.into_inner();
+        let first = tokio::time::timeout(Duration::from_secs(10), inbound.message())
+            .await
+            .map_err(|_| Status::deadline_exceeded("no hello within 10s"))??;
+        let Some(AgentMessage {
+            kind: Some(Incoming::Hello(hello)),
+        }) = first
+        else {
+            return Err(Status::invalid_argument(
+                "the first message on the stream must be a hello",
+            ));
+        };
+        check_protocol(hello.protocol_version)?;
+        let facts = facts_from_wire(hello.facts.clone());
+        let name = record_hello(&self.context, agent_id, &hello, &facts).await?;
+
+        let (outbound, receiver) = mpsc::channel(OUTBOUND_CAPACITY);
+        let registration =
+            self.context
+                .registry
+                .register(agent_id, outbound.clone(), hello.free_slots, facts);
+        let welcome = Outgoing::Welcome(Welcome {
+            agent_id: agent_id.to_string(),
+            name: name.clone(),
+            heartbeat_secs: self.context.heartbeat_secs,
+        });
+        let _ = outbound
+            .send(Ok(ControllerMessage {
+                kind: Some(welcome),
+            }))
+            .await;
+
+        let span = info_span!("agent_stream", %agent_id, agent = %name);
+        let session = Session {
+            context: self.context.clone(),
+            agent_id,
+            name,
+            outbound,
+            conn_id: registration.conn_id,
+        };
+        let cancel = registration.cancel.clone();
+        self.context
+            .tasks
+            .spawn(session.run(inbound, hello, cancel).instrument(span));
+        Ok(Response::new(outbound_stream(
+            receiver,
+            registration,
+            self.context.shutdown.clone(),
+        )))
+    }
+
+    async fn get_blob(
+        &self,
+        request: Request<GetBlobRequest>,
+    ) -> Result<Response<Self::GetBlobStream>, Status> {
+        let caller = caller(&request)?;
+        let agent_id: AgentId = caller
+            .principal
+            .id
+            .parse()
+            .map_err(|_| Status::unauthenticated("malformed agent identity"))?;
+        let request = request.into_inner();
+        if !self
+            .context
+            .store
+            .is_blob_granted(agent_id, &request.digest)?
+        {
+            return Err(Status::permission_denied(format!(
+                "blob {} was not sent to this agent by any deployment",
+                request.digest
+            )));
+        }
+        let path = self.context.blobs.path(&request.digest)?;
+        let mut file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|_| Status::not_found(format!("blob {} not found", request.digest)))?;
+        file.seek(std::io::SeekFrom::Start(request.offset))
+            .await
+            .map_err(|err| Status::internal(err.to_string()))?;
+        let stream = futures_util::stream::unfold(Some(file), |file| async move {
+            let mut file = file?;
+            let mut buffer = vec![0u8; BLOB_CHUNK_BYTES];
+            match file.read(&mut buffer).await {
+                Ok(0) => None,
+                Ok(read) => {
+                    buffer.truncate(read);
+                    Some((Ok(BlobChunk { data: buffer }), Some(file)))
+                }
+                Err(err) => Some((Err(Status::internal(format!("read blob: {err}"))), None)),
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+/// Stores what the hello says and returns the agent's name.
+async fn record_hello(
+    context: &Context,
+    agent_id: AgentId,
+    hello: &Hello,
+    facts: &Facts,
+) -> Result<String, Status> {
+    let mut record = context.store.get_agent(agent_id)?;
+    if record.is_revoked() {
+        return Err(Status::permission_denied(format!(
+            "agent {} was revoked; join again with a new token",
+            record.name
+        )));
+    }
+    record.version = Some(hello.agent_version.clone());
+    record.facts = Some(facts.clone());
+    record.last_seen_at = Some(Timestamp::now());
+    context.store.put_agent(&record)?;
+    context.store.flush().await?;
+    info!(%agent_id, name = %record.name, version = %hello.agent_version, running = hello.running.len(), "agent connected");
+    Ok(record.name)
+}
+
+/// The response stream: messages from the channel until the connection is
+/// cancelled (replaced or revoked) or the controller shuts down.
+fn outbound_stream(
+    receiver: mpsc::Receiver<Result<ControllerMessage, Status>>,
+    registration: Registration,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> BoxStream<ControllerMessage> {
+    let state = (receiver, registration, shutdown, false);
+    Box::pin(futures_util::stream::unfold(
+        state,
+        |(mut receiver, registration, shutdown, done)| async move {
+            if done {
+                return None;
+            }
+            tokio::select! {
+                message = receiver.recv() => message.map(|message| (message, (receiver, registration, shutdown, false))),
+                () = registration.cancel.cancelled() => Some((
+                    Err(Status::aborted("the controller closed this connection (replaced by a newer one, or the agent was revoked)")),
+                    (receiver, registration, shutdown, true),
+                )),
+                () = shutdown.cancelled() => Some((
+                    Err(Status::unavailable("the controller is shutting down")),
+                    (receiver, registration, shutdown, true),
+                )),
+            }
+        },
+    ))
+}
+
+struct Session {
+    context: Arc<Context>,
+    agent_id: AgentId,
+    name: String,
+    outbound: crate::registry::Outbound,
+    conn_id: u64,
+}
+
+impl Session {
+    async fn run(
+        self,
+        mut inbound: Streaming<AgentMessage>,
+        hello: Hello,
+        cancel: tokio_util::sync::CancellationToken,
+    ) {
+        let known: HashSet<TaskId> = hello
+            .running
+            .iter()
+            .filter_map(|task| task.task_id.parse().ok())
+            .collect();
+        self.context
+            .dispatcher
+            .on_hello(self.agent_id, &self.name, &known)
+            .await;
+        let idle = Duration::from_secs(u64::from(self.context.heartbeat_secs) * 4);
+        loop {
+            let message = tokio::select! {
+                () = cancel.cancelled() => break,
+                () = self.context.shutdown.cancelled() => break,
+                message = tokio::time::timeout(idle, inbound.message()) => message,
+            };
+            match message {
+                Err(_) => {
+                    warn!(
+                        idle_secs = idle.as_secs(),
+                        "agent silent too long; closing its stream"
+                    );
+                    break;
+                }
+                Ok(Ok(Some(message))) => self.handle(message).await,
+                Ok(Ok(None)) => break,
+                Ok(Err(status)) => {
+                    info!(code = ?status.code(), "agent stream ended: {}", status.message());
+                    break;
+                }
+            }
+        }
+        self.context
+            .registry
+            .unregister(self.agent_id, self.conn_id);
+        if let Ok(mut record) = self.context.store.get_agent(self.agent_id) {
+            record.last_seen_at = Some(Timestamp::now());
+            let _ = self.context.store.put_agent(&record);
+            let _ = self.context.store.flush().await;
+        }
+        info!("agent disconnected");
+    }
+
+    async fn handle(&self, message: AgentMessage) {
+        match message.kind {
+            Some(Incoming::Heartbeat(beat)) => {
+                let facts = beat.facts.map(|facts| facts_from_wire(Some(facts)));
+                self.context
+                    .registry
+                    .heartbeat(self.agent_id, beat.free_slots, facts);
+                self.context.dispatcher.kick(self.agent_id).await;
+            }
+            Some(Incoming::Events(batch)) => {
+                let task_id = batch.task_id.clone();
+                match self
+                    .context
+                    .dispatcher
+                    .on_events(self.agent_id, batch)
+                    .await
+                {
+                    Ok(Some(ack)) => self.send(Outgoing::Ack(ack)).await,
+                    Ok(None) => {}
+                    // Not acknowledged: the agent keeps the events and sends them again.
+                    Err(err) => warn!(%task_id, error = %err, "task events not stored"),
+                }
+            }
+            Some(Incoming::Renew(renew)) => self.renew(renew).await,
+            Some(Incoming::Refused(refused)) => {
+                warn!(task_id = %refused.task_id, generation = refused.generation, reason = %refused.reason, "agent refused an assignment");
+            }
+            Some(Incoming::Hello(_)) | None => warn!("unexpected message on an established stream"),
+        }
+    }
+
+    async fn renew(&self, renew: RenewRequest) {
+        let issued = self.context.authority.issue_client_from_csr(
+            &renew.csr_pem,
+            ClientKind::Agent,
+            &self.agent_id.to_string(),
+        );
+        let issued = match issued {
+            Ok(issued) => issued,
+            Err(err) => return warn!(error = %err, "certificate renewal refused"),
+        };
+        let principal = crate::store::Principal {
+            kind: crate::store::PrincipalKind::Agent,
+            id: self.agent_id.to_string(),
+            name: self.name.clone(),
+            role: crate::store::Role::Viewer,
+            revoked: false,
+        };
+        let stored = self.context.store.add_agent_serial(
+            self.agent_id,
+            &issued.serial,
+            issued.not_after_ms,
+            &principal,
+        );
+        if let Err(err) = stored {
+            return warn!(error = %err, "certificate renewal not stored");
+        }
+        if self.context.store.flush().await.is_err() {
+            return;
+        }
+        info!(serial = %issued.serial, "agent certificate renewed");
+        self.send(Outgoing::Renewed(RenewResponse {
+            cert_pem: issued.cert_pem,
+        }))
+        .await;
+    }
+
+    async fn send(&self, kind: Outgoing) {
+        let _ = self
+            .outbound
+            .send(Ok(ControllerMessage { kind: Some(kind) }))
+            .await;
+    }
+}

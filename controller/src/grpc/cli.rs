@@ -1,0 +1,235 @@
+//! The `Cli` service: what the `berth` command line calls. Reads need the
+//! viewer role, deploys and stops the operator role, tokens and agents the
+//! admin role. Every mutating call is audited.
+
+use std::sync::Arc;
+
+use berth_proto::v1::cli_server::Cli;
+use berth_proto::v1::{
+    CreateDeploymentRequest, CreateTokenRequest, CreateTokenResponse, DeploymentReply,
+    GetAgentRequest, GetDeploymentRequest, GetLogsRequest, GetStatusRequest, JsonReply,
+    ListAgentsRequest, ListDeploymentsRequest, ListDeploymentsResponse, ListTokensRequest,
+    LogRecord, PutBlobChunk, PutBlobResponse, RevokeTokenRequest, StatBlobRequest,
+    StatBlobResponse, StopAppRequest, WhoAmIRequest, WhoAmIResponse,
+};
+use berth_shared::id::DeploymentId;
+use berth_shared::record::Timestamp;
+use berth_shared::state::DeploymentStatus;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::BoxStream;
+use super::auth::require;
+use super::status::json;
+use crate::server::Context;
+use crate::store::{ListQuery, Role};
+
+mod agents;
+mod deploy;
+mod tokens;
+
+pub struct CliApi {
+    context: Arc<Context>,
+}
+
+impl CliApi {
+    pub fn new(context: Arc<Context>) -> CliApi {
+        CliApi { context }
+    }
+}
+
+/// Parses a deployment id from a request, as a not-found-style error.
+pub fn parse_deployment_id(text: &str) -> Result<DeploymentId, Status> {
+    text.parse()
+        .map_err(|err: String| Status::invalid_argument(err))
+}
+
+#[tonic::async_trait]
+impl Cli for CliApi {
+    type WatchDeploymentStream = BoxStream<DeploymentReply>;
+    type GetLogsStream = BoxStream<LogRecord>;
+
+    async fn who_am_i(
+        &self,
+        request: Request<WhoAmIRequest>,
+    ) -> Result<Response<WhoAmIResponse>, Status> {
+        let caller = require(&request, Role::Viewer)?;
+        Ok(Response::new(WhoAmIResponse {
+            principal: caller.principal.name,
+            role: caller.principal.role.as_str().into(),
+        }))
+    }
+
+    async fn put_blob(
+        &self,
+        request: Request<Streaming<PutBlobChunk>>,
+    ) -> Result<Response<PutBlobResponse>, Status> {
+        let caller = require(&request, Role::Operator)?;
+        deploy::put_blob(&self.context, &caller, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn stat_blob(
+        &self,
+        request: Request<StatBlobRequest>,
+    ) -> Result<Response<StatBlobResponse>, Status> {
+        require(&request, Role::Viewer)?;
+        let size = self.context.store.blob_size(&request.get_ref().digest)?;
+        let present =
+            size.is_some() && self.context.blobs.path(&request.get_ref().digest)?.exists();
+        Ok(Response::new(StatBlobResponse {
+            present,
+            size: size.unwrap_or(0),
+        }))
+    }
+
+    async fn create_deployment(
+        &self,
+        request: Request<CreateDeploymentRequest>,
+    ) -> Result<Response<DeploymentReply>, Status> {
+        let caller = require(&request, Role::Operator)?;
+        let deployment = deploy::create(&self.context, &caller, request.into_inner()).await?;
+        Ok(Response::new(DeploymentReply {
+            json: json(&deployment)?,
+        }))
+    }
+
+    async fn get_deployment(
+        &self,
+        request: Request<GetDeploymentRequest>,
+    ) -> Result<Response<DeploymentReply>, Status> {
+        require(&request, Role::Viewer)?;
+        let id = parse_deployment_id(&request.get_ref().id)?;
+        let deployment = self.context.store.get_deployment(id)?;
+        Ok(Response::new(DeploymentReply {
+            json: json(&deployment)?,
+        }))
+    }
+
+    async fn list_deployments(
+        &self,
+        request: Request<ListDeploymentsRequest>,
+    ) -> Result<Response<ListDeploymentsResponse>, Status> {
+        require(&request, Role::Viewer)?;
+        let request = request.into_inner();
+        let statuses = request
+            .status
+            .iter()
+            .map(|status| status.parse::<DeploymentStatus>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Status::invalid_argument)?;
+        let query = ListQuery {
+            app: Some(request.app).filter(|app| !app.is_empty()),
+            environment: Some(request.environment).filter(|env| !env.is_empty()),
+            statuses,
+            limit: request.limit.clamp(1, 1000) as usize,
+        };
+        let deployments = self.context.store.list_deployments(&query)?;
+        Ok(Response::new(ListDeploymentsResponse {
+            json: json(&deployments)?,
+        }))
+    }
+
+    async fn watch_deployment(
+        &self,
+        request: Request<GetDeploymentRequest>,
+    ) -> Result<Response<Self::WatchDeploymentStream>, Status> {
+        require(&request, Role::Viewer)?;
+        let id = parse_deployment_id(&request.get_ref().id)?;
+        super::follow::watch(self.context.clone(), id).map(Response::new)
+    }
+
+    async fn get_logs(
+        &self,
+        request: Request<GetLogsRequest>,
+    ) -> Result<Response<Self::GetLogsStream>, Status> {
+        require(&request, Role::Viewer)?;
+        super::follow::logs(self.context.clone(), request.into_inner()).map(Response::new)
+    }
+
+    async fn stop_app(
+        &self,
+        request: Request<StopAppRequest>,
+    ) -> Result<Response<DeploymentReply>, Status> {
+        let caller = require(&request, Role::Operator)?;
+        let deployment = deploy::stop(&self.context, &caller, request.into_inner()).await?;
+        Ok(Response::new(DeploymentReply {
+            json: json(&deployment)?,
+        }))
+    }
+
+    async fn get_status(
+        &self,
+        request: Request<GetStatusRequest>,
+    ) -> Result<Response<JsonReply>, Status> {
+        require(&request, Role::Viewer)?;
+        let rows = deploy::status(&self.context, &request.get_ref().environment)?;
+        Ok(Response::new(JsonReply { json: json(&rows)? }))
+    }
+
+    async fn list_agents(
+        &self,
+        request: Request<ListAgentsRequest>,
+    ) -> Result<Response<JsonReply>, Status> {
+        require(&request, Role::Viewer)?;
+        let views = agents::list(&self.context)?;
+        Ok(Response::new(JsonReply {
+            json: json(&views)?,
+        }))
+    }
+
+    async fn get_agent(
+        &self,
+        request: Request<GetAgentRequest>,
+    ) -> Result<Response<JsonReply>, Status> {
+        require(&request, Role::Viewer)?;
+        let view = agents::show(&self.context, &request.get_ref().name)?;
+        Ok(Response::new(JsonReply { json: json(&view)? }))
+    }
+
+    async fn revoke_agent(
+        &self,
+        request: Request<GetAgentRequest>,
+    ) -> Result<Response<JsonReply>, Status> {
+        let caller = require(&request, Role::Admin)?;
+        let view = agents::revoke(&self.context, &caller, &request.get_ref().name).await?;
+        Ok(Response::new(JsonReply { json: json(&view)? }))
+    }
+
+    async fn create_token(
+        &self,
+        request: Request<CreateTokenRequest>,
+    ) -> Result<Response<CreateTokenResponse>, Status> {
+        let caller = require(&request, Role::Admin)?;
+        tokens::create(&self.context, &caller, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_tokens(
+        &self,
+        request: Request<ListTokensRequest>,
+    ) -> Result<Response<JsonReply>, Status> {
+        require(&request, Role::Admin)?;
+        let now = Timestamp::now();
+        let views: Vec<_> = self
+            .context
+            .store
+            .list_tokens()?
+            .iter()
+            .map(|token| token.view(now))
+            .collect();
+        Ok(Response::new(JsonReply {
+            json: json(&views)?,
+        }))
+    }
+
+    async fn revoke_token(
+        &self,
+        request: Request<RevokeTokenRequest>,
+    ) -> Result<Response<JsonReply>, Status> {
+        let caller = require(&request, Role::Admin)?;
+        let view = tokens::revoke(&self.context, &caller, &request.get_ref().token_id).await?;
+        Ok(Response::new(JsonReply { json: json(&view)? }))
+    }
+}

@@ -1,0 +1,84 @@
+//! `berth agents ls|show|revoke`.
+
+use berth_shared::record::{AgentView, RunningTaskView};
+
+use tonic::Status;
+use tracing::info;
+
+use crate::grpc::auth::Caller;
+use crate::server::Context;
+use crate::store::AgentRecord;
+
+fn view(context: &Context, record: &AgentRecord) -> Result<AgentView, Status> {
+    let online = context.registry.is_online(record.id);
+    let mut running_tasks = Vec::new();
+    for deployment_id in context.dispatcher.active_ids() {
+        let deployment = context.store.get_deployment(deployment_id)?;
+        for task in deployment
+            .tasks
+            .iter()
+            .filter(|task| task.agent_id == record.id && task.status.is_active())
+        {
+            running_tasks.push(RunningTaskView {
+                deployment_id,
+                task_id: task.id,
+                app: deployment.app.clone(),
+                status: task.status,
+            });
+        }
+    }
+    Ok(AgentView {
+        id: record.id,
+        name: record.name.clone(),
+        online,
+        status: record.status.clone(),
+        labels: record.labels.clone(),
+        facts: context
+            .registry
+            .facts(record.id)
+            .or_else(|| record.facts.clone()),
+        version: record.version.clone(),
+        enrolled_at: record.enrolled_at,
+        last_seen_at: if online {
+            Some(berth_shared::record::Timestamp::now())
+        } else {
+            record.last_seen_at
+        },
+        cert_expires_at: record.cert_not_after,
+        running_tasks,
+    })
+}
+
+pub fn list(context: &Context) -> Result<Vec<AgentView>, Status> {
+    context
+        .store
+        .list_agents()?
+        .iter()
+        .map(|record| view(context, record))
+        .collect()
+}
+
+pub fn show(context: &Context, name: &str) -> Result<AgentView, Status> {
+    let record = context.store.agent_by_name(name).or_else(|_| {
+        // A revoked agent no longer owns its name; find it among all agents.
+        context
+            .store
+            .list_agents()?
+            .into_iter()
+            .rev()
+            .find(|agent| agent.name == name)
+            .ok_or_else(|| crate::store::StoreError::NotFound(format!("agent `{name}`")))
+    })?;
+    view(context, &record)
+}
+
+pub async fn revoke(context: &Context, caller: &Caller, name: &str) -> Result<AgentView, Status> {
+    let record = context.store.revoke_agent(name)?;
+    context
+        .store
+        .audit(&caller.who(), "agent.revoke", name, "ok")?;
+    context.store.flush().await?;
+    context.registry.disconnect(record.id);
+    info!(agent_id = %record.id, %name, "agent revoked");
+    view(context, &record)
+}

@@ -1,0 +1,396 @@
+//! Creating and stopping deployments, bundle uploads, and `berth status`.
+
+use berth_proto::v1::{CreateDeploymentRequest, PutBlobChunk, PutBlobResponse, StopAppRequest};
+use berth_shared::id::{DeploymentId, TaskId};
+use berth_shared::labels::{format_labels, matches};
+use berth_shared::manifest::{Manifest, check_environment, check_version};
+use berth_shared::record::{AppStatus, Deployment, Task, TaskKind, Timestamp};
+use berth_shared::state::{DeploymentStatus, TaskStatus};
+use tonic::{Status, Streaming};
+use tracing::info;
+
+use crate::grpc::auth::Caller;
+use crate::hub::HubEvent;
+use crate::progress;
+use crate::server::Context;
+use crate::store::{AgentRecord, ListQuery};
+
+/// Receives a bundle (or other blob) in chunks and stores it verified.
+pub async fn put_blob(
+    context: &Context,
+    caller: &Caller,
+    mut chunks: Streaming<PutBlobChunk>,
+) -> Result<PutBlobResponse, Status> {
+    let first = chunks
+        .message()
+        .await?
+        .ok_or_else(|| Status::invalid_argument("the upload sent no data"))?;
+    let mut upload = context.blobs.begin(&first.digest, first.size).await?;
+    let mut next = Some(first);
+    while let Some(chunk) = next {
+        if let Err(err) = upload.write(&chunk.data).await {
+            context.blobs.abort(upload).await;
+            return Err(err.into());
+        }
+        next = match chunks.message().await {
+            Ok(next) => next,
+            Err(status) => {
+                context.blobs.abort(upload).await;
+                return Err(status);
+            }
+        };
+    }
+    let (digest, size) = context.blobs.commit(upload).await?;
+    context.store.put_blob_meta(&digest, size)?;
+    context
+        .store
+        .audit(&caller.who(), "blob.put", &digest, "ok")?;
+    context.store.flush().await?;
+    info!(%digest, size, "blob stored");
+    Ok(PutBlobResponse { digest, size })
+}
+
+/// The agents a manifest's target selects, or why there are none.
+fn resolve_targets(context: &Context, manifest: &Manifest) -> Result<Vec<AgentRecord>, Status> {
+    let agents: Vec<AgentRecord> = context
+        .store
+        .list_agents()?
+        .into_iter()
+        .filter(|agent| !agent.is_revoked())
+        .collect();
+    let target = &manifest.target;
+    for host in &target.hosts {
+        if !agents.iter().any(|agent| &agent.name == host) {
+            return Err(Status::failed_precondition(format!(
+                "target.hosts names `{host}`, but no enrolled agent has that name; see `berth agents ls`"
+            )));
+        }
+    }
+    let selected: Vec<AgentRecord> = agents
+        .into_iter()
+        .filter(|agent| target.hosts.is_empty() || target.hosts.contains(&agent.name))
+        .filter(|agent| matches(&target.labels, &agent.labels))
+        .collect();
+    let selector = describe_target(manifest);
+    if selected.is_empty() {
+        return Err(Status::failed_precondition(format!(
+            "no agent matches the target ({selector}); check the labels with `berth agents ls`"
+        )));
+    }
+    let offline: Vec<&str> = selected
+        .iter()
+        .filter(|agent| !context.registry.is_online(agent.id))
+        .map(|agent| agent.name.as_str())
+        .collect();
+    if !offline.is_empty() {
+        return Err(Status::failed_precondition(format!(
+            "agents matching the target ({selector}) are offline: {}; start them or narrow [target]",
+            offline.join(", ")
+        )));
+    }
+    Ok(selected)
+}
+
+fn describe_target(manifest: &Manifest) -> String {
+    let mut parts = Vec::new();
+    if !manifest.target.labels.is_empty() {
+        parts.push(format!("labels {}", format_labels(&manifest.target.labels)));
+    }
+    if !manifest.target.hosts.is_empty() {
+        parts.push(format!("hosts {}", manifest.target.hosts.join(",")));
+    }
+    parts.join(" and ")
+}
+
+fn manifest_error(err: berth_shared::manifest::ManifestError) -> Status {
+    Status::invalid_argument(err.to_string())
+}
+
+/// Validates a deploy request and builds the deployment record.
+fn build(
+    context: &Context,
+    caller: &Caller,
+    request: &CreateDeploymentRequest,
+) -> Result<Deployment, Status> {
+    let mut manifest = Manifest::parse(&request.manifest_toml).map_err(manifest_error)?;
+    if !request.environment.is_empty() {
+        check_environment(&request.environment)
+            .map_err(|err| Status::invalid_argument(format!("--env: {err}")))?;
+        manifest.environment = request.environment.clone();
+    }
+    if !request.version.is_empty() {
+        check_version(&request.version)
+            .map_err(|err| Status::invalid_argument(format!("--version: {err}")))?;
+    }
+    if request.idempotency_key.len() > 256 {
+        return Err(Status::invalid_argument(
+            "--idempotency-key is longer than 256 characters",
+        ));
+    }
+    let stored_size = context.store.blob_size(&request.bundle_digest)?;
+    if stored_size != Some(request.bundle_size) {
+        return Err(Status::failed_precondition(format!(
+            "bundle {} is not in the controller's blob store; upload it first (berth deploy does this)",
+            request.bundle_digest
+        )));
+    }
+    let agents = resolve_targets(context, &manifest)?;
+    let version = [
+        request.version.clone(),
+        manifest.version.clone().unwrap_or_default(),
+    ]
+    .into_iter()
+    .find(|version| !version.is_empty())
+    .unwrap_or_else(|| request.bundle_digest.chars().take(19).collect());
+    let now = Timestamp::now();
+    let tasks = agents
+        .iter()
+        .map(|agent| Task {
+            id: TaskId::new(),
+            kind: TaskKind::Deploy,
+            host: agent.name.clone(),
+            agent_id: agent.id,
+            status: TaskStatus::Queued,
+            generation: 0,
+            stages: Vec::new(),
+            error_step: None,
+            error_message: None,
+            created_at: now,
+            assigned_at: None,
+            finished_at: None,
+            acked_seq: 0,
+            stale_events: 0,
+        })
+        .collect();
+    let mut deployment = Deployment {
+        id: DeploymentId::new(),
+        app: manifest.app.clone(),
+        environment: manifest.environment.clone(),
+        version,
+        status: DeploymentStatus::Pending,
+        created_at: now,
+        updated_at: now,
+        triggered_by: caller.who(),
+        error_step: None,
+        error_message: None,
+        bundle_digest: request.bundle_digest.clone(),
+        bundle_size: request.bundle_size,
+        manifest,
+        manifest_toml: request.manifest_toml.clone(),
+        idempotency_key: Some(request.idempotency_key.clone()).filter(|key| !key.is_empty()),
+        tasks,
+        transitions: Vec::new(),
+    };
+    let hosts: Vec<&str> = agents.iter().map(|agent| agent.name.as_str()).collect();
+    let reason = format!("deploy by {} to {}", caller.who(), hosts.join(", "));
+    progress::note(&mut deployment, "deployment", None, "pending", Some(reason));
+    Ok(deployment)
+}
+
+/// Creates a deployment and hands its tasks to the dispatcher.
+pub async fn create(
+    context: &Context,
+    caller: &Caller,
+    request: CreateDeploymentRequest,
+) -> Result<Deployment, Status> {
+    let deployment = build(context, caller, &request)?;
+    match context
+        .store
+        .create_deployment(&deployment, request.force)?
+    {
+        crate::store::Created::Existing(id) => {
+            let existing = context.store.get_deployment(id)?;
+            if existing.manifest_toml != request.manifest_toml
+                || existing.bundle_digest != request.bundle_digest
+            {
+                return Err(Status::already_exists(format!(
+                    "idempotency key `{}` was used for deployment {id} with a different manifest or bundle; use a new key",
+                    request.idempotency_key
+                )));
+            }
+            return Ok(existing);
+        }
+        crate::store::Created::New => {}
+    }
+    context.store.audit(
+        &caller.who(),
+        "deploy",
+        &format!(
+            "{} {} {}",
+            deployment.app, deployment.environment, deployment.id
+        ),
+        "created",
+    )?;
+    context.store.flush().await?;
+    info!(deployment_id = %deployment.id, app = %deployment.app, environment = %deployment.environment, version = %deployment.version, "deployment created");
+    context.hub.publish(HubEvent::Changed {
+        deployment: deployment.id,
+    });
+    context.dispatcher.track(&deployment);
+    context.dispatcher.kick_all().await;
+    Ok(deployment)
+}
+
+/// Stops an app: runs `[stop]` on the hosts of its deployed deployment, or
+/// marks it stopped when it has no stop commands.
+pub async fn stop(
+    context: &Context,
+    caller: &Caller,
+    request: StopAppRequest,
+) -> Result<Deployment, Status> {
+    let environment = if request.environment.is_empty() {
+        "default".to_string()
+    } else {
+        request.environment
+    };
+    let current = context
+        .store
+        .list_deployments(&ListQuery {
+            app: Some(request.app.clone()),
+            environment: Some(environment.clone()),
+            statuses: vec![DeploymentStatus::Deployed],
+            limit: 1,
+        })?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Status::not_found(format!("app `{}` has no deployed deployment in environment `{environment}`; see `berth status`", request.app)))?;
+    if current
+        .tasks
+        .iter()
+        .any(|task| task.kind == TaskKind::Stop && !task.status.is_final())
+    {
+        return Err(Status::already_exists(format!(
+            "deployment {} is already stopping",
+            current.id
+        )));
+    }
+    let now = Timestamp::now();
+    let who = caller.who();
+    let (deployment, ()) = context.store.update_deployment(current.id, |deployment| {
+        if deployment.manifest.stop.is_none() {
+            progress::set_status(
+                deployment,
+                DeploymentStatus::Stopped,
+                Some(format!("stopped by {who}; no [stop] commands")),
+            );
+            return Ok(());
+        }
+        let hosts: Vec<Task> = deployment
+            .tasks
+            .iter()
+            .filter(|task| task.kind == TaskKind::Deploy && task.status == TaskStatus::Done)
+            .cloned()
+            .collect();
+        deployment.error_step = None;
+        deployment.error_message = None;
+        for host in hosts {
+            deployment.tasks.push(Task {
+                id: TaskId::new(),
+                kind: TaskKind::Stop,
+                status: TaskStatus::Queued,
+                generation: 0,
+                stages: Vec::new(),
+                error_step: None,
+                error_message: None,
+                created_at: now,
+                assigned_at: None,
+                finished_at: None,
+                acked_seq: 0,
+                stale_events: 0,
+                ..host
+            });
+        }
+        progress::note(
+            deployment,
+            "deployment",
+            None,
+            "stopping",
+            Some(format!("stop by {who}")),
+        );
+        progress::settle(deployment);
+        Ok(())
+    })?;
+    context.store.audit(
+        &who,
+        "stop",
+        &format!(
+            "{} {} {}",
+            deployment.app, deployment.environment, deployment.id
+        ),
+        "requested",
+    )?;
+    context.store.flush().await?;
+    context.hub.publish(HubEvent::Changed {
+        deployment: deployment.id,
+    });
+    context.dispatcher.track(&deployment);
+    context.dispatcher.kick_all().await;
+    Ok(deployment)
+}
+
+/// What version of each app runs where, since when.
+pub fn status(context: &Context, environment: &str) -> Result<Vec<AppStatus>, Status> {
+    let mut rows = Vec::new();
+    for (app, env) in context.store.app_environments()? {
+        if !environment.is_empty() && env != environment {
+            continue;
+        }
+        let query = |statuses: Vec<DeploymentStatus>| ListQuery {
+            app: Some(app.clone()),
+            environment: Some(env.clone()),
+            statuses,
+            limit: 1,
+        };
+        let running: Vec<_> = berth_shared::state::DEPLOYMENT_STATUSES
+            .into_iter()
+            .filter(|s| s.is_running())
+            .collect();
+        let in_progress = context
+            .store
+            .list_deployments(&query(running))?
+            .into_iter()
+            .next()
+            .map(|d| d.id);
+        let current = context
+            .store
+            .list_deployments(&query(vec![
+                DeploymentStatus::Deployed,
+                DeploymentStatus::Stopped,
+            ]))?
+            .into_iter()
+            .next();
+        let Some(current) = current.or(context
+            .store
+            .list_deployments(&query(Vec::new()))?
+            .into_iter()
+            .next())
+        else {
+            continue;
+        };
+        let since = current
+            .transitions
+            .iter()
+            .rev()
+            .find(|transition| {
+                transition.subject == "deployment" && transition.to == current.status.as_str()
+            })
+            .map_or(current.updated_at, |transition| transition.at);
+        let hosts = current
+            .tasks
+            .iter()
+            .filter(|task| task.kind == TaskKind::Deploy && task.status == TaskStatus::Done)
+            .map(|task| task.host.clone())
+            .collect();
+        rows.push(AppStatus {
+            app: app.clone(),
+            environment: env.clone(),
+            version: current.version.clone(),
+            deployment_id: current.id,
+            status: current.status,
+            since,
+            hosts,
+            in_progress,
+        });
+    }
+    Ok(rows)
+}

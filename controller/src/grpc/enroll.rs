@@ -1,0 +1,135 @@
+//! `Enroll.JoinAgent`: a join token and a CSR become an agent certificate.
+//! The agent checked our CA against the token's pin before sending the
+//! token; we check the token, take only the public key from the CSR, and
+//! store the agent, its name and its certificate serial in one transaction.
+
+use std::sync::Arc;
+
+use berth_proto::v1::enroll_server::Enroll;
+use berth_proto::v1::{JoinAgentRequest, JoinAgentResponse};
+use berth_proto::{MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
+use berth_shared::id::AgentId;
+use berth_shared::labels::{Labels, check_label_part};
+use berth_shared::pki::{ClientKind, PkiError};
+use berth_shared::record::Timestamp;
+use tonic::{Request, Response, Status};
+use tracing::{info, warn};
+
+use crate::server::Context;
+use crate::store::{AgentRecord, Principal, PrincipalKind, Role};
+
+pub struct EnrollApi {
+    context: Arc<Context>,
+}
+
+impl EnrollApi {
+    pub fn new(context: Arc<Context>) -> EnrollApi {
+        EnrollApi { context }
+    }
+}
+
+/// Checks the protocol version an agent speaks.
+pub fn check_protocol(version: u32) -> Result<(), Status> {
+    if (MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&version) {
+        return Ok(());
+    }
+    Err(Status::failed_precondition(format!(
+        "this controller serves agent protocol versions {MIN_PROTOCOL_VERSION} to {PROTOCOL_VERSION}, the agent speaks {version}; install a matching berth-agent"
+    )))
+}
+
+fn check_request(request: &JoinAgentRequest) -> Result<Labels, Status> {
+    check_protocol(request.protocol_version)?;
+    check_label_part(&request.name, false)
+        .map_err(|err| Status::invalid_argument(format!("agent name {err}")))?;
+    if request.labels.len() > 64 {
+        return Err(Status::invalid_argument(
+            "an agent may carry at most 64 labels",
+        ));
+    }
+    let mut labels = Labels::new();
+    for (key, value) in &request.labels {
+        check_label_part(key, true)
+            .map_err(|err| Status::invalid_argument(format!("label key {err}")))?;
+        check_label_part(value, false)
+            .map_err(|err| Status::invalid_argument(format!("label value {err}")))?;
+        labels.insert(key.clone(), value.clone());
+    }
+    Ok(labels)
+}
+
+#[tonic::async_trait]
+impl Enroll for EnrollApi {
+    async fn join_agent(
+        &self,
+        request: Request<JoinAgentRequest>,
+    ) -> Result<Response<JoinAgentResponse>, Status> {
+        let peer = request
+            .remote_addr()
+            .map(|addr| addr.to_string())
+            .unwrap_or_default();
+        let request = request.into_inner();
+        let mut labels = check_request(&request)?;
+        let store = &self.context.store;
+        let token = store
+            .get_token(&request.token_id)?
+            .ok_or_else(|| Status::permission_denied("the join token is not known to this controller; create one with `berth token create`"))?;
+        if let Err(err) = token.check(&request.token_secret, Timestamp::now()) {
+            warn!(token_id = %request.token_id, %peer, "join refused");
+            return Err(err.into());
+        }
+        // The token's labels (set by an admin) win over the agent's own.
+        labels.extend(token.labels.clone());
+        let agent_id = AgentId::new();
+        let issued = self
+            .context
+            .authority
+            .issue_client_from_csr(&request.csr_pem, ClientKind::Agent, &agent_id.to_string())
+            .map_err(|err| match err {
+                PkiError::BadCsr(reason) => Status::invalid_argument(format!(
+                    "the certificate signing request is invalid: {reason}"
+                )),
+                other => Status::internal(other.to_string()),
+            })?;
+        let record = AgentRecord {
+            id: agent_id,
+            name: request.name.clone(),
+            labels,
+            status: "active".into(),
+            enrolled_at: Timestamp::now(),
+            revoked_at: None,
+            version: Some(request.agent_version.clone()),
+            facts: None,
+            last_seen_at: None,
+            serials: vec![issued.serial.clone()],
+            cert_not_after: Timestamp(issued.not_after_ms),
+        };
+        let principal = Principal {
+            kind: PrincipalKind::Agent,
+            id: agent_id.to_string(),
+            name: request.name.clone(),
+            role: Role::Viewer,
+            revoked: false,
+        };
+        store.join_agent(
+            &request.token_id,
+            &request.token_secret,
+            &record,
+            &principal,
+        )?;
+        store.audit(
+            &format!("token:{}", request.token_id),
+            "agent.join",
+            &request.name,
+            "ok",
+        )?;
+        store.flush().await?;
+        info!(%agent_id, name = %request.name, %peer, "agent joined");
+        Ok(Response::new(JoinAgentResponse {
+            agent_id: agent_id.to_string(),
+            name: request.name,
+            cert_pem: issued.cert_pem,
+            ca_pem: self.context.ca_pem.clone(),
+        }))
+    }
+}

@@ -1,0 +1,280 @@
+//! Live views: `WatchDeployment` (a snapshot on every change, until the
+//! deployment is quiet) and `GetLogs` (stored lines, then with `follow` new
+//! lines as they become durable, until the deployment is quiet).
+//!
+//! Each subscribes to the hub before reading the store, so nothing falls in
+//! between; a follower that lags behind the hub re-reads the store.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_proto::v1::{DeploymentReply, GetLogsRequest, LogRecord};
+use berth_shared::id::{DeploymentId, TaskId};
+use berth_shared::record::Deployment;
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+
+use super::BoxStream;
+use super::cli::parse_deployment_id;
+use super::status::json;
+use crate::hub::HubEvent;
+use crate::progress::is_quiet;
+use crate::server::Context;
+use crate::store::{StoreError, StoredLine};
+
+/// How often a follower re-reads the store even without hub events.
+const REFRESH: Duration = Duration::from_secs(2);
+/// Most lines `GetLogs` returns without `--tail`.
+const MAX_STORED_LINES: usize = 1_000_000;
+
+/// Streams deployment snapshots until the deployment is quiet.
+pub fn watch(
+    context: Arc<Context>,
+    id: DeploymentId,
+) -> Result<BoxStream<DeploymentReply>, Status> {
+    let mut events = context.hub.subscribe();
+    let first = context.store.get_deployment(id)?;
+    let (sender, receiver) = mpsc::channel(16);
+    let shutdown = context.shutdown.clone();
+    let tasks = context.tasks.clone();
+    tasks.spawn(async move {
+        let mut current = first;
+        loop {
+            let Ok(text) = json(&current) else { return };
+            if sender
+                .send(Ok(DeploymentReply { json: text }))
+                .await
+                .is_err()
+                || is_quiet(&current)
+            {
+                return;
+            }
+            let updated_at = (current.updated_at, current.transitions.len());
+            while (current.updated_at, current.transitions.len()) == updated_at {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    event = tokio::time::timeout(REFRESH, events.recv()) => {
+                        if let Ok(Ok(event)) = &event {
+                            if event.deployment() != id {
+                                continue;
+                            }
+                        }
+                    }
+                }
+                match context.store.get_deployment(id) {
+                    Ok(next) => current = next,
+                    Err(err) => {
+                        let _ = sender.send(Err(err.into())).await;
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    Ok(Box::pin(ReceiverStream::new(receiver)))
+}
+
+struct LogFilter {
+    host: Option<String>,
+    stage: Option<String>,
+}
+
+impl LogFilter {
+    fn wants(&self, host: &str, line: &StoredLine) -> bool {
+        self.host.as_deref().is_none_or(|wanted| wanted == host)
+            && self
+                .stage
+                .as_deref()
+                .is_none_or(|wanted| wanted == line.stage)
+    }
+}
+
+fn record(task: TaskId, host: &str, seq: u64, line: StoredLine) -> LogRecord {
+    LogRecord {
+        host: host.to_string(),
+        stage: line.stage,
+        stream: line.stream,
+        seq,
+        ts_ms: line.ts_ms,
+        line: line.line,
+        task_id: task.to_string(),
+    }
+}
+
+fn hosts(deployment: &Deployment) -> HashMap<TaskId, String> {
+    deployment
+        .tasks
+        .iter()
+        .map(|task| (task.id, task.host.clone()))
+        .collect()
+}
+
+/// Streams stored log lines and, with `follow`, live ones.
+pub fn logs(
+    context: Arc<Context>,
+    request: GetLogsRequest,
+) -> Result<BoxStream<LogRecord>, Status> {
+    let id = parse_deployment_id(&request.deployment_id)?;
+    let events = request.follow.then(|| context.hub.subscribe());
+    let deployment = context.store.get_deployment(id)?;
+    let filter = LogFilter {
+        host: Some(request.host.clone()).filter(|host| !host.is_empty()),
+        stage: Some(request.stage.clone()).filter(|stage| !stage.is_empty()),
+    };
+    if let Some(host) = &filter.host {
+        if !deployment.tasks.iter().any(|task| &task.host == host) {
+            return Err(Status::not_found(format!(
+                "deployment {id} has no task on host `{host}`"
+            )));
+        }
+    }
+    let (sender, receiver) = mpsc::channel(1024);
+    let tail = request.tail as usize;
+    let tasks = context.tasks.clone();
+    tasks.spawn(async move {
+        let mut follower = Follower {
+            context: context.clone(),
+            id,
+            filter,
+            sender,
+            last: HashMap::new(),
+        };
+        let stored = follower.stored(&deployment, tail);
+        if follower.emit(stored).await.is_err() {
+            return;
+        }
+        if let Some(events) = events {
+            let _ = follower.follow(events, deployment).await;
+        }
+    });
+    Ok(Box::pin(ReceiverStream::new(receiver)))
+}
+
+struct Follower {
+    context: Arc<Context>,
+    id: DeploymentId,
+    filter: LogFilter,
+    sender: mpsc::Sender<Result<LogRecord, Status>>,
+    /// Highest sequence number sent per task.
+    last: HashMap<TaskId, u64>,
+}
+
+/// The follower stopped: the client went away or the store failed.
+struct Stopped;
+
+impl Follower {
+    /// Stored lines after what was already sent, ordered by time across
+    /// hosts (and by sequence within one host).
+    fn stored(
+        &mut self,
+        deployment: &Deployment,
+        tail: usize,
+    ) -> Result<Vec<LogRecord>, StoreError> {
+        let mut records = Vec::new();
+        for task in &deployment.tasks {
+            if self
+                .filter
+                .host
+                .as_deref()
+                .is_some_and(|host| host != task.host)
+            {
+                continue;
+            }
+            let after = self.last.get(&task.id).copied().unwrap_or(0);
+            let lines: Vec<(u64, StoredLine)> = if tail > 0 && after == 0 {
+                self.context.store.task_tail(self.id, task.id, tail)?
+            } else {
+                self.context
+                    .store
+                    .task_lines(self.id, task.id, after)
+                    .take(MAX_STORED_LINES)
+                    .collect::<Result<_, _>>()?
+            };
+            for (seq, line) in lines {
+                self.last.insert(task.id, seq);
+                if self.filter.wants(&task.host, &line) {
+                    records.push(record(task.id, &task.host, seq, line));
+                }
+            }
+        }
+        records.sort_by(|a, b| (a.ts_ms, &a.task_id, a.seq).cmp(&(b.ts_ms, &b.task_id, b.seq)));
+        if tail > 0 && records.len() > tail {
+            records.drain(..records.len() - tail);
+        }
+        Ok(records)
+    }
+
+    async fn emit(&self, records: Result<Vec<LogRecord>, StoreError>) -> Result<(), Stopped> {
+        match records {
+            Ok(records) => {
+                for record in records {
+                    self.sender.send(Ok(record)).await.map_err(|_| Stopped)?;
+                }
+                Ok(())
+            }
+            Err(err) => {
+                let _ = self.sender.send(Err(err.into())).await;
+                Err(Stopped)
+            }
+        }
+    }
+
+    async fn follow(
+        &mut self,
+        mut events: broadcast::Receiver<HubEvent>,
+        mut deployment: Deployment,
+    ) -> Result<(), Stopped> {
+        let mut task_hosts = hosts(&deployment);
+        loop {
+            if is_quiet(&deployment) {
+                let rest = self.stored(&deployment, 0);
+                return self.emit(rest).await;
+            }
+            let event = tokio::select! {
+                () = self.context.shutdown.cancelled() => return Err(Stopped),
+                event = tokio::time::timeout(REFRESH, events.recv()) => event,
+            };
+            match event {
+                Ok(Ok(HubEvent::Lines {
+                    deployment: id,
+                    task,
+                    lines,
+                })) if id == self.id => {
+                    let Some(host) = task_hosts.get(&task).cloned() else {
+                        continue;
+                    };
+                    let after = self.last.get(&task).copied().unwrap_or(0);
+                    for (seq, line) in lines.iter().filter(|(seq, _)| *seq > after) {
+                        self.last.insert(task, *seq);
+                        if self.filter.wants(&host, line) {
+                            self.sender
+                                .send(Ok(record(task, &host, *seq, line.clone())))
+                                .await
+                                .map_err(|_| Stopped)?;
+                        }
+                    }
+                }
+                Ok(Ok(_)) => {
+                    deployment = self.reload()?;
+                    task_hosts = hosts(&deployment);
+                }
+                // Lagged behind the hub, or quiet for a while: catch up from the store.
+                Ok(Err(_)) | Err(_) => {
+                    deployment = self.reload()?;
+                    task_hosts = hosts(&deployment);
+                    let rest = self.stored(&deployment, 0);
+                    self.emit(rest).await?;
+                }
+            }
+        }
+    }
+
+    fn reload(&self) -> Result<Deployment, Stopped> {
+        self.context
+            .store
+            .get_deployment(self.id)
+            .map_err(|_| Stopped)
+    }
+}

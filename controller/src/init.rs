@@ -1,0 +1,106 @@
+//! `berth-controller init`: creates the CA, the server certificate and the
+//! admin credential bundle in a new data directory.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, bail};
+use berth_proto::CONTROLLER_TLS_NAME;
+use berth_shared::credentials::{Bundle, write_file, write_secret};
+use berth_shared::pki::{Authority, ClientKind, new_ca};
+
+use crate::paths::DataDir;
+use crate::store::{Principal, PrincipalKind, Role, Store};
+
+/// What `init` needs to know.
+#[derive(Clone, Debug)]
+pub struct InitOptions {
+    pub data_dir: PathBuf,
+    /// The name (DNS or IP) clients use to reach the controller.
+    pub name: String,
+    /// Extra names and addresses for the server certificate.
+    pub sans: Vec<String>,
+    pub port: u16,
+    pub admin_out: Option<PathBuf>,
+}
+
+/// Initializes a data directory; returns where the admin bundle went.
+pub async fn init(options: &InitOptions) -> Result<PathBuf> {
+    let dir = DataDir::new(&options.data_dir);
+    if dir.ca_cert().exists() {
+        bail!(
+            "{} is already initialized (it holds a CA); use another --data-dir, or start it with `berth-controller serve --data-dir {}`",
+            options.data_dir.display(),
+            options.data_dir.display()
+        );
+    }
+    std::fs::create_dir_all(dir.root())
+        .with_context(|| format!("create {}", dir.root().display()))?;
+    set_private(dir.root())?;
+    let ca = new_ca("berth controller CA").context("create the CA")?;
+    write_file(&dir.ca_cert(), ca.cert_pem.as_bytes(), 0o644).map_err(anyhow::Error::msg)?;
+    write_secret(&dir.ca_key(), ca.key_pem.as_bytes()).map_err(anyhow::Error::msg)?;
+    let authority = Authority::load(&ca.cert_pem, &ca.key_pem).context("load the new CA")?;
+
+    let mut names = vec![
+        options.name.clone(),
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+    ];
+    names.extend(options.sans.iter().cloned());
+    names.sort();
+    names.dedup();
+    let server = authority
+        .issue_server(&names, CONTROLLER_TLS_NAME)
+        .context("issue the server certificate")?;
+    let chain = format!("{}{}", server.cert_pem, ca.cert_pem);
+    write_file(&dir.server_cert(), chain.as_bytes(), 0o644).map_err(anyhow::Error::msg)?;
+    write_secret(&dir.server_key(), server.key_pem.as_bytes()).map_err(anyhow::Error::msg)?;
+
+    let store = Store::open(&dir.store()).context("open the store")?;
+    let (admin_cert, issued) = authority
+        .issue_client_with_key(ClientKind::User, "admin")
+        .context("issue the admin credential")?;
+    let admin = Principal {
+        kind: PrincipalKind::User,
+        id: "admin".into(),
+        name: "admin".into(),
+        role: Role::Admin,
+        revoked: false,
+    };
+    store.put_principal(&issued.serial, &admin)?;
+    store.audit(
+        "controller",
+        "init",
+        &options.data_dir.display().to_string(),
+        "ok",
+    )?;
+    store.flush().await.context("flush the store")?;
+
+    let bundle = Bundle {
+        controller: format!("https://{}", host_port(&options.name, options.port)),
+        principal: "admin".into(),
+        ca_pem: ca.cert_pem,
+        cert_pem: admin_cert.cert_pem,
+        key_pem: admin_cert.key_pem,
+    };
+    let out = options
+        .admin_out
+        .clone()
+        .unwrap_or_else(|| dir.admin_bundle());
+    bundle.save(&out).map_err(anyhow::Error::msg)?;
+    Ok(out)
+}
+
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+fn set_private(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("restrict {} to its owner", dir.display()))
+}

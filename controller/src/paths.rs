@@ -1,0 +1,56 @@
+//! Where the controller keeps things inside its data directory.
+
+use std::path::{Path, PathBuf};
+
+/// The controller's data directory layout.
+#[derive(Clone, Debug)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    pub fn new(root: &Path) -> DataDir {
+        DataDir {
+            root: root.to_path_buf(),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// CA certificate (PEM).
+    pub fn ca_cert(&self) -> PathBuf {
+        self.root.join("pki/ca.pem")
+    }
+
+    /// CA private key (PEM, mode 0600).
+    pub fn ca_key(&self) -> PathBuf {
+        self.root.join("pki/ca.key")
+    }
+
+    /// Server certificate chain: leaf then CA (PEM).
+    pub fn server_cert(&self) -> PathBuf {
+        self.root.join("pki/server.pem")
+    }
+
+    /// Server private key (PEM, mode 0600).
+    pub fn server_key(&self) -> PathBuf {
+        self.root.join("pki/server.key")
+    }
+
+    /// The sled store.
+    pub fn store(&self) -> PathBuf {
+        self.root.join("store")
+    }
+
+    /// Blob files.
+    pub fn blobs(&self) -> PathBuf {
+        self.root.join("blobs")
+    }
+
+    /// The default place of the admin credential bundle.
+    pub fn admin_bundle(&self) -> PathBuf {
+        self.root.join("admin.conf")
+    }
+}

@@ -1,0 +1,294 @@
+//! How task events change a deployment record: pure functions over
+//! [`Deployment`], so the rules are unit-tested without a store or network.
+//! The dispatcher calls them inside a store transaction.
+
+use berth_proto::v1::task_event::Kind as EventKind;
+use berth_proto::v1::{StageFinished, TaskEvent, TaskFinished};
+use berth_shared::id::TaskId;
+use berth_shared::record::{Deployment, StageResult, Task, TaskKind, Timestamp, Transition};
+use berth_shared::state::{DeploymentStatus, TaskStatus};
+
+use crate::store::StoredLine;
+
+/// Records a transition in the deployment's history.
+pub fn note(
+    deployment: &mut Deployment,
+    subject: &str,
+    from: Option<&str>,
+    to: &str,
+    reason: Option<String>,
+) {
+    deployment.transitions.push(Transition {
+        at: Timestamp::now(),
+        subject: subject.to_string(),
+        from: from.map(str::to_string),
+        to: to.to_string(),
+        reason,
+    });
+    deployment.updated_at = Timestamp::now();
+}
+
+/// Moves the deployment to `next` if that is a legal transition.
+pub fn set_status(
+    deployment: &mut Deployment,
+    next: DeploymentStatus,
+    reason: Option<String>,
+) -> bool {
+    let current = deployment.status;
+    if !current.can_become(next) {
+        return false;
+    }
+    deployment.status = next;
+    note(
+        deployment,
+        "deployment",
+        Some(current.as_str()),
+        next.as_str(),
+        reason,
+    );
+    true
+}
+
+/// Moves a task to `next` if legal, recording the transition.
+pub fn set_task_status(
+    deployment: &mut Deployment,
+    task_id: TaskId,
+    next: TaskStatus,
+    reason: Option<String>,
+) -> bool {
+    let Some(task) = deployment.task_mut(task_id) else {
+        return false;
+    };
+    let current = task.status;
+    if !current.can_become(next) {
+        return false;
+    }
+    task.status = next;
+    if next.is_final() {
+        task.finished_at = Some(Timestamp::now());
+    }
+    let host = task.host.clone();
+    note(
+        deployment,
+        &host,
+        Some(current.as_str()),
+        next.as_str(),
+        reason,
+    );
+    true
+}
+
+/// Applies one agent event to a task. Returns the log line to store, if any.
+pub fn apply_event(
+    deployment: &mut Deployment,
+    task_id: TaskId,
+    event: &TaskEvent,
+) -> Option<StoredLine> {
+    let ts = Timestamp(event.ts_ms);
+    match event.kind.as_ref()? {
+        EventKind::Log(log) => Some(StoredLine {
+            stage: log.stage.clone(),
+            stream: log.stream.clone(),
+            ts_ms: event.ts_ms,
+            line: log.line.clone(),
+        }),
+        EventKind::StageStarted(started) => {
+            if let Some(status) = TaskStatus::for_stage(&started.stage) {
+                set_task_status(deployment, task_id, status, None);
+            }
+            if let Some(task) = deployment.task_mut(task_id) {
+                task.stages.push(StageResult {
+                    stage: started.stage.clone(),
+                    outcome: "running".into(),
+                    started_at: ts,
+                    finished_at: None,
+                    duration_ms: None,
+                    exit_code: None,
+                    error: None,
+                });
+            }
+            if started.stage == "setup" && deployment.status == DeploymentStatus::Pending {
+                set_status(deployment, DeploymentStatus::SetupRunning, None);
+            }
+            None
+        }
+        EventKind::StageFinished(finished) => {
+            if let Some(task) = deployment.task_mut(task_id) {
+                finish_stage(task, finished, ts);
+            }
+            None
+        }
+        EventKind::Finished(finished) => {
+            finish_task(deployment, task_id, finished);
+            None
+        }
+    }
+}
+
+fn finish_stage(task: &mut Task, finished: &StageFinished, ts: Timestamp) {
+    let position = task
+        .stages
+        .iter()
+        .rposition(|stage| stage.stage == finished.stage && stage.finished_at.is_none());
+    let Some(position) = position else {
+        return;
+    };
+    let stage = &mut task.stages[position];
+    stage.outcome = finished.outcome.clone();
+    stage.finished_at = Some(ts);
+    stage.duration_ms = Some(finished.duration_ms);
+    stage.exit_code = finished.has_exit_code.then_some(finished.exit_code);
+    stage.error = (!finished.error.is_empty()).then(|| finished.error.clone());
+}
+
+fn finish_task(deployment: &mut Deployment, task_id: TaskId, finished: &TaskFinished) {
+    let next = match finished.outcome.as_str() {
+        "done" => TaskStatus::Done,
+        "timed_out" => TaskStatus::TimedOut,
+        "canceled" => TaskStatus::Canceled,
+        _ => TaskStatus::Failed,
+    };
+    let reason = (!finished.error.is_empty()).then(|| finished.error.clone());
+    if set_task_status(deployment, task_id, next, reason) && next != TaskStatus::Done {
+        if let Some(task) = deployment.task_mut(task_id) {
+            task.error_step = Some(finished.error_step.clone()).filter(|step| !step.is_empty());
+            task.error_message = Some(finished.error.clone()).filter(|error| !error.is_empty());
+        }
+    }
+}
+
+/// Marks a task lost because its agent stayed away too long.
+pub fn lose_task(deployment: &mut Deployment, task_id: TaskId, message: String) -> bool {
+    let stage = deployment
+        .task_mut(task_id)
+        .map(|task| task.status)
+        .filter(|status| status.is_active())
+        .map(|status| match status {
+            TaskStatus::Assigned => "assign".to_string(),
+            other => other.as_str().to_string(),
+        });
+    if !set_task_status(deployment, task_id, TaskStatus::Lost, Some(message.clone())) {
+        return false;
+    }
+    if let Some(task) = deployment.task_mut(task_id) {
+        task.error_step = stage;
+        task.error_message = Some(message);
+    }
+    true
+}
+
+fn is_failure(status: TaskStatus) -> bool {
+    matches!(
+        status,
+        TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Lost | TaskStatus::Canceled
+    )
+}
+
+/// Recomputes the deployment's status from its tasks, after any change.
+pub fn settle(deployment: &mut Deployment) {
+    if deployment.status.is_running() {
+        settle_deploy(deployment);
+    } else if deployment.status == DeploymentStatus::Deployed {
+        settle_stop(deployment);
+    }
+}
+
+fn deploy_tasks(deployment: &Deployment) -> impl Iterator<Item = &Task> {
+    deployment
+        .tasks
+        .iter()
+        .filter(|task| task.kind == TaskKind::Deploy)
+}
+
+fn settle_deploy(deployment: &mut Deployment) {
+    let failures: Vec<&Task> = deploy_tasks(deployment)
+        .filter(|task| is_failure(task.status))
+        .collect();
+    let failed_count = failures.len();
+    let first_failure = failures.first().map(|task| (*task).clone());
+    let over_budget = failed_count > deployment.manifest.target.max_failures as usize;
+    if over_budget {
+        let queued: Vec<TaskId> = deploy_tasks(deployment)
+            .filter(|task| task.status == TaskStatus::Queued)
+            .map(|task| task.id)
+            .collect();
+        for task_id in queued {
+            let reason = format!("rollout stopped after {failed_count} failed host(s)");
+            set_task_status(deployment, task_id, TaskStatus::Canceled, Some(reason));
+        }
+    }
+    if deploy_tasks(deployment).any(|task| !task.status.is_final()) {
+        return;
+    }
+    if over_budget {
+        let failure = first_failure.expect("over budget implies at least one failure");
+        let status = match failure.status {
+            TaskStatus::TimedOut => DeploymentStatus::TimedOut,
+            _ => DeploymentStatus::Failed,
+        };
+        deployment.error_step = failure.error_step.clone();
+        let message = failure
+            .error_message
+            .clone()
+            .unwrap_or_else(|| format!("task ended {}", failure.status));
+        deployment.error_message = Some(format!("{}: {message}", failure.host));
+        let reason = deployment.error_message.clone();
+        set_status(deployment, status, reason);
+        return;
+    }
+    for step in [
+        DeploymentStatus::SetupRunning,
+        DeploymentStatus::SetupComplete,
+        DeploymentStatus::Deployed,
+    ] {
+        set_status(deployment, step, None);
+    }
+}
+
+fn settle_stop(deployment: &mut Deployment) {
+    // Only the latest stop request counts; its tasks share a creation time.
+    let latest = deployment
+        .tasks
+        .iter()
+        .filter(|task| task.kind == TaskKind::Stop)
+        .map(|task| task.created_at)
+        .max();
+    let stops: Vec<&Task> = deployment
+        .tasks
+        .iter()
+        .filter(|task| task.kind == TaskKind::Stop && Some(task.created_at) == latest)
+        .collect();
+    if stops.is_empty() || stops.iter().any(|task| !task.status.is_final()) {
+        return;
+    }
+    let failure = stops
+        .iter()
+        .find(|task| task.status != TaskStatus::Done)
+        .map(|task| (*task).clone());
+    match failure {
+        None => {
+            set_status(
+                deployment,
+                DeploymentStatus::Stopped,
+                Some("stopped by request".into()),
+            );
+        }
+        Some(task) => {
+            deployment.error_step = Some("stop".into());
+            let message = task
+                .error_message
+                .clone()
+                .unwrap_or_else(|| format!("stop task ended {}", task.status));
+            deployment.error_message = Some(format!("{}: {message}", task.host));
+        }
+    }
+}
+
+/// True when nothing more will happen to this deployment without a new
+/// request: its status is settled and no task is still running.
+pub fn is_quiet(deployment: &Deployment) -> bool {
+    deployment.status.is_settled() && deployment.tasks.iter().all(|task| task.status.is_final())
+}
+
+#[cfg(test)]
+mod tests;

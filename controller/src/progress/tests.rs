@@ -1,0 +1,185 @@
+use berth_proto::v1::{LogLine, StageStarted};
+use berth_shared::id::{AgentId, DeploymentId};
+use berth_shared::manifest::Manifest;
+
+use super::*;
+
+fn deployment(hosts: &[&str], max_failures: u32) -> Deployment {
+    let mut manifest =
+        Manifest::parse("app = \"a\"\n[target]\nhosts = [\"x\"]\n[setup]\nrun = [\"true\"]\n")
+            .expect("manifest");
+    manifest.target.max_failures = max_failures;
+    Deployment {
+        id: DeploymentId::new(),
+        app: "a".into(),
+        environment: "default".into(),
+        version: "1".into(),
+        status: DeploymentStatus::Pending,
+        created_at: Timestamp::now(),
+        updated_at: Timestamp::now(),
+        triggered_by: "admin".into(),
+        error_step: None,
+        error_message: None,
+        bundle_digest: String::new(),
+        bundle_size: 0,
+        manifest,
+        manifest_toml: String::new(),
+        idempotency_key: None,
+        tasks: hosts
+            .iter()
+            .map(|host| Task {
+                id: TaskId::new(),
+                kind: TaskKind::Deploy,
+                host: (*host).to_string(),
+                agent_id: AgentId::new(),
+                status: TaskStatus::Assigned,
+                generation: 1,
+                stages: Vec::new(),
+                error_step: None,
+                error_message: None,
+                created_at: Timestamp::now(),
+                assigned_at: None,
+                finished_at: None,
+                acked_seq: 0,
+                stale_events: 0,
+            })
+            .collect(),
+        transitions: Vec::new(),
+    }
+}
+
+fn event(kind: EventKind) -> TaskEvent {
+    TaskEvent {
+        seq: 1,
+        ts_ms: 1,
+        kind: Some(kind),
+    }
+}
+
+fn start(d: &mut Deployment, index: usize) {
+    let id = d.tasks[index].id;
+    apply_event(
+        d,
+        id,
+        &event(EventKind::StageStarted(StageStarted {
+            stage: "setup".into(),
+        })),
+    );
+}
+
+fn finish(d: &mut Deployment, index: usize, outcome: &str, error: &str) {
+    let id = d.tasks[index].id;
+    apply_event(
+        d,
+        id,
+        &event(EventKind::Finished(TaskFinished {
+            outcome: outcome.into(),
+            error_step: if error.is_empty() {
+                String::new()
+            } else {
+                "setup".into()
+            },
+            error: error.into(),
+        })),
+    );
+    settle(d);
+}
+
+#[test]
+fn walks_to_deployed_when_all_hosts_finish() {
+    let mut d = deployment(&["h1", "h2"], 0);
+    start(&mut d, 0);
+    assert_eq!(d.status, DeploymentStatus::SetupRunning);
+    start(&mut d, 1);
+    finish(&mut d, 0, "done", "");
+    assert_eq!(d.status, DeploymentStatus::SetupRunning);
+    finish(&mut d, 1, "done", "");
+    assert_eq!(d.status, DeploymentStatus::Deployed);
+    let walked: Vec<_> = d
+        .transitions
+        .iter()
+        .filter(|t| t.subject == "deployment")
+        .map(|t| t.to.as_str())
+        .collect();
+    assert_eq!(walked, ["setup_running", "setup_complete", "deployed"]);
+}
+
+#[test]
+fn fails_with_step_and_message_once_hosts_are_quiet() {
+    let mut d = deployment(&["h1", "h2"], 0);
+    start(&mut d, 0);
+    start(&mut d, 1);
+    finish(&mut d, 0, "failed", "command `exit 3` exited with code 3");
+    assert_eq!(
+        d.status,
+        DeploymentStatus::SetupRunning,
+        "waits for running hosts"
+    );
+    finish(&mut d, 1, "done", "");
+    assert_eq!(d.status, DeploymentStatus::Failed);
+    assert_eq!(d.error_step.as_deref(), Some("setup"));
+    assert_eq!(
+        d.error_message.as_deref(),
+        Some("h1: command `exit 3` exited with code 3")
+    );
+}
+
+#[test]
+fn timeouts_and_lost_hosts() {
+    let mut d = deployment(&["h1"], 0);
+    start(&mut d, 0);
+    finish(&mut d, 0, "timed_out", "setup timed out after 1s");
+    assert_eq!(d.status, DeploymentStatus::TimedOut);
+
+    let mut d = deployment(&["h1"], 0);
+    start(&mut d, 0);
+    let id = d.tasks[0].id;
+    assert!(lose_task(&mut d, id, "agent h1 lost".into()));
+    settle(&mut d);
+    assert_eq!(d.status, DeploymentStatus::Failed);
+    assert_eq!(d.error_step.as_deref(), Some("setup"));
+    assert!(
+        d.error_message
+            .as_deref()
+            .is_some_and(|m| m.contains("agent h1 lost"))
+    );
+}
+
+#[test]
+fn tolerates_failures_within_budget_and_cancels_queued_past_it() {
+    let mut d = deployment(&["h1", "h2"], 1);
+    start(&mut d, 0);
+    start(&mut d, 1);
+    finish(&mut d, 0, "failed", "boom");
+    finish(&mut d, 1, "done", "");
+    assert_eq!(d.status, DeploymentStatus::Deployed);
+
+    let mut d = deployment(&["h1", "h2"], 0);
+    d.tasks[1].status = TaskStatus::Queued;
+    start(&mut d, 0);
+    finish(&mut d, 0, "failed", "boom");
+    assert_eq!(d.tasks[1].status, TaskStatus::Canceled);
+    assert_eq!(d.status, DeploymentStatus::Failed);
+}
+
+#[test]
+fn logs_become_stored_lines_and_late_finishes_change_nothing() {
+    let mut d = deployment(&["h1"], 0);
+    let id = d.tasks[0].id;
+    let line = apply_event(
+        &mut d,
+        id,
+        &event(EventKind::Log(LogLine {
+            stage: "setup".into(),
+            stream: "stdout".into(),
+            line: "hi".into(),
+        })),
+    )
+    .expect("a line");
+    assert_eq!(line.line, "hi");
+    start(&mut d, 0);
+    finish(&mut d, 0, "done", "");
+    finish(&mut d, 0, "failed", "late");
+    assert_eq!(d.tasks[0].status, TaskStatus::Done);
+    assert_eq!(d.status, DeploymentStatus::Deployed);
+}

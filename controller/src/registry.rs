@@ -1,0 +1,165 @@
+//! The registry of live agent streams: who is connected, how to reach them,
+//! how many free slots they advertise, and since when the others have been
+//! away (for the `lost` grace period).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use berth_proto::v1::ControllerMessage;
+use berth_shared::id::AgentId;
+use berth_shared::record::Facts;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tonic::Status;
+
+/// Sender half of one agent's outbound stream.
+pub type Outbound = mpsc::Sender<Result<ControllerMessage, Status>>;
+
+struct Connection {
+    conn_id: u64,
+    outbound: Outbound,
+    cancel: CancellationToken,
+    free_slots: u32,
+    facts: Option<Facts>,
+}
+
+/// Live agent connections.
+pub struct Registry {
+    connections: Mutex<HashMap<AgentId, Connection>>,
+    away_since: Mutex<HashMap<AgentId, Instant>>,
+    started: Instant,
+    next_conn: AtomicU64,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            connections: Mutex::new(HashMap::new()),
+            away_since: Mutex::new(HashMap::new()),
+            started: Instant::now(),
+            next_conn: AtomicU64::new(1),
+        }
+    }
+}
+
+/// A registered connection, handed to the stream that owns it.
+pub struct Registration {
+    pub conn_id: u64,
+    pub cancel: CancellationToken,
+}
+
+impl Registry {
+    /// Registers a new stream for `agent`, replacing (and cancelling) an
+    /// older one: the newest connection wins.
+    pub fn register(
+        &self,
+        agent: AgentId,
+        outbound: Outbound,
+        free_slots: u32,
+        facts: Facts,
+    ) -> Registration {
+        let conn_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let cancel = CancellationToken::new();
+        let connection = Connection {
+            conn_id,
+            outbound,
+            cancel: cancel.clone(),
+            free_slots,
+            facts: Some(facts),
+        };
+        let old = self.lock().insert(agent, connection);
+        if let Some(old) = old {
+            old.cancel.cancel();
+        }
+        self.away().remove(&agent);
+        Registration { conn_id, cancel }
+    }
+
+    /// Removes a stream if it is still the current one for `agent`.
+    pub fn unregister(&self, agent: AgentId, conn_id: u64) {
+        let mut connections = self.lock();
+        if connections
+            .get(&agent)
+            .is_some_and(|conn| conn.conn_id == conn_id)
+        {
+            connections.remove(&agent);
+            self.away().insert(agent, Instant::now());
+        }
+    }
+
+    /// Cuts an agent off at once (revocation).
+    pub fn disconnect(&self, agent: AgentId) {
+        if let Some(connection) = self.lock().remove(&agent) {
+            connection.cancel.cancel();
+            self.away().insert(agent, Instant::now());
+        }
+    }
+
+    pub fn is_online(&self, agent: AgentId) -> bool {
+        self.lock().contains_key(&agent)
+    }
+
+    /// The current outbound sender of an agent, if connected.
+    pub fn outbound(&self, agent: AgentId) -> Option<Outbound> {
+        self.lock().get(&agent).map(|conn| conn.outbound.clone())
+    }
+
+    /// Updates what an agent advertised in a heartbeat.
+    pub fn heartbeat(&self, agent: AgentId, free_slots: u32, facts: Option<Facts>) {
+        if let Some(conn) = self.lock().get_mut(&agent) {
+            conn.free_slots = free_slots;
+            if facts.is_some() {
+                conn.facts = facts;
+            }
+        }
+    }
+
+    /// Takes one free slot of a connected agent, if it has one.
+    pub fn take_slot(&self, agent: AgentId) -> bool {
+        match self.lock().get_mut(&agent) {
+            Some(conn) if conn.free_slots > 0 => {
+                conn.free_slots -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Live facts of a connected agent.
+    pub fn facts(&self, agent: AgentId) -> Option<Facts> {
+        self.lock().get(&agent).and_then(|conn| conn.facts.clone())
+    }
+
+    /// How long an agent has been away; `None` when connected. Agents never
+    /// seen since this controller started count from its start.
+    pub fn away_for(&self, agent: AgentId) -> Option<Duration> {
+        if self.is_online(agent) {
+            return None;
+        }
+        let since = self.away().get(&agent).copied().unwrap_or(self.started);
+        Some(since.elapsed())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<AgentId, Connection>> {
+        self.connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn away(&self) -> std::sync::MutexGuard<'_, HashMap<AgentId, Instant>> {
+        self.away_since
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Registry {
+    /// Gives back a slot taken by [`Registry::take_slot`] that went unused.
+    pub fn release_slot(&self, agent: AgentId) {
+        if let Some(conn) = self.lock().get_mut(&agent) {
+            conn.free_slots += 1;
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! `berth-controller serve`: loads the data directory and runs the gRPC
+//! services on one mTLS listener until shutdown.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use berth_proto::MAX_MESSAGE_BYTES;
+use berth_proto::v1::agent_server::AgentServer;
+use berth_proto::v1::cli_server::CliServer;
+use berth_proto::v1::enroll_server::EnrollServer;
+use berth_shared::pki::Authority;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tracing::{info, warn};
+
+use crate::blob::BlobStore;
+use crate::dispatcher::Dispatcher;
+use crate::grpc::auth::authenticate;
+use crate::grpc::{AgentApi, CliApi, EnrollApi};
+use crate::hub::Hub;
+use crate::paths::DataDir;
+use crate::registry::Registry;
+use crate::store::{PrincipalKind, Store};
+
+/// Default grace before the tasks of an agent that went away are `lost`.
+pub const DEFAULT_LOST_GRACE: Duration = Duration::from_secs(60);
+/// How often agents heartbeat.
+pub const HEARTBEAT_SECS: u32 = 5;
+
+/// Settings of a running controller.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub lost_grace: Duration,
+}
+
+/// Everything the services share.
+pub struct Context {
+    pub store: Store,
+    pub authority: Authority,
+    pub registry: Arc<Registry>,
+    pub hub: Hub,
+    pub blobs: BlobStore,
+    pub dispatcher: Arc<Dispatcher>,
+    pub tasks: TaskTracker,
+    pub shutdown: CancellationToken,
+    pub ca_pem: String,
+    pub heartbeat_secs: u32,
+}
+
+/// Runs the controller until `shutdown` is cancelled. Calls `on_listening`
+/// with the bound address once the listener is up.
+pub async fn run(
+    config: ServeConfig,
+    shutdown: CancellationToken,
+    on_listening: impl FnOnce(SocketAddr),
+) -> Result<()> {
+    let dir = DataDir::new(&config.data_dir);
+    let read = |path: PathBuf| {
+        std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "read {}; is this a data directory made by `berth-controller init`?",
+                path.display()
+            )
+        })
+    };
+    let ca_pem = read(dir.ca_cert())?;
+    let authority = Authority::load(&ca_pem, &read(dir.ca_key())?).context("load the CA")?;
+    let identity = Identity::from_pem(read(dir.server_cert())?, read(dir.server_key())?);
+    let store = Store::open(&dir.store()).with_context(|| {
+        format!(
+            "open the store in {} (is another controller using it?)",
+            dir.store().display()
+        )
+    })?;
+    let blobs = BlobStore::open(&dir.blobs())
+        .await
+        .context("open the blob store")?;
+    let registry = Arc::new(Registry::default());
+    let hub = Hub::default();
+    let dispatcher = Arc::new(
+        Dispatcher::new(
+            store.clone(),
+            registry.clone(),
+            hub.clone(),
+            config.lost_grace,
+        )
+        .context("load unfinished deployments")?,
+    );
+    let context = Arc::new(Context {
+        store: store.clone(),
+        authority,
+        registry,
+        hub,
+        blobs,
+        dispatcher: dispatcher.clone(),
+        tasks: TaskTracker::new(),
+        shutdown: shutdown.clone(),
+        ca_pem: ca_pem.clone(),
+        heartbeat_secs: HEARTBEAT_SECS,
+    });
+
+    let tls = ServerTlsConfig::new()
+        .identity(identity)
+        .client_ca_root(Certificate::from_pem(&ca_pem))
+        .client_auth_optional(true)
+        .timeout(Duration::from_secs(10));
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listen on {}", config.listen))?;
+    let local = listener.local_addr().context("read the bound address")?;
+    on_listening(local);
+    info!(address = %local, "controller listening");
+
+    context
+        .tasks
+        .spawn(dispatcher.clone().run_lost_sweeper(shutdown.clone()));
+    dispatcher.kick_all().await;
+
+    let agent_auth = authenticate(store.clone(), PrincipalKind::Agent);
+    let cli_auth = authenticate(store.clone(), PrincipalKind::User);
+    let agent = AgentServer::new(AgentApi::new(context.clone()))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let cli = CliServer::new(CliApi::new(context.clone()))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let enroll = EnrollServer::new(EnrollApi::new(context.clone()))
+        .max_decoding_message_size(64 * 1024)
+        .max_encoding_message_size(64 * 1024);
+    let serve = Server::builder()
+        .tls_config(tls)
+        .context("configure TLS")?
+        .http2_keepalive_interval(Some(Duration::from_secs(15)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .tcp_keepalive(Some(Duration::from_secs(30)))
+        .add_service(enroll)
+        .add_service(InterceptedService::new(agent, agent_auth))
+        .add_service(InterceptedService::new(cli, cli_auth))
+        .serve_with_incoming_shutdown(
+            TcpListenerStream::new(listener),
+            shutdown.clone().cancelled_owned(),
+        );
+    tokio::pin!(serve);
+    // Long-lived streams can keep a graceful shutdown waiting; give them a
+    // few seconds after the cancel, then stop regardless.
+    let grace = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    };
+    let result = tokio::select! {
+        result = &mut serve => result.context("serve gRPC"),
+        () = grace => Ok(()),
+    };
+    context.tasks.close();
+    if tokio::time::timeout(Duration::from_secs(5), context.tasks.wait())
+        .await
+        .is_err()
+    {
+        warn!("background tasks did not finish within 5s of shutdown");
+    }
+    store.flush().await.context("flush the store at shutdown")?;
+    info!("controller stopped");
+    result
+}

@@ -1,0 +1,168 @@
+//! The controller's store: sled trees behind a small domain-level API, so
+//! another engine can replace sled without touching callers.
+//!
+//! Every value is wrapped as `[schema u16][crc32 u32][JSON payload]` and the
+//! checksum is verified on read. Keys are ordered bytes: ids are ULIDs in
+//! their 16-byte big-endian form, so the primary trees sort by time.
+//! Callers make a change durable with [`Store::flush`] before they tell
+//! anyone about it.
+
+mod agents;
+mod audit;
+mod blobs;
+mod deployments;
+mod logs;
+mod tokens;
+
+pub use tokens::hash_secret as tokens_hash;
+
+use std::path::Path;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use agents::{AgentRecord, Principal, PrincipalKind, Role};
+pub use audit::AuditEntry;
+pub use deployments::{Created, EventOutcome, ListQuery};
+pub use logs::StoredLine;
+pub use tokens::{TokenRecord, TokenState};
+
+/// Version of the value encoding written by this build.
+const SCHEMA_VERSION: u16 = 1;
+
+/// A store operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store I/O failed: {0}")]
+    Sled(#[from] sled::Error),
+    #[error(
+        "stored value in tree `{tree}` is corrupt ({reason}); restore from a backup or remove the record"
+    )]
+    Corrupt { tree: &'static str, reason: String },
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl StoreError {
+    /// True when the failure is the disk or the database, not the request.
+    pub fn is_internal(&self) -> bool {
+        matches!(self, StoreError::Sled(_) | StoreError::Corrupt { .. })
+    }
+}
+
+impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
+    fn from(err: sled::transaction::TransactionError<StoreError>) -> Self {
+        match err {
+            sled::transaction::TransactionError::Abort(inner) => inner,
+            sled::transaction::TransactionError::Storage(inner) => StoreError::Sled(inner),
+        }
+    }
+}
+
+/// Encodes a value with its schema version and checksum.
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let payload = serde_json::to_vec(value).expect("records serialize to JSON infallibly");
+    let mut bytes = Vec::with_capacity(payload.len() + 6);
+    bytes.extend_from_slice(&SCHEMA_VERSION.to_be_bytes());
+    bytes.extend_from_slice(&crc32fast::hash(&payload).to_be_bytes());
+    bytes.extend_from_slice(&payload);
+    bytes
+}
+
+/// Decodes a value, verifying its schema version and checksum.
+fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt { tree, reason };
+    if bytes.len() < 6 {
+        return Err(corrupt(format!(
+            "value of {} bytes is too short",
+            bytes.len()
+        )));
+    }
+    let version = u16::from_be_bytes([bytes[0], bytes[1]]);
+    if version != SCHEMA_VERSION {
+        return Err(corrupt(format!("unknown schema version {version}")));
+    }
+    let crc = u32::from_be_bytes([bytes[2], bytes[3], bytes[4], bytes[5]]);
+    let payload = &bytes[6..];
+    if crc32fast::hash(payload) != crc {
+        return Err(corrupt("checksum mismatch".into()));
+    }
+    serde_json::from_slice(payload).map_err(|err| corrupt(err.to_string()))
+}
+
+/// The controller's durable state.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    deployments: sled::Tree,
+    idx_app: sled::Tree,
+    idx_status: sled::Tree,
+    idx_idempotency: sled::Tree,
+    logs: sled::Tree,
+    agents: sled::Tree,
+    agent_names: sled::Tree,
+    principals: sled::Tree,
+    tokens: sled::Tree,
+    blobs: sled::Tree,
+    blob_grants: sled::Tree,
+    audit: sled::Tree,
+    meta: sled::Tree,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`. sled's file lock refuses a
+    /// second process on the same directory.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::LowSpace)
+            .open()?;
+        Ok(Store {
+            deployments: db.open_tree("deployments")?,
+            idx_app: db.open_tree("idx_app_env")?,
+            idx_status: db.open_tree("idx_status")?,
+            idx_idempotency: db.open_tree("idx_idempotency")?,
+            logs: db.open_tree("logs")?,
+            agents: db.open_tree("agents")?,
+            agent_names: db.open_tree("agent_names")?,
+            principals: db.open_tree("principals")?,
+            tokens: db.open_tree("tokens")?,
+            blobs: db.open_tree("blobs")?,
+            blob_grants: db.open_tree("blob_grants")?,
+            audit: db.open_tree("audit")?,
+            meta: db.open_tree("meta")?,
+            db,
+        })
+    }
+
+    /// Makes every earlier write durable.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// The next assignment generation (a durable, strictly increasing
+    /// counter used for fencing).
+    pub fn next_generation(&self) -> Result<u64, StoreError> {
+        let value = self.meta.update_and_fetch(b"generation", |old| {
+            let current = old
+                .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+                .map_or(0, u64::from_be_bytes);
+            Some((current + 1).to_be_bytes().to_vec())
+        })?;
+        value
+            .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_ref()).ok())
+            .map(u64::from_be_bytes)
+            .ok_or_else(|| StoreError::Corrupt {
+                tree: "meta",
+                reason: "generation counter unreadable".into(),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,161 @@
-//! placeholder
+//! berth's agent: dials out to the controller over mTLS, keeps one
+//! long-lived stream open, runs the stages it is assigned (script stages
+//! today), and streams logs and results back through a durable outbox.
+//!
+//! Main types: [`Agent`] (shared state), [`outbox::Outbox`],
+//! [`connection`] (dial, stream pump, reconnect), [`runner`] (tasks).
+//!
+//! Invariants: the agent only dials out; it never depends on
+//! `berth-controller`; its private key never leaves its data directory.
+
+pub mod bundle;
+pub mod config;
+pub mod connection;
+pub mod facts;
+pub mod fetch;
+pub mod join;
+pub mod outbox;
+pub mod process;
+pub mod runner;
+pub mod stage;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use berth_shared::id::TaskId;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::transport::Channel;
+use tracing::{info, warn};
+
+use crate::config::{FenceState, Files, Identity};
+use crate::outbox::Outbox;
+
+/// Settings of `berth-agent run`.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    pub data_dir: PathBuf,
+    /// Tasks run at once.
+    pub slots: u32,
+    /// Overrides the controller address recorded at join time.
+    pub controller: Option<String>,
+}
+
+/// State shared by the connection and the running tasks.
+pub struct Agent {
+    pub files: Files,
+    pub identity: Identity,
+    pub outbox: Outbox,
+    /// The current connection to the controller, when there is one.
+    pub channel: watch::Sender<Option<Channel>>,
+    pub slots: u32,
+    pub tasks: TaskTracker,
+    pub shutdown: CancellationToken,
+    fence: Mutex<FenceState>,
+    running: Mutex<HashMap<TaskId, CancellationToken>>,
+    _lock: File,
+}
+
+impl Agent {
+    fn fence(&self) -> MutexGuard<'_, FenceState> {
+        self.fence.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn running(&self) -> MutexGuard<'_, HashMap<TaskId, CancellationToken>> {
+        self.running.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Free slots to advertise.
+    pub fn free_slots(&self) -> u32 {
+        let busy = u32::try_from(self.running().len()).unwrap_or(u32::MAX);
+        self.slots.saturating_sub(busy)
+    }
+
+    fn pid_file(&self, task_id: TaskId) -> PathBuf {
+        self.files.spool().join(format!("{task_id}.pid"))
+    }
+
+    /// Remembers a running command's process group, so a restarted agent
+    /// can stop what its predecessor left running.
+    fn record_pid(&self, task_id: TaskId, pid: u32) {
+        let start = process::start_time(pid).unwrap_or(0);
+        if let Err(err) = std::fs::write(self.pid_file(task_id), format!("{pid} {start}")) {
+            warn!(%task_id, error = %err, "could not record the command's pid");
+        }
+    }
+
+    fn clear_pid(&self, task_id: TaskId) {
+        let _ = std::fs::remove_file(self.pid_file(task_id));
+    }
+
+    /// Stops the process group an interrupted task left behind, if the
+    /// recorded process is still the same one.
+    fn stop_orphan(&self, task_id: TaskId) {
+        let path = self.pid_file(task_id);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return;
+        };
+        let mut parts = text.split_whitespace().map(str::parse::<u64>);
+        if let (Some(Ok(pid)), Some(Ok(start))) = (parts.next(), parts.next()) {
+            let pid = u32::try_from(pid).unwrap_or(0);
+            if start != 0 && process::start_time(pid) == Some(start) {
+                process::signal_group(pid, process::KILL);
+                info!(%task_id, pid, "stopped the processes an interrupted task left running");
+            }
+        }
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Runs the agent until `shutdown` is cancelled or the controller refuses it
+/// for good (revoked).
+pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<()> {
+    let files = Files::new(&config.data_dir);
+    let mut identity = files.load_identity()?;
+    if let Some(controller) = config.controller {
+        identity.controller = controller;
+    }
+    let lock =
+        File::create(files.lock()).with_context(|| format!("create {}", files.lock().display()))?;
+    lock.try_lock().map_err(|_| {
+        anyhow::anyhow!(
+            "another berth-agent is already running on {}",
+            files.root().display()
+        )
+    })?;
+    let (outbox, interrupted) =
+        Outbox::load(&files.spool(), &identity.name).context("load the outbox spool")?;
+    let fence = files.load_fence();
+    let agent = Arc::new(Agent {
+        files,
+        identity,
+        outbox,
+        channel: watch::channel(None).0,
+        slots: config.slots.max(1),
+        tasks: TaskTracker::new(),
+        shutdown: shutdown.clone(),
+        fence: Mutex::new(fence),
+        running: Mutex::new(HashMap::new()),
+        _lock: lock,
+    });
+    for task_id in interrupted {
+        agent.stop_orphan(task_id);
+        warn!(%task_id, "task was interrupted by an agent restart; reporting it failed");
+    }
+    info!(agent = %agent.identity.name, controller = %agent.identity.controller, "agent starting");
+    let result = connection::run(agent.clone()).await;
+    shutdown.cancel();
+    agent.tasks.close();
+    if tokio::time::timeout(Duration::from_secs(10), agent.tasks.wait())
+        .await
+        .is_err()
+    {
+        warn!("running tasks did not stop within 10s");
+    }
+    result
+}

@@ -34,6 +34,8 @@ pub enum BundleError {
     Special(String),
     #[error("entry `{0}` lies under a symbolic link; bundles may not write through links")]
     UnderLink(String),
+    #[error("entry `{0}` appears twice in the bundle")]
+    Duplicate(String),
     #[error("the bundle has more than {MAX_ENTRIES} entries")]
     TooManyEntries,
     #[error("the bundle unpacks to more than {MAX_UNPACKED_BYTES} bytes")]
@@ -86,6 +88,7 @@ pub fn check_link(path: &Path, target: &Path) -> Result<(), BundleError> {
 #[derive(Default)]
 pub struct EntryChecker {
     links: Vec<PathBuf>,
+    seen: std::collections::HashSet<PathBuf>,
     entries: usize,
     bytes: u64,
 }
@@ -108,6 +111,12 @@ impl EntryChecker {
             return Err(BundleError::TooLarge);
         }
         let clean = normal_path(path)?;
+        if clean.as_os_str().is_empty() && kind == EntryKind::Directory {
+            return Ok(clean);
+        }
+        if !self.seen.insert(clean.clone()) {
+            return Err(BundleError::Duplicate(path.display().to_string()));
+        }
         if self
             .links
             .iter()
@@ -192,6 +201,23 @@ mod tests {
             checker.check(Path::new("s/evil"), EntryKind::File, 0, None),
             Err(BundleError::UnderLink(_))
         ));
+    }
+
+    #[test]
+    fn refuses_duplicates() {
+        let mut checker = EntryChecker::default();
+        checker
+            .check(Path::new("a"), EntryKind::File, 0, None)
+            .expect("first");
+        assert!(matches!(
+            checker.check(Path::new("./a"), EntryKind::Directory, 0, None),
+            Err(BundleError::Duplicate(_))
+        ));
+        assert!(
+            checker
+                .check(Path::new("."), EntryKind::Directory, 0, None)
+                .is_ok()
+        );
     }
 
     #[test]

@@ -1,0 +1,99 @@
+//! The agent's data directory: identity files written at join time, the
+//! fencing state, the outbox spool and per-deployment work directories.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use serde::{Deserialize, Serialize};
+
+/// Identity written by `berth-agent join` (`agent.toml`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub controller: String,
+    pub agent_id: String,
+    pub name: String,
+}
+
+/// Durable fencing state (`state.json`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct FenceState {
+    /// Highest assignment generation accepted.
+    pub max_generation: u64,
+}
+
+/// Paths inside the data directory.
+#[derive(Clone, Debug)]
+pub struct Files {
+    root: PathBuf,
+}
+
+impl Files {
+    pub fn new(root: &Path) -> Files {
+        Files {
+            root: root.to_path_buf(),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn identity(&self) -> PathBuf {
+        self.root.join("agent.toml")
+    }
+
+    /// Private key (mode 0600); made here and never sent anywhere.
+    pub fn key(&self) -> PathBuf {
+        self.root.join("key.pem")
+    }
+
+    pub fn cert(&self) -> PathBuf {
+        self.root.join("cert.pem")
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        self.root.join("ca.pem")
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.root.join("state.json")
+    }
+
+    pub fn lock(&self) -> PathBuf {
+        self.root.join("agent.lock")
+    }
+
+    pub fn spool(&self) -> PathBuf {
+        self.root.join("spool")
+    }
+
+    /// Downloaded bundles, named by digest.
+    pub fn bundles(&self) -> PathBuf {
+        self.root.join("bundles")
+    }
+
+    /// Unpacked bundles, one directory per deployment.
+    pub fn work(&self) -> PathBuf {
+        self.root.join("work")
+    }
+
+    pub fn load_identity(&self) -> Result<Identity> {
+        let path = self.identity();
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("read {}; has this agent joined? run `berth-agent join --controller URL --token TOKEN --data-dir {}`", path.display(), self.root.display()))?;
+        toml::from_str(&text).with_context(|| format!("parse {}", path.display()))
+    }
+
+    pub fn load_fence(&self) -> FenceState {
+        std::fs::read(self.state())
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default()
+    }
+
+    pub fn save_fence(&self, state: &FenceState) -> Result<()> {
+        let bytes = serde_json::to_vec(state).context("encode fencing state")?;
+        berth_shared::credentials::write_file(&self.state(), &bytes, 0o600)
+            .map_err(anyhow::Error::msg)
+    }
+}

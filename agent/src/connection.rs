@@ -1,0 +1,336 @@
+//! The connection loop: dial the controller with mTLS, open the stream, say
+//! hello, then pump: heartbeats, outbox events (resending everything not yet
+//! acknowledged), assignments and acks. On any failure it reconnects with
+//! exponential backoff and full jitter; tasks keep running meanwhile.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use berth_proto::v1::agent_client::AgentClient;
+use berth_proto::v1::agent_message::Kind as Outgoing;
+use berth_proto::v1::controller_message::Kind as Incoming;
+use berth_proto::v1::{AgentMessage, AssignRefused, Heartbeat, Hello, RenewRequest};
+use berth_proto::{CONTROLLER_TLS_NAME, MAX_MESSAGE_BYTES, PROTOCOL_VERSION};
+use berth_shared::id::TaskId;
+use rand::Rng;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::{Code, Streaming};
+use tracing::{info, warn};
+
+use crate::Agent;
+use crate::runner::{self, Accepted};
+
+/// Most events sent in one batch.
+const BATCH_EVENTS: usize = 512;
+/// First and largest reconnect delay.
+const BACKOFF_START: Duration = Duration::from_millis(200);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// Why a session ended.
+enum Ended {
+    /// The link broke or the controller went away: reconnect.
+    Retry(anyhow::Error),
+    /// The controller refuses this agent for good.
+    Refused(String),
+    Shutdown,
+}
+
+/// A delay in `[0, min(cap, start * 2^attempt))` (full jitter).
+pub fn backoff(attempt: u32) -> Duration {
+    let ceiling = BACKOFF_START
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(BACKOFF_MAX);
+    let millis = u64::try_from(ceiling.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    Duration::from_millis(rand::rng().random_range(0..=millis))
+}
+
+/// Keeps a session with the controller open until shutdown or refusal.
+pub async fn run(agent: Arc<Agent>) -> Result<()> {
+    let mut attempt = 0u32;
+    let mut connected_before = false;
+    loop {
+        let ended = session(&agent, &mut attempt, &mut connected_before).await;
+        agent.channel.send_replace(None);
+        match ended {
+            Ended::Shutdown => return Ok(()),
+            Ended::Refused(message) => {
+                return Err(anyhow::anyhow!(
+                    "the controller refused this agent: {message}"
+                ));
+            }
+            Ended::Retry(err) => {
+                if connected_before || attempt == 0 {
+                    warn!(error = %format!("{err:#}"), "lost the controller; reconnecting");
+                }
+                connected_before = false;
+                let delay = backoff(attempt);
+                attempt = attempt.saturating_add(1);
+                tokio::select! {
+                    () = agent.shutdown.cancelled() => return Ok(()),
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+}
+
+async fn dial(agent: &Agent) -> Result<Channel> {
+    let read = |path: std::path::PathBuf| {
+        std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))
+    };
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(read(agent.files.ca())?))
+        .identity(Identity::from_pem(
+            read(agent.files.cert())?,
+            read(agent.files.key())?,
+        ))
+        .domain_name(CONTROLLER_TLS_NAME);
+    let channel = Endpoint::from_shared(agent.identity.controller.clone())
+        .context("controller address")?
+        .tls_config(tls)?
+        .connect_timeout(Duration::from_secs(10))
+        .http2_keep_alive_interval(Duration::from_secs(15))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .keep_alive_while_idle(true)
+        .tcp_keepalive(Some(Duration::from_secs(30)))
+        .connect()
+        .await
+        .with_context(|| format!("connect to {}", agent.identity.controller))?;
+    Ok(channel)
+}
+
+async fn hello(agent: &Agent) -> Hello {
+    let dir = agent.files.root().to_path_buf();
+    let facts = tokio::task::spawn_blocking(move || crate::facts::snapshot(&dir))
+        .await
+        .ok();
+    Hello {
+        agent_version: env!("CARGO_PKG_VERSION").to_string(),
+        protocol_version: PROTOCOL_VERSION,
+        labels: HashMap::new(),
+        facts,
+        running: agent.outbox.tasks(),
+        free_slots: agent.free_slots(),
+        max_generation: agent.fence().max_generation,
+    }
+}
+
+fn refusal(status: &tonic::Status) -> Option<String> {
+    matches!(
+        status.code(),
+        Code::PermissionDenied | Code::Unauthenticated | Code::FailedPrecondition
+    )
+    .then(|| status.message().to_string())
+}
+
+async fn session(agent: &Arc<Agent>, attempt: &mut u32, connected_before: &mut bool) -> Ended {
+    let channel = match dial(agent).await {
+        Ok(channel) => channel,
+        Err(err) => return Ended::Retry(err),
+    };
+    let (sender, receiver) = mpsc::channel::<AgentMessage>(64);
+    let hello = hello(agent).await;
+    let _ = sender
+        .send(AgentMessage {
+            kind: Some(Outgoing::Hello(hello)),
+        })
+        .await;
+    let mut client = AgentClient::new(channel.clone())
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let mut inbound = match client.open_stream(ReceiverStream::new(receiver)).await {
+        Ok(response) => response.into_inner(),
+        Err(status) => {
+            return match refusal(&status) {
+                Some(message) => Ended::Refused(message),
+                None => Ended::Retry(anyhow::anyhow!("open stream: {}", status.message())),
+            };
+        }
+    };
+    let heartbeat = match inbound.message().await {
+        Ok(Some(message)) => match message.kind {
+            Some(Incoming::Welcome(welcome)) => {
+                Duration::from_secs(u64::from(welcome.heartbeat_secs.max(1)))
+            }
+            _ => return Ended::Retry(anyhow::anyhow!("the controller did not welcome us")),
+        },
+        Ok(None) => return Ended::Retry(anyhow::anyhow!("the controller closed the stream")),
+        Err(status) => {
+            return match refusal(&status) {
+                Some(message) => Ended::Refused(message),
+                None => Ended::Retry(anyhow::anyhow!("stream: {}", status.message())),
+            };
+        }
+    };
+    info!(controller = %agent.identity.controller, "connected to the controller");
+    *attempt = 0;
+    *connected_before = true;
+    agent.channel.send_replace(Some(channel));
+    let mut pump = Pump {
+        agent: agent.clone(),
+        sender,
+        sent: HashMap::new(),
+        pending_key: None,
+    };
+    pump.run(&mut inbound, heartbeat).await
+}
+
+struct Pump {
+    agent: Arc<Agent>,
+    sender: mpsc::Sender<AgentMessage>,
+    /// Highest sequence number sent on this connection, per task.
+    sent: HashMap<TaskId, u64>,
+    /// Key of a certificate renewal in flight.
+    pending_key: Option<String>,
+}
+
+impl Pump {
+    async fn run(
+        &mut self,
+        inbound: &mut Streaming<berth_proto::v1::ControllerMessage>,
+        heartbeat: Duration,
+    ) -> Ended {
+        let mut ticker = tokio::time::interval(heartbeat);
+        ticker.tick().await;
+        self.maybe_renew().await;
+        loop {
+            if let Err(ended) = self.flush_outbox().await {
+                return ended;
+            }
+            tokio::select! {
+                () = self.agent.shutdown.cancelled() => return Ended::Shutdown,
+                () = self.agent.outbox.changed() => {}
+                _ = ticker.tick() => {
+                    let dir = self.agent.files.root().to_path_buf();
+                    let facts = tokio::task::spawn_blocking(move || crate::facts::snapshot(&dir)).await.ok();
+                    let beat = Heartbeat { facts, free_slots: self.agent.free_slots() };
+                    if self.send(Outgoing::Heartbeat(beat)).await.is_err() {
+                        return Ended::Retry(anyhow::anyhow!("stream closed"));
+                    }
+                }
+                message = inbound.message() => match message {
+                    Ok(Some(message)) => self.handle(message).await,
+                    Ok(None) => return Ended::Retry(anyhow::anyhow!("the controller closed the stream")),
+                    Err(status) => return match refusal(&status) {
+                        Some(message) => Ended::Refused(message),
+                        None => Ended::Retry(anyhow::anyhow!("stream: {}", status.message())),
+                    },
+                },
+            }
+        }
+    }
+
+    async fn send(&self, kind: Outgoing) -> Result<(), Ended> {
+        self.sender
+            .send(AgentMessage { kind: Some(kind) })
+            .await
+            .map_err(|_| Ended::Retry(anyhow::anyhow!("stream closed")))
+    }
+
+    /// Sends every event not yet sent on this connection.
+    async fn flush_outbox(&mut self) -> Result<(), Ended> {
+        loop {
+            let mut sent_any = false;
+            for (task_id, acked) in self.agent.outbox.acked() {
+                let after = self.sent.get(&task_id).copied().unwrap_or(acked).max(acked);
+                if let Some(batch) = self.agent.outbox.batch(task_id, after, BATCH_EVENTS) {
+                    let last = batch.events.last().map_or(after, |event| event.seq);
+                    self.send(Outgoing::Events(batch)).await?;
+                    self.sent.insert(task_id, last);
+                    sent_any = true;
+                }
+            }
+            if !sent_any {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn handle(&mut self, message: berth_proto::v1::ControllerMessage) {
+        match message.kind {
+            Some(Incoming::Assign(assign)) => {
+                let Some(spec) = assign.task else { return };
+                let (task_id, generation) = (spec.task_id.clone(), spec.generation);
+                if let Accepted::Refused(reason) = runner::accept(&self.agent, spec) {
+                    warn!(%task_id, generation, %reason, "assignment refused");
+                    let _ = self
+                        .send(Outgoing::Refused(AssignRefused {
+                            task_id,
+                            generation,
+                            reason,
+                        }))
+                        .await;
+                }
+            }
+            Some(Incoming::Cancel(cancel)) => runner::cancel(&self.agent, &cancel.task_id),
+            Some(Incoming::Ack(ack)) => {
+                if let Ok(task_id) = ack.task_id.parse::<TaskId>() {
+                    self.agent.outbox.ack(task_id, ack.upto);
+                }
+            }
+            Some(Incoming::Renewed(renewed)) => self.store_renewed(&renewed.cert_pem),
+            Some(Incoming::Welcome(_)) | None => {}
+        }
+    }
+
+    /// Asks for a new certificate (with a new key) once two thirds of the
+    /// current one's lifetime are gone.
+    async fn maybe_renew(&mut self) {
+        let Ok(pem) = std::fs::read_to_string(self.agent.files.cert()) else {
+            return;
+        };
+        let Ok(info) = berth_shared::pki::first_cert_der(&pem)
+            .and_then(|der| berth_shared::pki::cert_info(&der))
+        else {
+            return;
+        };
+        let lifetime = info.not_after_ms - info.not_before_ms;
+        let renew_at = info.not_before_ms + lifetime * 2 / 3;
+        if berth_shared::time::now_ms() < renew_at {
+            return;
+        }
+        match berth_shared::pki::new_csr(&self.agent.identity.name) {
+            Ok((csr_pem, key_pem)) => {
+                self.pending_key = Some(key_pem);
+                let _ = self.send(Outgoing::Renew(RenewRequest { csr_pem })).await;
+                info!("certificate renewal requested");
+            }
+            Err(err) => warn!(error = %err, "could not make a renewal request"),
+        }
+    }
+
+    fn store_renewed(&mut self, cert_pem: &str) {
+        let Some(key_pem) = self.pending_key.take() else {
+            return;
+        };
+        let files = &self.agent.files;
+        let written = berth_shared::credentials::write_secret(&files.key(), key_pem.as_bytes())
+            .and_then(|()| {
+                berth_shared::credentials::write_file(&files.cert(), cert_pem.as_bytes(), 0o644)
+            });
+        match written {
+            Ok(()) => info!("certificate renewed; the next connection uses it"),
+            Err(err) => warn!(error = %err, "could not store the renewed certificate"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_jittered_and_capped() {
+        for attempt in 0..40 {
+            assert!(backoff(attempt) <= BACKOFF_MAX);
+        }
+        let early: Vec<Duration> = (0..50).map(|_| backoff(0)).collect();
+        assert!(early.iter().all(|delay| *delay <= BACKOFF_START));
+    }
+}

@@ -1,0 +1,127 @@
+//! Bundle downloads from the controller's blob store: resumable (a cut
+//! download continues from where it stopped), verified against the digest,
+//! and cached by digest so a host downloads each bundle once.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use berth_proto::MAX_MESSAGE_BYTES;
+use berth_proto::v1::GetBlobRequest;
+use berth_proto::v1::agent_client::AgentClient;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+use tonic::transport::Channel;
+
+/// Attempts before a download is given up.
+const ATTEMPTS: u32 = 6;
+
+fn hex_of(digest: &str) -> Result<&str> {
+    let hex = digest
+        .strip_prefix("sha256:")
+        .context("bundle digest must start with sha256:")?;
+    if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        bail!("bundle digest `{digest}` is malformed");
+    }
+    Ok(hex)
+}
+
+async fn sha256_of(path: &Path) -> Result<String> {
+    let mut file = tokio::fs::File::open(path).await?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 256 * 1024];
+    loop {
+        let read = file.read(&mut buffer).await?;
+        if read == 0 {
+            return Ok(format!("sha256:{}", hex::encode(hasher.finalize())));
+        }
+        hasher.update(&buffer[..read]);
+    }
+}
+
+/// Returns the local path of a verified blob, downloading what is missing.
+pub async fn blob(
+    dir: &Path,
+    digest: &str,
+    size: u64,
+    channel: &mut watch::Receiver<Option<Channel>>,
+    progress: impl Fn(String),
+) -> Result<PathBuf> {
+    let hex = hex_of(digest)?;
+    tokio::fs::create_dir_all(dir).await?;
+    let done = dir.join(format!("{hex}.tar.gz"));
+    if done.exists() {
+        return Ok(done);
+    }
+    let part = dir.join(format!("{hex}.part"));
+    let mut last_error = None;
+    for attempt in 1..=ATTEMPTS {
+        let offset = tokio::fs::metadata(&part)
+            .await
+            .map_or(0, |meta| meta.len());
+        if offset < size {
+            if attempt > 1 {
+                progress(format!(
+                    "resuming bundle download at byte {offset} of {size} (attempt {attempt})"
+                ));
+            }
+            match download(channel, digest, &part, offset).await {
+                Ok(()) => {}
+                Err(err) => {
+                    last_error = Some(err);
+                    tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
+                    continue;
+                }
+            }
+        }
+        let actual = sha256_of(&part).await?;
+        if actual != digest {
+            tokio::fs::remove_file(&part).await?;
+            bail!("the downloaded bundle hashes to {actual}, not {digest}; it was discarded");
+        }
+        tokio::fs::rename(&part, &done).await?;
+        return Ok(done);
+    }
+    Err(last_error
+        .unwrap_or_else(|| anyhow::anyhow!("bundle download failed"))
+        .context(format!("download bundle {digest}")))
+}
+
+async fn download(
+    channel: &mut watch::Receiver<Option<Channel>>,
+    digest: &str,
+    part: &Path,
+    offset: u64,
+) -> Result<()> {
+    let current = tokio::time::timeout(Duration::from_secs(60), channel.wait_for(Option::is_some))
+        .await
+        .context("no connection to the controller for 60s")?
+        .context("agent is shutting down")?
+        .clone()
+        .context("no connection")?;
+    let mut client = AgentClient::new(current).max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let mut stream = client
+        .get_blob(GetBlobRequest {
+            digest: digest.to_string(),
+            offset,
+        })
+        .await
+        .map_err(|status| anyhow::anyhow!("{}", status.message()))?
+        .into_inner();
+    let mut file = tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(part)
+        .await?;
+    while let Some(chunk) = stream
+        .message()
+        .await
+        .map_err(|status| anyhow::anyhow!("{}", status.message()))?
+    {
+        file.write_all(&chunk.data).await?;
+    }
+    file.flush().await?;
+    file.sync_all().await?;
+    Ok(())
+}

@@ -1,0 +1,164 @@
+//! `berth-agent`: join a controller, then run.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use berth_agent::join::{JoinOptions, Joined};
+use berth_agent::{RunConfig, config::Files};
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "berth-agent",
+    version,
+    about = "berth's agent: runs deployment stages on this host"
+)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Enroll this host with a controller using a join token.
+    Join {
+        /// Controller address, https://HOST:PORT.
+        #[arg(long)]
+        controller: String,
+        /// Join token from `berth token create`.
+        #[arg(long, env = "BERTH_JOIN_TOKEN", hide_env_values = true)]
+        token: String,
+        #[arg(long, default_value = "/var/lib/berth-agent")]
+        data_dir: PathBuf,
+        /// Agent name (default: this host's name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Labels, k=v,k2=v2.
+        #[arg(long, default_value = "")]
+        labels: String,
+    },
+    /// Connect to the controller and run assigned work.
+    Run {
+        #[arg(long, default_value = "/var/lib/berth-agent")]
+        data_dir: PathBuf,
+        /// Tasks run at once.
+        #[arg(long, default_value_t = 4)]
+        slots: u32,
+        /// Override the controller address recorded at join time.
+        #[arg(long)]
+        controller: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(command(args.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn command(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Join {
+            controller,
+            token,
+            data_dir,
+            name,
+            labels,
+        } => {
+            let labels = berth_shared::labels::parse_labels(&labels)
+                .map_err(|err| anyhow::anyhow!("--labels: {err}"))?;
+            let name = match name {
+                Some(name) => name,
+                None => sysinfo::System::host_name()
+                    .map_err(|_| anyhow::anyhow!("cannot read this host's name; pass --name"))?,
+            };
+            let files = Files::new(&data_dir);
+            match berth_agent::join::join(
+                &files,
+                &JoinOptions {
+                    controller,
+                    token,
+                    name,
+                    labels,
+                },
+            )
+            .await?
+            {
+                Joined::New(identity) => {
+                    eprintln!(
+                        "joined {} as `{}` (agent id {})",
+                        identity.controller, identity.name, identity.agent_id
+                    );
+                    eprintln!(
+                        "start it with: berth-agent run --data-dir {}",
+                        data_dir.display()
+                    );
+                }
+                Joined::Already(identity) => {
+                    eprintln!(
+                        "already joined {} as `{}`; nothing changed (start it with: berth-agent run --data-dir {})",
+                        identity.controller,
+                        identity.name,
+                        data_dir.display()
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Run {
+            data_dir,
+            slots,
+            controller,
+        } => {
+            let shutdown = CancellationToken::new();
+            let signals = shutdown.clone();
+            tokio::spawn(async move {
+                wait_for_signal().await;
+                signals.cancel();
+            });
+            berth_agent::run(
+                RunConfig {
+                    data_dir,
+                    slots,
+                    controller,
+                },
+                shutdown,
+            )
+            .await
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

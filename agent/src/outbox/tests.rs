@@ -1,0 +1,110 @@
+use super::*;
+
+fn log(line: &str) -> Kind {
+    Kind::Log(LogLine {
+        stage: "setup".into(),
+        stream: "stdout".into(),
+        line: line.into(),
+    })
+}
+
+fn lines(batch: &TaskEvents) -> Vec<(u64, String)> {
+    batch
+        .events
+        .iter()
+        .filter_map(|event| match &event.kind {
+            Some(Kind::Log(log)) => Some((event.seq, log.line.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn numbers_events_and_forgets_them_once_acked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (outbox, _) = Outbox::load(dir.path(), "a1").expect("load");
+    let task = TaskId::new();
+    outbox.open(task, "dep", 7).expect("open");
+    outbox.push(task, log("one"));
+    outbox.push(task, log("two"));
+    let batch = outbox.batch(task, 0, 10).expect("events");
+    assert_eq!(batch.generation, 7);
+    assert_eq!(
+        lines(&batch),
+        [(1, "one".to_string()), (2, "two".to_string())]
+    );
+    assert_eq!(
+        lines(&outbox.batch(task, 1, 10).expect("rest")),
+        [(2, "two".to_string())]
+    );
+    outbox.push(
+        task,
+        Kind::Finished(TaskFinished {
+            outcome: "done".into(),
+            ..Default::default()
+        }),
+    );
+    outbox.ack(task, 2);
+    assert!(
+        outbox.knows(task),
+        "the final result is not acknowledged yet"
+    );
+    outbox.ack(task, 3);
+    assert!(!outbox.knows(task));
+    assert!(!dir.path().join(format!("{task}.spool")).exists());
+}
+
+#[test]
+fn reloads_after_restart_and_marks_unfinished_tasks_interrupted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let task = TaskId::new();
+    {
+        let (outbox, _) = Outbox::load(dir.path(), "a1").expect("load");
+        outbox.open(task, "dep", 3).expect("open");
+        outbox.push(
+            task,
+            Kind::StageStarted(berth_proto::v1::StageStarted {
+                stage: "setup".into(),
+            }),
+        );
+        outbox.push(task, log("before the crash"));
+    }
+    // A torn record at the tail, as a crash mid-write leaves it.
+    let path = dir.path().join(format!("{task}.spool"));
+    let mut file = OpenOptions::new().append(true).open(&path).expect("spool");
+    file.write_all(&[1, 0, 0, 0, 40, 1, 2]).expect("write");
+    drop(file);
+
+    let (outbox, interrupted) = Outbox::load(dir.path(), "a1").expect("reload");
+    assert_eq!(interrupted, [task]);
+    let batch = outbox.batch(task, 0, 100).expect("events");
+    assert_eq!(batch.deployment_id, "dep");
+    let seqs: Vec<u64> = batch.events.iter().map(|event| event.seq).collect();
+    assert_eq!(
+        seqs,
+        [1, 2, 3, 4, 5],
+        "reloaded events then the interruption record"
+    );
+    match &batch.events.last().and_then(|event| event.kind.clone()) {
+        Some(Kind::Finished(finished)) => {
+            assert_eq!(finished.outcome, "failed");
+            assert_eq!(finished.error_step, "setup");
+            assert!(finished.error.contains("restarted"));
+        }
+        other => panic!("expected a final result, got {other:?}"),
+    }
+}
+
+#[test]
+fn reads_back_from_disk_past_the_memory_bound() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (outbox, _) = Outbox::load(dir.path(), "a1").expect("load");
+    let task = TaskId::new();
+    outbox.open(task, "dep", 1).expect("open");
+    for index in 0..(MEMORY_EVENTS + 10) {
+        outbox.push(task, log(&format!("line {index}")));
+    }
+    let batch = outbox.batch(task, 0, 5).expect("events");
+    assert_eq!(lines(&batch)[0], (1, "line 0".to_string()));
+    assert_eq!(batch.events.len(), 5);
+}

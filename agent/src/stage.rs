@@ -1,0 +1,4 @@
+//! Stage executors. Each kind of stage lives in its own module; today that is
+//! script stages ([`shell`]). A stage that fails is an outcome, not an error.
+
+pub mod shell;

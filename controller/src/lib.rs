@@ -9,6 +9,8 @@
 //! Invariant: this crate never depends on `berth-agent`.
 
 pub mod blob;
+pub mod cli;
+pub mod dev;
 pub mod dispatcher;
 pub mod grpc;
 pub mod hub;

@@ -1,1 +1,196 @@
-fn main() {}
+//! `berth-controller`: init a data directory, serve it, or run a throwaway
+//! dev setup. The work lives in the `berth_controller` library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use berth_controller::dev::DevOptions;
+use berth_controller::init::InitOptions;
+use berth_controller::server::ServeConfig;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "berth-controller",
+    version,
+    about = "berth's controller daemon"
+)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the CA, the server certificate and the admin credential.
+    Init {
+        #[arg(long, default_value = "/var/lib/berth-controller")]
+        data_dir: PathBuf,
+        /// The name (DNS or IP) the CLI and agents use to reach this controller.
+        #[arg(long)]
+        name: Option<String>,
+        /// Extra DNS names or IP addresses for the server certificate.
+        #[arg(long = "san")]
+        sans: Vec<String>,
+        /// Port written into the admin credential.
+        #[arg(long, default_value_t = 7443)]
+        port: u16,
+        /// Where to write the admin credential bundle (default DATA_DIR/admin.conf).
+        #[arg(long)]
+        admin_out: Option<PathBuf>,
+    },
+    /// Serve agents and the CLI.
+    Serve {
+        #[arg(long, default_value = "/var/lib/berth-controller")]
+        data_dir: PathBuf,
+        #[arg(long, default_value = "0.0.0.0:7443")]
+        listen: SocketAddr,
+        /// How long an agent may be away before its running tasks are `lost`.
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        lost_grace: Duration,
+    },
+    /// A throwaway controller plus one local agent, for trying berth.
+    Dev {
+        /// Keep state here instead of a temporary directory.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long, default_value = "127.0.0.1:7443")]
+        listen: SocketAddr,
+        #[arg(long, default_value = "local")]
+        agent_name: String,
+        #[arg(long, default_value = "role=web")]
+        agent_labels: String,
+    },
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    berth_shared::time::parse_duration(text)
+}
+
+fn main() -> ExitCode {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(command(args.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn command(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Init {
+            data_dir,
+            name,
+            sans,
+            port,
+            admin_out,
+        } => {
+            let name = match name {
+                Some(name) => name,
+                None => hostname(),
+            };
+            let out = berth_controller::init::init(&InitOptions {
+                data_dir: data_dir.clone(),
+                name,
+                sans,
+                port,
+                admin_out,
+            })
+            .await?;
+            println!("initialized {}", data_dir.display());
+            println!(
+                "admin credential: {} (mode 0600; copy it to ~/.config/berth/config on your workstation)",
+                out.display()
+            );
+            println!(
+                "start the controller: berth-controller serve --data-dir {}",
+                data_dir.display()
+            );
+            Ok(())
+        }
+        Command::Serve {
+            data_dir,
+            listen,
+            lost_grace,
+        } => {
+            let shutdown = on_signal();
+            berth_controller::server::run(
+                ServeConfig {
+                    data_dir,
+                    listen,
+                    lost_grace,
+                },
+                shutdown,
+                |address| {
+                    println!("berth-controller listening on {address}");
+                },
+            )
+            .await
+        }
+        Command::Dev {
+            data_dir,
+            listen,
+            agent_name,
+            agent_labels,
+        } => {
+            let agent_labels = berth_shared::labels::parse_labels(&agent_labels)
+                .map_err(|err| anyhow::anyhow!("--agent-labels: {err}"))?;
+
+            berth_controller::dev::run(
+                DevOptions {
+                    data_dir,
+                    listen,
+                    agent_name,
+                    agent_labels,
+                },
+                on_signal(),
+            )
+            .await
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+fn on_signal() -> CancellationToken {
+    let shutdown = CancellationToken::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            trigger.cancel();
+        }
+    });
+    shutdown
+}

@@ -1,0 +1,249 @@
+//! The `berth` command line: argument parsing, the connection to the
+//! controller, output formats, and the mapping from failures to exit codes
+//! (SPEC §6). One module per group of subcommands.
+
+mod agents;
+mod bundle;
+mod deploy;
+mod logs;
+mod output;
+mod show;
+mod tokens;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use berth_proto::v1::cli_client::CliClient;
+use berth_proto::{CONTROLLER_TLS_NAME, MAX_MESSAGE_BYTES};
+use berth_shared::credentials::{Bundle, default_bundle_path};
+use berth_shared::exit;
+use clap::{Parser, Subcommand};
+use tonic::Code;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+pub use output::Format;
+
+/// berth: deploy software to a fleet of servers.
+#[derive(Parser, Debug)]
+#[command(name = "berth", version, about, max_term_width = 100)]
+pub struct Args {
+    /// Controller address (https://HOST:PORT); default: from the credential bundle.
+    #[arg(long, global = true, env = "BERTH_CONTROLLER")]
+    pub controller: Option<String>,
+    /// Credential bundle; default: ~/.config/berth/config.
+    #[arg(long, global = true, env = "BERTH_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Output format.
+    #[arg(short, long, global = true, value_enum, default_value = "table")]
+    pub output: Format,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a deployment and follow it until it ends.
+    Deploy(deploy::DeployArgs),
+    /// List deployments, newest first.
+    Ls(show::LsArgs),
+    /// Show everything about one deployment.
+    Show {
+        /// Deployment id.
+        id: String,
+    },
+    /// Print a deployment's logs.
+    Logs(logs::LogsArgs),
+    /// What version of each app runs where, since when.
+    Status {
+        #[arg(long = "env")]
+        environment: Option<String>,
+    },
+    /// Stop an app: run its [stop] commands on its hosts.
+    Stop(deploy::StopArgs),
+    /// The fleet: list, show and revoke agents.
+    #[command(subcommand)]
+    Agents(agents::AgentsCommand),
+    /// Join tokens for new agents.
+    #[command(subcommand)]
+    Token(tokens::TokenCommand),
+    /// Show who the credential belongs to and its role.
+    Whoami,
+}
+
+/// A failure with the exit code it maps to.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: i32,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: i32, message: impl Into<String>) -> Failure {
+        Failure {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn usage(message: impl Into<String>) -> Failure {
+        Failure::new(exit::USAGE, message)
+    }
+}
+
+impl From<tonic::Status> for Failure {
+    fn from(status: tonic::Status) -> Failure {
+        let code = match status.code() {
+            Code::InvalidArgument | Code::OutOfRange => exit::USAGE,
+            Code::Unauthenticated | Code::PermissionDenied => exit::AUTH,
+            Code::NotFound => exit::NOT_FOUND,
+            Code::AlreadyExists | Code::Aborted => exit::CONFLICT,
+            _ => exit::FAILED,
+        };
+        let message = match status.code() {
+            Code::Unavailable
+                if status.message().contains("transport")
+                    || status.message().contains("connect") =>
+            {
+                format!(
+                    "cannot reach the controller: {}; is it running, and is the address right?",
+                    status.message()
+                )
+            }
+            Code::Unknown if status.message().contains("transport") => format!(
+                "the controller refused the connection ({}); the credential may be from another controller",
+                status.message()
+            ),
+            _ => status.message().to_string(),
+        };
+        Failure { code, message }
+    }
+}
+
+/// Result of a command: the exit code to use.
+pub type Outcome = Result<i32, Failure>;
+
+/// Everything a command needs: the client and the output format.
+pub struct Session {
+    pub client: CliClient<Channel>,
+    pub format: Format,
+    pub bundle: Bundle,
+}
+
+fn load_bundle(args: &Args) -> Result<Bundle, Failure> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let path = args
+        .config
+        .clone()
+        .or_else(|| default_bundle_path(home.as_deref()))
+        .ok_or_else(|| no_credentials(None))?;
+    if !path.exists() {
+        return Err(no_credentials(Some(&path)));
+    }
+    Bundle::load(&path).map_err(|message| Failure::new(exit::AUTH, message))
+}
+
+fn no_credentials(path: Option<&std::path::Path>) -> Failure {
+    let looked = path
+        .map(|path| format!(" (looked for {})", path.display()))
+        .unwrap_or_default();
+    Failure::new(
+        exit::AUTH,
+        format!(
+            "no credentials{looked}: copy the admin.conf written by `berth-controller init` to ~/.config/berth/config, or point --config or BERTH_CONFIG at it"
+        ),
+    )
+}
+
+async fn connect(args: &Args) -> Result<Session, Failure> {
+    let bundle = load_bundle(args)?;
+    let address = args
+        .controller
+        .clone()
+        .unwrap_or_else(|| bundle.controller.clone());
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&bundle.ca_pem))
+        .identity(Identity::from_pem(&bundle.cert_pem, &bundle.key_pem))
+        .domain_name(CONTROLLER_TLS_NAME);
+    let endpoint = Endpoint::from_shared(address.clone())
+        .map_err(|_| {
+            Failure::usage(format!(
+                "controller address `{address}` is not a URL; write https://HOST:PORT"
+            ))
+        })?
+        .tls_config(tls)
+        .map_err(|err| {
+            Failure::new(
+                exit::AUTH,
+                format!("the credential bundle's certificates are unusable: {err}"),
+            )
+        })?
+        .connect_timeout(Duration::from_secs(10))
+        .http2_keep_alive_interval(Duration::from_secs(15))
+        .keep_alive_timeout(Duration::from_secs(10));
+    let channel = endpoint.connect().await.map_err(|err| {
+        Failure::new(
+            exit::FAILED,
+            format!(
+                "cannot reach the controller at {address}: {}",
+                error_chain(&err)
+            ),
+        )
+    })?;
+    let client = CliClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    Ok(Session {
+        client,
+        format: args.output,
+        bundle,
+    })
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+/// Runs the CLI and returns the process exit code.
+pub async fn run(args: Args) -> i32 {
+    let result = async {
+        let mut session = connect(&args).await?;
+        match args.command {
+            Command::Deploy(deploy) => deploy::deploy(&mut session, deploy).await,
+            Command::Ls(ls) => show::ls(&mut session, ls).await,
+            Command::Show { id } => show::show(&mut session, &id).await,
+            Command::Logs(logs) => logs::logs(&mut session, logs).await,
+            Command::Status { environment } => show::status(&mut session, environment).await,
+            Command::Stop(stop) => deploy::stop(&mut session, stop).await,
+            Command::Agents(command) => agents::run(&mut session, command).await,
+            Command::Token(command) => tokens::run(&mut session, command).await,
+            Command::Whoami => {
+                let me = session
+                    .client
+                    .who_am_i(berth_proto::v1::WhoAmIRequest {})
+                    .await?
+                    .into_inner();
+                output::emit(
+                    session.format,
+                    &serde_json::json!({"principal": me.principal, "role": me.role}),
+                    || format!("{} ({})", me.principal, me.role),
+                );
+                Ok(exit::OK)
+            }
+        }
+    }
+    .await;
+    match result {
+        Ok(code) => code,
+        Err(failure) => {
+            eprintln!("error: {}", failure.message);
+            failure.code
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! `berth deploy` and `berth stop`: validate locally, upload the bundle,
+//! create the deployment, then follow it live with per-host progress.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use berth_proto::v1::{CreateDeploymentRequest, GetDeploymentRequest, StopAppRequest};
+use berth_shared::exit;
+use berth_shared::manifest::Manifest;
+use berth_shared::record::{Deployment, TaskKind};
+use berth_shared::state::DeploymentStatus;
+use clap::Args;
+
+use super::output::{emit, progress};
+use super::{Failure, Outcome, Session};
+
+#[derive(Args, Debug)]
+pub struct DeployArgs {
+    /// The manifest; default: berth.toml in --bundle, else ./berth.toml.
+    #[arg(short = 'f', long = "file")]
+    pub manifest: Option<PathBuf>,
+    /// Directory to ship to the hosts; default: the manifest's directory.
+    #[arg(long)]
+    pub bundle: Option<PathBuf>,
+    /// A ready-made .tar.gz bundle to upload as is (agents still check it).
+    #[arg(long, conflicts_with = "bundle")]
+    pub bundle_tar: Option<PathBuf>,
+    /// Version label; default: the manifest's, else the bundle digest.
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Environment; overrides the manifest's.
+    #[arg(long = "env")]
+    pub environment: Option<String>,
+    /// Deploy even if another deployment of this app+env is running.
+    #[arg(long)]
+    pub force: bool,
+    /// Return the existing deployment made with this key.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+    /// Print the created deployment and return without following it.
+    #[arg(long)]
+    pub detach: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct StopArgs {
+    /// The app to stop.
+    pub app: String,
+    #[arg(long = "env", default_value = "default")]
+    pub environment: String,
+    /// Return without waiting for the stop commands.
+    #[arg(long)]
+    pub detach: bool,
+}
+
+fn manifest_path(args: &DeployArgs) -> PathBuf {
+    match (&args.manifest, &args.bundle) {
+        (Some(path), _) => path.clone(),
+        (None, Some(bundle)) => bundle.join("berth.toml"),
+        (None, None) => PathBuf::from("berth.toml"),
+    }
+}
+
+/// Reads and validates the manifest locally, listing every error (exit 2).
+fn read_manifest(path: &Path) -> Result<(String, Manifest), Failure> {
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        Failure::usage(format!("cannot read manifest {}: {err}; pass -f FILE or run from the directory holding berth.toml", path.display()))
+    })?;
+    let manifest = Manifest::parse(&text)
+        .map_err(|err| Failure::usage(format!("{}: {err}", path.display())))?;
+    Ok((text, manifest))
+}
+
+pub async fn deploy(session: &mut Session, args: DeployArgs) -> Outcome {
+    let path = manifest_path(&args);
+    let (text, manifest) = read_manifest(&path)?;
+    let format = session.format;
+    let (digest, size) = match &args.bundle_tar {
+        Some(archive) => {
+            let (digest, size) = super::bundle::hash_file(archive).map_err(|err| {
+                Failure::usage(format!(
+                    "cannot read bundle archive {}: {err}",
+                    archive.display()
+                ))
+            })?;
+            super::bundle::upload(session, archive, &digest, size).await?;
+            (digest, size)
+        }
+        None => {
+            let dir = args.bundle.clone().unwrap_or_else(|| {
+                path.parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+            });
+            let packed = super::bundle::pack(&dir)?;
+            let uploaded =
+                super::bundle::upload(session, packed.file.path(), &packed.digest, packed.size)
+                    .await?;
+            let how = if uploaded {
+                "uploaded"
+            } else {
+                "already on the controller"
+            };
+            progress(
+                format,
+                &format!(
+                    "bundle {} ({}) {how}",
+                    packed.digest,
+                    super::output::size(packed.size)
+                ),
+            );
+            (packed.digest, packed.size)
+        }
+    };
+    let request = CreateDeploymentRequest {
+        manifest_toml: text,
+        bundle_digest: digest,
+        bundle_size: size,
+        version: args.version.clone().unwrap_or_default(),
+        environment: args.environment.clone().unwrap_or_default(),
+        force: args.force,
+        idempotency_key: args.idempotency_key.clone().unwrap_or_default(),
+    };
+    let reply = session
+        .client
+        .create_deployment(request)
+        .await?
+        .into_inner();
+    let deployment: Deployment = parse(&reply.json)?;
+    let hosts: Vec<&str> = deployment
+        .tasks
+        .iter()
+        .map(|task| task.host.as_str())
+        .collect();
+    progress(
+        format,
+        &format!(
+            "deployment {} created: {} {} in {} on {}",
+            deployment.id,
+            manifest.app,
+            deployment.version,
+            deployment.environment,
+            hosts.join(", ")
+        ),
+    );
+    if args.detach {
+        emit(format, &deployment, || {
+            format!("follow it with: berth logs {} -f", deployment.id)
+        });
+        return Ok(exit::OK);
+    }
+    let last = follow(session, &deployment).await?;
+    emit(format, &last, || summary(&last));
+    Ok(if last.status == DeploymentStatus::Deployed {
+        exit::OK
+    } else {
+        exit::FAILED
+    })
+}
+
+pub async fn stop(session: &mut Session, args: StopArgs) -> Outcome {
+    let request = StopAppRequest {
+        app: args.app.clone(),
+        environment: args.environment.clone(),
+    };
+    let reply = session.client.stop_app(request).await?.into_inner();
+    let deployment: Deployment = parse(&reply.json)?;
+    let format = session.format;
+    progress(
+        format,
+        &format!(
+            "stopping {} in {} (deployment {})",
+            args.app, args.environment, deployment.id
+        ),
+    );
+    let last = if args.detach {
+        deployment
+    } else {
+        follow(session, &deployment).await?
+    };
+    emit(format, &last, || summary(&last));
+    let stopping = last
+        .tasks
+        .iter()
+        .any(|task| task.kind == TaskKind::Stop && !task.status.is_final());
+    Ok(
+        if last.status == DeploymentStatus::Stopped || (args.detach && stopping) {
+            exit::OK
+        } else {
+            exit::FAILED
+        },
+    )
+}
+
+pub fn parse<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, Failure> {
+    serde_json::from_str(json).map_err(|err| Failure::new(exit::FAILED, format!("the controller sent a reply this CLI cannot read ({err}); are the versions matched?")))
+}
+
+/// Prints each new transition until the deployment is quiet; returns the
+/// last snapshot.
+async fn follow(session: &mut Session, deployment: &Deployment) -> Result<Deployment, Failure> {
+    let started = Instant::now();
+    let mut stream = session
+        .client
+        .watch_deployment(GetDeploymentRequest {
+            id: deployment.id.to_string(),
+        })
+        .await?
+        .into_inner();
+    let mut printed = deployment.transitions.len();
+    let mut last = deployment.clone();
+    while let Some(reply) = stream.message().await? {
+        let current: Deployment = parse(&reply.json)?;
+        for transition in current.transitions.iter().skip(printed) {
+            let elapsed = started.elapsed().as_secs_f32();
+            let from = transition
+                .from
+                .as_deref()
+                .map(|from| format!("{from} → "))
+                .unwrap_or_default();
+            let reason = transition
+                .reason
+                .as_deref()
+                .map(|reason| format!("  ({reason})"))
+                .unwrap_or_default();
+            progress(
+                session.format,
+                &format!(
+                    "{elapsed:>6.1}s  {:<16} {from}{}{reason}",
+                    transition.subject, transition.to
+                ),
+            );
+        }
+        printed = current.transitions.len();
+        last = current;
+    }
+    Ok(last)
+}
+
+fn summary(deployment: &Deployment) -> String {
+    let mut text = format!("deployment {} is {}", deployment.id, deployment.status);
+    if let (Some(step), Some(message)) = (&deployment.error_step, &deployment.error_message) {
+        text.push_str(&format!(
+            "\n  failed at {step}: {message}\n  see the output with: berth logs {}",
+            deployment.id
+        ));
+    }
+    text
+}

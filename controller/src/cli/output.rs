@@ -1,0 +1,80 @@
+//! Output helpers: `-o table` prints for people on stdout, `-o json` prints
+//! only JSON on stdout and sends progress to stderr.
+
+use clap::ValueEnum;
+use comfy_table::presets::UTF8_BORDERS_ONLY;
+use comfy_table::{ContentArrangement, Table};
+use serde::Serialize;
+
+/// Output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+/// Prints `value` as JSON, or the text `human` builds.
+pub fn emit<T: Serialize>(format: Format, value: &T, human: impl FnOnce() -> String) {
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(value).unwrap_or_default()
+        ),
+        Format::Table => println!("{}", human()),
+    }
+}
+
+/// Progress text: stdout for people, stderr when stdout holds JSON.
+pub fn progress(format: Format, line: &str) {
+    match format {
+        Format::Json => eprintln!("{line}"),
+        Format::Table => println!("{line}"),
+    }
+}
+
+/// A table with a header row.
+pub fn table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_BORDERS_ONLY)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(header.to_vec());
+    table
+}
+
+/// Bytes as a short human size.
+pub fn size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// "3m ago" style age of a timestamp.
+pub fn ago(ts: berth_shared::record::Timestamp) -> String {
+    let elapsed = (berth_shared::time::now_ms() - ts.0).max(0) as u64;
+    let rounded = std::time::Duration::from_secs(elapsed / 1000);
+    if rounded.as_secs() == 0 {
+        "just now".into()
+    } else {
+        format!("{} ago", humantime::format_duration(rounded))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(super::size(512), "512 B");
+        assert_eq!(super::size(1536), "1.5 KiB");
+        assert_eq!(super::size(3 * 1024 * 1024 * 1024), "3.0 GiB");
+    }
+}

@@ -1,0 +1,108 @@
+//! `berth token create|ls|revoke`.
+
+use berth_proto::v1::{CreateTokenRequest, ListTokensRequest, RevokeTokenRequest};
+use berth_shared::exit;
+use berth_shared::labels::{format_labels, parse_labels};
+use berth_shared::record::TokenView;
+use clap::Subcommand;
+
+use super::deploy::parse;
+use super::output::{emit, table};
+use super::{Failure, Outcome, Session};
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create a join token; prints it alone on stdout.
+    Create {
+        /// Labels every agent joining with it gets, k=v,k2=v2.
+        #[arg(long, default_value = "")]
+        labels: String,
+        /// How long it stays valid (e.g. 30m, 1h, 7d).
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        /// How many agents may join with it.
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
+    },
+    /// List tokens (never their secrets).
+    Ls,
+    /// Revoke a token by id.
+    Revoke { id: String },
+}
+
+pub async fn run(session: &mut Session, command: TokenCommand) -> Outcome {
+    match command {
+        TokenCommand::Create { labels, ttl, uses } => {
+            let labels =
+                parse_labels(&labels).map_err(|err| Failure::usage(format!("--labels: {err}")))?;
+            let ttl = berth_shared::time::parse_duration(&ttl)
+                .map_err(|err| Failure::usage(format!("--ttl: {err}")))?;
+            if uses == 0 {
+                return Err(Failure::usage("--uses must be at least 1"));
+            }
+            let request = CreateTokenRequest {
+                labels: labels.into_iter().collect(),
+                ttl_secs: ttl.as_secs().max(1),
+                uses,
+            };
+            let token = session.client.create_token(request).await?.into_inner();
+            match session.format {
+                super::Format::Json => println!(
+                    "{}",
+                    serde_json::json!({"token": token.token, "id": token.token_id, "expires_at": token.expires_at})
+                ),
+                super::Format::Table => println!("{}", token.token),
+            }
+            let controller = &session.bundle.controller;
+            eprintln!(
+                "token {} expires at {} ({} use{}). On the new host, run:",
+                token.token_id,
+                token.expires_at,
+                uses,
+                if uses == 1 { "" } else { "s" }
+            );
+            eprintln!(
+                "  berth-agent join --controller {controller} --token {} --data-dir /var/lib/berth-agent && berth-agent run --data-dir /var/lib/berth-agent",
+                token.token
+            );
+        }
+        TokenCommand::Ls => {
+            let reply = session
+                .client
+                .list_tokens(ListTokensRequest {})
+                .await?
+                .into_inner();
+            let tokens: Vec<TokenView> = parse(&reply.json)?;
+            emit(session.format, &tokens, || {
+                let mut rows = table(&["ID", "STATE", "USES", "LABELS", "EXPIRES", "CREATED BY"]);
+                for token in &tokens {
+                    rows.add_row(vec![
+                        token.id.clone(),
+                        token.state.clone(),
+                        format!("{}/{}", token.uses, token.uses_allowed),
+                        format_labels(&token.labels),
+                        token.expires_at.to_string(),
+                        token.created_by.clone(),
+                    ]);
+                }
+                if tokens.is_empty() {
+                    "no tokens".to_string()
+                } else {
+                    rows.to_string()
+                }
+            });
+        }
+        TokenCommand::Revoke { id } => {
+            let reply = session
+                .client
+                .revoke_token(RevokeTokenRequest { token_id: id })
+                .await?
+                .into_inner();
+            let token: TokenView = parse(&reply.json)?;
+            emit(session.format, &token, || {
+                format!("token {} revoked", token.id)
+            });
+        }
+    }
+    Ok(exit::OK)
+}

@@ -1,1 +1,290 @@
-//! placeholder
+//! The end-to-end harness: starts the real `berth-controller`,
+//! `berth-agent` and `berth` binaries as processes in temporary
+//! directories, on loopback, and lets tests wait for events (a line in a
+//! process's output, a process ending) under deadlines instead of sleeping.
+//!
+//! Processes are owned by their handles and killed by PID when dropped.
+//! Invariant: this crate only drives binaries; it links the other crates
+//! only for shared types and to build hostile inputs (foreign CAs, raw
+//! archives).
+
+pub mod bundle;
+mod process;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+pub use process::{Lines, Running};
+
+/// Default deadline for anything a test waits for.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// The directory holding the workspace's built binaries.
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/debug/deps/test-HASH → target/debug
+    let dir = exe.parent().and_then(Path::parent).expect("target directory").to_path_buf();
+    for name in ["berth", "berth-agent", "berth-controller"] {
+        assert!(dir.join(name).exists(), "{} is missing; run `cargo build --workspace --bins` before the end-to-end tests", dir.join(name).display());
+    }
+    dir
+}
+
+/// Path of one of berth's binaries.
+pub fn bin(name: &str) -> PathBuf {
+    bin_dir().join(name)
+}
+
+/// A finished CLI run.
+#[derive(Debug)]
+pub struct Cli {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Cli {
+    fn from(output: Output) -> Cli {
+        Cli {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Asserts success and returns stdout.
+    pub fn ok(self) -> String {
+        assert_eq!(self.code, 0, "command failed\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self.stdout
+    }
+
+    /// Parses stdout as JSON.
+    pub fn json(self) -> serde_json::Value {
+        let stdout = self.ok();
+        serde_json::from_str(&stdout).unwrap_or_else(|err| panic!("not JSON ({err}):\n{stdout}"))
+    }
+}
+
+/// A controller process with its data directory.
+pub struct Controller {
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    pub address: String,
+    lost_grace: String,
+    process: Option<Running>,
+}
+
+impl Controller {
+    /// Initializes a data directory and starts serving on a free port.
+    pub fn start() -> Controller {
+        Controller::start_with_grace("60s")
+    }
+
+    /// Like [`Controller::start`] with a given `--lost-grace`.
+    pub fn start_with_grace(lost_grace: &str) -> Controller {
+        let dir = tempfile::Builder::new().prefix("berth-e2e-").tempdir().expect("tempdir");
+        let data = dir.path().join("controller");
+        let status = Command::new(bin("berth-controller"))
+            .args(["init", "--name", "127.0.0.1", "--data-dir"])
+            .arg(&data)
+            .stdout(Stdio::null())
+            .status()
+            .expect("run berth-controller init");
+        assert!(status.success(), "berth-controller init failed");
+        let mut controller = Controller { dir, url: String::new(), address: "127.0.0.1:0".into(), lost_grace: lost_grace.into(), process: None };
+        controller.serve();
+        controller
+    }
+
+    fn serve(&mut self) {
+        let data = self.dir.path().join("controller");
+        let log = self.dir.path().join("controller.log");
+        let mut command = Command::new(bin("berth-controller"));
+        command.args(["serve", "--listen", &self.address, "--lost-grace", &self.lost_grace, "--data-dir"]).arg(&data);
+        let process = Running::spawn(command, &log);
+        let line = process.stdout.wait_for("listening on", DEADLINE).unwrap_or_else(|| panic!("controller did not start:\n{}", process.log_tail()));
+        self.address = line.rsplit(' ').next().expect("address").to_string();
+        self.url = format!("https://{}", self.address);
+        self.process = Some(process);
+    }
+
+    /// The admin credential bundle.
+    pub fn admin(&self) -> PathBuf {
+        self.dir.path().join("controller/admin.conf")
+    }
+
+    /// `kill -9` the controller.
+    pub fn kill9(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.kill9();
+        }
+    }
+
+    /// Starts the controller again on the same data directory and port.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.serve();
+    }
+
+    /// The controller's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("controller.log")).unwrap_or_default()
+    }
+
+    /// Runs the `berth` CLI as the admin.
+    pub fn berth(&self, args: &[&str]) -> Cli {
+        self.berth_with(&self.admin(), args)
+    }
+
+    /// Runs the `berth` CLI with another credential bundle.
+    pub fn berth_with(&self, bundle: &Path, args: &[&str]) -> Cli {
+        let output = Command::new(bin("berth"))
+            .args(args)
+            .env("BERTH_CONFIG", bundle)
+            .env("BERTH_CONTROLLER", &self.url)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run berth");
+        Cli::from(output)
+    }
+
+    /// Starts the `berth` CLI in the background (for `logs -f`).
+    pub fn berth_spawn(&self, args: &[&str]) -> Running {
+        let mut command = Command::new(bin("berth"));
+        command.args(args).env("BERTH_CONFIG", self.admin()).env("BERTH_CONTROLLER", &self.url);
+        let log = self.dir.path().join(format!("cli-{}.log", ulid_like()));
+        Running::spawn(command, &log)
+    }
+
+    /// A join token.
+    pub fn token(&self, args: &[&str]) -> String {
+        let mut all = vec!["token", "create"];
+        all.extend_from_slice(args);
+        self.berth(&all).ok().trim().to_string()
+    }
+
+    /// One deployment as JSON.
+    pub fn show(&self, id: &str) -> serde_json::Value {
+        self.berth(&["show", id, "-o", "json"]).json()
+    }
+
+    /// Waits until a deployment stops changing (via `berth logs -f`,
+    /// which ends exactly then) and returns it.
+    pub fn wait_quiet(&self, id: &str) -> serde_json::Value {
+        let mut follow = self.berth_spawn(&["logs", id, "-f"]);
+        assert!(follow.wait_exit(DEADLINE).is_some(), "deployment {id} did not finish in time:\n{}", self.log());
+        self.show(id)
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn ulid_like() -> String {
+    format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0))
+}
+
+/// An agent process with its own data directory.
+pub struct Agent {
+    pub name: String,
+    pub dir: PathBuf,
+    controller_url: String,
+    process: Option<Running>,
+}
+
+impl Agent {
+    /// Joins `controller` with a fresh one-use token and starts running.
+    pub fn join(controller: &Controller, name: &str, labels: &str) -> Agent {
+        let token = controller.token(&[]);
+        let agent = Agent::join_with(controller, name, labels, &token).expect("join");
+        agent.start()
+    }
+
+    /// Runs `berth-agent join`; returns the agent (not started) or the CLI
+    /// result when the join failed.
+    pub fn join_with(controller: &Controller, name: &str, labels: &str, token: &str) -> Result<Agent, Cli> {
+        let dir = controller.dir.path().join(format!("agent-{name}-{}", ulid_like()));
+        let output = Command::new(bin("berth-agent"))
+            .args(["join", "--controller", &controller.url, "--token", token, "--name", name, "--labels", labels, "--data-dir"])
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run berth-agent join");
+        let cli = Cli::from(output);
+        if cli.code != 0 {
+            return Err(cli);
+        }
+        Ok(Agent { name: name.to_string(), dir, controller_url: controller.url.clone(), process: None })
+    }
+
+    /// Starts `berth-agent run` and waits until it is connected.
+    pub fn start(mut self) -> Agent {
+        self.spawn();
+        let process = self.process.as_ref().expect("running");
+        assert!(
+            process.stderr.wait_for("connected to the controller", DEADLINE).is_some(),
+            "agent {} did not connect:\n{}",
+            self.name,
+            process.log_tail()
+        );
+        self
+    }
+
+    /// Starts `berth-agent run` without waiting.
+    pub fn spawn(&mut self) {
+        let log = self.dir.with_extension("log");
+        let mut command = Command::new(bin("berth-agent"));
+        command.args(["run", "--controller", &self.controller_url, "--data-dir"]).arg(&self.dir);
+        self.process = Some(Running::spawn(command, &log));
+    }
+
+    /// The running process.
+    pub fn process(&self) -> &Running {
+        self.process.as_ref().expect("agent is running")
+    }
+
+    pub fn process_mut(&mut self) -> &mut Running {
+        self.process.as_mut().expect("agent is running")
+    }
+
+    /// `kill -9` the agent.
+    pub fn kill9(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.kill9();
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Writes a bundle directory with a manifest and files; returns its path.
+pub fn write_bundle(root: &Path, name: &str, manifest: &str, files: &[(&str, &str)]) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).expect("bundle dir");
+    std::fs::write(dir.join("berth.toml"), manifest).expect("manifest");
+    for (path, content) in files {
+        let full = dir.join(path);
+        if let Some(parent) = full.parent() {
+            std::fs::create_dir_all(parent).expect("dir");
+        }
+        std::fs::write(&full, content).expect("file");
+        if path.ends_with(".sh") {
+            std::fs::set_permissions(&full, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+    }
+    dir
+}
+
+/// The id in a deployment JSON.
+pub fn id_of(deployment: &serde_json::Value) -> String {
+    deployment["id"].as_str().expect("deployment id").to_string()
+}

@@ -1,0 +1,142 @@
+//! Child processes whose output lines are collected by reader threads, so a
+//! test can block until a line appears or the process exits, with a
+//! deadline.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// Lines read so far from one output stream, with a condition variable to
+/// wait on.
+#[derive(Clone, Default)]
+pub struct Lines {
+    inner: Arc<(Mutex<(Vec<(Instant, String)>, bool)>, Condvar)>,
+}
+
+impl Lines {
+    fn push(&self, line: String) {
+        let (lock, ready) = &*self.inner;
+        lock.lock().expect("lines lock").0.push((Instant::now(), line));
+        ready.notify_all();
+    }
+
+    fn close(&self) {
+        let (lock, ready) = &*self.inner;
+        lock.lock().expect("lines lock").1 = true;
+        ready.notify_all();
+    }
+
+    /// Every line so far.
+    pub fn all(&self) -> Vec<String> {
+        self.inner.0.lock().expect("lines lock").0.iter().map(|(_, line)| line.clone()).collect()
+    }
+
+    /// Every line so far with the time it was read.
+    pub fn timed(&self) -> Vec<(Instant, String)> {
+        self.inner.0.lock().expect("lines lock").0.clone()
+    }
+
+    /// Blocks until a line containing `needle` appears (returns it) or the
+    /// stream ends or the deadline passes (returns `None`).
+    pub fn wait_for(&self, needle: &str, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        let (lock, ready) = &*self.inner;
+        let mut state = lock.lock().expect("lines lock");
+        loop {
+            if let Some((_, line)) = state.0.iter().find(|(_, line)| line.contains(needle)) {
+                return Some(line.clone());
+            }
+            let now = Instant::now();
+            if state.1 || now >= deadline {
+                return None;
+            }
+            state = ready.wait_timeout(state, deadline - now).expect("lines lock").0;
+        }
+    }
+
+    /// Blocks until the stream ends or the deadline passes.
+    pub fn wait_closed(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let (lock, ready) = &*self.inner;
+        let mut state = lock.lock().expect("lines lock");
+        while !state.1 {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            state = ready.wait_timeout(state, deadline - now).expect("lines lock").0;
+        }
+        true
+    }
+}
+
+fn collect(reader: impl std::io::Read + Send + 'static, lines: Lines, log: Option<PathBuf>) {
+    std::thread::spawn(move || {
+        let mut file = log.and_then(|path| std::fs::OpenOptions::new().create(true).append(true).open(path).ok());
+        for line in BufReader::new(reader).lines() {
+            let Ok(line) = line else { break };
+            if let Some(file) = file.as_mut() {
+                let _ = writeln!(file, "{line}");
+            }
+            lines.push(line);
+        }
+        lines.close();
+    });
+}
+
+/// A running child process.
+pub struct Running {
+    child: Child,
+    pub stdout: Lines,
+    pub stderr: Lines,
+    log: PathBuf,
+}
+
+impl Running {
+    /// Spawns `command`; stderr is also appended to `log`.
+    pub fn spawn(mut command: Command, log: &Path) -> Running {
+        let _ = File::create(log);
+        let mut child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn process");
+        let stdout = Lines::default();
+        let stderr = Lines::default();
+        collect(child.stdout.take().expect("stdout"), stdout.clone(), None);
+        collect(child.stderr.take().expect("stderr"), stderr.clone(), Some(log.to_path_buf()));
+        Running { child, stdout, stderr, log: log.to_path_buf() }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The last lines of stderr, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// Waits for the process to exit; returns its exit code (or -1 when
+    /// killed by a signal), or `None` at the deadline.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        // The output readers close when the process and its children exit.
+        if !self.stdout.wait_closed(timeout) {
+            return None;
+        }
+        self.child.wait().ok().map(|status| status.code().unwrap_or(-1))
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}

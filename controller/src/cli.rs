@@ -92,6 +92,18 @@ impl Failure {
 
 impl From<tonic::Status> for Failure {
     fn from(status: tonic::Status) -> Failure {
+        let tls_refused =
+            status.code() == Code::Unknown && error_chain(&status).contains("received fatal alert");
+        if tls_refused {
+            let chain = error_chain(&status);
+            let alert = chain.rsplit(": ").next().unwrap_or_default();
+            return Failure::new(
+                exit::AUTH,
+                format!(
+                    "the controller refused this credential at the TLS handshake (alert {alert}); it was not issued by this controller's CA, or it expired"
+                ),
+            );
+        }
         let code = match status.code() {
             Code::InvalidArgument | Code::OutOfRange => exit::USAGE,
             Code::Unauthenticated | Code::PermissionDenied => exit::AUTH,
@@ -109,10 +121,6 @@ impl From<tonic::Status> for Failure {
                     status.message()
                 )
             }
-            Code::Unknown if status.message().contains("transport") => format!(
-                "the controller refused the connection ({}); the credential may be from another controller",
-                status.message()
-            ),
             _ => status.message().to_string(),
         };
         Failure { code, message }
@@ -181,13 +189,15 @@ async fn connect(args: &Args) -> Result<Session, Failure> {
         .http2_keep_alive_interval(Duration::from_secs(15))
         .keep_alive_timeout(Duration::from_secs(10));
     let channel = endpoint.connect().await.map_err(|err| {
-        Failure::new(
-            exit::FAILED,
-            format!(
-                "cannot reach the controller at {address}: {}",
-                error_chain(&err)
-            ),
-        )
+        let chain = error_chain(&err);
+        if chain.contains("invalid peer certificate") {
+            Failure::new(
+                exit::AUTH,
+                format!("the controller at {address} is not the one your credential bundle trusts ({chain}); use the bundle made by that controller"),
+            )
+        } else {
+            Failure::new(exit::FAILED, format!("cannot reach the controller at {address}: {chain}; is it running, and is the address right?"))
+        }
     })?;
     let client = CliClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)

@@ -30,5 +30,11 @@ pub fn write_raw(path: &Path, entries: &[RawEntry<'_>]) {
         header.set_cksum();
         builder.append(&header, entry.data).expect("append");
     }
-    builder.into_inner().expect("tar").finish().expect("gzip").flush().expect("flush");
+    builder
+        .into_inner()
+        .expect("tar")
+        .finish()
+        .expect("gzip")
+        .flush()
+        .expect("flush");
 }

@@ -24,9 +24,17 @@ pub const DEADLINE: Duration = Duration::from_secs(60);
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/debug/deps/test-HASH → target/debug
-    let dir = exe.parent().and_then(Path::parent).expect("target directory").to_path_buf();
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target directory")
+        .to_path_buf();
     for name in ["berth", "berth-agent", "berth-controller"] {
-        assert!(dir.join(name).exists(), "{} is missing; run `cargo build --workspace --bins` before the end-to-end tests", dir.join(name).display());
+        assert!(
+            dir.join(name).exists(),
+            "{} is missing; run `cargo build --workspace --bins` before the end-to-end tests",
+            dir.join(name).display()
+        );
     }
     dir
 }
@@ -55,7 +63,11 @@ impl Cli {
 
     /// Asserts success and returns stdout.
     pub fn ok(self) -> String {
-        assert_eq!(self.code, 0, "command failed\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "command failed\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self.stdout
     }
 
@@ -83,7 +95,10 @@ impl Controller {
 
     /// Like [`Controller::start`] with a given `--lost-grace`.
     pub fn start_with_grace(lost_grace: &str) -> Controller {
-        let dir = tempfile::Builder::new().prefix("berth-e2e-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("berth-e2e-")
+            .tempdir()
+            .expect("tempdir");
         let data = dir.path().join("controller");
         let status = Command::new(bin("berth-controller"))
             .args(["init", "--name", "127.0.0.1", "--data-dir"])
@@ -92,7 +107,13 @@ impl Controller {
             .status()
             .expect("run berth-controller init");
         assert!(status.success(), "berth-controller init failed");
-        let mut controller = Controller { dir, url: String::new(), address: "127.0.0.1:0".into(), lost_grace: lost_grace.into(), process: None };
+        let mut controller = Controller {
+            dir,
+            url: String::new(),
+            address: "127.0.0.1:0".into(),
+            lost_grace: lost_grace.into(),
+            process: None,
+        };
         controller.serve();
         controller
     }
@@ -101,9 +122,21 @@ impl Controller {
         let data = self.dir.path().join("controller");
         let log = self.dir.path().join("controller.log");
         let mut command = Command::new(bin("berth-controller"));
-        command.args(["serve", "--listen", &self.address, "--lost-grace", &self.lost_grace, "--data-dir"]).arg(&data);
+        command
+            .args([
+                "serve",
+                "--listen",
+                &self.address,
+                "--lost-grace",
+                &self.lost_grace,
+                "--data-dir",
+            ])
+            .arg(&data);
         let process = Running::spawn(command, &log);
-        let line = process.stdout.wait_for("listening on", DEADLINE).unwrap_or_else(|| panic!("controller did not start:\n{}", process.log_tail()));
+        let line = process
+            .stdout
+            .wait_for("listening on", DEADLINE)
+            .unwrap_or_else(|| panic!("controller did not start:\n{}", process.log_tail()));
         self.address = line.rsplit(' ').next().expect("address").to_string();
         self.url = format!("https://{}", self.address);
         self.process = Some(process);
@@ -152,7 +185,10 @@ impl Controller {
     /// Starts the `berth` CLI in the background (for `logs -f`).
     pub fn berth_spawn(&self, args: &[&str]) -> Running {
         let mut command = Command::new(bin("berth"));
-        command.args(args).env("BERTH_CONFIG", self.admin()).env("BERTH_CONTROLLER", &self.url);
+        command
+            .args(args)
+            .env("BERTH_CONFIG", self.admin())
+            .env("BERTH_CONTROLLER", &self.url);
         let log = self.dir.path().join(format!("cli-{}.log", ulid_like()));
         Running::spawn(command, &log)
     }
@@ -173,7 +209,11 @@ impl Controller {
     /// which ends exactly then) and returns it.
     pub fn wait_quiet(&self, id: &str) -> serde_json::Value {
         let mut follow = self.berth_spawn(&["logs", id, "-f"]);
-        assert!(follow.wait_exit(DEADLINE).is_some(), "deployment {id} did not finish in time:\n{}", self.log());
+        assert!(
+            follow.wait_exit(DEADLINE).is_some(),
+            "deployment {id} did not finish in time:\n{}",
+            self.log()
+        );
         self.show(id)
     }
 }
@@ -185,7 +225,13 @@ impl Drop for Controller {
 }
 
 fn ulid_like() -> String {
-    format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0))
+    format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    )
 }
 
 /// An agent process with its own data directory.
@@ -206,10 +252,29 @@ impl Agent {
 
     /// Runs `berth-agent join`; returns the agent (not started) or the CLI
     /// result when the join failed.
-    pub fn join_with(controller: &Controller, name: &str, labels: &str, token: &str) -> Result<Agent, Cli> {
-        let dir = controller.dir.path().join(format!("agent-{name}-{}", ulid_like()));
+    pub fn join_with(
+        controller: &Controller,
+        name: &str,
+        labels: &str,
+        token: &str,
+    ) -> Result<Agent, Cli> {
+        let dir = controller
+            .dir
+            .path()
+            .join(format!("agent-{name}-{}", ulid_like()));
         let output = Command::new(bin("berth-agent"))
-            .args(["join", "--controller", &controller.url, "--token", token, "--name", name, "--labels", labels, "--data-dir"])
+            .args([
+                "join",
+                "--controller",
+                &controller.url,
+                "--token",
+                token,
+                "--name",
+                name,
+                "--labels",
+                labels,
+                "--data-dir",
+            ])
             .arg(&dir)
             .stdin(Stdio::null())
             .output()
@@ -218,7 +283,12 @@ impl Agent {
         if cli.code != 0 {
             return Err(cli);
         }
-        Ok(Agent { name: name.to_string(), dir, controller_url: controller.url.clone(), process: None })
+        Ok(Agent {
+            name: name.to_string(),
+            dir,
+            controller_url: controller.url.clone(),
+            process: None,
+        })
     }
 
     /// Starts `berth-agent run` and waits until it is connected.
@@ -226,7 +296,10 @@ impl Agent {
         self.spawn();
         let process = self.process.as_ref().expect("running");
         assert!(
-            process.stderr.wait_for("connected to the controller", DEADLINE).is_some(),
+            process
+                .stderr
+                .wait_for("connected to the controller", DEADLINE)
+                .is_some(),
             "agent {} did not connect:\n{}",
             self.name,
             process.log_tail()
@@ -238,7 +311,9 @@ impl Agent {
     pub fn spawn(&mut self) {
         let log = self.dir.with_extension("log");
         let mut command = Command::new(bin("berth-agent"));
-        command.args(["run", "--controller", &self.controller_url, "--data-dir"]).arg(&self.dir);
+        command
+            .args(["run", "--controller", &self.controller_url, "--data-dir"])
+            .arg(&self.dir);
         self.process = Some(Running::spawn(command, &log));
     }
 
@@ -286,5 +361,8 @@ pub fn write_bundle(root: &Path, name: &str, manifest: &str, files: &[(&str, &st
 
 /// The id in a deployment JSON.
 pub fn id_of(deployment: &serde_json::Value) -> String {
-    deployment["id"].as_str().expect("deployment id").to_string()
+    deployment["id"]
+        .as_str()
+        .expect("deployment id")
+        .to_string()
 }

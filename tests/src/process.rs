@@ -19,7 +19,10 @@ pub struct Lines {
 impl Lines {
     fn push(&self, line: String) {
         let (lock, ready) = &*self.inner;
-        lock.lock().expect("lines lock").0.push((Instant::now(), line));
+        lock.lock()
+            .expect("lines lock")
+            .0
+            .push((Instant::now(), line));
         ready.notify_all();
     }
 
@@ -31,7 +34,14 @@ impl Lines {
 
     /// Every line so far.
     pub fn all(&self) -> Vec<String> {
-        self.inner.0.lock().expect("lines lock").0.iter().map(|(_, line)| line.clone()).collect()
+        self.inner
+            .0
+            .lock()
+            .expect("lines lock")
+            .0
+            .iter()
+            .map(|(_, line)| line.clone())
+            .collect()
     }
 
     /// Every line so far with the time it was read.
@@ -53,7 +63,10 @@ impl Lines {
             if state.1 || now >= deadline {
                 return None;
             }
-            state = ready.wait_timeout(state, deadline - now).expect("lines lock").0;
+            state = ready
+                .wait_timeout(state, deadline - now)
+                .expect("lines lock")
+                .0;
         }
     }
 
@@ -67,7 +80,10 @@ impl Lines {
             if now >= deadline {
                 return false;
             }
-            state = ready.wait_timeout(state, deadline - now).expect("lines lock").0;
+            state = ready
+                .wait_timeout(state, deadline - now)
+                .expect("lines lock")
+                .0;
         }
         true
     }
@@ -75,7 +91,13 @@ impl Lines {
 
 fn collect(reader: impl std::io::Read + Send + 'static, lines: Lines, log: Option<PathBuf>) {
     std::thread::spawn(move || {
-        let mut file = log.and_then(|path| std::fs::OpenOptions::new().create(true).append(true).open(path).ok());
+        let mut file = log.and_then(|path| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .ok()
+        });
         for line in BufReader::new(reader).lines() {
             let Ok(line) = line else { break };
             if let Some(file) = file.as_mut() {
@@ -99,12 +121,26 @@ impl Running {
     /// Spawns `command`; stderr is also appended to `log`.
     pub fn spawn(mut command: Command, log: &Path) -> Running {
         let _ = File::create(log);
-        let mut child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn process");
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn process");
         let stdout = Lines::default();
         let stderr = Lines::default();
         collect(child.stdout.take().expect("stdout"), stdout.clone(), None);
-        collect(child.stderr.take().expect("stderr"), stderr.clone(), Some(log.to_path_buf()));
-        Running { child, stdout, stderr, log: log.to_path_buf() }
+        collect(
+            child.stderr.take().expect("stderr"),
+            stderr.clone(),
+            Some(log.to_path_buf()),
+        );
+        Running {
+            child,
+            stdout,
+            stderr,
+            log: log.to_path_buf(),
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -125,7 +161,10 @@ impl Running {
         if !self.stdout.wait_closed(timeout) {
             return None;
         }
-        self.child.wait().ok().map(|status| status.code().unwrap_or(-1))
+        self.child
+            .wait()
+            .ok()
+            .map(|status| status.code().unwrap_or(-1))
     }
 
     /// SIGKILL, then reap.

@@ -23,7 +23,9 @@ echo "last line from $BERTH_HOST"
 "#;
 
 fn lines_of(controller: &Controller, id: &str, host: &str) -> Vec<String> {
-    let out = controller.berth(&["logs", id, "--host", host, "-o", "json"]).ok();
+    let out = controller
+        .berth(&["logs", id, "--host", host, "-o", "json"])
+        .ok();
     out.lines()
         .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("json line"))
         .filter(|entry| entry["stream"] == "stdout")
@@ -36,30 +38,55 @@ fn two_agents_deploy_and_logs_follow_live() {
     let controller = Controller::start();
     let a1 = Agent::join(&controller, "web-1", "role=web");
     let a2 = Agent::join(&controller, "web-2", "role=web");
-    let bundle = write_bundle(controller.dir.path(), "bundle", MANIFEST, &[("setup.sh", SETUP), ("marker.txt", "m-42")]);
+    let bundle = write_bundle(
+        controller.dir.path(),
+        "bundle",
+        MANIFEST,
+        &[("setup.sh", SETUP), ("marker.txt", "m-42")],
+    );
     let bundle = bundle.to_str().expect("path");
 
-    let created = controller.berth(&["deploy", "--bundle", bundle, "--detach", "-o", "json"]).json();
+    let created = controller
+        .berth(&["deploy", "--bundle", bundle, "--detach", "-o", "json"])
+        .json();
     let id = id_of(&created);
     assert_eq!(created["status"], "pending");
     let mut follow = controller.berth_spawn(&["logs", &id, "-f"]);
 
     // Both hosts' first lines arrive while the deployment still runs.
     for host in ["web-1", "web-2"] {
-        let seen = follow.stdout.wait_for(&format!("first line from {host}"), DEADLINE);
-        assert!(seen.is_some(), "live follower missed {host}'s first line: {:?}", follow.stdout.all());
+        let seen = follow
+            .stdout
+            .wait_for(&format!("first line from {host}"), DEADLINE);
+        assert!(
+            seen.is_some(),
+            "live follower missed {host}'s first line: {:?}",
+            follow.stdout.all()
+        );
     }
     let during = controller.show(&id);
-    assert_eq!(during["status"], "setup_running", "lines must arrive live, before the end");
+    assert_eq!(
+        during["status"], "setup_running",
+        "lines must arrive live, before the end"
+    );
 
     // Let the scripts finish; the follower ends with the deployment.
     for agent in [&a1, &a2] {
         let work = agent.dir.join("work").join(&id);
         std::fs::write(work.join("release"), b"").expect("release the script");
     }
-    assert!(follow.wait_exit(DEADLINE).is_some(), "logs -f did not exit when the deployment ended");
+    assert!(
+        follow.wait_exit(DEADLINE).is_some(),
+        "logs -f did not exit when the deployment ended"
+    );
     for host in ["web-1", "web-2"] {
-        assert!(follow.stdout.all().iter().any(|line| line.contains(&format!("last line from {host}"))));
+        assert!(
+            follow
+                .stdout
+                .all()
+                .iter()
+                .any(|line| line.contains(&format!("last line from {host}")))
+        );
     }
 
     let done = controller.wait_quiet(&id);
@@ -73,7 +100,11 @@ fn two_agents_deploy_and_logs_follow_live() {
         let lines = lines_of(&controller, &id, host);
         assert_eq!(
             lines,
-            [format!("host={host} marker=m-42"), format!("first line from {host}"), format!("last line from {host}")],
+            [
+                format!("host={host} marker=m-42"),
+                format!("first line from {host}"),
+                format!("last line from {host}")
+            ],
             "each host's lines, in order, exactly once"
         );
     }
@@ -81,9 +112,13 @@ fn two_agents_deploy_and_logs_follow_live() {
     assert_eq!(status[0]["app"], "echo");
     assert_eq!(status[0]["status"], "deployed");
 
-    let listed = controller.berth(&["ls", "--app", "echo", "--status", "deployed", "-o", "json"]).json();
+    let listed = controller
+        .berth(&["ls", "--app", "echo", "--status", "deployed", "-o", "json"])
+        .json();
     assert_eq!(listed.as_array().map(Vec::len), Some(1));
-    let none = controller.berth(&["ls", "--status", "failed", "-o", "json"]).json();
+    let none = controller
+        .berth(&["ls", "--status", "failed", "-o", "json"])
+        .json();
     assert_eq!(none.as_array().map(Vec::len), Some(0));
 }
 
@@ -93,16 +128,32 @@ fn failing_script_fails_the_deployment_with_step_and_message() {
     let _agent = Agent::join(&controller, "solo", "role=web");
     let manifest = "app = \"broken\"\n[target]\nhosts = [\"solo\"]\n[setup]\nrun = [\"echo about to fail\", \"exit 7\", \"echo never\"]\n";
     let bundle = write_bundle(controller.dir.path(), "broken", manifest, &[]);
-    let result = controller.berth(&["deploy", "--bundle", bundle.to_str().expect("path"), "-o", "json"]);
-    assert_eq!(result.code, 1, "a failed deployment exits 1: {}", result.stderr);
+    let result = controller.berth(&[
+        "deploy",
+        "--bundle",
+        bundle.to_str().expect("path"),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(
+        result.code, 1,
+        "a failed deployment exits 1: {}",
+        result.stderr
+    );
     let deployment: serde_json::Value = serde_json::from_str(&result.stdout).expect("json");
     assert_eq!(deployment["status"], "failed");
     assert_eq!(deployment["error_step"], "setup");
     let message = deployment["error_message"].as_str().expect("message");
-    assert!(message.contains("solo") && message.contains("exit 7") && message.contains("code 7"), "{message}");
+    assert!(
+        message.contains("solo") && message.contains("exit 7") && message.contains("code 7"),
+        "{message}"
+    );
     assert_eq!(deployment["tasks"][0]["stages"][0]["exit_code"], 7);
     let logs = controller.berth(&["logs", &id_of(&deployment)]).ok();
-    assert!(logs.contains("about to fail") && !logs.contains("never"), "{logs}");
+    assert!(
+        logs.contains("about to fail") && !logs.contains("never"),
+        "{logs}"
+    );
 }
 
 #[test]
@@ -111,12 +162,22 @@ fn timeout_kills_the_script_and_marks_timed_out() {
     let _agent = Agent::join(&controller, "slow", "role=web");
     let manifest = "app = \"slow\"\n[target]\nhosts = [\"slow\"]\n[setup]\nrun = [\"echo started; sleep 120\"]\ntimeout = \"1s\"\n";
     let bundle = write_bundle(controller.dir.path(), "slow", manifest, &[]);
-    let result = controller.berth(&["deploy", "--bundle", bundle.to_str().expect("path"), "-o", "json"]);
+    let result = controller.berth(&[
+        "deploy",
+        "--bundle",
+        bundle.to_str().expect("path"),
+        "-o",
+        "json",
+    ]);
     assert_eq!(result.code, 1);
     let deployment: serde_json::Value = serde_json::from_str(&result.stdout).expect("json");
     assert_eq!(deployment["status"], "timed_out", "{deployment:#}");
     assert_eq!(deployment["error_step"], "setup");
-    assert!(deployment["error_message"].as_str().is_some_and(|m| m.contains("timed out after 1s")));
+    assert!(
+        deployment["error_message"]
+            .as_str()
+            .is_some_and(|m| m.contains("timed out after 1s"))
+    );
 }
 
 #[test]
@@ -126,10 +187,22 @@ fn stop_runs_the_stop_commands_and_a_concurrent_deploy_is_refused() {
     let manifest = "app = \"svc\"\nenvironment = \"prod\"\n[target]\nhosts = [\"box\"]\n[setup]\nrun = [\"while [ ! -e \\\"$BERTH_WORK_DIR/go\\\" ]; do sleep 0.05; done\"]\n[stop]\nrun = [\"echo stopped $BERTH_APP > $BERTH_WORK_DIR/stopped\"]\n";
     let bundle = write_bundle(controller.dir.path(), "svc", manifest, &[]);
     let path = bundle.to_str().expect("path");
-    let first = id_of(&controller.berth(&["deploy", "--bundle", path, "--detach", "-o", "json"]).json());
+    let first = id_of(
+        &controller
+            .berth(&["deploy", "--bundle", path, "--detach", "-o", "json"])
+            .json(),
+    );
     let second = controller.berth(&["deploy", "--bundle", path, "--detach"]);
-    assert_eq!(second.code, 5, "a second running deploy is a conflict: {}", second.stderr);
-    assert!(second.stderr.contains(&first), "names the running deployment: {}", second.stderr);
+    assert_eq!(
+        second.code, 5,
+        "a second running deploy is a conflict: {}",
+        second.stderr
+    );
+    assert!(
+        second.stderr.contains(&first),
+        "names the running deployment: {}",
+        second.stderr
+    );
 
     let work = agent.dir.join("work").join(&first);
     let follow = controller.berth_spawn(&["logs", &first, "-f"]);
@@ -137,7 +210,9 @@ fn stop_runs_the_stop_commands_and_a_concurrent_deploy_is_refused() {
     std::fs::write(work.join("go"), b"").expect("go");
     assert_eq!(controller.wait_quiet(&first)["status"], "deployed");
 
-    let stopped = controller.berth(&["stop", "svc", "--env", "prod", "-o", "json"]).json();
+    let stopped = controller
+        .berth(&["stop", "svc", "--env", "prod", "-o", "json"])
+        .json();
     assert_eq!(stopped["status"], "stopped", "{stopped:#}");
     let marker = std::fs::read_to_string(work.join("stopped")).expect("stop command ran");
     assert_eq!(marker.trim(), "stopped svc");

@@ -16,14 +16,31 @@ fn controller_ca(controller: &Controller) -> String {
 fn a_client_without_a_certificate_is_refused() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let controller = Controller::start();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let status = runtime.block_on(async {
-        let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(controller_ca(&controller))).domain_name(berth_proto::CONTROLLER_TLS_NAME);
-        let channel = Endpoint::from_shared(controller.url.clone()).expect("url").tls_config(tls).expect("tls").connect().await.expect("TLS without a client certificate connects");
-        CliClient::new(channel).who_am_i(WhoAmIRequest {}).await.expect_err("must be refused")
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(controller_ca(&controller)))
+            .domain_name(berth_proto::CONTROLLER_TLS_NAME);
+        let channel = Endpoint::from_shared(controller.url.clone())
+            .expect("url")
+            .tls_config(tls)
+            .expect("tls")
+            .connect()
+            .await
+            .expect("TLS without a client certificate connects");
+        CliClient::new(channel)
+            .who_am_i(WhoAmIRequest {})
+            .await
+            .expect_err("must be refused")
     });
     assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
-    assert!(status.message().contains("no client certificate"), "{status:?}");
+    assert!(
+        status.message().contains("no client certificate"),
+        "{status:?}"
+    );
 }
 
 #[test]
@@ -31,12 +48,29 @@ fn a_certificate_from_another_ca_is_refused() {
     let controller = Controller::start();
     let foreign = new_ca("someone else").expect("ca");
     let authority = Authority::load(&foreign.cert_pem, &foreign.key_pem).expect("load");
-    let (cert, _) = authority.issue_client_with_key(ClientKind::User, "admin").expect("issue");
-    let bundle = Bundle { controller: controller.url.clone(), principal: "admin".into(), ca_pem: controller_ca(&controller), cert_pem: cert.cert_pem, key_pem: cert.key_pem };
+    let (cert, _) = authority
+        .issue_client_with_key(ClientKind::User, "admin")
+        .expect("issue");
+    let bundle = Bundle {
+        controller: controller.url.clone(),
+        principal: "admin".into(),
+        ca_pem: controller_ca(&controller),
+        cert_pem: cert.cert_pem,
+        key_pem: cert.key_pem,
+    };
     let path = controller.dir.path().join("foreign.conf");
     bundle.save(&path).expect("save");
     let result = controller.berth_with(&path, &["whoami"]);
-    assert_ne!(result.code, 0, "a foreign certificate must not get in: {}", result.stdout);
+    assert_eq!(
+        result.code, 3,
+        "a foreign certificate must not get in: {}",
+        result.stdout
+    );
+    assert!(
+        result.stderr.contains("refused this credential"),
+        "{}",
+        result.stderr
+    );
     assert!(!result.stdout.contains("admin"), "{}", result.stdout);
     // The real admin still gets in.
     assert!(controller.berth(&["whoami"]).ok().contains("admin (admin)"));
@@ -47,7 +81,11 @@ fn the_cli_without_credentials_says_how_to_get_them() {
     let controller = Controller::start();
     let result = controller.berth_with(&controller.dir.path().join("missing.conf"), &["ls"]);
     assert_eq!(result.code, 3);
-    assert!(result.stderr.contains("no credentials") && result.stderr.contains("berth-controller init"), "{}", result.stderr);
+    assert!(
+        result.stderr.contains("no credentials") && result.stderr.contains("berth-controller init"),
+        "{}",
+        result.stderr
+    );
 }
 
 #[test]
@@ -55,13 +93,17 @@ fn tokens_are_refused_when_used_up_revoked_or_for_another_ca() {
     let controller = Controller::start();
     let token = controller.token(&["--uses", "1"]);
     Agent::join_with(&controller, "first", "", &token).expect("first join");
-    let used = Agent::join_with(&controller, "second", "", &token).err().expect("token is used up");
+    let used = Agent::join_with(&controller, "second", "", &token)
+        .err()
+        .expect("token is used up");
     assert!(used.stderr.contains("used up"), "{}", used.stderr);
 
     let revoked = controller.token(&[]);
     let id = JoinToken::parse(&revoked).expect("token").id;
     controller.berth(&["token", "revoke", &id]).ok();
-    let refused = Agent::join_with(&controller, "third", "", &revoked).err().expect("revoked token");
+    let refused = Agent::join_with(&controller, "third", "", &revoked)
+        .err()
+        .expect("revoked token");
     assert!(refused.stderr.contains("revoked"), "{}", refused.stderr);
 
     // A token pinned to another CA: the agent must stop before sending it.
@@ -69,14 +111,30 @@ fn tokens_are_refused_when_used_up_revoked_or_for_another_ca() {
     let foreign = new_ca("impostor").expect("ca");
     let der = berth_shared::pki::first_cert_der(&foreign.cert_pem).expect("der");
     other.ca_pin = berth_shared::pki::spki_pin(&der).expect("pin");
-    let refused = Agent::join_with(&controller, "fourth", "", &other.encode()).err().expect("pin mismatch");
-    assert!(refused.stderr.contains("pinned") && refused.stderr.contains("NOT sent"), "{}", refused.stderr);
+    let refused = Agent::join_with(&controller, "fourth", "", &other.encode())
+        .err()
+        .expect("pin mismatch");
+    assert!(
+        refused.stderr.contains("pinned") && refused.stderr.contains("NOT sent"),
+        "{}",
+        refused.stderr
+    );
     let tokens = controller.berth(&["token", "ls", "-o", "json"]).json();
-    let untouched = tokens.as_array().expect("tokens").iter().find(|t| t["id"] == other.id.as_str()).expect("token listed");
+    let untouched = tokens
+        .as_array()
+        .expect("tokens")
+        .iter()
+        .find(|t| t["id"] == other.id.as_str())
+        .expect("token listed");
     assert_eq!(untouched["uses"], 0, "the controller never saw the token");
 
     let agents = controller.berth(&["agents", "ls", "-o", "json"]).json();
-    let names: Vec<&str> = agents.as_array().expect("agents").iter().filter_map(|a| a["name"].as_str()).collect();
+    let names: Vec<&str> = agents
+        .as_array()
+        .expect("agents")
+        .iter()
+        .filter_map(|a| a["name"].as_str())
+        .collect();
     assert_eq!(names, ["first"]);
 }
 
@@ -84,8 +142,14 @@ fn tokens_are_refused_when_used_up_revoked_or_for_another_ca() {
 fn names_are_unique() {
     let controller = Controller::start();
     Agent::join_with(&controller, "dup", "", &controller.token(&[])).expect("first");
-    let second = Agent::join_with(&controller, "dup", "", &controller.token(&[])).err().expect("taken name");
-    assert!(second.stderr.contains("already enrolled"), "{}", second.stderr);
+    let second = Agent::join_with(&controller, "dup", "", &controller.token(&[]))
+        .err()
+        .expect("taken name");
+    assert!(
+        second.stderr.contains("already enrolled"),
+        "{}",
+        second.stderr
+    );
 }
 
 #[test]
@@ -93,15 +157,37 @@ fn a_revoked_agent_is_cut_off_and_cannot_reconnect() {
     let controller = Controller::start();
     let mut agent = Agent::join(&controller, "doomed", "role=web");
     controller.berth(&["agents", "revoke", "doomed"]).ok();
-    let code = agent.process_mut().wait_exit(DEADLINE).expect("the agent process ends");
+    let code = agent
+        .process_mut()
+        .wait_exit(DEADLINE)
+        .expect("the agent process ends");
     assert_ne!(code, 0);
-    assert!(agent.process().stderr.wait_for("revoked", DEADLINE).is_some(), "{}", agent.process().log_tail());
-    let shown = controller.berth(&["agents", "show", "doomed", "-o", "json"]).json();
+    assert!(
+        agent
+            .process()
+            .stderr
+            .wait_for("revoked", DEADLINE)
+            .is_some(),
+        "{}",
+        agent.process().log_tail()
+    );
+    let shown = controller
+        .berth(&["agents", "show", "doomed", "-o", "json"])
+        .json();
     assert_eq!(shown["online"], false);
     assert_eq!(shown["status"], "revoked");
 
     agent.spawn();
-    let code = agent.process_mut().wait_exit(DEADLINE).expect("the restarted agent gives up");
+    let code = agent
+        .process_mut()
+        .wait_exit(DEADLINE)
+        .expect("the restarted agent gives up");
     assert_ne!(code, 0);
-    assert!(agent.process().stderr.wait_for("revoked", DEADLINE).is_some());
+    assert!(
+        agent
+            .process()
+            .stderr
+            .wait_for("revoked", DEADLINE)
+            .is_some()
+    );
 }

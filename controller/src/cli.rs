@@ -104,6 +104,20 @@ impl From<tonic::Status> for Failure {
                 ),
             );
         }
+        // In TLS 1.3 the server checks the client certificate after the
+        // client already sent its request, so a refused credential often
+        // shows up only as a broken connection.
+        let broken = matches!(status.code(), Code::Unknown | Code::Cancelled)
+            && ["transport error", "operation was canceled"].contains(&status.message());
+        if broken {
+            return Failure::new(
+                exit::AUTH,
+                format!(
+                    "the controller closed the connection ({}); this usually means it does not accept this credential (not issued by its CA, or expired)",
+                    status.message()
+                ),
+            );
+        }
         let code = match status.code() {
             Code::InvalidArgument | Code::OutOfRange => exit::USAGE,
             Code::Unauthenticated | Code::PermissionDenied => exit::AUTH,

@@ -184,7 +184,7 @@ fn timeout_kills_the_script_and_marks_timed_out() {
 fn stop_runs_the_stop_commands_and_a_concurrent_deploy_is_refused() {
     let controller = Controller::start();
     let agent = Agent::join(&controller, "box", "role=web");
-    let manifest = "app = \"svc\"\nenvironment = \"prod\"\n[target]\nhosts = [\"box\"]\n[setup]\nrun = [\"while [ ! -e \\\"$BERTH_WORK_DIR/go\\\" ]; do sleep 0.05; done\"]\n[stop]\nrun = [\"echo stopped $BERTH_APP > $BERTH_WORK_DIR/stopped\"]\n";
+    let manifest = "app = \"svc\"\nenvironment = \"prod\"\n[target]\nhosts = [\"box\"]\n[setup]\nrun = [\"i=0; while [ ! -e \\\"$BERTH_WORK_DIR/go\\\" ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\"]\n[stop]\nrun = [\"echo stopped $BERTH_APP > $BERTH_WORK_DIR/stopped\"]\n";
     let bundle = write_bundle(controller.dir.path(), "svc", manifest, &[]);
     let path = bundle.to_str().expect("path");
     let first = id_of(
@@ -206,7 +206,7 @@ fn stop_runs_the_stop_commands_and_a_concurrent_deploy_is_refused() {
 
     let work = agent.dir.join("work").join(&first);
     let follow = controller.berth_spawn(&["logs", &first, "-f"]);
-    assert!(follow.stdout.wait_for("$ while", DEADLINE).is_some());
+    assert!(follow.stdout.wait_for("$ i=0", DEADLINE).is_some());
     std::fs::write(work.join("go"), b"").expect("go");
     assert_eq!(controller.wait_quiet(&first)["status"], "deployed");
 

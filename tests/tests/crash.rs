@@ -1,0 +1,202 @@
+//! Crashes: `kill -9` of the controller or of an agent while a setup script
+//! runs. Nothing acknowledged may be lost, no log line may be doubled, and
+//! the deployment must end with a story an operator can read.
+
+use berth_tests::{Agent, Controller, DEADLINE, id_of, write_bundle};
+
+/// A script that prints, waits for the test to release it, then prints more.
+const SETUP: &str = r#"#!/bin/sh
+echo "before 1"
+echo "before 2"
+i=0
+while [ ! -e "$BERTH_WORK_DIR/release" ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done
+for i in 1 2 3 4 5; do echo "after $i"; done
+"#;
+
+fn manifest(host: &str) -> String {
+    format!(
+        "app = \"crashy\"\n[target]\nhosts = [\"{host}\"]\n[setup]\nrun = [\"./setup.sh\"]\ntimeout = \"5m\"\n"
+    )
+}
+
+fn stdout_lines(controller: &Controller, id: &str) -> Vec<String> {
+    controller
+        .berth(&["logs", id, "-o", "json"])
+        .ok()
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("json"))
+        .filter(|entry| entry["stream"] == "stdout")
+        .map(|entry| entry["line"].as_str().expect("line").to_string())
+        .collect()
+}
+
+#[test]
+fn controller_kill9_mid_script_loses_and_doubles_nothing() {
+    let mut controller = Controller::start();
+    let agent = Agent::join(&controller, "steady", "role=web");
+    let bundle = write_bundle(
+        controller.dir.path(),
+        "crashy",
+        &manifest("steady"),
+        &[("setup.sh", SETUP)],
+    );
+    let id = id_of(
+        &controller
+            .berth(&[
+                "deploy",
+                "--bundle",
+                bundle.to_str().expect("path"),
+                "--detach",
+                "-o",
+                "json",
+            ])
+            .json(),
+    );
+    let follow = controller.berth_spawn(&["logs", &id, "-f"]);
+    assert!(
+        follow.stdout.wait_for("before 2", DEADLINE).is_some(),
+        "script did not start"
+    );
+
+    controller.kill9();
+    // The script goes on while the controller is gone.
+    std::fs::write(agent.dir.join("work").join(&id).join("release"), b"").expect("release");
+    controller.restart();
+
+    let done = controller.wait_quiet(&id);
+    assert_eq!(done["status"], "deployed", "{done:#}\n{}", controller.log());
+    let expected: Vec<String> = [
+        "before 1", "before 2", "after 1", "after 2", "after 3", "after 4", "after 5",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    assert_eq!(
+        stdout_lines(&controller, &id),
+        expected,
+        "every line exactly once, in order"
+    );
+    let history: Vec<String> = done["transitions"]
+        .as_array()
+        .expect("transitions")
+        .iter()
+        .map(|t| {
+            format!(
+                "{} {}",
+                t["subject"].as_str().unwrap_or(""),
+                t["to"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    for step in [
+        "deployment pending",
+        "steady assigned",
+        "steady setup",
+        "deployment setup_running",
+        "steady done",
+        "deployment deployed",
+    ] {
+        assert!(
+            history.contains(&step.to_string()),
+            "history lacks {step}: {history:?}"
+        );
+    }
+    assert_eq!(done["tasks"][0]["stages"][0]["outcome"], "succeeded");
+}
+
+#[test]
+fn agent_kill9_mid_script_ends_lost_after_the_grace_period() {
+    let controller = Controller::start_with_grace("2s");
+    let mut agent = Agent::join(&controller, "fragile", "role=web");
+    let bundle = write_bundle(
+        controller.dir.path(),
+        "crashy",
+        &manifest("fragile"),
+        &[("setup.sh", SETUP)],
+    );
+    let id = id_of(
+        &controller
+            .berth(&[
+                "deploy",
+                "--bundle",
+                bundle.to_str().expect("path"),
+                "--detach",
+                "-o",
+                "json",
+            ])
+            .json(),
+    );
+    let follow = controller.berth_spawn(&["logs", &id, "-f"]);
+    assert!(follow.stdout.wait_for("before 2", DEADLINE).is_some());
+    agent.kill9();
+
+    let done = controller.wait_quiet(&id);
+    assert_eq!(done["status"], "failed", "{done:#}");
+    assert_eq!(done["tasks"][0]["status"], "lost");
+    assert_eq!(done["error_step"], "setup");
+    let message = done["error_message"].as_str().expect("message");
+    assert!(
+        message.contains("fragile") && message.contains("lost") && message.contains("grace period"),
+        "{message}"
+    );
+    // The lines sent before the crash are kept.
+    assert_eq!(stdout_lines(&controller, &id), ["before 1", "before 2"]);
+    // The killed agent left its script running; end it.
+    let work = agent.dir.join("work").join(&id);
+    assert!(
+        !berth_tests::kill_processes_in(&work).is_empty(),
+        "the orphaned script should still be running"
+    );
+}
+
+#[test]
+fn agent_back_within_the_grace_period_reports_the_interruption() {
+    let controller = Controller::start_with_grace("5m");
+    let mut agent = Agent::join(&controller, "phoenix", "role=web");
+    let bundle = write_bundle(
+        controller.dir.path(),
+        "crashy",
+        &manifest("phoenix"),
+        &[("setup.sh", SETUP)],
+    );
+    let id = id_of(
+        &controller
+            .berth(&[
+                "deploy",
+                "--bundle",
+                bundle.to_str().expect("path"),
+                "--detach",
+                "-o",
+                "json",
+            ])
+            .json(),
+    );
+    let follow = controller.berth_spawn(&["logs", &id, "-f"]);
+    assert!(follow.stdout.wait_for("before 2", DEADLINE).is_some());
+    agent.kill9();
+    agent.spawn();
+
+    let done = controller.wait_quiet(&id);
+    assert_eq!(done["status"], "failed", "{done:#}");
+    assert_eq!(done["tasks"][0]["status"], "failed");
+    assert_eq!(done["error_step"], "setup");
+    let message = done["error_message"].as_str().expect("message");
+    assert!(
+        message.contains("phoenix") && message.contains("restarted"),
+        "{message}"
+    );
+    assert_eq!(
+        stdout_lines(&controller, &id),
+        ["before 1", "before 2"],
+        "no line lost or doubled"
+    );
+    // The restarted agent stopped what its predecessor left running: no
+    // process is left working in the deployment's directory.
+    let work = agent.dir.join("work").join(&id);
+    let leftovers = berth_tests::kill_processes_in(&work);
+    assert!(
+        leftovers.is_empty(),
+        "processes still running in {}: {leftovers:?}",
+        work.display()
+    );
+}

@@ -64,9 +64,12 @@ fn record(kind: u8, payload: &[u8]) -> Vec<u8> {
     bytes
 }
 
+/// One spool record: its kind and payload.
+type Record = (u8, Vec<u8>);
+
 /// Reads records until the end or the first damaged one; returns them and
 /// the length of the good prefix.
-fn read_records(path: &Path) -> std::io::Result<(Vec<(u8, Vec<u8>)>, u64)> {
+fn read_records(path: &Path) -> std::io::Result<(Vec<Record>, u64)> {
     let mut reader = BufReader::new(File::open(path)?);
     let mut records = Vec::new();
     let mut good = 0u64;
@@ -359,10 +362,11 @@ impl Outbox {
         while log.memory.front().is_some_and(|event| event.seq <= upto) {
             log.memory.pop_front();
         }
-        if log.finished && log.acked + 1 >= log.next_seq {
-            if let Some(log) = tasks.remove(&task_id) {
-                let _ = fs::remove_file(&log.path);
-            }
+        if log.finished
+            && log.acked + 1 >= log.next_seq
+            && let Some(log) = tasks.remove(&task_id)
+        {
+            let _ = fs::remove_file(&log.path);
         }
     }
 }
@@ -377,11 +381,11 @@ impl TaskLog {
     }
 
     fn append(&mut self, bytes: &[u8]) {
-        if let Some(file) = self.file.as_mut() {
-            if let Err(err) = file.write_all(bytes) {
-                warn!(path = %self.path.display(), error = %err, "spool write failed; keeping events in memory only");
-                self.file = None;
-            }
+        if let Some(file) = self.file.as_mut()
+            && let Err(err) = file.write_all(bytes)
+        {
+            warn!(path = %self.path.display(), error = %err, "spool write failed; keeping events in memory only");
+            self.file = None;
         }
     }
 }

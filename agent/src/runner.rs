@@ -75,10 +75,10 @@ pub fn accept(agent: &Arc<Agent>, spec: TaskSpec) -> Accepted {
 
 /// Cancels a running task if the command is not older than its assignment.
 pub fn cancel(agent: &Agent, task_id: &str) {
-    if let Ok(task_id) = task_id.parse::<TaskId>() {
-        if let Some(token) = agent.running().get(&task_id) {
-            token.cancel();
-        }
+    if let Ok(task_id) = task_id.parse::<TaskId>()
+        && let Some(token) = agent.running().get(&task_id)
+    {
+        token.cancel();
     }
 }
 

@@ -20,7 +20,7 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::hub::{Hub, HubEvent};
 use crate::progress;
 use crate::registry::Registry;
-use crate::store::{EventOutcome, Store, StoreError, StoredLine};
+use crate::store::{EventOutcome, LogWrite, Store, StoreError, StoredLine};
 
 /// Assigns work and records results.
 pub struct Dispatcher {
@@ -35,7 +35,7 @@ pub struct Dispatcher {
 }
 
 enum AssignResult {
-    Assigned(TaskSpec),
+    Assigned(Box<TaskSpec>),
     /// The rollout's `max_parallel` is reached; try again later.
     Wait,
     /// The task is no longer queued.
@@ -149,7 +149,7 @@ impl Dispatcher {
                 break;
             }
             match self.assign(deployment_id, task_id).await {
-                Ok(AssignResult::Assigned(spec)) => self.send_assign(agent, spec).await,
+                Ok(AssignResult::Assigned(spec)) => self.send_assign(agent, *spec).await,
                 Ok(AssignResult::Wait) => {
                     self.registry.release_slot(agent);
                     waiting.push((deployment_id, task_id));
@@ -211,7 +211,9 @@ impl Dispatcher {
                 .expect("task exists: checked above");
             task.generation = generation;
             task.assigned_at = Some(Timestamp::now());
-            Ok(AssignResult::Assigned(spec_for(deployment, task_id)))
+            Ok(AssignResult::Assigned(Box::new(spec_for(
+                deployment, task_id,
+            ))))
         })?;
         self.store.flush().await?;
         self.hub.publish(HubEvent::Changed {
@@ -351,10 +353,10 @@ impl Dispatcher {
         if progress::is_quiet(deployment) {
             self.lock_active().remove(&deployment.id);
         }
-        if deployment.status == DeploymentStatus::Deployed {
-            if let Err(err) = self.supersede_older(deployment).await {
-                warn!(deployment_id = %deployment.id, error = %err, "could not mark older deployments superseded");
-            }
+        if deployment.status == DeploymentStatus::Deployed
+            && let Err(err) = self.supersede_older(deployment).await
+        {
+            warn!(deployment_id = %deployment.id, error = %err, "could not mark older deployments superseded");
         }
         self.kick_all().await;
     }
@@ -446,7 +448,7 @@ fn apply_batch(
     agent: AgentId,
     task_id: TaskId,
     batch: &TaskEvents,
-) -> Result<(EventOutcome, Vec<(TaskId, u64, StoredLine)>), StoreError> {
+) -> Result<(EventOutcome, Vec<LogWrite>), StoreError> {
     let task = deployment
         .tasks
         .iter()

@@ -149,11 +149,12 @@ fn finish_task(deployment: &mut Deployment, task_id: TaskId, finished: &TaskFini
         _ => TaskStatus::Failed,
     };
     let reason = (!finished.error.is_empty()).then(|| finished.error.clone());
-    if set_task_status(deployment, task_id, next, reason) && next != TaskStatus::Done {
-        if let Some(task) = deployment.task_mut(task_id) {
-            task.error_step = Some(finished.error_step.clone()).filter(|step| !step.is_empty());
-            task.error_message = Some(finished.error.clone()).filter(|error| !error.is_empty());
-        }
+    if set_task_status(deployment, task_id, next, reason)
+        && next != TaskStatus::Done
+        && let Some(task) = deployment.task_mut(task_id)
+    {
+        task.error_step = Some(finished.error_step.clone()).filter(|step| !step.is_empty());
+        task.error_message = Some(finished.error.clone()).filter(|error| !error.is_empty());
     }
 }
 

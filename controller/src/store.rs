@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 pub use agents::{AgentRecord, Principal, PrincipalKind, Role};
 pub use audit::AuditEntry;
 pub use deployments::{Created, EventOutcome, ListQuery};
-pub use logs::StoredLine;
+pub use logs::{LogWrite, StoredLine};
 pub use tokens::{TokenRecord, TokenState};
 
 /// Version of the value encoding written by this build.

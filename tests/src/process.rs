@@ -9,11 +9,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+/// Lines read so far and whether the stream has ended.
+type LineState = (Vec<(Instant, String)>, bool);
+
 /// Lines read so far from one output stream, with a condition variable to
 /// wait on.
 #[derive(Clone, Default)]
 pub struct Lines {
-    inner: Arc<(Mutex<(Vec<(Instant, String)>, bool)>, Condvar)>,
+    inner: Arc<(Mutex<LineState>, Condvar)>,
 }
 
 impl Lines {

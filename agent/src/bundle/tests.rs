@@ -5,9 +5,12 @@ use flate2::write::GzEncoder;
 
 use super::*;
 
+/// One raw entry: name, type, link target, data.
+type Raw<'a> = (&'a str, EntryType, &'a str, &'a [u8]);
+
 /// Writes a tar.gz whose entries are raw (name, type, target, data), with
 /// names put straight into the header so hostile paths survive.
-fn archive_of(dir: &Path, entries: &[(&str, EntryType, &str, &[u8])]) -> PathBuf {
+fn archive_of(dir: &Path, entries: &[Raw<'_>]) -> PathBuf {
     let path = dir.join("bundle.tar.gz");
     let mut builder = tar::Builder::new(GzEncoder::new(
         File::create(&path).expect("create"),
@@ -70,7 +73,7 @@ fn unpacks_files_dirs_modes_and_inner_links() {
     );
 }
 
-fn refused(entries: &[(&str, EntryType, &str, &[u8])]) -> UnpackError {
+fn refused(entries: &[Raw<'_>]) -> UnpackError {
     let dir = tempfile::tempdir().expect("tempdir");
     let archive = archive_of(dir.path(), entries);
     let dest = dir.path().join("work");
@@ -89,7 +92,7 @@ fn refused(entries: &[(&str, EntryType, &str, &[u8])]) -> UnpackError {
 
 #[test]
 fn refuses_hostile_archives_before_writing() {
-    let cases: [&[(&str, EntryType, &str, &[u8])]; 6] = [
+    let cases: [&[Raw<'_>]; 6] = [
         &[
             ("ok", EntryType::Regular, "", b"x"),
             ("../../etc/cron.d/x", EntryType::Regular, "", b"x"),

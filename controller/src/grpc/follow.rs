@@ -56,11 +56,10 @@ pub fn watch(
                 tokio::select! {
                     () = shutdown.cancelled() => return,
                     event = tokio::time::timeout(REFRESH, events.recv()) => {
-                        if let Ok(Ok(event)) = &event {
-                            if event.deployment() != id {
+                        if let Ok(Ok(event)) = &event
+                            && event.deployment() != id {
                                 continue;
                             }
-                        }
                     }
                 }
                 match context.store.get_deployment(id) {
@@ -123,12 +122,12 @@ pub fn logs(
         host: Some(request.host.clone()).filter(|host| !host.is_empty()),
         stage: Some(request.stage.clone()).filter(|stage| !stage.is_empty()),
     };
-    if let Some(host) = &filter.host {
-        if !deployment.tasks.iter().any(|task| &task.host == host) {
-            return Err(Status::not_found(format!(
-                "deployment {id} has no task on host `{host}`"
-            )));
-        }
+    if let Some(host) = &filter.host
+        && !deployment.tasks.iter().any(|task| &task.host == host)
+    {
+        return Err(Status::not_found(format!(
+            "deployment {id} has no task on host `{host}`"
+        )));
     }
     let (sender, receiver) = mpsc::channel(1024);
     let tail = request.tail as usize;

@@ -3,13 +3,13 @@
 //! `idx_idempotency` (`key → id`). A per app+environment "running slot" in
 //! `meta` makes the one-running-deployment rule atomic.
 
-use berth_shared::id::{DeploymentId, TaskId};
+use berth_shared::id::DeploymentId;
 use berth_shared::record::Deployment;
 use berth_shared::state::{DEPLOYMENT_STATUSES, DeploymentStatus};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
-use super::logs::{StoredLine, log_key};
+use super::logs::{LogWrite, StoredLine, log_key};
 use super::{Store, StoreError, decode, encode};
 
 /// Filters for listing deployments (newest first).
@@ -174,7 +174,6 @@ impl Store {
         self.update_deployment_with_logs(id, |deployment| {
             change(deployment).map(|result| (result, Vec::new()))
         })
-        .map(|(deployment, result)| (deployment, result))
     }
 
     /// Like [`Store::update_deployment`], also storing log lines of one
@@ -182,7 +181,7 @@ impl Store {
     pub fn update_deployment_with_logs<R>(
         &self,
         id: DeploymentId,
-        change: impl Fn(&mut Deployment) -> Result<(R, Vec<(TaskId, u64, StoredLine)>), StoreError>,
+        change: impl Fn(&mut Deployment) -> Result<(R, Vec<LogWrite>), StoreError>,
     ) -> Result<(Deployment, R), StoreError> {
         let trees = (&self.deployments, &self.idx_status, &self.meta, &self.logs);
         let result = trees.transaction(|(deployments, idx_status, meta, logs)| {

@@ -15,6 +15,9 @@ pub struct StoredLine {
     pub line: String,
 }
 
+/// A log line to store with a deployment change: task, sequence, line.
+pub type LogWrite = (TaskId, u64, StoredLine);
+
 pub(super) fn log_key(deployment: DeploymentId, task: TaskId, seq: u64) -> [u8; 40] {
     let mut key = [0u8; 40];
     key[..16].copy_from_slice(&deployment.to_bytes());

@@ -207,6 +207,9 @@ impl Pump {
                 () = self.agent.shutdown.cancelled() => return Ended::Shutdown,
                 () = self.agent.outbox.changed() => {}
                 _ = ticker.tick() => {
+                    if self.pending_key.is_none() {
+                        self.maybe_renew().await;
+                    }
                     let dir = self.agent.files.root().to_path_buf();
                     let facts = tokio::task::spawn_blocking(move || crate::facts::snapshot(&dir)).await.ok();
                     let beat = Heartbeat { facts, free_slots: self.agent.free_slots() };

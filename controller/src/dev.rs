@@ -134,6 +134,8 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> Result<()>
         data_dir: controller_dir,
         listen: options.listen,
         lost_grace: DEFAULT_LOST_GRACE,
+        log_retention: crate::server::DEFAULT_LOG_RETENTION,
+        agent_cert_lifetime: berth_shared::pki::AGENT_LIFETIME,
     };
     let server = tokio::spawn(crate::server::run(
         config,
@@ -144,6 +146,13 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> Result<()>
     ));
     let address = listening_rx.await.context("the controller did not start")?;
     let url = format!("https://{address}");
+    // The port may have been chosen by the system (--listen ...:0).
+    let mut bundle =
+        berth_shared::credentials::Bundle::load(&dir.admin_bundle()).map_err(anyhow::Error::msg)?;
+    bundle.controller = url.clone();
+    bundle
+        .save(&dir.admin_bundle())
+        .map_err(anyhow::Error::msg)?;
     let mut agent = start_agent(&options, &root, &url, &token).await?;
     info!(%url, "dev controller and agent running");
     println!(

@@ -20,3 +20,5 @@ pub mod progress;
 pub mod registry;
 pub mod server;
 pub mod store;
+#[cfg(test)]
+mod testing;

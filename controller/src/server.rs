@@ -40,6 +40,36 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
     pub lost_grace: Duration,
+    /// Lifetime of agent certificates (agents renew at two thirds).
+    pub agent_cert_lifetime: Duration,
+    /// How long log lines are kept.
+    pub log_retention: Duration,
+}
+
+/// How long log lines are kept unless `--log-retention` says otherwise.
+pub const DEFAULT_LOG_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// How often expired log lines are looked for.
+const RETENTION_SWEEP: Duration = Duration::from_secs(3600);
+
+/// Deletes log lines older than `retention`, at start and then hourly.
+async fn sweep_logs(store: Store, retention: Duration, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval(RETENTION_SWEEP);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let cutoff =
+            berth_shared::time::now_ms() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        let sweeper = store.clone();
+        match tokio::task::spawn_blocking(move || sweeper.expire_logs(cutoff)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(removed)) => info!(removed, "expired log lines removed"),
+            Ok(Err(err)) => warn!(error = %err, "log retention sweep failed"),
+            Err(err) => warn!(error = %err, "log retention sweep panicked"),
+        }
+    }
 }
 
 /// Everything the services share.
@@ -73,7 +103,9 @@ pub async fn run(
         })
     };
     let ca_pem = read(dir.ca_cert())?;
-    let authority = Authority::load(&ca_pem, &read(dir.ca_key())?).context("load the CA")?;
+    let authority = Authority::load(&ca_pem, &read(dir.ca_key())?)
+        .context("load the CA")?
+        .with_agent_lifetime(config.agent_cert_lifetime);
     let identity = Identity::from_pem(read(dir.server_cert())?, read(dir.server_key())?);
     let store = Store::open(&dir.store()).with_context(|| {
         format!(
@@ -123,6 +155,11 @@ pub async fn run(
     context
         .tasks
         .spawn(dispatcher.clone().run_lost_sweeper(shutdown.clone()));
+    context.tasks.spawn(sweep_logs(
+        store.clone(),
+        config.log_retention,
+        shutdown.clone(),
+    ));
     dispatcher.kick_all().await;
 
     let agent_auth = authenticate(store.clone(), PrincipalKind::Agent);

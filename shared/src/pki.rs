@@ -59,7 +59,8 @@ impl std::fmt::Debug for KeyedCert {
 
 fn validity(params: &mut CertificateParams, lifetime: Duration) {
     let now = OffsetDateTime::now_utc();
-    params.not_before = now - CLOCK_SKEW;
+    // Short-lived certificates (tests) get a proportionally small backdate.
+    params.not_before = now - CLOCK_SKEW.min(lifetime / 10);
     params.not_after = now + lifetime;
 }
 
@@ -98,6 +99,7 @@ pub fn new_ca(common_name: &str) -> Result<KeyedCert, PkiError> {
 pub struct Authority {
     issuer: Issuer<'static, KeyPair>,
     cert_pem: String,
+    agent_lifetime: Duration,
 }
 
 /// What kind of client a certificate is for.
@@ -125,7 +127,14 @@ impl Authority {
         Ok(Authority {
             issuer,
             cert_pem: cert_pem.to_string(),
+            agent_lifetime: AGENT_LIFETIME,
         })
+    }
+
+    /// Sets how long agent certificates are valid (default [`AGENT_LIFETIME`]).
+    pub fn with_agent_lifetime(mut self, lifetime: Duration) -> Authority {
+        self.agent_lifetime = lifetime;
+        self
     }
 
     /// The CA certificate (PEM).
@@ -174,7 +183,7 @@ impl Authority {
         }
         let request = CertificateSigningRequestParams::from_pem(csr_pem)
             .map_err(|err| PkiError::BadCsr(err.to_string()))?;
-        let (params, serial, not_after_ms) = client_params(kind, principal)?;
+        let (params, serial, not_after_ms) = client_params(kind, principal, self.lifetime(kind))?;
         let built = CertificateSigningRequestParams {
             params,
             public_key: request.public_key,
@@ -187,6 +196,13 @@ impl Authority {
         })
     }
 
+    fn lifetime(&self, kind: ClientKind) -> Duration {
+        match kind {
+            ClientKind::Agent => self.agent_lifetime,
+            ClientKind::User => USER_LIFETIME,
+        }
+    }
+
     /// Issues a client certificate with a key made here (used for the admin
     /// credential the controller writes at `init`, on its own host).
     pub fn issue_client_with_key(
@@ -195,7 +211,7 @@ impl Authority {
         principal: &str,
     ) -> Result<(KeyedCert, Issued), PkiError> {
         let key = KeyPair::generate()?;
-        let (params, serial, not_after_ms) = client_params(kind, principal)?;
+        let (params, serial, not_after_ms) = client_params(kind, principal, self.lifetime(kind))?;
         let cert = params.signed_by(&key, &self.issuer)?;
         let keyed = KeyedCert {
             cert_pem: cert.pem(),
@@ -213,6 +229,7 @@ impl Authority {
 fn client_params(
     kind: ClientKind,
     principal: &str,
+    lifetime: Duration,
 ) -> Result<(CertificateParams, String, i64), PkiError> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     let prefix = match kind {
@@ -227,10 +244,6 @@ fn client_params(
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     let (serial, serial_hex) = random_serial();
     params.serial_number = Some(serial);
-    let lifetime = match kind {
-        ClientKind::Agent => AGENT_LIFETIME,
-        ClientKind::User => USER_LIFETIME,
-    };
     validity(&mut params, lifetime);
     let not_after_ms = params.not_after.unix_timestamp() * 1000;
     Ok((params, serial_hex, not_after_ms))

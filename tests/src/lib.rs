@@ -83,7 +83,7 @@ pub struct Controller {
     pub dir: tempfile::TempDir,
     pub url: String,
     pub address: String,
-    lost_grace: String,
+    serve_args: Vec<String>,
     process: Option<Running>,
 }
 
@@ -95,6 +95,11 @@ impl Controller {
 
     /// Like [`Controller::start`] with a given `--lost-grace`.
     pub fn start_with_grace(lost_grace: &str) -> Controller {
+        Controller::start_with(&["--lost-grace", lost_grace])
+    }
+
+    /// Like [`Controller::start`] with extra `serve` arguments.
+    pub fn start_with(serve_args: &[&str]) -> Controller {
         let dir = tempfile::Builder::new()
             .prefix("berth-e2e-")
             .tempdir()
@@ -111,7 +116,7 @@ impl Controller {
             dir,
             url: String::new(),
             address: "127.0.0.1:0".into(),
-            lost_grace: lost_grace.into(),
+            serve_args: serve_args.iter().map(|arg| arg.to_string()).collect(),
             process: None,
         };
         controller.serve();
@@ -123,15 +128,9 @@ impl Controller {
         let log = self.dir.path().join("controller.log");
         let mut command = Command::new(bin("berth-controller"));
         command
-            .args([
-                "serve",
-                "--listen",
-                &self.address,
-                "--lost-grace",
-                &self.lost_grace,
-                "--data-dir",
-            ])
-            .arg(&data);
+            .args(["serve", "--listen", &self.address, "--data-dir"])
+            .arg(&data)
+            .args(&self.serve_args);
         let process = Running::spawn(command, &log);
         let line = process
             .stdout
@@ -381,4 +380,28 @@ pub fn kill_processes_in(dir: &Path) -> Vec<u32> {
         }
     }
     killed
+}
+
+/// Pids of processes running `binary` with `dir` among their arguments.
+pub fn processes_running(binary: &Path, dir: &Path) -> Vec<u32> {
+    let wanted = dir.to_string_lossy().into_owned();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|byte| *byte == 0)
+            .map(|arg| String::from_utf8_lossy(arg).into_owned())
+            .collect();
+        if args.first().is_some_and(|exe| Path::new(exe) == binary)
+            && args.contains(&wanted)
+        {
+            found.push(pid);
+        }
+    }
+    found
 }

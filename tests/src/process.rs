@@ -170,6 +170,13 @@ impl Running {
             .map(|status| status.code().unwrap_or(-1))
     }
 
+    /// SIGTERM (a graceful stop, like Ctrl-C).
+    pub fn terminate(&self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+    }
+
     /// SIGKILL, then reap.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();

@@ -186,3 +186,49 @@ fn a_revoked_agent_is_cut_off_and_cannot_reconnect() {
             .is_some()
     );
 }
+
+#[test]
+fn agents_renew_their_certificate_on_the_stream_and_use_it() {
+    let controller = Controller::start_with(&["--agent-cert-lifetime", "9s"]);
+    let mut agent = Agent::join(&controller, "renewer", "role=web");
+    let serial = |agent: &Agent| {
+        let pem = std::fs::read_to_string(agent.dir.join("cert.pem")).expect("cert");
+        let der = berth_shared::pki::first_cert_der(&pem).expect("der");
+        berth_shared::pki::cert_info(&der).expect("info").serial
+    };
+    let key = |agent: &Agent| std::fs::read_to_string(agent.dir.join("key.pem")).expect("key");
+    let (first_serial, first_key) = (serial(&agent), key(&agent));
+    assert!(
+        agent
+            .process()
+            .stderr
+            .wait_for("certificate renewed", DEADLINE)
+            .is_some(),
+        "{}",
+        agent.process().log_tail()
+    );
+    assert_ne!(serial(&agent), first_serial, "a new certificate");
+    assert_ne!(key(&agent), first_key, "with a new key");
+    // A fresh process connects with the renewed certificate.
+    agent.kill9();
+    let agent = agent_restart(agent);
+    let shown = controller
+        .berth(&["agents", "show", "renewer", "-o", "json"])
+        .json();
+    assert_eq!(shown["online"], true);
+    drop(agent);
+}
+
+fn agent_restart(mut agent: Agent) -> Agent {
+    agent.spawn();
+    assert!(
+        agent
+            .process()
+            .stderr
+            .wait_for("connected to the controller", DEADLINE)
+            .is_some(),
+        "{}",
+        agent.process().log_tail()
+    );
+    agent
+}

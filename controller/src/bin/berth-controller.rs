@@ -51,6 +51,12 @@ enum Command {
         /// How long an agent may be away before its running tasks are `lost`.
         #[arg(long, default_value = "60s", value_parser = parse_duration)]
         lost_grace: Duration,
+        /// How long log lines are kept.
+        #[arg(long, default_value = "30days", value_parser = parse_duration)]
+        log_retention: Duration,
+        /// Lifetime of agent certificates; agents renew at two thirds.
+        #[arg(long, default_value = "30days", value_parser = parse_duration)]
+        agent_cert_lifetime: Duration,
     },
     /// A throwaway controller plus one local agent, for trying berth.
     Dev {
@@ -132,6 +138,8 @@ async fn command(command: Command) -> anyhow::Result<()> {
             data_dir,
             listen,
             lost_grace,
+            log_retention,
+            agent_cert_lifetime,
         } => {
             let shutdown = on_signal();
             berth_controller::server::run(
@@ -139,6 +147,8 @@ async fn command(command: Command) -> anyhow::Result<()> {
                     data_dir,
                     listen,
                     lost_grace,
+                    log_retention,
+                    agent_cert_lifetime,
                 },
                 shutdown,
                 |address| {

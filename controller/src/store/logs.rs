@@ -77,3 +77,48 @@ impl Store {
         Ok(lines)
     }
 }
+
+impl Store {
+    /// Deletes the log lines of settled deployments created before
+    /// `cutoff_ms` (Unix ms). Deployments are visited oldest first from a
+    /// durable cursor, so each is swept once; the sweep stops at the first
+    /// deployment that is still running. Returns the number of lines removed.
+    pub fn expire_logs(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+        let cursor = self
+            .meta
+            .get(b"retention_cursor")?
+            .map(|bytes| bytes.to_vec())
+            .unwrap_or_default();
+        let start = if cursor.is_empty() {
+            std::ops::Bound::Unbounded
+        } else {
+            std::ops::Bound::Excluded(cursor)
+        };
+        let mut removed = 0u64;
+        for entry in self
+            .deployments
+            .range::<Vec<u8>, _>((start, std::ops::Bound::Unbounded))
+        {
+            let (key, value) = entry?;
+            let Ok(bytes) = <[u8; 16]>::try_from(key.as_ref()) else {
+                continue;
+            };
+            let id = DeploymentId::from_bytes(bytes);
+            if i64::try_from(id.0.timestamp_ms()).unwrap_or(i64::MAX) >= cutoff_ms {
+                break;
+            }
+            let deployment: berth_shared::record::Deployment = decode("deployments", &value)?;
+            if deployment.status.is_running() {
+                break;
+            }
+            let mut batch = sled::Batch::default();
+            for line_key in self.logs.scan_prefix(bytes).keys() {
+                batch.remove(line_key?);
+                removed += 1;
+            }
+            self.logs.apply_batch(batch)?;
+            self.meta.insert(b"retention_cursor", &bytes)?;
+        }
+        Ok(removed)
+    }
+}

@@ -38,3 +38,52 @@ fn generations_increase_across_reopen() {
     let store = Store::open(dir.path()).expect("reopen");
     assert!(store.next_generation().expect("gen") > first);
 }
+
+#[test]
+fn expires_logs_of_old_settled_deployments_only() {
+    use berth_shared::state::DeploymentStatus;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let line = |text: &str| StoredLine {
+        stage: "setup".into(),
+        stream: "stdout".into(),
+        ts_ms: 1,
+        line: text.into(),
+    };
+    let mut ids = Vec::new();
+    for (created_ms, status) in [
+        (1_000, DeploymentStatus::Deployed),
+        (2_000, DeploymentStatus::Failed),
+    ] {
+        let mut deployment = crate::testing::deployment(&["h1"], 0);
+        deployment.id = berth_shared::id::DeploymentId(ulid::Ulid::from_parts(created_ms, 7));
+        deployment.status = status;
+        let task = deployment.tasks[0].id;
+        store.create_deployment(&deployment, true).expect("create");
+        store
+            .update_deployment_with_logs(deployment.id, |_| {
+                Ok(((), vec![(task, 1, line("one")), (task, 2, line("two"))]))
+            })
+            .expect("logs");
+        ids.push((deployment.id, task));
+    }
+    let cutoff = 1_500;
+    assert_eq!(
+        store.expire_logs(cutoff).expect("sweep"),
+        2,
+        "only the first is older than the cutoff"
+    );
+    assert_eq!(store.task_lines(ids[0].0, ids[0].1, 0).count(), 0);
+    assert_eq!(store.task_lines(ids[1].0, ids[1].1, 0).count(), 2);
+    assert!(
+        store.get_deployment(ids[0].0).is_ok(),
+        "the record itself stays"
+    );
+    assert_eq!(
+        store.expire_logs(cutoff).expect("again"),
+        0,
+        "each deployment is swept once"
+    );
+    assert_eq!(store.expire_logs(i64::MAX).expect("all"), 2);
+}

@@ -397,11 +397,33 @@ pub fn processes_running(binary: &Path, dir: &Path) -> Vec<u32> {
             .split(|byte| *byte == 0)
             .map(|arg| String::from_utf8_lossy(arg).into_owned())
             .collect();
-        if args.first().is_some_and(|exe| Path::new(exe) == binary)
-            && args.contains(&wanted)
-        {
+        if args.first().is_some_and(|exe| Path::new(exe) == binary) && args.contains(&wanted) {
             found.push(pid);
         }
     }
     found
+}
+
+/// Skips a test that needs something this machine lacks (Docker, Caddy,
+/// root for network namespaces): prints why and records it in
+/// `target/berth-skipped.log`. Under `BERTH_REQUIRE_ALL=1` (CI) a skip is a
+/// failure instead.
+pub fn skip(test: &str, reason: &str) {
+    assert!(
+        std::env::var("BERTH_REQUIRE_ALL").as_deref() != Ok("1"),
+        "{test} needs {reason}, and BERTH_REQUIRE_ALL=1 forbids skipping it"
+    );
+    eprintln!("SKIPPED: {test}: {reason}");
+    let log = bin_dir()
+        .parent()
+        .map(|target| target.join("berth-skipped.log"));
+    if let Some(log) = log
+        && let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+    {
+        use std::io::Write;
+        let _ = writeln!(file, "{test}: {reason}");
+    }
 }

@@ -1,3 +1,4 @@
+//! Tests of safe bundle unpacking.
 use std::io::Write;
 
 use flate2::Compression;

@@ -1,3 +1,4 @@
+//! Tests of the outbox spool.
 use super::*;
 
 fn log(line: &str) -> Kind {

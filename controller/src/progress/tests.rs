@@ -1,3 +1,4 @@
+//! Tests of how task events move a deployment.
 use berth_proto::v1::{LogLine, StageStarted};
 
 use super::*;

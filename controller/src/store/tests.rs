@@ -1,3 +1,4 @@
+//! Tests of the store's codec, counters and retention.
 use super::*;
 
 #[test]

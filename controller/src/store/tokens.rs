@@ -159,3 +159,43 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(uses: u32, uses_allowed: u32, revoked: bool) -> TokenRecord {
+        TokenRecord {
+            id: "abc".into(),
+            secret_sha256: hash_secret("s3cret"),
+            labels: Labels::new(),
+            created_at: Timestamp(0),
+            expires_at: Timestamp(1_000),
+            uses_allowed,
+            uses,
+            revoked,
+            created_by: "admin".into(),
+            joined: Vec::new(),
+        }
+    }
+
+    fn refusal(token: &TokenRecord, secret: &str, now: i64) -> String {
+        match token.check(secret, Timestamp(now)) {
+            Err(StoreError::Refused(message)) => message,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn says_why_a_token_is_refused() {
+        assert!(token(0, 1, false).check("s3cret", Timestamp(999)).is_ok());
+        assert!(refusal(&token(0, 1, false), "s3cret", 1_000).contains("expired"));
+        assert!(refusal(&token(1, 1, false), "s3cret", 10).contains("used up"));
+        assert!(refusal(&token(0, 1, true), "s3cret", 10).contains("revoked"));
+        // A wrong secret learns nothing about the token's state.
+        let wrong = refusal(&token(1, 1, true), "guess", 5_000);
+        assert!(
+            wrong.contains("not known") && !wrong.contains("revoked") && !wrong.contains("expired")
+        );
+    }
+}

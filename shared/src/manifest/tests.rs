@@ -1,3 +1,5 @@
+//! Tests of manifest parsing and validation.
+
 use super::*;
 
 fn errors(text: &str) -> Vec<String> {

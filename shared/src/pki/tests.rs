@@ -1,3 +1,4 @@
+//! Tests of certificate issuance and pins.
 use super::*;
 use x509_parser::extensions::ParsedExtension;
 

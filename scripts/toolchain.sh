@@ -1,0 +1,51 @@
+# Sourced by scripts/test.sh and packaging/demo.sh: makes sure this machine
+# can build berth (a C compiler for ring, and Rust 1.95 or newer), installing
+# what is missing with apt-get and rustup. Needs root only when it installs.
+
+BERTH_MIN_RUST="1.95"
+
+need_root() {
+    if [ "$(id -u)" != 0 ]; then
+        echo "error: $1 is missing and installing it needs root; run as root or install it yourself" >&2
+        exit 1
+    fi
+}
+
+apt_install() {
+    need_root "$*"
+    echo "installing $* with apt-get" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq "$@" >/dev/null
+}
+
+version_at_least() {
+    # version_at_least HAVE WANT: true when HAVE >= WANT (dotted numbers).
+    [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]
+}
+
+ensure_toolchain() {
+    command -v cc >/dev/null 2>&1 || apt_install build-essential
+    command -v curl >/dev/null 2>&1 || apt_install curl ca-certificates
+    if [ -f "$HOME/.cargo/env" ]; then
+        # shellcheck disable=SC1091
+        . "$HOME/.cargo/env"
+    fi
+    if ! command -v cargo >/dev/null 2>&1; then
+        echo "installing Rust with rustup (minimal profile)" >&2
+        curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --component rustfmt,clippy
+        # shellcheck disable=SC1091
+        . "$HOME/.cargo/env"
+    fi
+    local have
+    have=$(rustc --version | awk '{print $2}')
+    if ! version_at_least "$have" "$BERTH_MIN_RUST"; then
+        if command -v rustup >/dev/null 2>&1; then
+            rustup toolchain install stable --profile minimal --component rustfmt,clippy
+            rustup default stable
+        else
+            echo "error: rustc $have is older than $BERTH_MIN_RUST and rustup is not available to update it" >&2
+            exit 1
+        fi
+    fi
+}

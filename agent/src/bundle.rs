@@ -58,7 +58,7 @@ pub fn check(path: &Path) -> Result<(), UnpackError> {
             target.as_deref(),
         )?;
     }
-    Ok(())
+    Ok(checker.finish()?)
 }
 
 /// Unpacks `archive_path` into `dest` (which must not exist yet).

@@ -77,6 +77,41 @@ impl Files {
         self.root.join("work")
     }
 
+    fn next(path: PathBuf) -> PathBuf {
+        path.with_extension("pem.next")
+    }
+
+    /// Installs a renewed key and certificate as a pair: both are written
+    /// to `*.pem.next` first, then renamed key first, certificate last. A
+    /// crash at any point leaves a usable pair, which
+    /// [`Files::finish_renewal`] completes at the next start.
+    pub fn install_renewed(&self, key_pem: &str, cert_pem: &str) -> Result<(), String> {
+        use berth_shared::credentials::{write_file, write_secret};
+        write_secret(&Self::next(self.key()), key_pem.as_bytes())?;
+        write_file(&Self::next(self.cert()), cert_pem.as_bytes(), 0o644)?;
+        self.finish_renewal()
+    }
+
+    /// Completes (or discards) a renewal a crash interrupted. The
+    /// certificate is written last, so its `.next` file marks a complete
+    /// pair; a lone key without it is discarded.
+    pub fn finish_renewal(&self) -> Result<(), String> {
+        let (key_next, cert_next) = (Self::next(self.key()), Self::next(self.cert()));
+        let rename = |from: &Path, to: &Path| {
+            std::fs::rename(from, to).map_err(|err| format!("install {}: {err}", to.display()))
+        };
+        if cert_next.exists() {
+            if key_next.exists() {
+                rename(&key_next, &self.key())?;
+            }
+            rename(&cert_next, &self.cert())?;
+        } else if key_next.exists() {
+            std::fs::remove_file(&key_next)
+                .map_err(|err| format!("discard {}: {err}", key_next.display()))?;
+        }
+        Ok(())
+    }
+
     pub fn load_identity(&self) -> Result<Identity> {
         let path = self.identity();
         let text = std::fs::read_to_string(&path)

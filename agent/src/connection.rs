@@ -26,6 +26,10 @@ use crate::runner::{self, Accepted};
 
 /// Most events sent in one batch.
 const BATCH_EVENTS: usize = 512;
+/// Most encoded bytes in one batch, well under the message size limit.
+const BATCH_BYTES: usize = 1024 * 1024;
+/// Batches sent before the pump turns to incoming messages again.
+const BATCHES_PER_TURN: usize = 8;
 /// First and largest reconnect delay.
 const BACKOFF_START: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
@@ -200,12 +204,23 @@ impl Pump {
         ticker.tick().await;
         self.maybe_renew().await;
         loop {
-            if let Err(ended) = self.flush_outbox().await {
-                return ended;
-            }
+            let more = match self.flush_outbox().await {
+                Ok(more) => more,
+                Err(ended) => return ended,
+            };
+            // Incoming messages (acks, assignments) come first, so a flood
+            // of output never starves them; then heartbeats; then more output.
             tokio::select! {
+                biased;
                 () = self.agent.shutdown.cancelled() => return Ended::Shutdown,
-                () = self.agent.outbox.changed() => {}
+                message = inbound.message() => match message {
+                    Ok(Some(message)) => self.handle(message).await,
+                    Ok(None) => return Ended::Retry(anyhow::anyhow!("the controller closed the stream")),
+                    Err(status) => return match refusal(&status) {
+                        Some(message) => Ended::Refused(message),
+                        None => Ended::Retry(anyhow::anyhow!("stream: {}", status.message())),
+                    },
+                },
                 _ = ticker.tick() => {
                     if self.pending_key.is_none() {
                         self.maybe_renew().await;
@@ -217,14 +232,8 @@ impl Pump {
                         return Ended::Retry(anyhow::anyhow!("stream closed"));
                     }
                 }
-                message = inbound.message() => match message {
-                    Ok(Some(message)) => self.handle(message).await,
-                    Ok(None) => return Ended::Retry(anyhow::anyhow!("the controller closed the stream")),
-                    Err(status) => return match refusal(&status) {
-                        Some(message) => Ended::Refused(message),
-                        None => Ended::Retry(anyhow::anyhow!("stream: {}", status.message())),
-                    },
-                },
+                () = std::future::ready(()), if more => {}
+                () = self.agent.outbox.changed(), if !more => {}
             }
         }
     }
@@ -236,21 +245,31 @@ impl Pump {
             .map_err(|_| Ended::Retry(anyhow::anyhow!("stream closed")))
     }
 
-    /// Sends every event not yet sent on this connection.
-    async fn flush_outbox(&mut self) -> Result<(), Ended> {
+    /// Sends events not yet sent on this connection, a bounded number of
+    /// batches per turn; returns true when more are waiting.
+    async fn flush_outbox(&mut self) -> Result<bool, Ended> {
+        let mut sent = 0;
         loop {
             let mut sent_any = false;
             for (task_id, acked) in self.agent.outbox.acked() {
                 let after = self.sent.get(&task_id).copied().unwrap_or(acked).max(acked);
-                if let Some(batch) = self.agent.outbox.batch(task_id, after, BATCH_EVENTS) {
+                if let Some(batch) =
+                    self.agent
+                        .outbox
+                        .batch(task_id, after, BATCH_EVENTS, BATCH_BYTES)
+                {
                     let last = batch.events.last().map_or(after, |event| event.seq);
                     self.send(Outgoing::Events(batch)).await?;
                     self.sent.insert(task_id, last);
                     sent_any = true;
+                    sent += 1;
+                    if sent >= BATCHES_PER_TURN {
+                        return Ok(true);
+                    }
                 }
             }
             if !sent_any {
-                return Ok(());
+                return Ok(false);
             }
         }
     }
@@ -312,11 +331,7 @@ impl Pump {
         let Some(key_pem) = self.pending_key.take() else {
             return;
         };
-        let files = &self.agent.files;
-        let written = berth_shared::credentials::write_secret(&files.key(), key_pem.as_bytes())
-            .and_then(|()| {
-                berth_shared::credentials::write_file(&files.cert(), cert_pem.as_bytes(), 0o644)
-            });
+        let written = self.agent.files.install_renewed(&key_pem, cert_pem);
         match written {
             Ok(()) => info!("certificate renewed; the next connection uses it"),
             Err(err) => warn!(error = %err, "could not store the renewed certificate"),

@@ -19,13 +19,14 @@ pub mod process;
 pub mod runner;
 pub mod stage;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
+use berth_proto::v1::TaskSpec;
 use berth_shared::id::TaskId;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -58,6 +59,8 @@ pub struct Agent {
     pub shutdown: CancellationToken,
     fence: Mutex<FenceState>,
     running: Mutex<HashMap<TaskId, CancellationToken>>,
+    /// Accepted tasks waiting for a free slot.
+    waiting: Mutex<VecDeque<TaskSpec>>,
     _lock: File,
 }
 
@@ -70,10 +73,15 @@ impl Agent {
         self.running.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn waiting(&self) -> MutexGuard<'_, VecDeque<TaskSpec>> {
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Free slots to advertise.
     pub fn free_slots(&self) -> u32 {
-        let busy = u32::try_from(self.running().len()).unwrap_or(u32::MAX);
-        self.slots.saturating_sub(busy)
+        let busy = self.running().len() + self.waiting().len();
+        self.slots
+            .saturating_sub(u32::try_from(busy).unwrap_or(u32::MAX))
     }
 
     fn pid_file(&self, task_id: TaskId) -> PathBuf {
@@ -128,6 +136,7 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<()> {
             files.root().display()
         )
     })?;
+    files.finish_renewal().map_err(anyhow::Error::msg)?;
     let (outbox, interrupted) =
         Outbox::load(&files.spool(), &identity.name).context("load the outbox spool")?;
     let fence = files.load_fence();
@@ -141,6 +150,7 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<()> {
         shutdown: shutdown.clone(),
         fence: Mutex::new(fence),
         running: Mutex::new(HashMap::new()),
+        waiting: Mutex::new(VecDeque::new()),
         _lock: lock,
     });
     for task_id in interrupted {

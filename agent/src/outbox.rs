@@ -31,8 +31,73 @@ const MAX_RECORD: u32 = 1024 * 1024;
 const HEADER: u8 = 0;
 const EVENT: u8 = 1;
 
+/// Limits on the size of one batch.
+struct Budget {
+    events: usize,
+    bytes: usize,
+    taken: usize,
+}
+
+impl Budget {
+    fn new(events: usize, bytes: usize) -> Budget {
+        Budget {
+            events,
+            bytes,
+            taken: 0,
+        }
+    }
+
+    /// Takes room for an event; the first event always fits, so a batch is
+    /// never empty.
+    fn take(&mut self, event: &TaskEvent) -> bool {
+        let size = event.encoded_len();
+        if self.taken >= self.events || (self.taken > 0 && size > self.bytes) {
+            return false;
+        }
+        self.bytes = self.bytes.saturating_sub(size);
+        self.taken += 1;
+        true
+    }
+}
+
+/// Reads events with seq > `after` from `path` starting at byte `start`.
+fn read_events_from(
+    path: &Path,
+    start: u64,
+    after: u64,
+    budget: &mut Budget,
+) -> std::io::Result<Vec<TaskEvent>> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(start))?;
+    let mut reader = BufReader::new(file);
+    let mut events = Vec::new();
+    while let Some((kind, payload)) = read_record(&mut reader) {
+        if kind != EVENT {
+            continue;
+        }
+        let Ok(event) = TaskEvent::decode(payload.as_slice()) else {
+            continue;
+        };
+        if event.seq <= after {
+            continue;
+        }
+        if !budget.take(&event) {
+            break;
+        }
+        events.push(event);
+    }
+    Ok(events)
+}
+
 struct TaskLog {
     deployment_id: String,
+    /// Byte offset in the spool file of each event, indexed by seq - 1.
+    offsets: Vec<u64>,
+    /// Length of the spool file as written so far.
+    file_len: u64,
+    /// Written since the last sync.
+    dirty: bool,
     generation: u64,
     next_seq: u64,
     acked: u64,
@@ -73,24 +138,25 @@ fn read_records(path: &Path) -> std::io::Result<(Vec<Record>, u64)> {
     let mut reader = BufReader::new(File::open(path)?);
     let mut records = Vec::new();
     let mut good = 0u64;
-    loop {
-        let mut head = [0u8; 9];
-        if reader.read_exact(&mut head).is_err() {
-            break;
-        }
-        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]);
-        let crc = u32::from_be_bytes([head[5], head[6], head[7], head[8]]);
-        if len > MAX_RECORD {
-            break;
-        }
-        let mut payload = vec![0u8; len as usize];
-        if reader.read_exact(&mut payload).is_err() || crc32fast::hash(&payload) != crc {
-            break;
-        }
-        good += 9 + u64::from(len);
-        records.push((head[0], payload));
+    while let Some(record) = read_record(&mut reader) {
+        good += 9 + record.1.len() as u64;
+        records.push(record);
     }
     Ok((records, good))
+}
+
+/// Reads one record; `None` at the end or at a damaged record.
+fn read_record(reader: &mut impl Read) -> Option<Record> {
+    let mut head = [0u8; 9];
+    reader.read_exact(&mut head).ok()?;
+    let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]);
+    let crc = u32::from_be_bytes([head[5], head[6], head[7], head[8]]);
+    if len > MAX_RECORD {
+        return None;
+    }
+    let mut payload = vec![0u8; len as usize];
+    reader.read_exact(&mut payload).ok()?;
+    (crc32fast::hash(&payload) == crc).then_some((head[0], payload))
 }
 
 impl Outbox {
@@ -174,18 +240,11 @@ impl Outbox {
         let (records, good) = read_records(path)?;
         let file = OpenOptions::new().append(true).open(path)?;
         file.set_len(good)?;
-        let mut log = TaskLog {
-            deployment_id: String::new(),
-            generation: 0,
-            next_seq: 1,
-            acked: 0,
-            memory: VecDeque::new(),
-            file: Some(file),
-            path: path.to_path_buf(),
-            finished: false,
-            stage: String::new(),
-        };
+        let mut log = TaskLog::new(path.to_path_buf(), file, "", 0, good);
+        let mut offset = 0u64;
         for (kind, payload) in records {
+            let at = offset;
+            offset += 9 + payload.len() as u64;
             match kind {
                 HEADER => {
                     if let Ok(header) = RunningTask::decode(payload.as_slice()) {
@@ -198,6 +257,9 @@ impl Outbox {
                         continue;
                     };
                     log.note(&event);
+                    if usize::try_from(event.seq).is_ok_and(|seq| seq == log.offsets.len() + 1) {
+                        log.offsets.push(at);
+                    }
                     log.next_seq = log.next_seq.max(event.seq + 1);
                     log.memory.push_back(event);
                     if log.memory.len() > MEMORY_EVENTS {
@@ -225,18 +287,9 @@ impl Outbox {
             deployment_id: deployment_id.to_string(),
             generation,
         };
-        file.write_all(&record(HEADER, &header.encode_to_vec()))?;
-        let log = TaskLog {
-            deployment_id: deployment_id.to_string(),
-            generation,
-            next_seq: 1,
-            acked: 0,
-            memory: VecDeque::new(),
-            file: Some(file),
-            path,
-            finished: false,
-            stage: String::new(),
-        };
+        let bytes = record(HEADER, &header.encode_to_vec());
+        file.write_all(&bytes)?;
+        let log = TaskLog::new(path, file, deployment_id, generation, bytes.len() as u64);
         self.lock().insert(task_id, log);
         Ok(())
     }
@@ -244,6 +297,11 @@ impl Outbox {
     /// True when the outbox holds this task.
     pub fn knows(&self, task_id: TaskId) -> bool {
         self.lock().contains_key(&task_id)
+    }
+
+    /// The generation of a task the outbox holds.
+    pub fn generation(&self, task_id: TaskId) -> Option<u64> {
+        self.lock().get(&task_id).map(|log| log.generation)
     }
 
     /// Moves a known task to a newer generation (the controller re-sent it).
@@ -277,6 +335,9 @@ impl Outbox {
         };
         log.next_seq += 1;
         log.note(&event);
+        if log.file.is_some() {
+            log.offsets.push(log.file_len);
+        }
         log.append(&record(EVENT, &event.encode_to_vec()));
         log.memory.push_back(event);
         if log.memory.len() > MEMORY_EVENTS && log.file.is_some() {
@@ -312,43 +373,52 @@ impl Outbox {
             .collect()
     }
 
-    /// Up to `max` events of a task after sequence number `after`.
-    pub fn batch(&self, task_id: TaskId, after: u64, max: usize) -> Option<TaskEvents> {
-        let tasks = self.lock();
-        let log = tasks.get(&task_id)?;
+    /// Events of a task after sequence number `after`, at most
+    /// `max_events` of them and about `max_bytes` encoded (at least one).
+    /// Everything returned is on disk first (the spool is synced), so an
+    /// acknowledged event can never be missing from the spool after a crash.
+    pub fn batch(
+        &self,
+        task_id: TaskId,
+        after: u64,
+        max_events: usize,
+        max_bytes: usize,
+    ) -> Option<TaskEvents> {
+        let mut tasks = self.lock();
+        let log = tasks.get_mut(&task_id)?;
         if after + 1 >= log.next_seq {
             return None;
         }
-        let in_memory = log
-            .memory
-            .front()
-            .is_some_and(|first| first.seq <= after + 1);
-        let events: Vec<TaskEvent> = if in_memory {
-            log.memory
-                .iter()
-                .filter(|event| event.seq > after)
-                .take(max)
-                .cloned()
-                .collect()
-        } else {
-            read_records(&log.path)
-                .map(|(records, _)| {
-                    records
-                        .into_iter()
-                        .filter(|(kind, _)| *kind == EVENT)
-                        .filter_map(|(_, payload)| TaskEvent::decode(payload.as_slice()).ok())
-                        .filter(|event| event.seq > after)
-                        .take(max)
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        (!events.is_empty()).then(|| TaskEvents {
+        log.sync();
+        let header = |events: Vec<TaskEvent>| TaskEvents {
             task_id: task_id.to_string(),
             deployment_id: log.deployment_id.clone(),
             generation: log.generation,
             events,
-        })
+        };
+        let mut budget = Budget::new(max_events, max_bytes);
+        if log
+            .memory
+            .front()
+            .is_some_and(|first| first.seq <= after + 1)
+        {
+            let events: Vec<TaskEvent> = log
+                .memory
+                .iter()
+                .filter(|event| event.seq > after)
+                .take_while(|event| budget.take(event))
+                .cloned()
+                .collect();
+            return Some(header(events));
+        }
+        // Spilled: read from the spool file, from the first wanted event's offset.
+        let index = usize::try_from(after).ok()?;
+        let start = log.offsets.get(index).copied()?;
+        let path = log.path.clone();
+        let reply = header(Vec::new());
+        drop(tasks);
+        let events = read_events_from(&path, start, after, &mut budget).unwrap_or_default();
+        (!events.is_empty()).then_some(TaskEvents { events, ..reply })
     }
 
     /// Records an acknowledgement; forgets a finished task once all of its
@@ -372,6 +442,42 @@ impl Outbox {
 }
 
 impl TaskLog {
+    fn new(
+        path: PathBuf,
+        file: File,
+        deployment_id: &str,
+        generation: u64,
+        file_len: u64,
+    ) -> TaskLog {
+        TaskLog {
+            deployment_id: deployment_id.to_string(),
+            offsets: Vec::new(),
+            file_len,
+            dirty: false,
+            generation,
+            next_seq: 1,
+            acked: 0,
+            memory: VecDeque::new(),
+            file: Some(file),
+            path,
+            finished: false,
+            stage: String::new(),
+        }
+    }
+
+    /// Makes everything appended so far durable.
+    fn sync(&mut self) {
+        if !self.dirty {
+            return;
+        }
+        if let Some(file) = self.file.as_ref()
+            && let Err(err) = file.sync_data()
+        {
+            warn!(path = %self.path.display(), error = %err, "spool sync failed");
+        }
+        self.dirty = false;
+    }
+
     fn note(&mut self, event: &TaskEvent) {
         match &event.kind {
             Some(Kind::Finished(_)) => self.finished = true,
@@ -381,11 +487,18 @@ impl TaskLog {
     }
 
     fn append(&mut self, bytes: &[u8]) {
-        if let Some(file) = self.file.as_mut()
-            && let Err(err) = file.write_all(bytes)
-        {
-            warn!(path = %self.path.display(), error = %err, "spool write failed; keeping events in memory only");
-            self.file = None;
+        let Some(file) = self.file.as_mut() else {
+            return;
+        };
+        match file.write_all(bytes) {
+            Ok(()) => {
+                self.file_len += bytes.len() as u64;
+                self.dirty = true;
+            }
+            Err(err) => {
+                warn!(path = %self.path.display(), error = %err, "spool write failed; keeping events in memory only");
+                self.file = None;
+            }
         }
     }
 }

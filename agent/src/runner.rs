@@ -32,31 +32,62 @@ pub fn accept(agent: &Arc<Agent>, spec: TaskSpec) -> Accepted {
     let Ok(task_id) = spec.task_id.parse::<TaskId>() else {
         return Accepted::Refused(format!("malformed task id `{}`", spec.task_id));
     };
+    if let Some(current) = agent.outbox.generation(task_id) {
+        // Already here: adopt a newer generation, never an older one, and
+        // never start a second copy.
+        if spec.generation < current {
+            return Accepted::Refused(format!(
+                "generation {} is older than this task's {current}",
+                spec.generation
+            ));
+        }
+        if spec.generation > current {
+            agent.outbox.set_generation(task_id, spec.generation);
+            raise_fence(agent, spec.generation);
+        }
+        return Accepted::Adopted;
+    }
     {
-        let mut fence = agent.fence();
-        if spec.generation < fence.max_generation && !agent.outbox.knows(task_id) {
+        let fence = agent.fence();
+        if spec.generation < fence.max_generation {
             return Accepted::Refused(format!(
                 "generation {} is older than {} already accepted",
                 spec.generation, fence.max_generation
             ));
         }
-        if spec.generation > fence.max_generation {
-            fence.max_generation = spec.generation;
-            if let Err(err) = agent.files.save_fence(&fence) {
-                warn!(error = %err, "could not persist the fencing generation");
-            }
-        }
     }
-    if agent.outbox.knows(task_id) {
-        agent.outbox.set_generation(task_id, spec.generation);
-        return Accepted::Adopted;
-    }
+    raise_fence(agent, spec.generation);
     if let Err(err) = agent
         .outbox
         .open(task_id, &spec.deployment_id, spec.generation)
     {
         return Accepted::Refused(format!("cannot open the task spool: {err}"));
     }
+    let start_now = {
+        let running = agent.running();
+        running.len() < agent.slots as usize
+    };
+    if start_now {
+        start(agent, task_id, spec);
+    } else {
+        // Over the slot count: wait here until a running task ends.
+        info!(%task_id, "all slots busy; task waits on this host");
+        agent.waiting().push_back(spec);
+    }
+    Accepted::Started
+}
+
+fn raise_fence(agent: &Agent, generation: u64) {
+    let mut fence = agent.fence();
+    if generation > fence.max_generation {
+        fence.max_generation = generation;
+        if let Err(err) = agent.files.save_fence(&fence) {
+            warn!(error = %err, "could not persist the fencing generation");
+        }
+    }
+}
+
+fn start(agent: &Arc<Agent>, task_id: TaskId, spec: TaskSpec) {
     let cancel = agent.shutdown.child_token();
     agent.running().insert(task_id, cancel.clone());
     let span = info_span!("task", deployment_id = %spec.deployment_id, %task_id, agent = %agent.identity.name, stage = %spec.stage);
@@ -67,10 +98,15 @@ pub fn accept(agent: &Arc<Agent>, spec: TaskSpec) -> Accepted {
             run(&runner, task_id, &spec, &cancel).await;
             runner.running().remove(&task_id);
             info!("task finished");
+            let next = runner.waiting().pop_front();
+            if let Some(next) = next
+                && let Ok(next_id) = next.task_id.parse::<TaskId>()
+            {
+                start(&runner, next_id, next);
+            }
         }
         .instrument(span),
     );
-    Accepted::Started
 }
 
 /// Cancels a running task if the command is not older than its assignment.

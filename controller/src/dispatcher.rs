@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth_proto::v1::controller_message::Kind as Outgoing;
-use berth_proto::v1::{Assign, ControllerMessage, EventsAck, TaskEvents, TaskSpec, task_spec};
+use berth_proto::v1::{
+    Assign, ControllerMessage, EventsAck, TaskEvent, TaskEvents, TaskSpec, task_spec,
+};
 use berth_shared::id::{AgentId, DeploymentId, TaskId};
 use berth_shared::record::{Deployment, TaskKind, Timestamp};
 use berth_shared::state::{DeploymentStatus, TaskStatus};
@@ -20,7 +22,10 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::hub::{Hub, HubEvent};
 use crate::progress;
 use crate::registry::Registry;
-use crate::store::{EventOutcome, LogWrite, Store, StoreError, StoredLine};
+use crate::store::{EventOutcome, LogWrite, Store, StoreError};
+
+/// How long a send to one agent may wait before it is given up.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Assigns work and records results.
 pub struct Dispatcher {
@@ -32,6 +37,9 @@ pub struct Dispatcher {
     queue: Mutex<HashMap<AgentId, VecDeque<(DeploymentId, TaskId)>>>,
     /// Deployments with tasks that are not final yet.
     active: Mutex<HashSet<DeploymentId>>,
+    /// One lock per agent: generations are drawn and assignments sent under
+    /// it, so an agent never sees an older generation after a newer one.
+    agent_locks: Mutex<HashMap<AgentId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 enum AssignResult {
@@ -57,6 +65,7 @@ impl Dispatcher {
             lost_grace,
             queue: Mutex::new(HashMap::new()),
             active: Mutex::new(HashSet::new()),
+            agent_locks: Mutex::new(HashMap::new()),
         };
         let mut ids = dispatcher.store.running_deployment_ids()?;
         let deployed = dispatcher
@@ -130,8 +139,24 @@ impl Dispatcher {
         }
     }
 
+    /// The lock that serialises assignments to one agent, so they are sent
+    /// in generation order.
+    fn agent_lock(&self, agent: AgentId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .agent_locks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        locks.entry(agent).or_default().clone()
+    }
+
     /// Assigns this agent's queued tasks into its free slots.
     pub async fn kick(&self, agent: AgentId) {
+        let lock = self.agent_lock(agent);
+        let _serial = lock.lock().await;
+        self.kick_locked(agent).await;
+    }
+
+    async fn kick_locked(&self, agent: AgentId) {
         let mut waiting = Vec::new();
         loop {
             if !self.registry.is_online(agent) {
@@ -230,9 +255,13 @@ impl Dispatcher {
                 kind: Some(Outgoing::Assign(Assign { task: Some(spec) })),
             };
             if let Some(outbound) = self.registry.outbound(agent) {
-                // A failed send leaves the task `assigned`; the agent's next
-                // hello reconciles it with a new generation.
-                let _ = outbound.send(Ok(message)).await;
+                // A failed or stuck send leaves the task `assigned`; the
+                // agent's next hello reconciles it with a new generation.
+                // The timeout keeps one stuck agent from stalling the rest.
+                let sent = tokio::time::timeout(SEND_TIMEOUT, outbound.send(Ok(message))).await;
+                if !matches!(sent, Ok(Ok(()))) {
+                    warn!("assignment not delivered; it is sent again when the agent reconnects");
+                }
             }
         }
         .instrument(span)
@@ -242,7 +271,16 @@ impl Dispatcher {
     /// Reconciles what a (re)connecting agent says it knows with the store:
     /// assignments it never received are sent again under a new generation;
     /// running tasks it has forgotten are failed.
-    pub async fn on_hello(&self, agent: AgentId, agent_name: &str, known: &HashSet<TaskId>) {
+    /// Only then does the connection get its free slots.
+    pub async fn on_hello(
+        &self,
+        agent: AgentId,
+        agent_name: &str,
+        known: &HashSet<TaskId>,
+        free_slots: u32,
+    ) {
+        let lock = self.agent_lock(agent);
+        let _serial = lock.lock().await;
         for deployment_id in self.active_ids() {
             let resend = self
                 .reconcile(deployment_id, agent, agent_name, known)
@@ -256,7 +294,69 @@ impl Dispatcher {
                 Err(err) => warn!(%deployment_id, error = %err, "could not reconcile agent tasks"),
             }
         }
-        self.kick(agent).await;
+        self.registry.heartbeat(agent, free_slots, None);
+        self.kick_locked(agent).await;
+    }
+
+    /// An agent refused an assignment (it had seen a newer generation): the
+    /// task fails with the agent's reason rather than waiting forever.
+    pub async fn on_refused(
+        &self,
+        agent: AgentId,
+        task_id: &str,
+        generation: u64,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let Some(deployment_id) = self.deployment_of(agent, task_id)? else {
+            return Ok(());
+        };
+        let task_id: TaskId = task_id.parse().map_err(StoreError::Refused)?;
+        let message = format!("the agent refused the assignment: {reason}");
+        let (deployment, ()) = self.store.update_deployment(deployment_id, |deployment| {
+            let current = deployment
+                .tasks
+                .iter()
+                .find(|task| task.id == task_id)
+                .map(|task| (task.agent_id, task.status, task.generation));
+            if current == Some((agent, TaskStatus::Assigned, generation)) {
+                progress::set_task_status(
+                    deployment,
+                    task_id,
+                    TaskStatus::Failed,
+                    Some(message.clone()),
+                );
+                let task = deployment.task_mut(task_id).expect("task found above");
+                task.error_step = Some("assign".into());
+                task.error_message = Some(message.clone());
+                progress::settle(deployment);
+            }
+            Ok(())
+        })?;
+        self.store.flush().await?;
+        self.after_change(&deployment).await;
+        Ok(())
+    }
+
+    /// The active deployment holding this agent's task.
+    fn deployment_of(
+        &self,
+        agent: AgentId,
+        task_id: &str,
+    ) -> Result<Option<DeploymentId>, StoreError> {
+        let Ok(task_id) = task_id.parse::<TaskId>() else {
+            return Ok(None);
+        };
+        for deployment_id in self.active_ids() {
+            let deployment = self.store.get_deployment(deployment_id)?;
+            if deployment
+                .tasks
+                .iter()
+                .any(|task| task.id == task_id && task.agent_id == agent)
+            {
+                return Ok(Some(deployment_id));
+            }
+        }
+        Ok(None)
     }
 
     async fn reconcile(
@@ -301,7 +401,7 @@ impl Dispatcher {
             Ok(specs)
         })?;
         self.store.flush().await?;
-        self.after_change(&deployment).await;
+        self.note_change(&deployment).await;
         Ok(specs)
     }
 
@@ -347,6 +447,13 @@ impl Dispatcher {
     /// Follow-up work after a deployment changed: notify, forget it when
     /// quiet, retire the version it replaced, and refill freed slots.
     async fn after_change(&self, deployment: &Deployment) {
+        self.note_change(deployment).await;
+        self.kick_all().await;
+    }
+
+    /// [`Dispatcher::after_change`] without refilling slots (for callers
+    /// that hold an agent's assignment lock).
+    async fn note_change(&self, deployment: &Deployment) {
         self.hub.publish(HubEvent::Changed {
             deployment: deployment.id,
         });
@@ -358,7 +465,6 @@ impl Dispatcher {
         {
             warn!(deployment_id = %deployment.id, error = %err, "could not mark older deployments superseded");
         }
-        self.kick_all().await;
     }
 
     async fn supersede_older(&self, deployment: &Deployment) -> Result<(), StoreError> {
@@ -368,7 +474,8 @@ impl Dispatcher {
             statuses: vec![DeploymentStatus::Deployed],
             limit: 100,
         })?;
-        for old in older.iter().filter(|old| old.id < deployment.id) {
+        // Whichever deployment finished last is what the hosts run now.
+        for old in older.iter().filter(|old| old.id != deployment.id) {
             let reason = format!("superseded by {}", deployment.id);
             self.store.update_deployment(old.id, |old| {
                 progress::set_status(old, DeploymentStatus::Superseded, Some(reason.clone()));
@@ -462,58 +569,55 @@ fn apply_batch(
     let acked = task.acked_seq;
     let stale = batch.generation != task.generation || task.status.is_final();
     let host = task.host.clone();
+    let fresh: Vec<&TaskEvent> = batch
+        .events
+        .iter()
+        .filter(|event| event.seq > acked)
+        .collect();
     let mut outcome = EventOutcome {
         acked_upto: acked,
         ..Default::default()
     };
+    let Some(newest) = fresh.iter().map(|event| event.seq).max() else {
+        // All duplicates of what is already durable: acknowledge again.
+        return Ok((outcome, Vec::new()));
+    };
+    if stale {
+        // Events of an assignment that is no longer current (fenced by its
+        // generation, or the task already ended, e.g. as lost): counted and
+        // acknowledged so the agent forgets them, never applied or stored.
+        let task = deployment.task_mut(task_id).expect("task found above");
+        let first = task.stale_events == 0;
+        task.stale_events += fresh.len() as u64;
+        if first {
+            let reason = format!(
+                "late events from generation {} ignored (task is {} at generation {})",
+                batch.generation, task.status, task.generation
+            );
+            progress::note(deployment, &host, None, "stale", Some(reason));
+            outcome.changed = true;
+        }
+        outcome.stale = true;
+        outcome.acked_upto = newest;
+        return Ok((outcome, Vec::new()));
+    }
     let mut lines = Vec::new();
     let mut last = acked;
-    for event in batch.events.iter().filter(|event| event.seq > acked) {
+    for event in fresh {
         if event.seq <= last {
             continue;
         }
         last = event.seq;
-        if stale {
-            if let Some(berth_proto::v1::task_event::Kind::Log(log)) = &event.kind {
-                lines.push((
-                    task_id,
-                    event.seq,
-                    StoredLine {
-                        stage: log.stage.clone(),
-                        stream: log.stream.clone(),
-                        ts_ms: event.ts_ms,
-                        line: log.line.clone(),
-                    },
-                ));
-            }
-            continue;
-        }
         if let Some(line) = progress::apply_event(deployment, task_id, event) {
             lines.push((task_id, event.seq, line));
         }
-        outcome.changed = true;
     }
-    if last > acked {
-        let task = deployment.task_mut(task_id).expect("task found above");
-        task.acked_seq = last;
-        if stale {
-            task.stale_events += batch
-                .events
-                .iter()
-                .filter(|event| event.seq > acked)
-                .count() as u64;
-            outcome.stale = true;
-            let reason = format!(
-                "{} late event(s) from generation {} ignored",
-                last - acked,
-                batch.generation
-            );
-            progress::note(deployment, &host, None, "stale", Some(reason));
-        }
-    }
-    if outcome.changed {
-        progress::settle(deployment);
-    }
+    deployment
+        .task_mut(task_id)
+        .expect("task found above")
+        .acked_seq = last;
+    progress::settle(deployment);
+    outcome.changed = true;
     outcome.acked_upto = last;
     outcome.new_lines = lines
         .iter()

@@ -221,8 +221,8 @@ fn settle_deploy(deployment: &mut Deployment) {
     if deploy_tasks(deployment).any(|task| !task.status.is_final()) {
         return;
     }
-    if over_budget {
-        let failure = first_failure.expect("over budget implies at least one failure");
+    let none_done = !deploy_tasks(deployment).any(|task| task.status == TaskStatus::Done);
+    if let Some(failure) = first_failure.filter(|_| over_budget || none_done) {
         let status = match failure.status {
             TaskStatus::TimedOut => DeploymentStatus::TimedOut,
             _ => DeploymentStatus::Failed,
@@ -232,7 +232,13 @@ fn settle_deploy(deployment: &mut Deployment) {
             .error_message
             .clone()
             .unwrap_or_else(|| format!("task ended {}", failure.status));
-        deployment.error_message = Some(format!("{}: {message}", failure.host));
+        // Within the failure budget but with no host done is still a failure.
+        let note = if over_budget {
+            ""
+        } else {
+            " (no host succeeded)"
+        };
+        deployment.error_message = Some(format!("{}: {message}{note}", failure.host));
         let reason = deployment.error_message.clone();
         set_status(deployment, status, reason);
         return;

@@ -32,6 +32,10 @@ pub enum BundleError {
         "entry `{0}` is a hard link, device or other special file; bundles hold only files, directories and links inside the bundle"
     )]
     Special(String),
+    #[error(
+        "entry `{0}` is a link whose target passes through another link; bundles may not chain links"
+    )]
+    LinkThroughLink(String),
     #[error("entry `{0}` lies under a symbolic link; bundles may not write through links")]
     UnderLink(String),
     #[error("entry `{0}` appears twice in the bundle")]
@@ -88,12 +92,39 @@ pub fn check_link(path: &Path, target: &Path) -> Result<(), BundleError> {
 #[derive(Default)]
 pub struct EntryChecker {
     links: Vec<PathBuf>,
+    /// Every link with its target, for [`EntryChecker::finish`].
+    targets: Vec<(PathBuf, PathBuf)>,
     seen: std::collections::HashSet<PathBuf>,
     entries: usize,
     bytes: u64,
 }
 
 impl EntryChecker {
+    /// Final checks once every entry was seen: no link's target may pass
+    /// through another link of the bundle (for example `s -> .` and
+    /// `t -> s/s/../..`), because text-only resolution cannot see where such
+    /// a chain really leads.
+    pub fn finish(&self) -> Result<(), BundleError> {
+        for (link, target) in &self.targets {
+            let mut current = link.parent().map(Path::to_path_buf).unwrap_or_default();
+            let mut components = target.components().peekable();
+            while let Some(component) = components.next() {
+                match component {
+                    Component::Normal(part) => current.push(part),
+                    Component::ParentDir => {
+                        current.pop();
+                    }
+                    _ => {}
+                }
+                let is_last = components.peek().is_none();
+                if !is_last && self.links.contains(&current) {
+                    return Err(BundleError::LinkThroughLink(link.display().to_string()));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Checks one entry; `link_target` is set for symbolic links.
     pub fn check(
         &mut self,
@@ -130,6 +161,7 @@ impl EntryChecker {
                 let target = link_target.unwrap_or(Path::new(""));
                 check_link(&clean, target)?;
                 self.links.push(clean.clone());
+                self.targets.push((clean.clone(), target.to_path_buf()));
             }
             EntryKind::Other => return Err(BundleError::Special(path.display().to_string())),
         }
@@ -201,6 +233,35 @@ mod tests {
             checker.check(Path::new("s/evil"), EntryKind::File, 0, None),
             Err(BundleError::UnderLink(_))
         ));
+    }
+
+    #[test]
+    fn refuses_link_chains_that_escape() {
+        let mut checker = EntryChecker::default();
+        checker
+            .check(Path::new("s"), EntryKind::Symlink, 0, Some(Path::new(".")))
+            .expect("s -> .");
+        checker
+            .check(
+                Path::new("t"),
+                EntryKind::Symlink,
+                0,
+                Some(Path::new("s/s/s/s/../../../../etc")),
+            )
+            .expect("text-only check passes");
+        assert!(matches!(
+            checker.finish(),
+            Err(BundleError::LinkThroughLink(_))
+        ));
+        let mut fine = EntryChecker::default();
+        fine.check(Path::new("a"), EntryKind::Symlink, 0, Some(Path::new("b")))
+            .expect("a -> b");
+        fine.check(Path::new("c"), EntryKind::Symlink, 0, Some(Path::new("a")))
+            .expect("c -> a");
+        assert!(
+            fine.finish().is_ok(),
+            "a link may name another link as its target"
+        );
     }
 
     #[test]

@@ -28,14 +28,14 @@ fn numbers_events_and_forgets_them_once_acked() {
     outbox.open(task, "dep", 7).expect("open");
     outbox.push(task, log("one"));
     outbox.push(task, log("two"));
-    let batch = outbox.batch(task, 0, 10).expect("events");
+    let batch = outbox.batch(task, 0, 10, usize::MAX).expect("events");
     assert_eq!(batch.generation, 7);
     assert_eq!(
         lines(&batch),
         [(1, "one".to_string()), (2, "two".to_string())]
     );
     assert_eq!(
-        lines(&outbox.batch(task, 1, 10).expect("rest")),
+        lines(&outbox.batch(task, 1, 10, usize::MAX).expect("rest")),
         [(2, "two".to_string())]
     );
     outbox.push(
@@ -78,7 +78,7 @@ fn reloads_after_restart_and_marks_unfinished_tasks_interrupted() {
 
     let (outbox, interrupted) = Outbox::load(dir.path(), "a1").expect("reload");
     assert_eq!(interrupted, [task]);
-    let batch = outbox.batch(task, 0, 100).expect("events");
+    let batch = outbox.batch(task, 0, 100, usize::MAX).expect("events");
     assert_eq!(batch.deployment_id, "dep");
     let seqs: Vec<u64> = batch.events.iter().map(|event| event.seq).collect();
     assert_eq!(
@@ -105,7 +105,31 @@ fn reads_back_from_disk_past_the_memory_bound() {
     for index in 0..(MEMORY_EVENTS + 10) {
         outbox.push(task, log(&format!("line {index}")));
     }
-    let batch = outbox.batch(task, 0, 5).expect("events");
+    let batch = outbox.batch(task, 0, 5, usize::MAX).expect("events");
     assert_eq!(lines(&batch)[0], (1, "line 0".to_string()));
     assert_eq!(batch.events.len(), 5);
+}
+
+#[test]
+fn batches_stay_under_the_byte_budget_but_never_empty() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (outbox, _) = Outbox::load(dir.path(), "a1").expect("load");
+    let task = TaskId::new();
+    outbox.open(task, "dep", 1).expect("open");
+    let long = "x".repeat(10_000);
+    for _ in 0..10 {
+        outbox.push(task, log(&long));
+    }
+    let batch = outbox.batch(task, 0, 512, 25_000).expect("events");
+    assert_eq!(
+        batch.events.len(),
+        2,
+        "two 10 kB lines fit in 25 kB, three do not"
+    );
+    let alone = outbox.batch(task, 0, 512, 10).expect("events");
+    assert_eq!(
+        alone.events.len(),
+        1,
+        "an event larger than the budget still goes alone"
+    );
 }

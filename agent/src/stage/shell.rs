@@ -120,10 +120,23 @@ async fn pump(reader: Option<impl AsyncRead + Unpin>, stream: &str, sink: &dyn L
                 {
                     line.pop();
                 }
-                sink.line(stream, String::from_utf8_lossy(&line).into_owned());
+                sink.line(stream, clip(String::from_utf8_lossy(&line).into_owned()));
             }
         }
     }
+}
+
+/// Cuts a line to at most [`MAX_LINE_BYTES`] bytes on a character
+/// boundary (lossy UTF-8 decoding can make a line longer than its bytes).
+fn clip(mut line: String) -> String {
+    if line.len() > MAX_LINE_BYTES {
+        let mut end = MAX_LINE_BYTES;
+        while !line.is_char_boundary(end) {
+            end -= 1;
+        }
+        line.truncate(end);
+    }
+    line
 }
 
 /// Reads one line of at most [`MAX_LINE_BYTES`] (a longer one is split).

@@ -69,6 +69,9 @@ pub fn pack(dir: &Path) -> Result<Packed, Failure> {
     for relative in &entries {
         append(&mut builder, &mut checker, dir, relative)?;
     }
+    checker
+        .finish()
+        .map_err(|err| Failure::usage(format!("bundle {} is refused: {err}", dir.display())))?;
     let io = |err: std::io::Error| {
         Failure::new(exit::FAILED, format!("write the bundle archive: {err}"))
     };

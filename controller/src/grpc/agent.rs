@@ -16,8 +16,8 @@ use berth_proto::v1::agent_message::Kind as Incoming;
 use berth_proto::v1::agent_server::Agent;
 use berth_proto::v1::controller_message::Kind as Outgoing;
 use berth_proto::v1::{
-    AgentMessage, BlobChunk, ControllerMessage, GetBlobRequest, Hello, HostFacts, RenewRequest,
-    RenewResponse, Welcome,
+    AgentMessage, BlobChunk, ControllerMessage, EventsAck, GetBlobRequest, Hello, HostFacts,
+    RenewRequest, RenewResponse, Welcome,
 };
 use berth_shared::id::{AgentId, TaskId};
 use berth_shared::pki::ClientKind;
@@ -46,21 +46,38 @@ impl AgentApi {
 }
 
 /// Converts wire facts to the stored form.
+/// Agents are not trusted to send sane facts: strings are cut and numbers
+/// that JSON cannot hold (NaN, infinities) become 0.
 pub fn facts_from_wire(facts: Option<HostFacts>) -> Facts {
+    const MAX_FACT: usize = 256;
+    let cut = |mut text: String| {
+        if text.len() > MAX_FACT {
+            let mut end = MAX_FACT;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+        }
+        text
+    };
     let facts = facts.unwrap_or_default();
     Facts {
-        hostname: facts.hostname,
-        os: facts.os,
-        os_version: facts.os_version,
-        kernel: facts.kernel,
-        arch: facts.arch,
+        hostname: cut(facts.hostname),
+        os: cut(facts.os),
+        os_version: cut(facts.os_version),
+        kernel: cut(facts.kernel),
+        arch: cut(facts.arch),
         cpus: facts.cpus,
         memory_total_bytes: facts.memory_total_bytes,
         memory_used_bytes: facts.memory_used_bytes,
         disk_total_bytes: facts.disk_total_bytes,
         disk_free_bytes: facts.disk_free_bytes,
         uptime_secs: facts.uptime_secs,
-        load_1m: facts.load_1m,
+        load_1m: if facts.load_1m.is_finite() {
+            facts.load_1m
+        } else {
+            0.0
+        },
     }
 }
 
@@ -96,10 +113,21 @@ impl Agent for AgentApi {
         let name = record_hello(&self.context, agent_id, &hello, &facts).await?;
 
         let (outbound, receiver) = mpsc::channel(OUTBOUND_CAPACITY);
-        let registration =
-            self.context
-                .registry
-                .register(agent_id, outbound.clone(), hello.free_slots, facts);
+        // No free slots until the hello is reconciled, so nothing is
+        // assigned to this connection before the controller knows what the
+        // agent already runs.
+        let registration = self
+            .context
+            .registry
+            .register(agent_id, outbound.clone(), 0, facts);
+        // A revocation that landed between the hello check and the
+        // registration would otherwise miss this stream.
+        if self.context.store.get_agent(agent_id)?.is_revoked() {
+            self.context.registry.disconnect(agent_id);
+            return Err(Status::permission_denied(
+                "this agent was revoked; join again with a new token",
+            ));
+        }
         let welcome = Outgoing::Welcome(Welcome {
             agent_id: agent_id.to_string(),
             name: name.clone(),
@@ -112,8 +140,10 @@ impl Agent for AgentApi {
             .await;
 
         let span = info_span!("agent_stream", %agent_id, agent = %name);
+        let acks = Arc::new(Acks::default());
         let session = Session {
             context: self.context.clone(),
+            acks: acks.clone(),
             agent_id,
             name,
             outbound,
@@ -123,11 +153,14 @@ impl Agent for AgentApi {
         self.context
             .tasks
             .spawn(session.run(inbound, hello, cancel).instrument(span));
-        Ok(Response::new(outbound_stream(
+        Ok(Response::new(outbound_stream(Outflow {
             receiver,
+            acks,
+            ready: std::collections::VecDeque::new(),
             registration,
-            self.context.shutdown.clone(),
-        )))
+            shutdown: self.context.shutdown.clone(),
+            done: false,
+        })))
     }
 
     async fn get_blob(
@@ -197,30 +230,77 @@ async fn record_hello(
     Ok(record.name)
 }
 
-/// The response stream: messages from the channel until the connection is
-/// cancelled (replaced or revoked) or the controller shuts down.
-fn outbound_stream(
+/// The latest acknowledgement per task, waiting to go out. The reader
+/// never blocks on sending an ack: a newer ack for the same task replaces an
+/// older one, so the agent's flood of events cannot stall the reader.
+#[derive(Default)]
+struct Acks {
+    pending: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+    ready: tokio::sync::Notify,
+}
+
+impl Acks {
+    fn put(&self, ack: EventsAck) {
+        let mut pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let upto = pending.entry(ack.task_id).or_default();
+        *upto = (*upto).max(ack.upto);
+        drop(pending);
+        self.ready.notify_one();
+    }
+
+    fn take(&self) -> Vec<ControllerMessage> {
+        let mut pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        pending
+            .drain()
+            .map(|(task_id, upto)| ControllerMessage {
+                kind: Some(Outgoing::Ack(EventsAck { task_id, upto })),
+            })
+            .collect()
+    }
+}
+
+/// State of one agent's response stream.
+struct Outflow {
     receiver: mpsc::Receiver<Result<ControllerMessage, Status>>,
+    acks: Arc<Acks>,
+    ready: std::collections::VecDeque<ControllerMessage>,
     registration: Registration,
     shutdown: tokio_util::sync::CancellationToken,
-) -> BoxStream<ControllerMessage> {
-    let state = (receiver, registration, shutdown, false);
+    done: bool,
+}
+
+/// The response stream: acks and messages from the channel until the
+/// connection is cancelled (replaced or revoked) or the controller shuts down.
+fn outbound_stream(outflow: Outflow) -> BoxStream<ControllerMessage> {
     Box::pin(futures_util::stream::unfold(
-        state,
-        |(mut receiver, registration, shutdown, done)| async move {
-            if done {
+        outflow,
+        |mut flow| async move {
+            if flow.done {
                 return None;
             }
-            tokio::select! {
-                message = receiver.recv() => message.map(|message| (message, (receiver, registration, shutdown, false))),
-                () = registration.cancel.cancelled() => Some((
-                    Err(Status::aborted("the controller closed this connection (replaced by a newer one, or the agent was revoked)")),
-                    (receiver, registration, shutdown, true),
-                )),
-                () = shutdown.cancelled() => Some((
-                    Err(Status::unavailable("the controller is shutting down")),
-                    (receiver, registration, shutdown, true),
-                )),
+            loop {
+                if let Some(message) = flow.ready.pop_front() {
+                    return Some((Ok(message), flow));
+                }
+                tokio::select! {
+                    message = flow.receiver.recv() => return message.map(|message| (message, flow)),
+                    () = flow.acks.ready.notified() => flow.ready.extend(flow.acks.take()),
+                    () = flow.registration.cancel.cancelled() => {
+                        flow.done = true;
+                        let status = Status::aborted("the controller closed this connection (replaced by a newer one, or the agent was revoked)");
+                        return Some((Err(status), flow));
+                    }
+                    () = flow.shutdown.cancelled() => {
+                        flow.done = true;
+                        return Some((Err(Status::unavailable("the controller is shutting down")), flow));
+                    }
+                }
             }
         },
     ))
@@ -228,6 +308,7 @@ fn outbound_stream(
 
 struct Session {
     context: Arc<Context>,
+    acks: Arc<Acks>,
     agent_id: AgentId,
     name: String,
     outbound: crate::registry::Outbound,
@@ -248,7 +329,7 @@ impl Session {
             .collect();
         self.context
             .dispatcher
-            .on_hello(self.agent_id, &self.name, &known)
+            .on_hello(self.agent_id, &self.name, &known, hello.free_slots)
             .await;
         let idle = Duration::from_secs(u64::from(self.context.heartbeat_secs) * 4);
         loop {
@@ -301,7 +382,7 @@ impl Session {
                     .on_events(self.agent_id, batch)
                     .await
                 {
-                    Ok(Some(ack)) => self.send(Outgoing::Ack(ack)).await,
+                    Ok(Some(ack)) => self.acks.put(ack),
                     Ok(None) => {}
                     // Not acknowledged: the agent keeps the events and sends them again.
                     Err(err) => warn!(%task_id, error = %err, "task events not stored"),
@@ -310,6 +391,19 @@ impl Session {
             Some(Incoming::Renew(renew)) => self.renew(renew).await,
             Some(Incoming::Refused(refused)) => {
                 warn!(task_id = %refused.task_id, generation = refused.generation, reason = %refused.reason, "agent refused an assignment");
+                let result = self
+                    .context
+                    .dispatcher
+                    .on_refused(
+                        self.agent_id,
+                        &refused.task_id,
+                        refused.generation,
+                        &refused.reason,
+                    )
+                    .await;
+                if let Err(err) = result {
+                    warn!(error = %err, "could not record the refusal");
+                }
             }
             Some(Incoming::Hello(_)) | None => warn!("unexpected message on an established stream"),
         }

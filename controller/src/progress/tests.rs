@@ -142,3 +142,16 @@ fn logs_become_stored_lines_and_late_finishes_change_nothing() {
     assert_eq!(d.tasks[0].status, TaskStatus::Done);
     assert_eq!(d.status, DeploymentStatus::Deployed);
 }
+
+#[test]
+fn no_successful_host_is_a_failure_even_within_budget() {
+    let mut d = deployment(&["h1"], 1);
+    start(&mut d, 0);
+    finish(&mut d, 0, "failed", "boom");
+    assert_eq!(d.status, DeploymentStatus::Failed);
+    assert!(
+        d.error_message
+            .as_deref()
+            .is_some_and(|m| m.contains("no host succeeded"))
+    );
+}

@@ -113,13 +113,18 @@ impl Store {
         self.get_agent(id)
     }
 
-    /// Every agent ever enrolled, oldest first.
+    /// Every agent ever enrolled, oldest first. A record that fails its
+    /// checksum is reported in the log and left out, so one damaged record
+    /// cannot hide the whole fleet.
     pub fn list_agents(&self) -> Result<Vec<AgentRecord>, StoreError> {
-        self.agents
-            .iter()
-            .values()
-            .map(|value| decode("agents", &value?))
-            .collect()
+        let mut agents = Vec::new();
+        for value in self.agents.iter().values() {
+            match decode("agents", &value?) {
+                Ok(agent) => agents.push(agent),
+                Err(err) => tracing::error!(error = %err, "agent record skipped"),
+            }
+        }
+        Ok(agents)
     }
 
     /// Replaces an agent record.
@@ -159,10 +164,18 @@ impl Store {
     /// Revokes an agent: marks it and every certificate it holds revoked,
     /// and frees its name for a new enrollment.
     pub fn revoke_agent(&self, name: &str) -> Result<AgentRecord, StoreError> {
-        let record = self.agent_by_name(name)?;
+        let id = self.agent_by_name(name)?.id;
         let revoked = (&self.agents, &self.agent_names, &self.principals).transaction(
             |(agents, names, principals)| {
-                let mut record = record.clone();
+                // Read inside the transaction, so a serial added by a renewal at
+                // the same moment is revoked too.
+                let bytes = agents.get(id.to_bytes())?.ok_or_else(|| {
+                    ConflictableTransactionError::Abort(StoreError::NotFound(format!(
+                        "agent `{name}`"
+                    )))
+                })?;
+                let mut record: AgentRecord =
+                    decode("agents", &bytes).map_err(ConflictableTransactionError::Abort)?;
                 record.status = "revoked".into();
                 record.revoked_at = Some(Timestamp::now());
                 for serial in &record.serials {

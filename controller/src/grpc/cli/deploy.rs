@@ -13,7 +13,7 @@ use crate::grpc::auth::Caller;
 use crate::hub::HubEvent;
 use crate::progress;
 use crate::server::Context;
-use crate::store::{AgentRecord, ListQuery};
+use crate::store::{AgentRecord, ListQuery, StoreError};
 
 /// Receives a bundle (or other blob) in chunks and stores it verified.
 pub async fn put_blob(
@@ -254,19 +254,27 @@ pub async fn stop(
         .into_iter()
         .next()
         .ok_or_else(|| Status::not_found(format!("app `{}` has no deployed deployment in environment `{environment}`; see `berth status`", request.app)))?;
-    if current
-        .tasks
-        .iter()
-        .any(|task| task.kind == TaskKind::Stop && !task.status.is_final())
-    {
-        return Err(Status::already_exists(format!(
-            "deployment {} is already stopping",
-            current.id
-        )));
-    }
     let now = Timestamp::now();
     let who = caller.who();
     let (deployment, ()) = context.store.update_deployment(current.id, |deployment| {
+        // Checked inside the transaction, so two concurrent stops cannot
+        // both add stop tasks.
+        if deployment.status != DeploymentStatus::Deployed {
+            return Err(StoreError::Conflict(format!(
+                "deployment {} is {} now, not deployed",
+                deployment.id, deployment.status
+            )));
+        }
+        if deployment
+            .tasks
+            .iter()
+            .any(|task| task.kind == TaskKind::Stop && !task.status.is_final())
+        {
+            return Err(StoreError::Conflict(format!(
+                "deployment {} is already stopping",
+                deployment.id
+            )));
+        }
         if deployment.manifest.stop.is_none() {
             progress::set_status(
                 deployment,

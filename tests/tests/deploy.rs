@@ -219,3 +219,46 @@ fn stop_runs_the_stop_commands_and_a_concurrent_deploy_is_refused() {
     let again = controller.berth(&["stop", "svc", "--env", "prod"]);
     assert_eq!(again.code, 4, "nothing deployed any more: {}", again.stderr);
 }
+
+#[test]
+fn a_flood_of_output_arrives_complete_and_in_order() {
+    let controller = Controller::start();
+    let _agent = Agent::join(&controller, "loud", "role=web");
+    // One 5 MB line without a newline inside, then 100,000 short lines.
+    let script = "#!/bin/sh\nhead -c 5000000 /dev/zero | tr '\\0' x; echo\nseq 1 100000\n";
+    let manifest = "app = \"loud\"\n[target]\nhosts = [\"loud\"]\n[setup]\nrun = [\"./flood.sh\"]\ntimeout = \"5m\"\n";
+    let bundle = write_bundle(
+        controller.dir.path(),
+        "loud",
+        manifest,
+        &[("flood.sh", script)],
+    );
+    let result = controller.berth(&[
+        "deploy",
+        "--bundle",
+        bundle.to_str().expect("path"),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(result.code, 0, "{}", result.stderr);
+    let id = id_of(&serde_json::from_str(&result.stdout).expect("json"));
+    let out = controller.berth(&["logs", &id, "-o", "json"]).ok();
+    let lines: Vec<String> = out
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("json line"))
+        .filter(|entry| entry["stream"] == "stdout")
+        .map(|entry| entry["line"].as_str().expect("line").to_string())
+        .collect();
+    let (long, numbers): (Vec<&String>, Vec<&String>) =
+        lines.iter().partition(|line| line.starts_with('x'));
+    assert_eq!(
+        long.iter().map(|line| line.len()).sum::<usize>(),
+        5_000_000,
+        "the long line arrives whole, split in pieces"
+    );
+    assert!(long.iter().all(|line| line.len() <= 16 * 1024));
+    let expected: Vec<String> = (1..=100_000).map(|n| n.to_string()).collect();
+    let numbers: Vec<String> = numbers.into_iter().cloned().collect();
+    assert_eq!(numbers.len(), expected.len(), "every line exactly once");
+    assert!(numbers == expected, "in order");
+}

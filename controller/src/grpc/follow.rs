@@ -5,7 +5,7 @@
 //! Each subscribes to the hub before reading the store, so nothing falls in
 //! between; a follower that lags behind the hub re-reads the store.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,8 +26,10 @@ use crate::store::{StoreError, StoredLine};
 
 /// How often a follower re-reads the store even without hub events.
 const REFRESH: Duration = Duration::from_secs(2);
-/// Most lines `GetLogs` returns without `--tail`.
-const MAX_STORED_LINES: usize = 1_000_000;
+/// Lines read from the store per host at a time.
+const PAGE: usize = 1000;
+/// Most lines `--tail` may ask for.
+const MAX_TAIL: u32 = 100_000;
 
 /// Streams deployment snapshots until the deployment is quiet.
 pub fn watch(
@@ -130,6 +132,11 @@ pub fn logs(
         )));
     }
     let (sender, receiver) = mpsc::channel(1024);
+    if request.tail > MAX_TAIL {
+        return Err(Status::invalid_argument(format!(
+            "--tail may be at most {MAX_TAIL}"
+        )));
+    }
     let tail = request.tail as usize;
     let tasks = context.tasks.clone();
     tasks.spawn(async move {
@@ -140,8 +147,13 @@ pub fn logs(
             sender,
             last: HashMap::new(),
         };
-        let stored = follower.stored(&deployment, tail);
-        if follower.emit(stored).await.is_err() {
+        let sent = if tail > 0 {
+            let records = follower.tail(&deployment, tail);
+            follower.emit(records).await
+        } else {
+            follower.send_stored(&deployment).await
+        };
+        if sent.is_err() {
             return;
         }
         if let Some(events) = events {
@@ -164,13 +176,59 @@ struct Follower {
 struct Stopped;
 
 impl Follower {
-    /// Stored lines after what was already sent, ordered by time across
-    /// hosts (and by sequence within one host).
-    fn stored(
-        &mut self,
-        deployment: &Deployment,
-        tail: usize,
-    ) -> Result<Vec<LogRecord>, StoreError> {
+    /// Sends stored lines after what was already sent, ordered by time
+    /// across hosts (and by sequence within one host). Lines are read in
+    /// pages and merged as they stream, so memory stays bounded however
+    /// long the logs are.
+    async fn send_stored(&mut self, deployment: &Deployment) -> Result<(), Stopped> {
+        let tasks: Vec<(TaskId, String)> = deployment
+            .tasks
+            .iter()
+            .filter(|task| {
+                self.filter
+                    .host
+                    .as_deref()
+                    .is_none_or(|host| host == task.host)
+            })
+            .map(|task| (task.id, task.host.clone()))
+            .collect();
+        let mut buffers: Vec<VecDeque<(u64, StoredLine)>> = vec![VecDeque::new(); tasks.len()];
+        let mut exhausted = vec![false; tasks.len()];
+        loop {
+            for (index, (task, _)) in tasks.iter().enumerate() {
+                if buffers[index].is_empty() && !exhausted[index] {
+                    let after = self.last.get(task).copied().unwrap_or(0);
+                    let page: Result<Vec<_>, _> = self
+                        .context
+                        .store
+                        .task_lines(self.id, *task, after)
+                        .take(PAGE)
+                        .collect();
+                    let page = self.or_stop(page).await?;
+                    exhausted[index] = page.len() < PAGE;
+                    buffers[index].extend(page);
+                }
+            }
+            let next = (0..tasks.len())
+                .filter(|index| !buffers[*index].is_empty())
+                .min_by_key(|index| (buffers[*index][0].1.ts_ms, *index));
+            let Some(index) = next else { return Ok(()) };
+            let Some((seq, line)) = buffers[index].pop_front() else {
+                return Ok(());
+            };
+            let (task, host) = &tasks[index];
+            self.last.insert(*task, seq);
+            if self.filter.wants(host, &line) {
+                self.sender
+                    .send(Ok(record(*task, host, seq, line)))
+                    .await
+                    .map_err(|_| Stopped)?;
+            }
+        }
+    }
+
+    /// The last `tail` stored lines across hosts, in time order.
+    fn tail(&mut self, deployment: &Deployment, tail: usize) -> Result<Vec<LogRecord>, StoreError> {
         let mut records = Vec::new();
         for task in &deployment.tasks {
             if self
@@ -181,17 +239,7 @@ impl Follower {
             {
                 continue;
             }
-            let after = self.last.get(&task.id).copied().unwrap_or(0);
-            let lines: Vec<(u64, StoredLine)> = if tail > 0 && after == 0 {
-                self.context.store.task_tail(self.id, task.id, tail)?
-            } else {
-                self.context
-                    .store
-                    .task_lines(self.id, task.id, after)
-                    .take(MAX_STORED_LINES)
-                    .collect::<Result<_, _>>()?
-            };
-            for (seq, line) in lines {
+            for (seq, line) in self.context.store.task_tail(self.id, task.id, tail)? {
                 self.last.insert(task.id, seq);
                 if self.filter.wants(&task.host, &line) {
                     records.push(record(task.id, &task.host, seq, line));
@@ -199,10 +247,21 @@ impl Follower {
             }
         }
         records.sort_by(|a, b| (a.ts_ms, &a.task_id, a.seq).cmp(&(b.ts_ms, &b.task_id, b.seq)));
-        if tail > 0 && records.len() > tail {
+        if records.len() > tail {
             records.drain(..records.len() - tail);
         }
         Ok(records)
+    }
+
+    /// Passes a value on, or reports a store failure to the client and stops.
+    async fn or_stop<T>(&self, result: Result<T, StoreError>) -> Result<T, Stopped> {
+        match result {
+            Ok(value) => Ok(value),
+            Err(err) => {
+                let _ = self.sender.send(Err(err.into())).await;
+                Err(Stopped)
+            }
+        }
     }
 
     async fn emit(&self, records: Result<Vec<LogRecord>, StoreError>) -> Result<(), Stopped> {
@@ -228,8 +287,7 @@ impl Follower {
         let mut task_hosts = hosts(&deployment);
         loop {
             if is_quiet(&deployment) {
-                let rest = self.stored(&deployment, 0);
-                return self.emit(rest).await;
+                return self.send_stored(&deployment).await;
             }
             let event = tokio::select! {
                 () = self.context.shutdown.cancelled() => return Err(Stopped),
@@ -263,8 +321,7 @@ impl Follower {
                 Ok(Err(_)) | Err(_) => {
                     deployment = self.reload()?;
                     task_hosts = hosts(&deployment);
-                    let rest = self.stored(&deployment, 0);
-                    self.emit(rest).await?;
+                    self.send_stored(&deployment).await?;
                 }
             }
         }

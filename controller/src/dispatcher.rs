@@ -663,3 +663,91 @@ pub fn spec_for(deployment: &Deployment, task_id: TaskId) -> TaskSpec {
         host: task.host.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use berth_proto::v1::task_event::Kind;
+    use berth_proto::v1::{LogLine, TaskFinished};
+
+    use super::*;
+
+    fn batch(deployment: &Deployment, generation: u64, seqs: &[u64], finish: bool) -> TaskEvents {
+        let events = seqs
+            .iter()
+            .map(|seq| TaskEvent {
+                seq: *seq,
+                ts_ms: 1,
+                kind: Some(if finish && Some(seq) == seqs.last() {
+                    Kind::Finished(TaskFinished {
+                        outcome: "done".into(),
+                        ..Default::default()
+                    })
+                } else {
+                    Kind::Log(LogLine {
+                        stage: "setup".into(),
+                        stream: "stdout".into(),
+                        line: format!("line {seq}"),
+                    })
+                }),
+            })
+            .collect();
+        TaskEvents {
+            task_id: deployment.tasks[0].id.to_string(),
+            deployment_id: deployment.id.to_string(),
+            generation,
+            events,
+        }
+    }
+
+    #[test]
+    fn applies_new_events_once_and_acknowledges_duplicates() {
+        let mut deployment = crate::testing::deployment(&["h1"], 0);
+        let (agent, task) = (deployment.tasks[0].agent_id, deployment.tasks[0].id);
+        let events = &batch(&deployment, 1, &[1, 2], false);
+        let (outcome, lines) = apply_batch(&mut deployment, agent, task, &events).expect("apply");
+        assert_eq!((outcome.acked_upto, lines.len()), (2, 2));
+        let events = &batch(&deployment, 1, &[1, 2, 3], true);
+        let (outcome, lines) = apply_batch(&mut deployment, agent, task, &events).expect("resend");
+        assert_eq!(outcome.acked_upto, 3);
+        assert!(
+            lines.is_empty(),
+            "1 and 2 are duplicates; 3 is the result, not a line"
+        );
+        assert_eq!(deployment.tasks[0].status, TaskStatus::Done);
+        let events = &batch(&deployment, 1, &[3], true);
+        let (outcome, _) = apply_batch(&mut deployment, agent, task, &events).expect("again");
+        assert_eq!(outcome.acked_upto, 3);
+        assert!(
+            !outcome.stale,
+            "a duplicate of what is durable is not stale"
+        );
+    }
+
+    #[test]
+    fn stale_generations_are_counted_acknowledged_and_ignored() {
+        let mut deployment = crate::testing::deployment(&["h1"], 0);
+        deployment.tasks[0].generation = 5;
+        let (agent, task) = (deployment.tasks[0].agent_id, deployment.tasks[0].id);
+        let events = &batch(&deployment, 4, &[1, 2, 3], true);
+        let (outcome, lines) = apply_batch(&mut deployment, agent, task, &events).expect("apply");
+        assert!(outcome.stale);
+        assert_eq!(
+            outcome.acked_upto, 3,
+            "acknowledged so the agent forgets them"
+        );
+        assert!(lines.is_empty(), "nothing stored");
+        assert_eq!(
+            deployment.tasks[0].status,
+            TaskStatus::Assigned,
+            "nothing applied"
+        );
+        assert_eq!(deployment.tasks[0].acked_seq, 0);
+        assert_eq!(deployment.tasks[0].stale_events, 3);
+        let other = AgentId::new();
+        let events = batch(&deployment, 5, &[1], false);
+        assert!(matches!(
+            apply_batch(&mut deployment, other, task, &events),
+            Err(StoreError::Refused(_))
+        ));
+    }
+}

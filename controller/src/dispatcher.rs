@@ -703,10 +703,10 @@ mod tests {
     fn applies_new_events_once_and_acknowledges_duplicates() {
         let mut deployment = crate::testing::deployment(&["h1"], 0);
         let (agent, task) = (deployment.tasks[0].agent_id, deployment.tasks[0].id);
-        let events = &batch(&deployment, 1, &[1, 2], false);
+        let events = batch(&deployment, 1, &[1, 2], false);
         let (outcome, lines) = apply_batch(&mut deployment, agent, task, &events).expect("apply");
         assert_eq!((outcome.acked_upto, lines.len()), (2, 2));
-        let events = &batch(&deployment, 1, &[1, 2, 3], true);
+        let events = batch(&deployment, 1, &[1, 2, 3], true);
         let (outcome, lines) = apply_batch(&mut deployment, agent, task, &events).expect("resend");
         assert_eq!(outcome.acked_upto, 3);
         assert!(
@@ -714,7 +714,7 @@ mod tests {
             "1 and 2 are duplicates; 3 is the result, not a line"
         );
         assert_eq!(deployment.tasks[0].status, TaskStatus::Done);
-        let events = &batch(&deployment, 1, &[3], true);
+        let events = batch(&deployment, 1, &[3], true);
         let (outcome, _) = apply_batch(&mut deployment, agent, task, &events).expect("again");
         assert_eq!(outcome.acked_upto, 3);
         assert!(
@@ -728,7 +728,7 @@ mod tests {
         let mut deployment = crate::testing::deployment(&["h1"], 0);
         deployment.tasks[0].generation = 5;
         let (agent, task) = (deployment.tasks[0].agent_id, deployment.tasks[0].id);
-        let events = &batch(&deployment, 4, &[1, 2, 3], true);
+        let events = batch(&deployment, 4, &[1, 2, 3], true);
         let (outcome, lines) = apply_batch(&mut deployment, agent, task, &events).expect("apply");
         assert!(outcome.stale);
         assert_eq!(

@@ -148,7 +148,8 @@ pub type Outcome = Result<i32, Failure>;
 pub struct Session {
     pub client: CliClient<Channel>,
     pub format: Format,
-    pub bundle: Bundle,
+    /// The controller address in use (the credential's, or `--controller`).
+    pub controller: String,
 }
 
 fn load_bundle(args: &Args) -> Result<Bundle, Failure> {
@@ -219,7 +220,7 @@ async fn connect(args: &Args) -> Result<Session, Failure> {
     Ok(Session {
         client,
         format: args.output,
-        bundle,
+        controller: address,
     })
 }
 

@@ -53,7 +53,7 @@ pub async fn run(session: &mut Session, command: TokenCommand) -> Outcome {
                 ),
                 super::Format::Table => println!("{}", token.token),
             }
-            let controller = &session.bundle.controller;
+            let controller = &session.controller;
             eprintln!(
                 "token {} expires at {} ({} use{}). On the new host, run:",
                 token.token_id,

@@ -1,6 +1,6 @@
 //! Builders shared by the controller's unit tests.
 
-use berth_shared::id::{AgentId, DeploymentId, TaskId};
+use berth_shared::id::{AgentId, DeploymentId};
 use berth_shared::manifest::Manifest;
 use berth_shared::record::{Deployment, Task, TaskKind, Timestamp};
 use berth_shared::state::{DeploymentStatus, TaskStatus};
@@ -30,20 +30,9 @@ pub fn deployment(hosts: &[&str], max_failures: u32) -> Deployment {
         tasks: hosts
             .iter()
             .map(|host| Task {
-                id: TaskId::new(),
-                kind: TaskKind::Deploy,
-                host: (*host).to_string(),
-                agent_id: AgentId::new(),
                 status: TaskStatus::Assigned,
                 generation: 1,
-                stages: Vec::new(),
-                error_step: None,
-                error_message: None,
-                created_at: Timestamp::now(),
-                assigned_at: None,
-                finished_at: None,
-                acked_seq: 0,
-                stale_events: 0,
+                ..Task::queued(TaskKind::Deploy, host, AgentId::new(), Timestamp::now())
             })
             .collect(),
         transitions: Vec::new(),

@@ -115,6 +115,28 @@ pub struct Task {
     pub stale_events: u64,
 }
 
+impl Task {
+    /// A new task waiting for its agent.
+    pub fn queued(kind: TaskKind, host: &str, agent_id: AgentId, created_at: Timestamp) -> Task {
+        Task {
+            id: TaskId::new(),
+            kind,
+            host: host.to_string(),
+            agent_id,
+            status: TaskStatus::Queued,
+            generation: 0,
+            stages: Vec::new(),
+            error_step: None,
+            error_message: None,
+            created_at,
+            assigned_at: None,
+            finished_at: None,
+            acked_seq: 0,
+            stale_events: 0,
+        }
+    }
+}
+
 /// The outcome of one stage on one host.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StageResult {

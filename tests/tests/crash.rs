@@ -19,6 +19,33 @@ fn manifest(host: &str) -> String {
     )
 }
 
+/// Joins `host`, deploys the crashy bundle to it and waits until its script
+/// printed its first lines; returns the agent and the deployment id.
+fn deploy_and_wait_mid_script(controller: &Controller, host: &str) -> (Agent, String) {
+    let agent = Agent::join(controller, host, "role=web");
+    let bundle = write_bundle(
+        controller.dir.path(),
+        "crashy",
+        &manifest(host),
+        &[("setup.sh", SETUP)],
+    );
+    let deploy = [
+        "deploy",
+        "--bundle",
+        bundle.to_str().expect("path"),
+        "--detach",
+        "-o",
+        "json",
+    ];
+    let id = id_of(&controller.berth(&deploy).json());
+    let follow = controller.berth_spawn(&["logs", &id, "-f"]);
+    assert!(
+        follow.stdout.wait_for("before 2", DEADLINE).is_some(),
+        "script did not start"
+    );
+    (agent, id)
+}
+
 fn stdout_lines(controller: &Controller, id: &str) -> Vec<String> {
     controller
         .berth(&["logs", id, "-o", "json"])
@@ -33,30 +60,7 @@ fn stdout_lines(controller: &Controller, id: &str) -> Vec<String> {
 #[test]
 fn controller_kill9_mid_script_loses_and_doubles_nothing() {
     let mut controller = Controller::start();
-    let agent = Agent::join(&controller, "steady", "role=web");
-    let bundle = write_bundle(
-        controller.dir.path(),
-        "crashy",
-        &manifest("steady"),
-        &[("setup.sh", SETUP)],
-    );
-    let id = id_of(
-        &controller
-            .berth(&[
-                "deploy",
-                "--bundle",
-                bundle.to_str().expect("path"),
-                "--detach",
-                "-o",
-                "json",
-            ])
-            .json(),
-    );
-    let follow = controller.berth_spawn(&["logs", &id, "-f"]);
-    assert!(
-        follow.stdout.wait_for("before 2", DEADLINE).is_some(),
-        "script did not start"
-    );
+    let (agent, id) = deploy_and_wait_mid_script(&controller, "steady");
 
     controller.kill9();
     // The script goes on while the controller is gone.
@@ -107,27 +111,7 @@ fn controller_kill9_mid_script_loses_and_doubles_nothing() {
 #[test]
 fn agent_kill9_mid_script_ends_lost_after_the_grace_period() {
     let controller = Controller::start_with_grace("2s");
-    let mut agent = Agent::join(&controller, "fragile", "role=web");
-    let bundle = write_bundle(
-        controller.dir.path(),
-        "crashy",
-        &manifest("fragile"),
-        &[("setup.sh", SETUP)],
-    );
-    let id = id_of(
-        &controller
-            .berth(&[
-                "deploy",
-                "--bundle",
-                bundle.to_str().expect("path"),
-                "--detach",
-                "-o",
-                "json",
-            ])
-            .json(),
-    );
-    let follow = controller.berth_spawn(&["logs", &id, "-f"]);
-    assert!(follow.stdout.wait_for("before 2", DEADLINE).is_some());
+    let (mut agent, id) = deploy_and_wait_mid_script(&controller, "fragile");
     agent.kill9();
 
     let done = controller.wait_quiet(&id);
@@ -152,27 +136,7 @@ fn agent_kill9_mid_script_ends_lost_after_the_grace_period() {
 #[test]
 fn agent_back_within_the_grace_period_reports_the_interruption() {
     let controller = Controller::start_with_grace("5m");
-    let mut agent = Agent::join(&controller, "phoenix", "role=web");
-    let bundle = write_bundle(
-        controller.dir.path(),
-        "crashy",
-        &manifest("phoenix"),
-        &[("setup.sh", SETUP)],
-    );
-    let id = id_of(
-        &controller
-            .berth(&[
-                "deploy",
-                "--bundle",
-                bundle.to_str().expect("path"),
-                "--detach",
-                "-o",
-                "json",
-            ])
-            .json(),
-    );
-    let follow = controller.berth_spawn(&["logs", &id, "-f"]);
-    assert!(follow.stdout.wait_for("before 2", DEADLINE).is_some());
+    let (mut agent, id) = deploy_and_wait_mid_script(&controller, "phoenix");
     agent.kill9();
     agent.spawn();
 

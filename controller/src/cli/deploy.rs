@@ -11,7 +11,7 @@ use berth_shared::record::{Deployment, TaskKind};
 use berth_shared::state::DeploymentStatus;
 use clap::Args;
 
-use super::output::{emit, progress};
+use super::output::{emit, progress, transition_text};
 use super::{Failure, Outcome, Session};
 
 #[derive(Args, Debug)]
@@ -213,22 +213,9 @@ async fn follow(session: &mut Session, deployment: &Deployment) -> Result<Deploy
         let current: Deployment = parse(&reply.json)?;
         for transition in current.transitions.iter().skip(printed) {
             let elapsed = started.elapsed().as_secs_f32();
-            let from = transition
-                .from
-                .as_deref()
-                .map(|from| format!("{from} → "))
-                .unwrap_or_default();
-            let reason = transition
-                .reason
-                .as_deref()
-                .map(|reason| format!("  ({reason})"))
-                .unwrap_or_default();
             progress(
                 session.format,
-                &format!(
-                    "{elapsed:>6.1}s  {:<16} {from}{}{reason}",
-                    transition.subject, transition.to
-                ),
+                &format!("{elapsed:>6.1}s  {}", transition_text(transition)),
             );
         }
         printed = current.transitions.len();

@@ -69,6 +69,21 @@ pub fn ago(ts: berth_shared::record::Timestamp) -> String {
     }
 }
 
+/// One history entry as text: `subject  from → to  (reason)`.
+pub fn transition_text(transition: &berth_shared::record::Transition) -> String {
+    let from = transition
+        .from
+        .as_deref()
+        .map(|from| format!("{from} → "))
+        .unwrap_or_default();
+    let reason = transition
+        .reason
+        .as_deref()
+        .map(|reason| format!("  ({reason})"))
+        .unwrap_or_default();
+    format!("{:<16} {from}{}{reason}", transition.subject, transition.to)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -128,19 +128,10 @@ fn describe(d: &Deployment) -> String {
     }
     text.push_str(&format!("\ntasks\n{tasks}\n\nhistory\n"));
     for transition in &d.transitions {
-        let from = transition
-            .from
-            .as_deref()
-            .map(|from| format!("{from} → "))
-            .unwrap_or_default();
-        let reason = transition
-            .reason
-            .as_deref()
-            .map(|reason| format!("  ({reason})"))
-            .unwrap_or_default();
         text.push_str(&format!(
-            "  {}  {:<16} {from}{}{reason}\n",
-            transition.at, transition.subject, transition.to
+            "  {}  {}\n",
+            transition.at,
+            super::output::transition_text(transition)
         ));
     }
     text.push_str(&format!("\nmanifest\n{}", d.manifest_toml.trim_end()));

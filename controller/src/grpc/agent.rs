@@ -81,6 +81,15 @@ pub fn facts_from_wire(facts: Option<HostFacts>) -> Facts {
     }
 }
 
+/// The agent id of an authenticated agent caller.
+fn agent_of(caller: &super::auth::Caller) -> Result<AgentId, Status> {
+    caller
+        .principal
+        .id
+        .parse()
+        .map_err(|_| Status::unauthenticated("malformed agent identity"))
+}
+
 #[tonic::async_trait]
 impl Agent for AgentApi {
     type OpenStreamStream = BoxStream<ControllerMessage>;
@@ -91,11 +100,7 @@ impl Agent for AgentApi {
         request: Request<Streaming<AgentMessage>>,
     ) -> Result<Response<Self::OpenStreamStream>, Status> {
         let caller = caller(&request)?;
-        let agent_id: AgentId = caller
-            .principal
-            .id
-            .parse()
-            .map_err(|_| Status::unauthenticated("malformed agent identity"))?;
+        let agent_id = agent_of(&caller)?;
         let mut inbound = request.into_inner();
         let first = tokio::time::timeout(Duration::from_secs(10), inbound.message())
             .await
@@ -168,11 +173,7 @@ impl Agent for AgentApi {
         request: Request<GetBlobRequest>,
     ) -> Result<Response<Self::GetBlobStream>, Status> {
         let caller = caller(&request)?;
-        let agent_id: AgentId = caller
-            .principal
-            .id
-            .parse()
-            .map_err(|_| Status::unauthenticated("malformed agent identity"))?;
+        let agent_id = agent_of(&caller)?;
         let request = request.into_inner();
         if !self
             .context

@@ -1,7 +1,7 @@
 //! Creating and stopping deployments, bundle uploads, and `berth status`.
 
 use berth_proto::v1::{CreateDeploymentRequest, PutBlobChunk, PutBlobResponse, StopAppRequest};
-use berth_shared::id::{DeploymentId, TaskId};
+use berth_shared::id::DeploymentId;
 use berth_shared::labels::{format_labels, matches};
 use berth_shared::manifest::{Manifest, check_environment, check_version};
 use berth_shared::record::{AppStatus, Deployment, Task, TaskKind, Timestamp};
@@ -145,22 +145,7 @@ fn build(
     let now = Timestamp::now();
     let tasks = agents
         .iter()
-        .map(|agent| Task {
-            id: TaskId::new(),
-            kind: TaskKind::Deploy,
-            host: agent.name.clone(),
-            agent_id: agent.id,
-            status: TaskStatus::Queued,
-            generation: 0,
-            stages: Vec::new(),
-            error_step: None,
-            error_message: None,
-            created_at: now,
-            assigned_at: None,
-            finished_at: None,
-            acked_seq: 0,
-            stale_events: 0,
-        })
+        .map(|agent| Task::queued(TaskKind::Deploy, &agent.name, agent.id, now))
         .collect();
     let mut deployment = Deployment {
         id: DeploymentId::new(),
@@ -292,21 +277,9 @@ pub async fn stop(
         deployment.error_step = None;
         deployment.error_message = None;
         for host in hosts {
-            deployment.tasks.push(Task {
-                id: TaskId::new(),
-                kind: TaskKind::Stop,
-                status: TaskStatus::Queued,
-                generation: 0,
-                stages: Vec::new(),
-                error_step: None,
-                error_message: None,
-                created_at: now,
-                assigned_at: None,
-                finished_at: None,
-                acked_seq: 0,
-                stale_events: 0,
-                ..host
-            });
+            deployment
+                .tasks
+                .push(Task::queued(TaskKind::Stop, &host.host, host.agent_id, now));
         }
         progress::note(
             deployment,

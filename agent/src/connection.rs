@@ -110,10 +110,7 @@ async fn dial(agent: &Agent) -> Result<Channel> {
 }
 
 async fn hello(agent: &Agent) -> Hello {
-    let dir = agent.files.root().to_path_buf();
-    let facts = tokio::task::spawn_blocking(move || crate::facts::snapshot(&dir))
-        .await
-        .ok();
+    let facts = Some(crate::facts::collect(agent.files.root(), &agent.docker_host).await);
     Hello {
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
         protocol_version: PROTOCOL_VERSION,
@@ -225,8 +222,7 @@ impl Pump {
                     if self.pending_key.is_none() {
                         self.maybe_renew().await;
                     }
-                    let dir = self.agent.files.root().to_path_buf();
-                    let facts = tokio::task::spawn_blocking(move || crate::facts::snapshot(&dir)).await.ok();
+                    let facts = Some(crate::facts::collect(self.agent.files.root(), &self.agent.docker_host).await);
                     let beat = Heartbeat { facts, free_slots: self.agent.free_slots() };
                     if self.send(Outgoing::Heartbeat(beat)).await.is_err() {
                         return Ended::Retry(anyhow::anyhow!("stream closed"));
@@ -291,6 +287,18 @@ impl Pump {
                 }
             }
             Some(Incoming::Cancel(cancel)) => runner::cancel(&self.agent, &cancel.task_id),
+            Some(Incoming::Inspect(request)) => {
+                // Answered from its own task, so a slow Docker never holds up the stream.
+                let (agent, sender) = (self.agent.clone(), self.sender.clone());
+                self.agent.tasks.spawn(async move {
+                    let reply = inspect(&agent, request).await;
+                    let _ = sender
+                        .send(AgentMessage {
+                            kind: Some(Outgoing::Inspected(reply)),
+                        })
+                        .await;
+                });
+            }
             Some(Incoming::Ack(ack)) => {
                 if let Ok(task_id) = ack.task_id.parse::<TaskId>() {
                     self.agent.outbox.ack(task_id, ack.upto);
@@ -336,6 +344,30 @@ impl Pump {
             Ok(()) => info!("certificate renewed; the next connection uses it"),
             Err(err) => warn!(error = %err, "could not store the renewed certificate"),
         }
+    }
+}
+
+/// What berth runs on this host, for a fleet-wide inspect.
+async fn inspect(
+    agent: &Agent,
+    request: berth_proto::v1::InspectRequest,
+) -> berth_proto::v1::InspectReply {
+    let app = Some(request.app.as_str()).filter(|app| !app.is_empty());
+    let result = match crate::stage::docker::connect(&agent.docker_host).await {
+        Ok(docker) => crate::stage::docker::inspect(&docker, app).await,
+        Err(err) => Err(format!("cannot reach Docker at {err}")),
+    };
+    match result {
+        Ok(views) => berth_proto::v1::InspectReply {
+            request_id: request.request_id,
+            json: serde_json::to_string(&views).unwrap_or_default(),
+            error: String::new(),
+        },
+        Err(error) => berth_proto::v1::InspectReply {
+            request_id: request.request_id,
+            json: String::new(),
+            error,
+        },
     }
 }
 

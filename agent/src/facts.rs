@@ -27,7 +27,21 @@ pub fn snapshot(data_dir: &Path) -> HostFacts {
         disk_free_bytes,
         uptime_secs: System::uptime().unwrap_or_default(),
         load_1m: System::load_average().map_or(0.0, |load| load.one as f32),
+        ..HostFacts::default()
     }
+}
+
+/// A snapshot with Docker's version (or why it cannot be reached).
+pub async fn collect(data_dir: &Path, docker_host: &str) -> HostFacts {
+    let dir = data_dir.to_path_buf();
+    let mut facts = tokio::task::spawn_blocking(move || snapshot(&dir))
+        .await
+        .unwrap_or_default();
+    match crate::stage::docker::probe(docker_host).await {
+        Ok(version) => facts.docker_version = version,
+        Err(error) => facts.docker_error = error,
+    }
+    facts
 }
 
 /// Total and free bytes of the filesystem holding `path`.

@@ -45,6 +45,8 @@ pub struct RunConfig {
     pub slots: u32,
     /// Overrides the controller address recorded at join time.
     pub controller: Option<String>,
+    /// Docker's address (`unix:///path` or `tcp://host:port`).
+    pub docker_host: String,
 }
 
 /// State shared by the connection and the running tasks.
@@ -55,6 +57,8 @@ pub struct Agent {
     /// The current connection to the controller, when there is one.
     pub channel: watch::Sender<Option<Channel>>,
     pub slots: u32,
+    /// Docker's address for container stages.
+    pub docker_host: String,
     pub tasks: TaskTracker,
     pub shutdown: CancellationToken,
     fence: Mutex<FenceState>,
@@ -146,6 +150,7 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<()> {
         outbox,
         channel: watch::channel(None).0,
         slots: config.slots.max(1),
+        docker_host: config.docker_host,
         tasks: TaskTracker::new(),
         shutdown: shutdown.clone(),
         fence: Mutex::new(fence),

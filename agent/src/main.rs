@@ -48,6 +48,9 @@ enum Command {
         /// Override the controller address recorded at join time.
         #[arg(long)]
         controller: Option<String>,
+        /// Docker's address; default DOCKER_HOST, else unix:///var/run/docker.sock.
+        #[arg(long)]
+        docker_host: Option<String>,
     },
 }
 
@@ -130,6 +133,7 @@ async fn command(command: Command) -> anyhow::Result<()> {
             data_dir,
             slots,
             controller,
+            docker_host,
         } => {
             let shutdown = CancellationToken::new();
             let signals = shutdown.clone();
@@ -142,6 +146,8 @@ async fn command(command: Command) -> anyhow::Result<()> {
                     data_dir,
                     slots,
                     controller,
+                    docker_host: docker_host
+                        .unwrap_or_else(berth_agent::stage::docker::default_address),
                 },
                 shutdown,
             )

@@ -9,12 +9,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use berth_proto::v1::task_event::Kind;
-use berth_proto::v1::{LogLine, StageFinished, StageStarted, TaskFinished, TaskSpec};
+use berth_proto::v1::{
+    ContainerSpec, LogLine, StageFinished, StageStarted, TaskFinished, TaskSpec,
+};
 use berth_shared::id::TaskId;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::Agent;
+use crate::stage::docker;
 use crate::stage::shell::{self, LineSink, Outcome};
 
 /// Whether an assignment was taken.
@@ -118,10 +121,29 @@ pub fn cancel(agent: &Agent, task_id: &str) {
     }
 }
 
+/// Why a stage did not succeed: the outcome (`failed`, `timed_out`,
+/// `canceled`), the message, and the exit code when there was one.
+struct Failure {
+    outcome: &'static str,
+    error: String,
+    exit_code: Option<i32>,
+}
+
+impl Failure {
+    fn failed(error: impl Into<String>) -> Failure {
+        Failure {
+            outcome: "failed",
+            error: error.into(),
+            exit_code: None,
+        }
+    }
+}
+
+/// Reports a task's stages through the outbox.
 struct Emitter<'a> {
     agent: &'a Agent,
     task_id: TaskId,
-    stage: String,
+    stage: std::sync::Mutex<(String, Instant)>,
 }
 
 impl Emitter<'_> {
@@ -129,37 +151,70 @@ impl Emitter<'_> {
         self.agent.outbox.push(self.task_id, kind);
     }
 
+    fn stage(&self) -> String {
+        self.stage
+            .lock()
+            .map(|stage| stage.0.clone())
+            .unwrap_or_default()
+    }
+
     fn system(&self, line: String) {
-        self.push(Kind::Log(LogLine {
-            stage: self.stage.clone(),
-            stream: "system".into(),
-            line,
+        self.line("system", line);
+    }
+
+    fn start_stage(&self, name: &str) {
+        if let Ok(mut stage) = self.stage.lock() {
+            *stage = (name.to_string(), Instant::now());
+        }
+        self.push(Kind::StageStarted(StageStarted {
+            stage: name.to_string(),
         }));
     }
 
-    fn finish(&self, outcome: &str, started: Instant, exit_code: Option<i32>, error: String) {
+    fn end_stage(
+        &self,
+        outcome: &str,
+        exit_code: Option<i32>,
+        error: &str,
+        details: BTreeMap<String, String>,
+    ) {
+        let (stage, started) = self
+            .stage
+            .lock()
+            .map(|stage| stage.clone())
+            .unwrap_or_else(|_| (String::new(), Instant::now()));
         self.push(Kind::StageFinished(StageFinished {
-            stage: self.stage.clone(),
+            stage,
             outcome: outcome.to_string(),
             exit_code: exit_code.unwrap_or(0),
             has_exit_code: exit_code.is_some(),
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            error: error.clone(),
+            error: error.to_string(),
+            details: details.into_iter().collect(),
         }));
-        let task_outcome = if outcome == "succeeded" {
-            "done"
-        } else {
-            outcome
-        };
-        let error_step = if outcome == "succeeded" {
-            String::new()
-        } else {
-            self.stage.clone()
-        };
+    }
+
+    /// Ends the current stage and the task with a failure.
+    fn fail(&self, failure: Failure) {
+        self.system(failure.error.clone());
+        self.end_stage(
+            failure.outcome,
+            failure.exit_code,
+            &failure.error,
+            BTreeMap::new(),
+        );
         self.push(Kind::Finished(TaskFinished {
-            outcome: task_outcome.to_string(),
-            error_step,
-            error,
+            outcome: failure.outcome.to_string(),
+            error_step: self.stage(),
+            error: failure.error,
+        }));
+    }
+
+    fn done(&self) {
+        self.push(Kind::Finished(TaskFinished {
+            outcome: "done".into(),
+            error_step: String::new(),
+            error: String::new(),
         }));
     }
 }
@@ -167,7 +222,7 @@ impl Emitter<'_> {
 impl LineSink for Emitter<'_> {
     fn line(&self, stream: &str, line: String) {
         self.push(Kind::Log(LogLine {
-            stage: self.stage.clone(),
+            stage: self.stage(),
             stream: stream.to_string(),
             line,
         }));
@@ -182,58 +237,216 @@ impl LineSink for Emitter<'_> {
     }
 }
 
+/// Runs a task's stages in order: the script stage (`setup` or `stop`)
+/// when it has commands or there is no container, then for a container the
+/// `deploy` stage (or, for a stop, the containers are stopped within `stop`).
 async fn run(agent: &Arc<Agent>, task_id: TaskId, spec: &TaskSpec, cancel: &CancellationToken) {
     let emitter = Emitter {
         agent,
         task_id,
-        stage: spec.stage.clone(),
+        stage: std::sync::Mutex::new((spec.stage.clone(), Instant::now())),
     };
-    let started = Instant::now();
-    emitter.push(Kind::StageStarted(StageStarted {
-        stage: spec.stage.clone(),
-    }));
-    let dir = match prepare(agent, spec, &emitter).await {
-        Ok(dir) => dir,
-        Err(err) => {
-            let message = format!("{err:#}");
-            emitter.system(message.clone());
-            return emitter.finish("failed", started, None, message);
+    let is_stop = spec.kind == berth_proto::v1::task_spec::Kind::Stop as i32;
+    if !spec.commands.is_empty() || spec.container.is_none() {
+        emitter.start_stage(&spec.stage);
+        if let Err(failure) = run_script(agent, spec, &emitter, cancel).await {
+            return emitter.fail(failure);
         }
-    };
+        if !(is_stop && spec.container.is_some()) {
+            emitter.end_stage("succeeded", Some(0), "", BTreeMap::new());
+        }
+    }
+    if let Some(container) = &spec.container {
+        let result = if is_stop {
+            if spec.commands.is_empty() {
+                emitter.start_stage(&spec.stage);
+            }
+            stop_containers(agent, spec, container, &emitter).await
+        } else {
+            emitter.start_stage("deploy");
+            deploy_container(agent, spec, container, &emitter).await
+        };
+        match result {
+            Ok(details) => emitter.end_stage("succeeded", None, "", details),
+            Err(failure) => return emitter.fail(failure),
+        }
+    }
+    emitter.done();
+}
+
+/// The script stage: fetch and unpack the bundle, run the commands.
+async fn run_script(
+    agent: &Arc<Agent>,
+    spec: &TaskSpec,
+    emitter: &Emitter<'_>,
+    cancel: &CancellationToken,
+) -> Result<(), Failure> {
+    let dir = prepare(agent, spec, emitter)
+        .await
+        .map_err(|err| Failure::failed(format!("{err:#}")))?;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(spec.timeout_ms.max(1));
     let env = environment(agent, spec, &dir);
     for command in &spec.commands {
         emitter.system(format!("$ {command}"));
-        let outcome = shell::run(command, &dir, &env, deadline, cancel, &emitter).await;
-        let (status, error) = match outcome {
+        let outcome = shell::run(command, &dir, &env, deadline, cancel, emitter).await;
+        let failure = match outcome {
             Ok(Outcome::Exited(0)) => continue,
-            Ok(Outcome::Exited(code)) => {
-                let error = format!("command `{command}` exited with code {code}");
-                emitter.system(error.clone());
-                return emitter.finish("failed", started, Some(code), error);
+            Ok(Outcome::Exited(code)) => Failure {
+                outcome: "failed",
+                error: format!("command `{command}` exited with code {code}"),
+                exit_code: Some(code),
+            },
+            Ok(Outcome::Signaled(signal)) => {
+                Failure::failed(format!("command `{command}` was killed by signal {signal}"))
             }
-            Ok(Outcome::Signaled(signal)) => (
-                "failed",
-                format!("command `{command}` was killed by signal {signal}"),
-            ),
             Ok(Outcome::TimedOut) => {
                 let limit =
                     berth_shared::time::format_duration(Duration::from_millis(spec.timeout_ms));
-                (
-                    "timed_out",
-                    format!(
+                Failure {
+                    outcome: "timed_out",
+                    error: format!(
                         "{} stage timed out after {limit} while running `{command}`; its processes were killed",
                         spec.stage
                     ),
-                )
+                    exit_code: None,
+                }
             }
-            Ok(Outcome::Canceled) => ("canceled", format!("canceled while running `{command}`")),
-            Err(err) => ("failed", format!("could not start `{command}`: {err}")),
+            Ok(Outcome::Canceled) => Failure {
+                outcome: "canceled",
+                error: format!("canceled while running `{command}`"),
+                exit_code: None,
+            },
+            Err(err) => Failure::failed(format!("could not start `{command}`: {err}")),
         };
-        emitter.system(error.clone());
-        return emitter.finish(status, started, None, error);
+        return Err(failure);
     }
-    emitter.finish("succeeded", started, Some(0), String::new());
+    Ok(())
+}
+
+/// The deploy stage: image in place, new container up and steady, old
+/// containers of the app retired. A failed start removes the new container
+/// and leaves the old one serving.
+async fn deploy_container(
+    agent: &Arc<Agent>,
+    spec: &TaskSpec,
+    container: &ContainerSpec,
+    emitter: &Emitter<'_>,
+) -> Result<BTreeMap<String, String>, Failure> {
+    let host = &agent.identity.name;
+    let docker = docker::connect(&agent.docker_host)
+        .await
+        .map_err(|err| Failure::failed(format!("host {host} cannot reach Docker at {err}; start Docker or set berth-agent --docker-host")))?;
+    ensure_image(agent, &docker, spec, container, emitter).await?;
+    let name = docker::container_name(spec);
+    let id = docker::start(&docker, spec, container, emitter)
+        .await
+        .map_err(Failure::failed)?;
+    if let Err(error) = docker::watch_start(&docker, &name, emitter).await {
+        docker::remove(&docker, &name).await;
+        emitter.system(format!(
+            "removed the failed container {name}; the previous version keeps running"
+        ));
+        return Err(Failure::failed(error));
+    }
+    let host_port = if container.port > 0 {
+        docker::host_port(&docker, &name, container.port).await
+    } else {
+        None
+    };
+    if let Some(port) = &host_port {
+        emitter.system(format!(
+            "container {name} is running; port {} is published on host port {port}",
+            container.port
+        ));
+    }
+    let retired = docker::retire_others(&docker, spec, container, &name, emitter)
+        .await
+        .map_err(Failure::failed)?;
+    Ok(docker::details(
+        &id,
+        &name,
+        &container.image,
+        host_port,
+        &retired,
+    ))
+}
+
+/// Makes sure the image is on the host: already there, else loaded from the
+/// deployment's image archive, else pulled from its registry.
+async fn ensure_image(
+    agent: &Arc<Agent>,
+    docker: &bollard::Docker,
+    spec: &TaskSpec,
+    container: &ContainerSpec,
+    emitter: &Emitter<'_>,
+) -> Result<(), Failure> {
+    let host = &agent.identity.name;
+    let image = &container.image;
+    if docker::has_image(docker, image).await {
+        emitter.system(format!("image {image} is already on this host"));
+        return Ok(());
+    }
+    if !container.image_archive_digest.is_empty() {
+        emitter.system(format!(
+            "loading image {image} from archive {} ({} bytes)",
+            container.image_archive_digest, container.image_archive_size
+        ));
+        let mut channel = agent.channel.subscribe();
+        let archive = crate::fetch::blob(
+            &agent.files.bundles(),
+            &container.image_archive_digest,
+            container.image_archive_size,
+            &mut channel,
+            |line| emitter.system(line),
+        )
+        .await
+        .map_err(|err| {
+            Failure::failed(format!(
+                "host {host} could not fetch the image archive: {err:#}"
+            ))
+        })?;
+        docker::load_archive(docker, &archive, emitter)
+            .await
+            .map_err(|err| {
+                Failure::failed(format!(
+                    "host {host} could not load the image archive: {err}"
+                ))
+            })?;
+        if docker::has_image(docker, image).await {
+            return Ok(());
+        }
+        return Err(Failure::failed(format!(
+            "the image archive loaded on host {host} does not contain {image}; check the tag the archive was saved with"
+        )));
+    }
+    emitter.system(format!("pulling image {image}"));
+    docker::pull(docker, image, emitter).await.map_err(|err| {
+        Failure::failed(format!(
+            "image {image} is not on host {host} and could not be pulled: {err}; load it there, push it to a registry the host can reach, or deploy with --image-archive"
+        ))
+    })?;
+    let _ = spec;
+    Ok(())
+}
+
+/// Stops the app's containers on this host (`berth stop`).
+async fn stop_containers(
+    agent: &Arc<Agent>,
+    spec: &TaskSpec,
+    container: &ContainerSpec,
+    emitter: &Emitter<'_>,
+) -> Result<BTreeMap<String, String>, Failure> {
+    let host = &agent.identity.name;
+    let docker = docker::connect(&agent.docker_host)
+        .await
+        .map_err(|err| Failure::failed(format!("host {host} cannot reach Docker at {err}")))?;
+    let stopped = docker::stop_app(&docker, spec, container, emitter)
+        .await
+        .map_err(Failure::failed)?;
+    Ok(BTreeMap::from([(
+        "containers_stopped".to_string(),
+        stopped.to_string(),
+    )]))
 }
 
 fn environment(agent: &Agent, spec: &TaskSpec, dir: &std::path::Path) -> BTreeMap<String, String> {

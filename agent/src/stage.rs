@@ -1,4 +1,5 @@
 //! Stage executors. Each kind of stage lives in its own module; today that is
 //! script stages ([`shell`]). A stage that fails is an outcome, not an error.
 
+pub mod docker;
 pub mod shell;

@@ -58,8 +58,16 @@ pub enum Command {
         #[arg(long = "env")]
         environment: Option<String>,
     },
-    /// Stop an app: run its [stop] commands on its hosts.
+    /// Stop an app: run its [stop] commands and stop its containers on its hosts.
     Stop(deploy::StopArgs),
+    /// Fleet-wide: what berth runs on each host (containers, state, ports, recent output).
+    Inspect {
+        /// Only this app.
+        app: Option<String>,
+        /// Only hosts whose labels match, k=v,k2=v2.
+        #[arg(long, default_value = "")]
+        selector: String,
+    },
     /// The fleet: list, show and revoke agents.
     #[command(subcommand)]
     Agents(agents::AgentsCommand),
@@ -246,6 +254,9 @@ pub async fn run(args: Args) -> i32 {
             Command::Logs(logs) => logs::logs(&mut session, logs).await,
             Command::Status { environment } => show::status(&mut session, environment).await,
             Command::Stop(stop) => deploy::stop(&mut session, stop).await,
+            Command::Inspect { app, selector } => {
+                agents::inspect(&mut session, app, selector).await
+            }
             Command::Agents(command) => agents::run(&mut session, command).await,
             Command::Token(command) => tokens::run(&mut session, command).await,
             Command::Whoami => {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use berth_proto::v1::controller_message::Kind as Outgoing;
 use berth_proto::v1::{
-    Assign, ControllerMessage, EventsAck, TaskEvent, TaskEvents, TaskSpec, task_spec,
+    Assign, ContainerSpec, ControllerMessage, EventsAck, TaskEvent, TaskEvents, TaskSpec, task_spec,
 };
 use berth_shared::id::{AgentId, DeploymentId, TaskId};
 use berth_shared::record::{Deployment, TaskKind, Timestamp};
@@ -661,6 +661,23 @@ pub fn spec_for(deployment: &Deployment, task_id: TaskId) -> TaskSpec {
         }),
         stage: stage.to_string(),
         host: task.host.clone(),
+        container: deployment
+            .manifest
+            .container
+            .as_ref()
+            .map(|container| ContainerSpec {
+                image: container.image.clone(),
+                port: container.port.map_or(0, u32::from),
+                host_port: container.host_port.map_or(0, u32::from),
+                env: container.env.clone().into_iter().collect(),
+                volumes: container.volumes.clone(),
+                command: container.command.clone(),
+                memory_bytes: container.memory_bytes.unwrap_or(0),
+                nano_cpus: container.nano_cpus.unwrap_or(0),
+                image_archive_digest: deployment.image_archive_digest.clone().unwrap_or_default(),
+                image_archive_size: deployment.image_archive_size,
+                stop_timeout_secs: container.stop_timeout_secs.unwrap_or(0),
+            }),
     }
 }
 

@@ -105,10 +105,21 @@ pub fn apply_event(
                     duration_ms: None,
                     exit_code: None,
                     error: None,
+                    details: Default::default(),
                 });
             }
-            if started.stage == "setup" && deployment.status == DeploymentStatus::Pending {
-                set_status(deployment, DeploymentStatus::SetupRunning, None);
+            match started.stage.as_str() {
+                "setup" if deployment.status == DeploymentStatus::Pending => {
+                    set_status(deployment, DeploymentStatus::SetupRunning, None);
+                }
+                // The first host to start its container moves the
+                // deployment on, through setup_complete if setup ran.
+                "deploy" => {
+                    for step in [DeploymentStatus::SetupComplete, DeploymentStatus::Deploying] {
+                        set_status(deployment, step, None);
+                    }
+                }
+                _ => {}
             }
             None
         }
@@ -139,6 +150,7 @@ fn finish_stage(task: &mut Task, finished: &StageFinished, ts: Timestamp) {
     stage.duration_ms = Some(finished.duration_ms);
     stage.exit_code = finished.has_exit_code.then_some(finished.exit_code);
     stage.error = (!finished.error.is_empty()).then(|| finished.error.clone());
+    stage.details = finished.details.clone().into_iter().collect();
 }
 
 fn finish_task(deployment: &mut Deployment, task_id: TaskId, finished: &TaskFinished) {
@@ -243,11 +255,20 @@ fn settle_deploy(deployment: &mut Deployment) {
         set_status(deployment, status, reason);
         return;
     }
-    for step in [
-        DeploymentStatus::SetupRunning,
-        DeploymentStatus::SetupComplete,
-        DeploymentStatus::Deployed,
-    ] {
+    // Walk the remaining steps this deployment has: setup only with a
+    // [setup] section, deploying only with a [container].
+    let mut steps = Vec::new();
+    if deployment.manifest.setup.is_some() {
+        steps.extend([
+            DeploymentStatus::SetupRunning,
+            DeploymentStatus::SetupComplete,
+        ]);
+    }
+    if deployment.manifest.container.is_some() {
+        steps.push(DeploymentStatus::Deploying);
+    }
+    steps.push(DeploymentStatus::Deployed);
+    for step in steps {
         set_status(deployment, step, None);
     }
 }

@@ -7,7 +7,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use berth_proto::v1::ControllerMessage;
+use berth_proto::v1::controller_message::Kind as Outgoing;
+use berth_proto::v1::{ControllerMessage, InspectReply, InspectRequest};
 use berth_shared::id::AgentId;
 use berth_shared::record::Facts;
 use tokio::sync::mpsc;
@@ -27,6 +28,8 @@ struct Connection {
 
 /// Live agent connections.
 pub struct Registry {
+    /// Fleet-wide questions waiting for an agent's answer, by request id.
+    inquiries: Mutex<HashMap<u64, tokio::sync::oneshot::Sender<InspectReply>>>,
     connections: Mutex<HashMap<AgentId, Connection>>,
     away_since: Mutex<HashMap<AgentId, Instant>>,
     started: Instant,
@@ -36,6 +39,7 @@ pub struct Registry {
 impl Default for Registry {
     fn default() -> Self {
         Registry {
+            inquiries: Mutex::new(HashMap::new()),
             connections: Mutex::new(HashMap::new()),
             away_since: Mutex::new(HashMap::new()),
             started: Instant::now(),
@@ -160,6 +164,56 @@ impl Registry {
     pub fn release_slot(&self, agent: AgentId) {
         if let Some(conn) = self.lock().get_mut(&agent) {
             conn.free_slots += 1;
+        }
+    }
+}
+
+impl Registry {
+    /// Asks a connected agent what berth runs on it; `None` when it is not
+    /// connected or does not answer within `timeout`.
+    pub async fn inspect(
+        &self,
+        agent: AgentId,
+        app: &str,
+        timeout: Duration,
+    ) -> Option<InspectReply> {
+        let outbound = self.outbound(agent)?;
+        let request_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let (answer, reply) = tokio::sync::oneshot::channel();
+        self.inquiries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(request_id, answer);
+        let request = ControllerMessage {
+            kind: Some(Outgoing::Inspect(InspectRequest {
+                request_id,
+                app: app.to_string(),
+            })),
+        };
+        let asked = tokio::time::timeout(timeout, outbound.send(Ok(request))).await;
+        let result = match asked {
+            Ok(Ok(())) => tokio::time::timeout(timeout, reply)
+                .await
+                .ok()
+                .and_then(Result::ok),
+            _ => None,
+        };
+        self.inquiries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&request_id);
+        result
+    }
+
+    /// Delivers an agent's answer to whoever asked.
+    pub fn answer(&self, reply: InspectReply) {
+        let waiting = self
+            .inquiries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&reply.request_id);
+        if let Some(waiting) = waiting {
+            let _ = waiting.send(reply);
         }
     }
 }

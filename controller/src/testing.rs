@@ -27,6 +27,8 @@ pub fn deployment(hosts: &[&str], max_failures: u32) -> Deployment {
         manifest,
         manifest_toml: String::new(),
         idempotency_key: None,
+        image_archive_digest: None,
+        image_archive_size: 0,
         tasks: hosts
             .iter()
             .map(|host| Task {

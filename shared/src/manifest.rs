@@ -32,6 +32,9 @@ pub struct Manifest {
     pub target: Target,
     pub setup: Option<Script>,
     pub stop: Option<Script>,
+    /// The app as a Docker container (`[container]`).
+    #[serde(default)]
+    pub container: Option<Container>,
 }
 
 /// Where a deployment goes.
@@ -149,7 +152,7 @@ fn single(path: &str, message: String) -> ManifestError {
 }
 
 /// Sections the manifest format defines but this build does not run yet.
-const LATER_SECTIONS: [&str; 4] = ["build", "container", "proxy", "health"];
+const LATER_SECTIONS: [&str; 3] = ["build", "proxy", "health"];
 
 #[derive(Default)]
 struct Checker {
@@ -207,6 +210,9 @@ impl Checker {
         let stop = table
             .get("stop")
             .and_then(|value| self.script("stop", value));
+        let container = table
+            .get("container")
+            .and_then(|value| self.container(value));
         Manifest {
             app,
             environment,
@@ -214,6 +220,7 @@ impl Checker {
             target,
             setup,
             stop,
+            container,
         }
     }
 
@@ -492,6 +499,9 @@ pub fn check_environment(text: &str) -> Result<(), String> {
         .map(|_| ())
         .ok_or_else(|| checker.issues.remove(0).message)
 }
+
+mod container;
+pub use container::Container;
 
 #[cfg(test)]
 mod tests;

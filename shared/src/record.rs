@@ -69,6 +69,11 @@ pub struct Deployment {
     pub manifest_toml: String,
     #[serde(default)]
     pub idempotency_key: Option<String>,
+    /// The image archive shipped through the blob store, if any.
+    #[serde(default)]
+    pub image_archive_digest: Option<String>,
+    #[serde(default)]
+    pub image_archive_size: u64,
     pub tasks: Vec<Task>,
     pub transitions: Vec<Transition>,
 }
@@ -148,6 +153,9 @@ pub struct StageResult {
     pub duration_ms: Option<u64>,
     pub exit_code: Option<i32>,
     pub error: Option<String>,
+    /// What the stage made: container id and name, host port, ...
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub details: BTreeMap<String, String>,
 }
 
 /// One entry of a deployment's history.
@@ -187,6 +195,12 @@ pub struct Facts {
     pub disk_free_bytes: u64,
     pub uptime_secs: u64,
     pub load_1m: f32,
+    /// Docker's version; empty when Docker cannot be reached.
+    #[serde(default)]
+    pub docker_version: String,
+    /// Why Docker cannot be reached, naming the address tried.
+    #[serde(default)]
+    pub docker_error: String,
 }
 
 /// An enrolled agent as `berth agents ls|show` prints it.
@@ -240,6 +254,37 @@ pub struct AppStatus {
     pub hosts: Vec<String>,
     /// The deployment in progress for this app, if any.
     pub in_progress: Option<DeploymentId>,
+}
+
+/// One berth-managed container on a host, as `berth inspect` shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerView {
+    pub name: String,
+    pub id: String,
+    pub app: String,
+    pub environment: String,
+    pub deployment_id: String,
+    pub version: String,
+    pub image: String,
+    /// Docker's state: running, exited, restarting, ...
+    pub state: String,
+    /// Docker's status text, e.g. "Up 5 minutes".
+    pub status: String,
+    /// Published ports as `host_ip:host_port->container_port/proto`.
+    pub ports: Vec<String>,
+    pub restart_count: i64,
+    pub recent_logs: Vec<String>,
+}
+
+/// One host's answer to `berth inspect`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostInspect {
+    pub host: String,
+    pub online: bool,
+    /// False when the host did not answer in time.
+    pub answered: bool,
+    pub error: Option<String>,
+    pub containers: Vec<ContainerView>,
 }
 
 /// Free-form extra fields some replies carry.

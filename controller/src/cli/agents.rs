@@ -144,3 +144,57 @@ fn describe(agent: &AgentView) -> String {
     }
     text
 }
+
+/// `berth inspect [--selector k=v] [APP]`.
+pub async fn inspect(session: &mut Session, app: Option<String>, selector: String) -> Outcome {
+    berth_shared::labels::parse_labels(&selector)
+        .map_err(|err| super::Failure::usage(format!("--selector: {err}")))?;
+    let request = berth_proto::v1::InspectAppRequest {
+        app: app.unwrap_or_default(),
+        selector,
+    };
+    let reply = session.client.inspect(request).await?.into_inner();
+    let hosts: Vec<berth_shared::record::HostInspect> = parse(&reply.json)?;
+    emit(session.format, &hosts, || {
+        let mut rows = table(&[
+            "HOST",
+            "CONTAINER",
+            "APP",
+            "VERSION",
+            "STATE",
+            "STATUS",
+            "IMAGE",
+            "PORTS",
+            "RESTARTS",
+        ]);
+        let mut notes = Vec::new();
+        for host in &hosts {
+            if !host.online {
+                notes.push(format!("{}: offline", host.host));
+            } else if let Some(error) = &host.error {
+                notes.push(format!("{}: {error}", host.host));
+            } else if host.containers.is_empty() {
+                notes.push(format!("{}: no berth containers", host.host));
+            }
+            for container in &host.containers {
+                rows.add_row(vec![
+                    host.host.clone(),
+                    container.name.clone(),
+                    container.app.clone(),
+                    container.version.clone(),
+                    container.state.clone(),
+                    container.status.clone(),
+                    container.image.clone(),
+                    container.ports.join(" "),
+                    container.restart_count.to_string(),
+                ]);
+            }
+        }
+        let mut text = rows.to_string();
+        for note in notes {
+            text.push_str(&format!("\n{note}"));
+        }
+        text
+    });
+    Ok(exit::OK)
+}

@@ -25,6 +25,10 @@ pub struct DeployArgs {
     /// A ready-made .tar.gz bundle to upload as is (agents still check it).
     #[arg(long, conflicts_with = "bundle")]
     pub bundle_tar: Option<PathBuf>,
+    /// A `docker save` tarball holding the image; uploaded once, loaded by
+    /// every host that lacks the image.
+    #[arg(long)]
+    pub image_archive: Option<PathBuf>,
     /// Version label; default: the manifest's, else the bundle digest.
     #[arg(long)]
     pub version: Option<String>,
@@ -112,6 +116,36 @@ pub async fn deploy(session: &mut Session, args: DeployArgs) -> Outcome {
             (packed.digest, packed.size)
         }
     };
+    let archive = match &args.image_archive {
+        Some(path) => {
+            if manifest.container.is_none() {
+                return Err(Failure::usage(
+                    "--image-archive needs a [container] section in the manifest",
+                ));
+            }
+            let (digest, size) = super::bundle::hash_file(path).map_err(|err| {
+                Failure::usage(format!(
+                    "cannot read image archive {}: {err}",
+                    path.display()
+                ))
+            })?;
+            let uploaded = super::bundle::upload(session, path, &digest, size).await?;
+            let how = if uploaded {
+                "uploaded"
+            } else {
+                "already on the controller"
+            };
+            progress(
+                format,
+                &format!(
+                    "image archive {digest} ({}) {how}",
+                    super::output::size(size)
+                ),
+            );
+            Some((digest, size))
+        }
+        None => None,
+    };
     let request = CreateDeploymentRequest {
         manifest_toml: text,
         bundle_digest: digest,
@@ -120,6 +154,11 @@ pub async fn deploy(session: &mut Session, args: DeployArgs) -> Outcome {
         environment: args.environment.clone().unwrap_or_default(),
         force: args.force,
         idempotency_key: args.idempotency_key.clone().unwrap_or_default(),
+        image_archive_digest: archive
+            .as_ref()
+            .map(|(digest, _)| digest.clone())
+            .unwrap_or_default(),
+        image_archive_size: archive.as_ref().map_or(0, |(_, size)| *size),
     };
     let reply = session
         .client

@@ -73,6 +73,8 @@ pub fn facts_from_wire(facts: Option<HostFacts>) -> Facts {
         disk_total_bytes: facts.disk_total_bytes,
         disk_free_bytes: facts.disk_free_bytes,
         uptime_secs: facts.uptime_secs,
+        docker_version: cut(facts.docker_version),
+        docker_error: cut(facts.docker_error),
         load_1m: if facts.load_1m.is_finite() {
             facts.load_1m
         } else {
@@ -406,6 +408,7 @@ impl Session {
                     warn!(error = %err, "could not record the refusal");
                 }
             }
+            Some(Incoming::Inspected(reply)) => self.context.registry.answer(reply),
             Some(Incoming::Hello(_)) | None => warn!("unexpected message on an established stream"),
         }
     }

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use berth_proto::v1::cli_server::Cli;
 use berth_proto::v1::{
     CreateDeploymentRequest, CreateTokenRequest, CreateTokenResponse, DeploymentReply,
-    GetAgentRequest, GetDeploymentRequest, GetLogsRequest, GetStatusRequest, JsonReply,
-    ListAgentsRequest, ListDeploymentsRequest, ListDeploymentsResponse, ListTokensRequest,
-    LogRecord, PutBlobChunk, PutBlobResponse, RevokeTokenRequest, StatBlobRequest,
-    StatBlobResponse, StopAppRequest, WhoAmIRequest, WhoAmIResponse,
+    GetAgentRequest, GetDeploymentRequest, GetLogsRequest, GetStatusRequest, InspectAppRequest,
+    JsonReply, ListAgentsRequest, ListDeploymentsRequest, ListDeploymentsResponse,
+    ListTokensRequest, LogRecord, PutBlobChunk, PutBlobResponse, RevokeTokenRequest,
+    StatBlobRequest, StatBlobResponse, StopAppRequest, WhoAmIRequest, WhoAmIResponse,
 };
 use berth_shared::id::DeploymentId;
 use berth_shared::record::Timestamp;
@@ -165,6 +165,17 @@ impl Cli for CliApi {
         require(&request, Role::Viewer)?;
         let rows = deploy::status(&self.context, &request.get_ref().environment)?;
         Ok(Response::new(JsonReply { json: json(&rows)? }))
+    }
+
+    async fn inspect(
+        &self,
+        request: Request<InspectAppRequest>,
+    ) -> Result<Response<JsonReply>, Status> {
+        require(&request, Role::Viewer)?;
+        let hosts = agents::inspect(&self.context, request.get_ref()).await?;
+        Ok(Response::new(JsonReply {
+            json: json(&hosts)?,
+        }))
     }
 
     async fn list_agents(

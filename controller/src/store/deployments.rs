@@ -144,10 +144,13 @@ impl Store {
             deployments.insert(&deployment.id.to_bytes(), encode(deployment))?;
             idx_app.insert(app_key(&deployment.app, &deployment.environment, deployment.id), &[])?;
             idx_status.insert(status_key(deployment.status, deployment.id), &[])?;
-            for task in &deployment.tasks {
-                let mut grant = task.agent_id.to_bytes().to_vec();
-                grant.extend_from_slice(deployment.bundle_digest.as_bytes());
-                grants.insert(grant, &[])?;
+            let digests = std::iter::once(&deployment.bundle_digest).chain(deployment.image_archive_digest.as_ref());
+            for digest in digests {
+                for task in &deployment.tasks {
+                    let mut grant = task.agent_id.to_bytes().to_vec();
+                    grant.extend_from_slice(digest.as_bytes());
+                    grants.insert(grant, &[])?;
+                }
             }
             Ok(Created::New)
         })?;

@@ -98,8 +98,8 @@ fn requires_app_and_target() {
 #[test]
 fn refuses_sections_not_yet_supported() {
     check(
-        "app = \"x\"\n[target]\nhosts=[\"a\"]\n[container]\nimage = \"x\"\n",
-        &["container: is not supported"],
+        "app = \"x\"\n[target]\nhosts=[\"a\"]\n[proxy]\ndomain = \"x\"\n",
+        &["proxy: is not supported"],
     );
 }
 
@@ -122,4 +122,43 @@ fn bounds_timeouts_and_versions() {
     );
     assert!(check_environment("prod").is_ok());
     assert!(check_environment("Prod").is_err());
+}
+
+#[test]
+fn parses_a_container_section() {
+    let manifest = Manifest::parse(
+        r#"
+app = "web"
+[target]
+hosts = ["h"]
+[container]
+image = "web:1.0"
+port = 8080
+env = { LOG = "info", WORKERS = 4 }
+volumes = ["/srv/web:/data:ro"]
+command = ["/bin/web", "--port", "8080"]
+memory = "256m"
+cpus = 0.5
+"#,
+    )
+    .expect("valid");
+    let container = manifest.container.expect("container");
+    assert_eq!(container.image, "web:1.0");
+    assert_eq!(container.port, Some(8080));
+    assert_eq!(container.env.get("WORKERS").map(String::as_str), Some("4"));
+    assert_eq!(container.memory_bytes, Some(256 << 20));
+    assert_eq!(container.nano_cpus, Some(500_000_000));
+}
+
+#[test]
+fn reports_container_mistakes() {
+    check(
+        "app = \"w\"\n[target]\nhosts = [\"h\"]\n[container]\nhost_port = 70000\nenv = { \"1BAD\" = \"x\" }\ncpus = 0\n",
+        &[
+            "container.image: is required",
+            "container.host_port: must be a port number",
+            "container.env.1BAD: is not a valid variable name",
+            "container.cpus: must be between",
+        ],
+    );
 }

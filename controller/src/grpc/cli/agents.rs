@@ -82,3 +82,60 @@ pub async fn revoke(context: &Context, caller: &Caller, name: &str) -> Result<Ag
     info!(agent_id = %record.id, %name, "agent revoked");
     view(context, &record)
 }
+
+/// How long each host has to answer a fleet-wide inspect.
+const INSPECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Asks every matching agent, in parallel, what berth runs on it. Hosts that
+/// are offline or do not answer in time are listed as such.
+pub async fn inspect(
+    context: &Context,
+    request: &berth_proto::v1::InspectAppRequest,
+) -> Result<Vec<berth_shared::record::HostInspect>, Status> {
+    use berth_shared::record::{ContainerView, HostInspect};
+    let selector = berth_shared::labels::parse_labels(&request.selector)
+        .map_err(|err| Status::invalid_argument(format!("--selector: {err}")))?;
+    let agents: Vec<AgentRecord> = context
+        .store
+        .list_agents()?
+        .into_iter()
+        .filter(|agent| {
+            !agent.is_revoked() && berth_shared::labels::matches(&selector, &agent.labels)
+        })
+        .collect();
+    let asks = agents.iter().map(|agent| async move {
+        let online = context.registry.is_online(agent.id);
+        let reply = if online {
+            context
+                .registry
+                .inspect(agent.id, &request.app, INSPECT_TIMEOUT)
+                .await
+        } else {
+            None
+        };
+        let mut host = HostInspect {
+            host: agent.name.clone(),
+            online,
+            answered: reply.is_some(),
+            error: None,
+            containers: Vec::new(),
+        };
+        if let Some(reply) = reply {
+            if !reply.error.is_empty() {
+                host.error = Some(reply.error);
+            }
+            match serde_json::from_str::<Vec<ContainerView>>(&reply.json) {
+                Ok(containers) => host.containers = containers,
+                Err(_) if reply.json.is_empty() => {}
+                Err(err) => host.error = Some(format!("unreadable answer: {err}")),
+            }
+        } else if online {
+            host.error = Some(format!(
+                "did not answer within {}s",
+                INSPECT_TIMEOUT.as_secs()
+            ));
+        }
+        host
+    });
+    Ok(futures_util::future::join_all(asks).await)
+}

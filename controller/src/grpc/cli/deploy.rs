@@ -88,6 +88,28 @@ fn resolve_targets(context: &Context, manifest: &Manifest) -> Result<Vec<AgentRe
             offline.join(", ")
         )));
     }
+    if manifest.container.is_some() {
+        let no_docker: Vec<String> = selected
+            .iter()
+            .filter_map(|agent| {
+                let facts = context.registry.facts(agent.id).unwrap_or_default();
+                facts.docker_version.is_empty().then(|| {
+                    let why = if facts.docker_error.is_empty() {
+                        "no Docker reported".to_string()
+                    } else {
+                        facts.docker_error
+                    };
+                    format!("{} ({why})", agent.name)
+                })
+            })
+            .collect();
+        if !no_docker.is_empty() {
+            return Err(Status::failed_precondition(format!(
+                "[container] needs Docker, but these hosts cannot reach it: {}; start Docker or point berth-agent --docker-host at its socket",
+                no_docker.join("; ")
+            )));
+        }
+    }
     Ok(selected)
 }
 
@@ -134,6 +156,19 @@ fn build(
             request.bundle_digest
         )));
     }
+    let archive = Some(request.image_archive_digest.clone()).filter(|digest| !digest.is_empty());
+    if let Some(digest) = &archive {
+        if manifest.container.is_none() {
+            return Err(Status::invalid_argument(
+                "--image-archive needs a [container] section in the manifest",
+            ));
+        }
+        if context.store.blob_size(digest)? != Some(request.image_archive_size) {
+            return Err(Status::failed_precondition(format!(
+                "image archive {digest} is not in the controller's blob store; upload it first (berth deploy --image-archive does this)"
+            )));
+        }
+    }
     let agents = resolve_targets(context, &manifest)?;
     let version = [
         request.version.clone(),
@@ -163,6 +198,8 @@ fn build(
         manifest,
         manifest_toml: request.manifest_toml.clone(),
         idempotency_key: Some(request.idempotency_key.clone()).filter(|key| !key.is_empty()),
+        image_archive_digest: archive,
+        image_archive_size: request.image_archive_size,
         tasks,
         transitions: Vec::new(),
     };

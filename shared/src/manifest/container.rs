@@ -1,0 +1,371 @@
+//! The `[container]` section: the app as a Docker container. Validation
+//! follows Docker's own rules closely enough that a manifest accepted here
+//! is not refused by the Docker daemon for its shape.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use toml::Value;
+
+use super::{Checker, join};
+
+/// Smallest memory limit Docker accepts.
+const MIN_MEMORY: u64 = 6 * 1024 * 1024;
+
+/// A validated `[container]` section.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Container {
+    /// Image reference, e.g. `hello:1.4.2` or `registry.example.com/team/app@sha256:...`.
+    pub image: String,
+    /// The port the app listens on inside the container.
+    pub port: Option<u16>,
+    /// A fixed host port; without it the host picks a free one.
+    pub host_port: Option<u16>,
+    pub env: BTreeMap<String, String>,
+    /// `host-path-or-volume:container-path[:ro|:rw]`.
+    pub volumes: Vec<String>,
+    /// Replaces the image's command when not empty.
+    pub command: Vec<String>,
+    /// Memory limit in bytes.
+    pub memory_bytes: Option<u64>,
+    /// CPU limit in billionths of a CPU (Docker's NanoCpus).
+    pub nano_cpus: Option<u64>,
+    /// Grace between SIGTERM and SIGKILL when stopping (default 10 s).
+    #[serde(default)]
+    pub stop_timeout_secs: Option<u32>,
+}
+
+impl Checker {
+    pub(super) fn container(&mut self, value: &Value) -> Option<Container> {
+        let path = "container";
+        let table = self.table(path, value)?;
+        self.unknown_keys(
+            path,
+            table,
+            &[
+                "image",
+                "port",
+                "host_port",
+                "env",
+                "volumes",
+                "command",
+                "memory",
+                "cpus",
+                "stop_timeout",
+            ],
+        );
+        let mut container = Container::default();
+        match table.get("image") {
+            None => self.error(
+                "container.image",
+                "is required; name the image, e.g. image = \"hello:1.4.2\"",
+            ),
+            Some(value) => {
+                if let Some(image) = self.string("container.image", value) {
+                    match check_image(image) {
+                        Ok(()) => container.image = image.to_string(),
+                        Err(message) => self.error("container.image", message),
+                    }
+                }
+            }
+        }
+        container.port = table
+            .get("port")
+            .and_then(|value| self.port("container.port", value));
+        container.host_port = table
+            .get("host_port")
+            .and_then(|value| self.port("container.host_port", value));
+        if container.host_port.is_some() && container.port.is_none() {
+            self.error(
+                "container.host_port",
+                "needs container.port, the port inside the container to publish",
+            );
+        }
+        if let Some(env) = table.get("env") {
+            container.env = self.env(&join(path, "env"), env);
+        }
+        if let Some(volumes) = table.get("volumes") {
+            container.volumes = self.strings("container.volumes", volumes, check_volume);
+        }
+        if let Some(command) = table.get("command") {
+            container.command = self.strings("container.command", command, |part| {
+                if part.contains('\0') {
+                    Err("contains a NUL byte".into())
+                } else {
+                    Ok(())
+                }
+            });
+        }
+        if let Some(memory) = table.get("memory") {
+            container.memory_bytes =
+                self.string("container.memory", memory)
+                    .and_then(|text| match parse_memory(text) {
+                        Ok(bytes) => Some(bytes),
+                        Err(message) => {
+                            self.error("container.memory", message);
+                            None
+                        }
+                    });
+        }
+        if let Some(cpus) = table.get("cpus") {
+            container.nano_cpus = self.cpus("container.cpus", cpus);
+        }
+        if let Some(grace) = table.get("stop_timeout") {
+            container.stop_timeout_secs =
+                self.string("container.stop_timeout", grace)
+                    .and_then(|text| match crate::time::parse_duration(text) {
+                        Ok(grace) if grace.as_secs() >= 1 && grace.as_secs() <= 600 => {
+                            u32::try_from(grace.as_secs()).ok()
+                        }
+                        Ok(_) => {
+                            self.error("container.stop_timeout", "must be between 1s and 10m");
+                            None
+                        }
+                        Err(message) => {
+                            self.error("container.stop_timeout", message);
+                            None
+                        }
+                    });
+        }
+        Some(container)
+    }
+
+    fn port(&mut self, path: &str, value: &Value) -> Option<u16> {
+        match value.as_integer().map(u16::try_from) {
+            Some(Ok(port)) if port > 0 => Some(port),
+            Some(_) => {
+                self.error(path, "must be a port number from 1 to 65535");
+                None
+            }
+            None => {
+                self.error(
+                    path,
+                    format!("must be a whole number, not {}", value.type_str()),
+                );
+                None
+            }
+        }
+    }
+
+    fn env(&mut self, path: &str, value: &Value) -> BTreeMap<String, String> {
+        let mut env = BTreeMap::new();
+        let Some(table) = self.table(path, value) else {
+            return env;
+        };
+        for (key, value) in table {
+            let key_path = join(path, key);
+            let valid_key = key
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid_key {
+                self.error(&key_path, "is not a valid variable name; use letters, digits and `_`, not starting with a digit");
+                continue;
+            }
+            let text = match value {
+                Value::String(text) => text.clone(),
+                Value::Integer(number) => number.to_string(),
+                Value::Boolean(flag) => flag.to_string(),
+                other => {
+                    self.error(
+                        &key_path,
+                        format!("must be a string, not {}", other.type_str()),
+                    );
+                    continue;
+                }
+            };
+            if text.contains('\0') {
+                self.error(&key_path, "contains a NUL byte");
+                continue;
+            }
+            env.insert(key.clone(), text);
+        }
+        env
+    }
+
+    fn cpus(&mut self, path: &str, value: &Value) -> Option<u64> {
+        let cpus = match value {
+            Value::Integer(number) => *number as f64,
+            Value::Float(number) => *number,
+            other => {
+                self.error(
+                    path,
+                    format!(
+                        "must be a number of CPUs such as 0.5 or 2, not {}",
+                        other.type_str()
+                    ),
+                );
+                return None;
+            }
+        };
+        if !(0.01..=1024.0).contains(&cpus) {
+            self.error(path, "must be between 0.01 and 1024");
+            return None;
+        }
+        Some((cpus * 1e9).round() as u64)
+    }
+}
+
+/// Checks an image reference: `[host[:port]/]name[/name...][:tag][@sha256:hex]`
+/// with lowercase names, as Docker requires.
+pub fn check_image(image: &str) -> Result<(), String> {
+    let refuse = |why: &str| Err(format!("`{image}` is not a valid image reference: {why}"));
+    if image.is_empty() || image.len() > 512 {
+        return refuse("it must be 1 to 512 characters");
+    }
+    let (name_and_tag, digest) = match image.split_once('@') {
+        Some((name, digest)) => (name, Some(digest)),
+        None => (image, None),
+    };
+    if let Some(digest) = digest {
+        let hex = digest.strip_prefix("sha256:").unwrap_or("");
+        if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            return refuse("a digest must be sha256: followed by 64 hex digits");
+        }
+    }
+    let last_slash = name_and_tag.rfind('/').map_or(0, |at| at + 1);
+    let (name, tag) = match name_and_tag[last_slash..].rfind(':') {
+        Some(colon) => (
+            &name_and_tag[..last_slash + colon],
+            Some(&name_and_tag[last_slash + colon + 1..]),
+        ),
+        None => (name_and_tag, None),
+    };
+    if let Some(tag) = tag {
+        let valid = !tag.is_empty()
+            && tag.len() <= 128
+            && tag
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if !valid {
+            return refuse("a tag is 1 to 128 letters, digits, `_`, `.` and `-`");
+        }
+    }
+    let mut parts: Vec<&str> = name.split('/').collect();
+    // A first part with a dot, a colon or "localhost" is a registry host.
+    if parts.len() > 1
+        && (parts[0].contains('.') || parts[0].contains(':') || parts[0] == "localhost")
+    {
+        parts.remove(0);
+    }
+    for part in parts {
+        let valid = !part.is_empty()
+            && part.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
+            })
+            && part.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && part.ends_with(|c: char| c.is_ascii_alphanumeric());
+        if !valid {
+            return refuse(
+                "repository names use lowercase letters, digits and single `.`, `_` or `-` between them",
+            );
+        }
+    }
+    Ok(())
+}
+
+fn check_volume(volume: &str) -> Result<(), String> {
+    let parts: Vec<&str> = volume.split(':').collect();
+    let (source, target, mode) = match parts.as_slice() {
+        [source, target] => (*source, *target, None),
+        [source, target, mode] => (*source, *target, Some(*mode)),
+        _ => {
+            return Err(format!(
+                "`{volume}` must look like /host/path:/container/path or name:/container/path[:ro]"
+            ));
+        }
+    };
+    let named = source.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && source
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if !(source.starts_with('/') || named) {
+        return Err(format!(
+            "`{volume}`: the source must be an absolute host path or a volume name"
+        ));
+    }
+    if !target.starts_with('/') {
+        return Err(format!("`{volume}`: the container path must be absolute"));
+    }
+    if mode.is_some_and(|mode| mode != "ro" && mode != "rw") {
+        return Err(format!("`{volume}`: the mode must be ro or rw"));
+    }
+    Ok(())
+}
+
+/// Parses a memory size such as `256m`, `1g`, `512MiB` or `1073741824`
+/// (units are powers of 1024, as Docker reads them).
+pub fn parse_memory(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let digits = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(digits);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size; write it like 256m or 1g"))?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("`{text}` has an unknown unit; use k, m or g")),
+    };
+    let bytes = number
+        .checked_mul(factor)
+        .ok_or_else(|| format!("`{text}` is too large"))?;
+    if bytes < MIN_MEMORY {
+        return Err(format!("`{text}` is below Docker's minimum of 6m"));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_references() {
+        for good in [
+            "hello",
+            "hello:1.4.2",
+            "team/app:v1",
+            "registry.example.com:5000/team/app:latest",
+            "localhost/x",
+            &format!("app@sha256:{}", "a".repeat(64)),
+        ] {
+            assert_eq!(check_image(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "Hello",
+            "app:",
+            "app:bad tag",
+            "a//b",
+            "-app",
+            &format!("app@sha256:{}", "z".repeat(64)),
+            "",
+        ] {
+            assert!(check_image(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn memory_sizes() {
+        assert_eq!(parse_memory("256m"), Ok(256 << 20));
+        assert_eq!(parse_memory("1GiB"), Ok(1 << 30));
+        assert!(parse_memory("1k").is_err(), "below the minimum");
+        assert!(parse_memory("lots").is_err());
+        assert!(parse_memory("5x").is_err());
+    }
+
+    #[test]
+    fn volumes() {
+        assert!(check_volume("/srv/data:/data").is_ok());
+        assert!(check_volume("cache:/cache:ro").is_ok());
+        assert!(check_volume("relative:/x:rw").is_ok());
+        assert!(check_volume("./rel:/x").is_err());
+        assert!(check_volume("/a:b").is_err());
+        assert!(check_volume("/a:/b:rx").is_err());
+    }
+}

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/toolchain.sh
 . scripts/toolchain.sh
 ensure_toolchain
+ensure_test_tools
 
 step() { printf '\n== %s\n' "$*"; }
 

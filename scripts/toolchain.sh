@@ -49,3 +49,16 @@ ensure_toolchain() {
         fi
     fi
 }
+
+# What the end-to-end tests need beyond Rust: Docker (a private dockerd is
+# started by the tests themselves) and a static busybox for the test image.
+ensure_test_tools() {
+    local wanted=()
+    command -v dockerd >/dev/null 2>&1 || wanted+=(docker.io)
+    if ! { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; }; then
+        wanted+=(busybox-static)
+    fi
+    if [ ${#wanted[@]} -gt 0 ]; then
+        apt_install "${wanted[@]}"
+    fi
+}

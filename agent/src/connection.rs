@@ -354,7 +354,7 @@ async fn inspect(
 ) -> berth_proto::v1::InspectReply {
     let app = Some(request.app.as_str()).filter(|app| !app.is_empty());
     let result = match crate::stage::docker::connect(&agent.docker_host).await {
-        Ok(docker) => crate::stage::docker::inspect(&docker, app).await,
+        Ok(docker) => crate::stage::docker::inspect(&docker, &agent.identity.name, app).await,
         Err(err) => Err(format!("cannot reach Docker at {err}")),
     };
     match result {

@@ -9,6 +9,7 @@
 //! archives).
 
 pub mod bundle;
+pub mod docker;
 mod process;
 
 use std::path::{Path, PathBuf};
@@ -238,14 +239,27 @@ pub struct Agent {
     pub name: String,
     pub dir: PathBuf,
     controller_url: String,
+    /// Extra `berth-agent run` arguments (e.g. `--docker-host`).
+    pub run_args: Vec<String>,
     process: Option<Running>,
 }
 
 impl Agent {
     /// Joins `controller` with a fresh one-use token and starts running.
     pub fn join(controller: &Controller, name: &str, labels: &str) -> Agent {
+        Agent::join_with_args(controller, name, labels, &[])
+    }
+
+    /// Like [`Agent::join`] with extra `berth-agent run` arguments.
+    pub fn join_with_args(
+        controller: &Controller,
+        name: &str,
+        labels: &str,
+        run_args: &[&str],
+    ) -> Agent {
         let token = controller.token(&[]);
-        let agent = Agent::join_with(controller, name, labels, &token).expect("join");
+        let mut agent = Agent::join_with(controller, name, labels, &token).expect("join");
+        agent.run_args = run_args.iter().map(|arg| arg.to_string()).collect();
         agent.start()
     }
 
@@ -286,6 +300,7 @@ impl Agent {
             name: name.to_string(),
             dir,
             controller_url: controller.url.clone(),
+            run_args: Vec::new(),
             process: None,
         })
     }
@@ -312,7 +327,8 @@ impl Agent {
         let mut command = Command::new(bin("berth-agent"));
         command
             .args(["run", "--controller", &self.controller_url, "--data-dir"])
-            .arg(&self.dir);
+            .arg(&self.dir)
+            .args(&self.run_args);
         self.process = Some(Running::spawn(command, &log));
     }
 

@@ -31,6 +31,7 @@ pub const LABEL_ENVIRONMENT: &str = "berth.environment";
 pub const LABEL_DEPLOYMENT: &str = "berth.deployment-id";
 pub const LABEL_VERSION: &str = "berth.version";
 pub const LABEL_TASK: &str = "berth.task-id";
+pub const LABEL_HOST: &str = "berth.host";
 
 /// How long a new container must stay up before it counts as started.
 const START_WATCH: Duration = Duration::from_secs(2);
@@ -73,12 +74,15 @@ pub async fn probe(address: &str) -> Result<String, String> {
     Ok(version.version.unwrap_or_else(|| "unknown".into()))
 }
 
-/// The predictable name of a deployment's container.
+/// The predictable name of a deployment's container on a host. The agent's
+/// name is part of it so agents sharing one Docker (dev setups, tests) do
+/// not collide.
 pub fn container_name(task: &TaskSpec) -> String {
     format!(
-        "berth-{}-{}-{}",
+        "berth-{}-{}-{}-{}",
         task.app,
         task.environment,
+        task.host.to_ascii_lowercase(),
         task.deployment_id.to_ascii_lowercase()
     )
 }
@@ -149,6 +153,7 @@ fn labels(task: &TaskSpec) -> HashMap<String, String> {
         (LABEL_DEPLOYMENT.to_string(), task.deployment_id.clone()),
         (LABEL_VERSION.to_string(), task.version.clone()),
         (LABEL_TASK.to_string(), task.task_id.clone()),
+        (LABEL_HOST.to_string(), task.host.clone()),
     ])
 }
 
@@ -355,8 +360,15 @@ fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
 
-fn filters(app: Option<&str>, environment: Option<&str>) -> HashMap<String, Vec<String>> {
-    let mut labels = vec![format!("{LABEL_MANAGED}=berth")];
+fn filters(
+    host: &str,
+    app: Option<&str>,
+    environment: Option<&str>,
+) -> HashMap<String, Vec<String>> {
+    let mut labels = vec![
+        format!("{LABEL_MANAGED}=berth"),
+        format!("{LABEL_HOST}={host}"),
+    ];
     labels.extend(app.map(|app| format!("{LABEL_APP}={app}")));
     labels.extend(environment.map(|env| format!("{LABEL_ENVIRONMENT}={env}")));
     HashMap::from([("label".to_string(), labels)])
@@ -365,12 +377,13 @@ fn filters(app: Option<&str>, environment: Option<&str>) -> HashMap<String, Vec<
 /// berth's containers on this host, optionally of one app and environment.
 async fn list(
     docker: &Docker,
+    host: &str,
     app: Option<&str>,
     environment: Option<&str>,
 ) -> Result<Vec<bollard::models::ContainerSummary>, String> {
     let options = ListContainersOptions {
         all: true,
-        filters: Some(filters(app, environment)),
+        filters: Some(filters(host, app, environment)),
         ..Default::default()
     };
     docker.list_containers(Some(options)).await.map_err(text)
@@ -403,7 +416,7 @@ pub async fn retire_others(
     sink: &dyn LineSink,
 ) -> Result<Vec<String>, String> {
     let mut retired = Vec::new();
-    for summary in list(docker, Some(&task.app), Some(&task.environment)).await? {
+    for summary in list(docker, &task.host, Some(&task.app), Some(&task.environment)).await? {
         let name = name_of(&summary);
         if name == keep {
             continue;
@@ -431,7 +444,7 @@ pub async fn stop_app(
     sink: &dyn LineSink,
 ) -> Result<usize, String> {
     let mut stopped = 0;
-    for summary in list(docker, Some(&task.app), Some(&task.environment)).await? {
+    for summary in list(docker, &task.host, Some(&task.app), Some(&task.environment)).await? {
         let name = name_of(&summary);
         let options = StopContainerOptions {
             t: Some(stop_grace(container)),
@@ -448,9 +461,13 @@ pub async fn stop_app(
 }
 
 /// What berth runs on this host, for `berth inspect`.
-pub async fn inspect(docker: &Docker, app: Option<&str>) -> Result<Vec<ContainerView>, String> {
+pub async fn inspect(
+    docker: &Docker,
+    host: &str,
+    app: Option<&str>,
+) -> Result<Vec<ContainerView>, String> {
     let mut views = Vec::new();
-    for summary in list(docker, app, None).await? {
+    for summary in list(docker, host, app, None).await? {
         let name = name_of(&summary);
         let labels = summary.labels.clone().unwrap_or_default();
         let label = |key: &str| labels.get(key).cloned().unwrap_or_default();

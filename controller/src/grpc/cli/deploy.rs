@@ -297,11 +297,13 @@ pub async fn stop(
                 deployment.id
             )));
         }
-        if deployment.manifest.stop.is_none() {
+        if deployment.manifest.stop.is_none() && deployment.manifest.container.is_none() {
             progress::set_status(
                 deployment,
                 DeploymentStatus::Stopped,
-                Some(format!("stopped by {who}; no [stop] commands")),
+                Some(format!(
+                    "stopped by {who}; nothing to run on the hosts (no [stop], no [container])"
+                )),
             );
             return Ok(());
         }

@@ -1,0 +1,253 @@
+//! Container deployments against a real, private Docker daemon. One test
+//! function owns the daemon and runs the scenarios in order, each with its
+//! own controller and agents.
+
+use berth_tests::docker::{Dockerd, http_get};
+use berth_tests::{Agent, Controller, id_of, write_bundle};
+
+const IMAGE: &str = "berth-test/busybox:1";
+
+/// A web app: setup copies the bundle's page to a host directory the
+/// container serves with busybox httpd.
+fn web_manifest(version: &str, www: &std::path::Path, command: &str) -> String {
+    format!(
+        r#"app = "web"
+version = "{version}"
+[target]
+labels = {{ role = "web" }}
+[setup]
+run = ["cp index.html {www}/index.html"]
+[container]
+image = "{IMAGE}"
+port = 8080
+volumes = ["{www}:/www:ro"]
+command = {command}
+stop_timeout = "1s"
+"#,
+        www = www.display()
+    )
+}
+
+const HTTPD: &str = r#"["httpd", "-f", "-p", "8080", "-h", "/www"]"#;
+
+fn deploy(controller: &Controller, bundle: &std::path::Path) -> (i32, serde_json::Value, String) {
+    let result = controller.berth(&[
+        "deploy",
+        "--bundle",
+        bundle.to_str().expect("path"),
+        "-o",
+        "json",
+    ]);
+    let deployment = serde_json::from_str(&result.stdout).unwrap_or(serde_json::Value::Null);
+    (result.code, deployment, result.stderr)
+}
+
+fn host_port(deployment: &serde_json::Value, task: usize) -> String {
+    let stages = deployment["tasks"][task]["stages"]
+        .as_array()
+        .expect("stages");
+    let deploy = stages
+        .iter()
+        .find(|stage| stage["stage"] == "deploy")
+        .expect("a deploy stage");
+    deploy["details"]["host_port"]
+        .as_str()
+        .expect("host port")
+        .to_string()
+}
+
+fn agent_with_docker(controller: &Controller, name: &str, dockerd: &Dockerd) -> Agent {
+    Agent::join_with_args(
+        controller,
+        name,
+        "role=web",
+        &["--docker-host", &dockerd.host],
+    )
+}
+
+#[test]
+fn container_deployments_on_a_real_docker_daemon() {
+    let Some(dockerd) = Dockerd::start("container_deployments_on_a_real_docker_daemon") else {
+        return;
+    };
+    dockerd.import_busybox(IMAGE);
+    serves_replaces_and_survives_a_failed_start(&dockerd);
+    a_missing_image_is_named_with_its_host(&dockerd);
+    an_image_archive_reaches_hosts_without_the_image(&dockerd);
+}
+
+fn serves_replaces_and_survives_a_failed_start(dockerd: &Dockerd) {
+    let controller = Controller::start();
+    let mut agent = agent_with_docker(&controller, "box-1", dockerd);
+    let www = controller.dir.path().join("www");
+    std::fs::create_dir_all(&www).expect("www");
+
+    // First version serves the bundle's page.
+    let v1 = write_bundle(
+        controller.dir.path(),
+        "v1",
+        &web_manifest("1", &www, HTTPD),
+        &[("index.html", "version one\n")],
+    );
+    let (code, first, stderr) = deploy(&controller, &v1);
+    assert_eq!(code, 0, "{stderr}\n{first:#}");
+    assert_eq!(first["status"], "deployed");
+    let port = host_port(&first, 0);
+    assert_eq!(http_get(&port, "/").as_deref(), Some("version one\n"));
+    let inspect = controller.berth(&["inspect", "web", "-o", "json"]).json();
+    let container = &inspect[0]["containers"][0];
+    assert_eq!(container["state"], "running", "{inspect:#}");
+    assert_eq!(container["version"], "1");
+    assert_eq!(container["image"], IMAGE);
+
+    // A new version replaces it: it serves, the old one is gone.
+    let v2 = write_bundle(
+        controller.dir.path(),
+        "v2",
+        &web_manifest("2", &www, HTTPD),
+        &[("index.html", "version two\n")],
+    );
+    let (code, second, stderr) = deploy(&controller, &v2);
+    assert_eq!(code, 0, "{stderr}\n{second:#}");
+    let port = host_port(&second, 0);
+    assert_eq!(http_get(&port, "/").as_deref(), Some("version two\n"));
+    assert_eq!(
+        dockerd.containers_of("web").len(),
+        1,
+        "exactly one container: {:?}",
+        dockerd.containers_of("web")
+    );
+    assert_eq!(controller.show(&id_of(&first))["status"], "superseded");
+
+    // A container that exits at once fails the deploy; v2 keeps serving.
+    let crash = r#"["sh", "-c", "echo starting v3; echo bad config >&2; exit 3"]"#;
+    let v3 = write_bundle(
+        controller.dir.path(),
+        "v3",
+        &web_manifest("3", &www, crash),
+        &[("index.html", "version two\n")],
+    );
+    let (code, third, _) = deploy(&controller, &v3);
+    assert_eq!(code, 1);
+    assert_eq!(third["status"], "failed", "{third:#}");
+    assert_eq!(third["error_step"], "deploy");
+    let message = third["error_message"].as_str().expect("message");
+    assert!(
+        message.contains("bad config") && message.contains("box-1"),
+        "{message}"
+    );
+    let logs = controller.berth(&["logs", &id_of(&third)]).ok();
+    assert!(
+        logs.contains("starting v3"),
+        "the container's output is in the logs:\n{logs}"
+    );
+    assert_eq!(
+        http_get(&port, "/").as_deref(),
+        Some("version two\n"),
+        "the previous version still serves"
+    );
+    assert_eq!(
+        dockerd.containers_of("web").len(),
+        1,
+        "the failed container was removed"
+    );
+
+    // Stop, then an agent restart: still one container, now stopped.
+    let stopped = controller.berth(&["stop", "web", "-o", "json"]).json();
+    assert_eq!(stopped["status"], "stopped", "{stopped:#}");
+    let inspect = controller.berth(&["inspect", "web", "-o", "json"]).json();
+    assert_eq!(
+        inspect[0]["containers"][0]["state"], "exited",
+        "{inspect:#}"
+    );
+    agent.kill9();
+    let agent = agent_restarted(agent);
+    let inspect = controller.berth(&["inspect", "web", "-o", "json"]).json();
+    assert_eq!(
+        inspect[0]["containers"].as_array().map(Vec::len),
+        Some(1),
+        "{inspect:#}"
+    );
+    assert_eq!(
+        dockerd.containers_of("web").len(),
+        1,
+        "no duplicate after an agent restart"
+    );
+    drop(agent);
+}
+
+fn agent_restarted(mut agent: Agent) -> Agent {
+    agent.spawn();
+    assert!(
+        agent
+            .process()
+            .stderr
+            .wait_for("connected to the controller", berth_tests::DEADLINE)
+            .is_some()
+    );
+    agent
+}
+
+fn a_missing_image_is_named_with_its_host(dockerd: &Dockerd) {
+    let controller = Controller::start();
+    let _agent = agent_with_docker(&controller, "box-2", dockerd);
+    // A registry on a closed loopback port: the pull fails at once and no
+    // traffic leaves this machine.
+    let manifest = "app = \"ghost\"\n[target]\nhosts = [\"box-2\"]\n[container]\nimage = \"127.0.0.1:9/berth-test/missing:1\"\n";
+    let bundle = write_bundle(controller.dir.path(), "ghost", manifest, &[]);
+    let (code, deployment, stderr) = deploy(&controller, &bundle);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(deployment["error_step"], "deploy");
+    let message = deployment["error_message"].as_str().expect("message");
+    assert!(
+        message.contains("127.0.0.1:9/berth-test/missing:1")
+            && message.contains("box-2")
+            && message.contains("could not be pulled"),
+        "{message}"
+    );
+}
+
+fn an_image_archive_reaches_hosts_without_the_image(dockerd: &Dockerd) {
+    let controller = Controller::start();
+    let _a = agent_with_docker(&controller, "arch-1", dockerd);
+    let _b = agent_with_docker(&controller, "arch-2", dockerd);
+    let archived = "berth-test/archived:7";
+    dockerd.docker_ok(&["tag", IMAGE, archived]);
+    let archive = dockerd.path().join("archived.tar");
+    dockerd.docker_ok(&["save", "-o", archive.to_str().expect("path"), archived]);
+    dockerd.docker_ok(&["rmi", archived]);
+    let manifest = format!(
+        "app = \"packed\"\n[target]\nlabels = {{ role = \"web\" }}\n[container]\nimage = \"{archived}\"\nport = 8080\ncommand = {HTTPD}\nstop_timeout = \"1s\"\n"
+    );
+    let bundle = write_bundle(controller.dir.path(), "packed", &manifest, &[]);
+    let result = controller.berth(&[
+        "deploy",
+        "--bundle",
+        bundle.to_str().expect("path"),
+        "--image-archive",
+        archive.to_str().expect("path"),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(result.code, 0, "{}", result.stderr);
+    assert!(
+        result.stderr.contains("image archive sha256:"),
+        "{}",
+        result.stderr
+    );
+    let deployment: serde_json::Value = serde_json::from_str(&result.stdout).expect("json");
+    assert_eq!(deployment["status"], "deployed");
+    assert_eq!(deployment["tasks"].as_array().map(Vec::len), Some(2));
+    let logs = controller.berth(&["logs", &id_of(&deployment)]).ok();
+    assert!(
+        logs.contains(&format!("loading image {archived} from archive")),
+        "{logs}"
+    );
+    for task in 0..2 {
+        let port = host_port(&deployment, task);
+        assert_eq!(
+            http_get(&port, "/").as_deref(),
+            Some("hello from the test image\n")
+        );
+    }
+}

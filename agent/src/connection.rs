@@ -287,6 +287,16 @@ impl Pump {
                 }
             }
             Some(Incoming::Cancel(cancel)) => runner::cancel(&self.agent, &cancel.task_id),
+            Some(Incoming::Follow(request)) if request.stop => {
+                self.agent.stop_relay(request.request_id)
+            }
+            Some(Incoming::Follow(request)) => {
+                let cancel = self.agent.start_relay(request.request_id);
+                let (agent, sender) = (self.agent.clone(), self.sender.clone());
+                self.agent
+                    .tasks
+                    .spawn(relay(agent, request, sender, cancel));
+            }
             Some(Incoming::Inspect(request)) => {
                 // Answered from its own task, so a slow Docker never holds up the stream.
                 let (agent, sender) = (self.agent.clone(), self.sender.clone());
@@ -345,6 +355,46 @@ impl Pump {
             Err(err) => warn!(error = %err, "could not store the renewed certificate"),
         }
     }
+}
+
+/// Relays a container's output to the controller until the container
+/// stops, the controller says stop, or the connection goes.
+async fn relay(
+    agent: Arc<Agent>,
+    request: berth_proto::v1::FollowContainer,
+    sender: mpsc::Sender<AgentMessage>,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    use berth_proto::v1::ContainerOutput;
+    let request_id = request.request_id;
+    let name = crate::stage::docker::name_for(
+        &request.app,
+        &request.environment,
+        &agent.identity.name,
+        &request.deployment_id,
+    );
+    if let Ok(docker) = crate::stage::docker::connect(&agent.docker_host).await {
+        crate::stage::docker::follow_output(&docker, &name, &cancel, |lines| {
+            let message = AgentMessage {
+                kind: Some(Outgoing::Output(ContainerOutput {
+                    request_id,
+                    lines,
+                    ended: false,
+                })),
+            };
+            sender.try_send(message).is_ok() || !sender.is_closed()
+        })
+        .await;
+    }
+    let ended = AgentMessage {
+        kind: Some(Outgoing::Output(ContainerOutput {
+            request_id,
+            lines: Vec::new(),
+            ended: true,
+        })),
+    };
+    let _ = sender.send(ended).await;
+    agent.stop_relay(request_id);
 }
 
 /// What berth runs on this host, for a fleet-wide inspect.

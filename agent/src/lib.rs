@@ -65,6 +65,8 @@ pub struct Agent {
     running: Mutex<HashMap<TaskId, CancellationToken>>,
     /// Accepted tasks waiting for a free slot.
     waiting: Mutex<VecDeque<TaskSpec>>,
+    /// Live container-output relays, by request id.
+    relays: Mutex<HashMap<u64, CancellationToken>>,
     _lock: File,
 }
 
@@ -86,6 +88,28 @@ impl Agent {
         let busy = self.running().len() + self.waiting().len();
         self.slots
             .saturating_sub(u32::try_from(busy).unwrap_or(u32::MAX))
+    }
+
+    /// Registers a relay and returns the token that ends it.
+    pub fn start_relay(&self, request_id: u64) -> CancellationToken {
+        let token = self.shutdown.child_token();
+        self.relays
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(request_id, token.clone());
+        token
+    }
+
+    /// Ends a relay.
+    pub fn stop_relay(&self, request_id: u64) {
+        if let Some(token) = self
+            .relays
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&request_id)
+        {
+            token.cancel();
+        }
     }
 
     fn pid_file(&self, task_id: TaskId) -> PathBuf {
@@ -156,6 +180,7 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<()> {
         fence: Mutex::new(fence),
         running: Mutex::new(HashMap::new()),
         waiting: Mutex::new(VecDeque::new()),
+        relays: Mutex::new(HashMap::new()),
         _lock: lock,
     });
     for task_id in interrupted {

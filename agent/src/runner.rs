@@ -247,6 +247,14 @@ async fn run(agent: &Arc<Agent>, task_id: TaskId, spec: &TaskSpec, cancel: &Canc
         stage: std::sync::Mutex::new((spec.stage.clone(), Instant::now())),
     };
     let is_stop = spec.kind == berth_proto::v1::task_spec::Kind::Stop as i32;
+    if spec.kind == berth_proto::v1::task_spec::Kind::Delete as i32 {
+        emitter.start_stage("delete");
+        match delete(agent, spec, &emitter).await {
+            Ok(details) => emitter.end_stage("succeeded", None, "", details),
+            Err(failure) => return emitter.fail(failure),
+        }
+        return emitter.done();
+    }
     if !spec.commands.is_empty() || spec.container.is_none() {
         emitter.start_stage(&spec.stage);
         if let Err(failure) = run_script(agent, spec, &emitter, cancel).await {
@@ -427,6 +435,33 @@ async fn ensure_image(
     })?;
     let _ = spec;
     Ok(())
+}
+
+/// Removes what the deployment created on this host: its containers and
+/// its work directory (`berth delete`).
+async fn delete(
+    agent: &Arc<Agent>,
+    spec: &TaskSpec,
+    emitter: &Emitter<'_>,
+) -> Result<BTreeMap<String, String>, Failure> {
+    let mut details = BTreeMap::new();
+    if spec.container.is_some() {
+        let host = &agent.identity.name;
+        let docker = docker::connect(&agent.docker_host)
+            .await
+            .map_err(|err| Failure::failed(format!("host {host} cannot reach Docker at {err}")))?;
+        let removed = docker::remove_deployment(&docker, spec, emitter)
+            .await
+            .map_err(Failure::failed)?;
+        details.insert("containers_removed".to_string(), removed.to_string());
+    }
+    let work = agent.files.work().join(&spec.deployment_id);
+    if work.exists() {
+        std::fs::remove_dir_all(&work)
+            .map_err(|err| Failure::failed(format!("remove {}: {err}", work.display())))?;
+        emitter.system(format!("removed {}", work.display()));
+    }
+    Ok(details)
 }
 
 /// Stops the app's containers on this host (`berth stop`).

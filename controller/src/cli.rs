@@ -60,6 +60,14 @@ pub enum Command {
     },
     /// Stop an app: run its [stop] commands and stop its containers on its hosts.
     Stop(deploy::StopArgs),
+    /// Tear a deployment down on every host: its containers and work directory.
+    Delete {
+        /// Deployment id.
+        id: String,
+        /// Return without waiting for the hosts.
+        #[arg(long)]
+        detach: bool,
+    },
     /// Fleet-wide: what berth runs on each host (containers, state, ports, recent output).
     Inspect {
         /// Only this app.
@@ -254,6 +262,7 @@ pub async fn run(args: Args) -> i32 {
             Command::Logs(logs) => logs::logs(&mut session, logs).await,
             Command::Status { environment } => show::status(&mut session, environment).await,
             Command::Stop(stop) => deploy::stop(&mut session, stop).await,
+            Command::Delete { id, detach } => deploy::delete(&mut session, &id, detach).await,
             Command::Inspect { app, selector } => {
                 agents::inspect(&mut session, app, selector).await
             }

@@ -644,6 +644,7 @@ pub fn spec_for(deployment: &Deployment, task_id: TaskId) -> TaskSpec {
             "stop",
             deployment.manifest.stop.as_ref(),
         ),
+        TaskKind::Delete => (task_spec::Kind::Delete, "delete", None),
     };
     TaskSpec {
         task_id: task.id.to_string(),

@@ -201,8 +201,13 @@ fn is_failure(status: TaskStatus) -> bool {
 pub fn settle(deployment: &mut Deployment) {
     if deployment.status.is_running() {
         settle_deploy(deployment);
-    } else if deployment.status == DeploymentStatus::Deployed {
-        settle_stop(deployment);
+        return;
+    }
+    if deployment.status == DeploymentStatus::Deployed {
+        settle_round(deployment, TaskKind::Stop, DeploymentStatus::Stopped);
+    }
+    if deployment.status != DeploymentStatus::Deleted {
+        settle_round(deployment, TaskKind::Delete, DeploymentStatus::Deleted);
     }
 }
 
@@ -273,40 +278,47 @@ fn settle_deploy(deployment: &mut Deployment) {
     }
 }
 
-fn settle_stop(deployment: &mut Deployment) {
-    // Only the latest stop request counts; its tasks share a creation time.
+/// Settles the latest round of `kind` tasks (a stop or a delete request):
+/// once all are final, all done moves the deployment to `done_status`; a
+/// failure leaves the status and records `error_step` and the message.
+fn settle_round(deployment: &mut Deployment, kind: TaskKind, done_status: DeploymentStatus) {
+    // Only the latest request counts; its tasks share a creation time.
     let latest = deployment
         .tasks
         .iter()
-        .filter(|task| task.kind == TaskKind::Stop)
+        .filter(|task| task.kind == kind)
         .map(|task| task.created_at)
         .max();
-    let stops: Vec<&Task> = deployment
+    let round: Vec<&Task> = deployment
         .tasks
         .iter()
-        .filter(|task| task.kind == TaskKind::Stop && Some(task.created_at) == latest)
+        .filter(|task| task.kind == kind && Some(task.created_at) == latest)
         .collect();
-    if stops.is_empty() || stops.iter().any(|task| !task.status.is_final()) {
+    if round.is_empty() || round.iter().any(|task| !task.status.is_final()) {
         return;
     }
-    let failure = stops
+    let step = match kind {
+        TaskKind::Delete => "delete",
+        _ => "stop",
+    };
+    match round
         .iter()
         .find(|task| task.status != TaskStatus::Done)
-        .map(|task| (*task).clone());
-    match failure {
+        .map(|task| (*task).clone())
+    {
         None => {
             set_status(
                 deployment,
-                DeploymentStatus::Stopped,
-                Some("stopped by request".into()),
+                done_status,
+                Some(format!("{step} finished on every host")),
             );
         }
         Some(task) => {
-            deployment.error_step = Some("stop".into());
+            deployment.error_step = Some(step.into());
             let message = task
                 .error_message
                 .clone()
-                .unwrap_or_else(|| format!("stop task ended {}", task.status));
+                .unwrap_or_else(|| format!("{step} task ended {}", task.status));
             deployment.error_message = Some(format!("{}: {message}", task.host));
         }
     }

@@ -30,6 +30,8 @@ struct Connection {
 pub struct Registry {
     /// Fleet-wide questions waiting for an agent's answer, by request id.
     inquiries: Mutex<HashMap<u64, tokio::sync::oneshot::Sender<InspectReply>>>,
+    /// Live container-output relays, by request id.
+    relays: Mutex<HashMap<u64, mpsc::Sender<berth_proto::v1::ContainerOutput>>>,
     connections: Mutex<HashMap<AgentId, Connection>>,
     away_since: Mutex<HashMap<AgentId, Instant>>,
     started: Instant,
@@ -40,6 +42,7 @@ impl Default for Registry {
     fn default() -> Self {
         Registry {
             inquiries: Mutex::new(HashMap::new()),
+            relays: Mutex::new(HashMap::new()),
             connections: Mutex::new(HashMap::new()),
             away_since: Mutex::new(HashMap::new()),
             started: Instant::now(),
@@ -214,6 +217,80 @@ impl Registry {
             .remove(&reply.request_id);
         if let Some(waiting) = waiting {
             let _ = waiting.send(reply);
+        }
+    }
+}
+
+/// A live relay of one container's output from an agent.
+pub struct Relay {
+    pub request_id: u64,
+    pub agent: AgentId,
+    pub output: mpsc::Receiver<berth_proto::v1::ContainerOutput>,
+}
+
+impl Registry {
+    /// Asks an agent to relay a deployment's container output.
+    pub async fn follow_container(
+        &self,
+        agent: AgentId,
+        mut request: berth_proto::v1::FollowContainer,
+    ) -> Option<Relay> {
+        let outbound = self.outbound(agent)?;
+        request.request_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let (sender, output) = mpsc::channel(256);
+        self.relays
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(request.request_id, sender);
+        let request_id = request.request_id;
+        let message = ControllerMessage {
+            kind: Some(Outgoing::Follow(request)),
+        };
+        if tokio::time::timeout(Duration::from_secs(5), outbound.send(Ok(message)))
+            .await
+            .is_err()
+        {
+            self.relays
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&request_id);
+            return None;
+        }
+        Some(Relay {
+            request_id,
+            agent,
+            output,
+        })
+    }
+
+    /// Ends a relay on the agent's side and forgets it.
+    pub async fn unfollow(&self, relay: &Relay) {
+        self.relays
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&relay.request_id);
+        if let Some(outbound) = self.outbound(relay.agent) {
+            let stop = berth_proto::v1::FollowContainer {
+                request_id: relay.request_id,
+                stop: true,
+                ..Default::default()
+            };
+            let message = ControllerMessage {
+                kind: Some(Outgoing::Follow(stop)),
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(5), outbound.send(Ok(message))).await;
+        }
+    }
+
+    /// Routes relayed output to whoever follows it; never blocks the
+    /// agent's stream (a follower too slow to keep up loses lines).
+    pub fn relay(&self, output: berth_proto::v1::ContainerOutput) {
+        let relays = self
+            .relays
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(sender) = relays.get(&output.request_id) {
+            let _ = sender.try_send(output);
         }
     }
 }

@@ -91,8 +91,10 @@ impl Deployment {
 pub enum TaskKind {
     /// Runs the deployment's stages.
     Deploy,
-    /// Runs the `[stop]` commands.
+    /// Runs the `[stop]` commands and stops the app's containers.
     Stop,
+    /// Removes what the deployment created on the host.
+    Delete,
 }
 
 /// One host's part of a deployment.

@@ -130,6 +130,8 @@ pub enum TaskStatus {
     Health,
     /// Running the `[stop]` commands.
     Stop,
+    /// Removing what the deployment created.
+    Delete,
     Done,
     Failed,
     Canceled,
@@ -149,6 +151,7 @@ impl TaskStatus {
             Proxy => "proxy",
             Health => "health",
             Stop => "stop",
+            Delete => "delete",
             Done => "done",
             Failed => "failed",
             Canceled => "canceled",
@@ -178,6 +181,7 @@ impl TaskStatus {
             "proxy" => Proxy,
             "health" => Health,
             "stop" => Stop,
+            "delete" => Delete,
             _ => return None,
         })
     }
@@ -191,7 +195,7 @@ impl TaskStatus {
         let order = |status: TaskStatus| match status {
             Queued => 0,
             Assigned => 1,
-            Setup | Stop => 2,
+            Setup | Stop | Delete => 2,
             Build => 3,
             Deploy => 4,
             Proxy => 5,

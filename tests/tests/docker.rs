@@ -23,12 +23,14 @@ port = 8080
 volumes = ["{www}:/www:ro"]
 command = {command}
 stop_timeout = "1s"
+memory = "64m"
+env = {{ GREETING = "hi" }}
 "#,
         www = www.display()
     )
 }
 
-const HTTPD: &str = r#"["httpd", "-f", "-p", "8080", "-h", "/www"]"#;
+const HTTPD: &str = r#"["httpd", "-f", "-vv", "-p", "8080", "-h", "/www"]"#;
 
 fn deploy(controller: &Controller, bundle: &std::path::Path) -> (i32, serde_json::Value, String) {
     let result = controller.berth(&[
@@ -99,6 +101,42 @@ fn serves_replaces_and_survives_a_failed_start(dockerd: &Dockerd) {
     assert_eq!(container["state"], "running", "{inspect:#}");
     assert_eq!(container["version"], "1");
     assert_eq!(container["image"], IMAGE);
+    let name = container["name"].as_str().expect("name");
+    let limits = dockerd.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.Memory}} {{.HostConfig.RestartPolicy.Name}} {{json .Config.Env}}",
+        name,
+    ]);
+    assert!(
+        limits.starts_with("67108864 unless-stopped") && limits.contains("GREETING=hi"),
+        "{limits}"
+    );
+    assert!(
+        stderr.contains("created container"),
+        "the live view shows berth's progress:\n{stderr}"
+    );
+
+    // `berth logs -f` on the deployed app follows the container's output.
+    let follow = controller.berth_spawn(&["logs", &id_of(&first), "-f"]);
+    // The relay starts once the stored lines are out; ask until it carries
+    // a request (bounded: 50 tries of 200 ms).
+    let mut seen = None;
+    for _ in 0..50 {
+        let _ = http_get(&port, "/followed-request");
+        seen = follow
+            .stdout
+            .wait_for("followed-request", std::time::Duration::from_millis(200));
+        if seen.is_some() {
+            break;
+        }
+    }
+    assert!(
+        seen.is_some(),
+        "the app's request log did not reach berth logs -f: {:?}",
+        follow.stdout.all()
+    );
+    drop(follow);
 
     // A new version replaces it: it serves, the old one is gone.
     let v2 = write_bundle(
@@ -172,6 +210,21 @@ fn serves_replaces_and_survives_a_failed_start(dockerd: &Dockerd) {
         dockerd.containers_of("web").len(),
         1,
         "no duplicate after an agent restart"
+    );
+
+    // Delete tears down what the deployment made on the host.
+    let deleted = controller
+        .berth(&["delete", &id_of(&second), "-o", "json"])
+        .json();
+    assert_eq!(deleted["status"], "deleted", "{deleted:#}");
+    assert!(
+        dockerd.containers_of("web").is_empty(),
+        "{:?}",
+        dockerd.containers_of("web")
+    );
+    assert!(
+        !agent.dir.join("work").join(id_of(&second)).exists(),
+        "its work directory is gone"
     );
     drop(agent);
 }

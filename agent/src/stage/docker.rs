@@ -78,12 +78,20 @@ pub async fn probe(address: &str) -> Result<String, String> {
 /// name is part of it so agents sharing one Docker (dev setups, tests) do
 /// not collide.
 pub fn container_name(task: &TaskSpec) -> String {
+    name_for(
+        &task.app,
+        &task.environment,
+        &task.host,
+        &task.deployment_id,
+    )
+}
+
+/// [`container_name`] from its parts.
+pub fn name_for(app: &str, environment: &str, host: &str, deployment_id: &str) -> String {
     format!(
-        "berth-{}-{}-{}-{}",
-        task.app,
-        task.environment,
-        task.host.to_ascii_lowercase(),
-        task.deployment_id.to_ascii_lowercase()
+        "berth-{app}-{environment}-{}-{}",
+        host.to_ascii_lowercase(),
+        deployment_id.to_ascii_lowercase()
     )
 }
 
@@ -436,6 +444,26 @@ pub async fn retire_others(
     Ok(retired)
 }
 
+/// Removes every container of one deployment on this host (`berth delete`).
+pub async fn remove_deployment(
+    docker: &Docker,
+    task: &TaskSpec,
+    sink: &dyn LineSink,
+) -> Result<usize, String> {
+    let mut removed = 0;
+    for summary in list(docker, &task.host, Some(&task.app), Some(&task.environment)).await? {
+        let labels = summary.labels.clone().unwrap_or_default();
+        if labels.get(LABEL_DEPLOYMENT) != Some(&task.deployment_id) {
+            continue;
+        }
+        let name = name_of(&summary);
+        remove(docker, &name).await;
+        sink.line("system", format!("removed container {name}"));
+        removed += 1;
+    }
+    Ok(removed)
+}
+
 /// Stops every running container of the app (`berth stop`).
 pub async fn stop_app(
     docker: &Docker,
@@ -541,4 +569,40 @@ pub fn details(
         details.insert("replaced".to_string(), retired.join(","));
     }
     details
+}
+
+/// Follows a container's output from now on, in batches of lines; ends
+/// when the container stops or `cancel` fires.
+pub async fn follow_output(
+    docker: &Docker,
+    name: &str,
+    cancel: &tokio_util::sync::CancellationToken,
+    mut batch: impl FnMut(Vec<String>) -> bool,
+) {
+    let since = i32::try_from(berth_shared::time::now_ms() / 1000).unwrap_or(0);
+    let options = LogsOptions {
+        follow: true,
+        stdout: true,
+        stderr: true,
+        since,
+        ..Default::default()
+    };
+    let mut logs = docker.logs(name, Some(options));
+    let mut pending = String::new();
+    loop {
+        let chunk = tokio::select! {
+            () = cancel.cancelled() => return,
+            chunk = logs.next() => chunk,
+        };
+        let Some(Ok(output)) = chunk else { return };
+        pending.push_str(&output.to_string());
+        let mut lines = Vec::new();
+        while let Some(end) = pending.find('\n') {
+            let line: String = pending.drain(..=end).collect();
+            lines.push(line.trim_end().to_string());
+        }
+        if !lines.is_empty() && !batch(lines) {
+            return;
+        }
+    }
 }

@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use berth_proto::v1::{CreateDeploymentRequest, GetDeploymentRequest, StopAppRequest};
+use berth_proto::v1::{
+    CreateDeploymentRequest, GetDeploymentRequest, GetLogsRequest, StopAppRequest,
+};
 use berth_shared::exit;
 use berth_shared::manifest::Manifest;
 use berth_shared::record::{Deployment, TaskKind};
@@ -231,6 +233,28 @@ pub async fn stop(session: &mut Session, args: StopArgs) -> Outcome {
     )
 }
 
+pub async fn delete(session: &mut Session, id: &str, detach: bool) -> Outcome {
+    let reply = session
+        .client
+        .delete_deployment(GetDeploymentRequest { id: id.to_string() })
+        .await?
+        .into_inner();
+    let deployment: Deployment = parse(&reply.json)?;
+    let format = session.format;
+    progress(format, &format!("deleting deployment {}", deployment.id));
+    let last = if detach {
+        deployment
+    } else {
+        follow(session, &deployment).await?
+    };
+    emit(format, &last, || summary(&last));
+    Ok(if last.status == DeploymentStatus::Deleted || detach {
+        exit::OK
+    } else {
+        exit::FAILED
+    })
+}
+
 pub fn parse<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, Failure> {
     serde_json::from_str(json).map_err(|err| Failure::new(exit::FAILED, format!("the controller sent a reply this CLI cannot read ({err}); are the versions matched?")))
 }
@@ -239,28 +263,71 @@ pub fn parse<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, Failure> {
 /// last snapshot.
 async fn follow(session: &mut Session, deployment: &Deployment) -> Result<Deployment, Failure> {
     let started = Instant::now();
-    let mut stream = session
+    let id = deployment.id.to_string();
+    let mut watch = session
         .client
-        .watch_deployment(GetDeploymentRequest {
-            id: deployment.id.to_string(),
-        })
+        .watch_deployment(GetDeploymentRequest { id: id.clone() })
         .await?
         .into_inner();
+    // berth's own progress lines (bundle fetch, image pull or load, container
+    // start) and the containers' start-up output, beside the transitions.
+    let request = GetLogsRequest {
+        deployment_id: id,
+        follow: true,
+        host: String::new(),
+        stage: String::new(),
+        tail: 0,
+        app_output: false,
+    };
+    let mut logs = session.client.clone().get_logs(request).await?.into_inner();
+    let mut logs_open = true;
     let mut printed = deployment.transitions.len();
     let mut last = deployment.clone();
-    while let Some(reply) = stream.message().await? {
-        let current: Deployment = parse(&reply.json)?;
-        for transition in current.transitions.iter().skip(printed) {
-            let elapsed = started.elapsed().as_secs_f32();
-            progress(
-                session.format,
-                &format!("{elapsed:>6.1}s  {}", transition_text(transition)),
-            );
+    loop {
+        tokio::select! {
+            reply = watch.message() => {
+                let Some(reply) = reply? else { break };
+                let current: Deployment = parse(&reply.json)?;
+                for transition in current.transitions.iter().skip(printed) {
+                    let elapsed = started.elapsed().as_secs_f32();
+                    progress(session.format, &format!("{elapsed:>6.1}s  {}", transition_text(transition)));
+                }
+                printed = current.transitions.len();
+                last = current;
+            }
+            record = logs.message(), if logs_open => match record {
+                Ok(Some(record)) => live_line(session.format, started, &record),
+                // The live view goes on without lines if their stream fails.
+                Ok(None) | Err(_) => logs_open = false,
+            },
         }
-        printed = current.transitions.len();
-        last = current;
+    }
+    // Lines still in flight when the deployment settled.
+    while logs_open {
+        match tokio::time::timeout(std::time::Duration::from_secs(2), logs.message()).await {
+            Ok(Ok(Some(record))) => live_line(session.format, started, &record),
+            _ => logs_open = false,
+        }
     }
     Ok(last)
+}
+
+/// Prints berth's own progress lines and the containers' start-up output
+/// in the live view (script output stays in `berth logs`).
+fn live_line(format: super::Format, started: Instant, record: &berth_proto::v1::LogRecord) {
+    let marker = match record.stream.as_str() {
+        "system" => "#",
+        "container" => "|",
+        _ => return,
+    };
+    let elapsed = started.elapsed().as_secs_f32();
+    progress(
+        format,
+        &format!(
+            "{elapsed:>6.1}s  {:<16} {marker} {}",
+            record.host, record.line
+        ),
+    );
 }
 
 fn summary(deployment: &Deployment) -> String {

@@ -34,6 +34,8 @@ pub async fn logs(session: &mut Session, args: LogsArgs) -> Outcome {
         host: args.host.unwrap_or_default(),
         stage: args.stage.unwrap_or_default(),
         tail: args.tail,
+        // `-f` on a deployed container app goes on with the app's output.
+        app_output: args.follow,
     };
     let mut stream = session.client.get_logs(request).await?.into_inner();
     while let Some(record) = stream.message().await? {

@@ -116,6 +116,7 @@ fn describe(d: &Deployment) -> String {
         let kind = match task.kind {
             berth_shared::record::TaskKind::Deploy => "deploy",
             berth_shared::record::TaskKind::Stop => "stop",
+            berth_shared::record::TaskKind::Delete => "delete",
         };
         tasks.add_row(vec![
             task.host.clone(),

@@ -409,6 +409,7 @@ impl Session {
                 }
             }
             Some(Incoming::Inspected(reply)) => self.context.registry.answer(reply),
+            Some(Incoming::Output(output)) => self.context.registry.relay(output),
             Some(Incoming::Hello(_)) | None => warn!("unexpected message on an established stream"),
         }
     }

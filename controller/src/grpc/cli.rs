@@ -158,6 +158,18 @@ impl Cli for CliApi {
         }))
     }
 
+    async fn delete_deployment(
+        &self,
+        request: Request<GetDeploymentRequest>,
+    ) -> Result<Response<DeploymentReply>, Status> {
+        let caller = require(&request, Role::Operator)?;
+        let id = parse_deployment_id(&request.get_ref().id)?;
+        let deployment = deploy::delete(&self.context, &caller, id).await?;
+        Ok(Response::new(DeploymentReply {
+            json: json(&deployment)?,
+        }))
+    }
+
     async fn get_status(
         &self,
         request: Request<GetStatusRequest>,

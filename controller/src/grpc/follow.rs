@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use berth_proto::v1::{DeploymentReply, GetLogsRequest, LogRecord};
 use berth_shared::id::{DeploymentId, TaskId};
-use berth_shared::record::Deployment;
+use berth_shared::record::{Deployment, TaskKind};
+use berth_shared::state::{DeploymentStatus, TaskStatus};
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
@@ -146,6 +147,7 @@ pub fn logs(
             filter,
             sender,
             last: HashMap::new(),
+            app_output: request.app_output,
         };
         let sent = if tail > 0 {
             let records = follower.tail(&deployment, tail);
@@ -170,6 +172,8 @@ struct Follower {
     sender: mpsc::Sender<Result<LogRecord, Status>>,
     /// Highest sequence number sent per task.
     last: HashMap<TaskId, u64>,
+    /// Relay the running containers' output once the deployment is quiet.
+    app_output: bool,
 }
 
 /// The follower stopped: the client went away or the store failed.
@@ -287,7 +291,11 @@ impl Follower {
         let mut task_hosts = hosts(&deployment);
         loop {
             if is_quiet(&deployment) {
-                return self.send_stored(&deployment).await;
+                self.send_stored(&deployment).await?;
+                if self.app_output {
+                    return self.relay_containers(&deployment).await;
+                }
+                return Ok(());
             }
             let event = tokio::select! {
                 () = self.context.shutdown.cancelled() => return Err(Stopped),
@@ -325,6 +333,91 @@ impl Follower {
                 }
             }
         }
+    }
+
+    /// Relays the output of the deployment's running containers, live,
+    /// until the client goes away, every container's output ends, or the
+    /// controller shuts down. Only a deployed container app has any.
+    async fn relay_containers(&self, deployment: &Deployment) -> Result<(), Stopped> {
+        if deployment.status != DeploymentStatus::Deployed
+            || deployment.manifest.container.is_none()
+        {
+            return Ok(());
+        }
+        let mut relays = Vec::new();
+        for task in deployment
+            .tasks
+            .iter()
+            .filter(|task| task.kind == TaskKind::Deploy && task.status == TaskStatus::Done)
+        {
+            if self
+                .filter
+                .host
+                .as_deref()
+                .is_some_and(|host| host != task.host)
+            {
+                continue;
+            }
+            let request = berth_proto::v1::FollowContainer {
+                request_id: 0,
+                deployment_id: deployment.id.to_string(),
+                app: deployment.app.clone(),
+                environment: deployment.environment.clone(),
+                stop: false,
+            };
+            if let Some(relay) = self
+                .context
+                .registry
+                .follow_container(task.agent_id, request)
+                .await
+            {
+                relays.push((task.host.clone(), relay));
+            }
+        }
+        let result = self.pump_relays(&mut relays).await;
+        for (_, relay) in &relays {
+            self.context.registry.unfollow(relay).await;
+        }
+        result
+    }
+
+    async fn pump_relays(
+        &self,
+        relays: &mut Vec<(String, crate::registry::Relay)>,
+    ) -> Result<(), Stopped> {
+        while !relays.is_empty() {
+            let next = futures_util::future::select_all(
+                relays
+                    .iter_mut()
+                    .map(|(_, relay)| Box::pin(relay.output.recv())),
+            );
+            let (output, index, _) = tokio::select! {
+                () = self.context.shutdown.cancelled() => return Err(Stopped),
+                () = self.sender.closed() => return Err(Stopped),
+                next = next => next,
+            };
+            let Some(output) = output else {
+                relays.remove(index);
+                continue;
+            };
+            let host = relays[index].0.clone();
+            for line in output.lines {
+                let record = LogRecord {
+                    host: host.clone(),
+                    stage: "app".into(),
+                    stream: "container".into(),
+                    seq: 0,
+                    ts_ms: berth_shared::time::now_ms(),
+                    line,
+                    task_id: String::new(),
+                };
+                self.sender.send(Ok(record)).await.map_err(|_| Stopped)?;
+            }
+            if output.ended {
+                relays.remove(index);
+            }
+        }
+        Ok(())
     }
 
     fn reload(&self) -> Result<Deployment, Stopped> {

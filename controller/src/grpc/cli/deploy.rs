@@ -348,6 +348,78 @@ pub async fn stop(
     Ok(deployment)
 }
 
+/// Tears a deployment down on every host it touched: its containers and
+/// its work directory. Status `deleted` once every host is done.
+pub async fn delete(
+    context: &Context,
+    caller: &Caller,
+    id: berth_shared::id::DeploymentId,
+) -> Result<Deployment, Status> {
+    let now = Timestamp::now();
+    let who = caller.who();
+    let (deployment, ()) = context.store.update_deployment(id, |deployment| {
+        if deployment.status.is_running() {
+            return Err(StoreError::Conflict(format!(
+                "deployment {id} is {}; wait for it to end before deleting it",
+                deployment.status
+            )));
+        }
+        if deployment.status == DeploymentStatus::Deleted {
+            return Err(StoreError::Conflict(format!(
+                "deployment {id} is already deleted"
+            )));
+        }
+        if deployment.tasks.iter().any(|task| !task.status.is_final()) {
+            return Err(StoreError::Conflict(format!(
+                "deployment {id} has work in progress on its hosts; wait for it"
+            )));
+        }
+        // Every host the deployment reached may hold something of it.
+        let touched: Vec<Task> = deployment
+            .tasks
+            .iter()
+            .filter(|task| task.kind == TaskKind::Deploy && task.assigned_at.is_some())
+            .cloned()
+            .collect();
+        deployment.error_step = None;
+        deployment.error_message = None;
+        if touched.is_empty() {
+            progress::set_status(
+                deployment,
+                DeploymentStatus::Deleted,
+                Some(format!("deleted by {who}; nothing was created on any host")),
+            );
+            return Ok(());
+        }
+        for host in touched {
+            deployment.tasks.push(Task::queued(
+                TaskKind::Delete,
+                &host.host,
+                host.agent_id,
+                now,
+            ));
+        }
+        progress::note(
+            deployment,
+            "deployment",
+            None,
+            "deleting",
+            Some(format!("delete by {who}")),
+        );
+        Ok(())
+    })?;
+    context
+        .store
+        .audit(&who, "delete", &id.to_string(), "requested")?;
+    context.store.flush().await?;
+    context.hub.publish(HubEvent::Changed {
+        deployment: deployment.id,
+    });
+    context.dispatcher.track(&deployment);
+    context.dispatcher.kick_all().await;
+    Ok(deployment)
+}
+
 /// What version of each app runs where, since when.
 pub fn status(context: &Context, environment: &str) -> Result<Vec<AppStatus>, Status> {
     let mut rows = Vec::new();

@@ -428,7 +428,7 @@ async fn ensure_image(
         )));
     }
     emitter.system(format!("pulling image {image}"));
-    docker::pull(docker, image, emitter).await.map_err(|err| {
+    docker::pull(docker, image, container.registry_auth.as_ref(), emitter).await.map_err(|err| {
         Failure::failed(format!(
             "image {image} is not on host {host} and could not be pulled: {err}; load it there, push it to a registry the host can reach, or deploy with --image-archive"
         ))

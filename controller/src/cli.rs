@@ -82,6 +82,9 @@ pub enum Command {
     /// Join tokens for new agents.
     #[command(subcommand)]
     Token(tokens::TokenCommand),
+    /// Credentials the controller holds for pulling images.
+    #[command(subcommand)]
+    Registry(tokens::RegistryCommand),
     /// Show who the credential belongs to and its role.
     Whoami,
 }
@@ -268,6 +271,7 @@ pub async fn run(args: Args) -> i32 {
             }
             Command::Agents(command) => agents::run(&mut session, command).await,
             Command::Token(command) => tokens::run(&mut session, command).await,
+            Command::Registry(command) => tokens::registry(&mut session, command).await,
             Command::Whoami => {
                 let me = session
                     .client

@@ -247,7 +247,28 @@ impl Dispatcher {
         Ok(result)
     }
 
+    /// Adds the credentials of the image's registry, when the controller
+    /// holds some, to an assignment about to go to its agent.
+    fn with_credentials(&self, mut spec: TaskSpec) -> TaskSpec {
+        if let Some(container) = spec.container.as_mut() {
+            let server = berth_shared::manifest::registry_of(&container.image);
+            match self.store.registry(server) {
+                Ok(Some(record)) => {
+                    container.registry_auth = Some(berth_proto::v1::RegistryAuth {
+                        server: record.server,
+                        username: record.username,
+                        password: record.password,
+                    });
+                }
+                Ok(None) => {}
+                Err(err) => warn!(%server, error = %err, "could not read registry credentials"),
+            }
+        }
+        spec
+    }
+
     async fn send_assign(&self, agent: AgentId, spec: TaskSpec) {
+        let spec = self.with_credentials(spec);
         let span = info_span!("assign", deployment_id = %spec.deployment_id, task_id = %spec.task_id, %agent);
         async {
             info!(generation = spec.generation, stage = %spec.stage, "task assigned");
@@ -678,6 +699,8 @@ pub fn spec_for(deployment: &Deployment, task_id: TaskId) -> TaskSpec {
                 image_archive_digest: deployment.image_archive_digest.clone().unwrap_or_default(),
                 image_archive_size: deployment.image_archive_size,
                 stop_timeout_secs: container.stop_timeout_secs.unwrap_or(0),
+                // Filled in by `Dispatcher::send_assign`, the only way out.
+                registry_auth: None,
             }),
     }
 }
@@ -767,5 +790,66 @@ mod tests {
             apply_batch(&mut deployment, other, task, &events),
             Err(StoreError::Refused(_))
         ));
+    }
+}
+
+#[cfg(test)]
+mod credential_tests {
+    use super::*;
+
+    #[test]
+    fn registry_credentials_go_only_with_images_from_that_registry() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        store
+            .put_registry(&crate::store::RegistryRecord {
+                server: "registry.example.com".into(),
+                username: "deployer".into(),
+                password: "s3cret".into(),
+                created_at: Timestamp::now(),
+                created_by: "admin".into(),
+            })
+            .expect("put");
+        let dispatcher = Dispatcher::new(
+            store,
+            Arc::new(Registry::default()),
+            Hub::default(),
+            Duration::from_secs(60),
+        )
+        .expect("dispatcher");
+        let spec = |image: &str| TaskSpec {
+            container: Some(ContainerSpec {
+                image: image.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let private = dispatcher.with_credentials(spec("registry.example.com/team/app:1"));
+        let auth = private
+            .container
+            .and_then(|container| container.registry_auth)
+            .expect("credentials for its registry");
+        assert_eq!(
+            (
+                auth.server.as_str(),
+                auth.username.as_str(),
+                auth.password.as_str()
+            ),
+            ("registry.example.com", "deployer", "s3cret")
+        );
+        let public = dispatcher.with_credentials(spec("hello:1"));
+        assert!(
+            public
+                .container
+                .and_then(|container| container.registry_auth)
+                .is_none(),
+            "no credentials for other registries"
+        );
+        assert!(
+            dispatcher
+                .with_credentials(TaskSpec::default())
+                .container
+                .is_none()
+        );
     }
 }

@@ -12,6 +12,7 @@ mod audit;
 mod blobs;
 mod deployments;
 mod logs;
+mod registries;
 mod tokens;
 
 pub use tokens::hash_secret as tokens_hash;
@@ -25,6 +26,7 @@ pub use agents::{AgentRecord, Principal, PrincipalKind, Role};
 pub use audit::AuditEntry;
 pub use deployments::{Created, EventOutcome, ListQuery};
 pub use logs::{LogWrite, StoredLine};
+pub use registries::{RegistryRecord, RegistryView};
 pub use tokens::{TokenRecord, TokenState};
 
 /// Version of the value encoding written by this build.
@@ -107,6 +109,7 @@ pub struct Store {
     agent_names: sled::Tree,
     principals: sled::Tree,
     tokens: sled::Tree,
+    registries: sled::Tree,
     blobs: sled::Tree,
     blob_grants: sled::Tree,
     audit: sled::Tree,
@@ -131,6 +134,7 @@ impl Store {
             agent_names: db.open_tree("agent_names")?,
             principals: db.open_tree("principals")?,
             tokens: db.open_tree("tokens")?,
+            registries: db.open_tree("registries")?,
             blobs: db.open_tree("blobs")?,
             blob_grants: db.open_tree("blob_grants")?,
             audit: db.open_tree("audit")?,

@@ -501,7 +501,7 @@ pub fn check_environment(text: &str) -> Result<(), String> {
 }
 
 mod container;
-pub use container::Container;
+pub use container::{Container, registry_of};
 
 #[cfg(test)]
 mod tests;

@@ -182,6 +182,27 @@ impl Controller {
         Cli::from(output)
     }
 
+    /// Runs the `berth` CLI as the admin with `input` on standard input.
+    pub fn berth_stdin(&self, args: &[&str], input: &str) -> Cli {
+        use std::io::Write;
+        let mut child = Command::new(bin("berth"))
+            .args(args)
+            .env("BERTH_CONFIG", self.admin())
+            .env("BERTH_CONTROLLER", &self.url)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run berth");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+        Cli::from(child.wait_with_output().expect("wait for berth"))
+    }
+
     /// Starts the `berth` CLI in the background (for `logs -f`).
     pub fn berth_spawn(&self, args: &[&str]) -> Running {
         let mut command = Command::new(bin("berth"));

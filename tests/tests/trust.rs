@@ -232,3 +232,49 @@ fn agent_restart(mut agent: Agent) -> Agent {
     );
     agent
 }
+
+#[test]
+fn registry_credentials_are_stored_but_never_shown() {
+    let controller = Controller::start();
+    let login = controller.berth_stdin(
+        &[
+            "registry",
+            "login",
+            "registry.example.com",
+            "--username",
+            "deployer",
+            "--password-stdin",
+        ],
+        "hunter2-secret\n",
+    );
+    assert_eq!(login.code, 0, "{}", login.stderr);
+    let listed = controller.berth(&["registry", "ls", "-o", "json"]);
+    assert_eq!(listed.code, 0);
+    assert!(
+        listed.stdout.contains("registry.example.com") && listed.stdout.contains("deployer"),
+        "{}",
+        listed.stdout
+    );
+    assert!(
+        !listed.stdout.contains("hunter2"),
+        "the password is never shown"
+    );
+    assert!(!controller.log().contains("hunter2"), "nor logged");
+    let empty = controller.berth_stdin(
+        &[
+            "registry",
+            "login",
+            "other.example.com",
+            "--username",
+            "x",
+            "--password-stdin",
+        ],
+        "",
+    );
+    assert_eq!(empty.code, 2, "{}", empty.stderr);
+    controller
+        .berth(&["registry", "logout", "registry.example.com"])
+        .ok();
+    let again = controller.berth(&["registry", "logout", "registry.example.com"]);
+    assert_eq!(again.code, 4, "{}", again.stderr);
+}

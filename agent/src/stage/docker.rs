@@ -105,12 +105,32 @@ pub async fn has_image(docker: &Docker, image: &str) -> bool {
 }
 
 /// Pulls an image from its registry, reporting progress.
-pub async fn pull(docker: &Docker, image: &str, sink: &dyn LineSink) -> Result<(), String> {
+pub async fn pull(
+    docker: &Docker,
+    image: &str,
+    auth: Option<&berth_proto::v1::RegistryAuth>,
+    sink: &dyn LineSink,
+) -> Result<(), String> {
     let options = CreateImageOptions {
         from_image: Some(image.to_string()),
         ..Default::default()
     };
-    let mut progress = docker.create_image(Some(options), None, None);
+    let credentials = auth.map(|auth| bollard::auth::DockerCredentials {
+        username: Some(auth.username.clone()),
+        password: Some(auth.password.clone()),
+        serveraddress: Some(auth.server.clone()),
+        ..Default::default()
+    });
+    if let Some(auth) = auth {
+        sink.line(
+            "system",
+            format!(
+                "pulling with the controller's credentials for {}",
+                auth.server
+            ),
+        );
+    }
+    let mut progress = docker.create_image(Some(options), None, credentials);
     let mut last_status = String::new();
     while let Some(item) = progress.next().await {
         let info = item.map_err(text)?;

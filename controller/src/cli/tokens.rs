@@ -106,3 +106,98 @@ pub async fn run(session: &mut Session, command: TokenCommand) -> Outcome {
     }
     Ok(exit::OK)
 }
+
+#[derive(Subcommand, Debug)]
+pub enum RegistryCommand {
+    /// Store credentials for a registry; agents get them only for images from it.
+    Login {
+        /// Registry host, e.g. registry.example.com or registry.example.com:5000 (docker.io for Docker Hub).
+        server: String,
+        #[arg(long)]
+        username: String,
+        /// Read the password from standard input (it never goes on the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// List the registries the controller holds credentials for.
+    Ls,
+    /// Forget a registry's credentials.
+    Logout { server: String },
+}
+
+pub async fn registry(session: &mut Session, command: RegistryCommand) -> Outcome {
+    use berth_proto::v1::{ListRegistriesRequest, RegistryLoginRequest, RegistryLogoutRequest};
+    match command {
+        RegistryCommand::Login {
+            server,
+            username,
+            password_stdin: _,
+        } => {
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password).map_err(|err| {
+                Failure::usage(format!("read the password from standard input: {err}"))
+            })?;
+            let password = password.trim_end_matches(['\r', '\n']).to_string();
+            if password.is_empty() {
+                return Err(Failure::usage(
+                    "no password on standard input; pipe it in, e.g. `cat token | berth registry login HOST --username U --password-stdin`",
+                ));
+            }
+            let reply = session
+                .client
+                .registry_login(RegistryLoginRequest {
+                    server,
+                    username,
+                    password,
+                })
+                .await?
+                .into_inner();
+            let view: serde_json::Value = parse(&reply.json)?;
+            emit(session.format, &view, || {
+                format!(
+                    "credentials for {} stored",
+                    view["server"].as_str().unwrap_or_default()
+                )
+            });
+        }
+        RegistryCommand::Ls => {
+            let reply = session
+                .client
+                .list_registries(ListRegistriesRequest {})
+                .await?
+                .into_inner();
+            let views: Vec<serde_json::Value> = parse(&reply.json)?;
+            emit(session.format, &views, || {
+                let mut rows = table(&["SERVER", "USERNAME", "ADDED", "BY"]);
+                for view in &views {
+                    rows.add_row(vec![
+                        view["server"].as_str().unwrap_or_default().to_string(),
+                        view["username"].as_str().unwrap_or_default().to_string(),
+                        view["created_at"].as_str().unwrap_or_default().to_string(),
+                        view["created_by"].as_str().unwrap_or_default().to_string(),
+                    ]);
+                }
+                if views.is_empty() {
+                    "no registry credentials".to_string()
+                } else {
+                    rows.to_string()
+                }
+            });
+        }
+        RegistryCommand::Logout { server } => {
+            let reply = session
+                .client
+                .registry_logout(RegistryLogoutRequest { server })
+                .await?
+                .into_inner();
+            let view: serde_json::Value = parse(&reply.json)?;
+            emit(session.format, &view, || {
+                format!(
+                    "credentials for {} removed",
+                    view["server"].as_str().unwrap_or_default()
+                )
+            });
+        }
+    }
+    Ok(exit::OK)
+}

@@ -9,8 +9,9 @@ use berth_proto::v1::{
     CreateDeploymentRequest, CreateTokenRequest, CreateTokenResponse, DeploymentReply,
     GetAgentRequest, GetDeploymentRequest, GetLogsRequest, GetStatusRequest, InspectAppRequest,
     JsonReply, ListAgentsRequest, ListDeploymentsRequest, ListDeploymentsResponse,
-    ListTokensRequest, LogRecord, PutBlobChunk, PutBlobResponse, RevokeTokenRequest,
-    StatBlobRequest, StatBlobResponse, StopAppRequest, WhoAmIRequest, WhoAmIResponse,
+    ListRegistriesRequest, ListTokensRequest, LogRecord, PutBlobChunk, PutBlobResponse,
+    RegistryLoginRequest, RegistryLogoutRequest, RevokeTokenRequest, StatBlobRequest,
+    StatBlobResponse, StopAppRequest, WhoAmIRequest, WhoAmIResponse,
 };
 use berth_shared::id::DeploymentId;
 use berth_shared::record::Timestamp;
@@ -187,6 +188,52 @@ impl Cli for CliApi {
         let hosts = agents::inspect(&self.context, request.get_ref()).await?;
         Ok(Response::new(JsonReply {
             json: json(&hosts)?,
+        }))
+    }
+
+    async fn registry_login(
+        &self,
+        request: Request<RegistryLoginRequest>,
+    ) -> Result<Response<JsonReply>, Status> {
+        let caller = require(&request, Role::Admin)?;
+        let view = tokens::registry_login(&self.context, &caller, request.into_inner()).await?;
+        Ok(Response::new(JsonReply { json: json(&view)? }))
+    }
+
+    async fn list_registries(
+        &self,
+        request: Request<ListRegistriesRequest>,
+    ) -> Result<Response<JsonReply>, Status> {
+        require(&request, Role::Viewer)?;
+        let views: Vec<_> = self
+            .context
+            .store
+            .list_registries()?
+            .iter()
+            .map(|record| record.view())
+            .collect();
+        Ok(Response::new(JsonReply {
+            json: json(&views)?,
+        }))
+    }
+
+    async fn registry_logout(
+        &self,
+        request: Request<RegistryLogoutRequest>,
+    ) -> Result<Response<JsonReply>, Status> {
+        let caller = require(&request, Role::Admin)?;
+        let server = request.into_inner().server;
+        if !self.context.store.remove_registry(&server)? {
+            return Err(Status::not_found(format!(
+                "no credentials are held for registry `{server}`"
+            )));
+        }
+        self.context
+            .store
+            .audit(&caller.who(), "registry.logout", &server, "ok")?;
+        self.context.store.flush().await?;
+        Ok(Response::new(JsonReply {
+            json: json(&serde_json::json!({ "server": server, "removed": true }))?,
         }))
     }
 

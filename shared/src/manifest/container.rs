@@ -265,6 +265,18 @@ pub fn check_image(image: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The registry an image reference pulls from: its first path part when
+/// that names a host (has a `.` or `:`, or is `localhost`), else Docker
+/// Hub (`docker.io`).
+pub fn registry_of(image: &str) -> &str {
+    match image.split_once('/') {
+        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
+            first
+        }
+        _ => "docker.io",
+    }
+}
+
 fn check_volume(volume: &str) -> Result<(), String> {
     let parts: Vec<&str> = volume.split(':').collect();
     let (source, target, mode) = match parts.as_slice() {
@@ -348,6 +360,18 @@ mod tests {
         ] {
             assert!(check_image(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn registries_of_images() {
+        assert_eq!(registry_of("hello:1"), "docker.io");
+        assert_eq!(registry_of("team/app"), "docker.io");
+        assert_eq!(
+            registry_of("registry.example.com/team/app:1"),
+            "registry.example.com"
+        );
+        assert_eq!(registry_of("127.0.0.1:5000/app"), "127.0.0.1:5000");
+        assert_eq!(registry_of("localhost/app"), "localhost");
     }
 
     #[test]

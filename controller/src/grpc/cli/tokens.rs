@@ -107,3 +107,44 @@ pub async fn revoke(context: &Context, caller: &Caller, id: &str) -> Result<Toke
     context.store.flush().await?;
     Ok(record.view(Timestamp::now()))
 }
+
+/// Stores (or replaces) the credentials of a registry.
+pub async fn registry_login(
+    context: &Context,
+    caller: &Caller,
+    request: berth_proto::v1::RegistryLoginRequest,
+) -> Result<crate::store::RegistryView, Status> {
+    let server = request.server.trim().to_string();
+    let valid_server = !server.is_empty()
+        && server.len() <= 253
+        && server
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '_'));
+    if !valid_server {
+        return Err(Status::invalid_argument(format!(
+            "`{server}` is not a registry host; write it like registry.example.com or registry.example.com:5000"
+        )));
+    }
+    if request.username.is_empty()
+        || request.password.is_empty()
+        || request.username.len() > 256
+        || request.password.len() > 4096
+    {
+        return Err(Status::invalid_argument(
+            "give a username and a password (at most 256 and 4096 characters)",
+        ));
+    }
+    let record = crate::store::RegistryRecord {
+        server: server.clone(),
+        username: request.username,
+        password: request.password,
+        created_at: Timestamp::now(),
+        created_by: caller.who(),
+    };
+    context.store.put_registry(&record)?;
+    context
+        .store
+        .audit(&caller.who(), "registry.login", &server, "ok")?;
+    context.store.flush().await?;
+    Ok(record.view())
+}

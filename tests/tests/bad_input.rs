@@ -166,3 +166,32 @@ fn unknown_ids_missing_targets_and_offline_hosts_are_named() {
         "{result:?}"
     );
 }
+
+#[test]
+fn a_container_deploy_to_a_host_without_docker_fails_at_once() {
+    let controller = Controller::start();
+    let socket = controller.dir.path().join("no-docker.sock");
+    let docker_host = format!("unix://{}", socket.display());
+    let _agent = Agent::join_with_args(
+        &controller,
+        "bare",
+        "role=web",
+        &["--docker-host", &docker_host],
+    );
+    let manifest =
+        "app = \"boxed\"\n[target]\nhosts = [\"bare\"]\n[container]\nimage = \"hello:1\"\n";
+    let bundle = write_bundle(controller.dir.path(), "boxed", manifest, &[]);
+    let result = controller.berth(&["deploy", "--bundle", bundle.to_str().expect("path")]);
+    assert_eq!(result.code, 1, "{result:?}");
+    assert!(
+        result.stderr.contains("bare") && result.stderr.contains(&docker_host),
+        "names the host and the socket: {}",
+        result.stderr
+    );
+    let listed = controller.berth(&["ls", "-o", "json"]).json();
+    assert_eq!(
+        listed.as_array().map(Vec::len),
+        Some(0),
+        "nothing was created"
+    );
+}

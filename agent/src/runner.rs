@@ -127,6 +127,8 @@ struct Failure {
     outcome: &'static str,
     error: String,
     exit_code: Option<i32>,
+    /// Evidence kept with the failed stage (probe output, container logs).
+    details: BTreeMap<String, String>,
 }
 
 impl Failure {
@@ -135,6 +137,7 @@ impl Failure {
             outcome: "failed",
             error: error.into(),
             exit_code: None,
+            details: BTreeMap::new(),
         }
     }
 }
@@ -201,7 +204,7 @@ impl Emitter<'_> {
             failure.outcome,
             failure.exit_code,
             &failure.error,
-            BTreeMap::new(),
+            failure.details,
         );
         self.push(Kind::Finished(TaskFinished {
             outcome: failure.outcome.to_string(),
@@ -272,7 +275,7 @@ async fn run(agent: &Arc<Agent>, task_id: TaskId, spec: &TaskSpec, cancel: &Canc
             stop_containers(agent, spec, container, &emitter).await
         } else {
             emitter.start_stage("deploy");
-            deploy_container(agent, spec, container, &emitter).await
+            deploy_container(agent, spec, container, &emitter, cancel).await
         };
         match result {
             Ok(details) => emitter.end_stage("succeeded", None, "", details),
@@ -300,9 +303,8 @@ async fn run_script(
         let failure = match outcome {
             Ok(Outcome::Exited(0)) => continue,
             Ok(Outcome::Exited(code)) => Failure {
-                outcome: "failed",
-                error: format!("command `{command}` exited with code {code}"),
                 exit_code: Some(code),
+                ..Failure::failed(format!("command `{command}` exited with code {code}"))
             },
             Ok(Outcome::Signaled(signal)) => {
                 Failure::failed(format!("command `{command}` was killed by signal {signal}"))
@@ -312,17 +314,15 @@ async fn run_script(
                     berth_shared::time::format_duration(Duration::from_millis(spec.timeout_ms));
                 Failure {
                     outcome: "timed_out",
-                    error: format!(
+                    ..Failure::failed(format!(
                         "{} stage timed out after {limit} while running `{command}`; its processes were killed",
                         spec.stage
-                    ),
-                    exit_code: None,
+                    ))
                 }
             }
             Ok(Outcome::Canceled) => Failure {
                 outcome: "canceled",
-                error: format!("canceled while running `{command}`"),
-                exit_code: None,
+                ..Failure::failed(format!("canceled while running `{command}`"))
             },
             Err(err) => Failure::failed(format!("could not start `{command}`: {err}")),
         };
@@ -339,6 +339,7 @@ async fn deploy_container(
     spec: &TaskSpec,
     container: &ContainerSpec,
     emitter: &Emitter<'_>,
+    cancel: &CancellationToken,
 ) -> Result<BTreeMap<String, String>, Failure> {
     let host = &agent.identity.name;
     let docker = docker::connect(&agent.docker_host)
@@ -367,16 +368,82 @@ async fn deploy_container(
             container.port
         ));
     }
+    let mut details = docker::details(&id, &name, &container.image, host_port.clone(), &[]);
+    if let Some(health) = &container.health {
+        emitter.end_stage("succeeded", None, "", details);
+        emitter.start_stage("health");
+        details = check_health(
+            agent,
+            spec,
+            health,
+            &docker,
+            &name,
+            host_port.as_deref(),
+            emitter,
+            cancel,
+        )
+        .await?;
+    }
     let retired = docker::retire_others(&docker, spec, container, &name, emitter)
         .await
         .map_err(Failure::failed)?;
-    Ok(docker::details(
-        &id,
-        &name,
-        &container.image,
+    if !retired.is_empty() {
+        details.insert("replaced".to_string(), retired.join(","));
+    }
+    Ok(details)
+}
+
+/// The health stage: the new container must pass before it takes over. A
+/// failure keeps the evidence (last probe, the container's last 100 lines)
+/// with the stage, removes the new container and leaves the old one serving.
+#[allow(clippy::too_many_arguments)]
+async fn check_health(
+    agent: &Arc<Agent>,
+    spec: &TaskSpec,
+    health: &berth_proto::v1::HealthSpec,
+    docker: &bollard::Docker,
+    name: &str,
+    host_port: Option<&str>,
+    emitter: &Emitter<'_>,
+    cancel: &CancellationToken,
+) -> Result<BTreeMap<String, String>, Failure> {
+    let work_dir = if health.run.is_empty() {
+        None
+    } else {
+        Some(
+            prepare(agent, spec, emitter)
+                .await
+                .map_err(|err| Failure::failed(format!("{err:#}")))?,
+        )
+    };
+    let mut env = environment(
+        agent,
+        spec,
+        work_dir.as_deref().unwrap_or(std::path::Path::new("/")),
+    );
+    env.extend(host_port.map(|port| ("BERTH_HOST_PORT".to_string(), port.to_string())));
+    let target = crate::stage::health::Target {
         host_port,
-        &retired,
-    ))
+        work_dir: work_dir.as_deref(),
+        env: &env,
+    };
+    match crate::stage::health::check(health, &target, emitter, cancel).await {
+        Ok(details) => Ok(details),
+        Err((message, mut evidence)) => {
+            evidence.insert(
+                "container_logs".to_string(),
+                docker::tail(docker, name, 100).await,
+            );
+            docker::remove(docker, name).await;
+            emitter.system(format!(
+                "removed the unhealthy container {name}; the previous version keeps running"
+            ));
+            Err(Failure {
+                details: evidence,
+                ..Failure::failed(message)
+            })
+        }
+    }
 }
 
 /// Makes sure the image is on the host: already there, else loaded from the

@@ -2,4 +2,5 @@
 //! script stages ([`shell`]). A stage that fails is an outcome, not an error.
 
 pub mod docker;
+pub mod health;
 pub mod shell;

@@ -699,6 +699,28 @@ pub fn spec_for(deployment: &Deployment, task_id: TaskId) -> TaskSpec {
                 image_archive_digest: deployment.image_archive_digest.clone().unwrap_or_default(),
                 image_archive_size: deployment.image_archive_size,
                 stop_timeout_secs: container.stop_timeout_secs.unwrap_or(0),
+                health: deployment.manifest.health.as_ref().map(|health| {
+                    let ms = |duration: std::time::Duration| {
+                        u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+                    };
+                    let (http_path, tcp, run) = match &health.probe {
+                        berth_shared::manifest::Probe::Http(path) => {
+                            (path.clone(), false, Vec::new())
+                        }
+                        berth_shared::manifest::Probe::Tcp => (String::new(), true, Vec::new()),
+                        berth_shared::manifest::Probe::Run(commands) => {
+                            (String::new(), false, commands.clone())
+                        }
+                    };
+                    berth_proto::v1::HealthSpec {
+                        http_path,
+                        tcp,
+                        run,
+                        interval_ms: ms(health.interval),
+                        timeout_ms: ms(health.timeout),
+                        start_period_ms: ms(health.start_period),
+                    }
+                }),
                 // Filled in by `Dispatcher::send_assign`, the only way out.
                 registry_auth: None,
             }),

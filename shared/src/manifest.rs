@@ -35,6 +35,9 @@ pub struct Manifest {
     /// The app as a Docker container (`[container]`).
     #[serde(default)]
     pub container: Option<Container>,
+    /// When a new container counts as ready (`[health]`).
+    #[serde(default)]
+    pub health: Option<Health>,
 }
 
 /// Where a deployment goes.
@@ -58,7 +61,7 @@ pub struct Script {
     pub timeout: Duration,
 }
 
-mod duration_ms {
+pub(crate) mod duration_ms {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};
@@ -152,7 +155,7 @@ fn single(path: &str, message: String) -> ManifestError {
 }
 
 /// Sections the manifest format defines but this build does not run yet.
-const LATER_SECTIONS: [&str; 3] = ["build", "proxy", "health"];
+const LATER_SECTIONS: [&str; 2] = ["build", "proxy"];
 
 #[derive(Default)]
 struct Checker {
@@ -213,6 +216,20 @@ impl Checker {
         let container = table
             .get("container")
             .and_then(|value| self.container(value));
+        let has_port = container
+            .as_ref()
+            .is_some_and(|container| container.port.is_some());
+        let health = match (table.get("health"), &container) {
+            (Some(_), None) => {
+                self.error(
+                    "health",
+                    "checks a container; add a [container] section or remove [health]",
+                );
+                None
+            }
+            (Some(value), Some(_)) => self.health(value, has_port),
+            (None, _) => None,
+        };
         Manifest {
             app,
             environment,
@@ -221,6 +238,7 @@ impl Checker {
             setup,
             stop,
             container,
+            health,
         }
     }
 
@@ -501,7 +519,9 @@ pub fn check_environment(text: &str) -> Result<(), String> {
 }
 
 mod container;
+mod health;
 pub use container::{Container, registry_of};
+pub use health::{Health, Probe};
 
 #[cfg(test)]
 mod tests;

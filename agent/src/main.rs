@@ -51,6 +51,15 @@ enum Command {
         /// Docker's address; default DOCKER_HOST, else unix:///var/run/docker.sock.
         #[arg(long)]
         docker_host: Option<String>,
+        /// Caddy's admin API, for [proxy] routes.
+        #[arg(long, default_value = "http://127.0.0.1:2019")]
+        caddy_admin: String,
+        /// The port on which Caddy serves berth's plain-HTTP routes.
+        #[arg(long, default_value_t = 80)]
+        proxy_http_port: u16,
+        /// The port on which Caddy serves berth's HTTPS routes.
+        #[arg(long, default_value_t = 443)]
+        proxy_https_port: u16,
     },
 }
 
@@ -134,6 +143,9 @@ async fn command(command: Command) -> anyhow::Result<()> {
             slots,
             controller,
             docker_host,
+            caddy_admin,
+            proxy_http_port,
+            proxy_https_port,
         } => {
             let shutdown = CancellationToken::new();
             let signals = shutdown.clone();
@@ -148,6 +160,11 @@ async fn command(command: Command) -> anyhow::Result<()> {
                     controller,
                     docker_host: docker_host
                         .unwrap_or_else(berth_agent::stage::docker::default_address),
+                    caddy: berth_agent::stage::caddy::Caddy {
+                        admin: caddy_admin,
+                        http_port: proxy_http_port,
+                        https_port: proxy_https_port,
+                    },
                 },
                 shutdown,
             )

@@ -345,6 +345,14 @@ async fn deploy_container(
     let docker = docker::connect(&agent.docker_host)
         .await
         .map_err(|err| Failure::failed(format!("host {host} cannot reach Docker at {err}; start Docker or set berth-agent --docker-host")))?;
+    if container.proxy.is_some() {
+        // Fail before touching Docker when the route cannot be set.
+        agent.caddy.ping().await.map_err(|err| {
+            Failure::failed(format!(
+                "host {host}: {err}; start Caddy or set berth-agent --caddy-admin"
+            ))
+        })?;
+    }
     ensure_image(agent, &docker, spec, container, emitter).await?;
     let name = docker::container_name(spec);
     let id = docker::start(&docker, spec, container, emitter)
@@ -383,6 +391,37 @@ async fn deploy_container(
             cancel,
         )
         .await?;
+    }
+    if let (Some(proxy), Some(port)) = (&container.proxy, &host_port) {
+        emitter.end_stage("succeeded", None, "", std::mem::take(&mut details));
+        emitter.start_stage("proxy");
+        let route = crate::stage::caddy::Route {
+            id: crate::stage::caddy::route_id(&spec.app, &spec.environment),
+            domain: proxy.domain.clone(),
+            upstream: format!("127.0.0.1:{port}"),
+            tls: proxy.tls.clone(),
+            deployment_id: spec.deployment_id.clone(),
+        };
+        if let Err(err) = agent.caddy.apply(&route).await {
+            docker::remove(&docker, &name).await;
+            emitter.system(format!(
+                "removed the new container {name}; the previous version keeps serving"
+            ));
+            return Err(Failure::failed(format!(
+                "host {host}: could not route {} to the new container: {err}",
+                proxy.domain
+            )));
+        }
+        agent.routes.set(route.clone());
+        emitter.system(format!(
+            "Caddy routes {} to {} (route {})",
+            route.domain, route.upstream, route.id
+        ));
+        details = BTreeMap::from([
+            ("route".to_string(), route.id),
+            ("domain".to_string(), route.domain),
+            ("upstream".to_string(), route.upstream),
+        ]);
     }
     let retired = docker::retire_others(&docker, spec, container, &name, emitter)
         .await
@@ -517,6 +556,19 @@ async fn delete(
         let docker = docker::connect(&agent.docker_host)
             .await
             .map_err(|err| Failure::failed(format!("host {host} cannot reach Docker at {err}")))?;
+        let id = crate::stage::caddy::route_id(&spec.app, &spec.environment);
+        // Only the route that still points to this deployment goes.
+        if spec
+            .container
+            .as_ref()
+            .is_some_and(|container| container.proxy.is_some())
+            && agent.routes.forget(&id, Some(&spec.deployment_id))
+        {
+            agent.caddy.remove(&id).await.map_err(|err| {
+                Failure::failed(format!("host {host}: could not remove route {id}: {err}"))
+            })?;
+            emitter.system(format!("removed Caddy route {id}"));
+        }
         let removed = docker::remove_deployment(&docker, spec, emitter)
             .await
             .map_err(Failure::failed)?;
@@ -542,6 +594,14 @@ async fn stop_containers(
     let docker = docker::connect(&agent.docker_host)
         .await
         .map_err(|err| Failure::failed(format!("host {host} cannot reach Docker at {err}")))?;
+    if container.proxy.is_some() {
+        let id = crate::stage::caddy::route_id(&spec.app, &spec.environment);
+        agent.routes.forget(&id, None);
+        agent.caddy.remove(&id).await.map_err(|err| {
+            Failure::failed(format!("host {host}: could not remove route {id}: {err}"))
+        })?;
+        emitter.system(format!("removed Caddy route {id}"));
+    }
     let stopped = docker::stop_app(&docker, spec, container, emitter)
         .await
         .map_err(Failure::failed)?;

@@ -1,6 +1,7 @@
 //! Stage executors. Each kind of stage lives in its own module; today that is
 //! script stages ([`shell`]). A stage that fails is an outcome, not an error.
 
+pub mod caddy;
 pub mod docker;
 pub mod health;
 pub mod shell;

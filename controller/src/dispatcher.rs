@@ -699,6 +699,14 @@ pub fn spec_for(deployment: &Deployment, task_id: TaskId) -> TaskSpec {
                 image_archive_digest: deployment.image_archive_digest.clone().unwrap_or_default(),
                 image_archive_size: deployment.image_archive_size,
                 stop_timeout_secs: container.stop_timeout_secs.unwrap_or(0),
+                proxy: deployment
+                    .manifest
+                    .proxy
+                    .as_ref()
+                    .map(|proxy| berth_proto::v1::ProxySpec {
+                        domain: proxy.domain.clone(),
+                        tls: proxy.tls.clone(),
+                    }),
                 health: deployment.manifest.health.as_ref().map(|health| {
                     let ms = |duration: std::time::Duration| {
                         u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)

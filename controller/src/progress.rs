@@ -255,7 +255,7 @@ fn settle_deploy(deployment: &mut Deployment) {
         } else {
             " (no host succeeded)"
         };
-        deployment.error_message = Some(format!("{}: {message}{note}", failure.host));
+        deployment.error_message = Some(prefixed(&failure.host, &format!("{message}{note}")));
         let reason = deployment.error_message.clone();
         set_status(deployment, status, reason);
         return;
@@ -319,8 +319,17 @@ fn settle_round(deployment: &mut Deployment, kind: TaskKind, done_status: Deploy
                 .error_message
                 .clone()
                 .unwrap_or_else(|| format!("{step} task ended {}", task.status));
-            deployment.error_message = Some(format!("{}: {message}", task.host));
+            deployment.error_message = Some(prefixed(&task.host, &message));
         }
+    }
+}
+
+/// `host: message`, unless the message already names the host.
+fn prefixed(host: &str, message: &str) -> String {
+    if message.contains(host) {
+        message.to_string()
+    } else {
+        format!("{host}: {message}")
     }
 }
 

@@ -38,6 +38,9 @@ pub struct Manifest {
     /// When a new container counts as ready (`[health]`).
     #[serde(default)]
     pub health: Option<Health>,
+    /// A Caddy route to the container (`[proxy]`).
+    #[serde(default)]
+    pub proxy: Option<Proxy>,
 }
 
 /// Where a deployment goes.
@@ -155,7 +158,7 @@ fn single(path: &str, message: String) -> ManifestError {
 }
 
 /// Sections the manifest format defines but this build does not run yet.
-const LATER_SECTIONS: [&str; 2] = ["build", "proxy"];
+const LATER_SECTIONS: [&str; 1] = ["build"];
 
 #[derive(Default)]
 struct Checker {
@@ -230,6 +233,17 @@ impl Checker {
             (Some(value), Some(_)) => self.health(value, has_port),
             (None, _) => None,
         };
+        let proxy = match (table.get("proxy"), &container) {
+            (Some(_), None) => {
+                self.error(
+                    "proxy",
+                    "routes to a container; add a [container] section or remove [proxy]",
+                );
+                None
+            }
+            (Some(value), Some(_)) => self.proxy(value, has_port),
+            (None, _) => None,
+        };
         Manifest {
             app,
             environment,
@@ -239,6 +253,7 @@ impl Checker {
             stop,
             container,
             health,
+            proxy,
         }
     }
 
@@ -520,8 +535,10 @@ pub fn check_environment(text: &str) -> Result<(), String> {
 
 mod container;
 mod health;
+mod proxy;
 pub use container::{Container, registry_of};
 pub use health::{Health, Probe};
+pub use proxy::Proxy;
 
 #[cfg(test)]
 mod tests;

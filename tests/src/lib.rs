@@ -9,6 +9,7 @@
 //! archives).
 
 pub mod bundle;
+pub mod caddy;
 pub mod docker;
 mod process;
 

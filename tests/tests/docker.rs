@@ -77,6 +77,8 @@ fn container_deployments_on_a_real_docker_daemon() {
     a_missing_image_is_named_with_its_host(&dockerd);
     an_image_archive_reaches_hosts_without_the_image(&dockerd);
     an_unhealthy_container_never_takes_over(&dockerd);
+    an_unreachable_caddy_is_named(&dockerd);
+    a_proxied_app_switches_without_dropping_requests(&dockerd);
 }
 
 fn serves_replaces_and_survives_a_failed_start(dockerd: &Dockerd) {
@@ -387,5 +389,205 @@ fn an_unhealthy_container_never_takes_over(dockerd: &Dockerd) {
         dockerd.containers_of("checked").len(),
         1,
         "the unhealthy container was removed"
+    );
+}
+
+/// A web app behind Caddy: served on its domain, switched without dropping
+/// a request, untouched by a failed health check, put back after Caddy
+/// restarts, removed by stop.
+fn a_proxied_app_switches_without_dropping_requests(dockerd: &Dockerd) {
+    let Some(mut caddy) =
+        berth_tests::caddy::Caddy::start("a_proxied_app_switches_without_dropping_requests")
+    else {
+        return;
+    };
+    let controller = Controller::start();
+    let http_port = caddy.http_port.to_string();
+    let args = [
+        "--docker-host",
+        &dockerd.host,
+        "--caddy-admin",
+        &caddy.admin,
+        "--proxy-http-port",
+        &http_port,
+    ];
+    let agent = Agent::join_with_args(&controller, "edge-1", "role=web", &args);
+    let www = controller.dir.path().join("proxied-www");
+    std::fs::create_dir_all(&www).expect("www");
+    let manifest = |version: &str, check: &str| {
+        format!(
+            "app = \"site\"\nversion = \"{version}\"\n[target]\nhosts = [\"edge-1\"]\n[setup]\nrun = [\"mkdir -p {www}/{version} && cp index.html {www}/{version}/index.html\"]\n[container]\nimage = \"{IMAGE}\"\nport = 8080\nvolumes = [\"{www}/{version}:/www:ro\"]\ncommand = {HTTPD}\nstop_timeout = \"1s\"\n[health]\nhttp = \"{check}\"\ninterval = \"200ms\"\ntimeout = \"3s\"\n[proxy]\ndomain = \"site.test\"\ntls = \"off\"\n",
+            www = www.display()
+        )
+    };
+    let v1 = write_bundle(
+        controller.dir.path(),
+        "site-v1",
+        &manifest("v1", "/index.html"),
+        &[("index.html", "site v1\n")],
+    );
+    let (code, first, stderr) = deploy(&controller, &v1);
+    assert_eq!(code, 0, "{stderr}\n{first:#}");
+    let stages: Vec<&str> = first["tasks"][0]["stages"]
+        .as_array()
+        .expect("stages")
+        .iter()
+        .filter_map(|s| s["stage"].as_str())
+        .collect();
+    assert_eq!(stages, ["setup", "deploy", "health", "proxy"]);
+    assert_eq!(
+        caddy.get("site.test", "/"),
+        Some((200, "site v1\n".to_string()))
+    );
+    let published = dockerd.docker_ok(&[
+        "ps",
+        "--filter",
+        "label=berth.app=site",
+        "--format",
+        "{{.Ports}}",
+    ]);
+    assert!(
+        published.starts_with("127.0.0.1:"),
+        "behind a proxy the app is published on loopback only: {published}"
+    );
+
+    // Redeploy while requests keep coming: none may fail.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hammer = {
+        let (stop, port) = (stop.clone(), caddy.http_port);
+        std::thread::spawn(move || {
+            let mut answers = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                answers.push(get_via(port, "site.test"));
+            }
+            answers
+        })
+    };
+    let v2 = write_bundle(
+        controller.dir.path(),
+        "site-v2",
+        &manifest("v2", "/index.html"),
+        &[("index.html", "site v2\n")],
+    );
+    let (code, second, stderr) = deploy(&controller, &v2);
+    assert_eq!(code, 0, "{stderr}\n{second:#}");
+    assert_eq!(
+        caddy.get("site.test", "/"),
+        Some((200, "site v2\n".to_string()))
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let answers = hammer.join().expect("requests");
+    let failed: Vec<&Result<(u16, String), String>> = answers.iter().filter(|answer| !matches!(answer, Ok((200, body)) if body == "site v1\n" || body == "site v2\n")).collect();
+    assert!(
+        answers.len() > 10,
+        "enough requests during the switch: {}",
+        answers.len()
+    );
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed during the switch: {:?}",
+        failed.len(),
+        answers.len(),
+        &failed[..failed.len().min(5)]
+    );
+
+    // A version failing its health check leaves route and old container.
+    let v3 = write_bundle(
+        controller.dir.path(),
+        "site-v3",
+        &manifest("v3", "/missing"),
+        &[("index.html", "site v3\n")],
+    );
+    let (code, third, _) = deploy(&controller, &v3);
+    assert_eq!(
+        (code, third["error_step"].as_str()),
+        (1, Some("health")),
+        "{third:#}"
+    );
+    assert_eq!(
+        caddy.get("site.test", "/"),
+        Some((200, "site v2\n".to_string())),
+        "v2 keeps serving"
+    );
+
+    // Caddy restarts and forgets its config: the agent puts the route back.
+    caddy.restart_without_config();
+    assert!(
+        agent
+            .process()
+            .stderr
+            .wait_for("route put back into Caddy", berth_tests::DEADLINE)
+            .is_some(),
+        "{}",
+        agent.process().log_tail()
+    );
+    assert_eq!(
+        caddy.get("site.test", "/"),
+        Some((200, "site v2\n".to_string()))
+    );
+
+    // Stop removes the route.
+    let stopped = controller.berth(&["stop", "site", "-o", "json"]).json();
+    assert_eq!(stopped["status"], "stopped", "{stopped:#}");
+    let after = caddy.get("site.test", "/");
+    assert!(
+        !after
+            .as_ref()
+            .is_some_and(|(_, body)| body.contains("site v")),
+        "no route after stop: {after:?}"
+    );
+}
+
+/// One request through Caddy; the answer, or why there was none.
+fn get_via(port: u16, domain: &str) -> Result<(u16, String), String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))
+        .map_err(|err| format!("connect: {err}"))?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .map_err(|err| err.to_string())?;
+    write!(stream, "GET / HTTP/1.0\r\nHost: {domain}\r\n\r\n")
+        .map_err(|err| format!("write: {err}"))?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .map_err(|err| format!("read: {err} after {response:?}"))?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| format!("not HTTP: {response:?}"))?;
+    Ok((
+        status,
+        response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_string())
+            .unwrap_or_default(),
+    ))
+}
+
+fn an_unreachable_caddy_is_named(dockerd: &Dockerd) {
+    let controller = Controller::start();
+    let closed = format!("http://127.0.0.1:{}", berth_tests::caddy::free_port());
+    let _agent = Agent::join_with_args(
+        &controller,
+        "edge-2",
+        "role=web",
+        &["--docker-host", &dockerd.host, "--caddy-admin", &closed],
+    );
+    let manifest = format!(
+        "app = \"lonely\"\n[target]\nhosts = [\"edge-2\"]\n[container]\nimage = \"{IMAGE}\"\nport = 8080\ncommand = {HTTPD}\n[proxy]\ndomain = \"lonely.test\"\ntls = \"off\"\n"
+    );
+    let bundle = write_bundle(controller.dir.path(), "lonely", &manifest, &[]);
+    let (code, deployment, _) = deploy(&controller, &bundle);
+    assert_eq!(code, 1);
+    let message = deployment["error_message"].as_str().expect("message");
+    assert!(
+        message.contains("edge-2") && message.contains(&closed),
+        "names the host and the address: {message}"
+    );
+    assert!(
+        dockerd.containers_of("lonely").is_empty(),
+        "nothing was started"
     );
 }

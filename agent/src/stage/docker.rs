@@ -193,8 +193,14 @@ fn create_body(task: &TaskSpec, container: &ContainerSpec) -> ContainerCreateBod
         } else {
             String::new()
         };
+        // Behind a proxy the app is reached through Caddy only.
+        let host_ip = if container.proxy.is_some() {
+            "127.0.0.1"
+        } else {
+            "0.0.0.0"
+        };
         let binding = PortBinding {
-            host_ip: Some("0.0.0.0".into()),
+            host_ip: Some(host_ip.into()),
             host_port: Some(host_port),
         };
         (

@@ -98,8 +98,8 @@ fn requires_app_and_target() {
 #[test]
 fn refuses_sections_not_yet_supported() {
     check(
-        "app = \"x\"\n[target]\nhosts=[\"a\"]\n[proxy]\ndomain = \"x\"\n",
-        &["proxy: is not supported"],
+        "app = \"x\"\n[target]\nhosts=[\"a\"]\n[build]\nlabels = {}\n",
+        &["build: is not supported"],
     );
 }
 
@@ -210,5 +210,32 @@ fn reports_health_mistakes() {
     check(
         &format!("{base}[container]\nimage = \"w:1\"\n[health]\n"),
         &["health: needs exactly one check"],
+    );
+}
+
+#[test]
+fn parses_and_checks_proxy_sections() {
+    let base = "app = \"w\"\n[target]\nhosts = [\"h\"]\n[container]\nimage = \"w:1\"\nport = 80\n";
+    let manifest = Manifest::parse(&format!(
+        "{base}[proxy]\ndomain = \"Web.Example.com\"\ntls = \"off\"\n"
+    ))
+    .expect("valid");
+    assert_eq!(
+        manifest.proxy,
+        Some(Proxy {
+            domain: "web.example.com".into(),
+            tls: "off".into()
+        })
+    );
+    let default_tls =
+        Manifest::parse(&format!("{base}[proxy]\ndomain = \"a.b\"\n")).expect("valid");
+    assert_eq!(default_tls.proxy.expect("proxy").tls, "auto");
+    check(
+        &format!("{base}[proxy]\ndomain = \"bad domain\"\ntls = \"maybe\"\n"),
+        &["proxy.domain: `bad domain`", "proxy.tls: `maybe` must be"],
+    );
+    check(
+        "app = \"w\"\n[target]\nhosts = [\"h\"]\n[proxy]\ndomain = \"a.b\"\n",
+        &["proxy: routes to a container"],
     );
 }

@@ -1,0 +1,421 @@
+//! Caddy routes through Caddy's admin API. Each app+environment has one
+//! route, identified by an `@id` (`berth-<app>-<env>`), updated in place;
+//! other routes are never touched. Routes with `tls = "off"` live in a
+//! plain-HTTP server (`berth-http`), the others in `berth-https`, where
+//! Caddy's automatic HTTPS applies (`internal` adds a policy using Caddy's
+//! own CA for that domain).
+//!
+//! The agent remembers the routes it wants (`routes.json` in its data
+//! directory) and puts back any that Caddy lost, e.g. after a restart
+//! without its saved config.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Most bytes read from one admin API answer.
+const MAX_ANSWER: u64 = 16 * 1024 * 1024;
+
+/// Where Caddy's admin API is and which ports berth's servers listen on.
+#[derive(Clone, Debug)]
+pub struct Caddy {
+    /// `http://HOST:PORT` of the admin API.
+    pub admin: String,
+    pub http_port: u16,
+    pub https_port: u16,
+}
+
+/// One route the agent wants Caddy to have.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    pub id: String,
+    pub domain: String,
+    /// `host:port` of the container.
+    pub upstream: String,
+    /// `auto`, `internal` or `off`.
+    pub tls: String,
+    /// The deployment whose container the route points to.
+    pub deployment_id: String,
+}
+
+impl Route {
+    fn server(&self) -> &'static str {
+        if self.tls == "off" {
+            "berth-http"
+        } else {
+            "berth-https"
+        }
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "@id": self.id,
+            "match": [{ "host": [self.domain] }],
+            "handle": [{ "handler": "reverse_proxy", "upstreams": [{ "dial": self.upstream }] }],
+            "terminal": true,
+        })
+    }
+
+    fn policy_id(&self) -> String {
+        format!("{}-tls", self.id)
+    }
+}
+
+/// The route id of an app in an environment.
+pub fn route_id(app: &str, environment: &str) -> String {
+    format!("berth-{app}-{environment}")
+}
+
+struct Answer {
+    status: u16,
+    body: String,
+}
+
+impl Caddy {
+    fn authority(&self) -> Result<&str, String> {
+        self.admin
+            .strip_prefix("http://")
+            .map(|rest| rest.trim_end_matches('/'))
+            .ok_or_else(|| {
+                format!(
+                    "Caddy admin address `{}` must look like http://127.0.0.1:2019",
+                    self.admin
+                )
+            })
+    }
+
+    /// One admin API call (HTTP/1.0, so the answer is delimited by close).
+    async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Answer, String> {
+        let authority = self.authority()?;
+        let unreachable = |err: &dyn std::fmt::Display| {
+            format!(
+                "Caddy's admin API at {} is not reachable: {err}",
+                self.admin
+            )
+        };
+        let exchange = async {
+            let mut stream = TcpStream::connect(authority)
+                .await
+                .map_err(|err| unreachable(&err))?;
+            let payload = body.map(Value::to_string).unwrap_or_default();
+            let request = format!(
+                "{method} {path} HTTP/1.0\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{payload}",
+                payload.len()
+            );
+            stream
+                .write_all(request.as_bytes())
+                .await
+                .map_err(|err| unreachable(&err))?;
+            let mut raw = Vec::new();
+            stream
+                .take(MAX_ANSWER)
+                .read_to_end(&mut raw)
+                .await
+                .map_err(|err| unreachable(&err))?;
+            let text = String::from_utf8_lossy(&raw).into_owned();
+            let status = text
+                .split_whitespace()
+                .nth(1)
+                .and_then(|code| code.parse().ok())
+                .unwrap_or(0);
+            let body = text
+                .split_once("\r\n\r\n")
+                .map(|(_, body)| body.to_string())
+                .unwrap_or_default();
+            Ok::<_, String>(Answer { status, body })
+        };
+        tokio::time::timeout(Duration::from_secs(10), exchange)
+            .await
+            .map_err(|_| unreachable(&"no answer within 10s"))?
+    }
+
+    async fn expect_ok(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Answer, String> {
+        let answer = self.call(method, path, body).await?;
+        if (200..300).contains(&answer.status) {
+            Ok(answer)
+        } else {
+            Err(format!(
+                "Caddy refused {method} {path}: HTTP {} {}",
+                answer.status,
+                answer.body.trim()
+            ))
+        }
+    }
+
+    async fn get(&self, path: &str) -> Result<Option<Value>, String> {
+        let answer = self.call("GET", path, None).await?;
+        // Caddy answers a missing path with 400 "invalid traversal path" or
+        // 404 "unknown object ID"; both mean "not there".
+        let missing = ["unknown object ID", "invalid traversal path"]
+            .iter()
+            .any(|text| answer.body.contains(text));
+        if answer.status == 404 || (answer.status >= 400 && missing) {
+            return Ok(None);
+        }
+        if !(200..300).contains(&answer.status) {
+            return Err(format!(
+                "Caddy refused GET {path}: HTTP {} {}",
+                answer.status,
+                answer.body.trim()
+            ));
+        }
+        let value: Value = serde_json::from_str(answer.body.trim()).unwrap_or(Value::Null);
+        Ok((!value.is_null()).then_some(value))
+    }
+
+    /// Checks that the admin API answers.
+    pub async fn ping(&self) -> Result<(), String> {
+        self.expect_ok("GET", "/config/", None).await.map(|_| ())
+    }
+
+    fn server_json(&self, server: &str) -> Value {
+        if server == "berth-http" {
+            json!({ "listen": [format!(":{}", self.http_port)], "routes": [], "automatic_https": { "disable": true } })
+        } else {
+            json!({ "listen": [format!(":{}", self.https_port)], "routes": [] })
+        }
+    }
+
+    /// Creates berth's server (and the parents it needs) when missing,
+    /// without touching anything else in Caddy's config.
+    async fn ensure_server(&self, server: &str) -> Result<(), String> {
+        if self
+            .get(&format!("/config/apps/http/servers/{server}"))
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let server_json = self.server_json(server);
+        if self.get("/config/apps/http/servers").await?.is_some() {
+            return self
+                .expect_ok(
+                    "PUT",
+                    &format!("/config/apps/http/servers/{server}"),
+                    Some(&server_json),
+                )
+                .await
+                .map(|_| ());
+        }
+        let servers = json!({ "servers": { server: server_json } });
+        if self.get("/config/apps").await?.is_some() {
+            if self.get("/config/apps/http").await?.is_some() {
+                return self
+                    .expect_ok(
+                        "PUT",
+                        "/config/apps/http/servers",
+                        Some(&servers["servers"]),
+                    )
+                    .await
+                    .map(|_| ());
+            }
+            return self
+                .expect_ok("PUT", "/config/apps/http", Some(&servers))
+                .await
+                .map(|_| ());
+        }
+        self.expect_ok("PUT", "/config/apps", Some(&json!({ "http": servers })))
+            .await
+            .map(|_| ())
+    }
+
+    /// Makes Caddy's route for `route` point where it says: replaced in
+    /// place when it exists, appended otherwise.
+    pub async fn apply(&self, route: &Route) -> Result<(), String> {
+        self.ensure_server(route.server()).await?;
+        if route.tls == "internal" {
+            self.ensure_internal_tls(route).await?;
+        }
+        let path = format!("/id/{}", route.id);
+        match self.get(&path).await? {
+            Some(_) => self
+                .expect_ok("PATCH", &path, Some(&route.json()))
+                .await
+                .map(|_| ()),
+            None => self
+                .expect_ok(
+                    "POST",
+                    &format!("/config/apps/http/servers/{}/routes", route.server()),
+                    Some(&route.json()),
+                )
+                .await
+                .map(|_| ()),
+        }
+    }
+
+    async fn ensure_internal_tls(&self, route: &Route) -> Result<(), String> {
+        let policy = json!({ "@id": route.policy_id(), "subjects": [route.domain], "issuers": [{ "module": "internal" }] });
+        let path = format!("/id/{}", route.policy_id());
+        if self.get(&path).await?.is_some() {
+            return self
+                .expect_ok("PATCH", &path, Some(&policy))
+                .await
+                .map(|_| ());
+        }
+        if self
+            .get("/config/apps/tls/automation/policies")
+            .await?
+            .is_some()
+        {
+            return self
+                .expect_ok(
+                    "POST",
+                    "/config/apps/tls/automation/policies",
+                    Some(&policy),
+                )
+                .await
+                .map(|_| ());
+        }
+        if self.get("/config/apps/tls").await?.is_some() {
+            return self
+                .expect_ok(
+                    "PUT",
+                    "/config/apps/tls/automation",
+                    Some(&json!({ "policies": [policy] })),
+                )
+                .await
+                .map(|_| ());
+        }
+        self.expect_ok(
+            "PUT",
+            "/config/apps/tls",
+            Some(&json!({ "automation": { "policies": [policy] } })),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// True when Caddy has this route pointing at this upstream.
+    pub async fn has(&self, route: &Route) -> Result<bool, String> {
+        let Some(current) = self.get(&format!("/id/{}", route.id)).await? else {
+            return Ok(false);
+        };
+        Ok(current["handle"][0]["upstreams"][0]["dial"] == route.upstream)
+    }
+
+    /// Removes a route (and its TLS policy); a missing one is fine.
+    pub async fn remove(&self, id: &str) -> Result<(), String> {
+        for path in [format!("/id/{id}"), format!("/id/{id}-tls")] {
+            let answer = self.call("DELETE", &path, None).await?;
+            let missing = ["unknown object ID", "invalid traversal path"]
+                .iter()
+                .any(|text| answer.body.contains(text));
+            if !(200..300).contains(&answer.status) && answer.status != 404 && !missing {
+                return Err(format!(
+                    "Caddy refused DELETE {path}: HTTP {} {}",
+                    answer.status,
+                    answer.body.trim()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The routes this agent wants, kept in its data directory so they are put
+/// back after a restart of Caddy or of the agent.
+pub struct Desired {
+    path: PathBuf,
+    routes: std::sync::Mutex<BTreeMap<String, Route>>,
+}
+
+impl Desired {
+    pub fn load(data_dir: &Path) -> Desired {
+        let path = data_dir.join("routes.json");
+        let routes = std::fs::read(&path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        Desired {
+            path,
+            routes: std::sync::Mutex::new(routes),
+        }
+    }
+
+    fn save(&self, routes: &BTreeMap<String, Route>) {
+        if let Ok(bytes) = serde_json::to_vec_pretty(routes) {
+            let _ = berth_shared::credentials::write_file(&self.path, &bytes, 0o600);
+        }
+    }
+
+    pub fn set(&self, route: Route) {
+        let mut routes = self
+            .routes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        routes.insert(route.id.clone(), route);
+        self.save(&routes);
+    }
+
+    /// Forgets a route; with `deployment` only if it still points to that
+    /// deployment (deleting an old deployment leaves the current route).
+    pub fn forget(&self, id: &str, deployment: Option<&str>) -> bool {
+        let mut routes = self
+            .routes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let matches = routes.get(id).is_some_and(|route| {
+            deployment.is_none_or(|deployment| route.deployment_id == deployment)
+        });
+        if matches {
+            routes.remove(id);
+            self.save(&routes);
+        }
+        matches
+    }
+
+    pub fn all(&self) -> Vec<Route> {
+        self.routes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+}
+
+/// Puts back the routes Caddy lost, every `period`, until `shutdown`.
+pub async fn keep_routes(
+    caddy: Caddy,
+    desired: std::sync::Arc<Desired>,
+    period: Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(period);
+    let mut last_error = String::new();
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        for route in desired.all() {
+            let result = match caddy.has(&route).await {
+                Ok(true) => Ok(false),
+                Ok(false) => caddy.apply(&route).await.map(|()| true),
+                Err(err) => Err(err),
+            };
+            match result {
+                Ok(true) => {
+                    tracing::info!(route = %route.id, domain = %route.domain, "route put back into Caddy");
+                    last_error.clear();
+                }
+                Ok(false) => last_error.clear(),
+                Err(err) if err != last_error => {
+                    tracing::warn!(route = %route.id, error = %err, "could not check the route in Caddy");
+                    last_error = err;
+                }
+                Err(_) => {}
+            }
+        }
+    }
+}

@@ -223,7 +223,7 @@ impl Pump {
                         self.maybe_renew().await;
                     }
                     let facts = Some(crate::facts::collect(self.agent.files.root(), &self.agent.docker_host).await);
-                    let beat = Heartbeat { facts, free_slots: self.agent.free_slots() };
+                    let beat = Heartbeat { facts, free_slots: self.agent.free_slots(), health: self.agent.monitor.report() };
                     if self.send(Outgoing::Heartbeat(beat)).await.is_err() {
                         return Ended::Retry(anyhow::anyhow!("stream closed"));
                     }
@@ -408,6 +408,22 @@ async fn inspect(
         Err(err) => Err(format!("cannot reach Docker at {err}")),
     };
     match result {
+        Ok(mut views) if !views.is_empty() => {
+            for view in &mut views {
+                if let Some((healthy, detail)) = agent.monitor.of(&view.deployment_id) {
+                    view.health = if healthy {
+                        "healthy".into()
+                    } else {
+                        format!("unhealthy: {detail}")
+                    };
+                }
+            }
+            berth_proto::v1::InspectReply {
+                request_id: request.request_id,
+                json: serde_json::to_string(&views).unwrap_or_default(),
+                error: String::new(),
+            }
+        }
         Ok(views) => berth_proto::v1::InspectReply {
             request_id: request.request_id,
             json: serde_json::to_string(&views).unwrap_or_default(),

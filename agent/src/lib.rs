@@ -68,6 +68,8 @@ pub struct Agent {
     pub caddy: stage::caddy::Caddy,
     /// The routes this agent keeps in Caddy.
     pub routes: Arc<stage::caddy::Desired>,
+    /// Deployed apps checked periodically.
+    pub monitor: Arc<stage::monitor::Monitor>,
     pub tasks: TaskTracker,
     pub shutdown: CancellationToken,
     fence: Mutex<FenceState>,
@@ -186,6 +188,7 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<()> {
         docker_host: config.docker_host,
         caddy: config.caddy,
         routes: Arc::new(stage::caddy::Desired::load(&config.data_dir)),
+        monitor: Arc::new(stage::monitor::Monitor::load(&config.data_dir)),
         tasks: TaskTracker::new(),
         shutdown: shutdown.clone(),
         fence: Mutex::new(fence),
@@ -200,6 +203,9 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<()> {
     }
     info!(agent = %agent.identity.name, controller = %agent.identity.controller, "agent starting");
     // Routes Caddy lost (a restart without its saved config) are put back.
+    agent
+        .tasks
+        .spawn(stage::monitor::run(agent.monitor.clone(), shutdown.clone()));
     agent.tasks.spawn(stage::caddy::keep_routes(
         agent.caddy.clone(),
         agent.routes.clone(),

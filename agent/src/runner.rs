@@ -423,6 +423,20 @@ async fn deploy_container(
             ("upstream".to_string(), route.upstream),
         ]);
     }
+    if let Some(health) = &container.health {
+        use prost::Message;
+        agent.monitor.watch(crate::stage::monitor::Watch {
+            deployment_id: spec.deployment_id.clone(),
+            app: spec.app.clone(),
+            environment: spec.environment.clone(),
+            host_port: host_port.clone(),
+            work_dir: Some(agent.files.work().join(&spec.deployment_id)).filter(|dir| dir.exists()),
+            spec: health.encode_to_vec(),
+            healthy: Some(true),
+            detail: details.get("health_probe").cloned().unwrap_or_default(),
+            since_ms: berth_shared::time::now_ms(),
+        });
+    }
     let retired = docker::retire_others(&docker, spec, container, &name, emitter)
         .await
         .map_err(Failure::failed)?;
@@ -556,6 +570,9 @@ async fn delete(
         let docker = docker::connect(&agent.docker_host)
             .await
             .map_err(|err| Failure::failed(format!("host {host} cannot reach Docker at {err}")))?;
+        agent
+            .monitor
+            .forget(&spec.app, &spec.environment, Some(&spec.deployment_id));
         let id = crate::stage::caddy::route_id(&spec.app, &spec.environment);
         // Only the route that still points to this deployment goes.
         if spec
@@ -594,6 +611,7 @@ async fn stop_containers(
     let docker = docker::connect(&agent.docker_host)
         .await
         .map_err(|err| Failure::failed(format!("host {host} cannot reach Docker at {err}")))?;
+    agent.monitor.forget(&spec.app, &spec.environment, None);
     if container.proxy.is_some() {
         let id = crate::stage::caddy::route_id(&spec.app, &spec.environment);
         agent.routes.forget(&id, None);

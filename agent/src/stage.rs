@@ -4,4 +4,5 @@
 pub mod caddy;
 pub mod docker;
 pub mod health;
+pub mod monitor;
 pub mod shell;

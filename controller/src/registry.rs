@@ -24,6 +24,8 @@ struct Connection {
     cancel: CancellationToken,
     free_slots: u32,
     facts: Option<Facts>,
+    /// The periodic health of the apps on this host, from its last heartbeat.
+    health: Vec<berth_proto::v1::AppHealth>,
 }
 
 /// Live agent connections.
@@ -75,6 +77,7 @@ impl Registry {
             cancel: cancel.clone(),
             free_slots,
             facts: Some(facts),
+            health: Vec::new(),
         };
         let old = self.lock().insert(agent, connection);
         if let Some(old) = old {
@@ -121,6 +124,26 @@ impl Registry {
                 conn.facts = facts;
             }
         }
+    }
+
+    /// Records the app health an agent reported.
+    pub fn report_health(&self, agent: AgentId, health: Vec<berth_proto::v1::AppHealth>) {
+        if let Some(conn) = self.lock().get_mut(&agent) {
+            conn.health = health;
+        }
+    }
+
+    /// What connected agents last reported about one deployment's health.
+    pub fn health_of(&self, deployment_id: &str) -> Vec<(AgentId, berth_proto::v1::AppHealth)> {
+        self.lock()
+            .iter()
+            .flat_map(|(agent, conn)| {
+                conn.health
+                    .iter()
+                    .filter(|health| health.deployment_id == deployment_id)
+                    .map(|health| (*agent, health.clone()))
+            })
+            .collect()
     }
 
     /// Takes one free slot of a connected agent, if it has one.

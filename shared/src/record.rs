@@ -256,6 +256,10 @@ pub struct AppStatus {
     pub hosts: Vec<String>,
     /// The deployment in progress for this app, if any.
     pub in_progress: Option<DeploymentId>,
+    /// `healthy`, or `unhealthy` with the hosts and their last probe, from
+    /// the periodic checks; absent without a `[health]` section.
+    #[serde(default)]
+    pub health: Option<String>,
 }
 
 /// One berth-managed container on a host, as `berth inspect` shows it.
@@ -276,6 +280,9 @@ pub struct ContainerView {
     pub ports: Vec<String>,
     pub restart_count: i64,
     pub recent_logs: Vec<String>,
+    /// The periodic health check's verdict, when the app has one.
+    #[serde(default)]
+    pub health: String,
 }
 
 /// One host's answer to `berth inspect`.

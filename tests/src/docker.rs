@@ -124,7 +124,7 @@ impl Dockerd {
             root.join("bin/busybox"),
         )
         .expect("copy busybox");
-        for applet in ["sh", "httpd", "echo", "cat", "sleep", "ls"] {
+        for applet in ["sh", "httpd", "echo", "cat", "sleep", "ls", "rm"] {
             let link = root.join("bin").join(applet);
             if !link.exists() {
                 std::os::unix::fs::symlink("busybox", link).expect("applet link");

@@ -465,3 +465,22 @@ pub fn skip(test: &str, reason: &str) {
         let _ = writeln!(file, "{test}: {reason}");
     }
 }
+
+/// Polls `check` until it returns `Some`, at most `tries` times with
+/// `pause` between tries, and panics naming `what` otherwise. For the few
+/// states no process announces (a controller learning something from the
+/// next heartbeat); everything else waits on an event.
+pub fn eventually<T>(
+    what: &str,
+    tries: u32,
+    pause: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    for _ in 0..tries {
+        if let Some(value) = check() {
+            return value;
+        }
+        std::thread::sleep(pause);
+    }
+    panic!("{what} did not happen within {tries} tries of {pause:?}");
+}

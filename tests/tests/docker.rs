@@ -123,21 +123,17 @@ fn serves_replaces_and_survives_a_failed_start(dockerd: &Dockerd) {
     // `berth logs -f` on the deployed app follows the container's output.
     let follow = controller.berth_spawn(&["logs", &id_of(&first), "-f"]);
     // The relay starts once the stored lines are out; ask until it carries
-    // a request (bounded: 50 tries of 200 ms).
-    let mut seen = None;
-    for _ in 0..50 {
-        let _ = http_get(&port, "/followed-request");
-        seen = follow
-            .stdout
-            .wait_for("followed-request", std::time::Duration::from_millis(200));
-        if seen.is_some() {
-            break;
-        }
-    }
-    assert!(
-        seen.is_some(),
-        "the app's request log did not reach berth logs -f: {:?}",
-        follow.stdout.all()
+    // a request (each try waits up to 200 ms for the line).
+    berth_tests::eventually(
+        "the app's request log in berth logs -f",
+        50,
+        std::time::Duration::ZERO,
+        || {
+            let _ = http_get(&port, "/followed-request");
+            follow
+                .stdout
+                .wait_for("followed-request", std::time::Duration::from_millis(200))
+        },
     );
     drop(follow);
 
@@ -310,7 +306,7 @@ fn an_image_archive_reaches_hosts_without_the_image(dockerd: &Dockerd) {
 
 fn an_unhealthy_container_never_takes_over(dockerd: &Dockerd) {
     let controller = Controller::start();
-    let _agent = agent_with_docker(&controller, "box-3", dockerd);
+    let agent = agent_with_docker(&controller, "box-3", dockerd);
     let manifest = |version: &str, check: &str| {
         format!(
             "app = \"checked\"\nversion = \"{version}\"\n[target]\nhosts = [\"box-3\"]\n[container]\nimage = \"{IMAGE}\"\nport = 8080\ncommand = {HTTPD}\nstop_timeout = \"1s\"\n[health]\nhttp = \"{check}\"\ninterval = \"200ms\"\ntimeout = \"3s\"\n"
@@ -340,8 +336,13 @@ fn an_unhealthy_container_never_takes_over(dockerd: &Dockerd) {
         "{health:#}"
     );
     let port = host_port(&first, 0);
-
-    // The new version answers 404 on its check: it never takes over.
+    let status = controller.berth(&["status", "-o", "json"]).json();
+    assert!(
+        status[0]["health"]
+            .as_str()
+            .is_some_and(|health| health == "healthy" || health.starts_with("unknown")),
+        "{status:#}"
+    );
     let bad = write_bundle(
         controller.dir.path(),
         "bad",
@@ -389,6 +390,50 @@ fn an_unhealthy_container_never_takes_over(dockerd: &Dockerd) {
         dockerd.containers_of("checked").len(),
         1,
         "the unhealthy container was removed"
+    );
+
+    // Version 1 keeps being checked: once it fails, status and inspect say so.
+    let running = dockerd.containers_of("checked")[0]
+        .split_whitespace()
+        .next()
+        .expect("name")
+        .to_string();
+    dockerd.docker_ok(&["exec", &running, "rm", "/www/index.html"]);
+    assert!(
+        agent
+            .process()
+            .stderr
+            .wait_for("now unhealthy", berth_tests::DEADLINE)
+            .is_some(),
+        "{}",
+        agent.process().log_tail()
+    );
+    // The verdict reaches the controller with the agent's next heartbeat.
+    let status = berth_tests::eventually(
+        "status showing unhealthy",
+        40,
+        std::time::Duration::from_millis(250),
+        || {
+            let status = controller.berth(&["status", "-o", "json"]).json();
+            status[0]["health"]
+                .as_str()
+                .is_some_and(|health| health.starts_with("unhealthy"))
+                .then_some(status)
+        },
+    );
+    let health = status[0]["health"].as_str().unwrap_or_default();
+    assert!(
+        health.starts_with("unhealthy") && health.contains("box-3") && health.contains("404"),
+        "{status:#}"
+    );
+    let inspect = controller
+        .berth(&["inspect", "checked", "-o", "json"])
+        .json();
+    assert!(
+        inspect[0]["containers"][0]["health"]
+            .as_str()
+            .is_some_and(|health| health.starts_with("unhealthy")),
+        "{inspect:#}"
     );
 }
 

@@ -577,6 +577,7 @@ pub async fn inspect(
                 .collect(),
             restart_count,
             recent_logs: recent.lines().map(str::to_string).collect(),
+            health: String::new(),
         });
     }
     views.sort_by(|a, b| (&a.app, &a.name).cmp(&(&b.app, &b.name)));

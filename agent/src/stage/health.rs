@@ -117,6 +117,23 @@ fn clip(text: &str, limit: usize) -> String {
     text[..end].to_string()
 }
 
+/// One probe of a running app (for the periodic checks after a deploy):
+/// whether it passed, and a short description of the answer.
+pub async fn probe_once(
+    spec: &HealthSpec,
+    target: &Target<'_>,
+    cancel: &CancellationToken,
+) -> (bool, String) {
+    let attempt = attempt(
+        spec,
+        target,
+        Instant::now() + Duration::from_secs(30),
+        cancel,
+    )
+    .await;
+    (attempt.passed, attempt.summary)
+}
+
 async fn attempt(
     spec: &HealthSpec,
     target: &Target<'_>,

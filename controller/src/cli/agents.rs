@@ -162,6 +162,7 @@ pub async fn inspect(session: &mut Session, app: Option<String>, selector: Strin
             "APP",
             "VERSION",
             "STATE",
+            "HEALTH",
             "STATUS",
             "IMAGE",
             "PORTS",
@@ -183,6 +184,11 @@ pub async fn inspect(session: &mut Session, app: Option<String>, selector: Strin
                     container.app.clone(),
                     container.version.clone(),
                     container.state.clone(),
+                    if container.health.is_empty() {
+                        "-".to_string()
+                    } else {
+                        container.health.clone()
+                    },
                     container.status.clone(),
                     container.image.clone(),
                     container.ports.join(" "),

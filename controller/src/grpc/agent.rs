@@ -375,6 +375,9 @@ impl Session {
                 self.context
                     .registry
                     .heartbeat(self.agent_id, beat.free_slots, facts);
+                // Bounded: an agent reports at most 1000 apps.
+                let health = beat.health.into_iter().take(1000).collect();
+                self.context.registry.report_health(self.agent_id, health);
                 self.context.dispatcher.kick(self.agent_id).await;
             }
             Some(Incoming::Events(batch)) => {

@@ -420,6 +420,35 @@ pub async fn delete(
     Ok(deployment)
 }
 
+/// The periodic health of a deployment's app across its hosts, from what
+/// the agents last reported: `healthy`, or `unhealthy: host: probe; ...`.
+fn health_of(context: &Context, deployment: &Deployment) -> Option<String> {
+    if deployment.manifest.health.is_none() || deployment.status != DeploymentStatus::Deployed {
+        return None;
+    }
+    let reports = context.registry.health_of(&deployment.id.to_string());
+    if reports.is_empty() {
+        return Some("unknown (no report yet)".into());
+    }
+    let host = |agent| {
+        deployment
+            .tasks
+            .iter()
+            .find(|task| task.agent_id == agent)
+            .map_or_else(|| agent.to_string(), |task| task.host.clone())
+    };
+    let unhealthy: Vec<String> = reports
+        .iter()
+        .filter(|(_, report)| !report.healthy)
+        .map(|(agent, report)| format!("{}: {}", host(*agent), report.detail))
+        .collect();
+    if unhealthy.is_empty() {
+        Some("healthy".into())
+    } else {
+        Some(format!("unhealthy: {}", unhealthy.join("; ")))
+    }
+}
+
 /// What version of each app runs where, since when.
 pub fn status(context: &Context, environment: &str) -> Result<Vec<AppStatus>, Status> {
     let mut rows = Vec::new();
@@ -473,6 +502,7 @@ pub fn status(context: &Context, environment: &str) -> Result<Vec<AppStatus>, St
             .filter(|task| task.kind == TaskKind::Deploy && task.status == TaskStatus::Done)
             .map(|task| task.host.clone())
             .collect();
+        let health = health_of(context, &current);
         rows.push(AppStatus {
             app: app.clone(),
             environment: env.clone(),
@@ -482,6 +512,7 @@ pub fn status(context: &Context, environment: &str) -> Result<Vec<AppStatus>, St
             since,
             hosts,
             in_progress,
+            health,
         });
     }
     Ok(rows)

@@ -50,11 +50,14 @@ ensure_toolchain() {
     fi
 }
 
-# What the end-to-end tests need beyond Rust: Docker (a private dockerd is
-# started by the tests themselves) and a static busybox for the test image.
+# What the end-to-end tests need beyond Rust: Docker and Caddy (the tests
+# start private instances themselves), curl, and a static busybox for the
+# test image.
 ensure_test_tools() {
     local wanted=()
     command -v dockerd >/dev/null 2>&1 || wanted+=(docker.io)
+    command -v caddy >/dev/null 2>&1 || wanted+=(caddy)
+    command -v curl >/dev/null 2>&1 || wanted+=(curl)
     if ! { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; }; then
         wanted+=(busybox-static)
     fi

@@ -207,14 +207,16 @@ impl Caddy {
                 .await
                 .map(|_| ());
         }
-        let servers = json!({ "servers": { server: server_json } });
+        // A new http app also gets berth's ports, so Caddy's automatic
+        // HTTPS (and its HTTP->HTTPS redirects) use them rather than 80/443.
+        let servers = json!({ "http_port": self.http_port, "https_port": self.https_port, "servers": { server: server_json } });
         if self.get("/config/apps").await?.is_some() {
             if self.get("/config/apps/http").await?.is_some() {
                 return self
                     .expect_ok(
                         "PUT",
                         "/config/apps/http/servers",
-                        Some(&servers["servers"]),
+                        Some(&json!({ server: self.server_json(server) })),
                     )
                     .await
                     .map(|_| ());
@@ -254,6 +256,13 @@ impl Caddy {
     }
 
     async fn ensure_internal_tls(&self, route: &Route) -> Result<(), String> {
+        // Caddy's own CA must not try to install itself into the host's
+        // trust store.
+        if self.get("/config/apps/pki").await?.is_none() {
+            let pki = json!({ "certificate_authorities": { "local": { "install_trust": false } } });
+            self.expect_ok("PUT", "/config/apps/pki", Some(&pki))
+                .await?;
+        }
         let policy = json!({ "@id": route.policy_id(), "subjects": [route.domain], "issuers": [{ "module": "internal" }] });
         let path = format!("/id/{}", route.policy_id());
         if self.get(&path).await?.is_some() {

@@ -52,13 +52,17 @@ enum Command {
         #[arg(long)]
         docker_host: Option<String>,
         /// Caddy's admin API, for [proxy] routes.
-        #[arg(long, default_value = "http://127.0.0.1:2019")]
+        #[arg(
+            long,
+            env = "BERTH_CADDY_ADMIN",
+            default_value = "http://127.0.0.1:2019"
+        )]
         caddy_admin: String,
         /// The port on which Caddy serves berth's plain-HTTP routes.
-        #[arg(long, default_value_t = 80)]
+        #[arg(long, env = "BERTH_PROXY_HTTP_PORT", default_value_t = 80)]
         proxy_http_port: u16,
         /// The port on which Caddy serves berth's HTTPS routes.
-        #[arg(long, default_value_t = 443)]
+        #[arg(long, env = "BERTH_PROXY_HTTPS_PORT", default_value_t = 443)]
         proxy_https_port: u16,
     },
 }

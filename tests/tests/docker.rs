@@ -619,6 +619,23 @@ fn proxied_apps_switch_without_dropping_requests(dockerd: &Dockerd) {
         },
     );
 
+    // The agent restarts while Caddy also lost its config: the restarted
+    // agent puts the routes back from what it remembers.
+    let mut agent = agent;
+    agent.kill9();
+    caddy.restart_without_config();
+    agent.spawn();
+    berth_tests::eventually(
+        "the restarted agent restoring the routes",
+        80,
+        std::time::Duration::from_millis(250),
+        || {
+            (caddy.get("site.test", "/") == Some((200, "site v3\n".to_string()))
+                && caddy.get("other.test", "/") == Some((200, "other o1\n".to_string())))
+            .then_some(())
+        },
+    );
+
     // An HTTPS route with Caddy's internal CA.
     let (code, secure, stderr) = deploy_version("secure", "s1", "/index.html", "internal");
     assert_eq!(code, 0, "{stderr}\n{secure:#}");
@@ -653,6 +670,36 @@ fn proxied_apps_switch_without_dropping_requests(dockerd: &Dockerd) {
         caddy.get("other.test", "/"),
         Some((200, "other o1\n".to_string()))
     );
+
+    // Deleting an old deployment of the other app leaves its route;
+    // deleting the current one removes it.
+    let (code, newer, stderr) = deploy_version("other", "o2", "/index.html", "off");
+    assert_eq!(code, 0, "{stderr}\n{newer:#}");
+    assert_eq!(
+        controller
+            .berth(&["delete", &id_of(&other), "-o", "json"])
+            .json()["status"],
+        "deleted"
+    );
+    assert_eq!(
+        caddy.get("other.test", "/"),
+        Some((200, "other o2\n".to_string())),
+        "the current route stays"
+    );
+    assert_eq!(
+        controller
+            .berth(&["delete", &id_of(&newer), "-o", "json"])
+            .json()["status"],
+        "deleted"
+    );
+    let gone = caddy.get("other.test", "/");
+    assert!(
+        !gone
+            .as_ref()
+            .is_some_and(|(_, body)| body.contains("other o")),
+        "no route after deleting the current deployment: {gone:?}"
+    );
+    drop(agent);
 }
 
 /// One request through Caddy; the answer, or why there was none.

@@ -234,17 +234,25 @@ pub async fn create(
         }
         crate::store::Created::New => {}
     }
-    context.store.audit(
-        &caller.who(),
-        "deploy",
-        &format!(
-            "{} {} {}",
-            deployment.app, deployment.environment, deployment.id
-        ),
-        "created",
-    )?;
-    context.store.flush().await?;
     info!(deployment_id = %deployment.id, app = %deployment.app, environment = %deployment.environment, version = %deployment.version, "deployment created");
+    announce(context, &caller.who(), "deploy", "created", deployment).await
+}
+
+/// Audits a request that changed a deployment, makes it durable, tells
+/// the followers, and hands the new tasks to the dispatcher.
+async fn announce(
+    context: &Context,
+    who: &str,
+    action: &str,
+    outcome: &str,
+    deployment: Deployment,
+) -> Result<Deployment, Status> {
+    let target = format!(
+        "{} {} {}",
+        deployment.app, deployment.environment, deployment.id
+    );
+    context.store.audit(who, action, &target, outcome)?;
+    context.store.flush().await?;
     context.hub.publish(HubEvent::Changed {
         deployment: deployment.id,
     });
@@ -330,22 +338,7 @@ pub async fn stop(
         progress::settle(deployment);
         Ok(())
     })?;
-    context.store.audit(
-        &who,
-        "stop",
-        &format!(
-            "{} {} {}",
-            deployment.app, deployment.environment, deployment.id
-        ),
-        "requested",
-    )?;
-    context.store.flush().await?;
-    context.hub.publish(HubEvent::Changed {
-        deployment: deployment.id,
-    });
-    context.dispatcher.track(&deployment);
-    context.dispatcher.kick_all().await;
-    Ok(deployment)
+    announce(context, &who, "stop", "requested", deployment).await
 }
 
 /// Tears a deployment down on every host it touched: its containers and
@@ -408,16 +401,7 @@ pub async fn delete(
         );
         Ok(())
     })?;
-    context
-        .store
-        .audit(&who, "delete", &id.to_string(), "requested")?;
-    context.store.flush().await?;
-    context.hub.publish(HubEvent::Changed {
-        deployment: deployment.id,
-    });
-    context.dispatcher.track(&deployment);
-    context.dispatcher.kick_all().await;
-    Ok(deployment)
+    announce(context, &who, "delete", "requested", deployment).await
 }
 
 /// The periodic health of a deployment's app across its hosts, from what

@@ -278,3 +278,34 @@ fn registry_credentials_are_stored_but_never_shown() {
     let again = controller.berth(&["registry", "logout", "registry.example.com"]);
     assert_eq!(again.code, 4, "{}", again.stderr);
 }
+
+#[test]
+fn join_attempts_are_rate_limited_per_address() {
+    let controller = Controller::start();
+    let mut guess = JoinToken::parse(&controller.token(&[])).expect("token");
+    guess.secret = "x".repeat(43);
+    let mut refusals = Vec::new();
+    for attempt in 0..21 {
+        let refused = Agent::join_with(
+            &controller,
+            &format!("guess-{attempt}"),
+            "",
+            &guess.encode(),
+        )
+        .err()
+        .expect("a wrong secret never joins");
+        refusals.push(refused.stderr);
+    }
+    assert!(
+        refusals[..20]
+            .iter()
+            .all(|stderr| stderr.contains("not known")),
+        "{:?}",
+        &refusals[..2]
+    );
+    assert!(
+        refusals[20].contains("too many join attempts"),
+        "{}",
+        refusals[20]
+    );
+}

@@ -20,11 +20,21 @@ use crate::store::{AgentRecord, Principal, PrincipalKind, Role};
 
 pub struct EnrollApi {
     context: Arc<Context>,
+    limit: super::limit::RateLimit,
 }
+
+/// Join attempts allowed per peer address per minute.
+const JOINS_PER_MINUTE: u32 = 20;
 
 impl EnrollApi {
     pub fn new(context: Arc<Context>) -> EnrollApi {
-        EnrollApi { context }
+        EnrollApi {
+            context,
+            limit: super::limit::RateLimit::new(
+                JOINS_PER_MINUTE,
+                std::time::Duration::from_secs(60),
+            ),
+        }
     }
 }
 
@@ -64,6 +74,16 @@ impl Enroll for EnrollApi {
         &self,
         request: Request<JoinAgentRequest>,
     ) -> Result<Response<JoinAgentResponse>, Status> {
+        if let Some(address) = request.remote_addr()
+            && let Err(wait) = self.limit.check(address.ip(), std::time::Instant::now())
+        {
+            warn!(peer = %address, "join attempts rate-limited");
+            return Err(Status::resource_exhausted(format!(
+                "too many join attempts from {}; try again in {}s",
+                address.ip(),
+                wait.as_secs().max(1)
+            )));
+        }
         let peer = request
             .remote_addr()
             .map(|addr| addr.to_string())

@@ -25,6 +25,13 @@ use tracing::warn;
 /// Unacknowledged events kept in memory per task; older ones are read back
 /// from the spool file when they must be sent again.
 const MEMORY_EVENTS: usize = 4096;
+/// A spool whose events are all acknowledged is cut back to its header
+/// once it grows past this, so a long task's spool stays small.
+const COMPACT_BYTES: u64 = 8 * 1024 * 1024;
+/// Past this size (the controller unreachable for long while a task
+/// floods), new log lines are dropped and counted, never the task's stage
+/// and result events; a system line then says how many were dropped.
+const MAX_SPOOL_BYTES: u64 = 512 * 1024 * 1024;
 /// Largest single spool record accepted when reading.
 const MAX_RECORD: u32 = 1024 * 1024;
 
@@ -92,8 +99,12 @@ fn read_events_from(
 
 struct TaskLog {
     deployment_id: String,
-    /// Byte offset in the spool file of each event, indexed by seq - 1.
+    /// Byte offset in the spool file of each event from `offsets_base` on.
     offsets: Vec<u64>,
+    /// The sequence number of `offsets[0]`.
+    offsets_base: u64,
+    /// Log lines dropped because the spool was full, not yet reported.
+    dropped: u64,
     /// Length of the spool file as written so far.
     file_len: u64,
     /// Written since the last sync.
@@ -112,6 +123,8 @@ struct TaskLog {
 /// Pending events of all tasks.
 pub struct Outbox {
     dir: PathBuf,
+    /// See [`MAX_SPOOL_BYTES`] (smaller in tests).
+    max_spool_bytes: u64,
     tasks: Mutex<HashMap<TaskId, TaskLog>>,
     notify: Notify,
 }
@@ -171,6 +184,7 @@ impl Outbox {
         fs::create_dir_all(dir)?;
         let outbox = Outbox {
             dir: dir.to_path_buf(),
+            max_spool_bytes: MAX_SPOOL_BYTES,
             tasks: Mutex::new(HashMap::new()),
             notify: Notify::new(),
         };
@@ -250,6 +264,7 @@ impl Outbox {
                     if let Ok(header) = RunningTask::decode(payload.as_slice()) {
                         log.deployment_id = header.deployment_id;
                         log.generation = header.generation;
+                        log.next_seq = log.next_seq.max(header.next_seq);
                     }
                 }
                 _ => {
@@ -257,7 +272,10 @@ impl Outbox {
                         continue;
                     };
                     log.note(&event);
-                    if usize::try_from(event.seq).is_ok_and(|seq| seq == log.offsets.len() + 1) {
+                    if log.offsets.is_empty() {
+                        log.offsets_base = event.seq;
+                    }
+                    if event.seq == log.offsets_base + log.offsets.len() as u64 {
                         log.offsets.push(at);
                     }
                     log.next_seq = log.next_seq.max(event.seq + 1);
@@ -286,6 +304,7 @@ impl Outbox {
             task_id: task_id.to_string(),
             deployment_id: deployment_id.to_string(),
             generation,
+            next_seq: 1,
         };
         let bytes = record(HEADER, &header.encode_to_vec());
         file.write_all(&bytes)?;
@@ -315,6 +334,7 @@ impl Outbox {
             task_id: task_id.to_string(),
             deployment_id: log.deployment_id.clone(),
             generation,
+            next_seq: log.next_seq,
         };
         log.append(&record(HEADER, &header.encode_to_vec()));
         drop(tasks);
@@ -328,21 +348,26 @@ impl Outbox {
             warn!(%task_id, "event for a task the outbox does not hold");
             return;
         };
-        let event = TaskEvent {
-            seq: log.next_seq,
-            ts_ms: berth_shared::time::now_ms(),
-            kind: Some(kind),
-        };
-        log.next_seq += 1;
-        log.note(&event);
-        if log.file.is_some() {
-            log.offsets.push(log.file_len);
+        let is_log = matches!(kind, Kind::Log(_));
+        if is_log && log.file_len > self.max_spool_bytes {
+            log.dropped += 1;
+            return;
         }
-        log.append(&record(EVENT, &event.encode_to_vec()));
-        log.memory.push_back(event);
-        if log.memory.len() > MEMORY_EVENTS && log.file.is_some() {
-            log.memory.pop_front();
+        if log.dropped > 0 {
+            let line = format!(
+                "{} log lines were dropped: this task's spool reached its limit of {} MiB while the controller did not acknowledge them",
+                log.dropped,
+                self.max_spool_bytes / (1024 * 1024)
+            );
+            log.dropped = 0;
+            let stage = log.stage.clone();
+            log.add(Kind::Log(LogLine {
+                stage,
+                stream: "system".into(),
+                line,
+            }));
         }
+        log.add(kind);
         drop(tasks);
         self.notify.notify_one();
     }
@@ -360,6 +385,7 @@ impl Outbox {
                 task_id: task_id.to_string(),
                 deployment_id: log.deployment_id.clone(),
                 generation: log.generation,
+                next_seq: log.next_seq,
             })
             .collect()
     }
@@ -412,7 +438,7 @@ impl Outbox {
             return Some(header(events));
         }
         // Spilled: read from the spool file, from the first wanted event's offset.
-        let index = usize::try_from(after).ok()?;
+        let index = usize::try_from((after + 1).checked_sub(log.offsets_base)?).ok()?;
         let start = log.offsets.get(index).copied()?;
         let path = log.path.clone();
         let reply = header(Vec::new());
@@ -431,6 +457,9 @@ impl Outbox {
         log.acked = log.acked.max(upto);
         while log.memory.front().is_some_and(|event| event.seq <= upto) {
             log.memory.pop_front();
+        }
+        if !log.finished && log.acked + 1 >= log.next_seq && log.file_len > COMPACT_BYTES {
+            log.compact(task_id);
         }
         if log.finished
             && log.acked + 1 >= log.next_seq
@@ -452,6 +481,8 @@ impl TaskLog {
         TaskLog {
             deployment_id: deployment_id.to_string(),
             offsets: Vec::new(),
+            offsets_base: 1,
+            dropped: 0,
             file_len,
             dirty: false,
             generation,
@@ -476,6 +507,56 @@ impl TaskLog {
             warn!(path = %self.path.display(), error = %err, "spool sync failed");
         }
         self.dirty = false;
+    }
+
+    /// Numbers, spools and keeps one event.
+    fn add(&mut self, kind: Kind) {
+        let event = TaskEvent {
+            seq: self.next_seq,
+            ts_ms: berth_shared::time::now_ms(),
+            kind: Some(kind),
+        };
+        self.next_seq += 1;
+        self.note(&event);
+        if self.file.is_some() {
+            if self.offsets.is_empty() {
+                self.offsets_base = event.seq;
+            }
+            self.offsets.push(self.file_len);
+        }
+        self.append(&record(EVENT, &event.encode_to_vec()));
+        self.memory.push_back(event);
+        if self.memory.len() > MEMORY_EVENTS && self.file.is_some() {
+            self.memory.pop_front();
+        }
+    }
+
+    /// Cuts the spool back to its header when every event in it is
+    /// acknowledged (nothing in it will ever be sent again).
+    fn compact(&mut self, task_id: TaskId) {
+        let Some(file) = self.file.as_mut() else {
+            return;
+        };
+        let header = RunningTask {
+            task_id: task_id.to_string(),
+            deployment_id: self.deployment_id.clone(),
+            generation: self.generation,
+            next_seq: self.next_seq,
+        };
+        let bytes = record(HEADER, &header.encode_to_vec());
+        let result = file
+            .set_len(0)
+            .and_then(|()| file.write_all(&bytes))
+            .and_then(|()| file.sync_data());
+        match result {
+            Ok(()) => {
+                self.file_len = bytes.len() as u64;
+                self.offsets.clear();
+                self.offsets_base = self.next_seq;
+                self.dirty = false;
+            }
+            Err(err) => warn!(path = %self.path.display(), error = %err, "spool compaction failed"),
+        }
     }
 
     fn note(&mut self, event: &TaskEvent) {

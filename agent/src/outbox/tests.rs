@@ -133,3 +133,75 @@ fn batches_stay_under_the_byte_budget_but_never_empty() {
         "an event larger than the budget still goes alone"
     );
 }
+
+#[test]
+fn a_fully_acknowledged_spool_is_cut_back_and_numbering_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let task = TaskId::new();
+    let path = dir.path().join(format!("{task}.spool"));
+    {
+        let (outbox, _) = Outbox::load(dir.path(), "a1").expect("load");
+        outbox.open(task, "dep", 1).expect("open");
+        let big = "y".repeat(1024 * 1024);
+        for _ in 0..9 {
+            outbox.push(task, log(&big));
+        }
+        assert!(fs::metadata(&path).expect("spool").len() > COMPACT_BYTES);
+        outbox.ack(task, 9);
+        assert!(
+            fs::metadata(&path).expect("spool").len() < 1024,
+            "cut back to its header"
+        );
+        outbox.push(task, log("after the cut"));
+        let batch = outbox.batch(task, 9, 10, usize::MAX).expect("events");
+        assert_eq!(lines(&batch), [(10, "after the cut".to_string())]);
+    }
+    // A restart reads the cut-back spool and keeps numbering from 11.
+    let (outbox, interrupted) = Outbox::load(dir.path(), "a1").expect("reload");
+    assert_eq!(interrupted, [task]);
+    let batch = outbox.batch(task, 9, 10, usize::MAX).expect("events");
+    let seqs: Vec<u64> = batch.events.iter().map(|event| event.seq).collect();
+    assert_eq!(seqs[0], 10);
+    assert!(seqs.iter().skip(1).all(|seq| *seq > 10), "{seqs:?}");
+}
+
+#[test]
+fn a_full_spool_drops_log_lines_but_never_results_and_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut outbox, _) = Outbox::load(dir.path(), "a1").expect("load");
+    outbox.max_spool_bytes = 2000;
+    let task = TaskId::new();
+    outbox.open(task, "dep", 1).expect("open");
+    for index in 0..100 {
+        outbox.push(task, log(&format!("line {index:03} {}", "z".repeat(50))));
+    }
+    outbox.push(
+        task,
+        Kind::Finished(TaskFinished {
+            outcome: "done".into(),
+            ..Default::default()
+        }),
+    );
+    let batch = outbox.batch(task, 0, 1000, usize::MAX).expect("events");
+    let kept = lines(&batch);
+    assert!(kept.len() < 100, "some lines were dropped");
+    let (_, marker) = kept.last().expect("the marker");
+    assert!(marker.contains("log lines were dropped"), "{marker}");
+    let dropped: usize = marker
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("a count");
+    assert_eq!(
+        kept.len() - 1 + dropped,
+        100,
+        "kept plus dropped is every line"
+    );
+    assert!(
+        matches!(
+            batch.events.last().and_then(|event| event.kind.clone()),
+            Some(Kind::Finished(_))
+        ),
+        "the result is never dropped"
+    );
+}

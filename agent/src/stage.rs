@@ -4,5 +4,6 @@
 pub mod caddy;
 pub mod docker;
 pub mod health;
+pub mod http;
 pub mod monitor;
 pub mod shell;

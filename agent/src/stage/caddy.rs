@@ -15,8 +15,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Most bytes read from one admin API answer.
 const MAX_ANSWER: u64 = 16 * 1024 * 1024;
@@ -98,35 +96,15 @@ impl Caddy {
                 self.admin
             )
         };
+        let payload = body.map(Value::to_string).unwrap_or_default();
+        let request = format!(
+            "{method} {path} HTTP/1.0\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{payload}",
+            payload.len()
+        );
         let exchange = async {
-            let mut stream = TcpStream::connect(authority)
+            let (status, body) = super::http::exchange(authority, &request, MAX_ANSWER)
                 .await
                 .map_err(|err| unreachable(&err))?;
-            let payload = body.map(Value::to_string).unwrap_or_default();
-            let request = format!(
-                "{method} {path} HTTP/1.0\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{payload}",
-                payload.len()
-            );
-            stream
-                .write_all(request.as_bytes())
-                .await
-                .map_err(|err| unreachable(&err))?;
-            let mut raw = Vec::new();
-            stream
-                .take(MAX_ANSWER)
-                .read_to_end(&mut raw)
-                .await
-                .map_err(|err| unreachable(&err))?;
-            let text = String::from_utf8_lossy(&raw).into_owned();
-            let status = text
-                .split_whitespace()
-                .nth(1)
-                .and_then(|code| code.parse().ok())
-                .unwrap_or(0);
-            let body = text
-                .split_once("\r\n\r\n")
-                .map(|(_, body)| body.to_string())
-                .unwrap_or_default();
             Ok::<_, String>(Answer { status, body })
         };
         tokio::time::timeout(Duration::from_secs(10), exchange)

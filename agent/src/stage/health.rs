@@ -9,7 +9,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use berth_proto::v1::HealthSpec;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -179,28 +178,9 @@ async fn attempt(
 }
 
 async fn http_get(address: &str, path: &str) -> std::io::Result<Attempt> {
-    let mut stream = TcpStream::connect(address).await?;
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.0\r\nHost: localhost\r\nUser-Agent: berth-health\r\n\r\n")
-                .as_bytes(),
-        )
-        .await?;
-    let mut response = Vec::new();
-    stream
-        .take(MAX_RESPONSE as u64)
-        .read_to_end(&mut response)
-        .await?;
-    let text = String::from_utf8_lossy(&response);
-    let status: u16 = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
-        .unwrap_or_default();
+    let request =
+        format!("GET {path} HTTP/1.0\r\nHost: localhost\r\nUser-Agent: berth-health\r\n\r\n");
+    let (status, body) = super::http::exchange(address, &request, MAX_RESPONSE as u64).await?;
     let passed = (200..400).contains(&status);
     let summary = if status == 0 {
         format!("GET {path}: not an HTTP answer")
@@ -271,6 +251,8 @@ async fn run(
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
     use super::*;
 
     #[derive(Default)]

@@ -222,6 +222,34 @@ impl Controller {
         self.berth(&all).ok().trim().to_string()
     }
 
+    /// Deploys a bundle directory and follows it to the end: exit code, the
+    /// deployment as JSON (null when none was printed) and stderr.
+    pub fn deploy(&self, bundle: &Path) -> (i32, serde_json::Value, String) {
+        let result = self.berth(&[
+            "deploy",
+            "--bundle",
+            bundle.to_str().expect("path"),
+            "-o",
+            "json",
+        ]);
+        let deployment = serde_json::from_str(&result.stdout).unwrap_or(serde_json::Value::Null);
+        (result.code, deployment, result.stderr)
+    }
+
+    /// The stdout lines a deployment's scripts printed, in order, as
+    /// `berth logs` returns them (one host's with `host`).
+    pub fn stdout_lines(&self, id: &str, host: Option<&str>) -> Vec<String> {
+        let mut args = vec!["logs", id, "-o", "json"];
+        args.extend(host.map(|host| ["--host", host]).into_iter().flatten());
+        self.berth(&args)
+            .ok()
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("a JSON log line"))
+            .filter(|entry| entry["stream"] == "stdout")
+            .map(|entry| entry["line"].as_str().expect("line").to_string())
+            .collect()
+    }
+
     /// One deployment as JSON.
     pub fn show(&self, id: &str) -> serde_json::Value {
         self.berth(&["show", id, "-o", "json"]).json()

@@ -46,17 +46,6 @@ fn deploy_and_wait_mid_script(controller: &Controller, host: &str) -> (Agent, St
     (agent, id)
 }
 
-fn stdout_lines(controller: &Controller, id: &str) -> Vec<String> {
-    controller
-        .berth(&["logs", id, "-o", "json"])
-        .ok()
-        .lines()
-        .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("json"))
-        .filter(|entry| entry["stream"] == "stdout")
-        .map(|entry| entry["line"].as_str().expect("line").to_string())
-        .collect()
-}
-
 #[test]
 fn controller_kill9_mid_script_loses_and_doubles_nothing() {
     let mut controller = Controller::start();
@@ -76,7 +65,7 @@ fn controller_kill9_mid_script_loses_and_doubles_nothing() {
     .map(|s| s.to_string())
     .collect();
     assert_eq!(
-        stdout_lines(&controller, &id),
+        controller.stdout_lines(&id, None),
         expected,
         "every line exactly once, in order"
     );
@@ -124,7 +113,7 @@ fn agent_kill9_mid_script_ends_lost_after_the_grace_period() {
         "{message}"
     );
     // The lines sent before the crash are kept.
-    assert_eq!(stdout_lines(&controller, &id), ["before 1", "before 2"]);
+    assert_eq!(controller.stdout_lines(&id, None), ["before 1", "before 2"]);
     // The killed agent left its script running; end it.
     let work = agent.dir.join("work").join(&id);
     assert!(
@@ -150,7 +139,7 @@ fn agent_back_within_the_grace_period_reports_the_interruption() {
         "{message}"
     );
     assert_eq!(
-        stdout_lines(&controller, &id),
+        controller.stdout_lines(&id, None),
         ["before 1", "before 2"],
         "no line lost or doubled"
     );

@@ -22,17 +22,6 @@ while [ ! -e "$BERTH_WORK_DIR/release" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((
 echo "last line from $BERTH_HOST"
 "#;
 
-fn lines_of(controller: &Controller, id: &str, host: &str) -> Vec<String> {
-    let out = controller
-        .berth(&["logs", id, "--host", host, "-o", "json"])
-        .ok();
-    out.lines()
-        .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("json line"))
-        .filter(|entry| entry["stream"] == "stdout")
-        .map(|entry| entry["line"].as_str().expect("line").to_string())
-        .collect()
-}
-
 #[test]
 fn two_agents_deploy_and_logs_follow_live() {
     let controller = Controller::start();
@@ -97,7 +86,7 @@ fn two_agents_deploy_and_logs_follow_live() {
         assert_eq!(task["stages"][0]["exit_code"], 0);
     }
     for host in ["web-1", "web-2"] {
-        let lines = lines_of(&controller, &id, host);
+        let lines = controller.stdout_lines(&id, Some(host));
         assert_eq!(
             lines,
             [
@@ -242,13 +231,7 @@ fn a_flood_of_output_arrives_complete_and_in_order() {
     ]);
     assert_eq!(result.code, 0, "{}", result.stderr);
     let id = id_of(&serde_json::from_str(&result.stdout).expect("json"));
-    let out = controller.berth(&["logs", &id, "-o", "json"]).ok();
-    let lines: Vec<String> = out
-        .lines()
-        .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("json line"))
-        .filter(|entry| entry["stream"] == "stdout")
-        .map(|entry| entry["line"].as_str().expect("line").to_string())
-        .collect();
+    let lines = controller.stdout_lines(&id, None);
     let (long, numbers): (Vec<&String>, Vec<&String>) =
         lines.iter().partition(|line| line.starts_with('x'));
     assert_eq!(

@@ -32,18 +32,6 @@ env = {{ GREETING = "hi" }}
 
 const HTTPD: &str = r#"["httpd", "-f", "-vv", "-p", "8080", "-h", "/www"]"#;
 
-fn deploy(controller: &Controller, bundle: &std::path::Path) -> (i32, serde_json::Value, String) {
-    let result = controller.berth(&[
-        "deploy",
-        "--bundle",
-        bundle.to_str().expect("path"),
-        "-o",
-        "json",
-    ]);
-    let deployment = serde_json::from_str(&result.stdout).unwrap_or(serde_json::Value::Null);
-    (result.code, deployment, result.stderr)
-}
-
 fn host_port(deployment: &serde_json::Value, task: usize) -> String {
     let stages = deployment["tasks"][task]["stages"]
         .as_array()
@@ -94,7 +82,7 @@ fn serves_replaces_and_survives_a_failed_start(dockerd: &Dockerd) {
         &web_manifest("1", &www, HTTPD),
         &[("index.html", "version one\n")],
     );
-    let (code, first, stderr) = deploy(&controller, &v1);
+    let (code, first, stderr) = controller.deploy(&v1);
     assert_eq!(code, 0, "{stderr}\n{first:#}");
     assert_eq!(first["status"], "deployed");
     let port = host_port(&first, 0);
@@ -144,7 +132,7 @@ fn serves_replaces_and_survives_a_failed_start(dockerd: &Dockerd) {
         &web_manifest("2", &www, HTTPD),
         &[("index.html", "version two\n")],
     );
-    let (code, second, stderr) = deploy(&controller, &v2);
+    let (code, second, stderr) = controller.deploy(&v2);
     assert_eq!(code, 0, "{stderr}\n{second:#}");
     let port = host_port(&second, 0);
     assert_eq!(http_get(&port, "/").as_deref(), Some("version two\n"));
@@ -164,7 +152,7 @@ fn serves_replaces_and_survives_a_failed_start(dockerd: &Dockerd) {
         &web_manifest("3", &www, crash),
         &[("index.html", "version two\n")],
     );
-    let (code, third, _) = deploy(&controller, &v3);
+    let (code, third, _) = controller.deploy(&v3);
     assert_eq!(code, 1);
     assert_eq!(third["status"], "failed", "{third:#}");
     assert_eq!(third["error_step"], "deploy");
@@ -198,7 +186,7 @@ fn serves_replaces_and_survives_a_failed_start(dockerd: &Dockerd) {
         "{inspect:#}"
     );
     agent.kill9();
-    let agent = agent_restarted(agent);
+    let agent = agent.start();
     let inspect = controller.berth(&["inspect", "web", "-o", "json"]).json();
     assert_eq!(
         inspect[0]["containers"].as_array().map(Vec::len),
@@ -228,18 +216,6 @@ fn serves_replaces_and_survives_a_failed_start(dockerd: &Dockerd) {
     drop(agent);
 }
 
-fn agent_restarted(mut agent: Agent) -> Agent {
-    agent.spawn();
-    assert!(
-        agent
-            .process()
-            .stderr
-            .wait_for("connected to the controller", berth_tests::DEADLINE)
-            .is_some()
-    );
-    agent
-}
-
 fn a_missing_image_is_named_with_its_host(dockerd: &Dockerd) {
     let controller = Controller::start();
     let _agent = agent_with_docker(&controller, "box-2", dockerd);
@@ -247,7 +223,7 @@ fn a_missing_image_is_named_with_its_host(dockerd: &Dockerd) {
     // traffic leaves this machine.
     let manifest = "app = \"ghost\"\n[target]\nhosts = [\"box-2\"]\n[container]\nimage = \"127.0.0.1:9/berth-test/missing:1\"\n";
     let bundle = write_bundle(controller.dir.path(), "ghost", manifest, &[]);
-    let (code, deployment, stderr) = deploy(&controller, &bundle);
+    let (code, deployment, stderr) = controller.deploy(&bundle);
     assert_eq!(code, 1, "{stderr}");
     assert_eq!(deployment["error_step"], "deploy");
     let message = deployment["error_message"].as_str().expect("message");
@@ -318,7 +294,7 @@ fn an_unhealthy_container_never_takes_over(dockerd: &Dockerd) {
         &manifest("1", "/index.html"),
         &[],
     );
-    let (code, first, stderr) = deploy(&controller, &good);
+    let (code, first, stderr) = controller.deploy(&good);
     assert_eq!(code, 0, "{stderr}\n{first:#}");
     let stages: Vec<&str> = first["tasks"][0]["stages"]
         .as_array()
@@ -349,7 +325,7 @@ fn an_unhealthy_container_never_takes_over(dockerd: &Dockerd) {
         &manifest("2", "/missing"),
         &[],
     );
-    let (code, second, _) = deploy(&controller, &bad);
+    let (code, second, _) = controller.deploy(&bad);
     assert_eq!(code, 1);
     assert_eq!(second["status"], "failed", "{second:#}");
     assert_eq!(second["error_step"], "health");
@@ -479,7 +455,7 @@ fn proxied_apps_switch_without_dropping_requests(dockerd: &Dockerd) {
             &manifest(app, version, check, tls),
             &[("index.html", &format!("{app} {version}\n"))],
         );
-        deploy(&controller, &bundle)
+        controller.deploy(&bundle)
     };
     let (code, other, stderr) = deploy_version("other", "o1", "/index.html", "off");
     assert_eq!(code, 0, "{stderr}\n{other:#}");
@@ -743,7 +719,7 @@ fn an_unreachable_caddy_is_named(dockerd: &Dockerd) {
         "app = \"lonely\"\n[target]\nhosts = [\"edge-2\"]\n[container]\nimage = \"{IMAGE}\"\nport = 8080\ncommand = {HTTPD}\n[proxy]\ndomain = \"lonely.test\"\ntls = \"off\"\n"
     );
     let bundle = write_bundle(controller.dir.path(), "lonely", &manifest, &[]);
-    let (code, deployment, _) = deploy(&controller, &bundle);
+    let (code, deployment, _) = controller.deploy(&bundle);
     assert_eq!(code, 1);
     let message = deployment["error_message"].as_str().expect("message");
     assert!(

@@ -211,26 +211,12 @@ fn agents_renew_their_certificate_on_the_stream_and_use_it() {
     assert_ne!(key(&agent), first_key, "with a new key");
     // A fresh process connects with the renewed certificate.
     agent.kill9();
-    let agent = agent_restart(agent);
+    let agent = agent.start();
     let shown = controller
         .berth(&["agents", "show", "renewer", "-o", "json"])
         .json();
     assert_eq!(shown["online"], true);
     drop(agent);
-}
-
-fn agent_restart(mut agent: Agent) -> Agent {
-    agent.spawn();
-    assert!(
-        agent
-            .process()
-            .stderr
-            .wait_for("connected to the controller", DEADLINE)
-            .is_some(),
-        "{}",
-        agent.process().log_tail()
-    );
-    agent
 }
 
 #[test]

@@ -99,22 +99,14 @@ pub async fn deploy(session: &mut Session, args: DeployArgs) -> Outcome {
                     .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
             });
             let packed = super::bundle::pack(&dir)?;
-            let uploaded =
-                super::bundle::upload(session, packed.file.path(), &packed.digest, packed.size)
-                    .await?;
-            let how = if uploaded {
-                "uploaded"
-            } else {
-                "already on the controller"
-            };
-            progress(
-                format,
-                &format!(
-                    "bundle {} ({}) {how}",
-                    packed.digest,
-                    super::output::size(packed.size)
-                ),
-            );
+            upload_reporting(
+                session,
+                "bundle",
+                packed.file.path(),
+                &packed.digest,
+                packed.size,
+            )
+            .await?;
             (packed.digest, packed.size)
         }
     };
@@ -131,19 +123,7 @@ pub async fn deploy(session: &mut Session, args: DeployArgs) -> Outcome {
                     path.display()
                 ))
             })?;
-            let uploaded = super::bundle::upload(session, path, &digest, size).await?;
-            let how = if uploaded {
-                "uploaded"
-            } else {
-                "already on the controller"
-            };
-            progress(
-                format,
-                &format!(
-                    "image archive {digest} ({}) {how}",
-                    super::output::size(size)
-                ),
-            );
+            upload_reporting(session, "image archive", path, &digest, size).await?;
             Some((digest, size))
         }
         None => None,
@@ -253,6 +233,27 @@ pub async fn delete(session: &mut Session, id: &str, detach: bool) -> Outcome {
     } else {
         exit::FAILED
     })
+}
+
+/// Uploads a blob unless the controller has it, and says which happened.
+async fn upload_reporting(
+    session: &mut Session,
+    what: &str,
+    path: &Path,
+    digest: &str,
+    size: u64,
+) -> Result<(), Failure> {
+    let uploaded = super::bundle::upload(session, path, digest, size).await?;
+    let how = if uploaded {
+        "uploaded"
+    } else {
+        "already on the controller"
+    };
+    progress(
+        session.format,
+        &format!("{what} {digest} ({}) {how}", super::output::size(size)),
+    );
+    Ok(())
 }
 
 pub fn parse<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, Failure> {

@@ -402,6 +402,7 @@ async fn deploy_container(
             tls: proxy.tls.clone(),
             deployment_id: spec.deployment_id.clone(),
         };
+        reload_handover(emitter);
         if let Err(err) = agent.caddy.apply(&route).await {
             docker::remove(&docker, &name).await;
             emitter.system(format!(
@@ -581,6 +582,7 @@ async fn delete(
             .is_some_and(|container| container.proxy.is_some())
             && agent.routes.forget(&id, Some(&spec.deployment_id))
         {
+            reload_handover(emitter);
             agent.caddy.remove(&id).await.map_err(|err| {
                 Failure::failed(format!("host {host}: could not remove route {id}: {err}"))
             })?;
@@ -600,6 +602,14 @@ async fn delete(
     Ok(details)
 }
 
+/// Every route change reloads Caddy; see [`crate::stage::caddy::ensure_reload_handover`].
+fn reload_handover(emitter: &Emitter<'_>) {
+    let setting = std::path::Path::new(crate::stage::caddy::MIGRATE_REQ);
+    if let Some(line) = crate::stage::caddy::ensure_reload_handover(setting) {
+        emitter.system(line);
+    }
+}
+
 /// Stops the app's containers on this host (`berth stop`).
 async fn stop_containers(
     agent: &Arc<Agent>,
@@ -615,6 +625,7 @@ async fn stop_containers(
     if container.proxy.is_some() {
         let id = crate::stage::caddy::route_id(&spec.app, &spec.environment);
         agent.routes.forget(&id, None);
+        reload_handover(emitter);
         agent.caddy.remove(&id).await.map_err(|err| {
             Failure::failed(format!("host {host}: could not remove route {id}: {err}"))
         })?;

@@ -12,6 +12,9 @@ pub struct Caddy {
     pub admin: String,
     /// The port berth's plain-HTTP routes are served on.
     pub http_port: u16,
+    /// Caddy apps of the operator's own, present from the start (and
+    /// after a restart without the saved config).
+    apps: Option<String>,
     process: Option<Running>,
 }
 
@@ -26,6 +29,12 @@ pub fn free_port() -> u16 {
 impl Caddy {
     /// Starts Caddy, or skips `test` when it is not installed.
     pub fn start(test: &str) -> Option<Caddy> {
+        Caddy::start_with_apps(test, None)
+    }
+
+    /// Starts Caddy with `apps` (JSON, e.g. a `tls` app with a default
+    /// issuer) in its initial config.
+    pub fn start_with_apps(test: &str, apps: Option<String>) -> Option<Caddy> {
         let installed = Command::new("caddy")
             .arg("version")
             .output()
@@ -42,6 +51,7 @@ impl Caddy {
         let mut caddy = Caddy {
             admin: format!("http://127.0.0.1:{admin_port}"),
             http_port: free_port(),
+            apps,
             dir,
             process: None,
         };
@@ -52,9 +62,14 @@ impl Caddy {
     fn run(&mut self) {
         let authority = self.admin.trim_start_matches("http://");
         let config = self.dir.path().join("initial.json");
+        let apps = self
+            .apps
+            .as_ref()
+            .map(|apps| format!(r#","apps":{apps}"#))
+            .unwrap_or_default();
         std::fs::write(
             &config,
-            format!(r#"{{"admin":{{"listen":"{authority}"}}}}"#),
+            format!(r#"{{"admin":{{"listen":"{authority}"}}{apps}}}"#),
         )
         .expect("config");
         let mut command = Command::new("caddy");
@@ -83,6 +98,16 @@ impl Caddy {
         }
         let _ = std::fs::remove_dir_all(self.dir.path().join("config"));
         self.run();
+    }
+
+    /// A part of Caddy's running config, from its admin API.
+    pub fn config(&self, path: &str) -> String {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "5"])
+            .arg(format!("{}{path}", self.admin))
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// GET `path` through Caddy with `Host: domain`; status and body.

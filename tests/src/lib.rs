@@ -11,6 +11,7 @@
 pub mod bundle;
 pub mod caddy;
 pub mod docker;
+pub mod pebble;
 mod process;
 
 use std::path::{Path, PathBuf};

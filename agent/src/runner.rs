@@ -112,12 +112,34 @@ fn start(agent: &Arc<Agent>, task_id: TaskId, spec: TaskSpec) {
     );
 }
 
-/// Cancels a running task if the command is not older than its assignment.
-pub fn cancel(agent: &Agent, task_id: &str) {
-    if let Ok(task_id) = task_id.parse::<TaskId>()
-        && let Some(token) = agent.running().get(&task_id)
-    {
+/// Cancels a task: a running one stops its stage (processes killed, a
+/// half-started container removed); one still waiting for a slot here ends
+/// `canceled` without starting.
+pub fn cancel(agent: &Arc<Agent>, task_id: &str) {
+    let Ok(task_id) = task_id.parse::<TaskId>() else {
+        return;
+    };
+    if let Some(token) = agent.running().get(&task_id) {
         token.cancel();
+        return;
+    }
+    let waiting = {
+        let mut waiting = agent.waiting();
+        let position = waiting
+            .iter()
+            .position(|spec| spec.task_id == task_id.to_string());
+        position.and_then(|position| waiting.remove(position))
+    };
+    if let Some(spec) = waiting {
+        info!(%task_id, "task canceled before it started");
+        let emitter = Emitter {
+            agent,
+            task_id,
+            stage: std::sync::Mutex::new((spec.stage.clone(), Instant::now())),
+        };
+        emitter.fail(Failure::canceled(
+            "canceled while waiting for a free slot on this host; nothing ran",
+        ));
     }
 }
 
@@ -132,6 +154,13 @@ struct Failure {
 }
 
 impl Failure {
+    fn canceled(error: impl Into<String>) -> Failure {
+        Failure {
+            outcome: "canceled",
+            ..Failure::failed(error)
+        }
+    }
+
     fn failed(error: impl Into<String>) -> Failure {
         Failure {
             outcome: "failed",
@@ -320,10 +349,9 @@ async fn run_script(
                     ))
                 }
             }
-            Ok(Outcome::Canceled) => Failure {
-                outcome: "canceled",
-                ..Failure::failed(format!("canceled while running `{command}`"))
-            },
+            Ok(Outcome::Canceled) => {
+                Failure::canceled(format!("canceled while running `{command}`"))
+            }
             Err(err) => Failure::failed(format!("could not start `{command}`: {err}")),
         };
         return Err(failure);
@@ -354,6 +382,11 @@ async fn deploy_container(
         })?;
     }
     ensure_image(agent, &docker, spec, container, emitter).await?;
+    if cancel.is_cancelled() {
+        return Err(Failure::canceled(
+            "canceled before the new container started",
+        ));
+    }
     let name = docker::container_name(spec);
     let id = docker::start(&docker, spec, container, emitter)
         .await
@@ -365,6 +398,7 @@ async fn deploy_container(
         ));
         return Err(Failure::failed(error));
     }
+    abandon_if_canceled(cancel, &docker, &name, emitter).await?;
     let host_port = if container.port > 0 {
         docker::host_port(&docker, &name, container.port).await
     } else {
@@ -390,8 +424,16 @@ async fn deploy_container(
             emitter,
             cancel,
         )
-        .await?;
+        .await
+        .map_err(|failure| {
+            if cancel.is_cancelled() {
+                Failure::canceled("canceled during the health check; the new container was removed")
+            } else {
+                failure
+            }
+        })?;
     }
+    abandon_if_canceled(cancel, &docker, &name, emitter).await?;
     if let (Some(proxy), Some(port)) = (&container.proxy, &host_port) {
         emitter.end_stage("succeeded", None, "", std::mem::take(&mut details));
         emitter.start_stage("proxy");
@@ -600,6 +642,26 @@ async fn delete(
         emitter.system(format!("removed {}", work.display()));
     }
     Ok(details)
+}
+
+/// A cancel that arrived while the new container was coming up: it is
+/// removed and the previous version keeps serving.
+async fn abandon_if_canceled(
+    cancel: &CancellationToken,
+    docker: &bollard::Docker,
+    name: &str,
+    emitter: &Emitter<'_>,
+) -> Result<(), Failure> {
+    if !cancel.is_cancelled() {
+        return Ok(());
+    }
+    docker::remove(docker, name).await;
+    emitter.system(format!(
+        "canceled: removed the new container {name}; the previous version keeps running"
+    ));
+    Err(Failure::canceled(
+        "canceled while the new container was starting; it was removed",
+    ))
 }
 
 /// Every route change reloads Caddy; see [`crate::stage::caddy::ensure_reload_handover`].

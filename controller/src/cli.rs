@@ -5,6 +5,7 @@
 mod agents;
 mod bundle;
 mod deploy;
+mod lifecycle;
 mod logs;
 mod output;
 mod show;
@@ -25,7 +26,12 @@ pub use output::Format;
 
 /// berth: deploy software to a fleet of servers.
 #[derive(Parser, Debug)]
-#[command(name = "berth", version, about, max_term_width = 100)]
+#[command(
+    name = "berth",
+    version,
+    about = "berth: deploy software to a fleet of servers",
+    max_term_width = 100
+)]
 pub struct Args {
     /// Controller address (https://HOST:PORT); default: from the credential bundle.
     #[arg(long, global = true, env = "BERTH_CONTROLLER")]
@@ -68,6 +74,27 @@ pub enum Command {
         #[arg(long)]
         detach: bool,
     },
+    /// Cancel a running (or queued) deployment: its stages stop on every host.
+    Cancel {
+        /// Deployment id.
+        id: String,
+        /// Return without waiting for the hosts to stop.
+        #[arg(long)]
+        detach: bool,
+    },
+    /// Run a failed, canceled or timed-out deployment again, as a new deployment.
+    Retry(lifecycle::RetryArgs),
+    /// Run a deployed deployment again on its hosts.
+    Redeploy(lifecycle::RerunArgs),
+    /// Deploy an app's previous successful version again (or the one named with --to).
+    Rollback(lifecycle::RollbackArgs),
+    /// Forget a deployment's record and logs; what it made on the hosts stays.
+    Purge {
+        /// Deployment id.
+        id: String,
+    },
+    /// Who did what, when: deploys, cancels, stops, tokens, revocations.
+    Audit(lifecycle::AuditArgs),
     /// Fleet-wide: what berth runs on each host (containers, state, ports, recent output).
     Inspect {
         /// Only this app.
@@ -141,7 +168,8 @@ impl From<tonic::Status> for Failure {
             Code::InvalidArgument | Code::OutOfRange => exit::USAGE,
             Code::Unauthenticated | Code::PermissionDenied => exit::AUTH,
             Code::NotFound => exit::NOT_FOUND,
-            Code::AlreadyExists | Code::Aborted => exit::CONFLICT,
+            // ResourceExhausted: a rate limit; try again later.
+            Code::AlreadyExists | Code::Aborted | Code::ResourceExhausted => exit::CONFLICT,
             _ => exit::FAILED,
         };
         let message = match status.code() {
@@ -266,6 +294,12 @@ pub async fn run(args: Args) -> i32 {
             Command::Status { environment } => show::status(&mut session, environment).await,
             Command::Stop(stop) => deploy::stop(&mut session, stop).await,
             Command::Delete { id, detach } => deploy::delete(&mut session, &id, detach).await,
+            Command::Cancel { id, detach } => lifecycle::cancel(&mut session, &id, detach).await,
+            Command::Retry(args) => lifecycle::retry(&mut session, args).await,
+            Command::Redeploy(args) => lifecycle::redeploy(&mut session, args).await,
+            Command::Rollback(args) => lifecycle::rollback(&mut session, args).await,
+            Command::Purge { id } => lifecycle::purge(&mut session, &id).await,
+            Command::Audit(args) => lifecycle::audit(&mut session, args).await,
             Command::Inspect { app, selector } => {
                 agents::inspect(&mut session, app, selector).await
             }

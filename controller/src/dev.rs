@@ -136,6 +136,7 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> Result<()>
         lost_grace: DEFAULT_LOST_GRACE,
         log_retention: crate::server::DEFAULT_LOG_RETENTION,
         agent_cert_lifetime: berth_shared::pki::AGENT_LIFETIME,
+        trigger_limit: crate::server::DEFAULT_TRIGGER_LIMIT,
     };
     let server = tokio::spawn(crate::server::run(
         config,

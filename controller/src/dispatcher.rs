@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use berth_proto::v1::controller_message::Kind as Outgoing;
 use berth_proto::v1::{
-    Assign, ContainerSpec, ControllerMessage, EventsAck, TaskEvent, TaskEvents, TaskSpec, task_spec,
+    Assign, CancelTask, ContainerSpec, ControllerMessage, EventsAck, TaskEvent, TaskEvents,
+    TaskSpec, task_spec,
 };
 use berth_shared::id::{AgentId, DeploymentId, TaskId};
 use berth_shared::record::{Deployment, TaskKind, Timestamp};
@@ -104,7 +105,7 @@ impl Dispatcher {
 
     /// Starts tracking a deployment's unfinished tasks.
     pub fn track(&self, deployment: &Deployment) {
-        if progress::is_quiet(deployment) {
+        if progress::is_quiet(deployment) || deployment.queued {
             return;
         }
         self.lock_active().insert(deployment.id);
@@ -307,9 +308,12 @@ impl Dispatcher {
                 .reconcile(deployment_id, agent, agent_name, known)
                 .await;
             match resend {
-                Ok(specs) => {
+                Ok((specs, cancels)) => {
                     for spec in specs {
                         self.send_assign(agent, spec).await;
+                    }
+                    for (task_id, generation) in cancels {
+                        self.send_cancel(agent, task_id, generation).await;
                     }
                 }
                 Err(err) => warn!(%deployment_id, error = %err, "could not reconcile agent tasks"),
@@ -386,8 +390,23 @@ impl Dispatcher {
         agent: AgentId,
         agent_name: &str,
         known: &HashSet<TaskId>,
-    ) -> Result<Vec<TaskSpec>, StoreError> {
+    ) -> Result<(Vec<TaskSpec>, Vec<(TaskId, u64)>), StoreError> {
         let deployment = self.store.get_deployment(deployment_id)?;
+        // A canceled or timed-out deployment's tasks that this agent still
+        // runs are told again to stop (the first cancel may not have
+        // reached it).
+        let halted = is_halted(&deployment);
+        let cancels: Vec<(TaskId, u64)> = deployment
+            .tasks
+            .iter()
+            .filter(|task| {
+                halted
+                    && task.agent_id == agent
+                    && task.status.is_active()
+                    && known.contains(&task.id)
+            })
+            .map(|task| (task.id, task.generation))
+            .collect();
         let forgotten: Vec<(TaskId, TaskStatus)> = deployment
             .tasks
             .iter()
@@ -397,7 +416,7 @@ impl Dispatcher {
             .map(|task| (task.id, task.status))
             .collect();
         if forgotten.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), cancels));
         }
         let mut generations = Vec::new();
         for _ in &forgotten {
@@ -406,7 +425,10 @@ impl Dispatcher {
         let (deployment, specs) = self.store.update_deployment(deployment_id, |deployment| {
             let mut specs = Vec::new();
             for ((task_id, status), generation) in forgotten.iter().zip(&generations) {
-                if *status == TaskStatus::Assigned {
+                if *status == TaskStatus::Assigned && is_halted(deployment) {
+                    let reason = format!("the deployment is {}; the assignment was never started", deployment.status);
+                    progress::set_task_status(deployment, *task_id, TaskStatus::Canceled, Some(reason));
+                } else if *status == TaskStatus::Assigned {
                     let task = deployment.task_mut(*task_id).expect("task listed above");
                     task.generation = *generation;
                     specs.push(spec_for(deployment, *task_id));
@@ -423,7 +445,7 @@ impl Dispatcher {
         })?;
         self.store.flush().await?;
         self.note_change(&deployment).await;
-        Ok(specs)
+        Ok((specs, cancels))
     }
 
     /// Applies a batch of task events from `agent` and returns the ack to
@@ -475,16 +497,21 @@ impl Dispatcher {
     /// [`Dispatcher::after_change`] without refilling slots (for callers
     /// that hold an agent's assignment lock).
     async fn note_change(&self, deployment: &Deployment) {
+        // The older deployment is marked superseded before anyone hears
+        // that this one is deployed, so a follower that sees `deployed`
+        // also sees the takeover.
+        if deployment.status == DeploymentStatus::Deployed
+            && let Err(err) = self.supersede_older(deployment).await
+        {
+            warn!(deployment_id = %deployment.id, error = %err, "could not mark older deployments superseded");
+        }
         self.hub.publish(HubEvent::Changed {
             deployment: deployment.id,
         });
         if progress::is_quiet(deployment) {
             self.lock_active().remove(&deployment.id);
-        }
-        if deployment.status == DeploymentStatus::Deployed
-            && let Err(err) = self.supersede_older(deployment).await
-        {
-            warn!(deployment_id = %deployment.id, error = %err, "could not mark older deployments superseded");
+            self.promote_next(&deployment.app, &deployment.environment)
+                .await;
         }
     }
 
@@ -494,6 +521,7 @@ impl Dispatcher {
             environment: Some(deployment.environment.clone()),
             statuses: vec![DeploymentStatus::Deployed],
             limit: 100,
+            ..Default::default()
         })?;
         // Whichever deployment finished last is what the hosts run now.
         for old in older.iter().filter(|old| old.id != deployment.id) {
@@ -506,6 +534,153 @@ impl Dispatcher {
             self.hub.publish(HubEvent::Changed { deployment: old.id });
         }
         Ok(())
+    }
+
+    /// Ends a running deployment early, as `canceled` (`berth cancel`) or
+    /// `timed_out` (its deadline passed): tasks not started are canceled
+    /// here, and the agents running the others are told to stop them
+    /// (processes killed, half-started containers removed); those tasks
+    /// end when their agents report it.
+    pub async fn halt(
+        &self,
+        id: DeploymentId,
+        status: DeploymentStatus,
+        reason: String,
+    ) -> Result<Deployment, StoreError> {
+        let (deployment, running) = self.store.update_deployment(id, |deployment| {
+            if !deployment.status.can_become(status) {
+                return Err(StoreError::Conflict(format!(
+                    "deployment {id} is {}; only a running deployment can become {status}",
+                    deployment.status
+                )));
+            }
+            let mut running = Vec::new();
+            let open: Vec<(TaskId, TaskStatus, AgentId, u64)> = deployment
+                .tasks
+                .iter()
+                .filter(|task| !task.status.is_final())
+                .map(|task| (task.id, task.status, task.agent_id, task.generation))
+                .collect();
+            for (task_id, task_status, agent, generation) in open {
+                if task_status == TaskStatus::Queued {
+                    progress::set_task_status(
+                        deployment,
+                        task_id,
+                        TaskStatus::Canceled,
+                        Some(reason.clone()),
+                    );
+                } else {
+                    running.push((agent, task_id, generation, task_status));
+                }
+            }
+            deployment.error_step = running
+                .first()
+                .map(|(_, _, _, task_status)| match task_status {
+                    TaskStatus::Assigned => "assign".to_string(),
+                    other => other.as_str().to_string(),
+                })
+                .or_else(|| Some(deployment.status.as_str().to_string()));
+            deployment.error_message = Some(reason.clone());
+            deployment.queued = false;
+            progress::set_status(deployment, status, Some(reason.clone()));
+            Ok(running)
+        })?;
+        self.store.flush().await?;
+        self.lock_queue()
+            .values_mut()
+            .for_each(|queue| queue.retain(|(deployment, _)| *deployment != id));
+        for (agent, task_id, generation, _) in running {
+            self.send_cancel(agent, task_id, generation).await;
+        }
+        self.after_change(&deployment).await;
+        Ok(deployment)
+    }
+
+    async fn send_cancel(&self, agent: AgentId, task_id: TaskId, generation: u64) {
+        info!(%task_id, %agent, generation, "telling the agent to cancel the task");
+        let message = ControllerMessage {
+            kind: Some(Outgoing::Cancel(CancelTask {
+                task_id: task_id.to_string(),
+                generation,
+            })),
+        };
+        if let Some(outbound) = self.registry.outbound(agent) {
+            let sent = tokio::time::timeout(SEND_TIMEOUT, outbound.send(Ok(message))).await;
+            if !matches!(sent, Ok(Ok(()))) {
+                warn!(%task_id, "cancel not delivered; it is sent again when the agent reconnects");
+            }
+        }
+    }
+
+    /// Starts the oldest deployment waiting (`--queue`) for this
+    /// app+environment, if its running slot is free.
+    pub async fn promote_next(&self, app: &str, environment: &str) {
+        let next = match self.store.next_queued(app, environment) {
+            Ok(Some(next)) => next,
+            Ok(None) => return,
+            Err(err) => {
+                warn!(%app, %environment, error = %err, "could not read the deployment queue");
+                return;
+            }
+        };
+        let claimed = self
+            .store
+            .update_deployment_claiming(next, false, |deployment| {
+                if !deployment.queued || !deployment.status.is_running() {
+                    return Ok(false);
+                }
+                deployment.queued = false;
+                deployment.deadline_ms = Some(deadline(deployment));
+                progress::note(
+                    deployment,
+                    "deployment",
+                    None,
+                    "pending",
+                    Some("its turn came: the app's previous deployment ended".into()),
+                );
+                Ok(true)
+            });
+        match claimed {
+            Ok((deployment, true)) => {
+                if let Err(err) = self.store.flush().await {
+                    warn!(deployment_id = %next, error = %err, "could not flush the promotion");
+                    return;
+                }
+                info!(deployment_id = %next, "queued deployment starts");
+                self.hub.publish(HubEvent::Changed { deployment: next });
+                self.track(&deployment);
+            }
+            Ok((_, false)) => {}
+            // Another deployment holds the app; this one starts after it.
+            Err(StoreError::Conflict(_)) => {}
+            Err(err) => {
+                warn!(deployment_id = %next, error = %err, "could not start a queued deployment")
+            }
+        }
+    }
+
+    /// At start: starts the queued deployments whose turn came while the
+    /// controller was down.
+    pub async fn promote_waiting(&self) {
+        let ids = match self.store.queued_ids() {
+            Ok(ids) => ids,
+            Err(err) => {
+                warn!(error = %err, "could not read the deployment queue");
+                return;
+            }
+        };
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for id in ids {
+            if let Ok(deployment) = self.store.get_deployment(id) {
+                let pair = (deployment.app, deployment.environment);
+                if !pairs.contains(&pair) {
+                    pairs.push(pair);
+                }
+            }
+        }
+        for (app, environment) in pairs {
+            self.promote_next(&app, &environment).await;
+        }
     }
 
     /// Marks tasks lost whose agent has been away longer than the grace
@@ -529,6 +704,20 @@ impl Dispatcher {
 
     async fn sweep(&self, deployment_id: DeploymentId) -> Result<(), StoreError> {
         let deployment = self.store.get_deployment(deployment_id)?;
+        if deployment.status.is_running()
+            && deployment
+                .deadline_ms
+                .is_some_and(|deadline| deadline <= berth_shared::time::now_ms())
+        {
+            let limit = berth_shared::time::format_duration(deployment.manifest.timeout);
+            let reason = format!(
+                "the deployment timed out after {limit} (the manifest's `timeout`); its running stages were canceled"
+            );
+            warn!(%deployment_id, %reason, "deployment timed out");
+            self.halt(deployment_id, DeploymentStatus::TimedOut, reason)
+                .await?;
+            return Ok(());
+        }
         let lost: Vec<(TaskId, String)> = deployment
             .tasks
             .iter()
@@ -567,6 +756,20 @@ impl Dispatcher {
         self.after_change(&deployment).await;
         Ok(())
     }
+}
+
+/// Canceled or timed out: its remaining tasks must stop, not start.
+fn is_halted(deployment: &Deployment) -> bool {
+    matches!(
+        deployment.status,
+        DeploymentStatus::Canceled | DeploymentStatus::TimedOut
+    )
+}
+
+/// When a deployment starting now times out.
+pub fn deadline(deployment: &Deployment) -> i64 {
+    berth_shared::time::now_ms()
+        .saturating_add(i64::try_from(deployment.manifest.timeout.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Applies one batch to the deployment: drops duplicates by sequence

@@ -7,7 +7,7 @@ pub mod auth;
 mod cli;
 mod enroll;
 mod follow;
-mod limit;
+pub mod limit;
 pub mod status;
 
 pub use agent::AgentApi;

@@ -36,6 +36,7 @@ pub fn set_status(
 ) -> bool {
     let current = deployment.status;
     if !current.can_become(next) {
+        tracing::warn!(deployment_id = %deployment.id, from = %current, to = %next, "illegal status transition refused");
         return false;
     }
     deployment.status = next;
@@ -114,9 +115,11 @@ pub fn apply_event(
                 }
                 // The first host to start its container moves the
                 // deployment on, through setup_complete if setup ran.
-                "deploy" => {
+                "deploy" if deployment.status.is_running() => {
                     for step in [DeploymentStatus::SetupComplete, DeploymentStatus::Deploying] {
-                        set_status(deployment, step, None);
+                        if deployment.status.can_become(step) {
+                            set_status(deployment, step, None);
+                        }
                     }
                 }
                 _ => {}
@@ -211,11 +214,19 @@ pub fn settle(deployment: &mut Deployment) {
     }
 }
 
+/// The deploy tasks of the latest run (a redeploy adds a new round; the
+/// tasks of one round share their creation time).
 fn deploy_tasks(deployment: &Deployment) -> impl Iterator<Item = &Task> {
-    deployment
+    let latest = deployment
         .tasks
         .iter()
         .filter(|task| task.kind == TaskKind::Deploy)
+        .map(|task| task.created_at)
+        .max();
+    deployment
+        .tasks
+        .iter()
+        .filter(move |task| task.kind == TaskKind::Deploy && Some(task.created_at) == latest)
 }
 
 fn settle_deploy(deployment: &mut Deployment) {
@@ -273,8 +284,11 @@ fn settle_deploy(deployment: &mut Deployment) {
         steps.push(DeploymentStatus::Deploying);
     }
     steps.push(DeploymentStatus::Deployed);
+    // Steps already passed (e.g. setup on a redeploy) are skipped.
     for step in steps {
-        set_status(deployment, step, None);
+        if deployment.status.can_become(step) {
+            set_status(deployment, step, None);
+        }
     }
 }
 

@@ -44,17 +44,33 @@ pub struct ServeConfig {
     pub agent_cert_lifetime: Duration,
     /// How long log lines are kept.
     pub log_retention: Duration,
+    /// Deployments one app may trigger per minute; 0 for no limit.
+    pub trigger_limit: u32,
 }
+
+/// Deployments one app may trigger per minute unless `--trigger-limit`
+/// says otherwise.
+pub const DEFAULT_TRIGGER_LIMIT: u32 = 10;
 
 /// How long log lines are kept unless `--log-retention` says otherwise.
 pub const DEFAULT_LOG_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 
-/// How often expired log lines are looked for.
+/// How often expired log lines are looked for, at most.
 const RETENTION_SWEEP: Duration = Duration::from_secs(3600);
+/// How often expired log lines are looked for, at least.
+const RETENTION_SWEEP_MIN: Duration = Duration::from_secs(1);
 
-/// Deletes log lines older than `retention`, at start and then hourly.
+/// The sweep period: hourly, or a tenth of the retention when that is
+/// shorter (but not below a second), so a short retention is kept closely.
+fn sweep_period(retention: Duration) -> Duration {
+    (retention / 10).clamp(RETENTION_SWEEP_MIN, RETENTION_SWEEP)
+}
+
+/// Deletes log lines older than `retention`, at start and then every
+/// [`sweep_period`].
 async fn sweep_logs(store: Store, retention: Duration, shutdown: CancellationToken) {
-    let mut ticker = tokio::time::interval(RETENTION_SWEEP);
+    let mut ticker = tokio::time::interval(sweep_period(retention));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -63,7 +79,7 @@ async fn sweep_logs(store: Store, retention: Duration, shutdown: CancellationTok
         let cutoff =
             berth_shared::time::now_ms() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
         let sweeper = store.clone();
-        match tokio::task::spawn_blocking(move || sweeper.expire_logs(cutoff)).await {
+        match tokio::task::spawn_blocking(move || sweeper.expire_logs(cutoff, retention)).await {
             Ok(Ok(0)) => {}
             Ok(Ok(removed)) => info!(removed, "expired log lines removed"),
             Ok(Err(err)) => warn!(error = %err, "log retention sweep failed"),
@@ -84,6 +100,8 @@ pub struct Context {
     pub shutdown: CancellationToken,
     pub ca_pem: String,
     pub heartbeat_secs: u32,
+    /// The per-app trigger rate limit, when there is one.
+    pub triggers: Option<crate::grpc::limit::RateLimit<String>>,
 }
 
 /// Runs the controller until `shutdown` is cancelled. Calls `on_listening`
@@ -138,6 +156,9 @@ pub async fn run(
         shutdown: shutdown.clone(),
         ca_pem: ca_pem.clone(),
         heartbeat_secs: HEARTBEAT_SECS,
+        triggers: (config.trigger_limit > 0).then(|| {
+            crate::grpc::limit::RateLimit::new(config.trigger_limit, Duration::from_secs(60))
+        }),
     });
 
     let tls = ServerTlsConfig::new()
@@ -160,6 +181,7 @@ pub async fn run(
         config.log_retention,
         shutdown.clone(),
     ));
+    dispatcher.promote_waiting().await;
     dispatcher.kick_all().await;
 
     let agent_auth = authenticate(store.clone(), PrincipalKind::Agent);
@@ -207,4 +229,27 @@ pub async fn run(
     store.flush().await.context("flush the store at shutdown")?;
     info!("controller stopped");
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::sweep_period;
+
+    #[test]
+    fn sweep_period_follows_a_short_retention() {
+        let check = |retention: u64, period: u64| {
+            assert_eq!(
+                sweep_period(Duration::from_secs(retention)),
+                Duration::from_secs(period),
+                "retention {retention}s"
+            );
+        };
+        check(30 * 24 * 3600, 3600);
+        check(20_000, 2_000);
+        check(60, 6);
+        check(2, 1);
+        check(0, 1);
+    }
 }

@@ -11,6 +11,8 @@ mod agents;
 mod audit;
 mod blobs;
 mod deployments;
+mod lifecycle;
+mod list;
 mod logs;
 mod registries;
 mod tokens;
@@ -24,8 +26,9 @@ use serde::de::DeserializeOwned;
 
 pub use agents::{AgentRecord, Principal, PrincipalKind, Role};
 pub use audit::AuditEntry;
-pub use deployments::{Created, EventOutcome, ListQuery};
-pub use logs::{LogWrite, StoredLine};
+pub use deployments::{Created, EventOutcome};
+pub use list::{ListQuery, Sort};
+pub use logs::{ExpiredLogs, LogWrite, StoredLine};
 pub use registries::{RegistryRecord, RegistryView};
 pub use tokens::{TokenRecord, TokenState};
 
@@ -103,6 +106,7 @@ pub struct Store {
     deployments: sled::Tree,
     idx_app: sled::Tree,
     idx_status: sled::Tree,
+    idx_user: sled::Tree,
     idx_idempotency: sled::Tree,
     logs: sled::Tree,
     agents: sled::Tree,
@@ -124,10 +128,11 @@ impl Store {
             .path(dir)
             .mode(sled::Mode::LowSpace)
             .open()?;
-        Ok(Store {
+        let store = Store {
             deployments: db.open_tree("deployments")?,
             idx_app: db.open_tree("idx_app_env")?,
             idx_status: db.open_tree("idx_status")?,
+            idx_user: db.open_tree("idx_user")?,
             idx_idempotency: db.open_tree("idx_idempotency")?,
             logs: db.open_tree("logs")?,
             agents: db.open_tree("agents")?,
@@ -140,7 +145,9 @@ impl Store {
             audit: db.open_tree("audit")?,
             meta: db.open_tree("meta")?,
             db,
-        })
+        };
+        store.index_users_once()?;
+        Ok(store)
     }
 
     /// Makes every earlier write durable.
@@ -168,5 +175,7 @@ impl Store {
     }
 }
 
+#[cfg(test)]
+mod list_tests;
 #[cfg(test)]
 mod tests;

@@ -38,5 +38,10 @@ pub fn deployment(hosts: &[&str], max_failures: u32) -> Deployment {
             })
             .collect(),
         transitions: Vec::new(),
+        parent_id: None,
+        retry_count: 0,
+        origin: "deploy".into(),
+        queued: false,
+        deadline_ms: None,
     }
 }

@@ -20,6 +20,17 @@ pub const MAX_SCRIPT_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 pub const MAX_COMMANDS: usize = 100;
 /// Longest single command line, in bytes.
 pub const MAX_COMMAND_BYTES: usize = 16 * 1024;
+/// The environment a request names, or the default one when it names none.
+pub fn environment_or_default(environment: &str) -> String {
+    if environment.is_empty() {
+        DEFAULT_ENVIRONMENT.to_string()
+    } else {
+        environment.to_string()
+    }
+}
+
+/// Default time a whole deployment may take before it is `timed_out`.
+pub const DEFAULT_DEPLOYMENT_TIMEOUT: Duration = Duration::from_secs(3600);
 /// The environment used when the manifest names none.
 pub const DEFAULT_ENVIRONMENT: &str = "default";
 
@@ -41,6 +52,13 @@ pub struct Manifest {
     /// A Caddy route to the container (`[proxy]`).
     #[serde(default)]
     pub proxy: Option<Proxy>,
+    /// How long the whole deployment may run (top-level `timeout`).
+    #[serde(with = "duration_ms", default = "default_deployment_timeout")]
+    pub timeout: Duration,
+}
+
+fn default_deployment_timeout() -> Duration {
+    DEFAULT_DEPLOYMENT_TIMEOUT
 }
 
 /// Where a deployment goes.
@@ -174,10 +192,11 @@ impl Checker {
     }
 
     fn manifest(&mut self, table: &Table) -> Manifest {
-        const KEYS: [&str; 10] = [
+        const KEYS: [&str; 11] = [
             "app",
             "environment",
             "version",
+            "timeout",
             "target",
             "setup",
             "stop",
@@ -209,6 +228,10 @@ impl Checker {
         let version = table
             .get("version")
             .and_then(|value| self.version("version", value));
+        let timeout = table
+            .get("timeout")
+            .and_then(|value| self.timeout("timeout", value))
+            .unwrap_or(DEFAULT_DEPLOYMENT_TIMEOUT);
         let target = self.target(table.get("target"));
         let setup = table
             .get("setup")
@@ -254,6 +277,7 @@ impl Checker {
             container,
             health,
             proxy,
+            timeout,
         }
     }
 

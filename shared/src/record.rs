@@ -76,6 +76,26 @@ pub struct Deployment {
     pub image_archive_size: u64,
     pub tasks: Vec<Task>,
     pub transitions: Vec<Transition>,
+    /// The deployment this one re-runs (a retry or a rollback).
+    #[serde(default)]
+    pub parent_id: Option<DeploymentId>,
+    /// How many retries lie between this deployment and the original.
+    #[serde(default)]
+    pub retry_count: u32,
+    /// How it came about: `deploy`, `retry` or `rollback`.
+    #[serde(default = "origin_deploy")]
+    pub origin: String,
+    /// Waiting for the app+environment's running deployment to end
+    /// (`berth deploy --queue`); no task runs until then.
+    #[serde(default)]
+    pub queued: bool,
+    /// When the current run times out (Unix ms); set when work starts.
+    #[serde(default)]
+    pub deadline_ms: Option<i64>,
+}
+
+fn origin_deploy() -> String {
+    "deploy".to_string()
 }
 
 impl Deployment {
@@ -254,8 +274,12 @@ pub struct AppStatus {
     pub status: DeploymentStatus,
     pub since: Timestamp,
     pub hosts: Vec<String>,
-    /// The deployment in progress for this app, if any.
+    /// The deployment in progress for this app, if any: the one holding
+    /// the app+environment.
     pub in_progress: Option<DeploymentId>,
+    /// Deployments waiting for their turn (`--queue`), oldest first.
+    #[serde(default)]
+    pub queued: Vec<DeploymentId>,
     /// `healthy`, or `unhealthy` with the hosts and their last probe, from
     /// the periodic checks; absent without a `[health]` section.
     #[serde(default)]

@@ -65,6 +65,7 @@ fn container_deployments_on_a_real_docker_daemon() {
     a_missing_image_is_named_with_its_host(&dockerd);
     an_image_archive_reaches_hosts_without_the_image(&dockerd);
     an_unhealthy_container_never_takes_over(&dockerd);
+    canceling_a_container_deploy_removes_the_new_container(&dockerd);
     an_unreachable_caddy_is_named(&dockerd);
     proxied_apps_switch_without_dropping_requests(&dockerd);
     automatic_https_through_an_acme_server(&dockerd);
@@ -281,22 +282,72 @@ fn an_image_archive_reaches_hosts_without_the_image(dockerd: &Dockerd) {
     }
 }
 
+/// A container app on one host, gated by an HTTP check of `check`.
+fn checked_manifest(app: &str, host: &str, version: &str, check: &str, timeout: &str) -> String {
+    format!(
+        "app = \"{app}\"\nversion = \"{version}\"\n[target]\nhosts = [\"{host}\"]\n[container]\nimage = \"{IMAGE}\"\nport = 8080\ncommand = {HTTPD}\nstop_timeout = \"1s\"\n[health]\nhttp = \"{check}\"\ninterval = \"200ms\"\ntimeout = \"{timeout}\"\n"
+    )
+}
+
+/// Deploys a manifest expected to succeed; the deployment as JSON.
+fn deploy_good(controller: &Controller, manifest: &str) -> serde_json::Value {
+    let good = write_bundle(controller.dir.path(), "good", manifest, &[]);
+    let (code, deployment, stderr) = controller.deploy(&good);
+    assert_eq!(code, 0, "{stderr}\n{deployment:#}");
+    deployment
+}
+
+/// `berth cancel` during the new container's health check: the new
+/// container goes, the old one keeps running, status `canceled`.
+fn canceling_a_container_deploy_removes_the_new_container(dockerd: &Dockerd) {
+    let controller = Controller::start();
+    let _agent = agent_with_docker(&controller, "box-cancel", dockerd);
+    let manifest =
+        |version: &str, check: &str| checked_manifest("halted", "box-cancel", version, check, "5m");
+    let first = deploy_good(&controller, &manifest("1", "/index.html"));
+    assert_eq!(first["status"], "deployed");
+    let before = dockerd.containers_of("halted");
+    assert_eq!(before.len(), 1, "{before:?}");
+
+    let slow = write_bundle(controller.dir.path(), "slow", &manifest("2", "/never"), &[]);
+    let created = controller
+        .berth(&[
+            "deploy",
+            "--bundle",
+            slow.to_str().expect("path"),
+            "--detach",
+            "-o",
+            "json",
+        ])
+        .json();
+    let id = id_of(&created);
+    berth_tests::eventually(
+        "the new container's health check running",
+        400,
+        std::time::Duration::from_millis(50),
+        || (controller.show(&id)["tasks"][0]["status"] == "health").then_some(()),
+    );
+    assert_eq!(
+        dockerd.containers_of("halted").len(),
+        2,
+        "old and new side by side"
+    );
+    let canceled = controller.berth(&["cancel", &id, "-o", "json"]).json();
+    assert_eq!(canceled["status"], "canceled", "{canceled:#}");
+    assert_eq!(canceled["tasks"][0]["status"], "canceled", "{canceled:#}");
+    assert_eq!(
+        dockerd.containers_of("halted"),
+        before,
+        "the new container is removed, the old one untouched"
+    );
+}
+
 fn an_unhealthy_container_never_takes_over(dockerd: &Dockerd) {
     let controller = Controller::start();
     let agent = agent_with_docker(&controller, "box-3", dockerd);
-    let manifest = |version: &str, check: &str| {
-        format!(
-            "app = \"checked\"\nversion = \"{version}\"\n[target]\nhosts = [\"box-3\"]\n[container]\nimage = \"{IMAGE}\"\nport = 8080\ncommand = {HTTPD}\nstop_timeout = \"1s\"\n[health]\nhttp = \"{check}\"\ninterval = \"200ms\"\ntimeout = \"3s\"\n"
-        )
-    };
-    let good = write_bundle(
-        controller.dir.path(),
-        "good",
-        &manifest("1", "/index.html"),
-        &[],
-    );
-    let (code, first, stderr) = controller.deploy(&good);
-    assert_eq!(code, 0, "{stderr}\n{first:#}");
+    let manifest =
+        |version: &str, check: &str| checked_manifest("checked", "box-3", version, check, "3s");
+    let first = deploy_good(&controller, &manifest("1", "/index.html"));
     let stages: Vec<&str> = first["tasks"][0]["stages"]
         .as_array()
         .expect("stages")

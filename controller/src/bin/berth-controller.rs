@@ -51,12 +51,17 @@ enum Command {
         /// How long an agent may be away before its running tasks are `lost`.
         #[arg(long, default_value = "60s", value_parser = parse_duration)]
         lost_grace: Duration,
-        /// How long log lines are kept.
+        /// How long log lines are kept (per deployment, from its creation);
+        /// swept hourly, or every tenth of this when that is shorter.
         #[arg(long, default_value = "30days", value_parser = parse_duration)]
         log_retention: Duration,
         /// Lifetime of agent certificates; agents renew at two thirds.
         #[arg(long, default_value = "30days", value_parser = parse_duration)]
         agent_cert_lifetime: Duration,
+        /// Deployments (deploy, retry, redeploy, rollback) one app may
+        /// trigger per minute; 0 for no limit.
+        #[arg(long, default_value_t = berth_controller::server::DEFAULT_TRIGGER_LIMIT)]
+        trigger_limit: u32,
     },
     /// A throwaway controller plus one local agent, for trying berth.
     Dev {
@@ -140,6 +145,7 @@ async fn command(command: Command) -> anyhow::Result<()> {
             lost_grace,
             log_retention,
             agent_cert_lifetime,
+            trigger_limit,
         } => {
             let shutdown = on_signal();
             berth_controller::server::run(
@@ -149,6 +155,7 @@ async fn command(command: Command) -> anyhow::Result<()> {
                     lost_grace,
                     log_retention,
                     agent_cert_lifetime,
+                    trigger_limit,
                 },
                 shutdown,
                 |address| {

@@ -38,8 +38,12 @@ pub struct DeployArgs {
     #[arg(long = "env")]
     pub environment: Option<String>,
     /// Deploy even if another deployment of this app+env is running.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "queue")]
     pub force: bool,
+    /// If another deployment of this app+env is running, wait for it to
+    /// end and run after it (instead of being refused).
+    #[arg(long)]
+    pub queue: bool,
     /// Return the existing deployment made with this key.
     #[arg(long)]
     pub idempotency_key: Option<String>,
@@ -52,6 +56,7 @@ pub struct DeployArgs {
 pub struct StopArgs {
     /// The app to stop.
     pub app: String,
+    /// The app's environment.
     #[arg(long = "env", default_value = "default")]
     pub environment: String,
     /// Return without waiting for the stop commands.
@@ -135,6 +140,7 @@ pub async fn deploy(session: &mut Session, args: DeployArgs) -> Outcome {
         version: args.version.clone().unwrap_or_default(),
         environment: args.environment.clone().unwrap_or_default(),
         force: args.force,
+        queue: args.queue,
         idempotency_key: args.idempotency_key.clone().unwrap_or_default(),
         image_archive_digest: archive
             .as_ref()
@@ -164,7 +170,23 @@ pub async fn deploy(session: &mut Session, args: DeployArgs) -> Outcome {
             hosts.join(", ")
         ),
     );
-    if args.detach {
+    finish(session, deployment, args.detach).await
+}
+
+/// Follows a new deployment (unless `detach`) and prints how it ended;
+/// exit 0 only when it is deployed (or, detached, was created).
+pub async fn finish(session: &mut Session, deployment: Deployment, detach: bool) -> Outcome {
+    let format = session.format;
+    if deployment.queued {
+        progress(
+            format,
+            &format!(
+                "deployment {} waits for the running deployment of {} in {} to end",
+                deployment.id, deployment.app, deployment.environment
+            ),
+        );
+    }
+    if detach {
         emit(format, &deployment, || {
             format!("follow it with: berth logs {} -f", deployment.id)
         });
@@ -262,7 +284,7 @@ pub fn parse<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, Failure> {
 
 /// Prints each new transition until the deployment is quiet; returns the
 /// last snapshot.
-async fn follow(session: &mut Session, deployment: &Deployment) -> Result<Deployment, Failure> {
+pub async fn follow(session: &mut Session, deployment: &Deployment) -> Result<Deployment, Failure> {
     let started = Instant::now();
     let id = deployment.id.to_string();
     let mut watch = session
@@ -279,6 +301,9 @@ async fn follow(session: &mut Session, deployment: &Deployment) -> Result<Deploy
         stage: String::new(),
         tail: 0,
         app_output: false,
+        stream: String::new(),
+        level: String::new(),
+        since_ms: 0,
     };
     let mut logs = session.client.clone().get_logs(request).await?.into_inner();
     let mut logs_open = true;
@@ -331,7 +356,7 @@ fn live_line(format: super::Format, started: Instant, record: &berth_proto::v1::
     );
 }
 
-fn summary(deployment: &Deployment) -> String {
+pub fn summary(deployment: &Deployment) -> String {
     let mut text = format!("deployment {} is {}", deployment.id, deployment.status);
     if let (Some(step), Some(message)) = (&deployment.error_step, &deployment.error_message) {
         text.push_str(&format!(

@@ -1,10 +1,12 @@
 //! `berth logs`: stored lines, and with `-f` live ones until the deployment
 //! ends.
 
-use berth_proto::v1::GetLogsRequest;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use berth_proto::v1::{GetLogsRequest, LogsExpired};
 use berth_shared::exit;
 use berth_shared::record::{LogEntry, Timestamp};
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use super::output::Format;
 use super::{Outcome, Session};
@@ -22,9 +24,134 @@ pub struct LogsArgs {
     /// Only this stage's lines (setup, stop, ...).
     #[arg(long)]
     pub stage: Option<String>,
-    /// Only the last N lines.
+    /// Only this stream's lines: the scripts' stdout or stderr, berth's own
+    /// lines (system), or an app container's output.
+    #[arg(long, value_enum)]
+    pub stream: Option<Stream>,
+    /// Only lines at this level or above (info < warn < error). error: a
+    /// berth line reporting a failure (a stage's failure message, or one
+    /// starting with `error:`); warn: stderr lines and berth lines starting
+    /// with `warning:`; info: everything else.
+    #[arg(long, value_enum)]
+    pub level: Option<Level>,
+    /// Only lines from this time on: a duration ago (10m, 2h, 1h 30m) or an
+    /// RFC 3339 time (2026-10-23T02:00:00Z, 2026-10-23T04:00:00+02:00).
+    #[arg(long, value_name = "T", value_parser = parse_since)]
+    pub since: Option<Since>,
+    /// Only the last N lines that pass the other filters.
     #[arg(long, default_value_t = 0)]
     pub tail: u32,
+}
+
+/// A log stream, for `--stream`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+    System,
+    Container,
+}
+
+impl Stream {
+    fn as_str(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+            Stream::System => "system",
+            Stream::Container => "container",
+        }
+    }
+}
+
+/// A line level, for `--level`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Level {
+    Info,
+    Warn,
+    Error,
+}
+
+impl Level {
+    fn as_str(self) -> &'static str {
+        match self {
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        }
+    }
+}
+
+/// The start of `--since`: that long ago, or a point in time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Since {
+    Ago(Duration),
+    At(SystemTime),
+}
+
+impl Since {
+    /// The start as Unix milliseconds, given the time now.
+    fn to_ms(self, now_ms: i64) -> i64 {
+        match self {
+            Since::Ago(duration) => {
+                now_ms.saturating_sub(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX))
+            }
+            Since::At(time) => match time.duration_since(UNIX_EPOCH) {
+                Ok(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
+                Err(before) => -i64::try_from(before.duration().as_millis()).unwrap_or(i64::MAX),
+            },
+        }
+    }
+}
+
+/// Parses `--since`: a duration (`10m`) or an RFC 3339 time, with `Z` or
+/// a `+HH:MM`/`-HH:MM` offset.
+fn parse_since(text: &str) -> Result<Since, String> {
+    let text = text.trim();
+    if let Ok(duration) = humantime::parse_duration(text) {
+        return Ok(Since::Ago(duration));
+    }
+    parse_time(text).map(Since::At).ok_or_else(|| {
+        format!(
+            "`{text}` is neither a duration nor an RFC 3339 time; write a duration ago like 10m or 2h, or a time like 2026-10-23T02:00:00Z"
+        )
+    })
+}
+
+/// An RFC 3339 time; humantime reads UTC, so an offset is applied here.
+fn parse_time(text: &str) -> Option<SystemTime> {
+    let split = text.len().checked_sub(6)?;
+    let (local, offset) = match (text.get(..split), text.get(split..)) {
+        (Some(local), Some(offset))
+            if (offset.starts_with('+') || offset.starts_with('-'))
+                && offset.as_bytes()[3] == b':'
+                && local.len() > 10 =>
+        {
+            (local, offset)
+        }
+        _ => return humantime::parse_rfc3339_weak(text).ok(),
+    };
+    let hours: u64 = offset.get(1..3)?.parse().ok()?;
+    let minutes: u64 = offset.get(4..6)?.parse().ok()?;
+    if hours > 23 || minutes > 59 {
+        return None;
+    }
+    let shift = Duration::from_secs(hours * 3600 + minutes * 60);
+    let local = humantime::parse_rfc3339_weak(local).ok()?;
+    if offset.starts_with('+') {
+        local.checked_sub(shift)
+    } else {
+        local.checked_add(shift)
+    }
+}
+
+/// What `berth logs` says on stderr when the retention sweeper deleted
+/// lines of the deployment.
+fn expired_notice(expired: &LogsExpired) -> String {
+    format!(
+        "logs before {} were deleted by the retention policy ({}); see berth-controller serve --log-retention",
+        berth_shared::time::rfc3339(expired.before_ms),
+        berth_shared::time::format_duration(Duration::from_millis(expired.retention_ms))
+    )
 }
 
 pub async fn logs(session: &mut Session, args: LogsArgs) -> Outcome {
@@ -36,9 +163,19 @@ pub async fn logs(session: &mut Session, args: LogsArgs) -> Outcome {
         tail: args.tail,
         // `-f` on a deployed container app goes on with the app's output.
         app_output: args.follow,
+        stream: args.stream.map(Stream::as_str).unwrap_or_default().into(),
+        level: args.level.map(Level::as_str).unwrap_or_default().into(),
+        since_ms: args
+            .since
+            .map(|since| since.to_ms(berth_shared::time::now_ms()))
+            .unwrap_or(0),
     };
     let mut stream = session.client.get_logs(request).await?.into_inner();
     while let Some(record) = stream.message().await? {
+        if let Some(expired) = &record.expired {
+            eprintln!("{}", expired_notice(expired));
+            continue;
+        }
         let entry = LogEntry {
             host: record.host,
             stage: record.stage,
@@ -65,4 +202,63 @@ pub async fn logs(session: &mut Session, args: LogsArgs) -> Outcome {
         }
     }
     Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::UNIX_EPOCH;
+
+    use berth_proto::v1::LogsExpired;
+
+    use super::{Since, expired_notice, parse_since};
+
+    const NOW_MS: i64 = 1_800_000_000_000;
+
+    #[test]
+    fn since_reads_durations_and_times() {
+        let check = |text: &str, expected_ms: i64| {
+            let since = parse_since(text).unwrap_or_else(|err| panic!("{text}: {err}"));
+            assert_eq!(since.to_ms(NOW_MS), expected_ms, "{text}");
+        };
+        check("10m", NOW_MS - 600_000);
+        check("2h", NOW_MS - 7_200_000);
+        check(" 1h 30m ", NOW_MS - 5_400_000);
+        check("2026-10-23T02:00:00Z", 1_792_720_800_000);
+        check("2026-10-23T02:00:00.250Z", 1_792_720_800_250);
+        check("2026-10-23T04:00:00+02:00", 1_792_720_800_000);
+        check("2026-10-22T21:30:00-04:30", 1_792_720_800_000);
+        assert_eq!(
+            parse_since("1970-01-01T00:00:00Z"),
+            Ok(Since::At(UNIX_EPOCH))
+        );
+    }
+
+    #[test]
+    fn since_rejects_other_text_naming_the_accepted_forms() {
+        for text in [
+            "yesterday",
+            "",
+            "10 parsecs",
+            "2026-13-01T00:00:00Z",
+            "2026-10-23T02:00:00+25:00",
+        ] {
+            let err = parse_since(text).expect_err(text);
+            assert!(
+                err.contains("10m") && err.contains("2026-10-23T02:00:00Z"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn notice_names_the_time_the_policy_and_the_flag() {
+        let notice = expired_notice(&LogsExpired {
+            before_ms: 1_792_720_800_000,
+            retention_ms: 30 * 24 * 3600 * 1000,
+        });
+        assert_eq!(
+            notice,
+            "logs before 2026-10-23T02:00:00.000Z were deleted by the retention policy (30days); see berth-controller serve --log-retention"
+        );
+    }
 }

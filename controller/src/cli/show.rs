@@ -3,36 +3,59 @@
 use berth_proto::v1::{GetDeploymentRequest, GetStatusRequest, ListDeploymentsRequest};
 use berth_shared::exit;
 use berth_shared::record::{AppStatus, Deployment};
+use berth_shared::state::DeploymentStatus;
 use clap::Args;
 
 use super::deploy::parse;
 use super::output::{ago, emit, table};
 use super::{Outcome, Session};
+use crate::store::Sort;
 
+/// `berth ls`: filters, order and page. Unknown statuses and sort orders
+/// are refused by clap (exit 2) with the accepted values.
 #[derive(Args, Debug)]
 pub struct LsArgs {
+    /// Only this app.
     #[arg(long)]
     pub app: Option<String>,
+    /// Only this environment.
     #[arg(long = "env")]
     pub environment: Option<String>,
-    /// Status to include; repeat for several.
+    /// Only these statuses; repeat the flag or separate them with commas.
+    #[arg(long, value_delimiter = ',')]
+    pub status: Vec<DeploymentStatus>,
+    /// Only deployments this user triggered.
+    #[arg(long = "by", value_name = "USER")]
+    pub triggered_by: Option<String>,
+    /// Free text: part of an app or user name, or the start of a deployment id.
+    #[arg(long, value_name = "TEXT")]
+    pub search: Option<String>,
+    /// Order by `created`, `status` (lifecycle order) or `app` (then environment).
+    #[arg(long, default_value_t = Sort::Created)]
+    pub sort: Sort,
+    /// Ascending instead of descending; by default the newest come first.
     #[arg(long)]
-    pub status: Vec<String>,
-    #[arg(long, default_value_t = 20)]
-    pub limit: u32,
+    pub asc: bool,
+    /// At most this many deployments (1 to 1000; default 50).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub limit: Option<u32>,
+    /// Skip this many deployments of the sorted list first.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub offset: u32,
 }
 
 pub async fn ls(session: &mut Session, args: LsArgs) -> Outcome {
-    for status in &args.status {
-        status
-            .parse::<berth_shared::state::DeploymentStatus>()
-            .map_err(super::Failure::usage)?;
-    }
     let request = ListDeploymentsRequest {
         app: args.app.unwrap_or_default(),
         environment: args.environment.unwrap_or_default(),
-        status: args.status,
-        limit: args.limit,
+        status: args.status.iter().map(ToString::to_string).collect(),
+        // 0 lets the controller pick its default page size.
+        limit: args.limit.unwrap_or(0),
+        triggered_by: args.triggered_by.unwrap_or_default(),
+        search: args.search.unwrap_or_default(),
+        sort: args.sort.to_string(),
+        ascending: args.asc,
+        offset: args.offset,
     };
     let reply = session.client.list_deployments(request).await?.into_inner();
     let deployments: Vec<Deployment> = parse(&reply.json)?;
@@ -90,6 +113,29 @@ fn describe(d: &Deployment) -> String {
         d.bundle_digest,
         d.bundle_size
     );
+    match (d.origin.as_str(), d.parent_id) {
+        ("retry", Some(parent)) => {
+            text.push_str(&format!(
+                "  origin:       retry {} of {parent}\n",
+                d.retry_count
+            ));
+        }
+        ("rollback", Some(parent)) => {
+            text.push_str(&format!(
+                "  origin:       rollback to the snapshot of {parent}\n"
+            ));
+        }
+        _ => {}
+    }
+    text.push_str(&format!(
+        "  timeout:      {}{}\n",
+        berth_shared::time::format_duration(d.manifest.timeout),
+        if d.queued {
+            " (queued: waits for the app's running deployment)"
+        } else {
+            ""
+        }
+    ));
     if let Some(step) = &d.error_step {
         text.push_str(&format!("  error step:   {step}\n"));
     }
@@ -137,7 +183,29 @@ fn describe(d: &Deployment) -> String {
             super::output::transition_text(transition)
         ));
     }
+    text.push_str(&variables(d));
     text.push_str(&format!("\nmanifest\n{}", d.manifest_toml.trim_end()));
+    text
+}
+
+/// The variables the deployment's scripts see (BERTH_*) and its
+/// container's environment.
+fn variables(d: &Deployment) -> String {
+    let mut text = String::from("\nvariables\n");
+    for (name, value) in [
+        ("BERTH_APP", d.app.as_str()),
+        ("BERTH_ENVIRONMENT", d.environment.as_str()),
+        ("BERTH_VERSION", d.version.as_str()),
+    ] {
+        text.push_str(&format!("  {name}={value}\n"));
+    }
+    text.push_str(&format!("  BERTH_DEPLOYMENT_ID={}\n", d.id));
+    text.push_str("  BERTH_HOST, BERTH_TASK_ID, BERTH_STAGE, BERTH_WORK_DIR: per host\n");
+    if let Some(container) = &d.manifest.container {
+        for (name, value) in &container.env {
+            text.push_str(&format!("  {name}={value} (container)\n"));
+        }
+    }
     text
 }
 
@@ -177,6 +245,15 @@ fn stage_details(d: &Deployment) -> String {
     }
 }
 
+/// The deployment holding the app, and how many wait behind it.
+fn in_progress_text(row: &AppStatus) -> String {
+    let holder = row.in_progress.map(|id| id.to_string()).unwrap_or_default();
+    match row.queued.len() {
+        0 => holder,
+        waiting => format!("{holder} (+{waiting} queued)").trim().to_string(),
+    }
+}
+
 pub async fn status(session: &mut Session, environment: Option<String>) -> Outcome {
     let reply = session
         .client
@@ -208,7 +285,7 @@ pub async fn status(session: &mut Session, environment: Option<String>) -> Outco
                 ago(row.since),
                 row.hosts.join(", "),
                 row.deployment_id.to_string(),
-                row.in_progress.map(|id| id.to_string()).unwrap_or_default(),
+                in_progress_text(row),
             ]);
         }
         if rows.is_empty() {

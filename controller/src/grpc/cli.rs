@@ -13,6 +13,7 @@ use berth_proto::v1::{
     RegistryLoginRequest, RegistryLogoutRequest, RevokeTokenRequest, StatBlobRequest,
     StatBlobResponse, StopAppRequest, WhoAmIRequest, WhoAmIResponse,
 };
+use berth_proto::v1::{ListAuditRequest, RerunRequest, RollbackRequest};
 use berth_shared::id::DeploymentId;
 use berth_shared::record::Timestamp;
 use berth_shared::state::DeploymentStatus;
@@ -22,10 +23,11 @@ use super::BoxStream;
 use super::auth::require;
 use super::status::json;
 use crate::server::Context;
-use crate::store::{ListQuery, Role};
+use crate::store::{ListQuery, Role, Sort};
 
 mod agents;
 mod deploy;
+mod lifecycle;
 mod tokens;
 
 pub struct CliApi {
@@ -42,6 +44,52 @@ impl CliApi {
 pub fn parse_deployment_id(text: &str) -> Result<DeploymentId, Status> {
     text.parse()
         .map_err(|err: String| Status::invalid_argument(err))
+}
+
+/// Most deployments one `ListDeployments` call returns.
+const MAX_LIST_LIMIT: u32 = 1000;
+/// Longest free-text search, in characters.
+const MAX_SEARCH_CHARS: usize = 200;
+/// Largest `offset`, so one call cannot make the store walk without end.
+const MAX_LIST_OFFSET: u32 = 1_000_000;
+
+/// Checks a `ListDeploymentsRequest` and turns it into a store query.
+fn list_query(request: ListDeploymentsRequest) -> Result<ListQuery, Status> {
+    let statuses = request
+        .status
+        .iter()
+        .map(|status| status.parse::<DeploymentStatus>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| Status::invalid_argument(format!("status: {err}")))?;
+    let sort = match request.sort.as_str() {
+        "" => Sort::default(),
+        text => text
+            .parse::<Sort>()
+            .map_err(|err| Status::invalid_argument(format!("sort: {err}")))?,
+    };
+    if request.search.chars().count() > MAX_SEARCH_CHARS {
+        return Err(Status::invalid_argument(format!(
+            "search: at most {MAX_SEARCH_CHARS} characters"
+        )));
+    }
+    if request.offset > MAX_LIST_OFFSET {
+        return Err(Status::invalid_argument(format!(
+            "offset: at most {MAX_LIST_OFFSET}; narrow the query with filters instead"
+        )));
+    }
+    let given = |text: String| Some(text).filter(|text| !text.is_empty());
+    Ok(ListQuery {
+        app: given(request.app),
+        environment: given(request.environment),
+        statuses,
+        // 0 asks for the store's default page size.
+        limit: request.limit.min(MAX_LIST_LIMIT) as usize,
+        triggered_by: given(request.triggered_by),
+        search: given(request.search),
+        sort,
+        ascending: request.ascending,
+        offset: request.offset as usize,
+    })
 }
 
 #[tonic::async_trait]
@@ -112,20 +160,12 @@ impl Cli for CliApi {
         request: Request<ListDeploymentsRequest>,
     ) -> Result<Response<ListDeploymentsResponse>, Status> {
         require(&request, Role::Viewer)?;
-        let request = request.into_inner();
-        let statuses = request
-            .status
-            .iter()
-            .map(|status| status.parse::<DeploymentStatus>())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(Status::invalid_argument)?;
-        let query = ListQuery {
-            app: Some(request.app).filter(|app| !app.is_empty()),
-            environment: Some(request.environment).filter(|env| !env.is_empty()),
-            statuses,
-            limit: request.limit.clamp(1, 1000) as usize,
-        };
-        let deployments = self.context.store.list_deployments(&query)?;
+        let query = list_query(request.into_inner())?;
+        // A search or a sort by status or app may read many index keys.
+        let store = self.context.store.clone();
+        let deployments = tokio::task::spawn_blocking(move || store.list_deployments(&query))
+            .await
+            .map_err(|err| Status::internal(format!("list deployments: {err}")))??;
         Ok(Response::new(ListDeploymentsResponse {
             json: json(&deployments)?,
         }))
@@ -168,6 +208,74 @@ impl Cli for CliApi {
         let deployment = deploy::delete(&self.context, &caller, id).await?;
         Ok(Response::new(DeploymentReply {
             json: json(&deployment)?,
+        }))
+    }
+
+    async fn cancel_deployment(
+        &self,
+        request: Request<GetDeploymentRequest>,
+    ) -> Result<Response<DeploymentReply>, Status> {
+        let caller = require(&request, Role::Operator)?;
+        let id = parse_deployment_id(&request.get_ref().id)?;
+        let deployment = lifecycle::cancel(&self.context, &caller, id).await?;
+        Ok(Response::new(DeploymentReply {
+            json: json(&deployment)?,
+        }))
+    }
+
+    async fn retry_deployment(
+        &self,
+        request: Request<RerunRequest>,
+    ) -> Result<Response<DeploymentReply>, Status> {
+        let caller = require(&request, Role::Operator)?;
+        let deployment = lifecycle::retry(&self.context, &caller, request.into_inner()).await?;
+        Ok(Response::new(DeploymentReply {
+            json: json(&deployment)?,
+        }))
+    }
+
+    async fn redeploy_deployment(
+        &self,
+        request: Request<RerunRequest>,
+    ) -> Result<Response<DeploymentReply>, Status> {
+        let caller = require(&request, Role::Operator)?;
+        let deployment = lifecycle::redeploy(&self.context, &caller, request.into_inner()).await?;
+        Ok(Response::new(DeploymentReply {
+            json: json(&deployment)?,
+        }))
+    }
+
+    async fn rollback(
+        &self,
+        request: Request<RollbackRequest>,
+    ) -> Result<Response<DeploymentReply>, Status> {
+        let caller = require(&request, Role::Operator)?;
+        let deployment = lifecycle::rollback(&self.context, &caller, request.into_inner()).await?;
+        Ok(Response::new(DeploymentReply {
+            json: json(&deployment)?,
+        }))
+    }
+
+    async fn purge_deployment(
+        &self,
+        request: Request<GetDeploymentRequest>,
+    ) -> Result<Response<JsonReply>, Status> {
+        let caller = require(&request, Role::Operator)?;
+        let id = parse_deployment_id(&request.get_ref().id)?;
+        let reply = lifecycle::purge(&self.context, &caller, id).await?;
+        Ok(Response::new(JsonReply {
+            json: json(&reply)?,
+        }))
+    }
+
+    async fn list_audit(
+        &self,
+        request: Request<ListAuditRequest>,
+    ) -> Result<Response<JsonReply>, Status> {
+        require(&request, Role::Viewer)?;
+        let entries = lifecycle::audit_log(&self.context, request.get_ref())?;
+        Ok(Response::new(JsonReply {
+            json: json(&entries)?,
         }))
     }
 

@@ -4,15 +4,17 @@
 //!
 //! Each subscribes to the hub before reading the store, so nothing falls in
 //! between; a follower that lags behind the hub re-reads the store.
+//! `GetLogs` applies the request's filters (module `filter`) to stored and
+//! live lines alike, and first says so when the retention sweeper deleted
+//! lines the filters could have matched.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_proto::v1::{DeploymentReply, GetLogsRequest, LogRecord};
+use berth_proto::v1::{DeploymentReply, GetLogsRequest, LogRecord, LogsExpired};
 use berth_shared::id::{DeploymentId, TaskId};
-use berth_shared::record::{Deployment, TaskKind};
-use berth_shared::state::{DeploymentStatus, TaskStatus};
+use berth_shared::record::Deployment;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
@@ -24,6 +26,11 @@ use crate::hub::HubEvent;
 use crate::progress::is_quiet;
 use crate::server::Context;
 use crate::store::{StoreError, StoredLine};
+
+mod filter;
+mod relay;
+
+use filter::{LogFilter, is_failure};
 
 /// How often a follower re-reads the store even without hub events.
 const REFRESH: Duration = Duration::from_secs(2);
@@ -78,21 +85,6 @@ pub fn watch(
     Ok(Box::pin(ReceiverStream::new(receiver)))
 }
 
-struct LogFilter {
-    host: Option<String>,
-    stage: Option<String>,
-}
-
-impl LogFilter {
-    fn wants(&self, host: &str, line: &StoredLine) -> bool {
-        self.host.as_deref().is_none_or(|wanted| wanted == host)
-            && self
-                .stage
-                .as_deref()
-                .is_none_or(|wanted| wanted == line.stage)
-    }
-}
-
 fn record(task: TaskId, host: &str, seq: u64, line: StoredLine) -> LogRecord {
     LogRecord {
         host: host.to_string(),
@@ -102,6 +94,7 @@ fn record(task: TaskId, host: &str, seq: u64, line: StoredLine) -> LogRecord {
         ts_ms: line.ts_ms,
         line: line.line,
         task_id: task.to_string(),
+        expired: None,
     }
 }
 
@@ -121,10 +114,7 @@ pub fn logs(
     let id = parse_deployment_id(&request.deployment_id)?;
     let events = request.follow.then(|| context.hub.subscribe());
     let deployment = context.store.get_deployment(id)?;
-    let filter = LogFilter {
-        host: Some(request.host.clone()).filter(|host| !host.is_empty()),
-        stage: Some(request.stage.clone()).filter(|stage| !stage.is_empty()),
-    };
+    let filter = LogFilter::from_request(&request)?;
     if let Some(host) = &filter.host
         && !deployment.tasks.iter().any(|task| &task.host == host)
     {
@@ -139,6 +129,18 @@ pub fn logs(
         )));
     }
     let tail = request.tail as usize;
+    // Said only when the deleted lines could have passed the filters.
+    let notice = context
+        .store
+        .expired_logs(id)?
+        .filter(|expired| filter.admits_before(expired.before_ms))
+        .map(|expired| LogRecord {
+            expired: Some(LogsExpired {
+                before_ms: expired.before_ms,
+                retention_ms: expired.retention_ms,
+            }),
+            ..LogRecord::default()
+        });
     let tasks = context.tasks.clone();
     tasks.spawn(async move {
         let mut follower = Follower {
@@ -147,8 +149,14 @@ pub fn logs(
             filter,
             sender,
             last: HashMap::new(),
+            held: HashMap::new(),
             app_output: request.app_output,
         };
+        if let Some(notice) = notice
+            && follower.sender.send(Ok(notice)).await.is_err()
+        {
+            return;
+        }
         let sent = if tail > 0 {
             let records = follower.tail(&deployment, tail);
             follower.emit(records).await
@@ -170,14 +178,26 @@ struct Follower {
     id: DeploymentId,
     filter: LogFilter,
     sender: mpsc::Sender<Result<LogRecord, Status>>,
-    /// Highest sequence number sent per task.
+    /// Highest sequence number sent (or passed over) per task.
     last: HashMap<TaskId, u64>,
+    /// Per task and stage, the newest `system` line the level filter could
+    /// not judge yet because the stage may still fail with that message;
+    /// sent or dropped once the record says. Only the newest can be the
+    /// failure report, which is a stage's last line.
+    held: HashMap<(TaskId, String), Held>,
     /// Relay the running containers' output once the deployment is quiet.
     app_output: bool,
 }
 
 /// The follower stopped: the client went away or the store failed.
 struct Stopped;
+
+/// A line waiting for the level filter's verdict.
+struct Held {
+    host: String,
+    seq: u64,
+    line: StoredLine,
+}
 
 impl Follower {
     /// Sends stored lines after what was already sent, ordered by time
@@ -188,12 +208,7 @@ impl Follower {
         let tasks: Vec<(TaskId, String)> = deployment
             .tasks
             .iter()
-            .filter(|task| {
-                self.filter
-                    .host
-                    .as_deref()
-                    .is_none_or(|host| host == task.host)
-            })
+            .filter(|task| self.filter.wants_host(&task.host))
             .map(|task| (task.id, task.host.clone()))
             .collect();
         let mut buffers: Vec<VecDeque<(u64, StoredLine)>> = vec![VecDeque::new(); tasks.len()];
@@ -222,31 +237,94 @@ impl Follower {
             };
             let (task, host) = &tasks[index];
             self.last.insert(*task, seq);
-            if self.filter.wants(host, &line) {
-                self.sender
-                    .send(Ok(record(*task, host, seq, line)))
-                    .await
-                    .map_err(|_| Stopped)?;
+            self.offer(deployment, *task, host, seq, line).await?;
+        }
+    }
+
+    /// Sends a line the filters want, holds one they cannot judge yet.
+    async fn offer(
+        &mut self,
+        deployment: &Deployment,
+        task: TaskId,
+        host: &str,
+        seq: u64,
+        line: StoredLine,
+    ) -> Result<(), Stopped> {
+        match self
+            .filter
+            .wants(host, &line, || is_failure(deployment, task, &line))
+        {
+            Some(true) => self
+                .sender
+                .send(Ok(record(task, host, seq, line)))
+                .await
+                .map_err(|_| Stopped),
+            Some(false) => Ok(()),
+            None => {
+                self.hold(task, host, seq, line);
+                Ok(())
             }
         }
     }
 
-    /// The last `tail` stored lines across hosts, in time order.
+    /// Keeps `line` for a later verdict unless a newer line of its stage is
+    /// already held.
+    fn hold(&mut self, task: TaskId, host: &str, seq: u64, line: StoredLine) {
+        let key = (task, line.stage.clone());
+        if self.held.get(&key).is_none_or(|held| held.seq < seq) {
+            let host = host.to_string();
+            self.held.insert(key, Held { host, seq, line });
+        }
+    }
+
+    /// Sends or drops the held lines `deployment` can now judge, in time
+    /// order.
+    async fn release_held(&mut self, deployment: &Deployment) -> Result<(), Stopped> {
+        let mut released = Vec::new();
+        let keys: Vec<(TaskId, String)> = self.held.keys().cloned().collect();
+        for key in keys {
+            let held = &self.held[&key];
+            let verdict = self.filter.wants(&held.host, &held.line, || {
+                is_failure(deployment, key.0, &held.line)
+            });
+            let Some(wanted) = verdict else { continue };
+            let held = self.held.remove(&key).expect("key listed above");
+            if wanted {
+                released.push(record(key.0, &held.host, held.seq, held.line));
+            }
+        }
+        released.sort_by(|a, b| (a.ts_ms, &a.task_id, a.seq).cmp(&(b.ts_ms, &b.task_id, b.seq)));
+        self.emit(Ok(released)).await
+    }
+
+    /// The last `tail` stored lines that pass the filters, across hosts, in
+    /// time order. Each task is read newest first until it has given
+    /// `tail` lines.
     fn tail(&mut self, deployment: &Deployment, tail: usize) -> Result<Vec<LogRecord>, StoreError> {
         let mut records = Vec::new();
+        let context = self.context.clone();
         for task in &deployment.tasks {
-            if self
-                .filter
-                .host
-                .as_deref()
-                .is_some_and(|host| host != task.host)
-            {
+            if !self.filter.wants_host(&task.host) {
                 continue;
             }
-            for (seq, line) in self.context.store.task_tail(self.id, task.id, tail)? {
-                self.last.insert(task.id, seq);
-                if self.filter.wants(&task.host, &line) {
-                    records.push(record(task.id, &task.host, seq, line));
+            let mut kept = 0;
+            for entry in context.store.task_lines_rev(self.id, task.id) {
+                let (seq, line) = entry?;
+                // The first line read is the task's newest.
+                self.last.entry(task.id).or_insert(seq);
+                match self
+                    .filter
+                    .wants(&task.host, &line, || is_failure(deployment, task.id, &line))
+                {
+                    Some(true) => {
+                        records.push(record(task.id, &task.host, seq, line));
+                        kept += 1;
+                        if kept == tail {
+                            break;
+                        }
+                    }
+                    Some(false) => {}
+                    None => self.hold(task.id, &task.host, seq, line),
                 }
             }
         }
@@ -291,6 +369,7 @@ impl Follower {
         let mut task_hosts = hosts(&deployment);
         loop {
             if is_quiet(&deployment) {
+                self.release_held(&deployment).await?;
                 self.send_stored(&deployment).await?;
                 if self.app_output {
                     return self.relay_containers(&deployment).await;
@@ -313,111 +392,24 @@ impl Follower {
                     let after = self.last.get(&task).copied().unwrap_or(0);
                     for (seq, line) in lines.iter().filter(|(seq, _)| *seq > after) {
                         self.last.insert(task, *seq);
-                        if self.filter.wants(&host, line) {
-                            self.sender
-                                .send(Ok(record(task, &host, *seq, line.clone())))
-                                .await
-                                .map_err(|_| Stopped)?;
-                        }
+                        self.offer(&deployment, task, &host, *seq, line.clone())
+                            .await?;
                     }
                 }
                 Ok(Ok(_)) => {
                     deployment = self.reload()?;
                     task_hosts = hosts(&deployment);
+                    self.release_held(&deployment).await?;
                 }
                 // Lagged behind the hub, or quiet for a while: catch up from the store.
                 Ok(Err(_)) | Err(_) => {
                     deployment = self.reload()?;
                     task_hosts = hosts(&deployment);
+                    self.release_held(&deployment).await?;
                     self.send_stored(&deployment).await?;
                 }
             }
         }
-    }
-
-    /// Relays the output of the deployment's running containers, live,
-    /// until the client goes away, every container's output ends, or the
-    /// controller shuts down. Only a deployed container app has any.
-    async fn relay_containers(&self, deployment: &Deployment) -> Result<(), Stopped> {
-        if deployment.status != DeploymentStatus::Deployed
-            || deployment.manifest.container.is_none()
-        {
-            return Ok(());
-        }
-        let mut relays = Vec::new();
-        for task in deployment
-            .tasks
-            .iter()
-            .filter(|task| task.kind == TaskKind::Deploy && task.status == TaskStatus::Done)
-        {
-            if self
-                .filter
-                .host
-                .as_deref()
-                .is_some_and(|host| host != task.host)
-            {
-                continue;
-            }
-            let request = berth_proto::v1::FollowContainer {
-                request_id: 0,
-                deployment_id: deployment.id.to_string(),
-                app: deployment.app.clone(),
-                environment: deployment.environment.clone(),
-                stop: false,
-            };
-            if let Some(relay) = self
-                .context
-                .registry
-                .follow_container(task.agent_id, request)
-                .await
-            {
-                relays.push((task.host.clone(), relay));
-            }
-        }
-        let result = self.pump_relays(&mut relays).await;
-        for (_, relay) in &relays {
-            self.context.registry.unfollow(relay).await;
-        }
-        result
-    }
-
-    async fn pump_relays(
-        &self,
-        relays: &mut Vec<(String, crate::registry::Relay)>,
-    ) -> Result<(), Stopped> {
-        while !relays.is_empty() {
-            let next = futures_util::future::select_all(
-                relays
-                    .iter_mut()
-                    .map(|(_, relay)| Box::pin(relay.output.recv())),
-            );
-            let (output, index, _) = tokio::select! {
-                () = self.context.shutdown.cancelled() => return Err(Stopped),
-                () = self.sender.closed() => return Err(Stopped),
-                next = next => next,
-            };
-            let Some(output) = output else {
-                relays.remove(index);
-                continue;
-            };
-            let host = relays[index].0.clone();
-            for line in output.lines {
-                let record = LogRecord {
-                    host: host.clone(),
-                    stage: "app".into(),
-                    stream: "container".into(),
-                    seq: 0,
-                    ts_ms: berth_shared::time::now_ms(),
-                    line,
-                    task_id: String::new(),
-                };
-                self.sender.send(Ok(record)).await.map_err(|_| Stopped)?;
-            }
-            if output.ended {
-                relays.remove(index);
-            }
-        }
-        Ok(())
     }
 
     fn reload(&self) -> Result<Deployment, Stopped> {

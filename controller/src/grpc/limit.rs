@@ -1,21 +1,22 @@
-//! A small fixed-window rate limit per peer address, for the one call a
-//! caller without a certificate may make (joining), so tokens cannot be
-//! guessed at speed and failed joins cost bounded work.
+//! A small fixed-window rate limit per key: per peer address for the one
+//! call a caller without a certificate may make (joining), so tokens cannot
+//! be guessed at speed and failed joins cost bounded work; per app for
+//! deployment triggers.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Allows `limit` calls per `window` from one address.
-pub struct RateLimit {
+/// Allows `limit` calls per `window` for one key.
+pub struct RateLimit<K = IpAddr> {
     limit: u32,
     window: Duration,
-    seen: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    seen: Mutex<HashMap<K, (Instant, u32)>>,
 }
 
-impl RateLimit {
-    pub fn new(limit: u32, window: Duration) -> RateLimit {
+impl<K: std::hash::Hash + Eq> RateLimit<K> {
+    pub fn new(limit: u32, window: Duration) -> RateLimit<K> {
         RateLimit {
             limit,
             window,
@@ -23,8 +24,13 @@ impl RateLimit {
         }
     }
 
-    /// Counts a call from `peer`; `Err` with the wait when over the limit.
-    pub fn check(&self, peer: IpAddr, now: Instant) -> Result<(), Duration> {
+    /// Calls allowed per window.
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    /// Counts a call for `peer`; `Err` with the wait when over the limit.
+    pub fn check(&self, peer: K, now: Instant) -> Result<(), Duration> {
         let mut seen = self
             .seen
             .lock()

@@ -155,3 +155,47 @@ fn no_successful_host_is_a_failure_even_within_budget() {
             .is_some_and(|m| m.contains("no host succeeded"))
     );
 }
+
+/// A redeploy adds a new round of tasks; only that round decides whether
+/// the deployment ends deployed or failed.
+#[test]
+fn a_redeploy_is_decided_by_its_own_round() {
+    for (outcome, expected) in [
+        ("done", DeploymentStatus::Deployed),
+        ("failed", DeploymentStatus::Failed),
+    ] {
+        let mut d = deployment(&["h1"], 0);
+        start(&mut d, 0);
+        finish(&mut d, 0, "done", "");
+        assert_eq!(d.status, DeploymentStatus::Deployed);
+        let first = d.tasks[0].clone();
+        let later = Timestamp(first.created_at.0 + 1);
+        d.tasks.push(Task::queued(
+            TaskKind::Deploy,
+            &first.host,
+            first.agent_id,
+            later,
+        ));
+        d.tasks[1].status = TaskStatus::Assigned;
+        assert!(set_status(&mut d, DeploymentStatus::Deploying, None));
+        settle(&mut d);
+        assert_eq!(
+            d.status,
+            DeploymentStatus::Deploying,
+            "the new round still runs; the old round's success does not count"
+        );
+        let error = if outcome == "failed" { "boom" } else { "" };
+        finish(&mut d, 1, outcome, error);
+        assert_eq!(d.status, expected, "{outcome}");
+    }
+}
+
+#[test]
+fn illegal_status_changes_are_refused() {
+    let mut d = deployment(&["h1"], 0);
+    assert!(!set_status(&mut d, DeploymentStatus::Deployed, None));
+    assert_eq!(d.status, DeploymentStatus::Pending);
+    assert!(set_status(&mut d, DeploymentStatus::Canceled, None));
+    assert!(!set_status(&mut d, DeploymentStatus::Deploying, None));
+    assert_eq!(d.status, DeploymentStatus::Canceled);
+}

@@ -1,7 +1,9 @@
 //! Deployment records and their secondary indexes: `idx_app_env`
-//! (`app \0 env \0 id`), `idx_status` (`status \0 id`) and
-//! `idx_idempotency` (`key → id`). A per app+environment "running slot" in
-//! `meta` makes the one-running-deployment rule atomic.
+//! (`app \0 env \0 id`), `idx_status` (`status \0 id`), `idx_user`
+//! (`triggered_by \0 id`) and `idx_idempotency` (`key → id`). A per
+//! app+environment "running slot" in `meta` makes the
+//! one-running-deployment rule atomic. Queries over the history live in
+//! `list`.
 
 use berth_shared::id::DeploymentId;
 use berth_shared::record::Deployment;
@@ -11,15 +13,6 @@ use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
 use super::logs::{LogWrite, StoredLine, log_key};
 use super::{Store, StoreError, decode, encode};
-
-/// Filters for listing deployments (newest first).
-#[derive(Clone, Debug, Default)]
-pub struct ListQuery {
-    pub app: Option<String>,
-    pub environment: Option<String>,
-    pub statuses: Vec<DeploymentStatus>,
-    pub limit: usize,
-}
 
 /// What happened to a batch of task events.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -36,17 +29,20 @@ pub struct EventOutcome {
 /// The result of creating a deployment.
 pub enum Created {
     New,
+    /// Stored, waiting for this running deployment of the app+environment
+    /// to end (`--queue`).
+    Queued(DeploymentId),
     /// The idempotency key was used before; here is that deployment.
     Existing(DeploymentId),
 }
 
-fn app_key(app: &str, environment: &str, id: DeploymentId) -> Vec<u8> {
+pub(super) fn app_key(app: &str, environment: &str, id: DeploymentId) -> Vec<u8> {
     let mut key = app_prefix(app, environment);
     key.extend_from_slice(&id.to_bytes());
     key
 }
 
-fn app_prefix(app: &str, environment: &str) -> Vec<u8> {
+pub(super) fn app_prefix(app: &str, environment: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(app.len() + environment.len() + 18);
     key.extend_from_slice(app.as_bytes());
     key.push(0);
@@ -55,36 +51,50 @@ fn app_prefix(app: &str, environment: &str) -> Vec<u8> {
     key
 }
 
-fn status_key(status: DeploymentStatus, id: DeploymentId) -> Vec<u8> {
+pub(super) fn status_key(status: DeploymentStatus, id: DeploymentId) -> Vec<u8> {
     let mut key = status_prefix(status);
     key.extend_from_slice(&id.to_bytes());
     key
 }
 
-fn status_prefix(status: DeploymentStatus) -> Vec<u8> {
+pub(super) fn status_prefix(status: DeploymentStatus) -> Vec<u8> {
     let mut key = status.as_str().as_bytes().to_vec();
     key.push(0);
     key
 }
 
-fn running_slot(app: &str, environment: &str) -> Vec<u8> {
+/// The `idx_user` key of a deployment triggered by `user`.
+pub(crate) fn user_key(user: &str, id: DeploymentId) -> Vec<u8> {
+    let mut key = user_prefix(user);
+    key.extend_from_slice(&id.to_bytes());
+    key
+}
+
+pub(super) fn user_prefix(user: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(user.len() + 17);
+    key.extend_from_slice(user.as_bytes());
+    key.push(0);
+    key
+}
+
+pub(super) fn running_slot(app: &str, environment: &str) -> Vec<u8> {
     let mut key = b"running\0".to_vec();
     key.extend_from_slice(&app_prefix(app, environment));
     key
 }
 
-fn id_from_suffix(key: &[u8]) -> Option<DeploymentId> {
+pub(super) fn id_from_suffix(key: &[u8]) -> Option<DeploymentId> {
     let start = key.len().checked_sub(16)?;
     <[u8; 16]>::try_from(&key[start..])
         .ok()
         .map(DeploymentId::from_bytes)
 }
 
-fn abort(err: StoreError) -> ConflictableTransactionError<StoreError> {
+pub(super) fn abort(err: StoreError) -> ConflictableTransactionError<StoreError> {
     ConflictableTransactionError::Abort(err)
 }
 
-fn read_deployment(
+pub(super) fn read_deployment(
     tree: &TransactionalTree,
     id: DeploymentId,
 ) -> Result<Deployment, ConflictableTransactionError<StoreError>> {
@@ -102,6 +112,7 @@ impl Store {
         &self,
         deployment: &Deployment,
         force: bool,
+        queue: bool,
     ) -> Result<Created, StoreError> {
         let trees = (
             &self.deployments,
@@ -110,8 +121,9 @@ impl Store {
             &self.idx_idempotency,
             &self.meta,
             &self.blob_grants,
+            &self.idx_user,
         );
-        let created = trees.transaction(|(deployments, idx_app, idx_status, idx_idem, meta, grants)| {
+        let created = trees.transaction(|(deployments, idx_app, idx_status, idx_idem, meta, grants, idx_user)| {
             if let Some(key) = &deployment.idempotency_key {
                 if let Some(existing) = idx_idem.get(key.as_bytes())? {
                     let id = id_from_suffix(&existing).ok_or_else(|| {
@@ -122,6 +134,7 @@ impl Store {
                 idx_idem.insert(key.as_bytes(), &deployment.id.to_bytes())?;
             }
             let slot = running_slot(&deployment.app, &deployment.environment);
+            let mut waiting_for: Option<DeploymentId> = None;
             if let Some(holder) = meta.get(&slot)? {
                 let holder_id = id_from_suffix(&holder);
                 let still_running = match holder_id {
@@ -134,16 +147,27 @@ impl Store {
                 };
                 if still_running && !force {
                     let holder_id = holder_id.map(|id| id.to_string()).unwrap_or_default();
-                    return Err(abort(StoreError::Conflict(format!(
-                        "deployment {holder_id} of {} in {} is still running; wait for it, cancel it, or deploy with --force",
-                        deployment.app, deployment.environment
-                    ))));
+                    if !queue {
+                        return Err(abort(StoreError::Conflict(format!(
+                            "deployment {holder_id} of {} in {} is still running; wait for it, cancel it, deploy with --queue to run after it, or with --force",
+                            deployment.app, deployment.environment
+                        ))));
+                    }
+                    waiting_for = holder_id.parse().ok();
                 }
             }
-            meta.insert(slot, &deployment.id.to_bytes())?;
-            deployments.insert(&deployment.id.to_bytes(), encode(deployment))?;
+            let mut record = deployment.clone();
+            if let Some(holder) = waiting_for {
+                record.queued = true;
+                record.deadline_ms = None;
+                meta.insert(super::lifecycle::queue_key(&deployment.app, &deployment.environment, deployment.id), &holder.to_bytes())?;
+            } else {
+                meta.insert(slot, &deployment.id.to_bytes())?;
+            }
+            deployments.insert(&deployment.id.to_bytes(), encode(&record))?;
             idx_app.insert(app_key(&deployment.app, &deployment.environment, deployment.id), &[])?;
             idx_status.insert(status_key(deployment.status, deployment.id), &[])?;
+            idx_user.insert(user_key(&deployment.triggered_by, deployment.id), &[])?;
             let digests = std::iter::once(&deployment.bundle_digest).chain(deployment.image_archive_digest.as_ref());
             for digest in digests {
                 for task in &deployment.tasks {
@@ -152,7 +176,7 @@ impl Store {
                     grants.insert(grant, &[])?;
                 }
             }
-            Ok(Created::New)
+            Ok(waiting_for.map_or(Created::New, Created::Queued))
         })?;
         Ok(created)
     }
@@ -202,6 +226,11 @@ impl Store {
                     if meta.get(&slot)?.as_deref() == Some(&id.to_bytes()[..]) {
                         meta.remove(slot)?;
                     }
+                    meta.remove(super::lifecycle::queue_key(
+                        &deployment.app,
+                        &deployment.environment,
+                        id,
+                    ))?;
                 }
             }
             deployments.insert(&id.to_bytes(), encode(&deployment))?;
@@ -225,89 +254,40 @@ impl Store {
         Ok(ids)
     }
 
-    /// Ids of deployments with `status`, newest first.
-    fn ids_with_status(
-        &self,
-        status: DeploymentStatus,
-    ) -> impl Iterator<Item = Result<DeploymentId, StoreError>> + '_ {
-        self.idx_status
-            .scan_prefix(status_prefix(status))
-            .rev()
-            .map(|entry| {
-                let (key, _) = entry?;
-                id_from_suffix(&key).ok_or_else(|| StoreError::Corrupt {
-                    tree: "idx_status",
-                    reason: "short key".into(),
-                })
-            })
-    }
-
-    /// Deployments matching `query`, newest first, read through the
-    /// indexes: by app+environment, by status, or by time.
-    pub fn list_deployments(&self, query: &ListQuery) -> Result<Vec<Deployment>, StoreError> {
-        let limit = if query.limit == 0 { 50 } else { query.limit };
-        let wanted = |deployment: &Deployment| {
-            query.app.as_ref().is_none_or(|app| &deployment.app == app)
-                && query
-                    .environment
-                    .as_ref()
-                    .is_none_or(|env| &deployment.environment == env)
-                && (query.statuses.is_empty() || query.statuses.contains(&deployment.status))
-        };
-        let ids: Box<dyn Iterator<Item = Result<DeploymentId, StoreError>>> =
-            match (&query.app, &query.environment) {
-                (Some(app), Some(env)) => Box::new(
-                    self.idx_app
-                        .scan_prefix(app_prefix(app, env))
-                        .rev()
-                        .map(|entry| {
-                            let (key, _) = entry?;
-                            id_from_suffix(&key).ok_or_else(|| StoreError::Corrupt {
-                                tree: "idx_app_env",
-                                reason: "short key".into(),
-                            })
-                        }),
-                ),
-                (Some(app), None) => {
-                    let mut prefix = app.as_bytes().to_vec();
-                    prefix.push(0);
-                    let mut ids = Vec::new();
-                    for entry in self.idx_app.scan_prefix(prefix) {
-                        let (key, _) = entry?;
-                        ids.extend(id_from_suffix(&key));
-                    }
-                    ids.sort_unstable_by(|a, b| b.cmp(a));
-                    Box::new(ids.into_iter().map(Ok))
-                }
-                (None, _) if !query.statuses.is_empty() => {
-                    let mut ids = Vec::new();
-                    for status in &query.statuses {
-                        for id in self.ids_with_status(*status) {
-                            ids.push(id?);
-                        }
-                    }
-                    ids.sort_unstable_by(|a, b| b.cmp(a));
-                    Box::new(ids.into_iter().map(Ok))
-                }
-                _ => Box::new(self.deployments.iter().keys().rev().map(|key| {
-                    let key = key?;
-                    id_from_suffix(&key).ok_or_else(|| StoreError::Corrupt {
-                        tree: "deployments",
-                        reason: "short key".into(),
-                    })
-                })),
+    /// Builds `idx_user` for a store written before that index existed.
+    /// Runs once: the `schema:idx_user` marker in `meta` says the index is
+    /// complete, and it is written (and flushed) only after every entry, so
+    /// a crash halfway just rebuilds the same keys at the next open.
+    pub(super) fn index_users_once(&self) -> Result<(), StoreError> {
+        const MARKER: &[u8] = b"schema:idx_user";
+        if self.meta.contains_key(MARKER)? {
+            return Ok(());
+        }
+        let mut indexed = 0_usize;
+        for entry in self.deployments.iter() {
+            let (key, value) = entry?;
+            let Some(id) = id_from_suffix(&key) else {
+                continue;
             };
-        let mut found = Vec::new();
-        for id in ids {
-            let deployment = self.get_deployment(id?)?;
-            if wanted(&deployment) {
-                found.push(deployment);
-                if found.len() >= limit {
-                    break;
+            match decode::<Deployment>("deployments", &value) {
+                Ok(deployment) => {
+                    self.idx_user
+                        .insert(user_key(&deployment.triggered_by, id), &[])?;
+                    indexed += 1;
+                }
+                // An unreadable record fails on every read anyway; it must
+                // not keep the whole store from opening.
+                Err(err) => {
+                    tracing::warn!(deployment_id = %id, error = %err, "left an unreadable deployment out of idx_user")
                 }
             }
         }
-        Ok(found)
+        self.meta.insert(MARKER, &[1])?;
+        self.db.flush()?;
+        if indexed > 0 {
+            tracing::info!(deployments = indexed, "built the idx_user index");
+        }
+        Ok(())
     }
 
     /// Every app+environment pair that has deployments.

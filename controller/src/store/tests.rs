@@ -61,7 +61,9 @@ fn expires_logs_of_old_settled_deployments_only() {
         deployment.id = berth_shared::id::DeploymentId(ulid::Ulid::from_parts(created_ms, 7));
         deployment.status = status;
         let task = deployment.tasks[0].id;
-        store.create_deployment(&deployment, true).expect("create");
+        store
+            .create_deployment(&deployment, true, false)
+            .expect("create");
         store
             .update_deployment_with_logs(deployment.id, |_| {
                 Ok(((), vec![(task, 1, line("one")), (task, 2, line("two"))]))
@@ -71,7 +73,9 @@ fn expires_logs_of_old_settled_deployments_only() {
     }
     let cutoff = 1_500;
     assert_eq!(
-        store.expire_logs(cutoff).expect("sweep"),
+        store
+            .expire_logs(cutoff, std::time::Duration::from_secs(60))
+            .expect("sweep"),
         2,
         "only the first is older than the cutoff"
     );
@@ -82,9 +86,16 @@ fn expires_logs_of_old_settled_deployments_only() {
         "the record itself stays"
     );
     assert_eq!(
-        store.expire_logs(cutoff).expect("again"),
+        store
+            .expire_logs(cutoff, std::time::Duration::from_secs(60))
+            .expect("again"),
         0,
         "each deployment is swept once"
     );
-    assert_eq!(store.expire_logs(i64::MAX).expect("all"), 2);
+    assert_eq!(
+        store
+            .expire_logs(i64::MAX, std::time::Duration::from_secs(60))
+            .expect("all"),
+        2
+    );
 }

@@ -239,3 +239,20 @@ fn parses_and_checks_proxy_sections() {
         &["proxy: routes to a container"],
     );
 }
+
+#[test]
+fn the_deployment_timeout_has_a_default_and_bounds() {
+    let base = "app = \"a\"\n[target]\nhosts = [\"h\"]\n";
+    let default = Manifest::parse(base).expect("valid");
+    assert_eq!(default.timeout, DEFAULT_DEPLOYMENT_TIMEOUT);
+    let set = Manifest::parse(&format!("timeout = \"90s\"\n{base}")).expect("valid");
+    assert_eq!(set.timeout, Duration::from_secs(90));
+    check(
+        &format!("timeout = \"0s\"\n{base}"),
+        &["timeout: must be between 1s and 24h"],
+    );
+    check(
+        &format!("timeout = 5\n{base}"),
+        &["timeout: must be a string"],
+    );
+}

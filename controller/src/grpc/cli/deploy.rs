@@ -51,7 +51,7 @@ pub async fn put_blob(
 }
 
 /// The agents a manifest's target selects, or why there are none.
-fn resolve_targets(context: &Context, manifest: &Manifest) -> Result<Vec<AgentRecord>, Status> {
+pub fn resolve_targets(context: &Context, manifest: &Manifest) -> Result<Vec<AgentRecord>, Status> {
     let agents: Vec<AgentRecord> = context
         .store
         .list_agents()?
@@ -128,6 +128,93 @@ fn manifest_error(err: berth_shared::manifest::ManifestError) -> Status {
     Status::invalid_argument(err.to_string())
 }
 
+/// What a new deployment is made of: the snapshot a retry or rollback
+/// takes from an earlier deployment.
+pub struct Snapshot {
+    pub manifest: Manifest,
+    pub manifest_toml: String,
+    pub bundle_digest: String,
+    pub bundle_size: u64,
+    pub version: String,
+    pub image_archive: Option<(String, u64)>,
+}
+
+impl Snapshot {
+    pub fn of(deployment: &Deployment) -> Snapshot {
+        Snapshot {
+            manifest: deployment.manifest.clone(),
+            manifest_toml: deployment.manifest_toml.clone(),
+            bundle_digest: deployment.bundle_digest.clone(),
+            bundle_size: deployment.bundle_size,
+            version: deployment.version.clone(),
+            image_archive: deployment
+                .image_archive_digest
+                .clone()
+                .map(|digest| (digest, deployment.image_archive_size)),
+        }
+    }
+}
+
+/// A new `pending` deployment of `snapshot` on the agents its target
+/// selects now, with the blobs it needs checked to be in the store.
+pub fn from_snapshot(
+    context: &Context,
+    caller: &Caller,
+    snapshot: Snapshot,
+    idempotency_key: Option<String>,
+) -> Result<Deployment, Status> {
+    let blobs = std::iter::once(("bundle", &snapshot.bundle_digest, snapshot.bundle_size)).chain(
+        snapshot
+            .image_archive
+            .as_ref()
+            .map(|(digest, size)| ("image archive", digest, *size)),
+    );
+    for (what, digest, size) in blobs {
+        if context.store.blob_size(digest)? != Some(size) {
+            return Err(Status::failed_precondition(format!(
+                "{what} {digest} is not in the controller's blob store; upload it first (berth deploy does this)"
+            )));
+        }
+    }
+    let agents = resolve_targets(context, &snapshot.manifest)?;
+    let now = Timestamp::now();
+    let tasks = agents
+        .iter()
+        .map(|agent| Task::queued(TaskKind::Deploy, &agent.name, agent.id, now))
+        .collect();
+    let mut deployment = Deployment {
+        id: DeploymentId::new(),
+        app: snapshot.manifest.app.clone(),
+        environment: snapshot.manifest.environment.clone(),
+        version: snapshot.version,
+        status: DeploymentStatus::Pending,
+        created_at: now,
+        updated_at: now,
+        triggered_by: caller.who(),
+        error_step: None,
+        error_message: None,
+        bundle_digest: snapshot.bundle_digest,
+        bundle_size: snapshot.bundle_size,
+        manifest: snapshot.manifest,
+        manifest_toml: snapshot.manifest_toml,
+        idempotency_key,
+        image_archive_size: snapshot.image_archive.as_ref().map_or(0, |(_, size)| *size),
+        image_archive_digest: snapshot.image_archive.map(|(digest, _)| digest),
+        tasks,
+        transitions: Vec::new(),
+        parent_id: None,
+        retry_count: 0,
+        origin: "deploy".into(),
+        queued: false,
+        deadline_ms: None,
+    };
+    deployment.deadline_ms = Some(crate::dispatcher::deadline(&deployment));
+    let hosts: Vec<&str> = agents.iter().map(|agent| agent.name.as_str()).collect();
+    let reason = format!("deploy by {} to {}", caller.who(), hosts.join(", "));
+    progress::note(&mut deployment, "deployment", None, "pending", Some(reason));
+    Ok(deployment)
+}
+
 /// Validates a deploy request and builds the deployment record.
 fn build(
     context: &Context,
@@ -149,27 +236,12 @@ fn build(
             "--idempotency-key is longer than 256 characters",
         ));
     }
-    let stored_size = context.store.blob_size(&request.bundle_digest)?;
-    if stored_size != Some(request.bundle_size) {
-        return Err(Status::failed_precondition(format!(
-            "bundle {} is not in the controller's blob store; upload it first (berth deploy does this)",
-            request.bundle_digest
-        )));
-    }
     let archive = Some(request.image_archive_digest.clone()).filter(|digest| !digest.is_empty());
-    if let Some(digest) = &archive {
-        if manifest.container.is_none() {
-            return Err(Status::invalid_argument(
-                "--image-archive needs a [container] section in the manifest",
-            ));
-        }
-        if context.store.blob_size(digest)? != Some(request.image_archive_size) {
-            return Err(Status::failed_precondition(format!(
-                "image archive {digest} is not in the controller's blob store; upload it first (berth deploy --image-archive does this)"
-            )));
-        }
+    if archive.is_some() && manifest.container.is_none() {
+        return Err(Status::invalid_argument(
+            "--image-archive needs a [container] section in the manifest",
+        ));
     }
-    let agents = resolve_targets(context, &manifest)?;
     let version = [
         request.version.clone(),
         manifest.version.clone().unwrap_or_default(),
@@ -177,36 +249,16 @@ fn build(
     .into_iter()
     .find(|version| !version.is_empty())
     .unwrap_or_else(|| request.bundle_digest.chars().take(19).collect());
-    let now = Timestamp::now();
-    let tasks = agents
-        .iter()
-        .map(|agent| Task::queued(TaskKind::Deploy, &agent.name, agent.id, now))
-        .collect();
-    let mut deployment = Deployment {
-        id: DeploymentId::new(),
-        app: manifest.app.clone(),
-        environment: manifest.environment.clone(),
-        version,
-        status: DeploymentStatus::Pending,
-        created_at: now,
-        updated_at: now,
-        triggered_by: caller.who(),
-        error_step: None,
-        error_message: None,
-        bundle_digest: request.bundle_digest.clone(),
-        bundle_size: request.bundle_size,
+    let snapshot = Snapshot {
         manifest,
         manifest_toml: request.manifest_toml.clone(),
-        idempotency_key: Some(request.idempotency_key.clone()).filter(|key| !key.is_empty()),
-        image_archive_digest: archive,
-        image_archive_size: request.image_archive_size,
-        tasks,
-        transitions: Vec::new(),
+        bundle_digest: request.bundle_digest.clone(),
+        bundle_size: request.bundle_size,
+        version,
+        image_archive: archive.map(|digest| (digest, request.image_archive_size)),
     };
-    let hosts: Vec<&str> = agents.iter().map(|agent| agent.name.as_str()).collect();
-    let reason = format!("deploy by {} to {}", caller.who(), hosts.join(", "));
-    progress::note(&mut deployment, "deployment", None, "pending", Some(reason));
-    Ok(deployment)
+    let key = Some(request.idempotency_key.clone()).filter(|key| !key.is_empty());
+    from_snapshot(context, caller, snapshot, key)
 }
 
 /// Creates a deployment and hands its tasks to the dispatcher.
@@ -216,10 +268,11 @@ pub async fn create(
     request: CreateDeploymentRequest,
 ) -> Result<Deployment, Status> {
     let deployment = build(context, caller, &request)?;
-    match context
+    check_trigger_rate(context, &deployment.app)?;
+    let created = context
         .store
-        .create_deployment(&deployment, request.force)?
-    {
+        .create_deployment(&deployment, request.force, request.queue)?;
+    match created {
         crate::store::Created::Existing(id) => {
             let existing = context.store.get_deployment(id)?;
             if existing.manifest_toml != request.manifest_toml
@@ -232,15 +285,62 @@ pub async fn create(
             }
             return Ok(existing);
         }
-        crate::store::Created::New => {}
+        crate::store::Created::New | crate::store::Created::Queued(_) => {}
     }
-    info!(deployment_id = %deployment.id, app = %deployment.app, environment = %deployment.environment, version = %deployment.version, "deployment created");
-    announce(context, &caller.who(), "deploy", "created", deployment).await
+    submitted(context, caller, "deploy", deployment, &created).await
+}
+
+/// Refuses a trigger (deploy, retry, redeploy, rollback) over the app's
+/// rate limit, saying when to try again.
+pub fn check_trigger_rate(context: &Context, app: &str) -> Result<(), Status> {
+    let Some(limit) = &context.triggers else {
+        return Ok(());
+    };
+    limit
+        .check(app.to_string(), std::time::Instant::now())
+        .map_err(|wait| {
+            Status::resource_exhausted(format!(
+                "app `{app}` was triggered {} times within a minute, its limit (berth-controller serve --trigger-limit); try again in {}",
+                limit.limit(),
+                berth_shared::time::format_duration(wait.max(std::time::Duration::from_secs(1)))
+            ))
+        })
+}
+
+/// Announces a stored new deployment; a queued one is recorded as
+/// waiting for the running one and not dispatched yet.
+pub async fn submitted(
+    context: &Context,
+    caller: &Caller,
+    action: &str,
+    mut deployment: Deployment,
+    created: &crate::store::Created,
+) -> Result<Deployment, Status> {
+    if let crate::store::Created::Queued(holder) = created {
+        let reason = format!("queued behind deployment {holder}, which is still running");
+        let (stored, ()) = context
+            .store
+            .update_deployment(deployment.id, |deployment| {
+                progress::note(
+                    deployment,
+                    "deployment",
+                    None,
+                    "queued",
+                    Some(reason.clone()),
+                );
+                Ok(())
+            })?;
+        deployment = stored;
+        info!(deployment_id = %deployment.id, %holder, "deployment queued");
+        return announce(context, &caller.who(), action, "queued", deployment).await;
+    }
+    info!(deployment_id = %deployment.id, app = %deployment.app, environment = %deployment.environment, version = %deployment.version, origin = %deployment.origin, "deployment created");
+    announce(context, &caller.who(), action, "created", deployment).await
 }
 
 /// Audits a request that changed a deployment, makes it durable, tells
 /// the followers, and hands the new tasks to the dispatcher.
-async fn announce(
+pub async fn announce(
     context: &Context,
     who: &str,
     action: &str,
@@ -268,11 +368,7 @@ pub async fn stop(
     caller: &Caller,
     request: StopAppRequest,
 ) -> Result<Deployment, Status> {
-    let environment = if request.environment.is_empty() {
-        "default".to_string()
-    } else {
-        request.environment
-    };
+    let environment = berth_shared::manifest::environment_or_default(&request.environment);
     let current = context
         .store
         .list_deployments(&ListQuery {
@@ -280,6 +376,7 @@ pub async fn stop(
             environment: Some(environment.clone()),
             statuses: vec![DeploymentStatus::Deployed],
             limit: 1,
+            ..Default::default()
         })?
         .into_iter()
         .next()
@@ -445,17 +542,10 @@ pub fn status(context: &Context, environment: &str) -> Result<Vec<AppStatus>, St
             environment: Some(env.clone()),
             statuses,
             limit: 1,
+            ..Default::default()
         };
-        let running: Vec<_> = berth_shared::state::DEPLOYMENT_STATUSES
-            .into_iter()
-            .filter(|s| s.is_running())
-            .collect();
-        let in_progress = context
-            .store
-            .list_deployments(&query(running))?
-            .into_iter()
-            .next()
-            .map(|d| d.id);
+        let in_progress = context.store.slot_holder(&app, &env)?;
+        let queued = context.store.queued_for(&app, &env)?;
         let current = context
             .store
             .list_deployments(&query(vec![
@@ -480,12 +570,14 @@ pub fn status(context: &Context, environment: &str) -> Result<Vec<AppStatus>, St
                 transition.subject == "deployment" && transition.to == current.status.as_str()
             })
             .map_or(current.updated_at, |transition| transition.at);
-        let hosts = current
+        let mut hosts: Vec<String> = current
             .tasks
             .iter()
             .filter(|task| task.kind == TaskKind::Deploy && task.status == TaskStatus::Done)
             .map(|task| task.host.clone())
             .collect();
+        hosts.sort();
+        hosts.dedup();
         let health = health_of(context, &current);
         rows.push(AppStatus {
             app: app.clone(),
@@ -496,6 +588,7 @@ pub fn status(context: &Context, environment: &str) -> Result<Vec<AppStatus>, St
             since,
             hosts,
             in_progress,
+            queued,
             health,
         });
     }

@@ -1,0 +1,198 @@
+//! `berth cancel`, `retry`, `redeploy`, `rollback`, `purge` and `audit`.
+
+use berth_proto::v1::{GetDeploymentRequest, ListAuditRequest, RerunRequest, RollbackRequest};
+use berth_shared::exit;
+use berth_shared::record::Deployment;
+use berth_shared::state::DeploymentStatus;
+use clap::Args;
+
+use super::deploy::{finish, follow, parse, summary};
+use super::output::{emit, progress};
+use super::{Outcome, Session};
+
+#[derive(Args, Debug)]
+pub struct RerunArgs {
+    /// Deployment id.
+    pub id: String,
+    /// Run even if another deployment of this app+env is running.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the new deployment and return without following it.
+    #[arg(long)]
+    pub detach: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RetryArgs {
+    #[command(flatten)]
+    pub rerun: RerunArgs,
+    /// Wait for a running deployment of this app+env to end, then run.
+    #[arg(long, conflicts_with = "force")]
+    pub queue: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RollbackArgs {
+    /// The app to roll back.
+    pub app: String,
+    /// The app's environment.
+    #[arg(long = "env", default_value = "default")]
+    pub environment: String,
+    /// The deployment to go back to; default: the previous successful one.
+    #[arg(long = "to")]
+    pub to: Option<String>,
+    /// Run even if another deployment of this app+env is running.
+    #[arg(long)]
+    pub force: bool,
+    /// Wait for a running deployment of this app+env to end, then run.
+    #[arg(long, conflicts_with = "force")]
+    pub queue: bool,
+    /// Print the new deployment and return without following it.
+    #[arg(long)]
+    pub detach: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct AuditArgs {
+    /// Only entries about this (a deployment id, an app, a token id...).
+    #[arg(long, default_value = "")]
+    pub target: String,
+    /// How many entries, newest first.
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+}
+
+pub async fn cancel(session: &mut Session, id: &str, detach: bool) -> Outcome {
+    let reply = session
+        .client
+        .cancel_deployment(GetDeploymentRequest { id: id.to_string() })
+        .await?
+        .into_inner();
+    let deployment: Deployment = parse(&reply.json)?;
+    let format = session.format;
+    progress(
+        format,
+        &format!(
+            "deployment {} canceled; waiting for its hosts to stop",
+            deployment.id
+        ),
+    );
+    let last = if detach {
+        deployment
+    } else {
+        follow(session, &deployment).await?
+    };
+    emit(format, &last, || summary(&last));
+    Ok(if last.status == DeploymentStatus::Canceled {
+        exit::OK
+    } else {
+        exit::FAILED
+    })
+}
+
+pub async fn retry(session: &mut Session, args: RetryArgs) -> Outcome {
+    let request = RerunRequest {
+        id: args.rerun.id.clone(),
+        force: args.rerun.force,
+        queue: args.queue,
+    };
+    let reply = session.client.retry_deployment(request).await?.into_inner();
+    let deployment: Deployment = parse(&reply.json)?;
+    progress(
+        session.format,
+        &format!(
+            "deployment {} retries {} (retry {})",
+            deployment.id, args.rerun.id, deployment.retry_count
+        ),
+    );
+    finish(session, deployment, args.rerun.detach).await
+}
+
+pub async fn redeploy(session: &mut Session, args: RerunArgs) -> Outcome {
+    let request = RerunRequest {
+        id: args.id.clone(),
+        force: args.force,
+        queue: false,
+    };
+    let reply = session
+        .client
+        .redeploy_deployment(request)
+        .await?
+        .into_inner();
+    let deployment: Deployment = parse(&reply.json)?;
+    progress(
+        session.format,
+        &format!("deployment {} runs again", deployment.id),
+    );
+    finish(session, deployment, args.detach).await
+}
+
+pub async fn rollback(session: &mut Session, args: RollbackArgs) -> Outcome {
+    let request = RollbackRequest {
+        app: args.app.clone(),
+        environment: args.environment.clone(),
+        to_id: args.to.clone().unwrap_or_default(),
+        force: args.force,
+        queue: args.queue,
+    };
+    let reply = session.client.rollback(request).await?.into_inner();
+    let deployment: Deployment = parse(&reply.json)?;
+    progress(
+        session.format,
+        &format!(
+            "deployment {} rolls {} in {} back to version {} (from deployment {})",
+            deployment.id,
+            deployment.app,
+            deployment.environment,
+            deployment.version,
+            deployment
+                .parent_id
+                .map(|id| id.to_string())
+                .unwrap_or_default()
+        ),
+    );
+    finish(session, deployment, args.detach).await
+}
+
+pub async fn purge(session: &mut Session, id: &str) -> Outcome {
+    let reply = session
+        .client
+        .purge_deployment(GetDeploymentRequest { id: id.to_string() })
+        .await?
+        .into_inner();
+    let purged: serde_json::Value = parse(&reply.json)?;
+    emit(session.format, &purged, || {
+        format!(
+            "deployment {id} and its {} log lines are forgotten; what it made on the hosts is left as it is",
+            purged["log_lines_removed"]
+        )
+    });
+    Ok(exit::OK)
+}
+
+pub async fn audit(session: &mut Session, args: AuditArgs) -> Outcome {
+    let reply = session
+        .client
+        .list_audit(ListAuditRequest {
+            limit: args.limit,
+            target: args.target,
+        })
+        .await?
+        .into_inner();
+    let entries: Vec<serde_json::Value> = parse(&reply.json)?;
+    emit(session.format, &entries, || {
+        let mut table = super::output::table(&["WHEN", "WHO", "ACTION", "TARGET", "OUTCOME"]);
+        for entry in &entries {
+            let text = |key: &str| entry[key].as_str().unwrap_or_default().to_string();
+            table.add_row(vec![
+                text("at"),
+                text("who"),
+                text("action"),
+                text("target"),
+                text("outcome"),
+            ]);
+        }
+        table.to_string()
+    });
+    Ok(exit::OK)
+}

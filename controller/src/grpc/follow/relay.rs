@@ -1,0 +1,102 @@
+//! `berth logs -f` on a deployed container app: once the deployment is
+//! quiet, the follower goes on with the running containers' output, which
+//! the agents relay live and the controller does not store.
+
+use berth_proto::v1::LogRecord;
+use berth_shared::record::{Deployment, TaskKind};
+use berth_shared::state::{DeploymentStatus, TaskStatus};
+
+use super::{Follower, Stopped};
+use crate::store::StoredLine;
+
+impl Follower {
+    /// Relays the output of the deployment's running containers, live,
+    /// until the client goes away, every container's output ends, or the
+    /// controller shuts down. Only a deployed container app has any.
+    pub(super) async fn relay_containers(&self, deployment: &Deployment) -> Result<(), Stopped> {
+        if deployment.status != DeploymentStatus::Deployed
+            || deployment.manifest.container.is_none()
+        {
+            return Ok(());
+        }
+        let mut relays = Vec::new();
+        for task in deployment
+            .tasks
+            .iter()
+            .filter(|task| task.kind == TaskKind::Deploy && task.status == TaskStatus::Done)
+        {
+            if !self.filter.wants_host(&task.host) {
+                continue;
+            }
+            let request = berth_proto::v1::FollowContainer {
+                request_id: 0,
+                deployment_id: deployment.id.to_string(),
+                app: deployment.app.clone(),
+                environment: deployment.environment.clone(),
+                stop: false,
+            };
+            if let Some(relay) = self
+                .context
+                .registry
+                .follow_container(task.agent_id, request)
+                .await
+            {
+                relays.push((task.host.clone(), relay));
+            }
+        }
+        let result = self.pump_relays(&mut relays).await;
+        for (_, relay) in &relays {
+            self.context.registry.unfollow(relay).await;
+        }
+        result
+    }
+
+    async fn pump_relays(
+        &self,
+        relays: &mut Vec<(String, crate::registry::Relay)>,
+    ) -> Result<(), Stopped> {
+        while !relays.is_empty() {
+            let next = futures_util::future::select_all(
+                relays
+                    .iter_mut()
+                    .map(|(_, relay)| Box::pin(relay.output.recv())),
+            );
+            let (output, index, _) = tokio::select! {
+                () = self.context.shutdown.cancelled() => return Err(Stopped),
+                () = self.sender.closed() => return Err(Stopped),
+                next = next => next,
+            };
+            let Some(output) = output else {
+                relays.remove(index);
+                continue;
+            };
+            let host = relays[index].0.clone();
+            for line in output.lines {
+                let line = StoredLine {
+                    stage: "app".into(),
+                    stream: "container".into(),
+                    ts_ms: berth_shared::time::now_ms(),
+                    line,
+                };
+                if self.filter.wants(&host, &line, || Some(false)) != Some(true) {
+                    continue;
+                }
+                let record = LogRecord {
+                    host: host.clone(),
+                    stage: line.stage,
+                    stream: line.stream,
+                    seq: 0,
+                    ts_ms: line.ts_ms,
+                    line: line.line,
+                    task_id: String::new(),
+                    expired: None,
+                };
+                self.sender.send(Ok(record)).await.map_err(|_| Stopped)?;
+            }
+            if output.ended {
+                relays.remove(index);
+            }
+        }
+        Ok(())
+    }
+}

@@ -52,13 +52,15 @@ ensure_toolchain() {
 
 # What the end-to-end tests need beyond Rust: Docker and Caddy (the tests
 # start private instances themselves), curl, a static busybox for the
-# test image, and pebble, a test ACME server for automatic HTTPS.
+# test image, pebble, a test ACME server for automatic HTTPS, and ip
+# (iproute2) for the hosts built as network namespaces.
 ensure_test_tools() {
     local wanted=()
     command -v dockerd >/dev/null 2>&1 || wanted+=(docker.io)
     command -v caddy >/dev/null 2>&1 || wanted+=(caddy)
     command -v curl >/dev/null 2>&1 || wanted+=(curl)
     command -v pebble >/dev/null 2>&1 || wanted+=(pebble)
+    command -v ip >/dev/null 2>&1 || wanted+=(iproute2)
     if ! { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; }; then
         wanted+=(busybox-static)
     fi

@@ -297,6 +297,12 @@ impl Pump {
                     .tasks
                     .spawn(relay(agent, request, sender, cancel));
             }
+            Some(Incoming::Exec(request)) => {
+                let (agent, sender) = (self.agent.clone(), self.sender.clone());
+                self.agent
+                    .tasks
+                    .spawn(async move { crate::exec::run(&agent, request, sender).await });
+            }
             Some(Incoming::Inspect(request)) => {
                 // Answered from its own task, so a slow Docker never holds up the stream.
                 let (agent, sender) = (self.agent.clone(), self.sender.clone());
@@ -403,6 +409,22 @@ async fn inspect(
     request: berth_proto::v1::InspectRequest,
 ) -> berth_proto::v1::InspectReply {
     let app = Some(request.app.as_str()).filter(|app| !app.is_empty());
+    let routes: Vec<String> = agent
+        .routes
+        .all()
+        .into_iter()
+        .filter(|route| app.is_none_or(|app| route.app == app))
+        .map(|route| format!("{} -> {} ({})", route.domain, route.upstream, route.id))
+        .collect();
+    let reply = inspect_containers(agent, &request, app).await;
+    berth_proto::v1::InspectReply { routes, ..reply }
+}
+
+async fn inspect_containers(
+    agent: &Agent,
+    request: &berth_proto::v1::InspectRequest,
+    app: Option<&str>,
+) -> berth_proto::v1::InspectReply {
     let result = match crate::stage::docker::connect(&agent.docker_host).await {
         Ok(docker) => crate::stage::docker::inspect(&docker, &agent.identity.name, app).await,
         Err(err) => Err(format!("cannot reach Docker at {err}")),
@@ -421,18 +443,18 @@ async fn inspect(
             berth_proto::v1::InspectReply {
                 request_id: request.request_id,
                 json: serde_json::to_string(&views).unwrap_or_default(),
-                error: String::new(),
+                ..Default::default()
             }
         }
         Ok(views) => berth_proto::v1::InspectReply {
             request_id: request.request_id,
             json: serde_json::to_string(&views).unwrap_or_default(),
-            error: String::new(),
+            ..Default::default()
         },
         Err(error) => berth_proto::v1::InspectReply {
             request_id: request.request_id,
-            json: String::new(),
             error,
+            ..Default::default()
         },
     }
 }

@@ -16,6 +16,7 @@ pub fn snapshot(data_dir: &Path) -> HostFacts {
     HostFacts {
         hostname: System::host_name().unwrap_or_default(),
         os: System::name().unwrap_or_default(),
+        os_family: std::env::consts::OS.to_string(),
         os_version: System::os_version().unwrap_or_default(),
         kernel: System::kernel_version().unwrap_or_default(),
         arch: System::cpu_arch(),

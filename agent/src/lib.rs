@@ -11,6 +11,7 @@
 pub mod bundle;
 pub mod config;
 pub mod connection;
+pub mod exec;
 pub mod facts;
 pub mod fetch;
 pub mod join;

@@ -443,6 +443,7 @@ async fn deploy_container(
             upstream: format!("127.0.0.1:{port}"),
             tls: proxy.tls.clone(),
             deployment_id: spec.deployment_id.clone(),
+            app: spec.app.clone(),
         };
         reload_handover(emitter);
         if let Err(err) = agent.caddy.apply(&route).await {

@@ -5,6 +5,7 @@
 mod agents;
 mod bundle;
 mod deploy;
+mod exec;
 mod lifecycle;
 mod logs;
 mod output;
@@ -95,15 +96,18 @@ pub enum Command {
     },
     /// Who did what, when: deploys, cancels, stops, tokens, revocations.
     Audit(lifecycle::AuditArgs),
+    /// Fleet-wide: run a command on every matching host, output prefixed by host.
+    Exec(exec::ExecArgs),
     /// Fleet-wide: what berth runs on each host (containers, state, ports, recent output).
     Inspect {
         /// Only this app.
         app: Option<String>,
-        /// Only hosts whose labels match, k=v,k2=v2.
+        /// Only hosts whose labels match, k=v,k2=v2 (own labels and the
+        /// automatic os, arch and hostname).
         #[arg(long, default_value = "")]
         selector: String,
     },
-    /// The fleet: list, show and revoke agents.
+    /// The fleet: list, show, label and revoke agents.
     #[command(subcommand)]
     Agents(agents::AgentsCommand),
     /// Join tokens for new agents.
@@ -300,6 +304,7 @@ pub async fn run(args: Args) -> i32 {
             Command::Rollback(args) => lifecycle::rollback(&mut session, args).await,
             Command::Purge { id } => lifecycle::purge(&mut session, &id).await,
             Command::Audit(args) => lifecycle::audit(&mut session, args).await,
+            Command::Exec(args) => exec::exec(&mut session, args).await,
             Command::Inspect { app, selector } => {
                 agents::inspect(&mut session, app, selector).await
             }

@@ -478,6 +478,11 @@ impl Dispatcher {
         if outcome.stale {
             warn!(%deployment_id, %task_id, generation = batch.generation, "stale task events recorded and ignored");
         }
+        if outcome.finished {
+            // The agent's slot is free now; its next heartbeat confirms the
+            // count, but the next task need not wait for it.
+            self.registry.release_slot(agent);
+        }
         if outcome.changed {
             self.after_change(&deployment).await;
         }
@@ -836,10 +841,9 @@ fn apply_batch(
             lines.push((task_id, event.seq, line));
         }
     }
-    deployment
-        .task_mut(task_id)
-        .expect("task found above")
-        .acked_seq = last;
+    let task = deployment.task_mut(task_id).expect("task found above");
+    task.acked_seq = last;
+    outcome.finished = task.status.is_final();
     progress::settle(deployment);
     outcome.changed = true;
     outcome.acked_upto = last;

@@ -292,6 +292,24 @@ fn settle_deploy(deployment: &mut Deployment) {
     }
 }
 
+/// The hosts the deployment runs on now: done in its latest deploy round
+/// and not stopped since.
+pub fn running_hosts(deployment: &Deployment) -> Vec<(berth_shared::id::AgentId, String)> {
+    let mut hosts = Vec::new();
+    for task in deploy_tasks(deployment).filter(|task| task.status == TaskStatus::Done) {
+        let stopped = deployment.tasks.iter().any(|stop| {
+            stop.kind == TaskKind::Stop
+                && stop.agent_id == task.agent_id
+                && stop.status == TaskStatus::Done
+                && stop.created_at >= task.created_at
+        });
+        if !stopped && !hosts.iter().any(|(agent, _)| *agent == task.agent_id) {
+            hosts.push((task.agent_id, task.host.clone()));
+        }
+    }
+    hosts
+}
+
 /// Settles the latest round of `kind` tasks (a stop or a delete request):
 /// once all are final, all done moves the deployment to `done_status`; a
 /// failure leaves the status and records `error_step` and the message.
@@ -315,11 +333,40 @@ fn settle_round(deployment: &mut Deployment, kind: TaskKind, done_status: Deploy
         TaskKind::Delete => "delete",
         _ => "stop",
     };
-    match round
+    let failed = round
         .iter()
         .find(|task| task.status != TaskStatus::Done)
-        .map(|task| (*task).clone())
-    {
+        .map(|task| (*task).clone());
+    // A stop of some hosts (`berth stop --selector`) leaves the deployment
+    // deployed on the others.
+    if failed.is_none() && kind == TaskKind::Stop {
+        let still = running_hosts(deployment);
+        if !still.is_empty() {
+            let names: Vec<&str> = still.iter().map(|(_, name)| name.as_str()).collect();
+            let stopped: Vec<String> = round.iter().map(|task| task.host.clone()).collect();
+            let requested = latest.unwrap_or_default();
+            let already = deployment
+                .transitions
+                .iter()
+                .any(|transition| transition.to == "partly_stopped" && transition.at >= requested);
+            if !already {
+                let reason = format!(
+                    "stopped on {}; still running on {}",
+                    stopped.join(", "),
+                    names.join(", ")
+                );
+                note(
+                    deployment,
+                    "deployment",
+                    None,
+                    "partly_stopped",
+                    Some(reason),
+                );
+            }
+            return;
+        }
+    }
+    match failed {
         None => {
             set_status(
                 deployment,

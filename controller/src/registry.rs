@@ -32,12 +32,17 @@ struct Connection {
 pub struct Registry {
     /// Fleet-wide questions waiting for an agent's answer, by request id.
     inquiries: Mutex<HashMap<u64, tokio::sync::oneshot::Sender<InspectReply>>>,
+    /// Fleet execs waiting for output, by request id, with the agent asked.
+    execs: Mutex<HashMap<u64, (AgentId, mpsc::UnboundedSender<berth_proto::v1::ExecOutput>)>>,
     /// Live container-output relays, by request id.
     relays: Mutex<HashMap<u64, mpsc::Sender<berth_proto::v1::ContainerOutput>>>,
     connections: Mutex<HashMap<AgentId, Connection>>,
     away_since: Mutex<HashMap<AgentId, Instant>>,
     started: Instant,
     next_conn: AtomicU64,
+    /// Counts changes of who is online or what agents' labels are, for
+    /// deploys waiting for their target's agents (`--wait-for-agents`).
+    fleet: tokio::sync::watch::Sender<u64>,
 }
 
 impl Default for Registry {
@@ -45,10 +50,12 @@ impl Default for Registry {
         Registry {
             inquiries: Mutex::new(HashMap::new()),
             relays: Mutex::new(HashMap::new()),
+            execs: Mutex::new(HashMap::new()),
             connections: Mutex::new(HashMap::new()),
             away_since: Mutex::new(HashMap::new()),
             started: Instant::now(),
             next_conn: AtomicU64::new(1),
+            fleet: tokio::sync::watch::channel(0).0,
         }
     }
 }
@@ -84,6 +91,7 @@ impl Registry {
             old.cancel.cancel();
         }
         self.away().remove(&agent);
+        self.fleet_changed();
         Registration { conn_id, cancel }
     }
 
@@ -186,6 +194,21 @@ impl Registry {
 }
 
 impl Registry {
+    /// A receiver that sees every later fleet change (an agent connecting,
+    /// labels changing, a revocation). Subscribe before looking at the
+    /// fleet, so no change slips in between.
+    pub fn watch_fleet(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.fleet.subscribe()
+    }
+
+    /// Wakes whoever waits for the fleet to change.
+    pub fn fleet_changed(&self) {
+        self.fleet
+            .send_modify(|changes| *changes = changes.wrapping_add(1));
+    }
+}
+
+impl Registry {
     /// Gives back a slot taken by [`Registry::take_slot`] that went unused.
     pub fn release_slot(&self, agent: AgentId) {
         if let Some(conn) = self.lock().get_mut(&agent) {
@@ -241,6 +264,71 @@ impl Registry {
         if let Some(waiting) = waiting {
             let _ = waiting.send(reply);
         }
+    }
+}
+
+impl Registry {
+    /// Asks a connected agent to run `argv`; its output arrives on the
+    /// receiver, ending with a `finished` message. `None` when the agent is
+    /// not connected or the request cannot be sent within `send_timeout`.
+    pub async fn exec(
+        &self,
+        agent: AgentId,
+        argv: &[String],
+        timeout: Duration,
+        send_timeout: Duration,
+    ) -> Option<(u64, mpsc::UnboundedReceiver<berth_proto::v1::ExecOutput>)> {
+        let outbound = self.outbound(agent)?;
+        let request_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let (sender, receiver) = mpsc::unbounded_channel();
+        self.lock_execs().insert(request_id, (agent, sender));
+        let request = ControllerMessage {
+            kind: Some(Outgoing::Exec(berth_proto::v1::ExecRequest {
+                request_id,
+                argv: argv.to_vec(),
+                timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+            })),
+        };
+        match tokio::time::timeout(send_timeout, outbound.send(Ok(request))).await {
+            Ok(Ok(())) => Some((request_id, receiver)),
+            _ => {
+                self.end_exec(request_id);
+                None
+            }
+        }
+    }
+
+    /// Delivers exec output, only from the agent that was asked.
+    pub fn exec_output(&self, agent: AgentId, output: berth_proto::v1::ExecOutput) {
+        let mut execs = self.lock_execs();
+        let Some((asked, sender)) = execs.get(&output.request_id) else {
+            return;
+        };
+        if *asked != agent {
+            tracing::warn!(%agent, request_id = output.request_id, "exec output from an agent that was not asked; ignored");
+            return;
+        }
+        let (request_id, finished) = (output.request_id, output.finished);
+        let delivered = sender.send(output).is_ok();
+        if finished || !delivered {
+            execs.remove(&request_id);
+        }
+    }
+
+    /// Forgets an exec (answered, or given up on).
+    pub fn end_exec(&self, request_id: u64) {
+        self.lock_execs().remove(&request_id);
+    }
+
+    fn lock_execs(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        HashMap<u64, (AgentId, mpsc::UnboundedSender<berth_proto::v1::ExecOutput>)>,
+    > {
+        self.execs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -11,6 +11,7 @@ mod agents;
 mod audit;
 mod blobs;
 mod deployments;
+mod jobs;
 mod lifecycle;
 mod list;
 mod logs;
@@ -117,7 +118,26 @@ pub struct Store {
     blobs: sled::Tree,
     blob_grants: sled::Tree,
     audit: sled::Tree,
+    jobs: sled::Tree,
     meta: sled::Tree,
+}
+
+/// Opens a store a test just dropped: sled's background flusher may hold
+/// the file lock for a moment after the last handle goes, so this retries
+/// for up to 5 s.
+#[cfg(test)]
+pub(crate) fn reopen(dir: &Path) -> Store {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match Store::open(dir) {
+            Ok(store) => return store,
+            Err(err) if std::time::Instant::now() < deadline => {
+                let _ = err;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(err) => panic!("reopen the store: {err}"),
+        }
+    }
 }
 
 impl Store {
@@ -143,6 +163,7 @@ impl Store {
             blobs: db.open_tree("blobs")?,
             blob_grants: db.open_tree("blob_grants")?,
             audit: db.open_tree("audit")?,
+            jobs: db.open_tree("jobs")?,
             meta: db.open_tree("meta")?,
             db,
         };

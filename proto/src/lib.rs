@@ -21,3 +21,11 @@ pub const BLOB_CHUNK_BYTES: usize = 1024 * 1024;
 /// The DNS name in the controller's server certificate that agents and the
 /// CLI verify, whatever address they dial.
 pub const CONTROLLER_TLS_NAME: &str = "controller.berth.internal";
+
+/// Longest `CreateDeploymentRequest.wait_for_agents_ms` the controller
+/// accepts (`berth deploy --wait-for-agents`): one hour.
+pub const MAX_WAIT_FOR_AGENTS: std::time::Duration = std::time::Duration::from_secs(3600);
+/// Metadata key on a deploy refused because agents the target selects are
+/// offline: their names, comma-separated. `berth deploy --wait-for-agents`
+/// matches on it (the message is for people).
+pub const OFFLINE_AGENTS_METADATA: &str = "berth-offline-agents";

@@ -207,6 +207,10 @@ pub struct LogEntry {
 pub struct Facts {
     pub hostname: String,
     pub os: String,
+    /// The OS family the agent was built for (`linux`, `macos`, ...): Rust's
+    /// `std::env::consts::OS`. Empty from agents that predate it.
+    #[serde(default)]
+    pub os_family: String,
     pub os_version: String,
     pub kernel: String,
     pub arch: String,
@@ -232,7 +236,12 @@ pub struct AgentView {
     pub name: String,
     pub online: bool,
     pub status: String,
+    /// The agent's own labels (from join and `berth agents label`).
     pub labels: Labels,
+    /// Labels berth derives from the host facts (`os`, `arch`,
+    /// `hostname`); selectors match both, own labels winning on a clash.
+    #[serde(default)]
+    pub auto_labels: Labels,
     pub facts: Option<Facts>,
     pub version: Option<String>,
     pub enrolled_at: Timestamp,
@@ -242,7 +251,7 @@ pub struct AgentView {
 }
 
 /// A task an agent is working on.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunningTaskView {
     pub deployment_id: DeploymentId,
     pub task_id: TaskId,
@@ -310,7 +319,7 @@ pub struct ContainerView {
 }
 
 /// One host's answer to `berth inspect`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HostInspect {
     pub host: String,
     pub online: bool,
@@ -318,6 +327,42 @@ pub struct HostInspect {
     pub answered: bool,
     pub error: Option<String>,
     pub containers: Vec<ContainerView>,
+    /// Load, memory and disk, from the host's last report.
+    #[serde(default)]
+    pub facts: Option<Facts>,
+    /// berth tasks running on the host now.
+    #[serde(default)]
+    pub running_tasks: Vec<RunningTaskView>,
+    /// The Caddy routes the host's agent keeps.
+    #[serde(default)]
+    pub routes: Vec<String>,
+}
+
+/// A fleet-wide command (`berth exec`) and what each host made of it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetJob {
+    /// A ULID: jobs sort by start time.
+    pub id: String,
+    pub argv: Vec<String>,
+    pub selector: String,
+    pub triggered_by: String,
+    pub timeout_ms: u64,
+    pub started_at: Timestamp,
+    pub finished_at: Timestamp,
+    pub hosts: Vec<HostRun>,
+}
+
+/// One host's part of a fleet job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostRun {
+    pub host: String,
+    /// `ok`, `failed`, `timed_out`, `offline`, `no_answer` or `error`.
+    pub status: String,
+    pub exit_code: Option<i32>,
+    /// Output lines in order; stderr lines start with `stderr: `.
+    pub output: Vec<String>,
+    pub error: Option<String>,
+    pub duration_ms: u64,
 }
 
 /// Free-form extra fields some replies carry.

@@ -1,6 +1,7 @@
 //! The end-to-end harness: starts the real `berth-controller`,
 //! `berth-agent` and `berth` binaries as processes in temporary
-//! directories, on loopback, and lets tests wait for events (a line in a
+//! directories, on loopback (or in the network namespaces of a
+//! [`netns::Fleet`]), and lets tests wait for events (a line in a
 //! process's output, a process ending) under deadlines instead of sleeping.
 //!
 //! Processes are owned by their handles and killed by PID when dropped.
@@ -11,6 +12,7 @@
 pub mod bundle;
 pub mod caddy;
 pub mod docker;
+pub mod netns;
 pub mod pebble;
 mod process;
 
@@ -87,6 +89,9 @@ pub struct Controller {
     pub url: String,
     pub address: String,
     serve_args: Vec<String>,
+    /// The network namespace it (and the CLI) runs in; `None` for the
+    /// test's own.
+    netns: Option<String>,
     process: Option<Running>,
 }
 
@@ -103,13 +108,24 @@ impl Controller {
 
     /// Like [`Controller::start`] with extra `serve` arguments.
     pub fn start_with(serve_args: &[&str]) -> Controller {
+        Controller::launch(None, "127.0.0.1", serve_args)
+    }
+
+    /// Like [`Controller::start_with`] inside network namespace `netns`,
+    /// listening on `ip` (its address there, also named in its server
+    /// certificate); the CLI runs in that namespace too.
+    pub fn start_in(netns: &str, ip: &str, serve_args: &[&str]) -> Controller {
+        Controller::launch(Some(netns), ip, serve_args)
+    }
+
+    fn launch(netns: Option<&str>, ip: &str, serve_args: &[&str]) -> Controller {
         let dir = tempfile::Builder::new()
             .prefix("berth-e2e-")
             .tempdir()
             .expect("tempdir");
         let data = dir.path().join("controller");
         let status = Command::new(bin("berth-controller"))
-            .args(["init", "--name", "127.0.0.1", "--data-dir"])
+            .args(["init", "--name", ip, "--data-dir"])
             .arg(&data)
             .stdout(Stdio::null())
             .status()
@@ -118,8 +134,9 @@ impl Controller {
         let mut controller = Controller {
             dir,
             url: String::new(),
-            address: "127.0.0.1:0".into(),
+            address: format!("{ip}:0"),
             serve_args: serve_args.iter().map(|arg| arg.to_string()).collect(),
+            netns: netns.map(str::to_string),
             process: None,
         };
         controller.serve();
@@ -129,7 +146,7 @@ impl Controller {
     fn serve(&mut self) {
         let data = self.dir.path().join("controller");
         let log = self.dir.path().join("controller.log");
-        let mut command = Command::new(bin("berth-controller"));
+        let mut command = netns::command_in(self.netns.as_deref(), &bin("berth-controller"));
         command
             .args(["serve", "--listen", &self.address, "--data-dir"])
             .arg(&data)
@@ -174,7 +191,7 @@ impl Controller {
 
     /// Runs the `berth` CLI with another credential bundle.
     pub fn berth_with(&self, bundle: &Path, args: &[&str]) -> Cli {
-        let output = Command::new(bin("berth"))
+        let output = netns::command_in(self.netns.as_deref(), &bin("berth"))
             .args(args)
             .env("BERTH_CONFIG", bundle)
             .env("BERTH_CONTROLLER", &self.url)
@@ -187,7 +204,7 @@ impl Controller {
     /// Runs the `berth` CLI as the admin with `input` on standard input.
     pub fn berth_stdin(&self, args: &[&str], input: &str) -> Cli {
         use std::io::Write;
-        let mut child = Command::new(bin("berth"))
+        let mut child = netns::command_in(self.netns.as_deref(), &bin("berth"))
             .args(args)
             .env("BERTH_CONFIG", self.admin())
             .env("BERTH_CONTROLLER", &self.url)
@@ -207,7 +224,7 @@ impl Controller {
 
     /// Starts the `berth` CLI in the background (for `logs -f`).
     pub fn berth_spawn(&self, args: &[&str]) -> Running {
-        let mut command = Command::new(bin("berth"));
+        let mut command = netns::command_in(self.netns.as_deref(), &bin("berth"));
         command
             .args(args)
             .env("BERTH_CONFIG", self.admin())
@@ -235,6 +252,21 @@ impl Controller {
         ]);
         let deployment = serde_json::from_str(&result.stdout).unwrap_or(serde_json::Value::Null);
         (result.code, deployment, result.stderr)
+    }
+
+    /// `berth deploy --detach -o json` of a bundle directory, with `extra`
+    /// arguments; returns at once with the created deployment.
+    pub fn deploy_detached(&self, bundle: &Path, extra: &[&str]) -> Cli {
+        let mut args = vec![
+            "deploy",
+            "--bundle",
+            bundle.to_str().expect("path"),
+            "--detach",
+            "-o",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        self.berth(&args)
     }
 
     /// The stdout lines a deployment's scripts printed, in order, as
@@ -292,6 +324,8 @@ pub struct Agent {
     controller_url: String,
     /// Extra `berth-agent run` arguments (e.g. `--docker-host`).
     pub run_args: Vec<String>,
+    /// The network namespace it runs in; `None` for the test's own.
+    netns: Option<String>,
     process: Option<Running>,
 }
 
@@ -322,11 +356,37 @@ impl Agent {
         labels: &str,
         token: &str,
     ) -> Result<Agent, Cli> {
+        Agent::enroll(controller, None, name, labels, token)
+    }
+
+    /// Like [`Agent::join_with_args`], but joins and runs inside network
+    /// namespace `netns`, dialing the controller's address as seen from
+    /// there (see [`Controller::start_in`]).
+    pub fn join_in(
+        controller: &Controller,
+        netns: &str,
+        name: &str,
+        labels: &str,
+        run_args: &[&str],
+    ) -> Agent {
+        let token = controller.token(&[]);
+        let mut agent = Agent::enroll(controller, Some(netns), name, labels, &token).expect("join");
+        agent.run_args = run_args.iter().map(|arg| arg.to_string()).collect();
+        agent.start()
+    }
+
+    fn enroll(
+        controller: &Controller,
+        netns: Option<&str>,
+        name: &str,
+        labels: &str,
+        token: &str,
+    ) -> Result<Agent, Cli> {
         let dir = controller
             .dir
             .path()
             .join(format!("agent-{name}-{}", ulid_like()));
-        let output = Command::new(bin("berth-agent"))
+        let output = netns::command_in(netns, &bin("berth-agent"))
             .args([
                 "join",
                 "--controller",
@@ -352,6 +412,7 @@ impl Agent {
             dir,
             controller_url: controller.url.clone(),
             run_args: Vec::new(),
+            netns: netns.map(str::to_string),
             process: None,
         })
     }
@@ -375,7 +436,7 @@ impl Agent {
     /// Starts `berth-agent run` without waiting.
     pub fn spawn(&mut self) {
         let log = self.dir.with_extension("log");
-        let mut command = Command::new(bin("berth-agent"));
+        let mut command = netns::command_in(self.netns.as_deref(), &bin("berth-agent"));
         command
             .args(["run", "--controller", &self.controller_url, "--data-dir"])
             .arg(&self.dir)

@@ -29,15 +29,7 @@ fn deploy_and_wait_mid_script(controller: &Controller, host: &str) -> (Agent, St
         &manifest(host),
         &[("setup.sh", SETUP)],
     );
-    let deploy = [
-        "deploy",
-        "--bundle",
-        bundle.to_str().expect("path"),
-        "--detach",
-        "-o",
-        "json",
-    ];
-    let id = id_of(&controller.berth(&deploy).json());
+    let id = id_of(&controller.deploy_detached(&bundle, &[]).json());
     let follow = controller.berth_spawn(&["logs", &id, "-f"]);
     assert!(
         follow.stdout.wait_for("before 2", DEADLINE).is_some(),

@@ -613,6 +613,20 @@ fn proxied_apps_switch_without_dropping_requests(dockerd: &Dockerd) {
         &other_failures[..other_failures.len().min(5)]
     );
 
+    // Fleet-wide inspect lists the routes the host's agent keeps.
+    let inspected = controller.berth(&["inspect", "site", "-o", "json"]).json();
+    let routes = inspected[0]["routes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        routes.len() == 1
+            && routes[0]
+                .as_str()
+                .is_some_and(|route| route.starts_with("site.test -> 127.0.0.1:")),
+        "{inspected:#}"
+    );
+
     // Caddy restarts and forgets everything: the agent puts the routes back.
     caddy.restart_without_config();
     assert!(

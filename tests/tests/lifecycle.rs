@@ -34,19 +34,6 @@ timeout = "5m"
     )
 }
 
-fn deploy_detached(controller: &Controller, bundle: &Path, extra: &[&str]) -> berth_tests::Cli {
-    let mut args = vec![
-        "deploy",
-        "--bundle",
-        bundle.to_str().expect("path"),
-        "--detach",
-        "-o",
-        "json",
-    ];
-    args.extend_from_slice(extra);
-    controller.berth(&args)
-}
-
 fn audit_actions(controller: &Controller, id: &str) -> Vec<(String, String)> {
     let entries = controller
         .berth(&["audit", "--target", id, "-o", "json"])
@@ -114,9 +101,25 @@ fn cancel_kills_the_running_stage_and_is_audited() {
         &manifest("slow", "1", &dir, true, ""),
         &[],
     );
-    let id = id_of(&deploy_detached(&controller, &bundle, &[]).json());
+    let id = id_of(&controller.deploy_detached(&bundle, &[]).json());
     let child = wait_for_file(&dir.join("child.pid"));
     assert!(!process_gone(&child), "the setup's child runs");
+    // Fleet-wide inspect shows the running task and the host's resources.
+    let hosts = controller.berth(&["inspect", "-o", "json"]).json();
+    let host = &hosts[0];
+    assert_eq!(host["host"], "h1", "{hosts:#}");
+    assert_eq!(
+        host["running_tasks"][0]["deployment_id"],
+        id.as_str(),
+        "{host:#}"
+    );
+    assert_eq!(host["running_tasks"][0]["status"], "setup", "{host:#}");
+    assert!(
+        host["facts"]["memory_total_bytes"]
+            .as_u64()
+            .is_some_and(|bytes| bytes > 0),
+        "{host:#}"
+    );
 
     let canceled = controller.berth(&["cancel", &id, "-o", "json"]).json();
     assert_eq!(canceled["status"], "canceled", "{canceled:#}");
@@ -269,7 +272,7 @@ fn one_running_deployment_per_app_with_queue_and_force() {
         &manifest("guarded", "1", &dir, true, ""),
         &[],
     );
-    let first = id_of(&deploy_detached(&controller, &slow, &[]).json());
+    let first = id_of(&controller.deploy_detached(&slow, &[]).json());
     wait_for_file(&dir.join("child.pid"));
     let next = write_bundle(
         controller.dir.path(),
@@ -277,7 +280,7 @@ fn one_running_deployment_per_app_with_queue_and_force() {
         &manifest("guarded", "2", &dir, false, ""),
         &[],
     );
-    let refused = deploy_detached(&controller, &next, &[]);
+    let refused = controller.deploy_detached(&next, &[]);
     assert_eq!(refused.code, 5, "{}", refused.stderr);
     assert!(
         refused.stderr.contains(&first),
@@ -285,7 +288,7 @@ fn one_running_deployment_per_app_with_queue_and_force() {
         refused.stderr
     );
 
-    let queued = deploy_detached(&controller, &next, &["--queue"]).json();
+    let queued = controller.deploy_detached(&next, &["--queue"]).json();
     let queued_id = id_of(&queued);
     assert_eq!(queued["queued"], true, "{queued:#}");
     let status = controller.berth(&["status", "-o", "json"]).json();
@@ -302,7 +305,15 @@ fn one_running_deployment_per_app_with_queue_and_force() {
     // The first ends; the queued one runs after it, by itself.
     std::fs::write(dir.join("release"), "").expect("release");
     let done = controller.wait_quiet(&first);
-    assert_eq!(done["status"], "deployed");
+    // It reached deployed; the queued one may already have superseded it.
+    assert!(
+        done["transitions"]
+            .as_array()
+            .expect("transitions")
+            .iter()
+            .any(|t| t["subject"] == "deployment" && t["to"] == "deployed"),
+        "{done:#}"
+    );
     let after = eventually(
         "the queued deployment to finish",
         400,
@@ -318,9 +329,9 @@ fn one_running_deployment_per_app_with_queue_and_force() {
     // --force runs beside a running one.
     std::fs::remove_file(dir.join("release")).expect("unrelease");
     std::fs::remove_file(dir.join("child.pid")).expect("pid");
-    let third = id_of(&deploy_detached(&controller, &slow, &[]).json());
+    let third = id_of(&controller.deploy_detached(&slow, &[]).json());
     wait_for_file(&dir.join("child.pid"));
-    let forced = deploy_detached(&controller, &next, &["--force"]);
+    let forced = controller.deploy_detached(&next, &["--force"]);
     assert_eq!(forced.code, 0, "{}", forced.stderr);
     std::fs::write(dir.join("release"), "").expect("release");
     controller.wait_quiet(&third);
@@ -426,7 +437,7 @@ fn purge_forgets_the_record_and_logs_but_not_the_host() {
         &manifest("busy", "1", &dir, true, ""),
         &[],
     );
-    let running = id_of(&deploy_detached(&controller, &slow, &[]).json());
+    let running = id_of(&controller.deploy_detached(&slow, &[]).json());
     let refused = controller.berth(&["purge", &running]);
     assert_eq!(refused.code, 5, "{}", refused.stderr);
     std::fs::write(dir.join("release"), "").expect("release");
@@ -479,8 +490,12 @@ fn an_idempotency_key_returns_the_same_deployment_and_guards_its_manifest() {
         &manifest("once", "1", &dir, false, ""),
         &[],
     );
-    let first = deploy_detached(&controller, &bundle, &["--idempotency-key", "ci-run-7"]).json();
-    let again = deploy_detached(&controller, &bundle, &["--idempotency-key", "ci-run-7"]).json();
+    let first = controller
+        .deploy_detached(&bundle, &["--idempotency-key", "ci-run-7"])
+        .json();
+    let again = controller
+        .deploy_detached(&bundle, &["--idempotency-key", "ci-run-7"])
+        .json();
     assert_eq!(
         id_of(&first),
         id_of(&again),
@@ -492,7 +507,7 @@ fn an_idempotency_key_returns_the_same_deployment_and_guards_its_manifest() {
         &manifest("once", "2", &dir, false, ""),
         &[],
     );
-    let refused = deploy_detached(&controller, &changed, &["--idempotency-key", "ci-run-7"]);
+    let refused = controller.deploy_detached(&changed, &["--idempotency-key", "ci-run-7"]);
     assert_eq!(refused.code, 5, "{}", refused.stderr);
     assert!(
         refused.stderr.contains("ci-run-7") && refused.stderr.contains("different manifest"),

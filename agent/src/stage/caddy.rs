@@ -39,6 +39,9 @@ pub struct Route {
     pub tls: String,
     /// The deployment whose container the route points to.
     pub deployment_id: String,
+    /// The app the route serves (empty in routes saved before it was kept).
+    #[serde(default)]
+    pub app: String,
 }
 
 impl Route {

@@ -1,6 +1,6 @@
-//! `berth agents ls|show|revoke`.
+//! `berth agents ls|show|label|revoke` and `berth inspect`.
 
-use berth_proto::v1::{GetAgentRequest, ListAgentsRequest};
+use berth_proto::v1::{GetAgentRequest, LabelAgentRequest, ListAgentsRequest};
 use berth_shared::exit;
 use berth_shared::labels::format_labels;
 use berth_shared::record::AgentView;
@@ -16,8 +16,40 @@ pub enum AgentsCommand {
     Ls,
     /// Show one agent.
     Show { name: String },
+    /// Set or remove an agent's own labels (not the automatic os, arch,
+    /// hostname).
+    Label {
+        name: String,
+        /// Labels to set or overwrite, each key=value.
+        #[arg(value_name = "KEY=VALUE")]
+        labels: Vec<String>,
+        /// A label to remove (repeatable).
+        #[arg(long = "remove", value_name = "KEY")]
+        remove: Vec<String>,
+    },
     /// Revoke an agent: cut its stream now and refuse it from then on.
     Revoke { name: String },
+}
+
+/// An agent's labels for people: its own, then the automatic ones marked
+/// `auto:`; own labels win on a clash, so an automatic one they hide is
+/// left out.
+fn all_labels(agent: &AgentView) -> String {
+    let automatic: berth_shared::labels::Labels = agent
+        .auto_labels
+        .iter()
+        .filter(|(key, _)| !agent.labels.contains_key(*key))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    match (agent.labels.is_empty(), automatic.is_empty()) {
+        (_, true) => format_labels(&agent.labels),
+        (true, false) => format!("auto: {}", format_labels(&automatic)),
+        (false, false) => format!(
+            "{} auto: {}",
+            format_labels(&agent.labels),
+            format_labels(&automatic)
+        ),
+    }
 }
 
 pub async fn run(session: &mut Session, command: AgentsCommand) -> Outcome {
@@ -52,7 +84,7 @@ pub async fn run(session: &mut Session, command: AgentsCommand) -> Outcome {
                             "no".into()
                         },
                         agent.status.clone(),
-                        format_labels(&agent.labels),
+                        all_labels(agent),
                         format!("{} {}", facts.os, facts.os_version)
                             .trim()
                             .to_string(),
@@ -86,6 +118,24 @@ pub async fn run(session: &mut Session, command: AgentsCommand) -> Outcome {
             let agent: AgentView = parse(&reply.json)?;
             emit(session.format, &agent, || describe(&agent));
         }
+        AgentsCommand::Label {
+            name,
+            labels,
+            remove,
+        } => {
+            let change = berth_shared::labels::LabelChange::parse(&labels, &remove)
+                .map_err(|err| super::Failure::usage(format!("agent `{name}`: {err}")))?;
+            let request = LabelAgentRequest {
+                name,
+                set: labels,
+                remove: change.remove,
+            };
+            let reply = session.client.label_agent(request).await?.into_inner();
+            let agent: AgentView = parse(&reply.json)?;
+            emit(session.format, &agent, || {
+                format!("agent {} labels: {}", agent.name, all_labels(&agent))
+            });
+        }
         AgentsCommand::Revoke { name } => {
             let reply = session
                 .client
@@ -107,12 +157,13 @@ pub async fn run(session: &mut Session, command: AgentsCommand) -> Outcome {
 fn describe(agent: &AgentView) -> String {
     let facts = agent.facts.clone().unwrap_or_default();
     let mut text = format!(
-        "agent {}\n  id:           {}\n  online:       {}\n  status:       {}\n  labels:       {}\n  version:      {}\n  enrolled:     {}\n  last seen:    {}\n  cert expires: {}\n",
+        "agent {}\n  id:           {}\n  online:       {}\n  status:       {}\n  labels:       {}\n  auto labels:  {}\n  version:      {}\n  enrolled:     {}\n  last seen:    {}\n  cert expires: {}\n",
         agent.name,
         agent.id,
         agent.online,
         agent.status,
         format_labels(&agent.labels),
+        format_labels(&agent.auto_labels),
         agent.version.clone().unwrap_or_default(),
         agent.enrolled_at,
         agent
@@ -170,6 +221,26 @@ pub async fn inspect(session: &mut Session, app: Option<String>, selector: Strin
         ]);
         let mut notes = Vec::new();
         for host in &hosts {
+            if let Some(facts) = &host.facts {
+                notes.push(format!(
+                    "{}: load {:.2}, memory {} of {} used, disk {} free of {}",
+                    host.host,
+                    facts.load_1m,
+                    super::output::size(facts.memory_used_bytes),
+                    super::output::size(facts.memory_total_bytes),
+                    super::output::size(facts.disk_free_bytes),
+                    super::output::size(facts.disk_total_bytes)
+                ));
+            }
+            for task in &host.running_tasks {
+                notes.push(format!(
+                    "{}: running {} of {} (deployment {})",
+                    host.host, task.status, task.app, task.deployment_id
+                ));
+            }
+            for route in &host.routes {
+                notes.push(format!("{}: route {route}", host.host));
+            }
             if !host.online {
                 notes.push(format!("{}: offline", host.host));
             } else if let Some(error) = &host.error {

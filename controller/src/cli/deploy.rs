@@ -10,7 +10,7 @@ use berth_proto::v1::{
 use berth_shared::exit;
 use berth_shared::manifest::Manifest;
 use berth_shared::record::{Deployment, TaskKind};
-use berth_shared::state::DeploymentStatus;
+use berth_shared::state::{DeploymentStatus, TaskStatus};
 use clap::Args;
 
 use super::output::{emit, progress, transition_text};
@@ -50,15 +50,36 @@ pub struct DeployArgs {
     /// Print the created deployment and return without following it.
     #[arg(long)]
     pub detach: bool,
+    /// When agents the target selects are offline, wait up to DURATION
+    /// (e.g. 30s, 5m; at most 1h) for them to connect instead of refusing.
+    #[arg(long, value_name = "DURATION", value_parser = parse_wait)]
+    pub wait_for_agents: Option<std::time::Duration>,
+}
+
+/// Parses `--wait-for-agents`: a duration of at most an hour.
+fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
+    let wait = berth_shared::time::parse_duration(text)?;
+    if wait > berth_proto::MAX_WAIT_FOR_AGENTS {
+        return Err(format!(
+            "`{text}` is too long; wait at most {}",
+            berth_shared::time::format_duration(berth_proto::MAX_WAIT_FOR_AGENTS)
+        ));
+    }
+    Ok(wait)
 }
 
 #[derive(Args, Debug)]
 pub struct StopArgs {
-    /// The app to stop.
-    pub app: String,
+    /// The app to stop (with --selector: only this app on those hosts).
+    #[arg(required_unless_present = "selector")]
+    pub app: Option<String>,
     /// The app's environment.
     #[arg(long = "env", default_value = "default")]
     pub environment: String,
+    /// Stop every berth-managed app (or APP) on the hosts whose labels
+    /// match, k=v,k2=v2.
+    #[arg(long)]
+    pub selector: Option<String>,
     /// Return without waiting for the stop commands.
     #[arg(long)]
     pub detach: bool,
@@ -147,12 +168,9 @@ pub async fn deploy(session: &mut Session, args: DeployArgs) -> Outcome {
             .map(|(digest, _)| digest.clone())
             .unwrap_or_default(),
         image_archive_size: archive.as_ref().map_or(0, |(_, size)| *size),
+        wait_for_agents_ms: 0,
     };
-    let reply = session
-        .client
-        .create_deployment(request)
-        .await?
-        .into_inner();
+    let reply = create(session, request, args.wait_for_agents).await?;
     let deployment: Deployment = parse(&reply.json)?;
     let hosts: Vec<&str> = deployment
         .tasks
@@ -171,6 +189,41 @@ pub async fn deploy(session: &mut Session, args: DeployArgs) -> Outcome {
         ),
     );
     finish(session, deployment, args.detach).await
+}
+
+/// Creates the deployment. With `--wait-for-agents`, a refusal naming
+/// offline target agents is followed by a second request that waits for
+/// them on the controller, after saying whom it waits for.
+async fn create(
+    session: &mut Session,
+    mut request: CreateDeploymentRequest,
+    wait: Option<std::time::Duration>,
+) -> Result<berth_proto::v1::DeploymentReply, Failure> {
+    let refused = match session.client.create_deployment(request.clone()).await {
+        Ok(reply) => return Ok(reply.into_inner()),
+        Err(status) => status,
+    };
+    let offline = refused
+        .metadata()
+        .get(berth_proto::OFFLINE_AGENTS_METADATA)
+        .and_then(|value| value.to_str().ok())
+        .map(|names| names.replace(',', ", "));
+    let (Some(wait), Some(offline)) = (wait, offline) else {
+        return Err(refused.into());
+    };
+    progress(
+        session.format,
+        &format!(
+            "waiting up to {} for offline agents matching the target: {offline}",
+            berth_shared::time::format_duration(wait)
+        ),
+    );
+    request.wait_for_agents_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
+    Ok(session
+        .client
+        .create_deployment(request)
+        .await?
+        .into_inner())
 }
 
 /// Follows a new deployment (unless `detach`) and prints how it ended;
@@ -202,8 +255,12 @@ pub async fn finish(session: &mut Session, deployment: Deployment, detach: bool)
 }
 
 pub async fn stop(session: &mut Session, args: StopArgs) -> Outcome {
+    if let Some(selector) = &args.selector {
+        return stop_selected(session, selector, &args).await;
+    }
+    let app = args.app.clone().unwrap_or_default();
     let request = StopAppRequest {
-        app: args.app.clone(),
+        app: app.clone(),
         environment: args.environment.clone(),
     };
     let reply = session.client.stop_app(request).await?.into_inner();
@@ -212,8 +269,8 @@ pub async fn stop(session: &mut Session, args: StopArgs) -> Outcome {
     progress(
         format,
         &format!(
-            "stopping {} in {} (deployment {})",
-            args.app, args.environment, deployment.id
+            "stopping {app} in {} (deployment {})",
+            args.environment, deployment.id
         ),
     );
     let last = if args.detach {
@@ -233,6 +290,51 @@ pub async fn stop(session: &mut Session, args: StopArgs) -> Outcome {
             exit::FAILED
         },
     )
+}
+
+/// `berth stop --selector`: every matching host's apps, each deployment
+/// followed until its hosts are done; exit 0 when every stop succeeded.
+async fn stop_selected(session: &mut Session, selector: &str, args: &StopArgs) -> Outcome {
+    let request = berth_proto::v1::StopSelectedRequest {
+        selector: selector.to_string(),
+        app: args.app.clone().unwrap_or_default(),
+    };
+    let reply = session.client.stop_selected(request).await?.into_inner();
+    let started: Vec<Deployment> = parse(&reply.json)?;
+    let format = session.format;
+    let mut ended = Vec::new();
+    for deployment in started {
+        progress(
+            format,
+            &format!(
+                "stopping {} in {} on the hosts matching {selector} (deployment {})",
+                deployment.app, deployment.environment, deployment.id
+            ),
+        );
+        ended.push(if args.detach {
+            deployment
+        } else {
+            follow(session, &deployment).await?
+        });
+    }
+    let failed: Vec<&Deployment> = ended
+        .iter()
+        .filter(|deployment| {
+            deployment.tasks.iter().any(|task| {
+                task.kind == TaskKind::Stop
+                    && task.status.is_final()
+                    && task.status != TaskStatus::Done
+            })
+        })
+        .collect();
+    emit(format, &ended, || {
+        ended.iter().map(summary).collect::<Vec<_>>().join("\n")
+    });
+    Ok(if failed.is_empty() {
+        exit::OK
+    } else {
+        exit::FAILED
+    })
 }
 
 pub async fn delete(session: &mut Session, id: &str, detach: bool) -> Outcome {

@@ -64,6 +64,7 @@ pub fn facts_from_wire(facts: Option<HostFacts>) -> Facts {
     Facts {
         hostname: cut(facts.hostname),
         os: cut(facts.os),
+        os_family: cut(facts.os_family),
         os_version: cut(facts.os_version),
         kernel: cut(facts.kernel),
         arch: cut(facts.arch),
@@ -217,17 +218,18 @@ async fn record_hello(
     hello: &Hello,
     facts: &Facts,
 ) -> Result<String, Status> {
-    let mut record = context.store.get_agent(agent_id)?;
-    if record.is_revoked() {
-        return Err(Status::permission_denied(format!(
-            "agent {} was revoked; join again with a new token",
-            record.name
-        )));
-    }
-    record.version = Some(hello.agent_version.clone());
-    record.facts = Some(facts.clone());
-    record.last_seen_at = Some(Timestamp::now());
-    context.store.put_agent(&record)?;
+    let (record, ()) = context.store.update_agent(agent_id, |record| {
+        if record.is_revoked() {
+            return Err(crate::store::StoreError::Refused(format!(
+                "agent {} was revoked; join again with a new token",
+                record.name
+            )));
+        }
+        record.version = Some(hello.agent_version.clone());
+        record.record_facts(facts.clone());
+        record.last_seen_at = Some(Timestamp::now());
+        Ok(())
+    })?;
     context.store.flush().await?;
     info!(%agent_id, name = %record.name, version = %hello.agent_version, running = hello.running.len(), "agent connected");
     Ok(record.name)
@@ -360,18 +362,45 @@ impl Session {
         self.context
             .registry
             .unregister(self.agent_id, self.conn_id);
-        if let Ok(mut record) = self.context.store.get_agent(self.agent_id) {
+        let seen = self.context.store.update_agent(self.agent_id, |record| {
             record.last_seen_at = Some(Timestamp::now());
-            let _ = self.context.store.put_agent(&record);
+            Ok(())
+        });
+        if seen.is_ok() {
             let _ = self.context.store.flush().await;
         }
         info!("agent disconnected");
+    }
+
+    /// Stores the automatic labels when a heartbeat's facts change them (a
+    /// renamed host), so selectors follow without waiting for a reconnect.
+    async fn refresh_auto_labels(&self, facts: &Facts) {
+        let labels = berth_shared::labels::automatic_labels(facts);
+        let known = self.context.registry.facts(self.agent_id);
+        if known.is_some_and(|known| berth_shared::labels::automatic_labels(&known) == labels) {
+            return;
+        }
+        let stored = self.context.store.update_agent(self.agent_id, |record| {
+            record.record_facts(facts.clone());
+            Ok(())
+        });
+        match stored {
+            Ok(_) => {
+                let _ = self.context.store.flush().await;
+                self.context.registry.fleet_changed();
+                info!(labels = %berth_shared::labels::format_labels(&labels), "automatic labels changed");
+            }
+            Err(err) => warn!(error = %err, "automatic labels not stored"),
+        }
     }
 
     async fn handle(&self, message: AgentMessage) {
         match message.kind {
             Some(Incoming::Heartbeat(beat)) => {
                 let facts = beat.facts.map(|facts| facts_from_wire(Some(facts)));
+                if let Some(facts) = &facts {
+                    self.refresh_auto_labels(facts).await;
+                }
                 self.context
                     .registry
                     .heartbeat(self.agent_id, beat.free_slots, facts);
@@ -413,6 +442,9 @@ impl Session {
             }
             Some(Incoming::Inspected(reply)) => self.context.registry.answer(reply),
             Some(Incoming::Output(output)) => self.context.registry.relay(output),
+            Some(Incoming::ExecOutput(output)) => {
+                self.context.registry.exec_output(self.agent_id, output);
+            }
             Some(Incoming::Hello(_)) | None => warn!("unexpected message on an established stream"),
         }
     }

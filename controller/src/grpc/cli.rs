@@ -13,7 +13,9 @@ use berth_proto::v1::{
     RegistryLoginRequest, RegistryLogoutRequest, RevokeTokenRequest, StatBlobRequest,
     StatBlobResponse, StopAppRequest, WhoAmIRequest, WhoAmIResponse,
 };
-use berth_proto::v1::{ListAuditRequest, RerunRequest, RollbackRequest};
+use berth_proto::v1::{
+    FleetExecEvent, FleetExecRequest, ListAuditRequest, RerunRequest, RollbackRequest,
+};
 use berth_shared::id::DeploymentId;
 use berth_shared::record::Timestamp;
 use berth_shared::state::DeploymentStatus;
@@ -27,7 +29,9 @@ use crate::store::{ListQuery, Role, Sort};
 
 mod agents;
 mod deploy;
+mod exec;
 mod lifecycle;
+mod target;
 mod tokens;
 
 pub struct CliApi {
@@ -96,6 +100,7 @@ fn list_query(request: ListDeploymentsRequest) -> Result<ListQuery, Status> {
 impl Cli for CliApi {
     type WatchDeploymentStream = BoxStream<DeploymentReply>;
     type GetLogsStream = BoxStream<LogRecord>;
+    type ExecStream = BoxStream<FleetExecEvent>;
 
     async fn who_am_i(
         &self,
@@ -199,6 +204,17 @@ impl Cli for CliApi {
         }))
     }
 
+    async fn stop_selected(
+        &self,
+        request: Request<berth_proto::v1::StopSelectedRequest>,
+    ) -> Result<Response<JsonReply>, Status> {
+        let caller = require(&request, Role::Operator)?;
+        let stopped = deploy::stop_selected(&self.context, &caller, request.into_inner()).await?;
+        Ok(Response::new(JsonReply {
+            json: json(&stopped)?,
+        }))
+    }
+
     async fn delete_deployment(
         &self,
         request: Request<GetDeploymentRequest>,
@@ -266,6 +282,14 @@ impl Cli for CliApi {
         Ok(Response::new(JsonReply {
             json: json(&reply)?,
         }))
+    }
+
+    async fn exec(
+        &self,
+        request: Request<FleetExecRequest>,
+    ) -> Result<Response<Self::ExecStream>, Status> {
+        let caller = require(&request, Role::Operator)?;
+        exec::exec(self.context.clone(), &caller, request.into_inner()).map(Response::new)
     }
 
     async fn list_audit(
@@ -371,6 +395,15 @@ impl Cli for CliApi {
     ) -> Result<Response<JsonReply>, Status> {
         let caller = require(&request, Role::Admin)?;
         let view = agents::revoke(&self.context, &caller, &request.get_ref().name).await?;
+        Ok(Response::new(JsonReply { json: json(&view)? }))
+    }
+
+    async fn label_agent(
+        &self,
+        request: Request<berth_proto::v1::LabelAgentRequest>,
+    ) -> Result<Response<JsonReply>, Status> {
+        let caller = require(&request, Role::Admin)?;
+        let view = agents::label(&self.context, &caller, request.get_ref()).await?;
         Ok(Response::new(JsonReply { json: json(&view)? }))
     }
 

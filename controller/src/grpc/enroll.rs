@@ -115,6 +115,7 @@ impl Enroll for EnrollApi {
             id: agent_id,
             name: request.name.clone(),
             labels,
+            auto_labels: Labels::new(),
             status: "active".into(),
             enrolled_at: Timestamp::now(),
             revoked_at: None,

@@ -16,7 +16,16 @@ use super::{Store, StoreError, decode, encode};
 pub struct AgentRecord {
     pub id: AgentId,
     pub name: String,
+    /// The agent's own labels: given at join (the token's winning over the
+    /// agent's `--labels`) and changed by `berth agents label`.
     pub labels: Labels,
+    /// Labels derived from the host facts (`os`, `arch`, `hostname`; see
+    /// `berth_shared::labels::automatic_labels`), kept apart from the own
+    /// labels and stored, so targeting works after a controller restart
+    /// before the agent reconnects. Refreshed whenever facts arrive; empty
+    /// until the agent's first hello.
+    #[serde(default)]
+    pub auto_labels: Labels,
     /// `active` or `revoked`.
     pub status: String,
     pub enrolled_at: Timestamp,
@@ -32,6 +41,23 @@ pub struct AgentRecord {
 impl AgentRecord {
     pub fn is_revoked(&self) -> bool {
         self.status == "revoked"
+    }
+
+    /// The labels every selector matches against (deploy targets,
+    /// `--selector`): the automatic labels with the agent's own labels on
+    /// top. An own label with an automatic key wins; only labels given at
+    /// join can have one (`berth agents label` refuses automatic keys), so
+    /// an operator can override what a host reports.
+    pub fn effective_labels(&self) -> Labels {
+        let mut labels = self.auto_labels.clone();
+        labels.extend(self.labels.clone());
+        labels
+    }
+
+    /// Keeps the facts an agent reported and the automatic labels they give.
+    pub fn record_facts(&mut self, facts: Facts) {
+        self.auto_labels = berth_shared::labels::automatic_labels(&facts);
+        self.facts = Some(facts);
     }
 }
 
@@ -127,6 +153,28 @@ impl Store {
         Ok(agents)
     }
 
+    /// Changes one agent record inside a transaction, so concurrent changes
+    /// (a hello's facts, a label change, a revocation) never undo each
+    /// other. An error from `change` leaves the record as it was. `change`
+    /// may run more than once.
+    pub fn update_agent<T>(
+        &self,
+        id: AgentId,
+        change: impl Fn(&mut AgentRecord) -> Result<T, StoreError>,
+    ) -> Result<(AgentRecord, T), StoreError> {
+        let changed = self.agents.transaction(|agents| {
+            let bytes = agents.get(id.to_bytes())?.ok_or_else(|| {
+                ConflictableTransactionError::Abort(StoreError::NotFound(format!("agent {id}")))
+            })?;
+            let mut record: AgentRecord =
+                decode("agents", &bytes).map_err(ConflictableTransactionError::Abort)?;
+            let outcome = change(&mut record).map_err(ConflictableTransactionError::Abort)?;
+            agents.insert(&id.to_bytes(), encode(&record))?;
+            Ok((record, outcome))
+        })?;
+        Ok(changed)
+    }
+
     /// Replaces an agent record.
     pub fn put_agent(&self, record: &AgentRecord) -> Result<(), StoreError> {
         self.agents.insert(record.id.to_bytes(), encode(record))?;
@@ -192,5 +240,84 @@ impl Store {
             },
         )?;
         Ok(revoked)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_shared::labels::{format_labels, parse_labels};
+
+    fn agent(own: &str, facts: Option<Facts>) -> AgentRecord {
+        let mut record = AgentRecord {
+            id: AgentId::new(),
+            name: "web-1".into(),
+            labels: parse_labels(own).expect("valid labels"),
+            auto_labels: Labels::new(),
+            status: "active".into(),
+            enrolled_at: Timestamp(0),
+            revoked_at: None,
+            version: None,
+            facts: None,
+            last_seen_at: None,
+            serials: Vec::new(),
+            cert_not_after: Timestamp(0),
+        };
+        if let Some(facts) = facts {
+            record.record_facts(facts);
+        }
+        record
+    }
+
+    fn facts(hostname: &str, os_family: &str, arch: &str) -> Facts {
+        Facts {
+            hostname: hostname.into(),
+            os_family: os_family.into(),
+            arch: arch.into(),
+            ..Facts::default()
+        }
+    }
+
+    fn check(record: &AgentRecord, expected: &str) {
+        assert_eq!(format_labels(&record.effective_labels()), expected);
+    }
+
+    #[test]
+    fn effective_labels_are_own_labels_over_automatic_ones() {
+        check(&agent("role=web", None), "role=web");
+        check(
+            &agent("role=web", Some(facts("Web-1", "linux", "x86_64"))),
+            "arch=x86_64,hostname=web-1,os=linux,role=web",
+        );
+        // An own label given at join with an automatic key wins.
+        check(
+            &agent(
+                "hostname=edge",
+                Some(facts("ip-10-0-0-1", "linux", "x86_64")),
+            ),
+            "arch=x86_64,hostname=edge,os=linux",
+        );
+        check(&agent("", Some(facts("", "", ""))), "");
+    }
+
+    #[test]
+    fn new_facts_replace_the_automatic_labels() {
+        let mut record = agent("role=web", Some(facts("old", "linux", "x86_64")));
+        record.record_facts(facts("new", "linux", "aarch64"));
+        assert_eq!(
+            format_labels(&record.auto_labels),
+            "arch=aarch64,hostname=new,os=linux"
+        );
+        assert_eq!(format_labels(&record.labels), "role=web");
+    }
+
+    #[test]
+    fn records_without_automatic_labels_still_decode() {
+        let mut json = serde_json::to_value(agent("role=web", None)).expect("encode");
+        json.as_object_mut()
+            .expect("an object")
+            .remove("auto_labels");
+        let record: AgentRecord = serde_json::from_value(json).expect("decode");
+        assert!(record.auto_labels.is_empty());
     }
 }

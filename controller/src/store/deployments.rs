@@ -24,6 +24,8 @@ pub struct EventOutcome {
     /// True when the deployment record changed.
     pub changed: bool,
     pub stale: bool,
+    /// True when this batch ended the task (its slot on the agent is free).
+    pub finished: bool,
 }
 
 /// The result of creating a deployment.

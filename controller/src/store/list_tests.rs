@@ -328,11 +328,11 @@ fn builds_the_user_index_once_for_an_older_store() {
     drop(store);
 
     // With the marker set, opening does not walk the records again.
-    let store = Store::open(dir.path()).expect("reopen");
+    let store = crate::store::reopen(dir.path());
     store.idx_user.clear().expect("clear");
     store.db.flush().expect("flush");
     drop(store);
-    let store = Store::open(dir.path()).expect("reopen");
+    let store = crate::store::reopen(dir.path());
     check(&store, by("alice"), &[]);
 }
 

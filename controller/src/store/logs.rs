@@ -260,7 +260,7 @@ mod tests {
             (old, empty, young)
         };
         // Reopened: the sweep was flushed, marker and deletion together.
-        let store = Store::open(dir.path()).expect("reopen");
+        let store = crate::store::reopen(dir.path());
         assert_eq!(store.task_lines(old.0, old.1, 0).count(), 0);
         assert_eq!(
             store.expired_logs(old.0).expect("read"),

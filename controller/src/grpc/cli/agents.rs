@@ -1,5 +1,7 @@
-//! `berth agents ls|show|revoke`.
+//! `berth agents ls|show|label|revoke`, `berth inspect`, and
+//! [`select_agents`], the one place a `--selector` picks agents.
 
+use berth_shared::labels::{LabelChange, format_labels, matches, parse_labels};
 use berth_shared::record::{AgentView, RunningTaskView};
 
 use tonic::Status;
@@ -7,32 +9,46 @@ use tracing::info;
 
 use crate::grpc::auth::Caller;
 use crate::server::Context;
-use crate::store::AgentRecord;
+use crate::store::{AgentRecord, StoreError};
 
-fn view(context: &Context, record: &AgentRecord) -> Result<AgentView, Status> {
-    let online = context.registry.is_online(record.id);
-    let mut running_tasks = Vec::new();
+/// The berth tasks each agent runs now, read once for the whole fleet.
+fn running_tasks(
+    context: &Context,
+) -> Result<std::collections::HashMap<berth_shared::id::AgentId, Vec<RunningTaskView>>, Status> {
+    let mut running: std::collections::HashMap<_, Vec<RunningTaskView>> = Default::default();
     for deployment_id in context.dispatcher.active_ids() {
         let deployment = context.store.get_deployment(deployment_id)?;
         for task in deployment
             .tasks
             .iter()
-            .filter(|task| task.agent_id == record.id && task.status.is_active())
+            .filter(|task| task.status.is_active())
         {
-            running_tasks.push(RunningTaskView {
-                deployment_id,
-                task_id: task.id,
-                app: deployment.app.clone(),
-                status: task.status,
-            });
+            running
+                .entry(task.agent_id)
+                .or_default()
+                .push(RunningTaskView {
+                    deployment_id,
+                    task_id: task.id,
+                    app: deployment.app.clone(),
+                    status: task.status,
+                });
         }
     }
+    Ok(running)
+}
+
+fn view(context: &Context, record: &AgentRecord) -> Result<AgentView, Status> {
+    let online = context.registry.is_online(record.id);
+    let running_tasks = running_tasks(context)?
+        .remove(&record.id)
+        .unwrap_or_default();
     Ok(AgentView {
         id: record.id,
         name: record.name.clone(),
         online,
         status: record.status.clone(),
         labels: record.labels.clone(),
+        auto_labels: record.auto_labels.clone(),
         facts: context
             .registry
             .facts(record.id)
@@ -79,8 +95,64 @@ pub async fn revoke(context: &Context, caller: &Caller, name: &str) -> Result<Ag
         .audit(&caller.who(), "agent.revoke", name, "ok")?;
     context.store.flush().await?;
     context.registry.disconnect(record.id);
+    context.registry.fleet_changed();
     info!(agent_id = %record.id, %name, "agent revoked");
     view(context, &record)
+}
+
+/// Sets and removes an agent's own labels (`berth agents label`), audited
+/// and flushed before the reply, which is the agent as changed.
+pub async fn label(
+    context: &Context,
+    caller: &Caller,
+    request: &berth_proto::v1::LabelAgentRequest,
+) -> Result<AgentView, Status> {
+    let name = &request.name;
+    let change = LabelChange::parse(&request.set, &request.remove)
+        .map_err(|err| Status::invalid_argument(format!("agent `{name}`: {err}")))?;
+    let current = context.store.agent_by_name(name)?;
+    // Checked here to answer with a usage error; checked again below in
+    // case a concurrent change added labels meanwhile.
+    change
+        .apply(&mut current.labels.clone())
+        .map_err(|err| Status::invalid_argument(format!("agent `{name}`: {err}")))?;
+    let (record, ()) = context.store.update_agent(current.id, |record| {
+        if record.is_revoked() {
+            return Err(StoreError::NotFound(format!("agent `{name}`")));
+        }
+        change
+            .apply(&mut record.labels)
+            .map_err(|err| StoreError::Conflict(format!("agent `{name}`: {err}")))
+    })?;
+    let mut described: Vec<String> = change
+        .set
+        .iter()
+        .map(|(key, value)| format!("{key}={value}"))
+        .collect();
+    described.extend(change.remove.iter().map(|key| format!("-{key}")));
+    let target = format!("{name} {}", described.join(" "));
+    context
+        .store
+        .audit(&caller.who(), "agent.label", &target, "ok")?;
+    context.store.flush().await?;
+    context.registry.fleet_changed();
+    info!(agent_id = %record.id, %name, labels = %format_labels(&record.labels), "agent labels changed");
+    view(context, &record)
+}
+
+/// The active agents whose effective labels (own and automatic, see
+/// [`AgentRecord::effective_labels`]) match a `--selector` text
+/// (`k=v,k2=v2`; empty matches every agent), oldest first. Revoked agents
+/// never match. Bad syntax is `invalid_argument` naming `--selector`.
+pub fn select_agents(context: &Context, selector_text: &str) -> Result<Vec<AgentRecord>, Status> {
+    let selector = parse_labels(selector_text)
+        .map_err(|err| Status::invalid_argument(format!("--selector: {err}")))?;
+    Ok(context
+        .store
+        .list_agents()?
+        .into_iter()
+        .filter(|agent| !agent.is_revoked() && matches(&selector, &agent.effective_labels()))
+        .collect())
 }
 
 /// How long each host has to answer a fleet-wide inspect.
@@ -93,16 +165,9 @@ pub async fn inspect(
     request: &berth_proto::v1::InspectAppRequest,
 ) -> Result<Vec<berth_shared::record::HostInspect>, Status> {
     use berth_shared::record::{ContainerView, HostInspect};
-    let selector = berth_shared::labels::parse_labels(&request.selector)
-        .map_err(|err| Status::invalid_argument(format!("--selector: {err}")))?;
-    let agents: Vec<AgentRecord> = context
-        .store
-        .list_agents()?
-        .into_iter()
-        .filter(|agent| {
-            !agent.is_revoked() && berth_shared::labels::matches(&selector, &agent.labels)
-        })
-        .collect();
+    let agents = select_agents(context, &request.selector)?;
+    let running = running_tasks(context)?;
+    let running = &running;
     let asks = agents.iter().map(|agent| async move {
         let online = context.registry.is_online(agent.id);
         let reply = if online {
@@ -119,8 +184,15 @@ pub async fn inspect(
             answered: reply.is_some(),
             error: None,
             containers: Vec::new(),
+            facts: context
+                .registry
+                .facts(agent.id)
+                .or_else(|| agent.facts.clone()),
+            running_tasks: running.get(&agent.id).cloned().unwrap_or_default(),
+            routes: Vec::new(),
         };
         if let Some(reply) = reply {
+            host.routes = reply.routes;
             if !reply.error.is_empty() {
                 host.error = Some(reply.error);
             }

@@ -50,8 +50,10 @@ pub async fn put_blob(
     Ok(PutBlobResponse { digest, size })
 }
 
-/// The agents a manifest's target selects, or why there are none.
-pub fn resolve_targets(context: &Context, manifest: &Manifest) -> Result<Vec<AgentRecord>, Status> {
+/// The agents a manifest's target selects (by name, and by their effective
+/// labels: own and automatic), online or not, or why there are none.
+/// Revoked agents never match.
+pub fn select_targets(context: &Context, manifest: &Manifest) -> Result<Vec<AgentRecord>, Status> {
     let agents: Vec<AgentRecord> = context
         .store
         .list_agents()?
@@ -69,24 +71,24 @@ pub fn resolve_targets(context: &Context, manifest: &Manifest) -> Result<Vec<Age
     let selected: Vec<AgentRecord> = agents
         .into_iter()
         .filter(|agent| target.hosts.is_empty() || target.hosts.contains(&agent.name))
-        .filter(|agent| matches(&target.labels, &agent.labels))
+        .filter(|agent| matches(&target.labels, &agent.effective_labels()))
         .collect();
-    let selector = describe_target(manifest);
     if selected.is_empty() {
         return Err(Status::failed_precondition(format!(
-            "no agent matches the target ({selector}); check the labels with `berth agents ls`"
+            "no agent matches the target ({}); check the labels with `berth agents ls`",
+            describe_target(manifest)
         )));
     }
-    let offline: Vec<&str> = selected
-        .iter()
-        .filter(|agent| !context.registry.is_online(agent.id))
-        .map(|agent| agent.name.as_str())
-        .collect();
+    Ok(selected)
+}
+
+/// The agents a manifest's target selects, every one online (and, for a
+/// `[container]`, with Docker), or why not.
+pub fn resolve_targets(context: &Context, manifest: &Manifest) -> Result<Vec<AgentRecord>, Status> {
+    let selected = select_targets(context, manifest)?;
+    let offline = super::target::offline(context, &selected);
     if !offline.is_empty() {
-        return Err(Status::failed_precondition(format!(
-            "agents matching the target ({selector}) are offline: {}; start them or narrow [target]",
-            offline.join(", ")
-        )));
+        return Err(super::target::offline_refusal(manifest, &offline, None));
     }
     if manifest.container.is_some() {
         let no_docker: Vec<String> = selected
@@ -113,13 +115,17 @@ pub fn resolve_targets(context: &Context, manifest: &Manifest) -> Result<Vec<Age
     Ok(selected)
 }
 
-fn describe_target(manifest: &Manifest) -> String {
+/// The target in words, for messages: `labels k=v and hosts a,b`.
+pub fn describe_target(manifest: &Manifest) -> String {
     let mut parts = Vec::new();
     if !manifest.target.labels.is_empty() {
         parts.push(format!("labels {}", format_labels(&manifest.target.labels)));
     }
     if !manifest.target.hosts.is_empty() {
         parts.push(format!("hosts {}", manifest.target.hosts.join(",")));
+    }
+    if parts.is_empty() {
+        return "every agent".into();
     }
     parts.join(" and ")
 }
@@ -267,6 +273,7 @@ pub async fn create(
     caller: &Caller,
     request: CreateDeploymentRequest,
 ) -> Result<Deployment, Status> {
+    super::target::wait_for_agents(context, &request).await?;
     let deployment = build(context, caller, &request)?;
     check_trigger_rate(context, &deployment.app)?;
     let created = context
@@ -438,6 +445,119 @@ pub async fn stop(
     announce(context, &who, "stop", "requested", deployment).await
 }
 
+/// `berth stop --selector`: stops every deployed app (or the one named) on
+/// the hosts whose labels match, each stop recorded against its
+/// deployment. A deployment stopped on only some of its hosts stays
+/// `deployed` and records which hosts stopped.
+pub async fn stop_selected(
+    context: &Context,
+    caller: &Caller,
+    request: berth_proto::v1::StopSelectedRequest,
+) -> Result<Vec<Deployment>, Status> {
+    if request.selector.trim().is_empty() {
+        return Err(Status::invalid_argument(
+            "--selector is empty; name the hosts, e.g. --selector role=web (or stop one app with `berth stop APP --env E`)",
+        ));
+    }
+    let agents = super::agents::select_agents(context, &request.selector)?;
+    if agents.is_empty() {
+        return Err(Status::failed_precondition(format!(
+            "no agent matches --selector `{}`; see `berth agents ls`",
+            request.selector
+        )));
+    }
+    let selected: Vec<berth_shared::id::AgentId> = agents.iter().map(|agent| agent.id).collect();
+    let deployed = context.store.list_deployments(&ListQuery {
+        app: Some(request.app.clone()).filter(|app| !app.is_empty()),
+        statuses: vec![DeploymentStatus::Deployed],
+        limit: usize::MAX,
+        ..Default::default()
+    })?;
+    let who = caller.who();
+    let now = Timestamp::now();
+    let mut stopped = Vec::new();
+    for candidate in deployed {
+        let on_selected = progress::running_hosts(&candidate)
+            .into_iter()
+            .any(|(agent, _)| selected.contains(&agent));
+        if !on_selected {
+            continue;
+        }
+        let changed = context
+            .store
+            .update_deployment(candidate.id, |deployment| {
+                if deployment.status != DeploymentStatus::Deployed
+                    || deployment
+                        .tasks
+                        .iter()
+                        .any(|task| task.kind == TaskKind::Stop && !task.status.is_final())
+                {
+                    return Ok(false);
+                }
+                let hosts: Vec<(berth_shared::id::AgentId, String)> =
+                    progress::running_hosts(deployment)
+                        .into_iter()
+                        .filter(|(agent, _)| selected.contains(agent))
+                        .collect();
+                if hosts.is_empty() {
+                    return Ok(false);
+                }
+                let names: Vec<&str> = hosts.iter().map(|(_, name)| name.as_str()).collect();
+                let reason = format!(
+                    "stop on {} by {who} (--selector {})",
+                    names.join(", "),
+                    request.selector
+                );
+                if deployment.manifest.stop.is_none() && deployment.manifest.container.is_none() {
+                    progress::note(deployment, "deployment", None, "stopped", Some(reason));
+                    for (_, host) in &hosts {
+                        progress::note(
+                            deployment,
+                            host,
+                            None,
+                            "stopped",
+                            Some("nothing to run on the host (no [stop], no [container])".into()),
+                        );
+                    }
+                    if progress::running_hosts(deployment)
+                        .iter()
+                        .all(|(agent, _)| selected.contains(agent))
+                    {
+                        progress::set_status(
+                            deployment,
+                            DeploymentStatus::Stopped,
+                            Some("stopped on every host".into()),
+                        );
+                    }
+                    return Ok(true);
+                }
+                for (agent, host) in &hosts {
+                    deployment
+                        .tasks
+                        .push(Task::queued(TaskKind::Stop, host, *agent, now));
+                }
+                progress::note(deployment, "deployment", None, "stopping", Some(reason));
+                progress::settle(deployment);
+                Ok(true)
+            })?;
+        if let (deployment, true) = changed {
+            stopped.push(announce(context, &who, "stop", "requested", deployment).await?);
+        }
+    }
+    if stopped.is_empty() {
+        let app = if request.app.is_empty() {
+            "no berth-managed app".to_string()
+        } else {
+            format!("app `{}` is not", request.app)
+        };
+        return Err(Status::not_found(format!(
+            "{app} deployed on the hosts matching --selector `{}`; see `berth status`",
+            request.selector
+        )));
+    }
+    Ok(stopped)
+}
+
 /// Tears a deployment down on every host it touched: its containers and
 /// its work directory. Status `deleted` once every host is done.
 pub async fn delete(
@@ -570,14 +690,11 @@ pub fn status(context: &Context, environment: &str) -> Result<Vec<AppStatus>, St
                 transition.subject == "deployment" && transition.to == current.status.as_str()
             })
             .map_or(current.updated_at, |transition| transition.at);
-        let mut hosts: Vec<String> = current
-            .tasks
-            .iter()
-            .filter(|task| task.kind == TaskKind::Deploy && task.status == TaskStatus::Done)
-            .map(|task| task.host.clone())
+        let mut hosts: Vec<String> = progress::running_hosts(&current)
+            .into_iter()
+            .map(|(_, host)| host)
             .collect();
         hosts.sort();
-        hosts.dedup();
         let health = health_of(context, &current);
         rows.push(AppStatus {
             app: app.clone(),

@@ -1,0 +1,253 @@
+//! `berth exec`: one command on every matching host, sent down the agents'
+//! streams in parallel, with each host's output streamed back as it comes
+//! and the whole run stored as a fleet job.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use berth_proto::v1::{ExecLine, FleetExecEvent, FleetExecRequest};
+use berth_shared::record::{FleetJob, HostRun, Timestamp};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+use tracing::{Instrument, info, info_span};
+
+use crate::grpc::BoxStream;
+use crate::grpc::auth::Caller;
+use crate::server::Context;
+use crate::store::AgentRecord;
+
+/// Default time a host may run the command.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest time a host may run the command.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Extra time for a host's answer to come back after its timeout.
+const ANSWER_GRACE: Duration = Duration::from_secs(5);
+/// Most arguments, and most bytes in all of them.
+const MAX_ARGS: usize = 256;
+const MAX_ARGV_BYTES: usize = 64 * 1024;
+/// Most output bytes kept per host in the stored job.
+const MAX_STORED_OUTPUT: usize = 1024 * 1024;
+
+fn check(request: &FleetExecRequest) -> Result<Duration, Status> {
+    if request.argv.first().is_none_or(String::is_empty) {
+        return Err(Status::invalid_argument(
+            "no command given; put it after `--`, e.g. berth exec --selector role=web -- uptime",
+        ));
+    }
+    let bytes: usize = request.argv.iter().map(String::len).sum();
+    if request.argv.len() > MAX_ARGS || bytes > MAX_ARGV_BYTES {
+        return Err(Status::invalid_argument(format!(
+            "the command has {} arguments and {bytes} bytes; the limits are {MAX_ARGS} and {MAX_ARGV_BYTES}",
+            request.argv.len()
+        )));
+    }
+    let timeout = if request.timeout_ms == 0 {
+        DEFAULT_TIMEOUT
+    } else {
+        Duration::from_millis(request.timeout_ms)
+    };
+    if timeout > MAX_TIMEOUT {
+        return Err(Status::invalid_argument(format!(
+            "--timeout is {}; the longest allowed is {}",
+            berth_shared::time::format_duration(timeout),
+            berth_shared::time::format_duration(MAX_TIMEOUT)
+        )));
+    }
+    Ok(timeout)
+}
+
+/// Starts the fleet exec and returns its event stream.
+pub fn exec(
+    context: Arc<Context>,
+    caller: &Caller,
+    request: FleetExecRequest,
+) -> Result<BoxStream<FleetExecEvent>, Status> {
+    let timeout = check(&request)?;
+    let agents = super::agents::select_agents(&context, &request.selector)?;
+    if agents.is_empty() {
+        return Err(Status::failed_precondition(format!(
+            "no agent matches --selector `{}`; see `berth agents ls`",
+            request.selector
+        )));
+    }
+    let job_id = ulid::Ulid::new().to_string();
+    let who = caller.who();
+    let (events, receiver) = mpsc::channel(256);
+    let span = info_span!("fleet_exec", %job_id, hosts = agents.len());
+    tokio::spawn(
+        async move {
+            info!(argv = ?request.argv, %who, "fleet exec started");
+            let started = Timestamp::now();
+            let runs = agents
+                .iter()
+                .map(|agent| run_on(&context, agent, &request.argv, timeout, &events));
+            let hosts = futures_util::future::join_all(runs).await;
+            let job = FleetJob {
+                id: job_id.clone(),
+                argv: request.argv.clone(),
+                selector: request.selector.clone(),
+                triggered_by: who.clone(),
+                timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+                started_at: started,
+                finished_at: Timestamp::now(),
+                hosts,
+            };
+            let failed = job.hosts.iter().filter(|host| host.status != "ok").count();
+            let outcome = if failed == 0 {
+                "ok".to_string()
+            } else {
+                format!("{failed} of {} hosts did not succeed", job.hosts.len())
+            };
+            let stored = context.store.put_job(&job).and_then(|()| {
+                context.store.audit(
+                    &who,
+                    "exec",
+                    &format!("job {job_id} {}", request.argv.join(" ")),
+                    &outcome,
+                )
+            });
+            let job_json = match stored {
+                Ok(()) => match context.store.flush().await {
+                    Ok(()) => serde_json::to_string(&job).unwrap_or_default(),
+                    Err(err) => {
+                        return send_error(&events, format!("could not store the job: {err}"))
+                            .await;
+                    }
+                },
+                Err(err) => {
+                    return send_error(&events, format!("could not store the job: {err}")).await;
+                }
+            };
+            info!(%outcome, "fleet exec finished");
+            let _ = events
+                .send(Ok(FleetExecEvent {
+                    job_json,
+                    ..Default::default()
+                }))
+                .await;
+        }
+        .instrument(span),
+    );
+    Ok(Box::pin(ReceiverStream::new(receiver)))
+}
+
+async fn send_error(events: &mpsc::Sender<Result<FleetExecEvent, Status>>, message: String) {
+    let _ = events.send(Err(Status::internal(message))).await;
+}
+
+/// Runs the command on one host, forwarding its output as it arrives.
+async fn run_on(
+    context: &Context,
+    agent: &AgentRecord,
+    argv: &[String],
+    timeout: Duration,
+    events: &mpsc::Sender<Result<FleetExecEvent, Status>>,
+) -> HostRun {
+    let started = Instant::now();
+    let mut run = HostRun {
+        host: agent.name.clone(),
+        status: String::new(),
+        exit_code: None,
+        output: Vec::new(),
+        error: None,
+        duration_ms: 0,
+    };
+    let asked = if context.registry.is_online(agent.id) {
+        context
+            .registry
+            .exec(agent.id, argv, timeout, ANSWER_GRACE)
+            .await
+    } else {
+        None
+    };
+    match asked {
+        None => {
+            run.status = if context.registry.is_online(agent.id) {
+                "no_answer".into()
+            } else {
+                "offline".into()
+            };
+            run.error = Some(format!("host {} is not connected", agent.name));
+        }
+        Some((request_id, mut output)) => {
+            let deadline = tokio::time::Instant::now() + timeout + ANSWER_GRACE;
+            let mut stored_bytes = 0;
+            loop {
+                match tokio::time::timeout_at(deadline, output.recv()).await {
+                    Ok(Some(message)) => {
+                        forward(events, &agent.name, &message.lines).await;
+                        for line in message.lines {
+                            stored_bytes += line.line.len();
+                            if stored_bytes <= MAX_STORED_OUTPUT {
+                                run.output.push(stored_line(line));
+                            }
+                        }
+                        if message.finished {
+                            run.status = message.status;
+                            run.exit_code = message.has_exit_code.then_some(message.exit_code);
+                            run.error = Some(message.error).filter(|error| !error.is_empty());
+                            break;
+                        }
+                    }
+                    Ok(None) => {
+                        run.status = "no_answer".into();
+                        run.error =
+                            Some(format!("host {} went away before it answered", agent.name));
+                        break;
+                    }
+                    Err(_) => {
+                        run.status = "no_answer".into();
+                        run.error = Some(format!(
+                            "host {} did not answer within {} (timeout {} plus {} for the answer)",
+                            agent.name,
+                            berth_shared::time::format_duration(timeout + ANSWER_GRACE),
+                            berth_shared::time::format_duration(timeout),
+                            berth_shared::time::format_duration(ANSWER_GRACE)
+                        ));
+                        break;
+                    }
+                }
+            }
+            context.registry.end_exec(request_id);
+        }
+    }
+    run.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let _ = events
+        .send(Ok(FleetExecEvent {
+            host: run.host.clone(),
+            status: run.status.clone(),
+            exit_code: run.exit_code.unwrap_or(0),
+            has_exit_code: run.exit_code.is_some(),
+            error: run.error.clone().unwrap_or_default(),
+            ..Default::default()
+        }))
+        .await;
+    run
+}
+
+fn stored_line(line: ExecLine) -> String {
+    if line.stream == "stderr" {
+        format!("stderr: {}", line.line)
+    } else {
+        line.line
+    }
+}
+
+async fn forward(
+    events: &mpsc::Sender<Result<FleetExecEvent, Status>>,
+    host: &str,
+    lines: &[ExecLine],
+) {
+    if lines.is_empty() {
+        return;
+    }
+    // A client that went away stops getting lines; the job is still stored.
+    let _ = events
+        .send(Ok(FleetExecEvent {
+            host: host.to_string(),
+            lines: lines.to_vec(),
+            ..Default::default()
+        }))
+        .await;
+}

@@ -1,0 +1,70 @@
+//! Fleet jobs (`berth exec` runs and their output), keyed by ULID so they
+//! read in time order.
+
+use berth_shared::record::FleetJob;
+
+use super::{Store, StoreError, decode, encode};
+
+impl Store {
+    /// Records a finished fleet job (made durable by the caller's flush).
+    pub fn put_job(&self, job: &FleetJob) -> Result<(), StoreError> {
+        let id: ulid::Ulid = job
+            .id
+            .parse()
+            .map_err(|_| StoreError::Refused(format!("fleet job id `{}` is not a ULID", job.id)))?;
+        self.jobs.insert(id.to_bytes(), encode(job))?;
+        Ok(())
+    }
+
+    /// One fleet job.
+    pub fn get_job(&self, id: &str) -> Result<FleetJob, StoreError> {
+        let key: ulid::Ulid = id
+            .parse()
+            .map_err(|_| StoreError::NotFound(format!("fleet job {id}")))?;
+        let bytes = self
+            .jobs
+            .get(key.to_bytes())?
+            .ok_or_else(|| StoreError::NotFound(format!("fleet job {id}")))?;
+        decode("jobs", &bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use berth_shared::record::{HostRun, Timestamp};
+
+    use super::*;
+
+    #[test]
+    fn jobs_round_trip_and_unknown_ids_are_not_found() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        let job = FleetJob {
+            id: ulid::Ulid::new().to_string(),
+            argv: vec!["uptime".into()],
+            selector: "role=web".into(),
+            triggered_by: "admin".into(),
+            timeout_ms: 1000,
+            started_at: Timestamp(1),
+            finished_at: Timestamp(2),
+            hosts: vec![HostRun {
+                host: "web-1".into(),
+                status: "ok".into(),
+                exit_code: Some(0),
+                output: vec!["up 3 days".into()],
+                error: None,
+                duration_ms: 5,
+            }],
+        };
+        store.put_job(&job).expect("put");
+        assert_eq!(store.get_job(&job.id).expect("get"), job);
+        assert!(matches!(
+            store.get_job(&ulid::Ulid::new().to_string()),
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(
+            store.get_job("nope"),
+            Err(StoreError::NotFound(_))
+        ));
+    }
+}

@@ -125,3 +125,92 @@ async fn download(
     file.sync_all().await?;
     Ok(())
 }
+
+/// Uploads a build result to the controller's blob store under build task
+/// `task_id`; returns its digest and size. Tried up to three times (the
+/// controller keeps nothing of a cut upload, and refuses a digest that does
+/// not match the bytes).
+pub async fn upload(
+    channel: &watch::Sender<Option<Channel>>,
+    path: &Path,
+    task_id: &str,
+) -> Result<(String, u64)> {
+    let digest = sha256_of(path).await?;
+    let size = tokio::fs::metadata(path).await?.len();
+    let mut last_error = None;
+    for attempt in 1..=3u64 {
+        match upload_once(&mut channel.subscribe(), path, task_id, &digest, size).await {
+            Ok(()) => return Ok((digest, size)),
+            Err(err) => {
+                last_error = Some(err);
+                tokio::time::sleep(Duration::from_millis(500 * attempt)).await;
+            }
+        }
+    }
+    Err(last_error
+        .unwrap_or_else(|| anyhow::anyhow!("upload failed"))
+        .context(format!("upload {}", path.display())))
+}
+
+async fn upload_once(
+    channel: &mut watch::Receiver<Option<Channel>>,
+    path: &Path,
+    task_id: &str,
+    digest: &str,
+    size: u64,
+) -> Result<()> {
+    use berth_proto::v1::PutBlobChunk;
+    let current = tokio::time::timeout(Duration::from_secs(60), channel.wait_for(Option::is_some))
+        .await
+        .context("no connection to the controller for 60s")?
+        .context("agent is shutting down")?
+        .clone()
+        .context("no connection")?;
+    let mut client = AgentClient::new(current).max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let mut file = tokio::fs::File::open(path).await?;
+    let (sender, receiver) = tokio::sync::mpsc::channel::<PutBlobChunk>(4);
+    let (chunk_digest, task_id) = (digest.to_string(), task_id.to_string());
+    let reader = tokio::spawn(async move {
+        let mut first = true;
+        loop {
+            let mut data = vec![0u8; berth_proto::BLOB_CHUNK_BYTES];
+            let read = file.read(&mut data).await?;
+            data.truncate(read);
+            if read == 0 && !first {
+                return Ok::<(), std::io::Error>(());
+            }
+            let chunk = PutBlobChunk {
+                digest: if first {
+                    chunk_digest.clone()
+                } else {
+                    String::new()
+                },
+                size: if first { size } else { 0 },
+                data,
+                task_id: if first {
+                    task_id.clone()
+                } else {
+                    String::new()
+                },
+            };
+            first = false;
+            if sender.send(chunk).await.is_err() || read == 0 {
+                return Ok(());
+            }
+        }
+    });
+    let result = client
+        .put_build_result(tokio_stream::wrappers::ReceiverStream::new(receiver))
+        .await;
+    reader.await.context("read the build result")??;
+    let stored = result.map_err(|status| anyhow::anyhow!("{}", status.message()))?;
+    let stored = stored.into_inner();
+    if stored.digest != digest || stored.size != size {
+        bail!(
+            "the controller stored {} ({} bytes), not {digest} ({size} bytes)",
+            stored.digest,
+            stored.size
+        );
+    }
+    Ok(())
+}

@@ -18,6 +18,8 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::Agent;
 use crate::stage::docker;
+
+mod build;
 use crate::stage::shell::{self, LineSink, Outcome};
 
 /// Whether an assignment was taken.
@@ -279,6 +281,14 @@ async fn run(agent: &Arc<Agent>, task_id: TaskId, spec: &TaskSpec, cancel: &Canc
         stage: std::sync::Mutex::new((spec.stage.clone(), Instant::now())),
     };
     let is_stop = spec.kind == berth_proto::v1::task_spec::Kind::Stop as i32;
+    if spec.kind == berth_proto::v1::task_spec::Kind::Build as i32 {
+        emitter.start_stage("build");
+        match build::run(agent, spec, &emitter, cancel).await {
+            Ok(details) => emitter.end_stage("succeeded", None, "", details),
+            Err(failure) => return emitter.fail(failure),
+        }
+        return emitter.done();
+    }
     if spec.kind == berth_proto::v1::task_spec::Kind::Delete as i32 {
         emitter.start_stage("delete");
         match delete(agent, spec, &emitter).await {
@@ -712,6 +722,14 @@ fn environment(agent: &Agent, spec: &TaskSpec, dir: &std::path::Path) -> BTreeMa
         ("BERTH_TASK_ID".into(), spec.task_id.clone()),
         ("BERTH_HOST".into(), agent.identity.name.clone()),
         ("BERTH_STAGE".into(), spec.stage.clone()),
+        (
+            "BERTH_ARTIFACT".into(),
+            spec.artifact
+                .as_ref()
+                .and_then(|artifact| std::path::Path::new(&artifact.name).file_name())
+                .map(|name| dir.join(name).display().to_string())
+                .unwrap_or_default(),
+        ),
         ("BERTH_WORK_DIR".into(), dir.display().to_string()),
     ])
 }
@@ -722,9 +740,27 @@ async fn prepare(
     spec: &TaskSpec,
     emitter: &Emitter<'_>,
 ) -> anyhow::Result<PathBuf> {
+    prepare_in(agent, spec, emitter, "").await
+}
+
+/// The bundle unpacked in `work/<deployment>` (with `purpose`, e.g.
+/// `build`, as a `.purpose` suffix, so a build never shares its directory
+/// with a deploy on the same host), with the build's artifact in it when
+/// the deployment has one.
+async fn prepare_in(
+    agent: &Arc<Agent>,
+    spec: &TaskSpec,
+    emitter: &Emitter<'_>,
+    purpose: &str,
+) -> anyhow::Result<PathBuf> {
     let deployment: berth_shared::id::DeploymentId =
         spec.deployment_id.parse().map_err(anyhow::Error::msg)?;
-    let dir = agent.files.work().join(deployment.to_string());
+    let name = if purpose.is_empty() {
+        deployment.to_string()
+    } else {
+        format!("{deployment}.{purpose}")
+    };
+    let dir = agent.files.work().join(name);
     if dir.exists() {
         return Ok(dir);
     }
@@ -745,5 +781,40 @@ async fn prepare(
     let target = dir.clone();
     tokio::task::spawn_blocking(move || crate::bundle::unpack(&archive, &target)).await??;
     emitter.system(format!("bundle unpacked into {}", dir.display()));
+    if let Some(artifact) = spec.artifact.as_ref().filter(|_| purpose.is_empty()) {
+        place_artifact(agent, artifact, &dir, emitter).await?;
+    }
     Ok(dir)
+}
+
+/// Fetches the build's artifact (verified, resumable, skipped when this
+/// host already holds it) and puts it in the work dir.
+async fn place_artifact(
+    agent: &Arc<Agent>,
+    artifact: &berth_proto::v1::ArtifactRef,
+    dir: &std::path::Path,
+    emitter: &Emitter<'_>,
+) -> anyhow::Result<()> {
+    let name = std::path::Path::new(&artifact.name)
+        .file_name()
+        .ok_or_else(|| {
+            anyhow::anyhow!("the artifact name `{}` is not a file name", artifact.name)
+        })?;
+    emitter.system(format!(
+        "fetching the build artifact {} ({} bytes)",
+        artifact.digest, artifact.size
+    ));
+    let mut channel = agent.channel.subscribe();
+    let fetched = crate::fetch::blob(
+        &agent.files.bundles(),
+        &artifact.digest,
+        artifact.size,
+        &mut channel,
+        |line| emitter.system(line),
+    )
+    .await?;
+    let target = dir.join(name);
+    tokio::fs::copy(&fetched, &target).await?;
+    emitter.system(format!("artifact placed at {}", target.display()));
+    Ok(())
 }

@@ -74,6 +74,14 @@ impl BlobStore {
     }
 
     /// Starts an upload of a blob with the declared digest and size.
+    /// Deletes a blob's file (a missing one is fine).
+    pub async fn remove(&self, digest: &str) -> Result<(), BlobError> {
+        match fs::remove_file(self.path(digest)?).await {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err.into()),
+            _ => Ok(()),
+        }
+    }
+
     pub async fn begin(&self, digest: &str, size: u64) -> Result<Upload, BlobError> {
         digest_hex(digest)?;
         if size > MAX_BLOB_BYTES {

@@ -211,6 +211,14 @@ impl Dispatcher {
             if task.status != TaskStatus::Queued {
                 return Ok(AssignResult::Gone);
             }
+            // Hosts start only once the build is done.
+            let build_pending = deployment
+                .tasks
+                .iter()
+                .any(|t| t.kind == TaskKind::Build && t.status != TaskStatus::Done);
+            if task.kind == TaskKind::Deploy && build_pending {
+                return Ok(AssignResult::Wait);
+            }
             if task.kind == TaskKind::Deploy {
                 let busy = deployment
                     .tasks
@@ -362,6 +370,23 @@ impl Dispatcher {
         Ok(())
     }
 
+    /// Whether `agent` runs build task `task_id` now (it may upload the
+    /// build's result).
+    pub fn holds_build_task(&self, agent: AgentId, task_id: TaskId) -> Result<bool, StoreError> {
+        for deployment_id in self.active_ids() {
+            let deployment = self.store.get_deployment(deployment_id)?;
+            if deployment.tasks.iter().any(|task| {
+                task.id == task_id
+                    && task.agent_id == agent
+                    && task.kind == TaskKind::Build
+                    && task.status.is_active()
+            }) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// The active deployment holding this agent's task.
     fn deployment_of(
         &self,
@@ -482,6 +507,7 @@ impl Dispatcher {
             // The agent's slot is free now; its next heartbeat confirms the
             // count, but the next task need not wait for it.
             self.registry.release_slot(agent);
+            self.after_build(&deployment, task_id).await?;
         }
         if outcome.changed {
             self.after_change(&deployment).await;
@@ -490,6 +516,39 @@ impl Dispatcher {
             task_id: batch.task_id,
             upto: outcome.acked_upto,
         }))
+    }
+
+    /// When `task_id` was a build that just finished well: its result is
+    /// kept for reuse under the build's key, and every host of the
+    /// deployment may now download it. Durable before the hosts are kicked.
+    async fn after_build(
+        &self,
+        deployment: &Deployment,
+        task_id: TaskId,
+    ) -> Result<(), StoreError> {
+        let is_build = deployment.tasks.iter().any(|task| {
+            task.id == task_id && task.kind == TaskKind::Build && task.status == TaskStatus::Done
+        });
+        let (Some(built), true) = (deployment.built.as_ref(), is_build) else {
+            return Ok(());
+        };
+        if self.store.blob_size(&built.digest)? != Some(built.size) {
+            warn!(deployment_id = %deployment.id, digest = %built.digest, "the build reported a result the blob store does not hold");
+            return Ok(());
+        }
+        if let Some(key) = &deployment.build_key {
+            self.store.put_build(key, built)?;
+        }
+        for task in deployment
+            .tasks
+            .iter()
+            .filter(|task| task.kind == TaskKind::Deploy)
+        {
+            self.store.grant_blob(task.agent_id, &built.digest)?;
+        }
+        self.store.flush().await?;
+        info!(deployment_id = %deployment.id, digest = %built.digest, size = built.size, "build result ready for the hosts");
+        Ok(())
     }
 
     /// Follow-up work after a deployment changed: notify, forget it when
@@ -777,6 +836,59 @@ pub fn deadline(deployment: &Deployment) -> i64 {
         .saturating_add(i64::try_from(deployment.manifest.timeout.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// The tag a Dockerfile build gives its image: `berth/APP:VERSION`, with
+/// characters Docker refuses in a tag replaced by `-`.
+pub fn image_tag(deployment: &Deployment) -> String {
+    let version: String = deployment
+        .version
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(128)
+        .collect();
+    let version = version.trim_start_matches(['.', '-']);
+    let version = if version.is_empty() {
+        "latest"
+    } else {
+        version
+    };
+    deployment
+        .built
+        .as_ref()
+        .and_then(|built| built.image.clone())
+        .unwrap_or_else(|| format!("berth/{}:{version}", deployment.app))
+}
+
+fn build_spec(
+    build: &berth_shared::manifest::Build,
+    deployment: &Deployment,
+) -> berth_proto::v1::BuildSpec {
+    use berth_shared::manifest::BuildKind;
+    match &build.kind {
+        BuildKind::Dockerfile {
+            dockerfile,
+            target,
+            args,
+        } => berth_proto::v1::BuildSpec {
+            dockerfile: dockerfile.clone(),
+            target: target.clone().unwrap_or_default(),
+            args: args.clone().into_iter().collect(),
+            image_tag: image_tag(deployment),
+            ..Default::default()
+        },
+        BuildKind::Artifact { run, artifact } => berth_proto::v1::BuildSpec {
+            run: run.clone(),
+            artifact: artifact.clone(),
+            ..Default::default()
+        },
+    }
+}
+
 /// Applies one batch to the deployment: drops duplicates by sequence
 /// number, records stale batches without acting on them, applies the rest.
 fn apply_batch(
@@ -873,7 +985,12 @@ pub fn spec_for(deployment: &Deployment, task_id: TaskId) -> TaskSpec {
             deployment.manifest.stop.as_ref(),
         ),
         TaskKind::Delete => (task_spec::Kind::Delete, "delete", None),
+        TaskKind::Build => (task_spec::Kind::Build, "build", None),
     };
+    let build = deployment.manifest.build.as_ref();
+    let built_image = build
+        .filter(|build| build.makes_image())
+        .map(|_| image_tag(deployment));
     TaskSpec {
         task_id: task.id.to_string(),
         deployment_id: deployment.id.to_string(),
@@ -885,9 +1002,31 @@ pub fn spec_for(deployment: &Deployment, task_id: TaskId) -> TaskSpec {
         bundle_size: deployment.bundle_size,
         kind: kind as i32,
         commands: script.map(|script| script.run.clone()).unwrap_or_default(),
-        timeout_ms: script.map_or(300_000, |script| {
-            u64::try_from(script.timeout.as_millis()).unwrap_or(u64::MAX)
-        }),
+        timeout_ms: match (task.kind, build) {
+            (TaskKind::Build, Some(build)) => {
+                u64::try_from(build.timeout.as_millis()).unwrap_or(u64::MAX)
+            }
+            _ => script.map_or(300_000, |script| {
+                u64::try_from(script.timeout.as_millis()).unwrap_or(u64::MAX)
+            }),
+        },
+        build: build
+            .filter(|_| task.kind == TaskKind::Build)
+            .map(|build| build_spec(build, deployment)),
+        artifact: deployment
+            .built
+            .as_ref()
+            .filter(|_| task.kind == TaskKind::Deploy)
+            .and_then(|built| {
+                built
+                    .artifact
+                    .as_ref()
+                    .map(|name| berth_proto::v1::ArtifactRef {
+                        digest: built.digest.clone(),
+                        size: built.size,
+                        name: name.clone(),
+                    })
+            }),
         stage: stage.to_string(),
         host: task.host.clone(),
         container: deployment
@@ -895,7 +1034,9 @@ pub fn spec_for(deployment: &Deployment, task_id: TaskId) -> TaskSpec {
             .container
             .as_ref()
             .map(|container| ContainerSpec {
-                image: container.image.clone(),
+                image: built_image
+                    .clone()
+                    .unwrap_or_else(|| container.image.clone()),
                 port: container.port.map_or(0, u32::from),
                 host_port: container.host_port.map_or(0, u32::from),
                 env: container.env.clone().into_iter().collect(),

@@ -110,7 +110,15 @@ pub fn apply_event(
                 });
             }
             match started.stage.as_str() {
-                "setup" if deployment.status == DeploymentStatus::Pending => {
+                "build" if deployment.status == DeploymentStatus::Pending => {
+                    set_status(deployment, DeploymentStatus::Building, None);
+                }
+                "setup"
+                    if matches!(
+                        deployment.status,
+                        DeploymentStatus::Pending | DeploymentStatus::Building
+                    ) =>
+                {
                     set_status(deployment, DeploymentStatus::SetupRunning, None);
                 }
                 // The first host to start its container moves the
@@ -157,6 +165,9 @@ fn finish_stage(task: &mut Task, finished: &StageFinished, ts: Timestamp) {
 }
 
 fn finish_task(deployment: &mut Deployment, task_id: TaskId, finished: &TaskFinished) {
+    if finished.outcome == "done" {
+        record_build(deployment, task_id);
+    }
     let next = match finished.outcome.as_str() {
         "done" => TaskStatus::Done,
         "timed_out" => TaskStatus::TimedOut,
@@ -171,6 +182,50 @@ fn finish_task(deployment: &mut Deployment, task_id: TaskId, finished: &TaskFini
         task.error_step = Some(finished.error_step.clone()).filter(|step| !step.is_empty());
         task.error_message = Some(finished.error.clone()).filter(|error| !error.is_empty());
     }
+}
+
+/// A build task that ended well: what it made (from its `build` stage's
+/// details) becomes the deployment's build output, and an image build's
+/// archive is what hosts without the image load.
+fn record_build(deployment: &mut Deployment, task_id: TaskId) {
+    let Some(task) = deployment
+        .tasks
+        .iter()
+        .find(|task| task.id == task_id && task.kind == TaskKind::Build)
+    else {
+        return;
+    };
+    let Some(details) = task
+        .stages
+        .iter()
+        .rev()
+        .find(|stage| stage.stage == "build")
+        .map(|stage| stage.details.clone())
+    else {
+        return;
+    };
+    let (Some(digest), Some(size)) = (
+        details.get("result_digest").cloned(),
+        details
+            .get("result_size")
+            .and_then(|size| size.parse().ok()),
+    ) else {
+        return;
+    };
+    let built = berth_shared::record::BuildOutput {
+        digest,
+        size,
+        image: details.get("image").cloned(),
+        image_id: details.get("image_id").cloned(),
+        artifact: details.get("artifact").cloned(),
+        built_by: deployment.id,
+        reused: false,
+    };
+    if built.image.is_some() {
+        deployment.image_archive_digest = Some(built.digest.clone());
+        deployment.image_archive_size = built.size;
+    }
+    deployment.built = Some(built);
 }
 
 /// Marks a task lost because its agent stayed away too long.
@@ -229,7 +284,52 @@ fn deploy_tasks(deployment: &Deployment) -> impl Iterator<Item = &Task> {
         .filter(move |task| task.kind == TaskKind::Deploy && Some(task.created_at) == latest)
 }
 
+/// A build that ended without a result decides the deployment: the hosts
+/// never start (their queued tasks are canceled), and the deployment ends
+/// `failed` (or `timed_out`) at `build` with the build's message.
+fn settle_build(deployment: &mut Deployment) -> bool {
+    let Some(build) = deployment
+        .tasks
+        .iter()
+        .rfind(|task| task.kind == TaskKind::Build)
+        .cloned()
+    else {
+        return false;
+    };
+    if build.status == TaskStatus::Done || !build.status.is_final() {
+        return false;
+    }
+    let queued: Vec<TaskId> = deploy_tasks(deployment)
+        .filter(|task| task.status == TaskStatus::Queued)
+        .map(|task| task.id)
+        .collect();
+    for task_id in queued {
+        let reason = "the build failed; this host was not touched".to_string();
+        set_task_status(deployment, task_id, TaskStatus::Canceled, Some(reason));
+    }
+    if deploy_tasks(deployment).any(|task| !task.status.is_final()) {
+        return true;
+    }
+    deployment.error_step = Some("build".into());
+    let message = build
+        .error_message
+        .clone()
+        .unwrap_or_else(|| format!("the build task ended {}", build.status));
+    deployment.error_message = Some(prefixed(&build.host, &message));
+    let status = if build.status == TaskStatus::TimedOut {
+        DeploymentStatus::TimedOut
+    } else {
+        DeploymentStatus::Failed
+    };
+    let reason = deployment.error_message.clone();
+    set_status(deployment, status, reason);
+    true
+}
+
 fn settle_deploy(deployment: &mut Deployment) {
+    if settle_build(deployment) {
+        return;
+    }
     let failures: Vec<&Task> = deploy_tasks(deployment)
         .filter(|task| is_failure(task.status))
         .collect();

@@ -210,6 +210,11 @@ impl Registry {
 
 impl Registry {
     /// Gives back a slot taken by [`Registry::take_slot`] that went unused.
+    /// The agent's free slots as last counted; 0 when it is not connected.
+    pub fn free_slots(&self, agent: AgentId) -> u32 {
+        self.lock().get(&agent).map_or(0, |conn| conn.free_slots)
+    }
+
     pub fn release_slot(&self, agent: AgentId) {
         if let Some(conn) = self.lock().get_mut(&agent) {
             conn.free_slots += 1;

@@ -13,11 +13,11 @@ use berth_proto::v1::cli_server::CliServer;
 use berth_proto::v1::enroll_server::EnrollServer;
 use berth_shared::pki::Authority;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::transport::server::TcpIncoming;
 use tracing::{info, warn};
 
 use crate::blob::BlobStore;
@@ -46,6 +46,58 @@ pub struct ServeConfig {
     pub log_retention: Duration,
     /// Deployments one app may trigger per minute; 0 for no limit.
     pub trigger_limit: u32,
+    /// Size the blob store is kept under by evicting unneeded blobs.
+    pub blob_budget: u64,
+}
+
+/// The blob store's size budget unless `--blob-budget` says otherwise.
+pub const DEFAULT_BLOB_BUDGET: u64 = 20 << 30;
+
+/// How often the blob store is checked against its budget.
+const BLOB_SWEEP: Duration = Duration::from_secs(60);
+
+/// Keeps the blob store under `budget`: deletes the least recently used
+/// blobs that no running, deployed or stopped deployment needs (and the
+/// build results kept in them), at start and then every minute.
+async fn evict_blobs(store: Store, blobs: BlobStore, budget: u64, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval(BLOB_SWEEP);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let chooser = store.clone();
+        let evict = match tokio::task::spawn_blocking(move || chooser.blobs_to_evict(budget)).await
+        {
+            Ok(Ok(evict)) => evict,
+            Ok(Err(err)) => {
+                warn!(error = %err, "blob budget check failed");
+                continue;
+            }
+            Err(err) => {
+                warn!(error = %err, "blob budget check panicked");
+                continue;
+            }
+        };
+        for digest in evict {
+            // The record goes first: a crash in between leaves a file no
+            // record names, never a record without its file.
+            let removed = store.forget_blob(&digest).map(|()| digest.clone());
+            match removed {
+                Ok(digest) => {
+                    if let Err(err) = store.flush().await {
+                        warn!(error = %err, "could not flush a blob eviction");
+                        break;
+                    }
+                    if let Err(err) = blobs.remove(&digest).await {
+                        warn!(%digest, error = %err, "could not delete an evicted blob's file");
+                    }
+                    info!(%digest, budget, "blob evicted (least recently used, no live deployment needs it)");
+                }
+                Err(err) => warn!(%digest, error = %err, "could not evict a blob"),
+            }
+        }
+    }
 }
 
 /// Deployments one app may trigger per minute unless `--trigger-limit`
@@ -176,6 +228,12 @@ pub async fn run(
     context
         .tasks
         .spawn(dispatcher.clone().run_lost_sweeper(shutdown.clone()));
+    context.tasks.spawn(evict_blobs(
+        store.clone(),
+        context.blobs.clone(),
+        config.blob_budget,
+        shutdown.clone(),
+    ));
     context.tasks.spawn(sweep_logs(
         store.clone(),
         config.log_retention,
@@ -204,8 +262,13 @@ pub async fn run(
         .add_service(enroll)
         .add_service(InterceptedService::new(agent, agent_auth))
         .add_service(InterceptedService::new(cli, cli_auth))
+        // `serve_with_incoming` ignores the builder's TCP settings, so the
+        // accepted sockets get them here: without TCP_NODELAY a response's
+        // small trailing frame waits for the client's delayed ACK (40 ms).
         .serve_with_incoming_shutdown(
-            TcpListenerStream::new(listener),
+            TcpIncoming::from(listener)
+                .with_nodelay(Some(true))
+                .with_keepalive(Some(Duration::from_secs(30))),
             shutdown.clone().cancelled_owned(),
         );
     tokio::pin!(serve);

@@ -119,6 +119,7 @@ pub struct Store {
     blob_grants: sled::Tree,
     audit: sled::Tree,
     jobs: sled::Tree,
+    builds: sled::Tree,
     meta: sled::Tree,
 }
 
@@ -164,6 +165,7 @@ impl Store {
             blob_grants: db.open_tree("blob_grants")?,
             audit: db.open_tree("audit")?,
             jobs: db.open_tree("jobs")?,
+            builds: db.open_tree("builds")?,
             meta: db.open_tree("meta")?,
             db,
         };

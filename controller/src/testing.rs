@@ -43,5 +43,7 @@ pub fn deployment(hosts: &[&str], max_failures: u32) -> Deployment {
         origin: "deploy".into(),
         queued: false,
         deadline_ms: None,
+        build_key: None,
+        built: None,
     }
 }

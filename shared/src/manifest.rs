@@ -52,6 +52,9 @@ pub struct Manifest {
     /// A Caddy route to the container (`[proxy]`).
     #[serde(default)]
     pub proxy: Option<Proxy>,
+    /// Built once on a build agent before any host deploys (`[build]`).
+    #[serde(default)]
+    pub build: Option<Build>,
     /// How long the whole deployment may run (top-level `timeout`).
     #[serde(with = "duration_ms", default = "default_deployment_timeout")]
     pub timeout: Duration,
@@ -176,8 +179,6 @@ fn single(path: &str, message: String) -> ManifestError {
 }
 
 /// Sections the manifest format defines but this build does not run yet.
-const LATER_SECTIONS: [&str; 1] = ["build"];
-
 #[derive(Default)]
 struct Checker {
     issues: Vec<Issue>,
@@ -206,14 +207,6 @@ impl Checker {
             "health",
         ];
         self.unknown_keys("", table, &KEYS);
-        for section in LATER_SECTIONS {
-            if table.contains_key(section) {
-                self.error(
-                    section,
-                    "is not supported by this berth version yet; remove the section",
-                );
-            }
-        }
         let app = match table.get("app") {
             None => {
                 self.error("app", "is required; name the app, e.g. app = \"hello\"");
@@ -239,9 +232,22 @@ impl Checker {
         let stop = table
             .get("stop")
             .and_then(|value| self.script("stop", value));
+        let build = table.get("build").and_then(|value| self.build(value));
+        // Judged from the text, so an invalid [build] still explains the
+        // [container] it goes with.
+        let built_image = table
+            .get("build")
+            .and_then(Value::as_table)
+            .is_some_and(|build| build.contains_key("dockerfile"));
         let container = table
             .get("container")
-            .and_then(|value| self.container(value));
+            .and_then(|value| self.container(value, built_image));
+        if built_image && !table.contains_key("container") {
+            self.error(
+                "build.dockerfile",
+                "makes an image, but there is no [container] section to run it; add one (without image)",
+            );
+        }
         let has_port = container
             .as_ref()
             .is_some_and(|container| container.port.is_some());
@@ -277,6 +283,7 @@ impl Checker {
             container,
             health,
             proxy,
+            build,
             timeout,
         }
     }
@@ -557,10 +564,12 @@ pub fn check_environment(text: &str) -> Result<(), String> {
         .ok_or_else(|| checker.issues.remove(0).message)
 }
 
+mod build;
 mod container;
 mod health;
 mod proxy;
-pub use container::{Container, registry_of};
+pub use build::{Build, BuildKind, DEFAULT_BUILD_TIMEOUT};
+pub use container::{Container, parse_size, registry_of};
 pub use health::{Health, Probe};
 pub use proxy::Proxy;
 

@@ -92,6 +92,32 @@ pub struct Deployment {
     /// When the current run times out (Unix ms); set when work starts.
     #[serde(default)]
     pub deadline_ms: Option<i64>,
+    /// With `[build]`: the hash of the build's inputs (bundle digest and
+    /// the build section), under which its result is kept for reuse.
+    #[serde(default)]
+    pub build_key: Option<String>,
+    /// With `[build]`: what the build made, once it did (or was reused).
+    #[serde(default)]
+    pub built: Option<BuildOutput>,
+}
+
+/// What a build made: an image (shipped as a `docker save` archive) or an
+/// artifact file, in the controller's blob store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildOutput {
+    /// The blob holding the result.
+    pub digest: String,
+    pub size: u64,
+    /// The image's tag (`berth/APP:VERSION`) and id, for an image build.
+    pub image: Option<String>,
+    pub image_id: Option<String>,
+    /// The artifact's file name, for an artifact build.
+    pub artifact: Option<String>,
+    /// The deployment whose build made it.
+    pub built_by: DeploymentId,
+    /// True when this deployment reused an earlier build.
+    #[serde(default)]
+    pub reused: bool,
 }
 
 fn origin_deploy() -> String {
@@ -115,6 +141,8 @@ pub enum TaskKind {
     Stop,
     /// Removes what the deployment created on the host.
     Delete,
+    /// Builds the bundle once (`[build]`) on a build agent.
+    Build,
 }
 
 /// One host's part of a deployment.
@@ -289,6 +317,10 @@ pub struct AppStatus {
     /// Deployments waiting for their turn (`--queue`), oldest first.
     #[serde(default)]
     pub queued: Vec<DeploymentId>,
+    /// What the deployment in progress waits for or does, when it is its
+    /// build: `waiting for build agent NAME` or `building on NAME`.
+    #[serde(default)]
+    pub build_state: Option<String>,
     /// `healthy`, or `unhealthy` with the hosts and their last probe, from
     /// the periodic checks; absent without a `[health]` section.
     #[serde(default)]

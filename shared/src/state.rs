@@ -87,7 +87,9 @@ impl DeploymentStatus {
             (Pending, SetupRunning | Building | Deploying) => true,
             (SetupRunning, SetupComplete) => true,
             (SetupComplete, Building | Deploying | Deployed) => true,
-            (Building, Deploying) => true,
+            // A build runs before any host's setup (its artifact must be
+            // in place for setup), so building leads to the host stages.
+            (Building, SetupRunning | Deploying | Deployed) => true,
             (Deploying, Deployed) => true,
             (Deployed, Deploying | Stopped | Superseded | Deleted) => true,
             (Stopped | Superseded | Failed | Canceled | TimedOut, Deleted) => true,

@@ -28,7 +28,7 @@ fn find(program: &str) -> Option<PathBuf> {
 }
 
 /// The static busybox binary, if installed (Debian's busybox-static).
-fn static_busybox() -> Option<PathBuf> {
+pub fn static_busybox() -> Option<PathBuf> {
     ["/bin/busybox", "/usr/bin/busybox"]
         .iter()
         .map(PathBuf::from)
@@ -45,6 +45,13 @@ impl Dockerd {
     /// Starts a private daemon, or skips `test` (printing why) when this
     /// machine cannot: no dockerd, no docker CLI, no static busybox, or not root.
     pub fn start(test: &str) -> Option<Dockerd> {
+        Dockerd::start_with(test, &[])
+    }
+
+    /// Like [`Dockerd::start`] with extra dockerd arguments, e.g. a second
+    /// daemon with `--bridge=none` so it never touches the first one's
+    /// bridge.
+    pub fn start_with(test: &str, extra: &[&str]) -> Option<Dockerd> {
         let missing = if find("dockerd").is_none() {
             Some("dockerd (apt-get install docker.io)")
         } else if find("docker").is_none() {
@@ -78,7 +85,8 @@ impl Dockerd {
             .arg("--exec-root")
             .arg(dir.path().join("exec"))
             .arg("--pidfile")
-            .arg(dir.path().join("docker.pid"));
+            .arg(dir.path().join("docker.pid"))
+            .args(extra);
         let process = Running::spawn(command, &dir.path().join("dockerd.log"));
         let ready = process.stderr.wait_for("API listen on", DEADLINE);
         assert!(

@@ -33,6 +33,7 @@ fn an_oversized_message_is_refused_and_the_controller_stays_up() {
             digest: format!("sha256:{}", "0".repeat(64)),
             size: 5 * 1024 * 1024,
             data: vec![7u8; 5 * 1024 * 1024],
+            task_id: String::new(),
         };
         let status = client
             .put_blob(futures_util_stream(huge))

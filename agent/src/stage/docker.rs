@@ -639,3 +639,104 @@ pub async fn follow_output(
         }
     }
 }
+
+/// Builds an image from `dir` as the context with the build's Dockerfile,
+/// target and args, tagged `build.image_tag`, passing the builder's output
+/// to `sink`; returns the image id.
+pub async fn build_image(
+    docker: &Docker,
+    dir: &Path,
+    build: &berth_proto::v1::BuildSpec,
+    sink: &dyn LineSink,
+) -> Result<String, String> {
+    // The context is packed into a temporary file next to the directory
+    // and streamed from there, so a large bundle does not sit in memory.
+    let packed = dir.with_extension("context.tar");
+    {
+        let (context_dir, packed) = (dir.to_path_buf(), packed.clone());
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            let mut archive = tar::Builder::new(std::fs::File::create(&packed)?);
+            archive.follow_symlinks(false);
+            archive.append_dir_all(".", &context_dir)?;
+            archive.into_inner()?.sync_all()
+        })
+        .await
+        .map_err(|err| format!("pack the build context: {err}"))?
+        .map_err(|err| format!("pack the build context {}: {err}", dir.display()))?;
+    }
+    let file = tokio::fs::File::open(&packed)
+        .await
+        .map_err(|err| format!("open {}: {err}", packed.display()))?;
+    let result = build_from(docker, build, file, sink).await;
+    let _ = tokio::fs::remove_file(&packed).await;
+    result
+}
+
+async fn build_from(
+    docker: &Docker,
+    build: &berth_proto::v1::BuildSpec,
+    context: tokio::fs::File,
+    sink: &dyn LineSink,
+) -> Result<String, String> {
+    use bollard::query_parameters::BuildImageOptions;
+    let options = BuildImageOptions {
+        dockerfile: build.dockerfile.clone(),
+        t: Some(build.image_tag.clone()),
+        target: build.target.clone(),
+        buildargs: Some(build.args.clone().into_iter().collect()),
+        rm: true,
+        forcerm: true,
+        ..Default::default()
+    };
+    let body = bollard::body_try_stream(tokio_util::io::ReaderStream::new(context));
+    let mut progress = docker.build_image(options, None, Some(body));
+    let mut image_id = String::new();
+    while let Some(item) = progress.next().await {
+        let info = item.map_err(text)?;
+        if let Some(error) = info.error_detail.and_then(|detail| detail.message) {
+            return Err(error);
+        }
+        if let Some(id) = info.aux.and_then(|aux| aux.id) {
+            image_id = id;
+        }
+        for line in info.stream.iter().flat_map(|text| text.lines()) {
+            let line = line.trim_end();
+            if !line.is_empty() {
+                sink.line("stdout", line.to_string());
+            }
+        }
+    }
+    if image_id.is_empty() {
+        let inspected = docker
+            .inspect_image(&build.image_tag)
+            .await
+            .map_err(|err| {
+                format!(
+                    "the build ended without image {}: {}",
+                    build.image_tag,
+                    text(err)
+                )
+            })?;
+        image_id = inspected.id.unwrap_or_default();
+    }
+    Ok(image_id)
+}
+
+/// Writes `docker save` of `image` to `path`.
+pub async fn save_image(docker: &Docker, image: &str, path: &Path) -> Result<(), String> {
+    use tokio::io::AsyncWriteExt;
+    let mut file = tokio::fs::File::create(path)
+        .await
+        .map_err(|err| format!("create {}: {err}", path.display()))?;
+    let mut stream = docker.export_image(image);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(text)?;
+        file.write_all(&chunk)
+            .await
+            .map_err(|err| format!("write {}: {err}", path.display()))?;
+    }
+    file.sync_all()
+        .await
+        .map_err(|err| format!("write {}: {err}", path.display()))?;
+    Ok(())
+}

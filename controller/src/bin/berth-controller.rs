@@ -62,6 +62,11 @@ enum Command {
         /// trigger per minute; 0 for no limit.
         #[arg(long, default_value_t = berth_controller::server::DEFAULT_TRIGGER_LIMIT)]
         trigger_limit: u32,
+        /// Size the blob store (bundles, image archives, build results) is
+        /// kept under, e.g. 20g; the least recently used blobs no live
+        /// deployment needs are deleted past it.
+        #[arg(long, default_value = "20g", value_parser = berth_shared::manifest::parse_size)]
+        blob_budget: u64,
     },
     /// A throwaway controller plus one local agent, for trying berth.
     Dev {
@@ -146,6 +151,7 @@ async fn command(command: Command) -> anyhow::Result<()> {
             log_retention,
             agent_cert_lifetime,
             trigger_limit,
+            blob_budget,
         } => {
             let shutdown = on_signal();
             berth_controller::server::run(
@@ -156,6 +162,7 @@ async fn command(command: Command) -> anyhow::Result<()> {
                     log_retention,
                     agent_cert_lifetime,
                     trigger_limit,
+                    blob_budget,
                 },
                 shutdown,
                 |address| {

@@ -189,6 +189,7 @@ pub async fn upload(
         .await
         .map_err(|err| Failure::new(exit::FAILED, format!("read {}: {err}", path.display())))?;
     let header = PutBlobChunk {
+        task_id: String::new(),
         digest: digest.to_string(),
         size,
         data: Vec::new(),
@@ -204,6 +205,7 @@ pub async fn upload(
                 buffer.truncate(read);
                 Some((
                     PutBlobChunk {
+                        task_id: String::new(),
                         digest: String::new(),
                         size: 0,
                         data: buffer,

@@ -44,6 +44,10 @@ pub struct DeployArgs {
     /// end and run after it (instead of being refused).
     #[arg(long)]
     pub queue: bool,
+    /// Build again even when an earlier build had the same bundle and
+    /// [build] section (its result is reused otherwise).
+    #[arg(long)]
+    pub rebuild: bool,
     /// Return the existing deployment made with this key.
     #[arg(long)]
     pub idempotency_key: Option<String>,
@@ -169,6 +173,7 @@ pub async fn deploy(session: &mut Session, args: DeployArgs) -> Outcome {
             .unwrap_or_default(),
         image_archive_size: archive.as_ref().map_or(0, |(_, size)| *size),
         wait_for_agents_ms: 0,
+        rebuild: args.rebuild,
     };
     let reply = create(session, request, args.wait_for_agents).await?;
     let deployment: Deployment = parse(&reply.json)?;
@@ -443,9 +448,10 @@ pub async fn follow(session: &mut Session, deployment: &Deployment) -> Result<De
 /// Prints berth's own progress lines and the containers' start-up output
 /// in the live view (script output stays in `berth logs`).
 fn live_line(format: super::Format, started: Instant, record: &berth_proto::v1::LogRecord) {
-    let marker = match record.stream.as_str() {
-        "system" => "#",
-        "container" => "|",
+    let marker = match (record.stream.as_str(), record.stage.as_str()) {
+        ("system", _) => "#",
+        // A container's start-up output, and the build's output.
+        ("container", _) | ("stdout" | "stderr", "build") => "|",
         _ => return,
     };
     let elapsed = started.elapsed().as_secs_f32();

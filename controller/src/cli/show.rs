@@ -163,6 +163,7 @@ fn describe(d: &Deployment) -> String {
             berth_shared::record::TaskKind::Deploy => "deploy",
             berth_shared::record::TaskKind::Stop => "stop",
             berth_shared::record::TaskKind::Delete => "delete",
+            berth_shared::record::TaskKind::Build => "build",
         };
         tasks.add_row(vec![
             task.host.clone(),
@@ -247,7 +248,10 @@ fn stage_details(d: &Deployment) -> String {
 
 /// The deployment holding the app, and how many wait behind it.
 fn in_progress_text(row: &AppStatus) -> String {
-    let holder = row.in_progress.map(|id| id.to_string()).unwrap_or_default();
+    let mut holder = row.in_progress.map(|id| id.to_string()).unwrap_or_default();
+    if let Some(state) = &row.build_state {
+        holder = format!("{holder} ({state})");
+    }
     match row.queued.len() {
         0 => holder,
         waiting => format!("{holder} (+{waiting} queued)").trim().to_string(),

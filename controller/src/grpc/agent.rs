@@ -171,6 +171,36 @@ impl Agent for AgentApi {
         })))
     }
 
+    async fn put_build_result(
+        &self,
+        request: Request<Streaming<berth_proto::v1::PutBlobChunk>>,
+    ) -> Result<Response<berth_proto::v1::PutBlobResponse>, Status> {
+        let caller = caller(&request)?;
+        let agent_id = agent_of(&caller)?;
+        let mut chunks = request.into_inner();
+        let first = chunks
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("the upload sent no data"))?;
+        let task_id: berth_shared::id::TaskId = first
+            .task_id
+            .parse()
+            .map_err(|_| Status::invalid_argument("a build result names its build task"))?;
+        if !self
+            .context
+            .dispatcher
+            .holds_build_task(agent_id, task_id)?
+        {
+            return Err(Status::permission_denied(format!(
+                "task {task_id} is not a running build task of this agent; only the build may upload its result"
+            )));
+        }
+        let stored = crate::grpc::cli::deploy::receive_blob(&self.context, first, chunks).await?;
+        self.context.store.flush().await?;
+        info!(%task_id, digest = %stored.digest, size = stored.size, "build result stored");
+        Ok(Response::new(stored))
+    }
+
     async fn get_blob(
         &self,
         request: Request<GetBlobRequest>,
@@ -188,6 +218,7 @@ impl Agent for AgentApi {
                 request.digest
             )));
         }
+        self.context.store.touch_blob(&request.digest)?;
         let path = self.context.blobs.path(&request.digest)?;
         let mut file = tokio::fs::File::open(&path)
             .await

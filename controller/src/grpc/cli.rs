@@ -28,7 +28,8 @@ use crate::server::Context;
 use crate::store::{ListQuery, Role, Sort};
 
 mod agents;
-mod deploy;
+mod build;
+pub(crate) mod deploy;
 mod exec;
 mod lifecycle;
 mod target;

@@ -170,7 +170,10 @@ impl Store {
             idx_app.insert(app_key(&deployment.app, &deployment.environment, deployment.id), &[])?;
             idx_status.insert(status_key(deployment.status, deployment.id), &[])?;
             idx_user.insert(user_key(&deployment.triggered_by, deployment.id), &[])?;
-            let digests = std::iter::once(&deployment.bundle_digest).chain(deployment.image_archive_digest.as_ref());
+            // A reused build's result goes to the hosts like the bundle.
+            let digests = std::iter::once(&deployment.bundle_digest)
+                .chain(deployment.image_archive_digest.as_ref())
+                .chain(deployment.built.as_ref().map(|built| &built.digest));
             for digest in digests {
                 for task in &deployment.tasks {
                     let mut grant = task.agent_id.to_bytes().to_vec();

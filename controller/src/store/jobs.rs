@@ -1,7 +1,8 @@
 //! Fleet jobs (`berth exec` runs and their output), keyed by ULID so they
-//! read in time order.
+//! read in time order; and build results (`builds`), keyed by the hash of
+//! a build's inputs, for reuse.
 
-use berth_shared::record::FleetJob;
+use berth_shared::record::{BuildOutput, FleetJob};
 
 use super::{Store, StoreError, decode, encode};
 
@@ -26,6 +27,46 @@ impl Store {
             .get(key.to_bytes())?
             .ok_or_else(|| StoreError::NotFound(format!("fleet job {id}")))?;
         decode("jobs", &bytes)
+    }
+}
+
+impl Store {
+    /// The result of an earlier build with these inputs.
+    pub fn get_build(&self, key: &str) -> Result<Option<BuildOutput>, StoreError> {
+        self.builds
+            .get(key.as_bytes())?
+            .map(|bytes| decode("builds", &bytes))
+            .transpose()
+    }
+
+    /// Keeps a build's result for later deployments with the same inputs.
+    pub fn put_build(&self, key: &str, built: &BuildOutput) -> Result<(), StoreError> {
+        self.builds.insert(key.as_bytes(), encode(built))?;
+        Ok(())
+    }
+
+    /// Forgets build results stored in `digest` (its blob is gone).
+    pub fn forget_builds_of(&self, digest: &str) -> Result<(), StoreError> {
+        for entry in self.builds.iter() {
+            let (key, value) = entry?;
+            let built: BuildOutput = decode("builds", &value)?;
+            if built.digest == digest {
+                self.builds.remove(key)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Lets `agent` download blob `digest` (a build's result for a host).
+    pub fn grant_blob(
+        &self,
+        agent: berth_shared::id::AgentId,
+        digest: &str,
+    ) -> Result<(), StoreError> {
+        let mut key = agent.to_bytes().to_vec();
+        key.extend_from_slice(digest.as_bytes());
+        self.blob_grants.insert(key, &[])?;
+        Ok(())
     }
 }
 

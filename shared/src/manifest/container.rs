@@ -36,7 +36,9 @@ pub struct Container {
 }
 
 impl Checker {
-    pub(super) fn container(&mut self, value: &Value) -> Option<Container> {
+    /// `built`: the `[build]` section makes the image, so `image` must be
+    /// left out (the built one, `berth/APP:VERSION`, is used).
+    pub(super) fn container(&mut self, value: &Value, built: bool) -> Option<Container> {
         let path = "container";
         let table = self.table(path, value)?;
         self.unknown_keys(
@@ -56,6 +58,11 @@ impl Checker {
         );
         let mut container = Container::default();
         match table.get("image") {
+            Some(_) if built => self.error(
+                "container.image",
+                "is made by [build] (dockerfile); remove it, berth runs the built image berth/APP:VERSION",
+            ),
+            None if built => {}
             None => self.error(
                 "container.image",
                 "is required; name the image, e.g. image = \"hello:1.4.2\"",
@@ -147,7 +154,7 @@ impl Checker {
         }
     }
 
-    fn env(&mut self, path: &str, value: &Value) -> BTreeMap<String, String> {
+    pub(super) fn env(&mut self, path: &str, value: &Value) -> BTreeMap<String, String> {
         let mut env = BTreeMap::new();
         let Some(table) = self.table(path, value) else {
             return env;
@@ -309,6 +316,15 @@ fn check_volume(volume: &str) -> Result<(), String> {
 /// Parses a memory size such as `256m`, `1g`, `512MiB` or `1073741824`
 /// (units are powers of 1024, as Docker reads them).
 pub fn parse_memory(text: &str) -> Result<u64, String> {
+    let bytes = parse_size(text)?;
+    if bytes < MIN_MEMORY {
+        return Err(format!("`{text}` is below Docker's minimum of 6m"));
+    }
+    Ok(bytes)
+}
+
+/// Parses a size such as `20g`, `512MiB` or `1073741824` (powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
     let trimmed = text.trim();
     let digits = trimmed
         .find(|c: char| !c.is_ascii_digit())
@@ -324,13 +340,9 @@ pub fn parse_memory(text: &str) -> Result<u64, String> {
         "g" | "gb" | "gib" => 1 << 30,
         _ => return Err(format!("`{text}` has an unknown unit; use k, m or g")),
     };
-    let bytes = number
+    number
         .checked_mul(factor)
-        .ok_or_else(|| format!("`{text}` is too large"))?;
-    if bytes < MIN_MEMORY {
-        return Err(format!("`{text}` is below Docker's minimum of 6m"));
-    }
-    Ok(bytes)
+        .ok_or_else(|| format!("`{text}` is too large"))
 }
 
 #[cfg(test)]

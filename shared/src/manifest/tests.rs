@@ -96,10 +96,47 @@ fn requires_app_and_target() {
 }
 
 #[test]
-fn refuses_sections_not_yet_supported() {
+fn build_sections_make_an_image_or_an_artifact() {
+    let head = "app = \"x\"\n[target]\nhosts=[\"a\"]\n";
+    let image = Manifest::parse(&format!(
+        "{head}[build]\nlabels = {{ role = \"build\" }}\ndockerfile = \"Dockerfile\"\ntarget = \"prod\"\nargs = {{ MODE = \"fast\" }}\n[container]\nport = 80\n"
+    ))
+    .expect("valid");
+    let build = image.build.expect("build");
+    assert!(build.makes_image());
+    assert_eq!(build.timeout, DEFAULT_BUILD_TIMEOUT);
+    assert_eq!(image.container.expect("container").image, "");
+    let artifact = Manifest::parse(&format!(
+        "{head}[build]\nlabels = {{ role = \"build\" }}\nrun = [\"make dist\"]\nartifact = \"dist/app.tgz\"\ntimeout = \"10m\"\n"
+    ))
+    .expect("valid");
+    assert_eq!(
+        artifact.build.expect("build").kind,
+        BuildKind::Artifact {
+            run: vec!["make dist".into()],
+            artifact: "dist/app.tgz".into()
+        }
+    );
     check(
-        "app = \"x\"\n[target]\nhosts=[\"a\"]\n[build]\nlabels = {}\n",
-        &["build: is not supported"],
+        &format!("{head}[build]\nlabels = {{}}\n"),
+        &["build.labels: is empty", "build: says nothing to build"],
+    );
+    check(
+        &format!(
+            "{head}[build]\nlabels = {{ r = \"b\" }}\ndockerfile = \"../Dockerfile\"\n[container]\nimage = \"x:1\"\n"
+        ),
+        &[
+            "build.dockerfile: `../Dockerfile` leaves the bundle",
+            "container.image: is made by [build]",
+        ],
+    );
+    check(
+        &format!("{head}[build]\nlabels = {{ r = \"b\" }}\nrun = [\"make\"]\n"),
+        &["build.artifact: is required with run"],
+    );
+    check(
+        &format!("{head}[build]\nlabels = {{ r = \"b\" }}\ndockerfile = \"Dockerfile\"\n"),
+        &["build.dockerfile: makes an image, but there is no [container]"],
     );
 }
 

@@ -25,6 +25,22 @@ pub async fn put_blob(
         .message()
         .await?
         .ok_or_else(|| Status::invalid_argument("the upload sent no data"))?;
+    let stored = receive_blob(context, first, chunks).await?;
+    context
+        .store
+        .audit(&caller.who(), "blob.put", &stored.digest, "ok")?;
+    context.store.flush().await?;
+    info!(digest = %stored.digest, size = stored.size, "blob stored");
+    Ok(stored)
+}
+
+/// Writes an upload whose first chunk was read already into the blob store,
+/// verified against the digest and size the first chunk declares.
+pub async fn receive_blob(
+    context: &Context,
+    first: PutBlobChunk,
+    mut chunks: Streaming<PutBlobChunk>,
+) -> Result<PutBlobResponse, Status> {
     let mut upload = context.blobs.begin(&first.digest, first.size).await?;
     let mut next = Some(first);
     while let Some(chunk) = next {
@@ -42,11 +58,6 @@ pub async fn put_blob(
     }
     let (digest, size) = context.blobs.commit(upload).await?;
     context.store.put_blob_meta(&digest, size)?;
-    context
-        .store
-        .audit(&caller.who(), "blob.put", &digest, "ok")?;
-    context.store.flush().await?;
-    info!(%digest, size, "blob stored");
     Ok(PutBlobResponse { digest, size })
 }
 
@@ -143,6 +154,8 @@ pub struct Snapshot {
     pub bundle_size: u64,
     pub version: String,
     pub image_archive: Option<(String, u64)>,
+    /// Build again even when an earlier build of the same inputs exists.
+    pub rebuild: bool,
 }
 
 impl Snapshot {
@@ -153,10 +166,14 @@ impl Snapshot {
             bundle_digest: deployment.bundle_digest.clone(),
             bundle_size: deployment.bundle_size,
             version: deployment.version.clone(),
+            // A built image comes from the build (reused when its inputs
+            // are the same), not from the earlier run's archive.
             image_archive: deployment
                 .image_archive_digest
                 .clone()
+                .filter(|_| deployment.manifest.build.is_none())
                 .map(|digest| (digest, deployment.image_archive_size)),
+            rebuild: false,
         }
     }
 }
@@ -184,12 +201,39 @@ pub fn from_snapshot(
     }
     let agents = resolve_targets(context, &snapshot.manifest)?;
     let now = Timestamp::now();
-    let tasks = agents
+    let mut tasks: Vec<Task> = agents
         .iter()
         .map(|agent| Task::queued(TaskKind::Deploy, &agent.name, agent.id, now))
         .collect();
+    let id = DeploymentId::new();
+    let mut builder_busy = None;
+    let (build_key, built) = match &snapshot.manifest.build {
+        Some(build) => {
+            let key = super::build::build_key(&snapshot.bundle_digest, build);
+            let reuse = if snapshot.rebuild {
+                None
+            } else {
+                super::build::reusable(context, &key)?
+            };
+            match reuse {
+                Some(built) => {
+                    tasks.insert(0, super::build::reused_task(&built, now));
+                    (Some(key), Some(built))
+                }
+                None => {
+                    let agent = super::build::pick_builder(context, build)?;
+                    if context.registry.free_slots(agent.id) == 0 {
+                        builder_busy = Some(agent.name.clone());
+                    }
+                    tasks.insert(0, Task::queued(TaskKind::Build, &agent.name, agent.id, now));
+                    (Some(key), None)
+                }
+            }
+        }
+        None => (None, None),
+    };
     let mut deployment = Deployment {
-        id: DeploymentId::new(),
+        id,
         app: snapshot.manifest.app.clone(),
         environment: snapshot.manifest.environment.clone(),
         version: snapshot.version,
@@ -213,7 +257,16 @@ pub fn from_snapshot(
         origin: "deploy".into(),
         queued: false,
         deadline_ms: None,
+        build_key,
+        built,
     };
+    super::build::adopt_reused(&mut deployment);
+    if let Some(builder) = builder_busy {
+        let reason = format!(
+            "waiting for build agent {builder}: every matching build agent is busy; the build starts when a slot frees"
+        );
+        progress::note(&mut deployment, "deployment", None, "pending", Some(reason));
+    }
     deployment.deadline_ms = Some(crate::dispatcher::deadline(&deployment));
     let hosts: Vec<&str> = agents.iter().map(|agent| agent.name.as_str()).collect();
     let reason = format!("deploy by {} to {}", caller.who(), hosts.join(", "));
@@ -262,6 +315,7 @@ fn build(
         bundle_size: request.bundle_size,
         version,
         image_archive: archive.map(|digest| (digest, request.image_archive_size)),
+        rebuild: request.rebuild,
     };
     let key = Some(request.idempotency_key.clone()).filter(|key| !key.is_empty());
     from_snapshot(context, caller, snapshot, key)
@@ -314,6 +368,36 @@ pub fn check_trigger_rate(context: &Context, app: &str) -> Result<(), Status> {
         })
 }
 
+/// A deployment that reuses an earlier build says so in its build log.
+fn log_reused_build(context: &Context, deployment: Deployment) -> Result<Deployment, Status> {
+    let Some(built) = deployment.built.clone().filter(|built| built.reused) else {
+        return Ok(deployment);
+    };
+    let Some(task) = deployment
+        .tasks
+        .iter()
+        .find(|task| task.kind == TaskKind::Build)
+        .map(|task| task.id)
+    else {
+        return Ok(deployment);
+    };
+    let line = crate::store::StoredLine {
+        stage: "build".into(),
+        stream: "system".into(),
+        ts_ms: berth_shared::time::now_ms(),
+        line: format!(
+            "build reused from deployment {} (same bundle and [build] section; deploy with --rebuild to build again): {} {}",
+            built.built_by,
+            built.image.or(built.artifact).unwrap_or_default(),
+            built.digest
+        ),
+    };
+    let (stored, ()) = context
+        .store
+        .update_deployment_with_logs(deployment.id, |_| Ok(((), vec![(task, 1, line.clone())])))?;
+    Ok(stored)
+}
+
 /// Announces a stored new deployment; a queued one is recorded as
 /// waiting for the running one and not dispatched yet.
 pub async fn submitted(
@@ -323,6 +407,7 @@ pub async fn submitted(
     mut deployment: Deployment,
     created: &crate::store::Created,
 ) -> Result<Deployment, Status> {
+    deployment = log_reused_build(context, deployment)?;
     if let crate::store::Created::Queued(holder) = created {
         let reason = format!("queued behind deployment {holder}, which is still running");
         let (stored, ()) = context
@@ -650,6 +735,22 @@ fn health_of(context: &Context, deployment: &Deployment) -> Option<String> {
     }
 }
 
+/// Where a deployment's build stands, while it has one to wait for.
+fn build_state(deployment: &Deployment) -> Option<String> {
+    let build = deployment
+        .tasks
+        .iter()
+        .rfind(|task| task.kind == TaskKind::Build)?;
+    match build.status {
+        TaskStatus::Queued => Some(format!(
+            "waiting for build agent {} (all its slots are busy)",
+            build.host
+        )),
+        status if status.is_active() => Some(format!("building on {}", build.host)),
+        _ => None,
+    }
+}
+
 /// What version of each app runs where, since when.
 pub fn status(context: &Context, environment: &str) -> Result<Vec<AppStatus>, Status> {
     let mut rows = Vec::new();
@@ -665,6 +766,10 @@ pub fn status(context: &Context, environment: &str) -> Result<Vec<AppStatus>, St
             ..Default::default()
         };
         let in_progress = context.store.slot_holder(&app, &env)?;
+        let build_state = match in_progress {
+            Some(id) => build_state(&context.store.get_deployment(id)?),
+            None => None,
+        };
         let queued = context.store.queued_for(&app, &env)?;
         let current = context
             .store
@@ -706,6 +811,7 @@ pub fn status(context: &Context, environment: &str) -> Result<Vec<AppStatus>, St
             hosts,
             in_progress,
             queued,
+            build_state,
             health,
         });
     }

@@ -198,6 +198,33 @@ fn an_artifact_build_reaches_every_host_before_setup() {
     }
     let build = stage(&deployment, "build", "build");
     assert_eq!(build["details"]["artifact"], "tool.txt", "{build:#}");
+
+    // The same inputs reuse the artifact; --rebuild builds it again.
+    let (code, again, stderr) = controller.deploy(&bundle);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        stage(&again, "build", "build")["details"]["reused_from"],
+        id.as_str()
+    );
+    let rebuilt = controller
+        .berth(&[
+            "deploy",
+            "--bundle",
+            bundle.to_str().expect("path"),
+            "--rebuild",
+            "-o",
+            "json",
+        ])
+        .json();
+    let build = stage(&rebuilt, "build", "build");
+    assert!(build["details"].get("reused_from").is_none(), "{build:#}");
+    let builder_task = rebuilt["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .find(|task| task["kind"] == "build")
+        .expect("build task");
+    assert_eq!(builder_task["host"], "builder", "{rebuilt:#}");
 }
 
 #[test]

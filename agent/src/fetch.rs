@@ -88,19 +88,25 @@ pub async fn blob(
         .context(format!("download bundle {digest}")))
 }
 
+/// The agent's current channel to the controller, waiting up to 60 s for
+/// one while the link is down.
+async fn connected(channel: &mut watch::Receiver<Option<Channel>>) -> Result<Channel> {
+    tokio::time::timeout(Duration::from_secs(60), channel.wait_for(Option::is_some))
+        .await
+        .context("no connection to the controller for 60s")?
+        .context("agent is shutting down")?
+        .clone()
+        .context("no connection")
+}
+
 async fn download(
     channel: &mut watch::Receiver<Option<Channel>>,
     digest: &str,
     part: &Path,
     offset: u64,
 ) -> Result<()> {
-    let current = tokio::time::timeout(Duration::from_secs(60), channel.wait_for(Option::is_some))
-        .await
-        .context("no connection to the controller for 60s")?
-        .context("agent is shutting down")?
-        .clone()
-        .context("no connection")?;
-    let mut client = AgentClient::new(current).max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let mut client =
+        AgentClient::new(connected(channel).await?).max_decoding_message_size(MAX_MESSAGE_BYTES);
     let mut stream = client
         .get_blob(GetBlobRequest {
             digest: digest.to_string(),
@@ -160,13 +166,8 @@ async fn upload_once(
     size: u64,
 ) -> Result<()> {
     use berth_proto::v1::PutBlobChunk;
-    let current = tokio::time::timeout(Duration::from_secs(60), channel.wait_for(Option::is_some))
-        .await
-        .context("no connection to the controller for 60s")?
-        .context("agent is shutting down")?
-        .clone()
-        .context("no connection")?;
-    let mut client = AgentClient::new(current).max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let mut client =
+        AgentClient::new(connected(channel).await?).max_encoding_message_size(MAX_MESSAGE_BYTES);
     let mut file = tokio::fs::File::open(path).await?;
     let (sender, receiver) = tokio::sync::mpsc::channel::<PutBlobChunk>(4);
     let (chunk_digest, task_id) = (digest.to_string(), task_id.to_string());

@@ -573,13 +573,11 @@ async fn ensure_image(
             "loading image {image} from archive {} ({} bytes)",
             container.image_archive_digest, container.image_archive_size
         ));
-        let mut channel = agent.channel.subscribe();
-        let archive = crate::fetch::blob(
-            &agent.files.bundles(),
+        let archive = fetch_blob(
+            agent,
             &container.image_archive_digest,
             container.image_archive_size,
-            &mut channel,
-            |line| emitter.system(line),
+            emitter,
         )
         .await
         .map_err(|err| {
@@ -761,30 +759,37 @@ async fn prepare_in(
         format!("{deployment}.{purpose}")
     };
     let dir = agent.files.work().join(name);
-    if dir.exists() {
-        return Ok(dir);
+    if !dir.exists() {
+        emitter.system(format!(
+            "fetching bundle {} ({} bytes)",
+            spec.bundle_digest, spec.bundle_size
+        ));
+        let archive = fetch_blob(agent, &spec.bundle_digest, spec.bundle_size, emitter).await?;
+        std::fs::create_dir_all(agent.files.work())?;
+        let target = dir.clone();
+        tokio::task::spawn_blocking(move || crate::bundle::unpack(&archive, &target)).await??;
+        emitter.system(format!("bundle unpacked into {}", dir.display()));
     }
-    emitter.system(format!(
-        "fetching bundle {} ({} bytes)",
-        spec.bundle_digest, spec.bundle_size
-    ));
-    let mut channel = agent.channel.subscribe();
-    let archive = crate::fetch::blob(
-        &agent.files.bundles(),
-        &spec.bundle_digest,
-        spec.bundle_size,
-        &mut channel,
-        |line| emitter.system(line),
-    )
-    .await?;
-    std::fs::create_dir_all(agent.files.work())?;
-    let target = dir.clone();
-    tokio::task::spawn_blocking(move || crate::bundle::unpack(&archive, &target)).await??;
-    emitter.system(format!("bundle unpacked into {}", dir.display()));
+    // Also after a restart between the unpack and the artifact.
     if let Some(artifact) = spec.artifact.as_ref().filter(|_| purpose.is_empty()) {
         place_artifact(agent, artifact, &dir, emitter).await?;
     }
     Ok(dir)
+}
+
+/// A blob from the controller's store in `bundles/` (resumed, verified,
+/// reused when already here).
+async fn fetch_blob(
+    agent: &Arc<Agent>,
+    digest: &str,
+    size: u64,
+    emitter: &Emitter<'_>,
+) -> anyhow::Result<PathBuf> {
+    let mut channel = agent.channel.subscribe();
+    crate::fetch::blob(&agent.files.bundles(), digest, size, &mut channel, |line| {
+        emitter.system(line)
+    })
+    .await
 }
 
 /// Fetches the build's artifact (verified, resumable, skipped when this
@@ -800,20 +805,18 @@ async fn place_artifact(
         .ok_or_else(|| {
             anyhow::anyhow!("the artifact name `{}` is not a file name", artifact.name)
         })?;
+    let target = dir.join(name);
+    if tokio::fs::metadata(&target)
+        .await
+        .is_ok_and(|meta| meta.len() == artifact.size)
+    {
+        return Ok(());
+    }
     emitter.system(format!(
         "fetching the build artifact {} ({} bytes)",
         artifact.digest, artifact.size
     ));
-    let mut channel = agent.channel.subscribe();
-    let fetched = crate::fetch::blob(
-        &agent.files.bundles(),
-        &artifact.digest,
-        artifact.size,
-        &mut channel,
-        |line| emitter.system(line),
-    )
-    .await?;
-    let target = dir.join(name);
+    let fetched = fetch_blob(agent, &artifact.digest, artifact.size, emitter).await?;
     tokio::fs::copy(&fetched, &target).await?;
     emitter.system(format!("artifact placed at {}", target.display()));
     Ok(())

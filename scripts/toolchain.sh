@@ -61,6 +61,10 @@ ensure_test_tools() {
     command -v curl >/dev/null 2>&1 || wanted+=(curl)
     command -v pebble >/dev/null 2>&1 || wanted+=(pebble)
     command -v ip >/dev/null 2>&1 || wanted+=(iproute2)
+    # The packaging tests: a Debian chroot, unit checks, script lints.
+    command -v debootstrap >/dev/null 2>&1 || wanted+=(debootstrap)
+    command -v systemd-analyze >/dev/null 2>&1 || wanted+=(systemd)
+    command -v shellcheck >/dev/null 2>&1 || wanted+=(shellcheck)
     if ! { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; }; then
         wanted+=(busybox-static)
     fi

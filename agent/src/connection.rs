@@ -3,9 +3,9 @@
 //! acknowledged), assignments and acks. On any failure it reconnects with
 //! exponential backoff and full jitter; tasks keep running meanwhile.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use berth_proto::v1::agent_client::AgentClient;
@@ -30,6 +30,14 @@ const BATCH_EVENTS: usize = 512;
 const BATCH_BYTES: usize = 1024 * 1024;
 /// Batches sent before the pump turns to incoming messages again.
 const BATCHES_PER_TURN: usize = 8;
+/// Unacknowledged batches of one task on the wire before the pump waits
+/// for an ack. Meanwhile new events gather in the outbox and leave in the
+/// next batch, so a task printing line by line costs the controller one
+/// transaction and flush per round trip, not one per line.
+const BATCHES_IN_FLIGHT: usize = 4;
+/// A batch unacknowledged this long (the controller could not store it) is
+/// sent again, with everything after it.
+const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 /// First and largest reconnect delay.
 const BACKOFF_START: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
@@ -41,6 +49,20 @@ enum Ended {
     /// The controller refuses this agent for good.
     Refused(String),
     Shutdown,
+}
+
+/// The controller refuses this agent for good: it was revoked, or it speaks
+/// a protocol version the controller does not serve. `berth-agent run`
+/// exits with [`Refused::EXIT_CODE`] then, which its systemd unit does not
+/// restart (`RestartPreventExitStatus=`).
+#[derive(Debug, thiserror::Error)]
+#[error("the controller refused this agent: {0}")]
+pub struct Refused(pub String);
+
+impl Refused {
+    /// Exit status of `berth-agent run` when refused (berth's "not
+    /// authenticated or not allowed").
+    pub const EXIT_CODE: u8 = 3;
 }
 
 /// A delay in `[0, min(cap, start * 2^attempt))` (full jitter).
@@ -63,11 +85,7 @@ pub async fn run(agent: Arc<Agent>) -> Result<()> {
         agent.channel.send_replace(None);
         match ended {
             Ended::Shutdown => return Ok(()),
-            Ended::Refused(message) => {
-                return Err(anyhow::anyhow!(
-                    "the controller refused this agent: {message}"
-                ));
-            }
+            Ended::Refused(message) => return Err(Refused(message).into()),
             Ended::Retry(err) => {
                 if connected_before || attempt == 0 {
                     warn!(error = %format!("{err:#}"), "lost the controller; reconnecting");
@@ -177,6 +195,7 @@ async fn session(agent: &Arc<Agent>, attempt: &mut u32, connected_before: &mut b
         agent: agent.clone(),
         sender,
         sent: HashMap::new(),
+        in_flight: HashMap::new(),
         pending_key: None,
     };
     pump.run(&mut inbound, heartbeat).await
@@ -187,6 +206,9 @@ struct Pump {
     sender: mpsc::Sender<AgentMessage>,
     /// Highest sequence number sent on this connection, per task.
     sent: HashMap<TaskId, u64>,
+    /// Per task, the last sequence number and send time of each batch sent
+    /// and not yet acknowledged, oldest first.
+    in_flight: HashMap<TaskId, VecDeque<(u64, Instant)>>,
     /// Key of a certificate renewal in flight.
     pending_key: Option<String>,
 }
@@ -247,7 +269,13 @@ impl Pump {
         let mut sent = 0;
         loop {
             let mut sent_any = false;
-            for (task_id, acked) in self.agent.outbox.acked() {
+            let tasks = self.agent.outbox.acked();
+            self.in_flight
+                .retain(|task, _| tasks.iter().any(|(listed, _)| listed == task));
+            for (task_id, acked) in tasks {
+                if !self.may_send(task_id, acked) {
+                    continue;
+                }
                 let after = self.sent.get(&task_id).copied().unwrap_or(acked).max(acked);
                 if let Some(batch) =
                     self.agent
@@ -257,6 +285,10 @@ impl Pump {
                     let last = batch.events.last().map_or(after, |event| event.seq);
                     self.send(Outgoing::Events(batch)).await?;
                     self.sent.insert(task_id, last);
+                    self.in_flight
+                        .entry(task_id)
+                        .or_default()
+                        .push_back((last, Instant::now()));
                     sent_any = true;
                     sent += 1;
                     if sent >= BATCHES_PER_TURN {
@@ -268,6 +300,25 @@ impl Pump {
                 return Ok(false);
             }
         }
+    }
+
+    /// Whether another batch of `task_id` may go out: fewer than
+    /// [`BATCHES_IN_FLIGHT`] are unacknowledged. A batch unacknowledged past
+    /// [`ACK_TIMEOUT`] is given up on, and everything after `acked` is sent
+    /// again (the controller drops what it already has).
+    fn may_send(&mut self, task_id: TaskId, acked: u64) -> bool {
+        let window = self.in_flight.entry(task_id).or_default();
+        while window.front().is_some_and(|(last, _)| *last <= acked) {
+            window.pop_front();
+        }
+        if window
+            .front()
+            .is_some_and(|(_, sent_at)| sent_at.elapsed() > ACK_TIMEOUT)
+        {
+            window.clear();
+            self.sent.insert(task_id, acked);
+        }
+        window.len() < BATCHES_IN_FLIGHT
     }
 
     async fn handle(&mut self, message: berth_proto::v1::ControllerMessage) {
@@ -470,5 +521,16 @@ mod tests {
         }
         let early: Vec<Duration> = (0..50).map(|_| backoff(0)).collect();
         assert!(early.iter().all(|delay| *delay <= BACKOFF_START));
+    }
+
+    #[test]
+    fn a_refusal_exits_with_the_not_allowed_status() {
+        assert_eq!(i32::from(Refused::EXIT_CODE), berth_shared::exit::AUTH);
+        let refused = anyhow::Error::from(Refused("revoked".into()));
+        assert!(refused.downcast_ref::<Refused>().is_some());
+        assert_eq!(
+            refused.to_string(),
+            "the controller refused this agent: revoked"
+        );
     }
 }

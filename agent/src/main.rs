@@ -88,7 +88,14 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            if err
+                .downcast_ref::<berth_agent::connection::Refused>()
+                .is_some()
+            {
+                ExitCode::from(berth_agent::connection::Refused::EXIT_CODE)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

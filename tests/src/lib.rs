@@ -11,6 +11,7 @@
 
 pub mod bundle;
 pub mod caddy;
+pub mod chroot;
 pub mod docker;
 pub mod netns;
 pub mod pebble;
@@ -28,12 +29,14 @@ pub const DEADLINE: Duration = Duration::from_secs(60);
 /// The directory holding the workspace's built binaries.
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    // target/debug/deps/test-HASH → target/debug
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target directory")
-        .to_path_buf();
+    // target/debug/deps/test-HASH → target/debug; a harness binary
+    // (target/release/berth-bench) sits beside the binaries it drives.
+    let beside = exe.parent().expect("executable directory");
+    let dir = if beside.join("berth-agent").exists() {
+        beside.to_path_buf()
+    } else {
+        beside.parent().expect("target directory").to_path_buf()
+    };
     for name in ["berth", "berth-agent", "berth-controller"] {
         assert!(
             dir.join(name).exists(),

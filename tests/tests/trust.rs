@@ -156,7 +156,8 @@ fn a_revoked_agent_is_cut_off_and_cannot_reconnect() {
         .process_mut()
         .wait_exit(DEADLINE)
         .expect("the agent process ends");
-    assert_ne!(code, 0);
+    // 3: refused for good, the status its systemd unit does not restart.
+    assert_eq!(code, 3);
     assert!(
         agent
             .process()
@@ -177,7 +178,7 @@ fn a_revoked_agent_is_cut_off_and_cannot_reconnect() {
         .process_mut()
         .wait_exit(DEADLINE)
         .expect("the restarted agent gives up");
-    assert_ne!(code, 0);
+    assert_eq!(code, 3);
     assert!(
         agent
             .process()

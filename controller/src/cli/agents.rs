@@ -66,6 +66,7 @@ pub async fn run(session: &mut Session, command: AgentsCommand) -> Outcome {
                     "NAME",
                     "ONLINE",
                     "STATUS",
+                    "VERSION",
                     "LABELS",
                     "OS",
                     "CPUS",
@@ -84,6 +85,7 @@ pub async fn run(session: &mut Session, command: AgentsCommand) -> Outcome {
                             "no".into()
                         },
                         agent.status.clone(),
+                        agent.version.clone().unwrap_or_default(),
                         all_labels(agent),
                         format!("{} {}", facts.os, facts.os_version)
                             .trim()

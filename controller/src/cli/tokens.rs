@@ -53,17 +53,16 @@ pub async fn run(session: &mut Session, command: TokenCommand) -> Outcome {
                 ),
                 super::Format::Table => println!("{}", token.token),
             }
-            let controller = &session.controller;
             eprintln!(
-                "token {} expires at {} ({} use{}). On the new host, run:",
+                "token {} expires at {} ({} use{}). On the new host, as root, run:",
                 token.token_id,
                 token.expires_at,
                 uses,
                 if uses == 1 { "" } else { "s" }
             );
+            eprintln!("  {}", install_line(&session.controller, &token.token));
             eprintln!(
-                "  berth-agent join --controller {controller} --token {} --data-dir /var/lib/berth-agent && berth-agent run --data-dir /var/lib/berth-agent",
-                token.token
+                "with install-agent.sh (/usr/share/berth/ in the berth package) and the agent package copied there; --binary FILE installs a plain berth-agent, --name NAME names the agent (default: the host's name), --with-docker and --with-caddy install those"
             );
         }
         TokenCommand::Ls => {
@@ -105,6 +104,16 @@ pub async fn run(session: &mut Session, command: TokenCommand) -> Outcome {
         }
     }
     Ok(exit::OK)
+}
+
+/// The command line that installs, joins and starts an agent with
+/// `packaging/install-agent.sh`; the token goes in the environment, so it
+/// stays out of the process list.
+fn install_line(controller: &str, token: &str) -> String {
+    format!(
+        "BERTH_JOIN_TOKEN={token} sh install-agent.sh --controller {controller} --deb berth-agent_{}_$(dpkg --print-architecture).deb",
+        env!("CARGO_PKG_VERSION")
+    )
 }
 
 #[derive(Subcommand, Debug)]

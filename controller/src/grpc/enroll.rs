@@ -154,3 +154,31 @@ impl Enroll for EnrollApi {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Some(message)` when `version` is refused.
+    fn check(version: u32) -> Option<(tonic::Code, String)> {
+        check_protocol(version)
+            .err()
+            .map(|status| (status.code(), status.message().to_string()))
+    }
+
+    #[test]
+    fn serves_only_the_protocol_versions_it_knows() {
+        for version in MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION {
+            assert_eq!(check(version), None, "version {version}");
+        }
+        let accepted = format!("versions {MIN_PROTOCOL_VERSION} to {PROTOCOL_VERSION}");
+        for version in [0, PROTOCOL_VERSION + 1, u32::MAX] {
+            let (code, message) = check(version).expect("refused");
+            assert_eq!(code, tonic::Code::FailedPrecondition, "version {version}");
+            assert!(
+                message.contains(&accepted) && message.contains(&format!("speaks {version}")),
+                "{message}"
+            );
+        }
+    }
+}

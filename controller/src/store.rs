@@ -121,6 +121,25 @@ pub struct Store {
     jobs: sled::Tree,
     builds: sled::Tree,
     meta: sled::Tree,
+    flushes: std::sync::Arc<FlushGroup>,
+}
+
+/// Group commit for [`Store::flush`]: callers that arrive while a flush
+/// runs share the next one, so there is at most one flush at a time.
+///
+/// One at a time is also what keeps the controller alive: sled 0.34's
+/// `flush_async` runs on sled's own thread pool and, called concurrently
+/// (hundreds of agents saying hello at once), fills that pool with flushes
+/// waiting for an IO buffer whose write is queued behind them on the same
+/// pool, and the store deadlocks (spacejam/sled#1308, fixed only in sled's
+/// unreleased main branch).
+#[derive(Default)]
+struct FlushGroup {
+    /// Flushes asked for; a caller's ticket is the count after its request.
+    requested: std::sync::atomic::AtomicU64,
+    /// Every ticket up to this one is durable.
+    done: std::sync::atomic::AtomicU64,
+    turn: tokio::sync::Mutex<()>,
 }
 
 /// Opens a store a test just dropped: sled's background flusher may hold
@@ -168,14 +187,29 @@ impl Store {
             builds: db.open_tree("builds")?,
             meta: db.open_tree("meta")?,
             db,
+            flushes: Default::default(),
         };
         store.index_users_once()?;
         Ok(store)
     }
 
-    /// Makes every earlier write durable.
+    /// Makes every earlier write durable (see [`FlushGroup`]).
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
+        use std::sync::atomic::Ordering::SeqCst;
+        // Our writes happened before this ticket was drawn.
+        let ticket = self.flushes.requested.fetch_add(1, SeqCst) + 1;
+        let _turn = self.flushes.turn.lock().await;
+        if self.flushes.done.load(SeqCst) >= ticket {
+            // A flush that started after our ticket has finished.
+            return Ok(());
+        }
+        // This flush starts after every ticket drawn so far, so it covers them.
+        let covered = self.flushes.requested.load(SeqCst);
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|err| StoreError::Sled(sled::Error::ReportableBug(err.to_string())))??;
+        self.flushes.done.fetch_max(covered, SeqCst);
         Ok(())
     }
 

@@ -6,8 +6,9 @@
 //!
 //! Processes are owned by their handles and killed by PID when dropped.
 //! Invariant: this crate only drives binaries; it links the other crates
-//! only for shared types and to build hostile inputs (foreign CAs, raw
-//! archives).
+//! only for shared types, to build hostile inputs (foreign CAs, raw
+//! archives), and for the benchmark's (`src/bin/berth-bench/`) enrollment
+//! and load-generator clients.
 
 pub mod bundle;
 pub mod caddy;

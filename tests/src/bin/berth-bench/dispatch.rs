@@ -1,0 +1,67 @@
+//! Dispatch latency: from a deployment being accepted (its `created_at`,
+//! stamped by the controller) to the agent starting its first stage (that
+//! stage's `started_at`, stamped by the agent), both clocks of this
+//! machine. Every deploy ships a new tiny bundle, so each one includes the
+//! assignment, the bundle download and its unpacking.
+
+use std::time::Instant;
+
+use anyhow::{Context as _, Result, bail};
+use berth_shared::record::Deployment;
+use berth_tests::{Agent, Controller, write_bundle};
+
+use crate::stats::{Goal, Row, Stat};
+
+pub fn run(quick: bool) -> Result<Vec<Row>> {
+    let deploys = if quick { 20 } else { 100 };
+    // No trigger limit: the bench deploys one app many times a minute.
+    let controller = Controller::start_with(&["--trigger-limit", "0"]);
+    let _agent = Agent::join(&controller, "dispatch-1", "role=dispatch");
+    let mut latencies = Vec::new();
+    let mut walls = Vec::new();
+    for index in 0..deploys + 2 {
+        let manifest = format!(
+            "app = \"dispatch\"\nversion = \"v{index}\"\n[target]\nlabels = {{ role = \"dispatch\" }}\n[setup]\nrun = [\"true\"]\n"
+        );
+        let bundle = write_bundle(
+            controller.dir.path(),
+            &format!("dispatch-{index}"),
+            &manifest,
+            &[("VERSION", &format!("{index}\n"))],
+        );
+        let started = Instant::now();
+        let (code, deployment, stderr) = controller.deploy(&bundle);
+        let wall = started.elapsed().as_secs_f64() * 1000.0;
+        if code != 0 {
+            bail!("deploy {index} failed ({code}):\n{stderr}");
+        }
+        let deployment: Deployment =
+            serde_json::from_value(deployment).context("read the deployment")?;
+        let first = deployment
+            .tasks
+            .first()
+            .and_then(|task| task.stages.first())
+            .context("a first stage")?;
+        if index >= 2 {
+            latencies.push((first.started_at.0 - deployment.created_at.0) as f64);
+            walls.push(wall);
+        }
+    }
+    let n = format!("{deploys} deploys");
+    Ok(vec![
+        Row::new(
+            "dispatch: deploy accepted to first stage started",
+            &n,
+            "ms",
+            &latencies,
+            Goal::Below(Stat::P99, 20.0, "p99 under 20 ms"),
+        ),
+        Row::new(
+            "dispatch: berth deploy of a one-command bundle, CLI start to exit",
+            &n,
+            "ms",
+            &walls,
+            Goal::None,
+        ),
+    ])
+}

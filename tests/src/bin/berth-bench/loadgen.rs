@@ -1,0 +1,166 @@
+//! The load generator: one tokio task per simulated agent, each with its
+//! own TCP connection, its own client certificate (from a real join) and a
+//! real `Agent.OpenStream` session: a hello with host facts, then a
+//! heartbeat every `heartbeat_secs` the controller's welcome names, and an
+//! `InspectReply` (no containers) to every `InspectRequest`, as an idle
+//! `berth-agent` answers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use berth_proto::v1::agent_client::AgentClient;
+use berth_proto::v1::agent_message::Kind as Outgoing;
+use berth_proto::v1::controller_message::Kind as Incoming;
+use berth_proto::v1::{AgentMessage, Heartbeat, Hello, HostFacts, InspectReply};
+use berth_proto::{CONTROLLER_TLS_NAME, MAX_MESSAGE_BYTES, PROTOCOL_VERSION};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+
+use crate::fleet::Enrolled;
+
+/// Counters shared by every simulated agent.
+#[derive(Default)]
+pub struct Counters {
+    /// Sessions welcomed by the controller (reconnects count again).
+    pub welcomed: AtomicU64,
+    pub heartbeats: AtomicU64,
+    pub inspects: AtomicU64,
+    /// Sessions that ended or failed to start.
+    pub failures: AtomicU64,
+    pub last_error: std::sync::Mutex<String>,
+}
+
+impl Counters {
+    fn failed(&self, error: &anyhow::Error) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = format!("{error:#}");
+        }
+    }
+
+    pub fn welcomed(&self) -> u64 {
+        self.welcomed.load(Ordering::Relaxed)
+    }
+}
+
+/// What every simulated agent shares.
+pub struct Shared {
+    pub url: String,
+    pub ca_pem: String,
+    pub counters: Counters,
+    /// Bounds TLS handshakes in flight while a fleet connects, as real
+    /// agents spread over time would.
+    pub connecting: Semaphore,
+}
+
+fn facts(name: &str, beat: u64) -> HostFacts {
+    HostFacts {
+        hostname: name.to_string(),
+        os: "Debian GNU/Linux".into(),
+        os_version: "12".into(),
+        kernel: "6.1.0-28-amd64".into(),
+        arch: "x86_64".into(),
+        os_family: "linux".into(),
+        cpus: 2,
+        memory_total_bytes: 4 << 30,
+        memory_used_bytes: (1 << 30) + (beat % 64) * 4096,
+        disk_total_bytes: 80 << 30,
+        disk_free_bytes: 60 << 30,
+        uptime_secs: 86_400 + beat * 5,
+        load_1m: 0.05,
+        docker_version: "20.10.24".into(),
+        docker_error: String::new(),
+    }
+}
+
+/// Runs one simulated agent until the runtime shuts down, reconnecting
+/// after a second when its session ends.
+pub async fn agent(shared: Arc<Shared>, identity: Enrolled) {
+    loop {
+        if let Err(error) = session(&shared, &identity).await {
+            shared.counters.failed(&error);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn session(shared: &Shared, identity: &Enrolled) -> Result<()> {
+    let channel = {
+        let _permit = shared.connecting.acquire().await?;
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(&shared.ca_pem))
+            .identity(Identity::from_pem(&identity.cert_pem, &identity.key_pem))
+            .domain_name(CONTROLLER_TLS_NAME);
+        Endpoint::from_shared(shared.url.clone())?
+            .tls_config(tls)?
+            .connect_timeout(Duration::from_secs(30))
+            .http2_keep_alive_interval(Duration::from_secs(15))
+            .keep_alive_timeout(Duration::from_secs(10))
+            .keep_alive_while_idle(true)
+            .tcp_keepalive(Some(Duration::from_secs(30)))
+            .connect()
+            .await
+            .context("connect")?
+    };
+    let (sender, receiver) = mpsc::channel::<AgentMessage>(16);
+    let hello = Hello {
+        agent_version: "bench".into(),
+        protocol_version: PROTOCOL_VERSION,
+        facts: Some(facts(&identity.name, 0)),
+        free_slots: 4,
+        ..Default::default()
+    };
+    sender
+        .send(AgentMessage {
+            kind: Some(Outgoing::Hello(hello)),
+        })
+        .await?;
+    let mut client = AgentClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let mut inbound = client
+        .open_stream(ReceiverStream::new(receiver))
+        .await
+        .map_err(|status| anyhow::anyhow!("open stream: {}", status.message()))?
+        .into_inner();
+    let interval = match inbound.message().await?.and_then(|message| message.kind) {
+        Some(Incoming::Welcome(welcome)) => {
+            Duration::from_secs(welcome.heartbeat_secs.max(1).into())
+        }
+        _ => anyhow::bail!("no welcome"),
+    };
+    shared.counters.welcomed.fetch_add(1, Ordering::Relaxed);
+    // Agents that connected together do not beat together.
+    let offset = Duration::from_millis(rand_below(interval.as_millis() as u64));
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + offset, interval);
+    let mut beat = 0u64;
+    loop {
+        tokio::select! {
+            message = inbound.message() => {
+                let Some(message) = message? else { anyhow::bail!("the controller closed the stream") };
+                if let Some(Incoming::Inspect(request)) = message.kind {
+                    let reply = InspectReply { request_id: request.request_id, json: "[]".into(), ..Default::default() };
+                    sender.send(AgentMessage { kind: Some(Outgoing::Inspected(reply)) }).await?;
+                    shared.counters.inspects.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            _ = ticker.tick() => {
+                beat += 1;
+                let heartbeat = Heartbeat { facts: Some(facts(&identity.name, beat)), free_slots: 4, health: Vec::new() };
+                sender.send(AgentMessage { kind: Some(Outgoing::Heartbeat(heartbeat)) }).await?;
+                shared.counters.heartbeats.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// A cheap pseudo-random number below `bound` (jitter, not security).
+fn rand_below(bound: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(bound);
+    hasher.finish() % bound.max(1)
+}

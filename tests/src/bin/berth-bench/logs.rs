@@ -1,0 +1,170 @@
+//! Log throughput: M real agents each run a script whose program prints
+//! stamped lines as fast as it can; the lines travel the agents' outboxes
+//! and streams into the controller, which makes them durable in sled, while
+//! one `berth logs -f` follows. Stored throughput is lines over the time
+//! from the first stage starting (agent clock) to the deployment becoming
+//! `deployed` (controller clock, after the last batch was stored); follow
+//! latency is the time from a line being printed to the follower printing
+//! it. A second, paced run shows the follow latency of a fleet that is not
+//! saturated.
+
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+
+use anyhow::{Context as _, Result, bail};
+use berth_shared::record::Deployment;
+use berth_shared::state::DeploymentStatus;
+use berth_tests::{Agent, Controller, bin, id_of, write_bundle};
+
+use crate::emit::{now_us, stamp_of};
+use crate::stats::{Goal, Row, Stat};
+
+/// What one run measured.
+struct Measured {
+    lines: u64,
+    /// First stage started to deployment `deployed`.
+    stored_secs: f64,
+    /// First to last stamp printed.
+    produced_secs: f64,
+    latencies_ms: Vec<f64>,
+    store_bytes: u64,
+}
+
+pub fn run(quick: bool) -> Result<Vec<Row>> {
+    let agents = 4;
+    let per_agent: u64 = if quick { 50_000 } else { 500_000 };
+    let controller = Controller::start_with(&["--trigger-limit", "0"]);
+    let _agents: Vec<Agent> = (0..agents)
+        .map(|index| Agent::join(&controller, &format!("log-{index}"), "role=logs"))
+        .collect();
+    let flood = measure(&controller, "flood", agents, per_agent, 0)?;
+    let paced = measure(&controller, "paced", agents, 25_000, 2_500)?;
+    let n = format!("{agents} agents x {per_agent} lines");
+    let paced_n = format!("{agents} agents x 2,500 lines/s");
+    Ok(vec![
+        Row::single(
+            "logs: lines stored per second (flood)",
+            &n,
+            "lines/s",
+            flood.lines as f64 / flood.stored_secs,
+            Goal::AtLeast(Stat::Median, 200_000.0, "at least 200,000 lines/s"),
+        ),
+        Row::single(
+            "logs: lines printed per second by the scripts (flood)",
+            &n,
+            "lines/s",
+            flood.lines as f64 / flood.produced_secs,
+            Goal::None,
+        ),
+        Row::new(
+            "logs: follow latency, printed to shown by berth logs -f (flood)",
+            &n,
+            "ms",
+            &flood.latencies_ms,
+            Goal::Below(Stat::P99, 100.0, "p99 under 100 ms"),
+        ),
+        Row::new(
+            "logs: follow latency, printed to shown by berth logs -f (paced)",
+            &paced_n,
+            "ms",
+            &paced.latencies_ms,
+            Goal::Below(Stat::P99, 100.0, "p99 under 100 ms"),
+        ),
+        Row::single(
+            "logs: sled store size per stored line (after both runs)",
+            &format!("{} lines", flood.lines + paced.lines),
+            "bytes",
+            paced.store_bytes as f64 / (flood.lines + paced.lines) as f64,
+            Goal::None,
+        ),
+    ])
+}
+
+fn measure(
+    controller: &Controller,
+    app: &str,
+    agents: usize,
+    lines: u64,
+    rate: u64,
+) -> Result<Measured> {
+    let exe = std::env::current_exe().context("the bench's own path")?;
+    let manifest = format!(
+        "app = \"{app}\"\nversion = \"1\"\n[target]\nlabels = {{ role = \"logs\" }}\nmax_parallel = {agents}\n[setup]\nrun = [\"exec '{}' emit --lines {lines} --rate {rate} --tag {app}\"]\ntimeout = \"30m\"\n",
+        exe.display()
+    );
+    let bundle = write_bundle(controller.dir.path(), app, &manifest, &[]);
+    let created = controller.deploy_detached(&bundle, &[]);
+    if created.code != 0 {
+        bail!("deploy {app} failed: {}", created.stderr);
+    }
+    let id = id_of(&serde_json::from_str(&created.stdout).context("deployment JSON")?);
+    let mut follower = Command::new(bin("berth"))
+        .args(["logs", &id, "-f"])
+        .env("BERTH_CONFIG", controller.admin())
+        .env("BERTH_CONTROLLER", &controller.url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("start berth logs -f")?;
+    let stdout = follower.stdout.take().context("follower stdout")?;
+    let mut latencies_ms = Vec::with_capacity((lines as usize) * agents);
+    let (mut first, mut last) = (u64::MAX, 0u64);
+    for line in std::io::BufReader::with_capacity(1 << 20, stdout).lines() {
+        let line = line.context("read the follower")?;
+        let seen = now_us();
+        if let Some(stamp) = stamp_of(&line) {
+            latencies_ms.push(seen.saturating_sub(stamp) as f64 / 1000.0);
+            first = first.min(stamp);
+            last = last.max(stamp);
+        }
+    }
+    follower.wait().context("wait for berth logs -f")?;
+    let deployment: Deployment = serde_json::from_value(controller.show(&id))?;
+    if deployment.status != DeploymentStatus::Deployed {
+        bail!("deployment {app} ended {:?}", deployment.status);
+    }
+    let expected = lines * agents as u64;
+    if latencies_ms.len() as u64 != expected {
+        bail!(
+            "berth logs -f showed {} of {expected} lines",
+            latencies_ms.len()
+        );
+    }
+    let deployed_at = deployment
+        .transitions
+        .iter()
+        .find(|step| step.subject == "deployment" && step.to == "deployed")
+        .context("the deployed transition")?
+        .at
+        .0;
+    let started_at = deployment
+        .tasks
+        .iter()
+        .filter_map(|task| task.stages.first())
+        .map(|stage| stage.started_at.0)
+        .min()
+        .context("a started stage")?;
+    let store_bytes = dir_size(&controller.dir.path().join("controller/store"));
+    Ok(Measured {
+        lines: expected,
+        stored_secs: (deployed_at - started_at) as f64 / 1000.0,
+        produced_secs: (last - first) as f64 / 1e6,
+        latencies_ms,
+        store_bytes,
+    })
+}
+
+/// Bytes of the files under `dir`.
+fn dir_size(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => dir_size(&entry.path()),
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}

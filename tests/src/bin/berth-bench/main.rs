@@ -1,0 +1,150 @@
+//! `berth-bench`: berth's benchmark suite. It starts the real release
+//! binaries (through the `berth_tests` harness), measures what operators
+//! feel and what every server pays, and prints one Markdown table row per
+//! measurement: scenario, N, median, p95, p99, min, max, unit and the goal.
+//!
+//! Run everything with
+//! `cargo run --release -p berth-tests --bin berth-bench`, or name
+//! scenarios: `fanout`, `dispatch`, `scale`, `logs`, `footprint`, `deploy`.
+//! `--quick` shrinks every scenario for a smoke run. It is a program, not a
+//! test: `cargo test` never runs it. Every process and temporary directory
+//! it starts is owned by a harness handle and removed when the scenario
+//! ends (or fails). Ctrl-C reaches the daemons too (one process group) and
+//! they stop, but an interrupted scenario's `/tmp/berth-*` directories stay.
+
+mod deploy;
+mod dispatch;
+mod docker_proxy;
+mod emit;
+mod fanout;
+mod fleet;
+mod footprint;
+mod loadgen;
+mod logs;
+mod procfs;
+mod scale;
+mod stats;
+
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use stats::Row;
+
+type Scenario = fn(bool) -> anyhow::Result<Vec<Row>>;
+
+const SCENARIOS: [(&str, Scenario); 6] = [
+    ("fanout", fanout::run),
+    ("dispatch", dispatch::run),
+    ("scale", scale::run),
+    ("logs", logs::run),
+    ("footprint", footprint::run),
+    ("deploy", deploy::run),
+];
+
+fn main() -> ExitCode {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("emit") {
+        return emit::run(&args[1..]);
+    }
+    let quick = args.iter().any(|arg| arg == "--quick");
+    let named: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|arg| !arg.starts_with("--"))
+        .collect();
+    if let Some(unknown) = named
+        .iter()
+        .find(|name| !SCENARIOS.iter().any(|(known, _)| known == *name))
+    {
+        let known: Vec<&str> = SCENARIOS.iter().map(|(name, _)| *name).collect();
+        eprintln!(
+            "unknown scenario `{unknown}`; the scenarios are {}",
+            known.join(", ")
+        );
+        return ExitCode::from(2);
+    }
+    raise_open_files();
+    let started = Instant::now();
+    let mut rows: Vec<Row> = Vec::new();
+    let mut failed = false;
+    println!("{}", stats::header());
+    for (name, scenario) in SCENARIOS {
+        if !named.is_empty() && !named.contains(&name) {
+            continue;
+        }
+        eprintln!("== {name}");
+        let begun = Instant::now();
+        // A harness assertion panics; its handles still clean up while the
+        // panic unwinds, and the other scenarios still run.
+        let produced = match std::panic::catch_unwind(|| scenario(quick)) {
+            Ok(Ok(produced)) => produced,
+            Ok(Err(err)) => {
+                failed = true;
+                vec![Row::note(name, &format!("FAILED: {err:#}"))]
+            }
+            Err(_) => {
+                failed = true;
+                vec![Row::note(name, "FAILED: panicked (see above)")]
+            }
+        };
+        for row in &produced {
+            println!("{}", stats::line(row));
+        }
+        let _ = std::io::stdout().flush();
+        eprintln!("== {name} took {:.0}s", begun.elapsed().as_secs_f64());
+        rows.extend(produced);
+    }
+    let missed: Vec<&Row> = rows.iter().filter(|row| row.missed()).collect();
+    eprintln!(
+        "\n{} rows in {:.0}s; {} goal(s) missed{}",
+        rows.len(),
+        started.elapsed().as_secs_f64(),
+        missed.len(),
+        if failed { "; a scenario FAILED" } else { "" }
+    );
+    for row in missed {
+        eprintln!("  missed: {} ({})", row.scenario, row.n);
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit, for this process
+/// and the controllers it starts (a scale run holds one socket per
+/// simulated agent on each side). `prlimit` keeps `unsafe` out of the
+/// bench.
+fn raise_open_files() {
+    let pid = std::process::id().to_string();
+    let hard = std::process::Command::new("prlimit")
+        .args([
+            "--pid",
+            &pid,
+            "--nofile",
+            "--raw",
+            "--noheadings",
+            "--output",
+            "HARD",
+        ])
+        .output()
+        .ok()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .filter(|hard| !hard.is_empty());
+    let Some(hard) = hard else {
+        eprintln!("warning: prlimit is missing; keeping the open-file limit (`ulimit -n`)");
+        return;
+    };
+    let raised = std::process::Command::new("prlimit")
+        .args(["--pid", &pid, &format!("--nofile={hard}:{hard}")])
+        .status()
+        .is_ok_and(|status| status.success());
+    if raised {
+        eprintln!("open-file limit raised to {hard}");
+    } else {
+        eprintln!("warning: could not raise the open-file limit to {hard}");
+    }
+}

@@ -308,14 +308,8 @@ impl Pump {
     /// again (the controller drops what it already has).
     fn may_send(&mut self, task_id: TaskId, acked: u64) -> bool {
         let window = self.in_flight.entry(task_id).or_default();
-        while window.front().is_some_and(|(last, _)| *last <= acked) {
-            window.pop_front();
-        }
-        if window
-            .front()
-            .is_some_and(|(_, sent_at)| sent_at.elapsed() > ACK_TIMEOUT)
-        {
-            window.clear();
+        if prune_in_flight(window, acked, Instant::now()) {
+            // Resend from the last ack.
             self.sent.insert(task_id, acked);
         }
         window.len() < BATCHES_IN_FLIGHT
@@ -412,6 +406,22 @@ impl Pump {
             Err(err) => warn!(error = %err, "could not store the renewed certificate"),
         }
     }
+}
+
+/// Drops the batches `acked` covers from a task's in-flight window; when
+/// the oldest left has waited past [`ACK_TIMEOUT`], empties the window and
+/// returns true: everything after `acked` must be sent again.
+fn prune_in_flight(window: &mut VecDeque<(u64, Instant)>, acked: u64, now: Instant) -> bool {
+    while window.front().is_some_and(|(last, _)| *last <= acked) {
+        window.pop_front();
+    }
+    let expired = window
+        .front()
+        .is_some_and(|(_, sent_at)| now.duration_since(*sent_at) > ACK_TIMEOUT);
+    if expired {
+        window.clear();
+    }
+    expired
 }
 
 /// Relays a container's output to the controller until the container
@@ -513,6 +523,24 @@ async fn inspect_containers(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn acks_open_the_in_flight_window_and_silence_resends() {
+        let start = Instant::now();
+        let mut window: VecDeque<(u64, Instant)> = [(10, start), (20, start), (30, start)]
+            .into_iter()
+            .collect();
+        assert!(!prune_in_flight(&mut window, 20, start));
+        assert_eq!(window, [(30, start)], "batches up to the ack leave");
+        assert!(!prune_in_flight(&mut window, 20, start + ACK_TIMEOUT));
+        assert_eq!(window.len(), 1, "not yet past the timeout");
+        let late = start + ACK_TIMEOUT + Duration::from_millis(1);
+        assert!(
+            prune_in_flight(&mut window, 20, late),
+            "resend after silence"
+        );
+        assert!(window.is_empty());
+    }
 
     #[test]
     fn backoff_is_jittered_and_capped() {

@@ -944,9 +944,17 @@ fn apply_batch(
     }
     let mut lines = Vec::new();
     let mut last = acked;
+    let mut fresh = fresh;
+    fresh.sort_by_key(|event| event.seq);
     for event in fresh {
         if event.seq <= last {
             continue;
+        }
+        // A gap means an earlier batch was not stored (several are in
+        // flight): stop there, so the ack never passes unstored lines; the
+        // agent sends again from the ack.
+        if event.seq != last + 1 {
+            break;
         }
         last = event.seq;
         if let Some(line) = progress::apply_event(deployment, task_id, event) {
@@ -1140,6 +1148,24 @@ mod tests {
             !outcome.stale,
             "a duplicate of what is durable is not stale"
         );
+    }
+
+    #[test]
+    fn a_gap_stops_the_ack_before_unstored_lines() {
+        let mut deployment = crate::testing::deployment(&["h1"], 0);
+        let (agent, task) = (deployment.tasks[0].agent_id, deployment.tasks[0].id);
+        let events = batch(&deployment, 1, &[1, 2], false);
+        let (outcome, _) = apply_batch(&mut deployment, agent, task, &events).expect("apply");
+        assert_eq!(outcome.acked_upto, 2);
+        // Lines 3 and 4 were lost on the way; 5 and 6 arrive.
+        let events = batch(&deployment, 1, &[5, 6], false);
+        let (outcome, lines) = apply_batch(&mut deployment, agent, task, &events).expect("gap");
+        assert_eq!(outcome.acked_upto, 2, "the ack stays before the gap");
+        assert!(lines.is_empty(), "nothing past the gap is stored");
+        assert_eq!(deployment.tasks[0].acked_seq, 2);
+        let events = batch(&deployment, 1, &[3, 4, 5, 6], false);
+        let (outcome, lines) = apply_batch(&mut deployment, agent, task, &events).expect("resent");
+        assert_eq!((outcome.acked_upto, lines.len()), (6, 4));
     }
 
     #[test]

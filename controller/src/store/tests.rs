@@ -99,3 +99,47 @@ fn expires_logs_of_old_settled_deployments_only() {
         2
     );
 }
+
+/// sled 0.34's `flush_async`, called by hundreds of tasks at once after a
+/// transaction, deadlocks the store (spacejam/sled#1308); `Store::flush`
+/// must not. The runtime runs on its own thread: a deadlock blocks its
+/// workers, so only a watchdog outside it can notice.
+#[test]
+fn hundreds_of_concurrent_flushes_all_finish() {
+    use sled::Transactional;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let mut flushes = tokio::task::JoinSet::new();
+            for index in 0..300u32 {
+                let store = store.clone();
+                flushes.spawn(async move {
+                    (&store.meta,)
+                        .transaction(|(meta,)| {
+                            meta.insert(format!("probe{index}").as_bytes(), &index.to_be_bytes())?;
+                            Ok::<_, sled::transaction::ConflictableTransactionError<StoreError>>(())
+                        })
+                        .map_err(StoreError::from)?;
+                    store.flush().await
+                });
+            }
+            while let Some(result) = flushes.join_next().await {
+                result.expect("flush task").expect("flush");
+            }
+        });
+        let _ = done.send(());
+    });
+    assert!(
+        finished
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .is_ok(),
+        "concurrent flushes did not finish within 60 s (deadlock)"
+    );
+}

@@ -38,10 +38,17 @@ fn running_tasks(
 }
 
 fn view(context: &Context, record: &AgentRecord) -> Result<AgentView, Status> {
+    view_with(context, record, &running_tasks(context)?)
+}
+
+/// An agent as the CLI shows it, with the fleet's running tasks read once.
+fn view_with(
+    context: &Context,
+    record: &AgentRecord,
+    running: &std::collections::HashMap<berth_shared::id::AgentId, Vec<RunningTaskView>>,
+) -> Result<AgentView, Status> {
     let online = context.registry.is_online(record.id);
-    let running_tasks = running_tasks(context)?
-        .remove(&record.id)
-        .unwrap_or_default();
+    let running_tasks = running.get(&record.id).cloned().unwrap_or_default();
     Ok(AgentView {
         id: record.id,
         name: record.name.clone(),
@@ -66,11 +73,12 @@ fn view(context: &Context, record: &AgentRecord) -> Result<AgentView, Status> {
 }
 
 pub fn list(context: &Context) -> Result<Vec<AgentView>, Status> {
+    let running = running_tasks(context)?;
     context
         .store
         .list_agents()?
         .iter()
-        .map(|record| view(context, record))
+        .map(|record| view_with(context, record, &running))
         .collect()
 }
 

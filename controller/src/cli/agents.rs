@@ -206,8 +206,11 @@ pub async fn inspect(session: &mut Session, app: Option<String>, selector: Strin
         app: app.unwrap_or_default(),
         selector,
     };
-    let reply = session.client.inspect(request).await?.into_inner();
-    let hosts: Vec<berth_shared::record::HostInspect> = parse(&reply.json)?;
+    let mut replies = session.client.inspect(request).await?.into_inner();
+    let mut hosts: Vec<berth_shared::record::HostInspect> = Vec::new();
+    while let Some(reply) = replies.message().await? {
+        hosts.push(parse(&reply.json)?);
+    }
     emit(session.format, &hosts, || {
         let mut rows = table(&[
             "HOST",

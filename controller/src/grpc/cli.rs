@@ -102,6 +102,7 @@ impl Cli for CliApi {
     type WatchDeploymentStream = BoxStream<DeploymentReply>;
     type GetLogsStream = BoxStream<LogRecord>;
     type ExecStream = BoxStream<FleetExecEvent>;
+    type InspectStream = BoxStream<JsonReply>;
 
     async fn who_am_i(
         &self,
@@ -316,12 +317,14 @@ impl Cli for CliApi {
     async fn inspect(
         &self,
         request: Request<InspectAppRequest>,
-    ) -> Result<Response<JsonReply>, Status> {
+    ) -> Result<Response<Self::InspectStream>, Status> {
         require(&request, Role::Viewer)?;
         let hosts = agents::inspect(&self.context, request.get_ref()).await?;
-        Ok(Response::new(JsonReply {
-            json: json(&hosts)?,
-        }))
+        let replies: Vec<Result<JsonReply, Status>> = hosts
+            .iter()
+            .map(|host| json(host).map(|json| JsonReply { json }))
+            .collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(replies))))
     }
 
     async fn registry_login(

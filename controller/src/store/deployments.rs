@@ -92,6 +92,23 @@ pub(super) fn id_from_suffix(key: &[u8]) -> Option<DeploymentId> {
         .map(DeploymentId::from_bytes)
 }
 
+/// The deployment holding the running slot `slot`, if it is still running.
+pub(super) fn running_holder(
+    deployments: &TransactionalTree,
+    meta: &TransactionalTree,
+    slot: &[u8],
+) -> Result<Option<DeploymentId>, ConflictableTransactionError<StoreError>> {
+    let Some(holder) = meta.get(slot)?.and_then(|holder| id_from_suffix(&holder)) else {
+        return Ok(None);
+    };
+    let running = deployments
+        .get(holder.to_bytes())?
+        .map(|bytes| decode::<Deployment>("deployments", &bytes).map_err(abort))
+        .transpose()?
+        .is_some_and(|deployment| deployment.status.is_running());
+    Ok(running.then_some(holder))
+}
+
 pub(super) fn abort(err: StoreError) -> ConflictableTransactionError<StoreError> {
     ConflictableTransactionError::Abort(err)
 }
@@ -137,26 +154,16 @@ impl Store {
             }
             let slot = running_slot(&deployment.app, &deployment.environment);
             let mut waiting_for: Option<DeploymentId> = None;
-            if let Some(holder) = meta.get(&slot)? {
-                let holder_id = id_from_suffix(&holder);
-                let still_running = match holder_id {
-                    Some(holder_id) => deployments
-                        .get(holder_id.to_bytes())?
-                        .map(|bytes| decode::<Deployment>("deployments", &bytes).map_err(abort))
-                        .transpose()?
-                        .is_some_and(|holder| holder.status.is_running()),
-                    None => false,
-                };
-                if still_running && !force {
-                    let holder_id = holder_id.map(|id| id.to_string()).unwrap_or_default();
-                    if !queue {
-                        return Err(abort(StoreError::Conflict(format!(
-                            "deployment {holder_id} of {} in {} is still running; wait for it, cancel it, deploy with --queue to run after it, or with --force",
-                            deployment.app, deployment.environment
-                        ))));
-                    }
-                    waiting_for = holder_id.parse().ok();
+            if let Some(holder_id) = running_holder(deployments, meta, &slot)?
+                && !force
+            {
+                if !queue {
+                    return Err(abort(StoreError::Conflict(format!(
+                        "deployment {holder_id} of {} in {} is still running; wait for it, cancel it, deploy with --queue to run after it, or with --force",
+                        deployment.app, deployment.environment
+                    ))));
                 }
+                waiting_for = Some(holder_id);
             }
             let mut record = deployment.clone();
             if let Some(holder) = waiting_for {

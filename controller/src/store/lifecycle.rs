@@ -7,7 +7,8 @@ use berth_shared::record::Deployment;
 use sled::Transactional;
 
 use super::deployments::{
-    abort, app_key, app_prefix, id_from_suffix, read_deployment, running_slot, status_key, user_key,
+    abort, app_key, app_prefix, id_from_suffix, read_deployment, running_holder, running_slot,
+    status_key, user_key,
 };
 use super::{Store, StoreError, decode, encode};
 
@@ -39,20 +40,14 @@ impl Store {
         let result = trees.transaction(|(deployments, idx_status, meta)| {
             let mut deployment = read_deployment(deployments, id)?;
             let slot = running_slot(&deployment.app, &deployment.environment);
-            if let Some(holder) = meta.get(&slot)?
-                && let Some(holder) = id_from_suffix(&holder).filter(|holder| *holder != id)
+            if let Some(holder) = running_holder(deployments, meta, &slot)?
+                && holder != id
+                && !force
             {
-                let running = deployments
-                    .get(holder.to_bytes())?
-                    .map(|bytes| decode::<Deployment>("deployments", &bytes).map_err(abort))
-                    .transpose()?
-                    .is_some_and(|holder| holder.status.is_running());
-                if running && !force {
-                    return Err(abort(StoreError::Conflict(format!(
-                        "deployment {holder} of {} in {} is still running; wait for it, cancel it, use --queue to run after it, or --force",
-                        deployment.app, deployment.environment
-                    ))));
-                }
+                return Err(abort(StoreError::Conflict(format!(
+                    "deployment {holder} of {} in {} is still running; wait for it, cancel it, use --queue to run after it, or --force",
+                    deployment.app, deployment.environment
+                ))));
             }
             let before = deployment.status;
             let result = change(&mut deployment).map_err(abort)?;

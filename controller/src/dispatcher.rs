@@ -203,36 +203,16 @@ impl Dispatcher {
         deployment_id: DeploymentId,
         task_id: TaskId,
     ) -> Result<AssignResult, StoreError> {
+        // A task that must wait costs no generation, write or flush: it is
+        // asked again on every kick.
+        let current = self.store.get_deployment(deployment_id)?;
+        if let Some(result) = not_assignable(&current, task_id) {
+            return Ok(result);
+        }
         let generation = self.store.next_generation()?;
         let (_, result) = self.store.update_deployment(deployment_id, |deployment| {
-            let Some(task) = deployment.tasks.iter().find(|task| task.id == task_id) else {
-                return Ok(AssignResult::Gone);
-            };
-            if task.status != TaskStatus::Queued {
-                return Ok(AssignResult::Gone);
-            }
-            // Hosts start only once the build is done.
-            let build_pending = deployment
-                .tasks
-                .iter()
-                .any(|t| t.kind == TaskKind::Build && t.status != TaskStatus::Done);
-            if task.kind == TaskKind::Deploy && build_pending {
-                return Ok(AssignResult::Wait);
-            }
-            if task.kind == TaskKind::Deploy {
-                let busy = deployment
-                    .tasks
-                    .iter()
-                    .filter(|t| t.kind == TaskKind::Deploy && t.status.is_active())
-                    .count();
-                if deployment
-                    .manifest
-                    .target
-                    .max_parallel
-                    .is_some_and(|limit| busy >= limit as usize)
-                {
-                    return Ok(AssignResult::Wait);
-                }
+            if let Some(result) = not_assignable(deployment, task_id) {
+                return Ok(result);
             }
             progress::set_task_status(
                 deployment,
@@ -820,6 +800,37 @@ impl Dispatcher {
         self.after_change(&deployment).await;
         Ok(())
     }
+}
+
+/// Why a task cannot be assigned now, if it cannot: it is no longer
+/// queued (`Gone`), or it must wait for the build or for the rollout's
+/// `max_parallel` (`Wait`).
+fn not_assignable(deployment: &Deployment, task_id: TaskId) -> Option<AssignResult> {
+    let Some(task) = deployment.tasks.iter().find(|task| task.id == task_id) else {
+        return Some(AssignResult::Gone);
+    };
+    if task.status != TaskStatus::Queued {
+        return Some(AssignResult::Gone);
+    }
+    if task.kind != TaskKind::Deploy {
+        return None;
+    }
+    // Hosts start only once the build is done.
+    let build_pending = deployment
+        .tasks
+        .iter()
+        .any(|t| t.kind == TaskKind::Build && t.status != TaskStatus::Done);
+    let busy = deployment
+        .tasks
+        .iter()
+        .filter(|t| t.kind == TaskKind::Deploy && t.status.is_active())
+        .count();
+    let at_limit = deployment
+        .manifest
+        .target
+        .max_parallel
+        .is_some_and(|limit| busy >= limit as usize);
+    (build_pending || at_limit).then_some(AssignResult::Wait)
 }
 
 /// Canceled or timed out: its remaining tasks must stop, not start.

@@ -83,6 +83,7 @@ pub async fn run(agent: Arc<Agent>) -> Result<()> {
     loop {
         let ended = session(&agent, &mut attempt, &mut connected_before).await;
         agent.channel.send_replace(None);
+        agent.outbox.set_linked(false);
         match ended {
             Ended::Shutdown => return Ok(()),
             Ended::Refused(message) => return Err(Refused(message).into()),
@@ -191,6 +192,7 @@ async fn session(agent: &Arc<Agent>, attempt: &mut u32, connected_before: &mut b
     *attempt = 0;
     *connected_before = true;
     agent.channel.send_replace(Some(channel));
+    agent.outbox.set_linked(true);
     let mut pump = Pump {
         agent: agent.clone(),
         sender,

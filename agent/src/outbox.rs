@@ -32,6 +32,14 @@ const COMPACT_BYTES: u64 = 8 * 1024 * 1024;
 /// floods), new log lines are dropped and counted, never the task's stage
 /// and result events; a system line then says how many were dropped.
 const MAX_SPOOL_BYTES: u64 = 512 * 1024 * 1024;
+/// Unacknowledged events a task may have while the controller is
+/// connected before its output is paused (see [`Outbox::room`]): four full
+/// batches, what the pump keeps in flight, so batches still leave full
+/// while the lag a follower sees stays well under a second.
+const MAX_BACKLOG: u64 = 2048;
+/// A paused producer resumes anyway when the controller acknowledged
+/// nothing for this long; its lines then wait in the spool.
+const STALL: std::time::Duration = std::time::Duration::from_secs(5);
 /// Largest single spool record accepted when reading.
 const MAX_RECORD: u32 = 1024 * 1024;
 
@@ -127,6 +135,10 @@ pub struct Outbox {
     max_spool_bytes: u64,
     tasks: Mutex<HashMap<TaskId, TaskLog>>,
     notify: Notify,
+    /// Woken on every acknowledgement and link change.
+    acks: Notify,
+    /// True while a session with the controller is up.
+    linked: std::sync::atomic::AtomicBool,
 }
 
 fn record(kind: u8, payload: &[u8]) -> Vec<u8> {
@@ -187,6 +199,8 @@ impl Outbox {
             max_spool_bytes: MAX_SPOOL_BYTES,
             tasks: Mutex::new(HashMap::new()),
             notify: Notify::new(),
+            acks: Notify::new(),
+            linked: std::sync::atomic::AtomicBool::new(false),
         };
         let mut interrupted = Vec::new();
         for entry in fs::read_dir(dir)? {
@@ -343,33 +357,94 @@ impl Outbox {
 
     /// Appends an event to a task and wakes the sender.
     pub fn push(&self, task_id: TaskId, kind: Kind) {
+        self.push_all(task_id, std::iter::once(kind));
+    }
+
+    /// Appends events to a task, in order, with one spool write, and wakes
+    /// the sender.
+    pub fn push_all(&self, task_id: TaskId, kinds: impl IntoIterator<Item = Kind>) {
         let mut tasks = self.lock();
         let Some(log) = tasks.get_mut(&task_id) else {
             warn!(%task_id, "event for a task the outbox does not hold");
             return;
         };
-        let is_log = matches!(kind, Kind::Log(_));
-        if is_log && log.file_len > self.max_spool_bytes {
-            log.dropped += 1;
-            return;
+        let mut spooled = Vec::new();
+        for kind in kinds {
+            let is_log = matches!(kind, Kind::Log(_));
+            if is_log && log.file_len + spooled.len() as u64 > self.max_spool_bytes {
+                log.dropped += 1;
+                continue;
+            }
+            if log.dropped > 0 {
+                let line = format!(
+                    "{} log lines were dropped: this task's spool reached its limit of {} MiB while the controller did not acknowledge them",
+                    log.dropped,
+                    self.max_spool_bytes / (1024 * 1024)
+                );
+                log.dropped = 0;
+                let stage = log.stage.clone();
+                log.add(
+                    Kind::Log(LogLine {
+                        stage,
+                        stream: "system".into(),
+                        line,
+                    }),
+                    &mut spooled,
+                );
+            }
+            log.add(kind, &mut spooled);
         }
-        if log.dropped > 0 {
-            let line = format!(
-                "{} log lines were dropped: this task's spool reached its limit of {} MiB while the controller did not acknowledge them",
-                log.dropped,
-                self.max_spool_bytes / (1024 * 1024)
-            );
-            log.dropped = 0;
-            let stage = log.stage.clone();
-            log.add(Kind::Log(LogLine {
-                stage,
-                stream: "system".into(),
-                line,
-            }));
-        }
-        log.add(kind);
+        log.append(&spooled);
         drop(tasks);
         self.notify.notify_one();
+    }
+
+    /// Says whether a session with the controller is up (paused producers
+    /// resume when it goes down: their lines wait in the spool).
+    pub fn set_linked(&self, linked: bool) {
+        self.linked
+            .store(linked, std::sync::atomic::Ordering::SeqCst);
+        self.acks.notify_waiters();
+    }
+
+    /// True when `task_id`'s producer should wait for [`Outbox::room`]:
+    /// the controller is connected and has not acknowledged
+    /// [`MAX_BACKLOG`] of the task's events. A task printing faster than
+    /// the controller stores is slowed to its pace this way (its pipe
+    /// fills and its writes block), instead of its log lagging further
+    /// and further behind and its spool growing.
+    pub fn backlogged(&self, task_id: TaskId) -> bool {
+        self.linked.load(std::sync::atomic::Ordering::SeqCst)
+            && self
+                .lock()
+                .get(&task_id)
+                .is_some_and(|log| log.next_seq.saturating_sub(log.acked + 1) > MAX_BACKLOG)
+    }
+
+    /// Waits while [`Outbox::backlogged`] holds, or until the controller
+    /// acknowledged nothing of the task for [`STALL`].
+    pub async fn room(&self, task_id: TaskId) {
+        self.room_or_stall(task_id, STALL).await;
+    }
+
+    async fn room_or_stall(&self, task_id: TaskId, stall: std::time::Duration) {
+        let acked = |outbox: &Outbox| outbox.lock().get(&task_id).map(|log| log.acked);
+        let mut progress = acked(self);
+        loop {
+            let woken = self.acks.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if !self.backlogged(task_id) {
+                return;
+            }
+            if tokio::time::timeout(stall, woken).await.is_err() {
+                let now = acked(self);
+                if now == progress {
+                    return;
+                }
+                progress = now;
+            }
+        }
     }
 
     /// Waits until something is pushed.
@@ -455,6 +530,7 @@ impl Outbox {
             return;
         };
         log.acked = log.acked.max(upto);
+        self.acks.notify_waiters();
         while log.memory.front().is_some_and(|event| event.seq <= upto) {
             log.memory.pop_front();
         }
@@ -509,8 +585,10 @@ impl TaskLog {
         self.dirty = false;
     }
 
-    /// Numbers, spools and keeps one event.
-    fn add(&mut self, kind: Kind) {
+    /// Numbers and keeps one event, and adds its spool record to
+    /// `spooled` (at the file offset it will have once `spooled` is
+    /// appended).
+    fn add(&mut self, kind: Kind, spooled: &mut Vec<u8>) {
         let event = TaskEvent {
             seq: self.next_seq,
             ts_ms: berth_shared::time::now_ms(),
@@ -522,9 +600,9 @@ impl TaskLog {
             if self.offsets.is_empty() {
                 self.offsets_base = event.seq;
             }
-            self.offsets.push(self.file_len);
+            self.offsets.push(self.file_len + spooled.len() as u64);
         }
-        self.append(&record(EVENT, &event.encode_to_vec()));
+        spooled.extend_from_slice(&record(EVENT, &event.encode_to_vec()));
         self.memory.push_back(event);
         if self.memory.len() > MEMORY_EVENTS && self.file.is_some() {
             self.memory.pop_front();
@@ -568,7 +646,7 @@ impl TaskLog {
     }
 
     fn append(&mut self, bytes: &[u8]) {
-        let Some(file) = self.file.as_mut() else {
+        let Some(file) = self.file.as_mut().filter(|_| !bytes.is_empty()) else {
             return;
         };
         match file.write_all(bytes) {

@@ -262,6 +262,27 @@ impl LineSink for Emitter<'_> {
         }));
     }
 
+    fn lines(&self, stream: &str, lines: Vec<String>) {
+        let stage = self.stage();
+        self.agent.outbox.push_all(
+            self.task_id,
+            lines.into_iter().map(|line| {
+                Kind::Log(LogLine {
+                    stage: stage.clone(),
+                    stream: stream.to_string(),
+                    line,
+                })
+            }),
+        );
+    }
+
+    fn room(&self) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>> {
+        let outbox = &self.agent.outbox;
+        outbox
+            .backlogged(self.task_id)
+            .then(|| Box::pin(outbox.room(self.task_id)) as _)
+    }
+
     fn started(&self, pid: u32) {
         self.agent.record_pid(self.task_id, pid);
     }

@@ -330,7 +330,9 @@ pub async fn run(args: Args) -> i32 {
     match result {
         Ok(code) => code,
         Err(failure) => {
-            eprintln!("error: {}", failure.message);
+            if !failure.message.is_empty() {
+                eprintln!("error: {}", failure.message);
+            }
             failure.code
         }
     }

@@ -467,18 +467,27 @@ impl Dispatcher {
             warn!(%agent, task_id = %batch.task_id, "events for a malformed task id ignored");
             return Ok(None);
         };
-        let (deployment, outcome) = self
+        let (deployment, outcome, stored) = self
             .store
             .update_deployment_with_logs(deployment_id, |deployment| {
                 apply_batch(deployment, agent, task_id, &batch)
             })?;
         self.store.flush().await?;
-        if !outcome.new_lines.is_empty() {
+        if !stored.is_empty() {
             self.hub.publish(HubEvent::Lines {
                 deployment: deployment_id,
                 task: task_id,
-                lines: Arc::new(outcome.new_lines.clone()),
+                lines: Arc::new(
+                    stored
+                        .into_iter()
+                        .map(|(_, seq, line)| (seq, line))
+                        .collect(),
+                ),
             });
+            // The ack is the agent's pace: followers first.
+            self.hub
+                .wait_for_followers(deployment_id, crate::hub::FOLLOW_WAIT)
+                .await;
         }
         if outcome.stale {
             warn!(%deployment_id, %task_id, generation = batch.generation, "stale task events recorded and ignored");
@@ -978,10 +987,6 @@ fn apply_batch(
     progress::settle(deployment);
     outcome.changed = true;
     outcome.acked_upto = last;
-    outcome.new_lines = lines
-        .iter()
-        .map(|(_, seq, line)| (*seq, line.clone()))
-        .collect();
     Ok((outcome, lines))
 }
 

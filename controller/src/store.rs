@@ -174,7 +174,7 @@ impl Store {
             idx_status: db.open_tree("idx_status")?,
             idx_user: db.open_tree("idx_user")?,
             idx_idempotency: db.open_tree("idx_idempotency")?,
-            logs: db.open_tree("logs")?,
+            logs: db.open_tree("log_chunks")?,
             agents: db.open_tree("agents")?,
             agent_names: db.open_tree("agent_names")?,
             principals: db.open_tree("principals")?,
@@ -190,6 +190,7 @@ impl Store {
             flushes: Default::default(),
         };
         store.index_users_once()?;
+        store.migrate_line_keys_once()?;
         Ok(store)
     }
 

@@ -222,26 +222,41 @@ fn a_flood_of_output_arrives_complete_and_in_order() {
         manifest,
         &[("flood.sh", script)],
     );
-    let result = controller.berth(&[
-        "deploy",
-        "--bundle",
-        bundle.to_str().expect("path"),
-        "-o",
-        "json",
-    ]);
-    assert_eq!(result.code, 0, "{}", result.stderr);
-    let id = id_of(&serde_json::from_str(&result.stdout).expect("json"));
-    let lines = controller.stdout_lines(&id, None);
-    let (long, numbers): (Vec<&String>, Vec<&String>) =
-        lines.iter().partition(|line| line.starts_with('x'));
-    assert_eq!(
-        long.iter().map(|line| line.len()).sum::<usize>(),
-        5_000_000,
-        "the long line arrives whole, split in pieces"
+    let created = controller.deploy_detached(&bundle, &[]);
+    assert_eq!(created.code, 0, "{}", created.stderr);
+    let id = id_of(&serde_json::from_str(&created.stdout).expect("json"));
+    // A live follower: the flood is taken in at the pace it shows it.
+    let mut follow = controller.berth_spawn(&["logs", &id, "-f", "-o", "json"]);
+    assert!(
+        follow.wait_exit(DEADLINE).is_some(),
+        "logs -f did not exit when the deployment ended"
     );
-    assert!(long.iter().all(|line| line.len() <= 16 * 1024));
-    let expected: Vec<String> = (1..=100_000).map(|n| n.to_string()).collect();
-    let numbers: Vec<String> = numbers.into_iter().cloned().collect();
-    assert_eq!(numbers.len(), expected.len(), "every line exactly once");
-    assert!(numbers == expected, "in order");
+    assert_eq!(controller.show(&id)["status"], "deployed");
+    let followed: Vec<String> = follow
+        .stdout
+        .all()
+        .iter()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("a JSON log line"))
+        .filter(|entry| entry["stream"] == "stdout")
+        .map(|entry| entry["line"].as_str().expect("line").to_string())
+        .collect();
+    let stored = controller.stdout_lines(&id, None);
+    for (lines, seen_by) in [(&stored, "berth logs"), (&followed, "berth logs -f")] {
+        let (long, numbers): (Vec<&String>, Vec<&String>) =
+            lines.iter().partition(|line| line.starts_with('x'));
+        assert_eq!(
+            long.iter().map(|line| line.len()).sum::<usize>(),
+            5_000_000,
+            "{seen_by}: the long line arrives whole, split in pieces"
+        );
+        assert!(long.iter().all(|line| line.len() <= 16 * 1024));
+        let expected: Vec<String> = (1..=100_000).map(|n| n.to_string()).collect();
+        let numbers: Vec<String> = numbers.into_iter().cloned().collect();
+        assert_eq!(
+            numbers.len(),
+            expected.len(),
+            "{seen_by}: every line exactly once"
+        );
+        assert!(numbers == expected, "{seen_by}: in order");
+    }
 }

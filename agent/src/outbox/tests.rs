@@ -205,3 +205,69 @@ fn a_full_spool_drops_log_lines_but_never_results_and_says_so() {
         "the result is never dropped"
     );
 }
+
+#[tokio::test]
+async fn a_producer_far_ahead_of_the_acks_waits_only_while_linked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (outbox, _) = Outbox::load(dir.path(), "a1").expect("load");
+    let outbox = std::sync::Arc::new(outbox);
+    let task = TaskId::new();
+    outbox.open(task, "dep", 1).expect("open");
+    for index in 0..=MAX_BACKLOG {
+        outbox.push(task, log(&format!("line {index}")));
+    }
+    assert!(
+        !outbox.backlogged(task),
+        "without a controller the lines go to the spool"
+    );
+    outbox.set_linked(true);
+    assert!(outbox.backlogged(task));
+
+    // An acknowledgement that makes room ends the wait.
+    let waiter = tokio::spawn({
+        let outbox = outbox.clone();
+        async move { outbox.room(task).await }
+    });
+    tokio::task::yield_now().await;
+    assert!(!waiter.is_finished(), "waits while nothing is acknowledged");
+    outbox.ack(task, 512);
+    tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+        .await
+        .expect("room after the ack")
+        .expect("waiter");
+    assert!(!outbox.backlogged(task));
+
+    // Losing the controller ends the wait too.
+    for index in 0..512 {
+        outbox.push(task, log(&format!("more {index}")));
+    }
+    assert!(outbox.backlogged(task));
+    let waiter = tokio::spawn({
+        let outbox = outbox.clone();
+        async move { outbox.room(task).await }
+    });
+    tokio::task::yield_now().await;
+    assert!(!waiter.is_finished());
+    outbox.set_linked(false);
+    tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+        .await
+        .expect("room once unlinked")
+        .expect("waiter");
+}
+
+#[tokio::test]
+async fn a_paused_producer_resumes_when_the_controller_stalls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (outbox, _) = Outbox::load(dir.path(), "a1").expect("load");
+    let task = TaskId::new();
+    outbox.open(task, "dep", 1).expect("open");
+    for index in 0..=MAX_BACKLOG {
+        outbox.push(task, log(&format!("line {index}")));
+    }
+    outbox.set_linked(true);
+    let stall = std::time::Duration::from_millis(200);
+    let started = std::time::Instant::now();
+    outbox.room_or_stall(task, stall).await;
+    assert!(started.elapsed() >= stall, "waited out the stall");
+    assert!(outbox.backlogged(task), "resumed without room");
+}

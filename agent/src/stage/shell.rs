@@ -32,6 +32,18 @@ pub enum Outcome {
 /// Receives output lines: `(stream, line)`.
 pub trait LineSink: Send + Sync {
     fn line(&self, stream: &str, line: String);
+    /// Several lines of one stream, in order (one hand-over for all that
+    /// one read of the pipe brought).
+    fn lines(&self, stream: &str, lines: Vec<String>) {
+        for line in lines {
+            self.line(stream, line);
+        }
+    }
+    /// A wait to finish before reading more output, when the lines so far
+    /// are not yet taken in fast enough; `None` when there is room.
+    fn room(&self) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>> {
+        None
+    }
     /// Called with the process id once the command started.
     fn started(&self, _pid: u32) {}
     fn ended(&self) {}
@@ -105,25 +117,49 @@ async fn stop_group<F: std::future::Future + Unpin>(pid: u32, waited: &mut F) {
     }
 }
 
+/// Lines handed over at most at once.
+const LINES_PER_HANDOVER: usize = 512;
+
+/// Reads one stream's lines and hands them to `sink` in blocks: what one
+/// read of the pipe brought goes over at once, so a flood of output costs
+/// one hand-over (and one spool write) per read, not per line.
 async fn pump(reader: Option<impl AsyncRead + Unpin>, stream: &str, sink: &dyn LineSink) {
     let Some(reader) = reader else { return };
-    let mut reader = BufReader::new(reader);
+    let mut reader = BufReader::with_capacity(64 * 1024, reader);
     let mut line = Vec::new();
+    let mut block = Vec::new();
     loop {
         line.clear();
-        match read_line(&mut reader, &mut line).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {
-                while line
-                    .last()
-                    .is_some_and(|byte| *byte == b'\n' || *byte == b'\r')
-                {
-                    line.pop();
-                }
-                sink.line(stream, clip(String::from_utf8_lossy(&line).into_owned()));
+        let read = read_line(&mut reader, &mut line).await;
+        let ended = matches!(read, Ok(0) | Err(_));
+        if !ended {
+            while line
+                .last()
+                .is_some_and(|byte| *byte == b'\n' || *byte == b'\r')
+            {
+                line.pop();
+            }
+            block.push(clip(String::from_utf8_lossy(&line).into_owned()));
+        }
+        // Hand over before the next read could wait on the pipe.
+        if ended || !line_ready(reader.buffer()) || block.len() >= LINES_PER_HANDOVER {
+            if !block.is_empty() {
+                sink.lines(stream, std::mem::take(&mut block));
+            }
+            if let Some(room) = sink.room() {
+                room.await;
             }
         }
+        if ended {
+            return;
+        }
     }
+}
+
+/// True when [`read_line`] can return a line from `buffer` without reading
+/// the pipe.
+fn line_ready(buffer: &[u8]) -> bool {
+    buffer.len() >= MAX_LINE_BYTES || buffer.contains(&b'\n')
 }
 
 /// Cuts a line to at most [`MAX_LINE_BYTES`] bytes on a character
@@ -224,6 +260,44 @@ mod tests {
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "the background child must not hold the pipes open"
+        );
+    }
+
+    /// Records when each line arrived.
+    struct Timed(Mutex<Vec<(String, std::time::Instant)>>);
+
+    impl LineSink for Timed {
+        fn line(&self, _stream: &str, line: String) {
+            self.0
+                .lock()
+                .expect("lock")
+                .push((line, std::time::Instant::now()));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_whole_line_is_handed_over_before_a_partial_one_completes() {
+        let sink = Timed(Mutex::new(Vec::new()));
+        let started = std::time::Instant::now();
+        let outcome = run(
+            "echo first; printf part; sleep 1; echo ial",
+            Path::new("/"),
+            &BTreeMap::new(),
+            Instant::now() + Duration::from_secs(10),
+            &CancellationToken::new(),
+            &sink,
+        )
+        .await
+        .expect("spawn");
+        let ended = started.elapsed();
+        assert_eq!(outcome, Outcome::Exited(0));
+        let lines = sink.0.into_inner().expect("lock");
+        let texts: Vec<&str> = lines.iter().map(|(line, _)| line.as_str()).collect();
+        assert_eq!(texts, ["first", "partial"]);
+        let first_after = lines[0].1.duration_since(started);
+        assert!(
+            first_after + Duration::from_millis(500) < ended,
+            "`first` arrived {first_after:?} after the start, the command took {ended:?}"
         );
     }
 

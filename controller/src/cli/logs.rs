@@ -9,7 +9,8 @@ use berth_shared::record::{LogEntry, Timestamp};
 use clap::{Args, ValueEnum};
 
 use super::output::Format;
-use super::{Outcome, Session};
+use super::{Failure, Outcome, Session};
+use std::io::Write as _;
 
 #[derive(Args, Debug)]
 pub struct LogsArgs {
@@ -154,6 +155,30 @@ fn expired_notice(expired: &LogsExpired) -> String {
     )
 }
 
+/// Bytes of output gathered before they are written.
+const OUT_BLOCK: usize = 64 * 1024;
+
+/// Writes and empties `out`; a closed stdout (`berth logs -f | head`) ends
+/// the command quietly, with success.
+fn write_out(out: &mut Vec<u8>) -> Result<(), Failure> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout.write_all(out).and_then(|()| stdout.flush());
+    out.clear();
+    match written {
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {
+            Err(Failure::new(exit::OK, String::new()))
+        }
+        Err(err) => Err(Failure::new(
+            exit::FAILED,
+            format!("cannot write the log lines to stdout: {err}"),
+        )),
+        Ok(()) => Ok(()),
+    }
+}
+
 pub async fn logs(session: &mut Session, args: LogsArgs) -> Outcome {
     let request = GetLogsRequest {
         deployment_id: args.id,
@@ -171,8 +196,20 @@ pub async fn logs(session: &mut Session, args: LogsArgs) -> Outcome {
             .unwrap_or(0),
     };
     let mut stream = session.client.get_logs(request).await?.into_inner();
-    while let Some(record) = stream.message().await? {
+    // Lines are written in blocks: whatever arrived together goes out in
+    // one write, and nothing waits once the stream has nothing ready.
+    let mut out = Vec::with_capacity(OUT_BLOCK);
+    loop {
+        let next = match futures_util::FutureExt::now_or_never(stream.message()) {
+            Some(next) => next,
+            None => {
+                write_out(&mut out)?;
+                stream.message().await
+            }
+        };
+        let Some(record) = next? else { break };
         if let Some(expired) = &record.expired {
+            write_out(&mut out)?;
             eprintln!("{}", expired_notice(expired));
             continue;
         }
@@ -185,7 +222,10 @@ pub async fn logs(session: &mut Session, args: LogsArgs) -> Outcome {
             line: record.line,
         };
         match session.format {
-            Format::Json => println!("{}", serde_json::to_string(&entry).unwrap_or_default()),
+            Format::Json => {
+                let _ = serde_json::to_writer(&mut out, &entry);
+                out.push(b'\n');
+            }
             Format::Table => {
                 let time = entry.ts.to_string();
                 let clock = time.get(11..23).unwrap_or(&time);
@@ -194,13 +234,18 @@ pub async fn logs(session: &mut Session, args: LogsArgs) -> Outcome {
                     "system" => "#",
                     _ => "|",
                 };
-                println!(
+                let _ = writeln!(
+                    out,
                     "{clock} {} {} {marker} {}",
                     entry.host, entry.stage, entry.line
                 );
             }
         }
+        if out.len() >= OUT_BLOCK {
+            write_out(&mut out)?;
+        }
     }
+    write_out(&mut out)?;
     Ok(exit::OK)
 }
 

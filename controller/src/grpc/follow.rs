@@ -22,7 +22,7 @@ use tonic::Status;
 use super::BoxStream;
 use super::cli::parse_deployment_id;
 use super::status::json;
-use crate::hub::HubEvent;
+use crate::hub::{Following, HubEvent};
 use crate::progress::is_quiet;
 use crate::server::Context;
 use crate::store::{StoreError, StoredLine};
@@ -112,7 +112,7 @@ pub fn logs(
     request: GetLogsRequest,
 ) -> Result<BoxStream<LogRecord>, Status> {
     let id = parse_deployment_id(&request.deployment_id)?;
-    let events = request.follow.then(|| context.hub.subscribe());
+    let following = request.follow.then(|| context.hub.follow(id));
     let deployment = context.store.get_deployment(id)?;
     let filter = LogFilter::from_request(&request)?;
     if let Some(host) = &filter.host
@@ -166,8 +166,8 @@ pub fn logs(
         if sent.is_err() {
             return;
         }
-        if let Some(events) = events {
-            let _ = follower.follow(events, deployment).await;
+        if let Some((events, following)) = following {
+            let _ = follower.follow(events, &following, deployment).await;
         }
     });
     Ok(Box::pin(ReceiverStream::new(receiver)))
@@ -364,6 +364,7 @@ impl Follower {
     async fn follow(
         &mut self,
         mut events: broadcast::Receiver<HubEvent>,
+        following: &Following,
         mut deployment: Deployment,
     ) -> Result<(), Stopped> {
         let mut task_hosts = hosts(&deployment);
@@ -386,16 +387,18 @@ impl Follower {
                     task,
                     lines,
                 })) if id == self.id => {
-                    let Some(host) = task_hosts.get(&task).cloned() else {
-                        continue;
-                    };
-                    let after = self.last.get(&task).copied().unwrap_or(0);
-                    for (seq, line) in lines.iter().filter(|(seq, _)| *seq > after) {
-                        self.last.insert(task, *seq);
-                        self.offer(&deployment, task, &host, *seq, line.clone())
-                            .await?;
+                    if let Some(host) = task_hosts.get(&task).cloned() {
+                        let after = self.last.get(&task).copied().unwrap_or(0);
+                        for (seq, line) in lines.iter().filter(|(seq, _)| *seq > after) {
+                            self.last.insert(task, *seq);
+                            self.offer(&deployment, task, &host, *seq, line.clone())
+                                .await?;
+                        }
                     }
+                    following.gauge.passed(lines.len() as u64);
                 }
+                // Another deployment's lines or change: nothing to do here.
+                Ok(Ok(event)) if event.deployment() != self.id => {}
                 Ok(Ok(_)) => {
                     deployment = self.reload()?;
                     task_hosts = hosts(&deployment);
@@ -403,6 +406,7 @@ impl Follower {
                 }
                 // Lagged behind the hub, or quiet for a while: catch up from the store.
                 Ok(Err(_)) | Err(_) => {
+                    following.gauge.reset();
                     deployment = self.reload()?;
                     task_hosts = hosts(&deployment);
                     self.release_held(&deployment).await?;

@@ -11,7 +11,7 @@ use berth_shared::state::{DEPLOYMENT_STATUSES, DeploymentStatus};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
-use super::logs::{LogWrite, StoredLine, log_key};
+use super::logs::{LogWrite, write_chunks};
 use super::{Store, StoreError, decode, encode};
 
 /// What happened to a batch of task events.
@@ -19,8 +19,6 @@ use super::{Store, StoreError, decode, encode};
 pub struct EventOutcome {
     /// Every event up to here is durable (after the caller's flush).
     pub acked_upto: u64,
-    /// Lines newly stored, for live followers.
-    pub new_lines: Vec<(u64, StoredLine)>,
     /// True when the deployment record changed.
     pub changed: bool,
     pub stale: bool,
@@ -213,23 +211,22 @@ impl Store {
         self.update_deployment_with_logs(id, |deployment| {
             change(deployment).map(|result| (result, Vec::new()))
         })
+        .map(|(deployment, result, _)| (deployment, result))
     }
 
-    /// Like [`Store::update_deployment`], also storing log lines of one
-    /// task in the same transaction.
+    /// Like [`Store::update_deployment`], also storing log lines in the
+    /// same transaction; returns the lines stored too (for followers).
     pub fn update_deployment_with_logs<R>(
         &self,
         id: DeploymentId,
         change: impl Fn(&mut Deployment) -> Result<(R, Vec<LogWrite>), StoreError>,
-    ) -> Result<(Deployment, R), StoreError> {
+    ) -> Result<(Deployment, R, Vec<LogWrite>), StoreError> {
         let trees = (&self.deployments, &self.idx_status, &self.meta, &self.logs);
         let result = trees.transaction(|(deployments, idx_status, meta, logs)| {
             let mut deployment = read_deployment(deployments, id)?;
             let before = deployment.status;
             let (result, lines) = change(&mut deployment).map_err(abort)?;
-            for (task_id, seq, line) in &lines {
-                logs.insert(&log_key(id, *task_id, *seq)[..], encode(line))?;
-            }
+            write_chunks(logs, id, &lines)?;
             if deployment.status != before {
                 idx_status.remove(status_key(before, id))?;
                 idx_status.insert(status_key(deployment.status, id), &[])?;
@@ -246,7 +243,7 @@ impl Store {
                 }
             }
             deployments.insert(&id.to_bytes(), encode(&deployment))?;
-            Ok((deployment, result))
+            Ok((deployment, result, lines))
         })?;
         Ok(result)
     }

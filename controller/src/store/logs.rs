@@ -1,12 +1,22 @@
-//! Log lines, keyed by (deployment, task, sequence) so one task's lines are
-//! contiguous and ordered, and a deployment's lines share a prefix.
+//! Log lines, stored in chunks: one value holds the lines of one batch of
+//! a task's events, keyed by (deployment, task, first sequence number), so
+//! one task's chunks are contiguous and ordered and a deployment's share a
+//! prefix. Chunks never overlap: a batch stores only the lines after what
+//! its task already stored.
+//!
+//! One value per batch instead of one per line is what makes a flood of
+//! output cheap to store: sled commits a transaction under a global lock,
+//! and its cost grows with the number of keys written.
+//!
+//! Stores written before chunks kept one line per key in the `logs` tree;
+//! [`Store::migrate_line_keys_once`] moves them into chunks at open.
 
 use std::time::Duration;
 
 use berth_shared::id::{DeploymentId, TaskId};
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
-use sled::transaction::ConflictableTransactionError;
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
 use super::{Store, StoreError, decode, encode};
 
@@ -21,6 +31,13 @@ pub struct StoredLine {
 
 /// A log line to store with a deployment change: task, sequence, line.
 pub type LogWrite = (TaskId, u64, StoredLine);
+
+/// The value of one chunk: lines with their sequence numbers, ascending.
+/// Sequence numbers may skip (stage and result events take numbers too).
+type Chunk = Vec<(u64, StoredLine)>;
+
+/// Lines per chunk when old one-line keys are moved into chunks.
+const MIGRATION_CHUNK: usize = 512;
 
 /// The retention sweeper's note that it deleted a deployment's lines, kept
 /// in the `meta` tree so `berth logs` can say why lines are missing.
@@ -39,11 +56,11 @@ fn expired_key(deployment: DeploymentId) -> Vec<u8> {
     key
 }
 
-pub(super) fn log_key(deployment: DeploymentId, task: TaskId, seq: u64) -> [u8; 40] {
+fn chunk_key(deployment: DeploymentId, task: TaskId, first_seq: u64) -> [u8; 40] {
     let mut key = [0u8; 40];
     key[..16].copy_from_slice(&deployment.to_bytes());
     key[16..32].copy_from_slice(&task.to_bytes());
-    key[32..].copy_from_slice(&seq.to_be_bytes());
+    key[32..].copy_from_slice(&first_seq.to_be_bytes());
     key
 }
 
@@ -54,17 +71,41 @@ fn task_prefix(deployment: DeploymentId, task: TaskId) -> [u8; 32] {
     key
 }
 
-fn parse_entry(
+/// Writes `lines` (in sequence order) as one chunk per task, inside a
+/// transaction that also changes the deployment record.
+pub(super) fn write_chunks(
+    logs: &TransactionalTree,
+    deployment: DeploymentId,
+    lines: &[LogWrite],
+) -> Result<(), ConflictableTransactionError<StoreError>> {
+    let mut rest = lines;
+    while let Some((task, first_seq, _)) = rest.first() {
+        let len = rest.iter().take_while(|(other, ..)| other == task).count();
+        // Serialized like a `Chunk`, without copying the lines.
+        let chunk: Vec<(u64, &StoredLine)> = rest[..len]
+            .iter()
+            .map(|(_, seq, line)| (*seq, line))
+            .collect();
+        logs.insert(
+            &chunk_key(deployment, *task, *first_seq)[..],
+            encode(&chunk),
+        )?;
+        rest = &rest[len..];
+    }
+    Ok(())
+}
+
+/// The lines of one stored chunk (one error item if it cannot be read).
+fn chunk_lines(
     entry: sled::Result<(sled::IVec, sled::IVec)>,
-) -> Result<(u64, StoredLine), StoreError> {
-    let (key, value) = entry?;
-    let seq = <[u8; 8]>::try_from(&key[32..])
-        .map(u64::from_be_bytes)
-        .map_err(|_| StoreError::Corrupt {
-            tree: "logs",
-            reason: "short key".into(),
-        })?;
-    Ok((seq, decode("logs", &value)?))
+) -> Vec<Result<(u64, StoredLine), StoreError>> {
+    let decoded = entry
+        .map_err(StoreError::from)
+        .and_then(|(_, value)| decode::<Chunk>("logs", &value));
+    match decoded {
+        Ok(chunk) => chunk.into_iter().map(Ok).collect(),
+        Err(err) => vec![Err(err)],
+    }
 }
 
 impl Store {
@@ -75,9 +116,19 @@ impl Store {
         task: TaskId,
         after: u64,
     ) -> impl Iterator<Item = Result<(u64, StoredLine), StoreError>> + '_ {
-        let start = log_key(deployment, task, after.saturating_add(1));
-        let end = log_key(deployment, task, u64::MAX);
-        self.logs.range(start..=end).map(parse_entry)
+        let wanted = chunk_key(deployment, task, after.saturating_add(1));
+        // The chunk holding `after + 1` starts at or before it.
+        let start = self
+            .logs
+            .range(task_prefix(deployment, task).to_vec()..=wanted.to_vec())
+            .next_back()
+            .and_then(Result::ok)
+            .map_or_else(|| wanted.to_vec(), |(key, _)| key.to_vec());
+        let end = chunk_key(deployment, task, u64::MAX);
+        self.logs
+            .range(start..=end.to_vec())
+            .flat_map(chunk_lines)
+            .filter(move |entry| entry.as_ref().map_or(true, |(seq, _)| *seq > after))
     }
 
     /// One task's lines, newest first (for `--tail` after filtering).
@@ -89,7 +140,7 @@ impl Store {
         self.logs
             .scan_prefix(task_prefix(deployment, task))
             .rev()
-            .map(parse_entry)
+            .flat_map(|entry| chunk_lines(entry).into_iter().rev())
     }
 
     /// What the retention sweeper deleted of a deployment's lines, if
@@ -104,15 +155,33 @@ impl Store {
             .transpose()
     }
 
+    /// A deployment's chunk keys, the number of lines in them and the
+    /// newest line's time (a chunk that cannot be read is listed all the
+    /// same, its lines uncounted).
+    fn deployment_chunks(
+        &self,
+        id: DeploymentId,
+    ) -> Result<(Vec<sled::IVec>, u64, i64), StoreError> {
+        let (mut keys, mut lines, mut newest_ms) = (Vec::new(), 0u64, i64::MIN);
+        for entry in self.logs.scan_prefix(id.to_bytes()) {
+            let (key, value) = entry?;
+            if let Ok(chunk) = decode::<Chunk>("logs", &value) {
+                lines += chunk.len() as u64;
+                newest_ms = chunk
+                    .iter()
+                    .map(|(_, line)| line.ts_ms)
+                    .fold(newest_ms, i64::max);
+            }
+            keys.push(key);
+        }
+        Ok((keys, lines, newest_ms))
+    }
+
     /// Deletes a deployment's log lines and its retention marker in one
     /// transaction (for `berth purge`); returns the number of lines
     /// removed. The caller makes it durable with [`Store::flush`].
     pub(crate) fn forget_deployment_logs(&self, id: DeploymentId) -> Result<u64, StoreError> {
-        let keys = self
-            .logs
-            .scan_prefix(id.to_bytes())
-            .keys()
-            .collect::<Result<Vec<_>, _>>()?;
+        let (keys, lines, _) = self.deployment_chunks(id)?;
         (&self.logs, &self.meta).transaction(|(logs, meta)| {
             for key in &keys {
                 logs.remove(key.clone())?;
@@ -120,7 +189,66 @@ impl Store {
             meta.remove(expired_key(id))?;
             Ok::<_, ConflictableTransactionError<StoreError>>(())
         })?;
-        Ok(keys.len() as u64)
+        Ok(lines)
+    }
+
+    /// Moves the lines of a store written before chunks (one line per key
+    /// in the `logs` tree) into chunks, then drops the old tree. A crash
+    /// halfway redoes the same chunks at the next open: they are cut the
+    /// same way from the same lines, and the old tree goes only after
+    /// they are durable.
+    pub(super) fn migrate_line_keys_once(&self) -> Result<(), StoreError> {
+        if !self
+            .db
+            .tree_names()
+            .iter()
+            .any(|name| name.as_ref() == b"logs")
+        {
+            return Ok(());
+        }
+        let old = self.db.open_tree("logs")?;
+        let mut moved = 0u64;
+        let mut pending: Vec<(sled::IVec, u64, StoredLine)> = Vec::new();
+        let flush_chunk =
+            |pending: &mut Vec<(sled::IVec, u64, StoredLine)>| -> Result<(), StoreError> {
+                let Some((key, first_seq, _)) = pending.first() else {
+                    return Ok(());
+                };
+                let mut chunk_at = key[..32].to_vec();
+                chunk_at.extend_from_slice(&first_seq.to_be_bytes());
+                let chunk: Chunk = pending
+                    .drain(..)
+                    .map(|(_, seq, line)| (seq, line))
+                    .collect();
+                self.logs.insert(chunk_at, encode(&chunk))?;
+                Ok(())
+            };
+        for entry in old.iter() {
+            let (key, value) = entry?;
+            let (Some(seq), Ok(line)) = (
+                key.get(32..40)
+                    .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+                    .map(u64::from_be_bytes),
+                decode::<StoredLine>("logs", &value),
+            ) else {
+                tracing::warn!(key = ?key, "left an unreadable log line out of the move to chunks");
+                continue;
+            };
+            let same_task = pending
+                .first()
+                .is_some_and(|(first, ..)| first[..32] == key[..32]);
+            if !same_task || pending.len() == MIGRATION_CHUNK {
+                flush_chunk(&mut pending)?;
+            }
+            pending.push((key, seq, line));
+            moved += 1;
+        }
+        flush_chunk(&mut pending)?;
+        self.db.flush()?;
+        self.db.drop_tree("logs")?;
+        self.db.flush()?;
+        tracing::info!(lines = moved, "moved stored log lines into chunks");
+        Ok(())
     }
 }
 
@@ -178,16 +306,8 @@ impl Store {
         cutoff_ms: i64,
         retention: Duration,
     ) -> Result<u64, StoreError> {
-        let mut keys = Vec::new();
-        let mut newest_ms = i64::MIN;
-        for entry in self.logs.scan_prefix(id.to_bytes()) {
-            let (key, value) = entry?;
-            // A corrupt line is deleted all the same; only its time is unknown.
-            if let Ok(line) = decode::<StoredLine>("logs", &value) {
-                newest_ms = newest_ms.max(line.ts_ms);
-            }
-            keys.push(key);
-        }
+        // A corrupt chunk is deleted all the same; only its lines' times are unknown.
+        let (keys, lines, newest_ms) = self.deployment_chunks(id)?;
         let marker = ExpiredLogs {
             before_ms: cutoff_ms.max(newest_ms.saturating_add(1)),
             retention_ms: u64::try_from(retention.as_millis()).unwrap_or(u64::MAX),
@@ -202,7 +322,7 @@ impl Store {
             meta.insert(b"retention_cursor", &id.to_bytes())?;
             Ok::<_, ConflictableTransactionError<StoreError>>(())
         })?;
-        Ok(keys.len() as u64)
+        Ok(lines)
     }
 }
 
@@ -302,6 +422,95 @@ mod tests {
         assert_eq!(store.expired_logs(swept).expect("read"), None);
         assert_eq!(store.forget_deployment_logs(kept).expect("forget"), 2);
         assert_eq!(store.task_lines(kept, kept_task, 0).count(), 0);
+    }
+
+    #[test]
+    fn lines_after_a_sequence_start_inside_a_chunk() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let (id, task) = settled_with_lines(&store, 1_000, &[1, 2, 3, 4]);
+        let more = |seqs: std::ops::RangeInclusive<u64>| -> Vec<_> {
+            seqs.map(|seq| {
+                let line = StoredLine {
+                    stage: "setup".into(),
+                    stream: "stdout".into(),
+                    ts_ms: 10,
+                    line: format!("line {seq}"),
+                };
+                (task, seq, line)
+            })
+            .collect()
+        };
+        // A second chunk after a gap in numbering (a stage event took 5).
+        store
+            .update_deployment_with_logs(id, |_| Ok(((), more(6..=8))))
+            .expect("logs");
+        let seqs = |after| -> Vec<u64> {
+            store
+                .task_lines(id, task, after)
+                .map(|entry| entry.expect("line").0)
+                .collect()
+        };
+        assert_eq!(seqs(0), [1, 2, 3, 4, 6, 7, 8]);
+        assert_eq!(seqs(2), [3, 4, 6, 7, 8]);
+        assert_eq!(seqs(4), [6, 7, 8]);
+        assert_eq!(seqs(5), [6, 7, 8]);
+        assert_eq!(seqs(7), [8]);
+        assert_eq!(seqs(8), Vec::<u64>::new());
+        let newest_first: Vec<u64> = store
+            .task_lines_rev(id, task)
+            .map(|entry| entry.expect("line").0)
+            .collect();
+        assert_eq!(newest_first, [8, 7, 6, 4, 3, 2, 1]);
+    }
+
+    #[test]
+    fn lines_stored_one_per_key_move_into_chunks_at_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let deployment = DeploymentId::new();
+        let (task_a, task_b) = (TaskId::new(), TaskId::new());
+        {
+            // The layout before chunks: `logs`, one line per key.
+            let db = sled::open(dir.path()).expect("open sled");
+            let old = db.open_tree("logs").expect("tree");
+            for (task, count) in [(task_a, 1_100u64), (task_b, 3)] {
+                for seq in 1..=count {
+                    let line = StoredLine {
+                        stage: "setup".into(),
+                        stream: "stdout".into(),
+                        ts_ms: i64::try_from(seq).expect("small"),
+                        line: format!("line {seq}"),
+                    };
+                    let mut key = super::task_prefix(deployment, task).to_vec();
+                    key.extend_from_slice(&seq.to_be_bytes());
+                    old.insert(key, super::encode(&line)).expect("insert");
+                }
+            }
+            db.flush().expect("flush");
+        }
+        let store = crate::store::reopen(dir.path());
+        let lines: Vec<(u64, StoredLine)> = store
+            .task_lines(deployment, task_a, 0)
+            .map(|entry| entry.expect("line"))
+            .collect();
+        assert_eq!(lines.len(), 1_100);
+        assert!(lines.iter().zip(1u64..).all(|((seq, line), expected)| {
+            *seq == expected && line.line == format!("line {expected}")
+        }));
+        assert_eq!(store.task_lines(deployment, task_a, 700).count(), 400);
+        assert_eq!(store.task_lines(deployment, task_b, 0).count(), 3);
+        assert!(
+            !store
+                .db
+                .tree_names()
+                .iter()
+                .any(|name| name.as_ref() == b"logs"),
+            "the old tree is dropped"
+        );
+        drop(store);
+        // Opening again finds nothing left to move and keeps the lines.
+        let store = crate::store::reopen(dir.path());
+        assert_eq!(store.task_lines(deployment, task_a, 0).count(), 1_100);
     }
 
     #[test]

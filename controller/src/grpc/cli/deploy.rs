@@ -392,7 +392,7 @@ fn log_reused_build(context: &Context, deployment: Deployment) -> Result<Deploym
             built.digest
         ),
     };
-    let (stored, ()) = context
+    let (stored, (), _) = context
         .store
         .update_deployment_with_logs(deployment.id, |_| Ok(((), vec![(task, 1, line.clone())])))?;
     Ok(stored)

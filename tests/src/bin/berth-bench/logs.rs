@@ -28,6 +28,8 @@ struct Measured {
     produced_secs: f64,
     latencies_ms: Vec<f64>,
     store_bytes: u64,
+    /// Seconds `berth logs ID` took to print every stored line.
+    read_back_secs: f64,
 }
 
 pub fn run(quick: bool) -> Result<Vec<Row>> {
@@ -54,6 +56,13 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
             &n,
             "lines/s",
             flood.lines as f64 / flood.produced_secs,
+            Goal::None,
+        ),
+        Row::single(
+            "logs: stored lines printed per second by berth logs (after the flood)",
+            &format!("{} lines", flood.lines),
+            "lines/s",
+            flood.lines as f64 / flood.read_back_secs,
             Goal::None,
         ),
         Row::new(
@@ -146,13 +155,41 @@ fn measure(
         .min()
         .context("a started stage")?;
     let store_bytes = dir_size(&controller.dir.path().join("controller/store"));
+    let read_back_secs = read_back(controller, &id, expected)?;
     Ok(Measured {
         lines: expected,
         stored_secs: (deployed_at - started_at) as f64 / 1000.0,
         produced_secs: (last - first) as f64 / 1e6,
         latencies_ms,
         store_bytes,
+        read_back_secs,
     })
+}
+
+/// Times `berth logs ID` printing all `expected` stored lines into a pipe.
+fn read_back(controller: &Controller, id: &str, expected: u64) -> Result<f64> {
+    let started = std::time::Instant::now();
+    let mut reader = Command::new(bin("berth"))
+        .args(["logs", id])
+        .env("BERTH_CONFIG", controller.admin())
+        .env("BERTH_CONTROLLER", &controller.url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("start berth logs")?;
+    let stdout = reader.stdout.take().context("berth logs stdout")?;
+    let mut lines = 0u64;
+    for line in std::io::BufReader::with_capacity(1 << 20, stdout).lines() {
+        if stamp_of(&line.context("read berth logs")?).is_some() {
+            lines += 1;
+        }
+    }
+    reader.wait().context("wait for berth logs")?;
+    if lines != expected {
+        bail!("berth logs printed {lines} of {expected} lines");
+    }
+    Ok(started.elapsed().as_secs_f64())
 }
 
 /// Bytes of the files under `dir`.

@@ -107,16 +107,7 @@ fn measure(
         bail!("deploy {app} failed: {}", created.stderr);
     }
     let id = id_of(&serde_json::from_str(&created.stdout).context("deployment JSON")?);
-    let mut follower = Command::new(bin("berth"))
-        .args(["logs", &id, "-f"])
-        .env("BERTH_CONFIG", controller.admin())
-        .env("BERTH_CONTROLLER", &controller.url)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("start berth logs -f")?;
-    let stdout = follower.stdout.take().context("follower stdout")?;
+    let (mut follower, stdout) = berth_logs(controller, &["logs", &id, "-f"])?;
     let mut latencies_ms = Vec::with_capacity((lines as usize) * agents);
     let (mut first, mut last) = (u64::MAX, 0u64);
     for line in std::io::BufReader::with_capacity(1 << 20, stdout).lines() {
@@ -166,19 +157,28 @@ fn measure(
     })
 }
 
-/// Times `berth logs ID` printing all `expected` stored lines into a pipe.
-fn read_back(controller: &Controller, id: &str, expected: u64) -> Result<f64> {
-    let started = std::time::Instant::now();
-    let mut reader = Command::new(bin("berth"))
-        .args(["logs", id])
+/// Starts `berth ARGS` with its stdout piped to the bench.
+fn berth_logs(
+    controller: &Controller,
+    args: &[&str],
+) -> Result<(std::process::Child, std::process::ChildStdout)> {
+    let mut child = Command::new(bin("berth"))
+        .args(args)
         .env("BERTH_CONFIG", controller.admin())
         .env("BERTH_CONTROLLER", &controller.url)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .context("start berth logs")?;
-    let stdout = reader.stdout.take().context("berth logs stdout")?;
+        .with_context(|| format!("start berth {}", args.join(" ")))?;
+    let stdout = child.stdout.take().context("berth's stdout")?;
+    Ok((child, stdout))
+}
+
+/// Times `berth logs ID` printing all `expected` stored lines into a pipe.
+fn read_back(controller: &Controller, id: &str, expected: u64) -> Result<f64> {
+    let started = std::time::Instant::now();
+    let (mut reader, stdout) = berth_logs(controller, &["logs", id])?;
     let mut lines = 0u64;
     for line in std::io::BufReader::with_capacity(1 << 20, stdout).lines() {
         if stamp_of(&line.context("read berth logs")?).is_some() {

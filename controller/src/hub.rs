@@ -8,8 +8,10 @@
 //! acknowledged only once its followers are within [`FOLLOW_SLACK`] lines
 //! (waiting at most [`FOLLOW_WAIT`] per batch). On a busy controller a
 //! flood of output is thus taken in at the pace its followers show it,
-//! instead of the follower falling seconds behind; a follower that cannot
-//! keep up (a slow terminal) slows a flood by at most that wait per batch.
+//! instead of the follower falling seconds behind. A follower that cannot
+//! keep up (a slow or suspended terminal) is waited for [`GIVE_UP_AFTER`]
+//! times in a row at most; after that it no longer holds anything up until
+//! it has caught up again.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -50,6 +52,8 @@ impl HubEvent {
 pub const FOLLOW_SLACK: u64 = 2048;
 /// Longest wait for followers per batch of events.
 pub const FOLLOW_WAIT: Duration = Duration::from_millis(100);
+/// Waits in a row that ran out before a follower is no longer waited for.
+const GIVE_UP_AFTER: u32 = 10;
 
 /// The broadcast hub.
 #[derive(Clone)]
@@ -63,6 +67,8 @@ pub struct Hub {
 pub struct FollowGauge {
     behind: AtomicU64,
     caught_up: Notify,
+    /// Waits for this follower that ran out, in a row.
+    missed: std::sync::atomic::AtomicU32,
 }
 
 impl FollowGauge {
@@ -75,6 +81,7 @@ impl FollowGauge {
             })
             .unwrap_or(0);
         if before.saturating_sub(lines) <= FOLLOW_SLACK {
+            self.missed.store(0, Ordering::SeqCst);
             self.caught_up.notify_waiters();
         }
     }
@@ -86,8 +93,10 @@ impl FollowGauge {
         self.caught_up.notify_waiters();
     }
 
+    /// Behind and still waited for.
     fn is_behind(&self) -> bool {
         self.behind.load(Ordering::SeqCst) > FOLLOW_SLACK
+            && self.missed.load(Ordering::SeqCst) < GIVE_UP_AFTER
     }
 }
 
@@ -177,6 +186,7 @@ impl Hub {
                 continue;
             }
             if tokio::time::timeout_at(deadline, caught_up).await.is_err() {
+                gauge.missed.fetch_add(1, Ordering::SeqCst);
                 return;
             }
         }
@@ -259,12 +269,28 @@ mod tests {
             .expect("caught up")
             .expect("waiter");
 
-        // A follower that does not catch up holds events only up to the limit.
+        // A follower that does not catch up holds events only up to the
+        // limit, and only so many times in a row.
         lines(&hub, followed, FOLLOW_SLACK * 2);
+        for _ in 0..super::GIVE_UP_AFTER {
+            let started = std::time::Instant::now();
+            hub.wait_for_followers(followed, Duration::from_millis(20))
+                .await;
+            assert!(started.elapsed() >= Duration::from_millis(20));
+        }
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            hub.wait_for_followers(followed, Duration::from_secs(60)),
+        )
+        .await
+        .expect("a follower that never catches up is given up on");
+        // Caught up, it is waited for again.
+        following.gauge.passed(FOLLOW_SLACK * 2);
+        lines(&hub, followed, FOLLOW_SLACK + 1);
         let started = std::time::Instant::now();
-        hub.wait_for_followers(followed, Duration::from_millis(200))
+        hub.wait_for_followers(followed, Duration::from_millis(20))
             .await;
-        assert!(started.elapsed() >= Duration::from_millis(200));
+        assert!(started.elapsed() >= Duration::from_millis(20));
 
         // A follower that went away holds nothing.
         drop(following);

@@ -72,6 +72,12 @@ impl Files {
         self.root.join("bundles")
     }
 
+    /// Image archives loaded into Docker: one file per archive digest
+    /// holding the id of the image it loaded.
+    pub fn loaded_images(&self) -> PathBuf {
+        self.root.join("images")
+    }
+
     /// Unpacked bundles, one directory per deployment.
     pub fn work(&self) -> PathBuf {
         self.root.join("work")

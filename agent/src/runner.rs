@@ -585,11 +585,29 @@ async fn ensure_image(
 ) -> Result<(), Failure> {
     let host = &agent.identity.name;
     let image = &container.image;
-    if docker::has_image(docker, image).await {
+    let archive_digest = &container.image_archive_digest;
+    if !archive_digest.is_empty() {
+        // With an archive, the archive decides what the tag means: the
+        // image already here counts only if this archive loaded it (a
+        // rebuild or a new archive under the same tag must replace it).
+        let loaded = loaded_from_archive(agent, archive_digest);
+        let present = docker::image_id(docker, image).await;
+        if loaded.is_some() && loaded == present {
+            emitter.system(format!(
+                "image {image} from archive {archive_digest} is already on this host"
+            ));
+            return Ok(());
+        }
+        if present.is_some() {
+            emitter.system(format!(
+                "image {image} is on this host, but not the one in archive {archive_digest}; loading the archive"
+            ));
+        }
+    } else if docker::has_image(docker, image).await {
         emitter.system(format!("image {image} is already on this host"));
         return Ok(());
     }
-    if !container.image_archive_digest.is_empty() {
+    if !archive_digest.is_empty() {
         emitter.system(format!(
             "loading image {image} from archive {} ({} bytes)",
             container.image_archive_digest, container.image_archive_size
@@ -613,7 +631,8 @@ async fn ensure_image(
                     "host {host} could not load the image archive: {err}"
                 ))
             })?;
-        if docker::has_image(docker, image).await {
+        if let Some(id) = docker::image_id(docker, image).await {
+            remember_loaded(agent, archive_digest, &id);
             return Ok(());
         }
         return Err(Failure::failed(format!(
@@ -628,6 +647,41 @@ async fn ensure_image(
     })?;
     let _ = spec;
     Ok(())
+}
+
+/// The id of the image archive `digest` loaded on this host, as recorded
+/// when it was loaded.
+fn loaded_from_archive(agent: &Agent, digest: &str) -> Option<String> {
+    let path = agent.files.loaded_images().join(archive_file_name(digest)?);
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|id| id.trim().to_string())
+        .filter(|id| !id.is_empty())
+}
+
+/// Records that archive `digest` loaded image `id` (written whole or not
+/// at all: a torn record would only cost a second load).
+fn remember_loaded(agent: &Agent, digest: &str, id: &str) {
+    let Some(name) = archive_file_name(digest) else {
+        return;
+    };
+    let dir = agent.files.loaded_images();
+    let written = std::fs::create_dir_all(&dir).and_then(|()| {
+        let temporary = dir.join(format!("{name}.tmp"));
+        std::fs::write(&temporary, id)?;
+        std::fs::rename(&temporary, dir.join(name))
+    });
+    if let Err(err) = written {
+        warn!(%digest, error = %err, "could not record the image an archive loaded; the next deploy loads it again");
+    }
+}
+
+/// A file name for an archive digest (`sha256:HEX`), or `None` for
+/// anything that is not one.
+fn archive_file_name(digest: &str) -> Option<String> {
+    let hex = digest.strip_prefix("sha256:")?;
+    (hex.len() == 64 && hex.bytes().all(|byte| byte.is_ascii_hexdigit()))
+        .then(|| format!("sha256-{hex}"))
 }
 
 /// Removes what the deployment created on this host: its containers and

@@ -4,6 +4,7 @@
 
 use berth_tests::docker::{Dockerd, http_get};
 use berth_tests::{Agent, Controller, id_of, write_bundle};
+use std::path::Path;
 
 const IMAGE: &str = "berth-test/busybox:1";
 
@@ -246,19 +247,22 @@ fn an_image_archive_reaches_hosts_without_the_image(dockerd: &Dockerd) {
     let archive = dockerd.path().join("archived.tar");
     dockerd.docker_ok(&["save", "-o", archive.to_str().expect("path"), archived]);
     dockerd.docker_ok(&["rmi", archived]);
-    let manifest = format!(
-        "app = \"packed\"\n[target]\nlabels = {{ role = \"web\" }}\n[container]\nimage = \"{archived}\"\nport = 8080\ncommand = {HTTPD}\nstop_timeout = \"1s\"\n"
-    );
-    let bundle = write_bundle(controller.dir.path(), "packed", &manifest, &[]);
-    let result = controller.berth(&[
-        "deploy",
-        "--bundle",
-        bundle.to_str().expect("path"),
-        "--image-archive",
-        archive.to_str().expect("path"),
-        "-o",
-        "json",
-    ]);
+    let deploy = |version: &str, archive: &Path| {
+        let manifest = format!(
+            "app = \"packed\"\nversion = \"{version}\"\n[target]\nlabels = {{ role = \"web\" }}\n[container]\nimage = \"{archived}\"\nport = 8080\ncommand = {HTTPD}\nstop_timeout = \"1s\"\n"
+        );
+        let bundle = write_bundle(controller.dir.path(), "packed", &manifest, &[]);
+        controller.berth(&[
+            "deploy",
+            "--bundle",
+            bundle.to_str().expect("path"),
+            "--image-archive",
+            archive.to_str().expect("path"),
+            "-o",
+            "json",
+        ])
+    };
+    let result = deploy("1", &archive);
     assert_eq!(result.code, 0, "{}", result.stderr);
     assert!(
         result.stderr.contains("image archive sha256:"),
@@ -280,6 +284,50 @@ fn an_image_archive_reaches_hosts_without_the_image(dockerd: &Dockerd) {
             Some("hello from the test image\n")
         );
     }
+
+    // A new archive under the same tag (a rebuilt image) while the hosts
+    // still hold the old image under that tag: the archive wins.
+    let old_id = dockerd.docker_ok(&["image", "inspect", "--format", "{{.Id}}", archived]);
+    let page = dockerd.path().join("rebuilt.html");
+    std::fs::write(&page, "hello from the rebuilt image\n").expect("page");
+    dockerd.docker_ok(&["create", "--name", "berth-test-rebuild", archived, "sh"]);
+    dockerd.docker_ok(&[
+        "cp",
+        page.to_str().expect("path"),
+        "berth-test-rebuild:/www/index.html",
+    ]);
+    dockerd.docker_ok(&["commit", "berth-test-rebuild", archived]);
+    dockerd.docker_ok(&["rm", "berth-test-rebuild"]);
+    let rebuilt = dockerd.path().join("rebuilt.tar");
+    dockerd.docker_ok(&["save", "-o", rebuilt.to_str().expect("path"), archived]);
+    dockerd.docker_ok(&["tag", old_id.trim(), archived]);
+    let result = deploy("2", &rebuilt);
+    assert_eq!(result.code, 0, "{}", result.stderr);
+    let deployment: serde_json::Value = serde_json::from_str(&result.stdout).expect("json");
+    let logs = controller.berth(&["logs", &id_of(&deployment)]).ok();
+    assert!(
+        logs.contains(&format!(
+            "image {archived} is on this host, but not the one in archive"
+        )),
+        "{logs}"
+    );
+    for task in 0..2 {
+        let port = host_port(&deployment, task);
+        assert_eq!(
+            http_get(&port, "/").as_deref(),
+            Some("hello from the rebuilt image\n")
+        );
+    }
+
+    // The same archive again: what it loaded is still there, nothing to load.
+    let result = deploy("3", &rebuilt);
+    assert_eq!(result.code, 0, "{}", result.stderr);
+    let deployment: serde_json::Value = serde_json::from_str(&result.stdout).expect("json");
+    let logs = controller.berth(&["logs", &id_of(&deployment)]).ok();
+    assert!(
+        logs.contains("is already on this host") && !logs.contains("loading image"),
+        "{logs}"
+    );
 }
 
 /// A container app on one host, gated by an HTTP check of `check`.

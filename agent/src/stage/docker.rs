@@ -104,6 +104,15 @@ pub async fn has_image(docker: &Docker, image: &str) -> bool {
     docker.inspect_image(image).await.is_ok()
 }
 
+/// The id of the image a name refers to on the host, if it is there.
+pub async fn image_id(docker: &Docker, image: &str) -> Option<String> {
+    docker
+        .inspect_image(image)
+        .await
+        .ok()
+        .and_then(|image| image.id)
+}
+
 /// Pulls an image from its registry, reporting progress.
 pub async fn pull(
     docker: &Docker,

@@ -422,7 +422,14 @@ async fn deploy_container(
     let id = docker::start(&docker, spec, container, emitter)
         .await
         .map_err(Failure::failed)?;
-    if let Err(error) = docker::watch_start(&docker, &name, emitter).await {
+    // With a health check, staying up is watched while it is checked
+    // (`check_health`); without one the container must stay up a while.
+    let watched = if container.health.is_some() {
+        Ok(())
+    } else {
+        docker::watch_start(&docker, &name, emitter).await
+    };
+    if let Err(error) = watched {
         docker::remove(&docker, &name).await;
         emitter.system(format!(
             "removed the failed container {name}; the previous version keeps running"
@@ -555,7 +562,15 @@ async fn check_health(
         work_dir: work_dir.as_deref(),
         env: &env,
     };
-    match crate::stage::health::check(health, &target, emitter, cancel).await {
+    let checked = tokio::select! {
+        checked = crate::stage::health::check(health, &target, emitter, cancel) => checked,
+        exited = docker::watch_while_checked(docker, name, emitter) => {
+            let mut evidence = BTreeMap::new();
+            evidence.insert("container_state".to_string(), "exited".to_string());
+            Err((exited, evidence))
+        }
+    };
+    match checked {
         Ok(details) => Ok(details),
         Err((message, mut evidence)) => {
             evidence.insert(

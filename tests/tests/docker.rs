@@ -468,6 +468,34 @@ fn an_unhealthy_container_never_takes_over(dockerd: &Dockerd) {
         "the unhealthy container was removed"
     );
 
+    // A container that dies while its health is checked fails the check
+    // at once, saying so with its last lines, not at the check's timeout.
+    let dying = format!(
+        "app = \"checked\"\nversion = \"3\"\n[target]\nhosts = [\"box-3\"]\n[container]\nimage = \"{IMAGE}\"\nport = 8080\ncommand = [\"sh\", \"-c\", \"echo dying now; exit 7\"]\nstop_timeout = \"1s\"\n[health]\nhttp = \"/index.html\"\ninterval = \"200ms\"\ntimeout = \"10m\"\n"
+    );
+    let dying = write_bundle(controller.dir.path(), "dying", &dying, &[]);
+    let (code, third, _) = controller.deploy(&dying);
+    assert_eq!(code, 1);
+    assert_eq!(third["error_step"], "health", "{third:#}");
+    let message = third["error_message"].as_str().unwrap_or_default();
+    assert!(
+        // Docker's restart policy may have started it again already.
+        (message.contains("exited with code 7 while its health was checked")
+            || message.contains("kept exiting while its health was checked"))
+            && message.contains("dying now"),
+        "{third:#}"
+    );
+    assert_eq!(
+        http_get(&port, "/").as_deref(),
+        Some("hello from the test image\n"),
+        "version 1 still serves"
+    );
+    assert_eq!(
+        dockerd.containers_of("checked").len(),
+        1,
+        "the dead container was removed"
+    );
+
     // Version 1 keeps being checked: once it fails, status and inspect say so.
     let running = dockerd.containers_of("checked")[0]
         .split_whitespace()

@@ -307,6 +307,28 @@ pub async fn start(
 /// [`START_WATCH`]; an exit or a restart in that time is a failed start,
 /// reported with the container's last lines.
 pub async fn watch_start(docker: &Docker, name: &str, sink: &dyn LineSink) -> Result<(), String> {
+    watch(docker, name, sink, Some(START_WATCH)).await
+}
+
+/// Streams the container's output and watches its state until it exits or
+/// restarts (the error, with its last lines); never ends otherwise. Run
+/// beside a health check, it makes a container that dies while it is
+/// being checked fail at once instead of at the check's timeout.
+pub async fn watch_while_checked(docker: &Docker, name: &str, sink: &dyn LineSink) -> String {
+    loop {
+        if let Err(error) = watch(docker, name, sink, None).await {
+            return error;
+        }
+    }
+}
+
+/// See [`watch_start`]; `hold: None` watches until the container exits.
+async fn watch(
+    docker: &Docker,
+    name: &str,
+    sink: &dyn LineSink,
+    hold: Option<Duration>,
+) -> Result<(), String> {
     let options = LogsOptions {
         follow: true,
         stdout: true,
@@ -339,16 +361,17 @@ pub async fn watch_start(docker: &Docker, name: &str, sink: &dyn LineSink) -> Re
                     if !pending.trim().is_empty() {
                         sink.line("container", pending.trim_end().to_string());
                     }
+                    let phase = if hold.is_some() { "during start-up" } else { "while its health was checked" };
                     let what = if running {
-                        format!("kept exiting during start-up (Docker restarted it {restarts} time(s))")
+                        format!("kept exiting {phase} (Docker restarted it {restarts} time(s))")
                     } else {
                         let code = state.exit_code.map_or_else(String::new, |code| format!(" with code {code}"));
-                        format!("exited{code} during start-up")
+                        format!("exited{code} {phase}")
                     };
                     let evidence = last_lines(docker, name).await;
                     return Err(format!("container {name} {what}{evidence}"));
                 }
-                if started.elapsed() >= START_WATCH {
+                if hold.is_some_and(|hold| started.elapsed() >= hold) {
                     return Ok(());
                 }
             }

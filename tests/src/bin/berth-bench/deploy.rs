@@ -9,8 +9,10 @@
 //! - Docker API calls (the heartbeats' version probes are left out: they
 //!   run beside the deploy, not in its path);
 //! - the start watch, from the agent's `created container` line to its
-//!   `container ... is running` line: the new container must stay up for
-//!   2 s (`START_WATCH` in `agent/src/stage/docker.rs`), the app's start;
+//!   `container ... is running` line: without `[health]` the new container
+//!   must stay up for 2 s (`START_WATCH` in `agent/src/stage/docker.rs`);
+//!   with it, as here, it is watched during the health stage instead, so
+//!   this is about nothing;
 //! - the health stage (probing the new container until it answers);
 //! - the route switch, from the proxy stage's start to the agent's `Caddy
 //!   routes ...` line (Caddy's admin API loading the new config).
@@ -106,7 +108,7 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
             Goal::None,
         ),
         Row::new(
-            "deploy: of which the 2 s start watch (app start)",
+            "deploy: of which the start watch (2 s only without [health])",
             &n,
             "ms",
             &column(|b| b.start_watch),

@@ -618,9 +618,35 @@ async fn ensure_image(
                 "image {image} is on this host, but not the one in archive {archive_digest}; loading the archive"
             ));
         }
-    } else if docker::has_image(docker, image).await {
-        emitter.system(format!("image {image} is already on this host"));
-        return Ok(());
+    } else {
+        let present = docker::has_image(docker, image).await;
+        match container.pull.as_str() {
+            "always" => {
+                emitter.system(format!("pulling image {image} (pull = \"always\")"));
+                return docker::pull(docker, image, container.registry_auth.as_ref(), emitter)
+                    .await
+                    .map_err(|err| {
+                        let instead = if present {
+                            format!("; host {host} has an image under that name: set pull = \"missing\" in [container] to use it")
+                        } else {
+                            String::new()
+                        };
+                        Failure::failed(format!(
+                            "image {image} could not be pulled on host {host} (pull = \"always\", the default for a `latest` or missing tag): {err}{instead}"
+                        ))
+                    });
+            }
+            "never" if !present => {
+                return Err(Failure::failed(format!(
+                    "image {image} is not on host {host}, and pull = \"never\"; load it there, deploy with --image-archive, or allow a pull"
+                )));
+            }
+            _ if present => {
+                emitter.system(format!("image {image} is already on this host"));
+                return Ok(());
+            }
+            _ => {}
+        }
     }
     if !archive_digest.is_empty() {
         emitter.system(format!(

@@ -1071,6 +1071,7 @@ pub fn spec_for(deployment: &Deployment, task_id: TaskId) -> TaskSpec {
                 image_archive_digest: deployment.image_archive_digest.clone().unwrap_or_default(),
                 image_archive_size: deployment.image_archive_size,
                 stop_timeout_secs: container.stop_timeout_secs.unwrap_or(0),
+                pull: container.pull_policy().as_str().to_string(),
                 proxy: deployment
                     .manifest
                     .proxy

@@ -569,7 +569,7 @@ mod container;
 mod health;
 mod proxy;
 pub use build::{Build, BuildKind, DEFAULT_BUILD_TIMEOUT};
-pub use container::{Container, parse_size, registry_of};
+pub use container::{Container, PullPolicy, parse_size, registry_of};
 pub use health::{Health, Probe};
 pub use proxy::Proxy;
 

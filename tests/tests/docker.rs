@@ -236,6 +236,54 @@ fn a_missing_image_is_named_with_its_host(dockerd: &Dockerd) {
             && message.contains("could not be pulled"),
         "{message}"
     );
+
+    // A `latest` tag moves, so it is pulled on every deploy even when the
+    // host has an image under that name; `pull = "missing"` uses that one.
+    let moving = "127.0.0.1:9/berth-test/present:latest";
+    dockerd.docker_ok(&["tag", IMAGE, moving]);
+    let manifest = |version: &str, pull: &str| {
+        format!(
+            "app = \"moving\"\nversion = \"{version}\"\n[target]\nhosts = [\"box-2\"]\n[container]\nimage = \"{moving}\"\nport = 8080\ncommand = {HTTPD}\nstop_timeout = \"1s\"\n{pull}"
+        )
+    };
+    let deploy = |version: &str, pull: &str| {
+        let bundle = write_bundle(
+            controller.dir.path(),
+            "moving",
+            &manifest(version, pull),
+            &[],
+        );
+        controller.deploy(&bundle)
+    };
+    let (code, deployment, stderr) = deploy("1", "");
+    assert_eq!(code, 1, "{stderr}");
+    let message = deployment["error_message"].as_str().expect("message");
+    assert!(
+        message.contains(&format!("image {moving} could not be pulled on host box-2"))
+            && message.contains("pull = \"always\"")
+            && message.contains("set pull = \"missing\""),
+        "{message}"
+    );
+    let (code, deployment, stderr) = deploy("2", "pull = \"missing\"\n");
+    assert_eq!(code, 0, "{stderr}\n{deployment:#}");
+    assert_eq!(
+        http_get(&host_port(&deployment, 0), "/").as_deref(),
+        Some("hello from the test image\n")
+    );
+    let (code, deployment, stderr) = deploy("3", "pull = \"never\"\n");
+    assert_eq!(code, 0, "{stderr}\n{deployment:#}");
+
+    // `never` with the image absent names the host and the ways out.
+    dockerd.docker_ok(&["rmi", moving]);
+    let (code, deployment, stderr) = deploy("4", "pull = \"never\"\n");
+    assert_eq!(code, 1, "{stderr}");
+    let message = deployment["error_message"].as_str().expect("message");
+    assert!(
+        message.contains(&format!(
+            "image {moving} is not on host box-2, and pull = \"never\""
+        )),
+        "{message}"
+    );
 }
 
 fn an_image_archive_reaches_hosts_without_the_image(dockerd: &Dockerd) {

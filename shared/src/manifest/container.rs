@@ -33,6 +33,60 @@ pub struct Container {
     /// Grace between SIGTERM and SIGKILL when stopping (default 10 s).
     #[serde(default)]
     pub stop_timeout_secs: Option<u32>,
+    /// When to pull the image; see [`Container::pull_policy`].
+    #[serde(default)]
+    pub pull: Option<PullPolicy>,
+}
+
+/// When a host pulls the image from its registry (an image archive or a
+/// built image never comes from a registry).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PullPolicy {
+    /// Only when the host does not have the image.
+    Missing,
+    /// On every deploy, so a moved tag is followed.
+    Always,
+    /// Never: the image must be on the host.
+    Never,
+}
+
+impl PullPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PullPolicy::Missing => "missing",
+            PullPolicy::Always => "always",
+            PullPolicy::Never => "never",
+        }
+    }
+
+    /// The policy a name means; `None` for anything else.
+    pub fn parse(text: &str) -> Option<PullPolicy> {
+        match text {
+            "missing" => Some(PullPolicy::Missing),
+            "always" => Some(PullPolicy::Always),
+            "never" => Some(PullPolicy::Never),
+            _ => None,
+        }
+    }
+}
+
+impl Container {
+    /// The `pull` setting, or by default `always` for an image named by a
+    /// tag that is meant to move (`latest`, or no tag at all, which is
+    /// `latest`) and `missing` for any other tag or a digest.
+    pub fn pull_policy(&self) -> PullPolicy {
+        self.pull.unwrap_or_else(|| {
+            if self.image.contains('@') {
+                return PullPolicy::Missing;
+            }
+            let last = self.image.rsplit('/').next().unwrap_or_default();
+            match last.rsplit_once(':') {
+                Some((_, tag)) if tag != "latest" => PullPolicy::Missing,
+                _ => PullPolicy::Always,
+            }
+        })
+    }
 }
 
 impl Checker {
@@ -54,6 +108,7 @@ impl Checker {
                 "memory",
                 "cpus",
                 "stop_timeout",
+                "pull",
             ],
         );
         let mut container = Container::default();
@@ -133,6 +188,18 @@ impl Checker {
                             None
                         }
                     });
+        }
+        if let Some(pull) = table.get("pull") {
+            container.pull = self.string("container.pull", pull).and_then(|text| {
+                let policy = PullPolicy::parse(text);
+                if policy.is_none() {
+                    self.error(
+                        "container.pull",
+                        format!("is `{text}`; use \"missing\" (pull only when the host lacks the image), \"always\" or \"never\""),
+                    );
+                }
+                policy
+            });
         }
         Some(container)
     }

@@ -188,6 +188,46 @@ cpus = 0.5
 }
 
 #[test]
+fn the_pull_policy_follows_moving_tags_unless_set() {
+    let policy = |image: &str, pull: &str| {
+        let pull = if pull.is_empty() {
+            String::new()
+        } else {
+            format!("pull = \"{pull}\"\n")
+        };
+        let text = format!(
+            "app = \"w\"\n[target]\nhosts = [\"h\"]\n[container]\nimage = \"{image}\"\n{pull}"
+        );
+        Manifest::parse(&text)
+            .expect("valid")
+            .container
+            .expect("container")
+            .pull_policy()
+    };
+    assert_eq!(policy("web", ""), PullPolicy::Always);
+    assert_eq!(policy("web:latest", ""), PullPolicy::Always);
+    assert_eq!(
+        policy("registry.example.com:5000/team/web", ""),
+        PullPolicy::Always
+    );
+    assert_eq!(
+        policy("registry.example.com:5000/team/web:1.2", ""),
+        PullPolicy::Missing
+    );
+    assert_eq!(
+        policy(&format!("web@sha256:{}", "a".repeat(64)), ""),
+        PullPolicy::Missing
+    );
+    assert_eq!(policy("web:latest", "missing"), PullPolicy::Missing);
+    assert_eq!(policy("web:1.2", "always"), PullPolicy::Always);
+    assert_eq!(policy("web:1.2", "never"), PullPolicy::Never);
+    check(
+        "app = \"w\"\n[target]\nhosts = [\"h\"]\n[container]\nimage = \"w:1\"\npull = \"sometimes\"\n",
+        &["container.pull: is `sometimes`; use \"missing\""],
+    );
+}
+
+#[test]
 fn reports_container_mistakes() {
     check(
         "app = \"w\"\n[target]\nhosts = [\"h\"]\n[container]\nhost_port = 70000\nenv = { \"1BAD\" = \"x\" }\ncpus = 0\n",

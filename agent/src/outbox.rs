@@ -37,8 +37,10 @@ const MAX_SPOOL_BYTES: u64 = 512 * 1024 * 1024;
 /// batches, what the pump keeps in flight, so batches still leave full
 /// while the lag a follower sees stays well under a second.
 const MAX_BACKLOG: u64 = 2048;
-/// A paused producer resumes anyway when the controller acknowledged
-/// nothing for this long; its lines then wait in the spool.
+/// A paused producer resumes when the controller acknowledged nothing for
+/// this long, and is not paused again until it acknowledges more (a
+/// controller that cannot store must not slow the scripts); its lines
+/// then wait in the spool.
 const STALL: std::time::Duration = std::time::Duration::from_secs(5);
 /// Largest single spool record accepted when reading.
 const MAX_RECORD: u32 = 1024 * 1024;
@@ -126,6 +128,9 @@ struct TaskLog {
     finished: bool,
     /// The stage that last started, for the record of an interrupted task.
     stage: String,
+    /// The ack at which a paused producer waited out [`STALL`]: until the
+    /// controller acknowledges more, the task's output is not paused.
+    stalled_at: Option<u64>,
 }
 
 /// Pending events of all tasks.
@@ -415,10 +420,10 @@ impl Outbox {
     /// and further behind and its spool growing.
     pub fn backlogged(&self, task_id: TaskId) -> bool {
         self.linked.load(std::sync::atomic::Ordering::SeqCst)
-            && self
-                .lock()
-                .get(&task_id)
-                .is_some_and(|log| log.next_seq.saturating_sub(log.acked + 1) > MAX_BACKLOG)
+            && self.lock().get(&task_id).is_some_and(|log| {
+                log.next_seq.saturating_sub(log.acked + 1) > MAX_BACKLOG
+                    && log.stalled_at != Some(log.acked)
+            })
     }
 
     /// Waits while [`Outbox::backlogged`] holds, or until the controller
@@ -428,8 +433,7 @@ impl Outbox {
     }
 
     async fn room_or_stall(&self, task_id: TaskId, stall: std::time::Duration) {
-        let acked = |outbox: &Outbox| outbox.lock().get(&task_id).map(|log| log.acked);
-        let mut progress = acked(self);
+        let mut progress = self.lock().get(&task_id).map(|log| log.acked);
         loop {
             let woken = self.acks.notified();
             tokio::pin!(woken);
@@ -438,11 +442,15 @@ impl Outbox {
                 return;
             }
             if tokio::time::timeout(stall, woken).await.is_err() {
-                let now = acked(self);
-                if now == progress {
+                let mut tasks = self.lock();
+                let Some(log) = tasks.get_mut(&task_id) else {
+                    return;
+                };
+                if Some(log.acked) == progress {
+                    log.stalled_at = Some(log.acked);
                     return;
                 }
-                progress = now;
+                progress = Some(log.acked);
             }
         }
     }
@@ -569,6 +577,7 @@ impl TaskLog {
             path,
             finished: false,
             stage: String::new(),
+            stalled_at: None,
         }
     }
 

@@ -269,5 +269,13 @@ async fn a_paused_producer_resumes_when_the_controller_stalls() {
     let started = std::time::Instant::now();
     outbox.room_or_stall(task, stall).await;
     assert!(started.elapsed() >= stall, "waited out the stall");
-    assert!(outbox.backlogged(task), "resumed without room");
+    assert!(
+        !outbox.backlogged(task),
+        "not paused again while the controller acknowledges nothing"
+    );
+    outbox.push(task, log("more"));
+    assert!(!outbox.backlogged(task));
+    // Acknowledgements resume, so pausing does too.
+    outbox.ack(task, 1);
+    assert!(outbox.backlogged(task), "still far ahead of the acks");
 }

@@ -520,3 +520,49 @@ fn an_idempotency_key_returns_the_same_deployment_and_guards_its_manifest() {
         .json();
     assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed:#}");
 }
+
+#[test]
+fn a_canceled_deployment_holds_its_app_until_its_hosts_have_stopped() {
+    let controller = Controller::start();
+    let _agent = Agent::join(&controller, "h1", "role=web");
+    let dir = scratch(&controller, "stopping");
+    let d = dir.display();
+    // On SIGTERM the setup takes its time to stop: until `release` appears
+    // (the agent would SIGKILL it after 5 s).
+    let slow_stop = format!(
+        "app = \"drain\"\nversion = \"1\"\n[target]\nhosts = [\"h1\"]\n[setup]\nrun = [\"trap 'echo x > {d}/stopping; while [ ! -e {d}/release ]; do sleep 0.05; done; exit 1' TERM; echo x > {d}/started; while true; do sleep 0.05; done\"]\ntimeout = \"5m\"\n"
+    );
+    let bundle = write_bundle(controller.dir.path(), "drain", &slow_stop, &[]);
+    let id = id_of(&controller.deploy_detached(&bundle, &[]).json());
+    wait_for_file(&dir.join("started"));
+    let canceled = controller.berth(&["cancel", &id, "--detach", "-o", "json"]);
+    assert_eq!(canceled.code, 0, "{}", canceled.stderr);
+    wait_for_file(&dir.join("stopping"));
+
+    // Canceled, but h1 still runs its setup: nothing new may start beside it.
+    let next = write_bundle(
+        controller.dir.path(),
+        "next",
+        &manifest("drain", "2", &dir, false, ""),
+        &[],
+    );
+    let refused = controller.deploy_detached(&next, &[]);
+    assert_eq!(refused.code, 5, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains(&id)
+            && refused
+                .stderr
+                .contains("is canceled but host(s) h1 are still stopping"),
+        "{}",
+        refused.stderr
+    );
+
+    // Once the host has stopped, the app is free.
+    std::fs::write(dir.join("release"), b"").expect("release");
+    let done = controller.wait_quiet(&id);
+    assert_eq!(done["status"], "canceled", "{done:#}");
+    let created = controller.deploy_detached(&next, &[]);
+    assert_eq!(created.code, 0, "{}", created.stderr);
+    let second = controller.wait_quiet(&id_of(&created.json()));
+    assert_eq!(second["status"], "deployed", "{second:#}");
+}

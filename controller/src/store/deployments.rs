@@ -90,21 +90,47 @@ pub(super) fn id_from_suffix(key: &[u8]) -> Option<DeploymentId> {
         .map(DeploymentId::from_bytes)
 }
 
-/// The deployment holding the running slot `slot`, if it is still running.
+/// True while a deployment keeps its app+environment's running slot: it
+/// is running, or it has ended (canceled, timed out, failed) but a host is
+/// still stopping its task, so nothing new may start beside it.
+pub(super) fn holds_slot(deployment: &Deployment) -> bool {
+    deployment.status.is_running() || deployment.tasks.iter().any(|task| !task.status.is_final())
+}
+
+/// Why the holder of a running slot blocks a new deployment: "is still
+/// running", or which hosts are still stopping an ended one.
+pub(super) fn holder_text(holder: &Deployment) -> String {
+    if holder.status.is_running() {
+        return "is still running".into();
+    }
+    let hosts: Vec<&str> = holder
+        .tasks
+        .iter()
+        .filter(|task| !task.status.is_final())
+        .map(|task| task.host.as_str())
+        .collect();
+    format!(
+        "is {} but host(s) {} are still stopping its work (a host that stays away ends `lost` after the controller's --lost-grace)",
+        holder.status,
+        hosts.join(", ")
+    )
+}
+
+/// The deployment holding the running slot `slot`, if it still holds it
+/// (see [`holds_slot`]).
 pub(super) fn running_holder(
     deployments: &TransactionalTree,
     meta: &TransactionalTree,
     slot: &[u8],
-) -> Result<Option<DeploymentId>, ConflictableTransactionError<StoreError>> {
+) -> Result<Option<Deployment>, ConflictableTransactionError<StoreError>> {
     let Some(holder) = meta.get(slot)?.and_then(|holder| id_from_suffix(&holder)) else {
         return Ok(None);
     };
-    let running = deployments
+    let holder = deployments
         .get(holder.to_bytes())?
         .map(|bytes| decode::<Deployment>("deployments", &bytes).map_err(abort))
-        .transpose()?
-        .is_some_and(|deployment| deployment.status.is_running());
-    Ok(running.then_some(holder))
+        .transpose()?;
+    Ok(holder.filter(holds_slot))
 }
 
 pub(super) fn abort(err: StoreError) -> ConflictableTransactionError<StoreError> {
@@ -152,16 +178,16 @@ impl Store {
             }
             let slot = running_slot(&deployment.app, &deployment.environment);
             let mut waiting_for: Option<DeploymentId> = None;
-            if let Some(holder_id) = running_holder(deployments, meta, &slot)?
+            if let Some(holder) = running_holder(deployments, meta, &slot)?
                 && !force
             {
                 if !queue {
                     return Err(abort(StoreError::Conflict(format!(
-                        "deployment {holder_id} of {} in {} is still running; wait for it, cancel it, deploy with --queue to run after it, or with --force",
-                        deployment.app, deployment.environment
+                        "deployment {} of {} in {} {}; wait for it, cancel it, deploy with --queue to run after it, or with --force",
+                        holder.id, deployment.app, deployment.environment, holder_text(&holder)
                     ))));
                 }
-                waiting_for = Some(holder_id);
+                waiting_for = Some(holder.id);
             }
             let mut record = deployment.clone();
             if let Some(holder) = waiting_for {
@@ -227,14 +253,18 @@ impl Store {
             let before = deployment.status;
             let (result, lines) = change(&mut deployment).map_err(abort)?;
             write_chunks(logs, id, &lines)?;
+            // The slot is given up once nothing of the deployment runs any
+            // more, which for a canceled one is when its hosts have stopped.
+            if deployment.status.is_settled() && !holds_slot(&deployment) {
+                let slot = running_slot(&deployment.app, &deployment.environment);
+                if meta.get(&slot)?.as_deref() == Some(&id.to_bytes()[..]) {
+                    meta.remove(slot)?;
+                }
+            }
             if deployment.status != before {
                 idx_status.remove(status_key(before, id))?;
                 idx_status.insert(status_key(deployment.status, id), &[])?;
                 if deployment.status.is_settled() {
-                    let slot = running_slot(&deployment.app, &deployment.environment);
-                    if meta.get(&slot)?.as_deref() == Some(&id.to_bytes()[..]) {
-                        meta.remove(slot)?;
-                    }
                     meta.remove(super::lifecycle::queue_key(
                         &deployment.app,
                         &deployment.environment,

@@ -7,8 +7,8 @@ use berth_shared::record::Deployment;
 use sled::Transactional;
 
 use super::deployments::{
-    abort, app_key, app_prefix, id_from_suffix, read_deployment, running_holder, running_slot,
-    status_key, user_key,
+    abort, app_key, app_prefix, holder_text, holds_slot, id_from_suffix, read_deployment,
+    running_holder, running_slot, status_key, user_key,
 };
 use super::{Store, StoreError, decode, encode};
 
@@ -41,12 +41,12 @@ impl Store {
             let mut deployment = read_deployment(deployments, id)?;
             let slot = running_slot(&deployment.app, &deployment.environment);
             if let Some(holder) = running_holder(deployments, meta, &slot)?
-                && holder != id
+                && holder.id != id
                 && !force
             {
                 return Err(abort(StoreError::Conflict(format!(
-                    "deployment {holder} of {} in {} is still running; wait for it, cancel it, use --queue to run after it, or --force",
-                    deployment.app, deployment.environment
+                    "deployment {} of {} in {} {}; wait for it, cancel it, use --queue to run after it, or --force",
+                    holder.id, deployment.app, deployment.environment, holder_text(&holder)
                 ))));
             }
             let before = deployment.status;
@@ -141,7 +141,8 @@ impl Store {
         Ok(ids)
     }
 
-    /// The running deployment that holds this app+environment, if any.
+    /// The deployment that holds this app+environment (see
+    /// [`holds_slot`]), if any.
     pub fn slot_holder(
         &self,
         app: &str,
@@ -153,12 +154,12 @@ impl Store {
         let Some(id) = id_from_suffix(&holder) else {
             return Ok(None);
         };
-        let running = self
+        let holds = self
             .deployments
             .get(id.to_bytes())?
             .map(|bytes| decode::<Deployment>("deployments", &bytes))
             .transpose()?
-            .is_some_and(|deployment| deployment.status.is_running());
-        Ok(running.then_some(id))
+            .is_some_and(|deployment| holds_slot(&deployment));
+        Ok(holds.then_some(id))
     }
 }

@@ -175,7 +175,23 @@ fn finish_task(deployment: &mut Deployment, task_id: TaskId, finished: &TaskFini
         _ => TaskStatus::Failed,
     };
     let reason = (!finished.error.is_empty()).then(|| finished.error.clone());
-    if set_task_status(deployment, task_id, next, reason)
+    let halted = matches!(
+        deployment.status,
+        DeploymentStatus::Canceled | DeploymentStatus::TimedOut
+    );
+    let changed = set_task_status(deployment, task_id, next, reason);
+    if changed && next == TaskStatus::Done && halted {
+        // The host got there before the cancel did: say what it runs now.
+        if let Some(task) = deployment.tasks.iter().find(|task| task.id == task_id) {
+            let host = task.host.clone();
+            let reason = format!(
+                "host {host} had finished before the deployment was {}: it runs version {} of {}; deploy or roll back to set what all hosts run",
+                deployment.status, deployment.version, deployment.app
+            );
+            note(deployment, &host, None, "finished_anyway", Some(reason));
+        }
+    }
+    if changed
         && next != TaskStatus::Done
         && let Some(task) = deployment.task_mut(task_id)
     {

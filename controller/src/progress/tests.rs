@@ -199,3 +199,26 @@ fn illegal_status_changes_are_refused() {
     assert!(!set_status(&mut d, DeploymentStatus::Deploying, None));
     assert_eq!(d.status, DeploymentStatus::Canceled);
 }
+
+#[test]
+fn a_host_that_finished_before_the_cancel_reached_it_is_named() {
+    let mut d = deployment(&["h1", "h2"], 0);
+    start(&mut d, 0);
+    start(&mut d, 1);
+    set_status(&mut d, DeploymentStatus::Canceled, Some("canceled by admin".into()));
+    finish(&mut d, 0, "done", "");
+    finish(&mut d, 1, "canceled", "canceled");
+    assert_eq!(d.status, DeploymentStatus::Canceled);
+    let notes: Vec<&str> = d
+        .transitions
+        .iter()
+        .filter(|t| t.to == "finished_anyway")
+        .filter_map(|t| t.reason.as_deref())
+        .collect();
+    assert_eq!(notes.len(), 1, "{:#?}", d.transitions);
+    assert!(
+        notes[0].starts_with("host h1 had finished before the deployment was canceled: it runs version"),
+        "{}",
+        notes[0]
+    );
+}

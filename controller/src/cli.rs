@@ -7,6 +7,7 @@ mod bundle;
 mod deploy;
 mod exec;
 mod lifecycle;
+mod live;
 mod logs;
 mod output;
 mod show;

@@ -24,6 +24,7 @@ pub fn note(
         from: from.map(str::to_string),
         to: to.to_string(),
         reason,
+        seq: None,
     });
     deployment.updated_at = Timestamp::now();
 }
@@ -79,8 +80,32 @@ pub fn set_task_status(
     true
 }
 
-/// Applies one agent event to a task. Returns the log line to store, if any.
+/// Applies one agent event to a task. Returns the log line to store, if
+/// any. The task's transitions it causes carry the event's sequence number.
 pub fn apply_event(
+    deployment: &mut Deployment,
+    task_id: TaskId,
+    event: &TaskEvent,
+) -> Option<StoredLine> {
+    let before = deployment.transitions.len();
+    let line = apply_event_inner(deployment, task_id, event);
+    if deployment.transitions.len() > before
+        && let Some(host) = deployment
+            .tasks
+            .iter()
+            .find(|task| task.id == task_id)
+            .map(|task| task.host.clone())
+    {
+        for transition in deployment.transitions.iter_mut().skip(before) {
+            if transition.subject == host {
+                transition.seq = Some(event.seq);
+            }
+        }
+    }
+    line
+}
+
+fn apply_event_inner(
     deployment: &mut Deployment,
     task_id: TaskId,
     event: &TaskEvent,

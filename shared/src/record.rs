@@ -217,6 +217,11 @@ pub struct Transition {
     pub from: Option<String>,
     pub to: String,
     pub reason: Option<String>,
+    /// For a task's transition caused by one of its agent's events, that
+    /// event's sequence number: it orders the transition among the task's
+    /// log lines, which share the numbering.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
 }
 
 /// A stored log line as `berth logs -o json` prints it.

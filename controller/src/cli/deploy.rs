@@ -2,18 +2,16 @@
 //! create the deployment, then follow it live with per-host progress.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
-use berth_proto::v1::{
-    CreateDeploymentRequest, GetDeploymentRequest, GetLogsRequest, StopAppRequest,
-};
+use berth_proto::v1::{CreateDeploymentRequest, GetDeploymentRequest, StopAppRequest};
 use berth_shared::exit;
 use berth_shared::manifest::Manifest;
 use berth_shared::record::{Deployment, TaskKind};
 use berth_shared::state::{DeploymentStatus, TaskStatus};
 use clap::Args;
 
-use super::output::{emit, progress, transition_text};
+use super::live::follow;
+use super::output::{emit, progress};
 use super::{Failure, Outcome, Session};
 
 #[derive(Args, Debug)]
@@ -387,81 +385,6 @@ async fn upload_reporting(
 
 pub fn parse<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, Failure> {
     serde_json::from_str(json).map_err(|err| Failure::new(exit::FAILED, format!("the controller sent a reply this CLI cannot read ({err}); are the versions matched?")))
-}
-
-/// Prints each new transition until the deployment is quiet; returns the
-/// last snapshot.
-pub async fn follow(session: &mut Session, deployment: &Deployment) -> Result<Deployment, Failure> {
-    let started = Instant::now();
-    let id = deployment.id.to_string();
-    let mut watch = session
-        .client
-        .watch_deployment(GetDeploymentRequest { id: id.clone() })
-        .await?
-        .into_inner();
-    // berth's own progress lines (bundle fetch, image pull or load, container
-    // start) and the containers' start-up output, beside the transitions.
-    let request = GetLogsRequest {
-        deployment_id: id,
-        follow: true,
-        host: String::new(),
-        stage: String::new(),
-        tail: 0,
-        app_output: false,
-        stream: String::new(),
-        level: String::new(),
-        since_ms: 0,
-    };
-    let mut logs = session.client.clone().get_logs(request).await?.into_inner();
-    let mut logs_open = true;
-    let mut printed = deployment.transitions.len();
-    let mut last = deployment.clone();
-    loop {
-        tokio::select! {
-            reply = watch.message() => {
-                let Some(reply) = reply? else { break };
-                let current: Deployment = parse(&reply.json)?;
-                for transition in current.transitions.iter().skip(printed) {
-                    let elapsed = started.elapsed().as_secs_f32();
-                    progress(session.format, &format!("{elapsed:>6.1}s  {}", transition_text(transition)));
-                }
-                printed = current.transitions.len();
-                last = current;
-            }
-            record = logs.message(), if logs_open => match record {
-                Ok(Some(record)) => live_line(session.format, started, &record),
-                // The live view goes on without lines if their stream fails.
-                Ok(None) | Err(_) => logs_open = false,
-            },
-        }
-    }
-    // Lines still in flight when the deployment settled.
-    while logs_open {
-        match tokio::time::timeout(std::time::Duration::from_secs(2), logs.message()).await {
-            Ok(Ok(Some(record))) => live_line(session.format, started, &record),
-            _ => logs_open = false,
-        }
-    }
-    Ok(last)
-}
-
-/// Prints berth's own progress lines and the containers' start-up output
-/// in the live view (script output stays in `berth logs`).
-fn live_line(format: super::Format, started: Instant, record: &berth_proto::v1::LogRecord) {
-    let marker = match (record.stream.as_str(), record.stage.as_str()) {
-        ("system", _) => "#",
-        // A container's start-up output, and the build's output.
-        ("container", _) | ("stdout" | "stderr", "build") => "|",
-        _ => return,
-    };
-    let elapsed = started.elapsed().as_secs_f32();
-    progress(
-        format,
-        &format!(
-            "{elapsed:>6.1}s  {:<16} {marker} {}",
-            record.host, record.line
-        ),
-    );
 }
 
 pub fn summary(deployment: &Deployment) -> String {

@@ -6,7 +6,8 @@ use berth_shared::record::Deployment;
 use berth_shared::state::DeploymentStatus;
 use clap::Args;
 
-use super::deploy::{finish, follow, parse, summary};
+use super::deploy::{finish, parse, summary};
+use super::live::follow;
 use super::output::{emit, progress};
 use super::{Outcome, Session};
 

@@ -205,7 +205,11 @@ fn a_host_that_finished_before_the_cancel_reached_it_is_named() {
     let mut d = deployment(&["h1", "h2"], 0);
     start(&mut d, 0);
     start(&mut d, 1);
-    set_status(&mut d, DeploymentStatus::Canceled, Some("canceled by admin".into()));
+    set_status(
+        &mut d,
+        DeploymentStatus::Canceled,
+        Some("canceled by admin".into()),
+    );
     finish(&mut d, 0, "done", "");
     finish(&mut d, 1, "canceled", "canceled");
     assert_eq!(d.status, DeploymentStatus::Canceled);
@@ -217,8 +221,41 @@ fn a_host_that_finished_before_the_cancel_reached_it_is_named() {
         .collect();
     assert_eq!(notes.len(), 1, "{:#?}", d.transitions);
     assert!(
-        notes[0].starts_with("host h1 had finished before the deployment was canceled: it runs version"),
+        notes[0].starts_with(
+            "host h1 had finished before the deployment was canceled: it runs version"
+        ),
         "{}",
         notes[0]
+    );
+}
+
+#[test]
+fn a_tasks_transitions_carry_the_number_of_the_event_that_caused_them() {
+    let mut d = deployment(&["h1"], 0);
+    let id = d.tasks[0].id;
+    apply_event(
+        &mut d,
+        id,
+        &TaskEvent {
+            seq: 7,
+            ts_ms: 1,
+            kind: Some(EventKind::StageStarted(StageStarted {
+                stage: "setup".into(),
+            })),
+        },
+    );
+    settle(&mut d);
+    let numbered: Vec<(&str, Option<u64>)> = d
+        .transitions
+        .iter()
+        .map(|t| (t.subject.as_str(), t.seq))
+        .collect();
+    assert!(numbered.contains(&("h1", Some(7))), "{numbered:?}");
+    assert!(
+        numbered
+            .iter()
+            .filter(|(subject, _)| *subject == "deployment")
+            .all(|(_, seq)| seq.is_none()),
+        "the deployment's own transitions have no number: {numbered:?}"
     );
 }

@@ -169,16 +169,7 @@ fn serves_replaces_and_survives_a_failed_start(dockerd: &Dockerd) {
         logs.contains("starting v3"),
         "the container's output is in the logs:\n{logs}"
     );
-    assert_eq!(
-        http_get(&port, "/").as_deref(),
-        Some("version two\n"),
-        "the previous version still serves"
-    );
-    assert_eq!(
-        dockerd.containers_of("web").len(),
-        1,
-        "the failed container was removed"
-    );
+    assert_previous_kept(dockerd, "web", &port, "version two\n");
 
     // Stop, then an agent restart: still one container, now stopped.
     let stopped = controller.berth(&["stop", "web", "-o", "json"]).json();
@@ -378,6 +369,22 @@ fn an_image_archive_reaches_hosts_without_the_image(dockerd: &Dockerd) {
     );
 }
 
+/// After a failed deploy of `app`: the previous version still answers on
+/// `port` with `body`, and the new container is gone.
+fn assert_previous_kept(dockerd: &Dockerd, app: &str, port: &str, body: &str) {
+    assert_eq!(
+        http_get(port, "/").as_deref(),
+        Some(body),
+        "the previous version of {app} still serves"
+    );
+    assert_eq!(
+        dockerd.containers_of(app).len(),
+        1,
+        "the failed container of {app} was removed: {:?}",
+        dockerd.containers_of(app)
+    );
+}
+
 /// A container app on one host, gated by an HTTP check of `check`.
 fn checked_manifest(app: &str, host: &str, version: &str, check: &str, timeout: &str) -> String {
     format!(
@@ -505,16 +512,7 @@ fn an_unhealthy_container_never_takes_over(dockerd: &Dockerd) {
         shown.contains("HTTP 404") && shown.contains("container_logs"),
         "berth show tells why:\n{shown}"
     );
-    assert_eq!(
-        http_get(&port, "/").as_deref(),
-        Some("hello from the test image\n"),
-        "version 1 still serves"
-    );
-    assert_eq!(
-        dockerd.containers_of("checked").len(),
-        1,
-        "the unhealthy container was removed"
-    );
+    assert_previous_kept(dockerd, "checked", &port, "hello from the test image\n");
 
     // A container that dies while its health is checked fails the check
     // at once, saying so with its last lines, not at the check's timeout.
@@ -533,16 +531,7 @@ fn an_unhealthy_container_never_takes_over(dockerd: &Dockerd) {
             && message.contains("dying now"),
         "{third:#}"
     );
-    assert_eq!(
-        http_get(&port, "/").as_deref(),
-        Some("hello from the test image\n"),
-        "version 1 still serves"
-    );
-    assert_eq!(
-        dockerd.containers_of("checked").len(),
-        1,
-        "the dead container was removed"
-    );
+    assert_previous_kept(dockerd, "checked", &port, "hello from the test image\n");
 
     // Version 1 keeps being checked: once it fails, status and inspect say so.
     let running = dockerd.containers_of("checked")[0]

@@ -434,6 +434,8 @@ impl Outbox {
 
     async fn room_or_stall(&self, task_id: TaskId, stall: std::time::Duration) {
         let mut progress = self.lock().get(&task_id).map(|log| log.acked);
+        // Only this task's acks move the deadline (the wake-ups are shared).
+        let mut deadline = tokio::time::Instant::now() + stall;
         loop {
             let woken = self.acks.notified();
             tokio::pin!(woken);
@@ -441,16 +443,17 @@ impl Outbox {
             if !self.backlogged(task_id) {
                 return;
             }
-            if tokio::time::timeout(stall, woken).await.is_err() {
-                let mut tasks = self.lock();
-                let Some(log) = tasks.get_mut(&task_id) else {
-                    return;
-                };
-                if Some(log.acked) == progress {
-                    log.stalled_at = Some(log.acked);
-                    return;
-                }
+            let timed_out = tokio::time::timeout_at(deadline, woken).await.is_err();
+            let mut tasks = self.lock();
+            let Some(log) = tasks.get_mut(&task_id) else {
+                return;
+            };
+            if Some(log.acked) != progress {
                 progress = Some(log.acked);
+                deadline = tokio::time::Instant::now() + stall;
+            } else if timed_out {
+                log.stalled_at = Some(log.acked);
+                return;
             }
         }
     }

@@ -708,7 +708,8 @@ fn remember_loaded(agent: &Agent, digest: &str, id: &str) {
     };
     let dir = agent.files.loaded_images();
     let written = std::fs::create_dir_all(&dir).and_then(|()| {
-        let temporary = dir.join(format!("{name}.tmp"));
+        // Its own temporary file: two tasks may load the same archive.
+        let temporary = dir.join(format!("{name}.{}.tmp", TaskId::new()));
         std::fs::write(&temporary, id)?;
         std::fs::rename(&temporary, dir.join(name))
     });

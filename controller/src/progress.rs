@@ -207,7 +207,11 @@ fn finish_task(deployment: &mut Deployment, task_id: TaskId, finished: &TaskFini
     let changed = set_task_status(deployment, task_id, next, reason);
     if changed && next == TaskStatus::Done && halted {
         // The host got there before the cancel did: say what it runs now.
-        if let Some(task) = deployment.tasks.iter().find(|task| task.id == task_id) {
+        if let Some(task) = deployment
+            .tasks
+            .iter()
+            .find(|task| task.id == task_id && task.kind == TaskKind::Deploy)
+        {
             let host = task.host.clone();
             let reason = format!(
                 "host {host} had finished before the deployment was {}: it runs version {} of {}; deploy or roll back to set what all hosts run",

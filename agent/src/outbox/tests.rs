@@ -279,3 +279,36 @@ async fn a_paused_producer_resumes_when_the_controller_stalls() {
     outbox.ack(task, 1);
     assert!(outbox.backlogged(task), "still far ahead of the acks");
 }
+
+#[tokio::test]
+async fn another_tasks_acks_do_not_keep_a_stalled_task_paused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (outbox, _) = Outbox::load(dir.path(), "a1").expect("load");
+    let outbox = std::sync::Arc::new(outbox);
+    let (stalled, busy) = (TaskId::new(), TaskId::new());
+    for task in [stalled, busy] {
+        outbox.open(task, "dep", 1).expect("open");
+        for index in 0..=MAX_BACKLOG * 2 {
+            outbox.push(task, log(&format!("line {index}")));
+        }
+    }
+    outbox.set_linked(true);
+    // The other task is acknowledged bit by bit the whole time.
+    let acker = tokio::spawn({
+        let outbox = outbox.clone();
+        async move {
+            for upto in 1..=200 {
+                outbox.ack(busy, upto);
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    });
+    let stall = std::time::Duration::from_millis(200);
+    tokio::time::timeout(
+        std::time::Duration::from_millis(1500),
+        outbox.room_or_stall(stalled, stall),
+    )
+    .await
+    .expect("the stalled task resumes after its own stall, whatever else is acknowledged");
+    acker.abort();
+}

@@ -95,6 +95,17 @@ pub fn name_for(app: &str, environment: &str, host: &str, deployment_id: &str) -
     )
 }
 
+/// True when Docker answered 404: the container (or image) is not there.
+fn is_not_found(err: &bollard::errors::Error) -> bool {
+    matches!(
+        err,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
 fn text(message: impl std::fmt::Display) -> String {
     message.to_string()
 }
@@ -353,7 +364,16 @@ async fn watch(
                 _ => tokio::time::sleep(Duration::from_millis(100)).await,
             },
             _ = ticker.tick() => {
-                let inspect = docker.inspect_container(name, None::<InspectContainerOptions>).await.map_err(text)?;
+                let inspect = match docker.inspect_container(name, None::<InspectContainerOptions>).await {
+                    Ok(inspect) => inspect,
+                    // Beside a long health check a passing Docker error is
+                    // not the container's fault: look again at the next tick.
+                    Err(err) if hold.is_none() && !is_not_found(&err) => {
+                        tracing::warn!(container = %name, error = %err, "could not inspect the container; trying again");
+                        continue;
+                    }
+                    Err(err) => return Err(format!("container {name}: {err}")),
+                };
                 let state = inspect.state.unwrap_or_default();
                 let restarts = inspect.restart_count.unwrap_or(0);
                 let running = state.running.unwrap_or(false);

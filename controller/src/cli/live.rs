@@ -51,7 +51,14 @@ pub async fn follow(session: &mut Session, deployment: &Deployment) -> Result<De
         let due = view.due();
         tokio::select! {
             reply = watch.message() => {
-                let Some(reply) = reply? else { break };
+                let reply = match reply {
+                    Ok(reply) => reply,
+                    Err(status) => {
+                        view.flush();
+                        return Err(status.into());
+                    }
+                };
+                let Some(reply) = reply else { break };
                 let current: Deployment = parse(&reply.json)?;
                 for transition in current.transitions.iter().skip(printed) {
                     view.add(&transition.subject, transition.seq, transition_text(transition));
@@ -65,7 +72,7 @@ pub async fn follow(session: &mut Session, deployment: &Deployment) -> Result<De
                 Ok(None) | Err(_) => logs_open = false,
             },
             () = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
-                view.flush();
+                view.flush_due();
             }
         }
     }
@@ -108,7 +115,7 @@ impl View {
 
     /// When the oldest entry has waited long enough.
     fn due(&self) -> Option<tokio::time::Instant> {
-        self.pending.first().map(|entry| entry.arrived + HOLD)
+        self.pending.iter().map(|entry| entry.arrived + HOLD).min()
     }
 
     fn add(&mut self, subject: &str, seq: Option<u64>, text: String) {
@@ -134,8 +141,22 @@ impl View {
         self.add(&record.host, Some(record.seq), text);
     }
 
-    /// Prints everything waiting, each host's numbered entries in sequence
-    /// order in the places they took.
+    /// Prints, in order, the entries that have waited [`HOLD`] and what
+    /// must come before them; the rest go on waiting.
+    fn flush_due(&mut self) {
+        let mut ordered = in_order(std::mem::take(&mut self.pending));
+        let now = tokio::time::Instant::now();
+        let printable = ordered
+            .iter()
+            .rposition(|entry| entry.arrived + HOLD <= now)
+            .map_or(0, |last| last + 1);
+        self.pending = ordered.split_off(printable);
+        for entry in ordered {
+            progress(self.format, &entry.text);
+        }
+    }
+
+    /// Prints everything waiting, in order.
     fn flush(&mut self) {
         for entry in in_order(std::mem::take(&mut self.pending)) {
             progress(self.format, &entry.text);

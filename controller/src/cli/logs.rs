@@ -207,7 +207,15 @@ pub async fn logs(session: &mut Session, args: LogsArgs) -> Outcome {
                 stream.message().await
             }
         };
-        let Some(record) = next? else { break };
+        let record = match next {
+            Ok(Some(record)) => record,
+            Ok(None) => break,
+            Err(status) => {
+                // What arrived before the failure is shown first.
+                write_out(&mut out)?;
+                return Err(status.into());
+            }
+        };
         if let Some(expired) = &record.expired {
             write_out(&mut out)?;
             eprintln!("{}", expired_notice(expired));

@@ -422,9 +422,12 @@ async fn deploy_container(
     let id = docker::start(&docker, spec, container, emitter)
         .await
         .map_err(Failure::failed)?;
-    // With a health check, staying up is watched while it is checked
-    // (`check_health`); without one the container must stay up a while.
-    let watched = if container.health.is_some() {
+    // With a check that reaches the app (http, run), staying up is watched
+    // while it is checked (`check_health`); otherwise the container must
+    // stay up a while first. A TCP connect is answered by Docker's port
+    // proxy even when nothing listens inside, so it proves too little.
+    let checked_at_once = container.health.as_ref().is_some_and(|health| !health.tcp);
+    let watched = if checked_at_once {
         Ok(())
     } else {
         docker::watch_start(&docker, &name, emitter).await

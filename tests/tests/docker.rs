@@ -533,6 +533,23 @@ fn an_unhealthy_container_never_takes_over(dockerd: &Dockerd) {
     );
     assert_previous_kept(dockerd, "checked", &port, "hello from the test image\n");
 
+    // A TCP check proves too little (Docker's port proxy accepts while
+    // nothing listens inside): the new container must first stay up.
+    let dying_tcp = format!(
+        "app = \"checked\"\nversion = \"4\"\n[target]\nhosts = [\"box-3\"]\n[container]\nimage = \"{IMAGE}\"\nport = 8080\ncommand = [\"sh\", \"-c\", \"echo dying now; exit 7\"]\nstop_timeout = \"1s\"\n[health]\ntcp = true\ninterval = \"200ms\"\ntimeout = \"10m\"\n"
+    );
+    let dying_tcp = write_bundle(controller.dir.path(), "dying-tcp", &dying_tcp, &[]);
+    let (code, fourth, _) = controller.deploy(&dying_tcp);
+    assert_eq!(code, 1);
+    assert_eq!(fourth["error_step"], "deploy", "{fourth:#}");
+    assert!(
+        fourth["error_message"]
+            .as_str()
+            .is_some_and(|message| message.contains("during start-up")),
+        "{fourth:#}"
+    );
+    assert_previous_kept(dockerd, "checked", &port, "hello from the test image\n");
+
     // Version 1 keeps being checked: once it fails, status and inspect say so.
     let running = dockerd.containers_of("checked")[0]
         .split_whitespace()

@@ -73,8 +73,14 @@ pub async fn run(
     sink.started(pid);
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
+    // Set when the command is being stopped: its last output is read at
+    // once, without waiting for room, before the kill grace runs out.
+    let stopping = CancellationToken::new();
     let output = async {
-        tokio::join!(pump(stdout, "stdout", sink), pump(stderr, "stderr", sink));
+        tokio::join!(
+            pump(stdout, "stdout", sink, &stopping),
+            pump(stderr, "stderr", sink, &stopping)
+        );
     };
     let waited = async {
         let (status, ()) = tokio::join!(child.wait(), output);
@@ -92,10 +98,12 @@ pub async fn run(
             }
         }
         () = tokio::time::sleep_until(deadline) => {
+            stopping.cancel();
             stop_group(pid, &mut waited).await;
             Outcome::TimedOut
         }
         () = cancel.cancelled() => {
+            stopping.cancel();
             stop_group(pid, &mut waited).await;
             Outcome::Canceled
         }
@@ -123,7 +131,12 @@ const LINES_PER_HANDOVER: usize = 512;
 /// Reads one stream's lines and hands them to `sink` in blocks: what one
 /// read of the pipe brought goes over at once, so a flood of output costs
 /// one hand-over (and one spool write) per read, not per line.
-async fn pump(reader: Option<impl AsyncRead + Unpin>, stream: &str, sink: &dyn LineSink) {
+async fn pump(
+    reader: Option<impl AsyncRead + Unpin>,
+    stream: &str,
+    sink: &dyn LineSink,
+    stopping: &CancellationToken,
+) {
     let Some(reader) = reader else { return };
     let mut reader = BufReader::with_capacity(64 * 1024, reader);
     let mut line = Vec::new();
@@ -146,8 +159,11 @@ async fn pump(reader: Option<impl AsyncRead + Unpin>, stream: &str, sink: &dyn L
             if !block.is_empty() {
                 sink.lines(stream, std::mem::take(&mut block));
             }
-            if let Some(room) = sink.room() {
-                room.await;
+            if let Some(room) = sink.room().filter(|_| !stopping.is_cancelled()) {
+                tokio::select! {
+                    () = room => {}
+                    () = stopping.cancelled() => {}
+                }
             }
         }
         if ended {
@@ -299,6 +315,63 @@ mod tests {
             first_after + Duration::from_millis(500) < ended,
             "`first` arrived {first_after:?} after the start, the command took {ended:?}"
         );
+    }
+
+    /// Never has room for more output.
+    struct Stuck(Mutex<Vec<String>>);
+
+    impl LineSink for Stuck {
+        fn line(&self, _stream: &str, line: String) {
+            self.0.lock().expect("lock").push(line);
+        }
+
+        fn room(
+            &self,
+        ) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>> {
+            Some(Box::pin(std::future::pending()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stopped_command_s_last_output_is_read_even_without_room() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let written = dir.path().join("written");
+        let sink = Stuck(Mutex::new(Vec::new()));
+        let cancel = CancellationToken::new();
+        // Cancel once all the output is in the pipe (far more than one
+        // hand-over, far less than the pipe holds).
+        let canceler = tokio::spawn({
+            let (cancel, written) = (cancel.clone(), written.clone());
+            async move {
+                for _ in 0..1000 {
+                    if written.exists() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                cancel.cancel();
+            }
+        });
+        let outcome = run(
+            &format!("seq 1 2000; touch {}; sleep 30", written.display()),
+            Path::new("/"),
+            &BTreeMap::new(),
+            Instant::now() + Duration::from_secs(60),
+            &cancel,
+            &sink,
+        )
+        .await
+        .expect("spawn");
+        canceler.await.expect("canceler");
+        assert_eq!(outcome, Outcome::Canceled);
+        let lines = sink.0.into_inner().expect("lock");
+        let expected: Vec<String> = (1..=2000).map(|n| n.to_string()).collect();
+        assert_eq!(
+            lines.len(),
+            expected.len(),
+            "every line printed before the stop"
+        );
+        assert!(lines == expected, "in order");
     }
 
     #[tokio::test]

@@ -25,6 +25,7 @@ pub fn note(
         to: to.to_string(),
         reason,
         seq: None,
+        task: None,
     });
     deployment.updated_at = Timestamp::now();
 }
@@ -99,6 +100,7 @@ pub fn apply_event(
         for transition in deployment.transitions.iter_mut().skip(before) {
             if transition.subject == host {
                 transition.seq = Some(event.seq);
+                transition.task = Some(task_id);
             }
         }
     }

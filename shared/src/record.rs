@@ -222,6 +222,10 @@ pub struct Transition {
     /// log lines, which share the numbering.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
+    /// The task whose event sequence `seq` belongs to (a host may run a
+    /// build and a deploy task of one deployment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<TaskId>,
 }
 
 /// A stored log line as `berth logs -o json` prints it.

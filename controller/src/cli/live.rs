@@ -61,7 +61,11 @@ pub async fn follow(session: &mut Session, deployment: &Deployment) -> Result<De
                 let Some(reply) = reply else { break };
                 let current: Deployment = parse(&reply.json)?;
                 for transition in current.transitions.iter().skip(printed) {
-                    view.add(&transition.subject, transition.seq, transition_text(transition));
+                    // Numbered entries are ordered within their task.
+                    let numbered = transition
+                        .seq
+                        .zip(transition.task.map(|task| task.to_string()));
+                    view.add(numbered, transition_text(transition));
                 }
                 printed = current.transitions.len();
                 last = current;
@@ -90,10 +94,8 @@ pub async fn follow(session: &mut Session, deployment: &Deployment) -> Result<De
 /// One entry waiting to be printed.
 struct Entry {
     arrived: tokio::time::Instant,
-    /// `deployment`, or the host.
-    subject: String,
-    /// Its place in the task's event sequence, when it has one.
-    seq: Option<u64>,
+    /// Its place in a task's event sequence, and the task, when it has one.
+    numbered: Option<(u64, String)>,
     text: String,
 }
 
@@ -118,12 +120,11 @@ impl View {
         self.pending.iter().map(|entry| entry.arrived + HOLD).min()
     }
 
-    fn add(&mut self, subject: &str, seq: Option<u64>, text: String) {
+    fn add(&mut self, numbered: Option<(u64, String)>, text: String) {
         let elapsed = self.started.elapsed().as_secs_f32();
         self.pending.push(Entry {
             arrived: tokio::time::Instant::now(),
-            subject: subject.to_string(),
-            seq,
+            numbered,
             text: format!("{elapsed:>6.1}s  {text}"),
         });
     }
@@ -138,7 +139,7 @@ impl View {
             _ => return,
         };
         let text = format!("{:<16} {marker} {}", record.host, record.line);
-        self.add(&record.host, Some(record.seq), text);
+        self.add(Some((record.seq, record.task_id.clone())), text);
     }
 
     /// Prints, in order, the entries that have waited [`HOLD`] and what
@@ -164,15 +165,18 @@ impl View {
     }
 }
 
-/// `entries` in arrival order, except that a host's numbered entry goes
-/// before that host's entries with higher numbers that arrived earlier
+/// `entries` in arrival order, except that a task's numbered entry goes
+/// before that task's entries with higher numbers that arrived earlier
 /// (and so before what arrived after those).
 fn in_order(entries: Vec<Entry>) -> Vec<Entry> {
     let mut ordered: Vec<Entry> = Vec::with_capacity(entries.len());
     for entry in entries {
-        let later = entry.seq.and_then(|seq| {
+        let later = entry.numbered.as_ref().and_then(|(seq, task)| {
             ordered.iter().position(|placed| {
-                placed.subject == entry.subject && placed.seq.is_some_and(|other| other > seq)
+                placed
+                    .numbered
+                    .as_ref()
+                    .is_some_and(|(other, other_task)| other_task == task && other > seq)
             })
         });
         match later {
@@ -187,11 +191,11 @@ fn in_order(entries: Vec<Entry>) -> Vec<Entry> {
 mod tests {
     use super::{Entry, in_order};
 
-    fn entry(subject: &str, seq: Option<u64>, text: &str) -> Entry {
+    /// An entry; `task` names the task's sequence (unused without `seq`).
+    fn entry(task: &str, seq: Option<u64>, text: &str) -> Entry {
         Entry {
             arrived: tokio::time::Instant::now(),
-            subject: subject.into(),
-            seq,
+            numbered: seq.map(|seq| (seq, task.to_string())),
             text: text.into(),
         }
     }
@@ -236,6 +240,27 @@ mod tests {
             entry("deployment", None, "deploying → deployed"),
         ];
         assert_eq!(texts(lines_first), expected);
+    }
+
+    #[test]
+    fn two_tasks_on_one_host_keep_their_own_numbering() {
+        // A build and then a deploy on the same host: each numbers its
+        // events from 1, and neither moves the other's entries.
+        let entries = vec![
+            entry("build", Some(5), "build → done"),
+            entry("deploy", Some(2), "fetching bundle"),
+            entry("build", Some(4), "last build line"),
+            entry("deploy", Some(1), "assigned → setup"),
+        ];
+        assert_eq!(
+            texts(entries),
+            [
+                "last build line",
+                "build → done",
+                "assigned → setup",
+                "fetching bundle",
+            ]
+        );
     }
 
     #[test]

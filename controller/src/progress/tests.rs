@@ -252,6 +252,13 @@ fn a_tasks_transitions_carry_the_number_of_the_event_that_caused_them() {
         .collect();
     assert!(numbered.contains(&("h1", Some(7))), "{numbered:?}");
     assert!(
+        d.transitions
+            .iter()
+            .filter(|t| t.seq.is_some())
+            .all(|t| t.task == Some(id)),
+        "numbered transitions name their task"
+    );
+    assert!(
         numbered
             .iter()
             .filter(|(subject, _)| *subject == "deployment")

@@ -21,7 +21,6 @@
 //! bundle, the controller storing and dispatching, the agent's work between
 //! calls, and the events and acks travelling back.
 
-use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use berth_shared::record::{Deployment, LogEntry, StageResult};
@@ -233,7 +232,6 @@ fn deploy_once(
         route: ms(covered(vec![route], from, to)),
         own: ms(wall - covered(all, from, to)),
     };
-    std::thread::sleep(Duration::from_millis(200));
     Ok(breakdown)
 }
 

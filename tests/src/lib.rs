@@ -425,15 +425,7 @@ impl Agent {
     pub fn start(mut self) -> Agent {
         self.spawn();
         let process = self.process.as_ref().expect("running");
-        assert!(
-            process
-                .stderr
-                .wait_for("connected to the controller", DEADLINE)
-                .is_some(),
-            "agent {} did not connect:\n{}",
-            self.name,
-            process.log_tail()
-        );
+        process.expect_connected(&format!("agent {}", self.name));
         self
     }
 

@@ -150,6 +150,19 @@ impl Running {
         self.child.id()
     }
 
+    /// Waits until this agent (or `berth-controller dev`) says it is
+    /// connected to the controller; fails the test with `who` and its log
+    /// otherwise.
+    pub fn expect_connected(&self, who: &str) {
+        assert!(
+            self.stderr
+                .wait_for("connected to the controller", crate::DEADLINE)
+                .is_some(),
+            "{who} did not connect:\n{}",
+            self.log_tail()
+        );
+    }
+
     /// The last lines of stderr, for failure messages.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();

@@ -21,13 +21,7 @@ fn dev_mode_deploys_the_example_bundle() {
         .trim_start_matches("credential bundle:")
         .trim()
         .to_string();
-    assert!(
-        dev.stderr
-            .wait_for("connected to the controller", DEADLINE)
-            .is_some(),
-        "{}",
-        dev.log_tail()
-    );
+    dev.expect_connected("the dev agent");
 
     let berth = |args: &[&str]| {
         Command::new(bin("berth"))

@@ -514,14 +514,26 @@ fn an_unhealthy_container_never_takes_over(dockerd: &Dockerd) {
     );
     assert_previous_kept(dockerd, "checked", &port, "hello from the test image\n");
 
+    // A version whose container dies at once, with a health `probe`; the
+    // failed deployment.
+    let deploy_dying = |version: &str, probe: &str| {
+        let manifest = format!(
+            "app = \"checked\"\nversion = \"{version}\"\n[target]\nhosts = [\"box-3\"]\n[container]\nimage = \"{IMAGE}\"\nport = 8080\ncommand = [\"sh\", \"-c\", \"echo dying now; exit 7\"]\nstop_timeout = \"1s\"\n[health]\n{probe}\ninterval = \"200ms\"\ntimeout = \"10m\"\n"
+        );
+        let bundle = write_bundle(
+            controller.dir.path(),
+            &format!("dying-{version}"),
+            &manifest,
+            &[],
+        );
+        let (code, deployment, stderr) = controller.deploy(&bundle);
+        assert_eq!(code, 1, "{stderr}");
+        deployment
+    };
+
     // A container that dies while its health is checked fails the check
     // at once, saying so with its last lines, not at the check's timeout.
-    let dying = format!(
-        "app = \"checked\"\nversion = \"3\"\n[target]\nhosts = [\"box-3\"]\n[container]\nimage = \"{IMAGE}\"\nport = 8080\ncommand = [\"sh\", \"-c\", \"echo dying now; exit 7\"]\nstop_timeout = \"1s\"\n[health]\nhttp = \"/index.html\"\ninterval = \"200ms\"\ntimeout = \"10m\"\n"
-    );
-    let dying = write_bundle(controller.dir.path(), "dying", &dying, &[]);
-    let (code, third, _) = controller.deploy(&dying);
-    assert_eq!(code, 1);
+    let third = deploy_dying("3", "http = \"/index.html\"");
     assert_eq!(third["error_step"], "health", "{third:#}");
     let message = third["error_message"].as_str().unwrap_or_default();
     assert!(
@@ -535,12 +547,7 @@ fn an_unhealthy_container_never_takes_over(dockerd: &Dockerd) {
 
     // A TCP check proves too little (Docker's port proxy accepts while
     // nothing listens inside): the new container must first stay up.
-    let dying_tcp = format!(
-        "app = \"checked\"\nversion = \"4\"\n[target]\nhosts = [\"box-3\"]\n[container]\nimage = \"{IMAGE}\"\nport = 8080\ncommand = [\"sh\", \"-c\", \"echo dying now; exit 7\"]\nstop_timeout = \"1s\"\n[health]\ntcp = true\ninterval = \"200ms\"\ntimeout = \"10m\"\n"
-    );
-    let dying_tcp = write_bundle(controller.dir.path(), "dying-tcp", &dying_tcp, &[]);
-    let (code, fourth, _) = controller.deploy(&dying_tcp);
-    assert_eq!(code, 1);
+    let fourth = deploy_dying("4", "tcp = true");
     assert_eq!(fourth["error_step"], "deploy", "{fourth:#}");
     assert!(
         fourth["error_message"]

@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use berth_tests::chroot::{Chroot, has_command};
-use berth_tests::{Controller, DEADLINE, bin_dir, skip};
+use berth_tests::{Controller, bin_dir, skip};
 
 use super::{VERSION, agent_view, assert_holds, packaging, run};
 
@@ -154,15 +154,9 @@ fn check_units(chroot: &Chroot) {
 
 /// Starts the agent with `command` and waits until it is connected.
 fn start_agent(chroot: &mut Chroot, command: &str, log: &str) {
-    let agent = chroot.spawn(command, log);
-    assert!(
-        agent
-            .stderr
-            .wait_for("connected to the controller", DEADLINE)
-            .is_some(),
-        "{}",
-        agent.log_tail()
-    );
+    chroot
+        .spawn(command, log)
+        .expect_connected("the installed agent");
 }
 
 /// An upgrade keeps a changed conffile and installs the new versions.

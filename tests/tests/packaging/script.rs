@@ -10,7 +10,7 @@ use std::process::Command;
 
 use berth_shared::credentials::JoinToken;
 use berth_tests::chroot::{has_command, is_root};
-use berth_tests::{Agent, Cli, Controller, DEADLINE, Running, bin, skip, write_bundle};
+use berth_tests::{Agent, Cli, Controller, Running, bin, skip, write_bundle};
 
 use super::{VERSION, agent_view, assert_holds, packaging, run};
 
@@ -152,14 +152,7 @@ fn start_and_deploy(controller: &Controller, scratch: &Scratch, printed: &str) {
     let mut command = Command::new("sh");
     command.args(["-c", &start_command(printed)]);
     let agent = Running::spawn(command, &scratch.root.with_extension("log"));
-    assert!(
-        agent
-            .stderr
-            .wait_for("connected to the controller", DEADLINE)
-            .is_some(),
-        "{}",
-        agent.log_tail()
-    );
+    agent.expect_connected("the installed agent");
     let view = agent_view(controller, "pkg-1");
     assert_eq!(view["online"], true, "{view}");
     assert_eq!(view["version"], VERSION, "{view}");

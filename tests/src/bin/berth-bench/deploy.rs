@@ -21,7 +21,6 @@
 //! bundle, the controller storing and dispatching, the agent's work between
 //! calls, and the events and acks travelling back.
 
-
 use anyhow::{Context as _, Result, bail};
 use berth_shared::record::{Deployment, LogEntry, StageResult};
 use berth_tests::caddy::{Caddy, free_port};

@@ -412,7 +412,7 @@ async fn deploy_container(
             ))
         })?;
     }
-    ensure_image(agent, &docker, spec, container, emitter).await?;
+    ensure_image(agent, &docker, container, emitter).await?;
     if cancel.is_cancelled() {
         return Err(Failure::canceled(
             "canceled before the new container started",
@@ -597,91 +597,41 @@ async fn check_health(
 async fn ensure_image(
     agent: &Arc<Agent>,
     docker: &bollard::Docker,
-    spec: &TaskSpec,
     container: &ContainerSpec,
     emitter: &Emitter<'_>,
 ) -> Result<(), Failure> {
     let host = &agent.identity.name;
     let image = &container.image;
-    let archive_digest = &container.image_archive_digest;
-    if !archive_digest.is_empty() {
-        // With an archive, the archive decides what the tag means: the
-        // image already here counts only if this archive loaded it (a
-        // rebuild or a new archive under the same tag must replace it).
-        let loaded = loaded_from_archive(agent, archive_digest);
-        let present = docker::image_id(docker, image).await;
-        if loaded.is_some() && loaded == present {
-            emitter.system(format!(
-                "image {image} from archive {archive_digest} is already on this host"
-            ));
-            return Ok(());
-        }
-        if present.is_some() {
-            emitter.system(format!(
-                "image {image} is on this host, but not the one in archive {archive_digest}; loading the archive"
-            ));
-        }
-    } else {
-        let present = docker::has_image(docker, image).await;
-        match container.pull.as_str() {
-            "always" => {
-                emitter.system(format!("pulling image {image} (pull = \"always\")"));
-                return docker::pull(docker, image, container.registry_auth.as_ref(), emitter)
-                    .await
-                    .map_err(|err| {
-                        let instead = if present {
-                            format!("; host {host} has an image under that name: set pull = \"missing\" in [container] to use it")
-                        } else {
-                            String::new()
-                        };
-                        Failure::failed(format!(
-                            "image {image} could not be pulled on host {host} (pull = \"always\", the default for a `latest` or missing tag): {err}{instead}"
-                        ))
-                    });
-            }
-            "never" if !present => {
-                return Err(Failure::failed(format!(
-                    "image {image} is not on host {host}, and pull = \"never\"; load it there, deploy with --image-archive, or allow a pull"
-                )));
-            }
-            _ if present => {
-                emitter.system(format!("image {image} is already on this host"));
-                return Ok(());
-            }
-            _ => {}
-        }
+    let present = docker::image_id(docker, image).await;
+    if !container.image_archive_digest.is_empty() {
+        return ensure_from_archive(agent, docker, container, present, emitter).await;
     }
-    if !archive_digest.is_empty() {
-        emitter.system(format!(
-            "loading image {image} from archive {} ({} bytes)",
-            container.image_archive_digest, container.image_archive_size
-        ));
-        let archive = fetch_blob(
-            agent,
-            &container.image_archive_digest,
-            container.image_archive_size,
-            emitter,
-        )
-        .await
-        .map_err(|err| {
-            Failure::failed(format!(
-                "host {host} could not fetch the image archive: {err:#}"
-            ))
-        })?;
-        docker::load_archive(docker, &archive, emitter)
-            .await
-            .map_err(|err| {
-                Failure::failed(format!(
-                    "host {host} could not load the image archive: {err}"
-                ))
-            })?;
-        if let Some(id) = docker::image_id(docker, image).await {
-            remember_loaded(agent, archive_digest, &id);
+    match container.pull.as_str() {
+        "always" => {
+            emitter.system(format!("pulling image {image} (pull = \"always\")"));
+            return docker::pull(docker, image, container.registry_auth.as_ref(), emitter)
+                .await
+                .map_err(|err| {
+                    let instead = if present.is_some() {
+                        format!("; host {host} has an image under that name: set pull = \"missing\" in [container] to use it")
+                    } else {
+                        String::new()
+                    };
+                    Failure::failed(format!(
+                        "image {image} could not be pulled on host {host} (pull = \"always\", the default for a `latest` or missing tag): {err}{instead}"
+                    ))
+                });
+        }
+        "never" if present.is_none() => {
+            return Err(Failure::failed(format!(
+                "image {image} is not on host {host}, and pull = \"never\"; load it there, deploy with --image-archive, or allow a pull"
+            )));
+        }
+        _ if present.is_some() => {
+            emitter.system(format!("image {image} is already on this host"));
             return Ok(());
         }
-        return Err(Failure::failed(format!(
-            "the image archive loaded on host {host} does not contain {image}; check the tag the archive was saved with"
-        )));
+        _ => {}
     }
     emitter.system(format!("pulling image {image}"));
     docker::pull(docker, image, container.registry_auth.as_ref(), emitter).await.map_err(|err| {
@@ -689,7 +639,59 @@ async fn ensure_image(
             "image {image} is not on host {host} and could not be pulled: {err}; load it there, push it to a registry the host can reach, or deploy with --image-archive"
         ))
     })?;
-    let _ = spec;
+    Ok(())
+}
+
+/// With an image archive, the archive decides what the tag means: the
+/// image `present` under it counts only if this archive loaded it (a
+/// rebuild or a new archive under the same tag must replace it); otherwise
+/// the archive is fetched and loaded, and what it loaded recorded.
+async fn ensure_from_archive(
+    agent: &Arc<Agent>,
+    docker: &bollard::Docker,
+    container: &ContainerSpec,
+    present: Option<String>,
+    emitter: &Emitter<'_>,
+) -> Result<(), Failure> {
+    let host = &agent.identity.name;
+    let image = &container.image;
+    let archive_digest = &container.image_archive_digest;
+    let loaded = loaded_from_archive(agent, archive_digest);
+    if loaded.is_some() && loaded == present {
+        emitter.system(format!(
+            "image {image} from archive {archive_digest} is already on this host"
+        ));
+        return Ok(());
+    }
+    if present.is_some() {
+        emitter.system(format!(
+            "image {image} is on this host, but not the one in archive {archive_digest}; loading the archive"
+        ));
+    }
+    emitter.system(format!(
+        "loading image {image} from archive {archive_digest} ({} bytes)",
+        container.image_archive_size
+    ));
+    let archive = fetch_blob(agent, archive_digest, container.image_archive_size, emitter)
+        .await
+        .map_err(|err| {
+            Failure::failed(format!(
+                "host {host} could not fetch the image archive: {err:#}"
+            ))
+        })?;
+    docker::load_archive(docker, &archive, emitter)
+        .await
+        .map_err(|err| {
+            Failure::failed(format!(
+                "host {host} could not load the image archive: {err}"
+            ))
+        })?;
+    let Some(id) = docker::image_id(docker, image).await else {
+        return Err(Failure::failed(format!(
+            "the image archive loaded on host {host} does not contain {image}; check the tag the archive was saved with"
+        )));
+    };
+    remember_loaded(agent, archive_digest, &id);
     Ok(())
 }
 

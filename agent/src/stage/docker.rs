@@ -110,11 +110,6 @@ fn text(message: impl std::fmt::Display) -> String {
     message.to_string()
 }
 
-/// True when the image is on the host.
-pub async fn has_image(docker: &Docker, image: &str) -> bool {
-    docker.inspect_image(image).await.is_ok()
-}
-
 /// The id of the image a name refers to on the host, if it is there.
 pub async fn image_id(docker: &Docker, image: &str) -> Option<String> {
     docker

@@ -164,6 +164,7 @@ fn describe(d: &Deployment) -> String {
             berth_shared::record::TaskKind::Stop => "stop",
             berth_shared::record::TaskKind::Delete => "delete",
             berth_shared::record::TaskKind::Build => "build",
+            berth_shared::record::TaskKind::Restore => "restore",
         };
         tasks.add_row(vec![
             task.host.clone(),
@@ -295,8 +296,45 @@ pub async fn status(session: &mut Session, environment: Option<String>) -> Outco
         if rows.is_empty() {
             "nothing deployed yet".to_string()
         } else {
-            out.to_string()
+            format!("{out}\n\n{}", host_table(&rows))
         }
     });
     Ok(exit::OK)
+}
+
+/// `berth status`'s second table: what each host runs now.
+fn host_table(rows: &[AppStatus]) -> String {
+    let mut out = table(&[
+        "APP",
+        "ENV",
+        "HOST",
+        "VERSION",
+        "STATE",
+        "HEALTH",
+        "DEPLOYMENT",
+        "LAST REPAIR",
+    ]);
+    for row in rows {
+        for host in &row.host_states {
+            let repair = match (&host.last_repair, host.last_repair_at) {
+                (Some(repair), Some(at)) => format!("{} ({repair})", ago(at)),
+                _ => "-".into(),
+            };
+            out.add_row(vec![
+                row.app.clone(),
+                row.environment.clone(),
+                host.host.clone(),
+                Some(host.version.clone())
+                    .filter(|version| !version.is_empty())
+                    .unwrap_or_else(|| "-".into()),
+                host.state.clone(),
+                host.health.clone().unwrap_or_else(|| "-".into()),
+                Some(host.deployment_id.clone())
+                    .filter(|id| !id.is_empty())
+                    .unwrap_or_else(|| "-".into()),
+                repair,
+            ]);
+        }
+    }
+    out.to_string()
 }

@@ -605,17 +605,11 @@ impl Dispatcher {
     /// back, stop or stay as `[target] on_failure` says
     /// ([`progress::on_failure`]).
     async fn plan_on_failure(&self, failed: &Deployment) -> Result<(), StoreError> {
-        let previous = self
-            .store
-            .list_deployments(&crate::store::ListQuery {
-                app: Some(failed.app.clone()),
-                environment: Some(failed.environment.clone()),
-                statuses: vec![DeploymentStatus::Deployed],
-                limit: 1,
-                ..Default::default()
-            })?
-            .into_iter()
-            .next();
+        let previous = self.store.latest(
+            &failed.app,
+            &failed.environment,
+            &[DeploymentStatus::Deployed],
+        )?;
         let now = Timestamp::now();
         let (deployment, added) = self.store.update_deployment(failed.id, |deployment| {
             if !progress::on_failure::needs_plan(deployment) {

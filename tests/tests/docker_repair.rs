@@ -75,14 +75,19 @@ fn what_an_operator_hits_after_the_first_container_deploy() {
     a_docker_restart_and_a_removed_container_are_repaired(&mut dockerd, &caddy);
 }
 
-fn redeploys_on_a_fixed_host_port(dockerd: &Dockerd) {
-    let controller = Controller::start();
-    let _agent = Agent::join_with_args(
-        &controller,
+/// Agent `box-1` on the private daemon, without Caddy.
+fn docker_agent(controller: &Controller, dockerd: &Dockerd) -> Agent {
+    Agent::join_with_args(
+        controller,
         "box-1",
         "role=web",
         &["--docker-host", &dockerd.host],
-    );
+    )
+}
+
+fn redeploys_on_a_fixed_host_port(dockerd: &Dockerd) {
+    let controller = Controller::start();
+    let _agent = docker_agent(&controller, dockerd);
     let www = controller.dir.path().join("fixed-www");
     let port = free_port().to_string();
     let fixed = format!("host_port = {port}");
@@ -198,12 +203,7 @@ fn impostor() -> u16 {
 
 fn a_port_that_reaches_something_else_is_refused(dockerd: &Dockerd) {
     let controller = Controller::start();
-    let _agent = Agent::join_with_args(
-        &controller,
-        "box-1",
-        "role=web",
-        &["--docker-host", &dockerd.host],
-    );
+    let _agent = docker_agent(&controller, dockerd);
     let www = controller.dir.path().join("twin-www");
     let port = free_port();
     let _redirect = Redirect::new(port, impostor());

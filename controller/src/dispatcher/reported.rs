@@ -13,7 +13,7 @@ use tracing::{info, warn};
 
 use super::Dispatcher;
 use crate::progress;
-use crate::store::{ListQuery, StoreError};
+use crate::store::StoreError;
 
 impl Dispatcher {
     /// Remembers a failed rollout whose hosts are put back, so reports of
@@ -65,17 +65,11 @@ impl Dispatcher {
         if !is_stray(&failed, agent) {
             return Ok(());
         }
-        let previous = self
-            .store
-            .list_deployments(&ListQuery {
-                app: Some(failed.app.clone()),
-                environment: Some(failed.environment.clone()),
-                statuses: vec![DeploymentStatus::Deployed],
-                limit: 1,
-                ..Default::default()
-            })?
-            .into_iter()
-            .next();
+        let previous = self.store.latest(
+            &failed.app,
+            &failed.environment,
+            &[DeploymentStatus::Deployed],
+        )?;
         let now = Timestamp::now();
         let host = agent_name.to_string();
         let (deployment, added) = self.store.update_deployment(id, |deployment| {

@@ -9,6 +9,7 @@
 
 mod debs;
 mod image;
+mod ownership;
 mod script;
 
 use std::path::{Path, PathBuf};

@@ -18,6 +18,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::Agent;
 use crate::stage::docker;
+use crate::stage::sandbox;
 
 mod build;
 use crate::stage::shell::{self, LineSink, Outcome};
@@ -359,12 +360,15 @@ async fn run_script(
     let env = environment(agent, spec, &dir);
     for command in &spec.commands {
         emitter.system(format!("$ {command}"));
-        let outcome = shell::run(command, &dir, &env, deadline, cancel, emitter).await;
+        let watch = sandbox::Watch::new(emitter);
+        let outcome = shell::run(command, &dir, &env, deadline, cancel, &watch).await;
         let failure = match outcome {
             Ok(Outcome::Exited(0)) => continue,
             Ok(Outcome::Exited(code)) => Failure {
                 exit_code: Some(code),
-                ..Failure::failed(format!("command `{command}` exited with code {code}"))
+                ..Failure::failed(
+                    watch.explain(format!("command `{command}` exited with code {code}")),
+                )
             },
             Ok(Outcome::Signaled(signal)) => {
                 Failure::failed(format!("command `{command}` was killed by signal {signal}"))

@@ -6,4 +6,5 @@ pub mod docker;
 pub mod health;
 pub mod http;
 pub mod monitor;
+pub mod sandbox;
 pub mod shell;

@@ -10,6 +10,7 @@
 mod debs;
 mod image;
 mod ownership;
+mod sandbox;
 mod script;
 
 use std::path::{Path, PathBuf};

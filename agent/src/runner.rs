@@ -104,8 +104,11 @@ fn start(agent: &Arc<Agent>, task_id: TaskId, spec: TaskSpec) {
             run(&runner, task_id, &spec, &cancel).await;
             runner.running().remove(&task_id);
             info!("task finished");
+            // A stopping agent starts nothing more; the controller sends a
+            // task it never started again after the reconnect.
             let next = runner.waiting().pop_front();
             if let Some(next) = next
+                && !runner.shutdown.is_cancelled()
                 && let Ok(next_id) = next.task_id.parse::<TaskId>()
             {
                 start(&runner, next_id, next);
@@ -231,6 +234,9 @@ impl Emitter<'_> {
 
     /// Ends the current stage and the task with a failure.
     fn fail(&self, failure: Failure) {
+        if failure.outcome == "canceled" && self.agent.shutdown.is_cancelled() {
+            return self.interrupted();
+        }
         self.system(failure.error.clone());
         self.end_stage(
             failure.outcome,
@@ -243,6 +249,18 @@ impl Emitter<'_> {
             error_step: self.stage(),
             error: failure.error,
         }));
+    }
+
+    /// The agent is stopping (`systemctl restart`, an upgrade), which
+    /// stopped the stage: no user canceled it, so it does not end
+    /// `canceled`. The task stays unfinished in the spool, and the next
+    /// start reports it failed as interrupted by the restart
+    /// (`Outbox::load`).
+    fn interrupted(&self) {
+        self.system(
+            "the agent is stopping (a restart or an upgrade): this stage's processes were stopped; the task is reported when the agent is back"
+                .into(),
+        );
     }
 
     fn done(&self) {

@@ -10,6 +10,7 @@
 mod debs;
 mod image;
 mod ownership;
+mod restart;
 mod sandbox;
 mod script;
 

@@ -101,7 +101,8 @@ pub fn hint(lines: &[&str], under_systemd: bool) -> Option<String> {
         return Some(privileged("sudo was refused (\"no new privileges\")"));
     }
     if let Some(line) = newest_first().find(|line| line.contains("Read-only file system")) {
-        let wanted = path_in(line).map_or_else(|| "/srv/myapp".to_string(), |path| top_two(&path));
+        let wanted =
+            path_in(line).map_or_else(|| "/srv/myapp".to_string(), |path| directory_of(&path));
         return Some(format!(
             "the agent's systemd sandbox refused a write (read-only file system: `{}`): scripts may write only their work directory and a private /tmp; to let them write {wanted}, add a drop-in with `systemctl edit berth-agent` like {EXAMPLES}/writable-paths.conf ([Service] ReadWritePaths={wanted}), then `systemctl restart berth-agent`",
             line.trim()
@@ -131,13 +132,15 @@ fn path_in(line: &str) -> Option<String> {
     (path.len() > 1).then_some(path)
 }
 
-/// The first two components of `path` (`/srv/myapp/data` → `/srv/myapp`),
-/// the directory a drop-in usually opens.
-fn top_two(path: &str) -> String {
+/// The directory a drop-in would open for a write to `path`: the one it
+/// was made in, cut to two components (`/srv/myapp/data/x` → `/srv/myapp`,
+/// `/srv/x` → `/srv`), since `ReadWritePaths=` needs a path that exists.
+fn directory_of(path: &str) -> String {
     let parts: Vec<&str> = path.split('/').filter(|part| !part.is_empty()).collect();
+    let parent = &parts[..parts.len().saturating_sub(1)];
     format!(
         "/{}",
-        parts.iter().take(2).copied().collect::<Vec<_>>().join("/")
+        parent.iter().take(2).copied().collect::<Vec<_>>().join("/")
     )
 }
 
@@ -162,7 +165,7 @@ mod tests {
         );
         check(
             &["mkdir: cannot create directory ‘/opt/app’: Read-only file system"],
-            Some("writable-paths.conf"),
+            Some("ReadWritePaths=/opt)"),
         );
     }
 

@@ -9,6 +9,7 @@
 
 mod debs;
 mod image;
+mod machine;
 mod ownership;
 mod restart;
 mod sandbox;

@@ -4,11 +4,13 @@
 //! `apt install`, `berth-controller init` as root, `systemctl start`; on a
 //! workstation (another namespace on the bridge) `berth token create`
 //! with the copied `admin.conf`; then `install-agent.sh --deb` on the
-//! server, and the first deploys from the workstation. The controller
-//! never restarts (init handed its files to `berth-controller`), a script
-//! refused by the agent's sandbox names the drop-in in `berth deploy`'s
-//! error, and `systemctl restart berth-agent` mid-deploy fails the deploy
-//! as interrupted by the restart, not `canceled`.
+//! server, and the first deploys from the workstation (`examples/hello`
+//! among them). The controller never restarts (init handed its files to
+//! `berth-controller`), a script refused by the agent's sandbox names the
+//! drop-in in `berth deploy`'s error, `systemctl restart berth-agent`
+//! mid-deploy fails the deploy as interrupted by the restart, not
+//! `canceled`, and a failed `caddy-api.service` is retried by the next run
+//! of `install-agent.sh`.
 //!
 //! The deploys are script bundles: the machine has no way to the Debian
 //! mirror to install Docker, and running Docker inside nspawn would need
@@ -158,6 +160,12 @@ fn the_readme_install_path_on_a_booted_debian() {
         .expect("the deployment's id");
     let logs = workstation.berth(&["logs", id]);
     assert_holds(&logs.stdout, &["as berth-agent"]);
+
+    // The shipped script example works under the packaged unit too.
+    let hello = super::packaging().join("../examples/hello");
+    let deploy = workstation.berth(&["deploy", "--bundle", hello.to_str().expect("path")]);
+    assert_eq!(deploy.code, 0, "{}\n{}", deploy.stdout, deploy.stderr);
+    assert_holds(&deploy.stdout, &["is deployed"]);
 
     // A write the sandbox refuses is named in the deploy's error.
     let manifest = "app = \"boxed\"\n[target]\nlabels = { role = \"web\" }\n[setup]\nrun = [\"touch /srv/blocked\"]\n";

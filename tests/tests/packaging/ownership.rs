@@ -49,11 +49,13 @@ fn not_nobodys(dir: &Path) -> Vec<String> {
     wrong
 }
 
-/// `program args` as `nobody`.
+/// `program args` as `nobody`. `setpriv` execs the program (`runuser`
+/// would fork and wait), so the process the test holds, and kills on
+/// drop, is the program itself.
 fn as_nobody(program: &str, args: &[&str]) -> Command {
-    let mut command = Command::new("runuser");
+    let mut command = Command::new("setpriv");
     command
-        .args(["-u", "nobody", "--"])
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
         .arg(bin(program))
         .args(args);
     command
@@ -62,8 +64,11 @@ fn as_nobody(program: &str, args: &[&str]) -> Command {
 #[test]
 fn init_and_join_as_root_hand_the_files_to_the_directory_owner() {
     const TEST: &str = "init_and_join_as_root_hand_the_files_to_the_directory_owner";
-    if !is_root() || !has_command("runuser") {
-        return skip(TEST, "root and runuser, to run the daemons as another user");
+    if !is_root() || !has_command("setpriv") {
+        return skip(
+            TEST,
+            "root and setpriv (util-linux), to run the daemons as another user",
+        );
     }
     let scratch = tempfile::tempdir().expect("tempdir");
     std::fs::set_permissions(scratch.path(), std::fs::Permissions::from_mode(0o755))

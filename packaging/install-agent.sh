@@ -703,8 +703,20 @@ install_caddy() {
         # admin API (127.0.0.1:2019); caddy-api.service runs Caddy with its
         # last config (--resume) instead of the Caddyfile.
         systemctl disable --now caddy.service >/dev/null 2>&1 || true
-        systemctl enable --now caddy-api.service
-        note_change "started caddy-api.service (admin API on 127.0.0.1:2019, berth's routes on ports 80 and 443)"
+        systemctl enable caddy-api.service >/dev/null 2>&1
+        note_change "enabled caddy-api.service"
+    fi
+    # Started now, or by an earlier run whose start failed (a port taken,
+    # say): every run starts an enabled caddy-api.service that is not
+    # running, so running the script again retries it.
+    if systemd_running && systemctl --quiet is-enabled caddy-api.service 2>/dev/null &&
+        ! systemctl --quiet is-active caddy-api.service; then
+        systemctl reset-failed caddy-api.service >/dev/null 2>&1 || true
+        if systemctl start caddy-api.service; then
+            note_change "started caddy-api.service (admin API on 127.0.0.1:2019, berth's routes on ports 80 and 443)"
+        else
+            warn "caddy-api.service did not start (see: journalctl -u caddy-api.service); fix the cause and run this script again to retry it"
+        fi
     fi
     if command -v curl >/dev/null 2>&1 && ! curl -fsS -o /dev/null http://127.0.0.1:2019/config/ 2>/dev/null; then
         warn "Caddy's admin API does not answer on http://127.0.0.1:2019; [proxy] deploys need it (set BERTH_CADDY_ADMIN in $config_dir/agent.env if it is elsewhere)"

@@ -65,6 +65,9 @@ ensure_test_tools() {
     command -v debootstrap >/dev/null 2>&1 || wanted+=(debootstrap)
     command -v systemd-analyze >/dev/null 2>&1 || wanted+=(systemd)
     command -v shellcheck >/dev/null 2>&1 || wanted+=(shellcheck)
+    # The booted-machine packaging test: systemd-nspawn, and nsenter.
+    command -v systemd-nspawn >/dev/null 2>&1 || wanted+=(systemd-container)
+    command -v nsenter >/dev/null 2>&1 || wanted+=(util-linux)
     if ! { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; }; then
         wanted+=(busybox-static)
     fi

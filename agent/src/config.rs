@@ -120,8 +120,15 @@ impl Files {
 
     pub fn load_identity(&self) -> Result<Identity> {
         let path = self.identity();
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("read {}; has this agent joined? run `berth-agent join --controller URL --token TOKEN --data-dir {}`", path.display(), self.root.display()))?;
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => {
+                anyhow::bail!(berth_shared::ownership::permission_denied(
+                    &path, &self.root
+                ))
+            }
+            Err(err) => return Err(anyhow::Error::new(err).context(format!("read {}; has this agent joined? run `berth-agent join --controller URL --token TOKEN --data-dir {}`", path.display(), self.root.display()))),
+        };
         toml::from_str(&text).with_context(|| format!("parse {}", path.display()))
     }
 

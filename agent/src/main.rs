@@ -117,7 +117,7 @@ async fn command(command: Command) -> anyhow::Result<()> {
                     .map_err(|_| anyhow::anyhow!("cannot read this host's name; pass --name"))?,
             };
             let files = Files::new(&data_dir);
-            match berth_agent::join::join(
+            let joined = berth_agent::join::join(
                 &files,
                 &JoinOptions {
                     controller,
@@ -126,8 +126,19 @@ async fn command(command: Command) -> anyhow::Result<()> {
                     labels,
                 },
             )
-            .await?
+            .await?;
+            // Run as root into a directory the package gave to the service
+            // user, every file goes to that user, or the agent could not
+            // read them.
+            if let Some(owner) =
+                berth_shared::ownership::hand_over(&data_dir).map_err(anyhow::Error::msg)?
             {
+                eprintln!(
+                    "gave the files in {} to {owner}, the directory's owner",
+                    data_dir.display()
+                );
+            }
+            match joined {
                 Joined::New(identity) => {
                     eprintln!(
                         "joined {} as `{}` (agent id {})",

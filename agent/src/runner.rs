@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::Agent;
+use crate::stage::sandbox;
 
 mod build;
 mod container;
@@ -103,8 +104,11 @@ fn start(agent: &Arc<Agent>, task_id: TaskId, spec: TaskSpec) {
             run(&runner, task_id, &spec, &cancel).await;
             runner.running().remove(&task_id);
             info!("task finished");
+            // A stopping agent starts nothing more; the controller sends a
+            // task it never started again after the reconnect.
             let next = runner.waiting().pop_front();
             if let Some(next) = next
+                && !runner.shutdown.is_cancelled()
                 && let Ok(next_id) = next.task_id.parse::<TaskId>()
             {
                 start(&runner, next_id, next);
@@ -230,6 +234,9 @@ impl Emitter<'_> {
 
     /// Ends the current stage and the task with a failure.
     fn fail(&self, failure: Failure) {
+        if failure.outcome == "canceled" && self.agent.shutdown.is_cancelled() {
+            return self.interrupted();
+        }
         self.system(failure.error.clone());
         self.end_stage(
             failure.outcome,
@@ -242,6 +249,18 @@ impl Emitter<'_> {
             error_step: self.stage(),
             error: failure.error,
         }));
+    }
+
+    /// The agent is stopping (`systemctl restart`, an upgrade), which
+    /// stopped the stage: no user canceled it, so it does not end
+    /// `canceled`. The task stays unfinished in the spool, and the next
+    /// start reports it failed as interrupted by the restart
+    /// (`Outbox::load`).
+    fn interrupted(&self) {
+        self.system(
+            "the agent is stopping (a restart or an upgrade): this stage's processes were stopped; the task is reported when the agent is back"
+                .into(),
+        );
     }
 
     fn done(&self) {
@@ -378,12 +397,15 @@ async fn run_script(
     let env = environment(agent, spec, &dir);
     for command in &spec.commands {
         emitter.system(format!("$ {command}"));
-        let outcome = shell::run(command, &dir, &env, deadline, cancel, emitter).await;
+        let watch = sandbox::Watch::new(emitter);
+        let outcome = shell::run(command, &dir, &env, deadline, cancel, &watch).await;
         let failure = match outcome {
             Ok(Outcome::Exited(0)) => continue,
             Ok(Outcome::Exited(code)) => Failure {
                 exit_code: Some(code),
-                ..Failure::failed(format!("command `{command}` exited with code {code}"))
+                ..Failure::failed(
+                    watch.explain(format!("command `{command}` exited with code {code}")),
+                )
             },
             Ok(Outcome::Signaled(signal)) => {
                 Failure::failed(format!("command `{command}` was killed by signal {signal}"))

@@ -8,4 +8,5 @@ pub mod health;
 pub mod http;
 pub mod monitor;
 pub mod reach;
+pub mod sandbox;
 pub mod shell;

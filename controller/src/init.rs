@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result, bail};
 use berth_proto::CONTROLLER_TLS_NAME;
 use berth_shared::credentials::{Bundle, write_file, write_secret};
+use berth_shared::ownership::hand_over;
 use berth_shared::pki::{Authority, ClientKind, new_ca};
 
 use crate::paths::DataDir;
@@ -88,6 +89,15 @@ pub async fn init(options: &InitOptions) -> Result<PathBuf> {
         .clone()
         .unwrap_or_else(|| dir.admin_bundle());
     bundle.save(&out).map_err(anyhow::Error::msg)?;
+    drop(store);
+    // Run as root into a directory the package gave to the service user,
+    // every file goes to that user, or the service could not read them.
+    if let Some(owner) = hand_over(dir.root()).map_err(anyhow::Error::msg)? {
+        eprintln!(
+            "gave the files in {} to {owner}, the directory's owner",
+            dir.root().display()
+        );
+    }
     Ok(out)
 }
 

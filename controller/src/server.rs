@@ -164,13 +164,15 @@ pub async fn run(
     on_listening: impl FnOnce(SocketAddr),
 ) -> Result<()> {
     let dir = DataDir::new(&config.data_dir);
-    let read = |path: PathBuf| {
-        std::fs::read_to_string(&path).with_context(|| {
-            format!(
-                "read {}; is this a data directory made by `berth-controller init`?",
-                path.display()
-            )
-        })
+    let read = |path: PathBuf| match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(text),
+        Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => Err(anyhow::anyhow!(
+            berth_shared::ownership::permission_denied(&path, dir.root())
+        )),
+        Err(err) => Err(anyhow::Error::new(err).context(format!(
+            "read {}; is this a data directory made by `berth-controller init`?",
+            path.display()
+        ))),
     };
     let ca_pem = read(dir.ca_cert())?;
     let authority = Authority::load(&ca_pem, &read(dir.ca_key())?)

@@ -4,7 +4,8 @@
 //! credential bundle format.
 //!
 //! Invariant: this crate does no network or disk I/O of its own beyond
-//! reading and writing the small files a caller names, and depends on no
+//! reading and writing the small files a caller names (and giving a data
+//! directory's files to its owner), and depends on no
 //! tonic, sled, bollard or sysinfo.
 
 pub mod bundle;
@@ -13,6 +14,7 @@ pub mod exit;
 pub mod id;
 pub mod labels;
 pub mod manifest;
+pub mod ownership;
 pub mod pki;
 pub mod record;
 pub mod state;

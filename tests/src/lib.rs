@@ -15,6 +15,7 @@ pub mod caddy;
 pub mod chroot;
 pub mod docker;
 pub mod netns;
+pub mod nspawn;
 pub mod pebble;
 mod process;
 

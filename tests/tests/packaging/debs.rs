@@ -17,7 +17,7 @@ use super::{VERSION, agent_view, assert_holds, packaging, run};
 
 /// Runs `build-debs.sh --bin-dir target/debug`; returns the three
 /// packages' paths.
-fn build_debs(out: &Path, version: &str) -> Vec<PathBuf> {
+pub(super) fn build_debs(out: &Path, version: &str) -> Vec<PathBuf> {
     let built = run(Command::new(packaging().join("build-debs.sh"))
         .arg("--bin-dir")
         .arg(bin_dir())

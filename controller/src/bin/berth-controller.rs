@@ -145,8 +145,8 @@ async fn command(command: Command) -> anyhow::Result<()> {
                 out.display()
             );
             println!(
-                "start the controller: berth-controller serve --data-dir {}",
-                data_dir.display()
+                "start the controller: {}",
+                berth_controller::init::serve_hint(&data_dir, port)
             );
             Ok(())
         }

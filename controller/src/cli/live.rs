@@ -41,6 +41,7 @@ pub async fn follow(session: &mut Session, deployment: &Deployment) -> Result<De
         stream: String::new(),
         level: String::new(),
         since_ms: 0,
+        after_seq: Default::default(),
     };
     let mut logs = session.client.clone().get_logs(request).await?.into_inner();
     let mut logs_open = true;

@@ -194,6 +194,7 @@ pub async fn logs(session: &mut Session, args: LogsArgs) -> Outcome {
             .since
             .map(|since| since.to_ms(berth_shared::time::now_ms()))
             .unwrap_or(0),
+        after_seq: Default::default(),
     };
     let mut stream = session.client.get_logs(request).await?.into_inner();
     // Lines are written in blocks: whatever arrived together goes out in

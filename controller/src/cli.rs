@@ -10,8 +10,11 @@ mod lifecycle;
 mod live;
 mod logs;
 mod output;
+mod resolve;
 mod show;
+mod stop;
 mod tokens;
+mod watch;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -52,6 +55,8 @@ pub struct Args {
 pub enum Command {
     /// Create a deployment and follow it until it ends.
     Deploy(deploy::DeployArgs),
+    /// Follow a deployment live (again), as deploy does, until it ends.
+    Watch(watch::WatchArgs),
     /// List deployments, newest first.
     Ls(show::LsArgs),
     /// Show everything about one deployment.
@@ -67,7 +72,7 @@ pub enum Command {
         environment: Option<String>,
     },
     /// Stop an app: run its [stop] commands and stop its containers on its hosts.
-    Stop(deploy::StopArgs),
+    Stop(stop::StopArgs),
     /// Tear a deployment down on every host: its containers and work directory.
     Delete {
         /// Deployment id.
@@ -293,12 +298,13 @@ pub async fn run(args: Args) -> i32 {
         let mut session = connect(&args).await?;
         match args.command {
             Command::Deploy(deploy) => deploy::deploy(&mut session, deploy).await,
+            Command::Watch(args) => watch::watch(&mut session, args).await,
             Command::Ls(ls) => show::ls(&mut session, ls).await,
             Command::Show { id } => show::show(&mut session, &id).await,
             Command::Logs(logs) => logs::logs(&mut session, logs).await,
             Command::Status { environment } => show::status(&mut session, environment).await,
-            Command::Stop(stop) => deploy::stop(&mut session, stop).await,
-            Command::Delete { id, detach } => deploy::delete(&mut session, &id, detach).await,
+            Command::Stop(args) => stop::stop(&mut session, args).await,
+            Command::Delete { id, detach } => stop::delete(&mut session, &id, detach).await,
             Command::Cancel { id, detach } => lifecycle::cancel(&mut session, &id, detach).await,
             Command::Retry(args) => lifecycle::retry(&mut session, args).await,
             Command::Redeploy(args) => lifecycle::redeploy(&mut session, args).await,

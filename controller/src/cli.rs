@@ -6,6 +6,7 @@ mod agents;
 mod bundle;
 mod deploy;
 mod exec;
+mod grid;
 mod lifecycle;
 mod live;
 mod logs;
@@ -44,7 +45,8 @@ pub struct Args {
     /// Credential bundle; default: ~/.config/berth/config.
     #[arg(long, global = true, env = "BERTH_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Output format.
+    /// Output format: tables fitted to the terminal, `wide` tables with
+    /// every column, or JSON.
     #[arg(short, long, global = true, value_enum, default_value = "table")]
     pub output: Format,
     #[command(subcommand)]

@@ -45,7 +45,7 @@ pub async fn exec(session: &mut Session, args: ExecArgs) -> Outcome {
             job = Some(parse(&event.job_json)?);
             continue;
         }
-        if format == Format::Table {
+        if format != Format::Json {
             for line in &event.lines {
                 let marker = if line.stream == "stderr" { "!" } else { "|" };
                 println!("{} {marker} {}", event.host, line.line);

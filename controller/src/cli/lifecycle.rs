@@ -182,10 +182,20 @@ pub async fn audit(session: &mut Session, args: AuditArgs) -> Outcome {
         .into_inner();
     let entries: Vec<serde_json::Value> = parse(&reply.json)?;
     emit(session.format, &entries, || {
-        let mut table = super::output::table(&["WHEN", "WHO", "ACTION", "TARGET", "OUTCOME"]);
+        use super::output::Column;
+        let mut table = super::output::grid(
+            session.format,
+            &[
+                Column::Text("WHEN"),
+                Column::Text("WHO"),
+                Column::Text("ACTION"),
+                Column::Text("TARGET"),
+                Column::Text("OUTCOME"),
+            ],
+        );
         for entry in &entries {
             let text = |key: &str| entry[key].as_str().unwrap_or_default().to_string();
-            table.add_row(vec![
+            table.row(vec![
                 text("at"),
                 text("who"),
                 text("action"),

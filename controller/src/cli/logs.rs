@@ -235,7 +235,7 @@ pub async fn logs(session: &mut Session, args: LogsArgs) -> Outcome {
                 let _ = serde_json::to_writer(&mut out, &entry);
                 out.push(b'\n');
             }
-            Format::Table => {
+            Format::Table | Format::Wide => {
                 let time = entry.ts.to_string();
                 let clock = time.get(11..23).unwrap_or(&time);
                 let marker = match entry.stream.as_str() {

@@ -7,10 +7,12 @@ mod bundle;
 mod deploy;
 mod exec;
 mod grid;
+mod jobs;
 mod lifecycle;
 mod live;
 mod logs;
 mod output;
+mod replaced;
 mod resolve;
 mod show;
 mod stop;
@@ -106,6 +108,9 @@ pub enum Command {
     Audit(lifecycle::AuditArgs),
     /// Fleet-wide: run a command on every matching host, output prefixed by host.
     Exec(exec::ExecArgs),
+    /// The fleet jobs `berth exec` ran: list them, show one.
+    #[command(subcommand)]
+    Jobs(jobs::JobsCommand),
     /// Fleet-wide: what berth runs on each host (containers, state, ports, recent output).
     Inspect {
         /// Only this app.
@@ -314,6 +319,7 @@ pub async fn run(args: Args) -> i32 {
             Command::Purge { id } => lifecycle::purge(&mut session, &id).await,
             Command::Audit(args) => lifecycle::audit(&mut session, args).await,
             Command::Exec(args) => exec::exec(&mut session, args).await,
+            Command::Jobs(command) => jobs::run(&mut session, command).await,
             Command::Inspect { app, selector } => {
                 agents::inspect(&mut session, app, selector).await
             }

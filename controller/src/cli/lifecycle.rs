@@ -36,9 +36,9 @@ pub struct RetryArgs {
 pub struct RollbackArgs {
     /// The app to roll back.
     pub app: String,
-    /// The app's environment.
-    #[arg(long = "env", default_value = "default")]
-    pub environment: String,
+    /// The app's environment; needed only when the app runs in several.
+    #[arg(long = "env")]
+    pub environment: Option<String>,
     /// The deployment to go back to; default: the previous successful one.
     #[arg(long = "to")]
     pub to: Option<String>,
@@ -131,7 +131,7 @@ pub async fn redeploy(session: &mut Session, args: RerunArgs) -> Outcome {
 pub async fn rollback(session: &mut Session, args: RollbackArgs) -> Outcome {
     let request = RollbackRequest {
         app: args.app.clone(),
-        environment: args.environment.clone(),
+        environment: args.environment.clone().unwrap_or_default(),
         to_id: args.to.clone().unwrap_or_default(),
         force: args.force,
         queue: args.queue,

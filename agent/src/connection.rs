@@ -247,7 +247,15 @@ impl Pump {
                         self.maybe_renew().await;
                     }
                     let facts = Some(crate::facts::collect(self.agent.files.root(), &self.agent.docker_host).await);
-                    let beat = Heartbeat { facts, free_slots: self.agent.free_slots(), health: self.agent.monitor.report() };
+                    let beat = Heartbeat { facts, free_slots: self.agent.free_slots(), health: self.agent.monitor.report(), apps: self.agent.current.report() };
+                    if self.send(Outgoing::Heartbeat(beat)).await.is_err() {
+                        return Ended::Retry(anyhow::anyhow!("stream closed"));
+                    }
+                }
+                // What runs here changed (a deploy, stop or repair): tell
+                // the controller now, so `berth status` is true at once.
+                () = self.agent.current.changed() => {
+                    let beat = Heartbeat { facts: None, free_slots: self.agent.free_slots(), health: self.agent.monitor.report(), apps: self.agent.current.report() };
                     if self.send(Outgoing::Heartbeat(beat)).await.is_err() {
                         return Ended::Retry(anyhow::anyhow!("stream closed"));
                     }

@@ -17,6 +17,7 @@ pub mod fetch;
 pub mod join;
 pub mod outbox;
 pub mod process;
+pub mod repair;
 pub mod runner;
 pub mod stage;
 
@@ -71,6 +72,8 @@ pub struct Agent {
     pub routes: Arc<stage::caddy::Desired>,
     /// Deployed apps checked periodically.
     pub monitor: Arc<stage::monitor::Monitor>,
+    /// What this host runs now, per app (kept true by [`repair`]).
+    pub current: Arc<stage::current::Apps>,
     pub tasks: TaskTracker,
     pub shutdown: CancellationToken,
     fence: Mutex<FenceState>,
@@ -190,6 +193,7 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<()> {
         caddy: config.caddy,
         routes: Arc::new(stage::caddy::Desired::load(&config.data_dir)),
         monitor: Arc::new(stage::monitor::Monitor::load(&config.data_dir)),
+        current: Arc::new(stage::current::Apps::load(&config.data_dir)),
         tasks: TaskTracker::new(),
         shutdown: shutdown.clone(),
         fence: Mutex::new(fence),
@@ -207,6 +211,9 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<()> {
     agent
         .tasks
         .spawn(stage::monitor::run(agent.monitor.clone(), shutdown.clone()));
+    agent
+        .tasks
+        .spawn(repair::run(agent.clone(), shutdown.clone()));
     agent.tasks.spawn(stage::caddy::keep_routes(
         agent.caddy.clone(),
         agent.routes.clone(),

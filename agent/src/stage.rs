@@ -2,6 +2,7 @@
 //! script stages ([`shell`]). A stage that fails is an outcome, not an error.
 
 pub mod caddy;
+pub mod current;
 pub mod docker;
 pub mod health;
 pub mod http;

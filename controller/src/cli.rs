@@ -95,8 +95,10 @@ pub enum Command {
     },
     /// Run a failed, canceled or timed-out deployment again, as a new deployment.
     Retry(lifecycle::RetryArgs),
-    /// Run a deployed deployment again on its hosts.
+    /// Run a deployed or stopped deployment again on its hosts.
     Redeploy(lifecycle::RerunArgs),
+    /// Start a stopped app again: its latest stopped deployment, on its hosts.
+    Start(lifecycle::StartArgs),
     /// Deploy an app's previous successful version again (or the one named with --to).
     Rollback(lifecycle::RollbackArgs),
     /// Forget a deployment's record and logs; what it made on the hosts stays.
@@ -316,6 +318,7 @@ pub async fn run(args: Args) -> i32 {
             Command::Retry(args) => lifecycle::retry(&mut session, args).await,
             Command::Redeploy(args) => lifecycle::redeploy(&mut session, args).await,
             Command::Rollback(args) => lifecycle::rollback(&mut session, args).await,
+            Command::Start(args) => lifecycle::start(&mut session, args).await,
             Command::Purge { id } => lifecycle::purge(&mut session, &id).await,
             Command::Audit(args) => lifecycle::audit(&mut session, args).await,
             Command::Exec(args) => exec::exec(&mut session, args).await,

@@ -69,13 +69,25 @@ impl Dispatcher {
             agent_locks: Mutex::new(HashMap::new()),
         };
         let mut ids = dispatcher.store.running_deployment_ids()?;
-        let deployed = dispatcher
+        let mut deployed = dispatcher
             .store
             .list_deployments(&crate::store::ListQuery {
                 statuses: vec![DeploymentStatus::Deployed],
                 limit: usize::MAX,
                 ..Default::default()
             })?;
+        // A failed rollout may still be putting hosts back (restore and
+        // stop tasks); those start right after the failure, so the latest
+        // failed deployments are enough to look at.
+        deployed.extend(
+            dispatcher
+                .store
+                .list_deployments(&crate::store::ListQuery {
+                    statuses: vec![DeploymentStatus::Failed],
+                    limit: 200,
+                    ..Default::default()
+                })?,
+        );
         ids.extend(
             deployed
                 .iter()
@@ -558,6 +570,11 @@ impl Dispatcher {
         {
             warn!(deployment_id = %deployment.id, error = %err, "could not mark older deployments superseded");
         }
+        if progress::on_failure::needs_plan(deployment)
+            && let Err(err) = self.plan_on_failure(deployment).await
+        {
+            warn!(deployment_id = %deployment.id, error = %err, "could not act on the failed rollout's hosts");
+        }
         self.hub.publish(HubEvent::Changed {
             deployment: deployment.id,
         });
@@ -566,6 +583,40 @@ impl Dispatcher {
             self.promote_next(&deployment.app, &deployment.environment)
                 .await;
         }
+    }
+
+    /// A rollout failed: its hosts that switched to the new version go
+    /// back, stop or stay as `[target] on_failure` says
+    /// ([`progress::on_failure`]).
+    async fn plan_on_failure(&self, failed: &Deployment) -> Result<(), StoreError> {
+        let previous = self
+            .store
+            .list_deployments(&crate::store::ListQuery {
+                app: Some(failed.app.clone()),
+                environment: Some(failed.environment.clone()),
+                statuses: vec![DeploymentStatus::Deployed],
+                limit: 1,
+                ..Default::default()
+            })?
+            .into_iter()
+            .next();
+        let now = Timestamp::now();
+        let (deployment, added) = self.store.update_deployment(failed.id, |deployment| {
+            if !progress::on_failure::needs_plan(deployment) {
+                return Ok(false);
+            }
+            Ok(progress::on_failure::plan(
+                deployment,
+                previous.as_ref(),
+                now,
+            ))
+        })?;
+        self.store.flush().await?;
+        if added {
+            info!(deployment_id = %deployment.id, "failed rollout: acting on the hosts that switched");
+            self.track(&deployment);
+        }
+        Ok(())
     }
 
     async fn supersede_older(&self, deployment: &Deployment) -> Result<(), StoreError> {
@@ -990,15 +1041,38 @@ fn apply_batch(
     Ok((outcome, lines))
 }
 
-/// The assignment an agent receives for a task.
+/// The assignment an agent receives for a task. A `restore` task runs the
+/// stages of the deployment it puts back (`restore_to`), while its events
+/// stay with the deployment that failed.
 pub fn spec_for(deployment: &Deployment, task_id: TaskId) -> TaskSpec {
+    if let Some(source) = &deployment.restore_to
+        && deployment
+            .tasks
+            .iter()
+            .any(|task| task.id == task_id && task.kind == TaskKind::Restore)
+    {
+        let mut previous = deployment.clone();
+        previous.id = source.deployment_id;
+        previous.version = source.version.clone();
+        previous.manifest = source.manifest.clone();
+        previous.bundle_digest = source.bundle_digest.clone();
+        previous.bundle_size = source.bundle_size;
+        previous.image_archive_digest = source.image_archive_digest.clone();
+        previous.image_archive_size = source.image_archive_size;
+        previous.built = source.built.clone();
+        previous.restore_to = None;
+        let mut spec = spec_for(&previous, task_id);
+        spec.deployment_id = deployment.id.to_string();
+        spec.restore_of = source.deployment_id.to_string();
+        return spec;
+    }
     let task = deployment
         .tasks
         .iter()
         .find(|task| task.id == task_id)
         .expect("caller passes a task of this deployment");
     let (kind, stage, script) = match task.kind {
-        TaskKind::Deploy => (
+        TaskKind::Deploy | TaskKind::Restore => (
             task_spec::Kind::Deploy,
             "setup",
             deployment.manifest.setup.as_ref(),
@@ -1040,7 +1114,7 @@ pub fn spec_for(deployment: &Deployment, task_id: TaskId) -> TaskSpec {
         artifact: deployment
             .built
             .as_ref()
-            .filter(|_| task.kind == TaskKind::Deploy)
+            .filter(|_| matches!(task.kind, TaskKind::Deploy | TaskKind::Restore))
             .and_then(|built| {
                 built
                     .artifact
@@ -1052,6 +1126,7 @@ pub fn spec_for(deployment: &Deployment, task_id: TaskId) -> TaskSpec {
                     })
             }),
         stage: stage.to_string(),
+        restore_of: String::new(),
         host: task.host.clone(),
         container: deployment
             .manifest
@@ -1072,6 +1147,7 @@ pub fn spec_for(deployment: &Deployment, task_id: TaskId) -> TaskSpec {
                 image_archive_size: deployment.image_archive_size,
                 stop_timeout_secs: container.stop_timeout_secs.unwrap_or(0),
                 pull: container.pull_policy().as_str().to_string(),
+                update: container.update_order().as_str().to_string(),
                 proxy: deployment
                     .manifest
                     .proxy

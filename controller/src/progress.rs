@@ -314,6 +314,7 @@ pub fn settle(deployment: &mut Deployment) {
     if deployment.status != DeploymentStatus::Deleted {
         settle_round(deployment, TaskKind::Delete, DeploymentStatus::Deleted);
     }
+    on_failure::note_restored(deployment);
 }
 
 /// The deploy tasks of the latest run (a redeploy adds a new round; the
@@ -546,6 +547,8 @@ fn prefixed(host: &str, message: &str) -> String {
 pub fn is_quiet(deployment: &Deployment) -> bool {
     deployment.status.is_settled() && deployment.tasks.iter().all(|task| task.status.is_final())
 }
+
+pub mod on_failure;
 
 #[cfg(test)]
 mod tests;

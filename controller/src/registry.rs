@@ -26,6 +26,10 @@ struct Connection {
     facts: Option<Facts>,
     /// The periodic health of the apps on this host, from its last heartbeat.
     health: Vec<berth_proto::v1::AppHealth>,
+    /// What runs on this host, from its last heartbeat.
+    apps: Vec<berth_proto::v1::HostApp>,
+    /// When `apps` was reported (wall clock, to compare with task times).
+    apps_at: Option<berth_shared::record::Timestamp>,
 }
 
 /// Live agent connections.
@@ -85,6 +89,8 @@ impl Registry {
             free_slots,
             facts: Some(facts),
             health: Vec::new(),
+            apps: Vec::new(),
+            apps_at: None,
         };
         let old = self.lock().insert(agent, connection);
         if let Some(old) = old {
@@ -139,6 +145,56 @@ impl Registry {
         if let Some(conn) = self.lock().get_mut(&agent) {
             conn.health = health;
         }
+    }
+
+    /// Records what an agent reported running; returns the apps whose
+    /// last repair is new since its previous report (all of them with a
+    /// repair on the first report of a connection).
+    pub fn report_apps(
+        &self,
+        agent: AgentId,
+        apps: Vec<berth_proto::v1::HostApp>,
+    ) -> Vec<berth_proto::v1::HostApp> {
+        let mut connections = self.lock();
+        let Some(conn) = connections.get_mut(&agent) else {
+            return Vec::new();
+        };
+        let repaired = apps
+            .iter()
+            .filter(|app| {
+                app.last_repair_ms > 0
+                    && !conn.apps.iter().any(|old| {
+                        old.deployment_id == app.deployment_id
+                            && old.last_repair_ms == app.last_repair_ms
+                    })
+            })
+            .cloned()
+            .collect();
+        conn.apps = apps;
+        conn.apps_at = Some(berth_shared::record::Timestamp::now());
+        repaired
+    }
+
+    /// When a connected agent last reported what runs on it.
+    pub fn apps_reported_at(&self, agent: AgentId) -> Option<berth_shared::record::Timestamp> {
+        self.lock().get(&agent).and_then(|conn| conn.apps_at)
+    }
+
+    /// What each connected agent runs of `app` in `environment`.
+    pub fn apps_of(
+        &self,
+        app: &str,
+        environment: &str,
+    ) -> Vec<(AgentId, berth_proto::v1::HostApp)> {
+        self.lock()
+            .iter()
+            .flat_map(|(agent, conn)| {
+                conn.apps
+                    .iter()
+                    .filter(|host_app| host_app.app == app && host_app.environment == environment)
+                    .map(|host_app| (*agent, host_app.clone()))
+            })
+            .collect()
     }
 
     /// What connected agents last reported about one deployment's health.

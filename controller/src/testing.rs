@@ -45,5 +45,6 @@ pub fn deployment(hosts: &[&str], max_failures: u32) -> Deployment {
         deadline_ms: None,
         build_key: None,
         built: None,
+        restore_to: None,
     }
 }

@@ -75,6 +75,34 @@ pub struct Target {
     pub max_parallel: Option<u32>,
     /// Failed hosts tolerated before the rollout stops.
     pub max_failures: u32,
+    /// What happens to the hosts already switched when the rollout fails.
+    #[serde(default)]
+    pub on_failure: OnFailure,
+}
+
+/// What a failed rollout does with the hosts that already run the new
+/// version (`[target] on_failure`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// They go back to the previous deployed version of the app and
+    /// environment, so the whole fleet runs one version.
+    #[default]
+    Rollback,
+    /// The new version is stopped on them.
+    Stop,
+    /// They keep the new version; `berth status` shows the split.
+    Leave,
+}
+
+impl OnFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnFailure::Rollback => "rollback",
+            OnFailure::Stop => "stop",
+            OnFailure::Leave => "leave",
+        }
+    }
 }
 
 /// A script stage: commands for `/bin/sh -c`, run in order in the bundle.
@@ -384,7 +412,13 @@ impl Checker {
         self.unknown_keys(
             "target",
             table,
-            &["labels", "hosts", "max_parallel", "max_failures"],
+            &[
+                "labels",
+                "hosts",
+                "max_parallel",
+                "max_failures",
+                "on_failure",
+            ],
         );
         if let Some(labels) = table.get("labels") {
             target.labels = self.labels("target.labels", labels);
@@ -411,6 +445,19 @@ impl Checker {
             .get("max_failures")
             .and_then(|value| self.count("target.max_failures", value, 0))
             .unwrap_or(0);
+        if let Some(value) = table.get("on_failure")
+            && let Some(text) = self.string("target.on_failure", value)
+        {
+            match text {
+                "rollback" => target.on_failure = OnFailure::Rollback,
+                "stop" => target.on_failure = OnFailure::Stop,
+                "leave" => target.on_failure = OnFailure::Leave,
+                _ => self.error(
+                    "target.on_failure",
+                    format!("is `{text}`; use \"rollback\" (hosts already switched go back to the previous version), \"stop\" (they stop the new one) or \"leave\" (they keep it)"),
+                ),
+            }
+        }
         target
     }
 
@@ -569,7 +616,7 @@ mod container;
 mod health;
 mod proxy;
 pub use build::{Build, BuildKind, DEFAULT_BUILD_TIMEOUT};
-pub use container::{Container, PullPolicy, parse_size, registry_of};
+pub use container::{Container, PullPolicy, UpdateOrder, parse_size, registry_of};
 pub use health::{Health, Probe};
 pub use proxy::Proxy;
 

@@ -99,6 +99,42 @@ pub struct Deployment {
     /// With `[build]`: what the build made, once it did (or was reused).
     #[serde(default)]
     pub built: Option<BuildOutput>,
+    /// After a failed rollout with `on_failure = "rollback"`: the version
+    /// its `restore` tasks put back on the hosts that had switched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_to: Option<RestoreSource>,
+}
+
+/// The previous deployment a failed rollout puts back: enough of its
+/// snapshot to run its stages again.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RestoreSource {
+    pub deployment_id: DeploymentId,
+    pub version: String,
+    pub manifest: Manifest,
+    pub bundle_digest: String,
+    pub bundle_size: u64,
+    #[serde(default)]
+    pub image_archive_digest: Option<String>,
+    #[serde(default)]
+    pub image_archive_size: u64,
+    #[serde(default)]
+    pub built: Option<BuildOutput>,
+}
+
+impl RestoreSource {
+    pub fn of(deployment: &Deployment) -> RestoreSource {
+        RestoreSource {
+            deployment_id: deployment.id,
+            version: deployment.version.clone(),
+            manifest: deployment.manifest.clone(),
+            bundle_digest: deployment.bundle_digest.clone(),
+            bundle_size: deployment.bundle_size,
+            image_archive_digest: deployment.image_archive_digest.clone(),
+            image_archive_size: deployment.image_archive_size,
+            built: deployment.built.clone(),
+        }
+    }
 }
 
 /// What a build made: an image (shipped as a `docker save` archive) or an
@@ -143,6 +179,9 @@ pub enum TaskKind {
     Delete,
     /// Builds the bundle once (`[build]`) on a build agent.
     Build,
+    /// Puts the previous version back on a host after the rollout of
+    /// this deployment failed (`[target] on_failure = "rollback"`).
+    Restore,
 }
 
 /// One host's part of a deployment.
@@ -334,6 +373,32 @@ pub struct AppStatus {
     /// the periodic checks; absent without a `[health]` section.
     #[serde(default)]
     pub health: Option<String>,
+    /// What each host runs now, as its agent reports it (or, for a host
+    /// that is offline, what it last ran as far as the controller knows).
+    #[serde(default)]
+    pub host_states: Vec<HostState>,
+}
+
+/// One app on one host, as `berth status` shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostState {
+    pub host: String,
+    pub online: bool,
+    /// The version and deployment running there; empty when none runs.
+    pub version: String,
+    pub deployment_id: String,
+    /// `running`, `deployed` (script-only), `missing`, `stopped`, `offline`,
+    /// `not running`, or why the agent could not look.
+    pub state: String,
+    /// `healthy` or `unhealthy: PROBE` from the host's periodic check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
+    pub since: Option<Timestamp>,
+    /// The last repair the agent made, and when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_repair: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_repair_at: Option<Timestamp>,
 }
 
 /// One berth-managed container on a host, as `berth inspect` shows it.

@@ -15,6 +15,8 @@ pub struct Dockerd {
     /// `unix:///.../docker.sock`, for `berth-agent --docker-host`.
     pub host: String,
     process: Running,
+    /// The extra dockerd arguments it was started with (for a restart).
+    extra: Vec<String>,
 }
 
 fn find(program: &str) -> Option<PathBuf> {
@@ -76,26 +78,36 @@ impl Dockerd {
             .tempdir()
             .expect("tempdir");
         let socket = dir.path().join("docker.sock");
-        let mut command = Command::new("dockerd");
-        command
-            .arg("--host")
-            .arg(format!("unix://{}", socket.display()))
-            .arg("--data-root")
-            .arg(dir.path().join("data"))
-            .arg("--exec-root")
-            .arg(dir.path().join("exec"))
-            .arg("--pidfile")
-            .arg(dir.path().join("docker.pid"))
-            .args(extra);
-        let process = Running::spawn(command, &dir.path().join("dockerd.log"));
-        let ready = process.stderr.wait_for("API listen on", DEADLINE);
-        assert!(
-            ready.is_some(),
-            "dockerd did not start:\n{}",
-            process.log_tail()
-        );
+        let extra: Vec<String> = extra.iter().map(|arg| arg.to_string()).collect();
+        let process = launch(dir.path(), &extra, "dockerd.log");
         let host = format!("unix://{}", socket.display());
-        Some(Dockerd { dir, host, process })
+        Some(Dockerd {
+            dir,
+            host,
+            process,
+            extra,
+        })
+    }
+
+    /// Stops the daemon gracefully (its containers stop with it) and
+    /// starts it again on the same data: what `systemctl restart docker`
+    /// does. Containers with a restart policy come back.
+    pub fn restart(&mut self) {
+        self.stop_daemon();
+        self.process = launch(self.dir.path(), &self.extra, "dockerd-restarted.log");
+    }
+
+    /// Stops the daemon gracefully and waits for it to exit.
+    pub fn stop_daemon(&mut self) {
+        self.process.terminate();
+        if self.process.wait_exit(DEADLINE).is_none() {
+            self.process.kill9();
+        }
+    }
+
+    /// Starts a daemon stopped with [`Dockerd::stop_daemon`] again.
+    pub fn start_daemon(&mut self) {
+        self.process = launch(self.dir.path(), &self.extra, "dockerd-restarted.log");
     }
 
     /// Runs the docker CLI against this daemon.
@@ -198,6 +210,30 @@ impl Drop for Dockerd {
             self.process.kill9();
         }
     }
+}
+
+/// Starts dockerd on the socket, data root, exec root and pid file under
+/// `dir` and waits until its API listens.
+fn launch(dir: &Path, extra: &[String], log: &str) -> Running {
+    let mut command = Command::new("dockerd");
+    command
+        .arg("--host")
+        .arg(format!("unix://{}", dir.join("docker.sock").display()))
+        .arg("--data-root")
+        .arg(dir.join("data"))
+        .arg("--exec-root")
+        .arg(dir.join("exec"))
+        .arg("--pidfile")
+        .arg(dir.join("docker.pid"))
+        .args(extra);
+    let process = Running::spawn(command, &dir.join(log));
+    let ready = process.stderr.wait_for("API listen on", DEADLINE);
+    assert!(
+        ready.is_some(),
+        "dockerd did not start:\n{}",
+        process.log_tail()
+    );
+    process
 }
 
 /// A plain HTTP GET to 127.0.0.1:`port`; returns the body.

@@ -88,6 +88,21 @@ impl Monitor {
         }
     }
 
+    /// Points a watched app's checks at a new host port (its container
+    /// came back on another one); true when it was watched.
+    pub fn move_port(&self, app: &str, environment: &str, deployment: &str, port: &str) -> bool {
+        let mut watches = self.lock();
+        let Some(watch) = watches
+            .get_mut(&key(app, environment))
+            .filter(|watch| watch.deployment_id == deployment)
+        else {
+            return false;
+        };
+        watch.host_port = Some(port.to_string());
+        self.save(&watches);
+        true
+    }
+
     /// The latest results, for the heartbeat.
     pub fn report(&self) -> Vec<AppHealth> {
         self.lock()

@@ -33,6 +33,18 @@ pub struct RetryArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct StartArgs {
+    /// The app to start again.
+    pub app: String,
+    /// The app's environment.
+    #[arg(long = "env", default_value = "default")]
+    pub environment: String,
+    /// Print the deployment and return without following it.
+    #[arg(long)]
+    pub detach: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct RollbackArgs {
     /// The app to roll back.
     pub app: String,
@@ -124,6 +136,23 @@ pub async fn redeploy(session: &mut Session, args: RerunArgs) -> Outcome {
     progress(
         session.format,
         &format!("deployment {} runs again", deployment.id),
+    );
+    finish(session, deployment, args.detach).await
+}
+
+pub async fn start(session: &mut Session, args: StartArgs) -> Outcome {
+    let request = berth_proto::v1::StopAppRequest {
+        app: args.app.clone(),
+        environment: args.environment.clone(),
+    };
+    let reply = session.client.start_app(request).await?.into_inner();
+    let deployment: Deployment = parse(&reply.json)?;
+    progress(
+        session.format,
+        &format!(
+            "starting {} in {} again: deployment {} (version {})",
+            deployment.app, deployment.environment, deployment.id, deployment.version
+        ),
     );
     finish(session, deployment, args.detach).await
 }

@@ -186,6 +186,7 @@ fn describe(d: &Deployment, format: super::Format) -> String {
             berth_shared::record::TaskKind::Stop => "stop",
             berth_shared::record::TaskKind::Delete => "delete",
             berth_shared::record::TaskKind::Build => "build",
+            berth_shared::record::TaskKind::Restore => "restore",
         };
         tasks.row(vec![
             task.host.clone(),
@@ -320,8 +321,48 @@ pub async fn status(session: &mut Session, environment: Option<String>) -> Outco
         if rows.is_empty() {
             "nothing deployed yet".to_string()
         } else {
-            out.to_string()
+            format!("{out}\n\n{}", host_table(&rows, session.format))
         }
     });
     Ok(exit::OK)
+}
+
+/// `berth status`'s second table: what each host runs now.
+fn host_table(rows: &[AppStatus], format: super::Format) -> String {
+    let mut out = grid(
+        format,
+        &[
+            Column::Text("APP"),
+            Column::Text("ENV"),
+            Column::Text("HOST"),
+            Column::Text("VERSION"),
+            Column::Text("STATE"),
+            Column::Text("HEALTH"),
+            Column::Id("DEPLOYMENT"),
+            Column::Text("LAST REPAIR"),
+        ],
+    );
+    for row in rows {
+        for host in &row.host_states {
+            let repair = match (&host.last_repair, host.last_repair_at) {
+                (Some(repair), Some(at)) => format!("{} ({repair})", ago(at)),
+                _ => "-".into(),
+            };
+            out.row(vec![
+                row.app.clone(),
+                row.environment.clone(),
+                host.host.clone(),
+                Some(host.version.clone())
+                    .filter(|version| !version.is_empty())
+                    .unwrap_or_else(|| "-".into()),
+                host.state.clone(),
+                host.health.clone().unwrap_or_else(|| "-".into()),
+                Some(host.deployment_id.clone())
+                    .filter(|id| !id.is_empty())
+                    .unwrap_or_else(|| "-".into()),
+                repair,
+            ]);
+        }
+    }
+    out.to_string()
 }

@@ -30,7 +30,9 @@ use crate::store::{ListQuery, Role, Sort};
 mod agents;
 mod build;
 pub(crate) mod deploy;
+mod domain;
 mod exec;
+mod hosts;
 mod lifecycle;
 mod resolve;
 mod target;
@@ -267,6 +269,17 @@ impl Cli for CliApi {
     ) -> Result<Response<DeploymentReply>, Status> {
         let caller = require(&request, Role::Operator)?;
         let deployment = lifecycle::redeploy(&self.context, &caller, request.into_inner()).await?;
+        Ok(Response::new(DeploymentReply {
+            json: json(&deployment)?,
+        }))
+    }
+
+    async fn start_app(
+        &self,
+        request: Request<StopAppRequest>,
+    ) -> Result<Response<DeploymentReply>, Status> {
+        let caller = require(&request, Role::Operator)?;
+        let deployment = lifecycle::start(&self.context, &caller, request.into_inner()).await?;
         Ok(Response::new(DeploymentReply {
             json: json(&deployment)?,
         }))

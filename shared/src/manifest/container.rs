@@ -36,6 +36,41 @@ pub struct Container {
     /// When to pull the image; see [`Container::pull_policy`].
     #[serde(default)]
     pub pull: Option<PullPolicy>,
+    /// How a running container is replaced; see [`Container::update_order`].
+    #[serde(default)]
+    pub update: Option<UpdateOrder>,
+}
+
+/// How a new version replaces the running container on a host (Docker
+/// Swarm's names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpdateOrder {
+    /// The new container starts beside the old one, which stops once the
+    /// new one is up (and healthy): no gap, but both run for a while.
+    StartFirst,
+    /// The old container stops first (freeing a fixed host port); if the
+    /// new one fails to start or fails its health check, the old one
+    /// starts again.
+    StopFirst,
+}
+
+impl UpdateOrder {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpdateOrder::StartFirst => "start-first",
+            UpdateOrder::StopFirst => "stop-first",
+        }
+    }
+
+    /// The order a name means; `None` for anything else.
+    pub fn parse(text: &str) -> Option<UpdateOrder> {
+        match text {
+            "start-first" => Some(UpdateOrder::StartFirst),
+            "stop-first" => Some(UpdateOrder::StopFirst),
+            _ => None,
+        }
+    }
 }
 
 /// When a host pulls the image from its registry (an image archive or a
@@ -72,6 +107,17 @@ impl PullPolicy {
 }
 
 impl Container {
+    /// The `update` setting, or by default `stop-first` with a fixed
+    /// `host_port` (two containers cannot publish the same port) and
+    /// `start-first` otherwise.
+    pub fn update_order(&self) -> UpdateOrder {
+        self.update.unwrap_or(if self.host_port.is_some() {
+            UpdateOrder::StopFirst
+        } else {
+            UpdateOrder::StartFirst
+        })
+    }
+
     /// The `pull` setting, or by default `always` for an image named by a
     /// tag that is meant to move (`latest`, or no tag at all, which is
     /// `latest`) and `missing` for any other tag or a digest.
@@ -109,6 +155,7 @@ impl Checker {
                 "cpus",
                 "stop_timeout",
                 "pull",
+                "update",
             ],
         );
         let mut container = Container::default();
@@ -200,6 +247,26 @@ impl Checker {
                 }
                 policy
             });
+        }
+        if let Some(update) = table.get("update") {
+            container.update = self.string("container.update", update).and_then(|text| {
+                let order = UpdateOrder::parse(text);
+                if order.is_none() {
+                    self.error(
+                        "container.update",
+                        format!("is `{text}`; use \"start-first\" (the new container starts beside the old one) or \"stop-first\" (the old one stops first)"),
+                    );
+                }
+                order
+            });
+        }
+        if let (Some(UpdateOrder::StartFirst), Some(host_port)) =
+            (container.update, container.host_port)
+        {
+            self.error(
+                "container.update",
+                format!("is \"start-first\", but host_port = {host_port} is fixed: the new container cannot publish port {host_port} while the old one holds it; use \"stop-first\" (the default with a fixed host_port: the old container stops, and starts again if the new one fails) or remove host_port so each container gets a free port"),
+            );
         }
         Some(container)
     }

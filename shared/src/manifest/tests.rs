@@ -228,6 +228,35 @@ fn the_pull_policy_follows_moving_tags_unless_set() {
 }
 
 #[test]
+fn the_update_order_follows_a_fixed_host_port_unless_set() {
+    let order = |extra: &str| {
+        let text = format!(
+            "app = \"w\"\n[target]\nhosts = [\"h\"]\n[container]\nimage = \"w:1\"\nport = 80\n{extra}"
+        );
+        Manifest::parse(&text)
+            .expect("valid")
+            .container
+            .expect("container")
+            .update_order()
+    };
+    assert_eq!(order(""), UpdateOrder::StartFirst);
+    assert_eq!(order("host_port = 18080\n"), UpdateOrder::StopFirst);
+    assert_eq!(order("update = \"stop-first\"\n"), UpdateOrder::StopFirst);
+    assert_eq!(
+        order("host_port = 18080\nupdate = \"stop-first\"\n"),
+        UpdateOrder::StopFirst
+    );
+    check(
+        "app = \"w\"\n[target]\nhosts = [\"h\"]\n[container]\nimage = \"w:1\"\nport = 80\nhost_port = 18080\nupdate = \"start-first\"\n",
+        &["container.update: is \"start-first\", but host_port = 18080 is fixed"],
+    );
+    check(
+        "app = \"w\"\n[target]\nhosts = [\"h\"]\n[container]\nimage = \"w:1\"\nupdate = \"rolling\"\n",
+        &["container.update: is `rolling`; use \"start-first\""],
+    );
+}
+
+#[test]
 fn reports_container_mistakes() {
     check(
         "app = \"w\"\n[target]\nhosts = [\"h\"]\n[container]\nhost_port = 70000\nenv = { \"1BAD\" = \"x\" }\ncpus = 0\n",

@@ -199,6 +199,7 @@ pub fn from_snapshot(
             )));
         }
     }
+    super::domain::check_claim(context, &snapshot.manifest)?;
     let agents = resolve_targets(context, &snapshot.manifest)?;
     let now = Timestamp::now();
     let mut tasks: Vec<Task> = agents
@@ -259,6 +260,7 @@ pub fn from_snapshot(
         deadline_ms: None,
         build_key,
         built,
+        restore_to: None,
     };
     super::build::adopt_reused(&mut deployment);
     if let Some(builder) = builder_busy {
@@ -508,18 +510,15 @@ pub async fn stop(
             );
             return Ok(());
         }
-        let hosts: Vec<Task> = deployment
-            .tasks
-            .iter()
-            .filter(|task| task.kind == TaskKind::Deploy && task.status == TaskStatus::Done)
-            .cloned()
-            .collect();
+        // One stop per host, whatever number of deploy rounds (redeploys)
+        // reached it.
+        let hosts = progress::running_hosts(deployment);
         deployment.error_step = None;
         deployment.error_message = None;
-        for host in hosts {
+        for (agent_id, host) in hosts {
             deployment
                 .tasks
-                .push(Task::queued(TaskKind::Stop, &host.host, host.agent_id, now));
+                .push(Task::queued(TaskKind::Stop, &host, agent_id, now));
         }
         progress::note(
             deployment,
@@ -673,13 +672,15 @@ pub async fn delete(
                 "deployment {id} has work in progress on its hosts; wait for it"
             )));
         }
-        // Every host the deployment reached may hold something of it.
-        let touched: Vec<Task> = deployment
-            .tasks
-            .iter()
-            .filter(|task| task.kind == TaskKind::Deploy && task.assigned_at.is_some())
-            .cloned()
-            .collect();
+        // Every host the deployment reached may hold something of it; one
+        // delete per host, whatever number of deploy rounds reached it.
+        let mut touched: Vec<Task> = Vec::new();
+        for task in &deployment.tasks {
+            let reached = task.kind == TaskKind::Deploy && task.assigned_at.is_some();
+            if reached && !touched.iter().any(|seen| seen.agent_id == task.agent_id) {
+                touched.push(task.clone());
+            }
+        }
         deployment.error_step = None;
         deployment.error_message = None;
         if touched.is_empty() {
@@ -805,10 +806,13 @@ pub fn status(context: &Context, environment: &str) -> Result<Vec<AppStatus>, St
             .collect();
         hosts.sort();
         let health = health_of(context, &current);
+        let host_states = super::hosts::host_states(context, &app, &env, &current)?;
+        let version = super::hosts::fleet_version(&host_states, &current.version);
         rows.push(AppStatus {
             app: app.clone(),
             environment: env.clone(),
-            version: current.version.clone(),
+            version,
+            host_states,
             deployment_id: current.id,
             status: current.status,
             since,

@@ -46,6 +46,9 @@ pub async fn retry(
     ) {
         let hint = match parent.status {
             DeploymentStatus::Deployed => "; `berth redeploy` runs a deployed one again",
+            DeploymentStatus::Stopped => {
+                "; start a stopped one again with `berth start APP --env E` (or `berth redeploy ID`)"
+            }
             status if status.is_running() => "; it is still running",
             _ => "",
         };
@@ -189,16 +192,64 @@ pub async fn redeploy(
             "--queue does not apply to redeploy; wait for the running deployment or use --force",
         ));
     }
+    run_again(context, caller, id, request.force, "redeploy").await
+}
+
+/// `berth start`: runs an app's latest stopped deployment again on its
+/// hosts (a redeploy of it).
+pub async fn start(
+    context: &Context,
+    caller: &Caller,
+    request: berth_proto::v1::StopAppRequest,
+) -> Result<Deployment, Status> {
+    let environment = berth_shared::manifest::environment_or_default(&request.environment);
+    let latest = context
+        .store
+        .list_deployments(&crate::store::ListQuery {
+            app: Some(request.app.clone()),
+            environment: Some(environment.clone()),
+            statuses: vec![DeploymentStatus::Deployed, DeploymentStatus::Stopped],
+            limit: 1,
+            ..Default::default()
+        })?
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            Status::not_found(format!(
+                "app `{}` has no stopped deployment in environment `{environment}`; see `berth status` (deploy it with `berth deploy`)",
+                request.app
+            ))
+        })?;
+    if latest.status == DeploymentStatus::Deployed {
+        return Err(Status::already_exists(format!(
+            "app `{}` in `{environment}` runs already (deployment {}, version {}); `berth redeploy {}` runs it again",
+            request.app, latest.id, latest.version, latest.id
+        )));
+    }
+    run_again(context, caller, latest.id, false, "start").await
+}
+
+/// Runs a deployed or stopped deployment again on the hosts it ran on.
+async fn run_again(
+    context: &Context,
+    caller: &Caller,
+    id: DeploymentId,
+    force: bool,
+    action: &str,
+) -> Result<Deployment, Status> {
     let app = context.store.get_deployment(id)?.app;
     check_trigger_rate(context, &app)?;
     let who = caller.who();
     let now = Timestamp::now();
     let (deployment, ()) = context
         .store
-        .update_deployment_claiming(id, request.force, |deployment| {
-            if deployment.status != DeploymentStatus::Deployed {
+        .update_deployment_claiming(id, force, |deployment| {
+            if !matches!(
+                deployment.status,
+                DeploymentStatus::Deployed | DeploymentStatus::Stopped
+            ) {
                 return Err(StoreError::Conflict(format!(
-                    "deployment {id} is {}; redeploy runs a deployed one again (`berth retry` re-runs a failed one)",
+                    "deployment {id} is {}; redeploy runs a deployed or stopped one again (`berth retry` re-runs a failed one)",
                     deployment.status
                 )));
             }
@@ -223,12 +274,12 @@ pub async fn redeploy(
             progress::set_status(
                 deployment,
                 DeploymentStatus::Deploying,
-                Some(format!("redeploy by {who}")),
+                Some(format!("{action} by {who}")),
             );
             Ok(())
         })?;
-    info!(deployment_id = %id, %who, "redeploy requested");
-    announce(context, &who, "redeploy", "requested", deployment).await
+    info!(deployment_id = %id, %who, action, "run again");
+    announce(context, &who, action, "requested", deployment).await
 }
 
 /// `berth purge`: forgets a settled deployment's record and logs.

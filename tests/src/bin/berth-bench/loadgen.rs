@@ -149,7 +149,7 @@ async fn session(shared: &Shared, identity: &Enrolled) -> Result<()> {
             }
             _ = ticker.tick() => {
                 beat += 1;
-                let heartbeat = Heartbeat { facts: Some(facts(&identity.name, beat)), free_slots: 4, health: Vec::new() };
+                let heartbeat = Heartbeat { facts: Some(facts(&identity.name, beat)), free_slots: 4, health: Vec::new(), apps: Vec::new() };
                 sender.send(AgentMessage { kind: Some(Outgoing::Heartbeat(heartbeat)) }).await?;
                 shared.counters.heartbeats.fetch_add(1, Ordering::Relaxed);
             }

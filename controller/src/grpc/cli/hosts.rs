@@ -1,0 +1,120 @@
+//! `berth status` per host: what each host runs now, from its agent's own
+//! report (version, deployment, container state, health, last repair),
+//! and for hosts that are offline what the controller last knew.
+
+use berth_shared::record::{Deployment, HostState, Timestamp};
+
+use crate::progress;
+use crate::server::Context;
+use crate::store::StoreError;
+
+/// The host rows of one app and environment; `current` is the deployment
+/// the controller believes runs there.
+pub fn host_states(
+    context: &Context,
+    app: &str,
+    environment: &str,
+    current: &Deployment,
+) -> Result<Vec<HostState>, StoreError> {
+    let agents = context.store.list_agents()?;
+    let name_of = |agent| {
+        agents
+            .iter()
+            .find(|record| record.id == agent)
+            .map_or_else(|| agent.to_string(), |record| record.name.clone())
+    };
+    let mut rows: Vec<HostState> = Vec::new();
+    for (agent, reported) in context.registry.apps_of(app, environment) {
+        let health = context
+            .registry
+            .health_of(&reported.deployment_id)
+            .into_iter()
+            .find(|(from, _)| *from == agent)
+            .map(|(_, report)| {
+                if report.healthy {
+                    "healthy".to_string()
+                } else {
+                    format!("unhealthy: {}", report.detail)
+                }
+            });
+        rows.push(HostState {
+            host: name_of(agent),
+            online: true,
+            version: reported.version,
+            deployment_id: reported.deployment_id,
+            state: reported.state,
+            health,
+            since: Some(Timestamp(reported.since_ms)),
+            last_repair: Some(reported.last_repair).filter(|text| !text.is_empty()),
+            last_repair_at: (reported.last_repair_ms > 0)
+                .then_some(Timestamp(reported.last_repair_ms)),
+        });
+    }
+    if current.status == berth_shared::state::DeploymentStatus::Deployed {
+        for (agent, host) in progress::running_hosts(current) {
+            if rows.iter().any(|row| row.host == host) {
+                continue;
+            }
+            let online = context.registry.is_online(agent);
+            // A report older than the host's last task says nothing yet.
+            let finished = current
+                .tasks
+                .iter()
+                .filter(|task| task.agent_id == agent)
+                .filter_map(|task| task.finished_at)
+                .max();
+            let reported = context.registry.apps_reported_at(agent);
+            let awaited =
+                online && reported.is_none_or(|at| finished.is_some_and(|done| at < done));
+            let (state, known) = match (online, awaited) {
+                (false, _) => ("offline (last known)", true),
+                (true, true) => ("deployed (its agent has not reported yet)", true),
+                (true, false) => ("not running (its agent reports no such app)", false),
+            };
+            rows.push(HostState {
+                host,
+                online,
+                version: if known {
+                    current.version.clone()
+                } else {
+                    String::new()
+                },
+                deployment_id: if known {
+                    current.id.to_string()
+                } else {
+                    String::new()
+                },
+                state: state.into(),
+                ..HostState::default()
+            });
+        }
+    }
+    rows.sort_by(|a, b| a.host.cmp(&b.host));
+    Ok(rows)
+}
+
+/// The version the hosts run: the one they agree on, or `mixed: ...`
+/// naming each version with its hosts.
+pub fn fleet_version(rows: &[HostState], fallback: &str) -> String {
+    let mut versions: Vec<(&str, Vec<&str>)> = Vec::new();
+    for row in rows.iter().filter(|row| !row.version.is_empty()) {
+        match versions
+            .iter_mut()
+            .find(|(version, _)| *version == row.version)
+        {
+            Some((_, hosts)) => hosts.push(&row.host),
+            None => versions.push((&row.version, vec![&row.host])),
+        }
+    }
+    match versions.as_slice() {
+        [] => fallback.to_string(),
+        [(version, _)] => (*version).to_string(),
+        many => {
+            let parts: Vec<String> = many
+                .iter()
+                .map(|(version, hosts)| format!("{version} on {}", hosts.join(", ")))
+                .collect();
+            format!("mixed: {}", parts.join("; "))
+        }
+    }
+}

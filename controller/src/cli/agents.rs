@@ -69,7 +69,7 @@ pub async fn run(session: &mut Session, command: AgentsCommand) -> Outcome {
                         Column::Text("ONLINE"),
                         Column::Wide("STATUS"),
                         Column::Text("VERSION"),
-                        Column::Text("LABELS"),
+                        Column::Full("LABELS"),
                         Column::Wide("OS"),
                         Column::Wide("CPUS"),
                         Column::Text("MEMORY"),

@@ -1,8 +1,9 @@
 //! Tables for people that fit the terminal: the width comes from `COLUMNS`,
 //! else the terminal stdout is; ids are cut to [`ID_CHARS`] (still unique
 //! enough to read, and accepted nowhere as an id: `-o wide` or `-o json`
-//! give whole ones), long cells to [`CELL_CHARS`], and the less needed
-//! columns show only with `-o wide`, which also lifts every limit.
+//! give whole ones), long cells to [`CELL_CHARS`] except the ones that
+//! must be read whole (wrapped instead), and the less needed columns show
+//! only with `-o wide`, which also lifts every limit.
 
 use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{ContentArrangement, Table};
@@ -21,6 +22,8 @@ pub enum Column {
     Text(&'static str),
     /// An id: shown always, cut to [`ID_CHARS`].
     Id(&'static str),
+    /// Shown always and whole (wrapped to fit): labels, errors, repairs.
+    Full(&'static str),
     /// Shown only with `-o wide`.
     Wide(&'static str),
 }
@@ -55,7 +58,9 @@ pub fn grid(format: Format, columns: &[Column]) -> Grid {
     let header: Vec<String> = columns
         .iter()
         .map(|column| match column {
-            Column::Text(name) | Column::Id(name) | Column::Wide(name) => name.to_string(),
+            Column::Text(name) | Column::Id(name) | Column::Full(name) | Column::Wide(name) => {
+                name.to_string()
+            }
         })
         .collect();
     let header = grid.shown(header);
@@ -89,6 +94,7 @@ impl Grid {
             .filter_map(|(column, cell)| match column {
                 Column::Text(_) => Some(cut(&cell, CELL_CHARS)),
                 Column::Id(_) => Some(cut_id(&cell)),
+                Column::Full(_) => Some(cell),
                 Column::Wide(_) => None,
             })
             .collect()

@@ -162,7 +162,7 @@ fn describe(d: &Deployment, format: super::Format) -> String {
             Column::Text("STATUS"),
             Column::Wide("GEN"),
             Column::Text("STAGES"),
-            Column::Text("ERROR"),
+            Column::Full("ERROR"),
         ],
     );
     for task in &d.tasks {
@@ -339,7 +339,7 @@ fn host_table(rows: &[AppStatus], format: super::Format) -> String {
             Column::Text("STATE"),
             Column::Text("HEALTH"),
             Column::Id("DEPLOYMENT"),
-            Column::Text("LAST REPAIR"),
+            Column::Full("LAST REPAIR"),
         ],
     );
     for row in rows {

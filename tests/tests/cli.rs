@@ -1,7 +1,8 @@
 //! The command line's smaller promises: `init`'s serve hint, apps named
 //! instead of deployment ids (with their only environment, or a refusal
-//! listing several), tables that fit the terminal, fleet jobs read back,
-//! and a reused idempotency key said as such.
+//! listing several, for logs, stop, start and rollback), tables that fit
+//! the terminal, fleet jobs read back, and a reused idempotency key said
+//! as such.
 
 use berth_tests::{Agent, Controller, bin, id_of, write_bundle};
 
@@ -75,6 +76,7 @@ fn an_app_stands_for_its_current_deployment_in_its_only_environment() {
     for args in [
         vec!["logs", "duo"],
         vec!["stop", "duo"],
+        vec!["start", "duo"],
         vec!["rollback", "duo"],
     ] {
         let refused = controller.berth(&args);
@@ -91,6 +93,9 @@ fn an_app_stands_for_its_current_deployment_in_its_only_environment() {
     let stopped = controller.berth(&["stop", "solo", "-o", "json"]).json();
     assert_eq!(stopped["status"], "stopped", "{stopped:#}");
     assert_eq!(stopped["environment"], "production");
+    let started = controller.berth(&["start", "solo", "-o", "json"]).json();
+    assert_eq!(started["status"], "deployed", "{started:#}");
+    assert_eq!(started["environment"], "production");
 }
 
 #[test]

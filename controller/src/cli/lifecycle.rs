@@ -36,9 +36,9 @@ pub struct RetryArgs {
 pub struct StartArgs {
     /// The app to start again.
     pub app: String,
-    /// The app's environment.
-    #[arg(long = "env", default_value = "default")]
-    pub environment: String,
+    /// The app's environment; needed only when the app runs in several.
+    #[arg(long = "env")]
+    pub environment: Option<String>,
     /// Print the deployment and return without following it.
     #[arg(long)]
     pub detach: bool,
@@ -143,7 +143,7 @@ pub async fn redeploy(session: &mut Session, args: RerunArgs) -> Outcome {
 pub async fn start(session: &mut Session, args: StartArgs) -> Outcome {
     let request = berth_proto::v1::StopAppRequest {
         app: args.app.clone(),
-        environment: args.environment.clone(),
+        environment: args.environment.clone().unwrap_or_default(),
     };
     let reply = session.client.start_app(request).await?.into_inner();
     let deployment: Deployment = parse(&reply.json)?;

@@ -7,4 +7,5 @@ pub mod docker;
 pub mod health;
 pub mod http;
 pub mod monitor;
+pub mod reach;
 pub mod shell;

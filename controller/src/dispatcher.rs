@@ -25,6 +25,8 @@ use crate::progress;
 use crate::registry::Registry;
 use crate::store::{EventOutcome, LogWrite, Store, StoreError};
 
+mod reported;
+
 /// How long a send to one agent may wait before it is given up.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -41,6 +43,10 @@ pub struct Dispatcher {
     /// One lock per agent: generations are drawn and assignments sent under
     /// it, so an agent never sees an older generation after a newer one.
     agent_locks: Mutex<HashMap<AgentId, Arc<tokio::sync::Mutex<()>>>>,
+    /// Failed rollouts whose hosts are put back (`on_failure` rollback or
+    /// stop): an agent reporting one of these is checked
+    /// ([`Dispatcher::reconcile_reported`]); any other report costs no read.
+    failed_rollouts: Mutex<HashSet<DeploymentId>>,
 }
 
 enum AssignResult {
@@ -67,6 +73,7 @@ impl Dispatcher {
             queue: Mutex::new(HashMap::new()),
             active: Mutex::new(HashSet::new()),
             agent_locks: Mutex::new(HashMap::new()),
+            failed_rollouts: Mutex::new(HashSet::new()),
         };
         let mut ids = dispatcher.store.running_deployment_ids()?;
         let mut deployed = dispatcher
@@ -94,6 +101,9 @@ impl Dispatcher {
                 .filter(|d| !progress::is_quiet(d))
                 .map(|d| d.id),
         );
+        for deployment in &deployed {
+            dispatcher.note_failed_rollout(deployment);
+        }
         for id in ids {
             let deployment = dispatcher.store.get_deployment(id)?;
             dispatcher.track(&deployment);
@@ -299,11 +309,14 @@ impl Dispatcher {
         agent: AgentId,
         agent_name: &str,
         known: &HashSet<TaskId>,
+        mentioned: &HashSet<DeploymentId>,
         free_slots: u32,
     ) {
         let lock = self.agent_lock(agent);
         let _serial = lock.lock().await;
-        for deployment_id in self.active_ids() {
+        let mut ids: HashSet<DeploymentId> = self.active_ids().into_iter().collect();
+        ids.extend(mentioned.iter().copied());
+        for deployment_id in ids {
             let resend = self
                 .reconcile(deployment_id, agent, agent_name, known)
                 .await;
@@ -413,14 +426,17 @@ impl Dispatcher {
         // runs are told again to stop (the first cancel may not have
         // reached it).
         let halted = is_halted(&deployment);
+        // So is a task the controller gave up on (lost, failed, canceled)
+        // that the agent still runs: a host back after being lost stops
+        // the half-started new version instead of finishing it.
         let cancels: Vec<(TaskId, u64)> = deployment
             .tasks
             .iter()
             .filter(|task| {
-                halted
-                    && task.agent_id == agent
-                    && task.status.is_active()
+                let given_up = task.status.is_final() && task.status != TaskStatus::Done;
+                task.agent_id == agent
                     && known.contains(&task.id)
+                    && ((halted && task.status.is_active()) || given_up)
             })
             .map(|task| (task.id, task.generation))
             .collect();
@@ -589,17 +605,11 @@ impl Dispatcher {
     /// back, stop or stay as `[target] on_failure` says
     /// ([`progress::on_failure`]).
     async fn plan_on_failure(&self, failed: &Deployment) -> Result<(), StoreError> {
-        let previous = self
-            .store
-            .list_deployments(&crate::store::ListQuery {
-                app: Some(failed.app.clone()),
-                environment: Some(failed.environment.clone()),
-                statuses: vec![DeploymentStatus::Deployed],
-                limit: 1,
-                ..Default::default()
-            })?
-            .into_iter()
-            .next();
+        let previous = self.store.latest(
+            &failed.app,
+            &failed.environment,
+            &[DeploymentStatus::Deployed],
+        )?;
         let now = Timestamp::now();
         let (deployment, added) = self.store.update_deployment(failed.id, |deployment| {
             if !progress::on_failure::needs_plan(deployment) {
@@ -612,6 +622,7 @@ impl Dispatcher {
             ))
         })?;
         self.store.flush().await?;
+        self.note_failed_rollout(&deployment);
         if added {
             info!(deployment_id = %deployment.id, "failed rollout: acting on the hosts that switched");
             self.track(&deployment);

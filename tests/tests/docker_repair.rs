@@ -1,6 +1,8 @@
 //! What an operator hits after the first container deploy, against a
 //! real private Docker daemon and a real Caddy: redeploys on a fixed host
 //! port (stop-first, and the old container back when the new one fails),
+//! a published port that a NAT rule sends to another program (refused,
+//! though the health check passed there),
 //! a domain claimed by two environments, and a Docker restart or a removed
 //! container repaired by the agent (route and health check moved to the
 //! new port, the repair in the deployment's history and `berth status`).
@@ -65,6 +67,7 @@ fn what_an_operator_hits_after_the_first_container_deploy() {
     };
     dockerd.import_busybox(IMAGE);
     redeploys_on_a_fixed_host_port(&dockerd);
+    a_port_that_reaches_something_else_is_refused(&dockerd);
     let Some(caddy) = Caddy::start("what_an_operator_hits_after_the_first_container_deploy") else {
         return;
     };
@@ -72,14 +75,19 @@ fn what_an_operator_hits_after_the_first_container_deploy() {
     a_docker_restart_and_a_removed_container_are_repaired(&mut dockerd, &caddy);
 }
 
-fn redeploys_on_a_fixed_host_port(dockerd: &Dockerd) {
-    let controller = Controller::start();
-    let _agent = Agent::join_with_args(
-        &controller,
+/// Agent `box-1` on the private daemon, without Caddy.
+fn docker_agent(controller: &Controller, dockerd: &Dockerd) -> Agent {
+    Agent::join_with_args(
+        controller,
         "box-1",
         "role=web",
         &["--docker-host", &dockerd.host],
-    );
+    )
+}
+
+fn redeploys_on_a_fixed_host_port(dockerd: &Dockerd) {
+    let controller = Controller::start();
+    let _agent = docker_agent(&controller, dockerd);
     let www = controller.dir.path().join("fixed-www");
     let port = free_port().to_string();
     let fixed = format!("host_port = {port}");
@@ -135,6 +143,93 @@ fn redeploys_on_a_fixed_host_port(dockerd: &Dockerd) {
     let containers = dockerd.containers_of("fixed");
     assert_eq!(containers.len(), 1, "{containers:?}");
     assert!(containers[0].ends_with("running"), "{containers:?}");
+}
+
+/// A NAT rule sending `127.0.0.1:from` to `127.0.0.1:to`, as another
+/// Docker daemon's port mapping would; removed when dropped.
+struct Redirect(Vec<String>);
+
+impl Redirect {
+    fn new(from: u16, to: u16) -> Redirect {
+        let rule: Vec<String> = [
+            "OUTPUT",
+            "-p",
+            "tcp",
+            "-d",
+            "127.0.0.1",
+            "--dport",
+            &from.to_string(),
+            "-j",
+            "DNAT",
+            "--to-destination",
+            &format!("127.0.0.1:{to}"),
+        ]
+        .iter()
+        .map(|part| part.to_string())
+        .collect();
+        let status = std::process::Command::new("iptables")
+            .args(["-t", "nat", "-I"])
+            .args(&rule)
+            .status()
+            .expect("run iptables");
+        assert!(status.success(), "iptables could not add the redirect");
+        Redirect(rule)
+    }
+}
+
+impl Drop for Redirect {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("iptables")
+            .args(["-t", "nat", "-D"])
+            .args(&self.0)
+            .status();
+    }
+}
+
+/// An HTTP server that answers 200 to anything: the other program.
+fn impostor() -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut request = [0u8; 1024];
+            let _ = stream.read(&mut request);
+            let _ = stream.write_all(b"HTTP/1.0 200 OK\r\n\r\nimpostor\n");
+        }
+    });
+    port
+}
+
+fn a_port_that_reaches_something_else_is_refused(dockerd: &Dockerd) {
+    let controller = Controller::start();
+    let _agent = docker_agent(&controller, dockerd);
+    let www = controller.dir.path().join("twin-www");
+    let port = free_port();
+    let _redirect = Redirect::new(port, impostor());
+    let manifest = web(
+        "twin",
+        "1",
+        &www,
+        &format!("host_port = {port}"),
+        "[health]\nhttp = \"/index.html\"\ninterval = \"200ms\"\ntimeout = \"10s\"\n",
+    );
+    let (code, failed, stderr) = deploy(&controller, "twin-1", &manifest, "twin\n");
+    assert_eq!(
+        code, 1,
+        "the impostor's answer must not count: {stderr}\n{failed:#}"
+    );
+    let error = failed["error_message"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(&format!(
+            "host port {port} does not reach the new container"
+        )) && error.contains("NAT rule"),
+        "{error}"
+    );
+    assert!(
+        dockerd.containers_of("twin").is_empty(),
+        "the new container was removed"
+    );
 }
 
 fn a_domain_belongs_to_one_app_and_environment(dockerd: &Dockerd, caddy: &Caddy) {

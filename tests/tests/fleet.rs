@@ -141,7 +141,9 @@ fn rolling_deploy_stops_at_the_failing_host() {
     let gate = web.shared_dir("gate");
     let (busy, mut busy_follow) = hold_slot(&web, "web-1", &gate);
 
-    let rollout = "max_parallel = 1\nmax_failures = 0";
+    // The hosts that switched keep v2 here (`leave`); putting them back
+    // (the default, `rollback`) is fleet_rollback.rs's subject.
+    let rollout = "max_parallel = 1\nmax_failures = 0\non_failure = \"leave\"";
     let manifest = versioned_manifest("v2", &versions, Some("web-2"), rollout);
     let (code, v2, stderr) = web.deploy("v2", &manifest);
     assert_eq!(code, 1, "a failed rollout exits 1: {stderr}");

@@ -131,6 +131,26 @@ async fn start_new(
         })?;
     }
     abandon_if_canceled(cancel, docker, name, emitter).await?;
+    // An HTTP check answered on the published port proves the app only if
+    // the port reaches this container (another daemon's container or a
+    // NAT rule may answer there): checked before anything switches.
+    let http_checked = container
+        .health
+        .as_ref()
+        .is_some_and(|health| !health.http_path.is_empty());
+    if let (true, Some(port)) = (http_checked, &host_port) {
+        let (pid, ips) = docker::pid_and_ips(docker, name).await;
+        if let Err(conflict) = crate::stage::reach::check(pid, container.port, port, &ips).await {
+            docker::remove(docker, name).await;
+            emitter.system(format!(
+                "removed the new container {name}: its published port reaches something else"
+            ));
+            return Err(Failure::failed(format!(
+                "host {host}: host port {port} does not reach the new container {name}, so its health check proved nothing; {conflict}"
+            )));
+        }
+        emitter.system(format!("host port {port} reaches container {name}"));
+    }
     if let (Some(proxy), Some(port)) = (&container.proxy, &host_port) {
         emitter.end_stage("succeeded", None, "", std::mem::take(&mut details));
         emitter.start_stage("proxy");

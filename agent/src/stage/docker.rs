@@ -407,6 +407,29 @@ pub async fn host_port(docker: &Docker, name: &str, port: u32) -> Option<String>
         .find_map(|binding| binding.host_port.filter(|port| !port.is_empty()))
 }
 
+/// The container's main process id on the host (0 when it does not run)
+/// and its addresses on its networks.
+pub async fn pid_and_ips(docker: &Docker, name: &str) -> (i64, Vec<String>) {
+    let Ok(inspect) = docker
+        .inspect_container(name, None::<InspectContainerOptions>)
+        .await
+    else {
+        return (0, Vec::new());
+    };
+    let pid = inspect.state.and_then(|state| state.pid).unwrap_or(0);
+    let ips = inspect
+        .network_settings
+        .and_then(|settings| settings.networks)
+        .map(|networks| {
+            networks
+                .into_values()
+                .filter_map(|network| network.ip_address.filter(|ip| !ip.is_empty()))
+                .collect()
+        })
+        .unwrap_or_default();
+    (pid, ips)
+}
+
 /// The container's last `lines` lines of output.
 pub async fn tail(docker: &Docker, name: &str, lines: usize) -> String {
     let options = LogsOptions {

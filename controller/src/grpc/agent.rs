@@ -363,9 +363,22 @@ impl Session {
             .iter()
             .filter_map(|task| task.task_id.parse().ok())
             .collect();
+        // Deployments the agent still has work of, active or not: a task
+        // the controller gave up on (lost) must be stopped there too.
+        let mentioned: HashSet<berth_shared::id::DeploymentId> = hello
+            .running
+            .iter()
+            .filter_map(|task| task.deployment_id.parse().ok())
+            .collect();
         self.context
             .dispatcher
-            .on_hello(self.agent_id, &self.name, &known, hello.free_slots)
+            .on_hello(
+                self.agent_id,
+                &self.name,
+                &known,
+                &mentioned,
+                hello.free_slots,
+            )
             .await;
         let idle = Duration::from_secs(u64::from(self.context.heartbeat_secs) * 4);
         loop {
@@ -438,7 +451,12 @@ impl Session {
                 // Bounded: an agent reports at most 1000 apps.
                 let health = beat.health.into_iter().take(1000).collect();
                 self.context.registry.report_health(self.agent_id, health);
-                let apps = beat.apps.into_iter().take(1000).collect();
+                let apps: Vec<berth_proto::v1::HostApp> =
+                    beat.apps.into_iter().take(1000).collect();
+                self.context
+                    .dispatcher
+                    .reconcile_reported(self.agent_id, &self.name, &apps)
+                    .await;
                 let repaired = self.context.registry.report_apps(self.agent_id, apps);
                 for app in repaired {
                     self.record_repair(app).await;

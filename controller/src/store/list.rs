@@ -153,6 +153,26 @@ fn short_key(tree: &'static str) -> StoreError {
 }
 
 impl Store {
+    /// The newest deployment of `app` in `environment` with one of
+    /// `statuses`.
+    pub fn latest(
+        &self,
+        app: &str,
+        environment: &str,
+        statuses: &[DeploymentStatus],
+    ) -> Result<Option<Deployment>, StoreError> {
+        Ok(self
+            .list_deployments(&ListQuery {
+                app: Some(app.to_string()),
+                environment: Some(environment.to_string()),
+                statuses: statuses.to_vec(),
+                limit: 1,
+                ..Default::default()
+            })?
+            .into_iter()
+            .next())
+    }
+
     /// Deployments matching `query`, sorted and paged, read through the
     /// secondary indexes.
     pub fn list_deployments(&self, query: &ListQuery) -> Result<Vec<Deployment>, StoreError> {

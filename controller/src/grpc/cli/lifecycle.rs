@@ -206,15 +206,7 @@ pub async fn start(
         super::resolve::resolve_environment(context, &request.app, &request.environment)?;
     let latest = context
         .store
-        .list_deployments(&crate::store::ListQuery {
-            app: Some(request.app.clone()),
-            environment: Some(environment.clone()),
-            statuses: vec![DeploymentStatus::Deployed, DeploymentStatus::Stopped],
-            limit: 1,
-            ..Default::default()
-        })?
-        .into_iter()
-        .next()
+        .latest(&request.app, &environment, &[DeploymentStatus::Deployed, DeploymentStatus::Stopped])?
         .ok_or_else(|| {
             Status::not_found(format!(
                 "app `{}` has no stopped deployment in environment `{environment}`; see `berth status` (deploy it with `berth deploy`)",

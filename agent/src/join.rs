@@ -112,8 +112,26 @@ pub async fn join(files: &Files, options: &JoinOptions) -> Result<Joined> {
     restrict(files.root())?;
     let (csr_pem, key_pem) = new_csr(&options.name).context("make a key and a CSR")?;
     write_secret(&files.key(), key_pem.as_bytes()).map_err(anyhow::Error::msg)?;
+    let joined = exchange(files, options, &token, &ca_pem, csr_pem).await;
+    if joined.is_err() {
+        // A failed join leaves no key behind: the next one makes its own.
+        for path in [files.key(), files.cert(), files.ca()] {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    joined
+}
+
+/// Sends token and CSR, and writes what the controller answers.
+async fn exchange(
+    files: &Files,
+    options: &JoinOptions,
+    token: &JoinToken,
+    ca_pem: &str,
+    csr_pem: String,
+) -> Result<Joined> {
     let tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(&ca_pem))
+        .ca_certificate(Certificate::from_pem(ca_pem))
         .domain_name(CONTROLLER_TLS_NAME);
     let channel = Endpoint::from_shared(options.controller.clone())
         .context("controller address")?

@@ -6,12 +6,18 @@ mod agents;
 mod bundle;
 mod deploy;
 mod exec;
+mod grid;
+mod jobs;
 mod lifecycle;
 mod live;
 mod logs;
 mod output;
+mod replaced;
+mod resolve;
 mod show;
+mod stop;
 mod tokens;
+mod watch;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -41,7 +47,8 @@ pub struct Args {
     /// Credential bundle; default: ~/.config/berth/config.
     #[arg(long, global = true, env = "BERTH_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Output format.
+    /// Output format: tables fitted to the terminal, `wide` tables with
+    /// every column, or JSON.
     #[arg(short, long, global = true, value_enum, default_value = "table")]
     pub output: Format,
     #[command(subcommand)]
@@ -52,6 +59,8 @@ pub struct Args {
 pub enum Command {
     /// Create a deployment and follow it until it ends.
     Deploy(deploy::DeployArgs),
+    /// Follow a deployment live (again), as deploy does, until it ends.
+    Watch(watch::WatchArgs),
     /// List deployments, newest first.
     Ls(show::LsArgs),
     /// Show everything about one deployment.
@@ -67,7 +76,7 @@ pub enum Command {
         environment: Option<String>,
     },
     /// Stop an app: run its [stop] commands and stop its containers on its hosts.
-    Stop(deploy::StopArgs),
+    Stop(stop::StopArgs),
     /// Tear a deployment down on every host: its containers and work directory.
     Delete {
         /// Deployment id.
@@ -101,6 +110,9 @@ pub enum Command {
     Audit(lifecycle::AuditArgs),
     /// Fleet-wide: run a command on every matching host, output prefixed by host.
     Exec(exec::ExecArgs),
+    /// The fleet jobs `berth exec` ran: list them, show one.
+    #[command(subcommand)]
+    Jobs(jobs::JobsCommand),
     /// Fleet-wide: what berth runs on each host (containers, state, ports, recent output).
     Inspect {
         /// Only this app.
@@ -295,12 +307,13 @@ pub async fn run(args: Args) -> i32 {
         let mut session = connect(&args).await?;
         match args.command {
             Command::Deploy(deploy) => deploy::deploy(&mut session, deploy).await,
+            Command::Watch(args) => watch::watch(&mut session, args).await,
             Command::Ls(ls) => show::ls(&mut session, ls).await,
             Command::Show { id } => show::show(&mut session, &id).await,
             Command::Logs(logs) => logs::logs(&mut session, logs).await,
             Command::Status { environment } => show::status(&mut session, environment).await,
-            Command::Stop(stop) => deploy::stop(&mut session, stop).await,
-            Command::Delete { id, detach } => deploy::delete(&mut session, &id, detach).await,
+            Command::Stop(args) => stop::stop(&mut session, args).await,
+            Command::Delete { id, detach } => stop::delete(&mut session, &id, detach).await,
             Command::Cancel { id, detach } => lifecycle::cancel(&mut session, &id, detach).await,
             Command::Retry(args) => lifecycle::retry(&mut session, args).await,
             Command::Redeploy(args) => lifecycle::redeploy(&mut session, args).await,
@@ -309,6 +322,7 @@ pub async fn run(args: Args) -> i32 {
             Command::Purge { id } => lifecycle::purge(&mut session, &id).await,
             Command::Audit(args) => lifecycle::audit(&mut session, args).await,
             Command::Exec(args) => exec::exec(&mut session, args).await,
+            Command::Jobs(command) => jobs::run(&mut session, command).await,
             Command::Inspect { app, selector } => {
                 agents::inspect(&mut session, app, selector).await
             }

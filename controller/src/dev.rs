@@ -137,6 +137,7 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> Result<()>
         log_retention: crate::server::DEFAULT_LOG_RETENTION,
         agent_cert_lifetime: berth_shared::pki::AGENT_LIFETIME,
         trigger_limit: crate::server::DEFAULT_TRIGGER_LIMIT,
+        join_failure_limit: crate::server::DEFAULT_JOIN_FAILURE_LIMIT,
         blob_budget: crate::server::DEFAULT_BLOB_BUDGET,
     };
     let server = tokio::spawn(crate::server::run(

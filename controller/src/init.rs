@@ -114,3 +114,24 @@ fn set_private(dir: &Path) -> Result<()> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("restrict {} to its owner", dir.display()))
 }
+
+/// The `serve` command that starts the controller `init` just made, on the
+/// port written into the admin credential.
+pub fn serve_hint(data_dir: &Path, port: u16) -> String {
+    format!(
+        "berth-controller serve --data-dir {} --listen 0.0.0.0:{port}",
+        data_dir.display()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_serve_hint_listens_on_the_credentials_port() {
+        let hint = super::serve_hint(std::path::Path::new("/srv/berth"), 8443);
+        assert_eq!(
+            hint,
+            "berth-controller serve --data-dir /srv/berth --listen 0.0.0.0:8443"
+        );
+    }
+}

@@ -46,9 +46,15 @@ pub struct ServeConfig {
     pub log_retention: Duration,
     /// Deployments one app may trigger per minute; 0 for no limit.
     pub trigger_limit: u32,
+    /// Failed joins one source address may make per minute; 0 for no limit.
+    pub join_failure_limit: u32,
     /// Size the blob store is kept under by evicting unneeded blobs.
     pub blob_budget: u64,
 }
+
+/// Failed joins one source address may make per minute unless
+/// `--join-failure-limit` says otherwise.
+pub const DEFAULT_JOIN_FAILURE_LIMIT: u32 = 20;
 
 /// The blob store's size budget unless `--blob-budget` says otherwise.
 pub const DEFAULT_BLOB_BUDGET: u64 = 20 << 30;
@@ -252,7 +258,7 @@ pub async fn run(
     let cli = CliServer::new(CliApi::new(context.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let enroll = EnrollServer::new(EnrollApi::new(context.clone()))
+    let enroll = EnrollServer::new(EnrollApi::new(context.clone(), config.join_failure_limit))
         .max_decoding_message_size(64 * 1024)
         .max_encoding_message_size(64 * 1024);
     let serve = Server::builder()

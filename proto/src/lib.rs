@@ -29,3 +29,7 @@ pub const MAX_WAIT_FOR_AGENTS: std::time::Duration = std::time::Duration::from_s
 /// offline: their names, comma-separated. `berth deploy --wait-for-agents`
 /// matches on it (the message is for people).
 pub const OFFLINE_AGENTS_METADATA: &str = "berth-offline-agents";
+/// Metadata key on a `CreateDeployment` reply that returns the deployment an
+/// earlier request with the same idempotency key made (value `1`), so the
+/// CLI says "already created" instead of "created".
+pub const EXISTING_DEPLOYMENT_METADATA: &str = "berth-existing-deployment";

@@ -196,10 +196,17 @@ impl Controller {
 
     /// Runs the `berth` CLI with another credential bundle.
     pub fn berth_with(&self, bundle: &Path, args: &[&str]) -> Cli {
+        self.berth_env(bundle, args, &[])
+    }
+
+    /// Runs the `berth` CLI with a credential bundle and extra environment
+    /// variables (e.g. `COLUMNS`).
+    pub fn berth_env(&self, bundle: &Path, args: &[&str], env: &[(&str, &str)]) -> Cli {
         let output = netns::command_in(self.netns.as_deref(), &bin("berth"))
             .args(args)
             .env("BERTH_CONFIG", bundle)
             .env("BERTH_CONTROLLER", &self.url)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .output()
             .expect("run berth");

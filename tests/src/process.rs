@@ -190,6 +190,13 @@ impl Running {
             .status();
     }
 
+    /// SIGINT (Ctrl-C at a terminal).
+    pub fn interrupt(&self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+    }
+
     /// SIGKILL, then reap.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();

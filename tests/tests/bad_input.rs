@@ -121,8 +121,16 @@ fn unknown_ids_missing_targets_and_offline_hosts_are_named() {
         unknown.stderr.contains("01JD5ZQ4W0R8S1T2V3X4Y5Z6A7")
             && unknown.stderr.contains("not found")
     );
+    // Not an id: an app name, and there is no such app.
     let malformed = controller.berth(&["logs", "not-an-id"]);
-    assert_eq!(malformed.code, 2, "{malformed:?}");
+    assert_eq!(malformed.code, 4, "{malformed:?}");
+    assert!(
+        malformed
+            .stderr
+            .contains("`not-an-id` is neither a deployment id nor an app"),
+        "{}",
+        malformed.stderr
+    );
 
     let mut agent = Agent::join(&controller, "sleepy", "role=db");
     let web = write_bundle(

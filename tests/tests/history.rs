@@ -103,12 +103,17 @@ fn ls_filters_searches_sorts_and_pages() {
     let second = ids[1].to_lowercase();
     assert_eq!(ls(&controller, &["--search", &second[..20]]), pick(&[2]));
 
-    // The table names the deployments too.
+    // The table names the deployments too, by a 10-character prefix;
+    // -o wide whole.
     let table = controller.berth(&["ls", "--app", "worker"]).ok();
     assert!(
-        table.contains(&ids[3]) && table.contains("worker"),
+        table.contains(&ids[3][..10]) && table.contains("worker"),
         "{table}"
     );
+    let wide = controller
+        .berth(&["ls", "--app", "worker", "-o", "wide"])
+        .ok();
+    assert!(wide.contains(&ids[3]), "{wide}");
 }
 
 #[test]

@@ -267,12 +267,19 @@ fn registry_credentials_are_stored_but_never_shown() {
 }
 
 #[test]
-fn join_attempts_are_rate_limited_per_address() {
-    let controller = Controller::start();
+fn only_failed_joins_count_against_an_address() {
+    let controller = Controller::start_with(&["--join-failure-limit", "3"]);
+    // A fleet behind one address enrolls at any pace: successes are free.
+    let token = controller.token(&["--uses", "30"]);
+    for server in 0..30 {
+        Agent::join_with(&controller, &format!("server-{server}"), "", &token)
+            .unwrap_or_else(|failed| panic!("join {server} refused: {}", failed.stderr));
+    }
+    // Guessing is not: the fourth bad token within the minute is refused.
     let mut guess = JoinToken::parse(&controller.token(&[])).expect("token");
     guess.secret = "x".repeat(43);
     let mut refusals = Vec::new();
-    for attempt in 0..21 {
+    for attempt in 0..4 {
         let refused = Agent::join_with(
             &controller,
             &format!("guess-{attempt}"),
@@ -284,15 +291,30 @@ fn join_attempts_are_rate_limited_per_address() {
         refusals.push(refused.stderr);
     }
     assert!(
-        refusals[..20]
+        refusals[..3]
             .iter()
             .all(|stderr| stderr.contains("not known")),
-        "{:?}",
-        &refusals[..2]
+        "{refusals:?}"
     );
+    let limited = &refusals[3];
     assert!(
-        refusals[20].contains("too many join attempts"),
-        "{}",
-        refusals[20]
+        limited.contains("too many failed join attempts from 127.0.0.1")
+            && limited.contains("--join-failure-limit")
+            && limited.contains("try again in"),
+        "{limited}"
     );
+    // A failed join leaves no key behind in its data directory.
+    let leftovers: Vec<_> = std::fs::read_dir(controller.dir.path())
+        .expect("controller dir")
+        .flatten()
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with("agent-guess-")
+        })
+        .filter(|entry| entry.path().join("key.pem").exists())
+        .map(|entry| entry.path())
+        .collect();
+    assert!(leftovers.is_empty(), "key.pem left behind in {leftovers:?}");
 }

@@ -62,6 +62,12 @@ enum Command {
         /// trigger per minute; 0 for no limit.
         #[arg(long, default_value_t = berth_controller::server::DEFAULT_TRIGGER_LIMIT)]
         trigger_limit: u32,
+        /// Failed join attempts (unknown, used-up, revoked or expired
+        /// tokens) one source address may make per minute before its
+        /// joins are refused until the minute is over; successful joins
+        /// are not counted. 0 for no limit.
+        #[arg(long, default_value_t = berth_controller::server::DEFAULT_JOIN_FAILURE_LIMIT)]
+        join_failure_limit: u32,
         /// Size the blob store (bundles, image archives, build results) is
         /// kept under, e.g. 20g; the least recently used blobs no live
         /// deployment needs are deleted past it.
@@ -139,8 +145,8 @@ async fn command(command: Command) -> anyhow::Result<()> {
                 out.display()
             );
             println!(
-                "start the controller: berth-controller serve --data-dir {}",
-                data_dir.display()
+                "start the controller: {}",
+                berth_controller::init::serve_hint(&data_dir, port)
             );
             Ok(())
         }
@@ -151,6 +157,7 @@ async fn command(command: Command) -> anyhow::Result<()> {
             log_retention,
             agent_cert_lifetime,
             trigger_limit,
+            join_failure_limit,
             blob_budget,
         } => {
             let shutdown = on_signal();
@@ -162,6 +169,7 @@ async fn command(command: Command) -> anyhow::Result<()> {
                     log_retention,
                     agent_cert_lifetime,
                     trigger_limit,
+                    join_failure_limit,
                     blob_budget,
                 },
                 shutdown,

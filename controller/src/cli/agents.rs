@@ -7,7 +7,7 @@ use berth_shared::record::AgentView;
 use clap::Subcommand;
 
 use super::deploy::parse;
-use super::output::{ago, emit, size, table};
+use super::output::{Column, ago, emit, grid, size};
 use super::{Outcome, Session};
 
 #[derive(Subcommand, Debug)]
@@ -62,22 +62,25 @@ pub async fn run(session: &mut Session, command: AgentsCommand) -> Outcome {
                 .into_inner();
             let agents: Vec<AgentView> = parse(&reply.json)?;
             emit(session.format, &agents, || {
-                let mut rows = table(&[
-                    "NAME",
-                    "ONLINE",
-                    "STATUS",
-                    "VERSION",
-                    "LABELS",
-                    "OS",
-                    "CPUS",
-                    "MEMORY",
-                    "DISK FREE",
-                    "LAST SEEN",
-                    "TASKS",
-                ]);
+                let mut rows = grid(
+                    session.format,
+                    &[
+                        Column::Text("NAME"),
+                        Column::Text("ONLINE"),
+                        Column::Wide("STATUS"),
+                        Column::Text("VERSION"),
+                        Column::Full("LABELS"),
+                        Column::Wide("OS"),
+                        Column::Wide("CPUS"),
+                        Column::Text("MEMORY"),
+                        Column::Wide("DISK FREE"),
+                        Column::Text("LAST SEEN"),
+                        Column::Wide("TASKS"),
+                    ],
+                );
                 for agent in &agents {
                     let facts = agent.facts.clone().unwrap_or_default();
-                    rows.add_row(vec![
+                    rows.row(vec![
                         agent.name.clone(),
                         if agent.online {
                             "yes".into()
@@ -212,18 +215,21 @@ pub async fn inspect(session: &mut Session, app: Option<String>, selector: Strin
         hosts.push(parse(&reply.json)?);
     }
     emit(session.format, &hosts, || {
-        let mut rows = table(&[
-            "HOST",
-            "CONTAINER",
-            "APP",
-            "VERSION",
-            "STATE",
-            "HEALTH",
-            "STATUS",
-            "IMAGE",
-            "PORTS",
-            "RESTARTS",
-        ]);
+        let mut rows = grid(
+            session.format,
+            &[
+                Column::Text("HOST"),
+                Column::Text("CONTAINER"),
+                Column::Text("APP"),
+                Column::Text("VERSION"),
+                Column::Text("STATE"),
+                Column::Text("HEALTH"),
+                Column::Wide("STATUS"),
+                Column::Wide("IMAGE"),
+                Column::Text("PORTS"),
+                Column::Wide("RESTARTS"),
+            ],
+        );
         let mut notes = Vec::new();
         for host in &hosts {
             if let Some(facts) = &host.facts {
@@ -254,7 +260,7 @@ pub async fn inspect(session: &mut Session, app: Option<String>, selector: Strin
                 notes.push(format!("{}: no berth containers", host.host));
             }
             for container in &host.containers {
-                rows.add_row(vec![
+                rows.row(vec![
                     host.host.clone(),
                     container.name.clone(),
                     container.app.clone(),

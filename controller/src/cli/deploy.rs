@@ -1,16 +1,17 @@
-//! `berth deploy` and `berth stop`: validate locally, upload the bundle,
-//! create the deployment, then follow it live with per-host progress.
+//! `berth deploy`: validate locally, upload the bundle, create the
+//! deployment, then follow it live with per-host progress and the scripts'
+//! output.
 
 use std::path::{Path, PathBuf};
 
-use berth_proto::v1::{CreateDeploymentRequest, GetDeploymentRequest, StopAppRequest};
+use berth_proto::v1::CreateDeploymentRequest;
 use berth_shared::exit;
 use berth_shared::manifest::Manifest;
-use berth_shared::record::{Deployment, TaskKind};
-use berth_shared::state::{DeploymentStatus, TaskStatus};
+use berth_shared::record::Deployment;
+use berth_shared::state::DeploymentStatus;
 use clap::Args;
 
-use super::live::follow;
+use super::live::{LiveOptions, follow_with};
 use super::output::{emit, progress};
 use super::{Failure, Outcome, Session};
 
@@ -52,6 +53,10 @@ pub struct DeployArgs {
     /// Print the created deployment and return without following it.
     #[arg(long)]
     pub detach: bool,
+    /// Hide the scripts' output in the live view (berth's own lines and
+    /// the transitions stay); `berth logs` has it.
+    #[arg(short, long)]
+    pub quiet: bool,
     /// When agents the target selects are offline, wait up to DURATION
     /// (e.g. 30s, 5m; at most 1h) for them to connect instead of refusing.
     #[arg(long, value_name = "DURATION", value_parser = parse_wait)]
@@ -68,23 +73,6 @@ fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
         ));
     }
     Ok(wait)
-}
-
-#[derive(Args, Debug)]
-pub struct StopArgs {
-    /// The app to stop (with --selector: only this app on those hosts).
-    #[arg(required_unless_present = "selector")]
-    pub app: Option<String>,
-    /// The app's environment.
-    #[arg(long = "env", default_value = "default")]
-    pub environment: String,
-    /// Stop every berth-managed app (or APP) on the hosts whose labels
-    /// match, k=v,k2=v2.
-    #[arg(long)]
-    pub selector: Option<String>,
-    /// Return without waiting for the stop commands.
-    #[arg(long)]
-    pub detach: bool,
 }
 
 fn manifest_path(args: &DeployArgs) -> PathBuf {
@@ -173,17 +161,22 @@ pub async fn deploy(session: &mut Session, args: DeployArgs) -> Outcome {
         wait_for_agents_ms: 0,
         rebuild: args.rebuild,
     };
-    let reply = create(session, request, args.wait_for_agents).await?;
+    let (reply, existing) = create(session, request, args.wait_for_agents).await?;
     let deployment: Deployment = parse(&reply.json)?;
     let hosts: Vec<&str> = deployment
         .tasks
         .iter()
         .map(|task| task.host.as_str())
         .collect();
+    let created = if existing {
+        "already created (same --idempotency-key)"
+    } else {
+        "created"
+    };
     progress(
         format,
         &format!(
-            "deployment {} created: {} {} in {} on {}",
+            "deployment {} {created}: {} {} in {} on {}",
             deployment.id,
             manifest.app,
             deployment.version,
@@ -191,7 +184,11 @@ pub async fn deploy(session: &mut Session, args: DeployArgs) -> Outcome {
             hosts.join(", ")
         ),
     );
-    finish(session, deployment, args.detach).await
+    let options = LiveOptions {
+        quiet: args.quiet,
+        from_start: false,
+    };
+    finish_with(session, deployment, args.detach, options).await
 }
 
 /// Creates the deployment. With `--wait-for-agents`, a refusal naming
@@ -201,9 +198,9 @@ async fn create(
     session: &mut Session,
     mut request: CreateDeploymentRequest,
     wait: Option<std::time::Duration>,
-) -> Result<berth_proto::v1::DeploymentReply, Failure> {
+) -> Result<(berth_proto::v1::DeploymentReply, bool), Failure> {
     let refused = match session.client.create_deployment(request.clone()).await {
-        Ok(reply) => return Ok(reply.into_inner()),
+        Ok(reply) => return Ok(existing(reply)),
         Err(status) => status,
     };
     let offline = refused
@@ -222,16 +219,33 @@ async fn create(
         ),
     );
     request.wait_for_agents_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
-    Ok(session
-        .client
-        .create_deployment(request)
-        .await?
-        .into_inner())
+    Ok(existing(session.client.create_deployment(request).await?))
+}
+
+/// The reply, and whether it is the deployment an earlier request with the
+/// same idempotency key made.
+fn existing(
+    reply: tonic::Response<berth_proto::v1::DeploymentReply>,
+) -> (berth_proto::v1::DeploymentReply, bool) {
+    let existing = reply
+        .metadata()
+        .contains_key(berth_proto::EXISTING_DEPLOYMENT_METADATA);
+    (reply.into_inner(), existing)
 }
 
 /// Follows a new deployment (unless `detach`) and prints how it ended;
 /// exit 0 only when it is deployed (or, detached, was created).
 pub async fn finish(session: &mut Session, deployment: Deployment, detach: bool) -> Outcome {
+    finish_with(session, deployment, detach, LiveOptions::default()).await
+}
+
+/// [`finish`] with live view options.
+pub async fn finish_with(
+    session: &mut Session,
+    deployment: Deployment,
+    detach: bool,
+    options: LiveOptions,
+) -> Outcome {
     let format = session.format;
     if deployment.queued {
         progress(
@@ -244,118 +258,13 @@ pub async fn finish(session: &mut Session, deployment: Deployment, detach: bool)
     }
     if detach {
         emit(format, &deployment, || {
-            format!("follow it with: berth logs {} -f", deployment.id)
+            format!("follow it with: berth watch {}", deployment.id)
         });
         return Ok(exit::OK);
     }
-    let last = follow(session, &deployment).await?;
+    let last = follow_with(session, &deployment, options).await?;
     emit(format, &last, || summary(&last));
     Ok(if last.status == DeploymentStatus::Deployed {
-        exit::OK
-    } else {
-        exit::FAILED
-    })
-}
-
-pub async fn stop(session: &mut Session, args: StopArgs) -> Outcome {
-    if let Some(selector) = &args.selector {
-        return stop_selected(session, selector, &args).await;
-    }
-    let app = args.app.clone().unwrap_or_default();
-    let request = StopAppRequest {
-        app: app.clone(),
-        environment: args.environment.clone(),
-    };
-    let reply = session.client.stop_app(request).await?.into_inner();
-    let deployment: Deployment = parse(&reply.json)?;
-    let format = session.format;
-    progress(
-        format,
-        &format!(
-            "stopping {app} in {} (deployment {})",
-            args.environment, deployment.id
-        ),
-    );
-    let last = if args.detach {
-        deployment
-    } else {
-        follow(session, &deployment).await?
-    };
-    emit(format, &last, || summary(&last));
-    let stopping = last
-        .tasks
-        .iter()
-        .any(|task| task.kind == TaskKind::Stop && !task.status.is_final());
-    Ok(
-        if last.status == DeploymentStatus::Stopped || (args.detach && stopping) {
-            exit::OK
-        } else {
-            exit::FAILED
-        },
-    )
-}
-
-/// `berth stop --selector`: every matching host's apps, each deployment
-/// followed until its hosts are done; exit 0 when every stop succeeded.
-async fn stop_selected(session: &mut Session, selector: &str, args: &StopArgs) -> Outcome {
-    let request = berth_proto::v1::StopSelectedRequest {
-        selector: selector.to_string(),
-        app: args.app.clone().unwrap_or_default(),
-    };
-    let reply = session.client.stop_selected(request).await?.into_inner();
-    let started: Vec<Deployment> = parse(&reply.json)?;
-    let format = session.format;
-    let mut ended = Vec::new();
-    for deployment in started {
-        progress(
-            format,
-            &format!(
-                "stopping {} in {} on the hosts matching {selector} (deployment {})",
-                deployment.app, deployment.environment, deployment.id
-            ),
-        );
-        ended.push(if args.detach {
-            deployment
-        } else {
-            follow(session, &deployment).await?
-        });
-    }
-    let failed: Vec<&Deployment> = ended
-        .iter()
-        .filter(|deployment| {
-            deployment.tasks.iter().any(|task| {
-                task.kind == TaskKind::Stop
-                    && task.status.is_final()
-                    && task.status != TaskStatus::Done
-            })
-        })
-        .collect();
-    emit(format, &ended, || {
-        ended.iter().map(summary).collect::<Vec<_>>().join("\n")
-    });
-    Ok(if failed.is_empty() {
-        exit::OK
-    } else {
-        exit::FAILED
-    })
-}
-
-pub async fn delete(session: &mut Session, id: &str, detach: bool) -> Outcome {
-    let reply = session
-        .client
-        .delete_deployment(GetDeploymentRequest { id: id.to_string() })
-        .await?
-        .into_inner();
-    let deployment: Deployment = parse(&reply.json)?;
-    let format = session.format;
-    progress(format, &format!("deleting deployment {}", deployment.id));
-    let last = if detach {
-        deployment
-    } else {
-        follow(session, &deployment).await?
-    };
-    emit(format, &last, || summary(&last));
-    Ok(if last.status == DeploymentStatus::Deleted || detach {
         exit::OK
     } else {
         exit::FAILED

@@ -45,7 +45,7 @@ pub async fn exec(session: &mut Session, args: ExecArgs) -> Outcome {
             job = Some(parse(&event.job_json)?);
             continue;
         }
-        if format == Format::Table {
+        if format != Format::Json {
             for line in &event.lines {
                 let marker = if line.stream == "stderr" { "!" } else { "|" };
                 println!("{} {marker} {}", event.host, line.line);
@@ -81,7 +81,7 @@ pub async fn exec(session: &mut Session, args: ExecArgs) -> Outcome {
         .map(|host| host.host.as_str())
         .collect();
     emit(format, &job, || {
-        if failed.is_empty() {
+        let outcome = if failed.is_empty() {
             format!("job {}: ok on all {} hosts", job.id, job.hosts.len())
         } else {
             format!(
@@ -91,7 +91,8 @@ pub async fn exec(session: &mut Session, args: ExecArgs) -> Outcome {
                 job.hosts.len(),
                 failed.join(", ")
             )
-        }
+        };
+        format!("{outcome}\nsee it again with: berth jobs show {}", job.id)
     });
     Ok(if failed.is_empty() {
         exit::OK

@@ -36,9 +36,9 @@ pub struct RetryArgs {
 pub struct StartArgs {
     /// The app to start again.
     pub app: String,
-    /// The app's environment.
-    #[arg(long = "env", default_value = "default")]
-    pub environment: String,
+    /// The app's environment; needed only when the app runs in several.
+    #[arg(long = "env")]
+    pub environment: Option<String>,
     /// Print the deployment and return without following it.
     #[arg(long)]
     pub detach: bool,
@@ -48,9 +48,9 @@ pub struct StartArgs {
 pub struct RollbackArgs {
     /// The app to roll back.
     pub app: String,
-    /// The app's environment.
-    #[arg(long = "env", default_value = "default")]
-    pub environment: String,
+    /// The app's environment; needed only when the app runs in several.
+    #[arg(long = "env")]
+    pub environment: Option<String>,
     /// The deployment to go back to; default: the previous successful one.
     #[arg(long = "to")]
     pub to: Option<String>,
@@ -143,7 +143,7 @@ pub async fn redeploy(session: &mut Session, args: RerunArgs) -> Outcome {
 pub async fn start(session: &mut Session, args: StartArgs) -> Outcome {
     let request = berth_proto::v1::StopAppRequest {
         app: args.app.clone(),
-        environment: args.environment.clone(),
+        environment: args.environment.clone().unwrap_or_default(),
     };
     let reply = session.client.start_app(request).await?.into_inner();
     let deployment: Deployment = parse(&reply.json)?;
@@ -160,7 +160,7 @@ pub async fn start(session: &mut Session, args: StartArgs) -> Outcome {
 pub async fn rollback(session: &mut Session, args: RollbackArgs) -> Outcome {
     let request = RollbackRequest {
         app: args.app.clone(),
-        environment: args.environment.clone(),
+        environment: args.environment.clone().unwrap_or_default(),
         to_id: args.to.clone().unwrap_or_default(),
         force: args.force,
         queue: args.queue,
@@ -211,10 +211,20 @@ pub async fn audit(session: &mut Session, args: AuditArgs) -> Outcome {
         .into_inner();
     let entries: Vec<serde_json::Value> = parse(&reply.json)?;
     emit(session.format, &entries, || {
-        let mut table = super::output::table(&["WHEN", "WHO", "ACTION", "TARGET", "OUTCOME"]);
+        use super::output::Column;
+        let mut table = super::output::grid(
+            session.format,
+            &[
+                Column::Text("WHEN"),
+                Column::Text("WHO"),
+                Column::Text("ACTION"),
+                Column::Text("TARGET"),
+                Column::Text("OUTCOME"),
+            ],
+        );
         for entry in &entries {
             let text = |key: &str| entry[key].as_str().unwrap_or_default().to_string();
-            table.add_row(vec![
+            table.row(vec![
                 text("at"),
                 text("who"),
                 text("action"),

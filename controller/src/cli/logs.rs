@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use berth_proto::v1::{GetLogsRequest, LogsExpired};
 use berth_shared::exit;
+use berth_shared::id::DeploymentId;
 use berth_shared::record::{LogEntry, Timestamp};
 use clap::{Args, ValueEnum};
 
@@ -14,8 +15,11 @@ use std::io::Write as _;
 
 #[derive(Args, Debug)]
 pub struct LogsArgs {
-    /// Deployment id.
-    pub id: String,
+    /// Deployment id, or an app name (its current deployment).
+    pub target: String,
+    /// With an app name: its environment (needed when it has several).
+    #[arg(long = "env")]
+    pub environment: Option<String>,
     /// Keep following new lines until the deployment ends.
     #[arg(short, long)]
     pub follow: bool,
@@ -180,8 +184,16 @@ fn write_out(out: &mut Vec<u8>) -> Result<(), Failure> {
 }
 
 pub async fn logs(session: &mut Session, args: LogsArgs) -> Outcome {
+    let id = if args.target.parse::<DeploymentId>().is_ok() && args.environment.is_none() {
+        args.target.clone()
+    } else {
+        super::resolve::deployment(session, &args.target, args.environment.as_deref())
+            .await?
+            .id
+            .to_string()
+    };
     let request = GetLogsRequest {
-        deployment_id: args.id,
+        deployment_id: id.clone(),
         follow: args.follow,
         host: args.host.unwrap_or_default(),
         stage: args.stage.unwrap_or_default(),
@@ -194,6 +206,7 @@ pub async fn logs(session: &mut Session, args: LogsArgs) -> Outcome {
             .since
             .map(|since| since.to_ms(berth_shared::time::now_ms()))
             .unwrap_or(0),
+        after_seq: Default::default(),
     };
     let mut stream = session.client.get_logs(request).await?.into_inner();
     // Lines are written in blocks: whatever arrived together goes out in
@@ -234,7 +247,7 @@ pub async fn logs(session: &mut Session, args: LogsArgs) -> Outcome {
                 let _ = serde_json::to_writer(&mut out, &entry);
                 out.push(b'\n');
             }
-            Format::Table => {
+            Format::Table | Format::Wide => {
                 let time = entry.ts.to_string();
                 let clock = time.get(11..23).unwrap_or(&time);
                 let marker = match entry.stream.as_str() {
@@ -254,6 +267,11 @@ pub async fn logs(session: &mut Session, args: LogsArgs) -> Outcome {
         }
     }
     write_out(&mut out)?;
+    if args.follow
+        && let Some(notice) = super::replaced::notice(session, &id).await
+    {
+        eprintln!("{notice}");
+    }
     Ok(exit::OK)
 }
 

@@ -1,16 +1,19 @@
-//! Output helpers: `-o table` prints for people on stdout, `-o json` prints
-//! only JSON on stdout and sends progress to stderr.
+//! Output helpers: `-o table` prints for people on stdout (`-o wide` with
+//! every column), `-o json` prints only JSON on stdout and sends progress
+//! to stderr.
 
 use clap::ValueEnum;
-use comfy_table::presets::UTF8_BORDERS_ONLY;
-use comfy_table::{ContentArrangement, Table};
 use serde::Serialize;
 
 /// Output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
+    /// Tables for people, fitted to the terminal.
     Table,
+    /// JSON on stdout, progress on stderr.
     Json,
+    /// Tables with every column and whole cells, however wide.
+    Wide,
 }
 
 /// Prints `value` as JSON, or the text `human` builds.
@@ -20,7 +23,7 @@ pub fn emit<T: Serialize>(format: Format, value: &T, human: impl FnOnce() -> Str
             "{}",
             serde_json::to_string_pretty(value).unwrap_or_default()
         ),
-        Format::Table => println!("{}", human()),
+        Format::Table | Format::Wide => println!("{}", human()),
     }
 }
 
@@ -28,19 +31,11 @@ pub fn emit<T: Serialize>(format: Format, value: &T, human: impl FnOnce() -> Str
 pub fn progress(format: Format, line: &str) {
     match format {
         Format::Json => eprintln!("{line}"),
-        Format::Table => println!("{line}"),
+        Format::Table | Format::Wide => println!("{line}"),
     }
 }
 
-/// A table with a header row.
-pub fn table(header: &[&str]) -> Table {
-    let mut table = Table::new();
-    table
-        .load_preset(UTF8_BORDERS_ONLY)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(header.to_vec());
-    table
-}
+pub use super::grid::{Column, grid};
 
 /// Bytes as a short human size.
 pub fn size(bytes: u64) -> String {

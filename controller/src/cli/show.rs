@@ -7,7 +7,7 @@ use berth_shared::state::DeploymentStatus;
 use clap::Args;
 
 use super::deploy::parse;
-use super::output::{ago, emit, table};
+use super::output::{Column, ago, emit, grid};
 use super::{Outcome, Session};
 use crate::store::Sort;
 
@@ -60,11 +60,21 @@ pub async fn ls(session: &mut Session, args: LsArgs) -> Outcome {
     let reply = session.client.list_deployments(request).await?.into_inner();
     let deployments: Vec<Deployment> = parse(&reply.json)?;
     emit(session.format, &deployments, || {
-        let mut rows = table(&[
-            "ID", "APP", "ENV", "VERSION", "STATUS", "HOSTS", "CREATED", "BY",
-        ]);
+        let mut rows = grid(
+            session.format,
+            &[
+                Column::Id("ID"),
+                Column::Text("APP"),
+                Column::Text("ENV"),
+                Column::Text("VERSION"),
+                Column::Text("STATUS"),
+                Column::Wide("HOSTS"),
+                Column::Text("CREATED"),
+                Column::Wide("BY"),
+            ],
+        );
         for deployment in &deployments {
-            rows.add_row(vec![
+            rows.row(vec![
                 deployment.id.to_string(),
                 deployment.app.clone(),
                 deployment.environment.clone(),
@@ -96,11 +106,13 @@ pub async fn show(session: &mut Session, id: &str) -> Outcome {
         .await?
         .into_inner();
     let deployment: Deployment = parse(&reply.json)?;
-    emit(session.format, &deployment, || describe(&deployment));
+    emit(session.format, &deployment, || {
+        describe(&deployment, session.format)
+    });
     Ok(exit::OK)
 }
 
-fn describe(d: &Deployment) -> String {
+fn describe(d: &Deployment, format: super::Format) -> String {
     let mut text = format!(
         "deployment {}\n  app:          {}\n  environment:  {}\n  version:      {}\n  status:       {}\n  created:      {} by {}\n  bundle:       {} ({} bytes)\n",
         d.id,
@@ -142,7 +154,17 @@ fn describe(d: &Deployment) -> String {
     if let Some(message) = &d.error_message {
         text.push_str(&format!("  error:        {message}\n"));
     }
-    let mut tasks = table(&["HOST", "KIND", "STATUS", "GEN", "STAGES", "ERROR"]);
+    let mut tasks = grid(
+        format,
+        &[
+            Column::Text("HOST"),
+            Column::Text("KIND"),
+            Column::Text("STATUS"),
+            Column::Wide("GEN"),
+            Column::Text("STAGES"),
+            Column::Full("ERROR"),
+        ],
+    );
     for task in &d.tasks {
         let stages: Vec<String> = task
             .stages
@@ -166,7 +188,7 @@ fn describe(d: &Deployment) -> String {
             berth_shared::record::TaskKind::Build => "build",
             berth_shared::record::TaskKind::Restore => "restore",
         };
-        tasks.add_row(vec![
+        tasks.row(vec![
             task.host.clone(),
             kind.into(),
             task.status.to_string(),
@@ -269,19 +291,22 @@ pub async fn status(session: &mut Session, environment: Option<String>) -> Outco
         .into_inner();
     let rows: Vec<AppStatus> = parse(&reply.json)?;
     emit(session.format, &rows, || {
-        let mut out = table(&[
-            "APP",
-            "ENV",
-            "VERSION",
-            "STATUS",
-            "HEALTH",
-            "SINCE",
-            "HOSTS",
-            "DEPLOYMENT",
-            "IN PROGRESS",
-        ]);
+        let mut out = grid(
+            session.format,
+            &[
+                Column::Text("APP"),
+                Column::Text("ENV"),
+                Column::Text("VERSION"),
+                Column::Text("STATUS"),
+                Column::Text("HEALTH"),
+                Column::Text("SINCE"),
+                Column::Text("HOSTS"),
+                Column::Id("DEPLOYMENT"),
+                Column::Text("IN PROGRESS"),
+            ],
+        );
         for row in &rows {
-            out.add_row(vec![
+            out.row(vec![
                 row.app.clone(),
                 row.environment.clone(),
                 row.version.clone(),
@@ -296,31 +321,34 @@ pub async fn status(session: &mut Session, environment: Option<String>) -> Outco
         if rows.is_empty() {
             "nothing deployed yet".to_string()
         } else {
-            format!("{out}\n\n{}", host_table(&rows))
+            format!("{out}\n\n{}", host_table(&rows, session.format))
         }
     });
     Ok(exit::OK)
 }
 
 /// `berth status`'s second table: what each host runs now.
-fn host_table(rows: &[AppStatus]) -> String {
-    let mut out = table(&[
-        "APP",
-        "ENV",
-        "HOST",
-        "VERSION",
-        "STATE",
-        "HEALTH",
-        "DEPLOYMENT",
-        "LAST REPAIR",
-    ]);
+fn host_table(rows: &[AppStatus], format: super::Format) -> String {
+    let mut out = grid(
+        format,
+        &[
+            Column::Text("APP"),
+            Column::Text("ENV"),
+            Column::Text("HOST"),
+            Column::Text("VERSION"),
+            Column::Text("STATE"),
+            Column::Text("HEALTH"),
+            Column::Id("DEPLOYMENT"),
+            Column::Full("LAST REPAIR"),
+        ],
+    );
     for row in rows {
         for host in &row.host_states {
             let repair = match (&host.last_repair, host.last_repair_at) {
                 (Some(repair), Some(at)) => format!("{} ({repair})", ago(at)),
                 _ => "-".into(),
             };
-            out.add_row(vec![
+            out.row(vec![
                 row.app.clone(),
                 row.environment.clone(),
                 host.host.clone(),

@@ -7,7 +7,7 @@ use berth_shared::record::TokenView;
 use clap::Subcommand;
 
 use super::deploy::parse;
-use super::output::{emit, table};
+use super::output::{Column, emit, grid};
 use super::{Failure, Outcome, Session};
 
 #[derive(Subcommand, Debug)]
@@ -51,7 +51,7 @@ pub async fn run(session: &mut Session, command: TokenCommand) -> Outcome {
                     "{}",
                     serde_json::json!({"token": token.token, "id": token.token_id, "expires_at": token.expires_at})
                 ),
-                super::Format::Table => println!("{}", token.token),
+                super::Format::Table | super::Format::Wide => println!("{}", token.token),
             }
             eprintln!(
                 "token {} expires at {} ({} use{}). On the new host, as root, run:",
@@ -73,9 +73,19 @@ pub async fn run(session: &mut Session, command: TokenCommand) -> Outcome {
                 .into_inner();
             let tokens: Vec<TokenView> = parse(&reply.json)?;
             emit(session.format, &tokens, || {
-                let mut rows = table(&["ID", "STATE", "USES", "LABELS", "EXPIRES", "CREATED BY"]);
+                let mut rows = grid(
+                    session.format,
+                    &[
+                        Column::Text("ID"),
+                        Column::Text("STATE"),
+                        Column::Text("USES"),
+                        Column::Text("LABELS"),
+                        Column::Text("EXPIRES"),
+                        Column::Wide("CREATED BY"),
+                    ],
+                );
                 for token in &tokens {
-                    rows.add_row(vec![
+                    rows.row(vec![
                         token.id.clone(),
                         token.state.clone(),
                         format!("{}/{}", token.uses, token.uses_allowed),
@@ -177,9 +187,17 @@ pub async fn registry(session: &mut Session, command: RegistryCommand) -> Outcom
                 .into_inner();
             let views: Vec<serde_json::Value> = parse(&reply.json)?;
             emit(session.format, &views, || {
-                let mut rows = table(&["SERVER", "USERNAME", "ADDED", "BY"]);
+                let mut rows = grid(
+                    session.format,
+                    &[
+                        Column::Text("SERVER"),
+                        Column::Text("USERNAME"),
+                        Column::Text("ADDED"),
+                        Column::Wide("BY"),
+                    ],
+                );
                 for view in &views {
-                    rows.add_row(vec![
+                    rows.row(vec![
                         view["server"].as_str().unwrap_or_default().to_string(),
                         view["username"].as_str().unwrap_or_default().to_string(),
                         view["created_at"].as_str().unwrap_or_default().to_string(),

@@ -34,6 +34,7 @@ mod domain;
 mod exec;
 mod hosts;
 mod lifecycle;
+mod resolve;
 mod target;
 mod tokens;
 
@@ -146,10 +147,18 @@ impl Cli for CliApi {
         request: Request<CreateDeploymentRequest>,
     ) -> Result<Response<DeploymentReply>, Status> {
         let caller = require(&request, Role::Operator)?;
-        let deployment = deploy::create(&self.context, &caller, request.into_inner()).await?;
-        Ok(Response::new(DeploymentReply {
+        let (deployment, existing) =
+            deploy::create(&self.context, &caller, request.into_inner()).await?;
+        let mut response = Response::new(DeploymentReply {
             json: json(&deployment)?,
-        }))
+        });
+        if existing {
+            response.metadata_mut().insert(
+                berth_proto::EXISTING_DEPLOYMENT_METADATA,
+                tonic::metadata::MetadataValue::from_static("1"),
+            );
+        }
+        Ok(response)
     }
 
     async fn get_deployment(
@@ -384,6 +393,37 @@ impl Cli for CliApi {
         Ok(Response::new(JsonReply {
             json: json(&serde_json::json!({ "server": server, "removed": true }))?,
         }))
+    }
+
+    async fn resolve_deployment(
+        &self,
+        request: Request<berth_proto::v1::ResolveDeploymentRequest>,
+    ) -> Result<Response<DeploymentReply>, Status> {
+        require(&request, Role::Viewer)?;
+        let request = request.get_ref();
+        let deployment =
+            resolve::current_deployment(&self.context, &request.app, &request.environment)?;
+        Ok(Response::new(DeploymentReply {
+            json: json(&deployment)?,
+        }))
+    }
+
+    async fn list_jobs(
+        &self,
+        request: Request<berth_proto::v1::ListJobsRequest>,
+    ) -> Result<Response<JsonReply>, Status> {
+        require(&request, Role::Viewer)?;
+        let jobs = exec::list_jobs(&self.context, request.get_ref().limit)?;
+        Ok(Response::new(JsonReply { json: json(&jobs)? }))
+    }
+
+    async fn get_job(
+        &self,
+        request: Request<berth_proto::v1::GetJobRequest>,
+    ) -> Result<Response<JsonReply>, Status> {
+        require(&request, Role::Viewer)?;
+        let job = self.context.store.get_job(&request.get_ref().id)?;
+        Ok(Response::new(JsonReply { json: json(&job)? }))
     }
 
     async fn list_agents(

@@ -20,20 +20,50 @@ use crate::store::{AgentRecord, Principal, PrincipalKind, Role};
 
 pub struct EnrollApi {
     context: Arc<Context>,
-    limit: super::limit::RateLimit,
+    /// Failed joins per source address per minute, when limited.
+    failures: Option<super::limit::RateLimit>,
 }
 
-/// Join attempts allowed per peer address per minute.
-const JOINS_PER_MINUTE: u32 = 20;
-
 impl EnrollApi {
-    pub fn new(context: Arc<Context>) -> EnrollApi {
+    /// `failure_limit`: failed joins allowed per source address per
+    /// minute (`serve --join-failure-limit`); 0 for no limit.
+    pub fn new(context: Arc<Context>, failure_limit: u32) -> EnrollApi {
         EnrollApi {
             context,
-            limit: super::limit::RateLimit::new(
-                JOINS_PER_MINUTE,
-                std::time::Duration::from_secs(60),
-            ),
+            failures: (failure_limit > 0).then(|| {
+                super::limit::RateLimit::new(failure_limit, std::time::Duration::from_secs(60))
+            }),
+        }
+    }
+
+    /// Refuses a source address that used up its failed joins this minute.
+    fn admit(&self, peer: Option<std::net::IpAddr>) -> Result<(), Status> {
+        let (Some(limit), Some(peer)) = (&self.failures, peer) else {
+            return Ok(());
+        };
+        limit
+            .admit(&peer, std::time::Instant::now())
+            .map_err(|wait| {
+                warn!(%peer, "join attempts rate-limited");
+                Status::resource_exhausted(format!(
+                    "too many failed join attempts from {peer} ({} within a minute, the limit set by berth-controller serve --join-failure-limit); try again in {}s with a valid token (`berth token create`)",
+                    limit.limit(),
+                    wait.as_secs().max(1)
+                ))
+            })
+    }
+
+    /// Counts a refused token (unknown, used up, revoked or expired)
+    /// against its source address; other outcomes are not counted.
+    fn count(
+        &self,
+        peer: Option<std::net::IpAddr>,
+        outcome: &Result<Response<JoinAgentResponse>, Status>,
+    ) {
+        if let (Some(limit), Some(peer), Err(status)) = (&self.failures, peer, outcome)
+            && status.code() == tonic::Code::PermissionDenied
+        {
+            limit.count(peer, std::time::Instant::now());
         }
     }
 }
@@ -74,16 +104,19 @@ impl Enroll for EnrollApi {
         &self,
         request: Request<JoinAgentRequest>,
     ) -> Result<Response<JoinAgentResponse>, Status> {
-        if let Some(address) = request.remote_addr()
-            && let Err(wait) = self.limit.check(address.ip(), std::time::Instant::now())
-        {
-            warn!(peer = %address, "join attempts rate-limited");
-            return Err(Status::resource_exhausted(format!(
-                "too many join attempts from {}; try again in {}s",
-                address.ip(),
-                wait.as_secs().max(1)
-            )));
-        }
+        let peer = request.remote_addr().map(|address| address.ip());
+        self.admit(peer)?;
+        let outcome = self.enroll(request).await;
+        self.count(peer, &outcome);
+        outcome
+    }
+}
+
+impl EnrollApi {
+    async fn enroll(
+        &self,
+        request: Request<JoinAgentRequest>,
+    ) -> Result<Response<JoinAgentResponse>, Status> {
         let peer = request
             .remote_addr()
             .map(|addr| addr.to_string())

@@ -129,6 +129,12 @@ pub fn logs(
         )));
     }
     let tail = request.tail as usize;
+    // A live view resuming after a lost connection has these lines already.
+    let resumed: HashMap<TaskId, u64> = request
+        .after_seq
+        .iter()
+        .filter_map(|(task, seq)| Some((task.parse::<TaskId>().ok()?, *seq)))
+        .collect();
     // Said only when the deleted lines could have passed the filters.
     let notice = context
         .store
@@ -148,7 +154,7 @@ pub fn logs(
             id,
             filter,
             sender,
-            last: HashMap::new(),
+            last: resumed,
             held: HashMap::new(),
             app_output: request.app_output,
         };

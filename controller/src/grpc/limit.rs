@@ -1,7 +1,7 @@
-//! A small fixed-window rate limit per key: per peer address for the one
-//! call a caller without a certificate may make (joining), so tokens cannot
-//! be guessed at speed and failed joins cost bounded work; per app for
-//! deployment triggers.
+//! A small fixed-window rate limit per key: per peer address for the
+//! failed attempts of the one call a caller without a certificate may make
+//! (joining), so tokens cannot be guessed at speed while a fleet behind one
+//! address enrolls at any pace; per app for deployment triggers.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -31,6 +31,30 @@ impl<K: std::hash::Hash + Eq> RateLimit<K> {
 
     /// Counts a call for `peer`; `Err` with the wait when over the limit.
     pub fn check(&self, peer: K, now: Instant) -> Result<(), Duration> {
+        self.admit(&peer, now)?;
+        self.count(peer, now);
+        Ok(())
+    }
+
+    /// `Err` with the wait when `peer` already used up its window; counts
+    /// nothing (see [`RateLimit::count`]).
+    pub fn admit(&self, peer: &K, now: Instant) -> Result<(), Duration> {
+        let seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match seen.get(peer) {
+            Some((start, count))
+                if now.duration_since(*start) < self.window && *count >= self.limit =>
+            {
+                Err(self.window.saturating_sub(now.duration_since(*start)))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts one event (a call, or a failed one) for `peer`.
+    pub fn count(&self, peer: K, now: Instant) {
         let mut seen = self
             .seen
             .lock()
@@ -44,11 +68,7 @@ impl<K: std::hash::Hash + Eq> RateLimit<K> {
         if now.duration_since(entry.0) >= self.window {
             *entry = (now, 0);
         }
-        if entry.1 >= self.limit {
-            return Err(self.window.saturating_sub(now.duration_since(entry.0)));
-        }
-        entry.1 += 1;
-        Ok(())
+        entry.1 = entry.1.saturating_add(1);
     }
 }
 
@@ -78,5 +98,23 @@ mod tests {
             limit.check(one, start + Duration::from_secs(61)).is_ok(),
             "a new window starts"
         );
+    }
+
+    #[test]
+    fn only_counted_events_use_up_the_window() {
+        let limit = RateLimit::new(2, Duration::from_secs(60));
+        let peer: IpAddr = "127.0.0.1".parse().expect("ip");
+        let start = Instant::now();
+        for _ in 0..30 {
+            assert!(limit.admit(&peer, start).is_ok(), "nothing counted yet");
+        }
+        limit.count(peer, start);
+        assert!(limit.admit(&peer, start).is_ok());
+        limit.count(peer, start);
+        let wait = limit
+            .admit(&peer, start + Duration::from_secs(15))
+            .expect_err("two failures use up the window");
+        assert_eq!(wait, Duration::from_secs(45));
+        assert!(limit.admit(&peer, start + Duration::from_secs(60)).is_ok());
     }
 }

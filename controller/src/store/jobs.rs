@@ -28,6 +28,16 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound(format!("fleet job {id}")))?;
         decode("jobs", &bytes)
     }
+
+    /// The newest `limit` fleet jobs, newest first.
+    pub fn list_jobs(&self, limit: usize) -> Result<Vec<FleetJob>, StoreError> {
+        self.jobs
+            .iter()
+            .rev()
+            .take(limit)
+            .map(|entry| decode("jobs", &entry?.1))
+            .collect()
+    }
 }
 
 impl Store {
@@ -99,6 +109,18 @@ mod tests {
         };
         store.put_job(&job).expect("put");
         assert_eq!(store.get_job(&job.id).expect("get"), job);
+        let mut newer = job.clone();
+        let first: ulid::Ulid = job.id.parse().expect("ulid");
+        newer.id = ulid::Ulid::from_parts(first.timestamp_ms() + 1, 0).to_string();
+        store.put_job(&newer).expect("put");
+        let listed: Vec<String> = store
+            .list_jobs(10)
+            .expect("list")
+            .into_iter()
+            .map(|job| job.id)
+            .collect();
+        assert_eq!(listed, [newer.id.clone(), job.id.clone()], "newest first");
+        assert_eq!(store.list_jobs(1).expect("list").len(), 1);
         assert!(matches!(
             store.get_job(&ulid::Ulid::new().to_string()),
             Err(StoreError::NotFound(_))

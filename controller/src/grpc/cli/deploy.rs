@@ -323,12 +323,14 @@ fn build(
     from_snapshot(context, caller, snapshot, key)
 }
 
-/// Creates a deployment and hands its tasks to the dispatcher.
+/// Creates a deployment and hands its tasks to the dispatcher; `true`
+/// with the deployment an earlier request with the same idempotency key
+/// made.
 pub async fn create(
     context: &Context,
     caller: &Caller,
     request: CreateDeploymentRequest,
-) -> Result<Deployment, Status> {
+) -> Result<(Deployment, bool), Status> {
     super::target::wait_for_agents(context, &request).await?;
     let deployment = build(context, caller, &request)?;
     check_trigger_rate(context, &deployment.app)?;
@@ -346,11 +348,12 @@ pub async fn create(
                     request.idempotency_key
                 )));
             }
-            return Ok(existing);
+            return Ok((existing, true));
         }
         crate::store::Created::New | crate::store::Created::Queued(_) => {}
     }
-    submitted(context, caller, "deploy", deployment, &created).await
+    let deployment = submitted(context, caller, "deploy", deployment, &created).await?;
+    Ok((deployment, false))
 }
 
 /// Refuses a trigger (deploy, retry, redeploy, rollback) over the app's
@@ -462,7 +465,8 @@ pub async fn stop(
     caller: &Caller,
     request: StopAppRequest,
 ) -> Result<Deployment, Status> {
-    let environment = berth_shared::manifest::environment_or_default(&request.environment);
+    let environment =
+        super::resolve::resolve_environment(context, &request.app, &request.environment)?;
     let current = context
         .store
         .list_deployments(&ListQuery {

@@ -57,6 +57,25 @@ fn check(request: &FleetExecRequest) -> Result<Duration, Status> {
     Ok(timeout)
 }
 
+/// Jobs one `ListJobs` call returns by default, and at most.
+const DEFAULT_JOBS: u32 = 50;
+const MAX_JOBS: u32 = 1000;
+
+/// The newest stored fleet jobs, without their output (`berth jobs show`
+/// has it), so a page of them stays small.
+pub fn list_jobs(context: &Context, limit: u32) -> Result<Vec<FleetJob>, Status> {
+    let limit = if limit == 0 {
+        DEFAULT_JOBS
+    } else {
+        limit.min(MAX_JOBS)
+    };
+    let mut jobs = context.store.list_jobs(limit as usize)?;
+    for host in jobs.iter_mut().flat_map(|job| job.hosts.iter_mut()) {
+        host.output.clear();
+    }
+    Ok(jobs)
+}
+
 /// Starts the fleet exec and returns its event stream.
 pub fn exec(
     context: Arc<Context>,

@@ -87,7 +87,8 @@ pub async fn rollback(
     caller: &Caller,
     request: RollbackRequest,
 ) -> Result<Deployment, Status> {
-    let environment = berth_shared::manifest::environment_or_default(&request.environment);
+    let environment =
+        super::resolve::resolve_environment(context, &request.app, &request.environment)?;
     let app = request.app.clone();
     let history = context.store.list_deployments(&ListQuery {
         app: Some(app.clone()),
@@ -201,7 +202,8 @@ pub async fn start(
     caller: &Caller,
     request: berth_proto::v1::StopAppRequest,
 ) -> Result<Deployment, Status> {
-    let environment = berth_shared::manifest::environment_or_default(&request.environment);
+    let environment =
+        super::resolve::resolve_environment(context, &request.app, &request.environment)?;
     let latest = context
         .store
         .latest(&request.app, &environment, &[DeploymentStatus::Deployed, DeploymentStatus::Stopped])?

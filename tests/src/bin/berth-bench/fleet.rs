@@ -1,8 +1,9 @@
-//! Many enrolled agents without waiting out the join rate limit honestly.
+//! Many enrolled agents, enrolled the way a real fleet joins.
 //!
-//! The controller allows 20 join attempts per peer address per minute
-//! (`controller/src/grpc/enroll.rs`), as it should: a fleet joins from many
-//! addresses. The bench does the same. Each join is the real
+//! The controller limits failed joins per peer address
+//! (`controller/src/grpc/enroll.rs`, `serve --join-failure-limit`); these
+//! joins all succeed, so it never refuses them, and the bench still joins
+//! from many addresses as a spread-out fleet does. Each join is the real
 //! `Enroll.JoinAgent` call (a fresh key pair and CSR, a real token, the
 //! controller's CA checked), made from its own loopback source address
 //! (127.77.x.y, ten joins per address), so no controller setting is relaxed.

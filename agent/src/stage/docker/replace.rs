@@ -1,0 +1,146 @@
+//! Replacing and stopping an app's containers on this host: retire the
+//! others once the new one runs (start-first), stop them first and start
+//! them again if the new one fails (stop-first), `berth stop` and `berth
+//! delete`.
+
+use berth_proto::v1::{ContainerSpec, TaskSpec};
+use bollard::Docker;
+use bollard::query_parameters::StopContainerOptions;
+
+use super::{LABEL_DEPLOYMENT, LineSink, list, name_of, remove, stop_grace};
+
+/// Stops and removes the app's other containers once the new one runs.
+pub async fn retire_others(
+    docker: &Docker,
+    task: &TaskSpec,
+    container: &ContainerSpec,
+    keep: &str,
+    sink: &dyn LineSink,
+) -> Result<Vec<String>, String> {
+    let mut retired = Vec::new();
+    for summary in list(docker, &task.host, Some(&task.app), Some(&task.environment)).await? {
+        let name = name_of(&summary);
+        if name == keep {
+            continue;
+        }
+        let options = StopContainerOptions {
+            t: Some(stop_grace(container)),
+            ..Default::default()
+        };
+        let _ = docker.stop_container(&name, Some(options)).await;
+        remove(docker, &name).await;
+        sink.line(
+            "system",
+            format!("stopped and removed the previous container {name}"),
+        );
+        retired.push(name);
+    }
+    Ok(retired)
+}
+
+/// `update = "stop-first"`: stops the app's other running containers
+/// (kept, not removed, so they can start again) before the new one starts
+/// on the same host port. Returns their names.
+pub async fn stop_others(
+    docker: &Docker,
+    task: &TaskSpec,
+    container: &ContainerSpec,
+    keep: &str,
+    sink: &dyn LineSink,
+) -> Result<Vec<String>, String> {
+    let mut stopped = Vec::new();
+    for summary in list(docker, &task.host, Some(&task.app), Some(&task.environment)).await? {
+        let name = name_of(&summary);
+        if name == keep
+            || summary.state != Some(bollard::models::ContainerSummaryStateEnum::RUNNING)
+        {
+            continue;
+        }
+        let options = StopContainerOptions {
+            t: Some(stop_grace(container)),
+            ..Default::default()
+        };
+        docker
+            .stop_container(&name, Some(options))
+            .await
+            .map_err(|err| format!("stop-first: could not stop the previous container {name}: {err}; nothing was changed"))?;
+        sink.line(
+            "system",
+            format!(
+                "stop-first: stopped the previous container {name} before starting the new one"
+            ),
+        );
+        stopped.push(name);
+    }
+    Ok(stopped)
+}
+
+/// Starts the containers [`stop_others`] stopped again, after the new one
+/// failed; says what happened, for the failure message.
+pub async fn start_again(docker: &Docker, names: &[String], sink: &dyn LineSink) -> String {
+    let mut problems = Vec::new();
+    for name in names {
+        match docker.start_container(name, None).await {
+            Ok(()) => sink.line(
+                "system",
+                format!("stop-first: started the previous container {name} again"),
+            ),
+            Err(err) => problems.push(format!("{name}: {err}")),
+        }
+    }
+    if problems.is_empty() {
+        format!(
+            "the previous container ({}) was started again and serves as before",
+            names.join(", ")
+        )
+    } else {
+        format!(
+            "the previous container could not be started again ({}); start it with `docker start` or deploy again",
+            problems.join("; ")
+        )
+    }
+}
+
+/// Removes every container of one deployment on this host (`berth delete`).
+pub async fn remove_deployment(
+    docker: &Docker,
+    task: &TaskSpec,
+    sink: &dyn LineSink,
+) -> Result<usize, String> {
+    let mut removed = 0;
+    for summary in list(docker, &task.host, Some(&task.app), Some(&task.environment)).await? {
+        let labels = summary.labels.clone().unwrap_or_default();
+        if labels.get(LABEL_DEPLOYMENT) != Some(&task.deployment_id) {
+            continue;
+        }
+        let name = name_of(&summary);
+        remove(docker, &name).await;
+        sink.line("system", format!("removed container {name}"));
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+/// Stops every running container of the app (`berth stop`).
+pub async fn stop_app(
+    docker: &Docker,
+    task: &TaskSpec,
+    container: &ContainerSpec,
+    sink: &dyn LineSink,
+) -> Result<usize, String> {
+    let mut stopped = 0;
+    for summary in list(docker, &task.host, Some(&task.app), Some(&task.environment)).await? {
+        let name = name_of(&summary);
+        let options = StopContainerOptions {
+            t: Some(stop_grace(container)),
+            ..Default::default()
+        };
+        docker
+            .stop_container(&name, Some(options))
+            .await
+            .map_err(|err| format!("stop {name}: {err}"))?;
+        sink.line("system", format!("stopped container {name}"));
+        stopped += 1;
+    }
+    Ok(stopped)
+}

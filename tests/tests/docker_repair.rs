@@ -377,6 +377,11 @@ fn a_docker_restart_and_a_removed_container_are_repaired(dockerd: &mut Dockerd, 
         noted.then_some(deployment)
     });
     assert_eq!(shown["status"], "deployed");
+    let logs = controller.berth(&["logs", &id, "--stage", "repair"]).ok();
+    assert!(
+        logs.contains("repaired: container") && logs.contains("moved Caddy route"),
+        "the repair is a line in the deployment's log: {logs}"
+    );
     drop(squatter);
 
     // A container removed behind berth's back is started again.

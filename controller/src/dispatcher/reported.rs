@@ -2,7 +2,8 @@
 //! decided: a host that reports the version of a failed rollout although
 //! its own task there did not succeed (it was lost, and finished while the
 //! controller could not hear it) is put back like the hosts that switched
-//! (`[target] on_failure`), once.
+//! (`[target] on_failure`), once. An agent's repairs (a container started
+//! again, a route moved) are noted in the deployment's history and log.
 
 use berth_proto::v1::HostApp;
 use berth_shared::id::{AgentId, DeploymentId};
@@ -116,6 +117,75 @@ impl Dispatcher {
             self.kick(agent).await;
         }
         Ok(())
+    }
+}
+
+impl Dispatcher {
+    /// Notes an agent's repair once (a reconnect reports it again): a
+    /// `repaired` transition for the host, and a `repair` line in the log
+    /// of the task that put the deployment on the host.
+    pub async fn record_repair(&self, agent: AgentId, host: &str, app: &HostApp) {
+        let Ok(id) = app.deployment_id.parse::<DeploymentId>() else {
+            return;
+        };
+        let at = Timestamp(app.last_repair_ms);
+        let noted = self.store.update_deployment_with_logs(id, |deployment| {
+            let known = deployment.transitions.iter().any(|transition| {
+                transition.subject == host && transition.to == "repaired" && transition.at == at
+            });
+            if known {
+                return Ok((false, Vec::new()));
+            }
+            progress::note(
+                deployment,
+                host,
+                None,
+                "repaired",
+                Some(app.last_repair.clone()),
+            );
+            if let Some(transition) = deployment.transitions.last_mut() {
+                transition.at = at;
+            }
+            // The task's agent sends nothing more for a finished task, so
+            // the next sequence number is free.
+            let task = deployment.tasks.iter_mut().rev().find(|task| {
+                task.agent_id == agent
+                    && matches!(task.kind, TaskKind::Deploy | TaskKind::Restore)
+                    && task.status == TaskStatus::Done
+            });
+            let lines = task
+                .map(|task| {
+                    task.acked_seq += 1;
+                    let line = crate::store::StoredLine {
+                        stage: "repair".into(),
+                        stream: "system".into(),
+                        ts_ms: app.last_repair_ms,
+                        line: format!("repaired: {}", app.last_repair),
+                    };
+                    vec![(task.id, task.acked_seq, line)]
+                })
+                .unwrap_or_default();
+            Ok((true, lines))
+        });
+        match noted {
+            Ok((deployment, true, lines)) => {
+                if self.store.flush().await.is_err() {
+                    return;
+                }
+                for (task, seq, line) in lines {
+                    self.hub.publish(crate::hub::HubEvent::Lines {
+                        deployment: deployment.id,
+                        task,
+                        lines: std::sync::Arc::new(vec![(seq, line)]),
+                    });
+                }
+                self.hub.publish(crate::hub::HubEvent::Changed {
+                    deployment: deployment.id,
+                });
+            }
+            Ok(_) => {}
+            Err(err) => warn!(deployment_id = %id, error = %err, "repair not recorded"),
+        }
     }
 }
 

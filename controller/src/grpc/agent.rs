@@ -459,7 +459,10 @@ impl Session {
                     .await;
                 let repaired = self.context.registry.report_apps(self.agent_id, apps);
                 for app in repaired {
-                    self.record_repair(app).await;
+                    self.context
+                        .dispatcher
+                        .record_repair(self.agent_id, &self.name, &app)
+                        .await;
                 }
                 self.context.dispatcher.kick(self.agent_id).await;
             }
@@ -500,45 +503,6 @@ impl Session {
                 self.context.registry.exec_output(self.agent_id, output);
             }
             Some(Incoming::Hello(_)) | None => warn!("unexpected message on an established stream"),
-        }
-    }
-
-    /// Notes an agent's repair in the deployment's history (once: a repair
-    /// already noted at that time is not noted again after a reconnect).
-    async fn record_repair(&self, app: berth_proto::v1::HostApp) {
-        let Ok(id) = app.deployment_id.parse::<berth_shared::id::DeploymentId>() else {
-            return;
-        };
-        let at = berth_shared::record::Timestamp(app.last_repair_ms);
-        let host = self.name.clone();
-        let noted = self.context.store.update_deployment(id, |deployment| {
-            let known = deployment.transitions.iter().any(|transition| {
-                transition.subject == host && transition.to == "repaired" && transition.at == at
-            });
-            if !known {
-                crate::progress::note(
-                    deployment,
-                    &host,
-                    None,
-                    "repaired",
-                    Some(app.last_repair.clone()),
-                );
-                if let Some(transition) = deployment.transitions.last_mut() {
-                    transition.at = at;
-                }
-            }
-            Ok(!known)
-        });
-        match noted {
-            Ok((deployment, true)) => {
-                if self.context.store.flush().await.is_ok() {
-                    self.context.hub.publish(crate::hub::HubEvent::Changed {
-                        deployment: deployment.id,
-                    });
-                }
-            }
-            Ok((_, false)) => {}
-            Err(err) => warn!(deployment_id = %id, error = %err, "repair not recorded"),
         }
     }
 

@@ -17,9 +17,9 @@ version = "{version}"
 [target]
 hosts = ["h1"]
 [setup]
-run = ["echo setup {version} >> {dir}/events"]
+run = ["echo setup {version} >> {dir}/events", "echo deploy-line {version}"]
 [stop]
-run = ["echo stop >> {dir}/events"]
+run = ["echo stop >> {dir}/events", "echo stop-line"]
 "#
     )
 }
@@ -60,9 +60,13 @@ fn stop_delete_and_start_after_a_redeploy_run_once_per_host() {
     assert_eq!(again["status"], "deployed", "{again:#}");
     assert_eq!(events(&dir), ["setup 1", "setup 1"]);
 
-    let stopped = controller
-        .berth(&["stop", "once", "--env", "default", "-o", "json"])
-        .json();
+    let stop = controller.berth(&["stop", "once", "--env", "default", "-o", "json"]);
+    assert!(
+        stop.stderr.contains("| stop-line") && !stop.stderr.contains("deploy-line"),
+        "the stop's live view shows the stop's output, not the old deploy lines:\n{}",
+        stop.stderr
+    );
+    let stopped = stop.json();
     assert_eq!(stopped["status"], "stopped", "{stopped:#}");
     assert_eq!(
         events(&dir),

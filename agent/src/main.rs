@@ -26,9 +26,19 @@ enum Command {
         /// Controller address, https://HOST:PORT.
         #[arg(long)]
         controller: String,
-        /// Join token from `berth token create`.
-        #[arg(long, env = "BERTH_JOIN_TOKEN", hide_env_values = true)]
-        token: String,
+        /// Join token from `berth token create`: best in BERTH_JOIN_TOKEN,
+        /// or `--token -` to read it from stdin, or --token-file; on the
+        /// command line it shows in the process list.
+        #[arg(
+            long,
+            env = "BERTH_JOIN_TOKEN",
+            hide_env_values = true,
+            required_unless_present = "token_file"
+        )]
+        token: Option<String>,
+        /// A file holding the join token.
+        #[arg(long, conflicts_with = "token")]
+        token_file: Option<PathBuf>,
         #[arg(long, default_value = "/var/lib/berth-agent")]
         data_dir: PathBuf,
         /// Agent name (default: this host's name).
@@ -105,10 +115,12 @@ async fn command(command: Command) -> anyhow::Result<()> {
         Command::Join {
             controller,
             token,
+            token_file,
             data_dir,
             name,
             labels,
         } => {
+            let token = join_token(token, token_file)?;
             let labels = berth_shared::labels::parse_labels(&labels)
                 .map_err(|err| anyhow::anyhow!("--labels: {err}"))?;
             let name = match name {
@@ -207,4 +219,35 @@ async fn wait_for_signal() {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
+}
+
+/// The join token from `--token` (`-` for stdin), BERTH_JOIN_TOKEN or
+/// `--token-file`; a token typed on the command line is accepted with a
+/// warning, since every user of the host can read it in the process list.
+fn join_token(token: Option<String>, file: Option<PathBuf>) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    let token = match (token, file) {
+        (_, Some(file)) => std::fs::read_to_string(&file)
+            .with_context(|| format!("read the join token from --token-file {}", file.display()))?,
+        (Some(dash), None) if dash == "-" => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("read the join token from stdin (--token -)")?;
+            line
+        }
+        (Some(token), None) => {
+            let from_env = std::env::var("BERTH_JOIN_TOKEN").is_ok_and(|env| env == token);
+            if !from_env {
+                eprintln!(
+                    "warning: --token on the command line is visible to every user of this host in the process list; pass it in BERTH_JOIN_TOKEN, with --token-file FILE, or on stdin with --token -"
+                );
+            }
+            token
+        }
+        (None, None) => anyhow::bail!(
+            "no join token: set BERTH_JOIN_TOKEN, or pass --token-file FILE or --token - (stdin)"
+        ),
+    };
+    Ok(token.trim().to_string())
 }

@@ -329,6 +329,8 @@ impl Dispatcher {
                         self.send_cancel(agent, task_id, generation).await;
                     }
                 }
+                // A deployment an agent mentions may have been purged.
+                Err(StoreError::NotFound(_)) => {}
                 Err(err) => warn!(%deployment_id, error = %err, "could not reconcile agent tasks"),
             }
         }

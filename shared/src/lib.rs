@@ -18,4 +18,5 @@ pub mod ownership;
 pub mod pki;
 pub mod record;
 pub mod state;
+pub mod text;
 pub mod time;

@@ -403,8 +403,6 @@ impl Agent {
                 "join",
                 "--controller",
                 &controller.url,
-                "--token",
-                token,
                 "--name",
                 name,
                 "--labels",
@@ -412,6 +410,8 @@ impl Agent {
                 "--data-dir",
             ])
             .arg(&dir)
+            // The token stays out of the process list, as operators are told.
+            .env("BERTH_JOIN_TOKEN", token)
             .stdin(Stdio::null())
             .output()
             .expect("run berth-agent join");

@@ -60,7 +60,9 @@ pub async fn run(session: &mut Session, command: TokenCommand) -> Outcome {
                 uses,
                 if uses == 1 { "" } else { "s" }
             );
-            eprintln!("  {}", install_line(&session.controller, &token.token));
+            // The token is printed once, on stdout; the hint refers to it.
+            eprintln!("  {}", install_line(&session.controller));
+            eprintln!("where <TOKEN> is the token printed above.");
             eprintln!(
                 "with install-agent.sh (/usr/share/berth/ in the berth package) and the agent package copied there; --binary FILE installs a plain berth-agent, --name NAME names the agent (default: the host's name), --with-docker and --with-caddy install those"
             );
@@ -118,10 +120,11 @@ pub async fn run(session: &mut Session, command: TokenCommand) -> Outcome {
 
 /// The command line that installs, joins and starts an agent with
 /// `packaging/install-agent.sh`; the token goes in the environment, so it
-/// stays out of the process list.
-fn install_line(controller: &str, token: &str) -> String {
+/// stays out of the process list (`<TOKEN>` stands for it: a secret is
+/// printed once).
+fn install_line(controller: &str) -> String {
     format!(
-        "BERTH_JOIN_TOKEN={token} sh install-agent.sh --controller {controller} --deb berth-agent_{}_$(dpkg --print-architecture).deb",
+        "BERTH_JOIN_TOKEN=<TOKEN> sh install-agent.sh --controller {controller} --deb berth-agent_{}_$(dpkg --print-architecture).deb",
         env!("CARGO_PKG_VERSION")
     )
 }

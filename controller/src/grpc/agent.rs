@@ -242,6 +242,12 @@ impl Agent for AgentApi {
     }
 }
 
+/// Most running tasks of a hello that are looked at.
+const MAX_RUNNING: usize = 1024;
+
+/// Longest agent version stored and logged.
+const MAX_VERSION: usize = 64;
+
 /// Stores what the hello says and returns the agent's name.
 async fn record_hello(
     context: &Context,
@@ -256,13 +262,15 @@ async fn record_hello(
                 record.name
             )));
         }
-        record.version = Some(hello.agent_version.clone());
+        // Every hello field is bounded: a 100 KB version is not stored.
+        record.version = Some(berth_shared::text::clip(&hello.agent_version, MAX_VERSION));
         record.record_facts(facts.clone());
         record.last_seen_at = Some(Timestamp::now());
         Ok(())
     })?;
     context.store.flush().await?;
-    info!(%agent_id, name = %record.name, version = %hello.agent_version, running = hello.running.len(), "agent connected");
+    let version = record.version.as_deref().unwrap_or_default();
+    info!(%agent_id, name = %record.name, version, running = hello.running.len(), "agent connected");
     Ok(record.name)
 }
 
@@ -358,15 +366,22 @@ impl Session {
         hello: Hello,
         cancel: tokio_util::sync::CancellationToken,
     ) {
-        let known: HashSet<TaskId> = hello
-            .running
+        // Bounded: an agent runs a few tasks at a time, and each one
+        // mentioned costs a look-up.
+        if hello.running.len() > MAX_RUNNING {
+            warn!(
+                reported = hello.running.len(),
+                "the hello lists more running tasks than any agent runs; only the first {MAX_RUNNING} are looked at"
+            );
+        }
+        let running = &hello.running[..hello.running.len().min(MAX_RUNNING)];
+        let known: HashSet<TaskId> = running
             .iter()
             .filter_map(|task| task.task_id.parse().ok())
             .collect();
         // Deployments the agent still has work of, active or not: a task
         // the controller gave up on (lost) must be stopped there too.
-        let mentioned: HashSet<berth_shared::id::DeploymentId> = hello
-            .running
+        let mentioned: HashSet<berth_shared::id::DeploymentId> = running
             .iter()
             .filter_map(|task| task.deployment_id.parse().ok())
             .collect();

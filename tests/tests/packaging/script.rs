@@ -94,13 +94,20 @@ fn start_command(stdout: &str) -> String {
     inner.strip_suffix('\'').expect("closing quote").to_string()
 }
 
-/// `berth token create` prints the token, and on stderr the line to paste.
+/// `berth token create` prints the token once, on stdout, and on stderr
+/// the line to paste with `<TOKEN>` standing for it.
 fn token_with_install_line(controller: &Controller) -> String {
     let created = controller.berth(&["token", "create", "--labels", "role=pkg"]);
     assert_eq!(created.code, 0, "{}", created.stderr);
     let token = created.stdout.trim().to_string();
+    let secret = token.split('.').nth(2).expect("bt1.<id>.<secret>.<pin>");
+    assert!(
+        !created.stderr.contains(secret),
+        "the secret is printed once, not again in the hint:\n{}",
+        created.stderr
+    );
     let pasted = format!(
-        "BERTH_JOIN_TOKEN={token} sh install-agent.sh --controller {}",
+        "BERTH_JOIN_TOKEN=<TOKEN> sh install-agent.sh --controller {}",
         controller.url
     );
     assert!(

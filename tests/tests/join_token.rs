@@ -1,0 +1,73 @@
+//! Where `berth-agent join` takes its token from: the environment (quiet),
+//! a file, stdin (`--token -`), or the command line, which works but warns
+//! that every user of the host can read it in the process list.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use berth_tests::{Controller, bin};
+
+/// Runs `berth-agent join` for agent `name` with `how` deciding where the
+/// token goes; returns the exit code and stderr.
+fn join(controller: &Controller, name: &str, how: &str) -> (i32, String) {
+    let token = controller.token(&[]);
+    let dir = controller.dir.path().join(format!("agent-{name}"));
+    let mut command = Command::new(bin("berth-agent"));
+    command
+        .args(["join", "--controller", &controller.url, "--name", name])
+        .arg("--data-dir")
+        .arg(&dir)
+        .env_remove("BERTH_JOIN_TOKEN")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    match how {
+        "env" => {
+            command.env("BERTH_JOIN_TOKEN", &token);
+        }
+        "file" => {
+            let file = controller.dir.path().join(format!("{name}.token"));
+            std::fs::write(&file, format!("{token}\n")).expect("token file");
+            command.arg("--token-file").arg(&file);
+        }
+        "stdin" => {
+            command.args(["--token", "-"]);
+        }
+        _ => {
+            command.args(["--token", &token]);
+        }
+    }
+    let mut child = command.spawn().expect("run berth-agent join");
+    if let Some(mut stdin) = child.stdin.take()
+        && how == "stdin"
+    {
+        writeln!(stdin, "{token}").expect("write the token");
+    }
+    let output = child.wait_with_output().expect("wait for join");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_join_token_comes_from_the_environment_a_file_or_stdin_and_argv_warns() {
+    let controller = Controller::start();
+    for (name, how) in [
+        ("by-env", "env"),
+        ("by-file", "file"),
+        ("by-stdin", "stdin"),
+    ] {
+        let (code, stderr) = join(&controller, name, how);
+        assert_eq!(code, 0, "{how}: {stderr}");
+        assert!(!stderr.contains("warning"), "{how} is quiet: {stderr}");
+    }
+    let (code, stderr) = join(&controller, "by-argv", "argv");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("warning: --token on the command line is visible"),
+        "{stderr}"
+    );
+    let agents = controller.berth(&["agents", "ls", "-o", "json"]).json();
+    assert_eq!(agents.as_array().map(Vec::len), Some(4), "{agents:#}");
+}

@@ -140,6 +140,10 @@ pub enum Command {
 pub struct Failure {
     pub code: i32,
     pub message: String,
+    /// The connection broke during the call: a refused credential (TLS 1.3
+    /// checks it only after the request went out) or a controller that
+    /// went away; [`run`] asks again to tell which.
+    pub broken: bool,
 }
 
 impl Failure {
@@ -147,6 +151,7 @@ impl Failure {
         Failure {
             code,
             message: message.into(),
+            broken: false,
         }
     }
 
@@ -175,13 +180,33 @@ impl From<tonic::Status> for Failure {
         let broken = matches!(status.code(), Code::Unknown | Code::Cancelled)
             && ["transport error", "operation was canceled"].contains(&status.message());
         if broken {
-            return Failure::new(
-                exit::AUTH,
-                format!(
-                    "the controller closed the connection ({}); this usually means it does not accept this credential (not issued by its CA, or expired)",
-                    status.message()
-                ),
-            );
+            return Failure {
+                broken: true,
+                ..Failure::new(
+                    exit::AUTH,
+                    format!(
+                        "the controller closed the connection ({}); this usually means it does not accept this credential (not issued by its CA, or expired)",
+                        status.message()
+                    ),
+                )
+            };
+        }
+        // A stream cut in the middle: the controller went away (or the
+        // network did), which a credential problem never causes.
+        let cut = ["h2 protocol error", "error reading a body", "connection reset"]
+            .iter()
+            .any(|text| status.message().contains(text));
+        if cut {
+            return Failure {
+                broken: true,
+                ..Failure::new(
+                    exit::FAILED,
+                    format!(
+                        "the connection to the controller broke during the call ({})",
+                        status.message()
+                    ),
+                )
+            };
         }
         let code = match status.code() {
             Code::InvalidArgument | Code::OutOfRange => exit::USAGE,
@@ -203,7 +228,11 @@ impl From<tonic::Status> for Failure {
             }
             _ => status.message().to_string(),
         };
-        Failure { code, message }
+        Failure {
+            code,
+            message,
+            broken: false,
+        }
     }
 }
 
@@ -303,55 +332,87 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 
 /// Runs the CLI and returns the process exit code.
 pub async fn run(args: Args) -> i32 {
-    let result = async {
-        let mut session = connect(&args).await?;
-        match args.command {
-            Command::Deploy(deploy) => deploy::deploy(&mut session, deploy).await,
-            Command::Watch(args) => watch::watch(&mut session, args).await,
-            Command::Ls(ls) => show::ls(&mut session, ls).await,
-            Command::Show { id } => show::show(&mut session, &id).await,
-            Command::Logs(logs) => logs::logs(&mut session, logs).await,
-            Command::Status { environment } => show::status(&mut session, environment).await,
-            Command::Stop(args) => stop::stop(&mut session, args).await,
-            Command::Delete { id, detach } => stop::delete(&mut session, &id, detach).await,
-            Command::Cancel { id, detach } => lifecycle::cancel(&mut session, &id, detach).await,
-            Command::Retry(args) => lifecycle::retry(&mut session, args).await,
-            Command::Redeploy(args) => lifecycle::redeploy(&mut session, args).await,
-            Command::Rollback(args) => lifecycle::rollback(&mut session, args).await,
-            Command::Start(args) => lifecycle::start(&mut session, args).await,
-            Command::Purge { id } => lifecycle::purge(&mut session, &id).await,
-            Command::Audit(args) => lifecycle::audit(&mut session, args).await,
-            Command::Exec(args) => exec::exec(&mut session, args).await,
-            Command::Jobs(command) => jobs::run(&mut session, command).await,
-            Command::Inspect { app, selector } => {
-                agents::inspect(&mut session, app, selector).await
-            }
-            Command::Agents(command) => agents::run(&mut session, command).await,
-            Command::Token(command) => tokens::run(&mut session, command).await,
-            Command::Registry(command) => tokens::registry(&mut session, command).await,
-            Command::Whoami => {
-                let me = session
-                    .client
-                    .who_am_i(berth_proto::v1::WhoAmIRequest {})
-                    .await?
-                    .into_inner();
-                output::emit(
-                    session.format,
-                    &serde_json::json!({"principal": me.principal, "role": me.role}),
-                    || format!("{} ({})", me.principal, me.role),
-                );
-                Ok(exit::OK)
-            }
-        }
-    }
-    .await;
+    let mut session = match connect(&args).await {
+        Ok(session) => session,
+        Err(failure) => return report(failure),
+    };
+    let result = dispatch(&mut session, args.command).await;
     match result {
         Ok(code) => code,
-        Err(failure) => {
-            if !failure.message.is_empty() {
-                eprintln!("error: {}", failure.message);
-            }
-            failure.code
+        Err(failure) if failure.broken => report(explain_broken(&mut session, failure).await),
+        Err(failure) => report(failure),
+    }
+}
+
+/// Prints a failure and returns its exit code.
+fn report(failure: Failure) -> i32 {
+    if !failure.message.is_empty() {
+        eprintln!("error: {}", failure.message);
+    }
+    failure.code
+}
+
+/// A connection that broke mid-call: if the controller now accepts this
+/// credential, it went away (a restart) rather than refusing it, and the
+/// message says so.
+async fn explain_broken(session: &mut Session, failure: Failure) -> Failure {
+    let probe = tokio::time::timeout(
+        Duration::from_secs(10),
+        session.client.who_am_i(berth_proto::v1::WhoAmIRequest {}),
+    )
+    .await;
+    match probe {
+        Ok(Ok(_)) => Failure::new(
+            exit::FAILED,
+            "the connection to the controller broke during the call (it may have restarted); your credential is accepted (checked just now), so run the command again; what the call asked for may already have happened (`berth ls` shows it)",
+        ),
+        Ok(Err(status)) if status.code() == Code::Unavailable => Failure::new(
+            exit::FAILED,
+            format!(
+                "the connection to the controller broke during the call, and it does not answer now ({}); is it running?",
+                status.message()
+            ),
+        ),
+        _ => failure,
+    }
+}
+
+/// Runs one subcommand on an open session.
+async fn dispatch(session: &mut Session, command: Command) -> Outcome {
+    match command {
+        Command::Deploy(deploy) => deploy::deploy(session, deploy).await,
+        Command::Watch(args) => watch::watch(session, args).await,
+        Command::Ls(ls) => show::ls(session, ls).await,
+        Command::Show { id } => show::show(session, &id).await,
+        Command::Logs(logs) => logs::logs(session, logs).await,
+        Command::Status { environment } => show::status(session, environment).await,
+        Command::Stop(args) => stop::stop(session, args).await,
+        Command::Delete { id, detach } => stop::delete(session, &id, detach).await,
+        Command::Cancel { id, detach } => lifecycle::cancel(session, &id, detach).await,
+        Command::Retry(args) => lifecycle::retry(session, args).await,
+        Command::Redeploy(args) => lifecycle::redeploy(session, args).await,
+        Command::Rollback(args) => lifecycle::rollback(session, args).await,
+        Command::Start(args) => lifecycle::start(session, args).await,
+        Command::Purge { id } => lifecycle::purge(session, &id).await,
+        Command::Audit(args) => lifecycle::audit(session, args).await,
+        Command::Exec(args) => exec::exec(session, args).await,
+        Command::Jobs(command) => jobs::run(session, command).await,
+        Command::Inspect { app, selector } => agents::inspect(session, app, selector).await,
+        Command::Agents(command) => agents::run(session, command).await,
+        Command::Token(command) => tokens::run(session, command).await,
+        Command::Registry(command) => tokens::registry(session, command).await,
+        Command::Whoami => {
+            let me = session
+                .client
+                .who_am_i(berth_proto::v1::WhoAmIRequest {})
+                .await?
+                .into_inner();
+            output::emit(
+                session.format,
+                &serde_json::json!({"principal": me.principal, "role": me.role}),
+                || format!("{} ({})", me.principal, me.role),
+            );
+            Ok(exit::OK)
         }
     }
 }

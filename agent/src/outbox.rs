@@ -42,6 +42,10 @@ const MAX_BACKLOG: u64 = 2048;
 /// controller that cannot store must not slow the scripts); its lines
 /// then wait in the spool.
 const STALL: std::time::Duration = std::time::Duration::from_secs(5);
+/// What a task may keep in memory once its spool cannot be written (a
+/// full or failing disk): past it, new log lines are dropped and counted
+/// as with a full spool, never the stage and result events.
+const MAX_MEMORY_ONLY_BYTES: u64 = 64 * 1024 * 1024;
 /// Largest single spool record accepted when reading.
 const MAX_RECORD: u32 = 1024 * 1024;
 
@@ -123,6 +127,8 @@ struct TaskLog {
     next_seq: u64,
     acked: u64,
     memory: VecDeque<TaskEvent>,
+    /// Encoded size of `memory`.
+    memory_bytes: u64,
     file: Option<File>,
     path: PathBuf,
     finished: bool,
@@ -138,6 +144,8 @@ pub struct Outbox {
     dir: PathBuf,
     /// See [`MAX_SPOOL_BYTES`] (smaller in tests).
     max_spool_bytes: u64,
+    /// See [`MAX_MEMORY_ONLY_BYTES`] (smaller in tests).
+    max_memory_only_bytes: u64,
     tasks: Mutex<HashMap<TaskId, TaskLog>>,
     notify: Notify,
     /// Woken on every acknowledgement and link change.
@@ -202,6 +210,7 @@ impl Outbox {
         let outbox = Outbox {
             dir: dir.to_path_buf(),
             max_spool_bytes: MAX_SPOOL_BYTES,
+            max_memory_only_bytes: MAX_MEMORY_ONLY_BYTES,
             tasks: Mutex::new(HashMap::new()),
             notify: Notify::new(),
             acks: Notify::new(),
@@ -298,9 +307,9 @@ impl Outbox {
                         log.offsets.push(at);
                     }
                     log.next_seq = log.next_seq.max(event.seq + 1);
-                    log.memory.push_back(event);
+                    log.remember(event);
                     if log.memory.len() > MEMORY_EVENTS {
-                        log.memory.pop_front();
+                        log.forget_oldest();
                     }
                 }
             }
@@ -376,16 +385,26 @@ impl Outbox {
         let mut spooled = Vec::new();
         for kind in kinds {
             let is_log = matches!(kind, Kind::Log(_));
-            if is_log && log.file_len + spooled.len() as u64 > self.max_spool_bytes {
+            let spool_full = log.file_len + spooled.len() as u64 > self.max_spool_bytes;
+            let memory_full = log.file.is_none() && log.memory_bytes > self.max_memory_only_bytes;
+            if is_log && (spool_full || memory_full) {
                 log.dropped += 1;
                 continue;
             }
             if log.dropped > 0 {
-                let line = format!(
-                    "{} log lines were dropped: this task's spool reached its limit of {} MiB while the controller did not acknowledge them",
-                    log.dropped,
-                    self.max_spool_bytes / (1024 * 1024)
-                );
+                let line = if log.file.is_none() {
+                    format!(
+                        "{} log lines were dropped: this task's spool cannot be written (see the agent's log), and the {} MiB kept in memory instead were not acknowledged yet",
+                        log.dropped,
+                        self.max_memory_only_bytes / (1024 * 1024)
+                    )
+                } else {
+                    format!(
+                        "{} log lines were dropped: this task's spool reached its limit of {} MiB while the controller did not acknowledge them",
+                        log.dropped,
+                        self.max_spool_bytes / (1024 * 1024)
+                    )
+                };
                 log.dropped = 0;
                 let stage = log.stage.clone();
                 log.add(
@@ -543,7 +562,7 @@ impl Outbox {
         log.acked = log.acked.max(upto);
         self.acks.notify_waiters();
         while log.memory.front().is_some_and(|event| event.seq <= upto) {
-            log.memory.pop_front();
+            log.forget_oldest();
         }
         if !log.finished && log.acked + 1 >= log.next_seq && log.file_len > COMPACT_BYTES {
             log.compact(task_id);
@@ -576,6 +595,7 @@ impl TaskLog {
             next_seq: 1,
             acked: 0,
             memory: VecDeque::new(),
+            memory_bytes: 0,
             file: Some(file),
             path,
             finished: false,
@@ -615,9 +635,20 @@ impl TaskLog {
             self.offsets.push(self.file_len + spooled.len() as u64);
         }
         spooled.extend_from_slice(&record(EVENT, &event.encode_to_vec()));
-        self.memory.push_back(event);
+        self.remember(event);
         if self.memory.len() > MEMORY_EVENTS && self.file.is_some() {
-            self.memory.pop_front();
+            self.forget_oldest();
+        }
+    }
+
+    fn remember(&mut self, event: TaskEvent) {
+        self.memory_bytes += event.encoded_len() as u64;
+        self.memory.push_back(event);
+    }
+
+    fn forget_oldest(&mut self) {
+        if let Some(event) = self.memory.pop_front() {
+            self.memory_bytes = self.memory_bytes.saturating_sub(event.encoded_len() as u64);
         }
     }
 

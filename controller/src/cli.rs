@@ -193,9 +193,13 @@ impl From<tonic::Status> for Failure {
         }
         // A stream cut in the middle: the controller went away (or the
         // network did), which a credential problem never causes.
-        let cut = ["h2 protocol error", "error reading a body", "connection reset"]
-            .iter()
-            .any(|text| status.message().contains(text));
+        let cut = [
+            "h2 protocol error",
+            "error reading a body",
+            "connection reset",
+        ]
+        .iter()
+        .any(|text| status.message().contains(text));
         if cut {
             return Failure {
                 broken: true,

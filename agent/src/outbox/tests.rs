@@ -312,3 +312,51 @@ async fn another_tasks_acks_do_not_keep_a_stalled_task_paused() {
     .expect("the stalled task resumes after its own stall, whatever else is acknowledged");
     acker.abort();
 }
+
+#[test]
+fn an_unwritable_spool_keeps_a_bounded_memory_and_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut outbox, _) = Outbox::load(dir.path(), "a1").expect("load");
+    outbox.max_memory_only_bytes = 2000;
+    let task = TaskId::new();
+    outbox.open(task, "dep", 1).expect("open");
+    // What a failed spool write leaves: the task kept in memory only.
+    outbox.lock().get_mut(&task).expect("task").file = None;
+    for index in 0..100 {
+        outbox.push(task, log(&format!("line {index:03} {}", "z".repeat(50))));
+    }
+    outbox.push(
+        task,
+        Kind::Finished(TaskFinished {
+            outcome: "done".into(),
+            ..Default::default()
+        }),
+    );
+    let held = outbox.lock().get(&task).expect("task").memory_bytes;
+    assert!(
+        held < 2000 + 1000,
+        "memory stays near its cap: {held} bytes"
+    );
+    let batch = outbox.batch(task, 0, 1000, usize::MAX).expect("events");
+    let kept = lines(&batch);
+    assert!(kept.len() < 100, "some lines were dropped");
+    let (_, marker) = kept.last().expect("the marker");
+    assert!(marker.contains("spool cannot be written"), "{marker}");
+    let dropped: usize = marker
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("a count");
+    assert_eq!(
+        kept.len() - 1 + dropped,
+        100,
+        "kept plus dropped is every line"
+    );
+    assert!(
+        matches!(
+            batch.events.last().and_then(|event| event.kind.clone()),
+            Some(Kind::Finished(_))
+        ),
+        "the result is never dropped"
+    );
+}

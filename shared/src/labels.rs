@@ -3,9 +3,13 @@
 use std::collections::BTreeMap;
 
 use crate::record::Facts;
+use crate::text::clip;
 
 /// Agent labels: sorted key/value pairs.
 pub type Labels = BTreeMap<String, String>;
+
+/// How much of a refused value an error repeats.
+const ECHO: usize = 80;
 
 /// Longest label key or value accepted.
 pub const MAX_LABEL_LEN: usize = 63;
@@ -18,14 +22,17 @@ pub fn check_label_part(text: &str, is_key: bool) -> Result<(), String> {
     }
     if text.len() > MAX_LABEL_LEN {
         return Err(format!(
-            "`{text}` is longer than {MAX_LABEL_LEN} characters"
+            "`{}` is longer than {MAX_LABEL_LEN} characters",
+            clip(text, ECHO)
         ));
     }
     let allowed =
         |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') || (is_key && c == '/');
     if let Some(bad) = text.chars().find(|c| !allowed(*c)) {
         return Err(format!(
-            "`{text}` contains `{bad}`; use letters, digits, `.`, `_` and `-`"
+            "`{}` contains `{}`; use letters, digits, `.`, `_` and `-`",
+            clip(text, ECHO),
+            clip(&bad.to_string(), ECHO)
         ));
     }
     Ok(())
@@ -40,7 +47,10 @@ pub fn parse_labels(text: &str) -> Result<Labels, String> {
         .filter(|pair| !pair.is_empty())
     {
         let Some((key, value)) = pair.split_once('=') else {
-            return Err(format!("`{pair}` is not a label; write key=value"));
+            return Err(format!(
+                "`{}` is not a label; write key=value",
+                clip(pair, ECHO)
+            ));
         };
         let (key, value) = (key.trim(), value.trim());
         check_label_part(key, true).map_err(|err| format!("label key {err}"))?;
@@ -123,8 +133,12 @@ impl LabelChange {
         let mut change = LabelChange::default();
         for entry in set {
             let Some((key, value)) = entry.split_once('=') else {
-                return Err(format!("`{entry}` is not a label; write key=value"));
+                return Err(format!(
+                    "`{}` is not a label; write key=value",
+                    clip(entry, ECHO)
+                ));
             };
+            let entry = clip(entry, ECHO);
             check_label_part(key, true).map_err(|err| format!("label `{entry}`: key {err}"))?;
             check_label_part(value, false)
                 .map_err(|err| format!("label `{entry}`: value {err}"))?;

@@ -1,6 +1,7 @@
 //! Where `berth-agent join` takes its token from: the environment (quiet),
 //! a file, stdin (`--token -`), or the command line, which works but warns
-//! that every user of the host can read it in the process list.
+//! that every user of the host can read it in the process list. And a
+//! hostile value is not repeated back in full in an error.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -70,4 +71,18 @@ fn the_join_token_comes_from_the_environment_a_file_or_stdin_and_argv_warns() {
     );
     let agents = controller.berth(&["agents", "ls", "-o", "json"]).json();
     assert_eq!(agents.as_array().map(Vec::len), Some(4), "{agents:#}");
+}
+
+#[test]
+fn an_error_repeats_only_the_start_of_a_huge_value() {
+    let controller = Controller::start();
+    let _agent = berth_tests::Agent::join(&controller, "h1", "role=web");
+    let huge = format!("{}=v", "k".repeat(100_000));
+    let refused = controller.berth(&["agents", "label", "h1", &huge]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.len() < 1_000 && refused.stderr.contains("(100002 bytes)"),
+        "the error names the value's start and its size only: {} bytes",
+        refused.stderr.len()
+    );
 }

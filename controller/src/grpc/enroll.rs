@@ -128,7 +128,8 @@ impl EnrollApi {
             .get_token(&request.token_id)?
             .ok_or_else(|| Status::permission_denied("the join token is not known to this controller; create one with `berth token create`"))?;
         if let Err(err) = token.check(&request.token_secret, Timestamp::now()) {
-            warn!(token_id = %request.token_id, %peer, "join refused");
+            let token_id = berth_shared::text::clip(&request.token_id, 40);
+            warn!(%token_id, %peer, "join refused");
             return Err(err.into());
         }
         // The token's labels (set by an admin) win over the agent's own.

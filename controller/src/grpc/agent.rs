@@ -10,6 +10,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod renew;
+
 use super::BoxStream;
 use berth_proto::BLOB_CHUNK_BYTES;
 use berth_proto::v1::agent_message::Kind as Incoming;
@@ -17,10 +19,9 @@ use berth_proto::v1::agent_server::Agent;
 use berth_proto::v1::controller_message::Kind as Outgoing;
 use berth_proto::v1::{
     AgentMessage, BlobChunk, ControllerMessage, EventsAck, GetBlobRequest, Hello, HostFacts,
-    RenewRequest, RenewResponse, Welcome,
+    RenewRequest, Welcome,
 };
 use berth_shared::id::{AgentId, TaskId};
-use berth_shared::pki::ClientKind;
 use berth_shared::record::{Facts, Timestamp};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::mpsc;
@@ -104,6 +105,7 @@ impl Agent for AgentApi {
     ) -> Result<Response<Self::OpenStreamStream>, Status> {
         let caller = caller(&request)?;
         let agent_id = agent_of(&caller)?;
+        let cert = peer_cert(&request)?;
         let mut inbound = request.into_inner();
         let first = tokio::time::timeout(Duration::from_secs(10), inbound.message())
             .await
@@ -119,6 +121,7 @@ impl Agent for AgentApi {
         check_protocol(hello.protocol_version)?;
         let facts = facts_from_wire(hello.facts.clone());
         let name = record_hello(&self.context, agent_id, &hello, &facts).await?;
+        retire_replaced(&self.context, agent_id, &cert.serial).await?;
 
         let (outbound, receiver) = mpsc::channel(OUTBOUND_CAPACITY);
         // No free slots until the hello is reconciled, so nothing is
@@ -140,6 +143,7 @@ impl Agent for AgentApi {
             agent_id: agent_id.to_string(),
             name: name.clone(),
             heartbeat_secs: self.context.heartbeat_secs,
+            now_ms: berth_shared::time::now_ms(),
         });
         let _ = outbound
             .send(Ok(ControllerMessage {
@@ -156,6 +160,7 @@ impl Agent for AgentApi {
             name,
             outbound,
             conn_id: registration.conn_id,
+            cert,
         };
         let cancel = registration.cancel.clone();
         self.context
@@ -240,6 +245,26 @@ impl Agent for AgentApi {
         });
         Ok(Response::new(Box::pin(stream)))
     }
+}
+
+/// Serial and validity of the certificate a connection was made with.
+fn peer_cert<T>(request: &Request<T>) -> Result<berth_shared::pki::CertInfo, Status> {
+    request
+        .peer_certs()
+        .and_then(|certs| certs.first().cloned())
+        .and_then(|leaf| berth_shared::pki::cert_info(&leaf).ok())
+        .ok_or_else(|| Status::unauthenticated("the client certificate could not be read"))
+}
+
+/// Once a connection uses an agent's newest certificate, the older one is
+/// retired: it is refused from now on.
+async fn retire_replaced(context: &Context, agent_id: AgentId, serial: &str) -> Result<(), Status> {
+    let retired = context.store.retire_older_serials(agent_id, serial)?;
+    if !retired.is_empty() {
+        context.store.flush().await?;
+        info!(%agent_id, serial, retired = ?retired, "older agent certificates retired");
+    }
+    Ok(())
 }
 
 /// Stores what the hello says and returns the agent's name.
@@ -349,6 +374,8 @@ struct Session {
     name: String,
     outbound: crate::registry::Outbound,
     conn_id: u64,
+    /// The certificate this connection was made with.
+    cert: berth_shared::pki::CertInfo,
 }
 
 impl Session {
@@ -506,40 +533,16 @@ impl Session {
         }
     }
 
-    async fn renew(&self, renew: RenewRequest) {
-        let issued = self.context.authority.issue_client_from_csr(
-            &renew.csr_pem,
-            ClientKind::Agent,
-            &self.agent_id.to_string(),
-        );
-        let issued = match issued {
-            Ok(issued) => issued,
-            Err(err) => return warn!(error = %err, "certificate renewal refused"),
-        };
-        let principal = crate::store::Principal {
-            kind: crate::store::PrincipalKind::Agent,
-            id: self.agent_id.to_string(),
-            name: self.name.clone(),
-            role: crate::store::Role::Viewer,
-            revoked: false,
-        };
-        let stored = self.context.store.add_agent_serial(
+    async fn renew(&self, request: RenewRequest) {
+        let answer = renew::renew(
+            &self.context,
             self.agent_id,
-            &issued.serial,
-            issued.not_after_ms,
-            &principal,
+            &self.name,
+            &self.cert,
+            request,
         );
-        if let Err(err) = stored {
-            return warn!(error = %err, "certificate renewal not stored");
-        }
-        if self.context.store.flush().await.is_err() {
-            return;
-        }
-        info!(serial = %issued.serial, "agent certificate renewed");
-        self.send(Outgoing::Renewed(RenewResponse {
-            cert_pem: issued.cert_pem,
-        }))
-        .await;
+        let answer = answer.await;
+        self.send(Outgoing::Renewed(answer)).await;
     }
 
     async fn send(&self, kind: Outgoing) {

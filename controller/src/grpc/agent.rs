@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod renew;
+mod transfer;
 
 use super::BoxStream;
-use berth_proto::BLOB_CHUNK_BYTES;
 use berth_proto::v1::agent_message::Kind as Incoming;
 use berth_proto::v1::agent_server::Agent;
 use berth_proto::v1::controller_message::Kind as Outgoing;
@@ -23,7 +23,6 @@ use berth_proto::v1::{
 };
 use berth_shared::id::{AgentId, TaskId};
 use berth_shared::record::{Facts, Timestamp};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, info, info_span, warn};
@@ -180,70 +179,18 @@ impl Agent for AgentApi {
         &self,
         request: Request<Streaming<berth_proto::v1::PutBlobChunk>>,
     ) -> Result<Response<berth_proto::v1::PutBlobResponse>, Status> {
-        let caller = caller(&request)?;
-        let agent_id = agent_of(&caller)?;
-        let mut chunks = request.into_inner();
-        let first = chunks
-            .message()
-            .await?
-            .ok_or_else(|| Status::invalid_argument("the upload sent no data"))?;
-        let task_id: berth_shared::id::TaskId = first
-            .task_id
-            .parse()
-            .map_err(|_| Status::invalid_argument("a build result names its build task"))?;
-        if !self
-            .context
-            .dispatcher
-            .holds_build_task(agent_id, task_id)?
-        {
-            return Err(Status::permission_denied(format!(
-                "task {task_id} is not a running build task of this agent; only the build may upload its result"
-            )));
-        }
-        let stored = crate::grpc::cli::deploy::receive_blob(&self.context, first, chunks).await?;
-        self.context.store.flush().await?;
-        info!(%task_id, digest = %stored.digest, size = stored.size, "build result stored");
-        Ok(Response::new(stored))
+        let agent_id = agent_of(&caller(&request)?)?;
+        let stored = transfer::put_build_result(&self.context, agent_id, request.into_inner());
+        Ok(Response::new(stored.await?))
     }
 
     async fn get_blob(
         &self,
         request: Request<GetBlobRequest>,
     ) -> Result<Response<Self::GetBlobStream>, Status> {
-        let caller = caller(&request)?;
-        let agent_id = agent_of(&caller)?;
-        let request = request.into_inner();
-        if !self
-            .context
-            .store
-            .is_blob_granted(agent_id, &request.digest)?
-        {
-            return Err(Status::permission_denied(format!(
-                "blob {} was not sent to this agent by any deployment",
-                request.digest
-            )));
-        }
-        self.context.store.touch_blob(&request.digest)?;
-        let path = self.context.blobs.path(&request.digest)?;
-        let mut file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|_| Status::not_found(format!("blob {} not found", request.digest)))?;
-        file.seek(std::io::SeekFrom::Start(request.offset))
-            .await
-            .map_err(|err| Status::internal(err.to_string()))?;
-        let stream = futures_util::stream::unfold(Some(file), |file| async move {
-            let mut file = file?;
-            let mut buffer = vec![0u8; BLOB_CHUNK_BYTES];
-            match file.read(&mut buffer).await {
-                Ok(0) => None,
-                Ok(read) => {
-                    buffer.truncate(read);
-                    Some((Ok(BlobChunk { data: buffer }), Some(file)))
-                }
-                Err(err) => Some((Err(Status::internal(format!("read blob: {err}"))), None)),
-            }
-        });
-        Ok(Response::new(Box::pin(stream)))
+        let agent_id = agent_of(&caller(&request)?)?;
+        let stream = transfer::get_blob(&self.context, agent_id, request.into_inner());
+        Ok(Response::new(stream.await?))
     }
 }
 

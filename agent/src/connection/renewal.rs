@@ -115,3 +115,7 @@ impl Renewal {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "renewal/tests.rs"]
+mod tests;

@@ -106,6 +106,11 @@ impl Renewal {
             warn!(reason = %answer.refused, retry_after_secs = wait.as_secs(), "the controller refused to renew this agent's certificate; asking again later");
             return;
         }
+        if berth_shared::pki::first_cert_der(&answer.cert_pem).is_err() {
+            return warn!(
+                "the controller's renewed certificate could not be read; keeping the current one"
+            );
+        }
         match files.install_renewed(&key_pem, &answer.cert_pem) {
             Ok(()) => {
                 self.installed = true;

@@ -481,6 +481,9 @@ impl Session {
     }
 
     async fn renew(&self, request: RenewRequest) {
+        // An agent from before refusals were answered sends no clock and
+        // would install an empty certificate from a refusal: it gets none.
+        let understands_refusal = request.agent_now_ms != 0;
         let answer = renew::renew(
             &self.context,
             self.agent_id,
@@ -489,6 +492,9 @@ impl Session {
             request,
         );
         let answer = answer.await;
+        if answer.cert_pem.is_empty() && !understands_refusal {
+            return;
+        }
         self.send(Outgoing::Renewed(answer)).await;
     }
 

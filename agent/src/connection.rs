@@ -11,7 +11,7 @@ use anyhow::{Context as _, Result};
 use berth_proto::v1::agent_client::AgentClient;
 use berth_proto::v1::agent_message::Kind as Outgoing;
 use berth_proto::v1::controller_message::Kind as Incoming;
-use berth_proto::v1::{AgentMessage, AssignRefused, Heartbeat, Hello, RenewRequest};
+use berth_proto::v1::{AgentMessage, AssignRefused, Heartbeat, Hello};
 use berth_proto::{CONTROLLER_TLS_NAME, MAX_MESSAGE_BYTES, PROTOCOL_VERSION};
 use berth_shared::id::TaskId;
 use rand::Rng;
@@ -21,8 +21,11 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 use tonic::{Code, Streaming};
 use tracing::{info, warn};
 
+mod renewal;
+
 use crate::Agent;
 use crate::runner::{self, Accepted};
+use renewal::Renewal;
 
 /// Most events sent in one batch.
 const BATCH_EVENTS: usize = 512;
@@ -48,6 +51,9 @@ enum Ended {
     Retry(anyhow::Error),
     /// The controller refuses this agent for good.
     Refused(String),
+    /// A renewed certificate was installed: reconnect at once with it, so
+    /// the controller retires the old one.
+    Renewed,
     Shutdown,
 }
 
@@ -87,6 +93,7 @@ pub async fn run(agent: Arc<Agent>) -> Result<()> {
         match ended {
             Ended::Shutdown => return Ok(()),
             Ended::Refused(message) => return Err(Refused(message).into()),
+            Ended::Renewed => info!("reconnecting with the renewed certificate"),
             Ended::Retry(err) => {
                 if connected_before || attempt == 0 {
                     warn!(error = %format!("{err:#}"), "lost the controller; reconnecting");
@@ -173,9 +180,11 @@ async fn session(agent: &Arc<Agent>, attempt: &mut u32, connected_before: &mut b
             };
         }
     };
+    let mut renewal = Renewal::default();
     let heartbeat = match inbound.message().await {
         Ok(Some(message)) => match message.kind {
             Some(Incoming::Welcome(welcome)) => {
+                renewal.compare_clocks(welcome.now_ms);
                 Duration::from_secs(u64::from(welcome.heartbeat_secs.max(1)))
             }
             _ => return Ended::Retry(anyhow::anyhow!("the controller did not welcome us")),
@@ -198,7 +207,7 @@ async fn session(agent: &Arc<Agent>, attempt: &mut u32, connected_before: &mut b
         sender,
         sent: HashMap::new(),
         in_flight: HashMap::new(),
-        pending_key: None,
+        renewal,
     };
     pump.run(&mut inbound, heartbeat).await
 }
@@ -211,8 +220,7 @@ struct Pump {
     /// Per task, the last sequence number and send time of each batch sent
     /// and not yet acknowledged, oldest first.
     in_flight: HashMap<TaskId, VecDeque<(u64, Instant)>>,
-    /// Key of a certificate renewal in flight.
-    pending_key: Option<String>,
+    renewal: Renewal,
 }
 
 impl Pump {
@@ -225,6 +233,9 @@ impl Pump {
         ticker.tick().await;
         self.maybe_renew().await;
         loop {
+            if self.renewal.is_installed() {
+                return Ended::Renewed;
+            }
             let more = match self.flush_outbox().await {
                 Ok(more) => more,
                 Err(ended) => return ended,
@@ -243,9 +254,7 @@ impl Pump {
                     },
                 },
                 _ = ticker.tick() => {
-                    if self.pending_key.is_none() {
-                        self.maybe_renew().await;
-                    }
+                    self.maybe_renew().await;
                     let facts = Some(crate::facts::collect(self.agent.files.root(), &self.agent.docker_host).await);
                     let beat = Heartbeat { facts, free_slots: self.agent.free_slots(), health: self.agent.monitor.report(), apps: self.agent.current.report() };
                     if self.send(Outgoing::Heartbeat(beat)).await.is_err() {
@@ -375,45 +384,16 @@ impl Pump {
                     self.agent.outbox.ack(task_id, ack.upto);
                 }
             }
-            Some(Incoming::Renewed(renewed)) => self.store_renewed(&renewed.cert_pem),
+            Some(Incoming::Renewed(renewed)) => self.renewal.answer(&self.agent.files, renewed),
             Some(Incoming::Welcome(_)) | None => {}
         }
     }
 
-    /// Asks for a new certificate (with a new key) once two thirds of the
-    /// current one's lifetime are gone.
+    /// Asks for a new certificate when one is due (see [`Renewal`]).
     async fn maybe_renew(&mut self) {
-        let Ok(pem) = std::fs::read_to_string(self.agent.files.cert()) else {
-            return;
-        };
-        let Ok(info) = berth_shared::pki::first_cert_der(&pem)
-            .and_then(|der| berth_shared::pki::cert_info(&der))
-        else {
-            return;
-        };
-        let lifetime = info.not_after_ms - info.not_before_ms;
-        let renew_at = info.not_before_ms + lifetime * 2 / 3;
-        if berth_shared::time::now_ms() < renew_at {
-            return;
-        }
-        match berth_shared::pki::new_csr(&self.agent.identity.name) {
-            Ok((csr_pem, key_pem)) => {
-                self.pending_key = Some(key_pem);
-                let _ = self.send(Outgoing::Renew(RenewRequest { csr_pem })).await;
-                info!("certificate renewal requested");
-            }
-            Err(err) => warn!(error = %err, "could not make a renewal request"),
-        }
-    }
-
-    fn store_renewed(&mut self, cert_pem: &str) {
-        let Some(key_pem) = self.pending_key.take() else {
-            return;
-        };
-        let written = self.agent.files.install_renewed(&key_pem, cert_pem);
-        match written {
-            Ok(()) => info!("certificate renewed; the next connection uses it"),
-            Err(err) => warn!(error = %err, "could not store the renewed certificate"),
+        let name = self.agent.identity.name.clone();
+        if let Some(request) = self.renewal.request(&self.agent.files, &name) {
+            let _ = self.send(Outgoing::Renew(request)).await;
         }
     }
 }

@@ -2,6 +2,8 @@
 //! how many free slots they advertise, and since when the others have been
 //! away (for the `lost` grace period).
 
+mod transfers;
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,6 +49,8 @@ pub struct Registry {
     /// Counts changes of who is online or what agents' labels are, for
     /// deploys waiting for their target's agents (`--wait-for-agents`).
     fleet: tokio::sync::watch::Sender<u64>,
+    /// Downloads and uploads in progress, cut by a revocation.
+    pub transfers: transfers::Transfers,
 }
 
 impl Default for Registry {
@@ -60,6 +64,7 @@ impl Default for Registry {
             started: Instant::now(),
             next_conn: AtomicU64::new(1),
             fleet: tokio::sync::watch::channel(0).0,
+            transfers: transfers::Transfers::default(),
         }
     }
 }
@@ -113,8 +118,10 @@ impl Registry {
         }
     }
 
-    /// Cuts an agent off at once (revocation).
+    /// Cuts an agent off at once (revocation): its stream and every
+    /// download or upload it has in progress.
     pub fn disconnect(&self, agent: AgentId) {
+        self.transfers.cancel(agent);
         if let Some(connection) = self.lock().remove(&agent) {
             connection.cancel.cancel();
             self.away().insert(agent, Instant::now());

@@ -22,6 +22,10 @@ pub const BLOB_CHUNK_BYTES: usize = 1024 * 1024;
 /// CLI verify, whatever address they dial.
 pub const CONTROLLER_TLS_NAME: &str = "controller.berth.internal";
 
+/// How far an agent's clock may be from the controller's (Unix ms) before
+/// the controller refuses to renew its certificate and the agent warns.
+pub const MAX_CLOCK_SKEW_MS: i64 = 5 * 60 * 1000;
+
 /// Longest `CreateDeploymentRequest.wait_for_agents_ms` the controller
 /// accepts (`berth deploy --wait-for-agents`): one hour.
 pub const MAX_WAIT_FOR_AGENTS: std::time::Duration = std::time::Duration::from_secs(3600);

@@ -323,6 +323,11 @@ pub struct AgentView {
     pub enrolled_at: Timestamp,
     pub last_seen_at: Option<Timestamp>,
     pub cert_expires_at: Timestamp,
+    /// How many certificates of the agent the controller still accepts:
+    /// one, or two between a renewal and the first connection with the
+    /// renewed certificate.
+    #[serde(default)]
+    pub valid_certificates: usize,
     pub running_tasks: Vec<RunningTaskView>,
 }
 

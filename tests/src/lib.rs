@@ -10,6 +10,7 @@
 //! archives), and for the benchmark's (`src/bin/berth-bench/`) enrollment
 //! and load-generator clients.
 
+pub mod agent_link;
 pub mod bundle;
 pub mod caddy;
 pub mod chroot;

@@ -5,7 +5,8 @@ use berth_proto::v1::WhoAmIRequest;
 use berth_proto::v1::cli_client::CliClient;
 use berth_shared::credentials::{Bundle, JoinToken};
 use berth_shared::pki::{Authority, ClientKind, new_ca};
-use berth_tests::{Agent, Controller, DEADLINE};
+use berth_tests::{Agent, Controller, DEADLINE, eventually};
+use std::time::Duration;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 
 fn controller_ca(controller: &Controller) -> String {
@@ -210,6 +211,34 @@ fn agents_renew_their_certificate_on_the_stream_and_use_it() {
     );
     assert_ne!(serial(&agent), first_serial, "a new certificate");
     assert_ne!(key(&agent), first_key, "with a new key");
+    // The agent compared clocks with the controller, and reconnects at once
+    // with the renewed certificate, which retires the old one.
+    assert!(
+        agent
+            .process()
+            .stderr
+            .wait_for("reconnecting with the renewed certificate", DEADLINE)
+            .is_some()
+    );
+    assert!(
+        agent
+            .process()
+            .log_tail()
+            .contains("clock compared with the controller's")
+    );
+    // The controller names no event a test can subscribe to; its log says
+    // when the reconnect retired the old certificate.
+    eventually(
+        "the old certificate retired",
+        100,
+        Duration::from_millis(100),
+        || {
+            controller
+                .log()
+                .contains("older agent certificates retired")
+                .then_some(())
+        },
+    );
     // A fresh process connects with the renewed certificate.
     agent.kill9();
     let agent = agent.start();

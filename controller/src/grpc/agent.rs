@@ -10,19 +10,19 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod renew;
+mod transfer;
+
 use super::BoxStream;
-use berth_proto::BLOB_CHUNK_BYTES;
 use berth_proto::v1::agent_message::Kind as Incoming;
 use berth_proto::v1::agent_server::Agent;
 use berth_proto::v1::controller_message::Kind as Outgoing;
 use berth_proto::v1::{
     AgentMessage, BlobChunk, ControllerMessage, EventsAck, GetBlobRequest, Hello, HostFacts,
-    RenewRequest, RenewResponse, Welcome,
+    RenewRequest, Welcome,
 };
 use berth_shared::id::{AgentId, TaskId};
-use berth_shared::pki::ClientKind;
 use berth_shared::record::{Facts, Timestamp};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, info, info_span, warn};
@@ -104,6 +104,7 @@ impl Agent for AgentApi {
     ) -> Result<Response<Self::OpenStreamStream>, Status> {
         let caller = caller(&request)?;
         let agent_id = agent_of(&caller)?;
+        let cert = peer_cert(&request)?;
         let mut inbound = request.into_inner();
         let first = tokio::time::timeout(Duration::from_secs(10), inbound.message())
             .await
@@ -119,6 +120,7 @@ impl Agent for AgentApi {
         check_protocol(hello.protocol_version)?;
         let facts = facts_from_wire(hello.facts.clone());
         let name = record_hello(&self.context, agent_id, &hello, &facts).await?;
+        retire_replaced(&self.context, agent_id, &cert.serial).await?;
 
         let (outbound, receiver) = mpsc::channel(OUTBOUND_CAPACITY);
         // No free slots until the hello is reconciled, so nothing is
@@ -140,6 +142,7 @@ impl Agent for AgentApi {
             agent_id: agent_id.to_string(),
             name: name.clone(),
             heartbeat_secs: self.context.heartbeat_secs,
+            now_ms: berth_shared::time::now_ms(),
         });
         let _ = outbound
             .send(Ok(ControllerMessage {
@@ -156,6 +159,7 @@ impl Agent for AgentApi {
             name,
             outbound,
             conn_id: registration.conn_id,
+            cert,
         };
         let cancel = registration.cancel.clone();
         self.context
@@ -175,70 +179,18 @@ impl Agent for AgentApi {
         &self,
         request: Request<Streaming<berth_proto::v1::PutBlobChunk>>,
     ) -> Result<Response<berth_proto::v1::PutBlobResponse>, Status> {
-        let caller = caller(&request)?;
-        let agent_id = agent_of(&caller)?;
-        let mut chunks = request.into_inner();
-        let first = chunks
-            .message()
-            .await?
-            .ok_or_else(|| Status::invalid_argument("the upload sent no data"))?;
-        let task_id: berth_shared::id::TaskId = first
-            .task_id
-            .parse()
-            .map_err(|_| Status::invalid_argument("a build result names its build task"))?;
-        if !self
-            .context
-            .dispatcher
-            .holds_build_task(agent_id, task_id)?
-        {
-            return Err(Status::permission_denied(format!(
-                "task {task_id} is not a running build task of this agent; only the build may upload its result"
-            )));
-        }
-        let stored = crate::grpc::cli::deploy::receive_blob(&self.context, first, chunks).await?;
-        self.context.store.flush().await?;
-        info!(%task_id, digest = %stored.digest, size = stored.size, "build result stored");
-        Ok(Response::new(stored))
+        let agent_id = agent_of(&caller(&request)?)?;
+        let stored = transfer::put_build_result(&self.context, agent_id, request.into_inner());
+        Ok(Response::new(stored.await?))
     }
 
     async fn get_blob(
         &self,
         request: Request<GetBlobRequest>,
     ) -> Result<Response<Self::GetBlobStream>, Status> {
-        let caller = caller(&request)?;
-        let agent_id = agent_of(&caller)?;
-        let request = request.into_inner();
-        if !self
-            .context
-            .store
-            .is_blob_granted(agent_id, &request.digest)?
-        {
-            return Err(Status::permission_denied(format!(
-                "blob {} was not sent to this agent by any deployment",
-                request.digest
-            )));
-        }
-        self.context.store.touch_blob(&request.digest)?;
-        let path = self.context.blobs.path(&request.digest)?;
-        let mut file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|_| Status::not_found(format!("blob {} not found", request.digest)))?;
-        file.seek(std::io::SeekFrom::Start(request.offset))
-            .await
-            .map_err(|err| Status::internal(err.to_string()))?;
-        let stream = futures_util::stream::unfold(Some(file), |file| async move {
-            let mut file = file?;
-            let mut buffer = vec![0u8; BLOB_CHUNK_BYTES];
-            match file.read(&mut buffer).await {
-                Ok(0) => None,
-                Ok(read) => {
-                    buffer.truncate(read);
-                    Some((Ok(BlobChunk { data: buffer }), Some(file)))
-                }
-                Err(err) => Some((Err(Status::internal(format!("read blob: {err}"))), None)),
-            }
-        });
-        Ok(Response::new(Box::pin(stream)))
+        let agent_id = agent_of(&caller(&request)?)?;
+        let stream = transfer::get_blob(&self.context, agent_id, request.into_inner());
+        Ok(Response::new(stream.await?))
     }
 }
 
@@ -247,6 +199,26 @@ const MAX_RUNNING: usize = 1024;
 
 /// Longest agent version stored and logged.
 const MAX_VERSION: usize = 64;
+
+/// Serial and validity of the certificate a connection was made with.
+fn peer_cert<T>(request: &Request<T>) -> Result<berth_shared::pki::CertInfo, Status> {
+    request
+        .peer_certs()
+        .and_then(|certs| certs.first().cloned())
+        .and_then(|leaf| berth_shared::pki::cert_info(&leaf).ok())
+        .ok_or_else(|| Status::unauthenticated("the client certificate could not be read"))
+}
+
+/// Once a connection uses an agent's newest certificate, the older one is
+/// retired: it is refused from now on.
+async fn retire_replaced(context: &Context, agent_id: AgentId, serial: &str) -> Result<(), Status> {
+    let retired = context.store.retire_older_serials(agent_id, serial)?;
+    if !retired.is_empty() {
+        context.store.flush().await?;
+        info!(%agent_id, serial, retired = ?retired, "older agent certificates retired");
+    }
+    Ok(())
+}
 
 /// Stores what the hello says and returns the agent's name.
 async fn record_hello(
@@ -357,6 +329,8 @@ struct Session {
     name: String,
     outbound: crate::registry::Outbound,
     conn_id: u64,
+    /// The certificate this connection was made with.
+    cert: berth_shared::pki::CertInfo,
 }
 
 impl Session {
@@ -521,40 +495,22 @@ impl Session {
         }
     }
 
-    async fn renew(&self, renew: RenewRequest) {
-        let issued = self.context.authority.issue_client_from_csr(
-            &renew.csr_pem,
-            ClientKind::Agent,
-            &self.agent_id.to_string(),
-        );
-        let issued = match issued {
-            Ok(issued) => issued,
-            Err(err) => return warn!(error = %err, "certificate renewal refused"),
-        };
-        let principal = crate::store::Principal {
-            kind: crate::store::PrincipalKind::Agent,
-            id: self.agent_id.to_string(),
-            name: self.name.clone(),
-            role: crate::store::Role::Viewer,
-            revoked: false,
-        };
-        let stored = self.context.store.add_agent_serial(
+    async fn renew(&self, request: RenewRequest) {
+        // An agent from before refusals were answered sends no clock and
+        // would install an empty certificate from a refusal: it gets none.
+        let understands_refusal = request.agent_now_ms != 0;
+        let answer = renew::renew(
+            &self.context,
             self.agent_id,
-            &issued.serial,
-            issued.not_after_ms,
-            &principal,
+            &self.name,
+            &self.cert,
+            request,
         );
-        if let Err(err) = stored {
-            return warn!(error = %err, "certificate renewal not stored");
-        }
-        if self.context.store.flush().await.is_err() {
+        let answer = answer.await;
+        if answer.cert_pem.is_empty() && !understands_refusal {
             return;
         }
-        info!(serial = %issued.serial, "agent certificate renewed");
-        self.send(Outgoing::Renewed(RenewResponse {
-            cert_pem: issued.cert_pem,
-        }))
-        .await;
+        self.send(Outgoing::Renewed(answer)).await;
     }
 
     async fn send(&self, kind: Outgoing) {

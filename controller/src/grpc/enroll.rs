@@ -158,6 +158,7 @@ impl EnrollApi {
             last_seen_at: None,
             serials: vec![issued.serial.clone()],
             cert_not_after: Timestamp(issued.not_after_ms),
+            renewed_at: Vec::new(),
         };
         let principal = Principal {
             kind: PrincipalKind::Agent,

@@ -33,9 +33,15 @@ pub struct AgentRecord {
     pub version: Option<String>,
     pub facts: Option<Facts>,
     pub last_seen_at: Option<Timestamp>,
-    /// Serials of every certificate issued to this agent (hex).
+    /// Serials of the agent's valid certificates (hex), oldest first: at
+    /// most two (the one in use and a renewed one), fewer once the renewed
+    /// one is used; retired serials lose their principal. Records from
+    /// before the limit may hold more until the next renewal or connection.
     pub serials: Vec<String>,
     pub cert_not_after: Timestamp,
+    /// When the agent's certificate was renewed within the last hour.
+    #[serde(default)]
+    pub renewed_at: Vec<Timestamp>,
 }
 
 impl AgentRecord {
@@ -181,15 +187,18 @@ impl Store {
         Ok(())
     }
 
-    /// Adds a renewed certificate's serial to an agent.
-    pub fn add_agent_serial(
+    /// Renews an agent's certificate in one transaction: `change` checks
+    /// the stored record (it runs inside the transaction, so two renewals at
+    /// once cannot both pass a limit) and returns the serials it retired,
+    /// whose principals are removed; `principal` is stored for `serial`.
+    pub fn renew_agent<E>(
         &self,
         id: AgentId,
         serial: &str,
-        not_after_ms: i64,
         principal: &Principal,
-    ) -> Result<(), StoreError> {
-        (&self.agents, &self.principals).transaction(|(agents, principals)| {
+        change: impl Fn(&mut AgentRecord) -> Result<Vec<String>, E>,
+    ) -> Result<Result<Vec<String>, E>, StoreError> {
+        let outcome = (&self.agents, &self.principals).transaction(|(agents, principals)| {
             let bytes = agents.get(id.to_bytes())?.ok_or_else(|| {
                 ConflictableTransactionError::Abort(StoreError::NotFound(format!("agent {id}")))
             })?;
@@ -200,13 +209,46 @@ impl Store {
                     format!("agent `{}` is revoked", record.name),
                 )));
             }
-            record.serials.push(serial.to_string());
-            record.cert_not_after = Timestamp(not_after_ms);
+            let retired = match change(&mut record) {
+                Ok(retired) => retired,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+            for old in &retired {
+                principals.remove(old.as_bytes())?;
+            }
             agents.insert(&id.to_bytes(), encode(&record))?;
             principals.insert(serial.as_bytes(), encode(principal))?;
-            Ok(())
+            Ok(Ok(retired))
         })?;
-        Ok(())
+        Ok(outcome)
+    }
+
+    /// Retires every serial of an agent older than `serial` once a
+    /// connection uses `serial` and it is the newest, so a renewed agent
+    /// holds one valid certificate again. Returns the serials retired.
+    pub fn retire_older_serials(
+        &self,
+        id: AgentId,
+        serial: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let retired = (&self.agents, &self.principals).transaction(|(agents, principals)| {
+            let Some(bytes) = agents.get(id.to_bytes())? else {
+                return Ok(Vec::new());
+            };
+            let mut record: AgentRecord =
+                decode("agents", &bytes).map_err(ConflictableTransactionError::Abort)?;
+            if record.serials.len() < 2 || record.serials.last().map(String::as_str) != Some(serial)
+            {
+                return Ok(Vec::new());
+            }
+            let retired: Vec<String> = record.serials.drain(..record.serials.len() - 1).collect();
+            for old in &retired {
+                principals.remove(old.as_bytes())?;
+            }
+            agents.insert(&id.to_bytes(), encode(&record))?;
+            Ok(retired)
+        })?;
+        Ok(retired)
     }
 
     /// Revokes an agent: marks it and every certificate it holds revoked,
@@ -262,6 +304,7 @@ mod tests {
             last_seen_at: None,
             serials: Vec::new(),
             cert_not_after: Timestamp(0),
+            renewed_at: Vec::new(),
         };
         if let Some(facts) = facts {
             record.record_facts(facts);

@@ -68,6 +68,11 @@ fn view_with(
             record.last_seen_at
         },
         cert_expires_at: record.cert_not_after,
+        valid_certificates: if record.is_revoked() {
+            0
+        } else {
+            record.serials.len()
+        },
         running_tasks,
     })
 }

@@ -39,7 +39,19 @@ pub async fn put_blob(
 pub async fn receive_blob(
     context: &Context,
     first: PutBlobChunk,
+    chunks: Streaming<PutBlobChunk>,
+) -> Result<PutBlobResponse, Status> {
+    let never = tokio_util::sync::CancellationToken::new();
+    receive_blob_until(context, first, chunks, &never).await
+}
+
+/// [`receive_blob`] that gives up, keeping nothing, once `cancel` fires (an
+/// agent's upload when the agent is revoked).
+pub async fn receive_blob_until(
+    context: &Context,
+    first: PutBlobChunk,
     mut chunks: Streaming<PutBlobChunk>,
+    cancel: &tokio_util::sync::CancellationToken,
 ) -> Result<PutBlobResponse, Status> {
     let mut upload = context.blobs.begin(&first.digest, first.size).await?;
     let mut next = Some(first);
@@ -48,7 +60,14 @@ pub async fn receive_blob(
             context.blobs.abort(upload).await;
             return Err(err.into());
         }
-        next = match chunks.message().await {
+        let message = tokio::select! {
+            biased;
+            () = cancel.cancelled() => Err(Status::permission_denied(
+                "the uploader was revoked; the upload is discarded",
+            )),
+            message = chunks.message() => message,
+        };
+        next = match message {
             Ok(next) => next,
             Err(status) => {
                 context.blobs.abort(upload).await;

@@ -228,6 +228,57 @@ async fn futures_join_all<F: std::future::Future<Output = Instant> + Send + 'sta
 }
 
 #[test]
+fn a_connection_with_a_certificate_that_sends_nothing_is_closed() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let controller = Controller::start_with(&["--unauthenticated-connection-age", "2s"]);
+    let agent = Agent::join(&controller, "talker", "role=web");
+    let bundle = berth_shared::credentials::Bundle::load(&controller.admin()).expect("admin");
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(berth_shared::pki::first_cert_der(&bundle.ca_pem).expect("ca der"))
+        .expect("root");
+    let chain = CertificateDer::pem_slice_iter(bundle.cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .expect("cert");
+    let key = PrivateKeyDer::from_pem_slice(bundle.key_pem.as_bytes()).expect("key");
+    let runtime = runtime();
+    let mut config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .expect("client auth");
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tls = TlsConnector::from(Arc::new(config));
+    let target: SocketAddr = controller.address.parse().expect("address");
+    let lived = runtime.block_on(async {
+        let name = rustls::pki_types::ServerName::try_from(berth_proto::CONTROLLER_TLS_NAME)
+            .expect("name");
+        let tcp = TcpStream::connect(target).await.expect("connect");
+        let started = Instant::now();
+        let stream = tls.connect(name, tcp).await.expect("mTLS handshake");
+        let closed = tokio::time::timeout(DEADLINE, closed_at(stream))
+            .await
+            .expect("closed");
+        closed.duration_since(started)
+    });
+    eprintln!("a silent client with a certificate was closed after {lived:?}");
+    assert!(
+        lived >= Duration::from_millis(1500) && lived < Duration::from_secs(5),
+        "closed after {lived:?}, the deadline is 2s"
+    );
+    // A client that talks is not held to the deadline: the agent that
+    // connected before is still on its first connection.
+    let connects = agent
+        .process()
+        .stderr
+        .all()
+        .iter()
+        .filter(|line| line.contains("connected to the controller"))
+        .count();
+    assert_eq!(connects, 1, "{}", agent.process().log_tail());
+}
+
+#[test]
 fn accept_errors_at_the_file_limit_back_off_instead_of_spinning() {
     // Default limits: the 300 connections below stay under the address cap.
     let controller = Controller::start();

@@ -109,6 +109,17 @@ async fn closed_at(mut stream: TlsStream<TcpStream>) -> Instant {
     }
 }
 
+/// Reads a plain TCP connection until the server closes it.
+async fn tcp_closed_at(mut stream: TcpStream) -> Instant {
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return Instant::now(),
+            Ok(_) => {}
+        }
+    }
+}
+
 #[test]
 fn idle_connections_without_a_certificate_cannot_crowd_out_agents() {
     let controller =
@@ -121,6 +132,10 @@ fn idle_connections_without_a_certificate_cannot_crowd_out_agents() {
     let runtime = runtime();
     let tls = anonymous_tls(&controller);
 
+    // A peer that never starts the TLS handshake, from its own address.
+    let silent = runtime
+        .block_on(connect_from("127.0.0.4".parse().expect("ip"), target))
+        .expect("connect");
     let started = Instant::now();
     let attempts = runtime.block_on(async {
         let mut set = tokio::task::JoinSet::new();
@@ -195,6 +210,14 @@ fn idle_connections_without_a_certificate_cannot_crowd_out_agents() {
         last >= UNAUTHENTICATED_AGE - Duration::from_secs(1)
             && last <= UNAUTHENTICATED_AGE + Duration::from_secs(5),
         "closed {last:?} after the flood started, the deadline is {UNAUTHENTICATED_AGE:?}"
+    );
+    let handshake = runtime
+        .block_on(tcp_closed_at(silent))
+        .duration_since(started);
+    eprintln!("a peer that sent no TLS handshake was closed after {handshake:?}");
+    assert!(
+        handshake <= Duration::from_secs(12),
+        "the 10 s handshake timeout closes it; it took {handshake:?}"
     );
     let files = eventually(
         "the controller's open files back to the baseline",

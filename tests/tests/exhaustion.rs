@@ -251,6 +251,60 @@ async fn futures_join_all<F: std::future::Future<Output = Instant> + Send + 'sta
 }
 
 #[test]
+fn the_total_cap_refuses_the_excess_from_every_address() {
+    let controller = Controller::start_with(&[
+        "--max-connections",
+        "40",
+        "--unauthenticated-connection-age",
+        "2s",
+    ]);
+    let target: SocketAddr = controller.address.parse().expect("address");
+    let runtime = runtime();
+    let tls = anonymous_tls(&controller);
+    let attempts = runtime.block_on(async {
+        let mut set = tokio::task::JoinSet::new();
+        for index in 0..200u8 {
+            let source = IpAddr::from([127, 0, 1, index % 20 + 1]);
+            set.spawn(attempt(tls.clone(), source, target));
+        }
+        let mut attempts = Vec::new();
+        while let Some(result) = set.join_next().await {
+            attempts.push(result.expect("attempt task"));
+        }
+        attempts
+    });
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for attempt in attempts {
+        match attempt {
+            Attempt::Held(stream) => held.push(*stream),
+            Attempt::Refused => refused += 1,
+            Attempt::TimedOut => panic!("an attempt was left hanging"),
+        }
+    }
+    eprintln!("{} held, {refused} refused", held.len());
+    assert!(
+        !held.is_empty() && held.len() <= 40,
+        "at most 40 at once, got {}",
+        held.len()
+    );
+    assert!(
+        controller.log().contains("--max-connections reached"),
+        "{}",
+        controller.log()
+    );
+    // Once they are closed at their deadline, the CLI gets in again.
+    runtime
+        .block_on(async {
+            let waits = held.into_iter().map(closed_at);
+            tokio::time::timeout(DEADLINE, futures_join_all(waits)).await
+        })
+        .expect("closed at the deadline");
+    let agents = controller.berth(&["agents", "ls"]);
+    assert_eq!(agents.code, 0, "{agents:?}");
+}
+
+#[test]
 fn a_connection_with_a_certificate_that_sends_nothing_is_closed() {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -303,8 +357,10 @@ fn a_connection_with_a_certificate_that_sends_nothing_is_closed() {
 
 #[test]
 fn accept_errors_at_the_file_limit_back_off_instead_of_spinning() {
-    // Default limits: the 300 connections below stay under the address cap.
-    let controller = Controller::start();
+    // The file limit is lowered after start, so the connection cap (by
+    // default kept under the file limit) is set above it on purpose: the
+    // limit is reached, as when other files use it up.
+    let controller = Controller::start_with(&["--max-connections", "10000"]);
     let pid = controller_pid(&controller);
     let status = std::process::Command::new("prlimit")
         .args(["--pid", &pid.to_string(), "--nofile=64:64"])
@@ -336,7 +392,7 @@ fn accept_errors_at_the_file_limit_back_off_instead_of_spinning() {
     });
     assert!(flood.len() > 100, "only {} connected", flood.len());
     eventually(
-        "the controller to reach its file limit",
+        "the controller to reach its 64-file limit",
         100,
         Duration::from_millis(100),
         || (open_files(pid) >= 60).then_some(()),

@@ -139,6 +139,7 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> Result<()>
         trigger_limit: crate::server::DEFAULT_TRIGGER_LIMIT,
         join_failure_limit: crate::server::DEFAULT_JOIN_FAILURE_LIMIT,
         blob_budget: crate::server::DEFAULT_BLOB_BUDGET,
+        connections: crate::listener::Limits::default(),
     };
     let server = tokio::spawn(crate::server::run(
         config,

@@ -16,8 +16,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::transport::Server;
 use tracing::{info, warn};
 
 use crate::blob::BlobStore;
@@ -50,6 +49,9 @@ pub struct ServeConfig {
     pub join_failure_limit: u32,
     /// Size the blob store is kept under by evicting unneeded blobs.
     pub blob_budget: u64,
+    /// What peers may hold of the listener (connection caps, the lifetime
+    /// of connections without a client certificate).
+    pub connections: crate::listener::Limits,
 }
 
 /// Failed joins one source address may make per minute unless
@@ -184,7 +186,11 @@ pub async fn run(
     let authority = Authority::load(&ca_pem, &read(dir.ca_key())?)
         .context("load the CA")?
         .with_agent_lifetime(config.agent_cert_lifetime);
-    let identity = Identity::from_pem(read(dir.server_cert())?, read(dir.server_key())?);
+    let tls = crate::listener::server_config(
+        &read(dir.server_cert())?,
+        &read(dir.server_key())?,
+        &ca_pem,
+    )?;
     let store = Store::open(&dir.store()).with_context(|| {
         format!(
             "open the store in {} (is another controller using it?)",
@@ -221,11 +227,6 @@ pub async fn run(
         }),
     });
 
-    let tls = ServerTlsConfig::new()
-        .identity(identity)
-        .client_ca_root(Certificate::from_pem(&ca_pem))
-        .client_auth_optional(true)
-        .timeout(Duration::from_secs(10));
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listen on {}", config.listen))?;
@@ -261,24 +262,25 @@ pub async fn run(
     let enroll = EnrollServer::new(EnrollApi::new(context.clone(), config.join_failure_limit))
         .max_decoding_message_size(64 * 1024)
         .max_encoding_message_size(64 * 1024);
+    // The listener does TCP and TLS (caps, deadlines, accept backoff);
+    // tonic serves HTTP/2 on what it admits. Keepalive pings close a
+    // connection whose peer stopped answering; a peer may not leave more
+    // than a few reset streams for the server to accept.
+    let incoming = crate::listener::incoming(
+        listener,
+        tls,
+        &config.connections,
+        &context.tasks,
+        shutdown.clone(),
+    );
     let serve = Server::builder()
-        .tls_config(tls)
-        .context("configure TLS")?
         .http2_keepalive_interval(Some(Duration::from_secs(15)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .tcp_keepalive(Some(Duration::from_secs(30)))
+        .http2_max_pending_accept_reset_streams(Some(20))
         .add_service(enroll)
         .add_service(InterceptedService::new(agent, agent_auth))
         .add_service(InterceptedService::new(cli, cli_auth))
-        // `serve_with_incoming` ignores the builder's TCP settings, so the
-        // accepted sockets get them here: without TCP_NODELAY a response's
-        // small trailing frame waits for the client's delayed ACK (40 ms).
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener)
-                .with_nodelay(Some(true))
-                .with_keepalive(Some(Duration::from_secs(30))),
-            shutdown.clone().cancelled_owned(),
-        );
+        .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned());
     tokio::pin!(serve);
     // Long-lived streams can keep a graceful shutdown waiting; give them a
     // few seconds after the cancel, then stop regardless.

@@ -73,6 +73,22 @@ enum Command {
         /// deployment needs are deleted past it.
         #[arg(long, default_value = "20g", value_parser = berth_shared::manifest::parse_size)]
         blob_budget: u64,
+        /// Connections served at once; more are closed right after accept,
+        /// before TLS, and counted in the log. Default 16384, or less to
+        /// stay under the open-file limit (LimitNOFILE).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        max_connections: Option<u32>,
+        /// Connections one source address may hold at once; more are closed
+        /// right after accept. Raise it when many agents share one address
+        /// (NAT).
+        #[arg(long, default_value_t = berth_controller::listener::DEFAULT_MAX_PER_ADDRESS,
+              value_parser = clap::value_parser!(u32).range(1..))]
+        max_connections_per_address: u32,
+        /// How long a connection without a client certificate (one that
+        /// may only join) is kept, from accept; a connection with a
+        /// certificate must have sent something by then.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        unauthenticated_connection_age: Duration,
     },
     /// A throwaway controller plus one local agent, for trying berth.
     Dev {
@@ -159,6 +175,9 @@ async fn command(command: Command) -> anyhow::Result<()> {
             trigger_limit,
             join_failure_limit,
             blob_budget,
+            max_connections,
+            max_connections_per_address,
+            unauthenticated_connection_age,
         } => {
             let shutdown = on_signal();
             berth_controller::server::run(
@@ -171,6 +190,11 @@ async fn command(command: Command) -> anyhow::Result<()> {
                     trigger_limit,
                     join_failure_limit,
                     blob_budget,
+                    connections: berth_controller::listener::Limits {
+                        max_connections,
+                        max_per_address: max_connections_per_address,
+                        unauthenticated_age: unauthenticated_connection_age,
+                    },
                 },
                 shutdown,
                 |address| {

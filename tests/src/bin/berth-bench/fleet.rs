@@ -37,6 +37,9 @@ pub struct Enrolled {
     pub agent_id: String,
     pub cert_pem: String,
     pub key_pem: String,
+    /// The loopback address it joined from, and its simulated sessions
+    /// dial from (the controller caps connections per source address).
+    pub source: IpAddr,
 }
 
 /// The controller's CA certificate, as an agent trusts it after join.
@@ -156,6 +159,7 @@ async fn join(
         agent_id: response.agent_id,
         cert_pem: response.cert_pem,
         key_pem,
+        source,
     })
 }
 

@@ -101,6 +101,7 @@ async fn session(shared: &Shared, identity: &Enrolled) -> Result<()> {
             .keep_alive_timeout(Duration::from_secs(10))
             .keep_alive_while_idle(true)
             .tcp_keepalive(Some(Duration::from_secs(30)))
+            .local_address(Some(identity.source))
             .connect()
             .await
             .context("connect")?

@@ -27,7 +27,7 @@ pub use admission::{Admission, Slot};
 pub use conn::Conn;
 pub use tls::server_config;
 
-use admission::RefusalLog;
+use admission::{HandshakeLog, RefusalLog};
 use backoff::AcceptBackoff;
 
 /// Connections served at once unless `--max-connections` says otherwise
@@ -123,6 +123,7 @@ pub fn incoming(
         listener,
         acceptor: TlsAcceptor::from(tls),
         admission: Arc::new(Admission::new(total, limits.max_per_address)),
+        handshakes: Arc::new(HandshakeLog::default()),
         age: limits.unauthenticated_age,
         sender,
         tasks: tasks.clone(),
@@ -135,6 +136,7 @@ struct AcceptLoop {
     listener: TcpListener,
     acceptor: TlsAcceptor,
     admission: Arc<Admission>,
+    handshakes: Arc<HandshakeLog>,
     age: Duration,
     sender: mpsc::Sender<std::io::Result<Conn>>,
     tasks: TaskTracker,
@@ -187,6 +189,7 @@ impl AcceptLoop {
         let sender = self.sender.clone();
         let shutdown = shutdown.clone();
         let age = self.age;
+        let handshakes = self.handshakes.clone();
         self.tasks.spawn(async move {
             let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
             let tls = tokio::select! {
@@ -196,11 +199,11 @@ impl AcceptLoop {
             let tls = match tls {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(err)) => {
-                    debug!(%peer, error = %err, "TLS handshake failed");
+                    handshakes.note(peer, &berth_shared::text::clip(&err.to_string(), 200));
                     return;
                 }
                 Err(_) => {
-                    debug!(%peer, "TLS handshake timed out");
+                    handshakes.note(peer, "no handshake within 10s");
                     return;
                 }
             };

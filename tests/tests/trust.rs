@@ -68,6 +68,13 @@ fn a_certificate_from_another_ca_is_refused() {
     );
     assert!(result.stderr.contains("credential"), "{}", result.stderr);
     assert!(!result.stdout.contains("admin"), "{}", result.stdout);
+    // The refusal leaves a trace in the controller's log, with the peer.
+    let log = controller.log();
+    assert!(
+        log.lines()
+            .any(|line| line.contains("TLS handshake refused") && line.contains("127.0.0.1")),
+        "{log}"
+    );
     // The real admin still gets in.
     assert!(controller.berth(&["whoami"]).ok().contains("admin (admin)"));
 }

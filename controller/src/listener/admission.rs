@@ -156,6 +156,48 @@ impl RefusalLog {
     }
 }
 
+/// Logs refused TLS handshakes (a foreign or expired certificate, a
+/// scanner, a peer that never finishes) at most once per [`LOG_EVERY`],
+/// with the peer and how many were refused in all: each one leaves a
+/// trace without a flood being able to fill the log.
+#[derive(Default)]
+pub struct HandshakeLog {
+    state: std::sync::Mutex<HandshakeLogState>,
+}
+
+#[derive(Default)]
+struct HandshakeLogState {
+    last: Option<Instant>,
+    unlogged: u64,
+    refused: u64,
+}
+
+impl HandshakeLog {
+    pub fn note(&self, peer: SocketAddr, reason: &str) {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.refused += 1;
+        let now = Instant::now();
+        if state
+            .last
+            .is_some_and(|last| now.duration_since(last) < LOG_EVERY)
+        {
+            state.unlogged += 1;
+            return;
+        }
+        warn!(
+            %peer,
+            refused_in_all = state.refused,
+            not_logged_since_last = state.unlogged,
+            "TLS handshake refused: {reason}"
+        );
+        state.last = Some(now);
+        state.unlogged = 0;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

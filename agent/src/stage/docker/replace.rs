@@ -9,6 +9,27 @@ use bollard::query_parameters::StopContainerOptions;
 
 use super::{LABEL_DEPLOYMENT, LineSink, list, name_of, remove, stop_grace};
 
+/// berth's containers of the task's app and environment on this host.
+async fn app_containers(
+    docker: &Docker,
+    task: &TaskSpec,
+) -> Result<Vec<bollard::models::ContainerSummary>, String> {
+    list(docker, &task.host, Some(&task.app), Some(&task.environment)).await
+}
+
+/// Stops one container with the app's stop grace.
+async fn stop(
+    docker: &Docker,
+    name: &str,
+    container: &ContainerSpec,
+) -> Result<(), bollard::errors::Error> {
+    let options = StopContainerOptions {
+        t: Some(stop_grace(container)),
+        ..Default::default()
+    };
+    docker.stop_container(name, Some(options)).await
+}
+
 /// Stops and removes the app's other containers once the new one runs.
 pub async fn retire_others(
     docker: &Docker,
@@ -18,16 +39,12 @@ pub async fn retire_others(
     sink: &dyn LineSink,
 ) -> Result<Vec<String>, String> {
     let mut retired = Vec::new();
-    for summary in list(docker, &task.host, Some(&task.app), Some(&task.environment)).await? {
+    for summary in app_containers(docker, task).await? {
         let name = name_of(&summary);
         if name == keep {
             continue;
         }
-        let options = StopContainerOptions {
-            t: Some(stop_grace(container)),
-            ..Default::default()
-        };
-        let _ = docker.stop_container(&name, Some(options)).await;
+        let _ = stop(docker, &name, container).await;
         remove(docker, &name).await;
         sink.line(
             "system",
@@ -49,21 +66,20 @@ pub async fn stop_others(
     sink: &dyn LineSink,
 ) -> Result<Vec<String>, String> {
     let mut stopped = Vec::new();
-    for summary in list(docker, &task.host, Some(&task.app), Some(&task.environment)).await? {
+    for summary in app_containers(docker, task).await? {
         let name = name_of(&summary);
         if name == keep
             || summary.state != Some(bollard::models::ContainerSummaryStateEnum::RUNNING)
         {
             continue;
         }
-        let options = StopContainerOptions {
-            t: Some(stop_grace(container)),
-            ..Default::default()
-        };
-        docker
-            .stop_container(&name, Some(options))
-            .await
-            .map_err(|err| format!("stop-first: could not stop the previous container {name}: {err}; nothing was changed"))?;
+        if let Err(err) = stop(docker, &name, container).await {
+            // The ones stopped already serve again: nothing was changed.
+            start_again(docker, &stopped, sink).await;
+            return Err(format!(
+                "stop-first: could not stop the previous container {name}: {err}; nothing was changed"
+            ));
+        }
         sink.line(
             "system",
             format!(
@@ -108,7 +124,7 @@ pub async fn remove_deployment(
     sink: &dyn LineSink,
 ) -> Result<usize, String> {
     let mut removed = 0;
-    for summary in list(docker, &task.host, Some(&task.app), Some(&task.environment)).await? {
+    for summary in app_containers(docker, task).await? {
         let labels = summary.labels.clone().unwrap_or_default();
         if labels.get(LABEL_DEPLOYMENT) != Some(&task.deployment_id) {
             continue;
@@ -129,14 +145,9 @@ pub async fn stop_app(
     sink: &dyn LineSink,
 ) -> Result<usize, String> {
     let mut stopped = 0;
-    for summary in list(docker, &task.host, Some(&task.app), Some(&task.environment)).await? {
+    for summary in app_containers(docker, task).await? {
         let name = name_of(&summary);
-        let options = StopContainerOptions {
-            t: Some(stop_grace(container)),
-            ..Default::default()
-        };
-        docker
-            .stop_container(&name, Some(options))
+        stop(docker, &name, container)
             .await
             .map_err(|err| format!("stop {name}: {err}"))?;
         sink.line("system", format!("stopped container {name}"));

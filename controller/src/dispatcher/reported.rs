@@ -8,7 +8,7 @@
 use berth_proto::v1::HostApp;
 use berth_shared::id::{AgentId, DeploymentId};
 use berth_shared::manifest::OnFailure;
-use berth_shared::record::{RestoreSource, Task, TaskKind, Timestamp};
+use berth_shared::record::{Task, TaskKind, Timestamp};
 use berth_shared::state::{DeploymentStatus, TaskStatus};
 use tracing::{info, warn};
 
@@ -77,34 +77,20 @@ impl Dispatcher {
             if !is_stray(deployment, agent) {
                 return Ok(false);
             }
-            let ran_before = previous.as_ref().is_some_and(|previous| {
-                progress::running_hosts(previous)
-                    .iter()
-                    .any(|(held, _)| *held == agent)
-            });
+            // Only a rollout that rolls back puts the previous version back.
             let rollback = deployment.manifest.target.on_failure == OnFailure::Rollback;
-            let (kind, reason) = match (&previous, rollback && ran_before) {
-                (Some(previous), true) => {
-                    if deployment.restore_to.is_none() {
-                        deployment.restore_to = Some(RestoreSource::of(previous));
-                    }
-                    (
-                        TaskKind::Restore,
-                        format!(
-                            "came back running version {} of this failed deployment; rolling back to version {} (deployment {})",
-                            deployment.version, previous.version, previous.id
-                        ),
-                    )
-                }
-                _ => (
-                    TaskKind::Stop,
-                    format!(
-                        "came back running version {} of this failed deployment; stopping it",
-                        deployment.version
-                    ),
+            let back_to = previous.as_ref().filter(|_| rollback);
+            let kind = progress::on_failure::put_back(deployment, back_to, agent, &host, now);
+            let reason = match (kind, back_to) {
+                (TaskKind::Restore, Some(previous)) => format!(
+                    "came back running version {} of this failed deployment; rolling back to version {} (deployment {})",
+                    deployment.version, previous.version, previous.id
+                ),
+                _ => format!(
+                    "came back running version {} of this failed deployment; stopping it",
+                    deployment.version
                 ),
             };
-            deployment.tasks.push(Task::queued(kind, &host, agent, now));
             progress::note(deployment, &host, None, "stray", Some(reason));
             Ok(true)
         })?;

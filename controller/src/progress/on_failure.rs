@@ -4,6 +4,7 @@
 //! `stop` task, `leave` only says which hosts run what. Pure functions over
 //! the failed deployment; the dispatcher stores and dispatches the result.
 
+use berth_shared::id::AgentId;
 use berth_shared::manifest::OnFailure;
 use berth_shared::record::{Deployment, RestoreSource, Task, TaskKind, Timestamp};
 use berth_shared::state::{DeploymentStatus, TaskStatus};
@@ -81,21 +82,13 @@ fn rollback(
         note(deployment, "deployment", None, PLANNED, Some(reason));
         return false;
     };
-    let before = running_hosts(previous);
     let mut restored = Vec::new();
     let mut stopped = Vec::new();
     for task in switched {
-        // A host that ran the previous version gets it back; a host new to
-        // the app stops the failed version.
-        let (kind, list) = if before.iter().any(|(agent, _)| *agent == task.agent_id) {
-            (TaskKind::Restore, &mut restored)
-        } else {
-            (TaskKind::Stop, &mut stopped)
-        };
-        deployment
-            .tasks
-            .push(Task::queued(kind, &task.host, task.agent_id, now));
-        list.push(task.host.clone());
+        match put_back(deployment, Some(previous), task.agent_id, &task.host, now) {
+            TaskKind::Restore => restored.push(task.host.clone()),
+            _ => stopped.push(task.host.clone()),
+        }
     }
     deployment.restore_to = Some(RestoreSource::of(previous));
     for host in &restored {
@@ -129,6 +122,35 @@ fn rollback(
     );
     note(deployment, "deployment", None, PLANNED, Some(reason));
     true
+}
+
+/// Adds the task that puts `host` back after the failed `deployment`: a
+/// `restore` of `previous` when the host ran it, else a `stop` of the
+/// failed version (also without a previous version to go back to).
+/// Returns the kind added.
+pub fn put_back(
+    deployment: &mut Deployment,
+    previous: Option<&Deployment>,
+    agent: AgentId,
+    host: &str,
+    now: Timestamp,
+) -> TaskKind {
+    let ran_before = |previous: &Deployment| {
+        running_hosts(previous)
+            .iter()
+            .any(|(held, _)| *held == agent)
+    };
+    let kind = match previous {
+        Some(previous) if ran_before(previous) => {
+            if deployment.restore_to.is_none() {
+                deployment.restore_to = Some(RestoreSource::of(previous));
+            }
+            TaskKind::Restore
+        }
+        _ => TaskKind::Stop,
+    };
+    deployment.tasks.push(Task::queued(kind, host, agent, now));
+    kind
 }
 
 /// Notes each finished `restore` task once: the host runs the previous

@@ -16,12 +16,12 @@ pub fn host_states(
     environment: &str,
     current: &Deployment,
 ) -> Result<Vec<HostState>, StoreError> {
-    let agents = context.store.list_agents()?;
-    let name_of = |agent| {
-        agents
-            .iter()
-            .find(|record| record.id == agent)
-            .map_or_else(|| agent.to_string(), |record| record.name.clone())
+    // One read per reporting agent, not a scan of the fleet per app.
+    let name_of = |agent: berth_shared::id::AgentId| {
+        context
+            .store
+            .get_agent(agent)
+            .map_or_else(|_| agent.to_string(), |record| record.name)
     };
     let mut rows: Vec<HostState> = Vec::new();
     for (agent, reported) in context.registry.apps_of(app, environment) {

@@ -173,8 +173,14 @@ impl Running {
     /// Waits for the process to exit; returns its exit code (or -1 when
     /// killed by a signal), or `None` at the deadline.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
-        // The output readers close when the process and its children exit.
-        if !self.stdout.wait_closed(timeout) {
+        // The output readers close when the process and its children exit;
+        // both are waited for, so a caller reads all of stderr afterwards.
+        let deadline = Instant::now() + timeout;
+        if !self.stdout.wait_closed(timeout)
+            || !self
+                .stderr
+                .wait_closed(deadline.saturating_duration_since(Instant::now()))
+        {
             return None;
         }
         self.child

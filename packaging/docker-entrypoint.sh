@@ -15,9 +15,10 @@ host=${BERTH_LISTEN_HOST:-0.0.0.0}
 
 healthcheck() {
     # With the admin credential in the volume: a full mTLS call through the
-    # store. Without it (moved out for safety): the listener accepts TCP.
+    # store, unhealthy while the store cannot be written (a full disk).
+    # Without it (moved out for safety): the listener accepts TCP.
     if [ -r "$data/admin.conf" ]; then
-        exec berth --config "$data/admin.conf" --controller "https://127.0.0.1:$port" whoami >/dev/null
+        exec berth --config "$data/admin.conf" --controller "https://127.0.0.1:$port" health >/dev/null
     fi
     exec bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
 }

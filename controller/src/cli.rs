@@ -7,6 +7,7 @@ mod bundle;
 mod deploy;
 mod exec;
 mod grid;
+mod health;
 mod jobs;
 mod lifecycle;
 mod live;
@@ -133,6 +134,9 @@ pub enum Command {
     Registry(tokens::RegistryCommand),
     /// Show who the credential belongs to and its role.
     Whoami,
+    /// Check that the controller answers and can store new work; exits 1
+    /// when it cannot (for supervisors and container health checks).
+    Health,
 }
 
 /// A failure with the exit code it maps to.
@@ -405,6 +409,7 @@ async fn dispatch(session: &mut Session, command: Command) -> Outcome {
         Command::Agents(command) => agents::run(session, command).await,
         Command::Token(command) => tokens::run(session, command).await,
         Command::Registry(command) => tokens::registry(session, command).await,
+        Command::Health => health::health(session).await,
         Command::Whoami => {
             let me = session
                 .client

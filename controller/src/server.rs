@@ -148,6 +148,20 @@ async fn sweep_logs(store: Store, retention: Duration, shutdown: CancellationTok
     }
 }
 
+/// Keeps an eye on the store: a write failure (a full disk) makes it
+/// unwritable until it is reopened, which [`Store::check`] does once there
+/// is room again.
+async fn watch_store(store: Store, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval(crate::store::CHECK_EVERY);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticker.tick() => store.check().await,
+        }
+    }
+}
+
 /// Everything the services share.
 pub struct Context {
     pub store: Store,
@@ -243,6 +257,9 @@ pub async fn run(
         config.blob_budget,
         shutdown.clone(),
     ));
+    context
+        .tasks
+        .spawn(watch_store(store.clone(), shutdown.clone()));
     context.tasks.spawn(sweep_logs(
         store.clone(),
         config.log_retention,

@@ -11,6 +11,7 @@ mod agents;
 mod audit;
 mod blobs;
 mod deployments;
+mod health;
 mod jobs;
 mod lifecycle;
 mod list;
@@ -28,6 +29,7 @@ use serde::de::DeserializeOwned;
 pub use agents::{AgentRecord, Principal, PrincipalKind, Role};
 pub use audit::AuditEntry;
 pub use deployments::{Created, EventOutcome};
+pub use health::{CHECK_EVERY, StoreHealth, is_disk_full};
 pub use list::{ListQuery, Sort};
 pub use logs::{ExpiredLogs, LogWrite, StoredLine};
 pub use registries::{RegistryRecord, RegistryView};
@@ -40,7 +42,17 @@ const SCHEMA_VERSION: u16 = 1;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store I/O failed: {0}")]
-    Sled(#[from] sled::Error),
+    Sled(sled::Error),
+    /// The disk under the store is full (or over quota).
+    #[error(
+        "the controller's store cannot be written: {0}; free disk space on the controller's data directory, and it takes new work again by itself within seconds"
+    )]
+    DiskFull(String),
+    /// The database is being reopened after a write failure.
+    #[error(
+        "the controller's store is being reopened after a write failure; try again in a few seconds"
+    )]
+    Reopening,
     #[error(
         "stored value in tree `{tree}` is corrupt ({reason}); restore from a backup or remove the record"
     )]
@@ -56,7 +68,21 @@ pub enum StoreError {
 impl StoreError {
     /// True when the failure is the disk or the database, not the request.
     pub fn is_internal(&self) -> bool {
-        matches!(self, StoreError::Sled(_) | StoreError::Corrupt { .. })
+        !matches!(
+            self,
+            StoreError::NotFound(_) | StoreError::Conflict(_) | StoreError::Refused(_)
+        )
+    }
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(err: sled::Error) -> Self {
+        match &err {
+            sled::Error::Io(io) if health::is_disk_full(io) => {
+                StoreError::DiskFull(health::disk_full_reason(io).into())
+            }
+            _ => StoreError::Sled(err),
+        }
     }
 }
 
@@ -64,7 +90,7 @@ impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
     fn from(err: sled::transaction::TransactionError<StoreError>) -> Self {
         match err {
             sled::transaction::TransactionError::Abort(inner) => inner,
-            sled::transaction::TransactionError::Storage(inner) => StoreError::Sled(inner),
+            sled::transaction::TransactionError::Storage(inner) => inner.into(),
         }
     }
 }
@@ -100,9 +126,25 @@ fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, St
     serde_json::from_slice(payload).map_err(|err| corrupt(err.to_string()))
 }
 
-/// The controller's durable state.
+/// The controller's durable state. Cheap to clone: every clone shares one
+/// database, which [`Store::recover`] may swap for a freshly opened one
+/// after a write failure (sled refuses every write after one failed until
+/// it is reopened; see `health.rs`).
 #[derive(Clone)]
 pub struct Store {
+    shared: std::sync::Arc<Shared>,
+}
+
+struct Shared {
+    dir: std::path::PathBuf,
+    /// `None` only while the database is being reopened.
+    current: std::sync::RwLock<Option<std::sync::Arc<Trees>>>,
+    health: health::Health,
+    flushes: FlushGroup,
+}
+
+/// One open database and its trees.
+struct Trees {
     db: sled::Db,
     deployments: sled::Tree,
     idx_app: sled::Tree,
@@ -121,7 +163,35 @@ pub struct Store {
     jobs: sled::Tree,
     builds: sled::Tree,
     meta: sled::Tree,
-    flushes: std::sync::Arc<FlushGroup>,
+}
+
+impl Trees {
+    fn open(dir: &Path) -> Result<Trees, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::LowSpace)
+            .open()?;
+        Ok(Trees {
+            deployments: db.open_tree("deployments")?,
+            idx_app: db.open_tree("idx_app_env")?,
+            idx_status: db.open_tree("idx_status")?,
+            idx_user: db.open_tree("idx_user")?,
+            idx_idempotency: db.open_tree("idx_idempotency")?,
+            logs: db.open_tree("log_chunks")?,
+            agents: db.open_tree("agents")?,
+            agent_names: db.open_tree("agent_names")?,
+            principals: db.open_tree("principals")?,
+            tokens: db.open_tree("tokens")?,
+            registries: db.open_tree("registries")?,
+            blobs: db.open_tree("blobs")?,
+            blob_grants: db.open_tree("blob_grants")?,
+            audit: db.open_tree("audit")?,
+            jobs: db.open_tree("jobs")?,
+            builds: db.open_tree("builds")?,
+            meta: db.open_tree("meta")?,
+            db,
+        })
+    }
 }
 
 /// Group commit for [`Store::flush`]: callers that arrive while a flush
@@ -164,60 +234,59 @@ impl Store {
     /// Opens (or creates) the store in `dir`. sled's file lock refuses a
     /// second process on the same directory.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .mode(sled::Mode::LowSpace)
-            .open()?;
+        let trees = Trees::open(dir)?;
         let store = Store {
-            deployments: db.open_tree("deployments")?,
-            idx_app: db.open_tree("idx_app_env")?,
-            idx_status: db.open_tree("idx_status")?,
-            idx_user: db.open_tree("idx_user")?,
-            idx_idempotency: db.open_tree("idx_idempotency")?,
-            logs: db.open_tree("log_chunks")?,
-            agents: db.open_tree("agents")?,
-            agent_names: db.open_tree("agent_names")?,
-            principals: db.open_tree("principals")?,
-            tokens: db.open_tree("tokens")?,
-            registries: db.open_tree("registries")?,
-            blobs: db.open_tree("blobs")?,
-            blob_grants: db.open_tree("blob_grants")?,
-            audit: db.open_tree("audit")?,
-            jobs: db.open_tree("jobs")?,
-            builds: db.open_tree("builds")?,
-            meta: db.open_tree("meta")?,
-            db,
-            flushes: Default::default(),
+            shared: std::sync::Arc::new(Shared {
+                dir: dir.to_path_buf(),
+                current: std::sync::RwLock::new(Some(std::sync::Arc::new(trees))),
+                health: Default::default(),
+                flushes: Default::default(),
+            }),
         };
         store.index_users_once()?;
         store.migrate_line_keys_once()?;
         Ok(store)
     }
 
+    /// The open database, or [`StoreError::Reopening`] in the moment it is
+    /// being swapped.
+    fn t(&self) -> Result<std::sync::Arc<Trees>, StoreError> {
+        self.shared
+            .current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .ok_or(StoreError::Reopening)
+    }
+
     /// Makes every earlier write durable (see [`FlushGroup`]).
     pub async fn flush(&self) -> Result<(), StoreError> {
         use std::sync::atomic::Ordering::SeqCst;
         // Our writes happened before this ticket was drawn.
-        let ticket = self.flushes.requested.fetch_add(1, SeqCst) + 1;
-        let _turn = self.flushes.turn.lock().await;
-        if self.flushes.done.load(SeqCst) >= ticket {
+        let flushes = &self.shared.flushes;
+        let ticket = flushes.requested.fetch_add(1, SeqCst) + 1;
+        let _turn = flushes.turn.lock().await;
+        if flushes.done.load(SeqCst) >= ticket {
             // A flush that started after our ticket has finished.
             return Ok(());
         }
         // This flush starts after every ticket drawn so far, so it covers them.
-        let covered = self.flushes.requested.load(SeqCst);
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || db.flush())
+        let covered = flushes.requested.load(SeqCst);
+        let db = self.t()?.db.clone();
+        let flushed = tokio::task::spawn_blocking(move || db.flush())
             .await
-            .map_err(|err| StoreError::Sled(sled::Error::ReportableBug(err.to_string())))??;
-        self.flushes.done.fetch_max(covered, SeqCst);
+            .map_err(|err| StoreError::Sled(sled::Error::ReportableBug(err.to_string())))?;
+        if let Err(err) = flushed {
+            return Err(self.failed(err.into()));
+        }
+        flushes.done.fetch_max(covered, SeqCst);
         Ok(())
     }
 
     /// The next assignment generation (a durable, strictly increasing
     /// counter used for fencing).
     pub fn next_generation(&self) -> Result<u64, StoreError> {
-        let value = self.meta.update_and_fetch(b"generation", |old| {
+        let value = self.t()?.meta.update_and_fetch(b"generation", |old| {
             let current = old
                 .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
                 .map_or(0, u64::from_be_bytes);

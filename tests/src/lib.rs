@@ -99,6 +99,8 @@ pub struct Controller {
     /// test's own.
     netns: Option<String>,
     process: Option<Running>,
+    /// A tmpfs mounted as its data directory, unmounted on drop.
+    tmpfs: Option<PathBuf>,
 }
 
 impl Controller {
@@ -124,11 +126,53 @@ impl Controller {
         Controller::launch(Some(netns), ip, serve_args)
     }
 
+    /// Like [`Controller::start_with`] with its whole data directory on a
+    /// tmpfs of `mib` MiB (a disk that can fill up); `None` when the tmpfs
+    /// cannot be mounted (not root).
+    pub fn start_on_tmpfs(mib: u32, serve_args: &[&str]) -> Option<Controller> {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-e2e-")
+            .tempdir()
+            .expect("tempdir");
+        let data = dir.path().join("controller");
+        std::fs::create_dir(&data).expect("create the data directory");
+        let mounted = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={mib}m,mode=0700"),
+                "tmpfs",
+            ])
+            .arg(&data)
+            .status()
+            .is_ok_and(|status| status.success());
+        if !mounted {
+            return None;
+        }
+        let mut controller = Controller::init_in(dir, None, "127.0.0.1", serve_args);
+        controller.tmpfs = Some(data);
+        controller.serve();
+        Some(controller)
+    }
+
     fn launch(netns: Option<&str>, ip: &str, serve_args: &[&str]) -> Controller {
         let dir = tempfile::Builder::new()
             .prefix("berth-e2e-")
             .tempdir()
             .expect("tempdir");
+        let mut controller = Controller::init_in(dir, netns, ip, serve_args);
+        controller.serve();
+        controller
+    }
+
+    /// Runs `berth-controller init` in `dir`.
+    fn init_in(
+        dir: tempfile::TempDir,
+        netns: Option<&str>,
+        ip: &str,
+        serve_args: &[&str],
+    ) -> Controller {
         let data = dir.path().join("controller");
         let status = Command::new(bin("berth-controller"))
             .args(["init", "--name", ip, "--data-dir"])
@@ -137,16 +181,20 @@ impl Controller {
             .status()
             .expect("run berth-controller init");
         assert!(status.success(), "berth-controller init failed");
-        let mut controller = Controller {
+        Controller {
             dir,
             url: String::new(),
             address: format!("{ip}:0"),
             serve_args: serve_args.iter().map(|arg| arg.to_string()).collect(),
             netns: netns.map(str::to_string),
             process: None,
-        };
-        controller.serve();
-        controller
+            tmpfs: None,
+        }
+    }
+
+    /// Whether the controller process is still running (it has not exited).
+    pub fn is_running(&mut self) -> bool {
+        self.process.as_mut().is_some_and(Running::is_running)
     }
 
     fn serve(&mut self) {
@@ -317,6 +365,9 @@ impl Controller {
 impl Drop for Controller {
     fn drop(&mut self) {
         self.kill9();
+        if let Some(mount) = self.tmpfs.take() {
+            let _ = Command::new("umount").arg(&mount).status();
+        }
     }
 }
 

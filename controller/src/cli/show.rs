@@ -324,6 +324,16 @@ pub async fn status(session: &mut Session, environment: Option<String>) -> Outco
             format!("{out}\n\n{}", host_table(&rows, session.format))
         }
     });
+    // The fleet's state is only half of it: say so when the controller
+    // cannot take more work.
+    if let Ok(me) = session
+        .client
+        .who_am_i(berth_proto::v1::WhoAmIRequest {})
+        .await
+        && let Some(warning) = super::health::store_warning(&me.into_inner())
+    {
+        eprintln!("warning: {warning}");
+    }
     Ok(exit::OK)
 }
 

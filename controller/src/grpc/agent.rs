@@ -25,12 +25,13 @@ use berth_shared::id::{AgentId, TaskId};
 use berth_shared::record::{Facts, Timestamp};
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::auth::caller;
 use super::enroll::check_protocol;
 use crate::registry::Registration;
 use crate::server::Context;
+use crate::store::StoreError;
 
 /// Capacity of one agent's outbound queue.
 const OUTBOUND_CAPACITY: usize = 256;
@@ -466,6 +467,10 @@ impl Session {
                     Ok(Some(ack)) => self.acks.put(ack),
                     Ok(None) => {}
                     // Not acknowledged: the agent keeps the events and sends them again.
+                    // A full disk is reported once, by the store.
+                    Err(err @ (StoreError::DiskFull(_) | StoreError::Reopening)) => {
+                        debug!(%task_id, error = %err, "task events not stored");
+                    }
                     Err(err) => warn!(%task_id, error = %err, "task events not stored"),
                 }
             }

@@ -112,9 +112,12 @@ impl Cli for CliApi {
         request: Request<WhoAmIRequest>,
     ) -> Result<Response<WhoAmIResponse>, Status> {
         let caller = require(&request, Role::Viewer)?;
+        let health = self.context.store.health();
         Ok(Response::new(WhoAmIResponse {
             principal: caller.principal.name,
             role: caller.principal.role.as_str().into(),
+            store_problem: health.problem.unwrap_or_default(),
+            store_problem_since_ms: health.since_ms.unwrap_or(0),
         }))
     }
 

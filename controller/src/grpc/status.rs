@@ -14,6 +14,13 @@ impl From<StoreError> for Status {
             StoreError::NotFound(what) => Status::not_found(format!("{what} not found")),
             StoreError::Conflict(message) => Status::already_exists(message),
             StoreError::Refused(message) => Status::permission_denied(message),
+            // Refused, not failed: nothing was acknowledged, and the same
+            // call succeeds once the disk has room again.
+            full @ StoreError::DiskFull(_) => {
+                error!(error = %full, "store full");
+                Status::resource_exhausted(full.to_string())
+            }
+            StoreError::Reopening => Status::unavailable(StoreError::Reopening.to_string()),
             internal => {
                 error!(error = %internal, "store failure");
                 Status::unavailable(format!("the controller's store failed: {internal}"))
@@ -25,6 +32,12 @@ impl From<StoreError> for Status {
 impl From<BlobError> for Status {
     fn from(err: BlobError) -> Status {
         match err {
+            BlobError::Io(io) if crate::store::is_disk_full(&io) => {
+                error!(error = %io, "blob store full");
+                Status::resource_exhausted(format!(
+                    "the controller's blob store cannot be written: {io}; free disk space on the controller's data directory and send it again"
+                ))
+            }
             BlobError::Io(io) => {
                 error!(error = %io, "blob store failure");
                 Status::unavailable(format!("the controller's blob store failed: {io}"))

@@ -108,14 +108,16 @@ pub struct Principal {
 impl Store {
     /// Records the holder of a certificate serial.
     pub fn put_principal(&self, serial: &str, principal: &Principal) -> Result<(), StoreError> {
-        self.principals
+        self.t()?
+            .principals
             .insert(serial.as_bytes(), encode(principal))?;
         Ok(())
     }
 
     /// The holder of a certificate serial, if berth issued it.
     pub fn principal(&self, serial: &str) -> Result<Option<Principal>, StoreError> {
-        self.principals
+        self.t()?
+            .principals
             .get(serial.as_bytes())?
             .map(|bytes| decode("principals", &bytes))
             .transpose()
@@ -124,6 +126,7 @@ impl Store {
     /// One agent by id.
     pub fn get_agent(&self, id: AgentId) -> Result<AgentRecord, StoreError> {
         let bytes = self
+            .t()?
             .agents
             .get(id.to_bytes())?
             .ok_or_else(|| StoreError::NotFound(format!("agent {id}")))?;
@@ -133,6 +136,7 @@ impl Store {
     /// One active agent by name.
     pub fn agent_by_name(&self, name: &str) -> Result<AgentRecord, StoreError> {
         let bytes = self
+            .t()?
             .agent_names
             .get(name.as_bytes())?
             .ok_or_else(|| StoreError::NotFound(format!("agent `{name}`")))?;
@@ -150,7 +154,7 @@ impl Store {
     /// cannot hide the whole fleet.
     pub fn list_agents(&self) -> Result<Vec<AgentRecord>, StoreError> {
         let mut agents = Vec::new();
-        for value in self.agents.iter().values() {
+        for value in self.t()?.agents.iter().values() {
             match decode("agents", &value?) {
                 Ok(agent) => agents.push(agent),
                 Err(err) => tracing::error!(error = %err, "agent record skipped"),
@@ -168,7 +172,7 @@ impl Store {
         id: AgentId,
         change: impl Fn(&mut AgentRecord) -> Result<T, StoreError>,
     ) -> Result<(AgentRecord, T), StoreError> {
-        let changed = self.agents.transaction(|agents| {
+        let changed = self.t()?.agents.transaction(|agents| {
             let bytes = agents.get(id.to_bytes())?.ok_or_else(|| {
                 ConflictableTransactionError::Abort(StoreError::NotFound(format!("agent {id}")))
             })?;
@@ -183,7 +187,9 @@ impl Store {
 
     /// Replaces an agent record.
     pub fn put_agent(&self, record: &AgentRecord) -> Result<(), StoreError> {
-        self.agents.insert(record.id.to_bytes(), encode(record))?;
+        self.t()?
+            .agents
+            .insert(record.id.to_bytes(), encode(record))?;
         Ok(())
     }
 
@@ -198,7 +204,8 @@ impl Store {
         principal: &Principal,
         change: impl Fn(&mut AgentRecord) -> Result<Vec<String>, E>,
     ) -> Result<Result<Vec<String>, E>, StoreError> {
-        let outcome = (&self.agents, &self.principals).transaction(|(agents, principals)| {
+        let t = self.t()?;
+        let outcome = (&t.agents, &t.principals).transaction(|(agents, principals)| {
             let bytes = agents.get(id.to_bytes())?.ok_or_else(|| {
                 ConflictableTransactionError::Abort(StoreError::NotFound(format!("agent {id}")))
             })?;
@@ -231,7 +238,8 @@ impl Store {
         id: AgentId,
         serial: &str,
     ) -> Result<Vec<String>, StoreError> {
-        let retired = (&self.agents, &self.principals).transaction(|(agents, principals)| {
+        let t = self.t()?;
+        let retired = (&t.agents, &t.principals).transaction(|(agents, principals)| {
             let Some(bytes) = agents.get(id.to_bytes())? else {
                 return Ok(Vec::new());
             };
@@ -255,7 +263,8 @@ impl Store {
     /// and frees its name for a new enrollment.
     pub fn revoke_agent(&self, name: &str) -> Result<AgentRecord, StoreError> {
         let id = self.agent_by_name(name)?.id;
-        let revoked = (&self.agents, &self.agent_names, &self.principals).transaction(
+        let t = self.t()?;
+        let revoked = (&t.agents, &t.agent_names, &t.principals).transaction(
             |(agents, names, principals)| {
                 // Read inside the transaction, so a serial added by a renewal at
                 // the same moment is revoked too.

@@ -33,13 +33,16 @@ impl Store {
             target: target.to_string(),
             outcome: outcome.to_string(),
         };
-        self.audit.insert(Ulid::new().to_bytes(), encode(&entry))?;
+        self.t()?
+            .audit
+            .insert(Ulid::new().to_bytes(), encode(&entry))?;
         Ok(())
     }
 
     /// The newest `limit` audit entries, newest first.
     pub fn audit_entries(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
-        self.audit
+        self.t()?
+            .audit
             .iter()
             .values()
             .rev()

@@ -24,13 +24,14 @@ impl Store {
             created_at: Timestamp::now(),
             last_used_ms: berth_shared::time::now_ms(),
         };
-        self.blobs.insert(digest.as_bytes(), encode(&meta))?;
+        self.t()?.blobs.insert(digest.as_bytes(), encode(&meta))?;
         Ok(())
     }
 
     /// The size of a complete blob, if the store has it.
     pub fn blob_size(&self, digest: &str) -> Result<Option<u64>, StoreError> {
-        self.blobs
+        self.t()?
+            .blobs
             .get(digest.as_bytes())?
             .map(|bytes| decode::<BlobMeta>("blobs", &bytes).map(|meta| meta.size))
             .transpose()
@@ -38,10 +39,10 @@ impl Store {
 
     /// Notes that a blob was used now (for least-recently-used eviction).
     pub fn touch_blob(&self, digest: &str) -> Result<(), StoreError> {
-        if let Some(bytes) = self.blobs.get(digest.as_bytes())? {
+        if let Some(bytes) = self.t()?.blobs.get(digest.as_bytes())? {
             let mut meta: BlobMeta = decode("blobs", &bytes)?;
             meta.last_used_ms = berth_shared::time::now_ms();
-            self.blobs.insert(digest.as_bytes(), encode(&meta))?;
+            self.t()?.blobs.insert(digest.as_bytes(), encode(&meta))?;
         }
         Ok(())
     }
@@ -52,7 +53,7 @@ impl Store {
     /// over budget when everything left is needed.
     pub fn blobs_to_evict(&self, budget: u64) -> Result<Vec<String>, StoreError> {
         let mut blobs: Vec<(String, BlobMeta)> = Vec::new();
-        for entry in self.blobs.iter() {
+        for entry in self.t()?.blobs.iter() {
             let (key, value) = entry?;
             blobs.push((
                 String::from_utf8_lossy(&key).into_owned(),
@@ -106,7 +107,7 @@ impl Store {
 
     /// Forgets an evicted blob: its metadata and any build result in it.
     pub fn forget_blob(&self, digest: &str) -> Result<(), StoreError> {
-        self.blobs.remove(digest.as_bytes())?;
+        self.t()?.blobs.remove(digest.as_bytes())?;
         self.forget_builds_of(digest)
     }
 }
@@ -124,6 +125,8 @@ mod tests {
             last_used_ms,
         };
         store
+            .t()
+            .expect("open")
             .blobs
             .insert(digest.as_bytes(), encode(&meta))
             .expect("insert");

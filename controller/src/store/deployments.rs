@@ -157,14 +157,15 @@ impl Store {
         force: bool,
         queue: bool,
     ) -> Result<Created, StoreError> {
+        let t = self.t()?;
         let trees = (
-            &self.deployments,
-            &self.idx_app,
-            &self.idx_status,
-            &self.idx_idempotency,
-            &self.meta,
-            &self.blob_grants,
-            &self.idx_user,
+            &t.deployments,
+            &t.idx_app,
+            &t.idx_status,
+            &t.idx_idempotency,
+            &t.meta,
+            &t.blob_grants,
+            &t.idx_user,
         );
         let created = trees.transaction(|(deployments, idx_app, idx_status, idx_idem, meta, grants, idx_user)| {
             if let Some(key) = &deployment.idempotency_key {
@@ -220,6 +221,7 @@ impl Store {
     /// Reads one deployment.
     pub fn get_deployment(&self, id: DeploymentId) -> Result<Deployment, StoreError> {
         let bytes = self
+            .t()?
             .deployments
             .get(id.to_bytes())?
             .ok_or_else(|| StoreError::NotFound(format!("deployment {id}")))?;
@@ -247,7 +249,8 @@ impl Store {
         id: DeploymentId,
         change: impl Fn(&mut Deployment) -> Result<(R, Vec<LogWrite>), StoreError>,
     ) -> Result<(Deployment, R, Vec<LogWrite>), StoreError> {
-        let trees = (&self.deployments, &self.idx_status, &self.meta, &self.logs);
+        let t = self.t()?;
+        let trees = (&t.deployments, &t.idx_status, &t.meta, &t.logs);
         let result = trees.transaction(|(deployments, idx_status, meta, logs)| {
             let mut deployment = read_deployment(deployments, id)?;
             let before = deployment.status;
@@ -285,7 +288,7 @@ impl Store {
             .into_iter()
             .filter(|status| status.is_running())
         {
-            for entry in self.idx_status.scan_prefix(status_prefix(status)) {
+            for entry in self.t()?.idx_status.scan_prefix(status_prefix(status)) {
                 let (key, _) = entry?;
                 ids.extend(id_from_suffix(&key));
             }
@@ -299,18 +302,19 @@ impl Store {
     /// a crash halfway just rebuilds the same keys at the next open.
     pub(super) fn index_users_once(&self) -> Result<(), StoreError> {
         const MARKER: &[u8] = b"schema:idx_user";
-        if self.meta.contains_key(MARKER)? {
+        if self.t()?.meta.contains_key(MARKER)? {
             return Ok(());
         }
         let mut indexed = 0_usize;
-        for entry in self.deployments.iter() {
+        for entry in self.t()?.deployments.iter() {
             let (key, value) = entry?;
             let Some(id) = id_from_suffix(&key) else {
                 continue;
             };
             match decode::<Deployment>("deployments", &value) {
                 Ok(deployment) => {
-                    self.idx_user
+                    self.t()?
+                        .idx_user
                         .insert(user_key(&deployment.triggered_by, id), &[])?;
                     indexed += 1;
                 }
@@ -321,8 +325,8 @@ impl Store {
                 }
             }
         }
-        self.meta.insert(MARKER, &[1])?;
-        self.db.flush()?;
+        self.t()?.meta.insert(MARKER, &[1])?;
+        self.t()?.db.flush()?;
         if indexed > 0 {
             tracing::info!(deployments = indexed, "built the idx_user index");
         }
@@ -332,7 +336,7 @@ impl Store {
     /// Every app+environment pair that has deployments.
     pub fn app_environments(&self) -> Result<Vec<(String, String)>, StoreError> {
         let mut pairs: Vec<(String, String)> = Vec::new();
-        for entry in self.idx_app.iter().keys() {
+        for entry in self.t()?.idx_app.iter().keys() {
             let key = entry?;
             let text = &key[..key.len().saturating_sub(16)];
             let mut parts = text.split(|byte| *byte == 0);
@@ -353,6 +357,6 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let mut key = agent.to_bytes().to_vec();
         key.extend_from_slice(digest.as_bytes());
-        Ok(self.blob_grants.contains_key(key)?)
+        Ok(self.t()?.blob_grants.contains_key(key)?)
     }
 }

@@ -13,7 +13,7 @@ impl Store {
             .id
             .parse()
             .map_err(|_| StoreError::Refused(format!("fleet job id `{}` is not a ULID", job.id)))?;
-        self.jobs.insert(id.to_bytes(), encode(job))?;
+        self.t()?.jobs.insert(id.to_bytes(), encode(job))?;
         Ok(())
     }
 
@@ -23,6 +23,7 @@ impl Store {
             .parse()
             .map_err(|_| StoreError::NotFound(format!("fleet job {id}")))?;
         let bytes = self
+            .t()?
             .jobs
             .get(key.to_bytes())?
             .ok_or_else(|| StoreError::NotFound(format!("fleet job {id}")))?;
@@ -31,7 +32,8 @@ impl Store {
 
     /// The newest `limit` fleet jobs, newest first.
     pub fn list_jobs(&self, limit: usize) -> Result<Vec<FleetJob>, StoreError> {
-        self.jobs
+        self.t()?
+            .jobs
             .iter()
             .rev()
             .take(limit)
@@ -43,7 +45,8 @@ impl Store {
 impl Store {
     /// The result of an earlier build with these inputs.
     pub fn get_build(&self, key: &str) -> Result<Option<BuildOutput>, StoreError> {
-        self.builds
+        self.t()?
+            .builds
             .get(key.as_bytes())?
             .map(|bytes| decode("builds", &bytes))
             .transpose()
@@ -51,17 +54,17 @@ impl Store {
 
     /// Keeps a build's result for later deployments with the same inputs.
     pub fn put_build(&self, key: &str, built: &BuildOutput) -> Result<(), StoreError> {
-        self.builds.insert(key.as_bytes(), encode(built))?;
+        self.t()?.builds.insert(key.as_bytes(), encode(built))?;
         Ok(())
     }
 
     /// Forgets build results stored in `digest` (its blob is gone).
     pub fn forget_builds_of(&self, digest: &str) -> Result<(), StoreError> {
-        for entry in self.builds.iter() {
+        for entry in self.t()?.builds.iter() {
             let (key, value) = entry?;
             let built: BuildOutput = decode("builds", &value)?;
             if built.digest == digest {
-                self.builds.remove(key)?;
+                self.t()?.builds.remove(key)?;
             }
         }
         Ok(())
@@ -75,7 +78,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut key = agent.to_bytes().to_vec();
         key.extend_from_slice(digest.as_bytes());
-        self.blob_grants.insert(key, &[])?;
+        self.t()?.blob_grants.insert(key, &[])?;
         Ok(())
     }
 }

@@ -36,7 +36,8 @@ impl Store {
         force: bool,
         change: impl Fn(&mut Deployment) -> Result<R, StoreError>,
     ) -> Result<(Deployment, R), StoreError> {
-        let trees = (&self.deployments, &self.idx_status, &self.meta);
+        let t = self.t()?;
+        let trees = (&t.deployments, &t.idx_status, &t.meta);
         let result = trees.transaction(|(deployments, idx_status, meta)| {
             let mut deployment = read_deployment(deployments, id)?;
             let slot = running_slot(&deployment.app, &deployment.environment);
@@ -71,7 +72,12 @@ impl Store {
         app: &str,
         environment: &str,
     ) -> Result<Option<DeploymentId>, StoreError> {
-        match self.meta.scan_prefix(queue_prefix(app, environment)).next() {
+        match self
+            .t()?
+            .meta
+            .scan_prefix(queue_prefix(app, environment))
+            .next()
+        {
             Some(entry) => Ok(id_from_suffix(&entry?.0)),
             None => Ok(None),
         }
@@ -80,7 +86,7 @@ impl Store {
     /// Every waiting deployment, oldest first per app+environment.
     pub fn queued_ids(&self) -> Result<Vec<DeploymentId>, StoreError> {
         let mut ids = Vec::new();
-        for entry in self.meta.scan_prefix(b"queue\0") {
+        for entry in self.t()?.meta.scan_prefix(b"queue\0") {
             ids.extend(id_from_suffix(&entry?.0));
         }
         Ok(ids)
@@ -90,13 +96,14 @@ impl Store {
     /// lines. What it made on the hosts stays. Refused while it runs.
     /// Returns the record as it was and how many log lines went.
     pub fn purge_deployment(&self, id: DeploymentId) -> Result<(Deployment, u64), StoreError> {
+        let t = self.t()?;
         let trees = (
-            &self.deployments,
-            &self.idx_app,
-            &self.idx_status,
-            &self.idx_idempotency,
-            &self.idx_user,
-            &self.meta,
+            &t.deployments,
+            &t.idx_app,
+            &t.idx_status,
+            &t.idx_idempotency,
+            &t.idx_user,
+            &t.meta,
         );
         let purged = trees.transaction(|(deployments, idx_app, idx_status, idx_idem, idx_user, meta)| {
             let deployment = read_deployment(deployments, id)?;
@@ -135,7 +142,7 @@ impl Store {
         environment: &str,
     ) -> Result<Vec<DeploymentId>, StoreError> {
         let mut ids = Vec::new();
-        for entry in self.meta.scan_prefix(queue_prefix(app, environment)) {
+        for entry in self.t()?.meta.scan_prefix(queue_prefix(app, environment)) {
             ids.extend(id_from_suffix(&entry?.0));
         }
         Ok(ids)
@@ -148,13 +155,14 @@ impl Store {
         app: &str,
         environment: &str,
     ) -> Result<Option<DeploymentId>, StoreError> {
-        let Some(holder) = self.meta.get(running_slot(app, environment))? else {
+        let Some(holder) = self.t()?.meta.get(running_slot(app, environment))? else {
             return Ok(None);
         };
         let Some(id) = id_from_suffix(&holder) else {
             return Ok(None);
         };
         let holds = self
+            .t()?
             .deployments
             .get(id.to_bytes())?
             .map(|bytes| decode::<Deployment>("deployments", &bytes))

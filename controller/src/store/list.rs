@@ -258,7 +258,8 @@ impl Store {
     /// One deployment, or `None` when an index outlived it (purged between
     /// the index scan and the read).
     fn find_deployment(&self, id: DeploymentId) -> Result<Option<Deployment>, StoreError> {
-        self.deployments
+        self.t()?
+            .deployments
             .get(id.to_bytes())?
             .map(|bytes| decode("deployments", &bytes))
             .transpose()
@@ -308,10 +309,14 @@ impl Store {
         let to_id = |key: Result<sled::IVec, sled::Error>| {
             id_from_suffix(&key?).ok_or_else(|| short_key("deployments"))
         };
+        let t = match self.t() {
+            Ok(t) => t,
+            Err(err) => return Box::new(std::iter::once(Err(err))),
+        };
         if ascending {
-            Box::new(self.deployments.iter().keys().map(to_id))
+            Box::new(t.deployments.iter().keys().map(to_id))
         } else {
-            Box::new(self.deployments.iter().keys().rev().map(to_id))
+            Box::new(t.deployments.iter().keys().rev().map(to_id))
         }
     }
 
@@ -324,7 +329,7 @@ impl Store {
         sort: Sort,
     ) -> Result<Candidates<'_>, StoreError> {
         let mut keyed = Vec::new();
-        for key in self.idx_app.scan_prefix(prefix).keys() {
+        for key in self.t()?.idx_app.scan_prefix(prefix).keys() {
             let key = key?;
             let id = id_from_suffix(&key).ok_or_else(|| short_key("idx_app_env"))?;
             let group = &key[..key.len() - 16];
@@ -354,7 +359,12 @@ impl Store {
             let Some(status) = DEPLOYMENT_STATUSES.get(rank) else {
                 continue;
             };
-            for key in self.idx_status.scan_prefix(status_prefix(*status)).keys() {
+            for key in self
+                .t()?
+                .idx_status
+                .scan_prefix(status_prefix(*status))
+                .keys()
+            {
                 let id = id_from_suffix(&key?).ok_or_else(|| short_key("idx_status"))?;
                 let sort_key = match sort {
                     Sort::Status => SortKey::Status(rank),
@@ -373,7 +383,7 @@ impl Store {
     fn ids_of_user(&self, user: &str) -> Result<Vec<DeploymentId>, StoreError> {
         let prefix = user_prefix(user);
         let mut ids = Vec::new();
-        for key in self.idx_user.scan_prefix(&prefix).keys() {
+        for key in self.t()?.idx_user.scan_prefix(&prefix).keys() {
             let key = key?;
             if key.len() == prefix.len() + 16 {
                 ids.extend(id_from_suffix(&key));

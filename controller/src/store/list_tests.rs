@@ -280,6 +280,8 @@ fn filtered_queries_read_only_their_candidates() {
     // A damaged record that no index names: a query reading every record
     // would trip over it.
     store
+        .t()
+        .expect("open")
         .deployments
         .insert(id_at(100).to_bytes(), &b"damaged"[..])
         .expect("insert");
@@ -317,7 +319,12 @@ fn builds_the_user_index_once_for_an_older_store() {
     check(&store, by("alice"), &[6, 3, 1]);
     check(&store, search("carol"), &[7, 4]);
     assert!(
-        store.meta.contains_key(b"schema:idx_user").expect("meta"),
+        store
+            .t()
+            .expect("open")
+            .meta
+            .contains_key(b"schema:idx_user")
+            .expect("meta"),
         "the marker records that the index is complete"
     );
     // New deployments are indexed as they are created.
@@ -329,8 +336,8 @@ fn builds_the_user_index_once_for_an_older_store() {
 
     // With the marker set, opening does not walk the records again.
     let store = crate::store::reopen(dir.path());
-    store.idx_user.clear().expect("clear");
-    store.db.flush().expect("flush");
+    store.t().expect("open").idx_user.clear().expect("clear");
+    store.t().expect("open").db.flush().expect("flush");
     drop(store);
     let store = crate::store::reopen(dir.path());
     check(&store, by("alice"), &[]);

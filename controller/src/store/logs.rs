@@ -115,20 +115,26 @@ impl Store {
         deployment: DeploymentId,
         task: TaskId,
         after: u64,
-    ) -> impl Iterator<Item = Result<(u64, StoredLine), StoreError>> + '_ {
+    ) -> Box<dyn Iterator<Item = Result<(u64, StoredLine), StoreError>> + '_> {
+        let t = match self.t() {
+            Ok(t) => t,
+            Err(err) => return Box::new(std::iter::once(Err(err))),
+        };
         let wanted = chunk_key(deployment, task, after.saturating_add(1));
         // The chunk holding `after + 1` starts at or before it.
-        let start = self
+        let start = t
             .logs
             .range(task_prefix(deployment, task).to_vec()..=wanted.to_vec())
             .next_back()
             .and_then(Result::ok)
             .map_or_else(|| wanted.to_vec(), |(key, _)| key.to_vec());
         let end = chunk_key(deployment, task, u64::MAX);
-        self.logs
-            .range(start..=end.to_vec())
-            .flat_map(chunk_lines)
-            .filter(move |entry| entry.as_ref().map_or(true, |(seq, _)| *seq > after))
+        Box::new(
+            t.logs
+                .range(start..=end.to_vec())
+                .flat_map(chunk_lines)
+                .filter(move |entry| entry.as_ref().map_or(true, |(seq, _)| *seq > after)),
+        )
     }
 
     /// One task's lines, newest first (for `--tail` after filtering).
@@ -136,11 +142,16 @@ impl Store {
         &self,
         deployment: DeploymentId,
         task: TaskId,
-    ) -> impl Iterator<Item = Result<(u64, StoredLine), StoreError>> + '_ {
-        self.logs
-            .scan_prefix(task_prefix(deployment, task))
-            .rev()
-            .flat_map(|entry| chunk_lines(entry).into_iter().rev())
+    ) -> Box<dyn Iterator<Item = Result<(u64, StoredLine), StoreError>> + '_> {
+        match self.t() {
+            Ok(t) => Box::new(
+                t.logs
+                    .scan_prefix(task_prefix(deployment, task))
+                    .rev()
+                    .flat_map(|entry| chunk_lines(entry).into_iter().rev()),
+            ),
+            Err(err) => Box::new(std::iter::once(Err(err))),
+        }
     }
 
     /// What the retention sweeper deleted of a deployment's lines, if
@@ -149,7 +160,8 @@ impl Store {
         &self,
         deployment: DeploymentId,
     ) -> Result<Option<ExpiredLogs>, StoreError> {
-        self.meta
+        self.t()?
+            .meta
             .get(expired_key(deployment))?
             .map(|bytes| decode("meta", &bytes))
             .transpose()
@@ -163,7 +175,7 @@ impl Store {
         id: DeploymentId,
     ) -> Result<(Vec<sled::IVec>, u64, i64), StoreError> {
         let (mut keys, mut lines, mut newest_ms) = (Vec::new(), 0u64, i64::MIN);
-        for entry in self.logs.scan_prefix(id.to_bytes()) {
+        for entry in self.t()?.logs.scan_prefix(id.to_bytes()) {
             let (key, value) = entry?;
             if let Ok(chunk) = decode::<Chunk>("logs", &value) {
                 lines += chunk.len() as u64;
@@ -182,7 +194,8 @@ impl Store {
     /// removed. The caller makes it durable with [`Store::flush`].
     pub(crate) fn forget_deployment_logs(&self, id: DeploymentId) -> Result<u64, StoreError> {
         let (keys, lines, _) = self.deployment_chunks(id)?;
-        (&self.logs, &self.meta).transaction(|(logs, meta)| {
+        let t = self.t()?;
+        (&t.logs, &t.meta).transaction(|(logs, meta)| {
             for key in &keys {
                 logs.remove(key.clone())?;
             }
@@ -199,6 +212,7 @@ impl Store {
     /// they are durable.
     pub(super) fn migrate_line_keys_once(&self) -> Result<(), StoreError> {
         if !self
+            .t()?
             .db
             .tree_names()
             .iter()
@@ -206,7 +220,7 @@ impl Store {
         {
             return Ok(());
         }
-        let old = self.db.open_tree("logs")?;
+        let old = self.t()?.db.open_tree("logs")?;
         let mut moved = 0u64;
         let mut pending: Vec<(sled::IVec, u64, StoredLine)> = Vec::new();
         let flush_chunk =
@@ -220,7 +234,7 @@ impl Store {
                     .drain(..)
                     .map(|(_, seq, line)| (seq, line))
                     .collect();
-                self.logs.insert(chunk_at, encode(&chunk))?;
+                self.t()?.logs.insert(chunk_at, encode(&chunk))?;
                 Ok(())
             };
         for entry in old.iter() {
@@ -244,9 +258,9 @@ impl Store {
             moved += 1;
         }
         flush_chunk(&mut pending)?;
-        self.db.flush()?;
-        self.db.drop_tree("logs")?;
-        self.db.flush()?;
+        self.t()?.db.flush()?;
+        self.t()?.db.drop_tree("logs")?;
+        self.t()?.db.flush()?;
         tracing::info!(lines = moved, "moved stored log lines into chunks");
         Ok(())
     }
@@ -262,6 +276,7 @@ impl Store {
     /// before it returns. Returns the number of lines removed.
     pub fn expire_logs(&self, cutoff_ms: i64, retention: Duration) -> Result<u64, StoreError> {
         let cursor = self
+            .t()?
             .meta
             .get(b"retention_cursor")?
             .map(|bytes| bytes.to_vec())
@@ -274,6 +289,7 @@ impl Store {
         let mut removed = 0u64;
         let mut swept = false;
         for entry in self
+            .t()?
             .deployments
             .range::<Vec<u8>, _>((start, std::ops::Bound::Unbounded))
         {
@@ -293,7 +309,7 @@ impl Store {
             swept = true;
         }
         if swept {
-            self.db.flush()?;
+            self.t()?.db.flush()?;
         }
         Ok(removed)
     }
@@ -312,7 +328,8 @@ impl Store {
             before_ms: cutoff_ms.max(newest_ms.saturating_add(1)),
             retention_ms: u64::try_from(retention.as_millis()).unwrap_or(u64::MAX),
         };
-        (&self.logs, &self.meta).transaction(|(logs, meta)| {
+        let t = self.t()?;
+        (&t.logs, &t.meta).transaction(|(logs, meta)| {
             for key in &keys {
                 logs.remove(key.clone())?;
             }
@@ -501,6 +518,8 @@ mod tests {
         assert_eq!(store.task_lines(deployment, task_b, 0).count(), 3);
         assert!(
             !store
+                .t()
+                .expect("open")
                 .db
                 .tree_names()
                 .iter()

@@ -48,20 +48,23 @@ impl RegistryRecord {
 
 impl Store {
     pub fn put_registry(&self, record: &RegistryRecord) -> Result<(), StoreError> {
-        self.registries
+        self.t()?
+            .registries
             .insert(record.server.as_bytes(), encode(record))?;
         Ok(())
     }
 
     pub fn registry(&self, server: &str) -> Result<Option<RegistryRecord>, StoreError> {
-        self.registries
+        self.t()?
+            .registries
             .get(server.as_bytes())?
             .map(|bytes| decode("registries", &bytes))
             .transpose()
     }
 
     pub fn list_registries(&self) -> Result<Vec<RegistryRecord>, StoreError> {
-        self.registries
+        self.t()?
+            .registries
             .iter()
             .values()
             .map(|value| decode("registries", &value?))
@@ -70,6 +73,6 @@ impl Store {
 
     /// Forgets a registry's credentials; false when there were none.
     pub fn remove_registry(&self, server: &str) -> Result<bool, StoreError> {
-        Ok(self.registries.remove(server.as_bytes())?.is_some())
+        Ok(self.t()?.registries.remove(server.as_bytes())?.is_some())
     }
 }

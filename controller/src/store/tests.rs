@@ -121,7 +121,8 @@ fn hundreds_of_concurrent_flushes_all_finish() {
             for index in 0..300u32 {
                 let store = store.clone();
                 flushes.spawn(async move {
-                    (&store.meta,)
+                    let trees = store.t().expect("open");
+                    (&trees.meta,)
                         .transaction(|(meta,)| {
                             meta.insert(format!("probe{index}").as_bytes(), &index.to_be_bytes())?;
                             Ok::<_, sled::transaction::ConflictableTransactionError<StoreError>>(())
@@ -142,4 +143,55 @@ fn hundreds_of_concurrent_flushes_all_finish() {
             .is_ok(),
         "concurrent flushes did not finish within 60 s (deadlock)"
     );
+}
+
+#[test]
+fn full_disk_errors_are_told_apart() {
+    // sled keeps only the text of the OS error.
+    let sled_full = std::io::Error::other(
+        "Os { code: 28, kind: StorageFull, message: \"No space left on device\" }",
+    );
+    assert!(health::is_disk_full(&sled_full));
+    assert!(health::is_disk_full(&std::io::Error::from_raw_os_error(
+        122
+    )));
+    assert_eq!(
+        health::disk_full_reason(&std::io::Error::from_raw_os_error(122)),
+        "Disk quota exceeded"
+    );
+    assert!(!health::is_disk_full(&std::io::Error::from_raw_os_error(5)));
+    let err: StoreError = sled::Error::Io(sled_full).into();
+    assert!(
+        matches!(&err, StoreError::DiskFull(reason) if reason == "No space left on device"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_unwritable_store_is_reopened_in_place_with_what_was_durable() {
+    tokio::time::pause();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    // Another holder, as every service holds a clone.
+    let service = store.clone();
+    let durable = store.next_generation().expect("gen");
+    store.flush().await.expect("flush");
+    assert_eq!(store.health(), StoreHealth::default());
+
+    let full = sled::Error::Io(std::io::Error::from_raw_os_error(28));
+    let err = store.failed(full.into());
+    assert!(matches!(err, StoreError::DiskFull(_)), "{err}");
+    let health = service.health();
+    assert_eq!(health.problem.as_deref(), Some("No space left on device"));
+    assert!(health.since_ms.is_some());
+
+    // Not before the next check is due.
+    store.check().await;
+    assert!(store.health().problem.is_some());
+    tokio::time::advance(CHECK_EVERY).await;
+    store.check().await;
+    assert_eq!(service.health(), StoreHealth::default(), "healthy again");
+    // The clone uses the reopened database, which kept what was durable.
+    assert!(service.next_generation().expect("gen after reopen") > durable);
+    service.flush().await.expect("flush after reopen");
 }

@@ -103,19 +103,23 @@ impl TokenRecord {
 
 impl Store {
     pub fn put_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
-        self.tokens.insert(token.id.as_bytes(), encode(token))?;
+        self.t()?
+            .tokens
+            .insert(token.id.as_bytes(), encode(token))?;
         Ok(())
     }
 
     pub fn get_token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
-        self.tokens
+        self.t()?
+            .tokens
             .get(id.as_bytes())?
             .map(|bytes| decode("tokens", &bytes))
             .transpose()
     }
 
     pub fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
-        self.tokens
+        self.t()?
+            .tokens
             .iter()
             .values()
             .map(|value| decode("tokens", &value?))
@@ -132,7 +136,8 @@ impl Store {
         principal: &Principal,
     ) -> Result<(), StoreError> {
         let now = Timestamp::now();
-        (&self.tokens, &self.agents, &self.agent_names, &self.principals).transaction(
+        let t = self.t()?;
+        (&t.tokens, &t.agents, &t.agent_names, &t.principals).transaction(
             |(tokens, agents, names, principals)| {
                 let abort = ConflictableTransactionError::Abort;
                 let unknown = || abort(StoreError::Refused("the join token is not known to this controller; create one with `berth token create`".into()));

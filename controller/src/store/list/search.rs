@@ -27,7 +27,8 @@ impl Store {
     /// jumping over the keys of names that do not match.
     pub(super) fn search_ids(&self, needle: &str) -> Result<Vec<DeploymentId>, StoreError> {
         let mut ids = BTreeSet::new();
-        for (tree, name) in [(&self.idx_app, "idx_app_env"), (&self.idx_user, "idx_user")] {
+        let t = self.t()?;
+        for (tree, name) in [(&t.idx_app, "idx_app_env"), (&t.idx_user, "idx_user")] {
             let mut from = Vec::new();
             while let Some(key) = tree.range(from.as_slice()..).keys().next() {
                 let key = key?;
@@ -50,7 +51,7 @@ impl Store {
             }
         }
         if let Some((low, high)) = id_range(needle) {
-            for key in self.deployments.range(low..=high).keys() {
+            for key in self.t()?.deployments.range(low..=high).keys() {
                 ids.extend(id_from_suffix(&key?));
             }
         }

@@ -1,13 +1,14 @@
-//! Revocation cuts every stream of an agent: a download (`GetBlob`) already
-//! in progress with the agent's credentials ends within a second of
-//! `berth agents revoke`, instead of running to the end of the blob.
+//! Revocation cuts every stream of an agent: a download (`GetBlob`) or a
+//! build result upload (`PutBuildResult`) already in progress with the
+//! agent's credentials ends within a second of `berth agents revoke`,
+//! instead of running to its end.
 
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use berth_proto::v1::GetBlobRequest;
+use berth_proto::v1::{GetBlobRequest, PutBlobChunk};
 use berth_tests::agent_link::{Credential, client};
-use berth_tests::{Agent, Controller, write_bundle};
+use berth_tests::{Agent, Controller, eventually, id_of, write_bundle};
 
 const MANIFEST: &str = r#"
 app = "big"
@@ -85,5 +86,86 @@ fn revoking_an_agent_cuts_its_download_in_progress() {
             before + after < PAYLOAD_BYTES / 2,
             "{after} bytes arrived after the revocation"
         );
+    });
+}
+
+#[test]
+fn revoking_a_build_agent_cuts_its_upload_in_progress() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let controller = Controller::start();
+    let mut builder = Agent::join(&controller, "builder", "role=build");
+    let _web = Agent::join(&controller, "web-1", "role=web");
+    let marker = controller.dir.path().join("building");
+    let manifest = format!(
+        "app = \"slow\"\n[target]\nhosts = [\"web-1\"]\n[build]\nlabels = {{ role = \"build\" }}\nrun = [\"touch {}\", \"sleep 120\"]\nartifact = \"out\"\n",
+        marker.display()
+    );
+    let bundle = write_bundle(controller.dir.path(), "slow", &manifest, &[]);
+    let id = id_of(&controller.deploy_detached(&bundle, &[]).json());
+    eventually("the build to start", 400, Duration::from_millis(50), || {
+        marker.exists().then_some(())
+    });
+    let shown = controller.show(&id);
+    let task_id = shown["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .find(|task| task["kind"] == "build")
+        .and_then(|task| task["id"].as_str())
+        .expect("the build task")
+        .to_string();
+    // The test uploads a result for the build with the builder's own
+    // credentials, slowly, as a large result over a slow link would go.
+    builder.kill9();
+    let ca_pem = std::fs::read_to_string(builder.dir.join("ca.pem")).expect("ca");
+    let credential = Credential::of_agent(&builder.dir);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mut link = client(&controller.url, &ca_pem, &credential).await;
+        let (chunks, outgoing) = tokio::sync::mpsc::channel::<PutBlobChunk>(4);
+        let upload = tokio::spawn(async move {
+            link.put_build_result(tokio_stream::wrappers::ReceiverStream::new(outgoing))
+                .await
+        });
+        let chunk = || PutBlobChunk {
+            data: vec![7u8; 64 * 1024],
+            ..Default::default()
+        };
+        let first = PutBlobChunk {
+            digest: format!("sha256:{}", "0".repeat(64)),
+            size: PAYLOAD_BYTES as u64,
+            task_id: task_id.clone(),
+            ..chunk()
+        };
+        chunks.send(first).await.expect("the upload starts");
+        // The controller takes chunks while the builder holds the build.
+        for _ in 0..8 {
+            chunks.send(chunk()).await.expect("the upload goes on");
+        }
+        assert!(
+            !upload.is_finished(),
+            "the upload is refused before the revocation"
+        );
+
+        let revoked = controller.berth(&["agents", "revoke", "builder"]);
+        assert_eq!(revoked.code, 0, "{}", revoked.stderr);
+        let cut_at = Instant::now();
+        let feeding = tokio::spawn(async move {
+            while chunks.send(chunk()).await.is_ok() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        let result = tokio::time::timeout(Duration::from_secs(1), upload)
+            .await
+            .expect("the upload is cut within a second of the revocation")
+            .expect("the upload task");
+        feeding.abort();
+        let status = result.expect_err("the upload ends with an error, not as stored");
+        assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+        assert!(status.message().contains("revoked"), "{status:?}");
+        assert!(cut_at.elapsed() < Duration::from_secs(1));
     });
 }

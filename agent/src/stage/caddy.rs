@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 /// Most bytes read from one admin API answer.
-const MAX_ANSWER: u64 = 16 * 1024 * 1024;
+const MAX_ANSWER: usize = 16 * 1024 * 1024;
 
 /// Where Caddy's admin API is and which ports berth's servers listen on.
 #[derive(Clone, Debug)]
@@ -90,7 +90,7 @@ impl Caddy {
             })
     }
 
-    /// One admin API call (HTTP/1.0, so the answer is delimited by close).
+    /// One admin API call.
     async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Answer, String> {
         let authority = self.authority()?;
         let unreachable = |err: &dyn std::fmt::Display| {
@@ -99,16 +99,21 @@ impl Caddy {
                 self.admin
             )
         };
-        let payload = body.map(Value::to_string).unwrap_or_default();
-        let request = format!(
-            "{method} {path} HTTP/1.0\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{payload}",
-            payload.len()
-        );
         let exchange = async {
-            let (status, body) = super::http::exchange(authority, &request, MAX_ANSWER)
-                .await
-                .map_err(|err| unreachable(&err))?;
-            Ok::<_, String>(Answer { status, body })
+            let answer = super::http::send(super::http::Request {
+                authority,
+                method,
+                path,
+                json: body.map(Value::to_string),
+                user_agent: "berth-agent",
+                max_body: MAX_ANSWER,
+            })
+            .await
+            .map_err(|err| unreachable(&err))?;
+            Ok::<_, String>(Answer {
+                status: answer.status,
+                body: answer.body,
+            })
         };
         tokio::time::timeout(Duration::from_secs(10), exchange)
             .await

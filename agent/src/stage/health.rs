@@ -151,11 +151,14 @@ async fn attempt(
         let address = format!("127.0.0.1:{port}");
         let probe = async {
             if spec.tcp {
-                TcpStream::connect(&address).await.map(|_| Attempt {
-                    passed: true,
-                    summary: format!("TCP {address} connected"),
-                    output: String::new(),
-                })
+                TcpStream::connect(&address)
+                    .await
+                    .map(|_| Attempt {
+                        passed: true,
+                        summary: format!("TCP {address} connected"),
+                        output: String::new(),
+                    })
+                    .map_err(|err| err.to_string())
             } else {
                 http_get(&address, &spec.http_path).await
             }
@@ -177,20 +180,22 @@ async fn attempt(
     run(spec, target, deadline, cancel).await
 }
 
-async fn http_get(address: &str, path: &str) -> std::io::Result<Attempt> {
-    let request =
-        format!("GET {path} HTTP/1.0\r\nHost: localhost\r\nUser-Agent: berth-health\r\n\r\n");
-    let (status, body) = super::http::exchange(address, &request, MAX_RESPONSE as u64).await?;
-    let passed = (200..400).contains(&status);
-    let summary = if status == 0 {
-        format!("GET {path}: not an HTTP answer")
-    } else {
-        format!("GET {path}: HTTP {status}")
-    };
+async fn http_get(address: &str, path: &str) -> Result<Attempt, String> {
+    let answer = super::http::send(super::http::Request {
+        authority: address,
+        method: "GET",
+        path,
+        json: None,
+        user_agent: "berth-health",
+        max_body: MAX_RESPONSE,
+    })
+    .await
+    .map_err(|err| format!("GET {path}: {err}"))?;
     Ok(Attempt {
-        passed,
-        summary,
-        output: body,
+        // A redirect is not followed; it counts as an answer.
+        passed: (200..400).contains(&answer.status),
+        summary: format!("GET {path}: HTTP {}", answer.status),
+        output: answer.body,
     })
 }
 

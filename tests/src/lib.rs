@@ -14,6 +14,7 @@ pub mod agent_link;
 pub mod bundle;
 pub mod caddy;
 pub mod chroot;
+pub mod clock;
 pub mod docker;
 pub mod netns;
 pub mod nspawn;
@@ -114,17 +115,29 @@ impl Controller {
 
     /// Like [`Controller::start`] with extra `serve` arguments.
     pub fn start_with(serve_args: &[&str]) -> Controller {
-        Controller::launch(None, "127.0.0.1", serve_args)
+        Controller::launch(None, "127.0.0.1", serve_args, &[])
     }
 
     /// Like [`Controller::start_with`] inside network namespace `netns`,
     /// listening on `ip` (its address there, also named in its server
     /// certificate); the CLI runs in that namespace too.
     pub fn start_in(netns: &str, ip: &str, serve_args: &[&str]) -> Controller {
-        Controller::launch(Some(netns), ip, serve_args)
+        Controller::launch(Some(netns), ip, serve_args, &[])
     }
 
-    fn launch(netns: Option<&str>, ip: &str, serve_args: &[&str]) -> Controller {
+    /// Like [`Controller::start_with`], running `berth-controller init`
+    /// with extra environment variables (e.g. a skewed clock from
+    /// [`clock::skewed`], to make certificates that were issued earlier).
+    pub fn start_with_init_env(init_env: &[(String, String)], serve_args: &[&str]) -> Controller {
+        Controller::launch(None, "127.0.0.1", serve_args, init_env)
+    }
+
+    fn launch(
+        netns: Option<&str>,
+        ip: &str,
+        serve_args: &[&str],
+        init_env: &[(String, String)],
+    ) -> Controller {
         let dir = tempfile::Builder::new()
             .prefix("berth-e2e-")
             .tempdir()
@@ -133,6 +146,7 @@ impl Controller {
         let status = Command::new(bin("berth-controller"))
             .args(["init", "--name", ip, "--data-dir"])
             .arg(&data)
+            .envs(init_env.iter().map(|(key, value)| (key, value)))
             .stdout(Stdio::null())
             .status()
             .expect("run berth-controller init");
@@ -170,6 +184,11 @@ impl Controller {
     /// The admin credential bundle.
     pub fn admin(&self) -> PathBuf {
         self.dir.path().join("controller/admin.conf")
+    }
+
+    /// The running controller process, to wait for a line of its log.
+    pub fn process(&self) -> &Running {
+        self.process.as_ref().expect("controller is running")
     }
 
     /// `kill -9` the controller.
@@ -339,6 +358,9 @@ pub struct Agent {
     pub run_args: Vec<String>,
     /// The network namespace it runs in; `None` for the test's own.
     netns: Option<String>,
+    /// Extra environment variables of `join` and `run` (e.g. a skewed
+    /// clock from [`clock::skewed`]).
+    env: Vec<(String, String)>,
     process: Option<Running>,
 }
 
@@ -369,7 +391,19 @@ impl Agent {
         labels: &str,
         token: &str,
     ) -> Result<Agent, Cli> {
-        Agent::enroll(controller, None, name, labels, token)
+        Agent::enroll(controller, None, name, labels, token, &[])
+    }
+
+    /// Like [`Agent::join_with`], with extra environment variables for
+    /// `join` and every later `run`.
+    pub fn join_with_env(
+        controller: &Controller,
+        name: &str,
+        labels: &str,
+        token: &str,
+        env: &[(String, String)],
+    ) -> Result<Agent, Cli> {
+        Agent::enroll(controller, None, name, labels, token, env)
     }
 
     /// Like [`Agent::join_with_args`], but joins and runs inside network
@@ -383,7 +417,8 @@ impl Agent {
         run_args: &[&str],
     ) -> Agent {
         let token = controller.token(&[]);
-        let mut agent = Agent::enroll(controller, Some(netns), name, labels, &token).expect("join");
+        let mut agent =
+            Agent::enroll(controller, Some(netns), name, labels, &token, &[]).expect("join");
         agent.run_args = run_args.iter().map(|arg| arg.to_string()).collect();
         agent.start()
     }
@@ -394,6 +429,7 @@ impl Agent {
         name: &str,
         labels: &str,
         token: &str,
+        env: &[(String, String)],
     ) -> Result<Agent, Cli> {
         let dir = controller
             .dir
@@ -413,6 +449,7 @@ impl Agent {
             .arg(&dir)
             // The token stays out of the process list, as operators are told.
             .env("BERTH_JOIN_TOKEN", token)
+            .envs(env.iter().map(|(key, value)| (key, value)))
             .stdin(Stdio::null())
             .output()
             .expect("run berth-agent join");
@@ -426,6 +463,7 @@ impl Agent {
             controller_url: controller.url.clone(),
             run_args: Vec::new(),
             netns: netns.map(str::to_string),
+            env: env.to_vec(),
             process: None,
         })
     }
@@ -445,7 +483,8 @@ impl Agent {
         command
             .args(["run", "--controller", &self.controller_url, "--data-dir"])
             .arg(&self.dir)
-            .args(&self.run_args);
+            .args(&self.run_args)
+            .envs(self.env.iter().map(|(key, value)| (key, value)));
         self.process = Some(Running::spawn(command, &log));
     }
 

@@ -19,6 +19,7 @@ pub mod docker;
 pub mod netns;
 pub mod nspawn;
 pub mod pebble;
+pub mod probe;
 mod process;
 
 use std::path::{Path, PathBuf};

@@ -19,6 +19,7 @@ pub mod outbox;
 pub mod process;
 pub mod repair;
 pub mod runner;
+pub mod skew;
 pub mod stage;
 
 use std::collections::{HashMap, VecDeque};

@@ -539,18 +539,24 @@ pub fn id_of(deployment: &serde_json::Value) -> String {
         .to_string()
 }
 
+/// Pids of the processes whose working directory is `dir` (a
+/// deployment's work directory: its scripts).
+pub fn processes_in(dir: &Path) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| std::fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd == dir))
+        .filter_map(|entry| entry.file_name().to_string_lossy().parse::<u32>().ok())
+        .collect()
+}
+
 /// Kills (SIGKILL) every process whose working directory is `dir` and
 /// returns their pids; used to clean up scripts a killed agent left behind.
 pub fn kill_processes_in(dir: &Path) -> Vec<u32> {
-    let mut killed = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if std::fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd == dir) {
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            killed.push(pid);
-        }
+    let killed = processes_in(dir);
+    for pid in &killed {
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
     }
     killed
 }

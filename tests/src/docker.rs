@@ -28,6 +28,21 @@ pub fn checked_manifest(
     )
 }
 
+/// The host port a deployment's task `task` published its container on.
+pub fn host_port(deployment: &serde_json::Value, task: usize) -> String {
+    let stages = deployment["tasks"][task]["stages"]
+        .as_array()
+        .expect("stages");
+    let deploy = stages
+        .iter()
+        .find(|stage| stage["stage"] == "deploy")
+        .expect("a deploy stage");
+    deploy["details"]["host_port"]
+        .as_str()
+        .expect("host port")
+        .to_string()
+}
+
 /// A running private `dockerd`.
 pub struct Dockerd {
     pub dir: tempfile::TempDir,

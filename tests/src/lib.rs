@@ -287,6 +287,17 @@ impl Controller {
         (result.code, deployment, result.stderr)
     }
 
+    /// Deploys a bundle holding only `manifest` (a directory `name` under
+    /// the test's directory), asserting that it deployed; returns the
+    /// deployment.
+    pub fn deploy_ok(&self, name: &str, manifest: &str) -> serde_json::Value {
+        let bundle = write_bundle(self.dir.path(), name, manifest, &[]);
+        let (code, deployment, stderr) = self.deploy(&bundle);
+        assert_eq!(code, 0, "{stderr}\n{deployment:#}");
+        assert_eq!(deployment["status"], "deployed", "{deployment:#}");
+        deployment
+    }
+
     /// `berth deploy --detach -o json` of a bundle directory, with `extra`
     /// arguments; returns at once with the created deployment.
     pub fn deploy_detached(&self, bundle: &Path, extra: &[&str]) -> Cli {

@@ -120,16 +120,20 @@ fn missing_capability() -> Option<&'static str> {
     if effective_uid != Some("0") {
         return Some("root, to create network namespaces");
     }
-    let has_ip = Command::new(ip_binary())
+    if !answers_version(&ip_binary()) {
+        return Some("the ip command (apt-get install iproute2)");
+    }
+    None
+}
+
+/// Whether `program -V` runs and succeeds (the program is installed).
+fn answers_version(program: &Path) -> bool {
+    Command::new(program)
         .arg("-V")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .is_ok_and(|status| status.success());
-    if !has_ip {
-        return Some("the ip command (apt-get install iproute2)");
-    }
-    None
+        .is_ok_and(|status| status.success())
 }
 
 /// Kills (SIGKILL, by PID) every process in `netns`. Only processes a
@@ -219,13 +223,7 @@ impl Fleet {
     /// [`Fleet::partition`]); skips `test` when this machine has no
     /// iptables.
     pub fn start_filtered(test: &str, hosts: &[&str]) -> Option<Fleet> {
-        let has_iptables = Command::new(admin_binary("iptables"))
-            .arg("-V")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success());
-        if !has_iptables {
+        if !answers_version(&admin_binary("iptables")) {
             skip(test, "iptables (apt-get install iptables)");
             return None;
         }

@@ -118,17 +118,10 @@ fn agent_kill9_mid_script_ends_lost_and_its_restart_stops_the_orphan() {
     // ...which the agent, back after the grace period, stops; its report
     // of the interruption comes too late to change the lost task.
     agent.spawn();
-    assert!(
-        agent
-            .process()
-            .stderr
-            .wait_for(
-                "stopped the processes an interrupted task left running",
-                DEADLINE
-            )
-            .is_some(),
-        "{}",
-        agent.process().log_tail()
+    agent.process().expect_logged(
+        "stopped the processes an interrupted task left running",
+        1,
+        "the restarted agent",
     );
     // A SIGKILL is delivered asynchronously: allow the processes a moment
     // to disappear.
@@ -138,14 +131,10 @@ fn agent_kill9_mid_script_ends_lost_and_its_restart_stops_the_orphan() {
         std::time::Duration::from_millis(20),
         || berth_tests::processes_in(&work).is_empty().then_some(()),
     );
-    assert!(
-        controller
-            .process()
-            .stderr
-            .wait_for("stale task events recorded and ignored", DEADLINE)
-            .is_some(),
-        "{}",
-        controller.process().log_tail()
+    controller.process().expect_logged(
+        "stale task events recorded and ignored",
+        1,
+        "the controller",
     );
     let after = controller.show(&id);
     assert_eq!(after["status"], "failed", "{after:#}");

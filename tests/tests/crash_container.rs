@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
-use berth_tests::docker::{Dockerd, IMAGE, checked_manifest, http_get};
-use berth_tests::{Agent, Controller, DEADLINE, eventually, id_of, write_bundle};
+use berth_tests::docker::{Dockerd, IMAGE, checked_manifest, host_port, http_get};
+use berth_tests::{Agent, Controller, eventually, id_of, write_bundle};
 
 /// The page of [`IMAGE`].
 const PAGE: &str = "hello from the test image\n";
@@ -39,20 +39,8 @@ fn crash_mid_health_check(controller: &Controller, dockerd: &Dockerd, app: &str)
     let host = format!("{app}-host");
     let mut agent = Agent::join_with_args(controller, &host, "", &["--docker-host", &dockerd.host]);
     let manifest = |version: &str, check: &str| checked_manifest(app, &host, version, check, "5m");
-    let v1 = write_bundle(
-        controller.dir.path(),
-        "v1",
-        &manifest("1", "/index.html"),
-        &[],
-    );
-    let (code, first, stderr) = controller.deploy(&v1);
-    assert_eq!(code, 0, "{stderr}\n{first:#}");
-    let port = first["tasks"][0]["stages"]
-        .as_array()
-        .and_then(|stages| stages.iter().find(|stage| stage["stage"] == "deploy"))
-        .and_then(|stage| stage["details"]["host_port"].as_str())
-        .expect("v1's host port")
-        .to_string();
+    let first = controller.deploy_ok("v1", &manifest("1", "/index.html"));
+    let port = host_port(&first, 0);
     let before = dockerd.containers_of(app);
     assert_eq!(before.len(), 1, "{before:?}");
 
@@ -128,14 +116,10 @@ fn back_after_the_grace_period(dockerd: &Dockerd) {
         .agent
         .process()
         .expect_connected("the restarted agent");
-    assert!(
-        controller
-            .process()
-            .stderr
-            .wait_for("stale task events recorded and ignored", DEADLINE)
-            .is_some(),
-        "{}",
-        controller.process().log_tail()
+    controller.process().expect_logged(
+        "stale task events recorded and ignored",
+        1,
+        "the controller",
     );
     check_only_v1_left(dockerd, "lazarus", &crashed);
     assert_eq!(controller.show(&crashed.id)["tasks"][0]["status"], "lost");

@@ -2,7 +2,7 @@
 //! function owns the daemon and runs the scenarios in order, each with its
 //! own controller and agents.
 
-use berth_tests::docker::{Dockerd, HTTPD, IMAGE, checked_manifest, http_get};
+use berth_tests::docker::{Dockerd, HTTPD, IMAGE, checked_manifest, host_port, http_get};
 use berth_tests::{Agent, Controller, id_of, write_bundle};
 use std::path::Path;
 
@@ -27,20 +27,6 @@ env = {{ GREETING = "hi" }}
 "#,
         www = www.display()
     )
-}
-
-fn host_port(deployment: &serde_json::Value, task: usize) -> String {
-    let stages = deployment["tasks"][task]["stages"]
-        .as_array()
-        .expect("stages");
-    let deploy = stages
-        .iter()
-        .find(|stage| stage["stage"] == "deploy")
-        .expect("a deploy stage");
-    deploy["details"]["host_port"]
-        .as_str()
-        .expect("host port")
-        .to_string()
 }
 
 fn agent_with_docker(controller: &Controller, name: &str, dockerd: &Dockerd) -> Agent {

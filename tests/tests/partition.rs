@@ -74,41 +74,23 @@ impl Link {
     /// Waits until the controller's log says the agent's stream ended for
     /// the `nth` time; returns how long after `since` that was seen.
     fn controller_noticed(&self, nth: usize, since: Instant) -> Duration {
-        let stderr = &self.controller.process().stderr;
-        assert!(
-            stderr
-                .wait_for_nth("agent disconnected", nth, DEADLINE)
-                .is_some(),
-            "the controller never noticed the dead link:\n{}",
-            self.controller.process().log_tail()
-        );
+        let process = self.controller.process();
+        process.expect_logged("agent disconnected", nth, "the controller");
         since.elapsed()
     }
 
     /// Waits until the agent's log says it lost the controller for the
     /// `nth` time; returns how long after `since` that was seen.
     fn agent_noticed(&self, nth: usize, since: Instant) -> Duration {
-        let stderr = &self.agent.process().stderr;
-        assert!(
-            stderr
-                .wait_for_nth("lost the controller", nth, DEADLINE)
-                .is_some(),
-            "the agent never noticed the dead link:\n{}",
-            self.agent.process().log_tail()
-        );
+        let process = self.agent.process();
+        process.expect_logged("lost the controller", nth, "the agent");
         since.elapsed()
     }
 
     /// Waits until the agent is connected for the `nth` time.
     fn reconnected(&self, nth: usize) {
-        let stderr = &self.agent.process().stderr;
-        assert!(
-            stderr
-                .wait_for_nth("connected to the controller", nth, DEADLINE)
-                .is_some(),
-            "the agent did not reconnect:\n{}",
-            self.agent.process().log_tail()
-        );
+        let process = self.agent.process();
+        process.expect_logged("connected to the controller", nth, "the agent");
     }
 
     /// `berth agents show island -o json`.
@@ -207,14 +189,10 @@ fn a_long_partition_fails_the_deployment_and_the_late_result_is_ignored() {
     link.agent_noticed(1, Instant::now());
     link.fleet.heal("island");
     link.reconnected(2);
-    assert!(
-        link.controller
-            .process()
-            .stderr
-            .wait_for("stale task events recorded and ignored", DEADLINE)
-            .is_some(),
-        "the late result was not recorded as stale:\n{}",
-        link.controller.process().log_tail()
+    link.controller.process().expect_logged(
+        "stale task events recorded and ignored",
+        1,
+        "the controller",
     );
     let after = link.controller.show(&id);
     assert_eq!(after["status"], "failed", "{after:#}");
@@ -239,15 +217,10 @@ fn a_long_partition_fails_the_deployment_and_the_late_result_is_ignored() {
     );
 
     // The agent is usable again.
-    let bundle = write_bundle(
-        link.controller.dir.path(),
+    link.controller.deploy_ok(
         "again",
         "app = \"again\"\n[target]\nhosts = [\"island\"]\n[setup]\nrun = [\"echo back\"]\n",
-        &[],
     );
-    let (code, again, stderr) = link.controller.deploy(&bundle);
-    assert_eq!(code, 0, "{stderr}");
-    assert_eq!(again["status"], "deployed", "{again:#}");
 }
 
 #[test]

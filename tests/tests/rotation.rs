@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use berth_tests::probe::served_certificate;
-use berth_tests::{Agent, Controller, DEADLINE, bin, write_bundle};
+use berth_tests::{Agent, Controller, DEADLINE, bin};
 
 /// Agent name to agent id, from `berth agents ls`, with whether it is online.
 fn agents(controller: &Controller) -> BTreeMap<String, (String, bool)> {
@@ -107,15 +107,10 @@ fn agents_reconnect_to_a_rotated_server_certificate_without_joining_again() {
         controller.log()
     );
 
-    let bundle = write_bundle(
-        controller.dir.path(),
+    let deployment = controller.deploy_ok(
         "after",
         "app = \"after\"\n[target]\nlabels = { role = \"web\" }\n[setup]\nrun = [\"echo on $BERTH_HOST\"]\n",
-        &[],
     );
-    let (code, deployment, stderr) = controller.deploy(&bundle);
-    assert_eq!(code, 0, "{stderr}");
-    assert_eq!(deployment["status"], "deployed", "{deployment:#}");
     let mut lines = controller.stdout_lines(&berth_tests::id_of(&deployment), None);
     lines.sort();
     assert_eq!(lines, ["on north", "on south"]);

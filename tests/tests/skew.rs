@@ -6,22 +6,12 @@
 //! its renewal is refused naming the skew. Both log the skew they see.
 
 use berth_tests::clock::skewed;
-use berth_tests::{Agent, Controller, DEADLINE, write_bundle};
+use berth_tests::{Agent, Controller};
 
 /// Waits for a line of the agent's log containing `needle` and every one
 /// of `parts`; returns it.
 fn expect_logged(agent: &Agent, needle: &str, parts: &[&str]) -> String {
-    let line = agent
-        .process()
-        .stderr
-        .wait_for(needle, DEADLINE)
-        .unwrap_or_else(|| {
-            panic!(
-                "{} never logged {needle:?}:\n{}",
-                agent.name,
-                agent.process().log_tail()
-            )
-        });
+    let line = agent.process().expect_logged(needle, 1, &agent.name);
     for part in parts {
         assert!(line.contains(part), "{part:?} missing from: {line}");
     }
@@ -80,15 +70,10 @@ fn an_agent_behind_an_older_controller_joins_and_logs_its_skew() {
         "the controller's",
         &["behind the controller's", "NTP", "skew_ms=-"],
     );
-    let bundle = write_bundle(
-        controller.dir.path(),
+    controller.deploy_ok(
         "late",
         "app = \"late\"\n[target]\nhosts = [\"laggard\"]\n[setup]\nrun = [\"echo on time\"]\n",
-        &[],
     );
-    let (code, deployment, stderr) = controller.deploy(&bundle);
-    assert_eq!(code, 0, "{stderr}");
-    assert_eq!(deployment["status"], "deployed", "{deployment:#}");
 }
 
 #[test]

@@ -52,8 +52,9 @@ ensure_toolchain() {
 
 # What the end-to-end tests need beyond Rust: Docker and Caddy (the tests
 # start private instances themselves), curl, a static busybox for the
-# test image, pebble, a test ACME server for automatic HTTPS, and ip
-# (iproute2) for the hosts built as network namespaces.
+# test image, pebble, a test ACME server for automatic HTTPS, ip
+# (iproute2) for the hosts built as network namespaces, iptables and
+# faketime.
 ensure_test_tools() {
     local wanted=()
     command -v dockerd >/dev/null 2>&1 || wanted+=(docker.io)
@@ -61,6 +62,10 @@ ensure_test_tools() {
     command -v curl >/dev/null 2>&1 || wanted+=(curl)
     command -v pebble >/dev/null 2>&1 || wanted+=(pebble)
     command -v ip >/dev/null 2>&1 || wanted+=(iproute2)
+    # Partitions between hosts (iptables DROP), and a skewed clock for one
+    # process (libfaketime).
+    command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || wanted+=(iptables)
+    command -v faketime >/dev/null 2>&1 || wanted+=(faketime)
     # The packaging tests: a Debian chroot, unit checks, script lints.
     command -v debootstrap >/dev/null 2>&1 || wanted+=(debootstrap)
     command -v systemd-analyze >/dev/null 2>&1 || wanted+=(systemd)

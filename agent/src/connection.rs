@@ -96,7 +96,15 @@ pub async fn run(agent: Arc<Agent>) -> Result<()> {
             Ended::Renewed => info!("reconnecting with the renewed certificate"),
             Ended::Retry(err) => {
                 if connected_before || attempt == 0 {
-                    warn!(error = %format!("{err:#}"), "lost the controller; reconnecting");
+                    match crate::skew::clock_hint(&err) {
+                        Some(hint) => warn!(
+                            error = %format!("{err:#}"),
+                            "cannot verify the controller's certificate: {hint}; reconnecting"
+                        ),
+                        None => {
+                            warn!(error = %format!("{err:#}"), "lost the controller; reconnecting")
+                        }
+                    }
                 }
                 connected_before = false;
                 let delay = backoff(attempt);

@@ -74,10 +74,16 @@ async fn fetch_pinned_ca(address: &str, pin: &str) -> Result<String> {
         .with_context(|| format!("cannot reach the controller at {address}"))?;
     let name = ServerName::try_from(CONTROLLER_TLS_NAME).context("controller TLS name")?;
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    tokio::time::timeout(Duration::from_secs(10), connector.connect(name, tcp))
+    let handshake = tokio::time::timeout(Duration::from_secs(10), connector.connect(name, tcp))
         .await
         .context("the TLS handshake with the controller timed out")?
-        .with_context(|| format!("the controller at {address} did not prove it holds the CA pinned in the join token; the token was NOT sent (check the address, or make a new token on this controller)"))?;
+        .map_err(anyhow::Error::new);
+    if let Err(err) = handshake {
+        if let Some(hint) = crate::skew::clock_hint(&err) {
+            bail!("cannot verify the controller at {address}: {hint}; the token was NOT sent");
+        }
+        return Err(err.context(format!("the controller at {address} did not prove it holds the CA pinned in the join token; the token was NOT sent (check the address, or make a new token on this controller)")));
+    }
     let ca = verifier
         .found_ca()
         .context("the pinned CA was not recorded")?;

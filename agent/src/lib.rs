@@ -19,6 +19,7 @@ pub mod outbox;
 pub mod process;
 pub mod repair;
 pub mod runner;
+pub mod skew;
 pub mod stage;
 
 use std::collections::{HashMap, VecDeque};
@@ -202,10 +203,11 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<()> {
         relays: Mutex::new(HashMap::new()),
         _lock: lock,
     });
-    for task_id in interrupted {
-        agent.stop_orphan(task_id);
+    for task_id in &interrupted {
+        agent.stop_orphan(*task_id);
         warn!(%task_id, "task was interrupted by an agent restart; reporting it failed");
     }
+    repair::finish_interrupted(&agent, &interrupted).await;
     info!(agent = %agent.identity.name, controller = %agent.identity.controller, "agent starting");
     // Routes Caddy lost (a restart without its saved config) are put back.
     agent

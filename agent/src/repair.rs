@@ -6,12 +6,14 @@
 //! health check move to that port. Each repair is recorded with the app
 //! (reported in the heartbeat, so the controller notes it in the
 //! deployment's history and `berth status` shows it). Apps a task is
-//! changing are left alone.
+//! changing are left alone. At start, what tasks interrupted by a restart
+//! left half done in Docker is put right first.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use berth_proto::v1::TaskSpec;
+use berth_shared::id::TaskId;
 use bollard::Docker;
 use bollard::query_parameters::InspectContainerOptions;
 use prost::Message;
@@ -75,6 +77,58 @@ pub async fn run(agent: Arc<Agent>, shutdown: CancellationToken) {
                 look_at(&agent, &docker, &current).await;
             }
         }
+    }
+}
+
+/// Puts right what tasks interrupted by the agent's restart left in
+/// Docker, before anything else looks at the apps: a container a task
+/// started that never took over is removed (the app's current one keeps
+/// running), and one that had taken over retires the app's older
+/// containers, as its task would have.
+pub async fn finish_interrupted(agent: &Agent, task_ids: &[TaskId]) {
+    if task_ids.is_empty() {
+        return;
+    }
+    let task_ids: Vec<String> = task_ids.iter().map(ToString::to_string).collect();
+    let made = match docker::connect(&agent.docker_host).await {
+        Ok(docker) => docker::made_by(&docker, &agent.identity.name, &task_ids)
+            .await
+            .map(|made| (docker, made)),
+        Err(err) => Err(err),
+    };
+    let (docker, made) = match made {
+        Ok(found) => found,
+        // A host without Docker ran no container.
+        Err(err) => return info!(error = %err, "no containers of interrupted tasks looked for"),
+    };
+    for container in made {
+        let took_over = agent.current.all().into_iter().find(|current| {
+            current.app == container.app
+                && current.environment == container.environment
+                && current.container.as_deref() == Some(container.name.as_str())
+        });
+        match took_over {
+            Some(current) => retire_replaced(&docker, &current, &container.name).await,
+            None => {
+                docker::remove(&docker, &container.name).await;
+                info!(app = %container.app, container = %container.name, "removed a container an interrupted task started; the app's previous version keeps running");
+            }
+        }
+    }
+}
+
+/// Retires the app's containers other than `name`, which took over in a
+/// deploy that was interrupted before it could.
+async fn retire_replaced(docker: &Docker, current: &Current, name: &str) {
+    let Ok(spec) = TaskSpec::decode(current.spec.as_slice()) else {
+        return;
+    };
+    let Some(container) = &spec.container else {
+        return;
+    };
+    let sink = Log(&current.app);
+    if let Err(err) = docker::retire_others(docker, &spec, container, name, &sink).await {
+        warn!(app = %current.app, error = %err, "could not retire the containers an interrupted deploy replaced");
     }
 }
 

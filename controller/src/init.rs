@@ -41,21 +41,11 @@ pub async fn init(options: &InitOptions) -> Result<PathBuf> {
     write_file(&dir.ca_cert(), ca.cert_pem.as_bytes(), 0o644).map_err(anyhow::Error::msg)?;
     write_secret(&dir.ca_key(), ca.key_pem.as_bytes()).map_err(anyhow::Error::msg)?;
     let authority = Authority::load(&ca.cert_pem, &ca.key_pem).context("load the new CA")?;
-
-    let mut names = vec![
-        options.name.clone(),
-        "localhost".to_string(),
-        "127.0.0.1".to_string(),
-    ];
-    names.extend(options.sans.iter().cloned());
-    names.sort();
-    names.dedup();
-    let server = authority
-        .issue_server(&names, CONTROLLER_TLS_NAME)
-        .context("issue the server certificate")?;
-    let chain = format!("{}{}", server.cert_pem, ca.cert_pem);
-    write_file(&dir.server_cert(), chain.as_bytes(), 0o644).map_err(anyhow::Error::msg)?;
-    write_secret(&dir.server_key(), server.key_pem.as_bytes()).map_err(anyhow::Error::msg)?;
+    write_server_cert(
+        &dir,
+        &authority,
+        &server_names(&options.name, &options.sans),
+    )?;
 
     let store = Store::open(&dir.store()).context("open the store")?;
     let (admin_cert, issued) = authority
@@ -99,6 +89,32 @@ pub async fn init(options: &InitOptions) -> Result<PathBuf> {
         );
     }
     Ok(out)
+}
+
+/// The names a server certificate is issued for: `name` (how clients
+/// reach the controller), the loopback names and `sans`.
+pub fn server_names(name: &str, sans: &[String]) -> Vec<String> {
+    let mut names = vec![
+        name.to_string(),
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+    ];
+    names.extend(sans.iter().cloned());
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Issues a server certificate for `names` (plus the fixed name agents
+/// check) from `authority`, and writes it with its new key into `dir`.
+pub fn write_server_cert(dir: &DataDir, authority: &Authority, names: &[String]) -> Result<()> {
+    let server = authority
+        .issue_server(names, CONTROLLER_TLS_NAME)
+        .context("issue the server certificate")?;
+    let chain = format!("{}{}", server.cert_pem, authority.cert_pem());
+    write_file(&dir.server_cert(), chain.as_bytes(), 0o644).map_err(anyhow::Error::msg)?;
+    write_secret(&dir.server_key(), server.key_pem.as_bytes()).map_err(anyhow::Error::msg)?;
+    Ok(())
 }
 
 fn host_port(host: &str, port: u16) -> String {

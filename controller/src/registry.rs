@@ -106,15 +106,17 @@ impl Registry {
         Registration { conn_id, cancel }
     }
 
-    /// Removes a stream if it is still the current one for `agent`.
-    pub fn unregister(&self, agent: AgentId, conn_id: u64) {
+    /// Removes a stream if it is still the current one for `agent`, which
+    /// was last heard from at `last_heard`: a link that died silently is
+    /// only noticed a while later, and the agent has been away since.
+    pub fn unregister(&self, agent: AgentId, conn_id: u64, last_heard: Instant) {
         let mut connections = self.lock();
         if connections
             .get(&agent)
             .is_some_and(|conn| conn.conn_id == conn_id)
         {
             connections.remove(&agent);
-            self.away().insert(agent, Instant::now());
+            self.away().insert(agent, last_heard);
         }
     }
 

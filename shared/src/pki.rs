@@ -18,7 +18,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
-use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 /// How long the CA certificate is valid.
 pub const CA_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
@@ -268,9 +268,11 @@ pub struct CertInfo {
     pub common_name: String,
     pub not_before_ms: i64,
     pub not_after_ms: i64,
+    /// The DNS names and IP addresses of its subjectAltName.
+    pub names: Vec<String>,
 }
 
-/// Reads serial, subject CN and validity from a DER certificate.
+/// Reads serial, subject CN, validity and names from a DER certificate.
 pub fn cert_info(der: &[u8]) -> Result<CertInfo, PkiError> {
     let (_, cert) =
         X509Certificate::from_der(der).map_err(|err| PkiError::Parse(err.to_string()))?;
@@ -281,12 +283,38 @@ pub fn cert_info(der: &[u8]) -> Result<CertInfo, PkiError> {
         .and_then(|cn| cn.as_str().ok())
         .unwrap_or_default()
         .to_string();
+    let names = cert
+        .subject_alternative_name()
+        .map_err(|err| PkiError::Parse(err.to_string()))?
+        .map(|extension| {
+            extension
+                .value
+                .general_names
+                .iter()
+                .filter_map(|name| match name {
+                    GeneralName::DNSName(dns) => Some(dns.to_string()),
+                    GeneralName::IPAddress(bytes) => ip_of(bytes).map(|ip| ip.to_string()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(CertInfo {
         serial: hex::encode(cert.raw_serial()),
         common_name,
         not_before_ms: cert.validity().not_before.timestamp() * 1000,
         not_after_ms: cert.validity().not_after.timestamp() * 1000,
+        names,
     })
+}
+
+/// An IP address from the 4 or 16 bytes of a subjectAltName entry.
+fn ip_of(bytes: &[u8]) -> Option<std::net::IpAddr> {
+    match bytes.len() {
+        4 => <[u8; 4]>::try_from(bytes).ok().map(std::net::IpAddr::from),
+        16 => <[u8; 16]>::try_from(bytes).ok().map(std::net::IpAddr::from),
+        _ => None,
+    }
 }
 
 /// The first certificate of a PEM text, as DER.

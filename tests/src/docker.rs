@@ -9,6 +9,40 @@ use std::process::{Command, Output, Stdio};
 
 use crate::{DEADLINE, Running, skip};
 
+/// The tag [`Dockerd::import_busybox`] is given in the tests.
+pub const IMAGE: &str = "berth-test/busybox:1";
+/// A `[container] command` serving `/www` of [`IMAGE`] on port 8080.
+pub const HTTPD: &str = r#"["httpd", "-f", "-vv", "-p", "8080", "-h", "/www"]"#;
+
+/// A container app of [`IMAGE`] serving its `/www` on `host`, gated by an
+/// HTTP check of `check` (every 200 ms, for at most `timeout`).
+pub fn checked_manifest(
+    app: &str,
+    host: &str,
+    version: &str,
+    check: &str,
+    timeout: &str,
+) -> String {
+    format!(
+        "app = \"{app}\"\nversion = \"{version}\"\n[target]\nhosts = [\"{host}\"]\n[container]\nimage = \"{IMAGE}\"\nport = 8080\ncommand = {HTTPD}\nstop_timeout = \"1s\"\n[health]\nhttp = \"{check}\"\ninterval = \"200ms\"\ntimeout = \"{timeout}\"\n"
+    )
+}
+
+/// The host port a deployment's task `task` published its container on.
+pub fn host_port(deployment: &serde_json::Value, task: usize) -> String {
+    let stages = deployment["tasks"][task]["stages"]
+        .as_array()
+        .expect("stages");
+    let deploy = stages
+        .iter()
+        .find(|stage| stage["stage"] == "deploy")
+        .expect("a deploy stage");
+    deploy["details"]["host_port"]
+        .as_str()
+        .expect("host port")
+        .to_string()
+}
+
 /// A running private `dockerd`.
 pub struct Dockerd {
     pub dir: tempfile::TempDir,

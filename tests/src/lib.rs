@@ -14,10 +14,12 @@ pub mod agent_link;
 pub mod bundle;
 pub mod caddy;
 pub mod chroot;
+pub mod clock;
 pub mod docker;
 pub mod netns;
 pub mod nspawn;
 pub mod pebble;
+pub mod probe;
 mod process;
 
 use std::path::{Path, PathBuf};
@@ -116,14 +118,14 @@ impl Controller {
 
     /// Like [`Controller::start`] with extra `serve` arguments.
     pub fn start_with(serve_args: &[&str]) -> Controller {
-        Controller::launch(None, "127.0.0.1", serve_args)
+        Controller::launch(None, "127.0.0.1", serve_args, &[])
     }
 
     /// Like [`Controller::start_with`] inside network namespace `netns`,
     /// listening on `ip` (its address there, also named in its server
     /// certificate); the CLI runs in that namespace too.
     pub fn start_in(netns: &str, ip: &str, serve_args: &[&str]) -> Controller {
-        Controller::launch(Some(netns), ip, serve_args)
+        Controller::launch(Some(netns), ip, serve_args, &[])
     }
 
     /// Like [`Controller::start_with`] with its whole data directory on a
@@ -150,18 +152,30 @@ impl Controller {
         if !mounted {
             return None;
         }
-        let mut controller = Controller::init_in(dir, None, "127.0.0.1", serve_args);
+        let mut controller = Controller::init_in(dir, None, "127.0.0.1", serve_args, &[]);
         controller.tmpfs = Some(data);
         controller.serve();
         Some(controller)
     }
 
-    fn launch(netns: Option<&str>, ip: &str, serve_args: &[&str]) -> Controller {
+    /// Like [`Controller::start_with`], running `berth-controller init`
+    /// with extra environment variables (e.g. a skewed clock from
+    /// [`clock::skewed`], to make certificates that were issued earlier).
+    pub fn start_with_init_env(init_env: &[(String, String)], serve_args: &[&str]) -> Controller {
+        Controller::launch(None, "127.0.0.1", serve_args, init_env)
+    }
+
+    fn launch(
+        netns: Option<&str>,
+        ip: &str,
+        serve_args: &[&str],
+        init_env: &[(String, String)],
+    ) -> Controller {
         let dir = tempfile::Builder::new()
             .prefix("berth-e2e-")
             .tempdir()
             .expect("tempdir");
-        let mut controller = Controller::init_in(dir, netns, ip, serve_args);
+        let mut controller = Controller::init_in(dir, netns, ip, serve_args, init_env);
         controller.serve();
         controller
     }
@@ -172,11 +186,13 @@ impl Controller {
         netns: Option<&str>,
         ip: &str,
         serve_args: &[&str],
+        init_env: &[(String, String)],
     ) -> Controller {
         let data = dir.path().join("controller");
         let status = Command::new(bin("berth-controller"))
             .args(["init", "--name", ip, "--data-dir"])
             .arg(&data)
+            .envs(init_env.iter().map(|(key, value)| (key, value)))
             .stdout(Stdio::null())
             .status()
             .expect("run berth-controller init");
@@ -218,6 +234,11 @@ impl Controller {
     /// The admin credential bundle.
     pub fn admin(&self) -> PathBuf {
         self.dir.path().join("controller/admin.conf")
+    }
+
+    /// The running controller process, to wait for a line of its log.
+    pub fn process(&self) -> &Running {
+        self.process.as_ref().expect("controller is running")
     }
 
     /// `kill -9` the controller.
@@ -315,6 +336,17 @@ impl Controller {
         (result.code, deployment, result.stderr)
     }
 
+    /// Deploys a bundle holding only `manifest` (a directory `name` under
+    /// the test's directory), asserting that it deployed; returns the
+    /// deployment.
+    pub fn deploy_ok(&self, name: &str, manifest: &str) -> serde_json::Value {
+        let bundle = write_bundle(self.dir.path(), name, manifest, &[]);
+        let (code, deployment, stderr) = self.deploy(&bundle);
+        assert_eq!(code, 0, "{stderr}\n{deployment:#}");
+        assert_eq!(deployment["status"], "deployed", "{deployment:#}");
+        deployment
+    }
+
     /// `berth deploy --detach -o json` of a bundle directory, with `extra`
     /// arguments; returns at once with the created deployment.
     pub fn deploy_detached(&self, bundle: &Path, extra: &[&str]) -> Cli {
@@ -390,6 +422,9 @@ pub struct Agent {
     pub run_args: Vec<String>,
     /// The network namespace it runs in; `None` for the test's own.
     netns: Option<String>,
+    /// Extra environment variables of `join` and `run` (e.g. a skewed
+    /// clock from [`clock::skewed`]).
+    env: Vec<(String, String)>,
     process: Option<Running>,
 }
 
@@ -420,7 +455,19 @@ impl Agent {
         labels: &str,
         token: &str,
     ) -> Result<Agent, Cli> {
-        Agent::enroll(controller, None, name, labels, token)
+        Agent::enroll(controller, None, name, labels, token, &[])
+    }
+
+    /// Like [`Agent::join_with`], with extra environment variables for
+    /// `join` and every later `run`.
+    pub fn join_with_env(
+        controller: &Controller,
+        name: &str,
+        labels: &str,
+        token: &str,
+        env: &[(String, String)],
+    ) -> Result<Agent, Cli> {
+        Agent::enroll(controller, None, name, labels, token, env)
     }
 
     /// Like [`Agent::join_with_args`], but joins and runs inside network
@@ -434,7 +481,8 @@ impl Agent {
         run_args: &[&str],
     ) -> Agent {
         let token = controller.token(&[]);
-        let mut agent = Agent::enroll(controller, Some(netns), name, labels, &token).expect("join");
+        let mut agent =
+            Agent::enroll(controller, Some(netns), name, labels, &token, &[]).expect("join");
         agent.run_args = run_args.iter().map(|arg| arg.to_string()).collect();
         agent.start()
     }
@@ -445,6 +493,7 @@ impl Agent {
         name: &str,
         labels: &str,
         token: &str,
+        env: &[(String, String)],
     ) -> Result<Agent, Cli> {
         let dir = controller
             .dir
@@ -464,6 +513,7 @@ impl Agent {
             .arg(&dir)
             // The token stays out of the process list, as operators are told.
             .env("BERTH_JOIN_TOKEN", token)
+            .envs(env.iter().map(|(key, value)| (key, value)))
             .stdin(Stdio::null())
             .output()
             .expect("run berth-agent join");
@@ -477,6 +527,7 @@ impl Agent {
             controller_url: controller.url.clone(),
             run_args: Vec::new(),
             netns: netns.map(str::to_string),
+            env: env.to_vec(),
             process: None,
         })
     }
@@ -496,7 +547,8 @@ impl Agent {
         command
             .args(["run", "--controller", &self.controller_url, "--data-dir"])
             .arg(&self.dir)
-            .args(&self.run_args);
+            .args(&self.run_args)
+            .envs(self.env.iter().map(|(key, value)| (key, value)));
         self.process = Some(Running::spawn(command, &log));
     }
 
@@ -550,18 +602,24 @@ pub fn id_of(deployment: &serde_json::Value) -> String {
         .to_string()
 }
 
+/// Pids of the processes whose working directory is `dir` (a
+/// deployment's work directory: its scripts).
+pub fn processes_in(dir: &Path) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| std::fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd == dir))
+        .filter_map(|entry| entry.file_name().to_string_lossy().parse::<u32>().ok())
+        .collect()
+}
+
 /// Kills (SIGKILL) every process whose working directory is `dir` and
 /// returns their pids; used to clean up scripts a killed agent left behind.
 pub fn kill_processes_in(dir: &Path) -> Vec<u32> {
-    let mut killed = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if std::fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd == dir) {
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            killed.push(pid);
-        }
+    let killed = processes_in(dir);
+    for pid in &killed {
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
     }
     killed
 }

@@ -53,12 +53,18 @@ pub struct Fleet {
 
 /// The `ip` binary, also where `PATH` lacks the sbin directories.
 pub fn ip_binary() -> PathBuf {
+    admin_binary("ip")
+}
+
+/// An administration program (`ip`, `iptables`), also where `PATH` lacks
+/// the sbin directories.
+fn admin_binary(program: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
-        .map(|dir| dir.join("ip"))
+        .map(|dir| dir.join(program))
         .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| PathBuf::from("ip"))
+        .unwrap_or_else(|| PathBuf::from(program))
 }
 
 /// A command for `program`, run inside network namespace `netns` when one
@@ -114,16 +120,20 @@ fn missing_capability() -> Option<&'static str> {
     if effective_uid != Some("0") {
         return Some("root, to create network namespaces");
     }
-    let has_ip = Command::new(ip_binary())
+    if !answers_version(&ip_binary()) {
+        return Some("the ip command (apt-get install iproute2)");
+    }
+    None
+}
+
+/// Whether `program -V` runs and succeeds (the program is installed).
+fn answers_version(program: &Path) -> bool {
+    Command::new(program)
         .arg("-V")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .is_ok_and(|status| status.success());
-    if !has_ip {
-        return Some("the ip command (apt-get install iproute2)");
-    }
-    None
+        .is_ok_and(|status| status.success())
 }
 
 /// Kills (SIGKILL, by PID) every process in `netns`. Only processes a
@@ -209,6 +219,17 @@ impl Fleet {
         Some(fleet)
     }
 
+    /// Like [`Fleet::start`], for a test that also drops packets (see
+    /// [`Fleet::partition`]); skips `test` when this machine has no
+    /// iptables.
+    pub fn start_filtered(test: &str, hosts: &[&str]) -> Option<Fleet> {
+        if !answers_version(&admin_binary("iptables")) {
+            skip(test, "iptables (apt-get install iptables)");
+            return None;
+        }
+        Fleet::start(test, hosts)
+    }
+
     fn add_namespace(&mut self, netns: &str) {
         ip(&["netns", "add", netns]);
         self.created.push(netns.to_string());
@@ -290,6 +311,42 @@ impl Fleet {
     pub fn restore(&self, name: &str) {
         let port = &self.host(name).port;
         ip(&["-n", &self.switch, "link", "set", port, "up"]);
+    }
+
+    /// Drops, at host `name`, every packet coming from host `peer`: no
+    /// answer and no reset, so `peer`'s packets vanish while `name`'s own
+    /// still reach it (a half-open link). Each namespace has its own
+    /// firewall, so nothing outside the fleet is touched.
+    pub fn drop_from(&self, name: &str, peer: &str) {
+        self.iptables(name, &["-I", "INPUT", "-s", self.ip(peer), "-j", "DROP"]);
+    }
+
+    /// Drops, at host `name`, every packet to or from host `peer`: a
+    /// partition neither side is told of (unlike a cut cable, the link
+    /// stays up).
+    pub fn partition(&self, name: &str, peer: &str) {
+        self.drop_from(name, peer);
+        self.iptables(name, &["-I", "OUTPUT", "-d", self.ip(peer), "-j", "DROP"]);
+    }
+
+    /// Removes every rule [`Fleet::drop_from`] and [`Fleet::partition`]
+    /// put on host `name`.
+    pub fn heal(&self, name: &str) {
+        self.iptables(name, &["-F"]);
+    }
+
+    fn iptables(&self, name: &str, args: &[&str]) {
+        let output = command_in(Some(self.netns(name)), &admin_binary("iptables"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run iptables");
+        assert!(
+            output.status.success(),
+            "iptables {} on {name} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
     }
 }
 

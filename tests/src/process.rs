@@ -55,11 +55,22 @@ impl Lines {
     /// Blocks until a line containing `needle` appears (returns it) or the
     /// stream ends or the deadline passes (returns `None`).
     pub fn wait_for(&self, needle: &str, timeout: Duration) -> Option<String> {
+        self.wait_for_nth(needle, 1, timeout)
+    }
+
+    /// Like [`Lines::wait_for`], for the `nth` line (counting from 1)
+    /// containing `needle`: e.g. a process's second "connected".
+    pub fn wait_for_nth(&self, needle: &str, nth: usize, timeout: Duration) -> Option<String> {
         let deadline = Instant::now() + timeout;
         let (lock, ready) = &*self.inner;
         let mut state = lock.lock().expect("lines lock");
         loop {
-            if let Some((_, line)) = state.0.iter().find(|(_, line)| line.contains(needle)) {
+            let found = state
+                .0
+                .iter()
+                .filter(|(_, line)| line.contains(needle))
+                .nth(nth.saturating_sub(1));
+            if let Some((_, line)) = found {
                 return Some(line.clone());
             }
             let now = Instant::now();
@@ -154,13 +165,21 @@ impl Running {
     /// connected to the controller; fails the test with `who` and its log
     /// otherwise.
     pub fn expect_connected(&self, who: &str) {
-        assert!(
-            self.stderr
-                .wait_for("connected to the controller", crate::DEADLINE)
-                .is_some(),
-            "{who} did not connect:\n{}",
-            self.log_tail()
-        );
+        self.expect_logged("connected to the controller", 1, who);
+    }
+
+    /// Waits for the `nth` line (from 1) of this process's log (stderr)
+    /// containing `needle` and returns it; fails the test with `who` and
+    /// the log otherwise.
+    pub fn expect_logged(&self, needle: &str, nth: usize, who: &str) -> String {
+        self.stderr
+            .wait_for_nth(needle, nth, crate::DEADLINE)
+            .unwrap_or_else(|| {
+                panic!(
+                    "{who} did not log {needle:?} (time {nth}):\n{}",
+                    self.log_tail()
+                )
+            })
     }
 
     /// The last lines of stderr, for failure messages.

@@ -1,6 +1,8 @@
 //! Crashes: `kill -9` of the controller or of an agent while a setup script
-//! runs. Nothing acknowledged may be lost, no log line may be doubled, and
-//! the deployment must end with a story an operator can read.
+//! runs. Nothing acknowledged may be lost, no log line may be doubled, the
+//! deployment must end with a story an operator can read, and a restarted
+//! agent leaves no orphaned script running (T3; containers are
+//! crash_container.rs's).
 
 use berth_tests::{Agent, Controller, DEADLINE, id_of, write_bundle};
 
@@ -90,7 +92,7 @@ fn controller_kill9_mid_script_loses_and_doubles_nothing() {
 }
 
 #[test]
-fn agent_kill9_mid_script_ends_lost_after_the_grace_period() {
+fn agent_kill9_mid_script_ends_lost_and_its_restart_stops_the_orphan() {
     let controller = Controller::start_with_grace("2s");
     let (mut agent, id) = deploy_and_wait_mid_script(&controller, "fragile");
     agent.kill9();
@@ -106,12 +108,38 @@ fn agent_kill9_mid_script_ends_lost_after_the_grace_period() {
     );
     // The lines sent before the crash are kept.
     assert_eq!(controller.stdout_lines(&id, None), ["before 1", "before 2"]);
-    // The killed agent left its script running; end it.
+    // The killed agent left its script running...
     let work = agent.dir.join("work").join(&id);
     assert!(
-        !berth_tests::kill_processes_in(&work).is_empty(),
-        "the orphaned script should still be running"
+        !berth_tests::processes_in(&work).is_empty(),
+        "the orphaned script should still run"
     );
+
+    // ...which the agent, back after the grace period, stops; its report
+    // of the interruption comes too late to change the lost task.
+    agent.spawn();
+    agent.process().expect_logged(
+        "stopped the processes an interrupted task left running",
+        1,
+        "the restarted agent",
+    );
+    // A SIGKILL is delivered asynchronously: allow the processes a moment
+    // to disappear.
+    berth_tests::eventually(
+        "the orphaned script gone",
+        100,
+        std::time::Duration::from_millis(20),
+        || berth_tests::processes_in(&work).is_empty().then_some(()),
+    );
+    controller.process().expect_logged(
+        "stale task events recorded and ignored",
+        1,
+        "the controller",
+    );
+    let after = controller.show(&id);
+    assert_eq!(after["status"], "failed", "{after:#}");
+    assert_eq!(after["tasks"][0]["status"], "lost", "{after:#}");
+    assert_eq!(after["error_message"], done["error_message"]);
 }
 
 #[test]

@@ -2,11 +2,9 @@
 //! function owns the daemon and runs the scenarios in order, each with its
 //! own controller and agents.
 
-use berth_tests::docker::{Dockerd, http_get};
+use berth_tests::docker::{Dockerd, HTTPD, IMAGE, checked_manifest, host_port, http_get};
 use berth_tests::{Agent, Controller, id_of, write_bundle};
 use std::path::Path;
-
-const IMAGE: &str = "berth-test/busybox:1";
 
 /// A web app: setup copies the bundle's page to a host directory the
 /// container serves with busybox httpd.
@@ -29,22 +27,6 @@ env = {{ GREETING = "hi" }}
 "#,
         www = www.display()
     )
-}
-
-const HTTPD: &str = r#"["httpd", "-f", "-vv", "-p", "8080", "-h", "/www"]"#;
-
-fn host_port(deployment: &serde_json::Value, task: usize) -> String {
-    let stages = deployment["tasks"][task]["stages"]
-        .as_array()
-        .expect("stages");
-    let deploy = stages
-        .iter()
-        .find(|stage| stage["stage"] == "deploy")
-        .expect("a deploy stage");
-    deploy["details"]["host_port"]
-        .as_str()
-        .expect("host port")
-        .to_string()
 }
 
 fn agent_with_docker(controller: &Controller, name: &str, dockerd: &Dockerd) -> Agent {
@@ -383,13 +365,6 @@ fn assert_previous_kept(dockerd: &Dockerd, app: &str, port: &str, body: &str) {
         "the failed container of {app} was removed: {:?}",
         dockerd.containers_of(app)
     );
-}
-
-/// A container app on one host, gated by an HTTP check of `check`.
-fn checked_manifest(app: &str, host: &str, version: &str, check: &str, timeout: &str) -> String {
-    format!(
-        "app = \"{app}\"\nversion = \"{version}\"\n[target]\nhosts = [\"{host}\"]\n[container]\nimage = \"{IMAGE}\"\nport = 8080\ncommand = {HTTPD}\nstop_timeout = \"1s\"\n[health]\nhttp = \"{check}\"\ninterval = \"200ms\"\ntimeout = \"{timeout}\"\n"
-    )
 }
 
 /// Deploys a manifest expected to succeed; the deployment as JSON.

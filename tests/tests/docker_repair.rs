@@ -11,14 +11,12 @@
 use std::time::Duration;
 
 use berth_tests::caddy::{Caddy, free_port};
-use berth_tests::docker::{Dockerd, http_get};
+use berth_tests::docker::{Dockerd, HTTPD, IMAGE, http_get};
 use berth_tests::{Agent, Controller, eventually, id_of, write_bundle};
 
 /// Between two looks at state no process announces (the agent's next
 /// repair round, its next heartbeat).
 const PAUSE: Duration = Duration::from_millis(200);
-const IMAGE: &str = "berth-test/busybox:1";
-const HTTPD: &str = r#"["httpd", "-f", "-vv", "-p", "8080", "-h", "/www"]"#;
 
 /// A web app on `box-1` serving `index.html` from the bundle, copied by
 /// setup into `www/VERSION`; `extra` goes into `[container]`, `tail` at

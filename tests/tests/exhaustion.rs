@@ -8,6 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use berth_tests::probe::anonymous_tls;
 use berth_tests::{Agent, Controller, DEADLINE, bin, eventually, processes_running};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpSocket, TcpStream};
@@ -54,21 +55,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("runtime")
-}
-
-/// A TLS client that trusts the controller's CA and has no certificate.
-fn anonymous_tls(controller: &Controller) -> TlsConnector {
-    let ca = std::fs::read_to_string(controller.dir.path().join("controller/pki/ca.pem"))
-        .expect("ca.pem");
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(berth_shared::pki::first_cert_der(&ca).expect("ca der"))
-        .expect("root");
-    let mut config = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    TlsConnector::from(Arc::new(config))
 }
 
 async fn connect_from(source: IpAddr, target: SocketAddr) -> std::io::Result<TcpStream> {

@@ -3,10 +3,8 @@
 //! deploy takes the app over (retiring the container it relays) it ends
 //! saying so, with the command that follows the new deployment.
 
-use berth_tests::docker::{Dockerd, http_get};
+use berth_tests::docker::{Dockerd, IMAGE, http_get};
 use berth_tests::{Agent, Controller, DEADLINE, id_of, write_bundle};
-
-const IMAGE: &str = "berth-test/busybox:1";
 
 fn web_manifest(version: &str, www: &std::path::Path) -> String {
     format!(

@@ -25,7 +25,9 @@ use futures_util::StreamExt;
 use super::shell::LineSink;
 
 mod replace;
-pub use replace::{remove_deployment, retire_others, start_again, stop_app, stop_others};
+pub use replace::{
+    Made, made_by, remove_deployment, retire_others, start_again, stop_app, stop_others,
+};
 
 /// Label keys berth puts on its containers.
 pub const LABEL_MANAGED: &str = "berth.managed-by";

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use berth_controller::dev::DevOptions;
 use berth_controller::init::InitOptions;
+use berth_controller::rotate::RotateOptions;
 use berth_controller::server::ServeConfig;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
@@ -41,6 +42,20 @@ enum Command {
         /// Where to write the admin credential bundle (default DATA_DIR/admin.conf).
         #[arg(long)]
         admin_out: Option<PathBuf>,
+    },
+    /// Replace the server certificate and key with new ones from the same
+    /// CA (before it expires, or for new names). Agents and CLI credentials
+    /// trust the CA, so they keep working; restart the controller to use it.
+    RotateServerCert {
+        #[arg(long, default_value = "/var/lib/berth-controller")]
+        data_dir: PathBuf,
+        /// The name (DNS or IP) the CLI and agents use to reach this
+        /// controller (default: the names of the current certificate).
+        #[arg(long)]
+        name: Option<String>,
+        /// Extra DNS names or IP addresses (with --name).
+        #[arg(long = "san", requires = "name")]
+        sans: Vec<String>,
     },
     /// Serve agents and the CLI.
     Serve {
@@ -163,6 +178,27 @@ async fn command(command: Command) -> anyhow::Result<()> {
             println!(
                 "start the controller: {}",
                 berth_controller::init::serve_hint(&data_dir, port)
+            );
+            Ok(())
+        }
+        Command::RotateServerCert {
+            data_dir,
+            name,
+            sans,
+        } => {
+            let info = berth_controller::rotate::rotate_server_cert(&RotateOptions {
+                data_dir,
+                name,
+                sans,
+            })?;
+            println!(
+                "new server certificate {} for {}, valid until {}",
+                info.serial,
+                info.names.join(", "),
+                berth_shared::time::rfc3339(info.not_after_ms)
+            );
+            println!(
+                "restart the controller to use it (systemctl restart berth-controller); agents reconnect by themselves"
             );
             Ok(())
         }

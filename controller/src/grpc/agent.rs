@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 mod renew;
 mod transfer;
@@ -371,6 +371,9 @@ impl Session {
             )
             .await;
         let idle = Duration::from_secs(u64::from(self.context.heartbeat_secs) * 4);
+        // A link that died silently is noticed only a while later; the
+        // agent has been away since it was last heard from.
+        let mut last_heard = Instant::now();
         loop {
             let message = tokio::select! {
                 () = cancel.cancelled() => break,
@@ -385,7 +388,10 @@ impl Session {
                     );
                     break;
                 }
-                Ok(Ok(Some(message))) => self.handle(message).await,
+                Ok(Ok(Some(message))) => {
+                    last_heard = Instant::now();
+                    self.handle(message).await;
+                }
                 Ok(Ok(None)) => break,
                 Ok(Err(status)) => {
                     info!(code = ?status.code(), "agent stream ended: {}", status.message());
@@ -395,9 +401,10 @@ impl Session {
         }
         self.context
             .registry
-            .unregister(self.agent_id, self.conn_id);
+            .unregister(self.agent_id, self.conn_id, last_heard);
+        let silent_ms = i64::try_from(last_heard.elapsed().as_millis()).unwrap_or(0);
         let seen = self.context.store.update_agent(self.agent_id, |record| {
-            record.last_seen_at = Some(Timestamp::now());
+            record.last_seen_at = Some(Timestamp(Timestamp::now().0 - silent_ms));
             Ok(())
         });
         if seen.is_ok() {

@@ -84,3 +84,16 @@ fn pins_differ_between_cas() {
     assert_eq!(pin_one.len(), 64);
     assert_ne!(pin_one, spki_pin(&parse(&two.cert_pem)).expect("pin"));
 }
+
+#[test]
+fn reads_back_the_names_of_a_server_certificate() {
+    let names = ["ctl.example.com".to_string(), "198.18.0.1".to_string()];
+    let server = authority()
+        .issue_server(&names, "controller.berth.internal")
+        .expect("issue");
+    let info = cert_info(&parse(&server.cert_pem)).expect("info");
+    assert_eq!(
+        info.names,
+        ["controller.berth.internal", "ctl.example.com", "198.18.0.1"]
+    );
+}

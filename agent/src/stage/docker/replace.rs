@@ -7,7 +7,10 @@ use berth_proto::v1::{ContainerSpec, TaskSpec};
 use bollard::Docker;
 use bollard::query_parameters::StopContainerOptions;
 
-use super::{LABEL_DEPLOYMENT, LineSink, list, name_of, remove, stop_grace};
+use super::{
+    LABEL_APP, LABEL_DEPLOYMENT, LABEL_ENVIRONMENT, LABEL_TASK, LineSink, list, name_of, remove,
+    stop_grace,
+};
 
 /// berth's containers of the task's app and environment on this host.
 async fn app_containers(
@@ -15,6 +18,35 @@ async fn app_containers(
     task: &TaskSpec,
 ) -> Result<Vec<bollard::models::ContainerSummary>, String> {
     list(docker, &task.host, Some(&task.app), Some(&task.environment)).await
+}
+
+/// A container of berth's on this host, by the labels that say whose it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Made {
+    pub name: String,
+    pub app: String,
+    pub environment: String,
+}
+
+/// berth's containers on `host` that one of `task_ids` made.
+pub async fn made_by(
+    docker: &Docker,
+    host: &str,
+    task_ids: &[String],
+) -> Result<Vec<Made>, String> {
+    let summaries = list(docker, host, None, None).await?;
+    Ok(summaries
+        .iter()
+        .filter_map(|summary| {
+            let labels = summary.labels.as_ref()?;
+            let label = |key: &str| labels.get(key).cloned().unwrap_or_default();
+            task_ids.contains(&label(LABEL_TASK)).then(|| Made {
+                name: name_of(summary),
+                app: label(LABEL_APP),
+                environment: label(LABEL_ENVIRONMENT),
+            })
+        })
+        .collect())
 }
 
 /// Stops one container with the app's stop grace.

@@ -19,6 +19,7 @@ pub mod listener;
 pub mod paths;
 pub mod progress;
 pub mod registry;
+pub mod restart;
 pub mod rotate;
 pub mod server;
 pub mod store;

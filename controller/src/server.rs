@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::blob::BlobStore;
 use crate::dispatcher::Dispatcher;
@@ -150,14 +150,22 @@ async fn sweep_logs(store: Store, retention: Duration, shutdown: CancellationTok
 
 /// Keeps an eye on the store: a write failure (a full disk) makes it
 /// unwritable until it is reopened, which [`Store::check`] does once there
-/// is room again.
-async fn watch_store(store: Store, shutdown: CancellationToken) {
+/// is room again; when sled cannot let go of the old database, the
+/// controller starts afresh in its own process (see [`crate::restart`]).
+async fn watch_store(store: Store, listening: SocketAddr, shutdown: CancellationToken) {
     let mut ticker = tokio::time::interval(crate::store::CHECK_EVERY);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
-            _ = ticker.tick() => store.check().await,
+            _ = ticker.tick() => {}
+        }
+        if store.check().await == crate::store::Checked::Stuck {
+            error!(
+                store = %store.dir().display(),
+                "the store could not be reopened in place (sled still holds the old database); everything acknowledged is on disk, so the controller starts afresh in its own process to open it again"
+            );
+            crate::restart::start_afresh(listening);
         }
     }
 }
@@ -259,7 +267,7 @@ pub async fn run(
     ));
     context
         .tasks
-        .spawn(watch_store(store.clone(), shutdown.clone()));
+        .spawn(watch_store(store.clone(), local, shutdown.clone()));
     context.tasks.spawn(sweep_logs(
         store.clone(),
         config.log_retention,

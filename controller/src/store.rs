@@ -29,7 +29,7 @@ use serde::de::DeserializeOwned;
 pub use agents::{AgentRecord, Principal, PrincipalKind, Role};
 pub use audit::AuditEntry;
 pub use deployments::{Created, EventOutcome};
-pub use health::{CHECK_EVERY, StoreHealth, is_disk_full};
+pub use health::{CHECK_EVERY, Checked, StoreHealth, is_disk_full};
 pub use list::{ListQuery, Sort};
 pub use logs::{ExpiredLogs, LogWrite, StoredLine};
 pub use registries::{RegistryRecord, RegistryView};
@@ -79,7 +79,9 @@ impl From<sled::Error> for StoreError {
     fn from(err: sled::Error) -> Self {
         match &err {
             sled::Error::Io(io) if health::is_disk_full(io) => {
-                StoreError::DiskFull(health::disk_full_reason(io).into())
+                let reason = health::disk_full_reason(io);
+                health::note_disk_full(reason);
+                StoreError::DiskFull(reason.into())
             }
             _ => StoreError::Sled(err),
         }

@@ -28,6 +28,22 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const MIN_FREE_BYTES: u64 = 2 << 20;
 /// How long a reopen waits for the old database's file lock to be let go.
 const LOCK_WAIT: Duration = Duration::from_secs(5);
+/// How long a whole reopen may take before the store counts as stuck:
+/// sled 0.34 can hang for good flushing a database whose large-value write
+/// failed for a full disk (even closing it flushes), and only a new
+/// process gets it back.
+const REOPEN_WAIT: Duration = Duration::from_secs(15);
+
+/// What [`Store::check`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Checked {
+    /// The store takes writes (or is waiting for room or its next try).
+    Fine,
+    /// The database could not be let go of (its reopen hung, or its file
+    /// lock stayed held); only a new process can open it again (see
+    /// [`REOPEN_WAIT`]).
+    Stuck,
+}
 
 /// What operators see of the store's health.
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
@@ -50,6 +66,21 @@ struct Problem {
     since_ms: u64,
     next_try: Instant,
     backoff: Duration,
+}
+
+/// Set when any store write failed for a full disk since the last
+/// [`Store::check`]: a write's error reaches its caller through `?`, far
+/// from the store, and sled does not always remember it (a failed write in
+/// a transaction leaves later small writes working until its buffer is
+/// flushed). Process-wide; one controller has one store.
+static DISK_FULL_SEEN: Mutex<Option<&'static str>> = Mutex::new(None);
+
+/// Records that a write failed for a full disk, and why (see
+/// [`DISK_FULL_SEEN`]).
+pub fn note_disk_full(reason: &'static str) {
+    *DISK_FULL_SEEN
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = Some(reason);
 }
 
 /// True for the I/O errors a full disk (ENOSPC, 28) or an exhausted quota
@@ -134,34 +165,53 @@ impl Store {
         err
     }
 
-    /// One look at the store: while it is healthy, a small write shows
-    /// whether it still takes writes; while it is not, the database is
+    /// One look at the store: while it is healthy, a write that failed for
+    /// a full disk since the last look, or a small write that fails now,
+    /// makes it unhealthy; while it is not, the database is
     /// reopened once the disk has room, and the store is healthy again
     /// when the reopened one takes a durable write.
-    pub async fn check(&self) {
+    pub async fn check(&self) -> Checked {
         let due = self
             .lock_problem()
             .as_ref()
             .map(|problem| problem.next_try <= Instant::now());
         match due {
             None => {
-                if let Err(err) = self.probe() {
+                let seen = DISK_FULL_SEEN
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take();
+                if let Some(reason) = seen {
+                    self.failed(StoreError::DiskFull(reason.into()));
+                } else if let Err(err) = self.probe() {
                     self.failed(err);
                 }
             }
             Some(false) => {}
             Some(true) => {
                 let store = self.clone();
-                let result = tokio::task::spawn_blocking(move || store.reopen()).await;
+                let reopen = tokio::task::spawn_blocking(move || store.reopen());
+                let Ok(result) = tokio::time::timeout(REOPEN_WAIT, reopen).await else {
+                    return Checked::Stuck;
+                };
                 let result = result.unwrap_or_else(|err| {
                     Err(StoreError::Corrupt {
                         tree: "meta",
                         reason: format!("reopen panicked: {err}"),
                     })
                 });
+                // Something in this process still holds the old database
+                // (a flush that never returns): the same as a hung reopen.
+                if result
+                    .as_ref()
+                    .is_err_and(|err| err.to_string().contains("could not acquire lock"))
+                {
+                    return Checked::Stuck;
+                }
                 self.after_reopen(result);
             }
         }
+        Checked::Fine
     }
 
     fn probe(&self) -> Result<(), StoreError> {

@@ -1,0 +1,92 @@
+//! Starting the controller afresh in its own process: `exec` of its own
+//! binary with its own arguments, keeping its pid (a supervisor sees no
+//! exit), its standard streams and its address. Every file, socket and
+//! thread of the old image goes, sled's hold on its database with them;
+//! what the controller acknowledged is on disk, and agents and CLI
+//! watchers reconnect as after any restart. Used when the store cannot be
+//! reopened in place (see `store/health.rs`).
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+
+/// The exit code when starting afresh failed: `EX_TEMPFAIL`, for a
+/// supervisor to start it again.
+pub const TEMPFAIL: i32 = 75;
+
+/// Replaces this process with a new `berth-controller serve` on the same
+/// data directory and the address it is listening on; exits with
+/// [`TEMPFAIL`] when that is not possible. Never returns.
+pub fn start_afresh(listening: SocketAddr) -> ! {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    if args.first().is_some_and(|command| command == "serve") {
+        let err = std::process::Command::new("/proc/self/exe")
+            .args(pinned_listen(args, listening))
+            .exec();
+        tracing::error!(error = %err, "could not start afresh; exiting for the supervisor to start the controller again");
+    } else {
+        tracing::error!(
+            "only `serve` starts afresh; exiting for the supervisor to start the controller again"
+        );
+    }
+    std::process::exit(TEMPFAIL)
+}
+
+/// `args` with the listen address replaced by the one actually bound (a
+/// `--listen` with port 0 would pick another port, where agents would not
+/// find it), or added when it was not given.
+fn pinned_listen(args: Vec<OsString>, listening: SocketAddr) -> Vec<OsString> {
+    let address = OsString::from(listening.to_string());
+    let mut pinned = Vec::with_capacity(args.len() + 2);
+    let mut args = args.into_iter();
+    let mut found = false;
+    while let Some(arg) = args.next() {
+        if arg == "--listen" {
+            args.next();
+            found = true;
+            pinned.push(arg);
+            pinned.push(address.clone());
+        } else if arg.to_string_lossy().starts_with("--listen=") {
+            found = true;
+            let mut replaced = OsString::from("--listen=");
+            replaced.push(&address);
+            pinned.push(replaced);
+        } else {
+            pinned.push(arg);
+        }
+    }
+    if !found {
+        pinned.push("--listen".into());
+        pinned.push(address);
+    }
+    pinned
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pinned_listen;
+
+    fn args(list: &[&str]) -> Vec<std::ffi::OsString> {
+        list.iter().map(Into::into).collect()
+    }
+
+    #[test]
+    fn the_bound_address_replaces_or_joins_the_arguments() {
+        let bound = "127.0.0.1:41234".parse().expect("address");
+        assert_eq!(
+            pinned_listen(
+                args(&["serve", "--listen", "127.0.0.1:0", "--data-dir", "d"]),
+                bound
+            ),
+            args(&["serve", "--listen", "127.0.0.1:41234", "--data-dir", "d"])
+        );
+        assert_eq!(
+            pinned_listen(args(&["serve", "--listen=0.0.0.0:0"]), bound),
+            args(&["serve", "--listen=127.0.0.1:41234"])
+        );
+        assert_eq!(
+            pinned_listen(args(&["serve", "--data-dir", "d"]), bound),
+            args(&["serve", "--data-dir", "d", "--listen", "127.0.0.1:41234"])
+        );
+    }
+}

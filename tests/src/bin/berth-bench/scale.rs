@@ -10,9 +10,9 @@ use anyhow::{Context as _, Result, bail};
 use berth_tests::Controller;
 use tokio::sync::Semaphore;
 
-use crate::loadgen::{Counters, Shared};
-use crate::procfs;
 use crate::stats::{Goal, Row, Stat};
+use berth_tests::loadgen::{Counters, Shared};
+use berth_tests::procfs;
 
 /// Fleet-wide inspects timed per fleet size.
 const INSPECTS: usize = 7;
@@ -22,11 +22,11 @@ const IDLE_WINDOW: Duration = Duration::from_secs(30);
 pub fn run(quick: bool) -> Result<Vec<Row>> {
     let steps: &[usize] = if quick { &[1_000] } else { &[1_000, 10_000] };
     let total = steps.iter().copied().max().unwrap_or(1);
-    let runtime = crate::fleet::runtime()?;
+    let runtime = berth_tests::fleet::runtime()?;
     let controller = Controller::start();
     let pid = procfs::controller_pid(&controller.dir.path().join("controller"))?;
     let started = Instant::now();
-    let enrolled = crate::fleet::enroll(
+    let enrolled = berth_tests::fleet::enroll(
         &runtime,
         &controller,
         "sim",
@@ -41,7 +41,7 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
     );
     let shared = Arc::new(Shared {
         url: controller.url.clone(),
-        ca_pem: crate::fleet::ca_pem(&controller)?,
+        ca_pem: berth_tests::fleet::ca_pem(&controller)?,
         counters: Counters::default(),
         connecting: Semaphore::new(64),
     });
@@ -53,7 +53,10 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
         let previous = connected;
         let started = Instant::now();
         for identity in &enrolled[connected..step] {
-            runtime.spawn(crate::loadgen::agent(shared.clone(), identity.clone()));
+            runtime.spawn(berth_tests::loadgen::agent(
+                shared.clone(),
+                identity.clone(),
+            ));
         }
         while shared.counters.welcomed() < step as u64 {
             if started.elapsed() > Duration::from_secs(300) {

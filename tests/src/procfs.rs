@@ -1,5 +1,6 @@
-//! What `/proc` says about a process: resident memory and CPU time, and
-//! finding the controller's pid by its data directory.
+//! What `/proc` says about a process: resident memory, CPU time and open
+//! files, finding the controller's pid by its data directory, and raising
+//! this process's open-file limit for the benchmark and chaos programs.
 
 use std::path::Path;
 use std::time::Duration;
@@ -43,8 +44,8 @@ fn clock_ticks() -> u64 {
 
 /// The pid of the `berth-controller serve` using `data_dir`.
 pub fn controller_pid(data_dir: &Path) -> anyhow::Result<u32> {
-    let binary = berth_tests::bin("berth-controller");
-    berth_tests::processes_running(&binary, data_dir)
+    let binary = crate::bin("berth-controller");
+    crate::processes_running(&binary, data_dir)
         .into_iter()
         .next()
         .ok_or_else(|| anyhow::anyhow!("no controller process for {}", data_dir.display()))
@@ -53,4 +54,39 @@ pub fn controller_pid(data_dir: &Path) -> anyhow::Result<u32> {
 /// Size of a file in MiB.
 pub fn file_mib(path: &Path) -> f64 {
     std::fs::metadata(path).map_or(f64::NAN, |meta| meta.len() as f64 / (1024.0 * 1024.0))
+}
+
+/// Raises the soft limit on open files to the hard limit, for this process
+/// and the controllers it starts (a scale run holds one socket per
+/// simulated agent on each side). `prlimit` keeps `unsafe` out of the
+/// harness.
+pub fn raise_open_files() {
+    let pid = std::process::id().to_string();
+    let hard = std::process::Command::new("prlimit")
+        .args([
+            "--pid",
+            &pid,
+            "--nofile",
+            "--raw",
+            "--noheadings",
+            "--output",
+            "HARD",
+        ])
+        .output()
+        .ok()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .filter(|hard| !hard.is_empty());
+    let Some(hard) = hard else {
+        eprintln!("warning: prlimit is missing; keeping the open-file limit (`ulimit -n`)");
+        return;
+    };
+    let raised = std::process::Command::new("prlimit")
+        .args(["--pid", &pid, &format!("--nofile={hard}:{hard}")])
+        .status()
+        .is_ok_and(|status| status.success());
+    if raised {
+        eprintln!("open-file limit raised to {hard}");
+    } else {
+        eprintln!("warning: could not raise the open-file limit to {hard}");
+    }
 }

@@ -55,12 +55,41 @@ impl Lines {
     /// Blocks until a line containing `needle` appears (returns it) or the
     /// stream ends or the deadline passes (returns `None`).
     pub fn wait_for(&self, needle: &str, timeout: Duration) -> Option<String> {
+        self.wait_until(timeout, |lines| {
+            lines
+                .iter()
+                .find(|(_, line)| line.contains(needle))
+                .map(|(_, line)| line.clone())
+        })
+    }
+
+    /// Blocks until the `n`th line (counting from 1) containing `needle`
+    /// appears and returns when it was read, or `None` when the stream
+    /// ends or the deadline passes first.
+    pub fn wait_for_nth(&self, needle: &str, n: usize, timeout: Duration) -> Option<Instant> {
+        let skip = n.checked_sub(1)?;
+        self.wait_until(timeout, |lines| {
+            lines
+                .iter()
+                .filter(|(_, line)| line.contains(needle))
+                .nth(skip)
+                .map(|(at, _)| *at)
+        })
+    }
+
+    /// Blocks until `pick` finds something in the lines read so far
+    /// (returns it), or the stream ends or the deadline passes (`None`).
+    fn wait_until<T>(
+        &self,
+        timeout: Duration,
+        pick: impl Fn(&[(Instant, String)]) -> Option<T>,
+    ) -> Option<T> {
         let deadline = Instant::now() + timeout;
         let (lock, ready) = &*self.inner;
         let mut state = lock.lock().expect("lines lock");
         loop {
-            if let Some((_, line)) = state.0.iter().find(|(_, line)| line.contains(needle)) {
-                return Some(line.clone());
+            if let Some(found) = pick(&state.0) {
+                return Some(found);
             }
             let now = Instant::now();
             if state.1 || now >= deadline {
@@ -71,6 +100,16 @@ impl Lines {
                 .expect("lines lock")
                 .0;
         }
+    }
+
+    /// How many lines so far contain `needle`.
+    pub fn count(&self, needle: &str) -> usize {
+        let state = self.inner.0.lock().expect("lines lock");
+        state
+            .0
+            .iter()
+            .filter(|(_, line)| line.contains(needle))
+            .count()
     }
 
     /// Blocks until the stream ends or the deadline passes.

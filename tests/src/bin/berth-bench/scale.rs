@@ -63,12 +63,7 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
                 bail!(
                     "only {} of {step} simulated agents connected; last error: {}",
                     shared.counters.welcomed(),
-                    shared
-                        .counters
-                        .last_error
-                        .lock()
-                        .map(|e| e.clone())
-                        .unwrap_or_default()
+                    shared.counters.last_error()
                 );
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -92,12 +87,7 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
         .failures
         .load(std::sync::atomic::Ordering::Relaxed);
     if failures > 0 {
-        let last = shared
-            .counters
-            .last_error
-            .lock()
-            .map(|e| e.clone())
-            .unwrap_or_default();
+        let last = shared.counters.last_error();
         rows.push(Row::note(
             "scale: simulated sessions that ended",
             &format!("{failures}; last: {last}"),

@@ -1,6 +1,7 @@
 //! What `/proc` says about a process: resident memory, CPU time and open
-//! files, finding the controller's pid by its data directory, and raising
-//! this process's open-file limit for the benchmark and chaos programs.
+//! files, finding the controller's pid by its data directory, sizes on
+//! disk, and raising this process's open-file limit for the benchmark and
+//! chaos programs.
 
 use std::path::Path;
 use std::time::Duration;
@@ -60,6 +61,20 @@ pub fn controller_pid(data_dir: &Path) -> anyhow::Result<u32> {
 /// Size of a file in MiB.
 pub fn file_mib(path: &Path) -> f64 {
     std::fs::metadata(path).map_or(f64::NAN, |meta| meta.len() as f64 / (1024.0 * 1024.0))
+}
+
+/// Bytes of the files under `dir`.
+pub fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => dir_bytes(&entry.path()),
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 /// Raises the soft limit on open files to the hard limit, for this process

@@ -243,4 +243,20 @@ fn judge_growth(samples: &[Sample], outcome: &mut Outcome) {
         format!("{early_fds:.0} / {late_fds:.0}"),
     );
     outcome.figure("samples", count(samples.len() as u64));
+    outcome.figure(
+        "controller RSS at each tenth of the run",
+        format!("{} MiB", tenths(samples).join(", ")),
+    );
+}
+
+/// The RSS of the sample closest after each tenth of the run, in MiB.
+fn tenths(samples: &[Sample]) -> Vec<String> {
+    let total = samples.last().map_or(0.0, |last| last.at);
+    (1..=10)
+        .filter_map(|tenth| {
+            let at = total * f64::from(tenth) / 10.0;
+            samples.iter().find(|sample| sample.at >= at)
+        })
+        .map(|sample| format!("{:.0}", sample.rss_kib as f64 / 1024.0))
+        .collect()
 }

@@ -6,9 +6,9 @@
 //! and the controller's resident memory and open files, sampled after each
 //! round, must show no growth beyond the stated bounds between the window
 //! after warm-up and the last window. Each checked deployment is purged
-//! (`berth purge`), as retention would in time, so the stored data stays
-//! level and memory that grows is memory the controller keeps, not a
-//! larger store in sled's page cache.
+//! (`berth purge`), as retention would in time, so the live data stays
+//! level and memory that keeps growing is not explained by more data to
+//! cache.
 
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,5 @@
 //! Controller scale: N simulated agents (real mTLS streams from the load
-//! generator, see `loadgen.rs`) connected and heartbeating at the default
+//! generator, see `berth_tests::loadgen`) connected and heartbeating at the default
 //! interval; the controller's resident memory per connected agent, its CPU
 //! while the fleet idles, and the wall time of a fleet-wide `berth inspect`.
 

@@ -7,8 +7,9 @@
 //! Processes are owned by their handles and killed by PID when dropped.
 //! Invariant: this crate only drives binaries; it links the other crates
 //! only for shared types, to build hostile inputs (foreign CAs, raw
-//! archives), and for the benchmark's (`src/bin/berth-bench/`) enrollment
-//! and load-generator clients.
+//! archives), and for the enrollment ([`fleet`]) and load-generator
+//! ([`loadgen`]) clients of the benchmark (`src/bin/berth-bench/`) and
+//! chaos (`src/bin/berth-chaos/`) programs.
 
 pub mod agent_link;
 pub mod bundle;
@@ -16,11 +17,15 @@ pub mod caddy;
 pub mod chroot;
 pub mod clock;
 pub mod docker;
+pub mod fleet;
+pub mod loadgen;
 pub mod netns;
 pub mod nspawn;
 pub mod pebble;
 pub mod probe;
 mod process;
+pub mod procfs;
+pub mod stats;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -55,23 +55,41 @@ impl Lines {
     /// Blocks until a line containing `needle` appears (returns it) or the
     /// stream ends or the deadline passes (returns `None`).
     pub fn wait_for(&self, needle: &str, timeout: Duration) -> Option<String> {
-        self.wait_for_nth(needle, 1, timeout)
+        self.wait_until(timeout, |lines| {
+            lines
+                .iter()
+                .find(|(_, line)| line.contains(needle))
+                .map(|(_, line)| line.clone())
+        })
     }
 
-    /// Like [`Lines::wait_for`], for the `nth` line (counting from 1)
-    /// containing `needle`: e.g. a process's second "connected".
-    pub fn wait_for_nth(&self, needle: &str, nth: usize, timeout: Duration) -> Option<String> {
+    /// Blocks until the `n`th line (counting from 1) containing `needle`
+    /// appears and returns when it was read, or `None` when the stream
+    /// ends or the deadline passes first.
+    pub fn wait_for_nth(&self, needle: &str, n: usize, timeout: Duration) -> Option<Instant> {
+        let skip = n.checked_sub(1)?;
+        self.wait_until(timeout, |lines| {
+            lines
+                .iter()
+                .filter(|(_, line)| line.contains(needle))
+                .nth(skip)
+                .map(|(at, _)| *at)
+        })
+    }
+
+    /// Blocks until `pick` finds something in the lines read so far
+    /// (returns it), or the stream ends or the deadline passes (`None`).
+    fn wait_until<T>(
+        &self,
+        timeout: Duration,
+        pick: impl Fn(&[(Instant, String)]) -> Option<T>,
+    ) -> Option<T> {
         let deadline = Instant::now() + timeout;
         let (lock, ready) = &*self.inner;
         let mut state = lock.lock().expect("lines lock");
         loop {
-            let found = state
-                .0
-                .iter()
-                .filter(|(_, line)| line.contains(needle))
-                .nth(nth.saturating_sub(1));
-            if let Some((_, line)) = found {
-                return Some(line.clone());
+            if let Some(found) = pick(&state.0) {
+                return Some(found);
             }
             let now = Instant::now();
             if state.1 || now >= deadline {
@@ -82,6 +100,16 @@ impl Lines {
                 .expect("lines lock")
                 .0;
         }
+    }
+
+    /// How many lines so far contain `needle`.
+    pub fn count(&self, needle: &str) -> usize {
+        let state = self.inner.0.lock().expect("lines lock");
+        state
+            .0
+            .iter()
+            .filter(|(_, line)| line.contains(needle))
+            .count()
     }
 
     /// Blocks until the stream ends or the deadline passes.
@@ -165,21 +193,13 @@ impl Running {
     /// connected to the controller; fails the test with `who` and its log
     /// otherwise.
     pub fn expect_connected(&self, who: &str) {
-        self.expect_logged("connected to the controller", 1, who);
-    }
-
-    /// Waits for the `nth` line (from 1) of this process's log (stderr)
-    /// containing `needle` and returns it; fails the test with `who` and
-    /// the log otherwise.
-    pub fn expect_logged(&self, needle: &str, nth: usize, who: &str) -> String {
-        self.stderr
-            .wait_for_nth(needle, nth, crate::DEADLINE)
-            .unwrap_or_else(|| {
-                panic!(
-                    "{who} did not log {needle:?} (time {nth}):\n{}",
-                    self.log_tail()
-                )
-            })
+        assert!(
+            self.stderr
+                .wait_for("connected to the controller", crate::DEADLINE)
+                .is_some(),
+            "{who} did not connect:\n{}",
+            self.log_tail()
+        );
     }
 
     /// The last lines of stderr, for failure messages.

@@ -56,7 +56,7 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
     let Some(caddy) = Caddy::start("berth-bench deploy") else {
         return Ok(vec![Row::note("deploy overhead", "skipped: needs caddy")]);
     };
-    let runtime = crate::fleet::runtime()?;
+    let runtime = berth_tests::fleet::runtime()?;
     let controller = Controller::start_with(&["--trigger-limit", "0"]);
     let upstream = dockerd.host.trim_start_matches("unix://").to_string();
     let proxy = DockerProxy::start(

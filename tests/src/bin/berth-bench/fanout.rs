@@ -14,7 +14,7 @@ const RUNS: usize = 30;
 pub fn run(quick: bool) -> Result<Vec<Row>> {
     let sizes: &[usize] = if quick { &[1, 10] } else { &[1, 10, 100] };
     let largest = sizes.iter().copied().max().unwrap_or(1);
-    let runtime = crate::fleet::runtime()?;
+    let runtime = berth_tests::fleet::runtime()?;
     let controller = Controller::start();
     // Agent i carries n<size>=yes for every size it belongs to, so
     // `--selector n10=yes` picks exactly ten hosts.
@@ -27,7 +27,7 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
             .join(",")
     };
     let started = Instant::now();
-    let agents = crate::fleet::start_agents(&runtime, &controller, "fan", largest, labels)?;
+    let agents = berth_tests::fleet::start_agents(&runtime, &controller, "fan", largest, labels)?;
     eprintln!(
         "fanout: {} agents enrolled and connected in {:.1}s",
         agents.len(),

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 use berth_tests::{Agent, Controller, bin};
 
-use crate::procfs;
 use crate::stats::{Goal, Row, Stat};
+use berth_tests::procfs;
 
 pub fn run(quick: bool) -> Result<Vec<Row>> {
     let window = Duration::from_secs(if quick { 15 } else { 60 });

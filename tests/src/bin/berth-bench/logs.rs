@@ -145,7 +145,8 @@ fn measure(
         .map(|stage| stage.started_at.0)
         .min()
         .context("a started stage")?;
-    let store_bytes = dir_size(&controller.dir.path().join("controller/store"));
+    let store_bytes =
+        berth_tests::procfs::dir_bytes(&controller.dir.path().join("controller/store"));
     let read_back_secs = read_back(controller, &id, expected)?;
     Ok(Measured {
         lines: expected,
@@ -190,18 +191,4 @@ fn read_back(controller: &Controller, id: &str, expected: u64) -> Result<f64> {
         bail!("berth logs printed {lines} of {expected} lines");
     }
     Ok(started.elapsed().as_secs_f64())
-}
-
-/// Bytes of the files under `dir`.
-fn dir_size(dir: &std::path::Path) -> u64 {
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|entry| match entry.metadata() {
-            Ok(meta) if meta.is_dir() => dir_size(&entry.path()),
-            Ok(meta) => meta.len(),
-            Err(_) => 0,
-        })
-        .sum()
 }

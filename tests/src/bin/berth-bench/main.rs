@@ -17,11 +17,8 @@ mod dispatch;
 mod docker_proxy;
 mod emit;
 mod fanout;
-mod fleet;
 mod footprint;
-mod loadgen;
 mod logs;
-mod procfs;
 mod scale;
 mod stats;
 
@@ -65,7 +62,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    raise_open_files();
+    berth_tests::procfs::raise_open_files();
     let started = Instant::now();
     let mut rows: Vec<Row> = Vec::new();
     let mut failed = false;
@@ -111,40 +108,5 @@ fn main() -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
-    }
-}
-
-/// Raises the soft limit on open files to the hard limit, for this process
-/// and the controllers it starts (a scale run holds one socket per
-/// simulated agent on each side). `prlimit` keeps `unsafe` out of the
-/// bench.
-fn raise_open_files() {
-    let pid = std::process::id().to_string();
-    let hard = std::process::Command::new("prlimit")
-        .args([
-            "--pid",
-            &pid,
-            "--nofile",
-            "--raw",
-            "--noheadings",
-            "--output",
-            "HARD",
-        ])
-        .output()
-        .ok()
-        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
-        .filter(|hard| !hard.is_empty());
-    let Some(hard) = hard else {
-        eprintln!("warning: prlimit is missing; keeping the open-file limit (`ulimit -n`)");
-        return;
-    };
-    let raised = std::process::Command::new("prlimit")
-        .args(["--pid", &pid, &format!("--nofile={hard}:{hard}")])
-        .status()
-        .is_ok_and(|status| status.success());
-    if raised {
-        eprintln!("open-file limit raised to {hard}");
-    } else {
-        eprintln!("warning: could not raise the open-file limit to {hard}");
     }
 }

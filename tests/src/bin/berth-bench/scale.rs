@@ -1,5 +1,5 @@
 //! Controller scale: N simulated agents (real mTLS streams from the load
-//! generator, see `loadgen.rs`) connected and heartbeating at the default
+//! generator, see `berth_tests::loadgen`) connected and heartbeating at the default
 //! interval; the controller's resident memory per connected agent, its CPU
 //! while the fleet idles, and the wall time of a fleet-wide `berth inspect`.
 
@@ -10,9 +10,9 @@ use anyhow::{Context as _, Result, bail};
 use berth_tests::Controller;
 use tokio::sync::Semaphore;
 
-use crate::loadgen::{Counters, Shared};
-use crate::procfs;
 use crate::stats::{Goal, Row, Stat};
+use berth_tests::loadgen::{Counters, Shared};
+use berth_tests::procfs;
 
 /// Fleet-wide inspects timed per fleet size.
 const INSPECTS: usize = 7;
@@ -22,11 +22,11 @@ const IDLE_WINDOW: Duration = Duration::from_secs(30);
 pub fn run(quick: bool) -> Result<Vec<Row>> {
     let steps: &[usize] = if quick { &[1_000] } else { &[1_000, 10_000] };
     let total = steps.iter().copied().max().unwrap_or(1);
-    let runtime = crate::fleet::runtime()?;
+    let runtime = berth_tests::fleet::runtime()?;
     let controller = Controller::start();
     let pid = procfs::controller_pid(&controller.dir.path().join("controller"))?;
     let started = Instant::now();
-    let enrolled = crate::fleet::enroll(
+    let enrolled = berth_tests::fleet::enroll(
         &runtime,
         &controller,
         "sim",
@@ -41,7 +41,7 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
     );
     let shared = Arc::new(Shared {
         url: controller.url.clone(),
-        ca_pem: crate::fleet::ca_pem(&controller)?,
+        ca_pem: berth_tests::fleet::ca_pem(&controller)?,
         counters: Counters::default(),
         connecting: Semaphore::new(64),
     });
@@ -53,19 +53,17 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
         let previous = connected;
         let started = Instant::now();
         for identity in &enrolled[connected..step] {
-            runtime.spawn(crate::loadgen::agent(shared.clone(), identity.clone()));
+            runtime.spawn(berth_tests::loadgen::agent(
+                shared.clone(),
+                identity.clone(),
+            ));
         }
         while shared.counters.welcomed() < step as u64 {
             if started.elapsed() > Duration::from_secs(300) {
                 bail!(
                     "only {} of {step} simulated agents connected; last error: {}",
                     shared.counters.welcomed(),
-                    shared
-                        .counters
-                        .last_error
-                        .lock()
-                        .map(|e| e.clone())
-                        .unwrap_or_default()
+                    shared.counters.last_error()
                 );
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -89,12 +87,7 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
         .failures
         .load(std::sync::atomic::Ordering::Relaxed);
     if failures > 0 {
-        let last = shared
-            .counters
-            .last_error
-            .lock()
-            .map(|e| e.clone())
-            .unwrap_or_default();
+        let last = shared.counters.last_error();
         rows.push(Row::note(
             "scale: simulated sessions that ended",
             &format!("{failures}; last: {last}"),

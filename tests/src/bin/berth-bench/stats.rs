@@ -4,6 +4,8 @@
 
 use std::fmt::Write as _;
 
+use berth_tests::stats::percentile;
+
 /// One line of the results table.
 #[derive(Clone, Debug)]
 pub struct Row {
@@ -97,15 +99,6 @@ fn verdict(met: bool, text: &str) -> String {
     }
 }
 
-/// Nearest-rank percentile of sorted samples.
-pub fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 /// A number with a precision that suits its size.
 fn number(value: f64) -> String {
     if value.is_nan() {
@@ -176,11 +169,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn nearest_rank_percentiles() {
-        let sorted: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(percentile(&sorted, 0.5), 50.0);
-        assert_eq!(percentile(&sorted, 0.99), 99.0);
-        assert_eq!(percentile(&[7.0], 0.99), 7.0);
+    fn numbers_get_a_precision_that_suits_their_size() {
         assert_eq!(number(1_234_567.0), "1,234,567");
         assert_eq!(number(0.1234), "0.123");
     }

@@ -2,26 +2,26 @@
 //!
 //! The controller limits failed joins per peer address
 //! (`controller/src/grpc/enroll.rs`, `serve --join-failure-limit`); these
-//! joins all succeed, so it never refuses them, and the bench still joins
+//! joins all succeed, so it never refuses them, and they are still made
 //! from many addresses as a spread-out fleet does. Each join is the real
 //! `Enroll.JoinAgent` call (a fresh key pair and CSR, a real token, the
 //! controller's CA checked), made from its own loopback source address
 //! (127.77.x.y, ten joins per address), so no controller setting is relaxed.
 //! The identity is then written in the layout `berth-agent join` writes
 //! (`agent.toml`, `key.pem`, `cert.pem`, `ca.pem`), for a real `berth-agent
-//! run` process or for the in-process load generator.
+//! run` process or for the in-process load generator ([`crate::loadgen`]).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::{Controller, DEADLINE, Running, bin};
 use anyhow::{Context as _, Result};
 use berth_proto::v1::JoinAgentRequest;
 use berth_proto::v1::enroll_client::EnrollClient;
 use berth_proto::{CONTROLLER_TLS_NAME, PROTOCOL_VERSION};
 use berth_shared::credentials::JoinToken;
-use berth_tests::{Controller, DEADLINE, Running, bin};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 
 /// Joins made from one source address, well under the limit of 20.
@@ -226,7 +226,7 @@ pub fn start_agents(
     Ok(agents)
 }
 
-/// A tokio runtime for the bench's own clients.
+/// A tokio runtime for the harness's own clients (joins, simulated agents).
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -3,11 +3,15 @@
 //! real `Agent.OpenStream` session: a hello with host facts, then a
 //! heartbeat every `heartbeat_secs` the controller's welcome names, and an
 //! `InspectReply` (no containers) to every `InspectRequest`, as an idle
-//! `berth-agent` answers.
+//! `berth-agent` answers. A session that ends is dialed again after an
+//! exponential backoff with full jitter, with the start and cap that
+//! `berth-agent` uses (`agent/src/connection.rs`), so a controller restart
+//! meets the reconnect storm a real fleet makes.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use berth_proto::v1::agent_client::AgentClient;
@@ -21,6 +25,11 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 use crate::fleet::Enrolled;
 
+/// The first reconnect waits up to this long, as `berth-agent`'s does.
+const BACKOFF_START: Duration = Duration::from_millis(200);
+/// Reconnect waits never exceed this, as `berth-agent`'s do.
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
 /// Counters shared by every simulated agent.
 #[derive(Default)]
 pub struct Counters {
@@ -30,7 +39,11 @@ pub struct Counters {
     pub inspects: AtomicU64,
     /// Sessions that ended or failed to start.
     pub failures: AtomicU64,
-    pub last_error: std::sync::Mutex<String>,
+    pub last_error: Mutex<String>,
+    /// Sessions welcomed and not ended yet.
+    pub connected: AtomicU64,
+    /// When each agent (by name) was last welcomed.
+    pub last_welcome: Mutex<HashMap<String, Instant>>,
 }
 
 impl Counters {
@@ -43,6 +56,39 @@ impl Counters {
 
     pub fn welcomed(&self) -> u64 {
         self.welcomed.load(Ordering::Relaxed)
+    }
+
+    pub fn connected(&self) -> u64 {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    /// The last session error, or empty.
+    pub fn last_error(&self) -> String {
+        self.last_error
+            .lock()
+            .map(|last| last.clone())
+            .unwrap_or_default()
+    }
+
+    /// How long after `since` each agent was last welcomed; agents not
+    /// welcomed since then are left out.
+    pub fn welcomed_after(&self, since: Instant) -> Vec<Duration> {
+        self.last_welcome
+            .lock()
+            .map(|last| {
+                last.values()
+                    .filter_map(|at| at.checked_duration_since(since))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn welcome(&self, name: &str) {
+        self.welcomed.fetch_add(1, Ordering::Relaxed);
+        self.connected.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut last) = self.last_welcome.lock() {
+            last.insert(name.to_string(), Instant::now());
+        }
     }
 }
 
@@ -77,17 +123,32 @@ fn facts(name: &str, beat: u64) -> HostFacts {
 }
 
 /// Runs one simulated agent until the runtime shuts down, reconnecting
-/// after a second when its session ends.
+/// with backoff and full jitter when its session ends.
 pub async fn agent(shared: Arc<Shared>, identity: Enrolled) {
+    let mut attempt = 0u32;
     loop {
-        if let Err(error) = session(&shared, &identity).await {
+        let mut welcomed = false;
+        if let Err(error) = session(&shared, &identity, &mut welcomed).await {
             shared.counters.failed(&error);
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        if welcomed {
+            shared.counters.connected.fetch_sub(1, Ordering::Relaxed);
+            attempt = 0;
+        }
+        tokio::time::sleep(backoff(attempt)).await;
+        attempt = attempt.saturating_add(1);
     }
 }
 
-async fn session(shared: &Shared, identity: &Enrolled) -> Result<()> {
+/// A delay in `[0, min(cap, start * 2^attempt)]` (full jitter).
+fn backoff(attempt: u32) -> Duration {
+    let ceiling = BACKOFF_START
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(BACKOFF_MAX);
+    Duration::from_millis(rand_below(ceiling.as_millis() as u64 + 1))
+}
+
+async fn session(shared: &Shared, identity: &Enrolled, welcomed: &mut bool) -> Result<()> {
     let channel = {
         let _permit = shared.connecting.acquire().await?;
         let tls = ClientTlsConfig::new()
@@ -133,7 +194,8 @@ async fn session(shared: &Shared, identity: &Enrolled) -> Result<()> {
         }
         _ => anyhow::bail!("no welcome"),
     };
-    shared.counters.welcomed.fetch_add(1, Ordering::Relaxed);
+    shared.counters.welcome(&identity.name);
+    *welcomed = true;
     // Agents that connected together do not beat together.
     let offset = Duration::from_millis(rand_below(interval.as_millis() as u64));
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + offset, interval);
@@ -158,8 +220,9 @@ async fn session(shared: &Shared, identity: &Enrolled) -> Result<()> {
     }
 }
 
-/// A cheap pseudo-random number below `bound` (jitter, not security).
-fn rand_below(bound: u64) -> u64 {
+/// A cheap pseudo-random number below `bound` (jitter and random pauses,
+/// not security).
+pub fn rand_below(bound: u64) -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u64(bound);

@@ -1,0 +1,47 @@
+//! The long fault tests in their quick mode: the built `berth-chaos`
+//! program runs the controller kill -9 loop under a log flood, the
+//! reconnect storm and a short soak (about a minute in all) and must say
+//! that every check held, with one result row per scenario. Its full-size
+//! run writes `docs/RELIABILITY.md`; this one writes nothing.
+
+use std::process::{Command, Stdio};
+
+use berth_tests::bin;
+
+#[test]
+fn every_chaos_scenario_holds_in_quick_mode() {
+    let program = bin("berth-chaos");
+    assert!(
+        program.exists(),
+        "{} is missing; run `cargo build --workspace --bins` first",
+        program.display()
+    );
+    let started = std::time::Instant::now();
+    let output = Command::new(&program)
+        .args(["--quick", "--no-write", "all"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run berth-chaos");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!(
+        "berth-chaos --quick all took {:.0}s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        output.status.success(),
+        "berth-chaos failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        output.status
+    );
+    for scenario in ["kill-loop", "storm", "soak"] {
+        let row = stdout
+            .lines()
+            .find(|line| line.starts_with(&format!("| {scenario} ")))
+            .unwrap_or_else(|| panic!("no row for {scenario}:\n{stdout}"));
+        assert!(row.contains("| held: "), "{scenario} did not hold: {row}");
+        assert!(
+            row.contains("lines checked") || row.contains("reconnect after restart"),
+            "{scenario} printed no figures: {row}"
+        );
+    }
+}

@@ -77,6 +77,18 @@ impl Lines {
         })
     }
 
+    /// Like [`Lines::wait_for_nth`], returning the line itself.
+    pub fn wait_for_nth_line(&self, needle: &str, n: usize, timeout: Duration) -> Option<String> {
+        let skip = n.checked_sub(1)?;
+        self.wait_until(timeout, |lines| {
+            lines
+                .iter()
+                .filter(|(_, line)| line.contains(needle))
+                .nth(skip)
+                .map(|(_, line)| line.clone())
+        })
+    }
+
     /// Blocks until `pick` finds something in the lines read so far
     /// (returns it), or the stream ends or the deadline passes (`None`).
     fn wait_until<T>(
@@ -193,13 +205,21 @@ impl Running {
     /// connected to the controller; fails the test with `who` and its log
     /// otherwise.
     pub fn expect_connected(&self, who: &str) {
-        assert!(
-            self.stderr
-                .wait_for("connected to the controller", crate::DEADLINE)
-                .is_some(),
-            "{who} did not connect:\n{}",
-            self.log_tail()
-        );
+        self.expect_logged("connected to the controller", 1, who);
+    }
+
+    /// Waits for the `nth` line (from 1) of this process's log (stderr)
+    /// containing `needle` and returns it; fails the test with `who` and
+    /// the log otherwise.
+    pub fn expect_logged(&self, needle: &str, nth: usize, who: &str) -> String {
+        self.stderr
+            .wait_for_nth_line(needle, nth, crate::DEADLINE)
+            .unwrap_or_else(|| {
+                panic!(
+                    "{who} did not log {needle:?} (time {nth}):\n{}",
+                    self.log_tail()
+                )
+            })
     }
 
     /// The last lines of stderr, for failure messages.

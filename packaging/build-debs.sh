@@ -65,7 +65,7 @@ if [ -z "$bin_dir" ]; then
     command -v cargo >/dev/null 2>&1 || die "cargo is missing (scripts/toolchain.sh installs Rust)"
     echo "build-debs: cargo build --profile $profile (berth-controller, berth, berth-agent)" >&2
     (cd "$root" && cargo build --locked --profile "$profile" \
-        -p berth-controller -p berth-agent --bins)
+        -p berth-controller -p berth-cli -p berth-agent --bins)
     target_dir=${CARGO_TARGET_DIR:-$root/target}
     case "$profile" in
         dev) bin_dir="$target_dir/debug" ;;

@@ -1,7 +1,7 @@
 //! berth's controller: the daemon that keeps desired deployments, their
 //! history and their logs in sled, serves agents and the CLI over one mTLS
 //! gRPC listener, and dispatches work into agents' free slots. The `berth`
-//! CLI lives here too (module [`cli`]), as a separate binary target.
+//! CLI is its own crate (`controller/cli`), a client of the `Cli` service.
 //!
 //! Main types: [`server::Context`] (what the services share),
 //! [`store::Store`], [`dispatcher::Dispatcher`], [`registry::Registry`].
@@ -9,7 +9,6 @@
 //! Invariant: this crate never depends on `berth-agent`.
 
 pub mod blob;
-pub mod cli;
 pub mod dev;
 pub mod dispatcher;
 pub mod grpc;

@@ -542,11 +542,7 @@ fn prefixed(host: &str, message: &str) -> String {
     }
 }
 
-/// True when nothing more will happen to this deployment without a new
-/// request: its status is settled and no task is still running.
-pub fn is_quiet(deployment: &Deployment) -> bool {
-    deployment.status.is_settled() && deployment.tasks.iter().all(|task| task.status.is_final())
-}
+pub use berth_shared::record::is_quiet;
 
 pub mod on_failure;
 

@@ -16,6 +16,7 @@ pub mod labels;
 pub mod manifest;
 pub mod ownership;
 pub mod pki;
+pub mod query;
 pub mod record;
 pub mod state;
 pub mod text;

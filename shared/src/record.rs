@@ -479,6 +479,12 @@ pub struct HostRun {
 /// Free-form extra fields some replies carry.
 pub type Extra = BTreeMap<String, serde_json::Value>;
 
+/// True when nothing more will happen to this deployment without a new
+/// request: its status is settled and no task is still running.
+pub fn is_quiet(deployment: &Deployment) -> bool {
+    deployment.status.is_settled() && deployment.tasks.iter().all(|task| task.status.is_final())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

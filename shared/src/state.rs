@@ -224,43 +224,84 @@ impl fmt::Display for TaskStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use DeploymentStatus::*;
 
-    #[test]
-    fn deployment_transition_table() {
-        let legal = [
-            (Pending, SetupRunning),
-            (Pending, Failed),
-            (Pending, Canceled),
-            (SetupRunning, SetupComplete),
-            (SetupRunning, TimedOut),
-            (SetupComplete, Deployed),
-            (SetupComplete, Deploying),
-            (Deploying, Deployed),
-            (Deployed, Stopped),
-            (Deployed, Superseded),
-            (Deployed, Deploying),
-            (Failed, Deleted),
-        ];
-        for from in DEPLOYMENT_STATUSES {
-            for to in DEPLOYMENT_STATUSES {
-                let expected_legal = legal.contains(&(from, to));
-                if expected_legal {
-                    assert!(from.can_become(to), "{from} -> {to} should be legal");
-                }
+    /// Checks `can_become` against a whole matrix: one row per `from`, one
+    /// column per `to`, in the order of `all`; `x` legal, `.` not. Every
+    /// pair is pinned, so adding or removing any arm fails a test.
+    fn check_matrix<S: Copy + fmt::Display>(
+        all: &[S],
+        can_become: impl Fn(S, S) -> bool,
+        matrix: &[(&str, &str)],
+    ) {
+        assert_eq!(matrix.len(), all.len(), "one row per status");
+        for (from, (name, row)) in all.iter().zip(matrix) {
+            assert_eq!(from.to_string(), *name, "rows in order");
+            assert_eq!(row.len(), all.len(), "one column per status in row {name}");
+            for (to, mark) in all.iter().zip(row.chars()) {
+                assert_eq!(
+                    can_become(*from, *to),
+                    mark == 'x',
+                    "{from} -> {to} should be {}",
+                    if mark == 'x' { "legal" } else { "illegal" }
+                );
             }
         }
-        let illegal = [
-            (Deployed, Failed),
-            (Failed, SetupRunning),
-            (Pending, Deployed),
-            (Stopped, Failed),
-            (Deleted, Deployed),
-            (Deployed, Deployed),
-        ];
-        for (from, to) in illegal {
-            assert!(!from.can_become(to), "{from} -> {to} should be illegal");
-        }
+    }
+
+    #[test]
+    fn deployment_transition_matrix() {
+        // Columns: pending setup_running setup_complete building deploying
+        // deployed failed canceled timed_out stopped superseded deleted.
+        check_matrix(
+            &DEPLOYMENT_STATUSES,
+            DeploymentStatus::can_become,
+            &[
+                ("pending", ".x.xx.xxx..."),
+                ("setup_running", "..x...xxx..."),
+                ("setup_complete", "...xxxxxx..."),
+                ("building", ".x..xxxxx..."),
+                ("deploying", ".....xxxx..."),
+                ("deployed", "....x....xxx"),
+                ("failed", "...........x"),
+                ("canceled", "...........x"),
+                ("timed_out", "...........x"),
+                ("stopped", "....x......x"),
+                ("superseded", "...........x"),
+                ("deleted", "............"),
+            ],
+        );
+    }
+
+    #[test]
+    fn task_transition_matrix() {
+        use TaskStatus::*;
+        // Columns in the order of the rows. Stages only move forward
+        // (setup, stop and delete are one rank), any running task may
+        // fail, be canceled, time out or be lost, and a final one never
+        // changes.
+        check_matrix(
+            &[
+                Queued, Assigned, Setup, Build, Deploy, Proxy, Health, Stop, Delete, Done, Failed,
+                Canceled, TimedOut, Lost,
+            ],
+            TaskStatus::can_become,
+            &[
+                ("queued", ".xxxxxxxxxxxxx"),
+                ("assigned", "..xxxxxxxxxxxx"),
+                ("setup", "...xxxx..xxxxx"),
+                ("build", "....xxx..xxxxx"),
+                ("deploy", ".....xx..xxxxx"),
+                ("proxy", ".........xxxxx"),
+                ("health", ".....x...xxxxx"),
+                ("stop", "...xxxx..xxxxx"),
+                ("delete", "...xxxx..xxxxx"),
+                ("done", ".............."),
+                ("failed", ".............."),
+                ("canceled", ".............."),
+                ("timed_out", ".............."),
+                ("lost", ".............."),
+            ],
+        );
     }
 
     #[test]
@@ -271,18 +312,5 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", status.as_str()));
         }
         assert!("bogus".parse::<DeploymentStatus>().is_err());
-    }
-
-    #[test]
-    fn task_transitions() {
-        use TaskStatus::*;
-        assert!(Queued.can_become(Assigned));
-        assert!(Assigned.can_become(Setup));
-        assert!(Setup.can_become(Done));
-        assert!(Setup.can_become(Lost));
-        assert!(!Done.can_become(Failed));
-        assert!(!Setup.can_become(Assigned));
-        assert!(!Lost.can_become(Done));
-        assert!(Queued.can_become(Canceled));
     }
 }

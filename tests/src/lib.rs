@@ -253,6 +253,17 @@ impl Controller {
         }
     }
 
+    /// Stops the controller as its supervisor does (SIGTERM), waits for it
+    /// to exit and starts it again on the same data directory and port.
+    pub fn restart_gracefully(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.terminate();
+            let code = process.wait_exit(DEADLINE);
+            assert_eq!(code, Some(0), "graceful stop: {}", process.log_tail());
+        }
+        self.serve();
+    }
+
     /// Starts the controller again on the same data directory and port.
     pub fn restart(&mut self) {
         self.kill9();

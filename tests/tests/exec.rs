@@ -100,3 +100,45 @@ fn exec_runs_on_every_matching_host_and_reports_each() {
         "{audit:#}"
     );
 }
+
+/// A controller stopped while a fleet command runs still stores and
+/// audits the job, each host's run saying why it ended.
+#[test]
+fn a_controller_stopped_mid_exec_stores_the_job() {
+    let mut controller = Controller::start();
+    let _agent = Agent::join(&controller, "e1", "role=web");
+    let exec = controller.berth_spawn(&[
+        "exec",
+        "--timeout",
+        "60s",
+        "--",
+        "sh",
+        "-c",
+        "echo started; sleep 60",
+    ]);
+    assert!(
+        exec.stdout
+            .wait_for("started", berth_tests::DEADLINE)
+            .is_some(),
+        "{}",
+        exec.log_tail()
+    );
+    controller.restart_gracefully();
+    let jobs = controller.berth(&["jobs", "ls", "-o", "json"]).json();
+    let job = jobs[0]["id"].as_str().expect("the job was stored");
+    let shown = controller
+        .berth(&["jobs", "show", job, "-o", "json"])
+        .json();
+    let host = &shown["hosts"][0];
+    assert_eq!(host["host"], "e1", "{shown:#}");
+    assert_eq!(host["status"], "no_answer", "{shown:#}");
+    assert!(
+        host["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("controller was stopped")),
+        "{shown:#}"
+    );
+    assert_eq!(host["output"][0], "started", "{shown:#}");
+    let audit = controller.berth(&["audit", "-o", "json"]).ok();
+    assert!(audit.contains(&format!("job {job}")), "{audit}");
+}

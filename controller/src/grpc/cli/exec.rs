@@ -94,7 +94,10 @@ pub fn exec(
     let who = caller.who();
     let (events, receiver) = mpsc::channel(256);
     let span = info_span!("fleet_exec", %job_id, hosts = agents.len());
-    tokio::spawn(
+    // Tracked, so a controller stopping mid-exec still stores and audits
+    // the job (each host's run ends at once, saying why).
+    let tracker = context.tasks.clone();
+    tracker.spawn(
         async move {
             info!(argv = ?request.argv, %who, "fleet exec started");
             let started = Timestamp::now();
@@ -193,7 +196,18 @@ async fn run_on(
             let deadline = tokio::time::Instant::now() + timeout + ANSWER_GRACE;
             let mut stored_bytes = 0;
             loop {
-                match tokio::time::timeout_at(deadline, output.recv()).await {
+                let next = tokio::select! {
+                    next = tokio::time::timeout_at(deadline, output.recv()) => next,
+                    () = context.shutdown.cancelled() => {
+                        run.status = "no_answer".into();
+                        run.error = Some(format!(
+                            "the controller was stopped before host {} answered",
+                            agent.name
+                        ));
+                        break;
+                    }
+                };
+                match next {
                     Ok(Some(message)) => {
                         forward(events, &agent.name, &message.lines).await;
                         for line in message.lines {

@@ -204,7 +204,7 @@ impl Live {
             tokio::select! {
                 reply = watch.message() => match reply? {
                     Some(reply) => self.add_snapshot(parse(&reply.json).map_err(Broken::Final)?),
-                    None if crate::progress::is_quiet(&self.last) => break,
+                    None if berth_shared::record::is_quiet(&self.last) => break,
                     // The controller is shutting down.
                     None => return Err(Broken::Connection("the controller ended the live view".into())),
                 },

@@ -1,5 +1,5 @@
 //! `berth`: the command line for operators. Everything lives in
-//! `berth_controller::cli`; this only sets up and exits with its code.
+//! `berth_cli`; this only sets up and exits with its code.
 
 use clap::Parser;
 
@@ -32,12 +32,12 @@ fn exit_quietly_on_broken_pipe() {
 fn main() {
     exit_quietly_on_broken_pipe();
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let args = berth_controller::cli::Args::parse();
+    let args = berth_cli::Args::parse();
     let code = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
-        Ok(runtime) => runtime.block_on(berth_controller::cli::run(args)),
+        Ok(runtime) => runtime.block_on(berth_cli::run(args)),
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
             berth_shared::exit::FAILED

@@ -9,7 +9,7 @@ use clap::Args;
 use super::deploy::parse;
 use super::output::{Column, ago, emit, grid};
 use super::{Outcome, Session};
-use crate::store::Sort;
+use berth_shared::query::Sort;
 
 /// `berth ls`: filters, order and page. Unknown statuses and sort orders
 /// are refused by clap (exit 2) with the accepted values.

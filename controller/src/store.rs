@@ -13,6 +13,7 @@ mod blobs;
 mod deployments;
 mod health;
 mod jobs;
+mod keys;
 mod lifecycle;
 mod list;
 mod logs;

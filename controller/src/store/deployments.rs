@@ -7,10 +7,13 @@
 
 use berth_shared::id::DeploymentId;
 use berth_shared::record::Deployment;
-use berth_shared::state::{DEPLOYMENT_STATUSES, DeploymentStatus};
+use berth_shared::state::DEPLOYMENT_STATUSES;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
+use super::keys::{
+    app_key, id_from_suffix, queue_key, running_slot, status_key, status_prefix, user_key,
+};
 use super::logs::{LogWrite, write_chunks};
 use super::{Store, StoreError, decode, encode};
 
@@ -36,65 +39,12 @@ pub enum Created {
     Existing(DeploymentId),
 }
 
-pub(super) fn app_key(app: &str, environment: &str, id: DeploymentId) -> Vec<u8> {
-    let mut key = app_prefix(app, environment);
-    key.extend_from_slice(&id.to_bytes());
-    key
-}
-
-pub(super) fn app_prefix(app: &str, environment: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(app.len() + environment.len() + 18);
-    key.extend_from_slice(app.as_bytes());
-    key.push(0);
-    key.extend_from_slice(environment.as_bytes());
-    key.push(0);
-    key
-}
-
-pub(super) fn status_key(status: DeploymentStatus, id: DeploymentId) -> Vec<u8> {
-    let mut key = status_prefix(status);
-    key.extend_from_slice(&id.to_bytes());
-    key
-}
-
-pub(super) fn status_prefix(status: DeploymentStatus) -> Vec<u8> {
-    let mut key = status.as_str().as_bytes().to_vec();
-    key.push(0);
-    key
-}
-
-/// The `idx_user` key of a deployment triggered by `user`.
-pub(crate) fn user_key(user: &str, id: DeploymentId) -> Vec<u8> {
-    let mut key = user_prefix(user);
-    key.extend_from_slice(&id.to_bytes());
-    key
-}
-
-pub(super) fn user_prefix(user: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(user.len() + 17);
-    key.extend_from_slice(user.as_bytes());
-    key.push(0);
-    key
-}
-
-pub(super) fn running_slot(app: &str, environment: &str) -> Vec<u8> {
-    let mut key = b"running\0".to_vec();
-    key.extend_from_slice(&app_prefix(app, environment));
-    key
-}
-
-pub(super) fn id_from_suffix(key: &[u8]) -> Option<DeploymentId> {
-    let start = key.len().checked_sub(16)?;
-    <[u8; 16]>::try_from(&key[start..])
-        .ok()
-        .map(DeploymentId::from_bytes)
-}
-
 /// True while a deployment keeps its app+environment's running slot: it
 /// is running, or it has ended (canceled, timed out, failed) but a host is
 /// still stopping its task, so nothing new may start beside it.
 pub(super) fn holds_slot(deployment: &Deployment) -> bool {
-    deployment.status.is_running() || deployment.tasks.iter().any(|task| !task.status.is_final())
+    // The same rule as "quiet", seen from the other side.
+    !berth_shared::record::is_quiet(deployment)
 }
 
 /// Why the holder of a running slot blocks a new deployment: "is still
@@ -194,7 +144,7 @@ impl Store {
             if let Some(holder) = waiting_for {
                 record.queued = true;
                 record.deadline_ms = None;
-                meta.insert(super::lifecycle::queue_key(&deployment.app, &deployment.environment, deployment.id), &holder.to_bytes())?;
+                meta.insert(queue_key(&deployment.app, &deployment.environment, deployment.id), &holder.to_bytes())?;
             } else {
                 meta.insert(slot, &deployment.id.to_bytes())?;
             }
@@ -268,11 +218,7 @@ impl Store {
                 idx_status.remove(status_key(before, id))?;
                 idx_status.insert(status_key(deployment.status, id), &[])?;
                 if deployment.status.is_settled() {
-                    meta.remove(super::lifecycle::queue_key(
-                        &deployment.app,
-                        &deployment.environment,
-                        id,
-                    ))?;
+                    meta.remove(queue_key(&deployment.app, &deployment.environment, id))?;
                 }
             }
             deployments.insert(&id.to_bytes(), encode(&deployment))?;

@@ -6,24 +6,11 @@ use berth_shared::id::DeploymentId;
 use berth_shared::record::Deployment;
 use sled::Transactional;
 
-use super::deployments::{
-    abort, app_key, app_prefix, holder_text, holds_slot, id_from_suffix, read_deployment,
-    running_holder, running_slot, status_key, user_key,
+use super::deployments::{abort, holder_text, holds_slot, read_deployment, running_holder};
+use super::keys::{
+    app_key, id_from_suffix, queue_key, queue_prefix, running_slot, status_key, user_key,
 };
 use super::{Store, StoreError, decode, encode};
-
-/// The key of a deployment waiting for its app+environment.
-pub(crate) fn queue_key(app: &str, environment: &str, id: DeploymentId) -> Vec<u8> {
-    let mut key = queue_prefix(app, environment);
-    key.extend_from_slice(&id.to_bytes());
-    key
-}
-
-fn queue_prefix(app: &str, environment: &str) -> Vec<u8> {
-    let mut key = b"queue\0".to_vec();
-    key.extend_from_slice(&app_prefix(app, environment));
-    key
-}
 
 impl Store {
     /// Like [`Store::update_deployment`], for a change that starts work on

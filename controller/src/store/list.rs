@@ -21,7 +21,7 @@ use berth_shared::id::DeploymentId;
 use berth_shared::record::Deployment;
 use berth_shared::state::{DEPLOYMENT_STATUSES, DeploymentStatus};
 
-use super::deployments::{app_prefix, id_from_suffix, status_prefix, user_prefix};
+use super::keys::{app_prefix, id_from_suffix, status_prefix, user_prefix};
 use super::{Store, StoreError, decode};
 use search::is_found;
 pub use sort::Sort;

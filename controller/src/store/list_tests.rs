@@ -346,7 +346,7 @@ fn builds_the_user_index_once_for_an_older_store() {
 #[test]
 fn user_keys_separate_user_and_id() {
     let id = id_at(9);
-    let key = super::deployments::user_key("alice", id);
+    let key = super::keys::user_key("alice", id);
     assert_eq!(&key[..6], b"alice\0");
     assert_eq!(&key[6..], &id.to_bytes()[..]);
 }

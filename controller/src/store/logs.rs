@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
+use super::keys::{chunk_key, expired_key, task_prefix};
 use super::{Store, StoreError, decode, encode};
 
 /// One stored log line (the host comes from the task).
@@ -47,28 +48,6 @@ pub struct ExpiredLogs {
     pub before_ms: i64,
     /// The retention setting that deleted them, in milliseconds.
     pub retention_ms: u64,
-}
-
-/// `meta` key of a deployment's [`ExpiredLogs`].
-fn expired_key(deployment: DeploymentId) -> Vec<u8> {
-    let mut key = b"logs_expired\0".to_vec();
-    key.extend_from_slice(&deployment.to_bytes());
-    key
-}
-
-fn chunk_key(deployment: DeploymentId, task: TaskId, first_seq: u64) -> [u8; 40] {
-    let mut key = [0u8; 40];
-    key[..16].copy_from_slice(&deployment.to_bytes());
-    key[16..32].copy_from_slice(&task.to_bytes());
-    key[32..].copy_from_slice(&first_seq.to_be_bytes());
-    key
-}
-
-fn task_prefix(deployment: DeploymentId, task: TaskId) -> [u8; 32] {
-    let mut key = [0u8; 32];
-    key[..16].copy_from_slice(&deployment.to_bytes());
-    key[16..].copy_from_slice(&task.to_bytes());
-    key
 }
 
 /// Writes `lines` (in sequence order) as one chunk per task, inside a

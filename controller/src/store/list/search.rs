@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use berth_shared::id::DeploymentId;
 use berth_shared::record::Deployment;
 
-use super::super::deployments::id_from_suffix;
+use super::super::keys::id_from_suffix;
 use super::super::{Store, StoreError};
 use super::short_key;
 

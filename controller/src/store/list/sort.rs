@@ -9,7 +9,7 @@ use berth_shared::id::DeploymentId;
 use berth_shared::record::Deployment;
 use berth_shared::state::{DEPLOYMENT_STATUSES, DeploymentStatus};
 
-use super::super::deployments::app_prefix;
+use super::super::keys::app_prefix;
 
 pub use berth_shared::query::Sort;
 

@@ -1,0 +1,175 @@
+//! How a running task reports: its stages, lines, failure and end, as
+//! events in the outbox ([`Emitter`]), and why a stage did not succeed
+//! ([`Failure`]).
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use berth_proto::v1::task_event::Kind;
+use berth_proto::v1::{LogLine, StageFinished, StageStarted, TaskFinished};
+use berth_shared::id::TaskId;
+
+use crate::Agent;
+use crate::stage::shell::LineSink;
+
+/// Why a stage did not succeed: the outcome (`failed`, `timed_out`,
+/// `canceled`), the message, and the exit code when there was one.
+pub(super) struct Failure {
+    pub(super) outcome: &'static str,
+    pub(super) error: String,
+    pub(super) exit_code: Option<i32>,
+    /// Evidence kept with the failed stage (probe output, container logs).
+    pub(super) details: BTreeMap<String, String>,
+}
+
+impl Failure {
+    pub(super) fn canceled(error: impl Into<String>) -> Failure {
+        Failure {
+            outcome: "canceled",
+            ..Failure::failed(error)
+        }
+    }
+
+    pub(super) fn failed(error: impl Into<String>) -> Failure {
+        Failure {
+            outcome: "failed",
+            error: error.into(),
+            exit_code: None,
+            details: BTreeMap::new(),
+        }
+    }
+}
+
+/// Reports a task's stages through the outbox.
+pub(super) struct Emitter<'a> {
+    pub(super) agent: &'a Agent,
+    pub(super) task_id: TaskId,
+    pub(super) stage: std::sync::Mutex<(String, Instant)>,
+}
+
+impl Emitter<'_> {
+    pub(super) fn push(&self, kind: Kind) {
+        self.agent.outbox.push(self.task_id, kind);
+    }
+
+    pub(super) fn stage(&self) -> String {
+        self.stage
+            .lock()
+            .map(|stage| stage.0.clone())
+            .unwrap_or_default()
+    }
+
+    pub(super) fn system(&self, line: String) {
+        self.line("system", line);
+    }
+
+    pub(super) fn start_stage(&self, name: &str) {
+        if let Ok(mut stage) = self.stage.lock() {
+            *stage = (name.to_string(), Instant::now());
+        }
+        self.push(Kind::StageStarted(StageStarted {
+            stage: name.to_string(),
+        }));
+    }
+
+    pub(super) fn end_stage(
+        &self,
+        outcome: &str,
+        exit_code: Option<i32>,
+        error: &str,
+        details: BTreeMap<String, String>,
+    ) {
+        let (stage, started) = self
+            .stage
+            .lock()
+            .map(|stage| stage.clone())
+            .unwrap_or_else(|_| (String::new(), Instant::now()));
+        self.push(Kind::StageFinished(StageFinished {
+            stage,
+            outcome: outcome.to_string(),
+            exit_code: exit_code.unwrap_or(0),
+            has_exit_code: exit_code.is_some(),
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            error: error.to_string(),
+            details: details.into_iter().collect(),
+        }));
+    }
+
+    /// Ends the current stage and the task with a failure.
+    pub(super) fn fail(&self, failure: Failure) {
+        if failure.outcome == "canceled" && self.agent.shutdown.is_cancelled() {
+            return self.interrupted();
+        }
+        self.system(failure.error.clone());
+        self.end_stage(
+            failure.outcome,
+            failure.exit_code,
+            &failure.error,
+            failure.details,
+        );
+        self.push(Kind::Finished(TaskFinished {
+            outcome: failure.outcome.to_string(),
+            error_step: self.stage(),
+            error: failure.error,
+        }));
+    }
+
+    /// The agent is stopping (`systemctl restart`, an upgrade), which
+    /// stopped the stage: no user canceled it, so it does not end
+    /// `canceled`. The task stays unfinished in the spool, and the next
+    /// start reports it failed as interrupted by the restart
+    /// (`Outbox::load`).
+    pub(super) fn interrupted(&self) {
+        self.system(
+            "the agent is stopping (a restart or an upgrade): this stage's processes were stopped; the task is reported when the agent is back"
+                .into(),
+        );
+    }
+
+    pub(super) fn done(&self) {
+        self.push(Kind::Finished(TaskFinished {
+            outcome: "done".into(),
+            error_step: String::new(),
+            error: String::new(),
+        }));
+    }
+}
+
+impl LineSink for Emitter<'_> {
+    fn line(&self, stream: &str, line: String) {
+        self.push(Kind::Log(LogLine {
+            stage: self.stage(),
+            stream: stream.to_string(),
+            line,
+        }));
+    }
+
+    fn lines(&self, stream: &str, lines: Vec<String>) {
+        let stage = self.stage();
+        self.agent.outbox.push_all(
+            self.task_id,
+            lines.into_iter().map(|line| {
+                Kind::Log(LogLine {
+                    stage: stage.clone(),
+                    stream: stream.to_string(),
+                    line,
+                })
+            }),
+        );
+    }
+
+    fn room(&self) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>> {
+        let outbox = &self.agent.outbox;
+        outbox
+            .backlogged(self.task_id)
+            .then(|| Box::pin(outbox.room(self.task_id)) as _)
+    }
+
+    fn started(&self, pid: u32) {
+        self.agent.record_pid(self.task_id, pid);
+    }
+
+    fn ended(&self) {
+        self.agent.clear_pid(self.task_id);
+    }
+}

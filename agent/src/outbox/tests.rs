@@ -261,7 +261,7 @@ async fn a_producer_far_ahead_of_the_acks_waits_only_while_linked() {
         .expect("waiter");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_paused_producer_resumes_when_the_controller_stalls() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (outbox, _) = Outbox::load(dir.path(), "a1").expect("load");
@@ -271,10 +271,15 @@ async fn a_paused_producer_resumes_when_the_controller_stalls() {
         outbox.push(task, log(&format!("line {index}")));
     }
     outbox.set_linked(true);
-    let stall = std::time::Duration::from_millis(200);
-    let started = std::time::Instant::now();
-    outbox.room_or_stall(task, stall).await;
-    assert!(started.elapsed() >= stall, "waited out the stall");
+    // The clock is paused: the wait is the real `STALL`, and it only
+    // moves forward when nothing else can happen.
+    let started = tokio::time::Instant::now();
+    outbox.room(task).await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= STALL && waited < STALL + std::time::Duration::from_millis(20),
+        "waited out the stall, no more: {waited:?}"
+    );
     assert!(
         !outbox.backlogged(task),
         "not paused again while the controller acknowledges nothing"
@@ -286,7 +291,7 @@ async fn a_paused_producer_resumes_when_the_controller_stalls() {
     assert!(outbox.backlogged(task), "still far ahead of the acks");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn another_tasks_acks_do_not_keep_a_stalled_task_paused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (outbox, _) = Outbox::load(dir.path(), "a1").expect("load");
@@ -299,23 +304,26 @@ async fn another_tasks_acks_do_not_keep_a_stalled_task_paused() {
         }
     }
     outbox.set_linked(true);
-    // The other task is acknowledged bit by bit the whole time.
+    // The other task is acknowledged bit by bit the whole time (every
+    // 10 ms of the paused clock, for four times the stall).
     let acker = tokio::spawn({
         let outbox = outbox.clone();
         async move {
-            for upto in 1..=200 {
+            for upto in 1.. {
                 outbox.ack(busy, upto);
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
         }
     });
-    let stall = std::time::Duration::from_millis(200);
-    tokio::time::timeout(
-        std::time::Duration::from_millis(1500),
-        outbox.room_or_stall(stalled, stall),
-    )
-    .await
-    .expect("the stalled task resumes after its own stall, whatever else is acknowledged");
+    let started = tokio::time::Instant::now();
+    tokio::time::timeout(STALL * 4, outbox.room(stalled))
+        .await
+        .expect("the stalled task resumes after its own stall, whatever else is acknowledged");
+    let waited = started.elapsed();
+    assert!(
+        waited >= STALL && waited < STALL + std::time::Duration::from_millis(20),
+        "after its own stall, no later: {waited:?}"
+    );
     acker.abort();
 }
 

@@ -264,7 +264,10 @@ mod tests {
         assert!(lines.contains(&("stderr".into(), "oops".into())));
     }
 
-    #[tokio::test]
+    // The paused clock reaches the timeout as soon as nothing else can
+    // happen; the real time taken shows the group was killed and the
+    // pipes closed, not waited out.
+    #[tokio::test(start_paused = true)]
     async fn times_out_and_kills_the_whole_group() {
         let started = std::time::Instant::now();
         let (outcome, _) = check(

@@ -55,37 +55,29 @@ impl Lines {
     /// Blocks until a line containing `needle` appears (returns it) or the
     /// stream ends or the deadline passes (returns `None`).
     pub fn wait_for(&self, needle: &str, timeout: Duration) -> Option<String> {
-        self.wait_until(timeout, |lines| {
-            lines
-                .iter()
-                .find(|(_, line)| line.contains(needle))
-                .map(|(_, line)| line.clone())
-        })
+        self.wait_for_nth_line(needle, 1, timeout)
     }
 
     /// Blocks until the `n`th line (counting from 1) containing `needle`
     /// appears and returns when it was read, or `None` when the stream
     /// ends or the deadline passes first.
     pub fn wait_for_nth(&self, needle: &str, n: usize, timeout: Duration) -> Option<Instant> {
-        let skip = n.checked_sub(1)?;
-        self.wait_until(timeout, |lines| {
-            lines
-                .iter()
-                .filter(|(_, line)| line.contains(needle))
-                .nth(skip)
-                .map(|(at, _)| *at)
-        })
+        self.nth_match(needle, n, timeout).map(|(at, _)| at)
     }
 
     /// Like [`Lines::wait_for_nth`], returning the line itself.
     pub fn wait_for_nth_line(&self, needle: &str, n: usize, timeout: Duration) -> Option<String> {
+        self.nth_match(needle, n, timeout).map(|(_, line)| line)
+    }
+
+    fn nth_match(&self, needle: &str, n: usize, timeout: Duration) -> Option<(Instant, String)> {
         let skip = n.checked_sub(1)?;
         self.wait_until(timeout, |lines| {
             lines
                 .iter()
                 .filter(|(_, line)| line.contains(needle))
                 .nth(skip)
-                .map(|(_, line)| line.clone())
+                .cloned()
         })
     }
 

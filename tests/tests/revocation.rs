@@ -20,6 +20,19 @@ timeout = "1m"
 "#;
 const PAYLOAD_BYTES: usize = 50 * 1024 * 1024;
 
+/// Stops `agent` and hands its credentials to the test, with a runtime to
+/// call the controller as that agent.
+fn credentials_of(agent: &mut Agent) -> (tokio::runtime::Runtime, String, Credential) {
+    agent.kill9();
+    let ca_pem = std::fs::read_to_string(agent.dir.join("ca.pem")).expect("ca");
+    let credential = Credential::of_agent(&agent.dir);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    (runtime, ca_pem, credential)
+}
+
 #[test]
 fn revoking_an_agent_cuts_its_download_in_progress() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -40,13 +53,7 @@ fn revoking_an_agent_cuts_its_download_in_progress() {
         .expect("bundle digest")
         .to_string();
     // The test downloads it again with the agent's own credentials.
-    agent.kill9();
-    let ca_pem = std::fs::read_to_string(agent.dir.join("ca.pem")).expect("ca");
-    let credential = Credential::of_agent(&agent.dir);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let (runtime, ca_pem, credential) = credentials_of(&mut agent);
     runtime.block_on(async {
         let mut link = client(&controller.url, &ca_pem, &credential).await;
         let mut download = link
@@ -116,13 +123,7 @@ fn revoking_a_build_agent_cuts_its_upload_in_progress() {
         .to_string();
     // The test uploads a result for the build with the builder's own
     // credentials, slowly, as a large result over a slow link would go.
-    builder.kill9();
-    let ca_pem = std::fs::read_to_string(builder.dir.join("ca.pem")).expect("ca");
-    let credential = Credential::of_agent(&builder.dir);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let (runtime, ca_pem, credential) = credentials_of(&mut builder);
     runtime.block_on(async {
         let mut link = client(&controller.url, &ca_pem, &credential).await;
         let (chunks, outgoing) = tokio::sync::mpsc::channel::<PutBlobChunk>(4);

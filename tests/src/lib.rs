@@ -694,7 +694,19 @@ pub fn eventually<T>(
     what: &str,
     tries: u32,
     pause: Duration,
+    check: impl FnMut() -> Option<T>,
+) -> T {
+    eventually_or(what, tries, pause, check, String::new)
+}
+
+/// Like [`eventually`], adding `context()` (a log, what was seen) to the
+/// failure message.
+pub fn eventually_or<T>(
+    what: &str,
+    tries: u32,
+    pause: Duration,
     mut check: impl FnMut() -> Option<T>,
+    context: impl FnOnce() -> String,
 ) -> T {
     for _ in 0..tries {
         if let Some(value) = check() {
@@ -702,5 +714,8 @@ pub fn eventually<T>(
         }
         std::thread::sleep(pause);
     }
-    panic!("{what} did not happen within {tries} tries of {pause:?}");
+    panic!(
+        "{what} did not happen within {tries} tries of {pause:?}\n{}",
+        context()
+    );
 }

@@ -73,18 +73,12 @@ fn crash_mid_health_check(controller: &Controller, dockerd: &Dockerd, app: &str)
 /// controller's cancel), which nothing announces.
 fn check_only_v1_left(dockerd: &Dockerd, app: &str, crashed: &Crashed) {
     let left = || dockerd.containers_of(app);
-    let settled = (0..100).any(|_| {
-        let settled = left() == crashed.before;
-        if !settled {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        settled
-    });
-    assert!(
-        settled,
-        "{app}: expected only {:?}, found {:?}",
-        crashed.before,
-        left()
+    berth_tests::eventually_or(
+        &format!("{app}: only {:?} left", crashed.before),
+        100,
+        Duration::from_millis(100),
+        || (left() == crashed.before).then_some(()),
+        || format!("found {:?}", left()),
     );
     assert_eq!(
         http_get(&crashed.port, "/index.html").as_deref(),

@@ -7,7 +7,9 @@
 use std::io::Write;
 use std::time::Duration;
 
-use berth_tests::{Agent, Controller, DEADLINE, eventually, id_of, skip, write_bundle};
+use berth_tests::{
+    Agent, Controller, DEADLINE, eventually, eventually_or, id_of, skip, write_bundle,
+};
 
 /// Prints, waits for the test to release it, then prints until it is told
 /// to stop: more than fits in the room the store has already taken on the
@@ -126,14 +128,12 @@ fn a_full_disk_refuses_work_then_recovers_without_a_restart() {
     // Space comes back: the controller takes work again by itself.
     std::fs::remove_file(&filler).expect("free the disk");
     std::fs::write(agent.dir.join("work").join(&second).join("stop"), b"").expect("stop");
-    let recovered = (0..120).any(|_| {
-        std::thread::sleep(Duration::from_millis(500));
-        controller.berth(&["health"]).code == 0
-    });
-    assert!(
-        recovered,
-        "berth health passes again within a minute:\n{}",
-        controller.log()
+    eventually_or(
+        "berth health passing again",
+        120,
+        Duration::from_millis(500),
+        || (controller.berth(&["health"]).code == 0).then_some(()),
+        || controller.log(),
     );
     assert!(
         controller.is_running(),

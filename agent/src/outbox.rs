@@ -9,18 +9,22 @@
 //! a [`RunningTask`] header (the last one wins), kind 1 a [`TaskEvent`]. A
 //! torn tail left by a crash is cut off when the spool is loaded.
 
-use std::collections::{HashMap, VecDeque};
-use std::fs::{self, File, OpenOptions};
-use std::io::{BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use berth_proto::v1::task_event::Kind;
-use berth_proto::v1::{LogLine, RunningTask, StageFinished, TaskEvent, TaskEvents, TaskFinished};
+use berth_proto::v1::{LogLine, RunningTask, TaskEvent, TaskEvents};
 use berth_shared::id::TaskId;
 use prost::Message;
 use tokio::sync::Notify;
 use tracing::warn;
+
+mod load;
+mod task_log;
+use task_log::{Budget, TaskLog, read_events_from, read_records, record};
 
 /// Unacknowledged events kept in memory per task; older ones are read back
 /// from the spool file when they must be sent again.
@@ -52,93 +56,6 @@ const MAX_RECORD: u32 = 1024 * 1024;
 const HEADER: u8 = 0;
 const EVENT: u8 = 1;
 
-/// Limits on the size of one batch.
-struct Budget {
-    events: usize,
-    bytes: usize,
-    taken: usize,
-}
-
-impl Budget {
-    fn new(events: usize, bytes: usize) -> Budget {
-        Budget {
-            events,
-            bytes,
-            taken: 0,
-        }
-    }
-
-    /// Takes room for an event; the first event always fits, so a batch is
-    /// never empty.
-    fn take(&mut self, event: &TaskEvent) -> bool {
-        let size = event.encoded_len();
-        if self.taken >= self.events || (self.taken > 0 && size > self.bytes) {
-            return false;
-        }
-        self.bytes = self.bytes.saturating_sub(size);
-        self.taken += 1;
-        true
-    }
-}
-
-/// Reads events with seq > `after` from `path` starting at byte `start`.
-fn read_events_from(
-    path: &Path,
-    start: u64,
-    after: u64,
-    budget: &mut Budget,
-) -> std::io::Result<Vec<TaskEvent>> {
-    use std::io::{Seek, SeekFrom};
-    let mut file = File::open(path)?;
-    file.seek(SeekFrom::Start(start))?;
-    let mut reader = BufReader::new(file);
-    let mut events = Vec::new();
-    while let Some((kind, payload)) = read_record(&mut reader) {
-        if kind != EVENT {
-            continue;
-        }
-        let Ok(event) = TaskEvent::decode(payload.as_slice()) else {
-            continue;
-        };
-        if event.seq <= after {
-            continue;
-        }
-        if !budget.take(&event) {
-            break;
-        }
-        events.push(event);
-    }
-    Ok(events)
-}
-
-struct TaskLog {
-    deployment_id: String,
-    /// Byte offset in the spool file of each event from `offsets_base` on.
-    offsets: Vec<u64>,
-    /// The sequence number of `offsets[0]`.
-    offsets_base: u64,
-    /// Log lines dropped because the spool was full, not yet reported.
-    dropped: u64,
-    /// Length of the spool file as written so far.
-    file_len: u64,
-    /// Written since the last sync.
-    dirty: bool,
-    generation: u64,
-    next_seq: u64,
-    acked: u64,
-    memory: VecDeque<TaskEvent>,
-    /// Encoded size of `memory`.
-    memory_bytes: u64,
-    file: Option<File>,
-    path: PathBuf,
-    finished: bool,
-    /// The stage that last started, for the record of an interrupted task.
-    stage: String,
-    /// The ack at which a paused producer waited out [`STALL`]: until the
-    /// controller acknowledges more, the task's output is not paused.
-    stalled_at: Option<u64>,
-}
-
 /// Pending events of all tasks.
 pub struct Outbox {
     dir: PathBuf,
@@ -154,169 +71,9 @@ pub struct Outbox {
     linked: std::sync::atomic::AtomicBool,
 }
 
-fn record(kind: u8, payload: &[u8]) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(payload.len() + 9);
-    bytes.push(kind);
-    bytes.extend_from_slice(
-        &u32::try_from(payload.len())
-            .unwrap_or(u32::MAX)
-            .to_be_bytes(),
-    );
-    bytes.extend_from_slice(&crc32fast::hash(payload).to_be_bytes());
-    bytes.extend_from_slice(payload);
-    bytes
-}
-
-/// One spool record: its kind and payload.
-type Record = (u8, Vec<u8>);
-
-/// Reads records until the end or the first damaged one; returns them and
-/// the length of the good prefix.
-fn read_records(path: &Path) -> std::io::Result<(Vec<Record>, u64)> {
-    let mut reader = BufReader::new(File::open(path)?);
-    let mut records = Vec::new();
-    let mut good = 0u64;
-    while let Some(record) = read_record(&mut reader) {
-        good += 9 + record.1.len() as u64;
-        records.push(record);
-    }
-    Ok((records, good))
-}
-
-/// Reads one record; `None` at the end or at a damaged record.
-fn read_record(reader: &mut impl Read) -> Option<Record> {
-    let mut head = [0u8; 9];
-    reader.read_exact(&mut head).ok()?;
-    let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]);
-    let crc = u32::from_be_bytes([head[5], head[6], head[7], head[8]]);
-    if len > MAX_RECORD {
-        return None;
-    }
-    let mut payload = vec![0u8; len as usize];
-    reader.read_exact(&mut payload).ok()?;
-    (crc32fast::hash(&payload) == crc).then_some((head[0], payload))
-}
-
 impl Outbox {
     fn lock(&self) -> MutexGuard<'_, HashMap<TaskId, TaskLog>> {
         self.tasks.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Opens the spool in `dir`, reloading what a previous run left. Tasks
-    /// that never finished were interrupted by the restart: they get a
-    /// final `failed` result. Returns the outbox and the interrupted tasks.
-    pub fn load(dir: &Path, agent_name: &str) -> std::io::Result<(Outbox, Vec<TaskId>)> {
-        fs::create_dir_all(dir)?;
-        let outbox = Outbox {
-            dir: dir.to_path_buf(),
-            max_spool_bytes: MAX_SPOOL_BYTES,
-            max_memory_only_bytes: MAX_MEMORY_ONLY_BYTES,
-            tasks: Mutex::new(HashMap::new()),
-            notify: Notify::new(),
-            acks: Notify::new(),
-            linked: std::sync::atomic::AtomicBool::new(false),
-        };
-        let mut interrupted = Vec::new();
-        for entry in fs::read_dir(dir)? {
-            let path = entry?.path();
-            if path.extension().and_then(|ext| ext.to_str()) != Some("spool") {
-                continue;
-            }
-            match outbox.load_one(&path) {
-                Ok(Some(task_id)) => interrupted.push(task_id),
-                Ok(None) => {}
-                Err(err) => {
-                    warn!(path = %path.display(), error = %err, "unreadable spool file left aside")
-                }
-            }
-        }
-        for task_id in &interrupted {
-            let message = format!(
-                "agent {agent_name} restarted while this task was running; its processes were stopped and the stage did not finish"
-            );
-            let stage = outbox
-                .lock()
-                .get(task_id)
-                .map(|log| log.stage.clone())
-                .unwrap_or_default();
-            outbox.push(
-                *task_id,
-                Kind::Log(LogLine {
-                    stage: stage.clone(),
-                    stream: "system".into(),
-                    line: message.clone(),
-                }),
-            );
-            if !stage.is_empty() {
-                outbox.push(
-                    *task_id,
-                    Kind::StageFinished(StageFinished {
-                        stage: stage.clone(),
-                        outcome: "failed".into(),
-                        error: message.clone(),
-                        ..Default::default()
-                    }),
-                );
-            }
-            outbox.push(
-                *task_id,
-                Kind::Finished(TaskFinished {
-                    outcome: "failed".into(),
-                    error_step: stage,
-                    error: message,
-                }),
-            );
-        }
-        Ok((outbox, interrupted))
-    }
-
-    /// Loads one spool file; returns the task id if it never finished.
-    fn load_one(&self, path: &Path) -> std::io::Result<Option<TaskId>> {
-        let stem = path
-            .file_stem()
-            .and_then(|stem| stem.to_str())
-            .unwrap_or_default();
-        let Ok(task_id) = stem.parse::<TaskId>() else {
-            return Ok(None);
-        };
-        let (records, good) = read_records(path)?;
-        let file = OpenOptions::new().append(true).open(path)?;
-        file.set_len(good)?;
-        let mut log = TaskLog::new(path.to_path_buf(), file, "", 0, good);
-        let mut offset = 0u64;
-        for (kind, payload) in records {
-            let at = offset;
-            offset += 9 + payload.len() as u64;
-            match kind {
-                HEADER => {
-                    if let Ok(header) = RunningTask::decode(payload.as_slice()) {
-                        log.deployment_id = header.deployment_id;
-                        log.generation = header.generation;
-                        log.next_seq = log.next_seq.max(header.next_seq);
-                    }
-                }
-                _ => {
-                    let Ok(event) = TaskEvent::decode(payload.as_slice()) else {
-                        continue;
-                    };
-                    log.note(&event);
-                    if log.offsets.is_empty() {
-                        log.offsets_base = event.seq;
-                    }
-                    if event.seq == log.offsets_base + log.offsets.len() as u64 {
-                        log.offsets.push(at);
-                    }
-                    log.next_seq = log.next_seq.max(event.seq + 1);
-                    log.remember(event);
-                    if log.memory.len() > MEMORY_EVENTS {
-                        log.forget_oldest();
-                    }
-                }
-            }
-        }
-        let unfinished = !log.finished;
-        self.lock().insert(task_id, log);
-        Ok(unfinished.then_some(task_id))
     }
 
     /// Starts the outbox of a new task.
@@ -572,135 +329,6 @@ impl Outbox {
             && let Some(log) = tasks.remove(&task_id)
         {
             let _ = fs::remove_file(&log.path);
-        }
-    }
-}
-
-impl TaskLog {
-    fn new(
-        path: PathBuf,
-        file: File,
-        deployment_id: &str,
-        generation: u64,
-        file_len: u64,
-    ) -> TaskLog {
-        TaskLog {
-            deployment_id: deployment_id.to_string(),
-            offsets: Vec::new(),
-            offsets_base: 1,
-            dropped: 0,
-            file_len,
-            dirty: false,
-            generation,
-            next_seq: 1,
-            acked: 0,
-            memory: VecDeque::new(),
-            memory_bytes: 0,
-            file: Some(file),
-            path,
-            finished: false,
-            stage: String::new(),
-            stalled_at: None,
-        }
-    }
-
-    /// Makes everything appended so far durable.
-    fn sync(&mut self) {
-        if !self.dirty {
-            return;
-        }
-        if let Some(file) = self.file.as_ref()
-            && let Err(err) = file.sync_data()
-        {
-            warn!(path = %self.path.display(), error = %err, "spool sync failed");
-        }
-        self.dirty = false;
-    }
-
-    /// Numbers and keeps one event, and adds its spool record to
-    /// `spooled` (at the file offset it will have once `spooled` is
-    /// appended).
-    fn add(&mut self, kind: Kind, spooled: &mut Vec<u8>) {
-        let event = TaskEvent {
-            seq: self.next_seq,
-            ts_ms: berth_shared::time::now_ms(),
-            kind: Some(kind),
-        };
-        self.next_seq += 1;
-        self.note(&event);
-        if self.file.is_some() {
-            if self.offsets.is_empty() {
-                self.offsets_base = event.seq;
-            }
-            self.offsets.push(self.file_len + spooled.len() as u64);
-        }
-        spooled.extend_from_slice(&record(EVENT, &event.encode_to_vec()));
-        self.remember(event);
-        if self.memory.len() > MEMORY_EVENTS && self.file.is_some() {
-            self.forget_oldest();
-        }
-    }
-
-    fn remember(&mut self, event: TaskEvent) {
-        self.memory_bytes += event.encoded_len() as u64;
-        self.memory.push_back(event);
-    }
-
-    fn forget_oldest(&mut self) {
-        if let Some(event) = self.memory.pop_front() {
-            self.memory_bytes = self.memory_bytes.saturating_sub(event.encoded_len() as u64);
-        }
-    }
-
-    /// Cuts the spool back to its header when every event in it is
-    /// acknowledged (nothing in it will ever be sent again).
-    fn compact(&mut self, task_id: TaskId) {
-        let Some(file) = self.file.as_mut() else {
-            return;
-        };
-        let header = RunningTask {
-            task_id: task_id.to_string(),
-            deployment_id: self.deployment_id.clone(),
-            generation: self.generation,
-            next_seq: self.next_seq,
-        };
-        let bytes = record(HEADER, &header.encode_to_vec());
-        let result = file
-            .set_len(0)
-            .and_then(|()| file.write_all(&bytes))
-            .and_then(|()| file.sync_data());
-        match result {
-            Ok(()) => {
-                self.file_len = bytes.len() as u64;
-                self.offsets.clear();
-                self.offsets_base = self.next_seq;
-                self.dirty = false;
-            }
-            Err(err) => warn!(path = %self.path.display(), error = %err, "spool compaction failed"),
-        }
-    }
-
-    fn note(&mut self, event: &TaskEvent) {
-        match &event.kind {
-            Some(Kind::Finished(_)) => self.finished = true,
-            Some(Kind::StageStarted(started)) => self.stage = started.stage.clone(),
-            _ => {}
-        }
-    }
-
-    fn append(&mut self, bytes: &[u8]) {
-        let Some(file) = self.file.as_mut().filter(|_| !bytes.is_empty()) else {
-            return;
-        };
-        match file.write_all(bytes) {
-            Ok(()) => {
-                self.file_len += bytes.len() as u64;
-                self.dirty = true;
-            }
-            Err(err) => {
-                warn!(path = %self.path.display(), error = %err, "spool write failed; keeping events in memory only");
-                self.file = None;
-            }
         }
     }
 }

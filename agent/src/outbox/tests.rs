@@ -1,5 +1,6 @@
 //! Tests of the outbox spool.
 use super::*;
+use berth_proto::v1::TaskFinished;
 
 fn log(line: &str) -> Kind {
     Kind::Log(LogLine {

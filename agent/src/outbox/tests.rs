@@ -168,6 +168,20 @@ fn a_fully_acknowledged_spool_is_cut_back_and_numbering_goes_on() {
 
 /// Of 100 lines pushed and a result, some lines were dropped, a marker
 /// saying `why` counts them, and the result is kept.
+/// A hundred 60-byte log lines, then the task's result.
+fn push_lines_then_done(outbox: &Outbox, task: TaskId) {
+    for index in 0..100 {
+        outbox.push(task, log(&format!("line {index:03} {}", "z".repeat(50))));
+    }
+    outbox.push(
+        task,
+        Kind::Finished(TaskFinished {
+            outcome: "done".into(),
+            ..Default::default()
+        }),
+    );
+}
+
 fn check_dropped(outbox: &Outbox, task: TaskId, why: &str) {
     let batch = outbox.batch(task, 0, 1000, usize::MAX).expect("events");
     let kept = lines(&batch);
@@ -200,16 +214,7 @@ fn a_full_spool_drops_log_lines_but_never_results_and_says_so() {
     outbox.max_spool_bytes = 2000;
     let task = TaskId::new();
     outbox.open(task, "dep", 1).expect("open");
-    for index in 0..100 {
-        outbox.push(task, log(&format!("line {index:03} {}", "z".repeat(50))));
-    }
-    outbox.push(
-        task,
-        Kind::Finished(TaskFinished {
-            outcome: "done".into(),
-            ..Default::default()
-        }),
-    );
+    push_lines_then_done(&outbox, task);
     check_dropped(&outbox, task, "log lines were dropped");
 }
 
@@ -337,16 +342,7 @@ fn an_unwritable_spool_keeps_a_bounded_memory_and_says_so() {
     outbox.open(task, "dep", 1).expect("open");
     // What a failed spool write leaves: the task kept in memory only.
     outbox.lock().get_mut(&task).expect("task").file = None;
-    for index in 0..100 {
-        outbox.push(task, log(&format!("line {index:03} {}", "z".repeat(50))));
-    }
-    outbox.push(
-        task,
-        Kind::Finished(TaskFinished {
-            outcome: "done".into(),
-            ..Default::default()
-        }),
-    );
+    push_lines_then_done(&outbox, task);
     let held = outbox.lock().get(&task).expect("task").memory_bytes;
     assert!(
         held < 2000 + 1000,

@@ -84,10 +84,7 @@ pub async fn put_build_result(
     agent_id: AgentId,
     mut chunks: Streaming<PutBlobChunk>,
 ) -> Result<PutBlobResponse, Status> {
-    let first = chunks
-        .message()
-        .await?
-        .ok_or_else(|| Status::invalid_argument("the upload sent no data"))?;
+    let first = crate::grpc::cli::deploy::first_chunk(&mut chunks).await?;
     let task_id: TaskId = first
         .task_id
         .parse()

@@ -15,16 +15,21 @@ use crate::progress;
 use crate::server::Context;
 use crate::store::{AgentRecord, ListQuery, StoreError};
 
+/// The first chunk of an upload, which names the blob.
+pub async fn first_chunk(chunks: &mut Streaming<PutBlobChunk>) -> Result<PutBlobChunk, Status> {
+    chunks
+        .message()
+        .await?
+        .ok_or_else(|| Status::invalid_argument("the upload sent no data"))
+}
+
 /// Receives a bundle (or other blob) in chunks and stores it verified.
 pub async fn put_blob(
     context: &Context,
     caller: &Caller,
     mut chunks: Streaming<PutBlobChunk>,
 ) -> Result<PutBlobResponse, Status> {
-    let first = chunks
-        .message()
-        .await?
-        .ok_or_else(|| Status::invalid_argument("the upload sent no data"))?;
+    let first = first_chunk(&mut chunks).await?;
     let stored = receive_blob(context, first, chunks).await?;
     context
         .store

@@ -13,7 +13,7 @@ use berth_proto::v1::{AgentMessage, ExecLine, ExecOutput, ExecRequest};
 use tokio::sync::mpsc;
 
 use crate::Agent;
-use crate::stage::shell::{self, LineSink, Outcome};
+use crate::stage::shell::{self, LineSink, Outcome, Stream};
 
 /// Most output bytes one exec sends back.
 pub const MAX_OUTPUT: usize = 1024 * 1024;
@@ -21,6 +21,20 @@ pub const MAX_OUTPUT: usize = 1024 * 1024;
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 /// How often collected lines are sent.
 const BATCH_EVERY: Duration = Duration::from_millis(50);
+
+/// How the command ended on this host (`berth.v1.ExecStatus` on the wire,
+/// converted in [`crate::wire`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// It exited with code 0.
+    Ok,
+    /// It exited with another code, or was killed by a signal.
+    Failed,
+    /// It ran past its timeout and was killed.
+    TimedOut,
+    /// It could not run: no command, it could not start, the agent stopping.
+    Error,
+}
 
 #[derive(Default)]
 struct Collected {
@@ -45,7 +59,7 @@ impl Collector {
 }
 
 impl LineSink for Collector {
-    fn line(&self, stream: &str, line: String) {
+    fn line(&self, stream: Stream, line: String) {
         let mut collected = self.lock();
         if collected.bytes + line.len() > MAX_OUTPUT {
             collected.dropped += 1;
@@ -53,7 +67,7 @@ impl LineSink for Collector {
         }
         collected.bytes += line.len();
         collected.lines.push(ExecLine {
-            stream: stream.to_string(),
+            stream: stream.into(),
             line,
         });
     }
@@ -81,7 +95,7 @@ pub async fn run(agent: &Agent, request: ExecRequest, sender: mpsc::Sender<Agent
     if request.argv.is_empty() || request.argv[0].is_empty() {
         send(finished(
             request_id,
-            "error",
+            Status::Error,
             None,
             "no command given".into(),
         ))
@@ -139,60 +153,53 @@ pub async fn run(agent: &Agent, request: ExecRequest, sender: mpsc::Sender<Agent
     } else {
         String::new()
     };
-    let result = match outcome {
-        Ok(Outcome::Exited(0)) => finished(
-            request_id,
-            "ok",
+    let (status, exit_code, error) = match outcome {
+        Ok(Outcome::Exited(0)) => (
+            Status::Ok,
             Some(0),
-            note.trim_start_matches("; ").into(),
+            note.trim_start_matches("; ").to_string(),
         ),
-        Ok(Outcome::Exited(127)) => finished(
-            request_id,
-            "failed",
+        Ok(Outcome::Exited(127)) => (
+            Status::Failed,
             Some(127),
             format!("`{}` was not found on this host{note}", request.argv[0]),
         ),
-        Ok(Outcome::Exited(code)) => finished(
-            request_id,
-            "failed",
+        Ok(Outcome::Exited(code)) => (
+            Status::Failed,
             Some(code),
             format!("exited with code {code}{note}"),
         ),
-        Ok(Outcome::Signaled(signal)) => finished(
-            request_id,
-            "failed",
+        Ok(Outcome::Signaled(signal)) => (
+            Status::Failed,
             None,
             format!("killed by signal {signal}{note}"),
         ),
-        Ok(Outcome::TimedOut) => finished(
-            request_id,
-            "timed_out",
+        Ok(Outcome::TimedOut) => (
+            Status::TimedOut,
             None,
             format!(
                 "timed out after {}; its processes were killed{note}",
                 berth_shared::time::format_duration(timeout)
             ),
         ),
-        Ok(Outcome::Canceled) => finished(
-            request_id,
-            "error",
+        Ok(Outcome::Canceled) => (
+            Status::Error,
             None,
-            "the agent is shutting down".into(),
+            "the agent is shutting down".to_string(),
         ),
-        Err(err) => finished(request_id, "error", None, format!("could not start: {err}")),
+        Err(err) => (Status::Error, None, format!("could not start: {err}")),
     };
-    tracing::info!(request_id, status = %result.status, "fleet exec finished");
-    send(result).await;
+    tracing::info!(request_id, ?status, "fleet exec finished");
+    send(finished(request_id, status, exit_code, error)).await;
 }
 
-fn finished(request_id: u64, status: &str, exit_code: Option<i32>, error: String) -> ExecOutput {
+fn finished(request_id: u64, status: Status, exit_code: Option<i32>, error: String) -> ExecOutput {
     ExecOutput {
         request_id,
         lines: Vec::new(),
         finished: true,
-        status: status.to_string(),
-        exit_code: exit_code.unwrap_or(0),
-        has_exit_code: exit_code.is_some(),
+        status: status.into(),
+        exit_code,
         error,
     }
 }

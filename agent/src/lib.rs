@@ -21,6 +21,7 @@ pub mod repair;
 pub mod runner;
 pub mod skew;
 pub mod stage;
+pub mod wire;
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;

@@ -22,6 +22,8 @@ use prost::Message;
 use tokio::sync::Notify;
 use tracing::warn;
 
+use crate::stage::shell::Stream;
+
 mod load;
 mod task_log;
 use task_log::{Budget, TaskLog, read_events_from, read_records, record};
@@ -167,7 +169,7 @@ impl Outbox {
                 log.add(
                     Kind::Log(LogLine {
                         stage,
-                        stream: "system".into(),
+                        stream: Stream::System.into(),
                         line,
                     }),
                     &mut spooled,

@@ -21,9 +21,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::Agent;
-use crate::stage::current::Current;
+use crate::stage::current::{AppState, Current, Observed};
 use crate::stage::docker;
-use crate::stage::shell::LineSink;
+use crate::stage::shell::{LineSink, Stream};
 
 /// How often the apps are looked at.
 pub const PERIOD: Duration = Duration::from_secs(2);
@@ -32,7 +32,7 @@ pub const PERIOD: Duration = Duration::from_secs(2);
 struct Log<'a>(&'a str);
 
 impl LineSink for Log<'_> {
-    fn line(&self, _stream: &str, line: String) {
+    fn line(&self, _stream: Stream, line: String) {
         info!(app = %self.0, "repair: {line}");
     }
 }
@@ -63,7 +63,8 @@ pub async fn run(agent: Arc<Agent>, shutdown: CancellationToken) {
                     last_error = err.clone();
                 }
                 for current in &apps {
-                    let state = format!("unknown: cannot reach Docker at {err}");
+                    let state =
+                        Observed::new(AppState::Unknown, format!("cannot reach Docker at {err}"));
                     agent
                         .current
                         .observed(current, &state, current.host_port.clone(), None);
@@ -157,15 +158,18 @@ async fn look_at(agent: &Arc<Agent>, docker: &Docker, current: &Current) {
                     "container {name} was gone; started it again from deployment {} (version {})",
                     current.deployment_id, current.version
                 ));
-                "running".to_string()
+                Observed::new(AppState::Running, "")
             }
-            Err(err) => format!("missing; could not start it again: {err}"),
+            Err(err) => Observed::new(
+                AppState::Missing,
+                format!("could not start it again: {err}"),
+            ),
         },
-        Err(err) => format!("unknown: {err}"),
+        Err(err) => Observed::new(AppState::Unknown, err.to_string()),
         Ok(inspect) => {
             let state = inspect.state.unwrap_or_default();
             if state.running.unwrap_or(false) || state.restarting.unwrap_or(false) {
-                "running".to_string()
+                Observed::new(AppState::Running, "")
             } else {
                 match docker.start_container(name, None).await {
                     Ok(()) => {
@@ -175,15 +179,18 @@ async fn look_at(agent: &Arc<Agent>, docker: &Docker, current: &Current) {
                         repairs.push(format!(
                             "container {name} had stopped{code}; started it again"
                         ));
-                        "running".to_string()
+                        Observed::new(AppState::Running, "")
                     }
-                    Err(err) => format!("stopped; could not start it again: {err}"),
+                    Err(err) => Observed::new(
+                        AppState::Stopped,
+                        format!("could not start it again: {err}"),
+                    ),
                 }
             }
         }
     };
     let mut host_port = current.host_port.clone();
-    if state == "running" && container.port > 0 {
+    if state.state == AppState::Running && container.port > 0 {
         let published = docker::host_port(docker, name, container.port).await;
         if published.is_some() && published != current.host_port {
             let port = published.clone().unwrap_or_default();

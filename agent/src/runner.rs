@@ -21,6 +21,7 @@ mod image;
 mod script;
 mod teardown;
 use emit::{Emitter, Failure};
+pub use emit::{Ending, StageOutcome, TaskOutcome};
 use script::{environment, fetch_blob, prepare, prepare_in, run_script};
 
 /// Whether an assignment was taken.
@@ -177,7 +178,7 @@ async fn run(agent: &Arc<Agent>, task_id: TaskId, spec: &TaskSpec, cancel: &Canc
     if spec.kind == berth_proto::v1::task_spec::Kind::Build as i32 {
         emitter.start_stage("build");
         match build::run(agent, spec, &emitter, cancel).await {
-            Ok(details) => emitter.end_stage("succeeded", None, "", details),
+            Ok(details) => emitter.end_stage(StageOutcome::Succeeded, None, "", details),
             Err(failure) => return emitter.fail(failure),
         }
         return emitter.done();
@@ -185,7 +186,7 @@ async fn run(agent: &Arc<Agent>, task_id: TaskId, spec: &TaskSpec, cancel: &Canc
     if spec.kind == berth_proto::v1::task_spec::Kind::Delete as i32 {
         emitter.start_stage("delete");
         match teardown::delete(agent, spec, &emitter).await {
-            Ok(details) => emitter.end_stage("succeeded", None, "", details),
+            Ok(details) => emitter.end_stage(StageOutcome::Succeeded, None, "", details),
             Err(failure) => return emitter.fail(failure),
         }
         return emitter.done();
@@ -196,7 +197,7 @@ async fn run(agent: &Arc<Agent>, task_id: TaskId, spec: &TaskSpec, cancel: &Canc
             return emitter.fail(failure);
         }
         if !(is_stop && spec.container.is_some()) {
-            emitter.end_stage("succeeded", Some(0), "", BTreeMap::new());
+            emitter.end_stage(StageOutcome::Succeeded, Some(0), "", BTreeMap::new());
         }
     }
     if let Some(container) = &spec.container {
@@ -210,7 +211,7 @@ async fn run(agent: &Arc<Agent>, task_id: TaskId, spec: &TaskSpec, cancel: &Canc
             container::deploy_container(agent, spec, container, &emitter, cancel).await
         };
         match result {
-            Ok(details) => emitter.end_stage("succeeded", None, "", details),
+            Ok(details) => emitter.end_stage(StageOutcome::Succeeded, None, "", details),
             Err(failure) => return emitter.fail(failure),
         }
     } else if is_stop {

@@ -24,3 +24,4 @@ pub mod server;
 pub mod store;
 #[cfg(test)]
 mod testing;
+pub mod wire;

@@ -9,6 +9,7 @@ use berth_shared::record::{Deployment, StageResult, Task, TaskKind, Timestamp, T
 use berth_shared::state::{DeploymentStatus, TaskStatus};
 
 use crate::store::StoredLine;
+use crate::wire;
 
 /// Records a transition in the deployment's history.
 pub fn note(
@@ -116,7 +117,7 @@ fn apply_event_inner(
     match event.kind.as_ref()? {
         EventKind::Log(log) => Some(StoredLine {
             stage: log.stage.clone(),
-            stream: log.stream.clone(),
+            stream: wire::stream(log.stream).to_string(),
             ts_ms: event.ts_ms,
             line: log.line.clone(),
         }),
@@ -183,25 +184,22 @@ fn finish_stage(task: &mut Task, finished: &StageFinished, ts: Timestamp) {
         return;
     };
     let stage = &mut task.stages[position];
-    stage.outcome = finished.outcome.clone();
+    let (outcome, unknown) = wire::stage_outcome(finished.outcome);
+    stage.outcome = outcome.to_string();
     stage.finished_at = Some(ts);
     stage.duration_ms = Some(finished.duration_ms);
-    stage.exit_code = finished.has_exit_code.then_some(finished.exit_code);
-    stage.error = (!finished.error.is_empty()).then(|| finished.error.clone());
+    stage.exit_code = finished.exit_code;
+    stage.error = wire::error_text(&finished.error, unknown);
     stage.details = finished.details.clone().into_iter().collect();
 }
 
 fn finish_task(deployment: &mut Deployment, task_id: TaskId, finished: &TaskFinished) {
-    if finished.outcome == "done" {
+    let (next, unknown) = wire::task_status(finished.outcome);
+    if next == TaskStatus::Done {
         record_build(deployment, task_id);
     }
-    let next = match finished.outcome.as_str() {
-        "done" => TaskStatus::Done,
-        "timed_out" => TaskStatus::TimedOut,
-        "canceled" => TaskStatus::Canceled,
-        _ => TaskStatus::Failed,
-    };
-    let reason = (!finished.error.is_empty()).then(|| finished.error.clone());
+    let error = wire::error_text(&finished.error, unknown);
+    let reason = error.clone();
     let halted = matches!(
         deployment.status,
         DeploymentStatus::Canceled | DeploymentStatus::TimedOut
@@ -227,7 +225,7 @@ fn finish_task(deployment: &mut Deployment, task_id: TaskId, finished: &TaskFini
         && let Some(task) = deployment.task_mut(task_id)
     {
         task.error_step = Some(finished.error_step.clone()).filter(|step| !step.is_empty());
-        task.error_message = Some(finished.error.clone()).filter(|error| !error.is_empty());
+        task.error_message = error;
     }
 }
 

@@ -10,9 +10,15 @@ pub mod v1 {
 
 /// The protocol version this build speaks. The controller accepts agents
 /// whose version is in [`MIN_PROTOCOL_VERSION`, `PROTOCOL_VERSION`].
-pub const PROTOCOL_VERSION: u32 = 1;
-/// The oldest agent protocol version this build can serve.
-pub const MIN_PROTOCOL_VERSION: u32 = 1;
+///
+/// Version 2 replaced the agent messages' string outcomes, statuses and
+/// streams with enums and `int32 exit_code` + `bool has_exit_code` with
+/// `optional int32 exit_code`, on new field numbers (see `berth.proto`).
+pub const PROTOCOL_VERSION: u32 = 2;
+/// The oldest agent protocol version this build can serve. Version 1
+/// agents send their outcomes in fields version 2 no longer reads, so they
+/// are refused (`install a matching berth-agent`), never half understood.
+pub const MIN_PROTOCOL_VERSION: u32 = 2;
 
 /// Largest gRPC message either side accepts or sends (bytes).
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;

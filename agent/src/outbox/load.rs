@@ -13,6 +13,9 @@ use prost::Message;
 use tokio::sync::Notify;
 use tracing::warn;
 
+use crate::runner::{StageOutcome, TaskOutcome};
+use crate::stage::shell::Stream;
+
 use super::{
     HEADER, MAX_MEMORY_ONLY_BYTES, MAX_SPOOL_BYTES, MEMORY_EVENTS, Outbox, TaskLog, read_records,
 };
@@ -59,7 +62,7 @@ impl Outbox {
                 *task_id,
                 Kind::Log(LogLine {
                     stage: stage.clone(),
-                    stream: "system".into(),
+                    stream: Stream::System.into(),
                     line: message.clone(),
                 }),
             );
@@ -68,7 +71,7 @@ impl Outbox {
                     *task_id,
                     Kind::StageFinished(StageFinished {
                         stage: stage.clone(),
-                        outcome: "failed".into(),
+                        outcome: StageOutcome::Failed.into(),
                         error: message.clone(),
                         ..Default::default()
                     }),
@@ -77,7 +80,7 @@ impl Outbox {
             outbox.push(
                 *task_id,
                 Kind::Finished(TaskFinished {
-                    outcome: "failed".into(),
+                    outcome: TaskOutcome::Failed.into(),
                     error_step: stage,
                     error: message,
                 }),

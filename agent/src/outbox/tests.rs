@@ -5,7 +5,7 @@ use berth_proto::v1::TaskFinished;
 fn log(line: &str) -> Kind {
     Kind::Log(LogLine {
         stage: "setup".into(),
-        stream: "stdout".into(),
+        stream: crate::stage::shell::Stream::Stdout.into(),
         line: line.into(),
     })
 }
@@ -42,7 +42,7 @@ fn numbers_events_and_forgets_them_once_acked() {
     outbox.push(
         task,
         Kind::Finished(TaskFinished {
-            outcome: "done".into(),
+            outcome: crate::runner::TaskOutcome::Done.into(),
             ..Default::default()
         }),
     );
@@ -89,7 +89,7 @@ fn reloads_after_restart_and_marks_unfinished_tasks_interrupted() {
     );
     match &batch.events.last().and_then(|event| event.kind.clone()) {
         Some(Kind::Finished(finished)) => {
-            assert_eq!(finished.outcome, "failed");
+            assert_eq!(finished.outcome(), berth_proto::v1::TaskOutcome::Failed);
             assert_eq!(finished.error_step, "setup");
             assert!(finished.error.contains("restarted"));
         }
@@ -176,7 +176,7 @@ fn push_lines_then_done(outbox: &Outbox, task: TaskId) {
     outbox.push(
         task,
         Kind::Finished(TaskFinished {
-            outcome: "done".into(),
+            outcome: crate::runner::TaskOutcome::Done.into(),
             ..Default::default()
         }),
     );

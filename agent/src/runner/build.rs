@@ -13,9 +13,9 @@ use std::time::Duration;
 use berth_proto::v1::{BuildSpec, TaskSpec};
 use tokio_util::sync::CancellationToken;
 
-use super::{Emitter, Failure};
+use super::{Emitter, Ending, Failure};
 use crate::Agent;
-use crate::stage::shell::{self, LineSink, Outcome};
+use crate::stage::shell::{self, LineSink, Outcome, Stream};
 
 /// Output lines kept for the failure message.
 const LAST_LINES: usize = 20;
@@ -55,7 +55,7 @@ impl<'a> Tail<'a> {
 }
 
 impl LineSink for Tail<'_> {
-    fn line(&self, stream: &str, line: String) {
+    fn line(&self, stream: Stream, line: String) {
         {
             let mut last = self
                 .last
@@ -144,7 +144,7 @@ async fn artifact(
             }
             Ok(Outcome::TimedOut) => {
                 return Err(Failure {
-                    outcome: "timed_out",
+                    outcome: Ending::TimedOut,
                     ..tail.failure(format!(
                         "the build timed out while running `{command}`; its processes were killed"
                     ))
@@ -223,7 +223,7 @@ async fn image(
         Ok(Err(message)) => return Err(tail.failure(format!("docker build failed: {message}"))),
         Err(_) => {
             return Err(Failure {
-                outcome: "timed_out",
+                outcome: Ending::TimedOut,
                 ..tail.failure("the image build timed out".into())
             });
         }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use berth_proto::v1::{ContainerSpec, TaskSpec};
 use tokio_util::sync::CancellationToken;
 
-use super::{Emitter, Failure, environment, prepare};
+use super::{Emitter, Failure, StageOutcome, environment, prepare};
 use crate::Agent;
 use crate::stage::docker;
 use berth_shared::manifest::UpdateOrder;
@@ -109,7 +109,7 @@ async fn start_new(
     }
     let mut details = docker::details(&id, name, &container.image, host_port.clone(), &[]);
     if let Some(health) = &container.health {
-        emitter.end_stage("succeeded", None, "", details);
+        emitter.end_stage(StageOutcome::Succeeded, None, "", details);
         emitter.start_stage("health");
         details = check_health(
             agent,
@@ -152,7 +152,12 @@ async fn start_new(
         emitter.system(format!("host port {port} reaches container {name}"));
     }
     if let (Some(proxy), Some(port)) = (&container.proxy, &host_port) {
-        emitter.end_stage("succeeded", None, "", std::mem::take(&mut details));
+        emitter.end_stage(
+            StageOutcome::Succeeded,
+            None,
+            "",
+            std::mem::take(&mut details),
+        );
         emitter.start_stage("proxy");
         let route = crate::stage::caddy::Route {
             id: crate::stage::caddy::route_id(&spec.app, &spec.environment),

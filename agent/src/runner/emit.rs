@@ -10,12 +10,59 @@ use berth_proto::v1::{LogLine, StageFinished, StageStarted, TaskFinished};
 use berth_shared::id::TaskId;
 
 use crate::Agent;
-use crate::stage::shell::LineSink;
+use crate::stage::shell::{LineSink, Stream};
 
-/// Why a stage did not succeed: the outcome (`failed`, `timed_out`,
-/// `canceled`), the message, and the exit code when there was one.
+/// How a stage ended (`berth.v1.StageOutcome` on the wire, converted in
+/// [`crate::wire`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StageOutcome {
+    Succeeded,
+    Failed,
+    TimedOut,
+    Canceled,
+}
+
+/// How a task ended (`berth.v1.TaskOutcome` on the wire).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskOutcome {
+    Done,
+    Failed,
+    TimedOut,
+    Canceled,
+}
+
+/// How a stage that did not succeed ended; its task ends the same way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    Failed,
+    TimedOut,
+    Canceled,
+}
+
+impl From<Ending> for StageOutcome {
+    fn from(ending: Ending) -> StageOutcome {
+        match ending {
+            Ending::Failed => StageOutcome::Failed,
+            Ending::TimedOut => StageOutcome::TimedOut,
+            Ending::Canceled => StageOutcome::Canceled,
+        }
+    }
+}
+
+impl From<Ending> for TaskOutcome {
+    fn from(ending: Ending) -> TaskOutcome {
+        match ending {
+            Ending::Failed => TaskOutcome::Failed,
+            Ending::TimedOut => TaskOutcome::TimedOut,
+            Ending::Canceled => TaskOutcome::Canceled,
+        }
+    }
+}
+
+/// Why a stage did not succeed: how it ended, the message, and the exit
+/// code when there was one.
 pub(super) struct Failure {
-    pub(super) outcome: &'static str,
+    pub(super) outcome: Ending,
     pub(super) error: String,
     pub(super) exit_code: Option<i32>,
     /// Evidence kept with the failed stage (probe output, container logs).
@@ -25,14 +72,14 @@ pub(super) struct Failure {
 impl Failure {
     pub(super) fn canceled(error: impl Into<String>) -> Failure {
         Failure {
-            outcome: "canceled",
+            outcome: Ending::Canceled,
             ..Failure::failed(error)
         }
     }
 
     pub(super) fn failed(error: impl Into<String>) -> Failure {
         Failure {
-            outcome: "failed",
+            outcome: Ending::Failed,
             error: error.into(),
             exit_code: None,
             details: BTreeMap::new(),
@@ -60,7 +107,7 @@ impl Emitter<'_> {
     }
 
     pub(super) fn system(&self, line: String) {
-        self.line("system", line);
+        self.line(Stream::System, line);
     }
 
     pub(super) fn start_stage(&self, name: &str) {
@@ -74,7 +121,7 @@ impl Emitter<'_> {
 
     pub(super) fn end_stage(
         &self,
-        outcome: &str,
+        outcome: StageOutcome,
         exit_code: Option<i32>,
         error: &str,
         details: BTreeMap<String, String>,
@@ -86,9 +133,8 @@ impl Emitter<'_> {
             .unwrap_or_else(|_| (String::new(), Instant::now()));
         self.push(Kind::StageFinished(StageFinished {
             stage,
-            outcome: outcome.to_string(),
-            exit_code: exit_code.unwrap_or(0),
-            has_exit_code: exit_code.is_some(),
+            outcome: outcome.into(),
+            exit_code,
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             error: error.to_string(),
             details: details.into_iter().collect(),
@@ -97,18 +143,18 @@ impl Emitter<'_> {
 
     /// Ends the current stage and the task with a failure.
     pub(super) fn fail(&self, failure: Failure) {
-        if failure.outcome == "canceled" && self.agent.shutdown.is_cancelled() {
+        if failure.outcome == Ending::Canceled && self.agent.shutdown.is_cancelled() {
             return self.interrupted();
         }
         self.system(failure.error.clone());
         self.end_stage(
-            failure.outcome,
+            failure.outcome.into(),
             failure.exit_code,
             &failure.error,
             failure.details,
         );
         self.push(Kind::Finished(TaskFinished {
-            outcome: failure.outcome.to_string(),
+            outcome: TaskOutcome::from(failure.outcome).into(),
             error_step: self.stage(),
             error: failure.error,
         }));
@@ -128,7 +174,7 @@ impl Emitter<'_> {
 
     pub(super) fn done(&self) {
         self.push(Kind::Finished(TaskFinished {
-            outcome: "done".into(),
+            outcome: TaskOutcome::Done.into(),
             error_step: String::new(),
             error: String::new(),
         }));
@@ -136,22 +182,23 @@ impl Emitter<'_> {
 }
 
 impl LineSink for Emitter<'_> {
-    fn line(&self, stream: &str, line: String) {
+    fn line(&self, stream: Stream, line: String) {
         self.push(Kind::Log(LogLine {
             stage: self.stage(),
-            stream: stream.to_string(),
+            stream: stream.into(),
             line,
         }));
     }
 
-    fn lines(&self, stream: &str, lines: Vec<String>) {
+    fn lines(&self, stream: Stream, lines: Vec<String>) {
         let stage = self.stage();
+        let stream: i32 = stream.into();
         self.agent.outbox.push_all(
             self.task_id,
             lines.into_iter().map(|line| {
                 Kind::Log(LogLine {
                     stage: stage.clone(),
-                    stream: stream.to_string(),
+                    stream,
                     line,
                 })
             }),

@@ -14,7 +14,7 @@ use crate::Agent;
 use crate::stage::sandbox;
 use crate::stage::shell::{self, Outcome};
 
-use super::{Emitter, Failure};
+use super::{Emitter, Ending, Failure};
 
 /// The script stage: fetch and unpack the bundle, run the commands.
 pub(super) async fn run_script(
@@ -47,7 +47,7 @@ pub(super) async fn run_script(
                 let limit =
                     berth_shared::time::format_duration(Duration::from_millis(spec.timeout_ms));
                 Failure {
-                    outcome: "timed_out",
+                    outcome: Ending::TimedOut,
                     ..Failure::failed(format!(
                         "{} stage timed out after {limit} while running `{command}`; its processes were killed",
                         spec.stage

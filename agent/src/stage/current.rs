@@ -12,6 +12,107 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use berth_proto::v1::{HostApp, TaskSpec};
 use serde::{Deserialize, Serialize};
 
+/// What a look at an app found (`berth.v1.AppState` on the wire,
+/// converted in [`crate::wire`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AppState {
+    /// Its container runs.
+    Running,
+    /// A script-only app (no container) whose deploy succeeded.
+    Deployed,
+    /// Its container is gone.
+    Missing,
+    /// Its container stopped.
+    Stopped,
+    /// The agent could not look.
+    #[default]
+    Unknown,
+}
+
+impl AppState {
+    fn as_str(self) -> &'static str {
+        match self {
+            AppState::Running => "running",
+            AppState::Deployed => "deployed",
+            AppState::Missing => "missing",
+            AppState::Stopped => "stopped",
+            AppState::Unknown => "unknown",
+        }
+    }
+}
+
+/// An app's state and, when the agent knows more, why (free text: why a
+/// container was not started again, why the agent could not look).
+///
+/// `current.json` keeps it as the text `berth status` shows (`running`,
+/// `missing; could not start it again: ...`, `unknown: cannot reach
+/// Docker at ...`), the form agents before protocol version 2 wrote, so
+/// either reads the other's file.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub struct Observed {
+    pub state: AppState,
+    pub detail: String,
+}
+
+impl Observed {
+    pub fn new(state: AppState, detail: impl Into<String>) -> Observed {
+        Observed {
+            state,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Observed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.state.as_str();
+        match (self.state, self.detail.as_str()) {
+            (_, "") => f.write_str(state),
+            (AppState::Unknown, detail) => write!(f, "{state}: {detail}"),
+            (_, detail) => write!(f, "{state}; {detail}"),
+        }
+    }
+}
+
+impl From<Observed> for String {
+    fn from(observed: Observed) -> String {
+        observed.to_string()
+    }
+}
+
+impl From<String> for Observed {
+    /// Reads the text [`Display`](std::fmt::Display) writes; any other
+    /// text (an empty one from an agent that kept no state yet) is
+    /// `Unknown` with the text as its detail.
+    fn from(text: String) -> Observed {
+        for state in [
+            AppState::Running,
+            AppState::Deployed,
+            AppState::Missing,
+            AppState::Stopped,
+            AppState::Unknown,
+        ] {
+            let name = state.as_str();
+            let separator = if state == AppState::Unknown {
+                ": "
+            } else {
+                "; "
+            };
+            if text == name {
+                return Observed::new(state, "");
+            }
+            if let Some(detail) = text
+                .strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix(separator))
+            {
+                return Observed::new(state, detail);
+            }
+        }
+        Observed::new(AppState::Unknown, text)
+    }
+}
+
 /// One app as it runs on this host.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Current {
@@ -24,10 +125,9 @@ pub struct Current {
     /// The container's name, for a container app.
     pub container: Option<String>,
     pub host_port: Option<String>,
-    /// What the last look found: `running`, `missing`, `stopped`, or why
-    /// it could not look.
+    /// What the last look found.
     #[serde(default)]
-    pub state: String,
+    pub state: Observed,
     pub since_ms: i64,
     #[serde(default)]
     pub last_repair: String,
@@ -115,9 +215,9 @@ impl Apps {
     pub fn deployed(&self, spec: &TaskSpec, container: Option<String>, host_port: Option<String>) {
         use prost::Message;
         let state = if container.is_some() {
-            "running"
+            AppState::Running
         } else {
-            "deployed"
+            AppState::Deployed
         };
         let current = Current {
             deployment_id: spec.deployment_id.clone(),
@@ -127,7 +227,7 @@ impl Apps {
             spec: spec.encode_to_vec(),
             container,
             host_port,
-            state: state.into(),
+            state: Observed::new(state, ""),
             since_ms: berth_shared::time::now_ms(),
             last_repair: String::new(),
             last_repair_ms: 0,
@@ -160,7 +260,7 @@ impl Apps {
     pub fn observed(
         &self,
         current: &Current,
-        state: &str,
+        state: &Observed,
         host_port: Option<String>,
         repair: Option<String>,
     ) {
@@ -171,8 +271,8 @@ impl Apps {
         else {
             return;
         };
-        let changed = entry.state != state || entry.host_port != host_port || repair.is_some();
-        entry.state = state.to_string();
+        let changed = entry.state != *state || entry.host_port != host_port || repair.is_some();
+        entry.state = state.clone();
         entry.host_port = host_port;
         if let Some(repair) = repair {
             entry.last_repair = repair;
@@ -193,12 +293,79 @@ impl Apps {
                 deployment_id: current.deployment_id.clone(),
                 version: current.version.clone(),
                 container: current.container.clone().unwrap_or_default(),
-                state: current.state.clone(),
+                state: current.state.state.into(),
+                state_detail: current.state.detail.clone(),
                 host_port: current.host_port.clone().unwrap_or_default(),
                 since_ms: current.since_ms,
                 last_repair: current.last_repair.clone(),
                 last_repair_ms: current.last_repair_ms,
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_observed_state_keeps_the_text_berth_status_shows() {
+        for (observed, text) in [
+            (Observed::new(AppState::Running, ""), "running"),
+            (Observed::new(AppState::Deployed, ""), "deployed"),
+            (Observed::new(AppState::Missing, ""), "missing"),
+            (
+                Observed::new(AppState::Missing, "could not start it again: no such image"),
+                "missing; could not start it again: no such image",
+            ),
+            (
+                Observed::new(AppState::Stopped, "could not start it again: port taken"),
+                "stopped; could not start it again: port taken",
+            ),
+            (Observed::new(AppState::Unknown, ""), "unknown"),
+            (
+                Observed::new(AppState::Unknown, "cannot reach Docker at /run/docker.sock"),
+                "unknown: cannot reach Docker at /run/docker.sock",
+            ),
+        ] {
+            assert_eq!(observed.to_string(), text);
+            assert_eq!(Observed::from(text.to_string()), observed, "{text}");
+        }
+    }
+
+    #[test]
+    fn any_other_text_is_unknown_with_the_text_as_why() {
+        assert_eq!(
+            Observed::from("docker said no".to_string()),
+            Observed::new(AppState::Unknown, "docker said no")
+        );
+        assert_eq!(
+            Observed::from("runningish".to_string()),
+            Observed::new(AppState::Unknown, "runningish")
+        );
+        assert_eq!(
+            Observed::from(String::new()),
+            Observed::new(AppState::Unknown, "")
+        );
+    }
+
+    #[test]
+    fn current_json_of_either_protocol_version_reads() {
+        let written = r#"{"deployment_id":"d","app":"a","environment":"e","version":"1",
+            "spec":[],"container":"c","host_port":null,
+            "state":"stopped; could not start it again: gone","since_ms":5}"#;
+        let current: Current = serde_json::from_str(written).expect("read");
+        assert_eq!(
+            current.state,
+            Observed::new(AppState::Stopped, "could not start it again: gone")
+        );
+        let again = serde_json::to_value(&current).expect("write");
+        assert_eq!(again["state"], "stopped; could not start it again: gone");
+        let without: Current = serde_json::from_str(
+            r#"{"deployment_id":"d","app":"a","environment":"e","version":"1",
+            "spec":[],"container":null,"host_port":null,"since_ms":5}"#,
+        )
+        .expect("read a file from before the state was kept");
+        assert_eq!(without.state.state, AppState::Unknown);
     }
 }

@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::shell::{self, LineSink, Outcome};
+use super::shell::{self, LineSink, Outcome, Stream};
 
 /// Bytes of a failing probe's body kept as evidence.
 const EVIDENCE_BODY: usize = 1024;
@@ -63,7 +63,7 @@ pub async fn check(
             "failed"
         };
         sink.line(
-            "system",
+            Stream::System,
             format!("health check {number}: {} {note}", attempt.summary),
         );
         if attempt.passed {
@@ -204,7 +204,7 @@ async fn http_get(address: &str, path: &str) -> Result<Attempt, String> {
 struct Collect(std::sync::Mutex<String>);
 
 impl LineSink for Collect {
-    fn line(&self, _stream: &str, line: String) {
+    fn line(&self, _stream: Stream, line: String) {
         if let Ok(mut text) = self.0.lock()
             && text.len() < EVIDENCE_BODY * 4
         {
@@ -264,7 +264,7 @@ mod tests {
     struct Quiet(std::sync::Mutex<Vec<String>>);
 
     impl LineSink for Quiet {
-        fn line(&self, _stream: &str, line: String) {
+        fn line(&self, _stream: Stream, line: String) {
             self.0.lock().expect("lock").push(line);
         }
     }

@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-use super::shell::LineSink;
+use super::shell::{LineSink, Stream};
 
 /// Output lines kept for [`Watch::explain`].
 const KEPT_LINES: usize = 20;
@@ -57,12 +57,12 @@ impl<'a> Watch<'a> {
 }
 
 impl LineSink for Watch<'_> {
-    fn line(&self, stream: &str, line: String) {
+    fn line(&self, stream: Stream, line: String) {
         self.keep(&line);
         self.inner.line(stream, line);
     }
 
-    fn lines(&self, stream: &str, lines: Vec<String>) {
+    fn lines(&self, stream: Stream, lines: Vec<String>) {
         for line in &lines {
             self.keep(line);
         }

@@ -29,12 +29,24 @@ pub enum Outcome {
     Canceled,
 }
 
+/// Which output a line came from (`berth.v1.OutputStream` on the wire,
+/// converted in [`crate::wire`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+    /// berth's own account of what it does (`$ ./setup.sh`, `pulling image`).
+    System,
+    /// A deployed container's own output.
+    Container,
+}
+
 /// Receives output lines: `(stream, line)`.
 pub trait LineSink: Send + Sync {
-    fn line(&self, stream: &str, line: String);
+    fn line(&self, stream: Stream, line: String);
     /// Several lines of one stream, in order (one hand-over for all that
     /// one read of the pipe brought).
-    fn lines(&self, stream: &str, lines: Vec<String>) {
+    fn lines(&self, stream: Stream, lines: Vec<String>) {
         for line in lines {
             self.line(stream, line);
         }
@@ -78,8 +90,8 @@ pub async fn run(
     let stopping = CancellationToken::new();
     let output = async {
         tokio::join!(
-            pump(stdout, "stdout", sink, &stopping),
-            pump(stderr, "stderr", sink, &stopping)
+            pump(stdout, Stream::Stdout, sink, &stopping),
+            pump(stderr, Stream::Stderr, sink, &stopping)
         );
     };
     let waited = async {
@@ -133,7 +145,7 @@ const LINES_PER_HANDOVER: usize = 512;
 /// one hand-over (and one spool write) per read, not per line.
 async fn pump(
     reader: Option<impl AsyncRead + Unpin>,
-    stream: &str,
+    stream: Stream,
     sink: &dyn LineSink,
     stopping: &CancellationToken,
 ) {
@@ -226,18 +238,15 @@ mod tests {
     use super::*;
 
     #[derive(Default)]
-    struct Lines(Mutex<Vec<(String, String)>>);
+    struct Lines(Mutex<Vec<(Stream, String)>>);
 
     impl LineSink for Lines {
-        fn line(&self, stream: &str, line: String) {
-            self.0
-                .lock()
-                .expect("lock")
-                .push((stream.to_string(), line));
+        fn line(&self, stream: Stream, line: String) {
+            self.0.lock().expect("lock").push((stream, line));
         }
     }
 
-    async fn check(command: &str, timeout: Duration) -> (Outcome, Vec<(String, String)>) {
+    async fn check(command: &str, timeout: Duration) -> (Outcome, Vec<(Stream, String)>) {
         let lines = Lines::default();
         let outcome = run(
             command,
@@ -260,8 +269,8 @@ mod tests {
         )
         .await;
         assert_eq!(outcome, Outcome::Exited(3));
-        assert!(lines.contains(&("stdout".into(), "hi".into())));
-        assert!(lines.contains(&("stderr".into(), "oops".into())));
+        assert!(lines.contains(&(Stream::Stdout, "hi".into())));
+        assert!(lines.contains(&(Stream::Stderr, "oops".into())));
     }
 
     // The paused clock reaches the timeout as soon as nothing else can
@@ -286,7 +295,7 @@ mod tests {
     struct Timed(Mutex<Vec<(String, std::time::Instant)>>);
 
     impl LineSink for Timed {
-        fn line(&self, _stream: &str, line: String) {
+        fn line(&self, _stream: Stream, line: String) {
             self.0
                 .lock()
                 .expect("lock")
@@ -324,7 +333,7 @@ mod tests {
     struct Stuck(Mutex<Vec<String>>);
 
     impl LineSink for Stuck {
-        fn line(&self, _stream: &str, line: String) {
+        fn line(&self, _stream: Stream, line: String) {
             self.0.lock().expect("lock").push(line);
         }
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use berth_proto::v1::FleetExecRequest;
+use berth_proto::v1::{FleetExecRequest, OutputStream};
 use berth_shared::exit;
 use berth_shared::record::FleetJob;
 use clap::Args;
@@ -47,16 +47,18 @@ pub async fn exec(session: &mut Session, args: ExecArgs) -> Outcome {
         }
         if format != Format::Json {
             for line in &event.lines {
-                let marker = if line.stream == "stderr" { "!" } else { "|" };
+                let marker = if line.stream() == OutputStream::Stderr {
+                    "!"
+                } else {
+                    "|"
+                };
                 println!("{} {marker} {}", event.host, line.line);
             }
         }
         if !event.status.is_empty() {
-            let code = if event.has_exit_code {
-                format!(" (exit {})", event.exit_code)
-            } else {
-                String::new()
-            };
+            let code = event
+                .exit_code
+                .map_or_else(String::new, |code| format!(" (exit {code})"));
             let error = if event.error.is_empty() || event.status == "ok" {
                 String::new()
             } else {

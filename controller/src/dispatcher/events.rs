@@ -284,13 +284,13 @@ mod tests {
                 ts_ms: 1,
                 kind: Some(if finish && Some(seq) == seqs.last() {
                     Kind::Finished(TaskFinished {
-                        outcome: "done".into(),
+                        outcome: berth_proto::v1::TaskOutcome::Done.into(),
                         ..Default::default()
                     })
                 } else {
                     Kind::Log(LogLine {
                         stage: "setup".into(),
-                        stream: "stdout".into(),
+                        stream: berth_proto::v1::OutputStream::Stdout.into(),
                         line: format!("line {seq}"),
                     })
                 }),

@@ -7,7 +7,7 @@ use bollard::Docker;
 use bollard::query_parameters::{CreateImageOptions, ImportImageOptions};
 use futures_util::StreamExt;
 
-use crate::stage::shell::LineSink;
+use crate::stage::shell::{LineSink, Stream};
 
 use super::text;
 
@@ -39,7 +39,7 @@ pub async fn pull(
     });
     if let Some(auth) = auth {
         sink.line(
-            "system",
+            Stream::System,
             format!(
                 "pulling with the controller's credentials for {}",
                 auth.server
@@ -55,7 +55,7 @@ pub async fn pull(
             .trim()
             .to_string();
         if !status.is_empty() && status != last_status {
-            sink.line("system", format!("pull: {status}"));
+            sink.line(Stream::System, format!("pull: {status}"));
             last_status = status;
         }
     }
@@ -83,7 +83,7 @@ pub async fn load_archive(
             .map(|line| line.trim().to_string())
             .filter(|line| !line.is_empty())
         {
-            sink.line("system", format!("load: {stream}"));
+            sink.line(Stream::System, format!("load: {stream}"));
         }
     }
     Ok(())
@@ -151,7 +151,7 @@ pub(super) async fn build_from(
         for line in info.stream.iter().flat_map(|text| text.lines()) {
             let line = line.trim_end();
             if !line.is_empty() {
-                sink.line("stdout", line.to_string());
+                sink.line(Stream::Stdout, line.to_string());
             }
         }
     }

@@ -7,6 +7,8 @@ use berth_proto::v1::{ContainerSpec, TaskSpec};
 use bollard::Docker;
 use bollard::query_parameters::StopContainerOptions;
 
+use crate::stage::shell::Stream;
+
 use super::{
     LABEL_APP, LABEL_DEPLOYMENT, LABEL_ENVIRONMENT, LABEL_TASK, LineSink, list, name_of, remove,
     stop_grace,
@@ -79,7 +81,7 @@ pub async fn retire_others(
         let _ = stop(docker, &name, container).await;
         remove(docker, &name).await;
         sink.line(
-            "system",
+            Stream::System,
             format!("stopped and removed the previous container {name}"),
         );
         retired.push(name);
@@ -113,7 +115,7 @@ pub async fn stop_others(
             ));
         }
         sink.line(
-            "system",
+            Stream::System,
             format!(
                 "stop-first: stopped the previous container {name} before starting the new one"
             ),
@@ -130,7 +132,7 @@ pub async fn start_again(docker: &Docker, names: &[String], sink: &dyn LineSink)
     for name in names {
         match docker.start_container(name, None).await {
             Ok(()) => sink.line(
-                "system",
+                Stream::System,
                 format!("stop-first: started the previous container {name} again"),
             ),
             Err(err) => problems.push(format!("{name}: {err}")),
@@ -163,7 +165,7 @@ pub async fn remove_deployment(
         }
         let name = name_of(&summary);
         remove(docker, &name).await;
-        sink.line("system", format!("removed container {name}"));
+        sink.line(Stream::System, format!("removed container {name}"));
         removed += 1;
     }
     Ok(removed)
@@ -182,7 +184,7 @@ pub async fn stop_app(
         stop(docker, &name, container)
             .await
             .map_err(|err| format!("stop {name}: {err}"))?;
-        sink.line("system", format!("stopped container {name}"));
+        sink.line(Stream::System, format!("stopped container {name}"));
         stopped += 1;
     }
     Ok(stopped)

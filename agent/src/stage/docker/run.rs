@@ -12,7 +12,7 @@ use bollard::models::{
 use bollard::query_parameters::{CreateContainerOptions, InspectContainerOptions, LogsOptions};
 use futures_util::StreamExt;
 
-use crate::stage::shell::LineSink;
+use crate::stage::shell::{LineSink, Stream};
 
 use super::{
     EVIDENCE_LINES, LABEL_APP, LABEL_DEPLOYMENT, LABEL_ENVIRONMENT, LABEL_HOST, LABEL_MANAGED,
@@ -105,7 +105,7 @@ pub async fn start(
             .unwrap_or_default();
         if labels.get(LABEL_DEPLOYMENT) == Some(&task.deployment_id) {
             sink.line(
-                "system",
+                Stream::System,
                 format!("container {name} already exists for this deployment; reusing it"),
             );
             if !existing
@@ -117,7 +117,10 @@ pub async fn start(
             }
             return Ok(existing.id.unwrap_or(name));
         }
-        sink.line("system", format!("removing a stale container named {name}"));
+        sink.line(
+            Stream::System,
+            format!("removing a stale container named {name}"),
+        );
         remove(docker, &name).await;
     }
     let options = CreateContainerOptions {
@@ -129,7 +132,7 @@ pub async fn start(
         .await
         .map_err(text)?;
     sink.line(
-        "system",
+        Stream::System,
         format!("created container {name} ({})", short(&created.id)),
     );
     if let Err(err) = docker.start_container(&name, None).await {
@@ -183,7 +186,7 @@ pub(super) async fn watch(
                     pending.push_str(&output.to_string());
                     while let Some(end) = pending.find('\n') {
                         let line: String = pending.drain(..=end).collect();
-                        sink.line("container", line.trim_end().to_string());
+                        sink.line(Stream::Container, line.trim_end().to_string());
                     }
                 }
                 // The log stream ends when the container stops.
@@ -205,7 +208,7 @@ pub(super) async fn watch(
                 let running = state.running.unwrap_or(false);
                 if !running || restarts > 0 {
                     if !pending.trim().is_empty() {
-                        sink.line("container", pending.trim_end().to_string());
+                        sink.line(Stream::Container, pending.trim_end().to_string());
                     }
                     let phase = if hold.is_some() { "during start-up" } else { "while its health was checked" };
                     let what = if running {

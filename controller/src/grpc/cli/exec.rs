@@ -217,9 +217,11 @@ async fn run_on(
                             }
                         }
                         if message.finished {
-                            run.status = message.status;
-                            run.exit_code = message.has_exit_code.then_some(message.exit_code);
-                            run.error = Some(message.error).filter(|error| !error.is_empty());
+                            (run.status, run.exit_code, run.error) = crate::wire::exec_finished(
+                                message.status,
+                                message.exit_code,
+                                message.error,
+                            );
                             break;
                         }
                     }
@@ -250,8 +252,7 @@ async fn run_on(
         .send(Ok(FleetExecEvent {
             host: run.host.clone(),
             status: run.status.clone(),
-            exit_code: run.exit_code.unwrap_or(0),
-            has_exit_code: run.exit_code.is_some(),
+            exit_code: run.exit_code,
             error: run.error.clone().unwrap_or_default(),
             ..Default::default()
         }))
@@ -260,7 +261,7 @@ async fn run_on(
 }
 
 fn stored_line(line: ExecLine) -> String {
-    if line.stream == "stderr" {
+    if line.stream() == berth_proto::v1::OutputStream::Stderr {
         format!("stderr: {}", line.line)
     } else {
         line.line

@@ -42,7 +42,7 @@ pub fn host_states(
             online: true,
             version: reported.version,
             deployment_id: reported.deployment_id,
-            state: reported.state,
+            state: crate::wire::app_state(reported.state, &reported.state_detail),
             health,
             since: Some(Timestamp(reported.since_ms)),
             last_repair: Some(reported.last_repair).filter(|text| !text.is_empty()),

@@ -6,8 +6,14 @@
 //! the controller drops duplicates by sequence number.
 //!
 //! Spool record format: `[kind u8][len u32][crc32 u32][prost bytes]`, kind 0
-//! a [`RunningTask`] header (the last one wins), kind 1 a [`TaskEvent`]. A
+//! a [`RunningTask`] header (the last one wins), kind 2 a [`TaskEvent`]. A
 //! torn tail left by a crash is cut off when the spool is loaded.
+//!
+//! Kind 1 is a [`TaskEvent`] as agents of protocol version 1 wrote it (its
+//! outcomes and streams were strings, in fields version 2 reserves): an
+//! agent upgraded with such events unacknowledged reads them with that
+//! layout and sends them as version 2 events ([`legacy`]). Records of a
+//! kind it does not know (a newer agent's, after a downgrade) are skipped.
 
 use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
@@ -24,6 +30,7 @@ use tracing::warn;
 
 use crate::stage::shell::Stream;
 
+mod legacy;
 mod load;
 mod task_log;
 use task_log::{Budget, TaskLog, read_events_from, read_records, record};
@@ -56,7 +63,9 @@ const MAX_MEMORY_ONLY_BYTES: u64 = 64 * 1024 * 1024;
 const MAX_RECORD: u32 = 1024 * 1024;
 
 const HEADER: u8 = 0;
-const EVENT: u8 = 1;
+/// A protocol version 1 event, read (see [`legacy`]) but no longer written.
+const EVENT_V1: u8 = 1;
+const EVENT: u8 = 2;
 
 /// Pending events of all tasks.
 pub struct Outbox {

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use berth_proto::v1::task_event::Kind;
-use berth_proto::v1::{LogLine, RunningTask, StageFinished, TaskEvent, TaskFinished};
+use berth_proto::v1::{LogLine, RunningTask, StageFinished, TaskFinished};
 use berth_shared::id::TaskId;
 use prost::Message;
 use tokio::sync::Notify;
@@ -18,6 +18,7 @@ use crate::stage::shell::Stream;
 
 use super::{
     HEADER, MAX_MEMORY_ONLY_BYTES, MAX_SPOOL_BYTES, MEMORY_EVENTS, Outbox, TaskLog, read_records,
+    task_log::event_of,
 };
 
 impl Outbox {
@@ -115,7 +116,7 @@ impl Outbox {
                     }
                 }
                 _ => {
-                    let Ok(event) = TaskEvent::decode(payload.as_slice()) else {
+                    let Some(event) = event_of(kind, &payload) else {
                         continue;
                     };
                     log.note(&event);

@@ -12,7 +12,7 @@ use berth_shared::id::TaskId;
 use prost::Message;
 use tracing::warn;
 
-use super::{EVENT, HEADER, MAX_RECORD, MEMORY_EVENTS};
+use super::{EVENT, EVENT_V1, HEADER, MAX_RECORD, MEMORY_EVENTS, legacy};
 
 /// Limits on the size of one batch.
 pub(super) struct Budget {
@@ -56,10 +56,7 @@ pub(super) fn read_events_from(
     let mut reader = BufReader::new(file);
     let mut events = Vec::new();
     while let Some((kind, payload)) = read_record(&mut reader) {
-        if kind != EVENT {
-            continue;
-        }
-        let Ok(event) = TaskEvent::decode(payload.as_slice()) else {
+        let Some(event) = event_of(kind, &payload) else {
             continue;
         };
         if event.seq <= after {
@@ -71,6 +68,16 @@ pub(super) fn read_events_from(
         events.push(event);
     }
     Ok(events)
+}
+
+/// The event a spool record holds: `None` for a header, a record of a kind
+/// this agent does not know, or one that does not decode.
+pub(super) fn event_of(kind: u8, payload: &[u8]) -> Option<TaskEvent> {
+    match kind {
+        EVENT => TaskEvent::decode(payload).ok(),
+        EVENT_V1 => legacy::upgrade(payload),
+        _ => None,
+    }
 }
 
 pub(super) struct TaskLog {

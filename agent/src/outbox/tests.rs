@@ -350,3 +350,168 @@ fn an_unwritable_spool_keeps_a_bounded_memory_and_says_so() {
     );
     check_dropped(&outbox, task, "spool cannot be written");
 }
+
+/// A spool as an agent of protocol version 1 left it: its header, then
+/// `events` as kind 1 records in version 1's layout.
+fn write_version_1_spool(dir: &std::path::Path, task: TaskId, events: &[legacy::TaskEventV1]) {
+    let header = RunningTask {
+        task_id: task.to_string(),
+        deployment_id: "dep".into(),
+        generation: 2,
+        next_seq: 1,
+    };
+    let mut bytes = record(HEADER, &header.encode_to_vec());
+    for event in events {
+        bytes.extend(record(EVENT_V1, &event.encode_to_vec()));
+    }
+    fs::write(dir.join(format!("{task}.spool")), bytes).expect("spool");
+}
+
+fn version_1_log(seq: u64, stream: &str, line: &str) -> legacy::TaskEventV1 {
+    legacy::TaskEventV1 {
+        seq,
+        ts_ms: 1_700_000_000_000 + seq as i64,
+        kind: Some(legacy::KindV1::Log(legacy::LogLineV1 {
+            stage: "setup".into(),
+            stream: stream.into(),
+            line: line.into(),
+        })),
+    }
+}
+
+#[test]
+fn a_version_1_spool_is_read_with_its_layout_and_sent_as_version_2() {
+    use berth_proto::v1::{OutputStream, StageOutcome, TaskOutcome};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let task = TaskId::new();
+    write_version_1_spool(
+        dir.path(),
+        task,
+        &[
+            legacy::TaskEventV1 {
+                seq: 1,
+                ts_ms: 1,
+                kind: Some(legacy::KindV1::StageStarted(
+                    berth_proto::v1::StageStarted {
+                        stage: "setup".into(),
+                    },
+                )),
+            },
+            version_1_log(2, "stderr", "warning"),
+            version_1_log(3, "system", "$ ./setup.sh"),
+            legacy::TaskEventV1 {
+                seq: 4,
+                ts_ms: 4,
+                kind: Some(legacy::KindV1::StageFinished(legacy::StageFinishedV1 {
+                    stage: "setup".into(),
+                    outcome: "timed_out".into(),
+                    exit_code: 0,
+                    has_exit_code: true,
+                    duration_ms: 1500,
+                    error: "too slow".into(),
+                    details: [("k".to_string(), "v".to_string())].into(),
+                })),
+            },
+            legacy::TaskEventV1 {
+                seq: 5,
+                ts_ms: 5,
+                kind: Some(legacy::KindV1::Finished(legacy::TaskFinishedV1 {
+                    outcome: "done".into(),
+                    error_step: String::new(),
+                    error: String::new(),
+                })),
+            },
+        ],
+    );
+    let (outbox, interrupted) = Outbox::load(dir.path(), "a1").expect("load");
+    assert!(
+        interrupted.is_empty(),
+        "its result was read: {interrupted:?}"
+    );
+    let batch = outbox.batch(task, 0, 100, usize::MAX).expect("events");
+    assert_eq!((batch.deployment_id.as_str(), batch.generation), ("dep", 2));
+    let kinds: Vec<Kind> = batch
+        .events
+        .iter()
+        .filter_map(|event| event.kind.clone())
+        .collect();
+    assert_eq!(kinds.len(), 5, "{kinds:?}");
+    let Kind::Log(stderr) = &kinds[1] else {
+        panic!("{kinds:?}")
+    };
+    assert_eq!(
+        (stderr.stream(), stderr.line.as_str()),
+        (OutputStream::Stderr, "warning")
+    );
+    let Kind::Log(system) = &kinds[2] else {
+        panic!("{kinds:?}")
+    };
+    assert_eq!(system.stream(), OutputStream::System);
+    let Kind::StageFinished(stage) = &kinds[3] else {
+        panic!("{kinds:?}")
+    };
+    assert_eq!(stage.outcome(), StageOutcome::TimedOut);
+    assert_eq!(stage.exit_code, Some(0), "has_exit_code with 0 is exit 0");
+    assert_eq!(
+        (stage.duration_ms, stage.error.as_str()),
+        (1500, "too slow")
+    );
+    assert_eq!(stage.details.get("k").map(String::as_str), Some("v"));
+    let Kind::Finished(finished) = &kinds[4] else {
+        panic!("{kinds:?}")
+    };
+    assert_eq!(finished.outcome(), TaskOutcome::Done);
+    outbox.ack(task, 5);
+    assert!(!outbox.knows(task), "done and acknowledged: forgotten");
+}
+
+#[test]
+fn an_interrupted_version_1_task_goes_on_in_version_2_records() {
+    use berth_proto::v1::{OutputStream, TaskOutcome};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let task = TaskId::new();
+    // More lines than are kept in memory, so the oldest are read back
+    // from the spool file when sent.
+    let events: Vec<legacy::TaskEventV1> = (1..=MEMORY_EVENTS as u64 + 10)
+        .map(|seq| version_1_log(seq, "stdout", &format!("line {seq}")))
+        .collect();
+    write_version_1_spool(dir.path(), task, &events);
+    // A record of a kind this agent does not know is skipped.
+    let path = dir.path().join(format!("{task}.spool"));
+    let mut file = OpenOptions::new().append(true).open(&path).expect("spool");
+    file.write_all(&record(9, b"from a newer agent"))
+        .expect("write");
+    drop(file);
+    {
+        let (_outbox, interrupted) = Outbox::load(dir.path(), "a1").expect("load");
+        assert_eq!(interrupted, [task]);
+    }
+    // Reloaded again: the old records and the new ones the first load
+    // appended (the interruption) read back alike.
+    let (outbox, interrupted) = Outbox::load(dir.path(), "a1").expect("reload");
+    assert!(interrupted.is_empty(), "the first load finished it");
+    let first = outbox.batch(task, 0, 3, usize::MAX).expect("from the file");
+    assert_eq!(
+        lines(&first),
+        [
+            (1, "line 1".to_string()),
+            (2, "line 2".to_string()),
+            (3, "line 3".to_string())
+        ]
+    );
+    assert!(first.events.iter().all(|event| matches!(
+        &event.kind,
+        Some(Kind::Log(log)) if log.stream() == OutputStream::Stdout
+    )));
+    let last_seq = MEMORY_EVENTS as u64 + 10;
+    let rest = outbox
+        .batch(task, last_seq, 10, usize::MAX)
+        .expect("the interruption");
+    match rest.events.last().and_then(|event| event.kind.clone()) {
+        Some(Kind::Finished(finished)) => {
+            assert_eq!(finished.outcome(), TaskOutcome::Failed);
+            assert!(finished.error.contains("restarted"), "{finished:?}");
+        }
+        other => panic!("expected the interruption's result, got {other:?}"),
+    }
+}

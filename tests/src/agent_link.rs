@@ -76,10 +76,19 @@ pub struct Stream {
 /// Opens the agent stream with a hello that reports nothing running, and
 /// waits for the welcome; the controller's refusal is the `Err`.
 pub async fn open(client: &mut AgentClient<Channel>) -> Result<Stream, tonic::Status> {
+    open_speaking(client, PROTOCOL_VERSION).await
+}
+
+/// [`open`], with a hello that claims agent protocol `protocol_version`
+/// (an older or newer `berth-agent`).
+pub async fn open_speaking(
+    client: &mut AgentClient<Channel>,
+    protocol_version: u32,
+) -> Result<Stream, tonic::Status> {
     let (sender, receiver) = mpsc::channel(16);
     let hello = Hello {
         agent_version: "test".into(),
-        protocol_version: PROTOCOL_VERSION,
+        protocol_version,
         ..Default::default()
     };
     sender

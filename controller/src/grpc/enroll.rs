@@ -68,14 +68,24 @@ impl EnrollApi {
     }
 }
 
-/// Checks the protocol version an agent speaks.
+/// Checks the protocol version an agent speaks (at join and in its hello).
 pub fn check_protocol(version: u32) -> Result<(), Status> {
     if (MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&version) {
         return Ok(());
     }
     Err(Status::failed_precondition(format!(
-        "this controller serves agent protocol versions {MIN_PROTOCOL_VERSION} to {PROTOCOL_VERSION}, the agent speaks {version}; install a matching berth-agent"
+        "this controller serves agent protocol {}, the agent speaks {version}; install a matching berth-agent",
+        served_versions()
     )))
+}
+
+/// `version N`, or `versions M to N` when it serves more than one.
+fn served_versions() -> String {
+    if MIN_PROTOCOL_VERSION == PROTOCOL_VERSION {
+        format!("version {PROTOCOL_VERSION}")
+    } else {
+        format!("versions {MIN_PROTOCOL_VERSION} to {PROTOCOL_VERSION}")
+    }
 }
 
 fn check_request(request: &JoinAgentRequest) -> Result<Labels, Status> {
@@ -206,14 +216,24 @@ mod tests {
         for version in MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION {
             assert_eq!(check(version), None, "version {version}");
         }
-        let accepted = format!("versions {MIN_PROTOCOL_VERSION} to {PROTOCOL_VERSION}");
-        for version in [0, PROTOCOL_VERSION + 1, u32::MAX] {
+        let accepted = format!("serves agent protocol {}, ", served_versions());
+        // Version 1 (before the typed wire) is refused: its outcomes are in
+        // fields version 2 reserves.
+        for version in [0, 1, PROTOCOL_VERSION + 1, u32::MAX] {
             let (code, message) = check(version).expect("refused");
             assert_eq!(code, tonic::Code::FailedPrecondition, "version {version}");
             assert!(
-                message.contains(&accepted) && message.contains(&format!("speaks {version}")),
+                message.contains(&accepted)
+                    && message.contains(&format!("speaks {version};"))
+                    && message.ends_with("install a matching berth-agent"),
                 "{message}"
             );
         }
+        assert_eq!(
+            check(1).map(|(_, message)| message).as_deref(),
+            Some(
+                "this controller serves agent protocol version 2, the agent speaks 1; install a matching berth-agent"
+            )
+        );
     }
 }

@@ -84,7 +84,7 @@ pub async fn put_build_result(
     agent_id: AgentId,
     mut chunks: Streaming<PutBlobChunk>,
 ) -> Result<PutBlobResponse, Status> {
-    let first = crate::grpc::cli::deploy::first_chunk(&mut chunks).await?;
+    let first = crate::grpc::cli::first_chunk(&mut chunks).await?;
     let task_id: TaskId = first
         .task_id
         .parse()
@@ -95,12 +95,16 @@ pub async fn put_build_result(
         )));
     }
     let cancel = revocation_token(context, agent_id)?;
+    let data = crate::grpc::cli::chunks(first.data, chunks);
     let stored =
-        crate::grpc::cli::deploy::receive_blob_until(context, first, chunks, &cancel).await?;
+        crate::ops::blobs::receive(context, &first.digest, first.size, data, &cancel).await?;
     if cancel.is_cancelled() {
         return Err(revoked(agent_id));
     }
     context.store.flush().await?;
     info!(%task_id, digest = %stored.digest, size = stored.size, "build result stored");
-    Ok(stored)
+    Ok(PutBlobResponse {
+        digest: stored.digest,
+        size: stored.size,
+    })
 }

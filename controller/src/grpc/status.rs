@@ -22,6 +22,7 @@ pub fn code_of(kind: Kind) -> Code {
         Kind::Unauthenticated => Code::Unauthenticated,
         Kind::PermissionDenied => Code::PermissionDenied,
         Kind::Unavailable => Code::Unavailable,
+        Kind::Aborted => Code::Aborted,
         Kind::Internal => Code::Internal,
     }
 }

@@ -28,6 +28,8 @@ pub enum Kind {
     PermissionDenied,
     /// The controller cannot serve it now; the same call may work later.
     Unavailable,
+    /// Cut off by something that happened meanwhile; retry.
+    Aborted,
     /// A bug or a corrupt store.
     Internal,
 }
@@ -74,6 +76,10 @@ codes! {
     AgentOffline = "agent/offline", Precondition;
     AgentNoDocker = "agent/no-docker", Precondition;
     AgentNotFound = "agent/not-found", NotFound;
+    AgentProtocolMismatch = "agent/protocol-mismatch", Precondition;
+    AgentJoinRateLimited = "agent/join-rate-limited", Exhausted;
+    AgentNoHello = "agent/no-hello", Invalid;
+    AgentConnectionReplaced = "agent/connection-replaced", Aborted;
     BuildNoAgent = "build/no-agent", Precondition;
     HostNotFound = "host/not-found", NotFound;
     TaskNotFound = "task/not-found", NotFound;
@@ -85,6 +91,7 @@ codes! {
     AuthPermissionDenied = "auth/permission-denied", PermissionDenied;
     AuthRevoked = "auth/revoked", PermissionDenied;
     BlobInvalid = "blob/invalid", Invalid;
+    BlobNotFound = "blob/not-found", NotFound;
     BlobTooLarge = "blob/too-large", Exhausted;
     BlobUnwritable = "blob/unwritable", Exhausted;
     StoreUnwritable = "store/unwritable", Exhausted;
@@ -222,6 +229,19 @@ mod tests {
                 });
             assert!(shaped, "{text} is not thing/reason in lowercase");
         }
+    }
+
+    /// `docs/errors.md` lists exactly the codes there are.
+    #[test]
+    fn every_code_is_documented_and_every_documented_code_exists() {
+        let docs = include_str!("../../../docs/errors.md");
+        let documented: Vec<&str> = docs
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `"))
+            .filter_map(|rest| rest.split('`').next())
+            .collect();
+        let codes: Vec<&str> = Code::ALL.iter().map(|code| code.as_str()).collect();
+        assert_eq!(documented, codes, "docs/errors.md and Code::ALL differ");
     }
 
     #[test]

@@ -4,9 +4,8 @@
 
 mod agent;
 pub mod auth;
-mod cli;
+pub mod cli;
 mod enroll;
-mod follow;
 pub mod limit;
 pub mod status;
 

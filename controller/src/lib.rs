@@ -15,6 +15,7 @@ pub mod grpc;
 pub mod hub;
 pub mod init;
 pub mod listener;
+pub mod ops;
 pub mod paths;
 pub mod progress;
 pub mod registry;

@@ -39,6 +39,16 @@ pub use tokens::{TokenRecord, TokenState};
 /// Version of the value encoding written by this build.
 const SCHEMA_VERSION: u16 = 1;
 
+/// What a [`StoreError::NotFound`] did not find.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Thing {
+    Deployment,
+    Agent,
+    Job,
+    Task,
+    Token,
+}
+
 /// A store operation that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -58,8 +68,11 @@ pub enum StoreError {
         "stored value in tree `{tree}` is corrupt ({reason}); restore from a backup or remove the record"
     )]
     Corrupt { tree: &'static str, reason: String },
-    #[error("{0} not found")]
-    NotFound(String),
+    #[error("{1} not found")]
+    NotFound(Thing, String),
+    /// The app and environment has a deployment running already.
+    #[error("{0}")]
+    Busy(String),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -71,7 +84,10 @@ impl StoreError {
     pub fn is_internal(&self) -> bool {
         !matches!(
             self,
-            StoreError::NotFound(_) | StoreError::Conflict(_) | StoreError::Refused(_)
+            StoreError::NotFound(..)
+                | StoreError::Busy(_)
+                | StoreError::Conflict(_)
+                | StoreError::Refused(_)
         )
     }
 }

@@ -43,3 +43,7 @@ pub const OFFLINE_AGENTS_METADATA: &str = "berth-offline-agents";
 /// earlier request with the same idempotency key made (value `1`), so the
 /// CLI says "already created" instead of "created".
 pub const EXISTING_DEPLOYMENT_METADATA: &str = "berth-existing-deployment";
+/// Metadata key on every error status the `Cli` service returns: the
+/// stable machine code of the error (`deployment/not-found`, ...), which
+/// scripts match on (`berth -o json` prints it); the message is for people.
+pub const ERROR_CODE_METADATA: &str = "berth-error-code";

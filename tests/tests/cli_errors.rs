@@ -34,3 +34,46 @@ fn a_controller_that_dies_mid_call_is_named_as_such() {
         "the broken connection is named, not the credential:\n{stderr}"
     );
 }
+
+/// With `-o json` an error is also a JSON object on stdout carrying the
+/// controller's stable machine code, the message and the exit code.
+#[test]
+fn json_errors_carry_the_machine_code() {
+    let controller = Controller::start();
+    let cases: [(&[&str], &str, i32); 4] = [
+        (
+            &["show", "01ARZ3NDEKTSV4RRFFQ69G5FAV", "-o", "json"],
+            "deployment/not-found",
+            4,
+        ),
+        (
+            &["agents", "show", "nobody", "-o", "json"],
+            "agent/not-found",
+            4,
+        ),
+        (
+            &["logs", "nosuchapp", "--env", "prod", "-o", "json"],
+            "app/not-found",
+            4,
+        ),
+        (
+            &["registry", "logout", "r.example.com", "-o", "json"],
+            "registry/not-found",
+            4,
+        ),
+    ];
+    for (args, code, exit) in cases {
+        let out = controller.berth(args);
+        assert_eq!(out.code, exit, "{args:?}: {}", out.stderr);
+        let json: serde_json::Value = serde_json::from_str(out.stdout.trim())
+            .unwrap_or_else(|err| panic!("{args:?}: stdout is not JSON ({err}): {}", out.stdout));
+        assert_eq!(json["error"]["code"], code, "{args:?}: {json}");
+        assert_eq!(json["error"]["exit_code"], exit, "{args:?}: {json}");
+        let message = json["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            !message.is_empty() && out.stderr.contains(message),
+            "{args:?}: the same message goes to people on stderr: {json} / {}",
+            out.stderr
+        );
+    }
+}

@@ -148,6 +148,9 @@ pub struct Failure {
     /// checks it only after the request went out) or a controller that
     /// went away; [`run`] asks again to tell which.
     pub broken: bool,
+    /// The controller's machine code for the error (`deployment/not-found`),
+    /// when it sent one.
+    pub error_code: Option<String>,
 }
 
 impl Failure {
@@ -156,7 +159,27 @@ impl Failure {
             code,
             message: message.into(),
             broken: false,
+            error_code: None,
         }
+    }
+
+    /// The stable machine code `-o json` prints: the controller's, or for
+    /// failures found on this side one named after the exit code.
+    pub fn machine_code(&self) -> String {
+        if let Some(code) = &self.error_code {
+            return code.clone();
+        }
+        if self.broken {
+            return "controller/connection-broken".into();
+        }
+        match self.code {
+            exit::USAGE => "cli/usage",
+            exit::AUTH => "auth/refused",
+            exit::NOT_FOUND => "cli/not-found",
+            exit::CONFLICT => "cli/conflict",
+            _ => "cli/failed",
+        }
+        .into()
     }
 
     pub fn usage(message: impl Into<String>) -> Failure {
@@ -236,10 +259,16 @@ impl From<tonic::Status> for Failure {
             }
             _ => status.message().to_string(),
         };
+        let error_code = status
+            .metadata()
+            .get(berth_proto::ERROR_CODE_METADATA)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string);
         Failure {
             code,
             message,
             broken: false,
+            error_code,
         }
     }
 }
@@ -340,22 +369,37 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 
 /// Runs the CLI and returns the process exit code.
 pub async fn run(args: Args) -> i32 {
+    let format = args.output;
     let mut session = match connect(&args).await {
         Ok(session) => session,
-        Err(failure) => return report(failure),
+        Err(failure) => return report(failure, format),
     };
     let result = dispatch(&mut session, args.command).await;
     match result {
         Ok(code) => code,
-        Err(failure) if failure.broken => report(explain_broken(&mut session, failure).await),
-        Err(failure) => report(failure),
+        Err(failure) if failure.broken => {
+            report(explain_broken(&mut session, failure).await, format)
+        }
+        Err(failure) => report(failure, format),
     }
 }
 
-/// Prints a failure and returns its exit code.
-fn report(failure: Failure) -> i32 {
+/// Prints a failure and returns its exit code: for people on stderr, and
+/// with `-o json` also as `{"error": {"code", "message", "exit_code"}}` on
+/// stdout, where a script reads the output.
+fn report(failure: Failure, format: Format) -> i32 {
     if !failure.message.is_empty() {
         eprintln!("error: {}", failure.message);
+    }
+    if format == Format::Json && !failure.message.is_empty() {
+        let error = serde_json::json!({
+            "error": {
+                "code": failure.machine_code(),
+                "message": failure.message,
+                "exit_code": failure.code,
+            }
+        });
+        println!("{error}");
     }
     failure.code
 }

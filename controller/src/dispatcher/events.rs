@@ -200,7 +200,9 @@ pub(super) fn apply_batch(
         .tasks
         .iter()
         .find(|task| task.id == task_id)
-        .ok_or_else(|| StoreError::NotFound(format!("task {task_id}")))?;
+        .ok_or_else(|| {
+            StoreError::NotFound(crate::store::Thing::Task, format!("task {task_id}"))
+        })?;
     if task.agent_id != agent {
         return Err(StoreError::Refused(format!(
             "task {task_id} belongs to another agent"

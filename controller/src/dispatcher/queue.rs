@@ -50,7 +50,7 @@ impl Dispatcher {
             }
             Ok((_, false)) => {}
             // Another deployment holds the app; this one starts after it.
-            Err(StoreError::Conflict(_)) => {}
+            Err(StoreError::Busy(_)) => {}
             Err(err) => {
                 warn!(deployment_id = %next, error = %err, "could not start a queued deployment")
             }

@@ -45,7 +45,7 @@ impl Dispatcher {
                     }
                 }
                 // A deployment an agent mentions may have been purged.
-                Err(StoreError::NotFound(_)) => {}
+                Err(StoreError::NotFound(..)) => {}
                 Err(err) => warn!(%deployment_id, error = %err, "could not reconcile agent tasks"),
             }
         }

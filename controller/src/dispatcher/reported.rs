@@ -60,7 +60,7 @@ impl Dispatcher {
     ) -> Result<(), StoreError> {
         let failed = match self.store.get_deployment(id) {
             Ok(deployment) => deployment,
-            Err(StoreError::NotFound(_)) => return Ok(()),
+            Err(StoreError::NotFound(..)) => return Ok(()),
             Err(err) => return Err(err),
         };
         if !is_stray(&failed, agent) {

@@ -28,6 +28,7 @@ use tracing::{Instrument, info, info_span};
 
 use super::auth::caller;
 use super::enroll::check_protocol;
+use crate::ops::{Code, Error};
 use crate::server::Context;
 
 /// Capacity of one agent's outbound queue.
@@ -88,7 +89,7 @@ fn agent_of(caller: &super::auth::Caller) -> Result<AgentId, Status> {
         .principal
         .id
         .parse()
-        .map_err(|_| Status::unauthenticated("malformed agent identity"))
+        .map_err(|_| Error::new(Code::AuthUnauthenticated, "malformed agent identity").into())
 }
 
 #[tonic::async_trait]
@@ -106,14 +107,16 @@ impl Agent for AgentApi {
         let mut inbound = request.into_inner();
         let first = tokio::time::timeout(Duration::from_secs(10), inbound.message())
             .await
-            .map_err(|_| Status::deadline_exceeded("no hello within 10s"))??;
+            .map_err(|_| Error::new(Code::AgentNoHello, "no hello within 10s"))??;
         let Some(AgentMessage {
             kind: Some(Incoming::Hello(hello)),
         }) = first
         else {
-            return Err(Status::invalid_argument(
+            return Err(Error::new(
+                Code::AgentNoHello,
                 "the first message on the stream must be a hello",
-            ));
+            )
+            .into());
         };
         check_protocol(hello.protocol_version)?;
         let facts = facts_from_wire(hello.facts.clone());
@@ -132,9 +135,11 @@ impl Agent for AgentApi {
         // registration would otherwise miss this stream.
         if self.context.store.get_agent(agent_id)?.is_revoked() {
             self.context.registry.disconnect(agent_id);
-            return Err(Status::permission_denied(
+            return Err(Error::new(
+                Code::AuthRevoked,
                 "this agent was revoked; join again with a new token",
-            ));
+            )
+            .into());
         }
         let welcome = Outgoing::Welcome(Welcome {
             agent_id: agent_id.to_string(),
@@ -204,7 +209,13 @@ fn peer_cert<T>(request: &Request<T>) -> Result<berth_shared::pki::CertInfo, Sta
         .peer_certs()
         .and_then(|certs| certs.first().cloned())
         .and_then(|leaf| berth_shared::pki::cert_info(&leaf).ok())
-        .ok_or_else(|| Status::unauthenticated("the client certificate could not be read"))
+        .ok_or_else(|| {
+            Error::new(
+                Code::AuthUnauthenticated,
+                "the client certificate could not be read",
+            )
+            .into()
+        })
 }
 
 /// Once a connection uses an agent's newest certificate, the older one is

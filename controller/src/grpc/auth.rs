@@ -2,30 +2,15 @@
 //! services passes [`authenticate`]: the peer certificate's serial is looked
 //! up in the store, so revocations and role changes apply at once; a caller
 //! without a certificate berth issued and still honours is refused. Handlers
-//! then check the role they need with [`require`].
+//! pass the [`Caller`] to the application layer, which checks roles.
 
 use berth_shared::pki::cert_info;
 use tonic::{Request, Status};
 use tracing::warn;
 
-use crate::store::{Principal, PrincipalKind, Role, Store};
-
-/// The authenticated caller, placed in the request's extensions.
-#[derive(Clone, Debug)]
-pub struct Caller {
-    pub principal: Principal,
-    pub serial: String,
-}
-
-impl Caller {
-    /// A short name for audit entries and `triggered_by`.
-    pub fn who(&self) -> String {
-        match self.principal.kind {
-            PrincipalKind::User => self.principal.name.clone(),
-            PrincipalKind::Agent => format!("agent:{}", self.principal.name),
-        }
-    }
-}
+pub use crate::ops::Caller;
+use crate::ops::{Code, Error};
+use crate::store::{PrincipalKind, Store};
 
 /// Builds the interceptor that admits only `kind` callers.
 pub fn authenticate(
@@ -40,29 +25,34 @@ pub fn authenticate(
 }
 
 fn identify<T>(store: &Store, request: &Request<T>, kind: PrincipalKind) -> Result<Caller, Status> {
+    let unauthenticated = |message: &str| Error::new(Code::AuthUnauthenticated, message);
     let certs = request.peer_certs().ok_or_else(|| {
-        Status::unauthenticated("no client certificate was presented; use a credential bundle from `berth-controller init` (admin.conf) or `berth-agent join`")
+        unauthenticated("no client certificate was presented; use a credential bundle from `berth-controller init` (admin.conf) or `berth-agent join`")
     })?;
     let leaf = certs
         .first()
-        .ok_or_else(|| Status::unauthenticated("empty client certificate chain"))?;
-    let info = cert_info(leaf)
-        .map_err(|_| Status::unauthenticated("the client certificate could not be read"))?;
+        .ok_or_else(|| unauthenticated("empty client certificate chain"))?;
+    let info =
+        cert_info(leaf).map_err(|_| unauthenticated("the client certificate could not be read"))?;
     let principal = store
         .principal(&info.serial)
         .map_err(|err| {
             warn!(error = %err, "principal lookup failed");
-            Status::internal("the controller could not read its store; see its log")
+            Error::new(
+                Code::StoreFailed,
+                "the controller could not read its store; see its log",
+            )
         })?
         .ok_or_else(|| {
-            Status::unauthenticated(
-                "this certificate is not known to the controller; get a new credential",
-            )
+            unauthenticated("this certificate is not known to the controller; get a new credential")
         })?;
     if principal.revoked {
-        return Err(Status::permission_denied(format!(
-            "the certificate of {} was revoked; an agent must join again with a new token",
-            principal.name
+        return Err(Status::from(Error::new(
+            Code::AuthRevoked,
+            format!(
+                "the certificate of {} was revoked; an agent must join again with a new token",
+                principal.name
+            ),
         )));
     }
     if principal.kind != kind {
@@ -70,9 +60,11 @@ fn identify<T>(store: &Store, request: &Request<T>, kind: PrincipalKind) -> Resu
             PrincipalKind::Agent => "an agent certificate",
             PrincipalKind::User => "a user credential",
         };
-        return Err(Status::permission_denied(format!(
-            "this call needs {wanted}"
-        )));
+        return Err(Error::new(
+            Code::AuthPermissionDenied,
+            format!("this call needs {wanted}"),
+        )
+        .into());
     }
     Ok(Caller {
         principal,
@@ -86,19 +78,7 @@ pub fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
         .extensions()
         .get::<Caller>()
         .cloned()
-        .ok_or_else(|| Status::unauthenticated("the call was not authenticated"))
-}
-
-/// The caller, if its role is at least `role`.
-pub fn require<T>(request: &Request<T>, role: Role) -> Result<Caller, Status> {
-    let caller = caller(request)?;
-    if caller.principal.role < role {
-        return Err(Status::permission_denied(format!(
-            "{} has role {}; this needs {}",
-            caller.principal.name,
-            caller.principal.role.as_str(),
-            role.as_str()
-        )));
-    }
-    Ok(caller)
+        .ok_or_else(|| {
+            Error::new(Code::AuthUnauthenticated, "the call was not authenticated").into()
+        })
 }

@@ -15,6 +15,7 @@ use berth_shared::record::Timestamp;
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
+use crate::ops::{Code, Error};
 use crate::server::Context;
 use crate::store::{AgentRecord, Principal, PrincipalKind, Role};
 
@@ -45,11 +46,12 @@ impl EnrollApi {
             .admit(&peer, std::time::Instant::now())
             .map_err(|wait| {
                 warn!(%peer, "join attempts rate-limited");
-                Status::resource_exhausted(format!(
+                Error::new(Code::AgentJoinRateLimited, format!(
                     "too many failed join attempts from {peer} ({} within a minute, the limit set by berth-controller serve --join-failure-limit); try again in {}s with a valid token (`berth token create`)",
                     limit.limit(),
                     wait.as_secs().max(1)
                 ))
+                .into()
             })
     }
 
@@ -73,10 +75,14 @@ pub fn check_protocol(version: u32) -> Result<(), Status> {
     if (MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&version) {
         return Ok(());
     }
-    Err(Status::failed_precondition(format!(
-        "this controller serves agent protocol {}, the agent speaks {version}; install a matching berth-agent",
-        served_versions()
-    )))
+    Err(Error::new(
+        Code::AgentProtocolMismatch,
+        format!(
+            "this controller serves agent protocol {}, the agent speaks {version}; install a matching berth-agent",
+            served_versions()
+        ),
+    )
+    .into())
 }
 
 /// `version N`, or `versions M to N` when it serves more than one.
@@ -91,18 +97,15 @@ fn served_versions() -> String {
 fn check_request(request: &JoinAgentRequest) -> Result<Labels, Status> {
     check_protocol(request.protocol_version)?;
     check_label_part(&request.name, false)
-        .map_err(|err| Status::invalid_argument(format!("agent name {err}")))?;
+        .map_err(|err| Error::invalid(format!("agent name {err}")))?;
     if request.labels.len() > 64 {
-        return Err(Status::invalid_argument(
-            "an agent may carry at most 64 labels",
-        ));
+        return Err(Error::invalid("an agent may carry at most 64 labels").into());
     }
     let mut labels = Labels::new();
     for (key, value) in &request.labels {
-        check_label_part(key, true)
-            .map_err(|err| Status::invalid_argument(format!("label key {err}")))?;
+        check_label_part(key, true).map_err(|err| Error::invalid(format!("label key {err}")))?;
         check_label_part(value, false)
-            .map_err(|err| Status::invalid_argument(format!("label value {err}")))?;
+            .map_err(|err| Error::invalid(format!("label value {err}")))?;
         labels.insert(key.clone(), value.clone());
     }
     Ok(labels)
@@ -136,7 +139,7 @@ impl EnrollApi {
         let store = &self.context.store;
         let token = store
             .get_token(&request.token_id)?
-            .ok_or_else(|| Status::permission_denied("the join token is not known to this controller; create one with `berth token create`"))?;
+            .ok_or_else(|| Error::new(Code::TokenInvalid, "the join token is not known to this controller; create one with `berth token create`"))?;
         if let Err(err) = token.check(&request.token_secret, Timestamp::now()) {
             let token_id = berth_shared::text::clip(&request.token_id, 40);
             warn!(%token_id, %peer, "join refused");
@@ -150,10 +153,10 @@ impl EnrollApi {
             .authority
             .issue_client_from_csr(&request.csr_pem, ClientKind::Agent, &agent_id.to_string())
             .map_err(|err| match err {
-                PkiError::BadCsr(reason) => Status::invalid_argument(format!(
+                PkiError::BadCsr(reason) => Error::invalid(format!(
                     "the certificate signing request is invalid: {reason}"
                 )),
-                other => Status::internal(other.to_string()),
+                other => Error::new(Code::Internal, other.to_string()),
             })?;
         let record = AgentRecord {
             id: agent_id,

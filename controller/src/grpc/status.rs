@@ -1,54 +1,96 @@
-//! The single mapping from internal errors to gRPC statuses. The status code
-//! is the signal peers match on (the CLI turns it into its exit code); the
-//! message is for people.
+//! The single mapping from errors to gRPC statuses. The status code is the
+//! signal the CLI turns into its exit code; the `berth-error-code` metadata
+//! carries the application layer's stable machine code; the message is for
+//! people.
 
-use tonic::Status;
-use tracing::error;
+use berth_proto::{ERROR_CODE_METADATA, OFFLINE_AGENTS_METADATA};
+use tonic::metadata::MetadataValue;
+use tonic::{Code, Status};
 
 use crate::blob::BlobError;
+use crate::ops::{Error, Kind};
 use crate::store::StoreError;
+
+/// The gRPC code of each kind of error.
+pub fn code_of(kind: Kind) -> Code {
+    match kind {
+        Kind::Invalid => Code::InvalidArgument,
+        Kind::NotFound => Code::NotFound,
+        Kind::Conflict => Code::AlreadyExists,
+        Kind::Precondition => Code::FailedPrecondition,
+        Kind::Exhausted => Code::ResourceExhausted,
+        Kind::Unauthenticated => Code::Unauthenticated,
+        Kind::PermissionDenied => Code::PermissionDenied,
+        Kind::Unavailable => Code::Unavailable,
+        Kind::Aborted => Code::Aborted,
+        Kind::Internal => Code::Internal,
+    }
+}
+
+impl From<Error> for Status {
+    fn from(err: Error) -> Status {
+        let mut status = Status::new(code_of(err.kind()), err.message);
+        let metadata = status.metadata_mut();
+        metadata.insert(
+            ERROR_CODE_METADATA,
+            MetadataValue::from_static(err.code.as_str()),
+        );
+        // Agent names are label-checked ASCII, so this always parses.
+        if !err.offline_agents.is_empty()
+            && let Ok(value) = MetadataValue::try_from(err.offline_agents.join(","))
+        {
+            metadata.insert(OFFLINE_AGENTS_METADATA, value);
+        }
+        status
+    }
+}
 
 impl From<StoreError> for Status {
     fn from(err: StoreError) -> Status {
-        match err {
-            StoreError::NotFound(what) => Status::not_found(format!("{what} not found")),
-            StoreError::Conflict(message) => Status::already_exists(message),
-            StoreError::Refused(message) => Status::permission_denied(message),
-            // Refused, not failed: nothing was acknowledged, and the same
-            // call succeeds once the disk has room again.
-            full @ StoreError::DiskFull(_) => {
-                error!(error = %full, "store full");
-                Status::resource_exhausted(full.to_string())
-            }
-            StoreError::Reopening => Status::unavailable(StoreError::Reopening.to_string()),
-            internal => {
-                error!(error = %internal, "store failure");
-                Status::unavailable(format!("the controller's store failed: {internal}"))
-            }
-        }
+        Error::from(err).into()
     }
 }
 
 impl From<BlobError> for Status {
     fn from(err: BlobError) -> Status {
-        match err {
-            BlobError::Io(io) if crate::store::is_disk_full(&io) => {
-                error!(error = %io, "blob store full");
-                Status::resource_exhausted(format!(
-                    "the controller's blob store cannot be written: {io}; free disk space on the controller's data directory and send it again"
-                ))
-            }
-            BlobError::Io(io) => {
-                error!(error = %io, "blob store failure");
-                Status::unavailable(format!("the controller's blob store failed: {io}"))
-            }
-            BlobError::TooLarge(_) => Status::resource_exhausted(err.to_string()),
-            other => Status::invalid_argument(other.to_string()),
-        }
+        Error::from(err).into()
     }
 }
 
-/// Serializes a record as the JSON the CLI prints.
-pub fn json<T: serde::Serialize>(value: &T) -> Result<String, Status> {
-    serde_json::to_string(value).map_err(|err| Status::internal(format!("encode reply: {err}")))
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::Code as ErrorCode;
+
+    #[test]
+    fn the_machine_code_and_offline_agents_travel_in_metadata() {
+        let mut err = Error::new(ErrorCode::AgentOffline, "agents are offline: web-2");
+        err.offline_agents = vec!["web-2".into(), "web-3".into()];
+        let status = Status::from(err);
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        assert_eq!(status.message(), "agents are offline: web-2");
+        let metadata = status.metadata();
+        assert_eq!(
+            metadata
+                .get(ERROR_CODE_METADATA)
+                .and_then(|v| v.to_str().ok()),
+            Some("agent/offline")
+        );
+        assert_eq!(
+            metadata
+                .get(OFFLINE_AGENTS_METADATA)
+                .and_then(|v| v.to_str().ok()),
+            Some("web-2,web-3")
+        );
+    }
+
+    #[test]
+    fn every_code_maps_to_a_status_and_carries_its_name() {
+        for code in ErrorCode::ALL {
+            let status = Status::from(Error::new(*code, "x"));
+            assert_eq!(status.code(), code_of(code.kind()));
+            let sent = status.metadata().get(ERROR_CODE_METADATA);
+            assert_eq!(sent.and_then(|v| v.to_str().ok()), Some(code.as_str()));
+        }
+    }
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
-use super::{Store, StoreError, decode, encode};
+use super::{Store, StoreError, Thing, decode, encode};
 
 /// An enrolled agent as stored.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -129,7 +129,7 @@ impl Store {
             .t()?
             .agents
             .get(id.to_bytes())?
-            .ok_or_else(|| StoreError::NotFound(format!("agent {id}")))?;
+            .ok_or_else(|| StoreError::NotFound(Thing::Agent, format!("agent {id}")))?;
         decode("agents", &bytes)
     }
 
@@ -139,7 +139,7 @@ impl Store {
             .t()?
             .agent_names
             .get(name.as_bytes())?
-            .ok_or_else(|| StoreError::NotFound(format!("agent `{name}`")))?;
+            .ok_or_else(|| StoreError::NotFound(Thing::Agent, format!("agent `{name}`")))?;
         let id = <[u8; 16]>::try_from(bytes.as_ref())
             .map(AgentId::from_bytes)
             .map_err(|_| StoreError::Corrupt {
@@ -174,7 +174,10 @@ impl Store {
     ) -> Result<(AgentRecord, T), StoreError> {
         let changed = self.t()?.agents.transaction(|agents| {
             let bytes = agents.get(id.to_bytes())?.ok_or_else(|| {
-                ConflictableTransactionError::Abort(StoreError::NotFound(format!("agent {id}")))
+                ConflictableTransactionError::Abort(StoreError::NotFound(
+                    Thing::Agent,
+                    format!("agent {id}"),
+                ))
             })?;
             let mut record: AgentRecord =
                 decode("agents", &bytes).map_err(ConflictableTransactionError::Abort)?;
@@ -207,7 +210,10 @@ impl Store {
         let t = self.t()?;
         let outcome = (&t.agents, &t.principals).transaction(|(agents, principals)| {
             let bytes = agents.get(id.to_bytes())?.ok_or_else(|| {
-                ConflictableTransactionError::Abort(StoreError::NotFound(format!("agent {id}")))
+                ConflictableTransactionError::Abort(StoreError::NotFound(
+                    Thing::Agent,
+                    format!("agent {id}"),
+                ))
             })?;
             let mut record: AgentRecord =
                 decode("agents", &bytes).map_err(ConflictableTransactionError::Abort)?;
@@ -269,9 +275,10 @@ impl Store {
                 // Read inside the transaction, so a serial added by a renewal at
                 // the same moment is revoked too.
                 let bytes = agents.get(id.to_bytes())?.ok_or_else(|| {
-                    ConflictableTransactionError::Abort(StoreError::NotFound(format!(
-                        "agent `{name}`"
-                    )))
+                    ConflictableTransactionError::Abort(StoreError::NotFound(
+                        Thing::Agent,
+                        format!("agent `{name}`"),
+                    ))
                 })?;
                 let mut record: AgentRecord =
                     decode("agents", &bytes).map_err(ConflictableTransactionError::Abort)?;

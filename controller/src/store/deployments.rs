@@ -15,7 +15,7 @@ use super::keys::{
     app_key, id_from_suffix, queue_key, running_slot, status_key, status_prefix, user_key,
 };
 use super::logs::{LogWrite, write_chunks};
-use super::{Store, StoreError, decode, encode};
+use super::{Store, StoreError, Thing, decode, encode};
 
 /// What happened to a batch of task events.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -91,9 +91,12 @@ pub(super) fn read_deployment(
     tree: &TransactionalTree,
     id: DeploymentId,
 ) -> Result<Deployment, ConflictableTransactionError<StoreError>> {
-    let bytes = tree
-        .get(id.to_bytes())?
-        .ok_or_else(|| abort(StoreError::NotFound(format!("deployment {id}"))))?;
+    let bytes = tree.get(id.to_bytes())?.ok_or_else(|| {
+        abort(StoreError::NotFound(
+            Thing::Deployment,
+            format!("deployment {id}"),
+        ))
+    })?;
     decode("deployments", &bytes).map_err(abort)
 }
 
@@ -133,7 +136,7 @@ impl Store {
                 && !force
             {
                 if !queue {
-                    return Err(abort(StoreError::Conflict(format!(
+                    return Err(abort(StoreError::Busy(format!(
                         "deployment {} of {} in {} {}; wait for it, cancel it, deploy with --queue to run after it, or with --force",
                         holder.id, deployment.app, deployment.environment, holder_text(&holder)
                     ))));
@@ -170,11 +173,10 @@ impl Store {
 
     /// Reads one deployment.
     pub fn get_deployment(&self, id: DeploymentId) -> Result<Deployment, StoreError> {
-        let bytes = self
-            .t()?
-            .deployments
-            .get(id.to_bytes())?
-            .ok_or_else(|| StoreError::NotFound(format!("deployment {id}")))?;
+        let bytes =
+            self.t()?.deployments.get(id.to_bytes())?.ok_or_else(|| {
+                StoreError::NotFound(Thing::Deployment, format!("deployment {id}"))
+            })?;
         decode("deployments", &bytes)
     }
 

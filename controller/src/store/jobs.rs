@@ -4,7 +4,7 @@
 
 use berth_shared::record::{BuildOutput, FleetJob};
 
-use super::{Store, StoreError, decode, encode};
+use super::{Store, StoreError, Thing, decode, encode};
 
 impl Store {
     /// Records a finished fleet job (made durable by the caller's flush).
@@ -21,12 +21,12 @@ impl Store {
     pub fn get_job(&self, id: &str) -> Result<FleetJob, StoreError> {
         let key: ulid::Ulid = id
             .parse()
-            .map_err(|_| StoreError::NotFound(format!("fleet job {id}")))?;
+            .map_err(|_| StoreError::NotFound(Thing::Job, format!("fleet job {id}")))?;
         let bytes = self
             .t()?
             .jobs
             .get(key.to_bytes())?
-            .ok_or_else(|| StoreError::NotFound(format!("fleet job {id}")))?;
+            .ok_or_else(|| StoreError::NotFound(Thing::Job, format!("fleet job {id}")))?;
         decode("jobs", &bytes)
     }
 
@@ -126,11 +126,11 @@ mod tests {
         assert_eq!(store.list_jobs(1).expect("list").len(), 1);
         assert!(matches!(
             store.get_job(&ulid::Ulid::new().to_string()),
-            Err(StoreError::NotFound(_))
+            Err(StoreError::NotFound(..))
         ));
         assert!(matches!(
             store.get_job("nope"),
-            Err(StoreError::NotFound(_))
+            Err(StoreError::NotFound(..))
         ));
     }
 }

@@ -32,7 +32,7 @@ impl Store {
                 && holder.id != id
                 && !force
             {
-                return Err(abort(StoreError::Conflict(format!(
+                return Err(abort(StoreError::Busy(format!(
                     "deployment {} of {} in {} {}; wait for it, cancel it, use --queue to run after it, or --force",
                     holder.id, deployment.app, deployment.environment, holder_text(&holder)
                 ))));

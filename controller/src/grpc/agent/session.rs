@@ -16,6 +16,7 @@ use tonic::{Status, Streaming};
 use tracing::{debug, info, warn};
 
 use crate::grpc::BoxStream;
+use crate::ops::{Code, Error};
 use crate::registry::Registration;
 use crate::server::Context;
 use crate::store::StoreError;
@@ -85,12 +86,13 @@ pub(super) fn outbound_stream(outflow: Outflow) -> BoxStream<ControllerMessage> 
                     () = flow.acks.ready.notified() => flow.ready.extend(flow.acks.take()),
                     () = flow.registration.cancel.cancelled() => {
                         flow.done = true;
-                        let status = Status::aborted("the controller closed this connection (replaced by a newer one, or the agent was revoked)");
-                        return Some((Err(status), flow));
+                        let err = Error::new(Code::AgentConnectionReplaced, "the controller closed this connection (replaced by a newer one, or the agent was revoked)");
+                        return Some((Err(err.into()), flow));
                     }
                     () = flow.shutdown.cancelled() => {
                         flow.done = true;
-                        return Some((Err(Status::unavailable("the controller is shutting down")), flow));
+                        let err = Error::new(Code::ControllerShuttingDown, "the controller is shutting down");
+                        return Some((Err(err.into()), flow));
                     }
                 }
             }

@@ -12,6 +12,7 @@ use tonic::{Status, Streaming};
 use tracing::info;
 
 use crate::grpc::BoxStream;
+use crate::ops::{Code, Error};
 use crate::server::Context;
 
 /// The token that a revocation of `agent_id` cancels, or a refusal if the
@@ -26,9 +27,13 @@ fn revocation_token(context: &Context, agent_id: AgentId) -> Result<Cancellation
 }
 
 fn revoked(agent_id: AgentId) -> Status {
-    Status::permission_denied(format!(
-        "agent {agent_id} was revoked; this transfer is cut off; join again with a new token"
-    ))
+    Error::new(
+        Code::AuthRevoked,
+        format!(
+            "agent {agent_id} was revoked; this transfer is cut off; join again with a new token"
+        ),
+    )
+    .into()
 }
 
 /// Streams a granted blob from `offset`, until its end or a revocation.
@@ -38,20 +43,27 @@ pub async fn get_blob(
     request: GetBlobRequest,
 ) -> Result<BoxStream<BlobChunk>, Status> {
     if !context.store.is_blob_granted(agent_id, &request.digest)? {
-        return Err(Status::permission_denied(format!(
-            "blob {} was not sent to this agent by any deployment",
-            request.digest
-        )));
+        return Err(Error::new(
+            Code::AuthPermissionDenied,
+            format!(
+                "blob {} was not sent to this agent by any deployment",
+                request.digest
+            ),
+        )
+        .into());
     }
     let cancel = revocation_token(context, agent_id)?;
     context.store.touch_blob(&request.digest)?;
     let path = context.blobs.path(&request.digest)?;
-    let mut file = tokio::fs::File::open(&path)
-        .await
-        .map_err(|_| Status::not_found(format!("blob {} not found", request.digest)))?;
+    let mut file = tokio::fs::File::open(&path).await.map_err(|_| {
+        Error::new(
+            Code::BlobNotFound,
+            format!("blob {} not found", request.digest),
+        )
+    })?;
     file.seek(std::io::SeekFrom::Start(request.offset))
         .await
-        .map_err(|err| Status::internal(err.to_string()))?;
+        .map_err(|err| Error::new(Code::Internal, format!("seek blob: {err}")))?;
     let stream = futures_util::stream::unfold(Some(file), move |file| {
         let cancel = cancel.clone();
         async move {
@@ -71,7 +83,10 @@ pub async fn get_blob(
                     buffer.truncate(read);
                     Some((Ok(BlobChunk { data: buffer }), Some(file)))
                 }
-                Err(err) => Some((Err(Status::internal(format!("read blob: {err}"))), None)),
+                Err(err) => {
+                    let err = Error::new(Code::Internal, format!("read blob: {err}"));
+                    Some((Err(err.into()), None))
+                }
             }
         }
     });
@@ -84,23 +99,31 @@ pub async fn put_build_result(
     agent_id: AgentId,
     mut chunks: Streaming<PutBlobChunk>,
 ) -> Result<PutBlobResponse, Status> {
-    let first = crate::grpc::cli::deploy::first_chunk(&mut chunks).await?;
+    let first = crate::grpc::cli::first_chunk(&mut chunks).await?;
     let task_id: TaskId = first
         .task_id
         .parse()
-        .map_err(|_| Status::invalid_argument("a build result names its build task"))?;
+        .map_err(|_| Error::invalid("a build result names its build task"))?;
     if !context.dispatcher.holds_build_task(agent_id, task_id)? {
-        return Err(Status::permission_denied(format!(
-            "task {task_id} is not a running build task of this agent; only the build may upload its result"
-        )));
+        return Err(Error::new(
+            Code::AuthPermissionDenied,
+            format!(
+                "task {task_id} is not a running build task of this agent; only the build may upload its result"
+            ),
+        )
+        .into());
     }
     let cancel = revocation_token(context, agent_id)?;
+    let data = crate::grpc::cli::chunks(first.data, chunks);
     let stored =
-        crate::grpc::cli::deploy::receive_blob_until(context, first, chunks, &cancel).await?;
+        crate::ops::blobs::receive(context, &first.digest, first.size, data, &cancel).await?;
     if cancel.is_cancelled() {
         return Err(revoked(agent_id));
     }
     context.store.flush().await?;
     info!(%task_id, digest = %stored.digest, size = stored.size, "build result stored");
-    Ok(stored)
+    Ok(PutBlobResponse {
+        digest: stored.digest,
+        size: stored.size,
+    })
 }

@@ -5,17 +5,48 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use berth_proto::v1::{ExecLine, FleetExecEvent, FleetExecRequest};
+use berth_proto::v1::ExecLine;
 use berth_shared::record::{FleetJob, HostRun, Timestamp};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::Status;
 use tracing::{Instrument, info, info_span};
 
-use crate::grpc::BoxStream;
-use crate::grpc::auth::Caller;
+use super::{Caller, Code, Error, Result, Stream};
 use crate::server::Context;
-use crate::store::AgentRecord;
+use crate::store::{AgentRecord, Role};
+
+/// `berth exec`: a program and its arguments (not a shell line), and the
+/// hosts to run it on.
+#[derive(Clone, Debug, Default)]
+pub struct ExecRequest {
+    pub selector: String,
+    pub argv: Vec<String>,
+    /// How long each host may run it; zero for the default.
+    pub timeout: Duration,
+}
+
+/// A line a host's command printed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputLine {
+    pub stderr: bool,
+    pub line: String,
+}
+
+/// What a fleet exec yields, in order: hosts' output as it comes, each
+/// host's end, and last the stored job.
+#[derive(Clone, Debug)]
+pub enum ExecEvent {
+    Output {
+        host: String,
+        lines: Vec<OutputLine>,
+    },
+    /// A host finished (its output is in the events before).
+    HostDone(HostRun),
+    /// Every host finished; the job is stored and audited.
+    Finished(FleetJob),
+}
+
+type Events = mpsc::Sender<Result<ExecEvent>>;
 
 /// Default time a host may run the command.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -29,27 +60,27 @@ const MAX_ARGV_BYTES: usize = 64 * 1024;
 /// Most output bytes kept per host in the stored job.
 const MAX_STORED_OUTPUT: usize = 1024 * 1024;
 
-fn check(request: &FleetExecRequest) -> Result<Duration, Status> {
+fn check(request: &ExecRequest) -> Result<Duration> {
     if request.argv.first().is_none_or(String::is_empty) {
-        return Err(Status::invalid_argument(
+        return Err(Error::invalid(
             "no command given; put it after `--`, e.g. berth exec --selector role=web -- uptime",
         ));
     }
     let bytes: usize = request.argv.iter().map(String::len).sum();
     if request.argv.len() > MAX_ARGS || bytes > MAX_ARGV_BYTES {
-        return Err(Status::invalid_argument(format!(
+        return Err(Error::invalid(format!(
             "the command has {} arguments and {bytes} bytes; the limits are {MAX_ARGS} and {MAX_ARGV_BYTES}",
             request.argv.len()
         )));
     }
-    let timeout = if request.timeout_ms == 0 {
+    let timeout = if request.timeout.is_zero() {
         DEFAULT_TIMEOUT
     } else {
-        Duration::from_millis(request.timeout_ms)
+        request.timeout
     };
     if timeout > MAX_TIMEOUT {
-        return Err(Status::invalid_argument(format!(
-            "--timeout is {}; the longest allowed is {}",
+        return Err(Error::invalid(format!(
+            "the timeout is {}; the longest allowed is {}",
             berth_shared::time::format_duration(timeout),
             berth_shared::time::format_duration(MAX_TIMEOUT)
         )));
@@ -63,7 +94,8 @@ const MAX_JOBS: u32 = 1000;
 
 /// The newest stored fleet jobs, without their output (`berth jobs show`
 /// has it), so a page of them stays small.
-pub fn list_jobs(context: &Context, limit: u32) -> Result<Vec<FleetJob>, Status> {
+pub fn list_jobs(context: &Context, caller: &Caller, limit: u32) -> Result<Vec<FleetJob>> {
+    caller.require(Role::Viewer)?;
     let limit = if limit == 0 {
         DEFAULT_JOBS
     } else {
@@ -76,19 +108,29 @@ pub fn list_jobs(context: &Context, limit: u32) -> Result<Vec<FleetJob>, Status>
     Ok(jobs)
 }
 
+/// One stored fleet job, with its output.
+pub fn get_job(context: &Context, caller: &Caller, id: &str) -> Result<FleetJob> {
+    caller.require(Role::Viewer)?;
+    Ok(context.store.get_job(id)?)
+}
+
 /// Starts the fleet exec and returns its event stream.
 pub fn exec(
     context: Arc<Context>,
     caller: &Caller,
-    request: FleetExecRequest,
-) -> Result<BoxStream<FleetExecEvent>, Status> {
+    request: ExecRequest,
+) -> Result<Stream<ExecEvent>> {
+    caller.require(Role::Operator)?;
     let timeout = check(&request)?;
-    let agents = super::agents::select_agents(&context, &request.selector)?;
+    let agents = super::target::select_agents(&context, &request.selector)?;
     if agents.is_empty() {
-        return Err(Status::failed_precondition(format!(
-            "no agent matches --selector `{}`; see `berth agents ls`",
-            request.selector
-        )));
+        return Err(Error::new(
+            Code::TargetNoMatch,
+            format!(
+                "no agent matches the selector `{}`; see `berth agents ls`",
+                request.selector
+            ),
+        ));
     }
     let job_id = ulid::Ulid::new().to_string();
     let who = caller.who();
@@ -129,33 +171,22 @@ pub fn exec(
                     &outcome,
                 )
             });
-            let job_json = match stored {
-                Ok(()) => match context.store.flush().await {
-                    Ok(()) => serde_json::to_string(&job).unwrap_or_default(),
-                    Err(err) => {
-                        return send_error(&events, format!("could not store the job: {err}"))
-                            .await;
-                    }
-                },
-                Err(err) => {
-                    return send_error(&events, format!("could not store the job: {err}")).await;
-                }
+            let flushed = match stored {
+                Ok(()) => context.store.flush().await,
+                Err(err) => Err(err),
             };
+            if let Err(err) = flushed {
+                let err = Error::from(err);
+                let message = format!("could not store the job: {}", err.message);
+                let _ = events.send(Err(Error::new(err.code, message))).await;
+                return;
+            }
             info!(%outcome, "fleet exec finished");
-            let _ = events
-                .send(Ok(FleetExecEvent {
-                    job_json,
-                    ..Default::default()
-                }))
-                .await;
+            let _ = events.send(Ok(ExecEvent::Finished(job))).await;
         }
         .instrument(span),
     );
     Ok(Box::pin(ReceiverStream::new(receiver)))
-}
-
-async fn send_error(events: &mpsc::Sender<Result<FleetExecEvent, Status>>, message: String) {
-    let _ = events.send(Err(Status::internal(message))).await;
 }
 
 /// Runs the command on one host, forwarding its output as it arrives.
@@ -164,7 +195,7 @@ async fn run_on(
     agent: &AgentRecord,
     argv: &[String],
     timeout: Duration,
-    events: &mpsc::Sender<Result<FleetExecEvent, Status>>,
+    events: &Events,
 ) -> HostRun {
     let started = Instant::now();
     let mut run = HostRun {
@@ -248,15 +279,11 @@ async fn run_on(
         }
     }
     run.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let _ = events
-        .send(Ok(FleetExecEvent {
-            host: run.host.clone(),
-            status: run.status.clone(),
-            exit_code: run.exit_code,
-            error: run.error.clone().unwrap_or_default(),
-            ..Default::default()
-        }))
-        .await;
+    let done = HostRun {
+        output: Vec::new(),
+        ..run.clone()
+    };
+    let _ = events.send(Ok(ExecEvent::HostDone(done))).await;
     run
 }
 
@@ -268,20 +295,22 @@ fn stored_line(line: ExecLine) -> String {
     }
 }
 
-async fn forward(
-    events: &mpsc::Sender<Result<FleetExecEvent, Status>>,
-    host: &str,
-    lines: &[ExecLine],
-) {
+async fn forward(events: &Events, host: &str, lines: &[ExecLine]) {
     if lines.is_empty() {
         return;
     }
+    let lines = lines
+        .iter()
+        .map(|line| OutputLine {
+            stderr: line.stream() == berth_proto::v1::OutputStream::Stderr,
+            line: line.line.clone(),
+        })
+        .collect();
     // A client that went away stops getting lines; the job is still stored.
     let _ = events
-        .send(Ok(FleetExecEvent {
+        .send(Ok(ExecEvent::Output {
             host: host.to_string(),
-            lines: lines.to_vec(),
-            ..Default::default()
+            lines,
         }))
         .await;
 }

@@ -1,11 +1,11 @@
 //! `[build]` on the controller side: the key of a build's inputs, reuse of
 //! an earlier build's result, and the choice of build agent.
 
+use super::{Code, Error, Result};
 use berth_shared::manifest::Build;
 use berth_shared::record::{BuildOutput, Deployment, StageResult, Task, TaskKind, Timestamp};
 use berth_shared::state::TaskStatus;
 use sha2::{Digest, Sha256};
-use tonic::Status;
 
 use crate::server::Context;
 use crate::store::AgentRecord;
@@ -22,7 +22,7 @@ pub fn build_key(bundle_digest: &str, build: &Build) -> String {
 
 /// An earlier build with the same inputs whose result is still in the
 /// blob store.
-pub fn reusable(context: &Context, key: &str) -> Result<Option<BuildOutput>, Status> {
+pub fn reusable(context: &Context, key: &str) -> Result<Option<BuildOutput>> {
     let Some(mut built) = context.store.get_build(key)? else {
         return Ok(None);
     };
@@ -99,20 +99,23 @@ pub fn adopt_reused(deployment: &mut Deployment) {
 
 /// The build agent for a new build: among the online agents whose labels
 /// match `[build] labels`, the one with the most free slots.
-pub fn pick_builder(context: &Context, build: &Build) -> Result<AgentRecord, Status> {
+pub fn pick_builder(context: &Context, build: &Build) -> Result<AgentRecord> {
     let selector = berth_shared::labels::format_labels(&build.labels);
-    let candidates = super::agents::select_agents(context, &selector)?;
+    let candidates = super::target::select_agents(context, &selector)?;
     if candidates.is_empty() {
-        return Err(Status::failed_precondition(format!(
-            "no agent matches [build] labels {selector}; give a build machine those labels (berth agents label NAME {selector}) or change [build] labels"
-        )));
+        return Err(Error::new(
+            Code::BuildNoAgent,
+            format!(
+                "no agent matches [build] labels {selector}; give a build machine those labels (berth agents label NAME {selector}) or change [build] labels"
+            ),
+        ));
     }
     candidates
         .into_iter()
         .filter(|agent| context.registry.is_online(agent.id))
         .max_by_key(|agent| context.registry.free_slots(agent.id))
         .ok_or_else(|| {
-            Status::failed_precondition(format!(
+            Error::new(Code::BuildNoAgent, format!(
                 "every build agent matching [build] labels {selector} is offline; start one (see berth agents ls)"
             ))
         })

@@ -2,11 +2,10 @@
 //! quiet, the follower goes on with the running containers' output, which
 //! the agents relay live and the controller does not store.
 
-use berth_proto::v1::LogRecord;
 use berth_shared::record::{Deployment, TaskKind};
 use berth_shared::state::{DeploymentStatus, TaskStatus};
 
-use super::{Follower, Stopped};
+use super::{Follower, LogItem, LogLine, Stopped};
 use crate::store::StoredLine;
 
 impl Follower {
@@ -81,17 +80,19 @@ impl Follower {
                 if self.filter.wants(&host, &line, || Some(false)) != Some(true) {
                     continue;
                 }
-                let record = LogRecord {
+                let record = LogLine {
                     host: host.clone(),
+                    task_id: None,
+                    seq: 0,
                     stage: line.stage,
                     stream: line.stream,
-                    seq: 0,
                     ts_ms: line.ts_ms,
                     line: line.line,
-                    task_id: String::new(),
-                    expired: None,
                 };
-                self.sender.send(Ok(record)).await.map_err(|_| Stopped)?;
+                self.sender
+                    .send(Ok(LogItem::Line(record)))
+                    .await
+                    .map_err(|_| Stopped)?;
             }
             if output.ended {
                 relays.remove(index);

@@ -5,9 +5,9 @@
 //! An app with one environment needs no `--env`; one with several is
 //! refused, listing them, rather than silently taking `default`.
 
+use super::{Code, Error, Result};
 use berth_shared::manifest::environment_or_default;
 use berth_shared::record::Deployment;
-use tonic::Status;
 
 use crate::server::Context;
 use crate::store::ListQuery;
@@ -15,7 +15,7 @@ use crate::store::ListQuery;
 /// The environment a request about `app` means: `given` when it names one,
 /// else the app's only environment (or `default` when the app has none, so
 /// the caller's own not-found message names it).
-pub fn resolve_environment(context: &Context, app: &str, given: &str) -> Result<String, Status> {
+pub fn resolve_environment(context: &Context, app: &str, given: &str) -> Result<String> {
     if !given.is_empty() {
         return Ok(given.to_string());
     }
@@ -30,24 +30,23 @@ pub fn resolve_environment(context: &Context, app: &str, given: &str) -> Result<
 }
 
 /// [`resolve_environment`] once the app's environments are known.
-fn pick_environment(app: &str, environments: &[String]) -> Result<String, Status> {
+fn pick_environment(app: &str, environments: &[String]) -> Result<String> {
     match environments {
         [] => Ok(environment_or_default("")),
         [only] => Ok(only.clone()),
-        several => Err(Status::invalid_argument(format!(
-            "app `{app}` runs in several environments ({}); name one with --env",
-            several.join(", ")
-        ))),
+        several => Err(Error::new(
+            Code::AppAmbiguousEnvironment,
+            format!(
+                "app `{app}` runs in several environments ({}); name one with --env",
+                several.join(", ")
+            ),
+        )),
     }
 }
 
 /// The newest deployment of `app` in its environment (resolved as in
 /// [`resolve_environment`]).
-pub fn current_deployment(
-    context: &Context,
-    app: &str,
-    environment: &str,
-) -> Result<Deployment, Status> {
+pub fn current_deployment(context: &Context, app: &str, environment: &str) -> Result<Deployment> {
     let environment = resolve_environment(context, app, environment)?;
     let newest = context.store.list_deployments(&ListQuery {
         app: Some(app.to_string()),
@@ -56,7 +55,7 @@ pub fn current_deployment(
         ..Default::default()
     })?;
     newest.into_iter().next().ok_or_else(|| {
-        Status::not_found(format!(
+        Error::new(Code::AppNotFound, format!(
             "`{app}` is neither a deployment id nor an app with a deployment in environment `{environment}`; `berth ls` lists deployments and their apps"
         ))
     })
@@ -72,8 +71,8 @@ mod tests {
         match (picked, expected) {
             (Ok(picked), Ok(expected)) => assert_eq!(picked, expected),
             (Err(status), Err(expected)) => {
-                assert_eq!(status.code(), tonic::Code::InvalidArgument);
-                assert!(status.message().contains(expected), "{}", status.message());
+                assert_eq!(status.code, crate::ops::Code::AppAmbiguousEnvironment);
+                assert!(status.message.contains(expected), "{}", status.message);
             }
             (picked, expected) => panic!("{environments:?}: got {picked:?}, expected {expected:?}"),
         }

@@ -1,33 +1,34 @@
-//! The lifecycle actions on existing deployments: cancel, retry, redeploy,
-//! rollback and purge, and the audit log they write to.
+//! Running a deployment's snapshot again: retry (a failed one), redeploy
+//! and start (a deployed or stopped one), and rollback (an earlier one).
 
-use berth_proto::v1::{ListAuditRequest, RerunRequest, RollbackRequest};
 use berth_shared::id::DeploymentId;
 use berth_shared::record::{Deployment, Task, TaskKind, Timestamp};
 use berth_shared::state::{DeploymentStatus, TaskStatus};
-use tonic::Status;
 use tracing::info;
 
-use super::deploy::{Snapshot, announce, check_trigger_rate, from_snapshot, submitted};
-use crate::grpc::auth::Caller;
+use super::create::{Snapshot, announce, check_trigger_rate, from_snapshot, submitted};
+use super::stop::AppRef;
+use super::{Caller, Code, Error, Result};
 use crate::progress;
 use crate::server::Context;
-use crate::store::{ListQuery, StoreError};
+use crate::store::{ListQuery, Role, StoreError};
 
-/// `berth cancel`: stops a running (or queued) deployment on every host.
-pub async fn cancel(
-    context: &Context,
-    caller: &Caller,
-    id: DeploymentId,
-) -> Result<Deployment, Status> {
-    let who = caller.who();
-    let deployment = context
-        .dispatcher
-        .halt(id, DeploymentStatus::Canceled, format!("canceled by {who}"))
-        .await?;
-    info!(deployment_id = %id, %who, "deployment canceled");
-    audit(context, &who, "cancel", &deployment, "canceled").await?;
-    Ok(deployment)
+/// How a re-run meets a deployment of the app that runs already.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Claim {
+    /// Start anyway, beside it.
+    pub force: bool,
+    /// Wait for it to end, then start.
+    pub queue: bool,
+}
+
+/// `berth rollback`: the app, and the deployment to go back to (the
+/// newest earlier one that reached `deployed` when none is named).
+#[derive(Clone, Debug, Default)]
+pub struct Rollback {
+    pub app: AppRef,
+    pub to: Option<DeploymentId>,
+    pub claim: Claim,
 }
 
 /// `berth retry`: a new deployment from a failed, canceled or timed-out
@@ -35,11 +36,11 @@ pub async fn cancel(
 pub async fn retry(
     context: &Context,
     caller: &Caller,
-    request: RerunRequest,
-) -> Result<Deployment, Status> {
-    let parent = context
-        .store
-        .get_deployment(super::parse_deployment_id(&request.id)?)?;
+    id: DeploymentId,
+    claim: Claim,
+) -> Result<Deployment> {
+    caller.require(Role::Operator)?;
+    let parent = context.store.get_deployment(id)?;
     if !matches!(
         parent.status,
         DeploymentStatus::Failed | DeploymentStatus::Canceled | DeploymentStatus::TimedOut
@@ -52,10 +53,13 @@ pub async fn retry(
             status if status.is_running() => "; it is still running",
             _ => "",
         };
-        return Err(Status::aborted(format!(
-            "deployment {} is {}; retry runs a failed, canceled or timed-out deployment again{hint}",
-            parent.id, parent.status
-        )));
+        return Err(Error::new(
+            Code::DeploymentInvalidState,
+            format!(
+                "deployment {} is {}; retry runs a failed, canceled or timed-out deployment again{hint}",
+                parent.id, parent.status
+            ),
+        ));
     }
     let mut deployment = from_snapshot(context, caller, Snapshot::of(&parent), None)?;
     deployment.parent_id = Some(parent.id);
@@ -69,15 +73,7 @@ pub async fn retry(
         caller.who()
     );
     progress::note(&mut deployment, "deployment", None, "pending", Some(reason));
-    create(
-        context,
-        caller,
-        "retry",
-        deployment,
-        request.force,
-        request.queue,
-    )
-    .await
+    create(context, caller, "retry", deployment, claim).await
 }
 
 /// `berth rollback`: a new deployment from the snapshot of the app's
@@ -85,11 +81,12 @@ pub async fn retry(
 pub async fn rollback(
     context: &Context,
     caller: &Caller,
-    request: RollbackRequest,
-) -> Result<Deployment, Status> {
+    request: &Rollback,
+) -> Result<Deployment> {
+    caller.require(Role::Operator)?;
     let environment =
-        super::resolve::resolve_environment(context, &request.app, &request.environment)?;
-    let app = request.app.clone();
+        super::resolve::resolve_environment(context, &request.app.app, &request.app.environment)?;
+    let app = request.app.app.clone();
     let history = context.store.list_deployments(&ListQuery {
         app: Some(app.clone()),
         environment: Some(environment.clone()),
@@ -99,39 +96,39 @@ pub async fn rollback(
     let current = history
         .iter()
         .find(|deployment| deployment.status == DeploymentStatus::Deployed);
-    let source = if request.to_id.is_empty() {
+    let source = match request.to {
         // The newest earlier deployment that once reached `deployed`.
-        history
+        None => history
             .iter()
             .filter(|deployment| current.is_none_or(|current| deployment.id < current.id))
             .find(|deployment| was_deployed(deployment))
             .ok_or_else(|| {
-                Status::failed_precondition(format!(
+                Error::new(Code::DeploymentNoRollbackTarget, format!(
                     "app `{app}` in environment `{environment}` has no earlier successful deployment to roll back to; `berth ls --app {app} --env {environment}` lists its history"
                 ))
             })?
-            .clone()
-    } else {
-        let id = super::parse_deployment_id(&request.to_id)?;
+            .clone(),
+        Some(id) => {
         let named = context.store.get_deployment(id)?;
         if named.app != app || named.environment != environment {
-            return Err(Status::invalid_argument(format!(
-                "--to {id} is a deployment of `{}` in `{}`, not of `{app}` in `{environment}`",
+            return Err(Error::invalid(format!(
+                "rollback target {id} is a deployment of `{}` in `{}`, not of `{app}` in `{environment}`",
                 named.app, named.environment
             )));
         }
         if !was_deployed(&named) {
-            return Err(Status::failed_precondition(format!(
+            return Err(Error::new(Code::DeploymentNoRollbackTarget, format!(
                 "deployment {id} never reached deployed (it is {}); roll back to one that ran, see `berth ls --app {app} --env {environment}`",
                 named.status
             )));
         }
         if current.is_some_and(|current| current.id == id) {
-            return Err(Status::failed_precondition(format!(
+            return Err(Error::new(Code::DeploymentNoRollbackTarget, format!(
                 "deployment {id} is what `{app}` in `{environment}` runs now; nothing to roll back"
             )));
         }
         named
+        }
     };
     let mut deployment = from_snapshot(context, caller, Snapshot::of(&source), None)?;
     deployment.parent_id = Some(source.id);
@@ -147,15 +144,7 @@ pub async fn rollback(
         source.id
     );
     progress::note(&mut deployment, "deployment", None, "pending", Some(reason));
-    create(
-        context,
-        caller,
-        "rollback",
-        deployment,
-        request.force,
-        request.queue,
-    )
-    .await
+    create(context, caller, "rollback", deployment, request.claim).await
 }
 
 fn was_deployed(deployment: &Deployment) -> bool {
@@ -171,11 +160,12 @@ async fn create(
     caller: &Caller,
     action: &str,
     deployment: Deployment,
-    force: bool,
-    queue: bool,
-) -> Result<Deployment, Status> {
+    claim: Claim,
+) -> Result<Deployment> {
     check_trigger_rate(context, &deployment.app)?;
-    let created = context.store.create_deployment(&deployment, force, queue)?;
+    let created = context
+        .store
+        .create_deployment(&deployment, claim.force, claim.queue)?;
     submitted(context, caller, action, deployment, &created).await
 }
 
@@ -184,40 +174,41 @@ async fn create(
 pub async fn redeploy(
     context: &Context,
     caller: &Caller,
-    request: RerunRequest,
-) -> Result<Deployment, Status> {
-    let id = super::parse_deployment_id(&request.id)?;
-    if request.queue {
-        return Err(Status::invalid_argument(
-            "--queue does not apply to redeploy; wait for the running deployment or use --force",
+    id: DeploymentId,
+    claim: Claim,
+) -> Result<Deployment> {
+    caller.require(Role::Operator)?;
+    if claim.queue {
+        return Err(Error::invalid(
+            "queueing does not apply to redeploy; wait for the running deployment or force it",
         ));
     }
-    run_again(context, caller, id, request.force, "redeploy").await
+    run_again(context, caller, id, claim.force, "redeploy").await
 }
 
 /// `berth start`: runs an app's latest stopped deployment again on its
 /// hosts (a redeploy of it).
-pub async fn start(
-    context: &Context,
-    caller: &Caller,
-    request: berth_proto::v1::StopAppRequest,
-) -> Result<Deployment, Status> {
+pub async fn start(context: &Context, caller: &Caller, request: &AppRef) -> Result<Deployment> {
+    caller.require(Role::Operator)?;
     let environment =
         super::resolve::resolve_environment(context, &request.app, &request.environment)?;
     let latest = context
         .store
         .latest(&request.app, &environment, &[DeploymentStatus::Deployed, DeploymentStatus::Stopped])?
         .ok_or_else(|| {
-            Status::not_found(format!(
+            Error::new(Code::AppNotFound, format!(
                 "app `{}` has no stopped deployment in environment `{environment}`; see `berth status` (deploy it with `berth deploy`)",
                 request.app
             ))
         })?;
     if latest.status == DeploymentStatus::Deployed {
-        return Err(Status::already_exists(format!(
-            "app `{}` in `{environment}` runs already (deployment {}, version {}); `berth redeploy {}` runs it again",
-            request.app, latest.id, latest.version, latest.id
-        )));
+        return Err(Error::new(
+            Code::AppAlreadyRunning,
+            format!(
+                "app `{}` in `{environment}` runs already (deployment {}, version {}); `berth redeploy {}` runs it again",
+                request.app, latest.id, latest.version, latest.id
+            ),
+        ));
     }
     run_again(context, caller, latest.id, false, "start").await
 }
@@ -229,7 +220,7 @@ async fn run_again(
     id: DeploymentId,
     force: bool,
     action: &str,
-) -> Result<Deployment, Status> {
+) -> Result<Deployment> {
     let app = context.store.get_deployment(id)?.app;
     check_trigger_rate(context, &app)?;
     let who = caller.who();
@@ -273,62 +264,4 @@ async fn run_again(
         })?;
     info!(deployment_id = %id, %who, action, "run again");
     announce(context, &who, action, "requested", deployment).await
-}
-
-/// `berth purge`: forgets a settled deployment's record and logs.
-pub async fn purge(
-    context: &Context,
-    caller: &Caller,
-    id: DeploymentId,
-) -> Result<serde_json::Value, Status> {
-    let (deployment, lines) = context.store.purge_deployment(id)?;
-    let who = caller.who();
-    audit(context, &who, "purge", &deployment, "purged").await?;
-    info!(deployment_id = %id, %who, log_lines = lines, "deployment purged");
-    Ok(serde_json::json!({
-        "id": id,
-        "app": deployment.app,
-        "environment": deployment.environment,
-        "purged": true,
-        "log_lines_removed": lines,
-    }))
-}
-
-async fn audit(
-    context: &Context,
-    who: &str,
-    action: &str,
-    deployment: &Deployment,
-    outcome: &str,
-) -> Result<(), Status> {
-    let target = format!(
-        "{} {} {}",
-        deployment.app, deployment.environment, deployment.id
-    );
-    context.store.audit(who, action, &target, outcome)?;
-    context.store.flush().await?;
-    Ok(())
-}
-
-/// The newest audit entries, optionally only those about `target`.
-pub fn audit_log(
-    context: &Context,
-    request: &ListAuditRequest,
-) -> Result<Vec<crate::store::AuditEntry>, Status> {
-    let limit = request.limit.clamp(1, 10_000) as usize;
-    if request.target.len() > 200 {
-        return Err(Status::invalid_argument(
-            "--target is longer than 200 characters",
-        ));
-    }
-    let entries = context.store.audit_entries(if request.target.is_empty() {
-        limit
-    } else {
-        100_000
-    })?;
-    Ok(entries
-        .into_iter()
-        .filter(|entry| entry.target.contains(&request.target))
-        .take(limit)
-        .collect())
 }

@@ -1,36 +1,71 @@
-//! Live views: `WatchDeployment` (a snapshot on every change, until the
-//! deployment is quiet) and `GetLogs` (stored lines, then with `follow` new
-//! lines as they become durable, until the deployment is quiet).
+//! `logs`: a deployment's stored lines, then with `follow` new lines as
+//! they become durable, until the deployment is quiet.
 //!
-//! Each subscribes to the hub before reading the store, so nothing falls in
-//! between; a follower that lags behind the hub re-reads the store.
-//! `GetLogs` applies the request's filters (module `filter`) to stored and
+//! It subscribes to the hub before reading the store, so nothing falls in
+//! between; a follower that lags behind the hub re-reads the store. It
+//! applies the request's filters (module `filter`) to stored and
 //! live lines alike, and first says so when the retention sweeper deleted
 //! lines the filters could have matched.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_proto::v1::{DeploymentReply, GetLogsRequest, LogRecord, LogsExpired};
 use berth_shared::id::{DeploymentId, TaskId};
 use berth_shared::record::Deployment;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::Status;
 
-use super::BoxStream;
-use super::cli::parse_deployment_id;
-use super::status::json;
+use super::{Caller, Code, Error, Result, Stream};
 use crate::hub::{Following, HubEvent};
 use crate::progress::is_quiet;
 use crate::server::Context;
-use crate::store::{StoreError, StoredLine};
+use crate::store::{Role, StoreError, StoredLine};
 
 mod filter;
 mod relay;
+mod stored;
 
+pub use filter::LogFilters;
 use filter::{LogFilter, is_failure};
+
+/// `berth logs`: which lines of a deployment, and whether to follow it.
+#[derive(Clone, Debug)]
+pub struct LogsRequest {
+    pub deployment_id: DeploymentId,
+    pub filters: LogFilters,
+    /// Go on with new lines until the deployment is quiet.
+    pub follow: bool,
+    /// Only the last `tail` lines (0: all).
+    pub tail: u32,
+    /// Once quiet, go on with the running containers' output.
+    pub app_output: bool,
+    /// A live view resuming after a lost connection has these lines
+    /// already: per task, the highest sequence number it holds.
+    pub after_seq: HashMap<TaskId, u64>,
+}
+
+/// One log line of a deployment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogLine {
+    pub host: String,
+    /// None for a container's live output, which is not stored.
+    pub task_id: Option<TaskId>,
+    /// The line's number within its task (0 for live container output).
+    pub seq: u64,
+    pub stage: String,
+    pub stream: String,
+    pub ts_ms: i64,
+    pub line: String,
+}
+
+/// What a log stream yields: lines, and first (when the filters could
+/// have matched them) a notice that retention deleted older lines.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogItem {
+    Line(LogLine),
+    Expired { before_ms: i64, retention_ms: u64 },
+}
 
 /// How often a follower re-reads the store even without hub events.
 const REFRESH: Duration = Duration::from_secs(2);
@@ -39,62 +74,15 @@ const PAGE: usize = 1000;
 /// Most lines `--tail` may ask for.
 const MAX_TAIL: u32 = 100_000;
 
-/// Streams deployment snapshots until the deployment is quiet.
-pub fn watch(
-    context: Arc<Context>,
-    id: DeploymentId,
-) -> Result<BoxStream<DeploymentReply>, Status> {
-    let mut events = context.hub.subscribe();
-    let first = context.store.get_deployment(id)?;
-    let (sender, receiver) = mpsc::channel(16);
-    let shutdown = context.shutdown.clone();
-    let tasks = context.tasks.clone();
-    tasks.spawn(async move {
-        let mut current = first;
-        loop {
-            let Ok(text) = json(&current) else { return };
-            if sender
-                .send(Ok(DeploymentReply { json: text }))
-                .await
-                .is_err()
-                || is_quiet(&current)
-            {
-                return;
-            }
-            let updated_at = (current.updated_at, current.transitions.len());
-            while (current.updated_at, current.transitions.len()) == updated_at {
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    event = tokio::time::timeout(REFRESH, events.recv()) => {
-                        if let Ok(Ok(event)) = &event
-                            && event.deployment() != id {
-                                continue;
-                            }
-                    }
-                }
-                match context.store.get_deployment(id) {
-                    Ok(next) => current = next,
-                    Err(err) => {
-                        let _ = sender.send(Err(err.into())).await;
-                        return;
-                    }
-                }
-            }
-        }
-    });
-    Ok(Box::pin(ReceiverStream::new(receiver)))
-}
-
-fn record(task: TaskId, host: &str, seq: u64, line: StoredLine) -> LogRecord {
-    LogRecord {
+fn record(task: TaskId, host: &str, seq: u64, line: StoredLine) -> LogLine {
+    LogLine {
         host: host.to_string(),
+        task_id: Some(task),
+        seq,
         stage: line.stage,
         stream: line.stream,
-        seq,
         ts_ms: line.ts_ms,
         line: line.line,
-        task_id: task.to_string(),
-        expired: None,
     }
 }
 
@@ -109,43 +97,39 @@ fn hosts(deployment: &Deployment) -> HashMap<TaskId, String> {
 /// Streams stored log lines and, with `follow`, live ones.
 pub fn logs(
     context: Arc<Context>,
-    request: GetLogsRequest,
-) -> Result<BoxStream<LogRecord>, Status> {
-    let id = parse_deployment_id(&request.deployment_id)?;
+    caller: &Caller,
+    request: LogsRequest,
+) -> Result<Stream<LogItem>> {
+    caller.require(Role::Viewer)?;
+    let id = request.deployment_id;
     let following = request.follow.then(|| context.hub.follow(id));
     let deployment = context.store.get_deployment(id)?;
-    let filter = LogFilter::from_request(&request)?;
+    let filter = LogFilter::new(&request.filters)?;
     if let Some(host) = &filter.host
         && !deployment.tasks.iter().any(|task| &task.host == host)
     {
-        return Err(Status::not_found(format!(
-            "deployment {id} has no task on host `{host}`"
-        )));
+        return Err(Error::new(
+            Code::HostNotFound,
+            format!("deployment {id} has no task on host `{host}`"),
+        ));
     }
     let (sender, receiver) = mpsc::channel(1024);
     if request.tail > MAX_TAIL {
-        return Err(Status::invalid_argument(format!(
-            "--tail may be at most {MAX_TAIL}"
+        return Err(Error::invalid(format!(
+            "tail may be at most {MAX_TAIL} lines"
         )));
     }
     let tail = request.tail as usize;
     // A live view resuming after a lost connection has these lines already.
-    let resumed: HashMap<TaskId, u64> = request
-        .after_seq
-        .iter()
-        .filter_map(|(task, seq)| Some((task.parse::<TaskId>().ok()?, *seq)))
-        .collect();
+    let resumed = request.after_seq.clone();
     // Said only when the deleted lines could have passed the filters.
     let notice = context
         .store
         .expired_logs(id)?
         .filter(|expired| filter.admits_before(expired.before_ms))
-        .map(|expired| LogRecord {
-            expired: Some(LogsExpired {
-                before_ms: expired.before_ms,
-                retention_ms: expired.retention_ms,
-            }),
-            ..LogRecord::default()
+        .map(|expired| LogItem::Expired {
+            before_ms: expired.before_ms,
+            retention_ms: expired.retention_ms,
         });
     let tasks = context.tasks.clone();
     tasks.spawn(async move {
@@ -183,7 +167,7 @@ struct Follower {
     context: Arc<Context>,
     id: DeploymentId,
     filter: LogFilter,
-    sender: mpsc::Sender<Result<LogRecord, Status>>,
+    sender: mpsc::Sender<Result<LogItem>>,
     /// Highest sequence number sent (or passed over) per task.
     last: HashMap<TaskId, u64>,
     /// Per task and stage, the newest `system` line the level filter could
@@ -206,47 +190,6 @@ struct Held {
 }
 
 impl Follower {
-    /// Sends stored lines after what was already sent, ordered by time
-    /// across hosts (and by sequence within one host). Lines are read in
-    /// pages and merged as they stream, so memory stays bounded however
-    /// long the logs are.
-    async fn send_stored(&mut self, deployment: &Deployment) -> Result<(), Stopped> {
-        let tasks: Vec<(TaskId, String)> = deployment
-            .tasks
-            .iter()
-            .filter(|task| self.filter.wants_host(&task.host))
-            .map(|task| (task.id, task.host.clone()))
-            .collect();
-        let mut buffers: Vec<VecDeque<(u64, StoredLine)>> = vec![VecDeque::new(); tasks.len()];
-        let mut exhausted = vec![false; tasks.len()];
-        loop {
-            for (index, (task, _)) in tasks.iter().enumerate() {
-                if buffers[index].is_empty() && !exhausted[index] {
-                    let after = self.last.get(task).copied().unwrap_or(0);
-                    let page: Result<Vec<_>, _> = self
-                        .context
-                        .store
-                        .task_lines(self.id, *task, after)
-                        .take(PAGE)
-                        .collect();
-                    let page = self.or_stop(page).await?;
-                    exhausted[index] = page.len() < PAGE;
-                    buffers[index].extend(page);
-                }
-            }
-            let next = (0..tasks.len())
-                .filter(|index| !buffers[*index].is_empty())
-                .min_by_key(|index| (buffers[*index][0].1.ts_ms, *index));
-            let Some(index) = next else { return Ok(()) };
-            let Some((seq, line)) = buffers[index].pop_front() else {
-                return Ok(());
-            };
-            let (task, host) = &tasks[index];
-            self.last.insert(*task, seq);
-            self.offer(deployment, *task, host, seq, line).await?;
-        }
-    }
-
     /// Sends a line the filters want, holds one they cannot judge yet.
     async fn offer(
         &mut self,
@@ -262,7 +205,7 @@ impl Follower {
         {
             Some(true) => self
                 .sender
-                .send(Ok(record(task, host, seq, line)))
+                .send(Ok(LogItem::Line(record(task, host, seq, line))))
                 .await
                 .map_err(|_| Stopped),
             Some(false) => Ok(()),
@@ -303,65 +246,30 @@ impl Follower {
         self.emit(Ok(released)).await
     }
 
-    /// The last `tail` stored lines that pass the filters, across hosts, in
-    /// time order. Each task is read newest first until it has given
-    /// `tail` lines.
-    fn tail(&mut self, deployment: &Deployment, tail: usize) -> Result<Vec<LogRecord>, StoreError> {
-        let mut records = Vec::new();
-        let context = self.context.clone();
-        for task in &deployment.tasks {
-            if !self.filter.wants_host(&task.host) {
-                continue;
-            }
-            let mut kept = 0;
-            for entry in context.store.task_lines_rev(self.id, task.id) {
-                let (seq, line) = entry?;
-                // The first line read is the task's newest.
-                self.last.entry(task.id).or_insert(seq);
-                match self
-                    .filter
-                    .wants(&task.host, &line, || is_failure(deployment, task.id, &line))
-                {
-                    Some(true) => {
-                        records.push(record(task.id, &task.host, seq, line));
-                        kept += 1;
-                        if kept == tail {
-                            break;
-                        }
-                    }
-                    Some(false) => {}
-                    None => self.hold(task.id, &task.host, seq, line),
-                }
-            }
-        }
-        records.sort_by(|a, b| (a.ts_ms, &a.task_id, a.seq).cmp(&(b.ts_ms, &b.task_id, b.seq)));
-        if records.len() > tail {
-            records.drain(..records.len() - tail);
-        }
-        Ok(records)
-    }
-
     /// Passes a value on, or reports a store failure to the client and stops.
     async fn or_stop<T>(&self, result: Result<T, StoreError>) -> Result<T, Stopped> {
         match result {
             Ok(value) => Ok(value),
             Err(err) => {
-                let _ = self.sender.send(Err(err.into())).await;
+                let _ = self.sender.send(Err(Error::from(err))).await;
                 Err(Stopped)
             }
         }
     }
 
-    async fn emit(&self, records: Result<Vec<LogRecord>, StoreError>) -> Result<(), Stopped> {
+    async fn emit(&self, records: Result<Vec<LogLine>, StoreError>) -> Result<(), Stopped> {
         match records {
             Ok(records) => {
                 for record in records {
-                    self.sender.send(Ok(record)).await.map_err(|_| Stopped)?;
+                    self.sender
+                        .send(Ok(LogItem::Line(record)))
+                        .await
+                        .map_err(|_| Stopped)?;
                 }
                 Ok(())
             }
             Err(err) => {
-                let _ = self.sender.send(Err(err.into())).await;
+                let _ = self.sender.send(Err(Error::from(err))).await;
                 Err(Stopped)
             }
         }

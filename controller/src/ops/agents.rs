@@ -1,20 +1,18 @@
-//! `berth agents ls|show|label|revoke`, `berth inspect`, and
-//! [`select_agents`], the one place a `--selector` picks agents.
+//! `berth agents ls|show|label|revoke` and `berth inspect`: the fleet as
+//! the controller knows it, and what berth runs on each host.
 
-use berth_shared::labels::{LabelChange, format_labels, matches, parse_labels};
-use berth_shared::record::{AgentView, RunningTaskView};
-
-use tonic::Status;
+use berth_shared::labels::{LabelChange, format_labels};
+use berth_shared::record::{AgentView, ContainerView, HostInspect, RunningTaskView};
 use tracing::info;
 
-use crate::grpc::auth::Caller;
+use super::{Caller, Error, Result};
 use crate::server::Context;
-use crate::store::{AgentRecord, StoreError};
+use crate::store::{AgentRecord, Role, StoreError, Thing};
 
 /// The berth tasks each agent runs now, read once for the whole fleet.
 fn running_tasks(
     context: &Context,
-) -> Result<std::collections::HashMap<berth_shared::id::AgentId, Vec<RunningTaskView>>, Status> {
+) -> Result<std::collections::HashMap<berth_shared::id::AgentId, Vec<RunningTaskView>>> {
     let mut running: std::collections::HashMap<_, Vec<RunningTaskView>> = Default::default();
     for deployment_id in context.dispatcher.active_ids() {
         let deployment = context.store.get_deployment(deployment_id)?;
@@ -37,7 +35,7 @@ fn running_tasks(
     Ok(running)
 }
 
-fn view(context: &Context, record: &AgentRecord) -> Result<AgentView, Status> {
+fn view(context: &Context, record: &AgentRecord) -> Result<AgentView> {
     view_with(context, record, &running_tasks(context)?)
 }
 
@@ -46,7 +44,7 @@ fn view_with(
     context: &Context,
     record: &AgentRecord,
     running: &std::collections::HashMap<berth_shared::id::AgentId, Vec<RunningTaskView>>,
-) -> Result<AgentView, Status> {
+) -> Result<AgentView> {
     let online = context.registry.is_online(record.id);
     let running_tasks = running.get(&record.id).cloned().unwrap_or_default();
     Ok(AgentView {
@@ -77,7 +75,9 @@ fn view_with(
     })
 }
 
-pub fn list(context: &Context) -> Result<Vec<AgentView>, Status> {
+/// Every agent, revoked ones included.
+pub fn list(context: &Context, caller: &Caller) -> Result<Vec<AgentView>> {
+    caller.require(Role::Viewer)?;
     let running = running_tasks(context)?;
     context
         .store
@@ -87,7 +87,9 @@ pub fn list(context: &Context) -> Result<Vec<AgentView>, Status> {
         .collect()
 }
 
-pub fn show(context: &Context, name: &str) -> Result<AgentView, Status> {
+/// One agent by name (a revoked one too).
+pub fn show(context: &Context, caller: &Caller, name: &str) -> Result<AgentView> {
+    caller.require(Role::Viewer)?;
     let record = context.store.agent_by_name(name).or_else(|_| {
         // A revoked agent no longer owns its name; find it among all agents.
         context
@@ -96,12 +98,14 @@ pub fn show(context: &Context, name: &str) -> Result<AgentView, Status> {
             .into_iter()
             .rev()
             .find(|agent| agent.name == name)
-            .ok_or_else(|| crate::store::StoreError::NotFound(format!("agent `{name}`")))
+            .ok_or_else(|| StoreError::NotFound(Thing::Agent, format!("agent `{name}`")))
     })?;
     view(context, &record)
 }
 
-pub async fn revoke(context: &Context, caller: &Caller, name: &str) -> Result<AgentView, Status> {
+/// Revokes an agent's certificates and cuts its connection at once.
+pub async fn revoke(context: &Context, caller: &Caller, name: &str) -> Result<AgentView> {
+    caller.require(Role::Admin)?;
     let record = context.store.revoke_agent(name)?;
     context
         .store
@@ -118,20 +122,25 @@ pub async fn revoke(context: &Context, caller: &Caller, name: &str) -> Result<Ag
 pub async fn label(
     context: &Context,
     caller: &Caller,
-    request: &berth_proto::v1::LabelAgentRequest,
-) -> Result<AgentView, Status> {
-    let name = &request.name;
-    let change = LabelChange::parse(&request.set, &request.remove)
-        .map_err(|err| Status::invalid_argument(format!("agent `{name}`: {err}")))?;
+    name: &str,
+    set: &[String],
+    remove: &[String],
+) -> Result<AgentView> {
+    caller.require(Role::Admin)?;
+    let change = LabelChange::parse(set, remove)
+        .map_err(|err| Error::invalid(format!("agent `{name}`: {err}")))?;
     let current = context.store.agent_by_name(name)?;
     // Checked here to answer with a usage error; checked again below in
     // case a concurrent change added labels meanwhile.
     change
         .apply(&mut current.labels.clone())
-        .map_err(|err| Status::invalid_argument(format!("agent `{name}`: {err}")))?;
+        .map_err(|err| Error::invalid(format!("agent `{name}`: {err}")))?;
     let (record, ()) = context.store.update_agent(current.id, |record| {
         if record.is_revoked() {
-            return Err(StoreError::NotFound(format!("agent `{name}`")));
+            return Err(StoreError::NotFound(
+                Thing::Agent,
+                format!("agent `{name}`"),
+            ));
         }
         change
             .apply(&mut record.labels)
@@ -153,21 +162,6 @@ pub async fn label(
     view(context, &record)
 }
 
-/// The active agents whose effective labels (own and automatic, see
-/// [`AgentRecord::effective_labels`]) match a `--selector` text
-/// (`k=v,k2=v2`; empty matches every agent), oldest first. Revoked agents
-/// never match. Bad syntax is `invalid_argument` naming `--selector`.
-pub fn select_agents(context: &Context, selector_text: &str) -> Result<Vec<AgentRecord>, Status> {
-    let selector = parse_labels(selector_text)
-        .map_err(|err| Status::invalid_argument(format!("--selector: {err}")))?;
-    Ok(context
-        .store
-        .list_agents()?
-        .into_iter()
-        .filter(|agent| !agent.is_revoked() && matches(&selector, &agent.effective_labels()))
-        .collect())
-}
-
 /// How long each host has to answer a fleet-wide inspect.
 const INSPECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -175,10 +169,12 @@ const INSPECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// are offline or do not answer in time are listed as such.
 pub async fn inspect(
     context: &Context,
-    request: &berth_proto::v1::InspectAppRequest,
-) -> Result<Vec<berth_shared::record::HostInspect>, Status> {
-    use berth_shared::record::{ContainerView, HostInspect};
-    let agents = select_agents(context, &request.selector)?;
+    caller: &Caller,
+    selector: &str,
+    app: &str,
+) -> Result<Vec<HostInspect>> {
+    caller.require(Role::Viewer)?;
+    let agents = super::target::select_agents(context, selector)?;
     let running = running_tasks(context)?;
     let running = &running;
     let asks = agents.iter().map(|agent| async move {
@@ -186,7 +182,7 @@ pub async fn inspect(
         let reply = if online {
             context
                 .registry
-                .inspect(agent.id, &request.app, INSPECT_TIMEOUT)
+                .inspect(agent.id, app, INSPECT_TIMEOUT)
                 .await
         } else {
             None

@@ -7,10 +7,9 @@
 //! report. While that stage still runs the record cannot say yet, so the
 //! answer for such a line is "not known" and the follower decides later.
 
-use berth_proto::v1::GetLogsRequest;
+use crate::ops::{Error, Result};
 use berth_shared::id::TaskId;
 use berth_shared::record::Deployment;
-use tonic::Status;
 
 use crate::progress::is_quiet;
 use crate::store::StoredLine;
@@ -78,7 +77,20 @@ pub fn is_failure(deployment: &Deployment, task_id: TaskId, line: &StoredLine) -
     settled.then_some(false)
 }
 
-/// The filters of one `GetLogs` request.
+/// The filters a logs request names; empty strings and zero mean "any".
+#[derive(Clone, Debug, Default)]
+pub struct LogFilters {
+    pub host: String,
+    pub stage: String,
+    /// One of [`STREAMS`].
+    pub stream: String,
+    /// The lowest level shown: `info`, `warn` or `error`.
+    pub level: String,
+    /// Earliest time shown (Unix ms).
+    pub since_ms: i64,
+}
+
+/// The checked filters of one logs request.
 #[derive(Debug)]
 pub struct LogFilter {
     pub host: Option<String>,
@@ -92,13 +104,13 @@ pub struct LogFilter {
 
 impl LogFilter {
     /// Reads and validates the request's filters.
-    pub fn from_request(request: &GetLogsRequest) -> Result<LogFilter, Status> {
+    pub fn new(request: &LogFilters) -> Result<LogFilter> {
         let given = |text: &str| Some(text.to_string()).filter(|text| !text.is_empty());
         let stream = given(&request.stream);
         if let Some(stream) = &stream
             && !STREAMS.contains(&stream.as_str())
         {
-            return Err(Status::invalid_argument(format!(
+            return Err(Error::invalid(format!(
                 "unknown log stream `{stream}`; use one of {}",
                 STREAMS.join(", ")
             )));
@@ -106,7 +118,7 @@ impl LogFilter {
         let level = match given(&request.level) {
             None => Level::Info,
             Some(text) => Level::parse(&text).ok_or_else(|| {
-                Status::invalid_argument(format!(
+                Error::invalid(format!(
                     "unknown log level `{text}`; use one of {}",
                     Level::NAMES.join(", ")
                 ))
@@ -168,10 +180,8 @@ impl LogFilter {
 
 #[cfg(test)]
 mod tests {
-    use berth_proto::v1::GetLogsRequest;
     use berth_shared::record::{StageResult, Timestamp};
     use berth_shared::state::{DeploymentStatus, TaskStatus};
-    use tonic::Code;
 
     use super::*;
 
@@ -246,14 +256,14 @@ mod tests {
         assert_eq!(is_failure(&failed, task, &other), Some(false));
     }
 
-    fn filter(request: GetLogsRequest) -> LogFilter {
-        LogFilter::from_request(&request).expect("valid filter")
+    fn filter(request: LogFilters) -> LogFilter {
+        LogFilter::new(&request).expect("valid filter")
     }
 
     #[test]
     fn filters_by_host_stage_stream_and_time() {
-        let all = filter(GetLogsRequest::default());
-        let some = filter(GetLogsRequest {
+        let all = filter(LogFilters::default());
+        let some = filter(LogFilters {
             host: "h1".into(),
             stage: "setup".into(),
             stream: "stdout".into(),
@@ -276,7 +286,7 @@ mod tests {
 
     #[test]
     fn level_filter_waits_only_for_lines_that_may_be_failures() {
-        let warn = filter(GetLogsRequest {
+        let warn = filter(LogFilters {
             level: "warn".into(),
             ..Default::default()
         });
@@ -301,17 +311,17 @@ mod tests {
 
     #[test]
     fn unknown_stream_or_level_is_invalid_and_names_the_choices() {
-        let check = |request: GetLogsRequest, expected: &str| {
-            let status = LogFilter::from_request(&request).expect_err("invalid");
-            assert_eq!(status.code(), Code::InvalidArgument);
-            assert!(status.message().contains(expected), "{}", status.message());
+        let check = |request: LogFilters, expected: &str| {
+            let status = LogFilter::new(&request).expect_err("invalid");
+            assert_eq!(status.code, crate::ops::Code::RequestInvalid);
+            assert!(status.message.contains(expected), "{}", status.message);
         };
-        let stream = GetLogsRequest {
+        let stream = LogFilters {
             stream: "stdin".into(),
             ..Default::default()
         };
         check(stream, "stdout, stderr, system, container");
-        let level = GetLogsRequest {
+        let level = LogFilters {
             level: "debug".into(),
             ..Default::default()
         };

@@ -2,9 +2,9 @@
 //! `[proxy] domain` another app or environment holds (deployed, or being
 //! deployed) is refused before anything starts, naming the holder.
 
+use super::{Code, Error, Result};
 use berth_shared::manifest::Manifest;
 use berth_shared::state::DeploymentStatus;
-use tonic::Status;
 
 use crate::server::Context;
 use crate::store::ListQuery;
@@ -21,7 +21,7 @@ const HOLDING: [DeploymentStatus; 6] = [
 
 /// Refuses `manifest` when its domain is held by another app or
 /// environment.
-pub fn check_claim(context: &Context, manifest: &Manifest) -> Result<(), Status> {
+pub fn check_claim(context: &Context, manifest: &Manifest) -> Result<()> {
     let Some(proxy) = &manifest.proxy else {
         return Ok(());
     };
@@ -45,10 +45,13 @@ pub fn check_claim(context: &Context, manifest: &Manifest) -> Result<(), Status>
                 .is_some_and(|held| held.domain.to_ascii_lowercase() == domain)
         });
         if let Some(holder) = holder {
-            return Err(Status::already_exists(format!(
-                "domain {} is routed to app `{app}` in environment `{environment}` (deployment {}, {}); a domain belongs to one app and environment: use another domain, or stop that one first (`berth stop {app} --env {environment}`)",
-                proxy.domain, holder.id, holder.status
-            )));
+            return Err(Error::new(
+                Code::DomainTaken,
+                format!(
+                    "domain {} is routed to app `{app}` in environment `{environment}` (deployment {}, {}); a domain belongs to one app and environment: use another domain, or stop that one first (`berth stop {app} --env {environment}`)",
+                    proxy.domain, holder.id, holder.status
+                ),
+            ));
         }
     }
     Ok(())

@@ -1,0 +1,208 @@
+//! `Cli` methods about the fleet and its administration: agents, exec,
+//! inspect, status, audit, jobs, join tokens and registries.
+
+use std::sync::Arc;
+
+use berth_proto::v1::{
+    CreateTokenRequest, CreateTokenResponse, FleetExecEvent, FleetExecRequest, GetAgentRequest,
+    GetJobRequest, GetStatusRequest, InspectAppRequest, JsonReply, LabelAgentRequest,
+    ListAgentsRequest, ListAuditRequest, ListJobsRequest, ListRegistriesRequest, ListTokensRequest,
+    RegistryLoginRequest, RegistryLogoutRequest, RevokeTokenRequest, WhoAmIRequest, WhoAmIResponse,
+};
+use tonic::{Request, Response, Status};
+
+use super::reply;
+use super::wire::{self, json, stream_of};
+use crate::grpc::BoxStream;
+use crate::grpc::auth::caller;
+use crate::ops;
+use crate::server::Context;
+use crate::store::Role;
+
+pub async fn who_am_i(
+    context: &Arc<Context>,
+    request: Request<WhoAmIRequest>,
+) -> Result<Response<WhoAmIResponse>, Status> {
+    let caller = caller(&request)?;
+    caller.require(Role::Viewer)?;
+    let health = context.store.health();
+    Ok(Response::new(WhoAmIResponse {
+        principal: caller.principal.name,
+        role: caller.principal.role.as_str().into(),
+        store_problem: health.problem.unwrap_or_default(),
+        store_problem_since_ms: health.since_ms.unwrap_or(0),
+    }))
+}
+
+pub async fn exec(
+    context: &Arc<Context>,
+    request: Request<FleetExecRequest>,
+) -> Result<Response<BoxStream<FleetExecEvent>>, Status> {
+    let caller = caller(&request)?;
+    let exec = wire::exec_request(request.into_inner());
+    let events = ops::exec::exec(context.clone(), &caller, exec)?;
+    Ok(Response::new(stream_of(events, wire::exec_event)))
+}
+
+pub async fn list_audit(
+    context: &Arc<Context>,
+    request: Request<ListAuditRequest>,
+) -> Result<Response<JsonReply>, Status> {
+    let ListAuditRequest { limit, target } = request.get_ref();
+    reply(&ops::deployments::audit_log(
+        context,
+        &caller(&request)?,
+        target,
+        *limit,
+    )?)
+}
+
+pub async fn get_status(
+    context: &Arc<Context>,
+    request: Request<GetStatusRequest>,
+) -> Result<Response<JsonReply>, Status> {
+    let environment = &request.get_ref().environment;
+    reply(&ops::status::status(
+        context,
+        &caller(&request)?,
+        environment,
+    )?)
+}
+
+pub async fn inspect(
+    context: &Arc<Context>,
+    request: Request<InspectAppRequest>,
+) -> Result<Response<BoxStream<JsonReply>>, Status> {
+    let InspectAppRequest { app, selector } = request.get_ref();
+    let hosts = ops::agents::inspect(context, &caller(&request)?, selector, app).await?;
+    let replies: Vec<Result<JsonReply, Status>> = hosts
+        .iter()
+        .map(|host| json(host).map(|json| JsonReply { json }))
+        .collect();
+    Ok(Response::new(Box::pin(tokio_stream::iter(replies))))
+}
+
+pub async fn registry_login(
+    context: &Arc<Context>,
+    request: Request<RegistryLoginRequest>,
+) -> Result<Response<JsonReply>, Status> {
+    let caller = caller(&request)?;
+    let RegistryLoginRequest {
+        server,
+        username,
+        password,
+    } = request.into_inner();
+    let login = ops::registries::RegistryLogin {
+        server,
+        username,
+        password,
+    };
+    reply(&ops::registries::login(context, &caller, login).await?)
+}
+
+pub async fn list_registries(
+    context: &Arc<Context>,
+    request: Request<ListRegistriesRequest>,
+) -> Result<Response<JsonReply>, Status> {
+    reply(&ops::registries::list(context, &caller(&request)?)?)
+}
+
+pub async fn registry_logout(
+    context: &Arc<Context>,
+    request: Request<RegistryLogoutRequest>,
+) -> Result<Response<JsonReply>, Status> {
+    let server = &request.get_ref().server;
+    reply(&ops::registries::logout(context, &caller(&request)?, server).await?)
+}
+
+pub async fn list_jobs(
+    context: &Arc<Context>,
+    request: Request<ListJobsRequest>,
+) -> Result<Response<JsonReply>, Status> {
+    reply(&ops::exec::list_jobs(
+        context,
+        &caller(&request)?,
+        request.get_ref().limit,
+    )?)
+}
+
+pub async fn get_job(
+    context: &Arc<Context>,
+    request: Request<GetJobRequest>,
+) -> Result<Response<JsonReply>, Status> {
+    reply(&ops::exec::get_job(
+        context,
+        &caller(&request)?,
+        &request.get_ref().id,
+    )?)
+}
+
+pub async fn list_agents(
+    context: &Arc<Context>,
+    request: Request<ListAgentsRequest>,
+) -> Result<Response<JsonReply>, Status> {
+    reply(&ops::agents::list(context, &caller(&request)?)?)
+}
+
+pub async fn get_agent(
+    context: &Arc<Context>,
+    request: Request<GetAgentRequest>,
+) -> Result<Response<JsonReply>, Status> {
+    reply(&ops::agents::show(
+        context,
+        &caller(&request)?,
+        &request.get_ref().name,
+    )?)
+}
+
+pub async fn revoke_agent(
+    context: &Arc<Context>,
+    request: Request<GetAgentRequest>,
+) -> Result<Response<JsonReply>, Status> {
+    reply(&ops::agents::revoke(context, &caller(&request)?, &request.get_ref().name).await?)
+}
+
+pub async fn label_agent(
+    context: &Arc<Context>,
+    request: Request<LabelAgentRequest>,
+) -> Result<Response<JsonReply>, Status> {
+    let LabelAgentRequest { name, set, remove } = request.get_ref();
+    reply(&ops::agents::label(context, &caller(&request)?, name, set, remove).await?)
+}
+
+pub async fn create_token(
+    context: &Arc<Context>,
+    request: Request<CreateTokenRequest>,
+) -> Result<Response<CreateTokenResponse>, Status> {
+    let caller = caller(&request)?;
+    let CreateTokenRequest {
+        labels,
+        ttl_secs,
+        uses,
+    } = request.into_inner();
+    let new = ops::tokens::NewToken {
+        labels: labels.into_iter().collect(),
+        ttl: std::time::Duration::from_secs(ttl_secs),
+        uses,
+    };
+    let token = ops::tokens::create(context, &caller, new).await?;
+    Ok(Response::new(CreateTokenResponse {
+        token: token.token,
+        token_id: token.id,
+        expires_at: token.expires_at.to_string(),
+    }))
+}
+
+pub async fn list_tokens(
+    context: &Arc<Context>,
+    request: Request<ListTokensRequest>,
+) -> Result<Response<JsonReply>, Status> {
+    reply(&ops::tokens::list(context, &caller(&request)?)?)
+}
+
+pub async fn revoke_token(
+    context: &Arc<Context>,
+    request: Request<RevokeTokenRequest>,
+) -> Result<Response<JsonReply>, Status> {
+    reply(&ops::tokens::revoke(context, &caller(&request)?, &request.get_ref().token_id).await?)
+}

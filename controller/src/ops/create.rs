@@ -1,0 +1,373 @@
+//! Creating deployments: the snapshot a deployment is made of, the checks
+//! before it exists, and handing its tasks to the dispatcher.
+
+use std::time::Duration;
+
+use berth_shared::id::DeploymentId;
+use berth_shared::manifest::{Manifest, check_environment, check_version};
+use berth_shared::record::{Deployment, Task, TaskKind, Timestamp};
+use berth_shared::state::DeploymentStatus;
+use tracing::info;
+
+use super::target::resolve_targets;
+use super::{Caller, Code, Error, Result};
+use crate::hub::HubEvent;
+use crate::progress;
+use crate::server::Context;
+use crate::store::{Created, Role};
+
+/// A request for a new deployment: the manifest and the blobs uploaded
+/// before (`berth deploy`, the HTTP API).
+#[derive(Clone, Debug, Default)]
+pub struct NewDeployment {
+    pub manifest_toml: String,
+    /// Overrides the manifest's environment; empty keeps it.
+    pub environment: String,
+    /// Overrides the manifest's version; empty keeps it (or, without
+    /// one, the bundle digest's start names the version).
+    pub version: String,
+    pub bundle_digest: String,
+    pub bundle_size: u64,
+    /// A prebuilt image archive for `[container]`, uploaded before.
+    pub image_archive: Option<(String, u64)>,
+    /// A second request with the same key returns the first deployment.
+    pub idempotency_key: String,
+    /// Start even though a deployment of the app runs already.
+    pub force: bool,
+    /// Wait for the running deployment of the app, then start.
+    pub queue: bool,
+    /// Build again even when an earlier build of the same inputs exists.
+    pub rebuild: bool,
+    /// Wait this long for offline target agents before refusing.
+    pub wait_for_agents: Duration,
+}
+
+/// What [`create`] did.
+#[derive(Clone, Debug)]
+pub struct CreatedDeployment {
+    pub deployment: Deployment,
+    /// The deployment an earlier request with the same idempotency key
+    /// made, returned again.
+    pub existing: bool,
+}
+
+/// What a new deployment is made of: the snapshot a retry or rollback
+/// takes from an earlier deployment.
+pub struct Snapshot {
+    pub manifest: Manifest,
+    pub manifest_toml: String,
+    pub bundle_digest: String,
+    pub bundle_size: u64,
+    pub version: String,
+    pub image_archive: Option<(String, u64)>,
+    /// Build again even when an earlier build of the same inputs exists.
+    pub rebuild: bool,
+}
+
+impl Snapshot {
+    pub fn of(deployment: &Deployment) -> Snapshot {
+        Snapshot {
+            manifest: deployment.manifest.clone(),
+            manifest_toml: deployment.manifest_toml.clone(),
+            bundle_digest: deployment.bundle_digest.clone(),
+            bundle_size: deployment.bundle_size,
+            version: deployment.version.clone(),
+            // A built image comes from the build (reused when its inputs
+            // are the same), not from the earlier run's archive.
+            image_archive: deployment
+                .image_archive_digest
+                .clone()
+                .filter(|_| deployment.manifest.build.is_none())
+                .map(|digest| (digest, deployment.image_archive_size)),
+            rebuild: false,
+        }
+    }
+}
+
+/// A new `pending` deployment of `snapshot` on the agents its target
+/// selects now, with the blobs it needs checked to be in the store.
+pub fn from_snapshot(
+    context: &Context,
+    caller: &Caller,
+    snapshot: Snapshot,
+    idempotency_key: Option<String>,
+) -> Result<Deployment> {
+    let blobs = std::iter::once(("bundle", &snapshot.bundle_digest, snapshot.bundle_size)).chain(
+        snapshot
+            .image_archive
+            .as_ref()
+            .map(|(digest, size)| ("image archive", digest, *size)),
+    );
+    for (what, digest, size) in blobs {
+        if context.store.blob_size(digest)? != Some(size) {
+            return Err(Error::new(
+                Code::DeploymentBlobMissing,
+                format!(
+                    "{what} {digest} is not in the controller's blob store; upload it first (berth deploy does this)"
+                ),
+            ));
+        }
+    }
+    super::domain::check_claim(context, &snapshot.manifest)?;
+    let agents = resolve_targets(context, &snapshot.manifest)?;
+    let now = Timestamp::now();
+    let mut tasks: Vec<Task> = agents
+        .iter()
+        .map(|agent| Task::queued(TaskKind::Deploy, &agent.name, agent.id, now))
+        .collect();
+    let id = DeploymentId::new();
+    let mut builder_busy = None;
+    let (build_key, built) = match &snapshot.manifest.build {
+        Some(build) => {
+            let key = super::build::build_key(&snapshot.bundle_digest, build);
+            let reuse = if snapshot.rebuild {
+                None
+            } else {
+                super::build::reusable(context, &key)?
+            };
+            match reuse {
+                Some(built) => {
+                    tasks.insert(0, super::build::reused_task(&built, now));
+                    (Some(key), Some(built))
+                }
+                None => {
+                    let agent = super::build::pick_builder(context, build)?;
+                    if context.registry.free_slots(agent.id) == 0 {
+                        builder_busy = Some(agent.name.clone());
+                    }
+                    tasks.insert(0, Task::queued(TaskKind::Build, &agent.name, agent.id, now));
+                    (Some(key), None)
+                }
+            }
+        }
+        None => (None, None),
+    };
+    let mut deployment = Deployment {
+        id,
+        app: snapshot.manifest.app.clone(),
+        environment: snapshot.manifest.environment.clone(),
+        version: snapshot.version,
+        status: DeploymentStatus::Pending,
+        created_at: now,
+        updated_at: now,
+        triggered_by: caller.who(),
+        error_step: None,
+        error_message: None,
+        bundle_digest: snapshot.bundle_digest,
+        bundle_size: snapshot.bundle_size,
+        manifest: snapshot.manifest,
+        manifest_toml: snapshot.manifest_toml,
+        idempotency_key,
+        image_archive_size: snapshot.image_archive.as_ref().map_or(0, |(_, size)| *size),
+        image_archive_digest: snapshot.image_archive.map(|(digest, _)| digest),
+        tasks,
+        transitions: Vec::new(),
+        parent_id: None,
+        retry_count: 0,
+        origin: "deploy".into(),
+        queued: false,
+        deadline_ms: None,
+        build_key,
+        built,
+        restore_to: None,
+    };
+    super::build::adopt_reused(&mut deployment);
+    if let Some(builder) = builder_busy {
+        let reason = format!(
+            "waiting for build agent {builder}: every matching build agent is busy; the build starts when a slot frees"
+        );
+        progress::note(&mut deployment, "deployment", None, "pending", Some(reason));
+    }
+    deployment.deadline_ms = Some(crate::dispatcher::deadline(&deployment));
+    let hosts: Vec<&str> = agents.iter().map(|agent| agent.name.as_str()).collect();
+    let reason = format!("deploy by {} to {}", caller.who(), hosts.join(", "));
+    progress::note(&mut deployment, "deployment", None, "pending", Some(reason));
+    Ok(deployment)
+}
+
+/// Validates a deploy request and builds the deployment record.
+fn build(context: &Context, caller: &Caller, request: &NewDeployment) -> Result<Deployment> {
+    let mut manifest = Manifest::parse(&request.manifest_toml)?;
+    if !request.environment.is_empty() {
+        check_environment(&request.environment)
+            .map_err(|err| Error::invalid(format!("environment: {err}")))?;
+        manifest.environment = request.environment.clone();
+    }
+    if !request.version.is_empty() {
+        check_version(&request.version).map_err(|err| Error::invalid(format!("version: {err}")))?;
+    }
+    if request.idempotency_key.len() > 256 {
+        return Err(Error::invalid(
+            "the idempotency key is longer than 256 characters",
+        ));
+    }
+    if request.image_archive.is_some() && manifest.container.is_none() {
+        return Err(Error::invalid(
+            "an image archive needs a [container] section in the manifest",
+        ));
+    }
+    let version = [
+        request.version.clone(),
+        manifest.version.clone().unwrap_or_default(),
+    ]
+    .into_iter()
+    .find(|version| !version.is_empty())
+    .unwrap_or_else(|| request.bundle_digest.chars().take(19).collect());
+    let snapshot = Snapshot {
+        manifest,
+        manifest_toml: request.manifest_toml.clone(),
+        bundle_digest: request.bundle_digest.clone(),
+        bundle_size: request.bundle_size,
+        version,
+        image_archive: request.image_archive.clone(),
+        rebuild: request.rebuild,
+    };
+    let key = Some(request.idempotency_key.clone()).filter(|key| !key.is_empty());
+    from_snapshot(context, caller, snapshot, key)
+}
+
+/// Creates a deployment and hands its tasks to the dispatcher; `true`
+/// with the deployment an earlier request with the same idempotency key
+/// made.
+pub async fn create(
+    context: &Context,
+    caller: &Caller,
+    request: NewDeployment,
+) -> Result<CreatedDeployment> {
+    caller.require(Role::Operator)?;
+    super::target::wait_for_agents(context, &request.manifest_toml, request.wait_for_agents)
+        .await?;
+    let deployment = build(context, caller, &request)?;
+    check_trigger_rate(context, &deployment.app)?;
+    let created = context
+        .store
+        .create_deployment(&deployment, request.force, request.queue)?;
+    match created {
+        Created::Existing(id) => {
+            let existing = context.store.get_deployment(id)?;
+            if existing.manifest_toml != request.manifest_toml
+                || existing.bundle_digest != request.bundle_digest
+            {
+                return Err(Error::new(
+                    Code::DeploymentIdempotencyConflict,
+                    format!(
+                        "idempotency key `{}` was used for deployment {id} with a different manifest or bundle; use a new key",
+                        request.idempotency_key
+                    ),
+                ));
+            }
+            return Ok(CreatedDeployment {
+                deployment: existing,
+                existing: true,
+            });
+        }
+        Created::New | Created::Queued(_) => {}
+    }
+    let deployment = submitted(context, caller, "deploy", deployment, &created).await?;
+    Ok(CreatedDeployment {
+        deployment,
+        existing: false,
+    })
+}
+
+/// Refuses a trigger (deploy, retry, redeploy, rollback) over the app's
+/// rate limit, saying when to try again.
+pub fn check_trigger_rate(context: &Context, app: &str) -> Result<()> {
+    let Some(limit) = &context.triggers else {
+        return Ok(());
+    };
+    limit
+        .check(app.to_string(), std::time::Instant::now())
+        .map_err(|wait| {
+            Error::new(Code::DeploymentRateLimited, format!(
+                "app `{app}` was triggered {} times within a minute, its limit (berth-controller serve --trigger-limit); try again in {}",
+                limit.limit(),
+                berth_shared::time::format_duration(wait.max(std::time::Duration::from_secs(1)))
+            ))
+        })
+}
+
+/// A deployment that reuses an earlier build says so in its build log.
+fn log_reused_build(context: &Context, deployment: Deployment) -> Result<Deployment> {
+    let Some(built) = deployment.built.clone().filter(|built| built.reused) else {
+        return Ok(deployment);
+    };
+    let Some(task) = deployment
+        .tasks
+        .iter()
+        .find(|task| task.kind == TaskKind::Build)
+        .map(|task| task.id)
+    else {
+        return Ok(deployment);
+    };
+    let line = crate::store::StoredLine {
+        stage: "build".into(),
+        stream: "system".into(),
+        ts_ms: berth_shared::time::now_ms(),
+        line: format!(
+            "build reused from deployment {} (same bundle and [build] section; deploy with --rebuild to build again): {} {}",
+            built.built_by,
+            built.image.or(built.artifact).unwrap_or_default(),
+            built.digest
+        ),
+    };
+    let (stored, (), _) = context
+        .store
+        .update_deployment_with_logs(deployment.id, |_| Ok(((), vec![(task, 1, line.clone())])))?;
+    Ok(stored)
+}
+
+/// Announces a stored new deployment; a queued one is recorded as
+/// waiting for the running one and not dispatched yet.
+pub async fn submitted(
+    context: &Context,
+    caller: &Caller,
+    action: &str,
+    mut deployment: Deployment,
+    created: &crate::store::Created,
+) -> Result<Deployment> {
+    deployment = log_reused_build(context, deployment)?;
+    if let crate::store::Created::Queued(holder) = created {
+        let reason = format!("queued behind deployment {holder}, which is still running");
+        let (stored, ()) = context
+            .store
+            .update_deployment(deployment.id, |deployment| {
+                progress::note(
+                    deployment,
+                    "deployment",
+                    None,
+                    "queued",
+                    Some(reason.clone()),
+                );
+                Ok(())
+            })?;
+        deployment = stored;
+        info!(deployment_id = %deployment.id, %holder, "deployment queued");
+        return announce(context, &caller.who(), action, "queued", deployment).await;
+    }
+    info!(deployment_id = %deployment.id, app = %deployment.app, environment = %deployment.environment, version = %deployment.version, origin = %deployment.origin, "deployment created");
+    announce(context, &caller.who(), action, "created", deployment).await
+}
+
+/// Audits a request that changed a deployment, makes it durable, tells
+/// the followers, and hands the new tasks to the dispatcher.
+pub async fn announce(
+    context: &Context,
+    who: &str,
+    action: &str,
+    outcome: &str,
+    deployment: Deployment,
+) -> Result<Deployment> {
+    let target = format!(
+        "{} {} {}",
+        deployment.app, deployment.environment, deployment.id
+    );
+    context.store.audit(who, action, &target, outcome)?;
+    context.store.flush().await?;
+    context.hub.publish(HubEvent::Changed {
+        deployment: deployment.id,
+    });
+    context.dispatcher.track(&deployment);
+    context.dispatcher.kick_all().await;
+    Ok(deployment)
+}

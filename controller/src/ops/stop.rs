@@ -1,0 +1,274 @@
+//! Stopping apps (`berth stop`, also by selector) and deleting
+//! deployments from their hosts.
+
+use berth_shared::id::{AgentId, DeploymentId};
+use berth_shared::record::{Deployment, Task, TaskKind, Timestamp};
+use berth_shared::state::DeploymentStatus;
+
+use super::create::announce;
+use super::{Caller, Code, Error, Result};
+use crate::progress;
+use crate::server::Context;
+use crate::store::{ListQuery, Role, StoreError};
+
+/// An app in an environment, as a request names it; an empty environment
+/// means the app's only one.
+#[derive(Clone, Debug, Default)]
+pub struct AppRef {
+    pub app: String,
+    pub environment: String,
+}
+
+/// Stops an app: runs `[stop]` on the hosts of its deployed deployment, or
+/// marks it stopped when it has no stop commands.
+pub async fn stop(context: &Context, caller: &Caller, request: &AppRef) -> Result<Deployment> {
+    caller.require(Role::Operator)?;
+    let environment =
+        super::resolve::resolve_environment(context, &request.app, &request.environment)?;
+    let current = context
+        .store
+        .list_deployments(&ListQuery {
+            app: Some(request.app.clone()),
+            environment: Some(environment.clone()),
+            statuses: vec![DeploymentStatus::Deployed],
+            limit: 1,
+            ..Default::default()
+        })?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::new(Code::AppNotFound, format!("app `{}` has no deployed deployment in environment `{environment}`; see `berth status`", request.app)))?;
+    let now = Timestamp::now();
+    let who = caller.who();
+    let (deployment, ()) = context.store.update_deployment(current.id, |deployment| {
+        // Checked inside the transaction, so two concurrent stops cannot
+        // both add stop tasks.
+        if deployment.status != DeploymentStatus::Deployed {
+            return Err(StoreError::Conflict(format!(
+                "deployment {} is {} now, not deployed",
+                deployment.id, deployment.status
+            )));
+        }
+        if deployment
+            .tasks
+            .iter()
+            .any(|task| task.kind == TaskKind::Stop && !task.status.is_final())
+        {
+            return Err(StoreError::Conflict(format!(
+                "deployment {} is already stopping",
+                deployment.id
+            )));
+        }
+        if deployment.manifest.stop.is_none() && deployment.manifest.container.is_none() {
+            progress::set_status(
+                deployment,
+                DeploymentStatus::Stopped,
+                Some(format!(
+                    "stopped by {who}; nothing to run on the hosts (no [stop], no [container])"
+                )),
+            );
+            return Ok(());
+        }
+        // One stop per host, whatever number of deploy rounds (redeploys)
+        // reached it.
+        let hosts = progress::running_hosts(deployment);
+        deployment.error_step = None;
+        deployment.error_message = None;
+        for (agent_id, host) in hosts {
+            deployment
+                .tasks
+                .push(Task::queued(TaskKind::Stop, &host, agent_id, now));
+        }
+        progress::note(
+            deployment,
+            "deployment",
+            None,
+            "stopping",
+            Some(format!("stop by {who}")),
+        );
+        progress::settle(deployment);
+        Ok(())
+    })?;
+    announce(context, &who, "stop", "requested", deployment).await
+}
+
+/// `berth stop --selector`: stops every deployed app (or the one named) on
+/// the hosts whose labels match, each stop recorded against its
+/// deployment. A deployment stopped on only some of its hosts stays
+/// `deployed` and records which hosts stopped.
+pub async fn stop_selected(
+    context: &Context,
+    caller: &Caller,
+    selector: &str,
+    app: &str,
+) -> Result<Vec<Deployment>> {
+    caller.require(Role::Operator)?;
+    if selector.trim().is_empty() {
+        return Err(Error::invalid(
+            "--selector is empty; name the hosts, e.g. --selector role=web (or stop one app with `berth stop APP --env E`)",
+        ));
+    }
+    let agents = super::target::select_agents(context, selector)?;
+    if agents.is_empty() {
+        return Err(Error::new(
+            Code::TargetNoMatch,
+            format!(
+                "no agent matches the selector `{}`; see `berth agents ls`",
+                selector
+            ),
+        ));
+    }
+    let selected: Vec<AgentId> = agents.iter().map(|agent| agent.id).collect();
+    let deployed = context.store.list_deployments(&ListQuery {
+        app: Some(app.to_string()).filter(|app| !app.is_empty()),
+        statuses: vec![DeploymentStatus::Deployed],
+        limit: usize::MAX,
+        ..Default::default()
+    })?;
+    let who = caller.who();
+    let now = Timestamp::now();
+    let mut stopped = Vec::new();
+    for candidate in deployed {
+        let on_selected = progress::running_hosts(&candidate)
+            .into_iter()
+            .any(|(agent, _)| selected.contains(&agent));
+        if !on_selected {
+            continue;
+        }
+        let changed = context
+            .store
+            .update_deployment(candidate.id, |deployment| {
+                if deployment.status != DeploymentStatus::Deployed
+                    || deployment
+                        .tasks
+                        .iter()
+                        .any(|task| task.kind == TaskKind::Stop && !task.status.is_final())
+                {
+                    return Ok(false);
+                }
+                let hosts: Vec<(AgentId, String)> = progress::running_hosts(deployment)
+                    .into_iter()
+                    .filter(|(agent, _)| selected.contains(agent))
+                    .collect();
+                if hosts.is_empty() {
+                    return Ok(false);
+                }
+                let names: Vec<&str> = hosts.iter().map(|(_, name)| name.as_str()).collect();
+                let reason = format!(
+                    "stop on {} by {who} (--selector {})",
+                    names.join(", "),
+                    selector
+                );
+                if deployment.manifest.stop.is_none() && deployment.manifest.container.is_none() {
+                    progress::note(deployment, "deployment", None, "stopped", Some(reason));
+                    for (_, host) in &hosts {
+                        progress::note(
+                            deployment,
+                            host,
+                            None,
+                            "stopped",
+                            Some("nothing to run on the host (no [stop], no [container])".into()),
+                        );
+                    }
+                    if progress::running_hosts(deployment)
+                        .iter()
+                        .all(|(agent, _)| selected.contains(agent))
+                    {
+                        progress::set_status(
+                            deployment,
+                            DeploymentStatus::Stopped,
+                            Some("stopped on every host".into()),
+                        );
+                    }
+                    return Ok(true);
+                }
+                for (agent, host) in &hosts {
+                    deployment
+                        .tasks
+                        .push(Task::queued(TaskKind::Stop, host, *agent, now));
+                }
+                progress::note(deployment, "deployment", None, "stopping", Some(reason));
+                progress::settle(deployment);
+                Ok(true)
+            })?;
+        if let (deployment, true) = changed {
+            stopped.push(announce(context, &who, "stop", "requested", deployment).await?);
+        }
+    }
+    if stopped.is_empty() {
+        let what = if app.is_empty() {
+            "no berth-managed app".to_string()
+        } else {
+            format!("app `{app}` is not")
+        };
+        return Err(Error::new(
+            Code::AppNotFound,
+            format!(
+                "{what} deployed on the hosts matching --selector `{}`; see `berth status`",
+                selector
+            ),
+        ));
+    }
+    Ok(stopped)
+}
+
+/// Tears a deployment down on every host it touched: its containers and
+/// its work directory. Status `deleted` once every host is done.
+pub async fn delete(context: &Context, caller: &Caller, id: DeploymentId) -> Result<Deployment> {
+    caller.require(Role::Operator)?;
+    let now = Timestamp::now();
+    let who = caller.who();
+    let (deployment, ()) = context.store.update_deployment(id, |deployment| {
+        if deployment.status.is_running() {
+            return Err(StoreError::Conflict(format!(
+                "deployment {id} is {}; wait for it to end before deleting it",
+                deployment.status
+            )));
+        }
+        if deployment.status == DeploymentStatus::Deleted {
+            return Err(StoreError::Conflict(format!(
+                "deployment {id} is already deleted"
+            )));
+        }
+        if deployment.tasks.iter().any(|task| !task.status.is_final()) {
+            return Err(StoreError::Conflict(format!(
+                "deployment {id} has work in progress on its hosts; wait for it"
+            )));
+        }
+        // Every host the deployment reached may hold something of it; one
+        // delete per host, whatever number of deploy rounds reached it.
+        let mut touched: Vec<Task> = Vec::new();
+        for task in &deployment.tasks {
+            let reached = task.kind == TaskKind::Deploy && task.assigned_at.is_some();
+            if reached && !touched.iter().any(|seen| seen.agent_id == task.agent_id) {
+                touched.push(task.clone());
+            }
+        }
+        deployment.error_step = None;
+        deployment.error_message = None;
+        if touched.is_empty() {
+            progress::set_status(
+                deployment,
+                DeploymentStatus::Deleted,
+                Some(format!("deleted by {who}; nothing was created on any host")),
+            );
+            return Ok(());
+        }
+        for host in touched {
+            deployment.tasks.push(Task::queued(
+                TaskKind::Delete,
+                &host.host,
+                host.agent_id,
+                now,
+            ));
+        }
+        progress::note(
+            deployment,
+            "deployment",
+            None,
+            "deleting",
+            Some(format!("delete by {who}")),
+        );
+        Ok(())
+    })?;
+    announce(context, &who, "delete", "requested", deployment).await
+}

@@ -1,0 +1,139 @@
+//! Every operation checks the caller's role itself, before anything else:
+//! run against a real store on disk with callers one role short.
+
+use std::sync::Arc;
+
+use berth_shared::id::DeploymentId;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::*;
+use crate::blob::BlobStore;
+use crate::dispatcher::Dispatcher;
+use crate::hub::Hub;
+use crate::registry::Registry;
+use crate::server::Context;
+use crate::store::{Principal, PrincipalKind, Role, Store};
+
+async fn context(dir: &std::path::Path) -> Arc<Context> {
+    let ca = berth_shared::pki::new_ca("test").expect("ca");
+    let store = Store::open(&dir.join("store")).expect("store");
+    let registry = Arc::new(Registry::default());
+    let hub = Hub::default();
+    let dispatcher = Arc::new(
+        Dispatcher::new(
+            store.clone(),
+            registry.clone(),
+            hub.clone(),
+            std::time::Duration::from_secs(60),
+        )
+        .expect("dispatcher"),
+    );
+    Arc::new(Context {
+        store,
+        authority: berth_shared::pki::Authority::load(&ca.cert_pem, &ca.key_pem).expect("ca"),
+        registry,
+        hub,
+        blobs: BlobStore::open(&dir.join("blobs")).await.expect("blobs"),
+        dispatcher,
+        tasks: TaskTracker::new(),
+        shutdown: CancellationToken::new(),
+        ca_pem: ca.cert_pem,
+        heartbeat_secs: 5,
+        triggers: None,
+    })
+}
+
+fn caller(role: Role) -> Caller {
+    Caller {
+        principal: Principal {
+            kind: PrincipalKind::User,
+            id: "ana".into(),
+            name: "ana".into(),
+            role,
+            revoked: false,
+        },
+        serial: "01".into(),
+    }
+}
+
+#[track_caller]
+fn denied<T: std::fmt::Debug>(what: &str, result: Result<T>) {
+    match result {
+        Err(err) => assert_eq!(err.code, Code::AuthPermissionDenied, "{what}: {err}"),
+        Ok(value) => panic!("{what} was allowed: {value:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_viewer_may_not_change_anything_and_an_operator_may_not_administer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let context = context(dir.path()).await;
+    let viewer = caller(Role::Viewer);
+    let operator = caller(Role::Operator);
+    let id = DeploymentId::new();
+    let app = stop::AppRef {
+        app: "web".into(),
+        environment: "prod".into(),
+    };
+    let claim = rerun::Claim::default();
+    let ctx = &*context;
+    let v = &viewer;
+    denied("create", create::create(ctx, v, Default::default()).await);
+    let chunks = futures_util::stream::iter(Vec::<Result<Vec<u8>>>::new());
+    denied("put blob", blobs::put(ctx, v, "sha256:00", 0, chunks).await);
+    denied("stop", stop::stop(ctx, v, &app).await);
+    denied(
+        "stop selected",
+        stop::stop_selected(ctx, v, "role=web", "").await,
+    );
+    denied("delete", stop::delete(ctx, v, id).await);
+    denied("cancel", deployments::cancel(ctx, v, id).await);
+    denied("purge", deployments::purge(ctx, v, id).await);
+    denied("retry", rerun::retry(ctx, v, id, claim).await);
+    denied("redeploy", rerun::redeploy(ctx, v, id, claim).await);
+    denied("start", rerun::start(ctx, v, &app).await);
+    let rollback = rerun::Rollback {
+        app: app.clone(),
+        ..Default::default()
+    };
+    denied("rollback", rerun::rollback(ctx, v, &rollback).await);
+    let exec = exec::ExecRequest {
+        selector: String::new(),
+        argv: vec!["true".into()],
+        timeout: std::time::Duration::ZERO,
+    };
+    denied("exec", exec::exec(context.clone(), v, exec).map(|_| ()));
+    let o = &operator;
+    denied("revoke agent", agents::revoke(ctx, o, "web-1").await);
+    denied(
+        "label agent",
+        agents::label(ctx, o, "web-1", &[], &[]).await,
+    );
+    denied(
+        "create token",
+        tokens::create(ctx, o, Default::default()).await,
+    );
+    denied("list tokens", tokens::list(ctx, o));
+    denied("revoke token", tokens::revoke(ctx, o, "abc").await);
+    let login = registries::RegistryLogin::default();
+    denied("registry login", registries::login(ctx, o, login).await);
+    denied(
+        "registry logout",
+        registries::logout(ctx, o, "r.example").await,
+    );
+    // One role up, the same calls get past the check to the real answer.
+    let reached = stop::delete(ctx, o, id)
+        .await
+        .expect_err("no such deployment");
+    assert_eq!(reached.code, Code::DeploymentNotFound, "{reached}");
+    let reached = tokens::revoke(ctx, &caller(Role::Admin), "abc").await;
+    assert_eq!(
+        reached.expect_err("no such token").code,
+        Code::TokenNotFound
+    );
+    // Reads need the viewer role only.
+    assert!(deployments::list(ctx, v, Default::default()).await.is_ok());
+    assert!(agents::list(ctx, v).is_ok());
+    assert!(status::status(ctx, v, "").is_ok());
+}

@@ -21,26 +21,15 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 use tonic::{Code, Streaming};
 use tracing::{info, warn};
 
+mod answers;
+mod batches;
 mod renewal;
 
 use crate::Agent;
 use crate::runner::{self, Accepted};
+use answers::{inspect, relay};
 use renewal::Renewal;
 
-/// Most events sent in one batch.
-const BATCH_EVENTS: usize = 512;
-/// Most encoded bytes in one batch, well under the message size limit.
-const BATCH_BYTES: usize = 1024 * 1024;
-/// Batches sent before the pump turns to incoming messages again.
-const BATCHES_PER_TURN: usize = 8;
-/// Unacknowledged batches of one task on the wire before the pump waits
-/// for an ack. Meanwhile new events gather in the outbox and leave in the
-/// next batch, so a task printing line by line costs the controller one
-/// transaction and flush per round trip, not one per line.
-const BATCHES_IN_FLIGHT: usize = 4;
-/// A batch unacknowledged this long (the controller could not store it) is
-/// sent again, with everything after it.
-const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 /// First and largest reconnect delay.
 const BACKOFF_START: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
@@ -290,58 +279,6 @@ impl Pump {
             .map_err(|_| Ended::Retry(anyhow::anyhow!("stream closed")))
     }
 
-    /// Sends events not yet sent on this connection, a bounded number of
-    /// batches per turn; returns true when more are waiting.
-    async fn flush_outbox(&mut self) -> Result<bool, Ended> {
-        let mut sent = 0;
-        loop {
-            let mut sent_any = false;
-            let tasks = self.agent.outbox.acked();
-            self.in_flight
-                .retain(|task, _| tasks.iter().any(|(listed, _)| listed == task));
-            for (task_id, acked) in tasks {
-                if !self.may_send(task_id, acked) {
-                    continue;
-                }
-                let after = self.sent.get(&task_id).copied().unwrap_or(acked).max(acked);
-                if let Some(batch) =
-                    self.agent
-                        .outbox
-                        .batch(task_id, after, BATCH_EVENTS, BATCH_BYTES)
-                {
-                    let last = batch.events.last().map_or(after, |event| event.seq);
-                    self.send(Outgoing::Events(batch)).await?;
-                    self.sent.insert(task_id, last);
-                    self.in_flight
-                        .entry(task_id)
-                        .or_default()
-                        .push_back((last, Instant::now()));
-                    sent_any = true;
-                    sent += 1;
-                    if sent >= BATCHES_PER_TURN {
-                        return Ok(true);
-                    }
-                }
-            }
-            if !sent_any {
-                return Ok(false);
-            }
-        }
-    }
-
-    /// Whether another batch of `task_id` may go out: fewer than
-    /// [`BATCHES_IN_FLIGHT`] are unacknowledged. A batch unacknowledged past
-    /// [`ACK_TIMEOUT`] is given up on, and everything after `acked` is sent
-    /// again (the controller drops what it already has).
-    fn may_send(&mut self, task_id: TaskId, acked: u64) -> bool {
-        let window = self.in_flight.entry(task_id).or_default();
-        if prune_in_flight(window, acked, Instant::now()) {
-            // Resend from the last ack.
-            self.sent.insert(task_id, acked);
-        }
-        window.len() < BATCHES_IN_FLIGHT
-    }
-
     async fn handle(&mut self, message: berth_proto::v1::ControllerMessage) {
         match message.kind {
             Some(Incoming::Assign(assign)) => {
@@ -406,120 +343,9 @@ impl Pump {
     }
 }
 
-/// Drops the batches `acked` covers from a task's in-flight window; when
-/// the oldest left has waited past [`ACK_TIMEOUT`], empties the window and
-/// returns true: everything after `acked` must be sent again.
-fn prune_in_flight(window: &mut VecDeque<(u64, Instant)>, acked: u64, now: Instant) -> bool {
-    while window.front().is_some_and(|(last, _)| *last <= acked) {
-        window.pop_front();
-    }
-    let expired = window
-        .front()
-        .is_some_and(|(_, sent_at)| now.duration_since(*sent_at) > ACK_TIMEOUT);
-    if expired {
-        window.clear();
-    }
-    expired
-}
-
-/// Relays a container's output to the controller until the container
-/// stops, the controller says stop, or the connection goes.
-async fn relay(
-    agent: Arc<Agent>,
-    request: berth_proto::v1::FollowContainer,
-    sender: mpsc::Sender<AgentMessage>,
-    cancel: tokio_util::sync::CancellationToken,
-) {
-    use berth_proto::v1::ContainerOutput;
-    let request_id = request.request_id;
-    let name = crate::stage::docker::name_for(
-        &request.app,
-        &request.environment,
-        &agent.identity.name,
-        &request.deployment_id,
-    );
-    if let Ok(docker) = crate::stage::docker::connect(&agent.docker_host).await {
-        crate::stage::docker::follow_output(&docker, &name, &cancel, |lines| {
-            let message = AgentMessage {
-                kind: Some(Outgoing::Output(ContainerOutput {
-                    request_id,
-                    lines,
-                    ended: false,
-                })),
-            };
-            sender.try_send(message).is_ok() || !sender.is_closed()
-        })
-        .await;
-    }
-    let ended = AgentMessage {
-        kind: Some(Outgoing::Output(ContainerOutput {
-            request_id,
-            lines: Vec::new(),
-            ended: true,
-        })),
-    };
-    let _ = sender.send(ended).await;
-    agent.stop_relay(request_id);
-}
-
-/// What berth runs on this host, for a fleet-wide inspect.
-async fn inspect(
-    agent: &Agent,
-    request: berth_proto::v1::InspectRequest,
-) -> berth_proto::v1::InspectReply {
-    let app = Some(request.app.as_str()).filter(|app| !app.is_empty());
-    let routes: Vec<String> = agent
-        .routes
-        .all()
-        .into_iter()
-        .filter(|route| app.is_none_or(|app| route.app == app))
-        .map(|route| format!("{} -> {} ({})", route.domain, route.upstream, route.id))
-        .collect();
-    let reply = inspect_containers(agent, &request, app).await;
-    berth_proto::v1::InspectReply { routes, ..reply }
-}
-
-async fn inspect_containers(
-    agent: &Agent,
-    request: &berth_proto::v1::InspectRequest,
-    app: Option<&str>,
-) -> berth_proto::v1::InspectReply {
-    let result = match crate::stage::docker::connect(&agent.docker_host).await {
-        Ok(docker) => crate::stage::docker::inspect(&docker, &agent.identity.name, app).await,
-        Err(err) => Err(format!("cannot reach Docker at {err}")),
-    };
-    match result {
-        Ok(mut views) if !views.is_empty() => {
-            for view in &mut views {
-                if let Some((healthy, detail)) = agent.monitor.of(&view.deployment_id) {
-                    view.health = if healthy {
-                        "healthy".into()
-                    } else {
-                        format!("unhealthy: {detail}")
-                    };
-                }
-            }
-            berth_proto::v1::InspectReply {
-                request_id: request.request_id,
-                json: serde_json::to_string(&views).unwrap_or_default(),
-                ..Default::default()
-            }
-        }
-        Ok(views) => berth_proto::v1::InspectReply {
-            request_id: request.request_id,
-            json: serde_json::to_string(&views).unwrap_or_default(),
-            ..Default::default()
-        },
-        Err(error) => berth_proto::v1::InspectReply {
-            request_id: request.request_id,
-            error,
-            ..Default::default()
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::batches::{ACK_TIMEOUT, prune_in_flight};
     use super::*;
 
     #[test]

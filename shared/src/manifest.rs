@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use toml::{Table, Value};
 
-use crate::labels::{Labels, check_label_part};
+use crate::labels::Labels;
 
 /// Largest manifest accepted, in bytes.
 pub const MAX_MANIFEST_BYTES: usize = 256 * 1024;
@@ -213,13 +213,6 @@ struct Checker {
 }
 
 impl Checker {
-    fn error(&mut self, path: &str, message: impl Into<String>) {
-        self.issues.push(Issue {
-            path: path.to_string(),
-            message: message.into(),
-        });
-    }
-
     fn manifest(&mut self, table: &Table) -> Manifest {
         const KEYS: [&str; 11] = [
             "app",
@@ -315,275 +308,6 @@ impl Checker {
             timeout,
         }
     }
-
-    fn unknown_keys(&mut self, prefix: &str, table: &Table, known: &[&str]) {
-        for key in table.keys().filter(|key| !known.contains(&key.as_str())) {
-            let path = join(prefix, key);
-            self.error(
-                &path,
-                format!("is not a known key; expected one of: {}", known.join(", ")),
-            );
-        }
-    }
-
-    fn string<'v>(&mut self, path: &str, value: &'v Value) -> Option<&'v str> {
-        match value.as_str() {
-            Some(text) => Some(text),
-            None => {
-                self.error(path, format!("must be a string, not {}", value.type_str()));
-                None
-            }
-        }
-    }
-
-    fn name(&mut self, path: &str, value: &Value) -> Option<String> {
-        let text = self.string(path, value)?;
-        let valid_chars = text
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if text.is_empty()
-            || text.len() > 63
-            || !valid_chars
-            || text.starts_with('-')
-            || text.ends_with('-')
-        {
-            self.error(
-                path,
-                format!("`{text}` must be 1 to 63 characters of a-z, 0-9 and `-`, not starting or ending with `-`"),
-            );
-            return None;
-        }
-        Some(text.to_string())
-    }
-
-    fn version(&mut self, path: &str, value: &Value) -> Option<String> {
-        let text = self.string(path, value)?;
-        if let Err(message) = check_version(text) {
-            self.error(path, message);
-            return None;
-        }
-        Some(text.to_string())
-    }
-
-    fn table<'v>(&mut self, path: &str, value: &'v Value) -> Option<&'v Table> {
-        match value.as_table() {
-            Some(table) => Some(table),
-            None => {
-                self.error(path, format!("must be a table, not {}", value.type_str()));
-                None
-            }
-        }
-    }
-
-    fn count(&mut self, path: &str, value: &Value, min: i64) -> Option<u32> {
-        match value.as_integer() {
-            Some(number) if number < min => {
-                self.error(path, format!("must be at least {min}"));
-                None
-            }
-            Some(number) => match u32::try_from(number) {
-                Ok(number) => Some(number),
-                Err(_) => {
-                    self.error(path, "is too large");
-                    None
-                }
-            },
-            None => {
-                self.error(
-                    path,
-                    format!("must be a whole number, not {}", value.type_str()),
-                );
-                None
-            }
-        }
-    }
-
-    fn target(&mut self, value: Option<&Value>) -> Target {
-        let mut target = Target::default();
-        let Some(table) = value.and_then(|value| self.table("target", value)) else {
-            if value.is_none() {
-                self.error(
-                    "target",
-                    "is required; add [target] with labels = { role = \"web\" } or hosts = [\"name\"]",
-                );
-            }
-            return target;
-        };
-        self.unknown_keys(
-            "target",
-            table,
-            &[
-                "labels",
-                "hosts",
-                "max_parallel",
-                "max_failures",
-                "on_failure",
-            ],
-        );
-        if let Some(labels) = table.get("labels") {
-            target.labels = self.labels("target.labels", labels);
-        }
-        if let Some(hosts) = table.get("hosts") {
-            target.hosts = self.strings("target.hosts", hosts, |host| {
-                check_label_part(host, false).map_err(|err| format!("host name {err}"))
-            });
-        }
-        if target.labels.is_empty()
-            && target.hosts.is_empty()
-            && !table.contains_key("labels")
-            && !table.contains_key("hosts")
-        {
-            self.error(
-                "target",
-                "names no hosts; add labels = { role = \"web\" } or hosts = [\"name\"]",
-            );
-        }
-        target.max_parallel = table
-            .get("max_parallel")
-            .and_then(|value| self.count("target.max_parallel", value, 1));
-        target.max_failures = table
-            .get("max_failures")
-            .and_then(|value| self.count("target.max_failures", value, 0))
-            .unwrap_or(0);
-        if let Some(value) = table.get("on_failure")
-            && let Some(text) = self.string("target.on_failure", value)
-        {
-            match text {
-                "rollback" => target.on_failure = OnFailure::Rollback,
-                "stop" => target.on_failure = OnFailure::Stop,
-                "leave" => target.on_failure = OnFailure::Leave,
-                _ => self.error(
-                    "target.on_failure",
-                    format!("is `{text}`; use \"rollback\" (hosts already switched go back to the previous version), \"stop\" (they stop the new one) or \"leave\" (they keep it)"),
-                ),
-            }
-        }
-        target
-    }
-
-    fn labels(&mut self, path: &str, value: &Value) -> Labels {
-        let mut labels = Labels::new();
-        let Some(table) = self.table(path, value) else {
-            return labels;
-        };
-        for (key, value) in table {
-            let key_path = join(path, key);
-            if let Err(err) = check_label_part(key, true) {
-                self.error(&key_path, format!("label key {err}"));
-                continue;
-            }
-            let Some(text) = self.string(&key_path, value) else {
-                continue;
-            };
-            match check_label_part(text, false) {
-                Ok(()) => {
-                    labels.insert(key.clone(), text.to_string());
-                }
-                Err(err) => self.error(&key_path, format!("label value {err}")),
-            }
-        }
-        labels
-    }
-
-    fn strings(
-        &mut self,
-        path: &str,
-        value: &Value,
-        check: impl Fn(&str) -> Result<(), String>,
-    ) -> Vec<String> {
-        let Some(array) = value.as_array() else {
-            self.error(
-                path,
-                format!("must be an array of strings, not {}", value.type_str()),
-            );
-            return Vec::new();
-        };
-        let mut items = Vec::new();
-        for (index, item) in array.iter().enumerate() {
-            let item_path = format!("{path}[{index}]");
-            let Some(text) = self.string(&item_path, item) else {
-                continue;
-            };
-            match check(text) {
-                Ok(()) => items.push(text.to_string()),
-                Err(message) => self.error(&item_path, message),
-            }
-        }
-        items
-    }
-
-    fn script(&mut self, path: &str, value: &Value) -> Option<Script> {
-        let table = self.table(path, value)?;
-        self.unknown_keys(path, table, &["run", "timeout"]);
-        let run_path = join(path, "run");
-        let run = match table.get("run") {
-            Some(value) => self.strings(&run_path, value, check_command),
-            None => {
-                self.error(
-                    &run_path,
-                    "is required; list the commands, e.g. run = [\"./install.sh\"]",
-                );
-                Vec::new()
-            }
-        };
-        if table
-            .get("run")
-            .and_then(Value::as_array)
-            .is_some_and(Vec::is_empty)
-        {
-            self.error(
-                &run_path,
-                "is empty; list at least one command or remove the section",
-            );
-        }
-        if run.len() > MAX_COMMANDS {
-            self.error(
-                &run_path,
-                format!("has {} commands; the limit is {MAX_COMMANDS}", run.len()),
-            );
-        }
-        let timeout = match table.get("timeout") {
-            None => DEFAULT_SCRIPT_TIMEOUT,
-            Some(value) => self.timeout(&join(path, "timeout"), value)?,
-        };
-        Some(Script { run, timeout })
-    }
-
-    fn timeout(&mut self, path: &str, value: &Value) -> Option<Duration> {
-        let text = self.string(path, value)?;
-        match crate::time::parse_duration(text) {
-            Ok(duration) if duration < Duration::from_secs(1) || duration > MAX_SCRIPT_TIMEOUT => {
-                self.error(path, "must be between 1s and 24h");
-                None
-            }
-            Ok(duration) => Some(duration),
-            Err(message) => {
-                self.error(path, message);
-                None
-            }
-        }
-    }
-}
-
-fn join(prefix: &str, key: &str) -> String {
-    if prefix.is_empty() {
-        key.to_string()
-    } else {
-        format!("{prefix}.{key}")
-    }
-}
-
-fn check_command(command: &str) -> Result<(), String> {
-    if command.trim().is_empty() {
-        return Err("is an empty command".into());
-    }
-    if command.len() > MAX_COMMAND_BYTES {
-        return Err(format!("is longer than {MAX_COMMAND_BYTES} bytes"));
-    }
-    if command.contains('\0') {
-        return Err("contains a NUL byte".into());
-    }
-    Ok(())
 }
 
 /// Checks a version string (from the manifest or `--version`).
@@ -613,6 +337,10 @@ pub fn check_environment(text: &str) -> Result<(), String> {
 
 mod build;
 mod container;
+mod read;
+mod sections;
+
+use read::join;
 mod health;
 mod proxy;
 pub use build::{Build, BuildKind, DEFAULT_BUILD_TIMEOUT};

@@ -9,7 +9,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use toml::Value;
 
-use super::{Checker, check_command, join};
+use super::sections::check_command;
+use super::{Checker, join};
 use crate::labels::Labels;
 
 /// Default time a build may take.

@@ -23,12 +23,12 @@ use super::BoxStream;
 use crate::ops::rerun::Claim;
 use crate::server::Context;
 
+mod codec;
 mod deployments;
 mod fleet;
-mod wire;
 
-use wire::json;
-pub use wire::{chunks, first_chunk};
+use codec::json;
+pub use codec::{chunks, first_chunk};
 
 pub struct CliApi {
     context: Arc<Context>,

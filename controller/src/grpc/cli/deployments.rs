@@ -11,7 +11,7 @@ use berth_proto::v1::{
 };
 use tonic::{Request, Response, Status, Streaming};
 
-use super::wire::{self, chunks, first_chunk, json, stream_of};
+use super::codec::{self, chunks, first_chunk, json, stream_of};
 use super::{claim, deployment, reply};
 use crate::grpc::BoxStream;
 use crate::grpc::auth::caller;
@@ -49,7 +49,7 @@ pub async fn create_deployment(
     request: Request<CreateDeploymentRequest>,
 ) -> Result<Response<DeploymentReply>, Status> {
     let caller = caller(&request)?;
-    let new = wire::new_deployment(request.into_inner());
+    let new = codec::new_deployment(request.into_inner());
     let created = ops::create::create(context, &caller, new).await?;
     let mut response = Response::new(deployment(&created.deployment)?);
     if created.existing {
@@ -75,7 +75,7 @@ pub async fn list_deployments(
     request: Request<ListDeploymentsRequest>,
 ) -> Result<Response<ListDeploymentsResponse>, Status> {
     let caller = caller(&request)?;
-    let list = wire::list_request(request.into_inner());
+    let list = codec::list_request(request.into_inner());
     let found = ops::deployments::list(context, &caller, list).await?;
     Ok(Response::new(ListDeploymentsResponse {
         json: json(&found)?,
@@ -98,9 +98,9 @@ pub async fn get_logs(
     request: Request<GetLogsRequest>,
 ) -> Result<Response<BoxStream<LogRecord>>, Status> {
     let caller = caller(&request)?;
-    let logs = wire::logs_request(request.into_inner())?;
+    let logs = codec::logs_request(request.into_inner())?;
     let lines = ops::follow::logs(context.clone(), &caller, logs)?;
-    Ok(Response::new(stream_of(lines, wire::log_record)))
+    Ok(Response::new(stream_of(lines, codec::log_record)))
 }
 
 pub async fn stop_app(
@@ -109,7 +109,7 @@ pub async fn stop_app(
 ) -> Result<Response<DeploymentReply>, Status> {
     let caller = caller(&request)?;
     let StopAppRequest { app, environment } = request.into_inner();
-    let stopped = ops::stop::stop(context, &caller, &wire::app_ref(app, environment)).await?;
+    let stopped = ops::stop::stop(context, &caller, &codec::app_ref(app, environment)).await?;
     Ok(Response::new(deployment(&stopped)?))
 }
 
@@ -165,7 +165,7 @@ pub async fn start_app(
 ) -> Result<Response<DeploymentReply>, Status> {
     let caller = caller(&request)?;
     let StopAppRequest { app, environment } = request.into_inner();
-    let started = ops::rerun::start(context, &caller, &wire::app_ref(app, environment)).await?;
+    let started = ops::rerun::start(context, &caller, &codec::app_ref(app, environment)).await?;
     Ok(Response::new(deployment(&started)?))
 }
 
@@ -174,7 +174,7 @@ pub async fn rollback(
     request: Request<RollbackRequest>,
 ) -> Result<Response<DeploymentReply>, Status> {
     let caller = caller(&request)?;
-    let rollback = wire::rollback(request.into_inner())?;
+    let rollback = codec::rollback(request.into_inner())?;
     let made = ops::rerun::rollback(context, &caller, &rollback).await?;
     Ok(Response::new(deployment(&made)?))
 }

@@ -11,8 +11,8 @@ use berth_proto::v1::{
 };
 use tonic::{Request, Response, Status};
 
+use super::codec::{self, json, stream_of};
 use super::reply;
-use super::wire::{self, json, stream_of};
 use crate::grpc::BoxStream;
 use crate::grpc::auth::caller;
 use crate::ops;
@@ -39,9 +39,9 @@ pub async fn exec(
     request: Request<FleetExecRequest>,
 ) -> Result<Response<BoxStream<FleetExecEvent>>, Status> {
     let caller = caller(&request)?;
-    let exec = wire::exec_request(request.into_inner());
+    let exec = codec::exec_request(request.into_inner());
     let events = ops::exec::exec(context.clone(), &caller, exec)?;
-    Ok(Response::new(stream_of(events, wire::exec_event)))
+    Ok(Response::new(stream_of(events, codec::exec_event)))
 }
 
 pub async fn list_audit(

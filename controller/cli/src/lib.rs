@@ -19,6 +19,7 @@ mod show;
 mod stop;
 mod tokens;
 mod watch;
+pub mod wire;
 
 use std::path::PathBuf;
 use std::time::Duration;

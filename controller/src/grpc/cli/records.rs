@@ -21,6 +21,8 @@ use crate::ops::{Code, Error};
 
 mod admin;
 mod fleet;
+#[cfg(test)]
+mod tests;
 
 pub use admin::{audit, logged_out, purged, registry, registry_list};
 pub use fleet::{

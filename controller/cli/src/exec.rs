@@ -9,6 +9,7 @@ use berth_shared::record::FleetJob;
 use clap::Args;
 
 use super::output::{Format, emit, progress};
+use super::wire;
 use super::{Failure, Outcome, Session};
 
 #[derive(Args, Debug)]
@@ -41,7 +42,7 @@ pub async fn exec(session: &mut Session, args: ExecArgs) -> Outcome {
     let mut job: Option<FleetJob> = None;
     while let Some(event) = events.message().await? {
         if let Some(finished) = event.job {
-            job = Some(super::wire::fleet_job(finished));
+            job = Some(wire::fleet_job(finished));
             continue;
         }
         if format != Format::Json {

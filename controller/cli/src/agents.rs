@@ -6,8 +6,8 @@ use berth_shared::labels::format_labels;
 use berth_shared::record::AgentView;
 use clap::Subcommand;
 
-use super::deploy::parse;
 use super::output::{Column, ago, emit, grid, size};
+use super::wire;
 use super::{Outcome, Session};
 
 #[derive(Subcommand, Debug)]
@@ -60,7 +60,7 @@ pub async fn run(session: &mut Session, command: AgentsCommand) -> Outcome {
                 .list_agents(ListAgentsRequest {})
                 .await?
                 .into_inner();
-            let agents: Vec<AgentView> = parse(&reply.json)?;
+            let agents: Vec<AgentView> = wire::agents(reply)?;
             emit(session.format, &agents, || {
                 let mut rows = grid(
                     session.format,
@@ -120,7 +120,7 @@ pub async fn run(session: &mut Session, command: AgentsCommand) -> Outcome {
                 .get_agent(GetAgentRequest { name })
                 .await?
                 .into_inner();
-            let agent: AgentView = parse(&reply.json)?;
+            let agent: AgentView = wire::agent(reply)?;
             emit(session.format, &agent, || describe(&agent));
         }
         AgentsCommand::Label {
@@ -136,7 +136,7 @@ pub async fn run(session: &mut Session, command: AgentsCommand) -> Outcome {
                 remove: change.remove,
             };
             let reply = session.client.label_agent(request).await?.into_inner();
-            let agent: AgentView = parse(&reply.json)?;
+            let agent: AgentView = wire::agent(reply)?;
             emit(session.format, &agent, || {
                 format!("agent {} labels: {}", agent.name, all_labels(&agent))
             });
@@ -147,7 +147,7 @@ pub async fn run(session: &mut Session, command: AgentsCommand) -> Outcome {
                 .revoke_agent(GetAgentRequest { name })
                 .await?
                 .into_inner();
-            let agent: AgentView = parse(&reply.json)?;
+            let agent: AgentView = wire::agent(reply)?;
             emit(session.format, &agent, || {
                 format!(
                     "agent {} revoked; its stream was cut and it cannot reconnect",
@@ -212,7 +212,7 @@ pub async fn inspect(session: &mut Session, app: Option<String>, selector: Strin
     let mut replies = session.client.inspect(request).await?.into_inner();
     let mut hosts: Vec<berth_shared::record::HostInspect> = Vec::new();
     while let Some(reply) = replies.message().await? {
-        hosts.push(parse(&reply.json)?);
+        hosts.push(wire::host_inspect(reply)?);
     }
     emit(session.format, &hosts, || {
         let mut rows = grid(

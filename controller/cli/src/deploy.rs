@@ -13,6 +13,7 @@ use clap::Args;
 
 use super::live::{LiveOptions, follow_with};
 use super::output::{emit, progress};
+use super::wire;
 use super::{Failure, Outcome, Session};
 
 #[derive(Args, Debug)]
@@ -162,7 +163,7 @@ pub async fn deploy(session: &mut Session, args: DeployArgs) -> Outcome {
         rebuild: args.rebuild,
     };
     let (reply, existing) = create(session, request, args.wait_for_agents).await?;
-    let deployment: Deployment = parse(&reply.json)?;
+    let deployment: Deployment = wire::deployment(reply)?;
     let hosts: Vec<&str> = deployment
         .tasks
         .iter()
@@ -290,10 +291,6 @@ async fn upload_reporting(
         &format!("{what} {digest} ({}) {how}", super::output::size(size)),
     );
     Ok(())
-}
-
-pub fn parse<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, Failure> {
-    serde_json::from_str(json).map_err(|err| Failure::new(exit::FAILED, format!("the controller sent a reply this CLI cannot read ({err}); are the versions matched?")))
 }
 
 pub fn summary(deployment: &Deployment) -> String {

@@ -8,8 +8,8 @@ use berth_shared::exit;
 use berth_shared::record::FleetJob;
 use clap::Args;
 
-use super::deploy::parse;
 use super::output::{Format, emit, progress};
+use super::wire;
 use super::{Failure, Outcome, Session};
 
 #[derive(Args, Debug)]
@@ -41,8 +41,8 @@ pub async fn exec(session: &mut Session, args: ExecArgs) -> Outcome {
     let mut events = session.client.exec(request).await?.into_inner();
     let mut job: Option<FleetJob> = None;
     while let Some(event) = events.message().await? {
-        if !event.job_json.is_empty() {
-            job = Some(parse(&event.job_json)?);
+        if let Some(finished) = event.job {
+            job = Some(wire::fleet_job(finished));
             continue;
         }
         if format != Format::Json {

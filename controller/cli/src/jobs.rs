@@ -7,8 +7,8 @@ use berth_shared::exit;
 use berth_shared::record::FleetJob;
 use clap::Subcommand;
 
-use super::deploy::parse;
 use super::output::{Column, ago, emit, grid};
+use super::wire;
 use super::{Outcome, Session};
 
 #[derive(Subcommand, Debug)]
@@ -34,7 +34,7 @@ pub async fn run(session: &mut Session, command: JobsCommand) -> Outcome {
                 .list_jobs(ListJobsRequest { limit })
                 .await?
                 .into_inner();
-            let jobs: Vec<FleetJob> = parse(&reply.json)?;
+            let jobs: Vec<FleetJob> = wire::jobs(reply);
             emit(session.format, &jobs, || {
                 if jobs.is_empty() {
                     return "no jobs; `berth exec` runs one".to_string();
@@ -70,7 +70,7 @@ pub async fn run(session: &mut Session, command: JobsCommand) -> Outcome {
                 .get_job(GetJobRequest { id })
                 .await?
                 .into_inner();
-            let job: FleetJob = parse(&reply.json)?;
+            let job: FleetJob = wire::job(reply)?;
             emit(session.format, &job, || describe(&job));
             Ok(exit::OK)
         }

@@ -6,9 +6,10 @@ use berth_shared::record::Deployment;
 use berth_shared::state::DeploymentStatus;
 use clap::Args;
 
-use super::deploy::{finish, parse, summary};
+use super::deploy::{finish, summary};
 use super::live::follow;
-use super::output::{emit, progress};
+use super::output::{emit, emit_sorted, progress};
+use super::wire;
 use super::{Outcome, Session};
 
 #[derive(Args, Debug)]
@@ -81,7 +82,7 @@ pub async fn cancel(session: &mut Session, id: &str, detach: bool) -> Outcome {
         .cancel_deployment(GetDeploymentRequest { id: id.to_string() })
         .await?
         .into_inner();
-    let deployment: Deployment = parse(&reply.json)?;
+    let deployment: Deployment = wire::deployment(reply)?;
     let format = session.format;
     progress(
         format,
@@ -110,7 +111,7 @@ pub async fn retry(session: &mut Session, args: RetryArgs) -> Outcome {
         queue: args.queue,
     };
     let reply = session.client.retry_deployment(request).await?.into_inner();
-    let deployment: Deployment = parse(&reply.json)?;
+    let deployment: Deployment = wire::deployment(reply)?;
     progress(
         session.format,
         &format!(
@@ -132,7 +133,7 @@ pub async fn redeploy(session: &mut Session, args: RerunArgs) -> Outcome {
         .redeploy_deployment(request)
         .await?
         .into_inner();
-    let deployment: Deployment = parse(&reply.json)?;
+    let deployment: Deployment = wire::deployment(reply)?;
     progress(
         session.format,
         &format!("deployment {} runs again", deployment.id),
@@ -146,7 +147,7 @@ pub async fn start(session: &mut Session, args: StartArgs) -> Outcome {
         environment: args.environment.clone().unwrap_or_default(),
     };
     let reply = session.client.start_app(request).await?.into_inner();
-    let deployment: Deployment = parse(&reply.json)?;
+    let deployment: Deployment = wire::deployment(reply)?;
     progress(
         session.format,
         &format!(
@@ -166,7 +167,7 @@ pub async fn rollback(session: &mut Session, args: RollbackArgs) -> Outcome {
         queue: args.queue,
     };
     let reply = session.client.rollback(request).await?.into_inner();
-    let deployment: Deployment = parse(&reply.json)?;
+    let deployment: Deployment = wire::deployment(reply)?;
     progress(
         session.format,
         &format!(
@@ -190,11 +191,11 @@ pub async fn purge(session: &mut Session, id: &str) -> Outcome {
         .purge_deployment(GetDeploymentRequest { id: id.to_string() })
         .await?
         .into_inner();
-    let purged: serde_json::Value = parse(&reply.json)?;
-    emit(session.format, &purged, || {
+    let purged = wire::purged(reply)?;
+    emit_sorted(session.format, &purged, || {
         format!(
             "deployment {id} and its {} log lines are forgotten; what it made on the hosts is left as it is",
-            purged["log_lines_removed"]
+            purged.log_lines_removed
         )
     });
     Ok(exit::OK)
@@ -209,8 +210,8 @@ pub async fn audit(session: &mut Session, args: AuditArgs) -> Outcome {
         })
         .await?
         .into_inner();
-    let entries: Vec<serde_json::Value> = parse(&reply.json)?;
-    emit(session.format, &entries, || {
+    let entries = wire::audit(reply);
+    emit_sorted(session.format, &entries, || {
         use super::output::Column;
         let mut table = super::output::grid(
             session.format,
@@ -223,13 +224,12 @@ pub async fn audit(session: &mut Session, args: AuditArgs) -> Outcome {
             ],
         );
         for entry in &entries {
-            let text = |key: &str| entry[key].as_str().unwrap_or_default().to_string();
             table.row(vec![
-                text("at"),
-                text("who"),
-                text("action"),
-                text("target"),
-                text("outcome"),
+                entry.at.to_string(),
+                entry.who.clone(),
+                entry.action.clone(),
+                entry.target.clone(),
+                entry.outcome.clone(),
             ]);
         }
         table.to_string()

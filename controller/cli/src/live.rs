@@ -21,8 +21,8 @@ use berth_shared::exit;
 use berth_shared::record::Deployment;
 use tonic::Code;
 
-use super::deploy::parse;
 use super::output::transition_text;
+use super::wire;
 use super::{Failure, Session};
 use view::View;
 
@@ -203,7 +203,7 @@ impl Live {
             let due = self.view.due();
             tokio::select! {
                 reply = watch.message() => match reply? {
-                    Some(reply) => self.add_snapshot(parse(&reply.json).map_err(Broken::Final)?),
+                    Some(reply) => self.add_snapshot(wire::deployment(reply).map_err(Broken::Final)?),
                     None if berth_shared::record::is_quiet(&self.last) => break,
                     // The controller is shutting down.
                     None => return Err(Broken::Connection("the controller ended the live view".into())),

@@ -27,6 +27,17 @@ pub fn emit<T: Serialize>(format: Format, value: &T, human: impl FnOnce() -> Str
     }
 }
 
+/// Prints `value` as [`emit`] does, but with the keys of its JSON objects
+/// in alphabetical order, not the record's field order: how `-o json`
+/// printed the records this CLI once read as untyped JSON (`purge`,
+/// `audit`, `registry`), kept byte for byte.
+pub fn emit_sorted<T: Serialize>(format: Format, value: &T, human: impl FnOnce() -> String) {
+    match serde_json::to_value(value) {
+        Ok(sorted) => emit(format, &sorted, human),
+        Err(_) => emit(format, value, human),
+    }
+}
+
 /// Progress text: stdout for people, stderr when stdout holds JSON.
 pub fn progress(format: Format, line: &str) {
     match format {

@@ -8,7 +8,7 @@ use berth_shared::record::{Deployment, Transition};
 use berth_shared::state::DeploymentStatus;
 
 use super::Session;
-use super::deploy::parse;
+use super::wire;
 
 /// The notice for deployment `id` once its follow ended, if a newer
 /// deployment replaces it.
@@ -19,7 +19,7 @@ pub async fn notice(session: &mut Session, id: &str) -> Option<String> {
         .await
         .ok()?
         .into_inner();
-    let deployment: Deployment = parse(&reply.json).ok()?;
+    let deployment: Deployment = wire::deployment(reply).ok()?;
     if let Some(newer) = superseded_by(deployment.status, &deployment.transitions) {
         return Some(format!(
             "deployment {id} was superseded by {newer}; follow the new one with `berth logs {newer} -f`"
@@ -40,7 +40,7 @@ pub async fn notice(session: &mut Session, id: &str) -> Option<String> {
         .await
         .ok()?
         .into_inner();
-    let newest: Vec<Deployment> = parse(&reply.json).ok()?;
+    let newest: Vec<Deployment> = wire::deployments(reply.deployments).ok()?;
     let newer = newest
         .into_iter()
         .next()

@@ -6,7 +6,7 @@ use berth_proto::v1::{GetDeploymentRequest, ResolveDeploymentRequest};
 use berth_shared::id::DeploymentId;
 use berth_shared::record::Deployment;
 
-use super::deploy::parse;
+use super::wire;
 use super::{Failure, Session};
 
 /// The deployment `target` names: an id, or else an app. Says on stderr
@@ -29,7 +29,7 @@ pub async fn deployment(
             })
             .await?
             .into_inner();
-        return parse(&reply.json);
+        return wire::deployment(reply);
     }
     let reply = session
         .client
@@ -39,7 +39,7 @@ pub async fn deployment(
         })
         .await?
         .into_inner();
-    let deployment: Deployment = parse(&reply.json)?;
+    let deployment: Deployment = wire::deployment(reply)?;
     eprintln!(
         "{target} in {}: deployment {} ({}, {})",
         deployment.environment, deployment.id, deployment.version, deployment.status

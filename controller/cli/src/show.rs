@@ -6,8 +6,8 @@ use berth_shared::record::{AppStatus, Deployment};
 use berth_shared::state::DeploymentStatus;
 use clap::Args;
 
-use super::deploy::parse;
 use super::output::{Column, ago, emit, grid};
+use super::wire;
 use super::{Outcome, Session};
 use berth_shared::query::Sort;
 
@@ -58,7 +58,7 @@ pub async fn ls(session: &mut Session, args: LsArgs) -> Outcome {
         offset: args.offset,
     };
     let reply = session.client.list_deployments(request).await?.into_inner();
-    let deployments: Vec<Deployment> = parse(&reply.json)?;
+    let deployments: Vec<Deployment> = wire::deployments(reply.deployments)?;
     emit(session.format, &deployments, || {
         let mut rows = grid(
             session.format,
@@ -105,7 +105,7 @@ pub async fn show(session: &mut Session, id: &str) -> Outcome {
         .get_deployment(GetDeploymentRequest { id: id.to_string() })
         .await?
         .into_inner();
-    let deployment: Deployment = parse(&reply.json)?;
+    let deployment: Deployment = wire::deployment(reply)?;
     emit(session.format, &deployment, || {
         describe(&deployment, session.format)
     });
@@ -289,7 +289,7 @@ pub async fn status(session: &mut Session, environment: Option<String>) -> Outco
         })
         .await?
         .into_inner();
-    let rows: Vec<AppStatus> = parse(&reply.json)?;
+    let rows: Vec<AppStatus> = wire::app_statuses(reply)?;
     emit(session.format, &rows, || {
         let mut out = grid(
             session.format,

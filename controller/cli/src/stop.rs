@@ -7,9 +7,10 @@ use berth_shared::record::{Deployment, TaskKind};
 use berth_shared::state::{DeploymentStatus, TaskStatus};
 use clap::Args;
 
-use super::deploy::{parse, summary};
+use super::deploy::summary;
 use super::live::follow;
 use super::output::{emit, progress};
+use super::wire;
 use super::{Outcome, Session};
 
 #[derive(Args, Debug)]
@@ -39,7 +40,7 @@ pub async fn stop(session: &mut Session, args: StopArgs) -> Outcome {
         environment: args.environment.clone().unwrap_or_default(),
     };
     let reply = session.client.stop_app(request).await?.into_inner();
-    let deployment: Deployment = parse(&reply.json)?;
+    let deployment: Deployment = wire::deployment(reply)?;
     let format = session.format;
     progress(
         format,
@@ -75,7 +76,7 @@ async fn stop_selected(session: &mut Session, selector: &str, args: &StopArgs) -
         app: args.app.clone().unwrap_or_default(),
     };
     let reply = session.client.stop_selected(request).await?.into_inner();
-    let started: Vec<Deployment> = parse(&reply.json)?;
+    let started: Vec<Deployment> = wire::deployments(reply.deployments)?;
     let format = session.format;
     let mut ended = Vec::new();
     for deployment in started {
@@ -118,7 +119,7 @@ pub async fn delete(session: &mut Session, id: &str, detach: bool) -> Outcome {
         .delete_deployment(GetDeploymentRequest { id: id.to_string() })
         .await?
         .into_inner();
-    let deployment: Deployment = parse(&reply.json)?;
+    let deployment: Deployment = wire::deployment(reply)?;
     let format = session.format;
     progress(format, &format!("deleting deployment {}", deployment.id));
     let last = if detach {

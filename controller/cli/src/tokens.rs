@@ -6,8 +6,8 @@ use berth_shared::labels::{format_labels, parse_labels};
 use berth_shared::record::TokenView;
 use clap::Subcommand;
 
-use super::deploy::parse;
-use super::output::{Column, emit, grid};
+use super::output::{Column, emit, emit_sorted, grid};
+use super::wire;
 use super::{Failure, Outcome, Session};
 
 #[derive(Subcommand, Debug)]
@@ -73,7 +73,7 @@ pub async fn run(session: &mut Session, command: TokenCommand) -> Outcome {
                 .list_tokens(ListTokensRequest {})
                 .await?
                 .into_inner();
-            let tokens: Vec<TokenView> = parse(&reply.json)?;
+            let tokens: Vec<TokenView> = wire::tokens(reply);
             emit(session.format, &tokens, || {
                 let mut rows = grid(
                     session.format,
@@ -109,7 +109,7 @@ pub async fn run(session: &mut Session, command: TokenCommand) -> Outcome {
                 .revoke_token(RevokeTokenRequest { token_id: id })
                 .await?
                 .into_inner();
-            let token: TokenView = parse(&reply.json)?;
+            let token: TokenView = wire::token(reply)?;
             emit(session.format, &token, || {
                 format!("token {} revoked", token.id)
             });
@@ -174,12 +174,9 @@ pub async fn registry(session: &mut Session, command: RegistryCommand) -> Outcom
                 })
                 .await?
                 .into_inner();
-            let view: serde_json::Value = parse(&reply.json)?;
-            emit(session.format, &view, || {
-                format!(
-                    "credentials for {} stored",
-                    view["server"].as_str().unwrap_or_default()
-                )
+            let view = wire::registry(reply)?;
+            emit_sorted(session.format, &view, || {
+                format!("credentials for {} stored", view.server)
             });
         }
         RegistryCommand::Ls => {
@@ -188,8 +185,8 @@ pub async fn registry(session: &mut Session, command: RegistryCommand) -> Outcom
                 .list_registries(ListRegistriesRequest {})
                 .await?
                 .into_inner();
-            let views: Vec<serde_json::Value> = parse(&reply.json)?;
-            emit(session.format, &views, || {
+            let views = wire::registries(reply);
+            emit_sorted(session.format, &views, || {
                 let mut rows = grid(
                     session.format,
                     &[
@@ -201,10 +198,10 @@ pub async fn registry(session: &mut Session, command: RegistryCommand) -> Outcom
                 );
                 for view in &views {
                     rows.row(vec![
-                        view["server"].as_str().unwrap_or_default().to_string(),
-                        view["username"].as_str().unwrap_or_default().to_string(),
-                        view["created_at"].as_str().unwrap_or_default().to_string(),
-                        view["created_by"].as_str().unwrap_or_default().to_string(),
+                        view.server.clone(),
+                        view.username.clone(),
+                        view.created_at.to_string(),
+                        view.created_by.clone(),
                     ]);
                 }
                 if views.is_empty() {
@@ -220,12 +217,9 @@ pub async fn registry(session: &mut Session, command: RegistryCommand) -> Outcom
                 .registry_logout(RegistryLogoutRequest { server })
                 .await?
                 .into_inner();
-            let view: serde_json::Value = parse(&reply.json)?;
-            emit(session.format, &view, || {
-                format!(
-                    "credentials for {} removed",
-                    view["server"].as_str().unwrap_or_default()
-                )
+            let view = wire::logged_out(reply);
+            emit_sorted(session.format, &view, || {
+                format!("credentials for {} removed", view.server)
             });
         }
     }

@@ -8,14 +8,16 @@ use std::sync::Arc;
 
 use berth_proto::v1::cli_server::Cli;
 use berth_proto::v1::{
-    CreateDeploymentRequest, CreateTokenRequest, CreateTokenResponse, DeploymentReply,
-    FleetExecEvent, FleetExecRequest, GetAgentRequest, GetDeploymentRequest, GetJobRequest,
-    GetLogsRequest, GetStatusRequest, InspectAppRequest, JsonReply, LabelAgentRequest,
-    ListAgentsRequest, ListAuditRequest, ListDeploymentsRequest, ListDeploymentsResponse,
-    ListJobsRequest, ListRegistriesRequest, ListTokensRequest, LogRecord, PutBlobChunk,
-    PutBlobResponse, RegistryLoginRequest, RegistryLogoutRequest, RerunRequest,
-    ResolveDeploymentRequest, RevokeTokenRequest, RollbackRequest, StatBlobRequest,
-    StatBlobResponse, StopAppRequest, StopSelectedRequest, WhoAmIRequest, WhoAmIResponse,
+    AgentList, AgentReply, AuditReply, CreateDeploymentRequest, CreateTokenRequest,
+    CreateTokenResponse, DeploymentList, DeploymentReply, FleetExecEvent, FleetExecRequest,
+    GetAgentRequest, GetDeploymentRequest, GetJobRequest, GetLogsRequest, GetStatusRequest,
+    HostInspect, InspectAppRequest, JobList, JobReply, LabelAgentRequest, ListAgentsRequest,
+    ListAuditRequest, ListDeploymentsRequest, ListDeploymentsResponse, ListJobsRequest,
+    ListRegistriesRequest, ListTokensRequest, LogRecord, PurgeReply, PutBlobChunk, PutBlobResponse,
+    RegistryList, RegistryLoginRequest, RegistryLogoutReply, RegistryLogoutRequest, RegistryReply,
+    RerunRequest, ResolveDeploymentRequest, RevokeTokenRequest, RollbackRequest, StatBlobRequest,
+    StatBlobResponse, StatusReply, StopAppRequest, StopSelectedRequest, TokenList, TokenReply,
+    WhoAmIRequest, WhoAmIResponse,
 };
 use tonic::{Request, Response, Status, Streaming};
 
@@ -23,12 +25,12 @@ use super::BoxStream;
 use crate::ops::rerun::Claim;
 use crate::server::Context;
 
+mod codec;
 mod deployments;
 mod fleet;
-mod wire;
+mod records;
 
-use wire::json;
-pub use wire::{chunks, first_chunk};
+pub use codec::{chunks, first_chunk};
 
 pub struct CliApi {
     context: Arc<Context>,
@@ -38,18 +40,6 @@ impl CliApi {
     pub fn new(context: Arc<Context>) -> CliApi {
         CliApi { context }
     }
-}
-
-/// A record as a JSON reply.
-pub(super) fn reply<T: serde::Serialize>(value: &T) -> Result<Response<JsonReply>, Status> {
-    Ok(Response::new(JsonReply { json: json(value)? }))
-}
-
-/// A deployment as a deployment reply.
-pub(super) fn deployment(
-    value: &berth_shared::record::Deployment,
-) -> Result<DeploymentReply, Status> {
-    Ok(DeploymentReply { json: json(value)? })
 }
 
 pub(super) fn claim(request: &RerunRequest) -> Claim {
@@ -64,7 +54,7 @@ impl Cli for CliApi {
     type WatchDeploymentStream = BoxStream<DeploymentReply>;
     type GetLogsStream = BoxStream<LogRecord>;
     type ExecStream = BoxStream<FleetExecEvent>;
-    type InspectStream = BoxStream<JsonReply>;
+    type InspectStream = BoxStream<HostInspect>;
 
     async fn who_am_i(
         &self,
@@ -132,7 +122,7 @@ impl Cli for CliApi {
     async fn stop_selected(
         &self,
         request: Request<StopSelectedRequest>,
-    ) -> Result<Response<JsonReply>, Status> {
+    ) -> Result<Response<DeploymentList>, Status> {
         deployments::stop_selected(&self.context, request).await
     }
 
@@ -181,7 +171,7 @@ impl Cli for CliApi {
     async fn purge_deployment(
         &self,
         request: Request<GetDeploymentRequest>,
-    ) -> Result<Response<JsonReply>, Status> {
+    ) -> Result<Response<PurgeReply>, Status> {
         deployments::purge_deployment(&self.context, request).await
     }
 
@@ -195,14 +185,14 @@ impl Cli for CliApi {
     async fn list_audit(
         &self,
         request: Request<ListAuditRequest>,
-    ) -> Result<Response<JsonReply>, Status> {
+    ) -> Result<Response<AuditReply>, Status> {
         fleet::list_audit(&self.context, request).await
     }
 
     async fn get_status(
         &self,
         request: Request<GetStatusRequest>,
-    ) -> Result<Response<JsonReply>, Status> {
+    ) -> Result<Response<StatusReply>, Status> {
         fleet::get_status(&self.context, request).await
     }
 
@@ -216,21 +206,21 @@ impl Cli for CliApi {
     async fn registry_login(
         &self,
         request: Request<RegistryLoginRequest>,
-    ) -> Result<Response<JsonReply>, Status> {
+    ) -> Result<Response<RegistryReply>, Status> {
         fleet::registry_login(&self.context, request).await
     }
 
     async fn list_registries(
         &self,
         request: Request<ListRegistriesRequest>,
-    ) -> Result<Response<JsonReply>, Status> {
+    ) -> Result<Response<RegistryList>, Status> {
         fleet::list_registries(&self.context, request).await
     }
 
     async fn registry_logout(
         &self,
         request: Request<RegistryLogoutRequest>,
-    ) -> Result<Response<JsonReply>, Status> {
+    ) -> Result<Response<RegistryLogoutReply>, Status> {
         fleet::registry_logout(&self.context, request).await
     }
 
@@ -244,42 +234,39 @@ impl Cli for CliApi {
     async fn list_jobs(
         &self,
         request: Request<ListJobsRequest>,
-    ) -> Result<Response<JsonReply>, Status> {
+    ) -> Result<Response<JobList>, Status> {
         fleet::list_jobs(&self.context, request).await
     }
 
-    async fn get_job(
-        &self,
-        request: Request<GetJobRequest>,
-    ) -> Result<Response<JsonReply>, Status> {
+    async fn get_job(&self, request: Request<GetJobRequest>) -> Result<Response<JobReply>, Status> {
         fleet::get_job(&self.context, request).await
     }
 
     async fn list_agents(
         &self,
         request: Request<ListAgentsRequest>,
-    ) -> Result<Response<JsonReply>, Status> {
+    ) -> Result<Response<AgentList>, Status> {
         fleet::list_agents(&self.context, request).await
     }
 
     async fn get_agent(
         &self,
         request: Request<GetAgentRequest>,
-    ) -> Result<Response<JsonReply>, Status> {
+    ) -> Result<Response<AgentReply>, Status> {
         fleet::get_agent(&self.context, request).await
     }
 
     async fn revoke_agent(
         &self,
         request: Request<GetAgentRequest>,
-    ) -> Result<Response<JsonReply>, Status> {
+    ) -> Result<Response<AgentReply>, Status> {
         fleet::revoke_agent(&self.context, request).await
     }
 
     async fn label_agent(
         &self,
         request: Request<LabelAgentRequest>,
-    ) -> Result<Response<JsonReply>, Status> {
+    ) -> Result<Response<AgentReply>, Status> {
         fleet::label_agent(&self.context, request).await
     }
 
@@ -293,14 +280,14 @@ impl Cli for CliApi {
     async fn list_tokens(
         &self,
         request: Request<ListTokensRequest>,
-    ) -> Result<Response<JsonReply>, Status> {
+    ) -> Result<Response<TokenList>, Status> {
         fleet::list_tokens(&self.context, request).await
     }
 
     async fn revoke_token(
         &self,
         request: Request<RevokeTokenRequest>,
-    ) -> Result<Response<JsonReply>, Status> {
+    ) -> Result<Response<TokenReply>, Status> {
         fleet::revoke_token(&self.context, request).await
     }
 }

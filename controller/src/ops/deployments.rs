@@ -4,8 +4,8 @@
 use berth_shared::id::DeploymentId;
 use berth_shared::query::Sort;
 use berth_shared::record::Deployment;
+pub use berth_shared::record::Purged;
 use berth_shared::state::DeploymentStatus;
-use serde::Serialize;
 use tracing::info;
 
 use super::{Caller, Error, Result};
@@ -34,16 +34,6 @@ pub struct ListRequest {
     pub sort: String,
     pub ascending: bool,
     pub offset: u32,
-}
-
-/// What `purge` removed.
-#[derive(Clone, Debug, Serialize)]
-pub struct Purged {
-    pub id: DeploymentId,
-    pub app: String,
-    pub environment: String,
-    pub purged: bool,
-    pub log_lines_removed: u64,
 }
 
 /// One deployment.

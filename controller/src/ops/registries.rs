@@ -1,8 +1,8 @@
 //! Container registry credentials: `berth registry login|ls|logout`
 //! (admin only to change; the password is never shown again).
 
+pub use berth_shared::record::LoggedOut;
 use berth_shared::record::Timestamp;
-use serde::Serialize;
 
 use super::{Caller, Code, Error, Result};
 use crate::server::Context;
@@ -14,13 +14,6 @@ pub struct RegistryLogin {
     pub server: String,
     pub username: String,
     pub password: String,
-}
-
-/// What `logout` removed.
-#[derive(Clone, Debug, Serialize)]
-pub struct LoggedOut {
-    pub server: String,
-    pub removed: bool,
 }
 
 /// Stores (or replaces) the credentials of a registry.

@@ -1,21 +1,11 @@
 //! The audit log: who did what, when, with what result. Keyed by ULID so it
 //! reads in time order.
 
+pub use berth_shared::record::AuditEntry;
 use berth_shared::record::Timestamp;
-use serde::{Deserialize, Serialize};
 use ulid::Ulid;
 
 use super::{Store, StoreError, decode, encode};
-
-/// One audited action.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditEntry {
-    pub at: Timestamp,
-    pub who: String,
-    pub action: String,
-    pub target: String,
-    pub outcome: String,
-}
 
 impl Store {
     /// Records an action (made durable by the caller's next flush).

@@ -2,6 +2,7 @@
 //! into the assignments of tasks whose image comes from that registry, and
 //! are never printed or logged.
 
+pub use berth_shared::record::RegistryView;
 use berth_shared::record::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -24,15 +25,6 @@ impl std::fmt::Debug for RegistryRecord {
             .field("username", &self.username)
             .finish_non_exhaustive()
     }
-}
-
-/// What `berth registry ls` shows (no password).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct RegistryView {
-    pub server: String,
-    pub username: String,
-    pub created_at: Timestamp,
-    pub created_by: String,
 }
 
 impl RegistryRecord {

@@ -4,15 +4,16 @@
 use std::sync::Arc;
 
 use berth_proto::v1::{
-    CreateDeploymentRequest, DeploymentReply, GetDeploymentRequest, GetLogsRequest, JsonReply,
-    ListDeploymentsRequest, ListDeploymentsResponse, LogRecord, PutBlobChunk, PutBlobResponse,
-    RerunRequest, ResolveDeploymentRequest, RollbackRequest, StatBlobRequest, StatBlobResponse,
-    StopAppRequest, StopSelectedRequest,
+    CreateDeploymentRequest, DeploymentList, DeploymentReply, GetDeploymentRequest, GetLogsRequest,
+    ListDeploymentsRequest, ListDeploymentsResponse, LogRecord, PurgeReply, PutBlobChunk,
+    PutBlobResponse, RerunRequest, ResolveDeploymentRequest, RollbackRequest, StatBlobRequest,
+    StatBlobResponse, StopAppRequest, StopSelectedRequest,
 };
 use tonic::{Request, Response, Status, Streaming};
 
-use super::wire::{self, chunks, first_chunk, json, stream_of};
-use super::{claim, deployment, reply};
+use super::claim;
+use super::codec::{self, chunks, first_chunk, stream_of};
+use super::records;
 use crate::grpc::BoxStream;
 use crate::grpc::auth::caller;
 use crate::ops::{self, parse_deployment_id};
@@ -49,9 +50,9 @@ pub async fn create_deployment(
     request: Request<CreateDeploymentRequest>,
 ) -> Result<Response<DeploymentReply>, Status> {
     let caller = caller(&request)?;
-    let new = wire::new_deployment(request.into_inner());
+    let new = codec::new_deployment(request.into_inner());
     let created = ops::create::create(context, &caller, new).await?;
-    let mut response = Response::new(deployment(&created.deployment)?);
+    let mut response = Response::new(records::deployment_reply(created.deployment)?);
     if created.existing {
         response.metadata_mut().insert(
             berth_proto::EXISTING_DEPLOYMENT_METADATA,
@@ -67,7 +68,7 @@ pub async fn get_deployment(
 ) -> Result<Response<DeploymentReply>, Status> {
     let id = parse_deployment_id(&request.get_ref().id)?;
     let found = ops::deployments::get(context, &caller(&request)?, id)?;
-    Ok(Response::new(deployment(&found)?))
+    Ok(Response::new(records::deployment_reply(found)?))
 }
 
 pub async fn list_deployments(
@@ -75,10 +76,10 @@ pub async fn list_deployments(
     request: Request<ListDeploymentsRequest>,
 ) -> Result<Response<ListDeploymentsResponse>, Status> {
     let caller = caller(&request)?;
-    let list = wire::list_request(request.into_inner());
+    let list = codec::list_request(request.into_inner());
     let found = ops::deployments::list(context, &caller, list).await?;
     Ok(Response::new(ListDeploymentsResponse {
-        json: json(&found)?,
+        deployments: records::deployments(found)?,
     }))
 }
 
@@ -88,9 +89,10 @@ pub async fn watch_deployment(
 ) -> Result<Response<BoxStream<DeploymentReply>>, Status> {
     let id = parse_deployment_id(&request.get_ref().id)?;
     let snapshots = ops::watch::watch(context.clone(), &caller(&request)?, id)?;
-    Ok(Response::new(stream_of(snapshots, |found| {
-        deployment(&found)
-    })))
+    Ok(Response::new(stream_of(
+        snapshots,
+        records::deployment_reply,
+    )))
 }
 
 pub async fn get_logs(
@@ -98,9 +100,9 @@ pub async fn get_logs(
     request: Request<GetLogsRequest>,
 ) -> Result<Response<BoxStream<LogRecord>>, Status> {
     let caller = caller(&request)?;
-    let logs = wire::logs_request(request.into_inner())?;
+    let logs = codec::logs_request(request.into_inner())?;
     let lines = ops::follow::logs(context.clone(), &caller, logs)?;
-    Ok(Response::new(stream_of(lines, wire::log_record)))
+    Ok(Response::new(stream_of(lines, codec::log_record)))
 }
 
 pub async fn stop_app(
@@ -109,17 +111,20 @@ pub async fn stop_app(
 ) -> Result<Response<DeploymentReply>, Status> {
     let caller = caller(&request)?;
     let StopAppRequest { app, environment } = request.into_inner();
-    let stopped = ops::stop::stop(context, &caller, &wire::app_ref(app, environment)).await?;
-    Ok(Response::new(deployment(&stopped)?))
+    let stopped = ops::stop::stop(context, &caller, &codec::app_ref(app, environment)).await?;
+    Ok(Response::new(records::deployment_reply(stopped)?))
 }
 
 pub async fn stop_selected(
     context: &Arc<Context>,
     request: Request<StopSelectedRequest>,
-) -> Result<Response<JsonReply>, Status> {
+) -> Result<Response<DeploymentList>, Status> {
     let caller = caller(&request)?;
     let StopSelectedRequest { selector, app } = request.into_inner();
-    reply(&ops::stop::stop_selected(context, &caller, &selector, &app).await?)
+    let stopped = ops::stop::stop_selected(context, &caller, &selector, &app).await?;
+    Ok(Response::new(DeploymentList {
+        deployments: records::deployments(stopped)?,
+    }))
 }
 
 pub async fn delete_deployment(
@@ -128,7 +133,7 @@ pub async fn delete_deployment(
 ) -> Result<Response<DeploymentReply>, Status> {
     let id = parse_deployment_id(&request.get_ref().id)?;
     let deleted = ops::stop::delete(context, &caller(&request)?, id).await?;
-    Ok(Response::new(deployment(&deleted)?))
+    Ok(Response::new(records::deployment_reply(deleted)?))
 }
 
 pub async fn cancel_deployment(
@@ -137,7 +142,7 @@ pub async fn cancel_deployment(
 ) -> Result<Response<DeploymentReply>, Status> {
     let id = parse_deployment_id(&request.get_ref().id)?;
     let canceled = ops::deployments::cancel(context, &caller(&request)?, id).await?;
-    Ok(Response::new(deployment(&canceled)?))
+    Ok(Response::new(records::deployment_reply(canceled)?))
 }
 
 pub async fn retry_deployment(
@@ -146,7 +151,7 @@ pub async fn retry_deployment(
 ) -> Result<Response<DeploymentReply>, Status> {
     let id = parse_deployment_id(&request.get_ref().id)?;
     let made = ops::rerun::retry(context, &caller(&request)?, id, claim(request.get_ref())).await?;
-    Ok(Response::new(deployment(&made)?))
+    Ok(Response::new(records::deployment_reply(made)?))
 }
 
 pub async fn redeploy_deployment(
@@ -156,7 +161,7 @@ pub async fn redeploy_deployment(
     let id = parse_deployment_id(&request.get_ref().id)?;
     let made =
         ops::rerun::redeploy(context, &caller(&request)?, id, claim(request.get_ref())).await?;
-    Ok(Response::new(deployment(&made)?))
+    Ok(Response::new(records::deployment_reply(made)?))
 }
 
 pub async fn start_app(
@@ -165,8 +170,8 @@ pub async fn start_app(
 ) -> Result<Response<DeploymentReply>, Status> {
     let caller = caller(&request)?;
     let StopAppRequest { app, environment } = request.into_inner();
-    let started = ops::rerun::start(context, &caller, &wire::app_ref(app, environment)).await?;
-    Ok(Response::new(deployment(&started)?))
+    let started = ops::rerun::start(context, &caller, &codec::app_ref(app, environment)).await?;
+    Ok(Response::new(records::deployment_reply(started)?))
 }
 
 pub async fn rollback(
@@ -174,17 +179,18 @@ pub async fn rollback(
     request: Request<RollbackRequest>,
 ) -> Result<Response<DeploymentReply>, Status> {
     let caller = caller(&request)?;
-    let rollback = wire::rollback(request.into_inner())?;
+    let rollback = codec::rollback(request.into_inner())?;
     let made = ops::rerun::rollback(context, &caller, &rollback).await?;
-    Ok(Response::new(deployment(&made)?))
+    Ok(Response::new(records::deployment_reply(made)?))
 }
 
 pub async fn purge_deployment(
     context: &Arc<Context>,
     request: Request<GetDeploymentRequest>,
-) -> Result<Response<JsonReply>, Status> {
+) -> Result<Response<PurgeReply>, Status> {
     let id = parse_deployment_id(&request.get_ref().id)?;
-    reply(&ops::deployments::purge(context, &caller(&request)?, id).await?)
+    let purged = ops::deployments::purge(context, &caller(&request)?, id).await?;
+    Ok(Response::new(records::purged(purged)))
 }
 
 pub async fn resolve_deployment(
@@ -193,5 +199,5 @@ pub async fn resolve_deployment(
 ) -> Result<Response<DeploymentReply>, Status> {
     let ResolveDeploymentRequest { app, environment } = request.get_ref();
     let found = ops::deployments::current(context, &caller(&request)?, app, environment)?;
-    Ok(Response::new(deployment(&found)?))
+    Ok(Response::new(records::deployment_reply(found)?))
 }

@@ -4,15 +4,17 @@
 use std::sync::Arc;
 
 use berth_proto::v1::{
-    CreateTokenRequest, CreateTokenResponse, FleetExecEvent, FleetExecRequest, GetAgentRequest,
-    GetJobRequest, GetStatusRequest, InspectAppRequest, JsonReply, LabelAgentRequest,
-    ListAgentsRequest, ListAuditRequest, ListJobsRequest, ListRegistriesRequest, ListTokensRequest,
-    RegistryLoginRequest, RegistryLogoutRequest, RevokeTokenRequest, WhoAmIRequest, WhoAmIResponse,
+    AgentList, AgentReply, AuditReply, CreateTokenRequest, CreateTokenResponse, FleetExecEvent,
+    FleetExecRequest, GetAgentRequest, GetJobRequest, GetStatusRequest, HostInspect,
+    InspectAppRequest, JobList, JobReply, LabelAgentRequest, ListAgentsRequest, ListAuditRequest,
+    ListJobsRequest, ListRegistriesRequest, ListTokensRequest, RegistryList, RegistryLoginRequest,
+    RegistryLogoutReply, RegistryLogoutRequest, RegistryReply, RevokeTokenRequest, StatusReply,
+    TokenList, TokenReply, WhoAmIRequest, WhoAmIResponse,
 };
 use tonic::{Request, Response, Status};
 
-use super::reply;
-use super::wire::{self, json, stream_of};
+use super::codec::{self, stream_of};
+use super::records;
 use crate::grpc::BoxStream;
 use crate::grpc::auth::caller;
 use crate::ops;
@@ -39,53 +41,45 @@ pub async fn exec(
     request: Request<FleetExecRequest>,
 ) -> Result<Response<BoxStream<FleetExecEvent>>, Status> {
     let caller = caller(&request)?;
-    let exec = wire::exec_request(request.into_inner());
+    let exec = codec::exec_request(request.into_inner());
     let events = ops::exec::exec(context.clone(), &caller, exec)?;
-    Ok(Response::new(stream_of(events, wire::exec_event)))
+    Ok(Response::new(stream_of(events, codec::exec_event)))
 }
 
 pub async fn list_audit(
     context: &Arc<Context>,
     request: Request<ListAuditRequest>,
-) -> Result<Response<JsonReply>, Status> {
+) -> Result<Response<AuditReply>, Status> {
     let ListAuditRequest { limit, target } = request.get_ref();
-    reply(&ops::deployments::audit_log(
-        context,
-        &caller(&request)?,
-        target,
-        *limit,
-    )?)
+    let entries = ops::deployments::audit_log(context, &caller(&request)?, target, *limit)?;
+    Ok(Response::new(records::audit(entries)))
 }
 
 pub async fn get_status(
     context: &Arc<Context>,
     request: Request<GetStatusRequest>,
-) -> Result<Response<JsonReply>, Status> {
+) -> Result<Response<StatusReply>, Status> {
     let environment = &request.get_ref().environment;
-    reply(&ops::status::status(
-        context,
-        &caller(&request)?,
-        environment,
-    )?)
+    let apps = ops::status::status(context, &caller(&request)?, environment)?;
+    Ok(Response::new(records::app_statuses(apps)))
 }
 
 pub async fn inspect(
     context: &Arc<Context>,
     request: Request<InspectAppRequest>,
-) -> Result<Response<BoxStream<JsonReply>>, Status> {
+) -> Result<Response<BoxStream<HostInspect>>, Status> {
     let InspectAppRequest { app, selector } = request.get_ref();
     let hosts = ops::agents::inspect(context, &caller(&request)?, selector, app).await?;
-    let replies: Vec<Result<JsonReply, Status>> = hosts
-        .iter()
-        .map(|host| json(host).map(|json| JsonReply { json }))
-        .collect();
+    let replies = hosts
+        .into_iter()
+        .map(|host| Ok(records::host_inspect(host)));
     Ok(Response::new(Box::pin(tokio_stream::iter(replies))))
 }
 
 pub async fn registry_login(
     context: &Arc<Context>,
     request: Request<RegistryLoginRequest>,
-) -> Result<Response<JsonReply>, Status> {
+) -> Result<Response<RegistryReply>, Status> {
     let caller = caller(&request)?;
     let RegistryLoginRequest {
         server,
@@ -97,77 +91,75 @@ pub async fn registry_login(
         username,
         password,
     };
-    reply(&ops::registries::login(context, &caller, login).await?)
+    let stored = ops::registries::login(context, &caller, login).await?;
+    Ok(Response::new(records::registry(stored)))
 }
 
 pub async fn list_registries(
     context: &Arc<Context>,
     request: Request<ListRegistriesRequest>,
-) -> Result<Response<JsonReply>, Status> {
-    reply(&ops::registries::list(context, &caller(&request)?)?)
+) -> Result<Response<RegistryList>, Status> {
+    let registries = ops::registries::list(context, &caller(&request)?)?;
+    Ok(Response::new(records::registry_list(registries)))
 }
 
 pub async fn registry_logout(
     context: &Arc<Context>,
     request: Request<RegistryLogoutRequest>,
-) -> Result<Response<JsonReply>, Status> {
+) -> Result<Response<RegistryLogoutReply>, Status> {
     let server = &request.get_ref().server;
-    reply(&ops::registries::logout(context, &caller(&request)?, server).await?)
+    let removed = ops::registries::logout(context, &caller(&request)?, server).await?;
+    Ok(Response::new(records::logged_out(removed)))
 }
 
 pub async fn list_jobs(
     context: &Arc<Context>,
     request: Request<ListJobsRequest>,
-) -> Result<Response<JsonReply>, Status> {
-    reply(&ops::exec::list_jobs(
-        context,
-        &caller(&request)?,
-        request.get_ref().limit,
-    )?)
+) -> Result<Response<JobList>, Status> {
+    let jobs = ops::exec::list_jobs(context, &caller(&request)?, request.get_ref().limit)?;
+    Ok(Response::new(records::job_list(jobs)))
 }
 
 pub async fn get_job(
     context: &Arc<Context>,
     request: Request<GetJobRequest>,
-) -> Result<Response<JsonReply>, Status> {
-    reply(&ops::exec::get_job(
-        context,
-        &caller(&request)?,
-        &request.get_ref().id,
-    )?)
+) -> Result<Response<JobReply>, Status> {
+    let job = ops::exec::get_job(context, &caller(&request)?, &request.get_ref().id)?;
+    Ok(Response::new(records::job(job)))
 }
 
 pub async fn list_agents(
     context: &Arc<Context>,
     request: Request<ListAgentsRequest>,
-) -> Result<Response<JsonReply>, Status> {
-    reply(&ops::agents::list(context, &caller(&request)?)?)
+) -> Result<Response<AgentList>, Status> {
+    let agents = ops::agents::list(context, &caller(&request)?)?;
+    Ok(Response::new(records::agent_list(agents)))
 }
 
 pub async fn get_agent(
     context: &Arc<Context>,
     request: Request<GetAgentRequest>,
-) -> Result<Response<JsonReply>, Status> {
-    reply(&ops::agents::show(
-        context,
-        &caller(&request)?,
-        &request.get_ref().name,
-    )?)
+) -> Result<Response<AgentReply>, Status> {
+    let agent = ops::agents::show(context, &caller(&request)?, &request.get_ref().name)?;
+    Ok(Response::new(records::agent(agent)))
 }
 
 pub async fn revoke_agent(
     context: &Arc<Context>,
     request: Request<GetAgentRequest>,
-) -> Result<Response<JsonReply>, Status> {
-    reply(&ops::agents::revoke(context, &caller(&request)?, &request.get_ref().name).await?)
+) -> Result<Response<AgentReply>, Status> {
+    let name = &request.get_ref().name;
+    let revoked = ops::agents::revoke(context, &caller(&request)?, name).await?;
+    Ok(Response::new(records::agent(revoked)))
 }
 
 pub async fn label_agent(
     context: &Arc<Context>,
     request: Request<LabelAgentRequest>,
-) -> Result<Response<JsonReply>, Status> {
+) -> Result<Response<AgentReply>, Status> {
     let LabelAgentRequest { name, set, remove } = request.get_ref();
-    reply(&ops::agents::label(context, &caller(&request)?, name, set, remove).await?)
+    let labeled = ops::agents::label(context, &caller(&request)?, name, set, remove).await?;
+    Ok(Response::new(records::agent(labeled)))
 }
 
 pub async fn create_token(
@@ -196,13 +188,16 @@ pub async fn create_token(
 pub async fn list_tokens(
     context: &Arc<Context>,
     request: Request<ListTokensRequest>,
-) -> Result<Response<JsonReply>, Status> {
-    reply(&ops::tokens::list(context, &caller(&request)?)?)
+) -> Result<Response<TokenList>, Status> {
+    let tokens = ops::tokens::list(context, &caller(&request)?)?;
+    Ok(Response::new(records::token_list(tokens)))
 }
 
 pub async fn revoke_token(
     context: &Arc<Context>,
     request: Request<RevokeTokenRequest>,
-) -> Result<Response<JsonReply>, Status> {
-    reply(&ops::tokens::revoke(context, &caller(&request)?, &request.get_ref().token_id).await?)
+) -> Result<Response<TokenReply>, Status> {
+    let id = &request.get_ref().token_id;
+    let revoked = ops::tokens::revoke(context, &caller(&request)?, id).await?;
+    Ok(Response::new(records::token(revoked)))
 }

@@ -1,7 +1,6 @@
-//! The `Cli` service's conversions: requests into the application layer's
-//! plain types, and its records and stream items into replies. Records
-//! travel as the JSON of their `berth-shared` types, the contract
-//! `berth -o json` prints.
+//! The `Cli` service's conversions of requests into the application
+//! layer's plain types, and of its stream items into messages. Records
+//! become messages in `records.rs`.
 
 use std::time::Duration;
 
@@ -19,12 +18,6 @@ use crate::ops::follow::{LogFilters, LogItem, LogsRequest};
 use crate::ops::rerun::{Claim, Rollback};
 use crate::ops::stop::AppRef;
 use crate::ops::{self, Code, Error};
-
-/// Serializes a record as the JSON the CLI prints.
-pub fn json<T: serde::Serialize>(value: &T) -> Result<String, Status> {
-    serde_json::to_string(value)
-        .map_err(|err| Error::new(Code::Internal, format!("encode reply: {err}")).into())
-}
 
 /// Maps an operation's stream into replies, errors into statuses.
 pub fn stream_of<T, R>(
@@ -193,7 +186,7 @@ pub fn exec_event(event: ExecEvent) -> Result<FleetExecEvent, Status> {
             ..Default::default()
         },
         ExecEvent::Finished(job) => FleetExecEvent {
-            job_json: json(&job)?,
+            job: Some(super::records::fleet_job(job)),
             ..Default::default()
         },
     })

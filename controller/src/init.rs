@@ -59,6 +59,7 @@ pub async fn init(options: &InitOptions) -> Result<PathBuf> {
         revoked: false,
     };
     store.put_principal(&issued.serial, &admin)?;
+    store.adopt_user_principals()?;
     store.audit(
         "controller",
         "init",

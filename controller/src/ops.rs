@@ -17,6 +17,8 @@ use berth_shared::id::DeploymentId;
 use crate::store::{Principal, PrincipalKind, Role};
 
 pub mod agents;
+pub mod api_tokens;
+pub mod auth;
 pub mod blobs;
 mod build;
 pub mod create;
@@ -35,6 +37,7 @@ pub mod target;
 #[cfg(test)]
 mod tests;
 pub mod tokens;
+pub mod users;
 pub mod watch;
 
 pub use error::{Code, Error, Kind, Result};
@@ -47,15 +50,20 @@ pub type Stream<T> = Pin<Box<dyn futures_util::Stream<Item = Result<T>> + Send>>
 #[derive(Clone, Debug)]
 pub struct Caller {
     pub principal: Principal,
-    /// The credential it used (a certificate serial).
+    /// The credential it used: a certificate serial, or `token:<id>`.
     pub serial: String,
+    /// The name of the API token it came with, if any.
+    pub via_token: Option<String>,
 }
 
 impl Caller {
     /// A short name for audit entries and `triggered_by`.
     pub fn who(&self) -> String {
         match self.principal.kind {
-            PrincipalKind::User => self.principal.name.clone(),
+            PrincipalKind::User => match &self.via_token {
+                None => self.principal.name.clone(),
+                Some(token) => format!("{} via token {token}", self.principal.name),
+            },
             PrincipalKind::Agent => format!("agent:{}", self.principal.name),
         }
     }
@@ -96,6 +104,7 @@ mod caller_tests {
                 revoked: false,
             },
             serial: "01".into(),
+            via_token: None,
         }
     }
 

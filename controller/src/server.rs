@@ -219,6 +219,15 @@ pub async fn run(
             dir.store().display()
         )
     })?;
+    let adopted = store
+        .adopt_user_principals()
+        .context("give users their records")?;
+    if adopted > 0 {
+        info!(
+            users = adopted,
+            "user records made for credentials from before them"
+        );
+    }
     let blobs = BlobStore::open(&dir.blobs())
         .await
         .context("open the blob store")?;

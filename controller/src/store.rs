@@ -19,6 +19,7 @@ mod list;
 mod logs;
 mod registries;
 mod tokens;
+mod users;
 
 pub use tokens::hash_secret as tokens_hash;
 
@@ -34,7 +35,9 @@ pub use health::{CHECK_EVERY, Checked, StoreHealth, is_disk_full};
 pub use list::{ListQuery, Sort};
 pub use logs::{ExpiredLogs, LogWrite, StoredLine};
 pub use registries::{RegistryRecord, RegistryView};
+pub use tokens::hash_secret;
 pub use tokens::{TokenRecord, TokenState};
+pub use users::{ApiTokenRecord, UserRecord};
 
 /// Version of the value encoding written by this build.
 const SCHEMA_VERSION: u16 = 1;
@@ -47,6 +50,7 @@ pub enum Thing {
     Job,
     Task,
     Token,
+    User,
 }
 
 /// A store operation that failed.
@@ -176,6 +180,8 @@ struct Trees {
     principals: sled::Tree,
     tokens: sled::Tree,
     registries: sled::Tree,
+    users: sled::Tree,
+    api_tokens: sled::Tree,
     blobs: sled::Tree,
     blob_grants: sled::Tree,
     audit: sled::Tree,
@@ -202,6 +208,8 @@ impl Trees {
             principals: db.open_tree("principals")?,
             tokens: db.open_tree("tokens")?,
             registries: db.open_tree("registries")?,
+            users: db.open_tree("users")?,
+            api_tokens: db.open_tree("api_tokens")?,
             blobs: db.open_tree("blobs")?,
             blob_grants: db.open_tree("blob_grants")?,
             audit: db.open_tree("audit")?,

@@ -45,11 +45,14 @@ impl Bundle {
         })
     }
 
+    /// The bundle as the TOML text of its file.
+    pub fn to_text(&self) -> Result<String, String> {
+        toml::to_string(self).map_err(|err| format!("encode credential bundle: {err}"))
+    }
+
     /// Writes the bundle with mode 0600, replacing any file at `path`.
     pub fn save(&self, path: &Path) -> Result<(), String> {
-        let text =
-            toml::to_string(self).map_err(|err| format!("encode credential bundle: {err}"))?;
-        write_secret(path, text.as_bytes())
+        write_secret(path, self.to_text()?.as_bytes())
     }
 }
 

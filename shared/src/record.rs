@@ -16,12 +16,14 @@ use crate::state::{DeploymentStatus, TaskStatus};
 
 mod admin;
 mod fleet;
+mod people;
 
 pub use admin::{AuditEntry, LoggedOut, Purged, RegistryView};
 pub use fleet::{
     AgentView, AppStatus, ContainerView, Facts, FleetJob, HostInspect, HostRun, HostState,
     RunningTaskView, TokenView,
 };
+pub use people::{ApiTokenView, CreatedApiToken, UserView};
 
 /// A point in time, kept as Unix milliseconds and written as RFC 3339.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -14,6 +14,7 @@ mod lifecycle;
 mod live;
 mod logs;
 mod output;
+mod people;
 mod replaced;
 mod resolve;
 mod show;
@@ -136,6 +137,12 @@ pub enum Command {
     /// Credentials the controller holds for pulling images.
     #[command(subcommand)]
     Registry(tokens::RegistryCommand),
+    /// People and their roles (admin).
+    #[command(subcommand)]
+    Users(people::UsersCommand),
+    /// API tokens for CI and scripts (`Authorization: Bearer`).
+    #[command(subcommand)]
+    ApiTokens(people::ApiTokensCommand),
     /// Show who the credential belongs to and its role.
     Whoami,
     /// Check that the controller answers and can store new work; exits 1
@@ -312,6 +319,8 @@ async fn dispatch(session: &mut Session, command: Command) -> Outcome {
         Command::Agents(command) => agents::run(session, command).await,
         Command::Token(command) => tokens::run(session, command).await,
         Command::Registry(command) => tokens::registry(session, command).await,
+        Command::Users(command) => people::users(session, command).await,
+        Command::ApiTokens(command) => people::api_tokens(session, command).await,
         Command::Health => health::health(session).await,
         Command::Whoami => {
             let me = session

@@ -27,12 +27,14 @@ use super::Failure;
 mod admin;
 mod deployment;
 mod fleet;
+mod people;
 #[cfg(test)]
 mod tests;
 
 pub use admin::{audit, logged_out, purged, registries, registry};
 pub use deployment::deployment_message;
 pub use fleet::{agent, agents, app_statuses, fleet_job, host_inspect, job, jobs, token, tokens};
+pub use people::{api_token, api_tokens, created_api_token, user, users};
 
 /// The failure for something in a reply this CLI cannot read.
 fn unreadable(what: impl Display) -> Failure {

@@ -6,7 +6,6 @@
 
 use berth_shared::pki::cert_info;
 use tonic::{Request, Status};
-use tracing::warn;
 
 pub use crate::ops::Caller;
 use crate::ops::{Code, Error};
@@ -34,42 +33,7 @@ fn identify<T>(store: &Store, request: &Request<T>, kind: PrincipalKind) -> Resu
         .ok_or_else(|| unauthenticated("empty client certificate chain"))?;
     let info =
         cert_info(leaf).map_err(|_| unauthenticated("the client certificate could not be read"))?;
-    let principal = store
-        .principal(&info.serial)
-        .map_err(|err| {
-            warn!(error = %err, "principal lookup failed");
-            Error::new(
-                Code::StoreFailed,
-                "the controller could not read its store; see its log",
-            )
-        })?
-        .ok_or_else(|| {
-            unauthenticated("this certificate is not known to the controller; get a new credential")
-        })?;
-    if principal.revoked {
-        return Err(Status::from(Error::new(
-            Code::AuthRevoked,
-            format!(
-                "the certificate of {} was revoked; an agent must join again with a new token",
-                principal.name
-            ),
-        )));
-    }
-    if principal.kind != kind {
-        let wanted = match kind {
-            PrincipalKind::Agent => "an agent certificate",
-            PrincipalKind::User => "a user credential",
-        };
-        return Err(Error::new(
-            Code::AuthPermissionDenied,
-            format!("this call needs {wanted}"),
-        )
-        .into());
-    }
-    Ok(Caller {
-        principal,
-        serial: info.serial,
-    })
+    Ok(crate::ops::auth::by_certificate(store, &info.serial, kind)?)
 }
 
 /// The caller of a request that passed [`authenticate`], or a refusal.

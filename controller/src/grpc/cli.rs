@@ -28,6 +28,7 @@ use crate::server::Context;
 mod codec;
 mod deployments;
 mod fleet;
+mod people;
 mod records;
 
 pub use codec::{chunks, first_chunk};
@@ -289,5 +290,74 @@ impl Cli for CliApi {
         request: Request<RevokeTokenRequest>,
     ) -> Result<Response<TokenReply>, Status> {
         fleet::revoke_token(&self.context, request).await
+    }
+    async fn add_user(
+        &self,
+        request: Request<berth_proto::v1::AddUserRequest>,
+    ) -> Result<Response<berth_proto::v1::UserReply>, Status> {
+        people::add_user(&self.context, request).await
+    }
+
+    async fn list_users(
+        &self,
+        request: Request<berth_proto::v1::ListUsersRequest>,
+    ) -> Result<Response<berth_proto::v1::UserList>, Status> {
+        people::list_users(&self.context, request).await
+    }
+
+    async fn set_user_role(
+        &self,
+        request: Request<berth_proto::v1::SetUserRoleRequest>,
+    ) -> Result<Response<berth_proto::v1::UserReply>, Status> {
+        people::set_user_role(&self.context, request).await
+    }
+
+    async fn set_user_disabled(
+        &self,
+        request: Request<berth_proto::v1::SetUserDisabledRequest>,
+    ) -> Result<Response<berth_proto::v1::UserReply>, Status> {
+        people::set_user_disabled(&self.context, request).await
+    }
+
+    async fn remove_user(
+        &self,
+        request: Request<berth_proto::v1::RemoveUserRequest>,
+    ) -> Result<Response<berth_proto::v1::UserReply>, Status> {
+        people::remove_user(&self.context, request).await
+    }
+
+    async fn set_user_password(
+        &self,
+        request: Request<berth_proto::v1::SetUserPasswordRequest>,
+    ) -> Result<Response<berth_proto::v1::UserReply>, Status> {
+        people::set_user_password(&self.context, request).await
+    }
+
+    async fn issue_user_credential(
+        &self,
+        request: Request<berth_proto::v1::IssueUserCredentialRequest>,
+    ) -> Result<Response<berth_proto::v1::UserCredentialReply>, Status> {
+        people::issue_user_credential(&self.context, request).await
+    }
+
+    async fn create_api_token(
+        &self,
+        request: Request<berth_proto::v1::CreateApiTokenRequest>,
+    ) -> Result<Response<berth_proto::v1::CreatedApiTokenReply>, Status> {
+        people::create_api_token(&self.context, request).await
+    }
+
+    async fn list_api_tokens(
+        &self,
+        request: Request<berth_proto::v1::ListApiTokensRequest>,
+    ) -> Result<Response<berth_proto::v1::ApiTokenList>, Status> {
+        people::list_api_tokens(&self.context, request).await
+    }
+
+    async fn revoke_api_token(
+        &self,
+        request: Request<berth_proto::v1::RevokeApiTokenRequest>,
+    ) -> Result<Response<berth_proto::v1::ApiTokenReply>, Status> {
+        people::revoke_api_token(&self.context, request).await
     }
 }

@@ -126,7 +126,7 @@ pub async fn label(
     set: &[String],
     remove: &[String],
 ) -> Result<AgentView> {
-    caller.require(Role::Admin)?;
+    caller.require(Role::Operator)?;
     let change = LabelChange::parse(set, remove)
         .map_err(|err| Error::invalid(format!("agent `{name}`: {err}")))?;
     let current = context.store.agent_by_name(name)?;

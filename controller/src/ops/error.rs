@@ -87,9 +87,14 @@ codes! {
     TokenNotFound = "token/not-found", NotFound;
     TokenInvalid = "token/invalid", PermissionDenied;
     RegistryNotFound = "registry/not-found", NotFound;
+    UserNotFound = "user/not-found", NotFound;
+    UserExists = "user/exists", Conflict;
+    UserLastAdmin = "user/last-admin", Conflict;
+    ApiTokenNotFound = "api-token/not-found", NotFound;
     AuthUnauthenticated = "auth/unauthenticated", Unauthenticated;
     AuthPermissionDenied = "auth/permission-denied", PermissionDenied;
     AuthRevoked = "auth/revoked", PermissionDenied;
+    AuthDisabled = "auth/disabled", PermissionDenied;
     BlobInvalid = "blob/invalid", Invalid;
     BlobNotFound = "blob/not-found", NotFound;
     BlobTooLarge = "blob/too-large", Exhausted;
@@ -157,6 +162,7 @@ impl From<StoreError> for Error {
                 Thing::Job => Code::JobNotFound,
                 Thing::Task => Code::TaskNotFound,
                 Thing::Token => Code::TokenNotFound,
+                Thing::User => Code::UserNotFound,
             },
             StoreError::Busy(_) => Code::DeploymentAlreadyRunning,
             StoreError::Conflict(_) => Code::DeploymentInvalidState,

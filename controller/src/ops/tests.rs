@@ -54,6 +54,7 @@ fn caller(role: Role) -> Caller {
             revoked: false,
         },
         serial: "01".into(),
+        via_token: None,
     }
 }
 
@@ -105,10 +106,28 @@ async fn a_viewer_may_not_change_anything_and_an_operator_may_not_administer() {
     };
     denied("exec", exec::exec(context.clone(), v, exec).map(|_| ()));
     let o = &operator;
+    let new_user = users::NewUser {
+        name: "bo".into(),
+        role: Role::Viewer,
+        email: None,
+    };
+    denied("add user", users::add(ctx, o, new_user).await);
+    denied("list users", users::list(ctx, o));
+    denied("set role", users::set_role(ctx, o, "bo", Role::Admin).await);
+    denied(
+        "disable user",
+        users::set_disabled(ctx, o, "bo", true).await,
+    );
+    denied("remove user", users::remove(ctx, o, "bo").await);
+    denied("credential", users::credential(ctx, o, "bo", "").await);
+    denied(
+        "set another's password",
+        users::set_password(ctx, o, "bo", "x").await,
+    );
     denied("revoke agent", agents::revoke(ctx, o, "web-1").await);
     denied(
         "label agent",
-        agents::label(ctx, o, "web-1", &[], &[]).await,
+        agents::label(ctx, v, "web-1", &[], &[]).await,
     );
     denied(
         "create token",
@@ -136,4 +155,73 @@ async fn a_viewer_may_not_change_anything_and_an_operator_may_not_administer() {
     assert!(deployments::list(ctx, v, Default::default()).await.is_ok());
     assert!(agents::list(ctx, v).is_ok());
     assert!(status::status(ctx, v, "").is_ok());
+}
+
+#[tokio::test]
+async fn an_api_token_acts_for_its_user_at_most_at_its_cap_until_revoked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let context = context(dir.path()).await;
+    let ctx = &*context;
+    let admin = caller(Role::Admin);
+    let store = &ctx.store;
+    let new_user = users::NewUser {
+        name: "ana".into(),
+        role: Role::Operator,
+        email: None,
+    };
+    users::add(ctx, &admin, new_user).await.expect("add ana");
+    let ana = caller(Role::Operator);
+    let capped = api_tokens::NewApiToken {
+        name: "ci".into(),
+        role_cap: Some(Role::Viewer),
+        ..Default::default()
+    };
+    let created = api_tokens::create(ctx, &ana, capped).await.expect("token");
+    let acting = auth::by_api_token(store, &created.token).expect("accepted");
+    assert_eq!(acting.principal.name, "ana");
+    assert_eq!(
+        acting.principal.role,
+        Role::Viewer,
+        "capped below ana's role"
+    );
+    assert_eq!(acting.who(), "ana via token ci");
+    let used = store.get_api_token(&created.view.id).expect("read");
+    assert!(
+        used.and_then(|token| token.last_used_at).is_some(),
+        "use noted"
+    );
+    // A token cannot make tokens.
+    let again = api_tokens::create(
+        ctx,
+        &acting,
+        api_tokens::NewApiToken {
+            name: "more".into(),
+            ..Default::default()
+        },
+    );
+    denied("a token making a token", again.await);
+
+    // A wrong secret, a disabled user, a revoked token: all refused alike.
+    let forged = format!(
+        "{}_{}",
+        created.view.prefix.trim_end_matches('_'),
+        "x".repeat(43)
+    );
+    let refused = auth::by_api_token(store, &forged).expect_err("forged");
+    assert_eq!(refused.code, Code::AuthUnauthenticated);
+    users::set_disabled(ctx, &admin, "ana", true)
+        .await
+        .expect("disable");
+    let disabled = auth::by_api_token(store, &created.token).expect_err("disabled");
+    assert_eq!(disabled.code, Code::AuthDisabled);
+    users::set_disabled(ctx, &admin, "ana", false)
+        .await
+        .expect("enable");
+    assert!(auth::by_api_token(store, &created.token).is_ok());
+    api_tokens::revoke(ctx, &ana, &created.view.id)
+        .await
+        .expect("revoke");
+    let revoked = auth::by_api_token(store, &created.token).expect_err("revoked");
+    assert_eq!(revoked.code, Code::AuthUnauthenticated);
+    assert_eq!(refused.message, revoked.message, "refusals say the same");
 }

@@ -21,6 +21,7 @@ use crate::ops::{Code, Error};
 
 mod admin;
 mod fleet;
+pub mod people;
 #[cfg(test)]
 mod tests;
 

@@ -1,0 +1,189 @@
+//! Who is calling: a credential a transport received (a client
+//! certificate's serial, an API token) turned into a [`Caller`], read from
+//! the store on every call so that revocations, disabled users and role
+//! changes apply to the next call.
+
+use berth_shared::record::Timestamp;
+use subtle::ConstantTimeEq;
+use tracing::warn;
+
+use super::{Caller, Code, Error, Result};
+use crate::store::{Principal, PrincipalKind, Role, Store, StoreError, hash_secret};
+
+/// The prefix of every API token: `bta_<id>_<secret>`.
+pub const API_TOKEN_PREFIX: &str = "bta_";
+
+/// How long `last_used_at` may lag behind a token's real last use, so a
+/// busy CI token does not write the store on every call.
+const LAST_USED_RESOLUTION_MS: i64 = 60_000;
+
+fn unauthenticated(message: impl Into<String>) -> Error {
+    Error::new(Code::AuthUnauthenticated, message)
+}
+
+fn store_failed(err: StoreError) -> Error {
+    warn!(error = %err, "credential lookup failed");
+    Error::new(
+        Code::StoreFailed,
+        "the controller could not read its store; see its log",
+    )
+}
+
+/// The caller holding the certificate with `serial`, if it is of `kind`
+/// and still honoured. A user's role and state come from the user record.
+pub fn by_certificate(store: &Store, serial: &str, kind: PrincipalKind) -> Result<Caller> {
+    let principal = store
+        .principal(serial)
+        .map_err(store_failed)?
+        .ok_or_else(|| {
+            unauthenticated("this certificate is not known to the controller; get a new credential")
+        })?;
+    if principal.revoked {
+        return Err(Error::new(
+            Code::AuthRevoked,
+            format!(
+                "the certificate of {} was revoked; an agent must join again with a new token, a user needs a new credential (`berth users credential`)",
+                principal.name
+            ),
+        ));
+    }
+    if principal.kind != kind {
+        let wanted = match kind {
+            PrincipalKind::Agent => "an agent certificate",
+            PrincipalKind::User => "a user credential",
+        };
+        return Err(Error::new(
+            Code::AuthPermissionDenied,
+            format!("this call needs {wanted}"),
+        ));
+    }
+    let principal = match principal.kind {
+        PrincipalKind::Agent => principal,
+        PrincipalKind::User => as_user(store, principal)?,
+    };
+    Ok(Caller {
+        principal,
+        serial: serial.to_string(),
+        via_token: None,
+    })
+}
+
+/// A user principal with the role its user record holds now; refused when
+/// the user was disabled or removed.
+fn as_user(store: &Store, mut principal: Principal) -> Result<Principal> {
+    let user = store.get_user(&principal.name).map_err(store_failed)?;
+    match user {
+        // A principal from before user records keeps its own role until
+        // `adopt_user_principals` gives it a record at the next start.
+        None if principal.id == principal.name && principal.name == "admin" => Ok(principal),
+        None => Err(unauthenticated(format!(
+            "user `{}` no longer exists; ask an admin for a new credential",
+            principal.name
+        ))),
+        Some(user) if user.disabled => Err(Error::new(
+            Code::AuthDisabled,
+            format!(
+                "user `{}` is disabled; an admin can enable it again (`berth users enable {}`)",
+                user.name, user.name
+            ),
+        )),
+        Some(user) => {
+            principal.role = user.role;
+            Ok(principal)
+        }
+    }
+}
+
+/// The caller an API token acts for: its user, at most at the token's
+/// role cap. Every refusal says the same to the client (which part of a
+/// guessed token was wrong is not its business) and the reason to the log.
+pub fn by_api_token(store: &Store, text: &str) -> Result<Caller> {
+    let refused = || {
+        unauthenticated(
+            "the API token is unknown, revoked or expired; create one with `berth api-tokens create`",
+        )
+    };
+    let (id, secret) = split_token(text).ok_or_else(refused)?;
+    let token = store
+        .get_api_token(id)
+        .map_err(store_failed)?
+        .ok_or_else(|| {
+            warn!(token_id = %berth_shared::text::clip(id, 40), "unknown API token");
+            refused()
+        })?;
+    let matches: bool = hash_secret(secret)
+        .as_bytes()
+        .ct_eq(token.secret_sha256.as_bytes())
+        .into();
+    let now = Timestamp::now();
+    let expired = token.expires_at.is_some_and(|at| at <= now);
+    if !matches || token.revoked || expired {
+        warn!(token_id = %id, revoked = token.revoked, expired, "API token refused");
+        return Err(refused());
+    }
+    let principal = Principal {
+        kind: PrincipalKind::User,
+        id: token.user.clone(),
+        name: token.user.clone(),
+        role: Role::Viewer,
+        revoked: false,
+    };
+    let mut principal = as_user(store, principal)?;
+    if let Some(cap) = token.role_cap {
+        principal.role = principal.role.min(cap);
+    }
+    let stale = token
+        .last_used_at
+        .is_none_or(|at| now.0 - at.0 >= LAST_USED_RESOLUTION_MS);
+    if stale {
+        let mut used = token.clone();
+        used.last_used_at = Some(now);
+        // Best effort: a failure to note the use does not refuse the call.
+        if let Err(err) = store.put_api_token(&used) {
+            warn!(error = %err, token_id = %id, "could not note the token's use");
+        }
+    }
+    Ok(Caller {
+        principal,
+        serial: format!("token:{}", token.id),
+        via_token: Some(token.name),
+    })
+}
+
+/// `bta_<id>_<secret>` into its id and secret.
+pub fn split_token(text: &str) -> Option<(&str, &str)> {
+    let rest = text.trim().strip_prefix(API_TOKEN_PREFIX)?;
+    let (id, secret) = rest.split_once('_')?;
+    let plausible = !id.is_empty()
+        && id.len() <= 32
+        && id.bytes().all(|b| b.is_ascii_alphanumeric())
+        && (16..=128).contains(&secret.len());
+    plausible.then_some((id, secret))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_token;
+
+    #[test]
+    fn tokens_split_into_id_and_secret_and_junk_is_refused() {
+        let secret = "s".repeat(43);
+        let token = format!("bta_abc123_{secret}");
+        assert_eq!(split_token(&token), Some(("abc123", secret.as_str())));
+        assert_eq!(
+            split_token(&format!("  {token}\n")),
+            Some(("abc123", secret.as_str()))
+        );
+        for junk in [
+            "",
+            "bta_",
+            "bta_abc",
+            "bta__x",
+            "xyz_abc_secret",
+            "bta_a-b_ssssssssssssssssss",
+        ] {
+            assert_eq!(split_token(junk), None, "{junk:?}");
+        }
+        assert_eq!(split_token(&format!("bta_abc_{}", "s".repeat(129))), None);
+    }
+}

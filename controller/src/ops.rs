@@ -28,6 +28,7 @@ mod error;
 pub mod exec;
 pub mod follow;
 mod hosts;
+pub mod provenance;
 pub mod registries;
 pub mod rerun;
 mod resolve;

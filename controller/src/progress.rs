@@ -43,6 +43,7 @@ pub fn set_status(
         return false;
     }
     deployment.status = next;
+    clock(deployment, current, next);
     note(
         deployment,
         "deployment",
@@ -51,6 +52,23 @@ pub fn set_status(
         reason,
     );
     true
+}
+
+/// Keeps a deployment's run times: a run starts when work leaves `pending`
+/// (or a settled deployment runs again) and ends when it settles.
+fn clock(deployment: &mut Deployment, from: DeploymentStatus, to: DeploymentStatus) {
+    let working =
+        |status: DeploymentStatus| status.is_running() && status != DeploymentStatus::Pending;
+    let now = berth_shared::record::Timestamp::now();
+    if working(to) && !working(from) {
+        deployment.started_at = Some(now);
+        deployment.finished_at = None;
+        deployment.duration_ms = None;
+    } else if !to.is_running() && from.is_running() {
+        let started = deployment.started_at.unwrap_or(deployment.created_at);
+        deployment.finished_at = Some(now);
+        deployment.duration_ms = u64::try_from(now.0 - started.0).ok();
+    }
 }
 
 /// Moves a task to `next` if legal, recording the transition.

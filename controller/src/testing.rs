@@ -46,5 +46,13 @@ pub fn deployment(hosts: &[&str], max_failures: u32) -> Deployment {
         build_key: None,
         built: None,
         restore_to: None,
+        message: None,
+        source_ref: None,
+        commit_sha: None,
+        build_url: None,
+        trigger: "cli".into(),
+        started_at: None,
+        finished_at: None,
+        duration_ms: None,
     }
 }

@@ -116,6 +116,28 @@ pub struct Deployment {
     /// its `restore` tasks put back on the hosts that had switched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore_to: Option<RestoreSource>,
+    /// Why and from what: what the person or CI job said, the branch or
+    /// tag, the commit and the CI run it came from.
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub source_ref: Option<String>,
+    #[serde(default)]
+    pub commit_sha: Option<String>,
+    #[serde(default)]
+    pub build_url: Option<String>,
+    /// What made it: `cli`, `api`, `webhook`, `schedule`, `retry`,
+    /// `rollback` or `external`.
+    #[serde(default = "trigger_cli")]
+    pub trigger: String,
+    /// When its work last started (left `pending`), and when that run
+    /// ended (it settled), with the time between.
+    #[serde(default)]
+    pub started_at: Option<Timestamp>,
+    #[serde(default)]
+    pub finished_at: Option<Timestamp>,
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
 }
 
 /// The previous deployment a failed rollout puts back: enough of its
@@ -167,6 +189,10 @@ pub struct BuildOutput {
     /// True when this deployment reused an earlier build.
     #[serde(default)]
     pub reused: bool,
+}
+
+fn trigger_cli() -> String {
+    "cli".into()
 }
 
 fn origin_deploy() -> String {
@@ -296,6 +322,14 @@ pub type Extra = BTreeMap<String, serde_json::Value>;
 
 /// True when nothing more will happen to this deployment without a new
 /// request: its status is settled and no task is still running.
+/// The user a `triggered_by` names: `ana` for `ana` and for
+/// `ana via token ci` (a deployment made with one of ana's API tokens).
+pub fn user_of(triggered_by: &str) -> &str {
+    triggered_by
+        .split_once(" via token ")
+        .map_or(triggered_by, |(user, _)| user)
+}
+
 pub fn is_quiet(deployment: &Deployment) -> bool {
     deployment.status.is_settled() && deployment.tasks.iter().all(|task| task.status.is_final())
 }

@@ -62,6 +62,8 @@ pub struct DeployArgs {
     /// (e.g. 30s, 5m; at most 1h) for them to connect instead of refusing.
     #[arg(long, value_name = "DURATION", value_parser = parse_wait)]
     pub wait_for_agents: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub provenance: super::provenance::ProvenanceArgs,
 }
 
 /// Parses `--wait-for-agents`: a duration of at most an hour.
@@ -145,7 +147,13 @@ pub async fn deploy(session: &mut Session, args: DeployArgs) -> Outcome {
         }
         None => None,
     };
+    let (message, source_ref, commit_sha, build_url) =
+        super::provenance::resolve(&args.provenance, |name| std::env::var(name).ok());
     let request = CreateDeploymentRequest {
+        message,
+        source_ref,
+        commit_sha,
+        build_url,
         manifest_toml: text,
         bundle_digest: digest,
         bundle_size: size,

@@ -15,6 +15,7 @@ mod live;
 mod logs;
 mod output;
 mod people;
+mod provenance;
 mod replaced;
 mod resolve;
 mod show;

@@ -25,8 +25,11 @@ pub struct LsArgs {
     #[arg(long, value_delimiter = ',')]
     pub status: Vec<DeploymentStatus>,
     /// Only deployments this user triggered.
-    #[arg(long = "by", value_name = "USER")]
+    #[arg(long = "by", value_name = "USER", conflicts_with = "mine")]
     pub triggered_by: Option<String>,
+    /// Only deployments you triggered (with any of your credentials).
+    #[arg(long)]
+    pub mine: bool,
     /// Free text: part of an app or user name, or the start of a deployment id.
     #[arg(long, value_name = "TEXT")]
     pub search: Option<String>,
@@ -51,7 +54,11 @@ pub async fn ls(session: &mut Session, args: LsArgs) -> Outcome {
         status: args.status.iter().map(ToString::to_string).collect(),
         // 0 lets the controller pick its default page size.
         limit: args.limit.unwrap_or(0),
-        triggered_by: args.triggered_by.unwrap_or_default(),
+        triggered_by: if args.mine {
+            "me".into()
+        } else {
+            args.triggered_by.unwrap_or_default()
+        },
         search: args.search.unwrap_or_default(),
         sort: args.sort.to_string(),
         ascending: args.asc,
@@ -112,6 +119,39 @@ pub async fn show(session: &mut Session, id: &str) -> Outcome {
     Ok(exit::OK)
 }
 
+/// Why and from what, and how long its last run took: only the lines
+/// that have something to say.
+fn provenance(d: &Deployment) -> String {
+    let mut text = format!("  trigger:      {}\n", d.trigger);
+    let lines = [
+        ("message", d.message.clone()),
+        ("ref", d.source_ref.clone()),
+        ("commit", d.commit_sha.clone()),
+        ("build", d.build_url.clone()),
+        ("started", d.started_at.map(|at| at.to_string())),
+        (
+            "finished",
+            d.finished_at.map(|at| match d.duration_ms {
+                Some(ms) => format!(
+                    "{at} (took {})",
+                    berth_shared::time::format_duration(std::time::Duration::from_millis(ms))
+                ),
+                None => at.to_string(),
+            }),
+        ),
+    ];
+    for (label, value) in lines {
+        if let Some(value) = value {
+            let label = format!("{label}:");
+            text.push_str(&format!(
+                "  {label:<13} {}\n",
+                berth_shared::text::clip(&value, 200)
+            ));
+        }
+    }
+    text
+}
+
 fn describe(d: &Deployment, format: super::Format) -> String {
     let mut text = format!(
         "deployment {}\n  app:          {}\n  environment:  {}\n  version:      {}\n  status:       {}\n  created:      {} by {}\n  bundle:       {} ({} bytes)\n",
@@ -139,6 +179,7 @@ fn describe(d: &Deployment, format: super::Format) -> String {
         }
         _ => {}
     }
+    text.push_str(&provenance(d));
     text.push_str(&format!(
         "  timeout:      {}{}\n",
         berth_shared::time::format_duration(d.manifest.timeout),

@@ -9,6 +9,7 @@ use berth_shared::record::{Deployment, Task, TaskKind, Timestamp};
 use berth_shared::state::DeploymentStatus;
 use tracing::info;
 
+use super::provenance::{Provenance, Trigger};
 use super::target::resolve_targets;
 use super::{Caller, Code, Error, Result};
 use crate::hub::HubEvent;
@@ -40,6 +41,10 @@ pub struct NewDeployment {
     pub rebuild: bool,
     /// Wait this long for offline target agents before refusing.
     pub wait_for_agents: Duration,
+    /// Why and from what (message, branch, commit, CI run).
+    pub provenance: Provenance,
+    /// Which front door it came through (`cli`, `api`).
+    pub trigger: Trigger,
 }
 
 /// What [`create`] did.
@@ -62,6 +67,8 @@ pub struct Snapshot {
     pub image_archive: Option<(String, u64)>,
     /// Build again even when an earlier build of the same inputs exists.
     pub rebuild: bool,
+    pub provenance: Provenance,
+    pub trigger: Trigger,
 }
 
 impl Snapshot {
@@ -80,6 +87,9 @@ impl Snapshot {
                 .filter(|_| deployment.manifest.build.is_none())
                 .map(|digest| (digest, deployment.image_archive_size)),
             rebuild: false,
+            provenance: Provenance::of(deployment),
+            // The caller says how it re-runs it (retry, rollback).
+            trigger: Trigger::Retry,
         }
     }
 }
@@ -170,6 +180,14 @@ pub fn from_snapshot(
         build_key,
         built,
         restore_to: None,
+        message: snapshot.provenance.message,
+        source_ref: snapshot.provenance.source_ref,
+        commit_sha: snapshot.provenance.commit_sha,
+        build_url: snapshot.provenance.build_url,
+        trigger: snapshot.trigger.as_str().into(),
+        started_at: None,
+        finished_at: None,
+        duration_ms: None,
     };
     super::build::adopt_reused(&mut deployment);
     if let Some(builder) = builder_busy {
@@ -221,6 +239,8 @@ fn build(context: &Context, caller: &Caller, request: &NewDeployment) -> Result<
         version,
         image_archive: request.image_archive.clone(),
         rebuild: request.rebuild,
+        provenance: request.provenance.clone().checked()?,
+        trigger: request.trigger,
     };
     let key = Some(request.idempotency_key.clone()).filter(|key| !key.is_empty());
     from_snapshot(context, caller, snapshot, key)

@@ -28,6 +28,7 @@ pub struct ListRequest {
     /// Status names (`failed`, `deployed`, ...); any of them.
     pub statuses: Vec<String>,
     pub limit: u32,
+    /// A user's name (its deployments by any credential), or `me`.
     pub triggered_by: String,
     pub search: String,
     /// A [`Sort`] name; empty for the default (newest first).
@@ -61,6 +62,10 @@ pub async fn list(
     request: ListRequest,
 ) -> Result<Vec<Deployment>> {
     caller.require(Role::Viewer)?;
+    let mut request = request;
+    if request.triggered_by == "me" {
+        request.triggered_by = caller.principal.name.clone();
+    }
     let query = list_query(request)?;
     // A search or a sort by status or app may read many index keys.
     let store = context.store.clone();

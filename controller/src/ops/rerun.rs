@@ -7,6 +7,7 @@ use berth_shared::state::{DeploymentStatus, TaskStatus};
 use tracing::info;
 
 use super::create::{Snapshot, announce, check_trigger_rate, from_snapshot, submitted};
+use super::provenance::Trigger;
 use super::stop::AppRef;
 use super::{Caller, Code, Error, Result};
 use crate::progress;
@@ -130,7 +131,11 @@ pub async fn rollback(
         named
         }
     };
-    let mut deployment = from_snapshot(context, caller, Snapshot::of(&source), None)?;
+    let snapshot = Snapshot {
+        trigger: Trigger::Rollback,
+        ..Snapshot::of(&source)
+    };
+    let mut deployment = from_snapshot(context, caller, snapshot, None)?;
     deployment.parent_id = Some(source.id);
     deployment.origin = "rollback".into();
     let from = current.map_or_else(

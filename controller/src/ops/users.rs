@@ -62,7 +62,13 @@ fn view_of(context: &Context, user: &UserRecord) -> Result<UserView> {
 }
 
 fn check_name(name: &str) -> Result<()> {
-    check_label_part(name, false).map_err(|err| Error::invalid(format!("user name {err}")))
+    check_label_part(name, false).map_err(|err| Error::invalid(format!("user name {err}")))?;
+    if name == "me" || name == "controller" {
+        return Err(Error::invalid(format!(
+            "user name `{name}` is reserved (`me` means the caller in filters); choose another"
+        )));
+    }
+    Ok(())
 }
 
 fn check_email(email: &str) -> Result<()> {

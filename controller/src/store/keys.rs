@@ -44,8 +44,10 @@ pub(super) fn status_prefix(status: DeploymentStatus) -> Vec<u8> {
 }
 
 /// The `idx_user` key of a deployment triggered by `user`.
-pub(super) fn user_key(user: &str, id: DeploymentId) -> Vec<u8> {
-    let mut key = user_prefix(user);
+/// The index key of a deployment under the user its `triggered_by` names
+/// (so `ana` and `ana via token ci` are one user's).
+pub(super) fn user_key(triggered_by: &str, id: DeploymentId) -> Vec<u8> {
+    let mut key = user_prefix(berth_shared::record::user_of(triggered_by));
     key.extend_from_slice(&id.to_bytes());
     key
 }

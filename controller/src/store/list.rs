@@ -71,7 +71,7 @@ impl ListQuery {
             && self
                 .triggered_by
                 .as_ref()
-                .is_none_or(|user| &deployment.triggered_by == user)
+                .is_none_or(|user| berth_shared::record::user_of(&deployment.triggered_by) == user)
             && (self.statuses.is_empty() || self.statuses.contains(&deployment.status))
             && needle.is_none_or(|needle| is_found(deployment, needle))
     }

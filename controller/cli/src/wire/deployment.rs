@@ -40,6 +40,14 @@ pub fn deployment_message(message: pb::Deployment) -> Result<Deployment, Failure
         build_key,
         built,
         restore_to,
+        message: note,
+        source_ref,
+        commit_sha,
+        build_url,
+        trigger,
+        started_at_ms,
+        finished_at_ms,
+        duration_ms,
     } = message;
     Ok(Deployment {
         id: parse(&id, "a deployment id")?,
@@ -69,6 +77,14 @@ pub fn deployment_message(message: pb::Deployment) -> Result<Deployment, Failure
         build_key,
         built: built.map(build_output).transpose()?,
         restore_to: restore_to.map(restore_source).transpose()?,
+        message: note,
+        source_ref,
+        commit_sha,
+        build_url,
+        trigger,
+        started_at: ts_opt(started_at_ms),
+        finished_at: ts_opt(finished_at_ms),
+        duration_ms,
     })
 }
 

@@ -70,6 +70,13 @@ pub fn new_deployment(request: CreateDeploymentRequest) -> NewDeployment {
         queue: request.queue,
         rebuild: request.rebuild,
         wait_for_agents: Duration::from_millis(request.wait_for_agents_ms),
+        provenance: crate::ops::provenance::Provenance {
+            message: request.message,
+            source_ref: request.source_ref,
+            commit_sha: request.commit_sha,
+            build_url: request.build_url,
+        },
+        trigger: crate::ops::provenance::Trigger::Cli,
     }
 }
 

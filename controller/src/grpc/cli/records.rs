@@ -71,6 +71,14 @@ pub fn deployment(record: Deployment) -> Result<pb::Deployment, Status> {
         build_key,
         built,
         restore_to,
+        message,
+        source_ref,
+        commit_sha,
+        build_url,
+        trigger,
+        started_at,
+        finished_at,
+        duration_ms,
     } = record;
     Ok(pb::Deployment {
         id: id.to_string(),
@@ -100,6 +108,14 @@ pub fn deployment(record: Deployment) -> Result<pb::Deployment, Status> {
         build_key,
         built: built.map(build_output),
         restore_to: restore_to.map(restore_source).transpose()?,
+        message,
+        source_ref,
+        commit_sha,
+        build_url,
+        trigger,
+        started_at_ms: started_at.map(|at| at.0),
+        finished_at_ms: finished_at.map(|at| at.0),
+        duration_ms,
     })
 }
 

@@ -224,6 +224,14 @@ fn deployment(status: DeploymentStatus) -> Deployment {
             image_archive_size: 512,
             built: Some(built(parent)),
         }),
+        message: text("fix the login page"),
+        source_ref: text("refs/tags/v1.4.2"),
+        commit_sha: text("0123456789abcdef0123456789abcdef01234567"),
+        build_url: text("https://ci.example.com/runs/42"),
+        trigger: "api".into(),
+        started_at: Some(Timestamp(1_700_000_000_500)),
+        finished_at: Some(Timestamp(1_700_000_060_500)),
+        duration_ms: Some(60_000),
     }
 }
 

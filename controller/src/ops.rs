@@ -26,6 +26,7 @@ pub mod deployments;
 mod domain;
 mod error;
 pub mod exec;
+pub mod external;
 pub mod follow;
 mod hosts;
 pub mod provenance;

@@ -54,5 +54,6 @@ pub fn deployment(hosts: &[&str], max_failures: u32) -> Deployment {
         started_at: None,
         finished_at: None,
         duration_ms: None,
+        extra_metadata: Default::default(),
     }
 }

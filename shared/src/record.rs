@@ -138,6 +138,10 @@ pub struct Deployment {
     pub finished_at: Option<Timestamp>,
     #[serde(default)]
     pub duration_ms: Option<u64>,
+    /// What an outside tool reported beside the deployment (`extra_metadata`
+    /// of a deployment event), as it sent it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra_metadata: BTreeMap<String, String>,
 }
 
 /// The previous deployment a failed rollout puts back: enough of its

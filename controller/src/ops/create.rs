@@ -188,6 +188,7 @@ pub fn from_snapshot(
         started_at: None,
         finished_at: None,
         duration_ms: None,
+        extra_metadata: Default::default(),
     };
     super::build::adopt_reused(&mut deployment);
     if let Some(builder) = builder_busy {

@@ -225,3 +225,73 @@ async fn an_api_token_acts_for_its_user_at_most_at_its_cap_until_revoked() {
     assert_eq!(revoked.code, Code::AuthUnauthenticated);
     assert_eq!(refused.message, revoked.message, "refusals say the same");
 }
+
+#[tokio::test]
+async fn outside_deployment_events_update_one_record_shown_in_status() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let context = context(dir.path()).await;
+    let ctx = &*context;
+    let operator = caller(Role::Operator);
+    let event = |status: &str| external::ExternalEvent {
+        app: "shop".into(),
+        version: "2.1.0".into(),
+        environment: "prod".into(),
+        status: external::ExternalStatus::parse(status).expect("status"),
+        deployed_by: Some("jenkins".into()),
+        provenance: provenance::Provenance {
+            commit_sha: Some("abcdef1".into()),
+            ..Default::default()
+        },
+        extra_metadata: [("job".to_string(), "deploy-shop".to_string())].into(),
+    };
+    denied(
+        "a viewer reporting",
+        external::record(ctx, &caller(Role::Viewer), event("started")).await,
+    );
+    let started = external::record(ctx, &operator, event("started"))
+        .await
+        .expect("started");
+    assert_eq!(
+        started.status,
+        berth_shared::state::DeploymentStatus::Deploying
+    );
+    assert_eq!(
+        (started.origin.as_str(), started.trigger.as_str()),
+        ("external", "external")
+    );
+    assert!(started.tasks.is_empty(), "never dispatched");
+    let done = external::record(ctx, &operator, event("success"))
+        .await
+        .expect("success");
+    assert_eq!(
+        done.id, started.id,
+        "one record per app, version and environment"
+    );
+    assert_eq!(done.status, berth_shared::state::DeploymentStatus::Deployed);
+    assert_eq!(done.triggered_by, "jenkins");
+    assert_eq!(done.commit_sha.as_deref(), Some("abcdef1"));
+    assert!(done.duration_ms.is_some(), "{done:?}");
+    let rows = status::status(ctx, &operator, "prod").expect("status");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        (rows[0].app.as_str(), rows[0].version.as_str()),
+        ("shop", "2.1.0")
+    );
+    let late = external::record(ctx, &operator, event("pending"))
+        .await
+        .expect_err("late");
+    assert_eq!(late.code, Code::DeploymentInvalidState, "{late}");
+    // It holds no running slot: berth's own deploys of the app are not refused by it.
+    assert_eq!(ctx.store.slot_holder("shop", "prod").expect("slot"), None);
+    let bad = external::ExternalEvent {
+        version: "has space".into(),
+        ..event("started")
+    };
+    assert_eq!(
+        external::record(ctx, &operator, bad)
+            .await
+            .expect_err("bad")
+            .code,
+        Code::RequestInvalid
+    );
+}

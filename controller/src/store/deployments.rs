@@ -171,6 +171,45 @@ impl Store {
         Ok(created)
     }
 
+    /// Records a deployment another tool made (`origin` external): its
+    /// record and indexes, under its idempotency key, but no running slot
+    /// and no blob grants, since no agent runs anything of it. Returns the
+    /// deployment an earlier event with the same key made, if any.
+    pub fn record_external(&self, deployment: &Deployment) -> Result<Created, StoreError> {
+        let t = self.t()?;
+        let trees = (
+            &t.deployments,
+            &t.idx_app,
+            &t.idx_status,
+            &t.idx_idempotency,
+            &t.idx_user,
+        );
+        let created =
+            trees.transaction(|(deployments, idx_app, idx_status, idx_idem, idx_user)| {
+                if let Some(key) = &deployment.idempotency_key {
+                    if let Some(existing) = idx_idem.get(key.as_bytes())? {
+                        let id = id_from_suffix(&existing).ok_or_else(|| {
+                            abort(StoreError::Corrupt {
+                                tree: "idx_idempotency",
+                                reason: "bad id".into(),
+                            })
+                        })?;
+                        return Ok(Created::Existing(id));
+                    }
+                    idx_idem.insert(key.as_bytes(), &deployment.id.to_bytes())?;
+                }
+                deployments.insert(&deployment.id.to_bytes(), encode(deployment))?;
+                idx_app.insert(
+                    app_key(&deployment.app, &deployment.environment, deployment.id),
+                    &[],
+                )?;
+                idx_status.insert(status_key(deployment.status, deployment.id), &[])?;
+                idx_user.insert(user_key(&deployment.triggered_by, deployment.id), &[])?;
+                Ok(Created::New)
+            })?;
+        Ok(created)
+    }
+
     /// Reads one deployment.
     pub fn get_deployment(&self, id: DeploymentId) -> Result<Deployment, StoreError> {
         let bytes =

@@ -48,6 +48,7 @@ pub fn deployment_message(message: pb::Deployment) -> Result<Deployment, Failure
         started_at_ms,
         finished_at_ms,
         duration_ms,
+        extra_metadata,
     } = message;
     Ok(Deployment {
         id: parse(&id, "a deployment id")?,
@@ -85,6 +86,7 @@ pub fn deployment_message(message: pb::Deployment) -> Result<Deployment, Failure
         started_at: ts_opt(started_at_ms),
         finished_at: ts_opt(finished_at_ms),
         duration_ms,
+        extra_metadata: extra_metadata.into_iter().collect(),
     })
 }
 

@@ -79,6 +79,7 @@ pub fn deployment(record: Deployment) -> Result<pb::Deployment, Status> {
         started_at,
         finished_at,
         duration_ms,
+        extra_metadata,
     } = record;
     Ok(pb::Deployment {
         id: id.to_string(),
@@ -116,6 +117,7 @@ pub fn deployment(record: Deployment) -> Result<pb::Deployment, Status> {
         started_at_ms: started_at.map(|at| at.0),
         finished_at_ms: finished_at.map(|at| at.0),
         duration_ms,
+        extra_metadata: extra_metadata.into_iter().collect(),
     })
 }
 

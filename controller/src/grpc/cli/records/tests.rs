@@ -232,6 +232,7 @@ fn deployment(status: DeploymentStatus) -> Deployment {
         started_at: Some(Timestamp(1_700_000_000_500)),
         finished_at: Some(Timestamp(1_700_000_060_500)),
         duration_ms: Some(60_000),
+        extra_metadata: [("pipeline".to_string(), "7".to_string())].into(),
     }
 }
 

@@ -83,6 +83,22 @@ fn roles_apply_to_the_next_call_and_a_disabled_user_is_refused() {
     assert_eq!(last.code, 5, "{}", last.stderr);
     assert_eq!(printed(&last)["error"]["code"], "user/last-admin");
 
+    // A web password: read from standard input, at least 12 characters,
+    // and only "set" is ever shown.
+    let short = controller.berth_stdin(&["users", "set-password", "ana"], "short\n");
+    assert_eq!(short.code, 2, "{}", short.stderr);
+    let set = controller.berth_stdin(
+        &["users", "set-password", "ana", "-o", "json"],
+        "correct horse battery staple\n",
+    );
+    assert_eq!(set.code, 0, "{}", set.stderr);
+    assert_eq!(printed(&set)["password_set"], true);
+    assert!(
+        !set.stdout.contains("argon2"),
+        "no hash is shown: {}",
+        set.stdout
+    );
+
     // Removed, its credential stops working.
     assert_eq!(controller.berth(&["users", "rm", "ana"]).code, 0);
     assert_eq!(ana(&["ls"]).code, 3);

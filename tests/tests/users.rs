@@ -145,3 +145,36 @@ fn api_tokens_are_shown_once_listed_without_secret_and_revoked() {
     let bad = controller.berth(&["api-tokens", "create", "--name", "no spaces"]);
     assert_eq!(bad.code, 2, "{}", bad.stderr);
 }
+
+#[test]
+fn the_first_admin_can_be_replaced_and_its_credential_then_stops_working() {
+    let controller = Controller::start();
+    assert_eq!(
+        controller
+            .berth(&["users", "add", "bo", "--role", "admin"])
+            .code,
+        0
+    );
+    let bo = controller.dir.path().join("bo.conf");
+    let out = bo.to_str().expect("path");
+    assert_eq!(
+        controller
+            .berth(&["users", "credential", "bo", "--out", out])
+            .code,
+        0
+    );
+    let removed = controller.berth_with(&bo, &["users", "rm", "admin"]);
+    assert_eq!(removed.code, 0, "{}", removed.stderr);
+    let refused = controller.berth(&["ls"]);
+    assert_eq!(
+        refused.code, 3,
+        "the removed admin's bundle: {}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("no longer exists"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(controller.berth_with(&bo, &["ls"]).code, 0);
+}

@@ -73,9 +73,8 @@ pub fn by_certificate(store: &Store, serial: &str, kind: PrincipalKind) -> Resul
 fn as_user(store: &Store, mut principal: Principal) -> Result<Principal> {
     let user = store.get_user(&principal.name).map_err(store_failed)?;
     match user {
-        // A principal from before user records keeps its own role until
-        // `adopt_user_principals` gives it a record at the next start.
-        None if principal.id == principal.name && principal.name == "admin" => Ok(principal),
+        // Every user principal has a record (`adopt_user_principals` runs
+        // before the controller serves), so none means it was removed.
         None => Err(unauthenticated(format!(
             "user `{}` no longer exists; ask an admin for a new credential",
             principal.name

@@ -23,6 +23,42 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|err| format!("`{text}` is not a duration ({err}); write it like 30s, 5m or 1h"))
 }
 
+/// An RFC 3339 time with `Z` or a `+HH:MM`/`-HH:MM` offset (humantime
+/// reads only UTC, so an offset is applied here).
+pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
+    let split = text.len().checked_sub(6)?;
+    let (local, offset) = match (text.get(..split), text.get(split..)) {
+        (Some(local), Some(offset))
+            if (offset.starts_with('+') || offset.starts_with('-'))
+                && offset.as_bytes()[3] == b':'
+                && local.len() > 10 =>
+        {
+            (local, offset)
+        }
+        _ => return humantime::parse_rfc3339_weak(text).ok(),
+    };
+    let hours: u64 = offset.get(1..3)?.parse().ok()?;
+    let minutes: u64 = offset.get(4..6)?.parse().ok()?;
+    if hours > 23 || minutes > 59 {
+        return None;
+    }
+    let shift = Duration::from_secs(hours * 3600 + minutes * 60);
+    let local = humantime::parse_rfc3339_weak(local).ok()?;
+    if offset.starts_with('+') {
+        local.checked_sub(shift)
+    } else {
+        local.checked_add(shift)
+    }
+}
+
+/// Unix milliseconds of a point in time (negative before 1970).
+pub fn unix_ms(time: SystemTime) -> i64 {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
+        Err(before) => -i64::try_from(before.duration().as_millis()).unwrap_or(i64::MAX),
+    }
+}
+
 /// Short human text for a duration, e.g. `1m 5s`.
 pub fn format_duration(duration: Duration) -> String {
     humantime::format_duration(Duration::from_secs(duration.as_secs())).to_string()
@@ -37,6 +73,22 @@ mod tests {
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration(" 1h 30m "), Ok(Duration::from_secs(5400)));
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn parses_rfc3339_with_offsets() {
+        let ms = |text: &str| parse_rfc3339(text).map(unix_ms);
+        assert_eq!(ms("2026-10-23T02:00:00Z"), Some(1_792_720_800_000));
+        assert_eq!(ms("2026-10-23T04:00:00+02:00"), Some(1_792_720_800_000));
+        assert_eq!(ms("2026-10-22T21:30:00-04:30"), Some(1_792_720_800_000));
+        for junk in [
+            "",
+            "yesterday",
+            "2026-13-01T00:00:00Z",
+            "2026-10-23T02:00:00+25:00",
+        ] {
+            assert_eq!(ms(junk), None, "{junk}");
+        }
     }
 
     #[test]

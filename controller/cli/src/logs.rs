@@ -1,7 +1,7 @@
 //! `berth logs`: stored lines, and with `-f` live ones until the deployment
 //! ends.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use berth_proto::v1::{GetLogsRequest, LogsExpired};
 use berth_shared::exit;
@@ -100,10 +100,7 @@ impl Since {
             Since::Ago(duration) => {
                 now_ms.saturating_sub(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX))
             }
-            Since::At(time) => match time.duration_since(UNIX_EPOCH) {
-                Ok(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
-                Err(before) => -i64::try_from(before.duration().as_millis()).unwrap_or(i64::MAX),
-            },
+            Since::At(time) => berth_shared::time::unix_ms(time),
         }
     }
 }
@@ -115,38 +112,13 @@ fn parse_since(text: &str) -> Result<Since, String> {
     if let Ok(duration) = humantime::parse_duration(text) {
         return Ok(Since::Ago(duration));
     }
-    parse_time(text).map(Since::At).ok_or_else(|| {
+    berth_shared::time::parse_rfc3339(text)
+        .map(Since::At)
+        .ok_or_else(|| {
         format!(
             "`{text}` is neither a duration nor an RFC 3339 time; write a duration ago like 10m or 2h, or a time like 2026-10-23T02:00:00Z"
         )
     })
-}
-
-/// An RFC 3339 time; humantime reads UTC, so an offset is applied here.
-fn parse_time(text: &str) -> Option<SystemTime> {
-    let split = text.len().checked_sub(6)?;
-    let (local, offset) = match (text.get(..split), text.get(split..)) {
-        (Some(local), Some(offset))
-            if (offset.starts_with('+') || offset.starts_with('-'))
-                && offset.as_bytes()[3] == b':'
-                && local.len() > 10 =>
-        {
-            (local, offset)
-        }
-        _ => return humantime::parse_rfc3339_weak(text).ok(),
-    };
-    let hours: u64 = offset.get(1..3)?.parse().ok()?;
-    let minutes: u64 = offset.get(4..6)?.parse().ok()?;
-    if hours > 23 || minutes > 59 {
-        return None;
-    }
-    let shift = Duration::from_secs(hours * 3600 + minutes * 60);
-    let local = humantime::parse_rfc3339_weak(local).ok()?;
-    if offset.starts_with('+') {
-        local.checked_sub(shift)
-    } else {
-        local.checked_add(shift)
-    }
 }
 
 /// What `berth logs` says on stderr when the retention sweeper deleted

@@ -8,7 +8,34 @@ use subtle::ConstantTimeEq;
 use tracing::warn;
 
 use super::{Caller, Code, Error, Result};
+use crate::server::Context;
 use crate::store::{Principal, PrincipalKind, Role, Store, StoreError, hash_secret};
+
+/// Who the caller is, and whether the controller's store has a problem
+/// (`berth whoami`, `berth health`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WhoAmI {
+    pub principal: String,
+    pub role: Role,
+    /// The API token the call came with, if any.
+    pub via_token: Option<String>,
+    /// Why the store cannot be written now, and since when (Unix ms).
+    pub store_problem: Option<String>,
+    pub store_problem_since_ms: Option<u64>,
+}
+
+/// The caller as the controller sees it.
+pub fn who_am_i(context: &Context, caller: &Caller) -> Result<WhoAmI> {
+    caller.require(Role::Viewer)?;
+    let health = context.store.health();
+    Ok(WhoAmI {
+        principal: caller.principal.name.clone(),
+        role: caller.principal.role,
+        via_token: caller.via_token.clone(),
+        store_problem: health.problem,
+        store_problem_since_ms: health.since_ms,
+    })
+}
 
 /// The prefix of every API token: `bta_<id>_<secret>`.
 pub const API_TOKEN_PREFIX: &str = "bta_";

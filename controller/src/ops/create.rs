@@ -300,11 +300,17 @@ pub fn check_trigger_rate(context: &Context, app: &str) -> Result<()> {
     limit
         .check(app.to_string(), std::time::Instant::now())
         .map_err(|wait| {
-            Error::new(Code::DeploymentRateLimited, format!(
-                "app `{app}` was triggered {} times within a minute, its limit (berth-controller serve --trigger-limit); try again in {}",
-                limit.limit(),
-                berth_shared::time::format_duration(wait.max(std::time::Duration::from_secs(1)))
-            ))
+            // Whole seconds, rounded up, so a client waiting this long is
+            // past the window.
+            let wait = Duration::from_secs(wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(Duration::from_secs(1));
+            Error {
+                retry_after: Some(wait),
+                ..Error::new(Code::DeploymentRateLimited, format!(
+                    "app `{app}` was triggered {} times within a minute, its limit (berth-controller serve --trigger-limit); try again in {}",
+                    limit.limit(),
+                    berth_shared::time::format_duration(wait)
+                ))
+            }
         })
 }
 

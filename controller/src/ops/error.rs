@@ -5,6 +5,7 @@
 //! else decides how an error travels.
 
 use std::fmt;
+use std::time::Duration;
 
 use tracing::error;
 
@@ -59,6 +60,12 @@ macro_rules! codes {
 codes! {
     RequestInvalid = "request/invalid", Invalid;
     RequestTooLarge = "request/too-large", Exhausted;
+    RequestNotFound = "request/not-found", NotFound;
+    RequestMethodNotAllowed = "request/method-not-allowed", Invalid;
+    RequestLengthRequired = "request/length-required", Invalid;
+    RequestUnsupportedMediaType = "request/unsupported-media-type", Invalid;
+    RequestTooManyStreams = "request/too-many-streams", Exhausted;
+    RequestTimedOut = "request/timed-out", Unavailable;
     DeploymentNotFound = "deployment/not-found", NotFound;
     DeploymentAlreadyRunning = "deployment/already-running", Conflict;
     DeploymentInvalidState = "deployment/invalid-state", Conflict;
@@ -114,6 +121,9 @@ pub struct Error {
     /// With [`Code::AgentOffline`]: the agents that are offline, so a
     /// client can wait for exactly them (`berth deploy --wait-for-agents`).
     pub offline_agents: Vec<String>,
+    /// With a rate limit ([`Code::DeploymentRateLimited`]): when the same
+    /// request may succeed (HTTP `Retry-After`).
+    pub retry_after: Option<Duration>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -124,6 +134,7 @@ impl Error {
             code,
             message: message.into(),
             offline_agents: Vec::new(),
+            retry_after: None,
         }
     }
 

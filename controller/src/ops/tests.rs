@@ -295,3 +295,51 @@ async fn outside_deployment_events_update_one_record_shown_in_status() {
         Code::RequestInvalid
     );
 }
+
+#[tokio::test]
+async fn all_sends_every_changed_deployment_and_skips_purged_ones() {
+    use futures_util::StreamExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let context = context(dir.path()).await;
+    let mut changes = watch::all(context.clone(), &caller(Role::Viewer)).expect("subscribed");
+    let stored = crate::testing::deployment(&["web-1"], 0);
+    context
+        .store
+        .create_deployment(&stored, false, false)
+        .expect("stored");
+    // A change to a deployment the store no longer has is left out.
+    context.hub.publish(crate::hub::HubEvent::Changed {
+        deployment: DeploymentId::new(),
+    });
+    context.hub.publish(crate::hub::HubEvent::Changed {
+        deployment: stored.id,
+    });
+    let next = tokio::time::timeout(std::time::Duration::from_secs(10), changes.next())
+        .await
+        .expect("a change in time")
+        .expect("the stream goes on")
+        .expect("a deployment");
+    assert_eq!(next.id, stored.id);
+    context.shutdown.cancel();
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), changes.next()).await;
+    assert!(matches!(ended, Ok(None)), "the stream ends at shutdown");
+}
+
+#[tokio::test]
+async fn a_rate_limited_trigger_says_when_to_try_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let context = context(dir.path()).await;
+    let mut context = Arc::into_inner(context).expect("one owner");
+    context.triggers = Some(crate::grpc::limit::RateLimit::new(
+        1,
+        std::time::Duration::from_secs(60),
+    ));
+    assert!(create::check_trigger_rate(&context, "web").is_ok());
+    let refused = create::check_trigger_rate(&context, "web").expect_err("over the limit");
+    assert_eq!(refused.code, Code::DeploymentRateLimited);
+    let wait = refused.retry_after.expect("a wait");
+    assert!(
+        (59..=60).contains(&wait.as_secs()) && wait.subsec_nanos() == 0,
+        "{wait:?}"
+    );
+}

@@ -19,20 +19,17 @@ use crate::grpc::BoxStream;
 use crate::grpc::auth::caller;
 use crate::ops;
 use crate::server::Context;
-use crate::store::Role;
 
 pub async fn who_am_i(
     context: &Arc<Context>,
     request: Request<WhoAmIRequest>,
 ) -> Result<Response<WhoAmIResponse>, Status> {
-    let caller = caller(&request)?;
-    caller.require(Role::Viewer)?;
-    let health = context.store.health();
+    let me = ops::auth::who_am_i(context, &caller(&request)?)?;
     Ok(Response::new(WhoAmIResponse {
-        principal: caller.principal.name,
-        role: caller.principal.role.as_str().into(),
-        store_problem: health.problem.unwrap_or_default(),
-        store_problem_since_ms: health.since_ms.unwrap_or(0),
+        principal: me.principal,
+        role: me.role.as_str().into(),
+        store_problem: me.store_problem.unwrap_or_default(),
+        store_problem_since_ms: me.store_problem_since_ms.unwrap_or(0),
     }))
 }
 

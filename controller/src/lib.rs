@@ -12,6 +12,7 @@ pub mod blob;
 pub mod dev;
 pub mod dispatcher;
 pub mod grpc;
+pub mod http;
 pub mod hub;
 pub mod init;
 pub mod listener;

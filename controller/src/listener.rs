@@ -7,7 +7,7 @@
 //! accept errors such as EMFILE back off instead of spinning ([`backoff`]).
 
 mod admission;
-mod backoff;
+pub(crate) mod backoff;
 mod conn;
 mod tls;
 
@@ -24,7 +24,7 @@ use tokio_util::task::TaskTracker;
 use tracing::debug;
 
 pub use admission::{Admission, Slot};
-pub use conn::Conn;
+pub use conn::{Conn, set_socket_options};
 pub use tls::server_config;
 
 use admission::{HandshakeLog, RefusalLog};

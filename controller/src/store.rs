@@ -32,7 +32,7 @@ pub use agents::{AgentRecord, Principal, PrincipalKind, Role};
 pub use audit::AuditEntry;
 pub use deployments::{Created, EventOutcome};
 pub use health::{CHECK_EVERY, Checked, StoreHealth, is_disk_full};
-pub use list::{ListQuery, Sort};
+pub use list::{DEFAULT_LIMIT, ListQuery, Sort};
 pub use logs::{ExpiredLogs, LogWrite, StoredLine};
 pub use registries::{RegistryRecord, RegistryView};
 pub use tokens::hash_secret;

@@ -1,5 +1,16 @@
 //! Builders shared by the controller's unit tests.
 
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::blob::BlobStore;
+use crate::dispatcher::Dispatcher;
+use crate::hub::Hub;
+use crate::registry::Registry;
+use crate::server::Context;
+use crate::store::Store;
 use berth_shared::id::{AgentId, DeploymentId};
 use berth_shared::manifest::Manifest;
 use berth_shared::record::{Deployment, Task, TaskKind, Timestamp};
@@ -56,4 +67,35 @@ pub fn deployment(hosts: &[&str], max_failures: u32) -> Deployment {
         duration_ms: None,
         extra_metadata: Default::default(),
     }
+}
+
+/// A controller context on a real store and blob store in `dir`, with a
+/// fresh CA, no agents and no trigger limit.
+pub async fn context(dir: &std::path::Path) -> Arc<Context> {
+    let ca = berth_shared::pki::new_ca("test").expect("ca");
+    let store = Store::open(&dir.join("store")).expect("store");
+    let registry = Arc::new(Registry::default());
+    let hub = Hub::default();
+    let dispatcher = Arc::new(
+        Dispatcher::new(
+            store.clone(),
+            registry.clone(),
+            hub.clone(),
+            std::time::Duration::from_secs(60),
+        )
+        .expect("dispatcher"),
+    );
+    Arc::new(Context {
+        store,
+        authority: berth_shared::pki::Authority::load(&ca.cert_pem, &ca.key_pem).expect("ca"),
+        registry,
+        hub,
+        blobs: BlobStore::open(&dir.join("blobs")).await.expect("blobs"),
+        dispatcher,
+        tasks: TaskTracker::new(),
+        shutdown: CancellationToken::new(),
+        ca_pem: ca.cert_pem,
+        heartbeat_secs: 5,
+        triggers: None,
+    })
 }

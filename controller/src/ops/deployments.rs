@@ -13,7 +13,9 @@ use crate::server::Context;
 use crate::store::{AuditEntry, ListQuery, Role};
 
 /// Most deployments one list returns.
-const MAX_LIST_LIMIT: u32 = 1000;
+pub const MAX_LIST_LIMIT: u32 = 1000;
+/// Deployments a list returns when it names no limit.
+pub const DEFAULT_LIST_LIMIT: u32 = crate::store::DEFAULT_LIMIT as u32;
 /// Longest free-text search, in characters.
 const MAX_SEARCH_CHARS: usize = 200;
 /// Largest `offset`, so one call cannot make the store walk without end.

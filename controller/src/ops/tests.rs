@@ -4,45 +4,10 @@
 use std::sync::Arc;
 
 use berth_shared::id::DeploymentId;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use super::*;
-use crate::blob::BlobStore;
-use crate::dispatcher::Dispatcher;
-use crate::hub::Hub;
-use crate::registry::Registry;
-use crate::server::Context;
-use crate::store::{Principal, PrincipalKind, Role, Store};
-
-async fn context(dir: &std::path::Path) -> Arc<Context> {
-    let ca = berth_shared::pki::new_ca("test").expect("ca");
-    let store = Store::open(&dir.join("store")).expect("store");
-    let registry = Arc::new(Registry::default());
-    let hub = Hub::default();
-    let dispatcher = Arc::new(
-        Dispatcher::new(
-            store.clone(),
-            registry.clone(),
-            hub.clone(),
-            std::time::Duration::from_secs(60),
-        )
-        .expect("dispatcher"),
-    );
-    Arc::new(Context {
-        store,
-        authority: berth_shared::pki::Authority::load(&ca.cert_pem, &ca.key_pem).expect("ca"),
-        registry,
-        hub,
-        blobs: BlobStore::open(&dir.join("blobs")).await.expect("blobs"),
-        dispatcher,
-        tasks: TaskTracker::new(),
-        shutdown: CancellationToken::new(),
-        ca_pem: ca.cert_pem,
-        heartbeat_secs: 5,
-        triggers: None,
-    })
-}
+use crate::store::{Principal, PrincipalKind, Role};
+use crate::testing::context;
 
 fn caller(role: Role) -> Caller {
     Caller {

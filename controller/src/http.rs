@@ -1,0 +1,187 @@
+//! The HTTP/JSON API under `/api/v1`: a second thin adapter over the
+//! application layer (`crate::ops`) beside the gRPC `Cli` service, for CI
+//! scripts and (later) the web pages. Each handler takes the caller
+//! ([`auth`]), decodes the request ([`decode`], [`query`], [`codec`]),
+//! calls one operation and encodes its record ([`reply`], [`sse`]); errors
+//! become responses in one place ([`error`]). Routes are listed in
+//! [`router`] and described in `docs/http-api.md`.
+//!
+//! Bounds: JSON bodies at most [`decode::MAX_JSON_BYTES`], request heads
+//! at most [`serve::MAX_HEADER_BYTES`], [`REQUEST_TIMEOUT`] for a request
+//! to be answered (blob uploads instead give up when idle), and
+//! [`sse::MAX_STREAMS_PER_CREDENTIAL`] event streams per token.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{Method, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use berth_proto::MAX_WAIT_FOR_AGENTS;
+use futures_util::FutureExt;
+use tracing::field::Empty;
+use tracing::{Instrument, debug, error, info_span};
+
+use crate::ops::{Code, Error};
+use crate::server::Context;
+
+mod auth;
+mod blobs;
+mod codec;
+mod decode;
+mod deployments;
+mod error;
+mod events;
+mod fleet;
+mod listen;
+mod logs;
+mod query;
+mod reply;
+mod serve;
+mod sse;
+#[cfg(test)]
+mod tests;
+
+pub use error::status_of;
+pub use listen::{Bound, DEFAULT_HTTP_LISTEN, HttpConfig, HttpListen, bind};
+pub use serve::spawn;
+
+/// How long a request may take to be answered. Event streams are answered
+/// at once and then stream; a create may first wait for agents.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What the handlers share.
+pub struct Api {
+    pub context: Arc<Context>,
+    /// Open event streams per credential.
+    pub streams: Arc<sse::StreamCap>,
+}
+
+/// Every route of the API.
+pub fn router(context: Arc<Context>) -> Router {
+    let api = Arc::new(Api {
+        context,
+        streams: Arc::new(sse::StreamCap::default()),
+    });
+    Router::new()
+        .route("/api/v1/whoami", get(fleet::whoami))
+        .route("/api/v1/status", get(fleet::status))
+        .route("/api/v1/agents", get(fleet::agents))
+        .route("/api/v1/agents/{name}", get(fleet::agent))
+        .route("/api/v1/audit", get(fleet::audit))
+        .route("/api/v1/users", get(fleet::users))
+        .route("/api/v1/api-tokens", get(fleet::api_tokens))
+        .route("/api/v1/blobs/{digest}", put(blobs::put).head(blobs::stat))
+        .route(
+            "/api/v1/deployments",
+            get(deployments::list).post(deployments::create),
+        )
+        .route("/api/v1/deployments/{id}", get(deployments::get))
+        .route("/api/v1/deployments/{id}/logs", get(logs::logs))
+        .route("/api/v1/deployments/{id}/events", get(events::deployment))
+        .route("/api/v1/deployments/{id}/cancel", post(deployments::cancel))
+        .route("/api/v1/deployments/{id}/retry", post(deployments::retry))
+        .route(
+            "/api/v1/deployments/{id}/redeploy",
+            post(deployments::redeploy),
+        )
+        .route("/api/v1/deployments/{id}/delete", post(deployments::delete))
+        .route("/api/v1/deployments/{id}/purge", post(deployments::purge))
+        .route("/api/v1/apps/{app}/stop", post(deployments::stop_app))
+        .route("/api/v1/apps/{app}/start", post(deployments::start_app))
+        .route("/api/v1/apps/{app}/rollback", post(deployments::rollback))
+        .route("/api/v1/events", get(events::all))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(time_limit))
+        .layer(middleware::from_fn(trace))
+        .with_state(api)
+}
+
+/// How long a route may take to answer: uploads are bounded by their
+/// idle time instead, and a create may wait for agents first.
+fn time_limit_of(method: &Method, route: Option<&str>) -> Option<Duration> {
+    match (method, route) {
+        (&Method::PUT, Some("/api/v1/blobs/{digest}")) => None,
+        (&Method::POST, Some("/api/v1/deployments")) => Some(MAX_WAIT_FOR_AGENTS + REQUEST_TIMEOUT),
+        _ => Some(REQUEST_TIMEOUT),
+    }
+}
+
+async fn time_limit(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str);
+    let Some(limit) = time_limit_of(request.method(), route) else {
+        return next.run(request).await;
+    };
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => error::ApiError(Error::new(
+            Code::RequestTimedOut,
+            format!(
+                "the request took longer than {}s; what it asked for may have happened, so look before sending it again",
+                limit.as_secs()
+            ),
+        ))
+        .into_response(),
+    }
+}
+
+/// A span per request (method, path, and once known the caller and the
+/// deployment), a debug line with the outcome, and a 500 instead of a
+/// dropped connection should a handler ever panic.
+async fn trace(request: Request, next: Next) -> Response {
+    let path = berth_shared::text::clip(request.uri().path(), 200);
+    let span = info_span!(
+        "http_request",
+        method = %request.method(),
+        path = %path,
+        principal = Empty,
+        deployment_id = Empty,
+    );
+    let started = Instant::now();
+    async move {
+        let response = match AssertUnwindSafe(next.run(request)).catch_unwind().await {
+            Ok(response) => response,
+            Err(_) => {
+                error!("an HTTP handler panicked");
+                error::ApiError(Error::new(
+                    Code::Internal,
+                    "the controller failed on this request; see its log",
+                ))
+                .into_response()
+            }
+        };
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        debug!(status = response.status().as_u16(), elapsed_ms, "request");
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+async fn not_found(method: Method, uri: Uri) -> error::ApiError {
+    error::ApiError(Error::new(
+        Code::RequestNotFound,
+        format!(
+            "no route {method} {}; the API's routes are under /api/v1 (docs/http-api.md)",
+            berth_shared::text::clip(uri.path(), 200)
+        ),
+    ))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> error::ApiError {
+    error::ApiError(Error::new(
+        Code::RequestMethodNotAllowed,
+        format!(
+            "{} does not take {method}; the Allow header says what it takes",
+            berth_shared::text::clip(uri.path(), 200)
+        ),
+    ))
+}

@@ -1,0 +1,255 @@
+//! Server-Sent Events: an operation's stream as `text/event-stream`, with
+//! a keep-alive comment every [`KEEP_ALIVE`] while it is quiet, an `error`
+//! event (the error JSON) when it fails, an `end` event when it ends by
+//! itself, and nothing more once the controller shuts down (the client
+//! reconnects). Each credential may hold [`MAX_STREAMS_PER_CREDENTIAL`]
+//! streams at once ([`StreamCap`]).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use tokio_util::sync::CancellationToken;
+
+use crate::ops::{self, Caller, Code, Error};
+
+/// How often a quiet stream sends a comment, so proxies keep it open.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// Live event streams one credential (token or session) may hold.
+pub const MAX_STREAMS_PER_CREDENTIAL: usize = 8;
+
+/// One event: its name, an optional id (for `Last-Event-ID`), and its
+/// data, one line of JSON.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub name: &'static str,
+    pub id: Option<String>,
+    pub data: String,
+}
+
+impl Event {
+    /// An event whose data is `value` as JSON.
+    pub fn json<T: serde::Serialize>(name: &'static str, value: &T) -> ops::Result<Event> {
+        let data = serde_json::to_string(value)
+            .map_err(|err| Error::new(Code::Internal, format!("encode an event: {err}")))?;
+        Ok(Event {
+            name,
+            id: None,
+            data,
+        })
+    }
+
+    /// The event as the bytes of the stream. JSON text holds no raw line
+    /// breaks, so the data is one `data:` line.
+    pub fn frame(&self) -> Bytes {
+        let mut text = format!("event: {}\n", self.name);
+        if let Some(id) = &self.id {
+            text.push_str(&format!("id: {id}\n"));
+        }
+        text.push_str(&format!("data: {}\n\n", self.data));
+        Bytes::from(text)
+    }
+}
+
+/// Counts the open streams per credential.
+#[derive(Default)]
+pub struct StreamCap {
+    open: Mutex<HashMap<String, usize>>,
+}
+
+/// One open stream; dropping it frees its place.
+pub struct StreamPermit {
+    cap: Arc<StreamCap>,
+    key: String,
+}
+
+impl StreamCap {
+    /// A place for one more stream of `caller`'s credential, or a refusal.
+    pub fn acquire(self: &Arc<Self>, caller: &Caller) -> ops::Result<StreamPermit> {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = open.entry(caller.serial.clone()).or_insert(0);
+        if *count >= MAX_STREAMS_PER_CREDENTIAL {
+            return Err(Error::new(
+                Code::RequestTooManyStreams,
+                format!(
+                    "this credential has {MAX_STREAMS_PER_CREDENTIAL} event streams open, the most it may; close one first"
+                ),
+            ));
+        }
+        *count += 1;
+        Ok(StreamPermit {
+            cap: self.clone(),
+            key: caller.serial.clone(),
+        })
+    }
+}
+
+impl Drop for StreamPermit {
+    fn drop(&mut self) {
+        let mut open = self.cap.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// What the stream sends next.
+enum Next {
+    Item(Option<ops::Result<Event>>),
+    KeepAlive,
+    Shutdown,
+}
+
+/// The stream of frames: events, keep-alives, then `error` or `end`.
+fn frames(
+    events: impl Stream<Item = ops::Result<Event>> + Send + Unpin + 'static,
+    permit: StreamPermit,
+    shutdown: CancellationToken,
+) -> impl Stream<Item = Result<Bytes, Infallible>> + Send {
+    // The permit lives as long as the stream.
+    let state = Some((events, permit, shutdown));
+    futures_util::stream::unfold(state, |state| async move {
+        let (mut events, permit, shutdown) = state?;
+        let next = tokio::select! {
+            () = shutdown.cancelled() => Next::Shutdown,
+            () = tokio::time::sleep(KEEP_ALIVE) => Next::KeepAlive,
+            item = events.next() => Next::Item(item),
+        };
+        let (frame, more) = match next {
+            Next::Shutdown => return None,
+            Next::KeepAlive => (Bytes::from_static(b": keep-alive\n\n"), true),
+            Next::Item(Some(Ok(event))) => (event.frame(), true),
+            Next::Item(Some(Err(err))) => {
+                let data = super::error::body_of(&err).to_string();
+                let event = Event {
+                    name: "error",
+                    id: None,
+                    data,
+                };
+                (event.frame(), false)
+            }
+            Next::Item(None) => (Bytes::from_static(b"event: end\ndata: {}\n\n"), false),
+        };
+        let state = more.then_some((events, permit, shutdown));
+        Some((Ok(frame), state))
+    })
+}
+
+/// `events` as a `text/event-stream` response.
+pub fn respond(
+    events: impl Stream<Item = ops::Result<Event>> + Send + Unpin + 'static,
+    permit: StreamPermit,
+    shutdown: CancellationToken,
+) -> Response {
+    // A comment first, so the client sees the stream open at once.
+    let opened = futures_util::stream::once(async { Ok(Bytes::from_static(b": open\n\n")) });
+    let body = Body::from_stream(opened.chain(frames(events, permit, shutdown)));
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Proxies such as nginx would otherwise hold events back.
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+/// Whether the client asked for an event stream.
+pub fn is_wanted(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| value.to_ascii_lowercase().contains("text/event-stream"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Principal, PrincipalKind, Role};
+
+    fn caller(serial: &str) -> Caller {
+        Caller {
+            principal: Principal {
+                kind: PrincipalKind::User,
+                id: "ana".into(),
+                name: "ana".into(),
+                role: Role::Viewer,
+                revoked: false,
+            },
+            serial: serial.into(),
+            via_token: None,
+        }
+    }
+
+    #[test]
+    fn events_frame_as_event_id_data() {
+        let event = Event {
+            name: "line",
+            id: Some("t:3".into()),
+            data: "{\"a\":\"x\\ny\"}".into(),
+        };
+        assert_eq!(
+            event.frame(),
+            Bytes::from("event: line\nid: t:3\ndata: {\"a\":\"x\\ny\"}\n\n")
+        );
+    }
+
+    #[test]
+    fn each_credential_holds_a_bounded_number_of_streams() {
+        let cap = Arc::new(StreamCap::default());
+        let held: Vec<StreamPermit> = (0..MAX_STREAMS_PER_CREDENTIAL)
+            .map(|_| cap.acquire(&caller("token:a")).expect("a place"))
+            .collect();
+        let refused = cap.acquire(&caller("token:a")).err().expect("full");
+        assert_eq!(refused.code, Code::RequestTooManyStreams);
+        assert!(
+            cap.acquire(&caller("token:b")).is_ok(),
+            "others are not held up"
+        );
+        drop(held);
+        assert!(cap.acquire(&caller("token:a")).is_ok(), "places come back");
+        assert!(
+            cap.open.lock().expect("lock").len() <= 1,
+            "closed credentials are forgotten"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stream_ends_with_end_or_error() {
+        let cap = Arc::new(StreamCap::default());
+        let collect = |items: Vec<ops::Result<Event>>| {
+            let permit = cap.acquire(&caller("token:a")).expect("place");
+            let stream = frames(
+                futures_util::stream::iter(items),
+                permit,
+                CancellationToken::new(),
+            );
+            async move {
+                stream
+                    .map(|frame| String::from_utf8_lossy(&frame.unwrap_or_default()).into_owned())
+                    .collect::<Vec<String>>()
+                    .await
+            }
+        };
+        let ended = collect(vec![Event::json("deployment", &1)]).await;
+        assert_eq!(
+            ended,
+            ["event: deployment\ndata: 1\n\n", "event: end\ndata: {}\n\n"]
+        );
+        let failed = collect(vec![Err(Error::new(Code::StoreFailed, "disk"))]).await;
+        assert_eq!(failed.len(), 1);
+        assert!(failed[0].starts_with("event: error\ndata: {\"error\":{\"code\":\"store/failed\""));
+    }
+}

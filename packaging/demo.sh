@@ -56,7 +56,7 @@ docker_host=""
 private_dockerd=0
 bridge=""
 finished=0
-admin_port="" http_port="" https_port="" controller_port=""
+admin_port="" http_port="" https_port="" controller_port="" api_port=""
 
 # The end of every log, with its path, so a failure says why.
 show_logs() {
@@ -207,15 +207,16 @@ echo "Caddy's admin API on 127.0.0.1:$admin_port; berth's routes will be served 
 step="starting the controller"
 echo "== a controller (berth-controller init, serve)"
 free_port controller_port
+free_port api_port
 "$bin/berth-controller" init --data-dir "$work/controller" --name 127.0.0.1 --port "$controller_port" \
     >"$work/init.log" 2>&1 || { cat "$work/init.log" >&2; exit 1; }
 "$bin/berth-controller" serve --data-dir "$work/controller" --listen "127.0.0.1:$controller_port" \
-    >"$work/controller.log" 2>&1 &
+    --http-listen "127.0.0.1:$api_port" >"$work/controller.log" 2>&1 &
 pids+=($!)
 export BERTH_CONFIG="$work/controller/admin.conf"
 berth() { "$bin/berth" "$@"; }
 wait_for 30 "the controller answering on 127.0.0.1:$controller_port" berth whoami
-echo "the controller serves on 127.0.0.1:$controller_port (log $work/controller.log)"
+echo "the controller serves on 127.0.0.1:$controller_port, its HTTP API on http://127.0.0.1:$api_port (log $work/controller.log)"
 
 step="starting the agent"
 echo "== an agent (berth-agent join, run)"

@@ -140,12 +140,14 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> Result<()>
         join_failure_limit: crate::server::DEFAULT_JOIN_FAILURE_LIMIT,
         blob_budget: crate::server::DEFAULT_BLOB_BUDGET,
         connections: crate::listener::Limits::default(),
+        // Off: a second dev controller would find the default port taken.
+        http: crate::http::HttpConfig::default(),
     };
     let server = tokio::spawn(crate::server::run(
         config,
         shutdown.clone(),
-        move |address| {
-            let _ = listening_tx.send(address);
+        move |listening| {
+            let _ = listening_tx.send(listening.grpc);
         },
     ));
     let address = listening_rx.await.context("the controller did not start")?;

@@ -15,13 +15,18 @@ use std::os::unix::process::CommandExt;
 pub const TEMPFAIL: i32 = 75;
 
 /// Replaces this process with a new `berth-controller serve` on the same
-/// data directory and the address it is listening on; exits with
-/// [`TEMPFAIL`] when that is not possible. Never returns.
-pub fn start_afresh(listening: SocketAddr) -> ! {
+/// data directory and the addresses it is listening on (gRPC, and the HTTP
+/// API's when it is on); exits with [`TEMPFAIL`] when that is not
+/// possible. Never returns.
+pub fn start_afresh(listening: SocketAddr, http: Option<SocketAddr>) -> ! {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     if args.first().is_some_and(|command| command == "serve") {
+        let mut args = pinned(args, "--listen", listening);
+        if let Some(http) = http {
+            args = pinned(args, "--http-listen", http);
+        }
         let err = std::process::Command::new("/proc/self/exe")
-            .args(pinned_listen(args, listening))
+            .args(args)
             .exec();
         tracing::error!(error = %err, "could not start afresh; exiting for the supervisor to start the controller again");
     } else {
@@ -32,23 +37,24 @@ pub fn start_afresh(listening: SocketAddr) -> ! {
     std::process::exit(TEMPFAIL)
 }
 
-/// `args` with the listen address replaced by the one actually bound (a
+/// `args` with the address of `flag` replaced by the one actually bound (a
 /// `--listen` with port 0 would pick another port, where agents would not
 /// find it), or added when it was not given.
-fn pinned_listen(args: Vec<OsString>, listening: SocketAddr) -> Vec<OsString> {
+fn pinned(args: Vec<OsString>, flag: &str, listening: SocketAddr) -> Vec<OsString> {
     let address = OsString::from(listening.to_string());
+    let prefix = format!("{flag}=");
     let mut pinned = Vec::with_capacity(args.len() + 2);
     let mut args = args.into_iter();
     let mut found = false;
     while let Some(arg) = args.next() {
-        if arg == "--listen" {
+        if arg == flag {
             args.next();
             found = true;
             pinned.push(arg);
             pinned.push(address.clone());
-        } else if arg.to_string_lossy().starts_with("--listen=") {
+        } else if arg.to_string_lossy().starts_with(&prefix) {
             found = true;
-            let mut replaced = OsString::from("--listen=");
+            let mut replaced = OsString::from(&prefix);
             replaced.push(&address);
             pinned.push(replaced);
         } else {
@@ -56,7 +62,7 @@ fn pinned_listen(args: Vec<OsString>, listening: SocketAddr) -> Vec<OsString> {
         }
     }
     if !found {
-        pinned.push("--listen".into());
+        pinned.push(flag.into());
         pinned.push(address);
     }
     pinned
@@ -64,7 +70,7 @@ fn pinned_listen(args: Vec<OsString>, listening: SocketAddr) -> Vec<OsString> {
 
 #[cfg(test)]
 mod tests {
-    use super::pinned_listen;
+    use super::pinned;
 
     fn args(list: &[&str]) -> Vec<std::ffi::OsString> {
         list.iter().map(Into::into).collect()
@@ -74,19 +80,41 @@ mod tests {
     fn the_bound_address_replaces_or_joins_the_arguments() {
         let bound = "127.0.0.1:41234".parse().expect("address");
         assert_eq!(
-            pinned_listen(
+            pinned(
                 args(&["serve", "--listen", "127.0.0.1:0", "--data-dir", "d"]),
+                "--listen",
                 bound
             ),
             args(&["serve", "--listen", "127.0.0.1:41234", "--data-dir", "d"])
         );
         assert_eq!(
-            pinned_listen(args(&["serve", "--listen=0.0.0.0:0"]), bound),
+            pinned(args(&["serve", "--listen=0.0.0.0:0"]), "--listen", bound),
             args(&["serve", "--listen=127.0.0.1:41234"])
         );
         assert_eq!(
-            pinned_listen(args(&["serve", "--data-dir", "d"]), bound),
+            pinned(args(&["serve", "--data-dir", "d"]), "--listen", bound),
             args(&["serve", "--data-dir", "d", "--listen", "127.0.0.1:41234"])
+        );
+        assert_eq!(
+            pinned(
+                args(&[
+                    "serve",
+                    "--listen",
+                    "127.0.0.1:41234",
+                    "--http-listen",
+                    "127.0.0.1:0"
+                ]),
+                "--http-listen",
+                "127.0.0.1:7080".parse().expect("address")
+            ),
+            args(&[
+                "serve",
+                "--listen",
+                "127.0.0.1:41234",
+                "--http-listen",
+                "127.0.0.1:7080"
+            ]),
+            "the HTTP API's address is pinned the same way, leaving --listen alone"
         );
     }
 }

@@ -1,5 +1,6 @@
 //! `berth-controller serve`: loads the data directory and runs the gRPC
-//! services on one mTLS listener until shutdown.
+//! services on one mTLS listener, and the HTTP API on its own (`http`),
+//! until shutdown.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -52,6 +53,17 @@ pub struct ServeConfig {
     /// What peers may hold of the listener (connection caps, the lifetime
     /// of connections without a client certificate).
     pub connections: crate::listener::Limits,
+    /// The HTTP API's address and certificate.
+    pub http: crate::http::HttpConfig,
+}
+
+/// Where a started controller listens.
+#[derive(Clone, Debug)]
+pub struct Listening {
+    /// The gRPC listener (agents and the CLI).
+    pub grpc: SocketAddr,
+    /// The HTTP API's base URL, unless it is off.
+    pub http: Option<(SocketAddr, String)>,
 }
 
 /// Failed joins one source address may make per minute unless
@@ -152,7 +164,7 @@ async fn sweep_logs(store: Store, retention: Duration, shutdown: CancellationTok
 /// unwritable until it is reopened, which [`Store::check`] does once there
 /// is room again; when sled cannot let go of the old database, the
 /// controller starts afresh in its own process (see [`crate::restart`]).
-async fn watch_store(store: Store, listening: SocketAddr, shutdown: CancellationToken) {
+async fn watch_store(store: Store, listening: Listening, shutdown: CancellationToken) {
     let mut ticker = tokio::time::interval(crate::store::CHECK_EVERY);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -165,7 +177,10 @@ async fn watch_store(store: Store, listening: SocketAddr, shutdown: Cancellation
                 store = %store.dir().display(),
                 "the store could not be reopened in place (sled still holds the old database); everything acknowledged is on disk, so the controller starts afresh in its own process to open it again"
             );
-            crate::restart::start_afresh(listening);
+            crate::restart::start_afresh(
+                listening.grpc,
+                listening.http.map(|(address, _)| address),
+            );
         }
     }
 }
@@ -187,11 +202,11 @@ pub struct Context {
 }
 
 /// Runs the controller until `shutdown` is cancelled. Calls `on_listening`
-/// with the bound address once the listener is up.
+/// with the bound addresses once the listeners are up.
 pub async fn run(
     config: ServeConfig,
     shutdown: CancellationToken,
-    on_listening: impl FnOnce(SocketAddr),
+    on_listening: impl FnOnce(&Listening),
 ) -> Result<()> {
     let dir = DataDir::new(&config.data_dir);
     let read = |path: PathBuf| match std::fs::read_to_string(&path) {
@@ -262,7 +277,12 @@ pub async fn run(
         .await
         .with_context(|| format!("listen on {}", config.listen))?;
     let local = listener.local_addr().context("read the bound address")?;
-    on_listening(local);
+    let http = crate::http::bind(&config.http, &dir).await?;
+    let listening = Listening {
+        grpc: local,
+        http: http.as_ref().map(|bound| (bound.local, bound.url())),
+    };
+    on_listening(&listening);
     info!(address = %local, "controller listening");
 
     context
@@ -276,7 +296,7 @@ pub async fn run(
     ));
     context
         .tasks
-        .spawn(watch_store(store.clone(), local, shutdown.clone()));
+        .spawn(watch_store(store.clone(), listening, shutdown.clone()));
     context.tasks.spawn(sweep_logs(
         store.clone(),
         config.log_retention,
@@ -284,6 +304,10 @@ pub async fn run(
     ));
     dispatcher.promote_waiting().await;
     dispatcher.kick_all().await;
+    if let Some(http) = http {
+        let router = crate::http::router(context.clone());
+        crate::http::spawn(http, router, &context.tasks, shutdown.clone());
+    }
 
     let agent_auth = authenticate(store.clone(), PrincipalKind::Agent);
     let cli_auth = authenticate(store.clone(), PrincipalKind::User);

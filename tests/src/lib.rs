@@ -101,6 +101,12 @@ pub struct Controller {
     pub dir: tempfile::TempDir,
     pub url: String,
     pub address: String,
+    /// The HTTP API's base URL (`http://127.0.0.1:PORT`), once serving;
+    /// empty when it is off (a controller in a network namespace).
+    pub http_url: String,
+    /// `--http-listen`: a free loopback port at first, then the port it
+    /// got, so a restart keeps it.
+    http_listen: String,
     serve_args: Vec<String>,
     /// The network namespace it (and the CLI) runs in; `None` for the
     /// test's own.
@@ -202,10 +208,19 @@ impl Controller {
             .status()
             .expect("run berth-controller init");
         assert!(status.success(), "berth-controller init failed");
+        // Inside a network namespace the tests reach the controller only
+        // through its gRPC address; the HTTP API stays off there.
+        let http_listen = if netns.is_some() {
+            "off"
+        } else {
+            "127.0.0.1:0"
+        };
         Controller {
             dir,
             url: String::new(),
             address: format!("{ip}:0"),
+            http_url: String::new(),
+            http_listen: http_listen.to_string(),
             serve_args: serve_args.iter().map(|arg| arg.to_string()).collect(),
             netns: netns.map(str::to_string),
             process: None,
@@ -224,8 +239,15 @@ impl Controller {
         let mut command = netns::command_in(self.netns.as_deref(), &bin("berth-controller"));
         command
             .args(["serve", "--listen", &self.address, "--data-dir"])
-            .arg(&data)
-            .args(&self.serve_args);
+            .arg(&data);
+        if !self
+            .serve_args
+            .iter()
+            .any(|arg| arg.starts_with("--http-listen"))
+        {
+            command.args(["--http-listen", &self.http_listen]);
+        }
+        command.args(&self.serve_args);
         let process = Running::spawn(command, &log);
         let line = process
             .stdout
@@ -233,6 +255,17 @@ impl Controller {
             .unwrap_or_else(|| panic!("controller did not start:\n{}", process.log_tail()));
         self.address = line.rsplit(' ').next().expect("address").to_string();
         self.url = format!("https://{}", self.address);
+        // Printed before the line waited for, when the API is on.
+        self.http_url = process
+            .stdout
+            .all()
+            .iter()
+            .find_map(|line| line.strip_prefix("berth-controller HTTP API on "))
+            .unwrap_or_default()
+            .to_string();
+        if let Some((_, address)) = self.http_url.split_once("://") {
+            self.http_listen = address.to_string();
+        }
         self.process = Some(process);
     }
 

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use berth_controller::dev::DevOptions;
+use berth_controller::http::{HttpConfig, HttpListen};
 use berth_controller::init::InitOptions;
 use berth_controller::rotate::RotateOptions;
 use berth_controller::server::ServeConfig;
@@ -104,6 +105,17 @@ enum Command {
         /// certificate must have sent something by then.
         #[arg(long, default_value = "10s", value_parser = parse_duration)]
         unauthenticated_connection_age: Duration,
+        /// Where the HTTP API listens (`off` for none). Plain HTTP on a
+        /// loopback address only; any other address serves HTTPS with the
+        /// controller's server certificate or --http-cert/--http-key.
+        #[arg(long, default_value = berth_controller::http::DEFAULT_HTTP_LISTEN)]
+        http_listen: HttpListen,
+        /// A certificate chain (PEM) for the HTTP API's HTTPS.
+        #[arg(long, value_name = "FILE", requires = "http_key")]
+        http_cert: Option<PathBuf>,
+        /// The private key (PEM) of --http-cert.
+        #[arg(long, value_name = "FILE", requires = "http_cert")]
+        http_key: Option<PathBuf>,
     },
     /// A throwaway controller plus one local agent, for trying berth.
     Dev {
@@ -214,6 +226,9 @@ async fn command(command: Command) -> anyhow::Result<()> {
             max_connections,
             max_connections_per_address,
             unauthenticated_connection_age,
+            http_listen,
+            http_cert,
+            http_key,
         } => {
             let shutdown = on_signal();
             berth_controller::server::run(
@@ -231,10 +246,20 @@ async fn command(command: Command) -> anyhow::Result<()> {
                         max_per_address: max_connections_per_address,
                         unauthenticated_age: unauthenticated_connection_age,
                     },
+                    http: HttpConfig {
+                        listen: http_listen,
+                        cert: http_cert,
+                        key: http_key,
+                    },
                 },
                 shutdown,
-                |address| {
-                    println!("berth-controller listening on {address}");
+                |listening| {
+                    // The HTTP line first: whoever waits for "listening on"
+                    // has both then.
+                    if let Some((_, url)) = &listening.http {
+                        println!("berth-controller HTTP API on {url}");
+                    }
+                    println!("berth-controller listening on {}", listening.grpc);
                 },
             )
             .await

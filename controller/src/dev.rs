@@ -140,17 +140,22 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> Result<()>
         join_failure_limit: crate::server::DEFAULT_JOIN_FAILURE_LIMIT,
         blob_budget: crate::server::DEFAULT_BLOB_BUDGET,
         connections: crate::listener::Limits::default(),
-        // Off: a second dev controller would find the default port taken.
-        http: crate::http::HttpConfig::default(),
+        // A port of its own: a second dev controller would find the
+        // default one taken.
+        http: crate::http::HttpConfig {
+            listen: crate::http::HttpListen::On(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+            ..Default::default()
+        },
     };
     let server = tokio::spawn(crate::server::run(
         config,
         shutdown.clone(),
         move |listening| {
-            let _ = listening_tx.send(listening.grpc);
+            let _ = listening_tx.send(listening.clone());
         },
     ));
-    let address = listening_rx.await.context("the controller did not start")?;
+    let listening = listening_rx.await.context("the controller did not start")?;
+    let address = listening.grpc;
     let url = format!("https://{address}");
     // The port may have been chosen by the system (--listen ...:0).
     let mut bundle =
@@ -165,6 +170,9 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> Result<()>
         "berth dev: controller on {url}, agent `{}` joined",
         options.agent_name
     );
+    if let Some((_, api)) = &listening.http {
+        println!("berth dev: HTTP API on {api} (tokens: berth api-tokens create --name NAME)");
+    }
     println!("credential bundle: {}", dir.admin_bundle().display());
     println!("try:  export BERTH_CONFIG={}", dir.admin_bundle().display());
     println!("      berth agents ls && berth deploy --bundle examples/hello");

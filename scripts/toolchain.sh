@@ -51,7 +51,7 @@ ensure_toolchain() {
 }
 
 # What the end-to-end tests need beyond Rust: Docker and Caddy (the tests
-# start private instances themselves), curl, a static busybox for the
+# start private instances themselves), curl and jq, a static busybox for the
 # test image, pebble, a test ACME server for automatic HTTPS, ip
 # (iproute2) for the hosts built as network namespaces, iptables and
 # faketime.
@@ -60,6 +60,8 @@ ensure_test_tools() {
     command -v dockerd >/dev/null 2>&1 || wanted+=(docker.io)
     command -v caddy >/dev/null 2>&1 || wanted+=(caddy)
     command -v curl >/dev/null 2>&1 || wanted+=(curl)
+    # The HTTP API tests run the README's CI snippet, which uses jq.
+    command -v jq >/dev/null 2>&1 || wanted+=(jq)
     command -v pebble >/dev/null 2>&1 || wanted+=(pebble)
     command -v ip >/dev/null 2>&1 || wanted+=(iproute2)
     # Partitions between hosts (iptables DROP), and a skewed clock for one

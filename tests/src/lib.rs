@@ -18,6 +18,7 @@ pub mod chroot;
 pub mod clock;
 pub mod docker;
 pub mod fleet;
+pub mod http;
 pub mod loadgen;
 pub mod netns;
 pub mod nspawn;

@@ -9,7 +9,8 @@
 //! Bounds: JSON bodies at most [`decode::MAX_JSON_BYTES`], request heads
 //! at most [`serve::MAX_HEADER_BYTES`], [`REQUEST_TIMEOUT`] for a request
 //! to be answered (blob uploads instead give up when idle), and
-//! [`sse::MAX_STREAMS_PER_CREDENTIAL`] event streams per token.
+//! [`sse::MAX_STREAMS_PER_CREDENTIAL`] open streams (event streams and log
+//! reads) per token, each ended once its token is refused.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;

@@ -45,7 +45,14 @@ fn tokens_roles_and_hostile_input_get_codes() {
     let denied = vic.post("/api/v1/deployments", &body);
     assert_eq!(denied.status, 403, "{}", denied.body);
     assert_eq!(denied.json()["error"]["code"], "auth/permission-denied");
-    // Revoked, the same token is unknown from the next request on.
+    // Revoked, the same token is unknown from the next request on, and
+    // the stream it holds ends at its next keep-alive (every 15 s).
+    let stream_log = controller.dir.path().join("vic-events.log");
+    let mut stream = vic.stream("/api/v1/events", &[], &stream_log);
+    assert!(
+        stream.stdout.wait_for(": open", DEADLINE).is_some(),
+        "the stream opened"
+    );
     let listed = controller
         .berth_with(&viewer, &["api-tokens", "ls", "-o", "json"])
         .json();
@@ -53,6 +60,16 @@ fn tokens_roles_and_hostile_input_get_codes() {
     controller
         .berth_with(&viewer, &["api-tokens", "revoke", &id])
         .ok();
+    let ended = stream.stdout.wait_for("auth/unauthenticated", DEADLINE);
+    assert!(
+        ended.is_some_and(|line| line.starts_with("data: ")),
+        "{:?}",
+        stream.stdout.all()
+    );
+    assert!(
+        stream.wait_exit(DEADLINE).is_some(),
+        "the revoked stream closed"
+    );
     let revoked = vic.get("/api/v1/whoami");
     assert_eq!(
         (revoked.status, revoked.code()),

@@ -12,7 +12,7 @@ use axum::response::Response;
 use futures_util::StreamExt;
 
 use super::Api;
-use super::auth::Authed;
+use super::auth::Streaming;
 use super::decode::PathId;
 use super::error::ApiError;
 use super::sse::{self, Event};
@@ -20,10 +20,9 @@ use crate::ops;
 
 pub async fn deployment(
     State(api): State<Arc<Api>>,
-    Authed(caller): Authed,
+    Streaming(caller, permit): Streaming,
     PathId(id): PathId,
 ) -> Result<Response, ApiError> {
-    let permit = api.streams.acquire(&caller)?;
     let snapshots = ops::watch::watch(api.context.clone(), &caller, id)?;
     let events = snapshots.map(|snapshot| Event::json("deployment", &snapshot?));
     Ok(sse::respond(events, permit, api.context.shutdown.clone()))
@@ -31,9 +30,8 @@ pub async fn deployment(
 
 pub async fn all(
     State(api): State<Arc<Api>>,
-    Authed(caller): Authed,
+    Streaming(caller, permit): Streaming,
 ) -> Result<Response, ApiError> {
-    let permit = api.streams.acquire(&caller)?;
     let changes = ops::watch::all(api.context.clone(), &caller)?;
     let events = changes.map(|change| Event::json("deployment", &change?));
     Ok(sse::respond(events, permit, api.context.shutdown.clone()))

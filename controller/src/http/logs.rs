@@ -21,11 +21,11 @@ use futures_util::StreamExt;
 use serde_json::json;
 
 use super::Api;
-use super::auth::Authed;
+use super::auth::Streaming;
 use super::decode::PathId;
 use super::error::ApiError;
 use super::query::Params;
-use super::sse::{self, Event};
+use super::sse::{self, Event, StreamPermit};
 use crate::ops::follow::{LogFilters, LogItem, LogLine, LogsRequest};
 use crate::ops::{self, Error};
 
@@ -154,7 +154,7 @@ fn logs_request(
 
 pub async fn logs(
     State(api): State<Arc<Api>>,
-    Authed(caller): Authed,
+    Streaming(caller, permit): Streaming,
     PathId(id): PathId,
     params: Params,
     headers: HeaderMap,
@@ -162,9 +162,8 @@ pub async fn logs(
     let (request, follow) = logs_request(id, params, &headers)?;
     if !follow {
         let items = ops::follow::logs(api.context.clone(), &caller, request)?;
-        return Ok(json_response(items));
+        return Ok(json_response(items, permit));
     }
-    let permit = api.streams.acquire(&caller)?;
     let mut cursor = Cursor(request.after_seq.clone().into_iter().collect());
     let items = ops::follow::logs(api.context.clone(), &caller, request)?;
     let events = items.map(move |item| match item? {
@@ -191,13 +190,14 @@ enum Written {
     Lines,
 }
 
-/// The lines as one JSON object written as they come. The status is sent
-/// first, so a store failure part-way cuts the body off (an incomplete
-/// transfer the client notices) instead of sending an error object.
-fn json_response(items: ops::Stream<LogItem>) -> Response {
-    let state = Some((items, Written::Nothing));
+/// The lines as one JSON object written as they come, holding `permit`
+/// (a long read counts as a stream). The status is sent first, so a store
+/// failure part-way cuts the body off (an incomplete transfer the client
+/// notices) instead of sending an error object.
+fn json_response(items: ops::Stream<LogItem>, permit: StreamPermit) -> Response {
+    let state = Some((items, Written::Nothing, permit));
     let chunks = futures_util::stream::unfold(state, |state| async move {
-        let (mut items, written) = state?;
+        let (mut items, written, permit) = state?;
         let (text, written) = match (items.next().await, written) {
             (Some(Err(err)), _) => return Some((Err(err), None)),
             (None, Written::Nothing) => ("{\"lines\":[]}\n".to_string(), None),
@@ -227,7 +227,7 @@ fn json_response(items: ops::Stream<LogItem>) -> Response {
                 (text, Some(Written::Lines))
             }
         };
-        Some((Ok(text), written.map(|written| (items, written))))
+        Some((Ok(text), written.map(|written| (items, written, permit))))
     });
     // Lines that are ready go out together.
     let body = chunks.ready_chunks(256).map(|batch| {

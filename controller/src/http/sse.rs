@@ -3,7 +3,8 @@
 //! event (the error JSON) when it fails, an `end` event when it ends by
 //! itself, and nothing more once the controller shuts down (the client
 //! reconnects). Each credential may hold [`MAX_STREAMS_PER_CREDENTIAL`]
-//! streams at once ([`StreamCap`]).
+//! streams at once ([`StreamCap`]), and is checked again at every
+//! keep-alive, so a revoked token's stream ends with an `error` event.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -21,7 +22,8 @@ use crate::ops::{self, Caller, Code, Error};
 
 /// How often a quiet stream sends a comment, so proxies keep it open.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
-/// Live event streams one credential (token or session) may hold.
+/// Open streams (event streams and log reads) one credential (token or
+/// session) may hold.
 pub const MAX_STREAMS_PER_CREDENTIAL: usize = 8;
 
 /// One event: its name, an optional id (for `Last-Event-ID`), and its
@@ -57,6 +59,9 @@ impl Event {
     }
 }
 
+/// Checks the credential of a stream again; an error ends the stream.
+pub type Recheck = Box<dyn Fn() -> ops::Result<()> + Send + Sync>;
+
 /// Counts the open streams per credential.
 #[derive(Default)]
 pub struct StreamCap {
@@ -67,18 +72,24 @@ pub struct StreamCap {
 pub struct StreamPermit {
     cap: Arc<StreamCap>,
     key: String,
+    recheck: Recheck,
 }
 
 impl StreamCap {
-    /// A place for one more stream of `caller`'s credential, or a refusal.
-    pub fn acquire(self: &Arc<Self>, caller: &Caller) -> ops::Result<StreamPermit> {
+    /// A place for one more stream of `caller`'s credential, or a refusal;
+    /// `recheck` checks the credential again while the stream lasts.
+    pub fn acquire(
+        self: &Arc<Self>,
+        caller: &Caller,
+        recheck: Recheck,
+    ) -> ops::Result<StreamPermit> {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         let count = open.entry(caller.serial.clone()).or_insert(0);
         if *count >= MAX_STREAMS_PER_CREDENTIAL {
             return Err(Error::new(
                 Code::RequestTooManyStreams,
                 format!(
-                    "this credential has {MAX_STREAMS_PER_CREDENTIAL} event streams open, the most it may; close one first"
+                    "this credential has {MAX_STREAMS_PER_CREDENTIAL} streams (event streams, log reads) open, the most it may; close one first"
                 ),
             ));
         }
@@ -86,6 +97,7 @@ impl StreamCap {
         Ok(StreamPermit {
             cap: self.clone(),
             key: caller.serial.clone(),
+            recheck,
         })
     }
 }
@@ -126,22 +138,27 @@ fn frames(
         };
         let (frame, more) = match next {
             Next::Shutdown => return None,
-            Next::KeepAlive => (Bytes::from_static(b": keep-alive\n\n"), true),
+            Next::KeepAlive => match (permit.recheck)() {
+                Ok(()) => (Bytes::from_static(b": keep-alive\n\n"), true),
+                Err(err) => (error_frame(&err), false),
+            },
             Next::Item(Some(Ok(event))) => (event.frame(), true),
-            Next::Item(Some(Err(err))) => {
-                let data = super::error::body_of(&err).to_string();
-                let event = Event {
-                    name: "error",
-                    id: None,
-                    data,
-                };
-                (event.frame(), false)
-            }
+            Next::Item(Some(Err(err))) => (error_frame(&err), false),
             Next::Item(None) => (Bytes::from_static(b"event: end\ndata: {}\n\n"), false),
         };
         let state = more.then_some((events, permit, shutdown));
         Some((Ok(frame), state))
     })
+}
+
+/// The `error` event that ends a stream.
+fn error_frame(err: &Error) -> Bytes {
+    let event = Event {
+        name: "error",
+        id: None,
+        data: super::error::body_of(err).to_string(),
+    };
+    event.frame()
 }
 
 /// `events` as a `text/event-stream` response.
@@ -210,16 +227,25 @@ mod tests {
     fn each_credential_holds_a_bounded_number_of_streams() {
         let cap = Arc::new(StreamCap::default());
         let held: Vec<StreamPermit> = (0..MAX_STREAMS_PER_CREDENTIAL)
-            .map(|_| cap.acquire(&caller("token:a")).expect("a place"))
+            .map(|_| {
+                cap.acquire(&caller("token:a"), Box::new(|| Ok(())))
+                    .expect("a place")
+            })
             .collect();
-        let refused = cap.acquire(&caller("token:a")).err().expect("full");
+        let refused = cap
+            .acquire(&caller("token:a"), Box::new(|| Ok(())))
+            .err()
+            .expect("full");
         assert_eq!(refused.code, Code::RequestTooManyStreams);
         assert!(
-            cap.acquire(&caller("token:b")).is_ok(),
+            cap.acquire(&caller("token:b"), Box::new(|| Ok(()))).is_ok(),
             "others are not held up"
         );
         drop(held);
-        assert!(cap.acquire(&caller("token:a")).is_ok(), "places come back");
+        assert!(
+            cap.acquire(&caller("token:a"), Box::new(|| Ok(()))).is_ok(),
+            "places come back"
+        );
         assert!(
             cap.open.lock().expect("lock").len() <= 1,
             "closed credentials are forgotten"
@@ -230,7 +256,9 @@ mod tests {
     async fn a_stream_ends_with_end_or_error() {
         let cap = Arc::new(StreamCap::default());
         let collect = |items: Vec<ops::Result<Event>>| {
-            let permit = cap.acquire(&caller("token:a")).expect("place");
+            let permit = cap
+                .acquire(&caller("token:a"), Box::new(|| Ok(())))
+                .expect("place");
             let stream = frames(
                 futures_util::stream::iter(items),
                 permit,
@@ -251,5 +279,35 @@ mod tests {
         let failed = collect(vec![Err(Error::new(Code::StoreFailed, "disk"))]).await;
         assert_eq!(failed.len(), 1);
         assert!(failed[0].starts_with("event: error\ndata: {\"error\":{\"code\":\"store/failed\""));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quiet_stream_keeps_alive_until_its_credential_is_refused() {
+        let cap = Arc::new(StreamCap::default());
+        let refused = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = refused.clone();
+        let recheck: Recheck = Box::new(move || {
+            if flag.load(std::sync::atomic::Ordering::SeqCst) {
+                Err(Error::new(Code::AuthUnauthenticated, "revoked"))
+            } else {
+                Ok(())
+            }
+        });
+        let permit = cap.acquire(&caller("token:a"), recheck).expect("place");
+        let quiet = futures_util::stream::pending::<ops::Result<Event>>();
+        let mut stream = Box::pin(frames(quiet, permit, CancellationToken::new()));
+        let first = stream.next().await.and_then(Result::ok).unwrap_or_default();
+        assert_eq!(first, Bytes::from_static(b": keep-alive\n\n"));
+        refused.store(true, std::sync::atomic::Ordering::SeqCst);
+        let last = stream.next().await.and_then(Result::ok).unwrap_or_default();
+        assert!(
+            String::from_utf8_lossy(&last).contains("auth/unauthenticated"),
+            "{last:?}"
+        );
+        assert!(stream.next().await.is_none(), "the stream ends");
+        assert!(
+            cap.open.lock().expect("lock").is_empty(),
+            "its place is free"
+        );
     }
 }

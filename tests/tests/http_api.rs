@@ -43,6 +43,7 @@ fn an_operator_token_deploys_a_tar_bundle_followed_over_sse() {
     let created = deploy(&api, &bundle, json!({"idempotency_key": "build-1"}));
     assert_eq!(created.status, 201, "{}", created.body);
     let id = created.json()["id"].as_str().expect("id").to_string();
+    assert_eq!(created.json()["trigger"], "api", "{}", created.body);
     assert_eq!(api.request("HEAD", &blob, &[], Body::None).status, 200);
     let logs = format!("/api/v1/deployments/{id}/logs?follow=true");
     let log = |name: &str| controller.dir.path().join(name);

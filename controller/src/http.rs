@@ -96,6 +96,10 @@ pub fn router(context: Arc<Context>) -> Router {
         .route("/api/v1/apps/{app}/start", post(deployments::start_app))
         .route("/api/v1/apps/{app}/rollback", post(deployments::rollback))
         .route("/api/v1/events", get(events::all))
+        .route(
+            "/api/v1/deployment-events",
+            post(deployments::external_event),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(time_limit))

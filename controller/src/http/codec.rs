@@ -27,6 +27,43 @@ fn missing(name: &str) -> Error {
     Error::invalid(format!("field `{name}` is missing"))
 }
 
+/// Why and from what, as a create names it (checked by the operation).
+fn provenance(body: &mut Fields) -> Result<Provenance, Error> {
+    Ok(Provenance {
+        message: body.string("message")?,
+        source_ref: body.string("source_ref")?,
+        commit_sha: body.string("commit_sha")?,
+        build_url: body.string("build_url")?,
+    })
+}
+
+/// `POST /api/v1/deployment-events`: a deployment another tool made.
+/// `product_name` is accepted for `app`, `scm_sha` and `scm_branch` for
+/// the commit and branch (the names other tools' deployment events use).
+pub fn external_event(mut body: Fields) -> Result<ops::external::ExternalEvent, Error> {
+    let app = match (body.string("app")?, body.string("product_name")?) {
+        (Some(app), _) | (None, Some(app)) => app,
+        (None, None) => return Err(missing("app")),
+    };
+    let status = ops::external::ExternalStatus::parse(&body.required_string("status")?)?;
+    let event = ops::external::ExternalEvent {
+        app,
+        version: body.required_string("version")?,
+        environment: body.string("environment")?.unwrap_or_default(),
+        status,
+        deployed_by: body.string("deployed_by")?,
+        provenance: Provenance {
+            message: body.string("message")?,
+            source_ref: body.string("scm_branch")?,
+            commit_sha: body.string("scm_sha")?,
+            build_url: body.string("build_url")?,
+        },
+        extra_metadata: body.string_map("extra_metadata")?,
+    };
+    body.finish()?;
+    Ok(event)
+}
+
 /// `POST /api/v1/deployments`.
 pub fn new_deployment(mut body: Fields) -> Result<NewDeployment, Error> {
     let manifest_toml = body.required_string("manifest")?;
@@ -58,7 +95,7 @@ pub fn new_deployment(mut body: Fields) -> Result<NewDeployment, Error> {
         queue: body.flag("queue")?,
         rebuild: body.flag("rebuild")?,
         wait_for_agents: Duration::from_secs(body.u64("wait_for_agents_secs")?.unwrap_or(0)),
-        provenance: Provenance::default(),
+        provenance: provenance(&mut body)?,
         trigger: Trigger::Api,
     };
     body.finish()?;

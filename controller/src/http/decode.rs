@@ -78,6 +78,26 @@ impl Fields {
         }
     }
 
+    /// An object of string values; absent or `null` is empty.
+    pub fn string_map(
+        &mut self,
+        name: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, Error> {
+        match self.map.remove(name) {
+            None | Some(Value::Null) => Ok(Default::default()),
+            Some(Value::Object(entries)) => entries
+                .into_iter()
+                .map(|(key, value)| match value {
+                    Value::String(text) => Ok((key, text)),
+                    // Numbers and flags are kept as their JSON text.
+                    Value::Number(_) | Value::Bool(_) => Ok((key, value.to_string())),
+                    other => Err(field_error(name, "an object of strings", &other)),
+                })
+                .collect(),
+            Some(other) => Err(field_error(name, "an object of strings", &other)),
+        }
+    }
+
     /// Refuses fields no one took (a typo would otherwise pass unnoticed).
     pub fn finish(self) -> Result<(), Error> {
         match self.map.keys().next() {

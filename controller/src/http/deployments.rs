@@ -31,6 +31,18 @@ pub async fn create(
     Ok(codec::created(created))
 }
 
+/// `POST /api/v1/deployment-events`.
+pub async fn external_event(
+    State(api): State<Arc<Api>>,
+    Authed(caller): Authed,
+    JsonBody(body): JsonBody,
+) -> Reply {
+    let event = codec::external_event(body)?;
+    let recorded = ops::external::record(&api.context, &caller, event).await?;
+    tracing::Span::current().record("deployment_id", display(recorded.id));
+    Ok(reply::ok(&recorded))
+}
+
 pub async fn list(State(api): State<Arc<Api>>, Authed(caller): Authed, params: Params) -> Reply {
     let request = codec::list_request(params)?;
     let (offset, limit) = (request.offset, request.limit);

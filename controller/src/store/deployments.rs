@@ -87,6 +87,28 @@ pub(super) fn abort(err: StoreError) -> ConflictableTransactionError<StoreError>
     ConflictableTransactionError::Abort(err)
 }
 
+/// Claims a deployment's idempotency key for it; the deployment that
+/// holds the key already, if one does.
+fn claim_key(
+    idx_idem: &TransactionalTree,
+    deployment: &Deployment,
+) -> Result<Option<DeploymentId>, ConflictableTransactionError<StoreError>> {
+    let Some(key) = &deployment.idempotency_key else {
+        return Ok(None);
+    };
+    if let Some(existing) = idx_idem.get(key.as_bytes())? {
+        let id = id_from_suffix(&existing).ok_or_else(|| {
+            abort(StoreError::Corrupt {
+                tree: "idx_idempotency",
+                reason: "bad id".into(),
+            })
+        })?;
+        return Ok(Some(id));
+    }
+    idx_idem.insert(key.as_bytes(), &deployment.id.to_bytes())?;
+    Ok(None)
+}
+
 pub(super) fn read_deployment(
     tree: &TransactionalTree,
     id: DeploymentId,
@@ -121,14 +143,8 @@ impl Store {
             &t.idx_user,
         );
         let created = trees.transaction(|(deployments, idx_app, idx_status, idx_idem, meta, grants, idx_user)| {
-            if let Some(key) = &deployment.idempotency_key {
-                if let Some(existing) = idx_idem.get(key.as_bytes())? {
-                    let id = id_from_suffix(&existing).ok_or_else(|| {
-                        abort(StoreError::Corrupt { tree: "idx_idempotency", reason: "bad id".into() })
-                    })?;
-                    return Ok(Created::Existing(id));
-                }
-                idx_idem.insert(key.as_bytes(), &deployment.id.to_bytes())?;
+            if let Some(id) = claim_key(idx_idem, deployment)? {
+                return Ok(Created::Existing(id));
             }
             let slot = running_slot(&deployment.app, &deployment.environment);
             let mut waiting_for: Option<DeploymentId> = None;
@@ -186,17 +202,8 @@ impl Store {
         );
         let created =
             trees.transaction(|(deployments, idx_app, idx_status, idx_idem, idx_user)| {
-                if let Some(key) = &deployment.idempotency_key {
-                    if let Some(existing) = idx_idem.get(key.as_bytes())? {
-                        let id = id_from_suffix(&existing).ok_or_else(|| {
-                            abort(StoreError::Corrupt {
-                                tree: "idx_idempotency",
-                                reason: "bad id".into(),
-                            })
-                        })?;
-                        return Ok(Created::Existing(id));
-                    }
-                    idx_idem.insert(key.as_bytes(), &deployment.id.to_bytes())?;
+                if let Some(id) = claim_key(idx_idem, deployment)? {
+                    return Ok(Created::Existing(id));
                 }
                 deployments.insert(&deployment.id.to_bytes(), encode(deployment))?;
                 idx_app.insert(

@@ -108,8 +108,10 @@ enum Command {
         /// Where the HTTP API listens (`off` for none). Plain HTTP on a
         /// loopback address only; any other address serves HTTPS with the
         /// controller's server certificate or --http-cert/--http-key.
-        #[arg(long, default_value = berth_controller::http::DEFAULT_HTTP_LISTEN)]
-        http_listen: HttpListen,
+        /// Default: 127.0.0.1:7080, skipped with a warning when that port is
+        /// taken.
+        #[arg(long)]
+        http_listen: Option<HttpListen>,
         /// A certificate chain (PEM) for the HTTP API's HTTPS.
         #[arg(long, value_name = "FILE", requires = "http_key")]
         http_cert: Option<PathBuf>,
@@ -247,7 +249,8 @@ async fn command(command: Command) -> anyhow::Result<()> {
                         unauthenticated_age: unauthenticated_connection_age,
                     },
                     http: HttpConfig {
-                        listen: http_listen,
+                        best_effort: http_listen.is_none(),
+                        listen: http_listen.unwrap_or_else(HttpListen::default_address),
                         cert: http_cert,
                         key: http_key,
                     },

@@ -40,10 +40,21 @@ impl FromStr for HttpListen {
     }
 }
 
+impl HttpListen {
+    /// [`DEFAULT_HTTP_LISTEN`].
+    pub fn default_address() -> HttpListen {
+        HttpListen::On(SocketAddr::from(([127, 0, 0, 1], 7080)))
+    }
+}
+
 /// The HTTP API's settings.
 #[derive(Clone, Debug)]
 pub struct HttpConfig {
     pub listen: HttpListen,
+    /// The address is the default, not asked for: when it cannot be bound
+    /// (another program has the port), the controller runs without the
+    /// API and says so, rather than not starting after an upgrade.
+    pub best_effort: bool,
     /// A certificate chain and key (PEM) for HTTPS instead of the
     /// controller's own server certificate.
     pub cert: Option<PathBuf>,
@@ -54,6 +65,7 @@ impl Default for HttpConfig {
     fn default() -> HttpConfig {
         HttpConfig {
             listen: HttpListen::Off,
+            best_effort: false,
             cert: None,
             key: None,
         }
@@ -94,9 +106,21 @@ pub async fn bind(config: &HttpConfig, dir: &DataDir) -> Result<Option<Bound>> {
         })?),
         _ => bail!("--http-cert and --http-key go together"),
     };
-    let listener = TcpListener::bind(address).await.with_context(|| {
-        format!("listen for the HTTP API on {address} (--http-listen; `off` turns it off)")
-    })?;
+    let listener = match TcpListener::bind(address).await {
+        Ok(listener) => listener,
+        Err(err) if config.best_effort => {
+            tracing::warn!(
+                %address, error = %err,
+                "the HTTP API is off: its default address cannot be bound; give --http-listen ADDR (or `off`)"
+            );
+            return Ok(None);
+        }
+        Err(err) => {
+            return Err(anyhow::Error::new(err).context(format!(
+                "listen for the HTTP API on {address} (--http-listen; `off` turns it off)"
+            )));
+        }
+    };
     let local = listener
         .local_addr()
         .context("read the HTTP API's bound address")?;
@@ -153,6 +177,30 @@ mod tests {
             Ok(HttpListen::On("127.0.0.1:7080".parse().expect("address")))
         );
         assert!("7080".parse::<HttpListen>().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_taken_default_port_leaves_the_api_off_but_an_asked_for_one_fails() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = DataDir::new(dir.path());
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = taken.local_addr().expect("address");
+        let mut config = HttpConfig {
+            listen: HttpListen::On(address),
+            best_effort: true,
+            ..HttpConfig::default()
+        };
+        let bound = bind(&config, &data).await.expect("the controller starts");
+        assert!(bound.is_none(), "the API is off");
+        config.best_effort = false;
+        let Err(err) = bind(&config, &data).await else {
+            panic!("an address asked for must be bound");
+        };
+        assert!(format!("{err:#}").contains("--http-listen"), "{err:#}");
+        assert_eq!(
+            HttpListen::default_address(),
+            DEFAULT_HTTP_LISTEN.parse().expect("default")
+        );
     }
 
     #[tokio::test]

@@ -19,6 +19,7 @@ mod provenance;
 mod replaced;
 mod resolve;
 mod show;
+mod status;
 mod stop;
 mod tokens;
 mod watch;
@@ -304,7 +305,7 @@ async fn dispatch(session: &mut Session, command: Command) -> Outcome {
         Command::Ls(ls) => show::ls(session, ls).await,
         Command::Show { id } => show::show(session, &id).await,
         Command::Logs(logs) => logs::logs(session, logs).await,
-        Command::Status { environment } => show::status(session, environment).await,
+        Command::Status { environment } => status::status(session, environment).await,
         Command::Stop(args) => stop::stop(session, args).await,
         Command::Delete { id, detach } => stop::delete(session, &id, detach).await,
         Command::Cancel { id, detach } => lifecycle::cancel(session, &id, detach).await,

@@ -17,6 +17,14 @@ const NO_SUCH: &str = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
 #[test]
 fn roles_apply_to_the_next_call_and_a_disabled_user_is_refused() {
     let controller = Controller::start();
+    let boss = controller.berth(&["users", "add", "ana", "--role", "boss"]);
+    assert_eq!(boss.code, 2, "{}", boss.stderr);
+    assert!(
+        boss.stderr
+            .contains("role `boss` is not one of viewer, operator, admin"),
+        "{}",
+        boss.stderr
+    );
     let added = controller.berth(&["users", "add", "ana", "--role", "viewer", "-o", "json"]);
     assert_eq!(added.code, 0, "{}", added.stderr);
     assert_eq!(printed(&added)["role"], "viewer", "{}", added.stdout);

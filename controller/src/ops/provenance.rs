@@ -91,7 +91,7 @@ impl Provenance {
             )));
         }
         if let Some(sha) = &provenance.commit_sha
-            && !(7..=64).contains(&sha.len()) | !sha.chars().all(|c| c.is_ascii_hexdigit())
+            && (!(7..=64).contains(&sha.len()) || !sha.chars().all(|c| c.is_ascii_hexdigit()))
         {
             return Err(Error::invalid(format!(
                 "sha `{}`: a commit hash is 7 to 64 hex digits",

@@ -86,6 +86,23 @@ impl Role {
     }
 }
 
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    /// The inverse of [`Role::as_str`]; the error names the choices.
+    fn from_str(text: &str) -> Result<Role, String> {
+        [Role::Viewer, Role::Operator, Role::Admin]
+            .into_iter()
+            .find(|role| role.as_str() == text)
+            .ok_or_else(|| {
+                format!(
+                    "role `{}` is not one of viewer, operator, admin",
+                    berth_shared::text::clip(text, 40)
+                )
+            })
+    }
+}
+
 /// Whether a principal is an agent or a person.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

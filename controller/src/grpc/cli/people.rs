@@ -19,16 +19,8 @@ use crate::store::Role;
 
 /// A role named in a request.
 fn role(text: &str) -> Result<Role, Status> {
-    match text {
-        "viewer" => Ok(Role::Viewer),
-        "operator" => Ok(Role::Operator),
-        "admin" => Ok(Role::Admin),
-        other => Err(Error::invalid(format!(
-            "role `{}` is not one of viewer, operator, admin",
-            berth_shared::text::clip(other, 40)
-        ))
-        .into()),
-    }
+    text.parse()
+        .map_err(|err: String| Error::invalid(err).into())
 }
 
 pub async fn add_user(

@@ -6,7 +6,6 @@ mod agent;
 pub mod auth;
 pub mod cli;
 mod enroll;
-pub mod limit;
 pub mod status;
 
 pub use agent::AgentApi;

@@ -43,6 +43,8 @@ mod logs;
 mod query;
 mod reply;
 mod serve;
+mod session;
+mod setup;
 mod sse;
 #[cfg(test)]
 mod tests;
@@ -70,6 +72,13 @@ pub fn router(context: Arc<Context>) -> Router {
     });
     Router::new()
         .route("/api/v1/whoami", get(fleet::whoami))
+        .route(
+            "/api/v1/session",
+            get(session::current)
+                .post(session::login)
+                .delete(session::logout),
+        )
+        .route("/setup", get(setup::page).post(setup::submit))
         .route("/api/v1/status", get(fleet::status))
         .route("/api/v1/agents", get(fleet::agents))
         .route("/api/v1/agents/{name}", get(fleet::agent))

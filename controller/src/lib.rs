@@ -15,6 +15,7 @@ pub mod grpc;
 pub mod http;
 pub mod hub;
 pub mod init;
+pub mod limit;
 pub mod listener;
 pub mod ops;
 pub mod paths;

@@ -198,7 +198,9 @@ pub struct Context {
     pub ca_pem: String,
     pub heartbeat_secs: u32,
     /// The per-app trigger rate limit, when there is one.
-    pub triggers: Option<crate::grpc::limit::RateLimit<String>>,
+    pub triggers: Option<crate::limit::RateLimit<String>>,
+    /// Web sessions' settings and the sign-in limits.
+    pub web: crate::ops::sessions::Web,
 }
 
 /// Runs the controller until `shutdown` is cancelled. Calls `on_listening`
@@ -257,6 +259,12 @@ pub async fn run(
         )
         .context("load unfinished deployments")?,
     );
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listen on {}", config.listen))?;
+    let local = listener.local_addr().context("read the bound address")?;
+    let http = crate::http::bind(&config.http, &dir).await?;
     let context = Arc::new(Context {
         store: store.clone(),
         authority,
@@ -268,16 +276,17 @@ pub async fn run(
         shutdown: shutdown.clone(),
         ca_pem: ca_pem.clone(),
         heartbeat_secs: HEARTBEAT_SECS,
-        triggers: (config.trigger_limit > 0).then(|| {
-            crate::grpc::limit::RateLimit::new(config.trigger_limit, Duration::from_secs(60))
-        }),
+        triggers: (config.trigger_limit > 0)
+            .then(|| crate::limit::RateLimit::new(config.trigger_limit, Duration::from_secs(60))),
+        web: crate::ops::sessions::Web::new(
+            config.http.session_ttl,
+            config
+                .http
+                .public_url
+                .clone()
+                .or_else(|| http.as_ref().map(|bound| bound.url())),
+        ),
     });
-
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("listen on {}", config.listen))?;
-    let local = listener.local_addr().context("read the bound address")?;
-    let http = crate::http::bind(&config.http, &dir).await?;
     let listening = Listening {
         grpc: local,
         http: http.as_ref().map(|bound| (bound.local, bound.url())),

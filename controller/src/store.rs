@@ -18,6 +18,7 @@ mod lifecycle;
 mod list;
 mod logs;
 mod registries;
+mod sessions;
 mod tokens;
 mod users;
 
@@ -35,6 +36,7 @@ pub use health::{CHECK_EVERY, Checked, StoreHealth, is_disk_full};
 pub use list::{DEFAULT_LIMIT, ListQuery, Sort};
 pub use logs::{ExpiredLogs, LogWrite, StoredLine};
 pub use registries::{RegistryRecord, RegistryView};
+pub use sessions::{SessionRecord, SetupLinkRecord};
 pub use tokens::hash_secret;
 pub use tokens::{TokenRecord, TokenState};
 pub use users::{ApiTokenRecord, UserRecord};
@@ -182,6 +184,8 @@ struct Trees {
     registries: sled::Tree,
     users: sled::Tree,
     api_tokens: sled::Tree,
+    sessions: sled::Tree,
+    setup_links: sled::Tree,
     blobs: sled::Tree,
     blob_grants: sled::Tree,
     audit: sled::Tree,
@@ -210,6 +214,8 @@ impl Trees {
             registries: db.open_tree("registries")?,
             users: db.open_tree("users")?,
             api_tokens: db.open_tree("api_tokens")?,
+            sessions: db.open_tree("sessions")?,
+            setup_links: db.open_tree("setup_links")?,
             blobs: db.open_tree("blobs")?,
             blob_grants: db.open_tree("blob_grants")?,
             audit: db.open_tree("audit")?,

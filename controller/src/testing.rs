@@ -97,5 +97,9 @@ pub async fn context(dir: &std::path::Path) -> Arc<Context> {
         ca_pem: ca.cert_pem,
         heartbeat_secs: 5,
         triggers: None,
+        web: crate::ops::sessions::Web::new(
+            crate::ops::sessions::DEFAULT_SESSION_TTL,
+            Some("http://127.0.0.1:7080".into()),
+        ),
     })
 }

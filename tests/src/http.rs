@@ -64,6 +64,9 @@ impl Reply {
 pub struct Api {
     pub base: String,
     token: Option<String>,
+    /// More curl arguments for every request (a client certificate, a
+    /// source address).
+    args: Vec<String>,
 }
 
 impl Api {
@@ -71,7 +74,15 @@ impl Api {
         Api {
             base: base.to_string(),
             token: token.map(str::to_string),
+            args: Vec::new(),
         }
+    }
+
+    /// The same API, with `args` given to curl on every request (e.g.
+    /// `--interface 127.0.0.2`, `--cacert ca.pem`).
+    pub fn with_curl_args(mut self, args: &[&str]) -> Api {
+        self.args.extend(args.iter().map(|arg| arg.to_string()));
+        self
     }
 
     fn curl(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Command {
@@ -82,6 +93,7 @@ impl Api {
         } else {
             command.args(["-X", method]);
         }
+        command.args(&self.args);
         if let Some(token) = &self.token {
             command.args(["-H", &format!("Authorization: Bearer {token}")]);
         }

@@ -4,9 +4,9 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use berth_proto::v1::{
-    AddUserRequest, CreateApiTokenRequest, IssueUserCredentialRequest, ListApiTokensRequest,
-    ListUsersRequest, RemoveUserRequest, RevokeApiTokenRequest, SetUserDisabledRequest,
-    SetUserPasswordRequest, SetUserRoleRequest,
+    AddUserRequest, CreateApiTokenRequest, CreateSetupLinkRequest, IssueUserCredentialRequest,
+    ListApiTokensRequest, ListUsersRequest, RemoveUserRequest, RevokeApiTokenRequest,
+    SetUserDisabledRequest, SetUserPasswordRequest, SetUserRoleRequest,
 };
 use berth_shared::credentials::Bundle;
 use berth_shared::exit;
@@ -39,6 +39,15 @@ pub enum UsersCommand {
     Rm { name: String },
     /// Set a user's web password, read from standard input.
     SetPassword { name: String },
+    /// Make a one-time link to the page where the user chooses a web
+    /// password (and is signed in); send it to them. A newer link replaces
+    /// an older one.
+    SetupLink {
+        name: String,
+        /// How long the link works (e.g. 2h; at most 7d).
+        #[arg(long, default_value = "24h")]
+        expires: String,
+    },
     /// Issue a CLI credential bundle for a user; its key is made here and
     /// never sent. Written to --out (mode 0600), or to standard output.
     Credential {
@@ -120,6 +129,9 @@ pub async fn users(session: &mut Session, command: UsersCommand) -> Outcome {
             (wire::user(reply.into_inner())?, "password set")
         }
         UsersCommand::Credential { name, out } => return credential(session, name, out).await,
+        UsersCommand::SetupLink { name, expires } => {
+            return setup_link(session, name, &expires).await;
+        }
     };
     emit(session.format, &user, || {
         format!("{}: {done}", user_line(&user))
@@ -170,6 +182,37 @@ fn read_password() -> Result<String, Failure> {
         ));
     }
     Ok(password)
+}
+
+async fn setup_link(session: &mut Session, name: String, expires: &str) -> Outcome {
+    let expires_in_secs = berth_shared::time::parse_duration(expires)
+        .map_err(|err| Failure::usage(format!("--expires: {err}")))?
+        .as_secs()
+        .max(1);
+    let request = CreateSetupLinkRequest {
+        name,
+        expires_in_secs,
+    };
+    let link = session
+        .client
+        .create_setup_link(request)
+        .await?
+        .into_inner();
+    let expires_at = berth_shared::record::Timestamp(link.expires_at_ms);
+    let json = serde_json::json!({
+        "user": link.user,
+        "url": link.url,
+        "expires_at": expires_at,
+    });
+    match session.format {
+        super::Format::Json => emit(session.format, &json, String::new),
+        super::Format::Table | super::Format::Wide => println!("{}", link.url),
+    }
+    eprintln!(
+        "setup link for {}; it works once, until {expires_at}. Send it to them over a private channel.",
+        link.user
+    );
+    Ok(exit::OK)
 }
 
 async fn credential(session: &mut Session, name: String, out: Option<PathBuf>) -> Outcome {

@@ -118,6 +118,15 @@ enum Command {
         /// The private key (PEM) of --http-cert.
         #[arg(long, value_name = "FILE", requires = "http_cert")]
         http_key: Option<PathBuf>,
+        /// How long a web sign-in lasts before the browser must sign in
+        /// again.
+        #[arg(long, default_value = "12h", value_parser = parse_duration)]
+        session_ttl: Duration,
+        /// The address people open the dashboard at, when a proxy in front
+        /// gives it another name (setup links point there), like
+        /// https://berth.example.com.
+        #[arg(long, value_name = "URL", value_parser = parse_public_url)]
+        public_url: Option<String>,
     },
     /// A throwaway controller plus one local agent, for trying berth.
     Dev {
@@ -135,6 +144,19 @@ enum Command {
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     berth_shared::time::parse_duration(text)
+}
+
+fn parse_public_url(text: &str) -> Result<String, String> {
+    let url = text.trim().trim_end_matches('/');
+    let host = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    match host {
+        Some(host) if !host.is_empty() && !host.contains(char::is_whitespace) => Ok(url.into()),
+        _ => Err(format!(
+            "`{text}` is not a URL like https://berth.example.com (http:// or https://, a host, maybe a port and a path)"
+        )),
+    }
 }
 
 fn main() -> ExitCode {
@@ -231,6 +253,8 @@ async fn command(command: Command) -> anyhow::Result<()> {
             http_listen,
             http_cert,
             http_key,
+            session_ttl,
+            public_url,
         } => {
             let shutdown = on_signal();
             berth_controller::server::run(
@@ -253,6 +277,8 @@ async fn command(command: Command) -> anyhow::Result<()> {
                         listen: http_listen.unwrap_or_else(HttpListen::default_address),
                         cert: http_cert,
                         key: http_key,
+                        session_ttl,
+                        public_url,
                     },
                 },
                 shutdown,

@@ -333,6 +333,13 @@ impl Cli for CliApi {
         people::set_user_password(&self.context, request).await
     }
 
+    async fn create_setup_link(
+        &self,
+        request: Request<berth_proto::v1::CreateSetupLinkRequest>,
+    ) -> Result<Response<berth_proto::v1::SetupLinkReply>, Status> {
+        people::create_setup_link(&self.context, request).await
+    }
+
     async fn issue_user_credential(
         &self,
         request: Request<berth_proto::v1::IssueUserCredentialRequest>,

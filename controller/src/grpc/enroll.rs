@@ -22,7 +22,7 @@ use crate::store::{AgentRecord, Principal, PrincipalKind, Role};
 pub struct EnrollApi {
     context: Arc<Context>,
     /// Failed joins per source address per minute, when limited.
-    failures: Option<super::limit::RateLimit>,
+    failures: Option<crate::limit::RateLimit>,
 }
 
 impl EnrollApi {
@@ -32,7 +32,7 @@ impl EnrollApi {
         EnrollApi {
             context,
             failures: (failure_limit > 0).then(|| {
-                super::limit::RateLimit::new(failure_limit, std::time::Duration::from_secs(60))
+                crate::limit::RateLimit::new(failure_limit, std::time::Duration::from_secs(60))
             }),
         }
     }

@@ -59,6 +59,11 @@ pub struct HttpConfig {
     /// controller's own server certificate.
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
+    /// How long a web session lasts (`--session-ttl`).
+    pub session_ttl: std::time::Duration,
+    /// The address people reach the listener by, when it is not the
+    /// bound one (a proxy in front): setup links point there.
+    pub public_url: Option<String>,
 }
 
 impl Default for HttpConfig {
@@ -68,6 +73,8 @@ impl Default for HttpConfig {
             best_effort: false,
             cert: None,
             key: None,
+            session_ttl: crate::ops::sessions::DEFAULT_SESSION_TTL,
+            public_url: None,
         }
     }
 }
@@ -95,11 +102,11 @@ pub async fn bind(config: &HttpConfig, dir: &DataDir) -> Result<Option<Bound>> {
         return Ok(None);
     };
     let tls = match (&config.cert, &config.key) {
-        (Some(cert), Some(key)) => Some(tls_config(cert, key).with_context(|| {
+        (Some(cert), Some(key)) => Some(tls_config(cert, key, &dir.ca_cert()).with_context(|| {
             format!("use --http-cert {} and --http-key {}", cert.display(), key.display())
         })?),
         (None, None) if address.ip().is_loopback() => None,
-        (None, None) => Some(tls_config(&dir.server_cert(), &dir.server_key()).with_context(|| {
+        (None, None) => Some(tls_config(&dir.server_cert(), &dir.server_key(), &dir.ca_cert()).with_context(|| {
             format!(
                 "--http-listen {address} is not a loopback address, so the HTTP API serves HTTPS, but the controller's server certificate cannot be used; give --http-cert FILE --http-key FILE, renew it with `berth-controller rotate-server-cert`, or listen on 127.0.0.1 for plain HTTP on this host only"
             )
@@ -133,7 +140,9 @@ pub async fn bind(config: &HttpConfig, dir: &DataDir) -> Result<Option<Bound>> {
 
 /// HTTPS (HTTP/1.1) with the chain and key in these PEM files; refused
 /// when they do not parse, do not match, or the certificate has expired.
-fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>> {
+/// A client may present a certificate berth's CA (`ca`) issued (a user's
+/// CLI bundle); browsers and API-token clients present none.
+fn tls_config(cert: &Path, key: &Path, ca: &Path) -> Result<Arc<rustls::ServerConfig>> {
     let read =
         |path: &Path| std::fs::read(path).with_context(|| format!("read {}", path.display()));
     let cert_pem = read(cert)?;
@@ -155,10 +164,23 @@ fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>> {
     let key = PrivateKeyDer::from_pem_slice(&read(key)?)
         .with_context(|| format!("read the private key in {}", key.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for authority in CertificateDer::pem_slice_iter(&read(ca)?) {
+        roots
+            .add(authority.with_context(|| format!("read the CA certificate {}", ca.display()))?)
+            .with_context(|| format!("use the CA certificate {}", ca.display()))?;
+    }
+    let clients = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .allow_unauthenticated()
+    .build()
+    .context("build the client certificate verifier")?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .context("choose TLS versions")?
-        .with_no_client_auth()
+        .with_client_cert_verifier(clients)
         .with_single_cert(chain, key)
         .context("use the certificate with the key (do they belong together?)")?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -240,6 +262,7 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("pki")).expect("pki dir");
         std::fs::write(data.server_cert(), &server.cert_pem).expect("write cert");
         std::fs::write(data.server_key(), &server.key_pem).expect("write key");
+        std::fs::write(data.ca_cert(), &ca.cert_pem).expect("write ca");
         let secure = bind(&on("0.0.0.0:0"), &data)
             .await
             .expect("bound")

@@ -16,8 +16,10 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower::ServiceExt as _;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use super::auth::Peer;
 use super::listen::Bound;
 use crate::listener::backoff::{AcceptBackoff, is_per_connection};
 use crate::listener::{Admission, Slot};
@@ -94,6 +96,7 @@ impl AcceptLoop {
         crate::listener::set_socket_options(&stream);
         let connection = Connection {
             stream,
+            peer,
             acceptor: self.acceptor.clone(),
             router: self.router.clone(),
             _slot: slot,
@@ -107,6 +110,7 @@ impl AcceptLoop {
 /// One admitted connection; its slot is given back when it is dropped.
 struct Connection {
     stream: TcpStream,
+    peer: SocketAddr,
     acceptor: Option<TlsAcceptor>,
     router: Router,
     _slot: Slot,
@@ -114,6 +118,10 @@ struct Connection {
 
 impl Connection {
     async fn serve(self, shutdown: CancellationToken) {
+        let mut peer = Peer {
+            address: self.peer,
+            certificate_serial: None,
+        };
         let io = match &self.acceptor {
             None => Either::Left(self.stream),
             Some(acceptor) => {
@@ -124,7 +132,10 @@ impl Connection {
                     tls = handshake => tls,
                 };
                 match tls {
-                    Ok(Ok(tls)) => Either::Right(tls),
+                    Ok(Ok(tls)) => {
+                        peer.certificate_serial = client_serial(&tls);
+                        Either::Right(tls)
+                    }
                     Ok(Err(err)) => {
                         debug!(error = %err, "HTTPS handshake failed");
                         return;
@@ -143,7 +154,14 @@ impl Connection {
             .max_header_size(MAX_HEADER_BYTES)
             .max_headers(MAX_HEADERS)
             .max_buf_size(MAX_HEADER_BYTES.max(64 * 1024));
-        let service = TowerToHyperService::new(self.router);
+        // Every request learns its peer (for sign-in limits and the client
+        // certificate), from the connection it came on.
+        let service = TowerToHyperService::new(self.router.map_request(
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(peer.clone());
+                request
+            },
+        ));
         let connection = builder.serve_connection(TokioIo::new(io), service);
         tokio::pin!(connection);
         let served = tokio::select! {
@@ -163,4 +181,13 @@ impl Connection {
             debug!(error = %err, "HTTP connection ended with an error");
         }
     }
+}
+
+/// The serial of the client certificate a TLS peer presented (already
+/// verified against berth's CA by the handshake), if any.
+fn client_serial(tls: &tokio_rustls::server::TlsStream<TcpStream>) -> Option<String> {
+    let leaf = tls.get_ref().1.peer_certificates()?.first()?;
+    berth_shared::pki::cert_info(leaf)
+        .ok()
+        .map(|info| info.serial)
 }

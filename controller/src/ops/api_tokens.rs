@@ -5,12 +5,10 @@
 
 use std::time::Duration;
 
-use base64::Engine;
 use berth_shared::record::{ApiTokenView, CreatedApiToken, Timestamp};
-use rand::Rng;
 
 use super::auth::API_TOKEN_PREFIX;
-use super::{Caller, Code, Error, Result};
+use super::{Caller, Code, Error, Result, credential};
 use crate::server::Context;
 use crate::store::{ApiTokenRecord, Role, hash_secret};
 
@@ -49,13 +47,6 @@ pub fn view(token: &ApiTokenRecord, now: Timestamp) -> ApiTokenView {
     }
 }
 
-fn random(len: usize, alphabet: &[u8]) -> String {
-    let mut rng = rand::rng();
-    (0..len)
-        .map(|_| char::from(alphabet[rng.random_range(0..alphabet.len())]))
-        .collect()
-}
-
 /// Makes a token for the calling user; its secret is in the answer only.
 pub async fn create(
     context: &Context,
@@ -84,10 +75,7 @@ pub async fn create(
     if request.expires_in > MAX_TTL {
         return Err(Error::invalid("an API token lives at most 2 years (730d)"));
     }
-    let id = random(12, b"abcdefghijklmnopqrstuvwxyz0123456789");
-    let mut bytes = [0u8; 32];
-    rand::rng().fill(&mut bytes);
-    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let (id, secret) = (credential::new_id(), credential::new_secret());
     let now = Timestamp::now();
     let record = ApiTokenRecord {
         id: id.clone(),

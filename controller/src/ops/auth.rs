@@ -4,12 +4,11 @@
 //! changes apply to the next call.
 
 use berth_shared::record::Timestamp;
-use subtle::ConstantTimeEq;
 use tracing::warn;
 
-use super::{Caller, Code, Error, Result};
+use super::{Caller, Code, Error, Result, credential};
 use crate::server::Context;
-use crate::store::{Principal, PrincipalKind, Role, Store, StoreError, hash_secret};
+use crate::store::{Principal, PrincipalKind, Role, Store, StoreError};
 
 /// Who the caller is, and whether the controller's store has a problem
 /// (`berth whoami`, `berth health`).
@@ -48,7 +47,7 @@ fn unauthenticated(message: impl Into<String>) -> Error {
     Error::new(Code::AuthUnauthenticated, message)
 }
 
-fn store_failed(err: StoreError) -> Error {
+pub(super) fn store_failed(err: StoreError) -> Error {
     warn!(error = %err, "credential lookup failed");
     Error::new(
         Code::StoreFailed,
@@ -97,7 +96,7 @@ pub fn by_certificate(store: &Store, serial: &str, kind: PrincipalKind) -> Resul
 
 /// A user principal with the role its user record holds now; refused when
 /// the user was disabled or removed.
-fn as_user(store: &Store, mut principal: Principal) -> Result<Principal> {
+pub(super) fn as_user(store: &Store, mut principal: Principal) -> Result<Principal> {
     let user = store.get_user(&principal.name).map_err(store_failed)?;
     match user {
         // Every user principal has a record (`adopt_user_principals` runs
@@ -129,7 +128,7 @@ pub fn by_api_token(store: &Store, text: &str) -> Result<Caller> {
             "the API token is unknown, revoked or expired; create one with `berth api-tokens create`",
         )
     };
-    let (id, secret) = split_token(text).ok_or_else(refused)?;
+    let (id, secret) = credential::split(API_TOKEN_PREFIX, text).ok_or_else(refused)?;
     let token = store
         .get_api_token(id)
         .map_err(store_failed)?
@@ -137,10 +136,7 @@ pub fn by_api_token(store: &Store, text: &str) -> Result<Caller> {
             warn!(token_id = %berth_shared::text::clip(id, 40), "unknown API token");
             refused()
         })?;
-    let matches: bool = hash_secret(secret)
-        .as_bytes()
-        .ct_eq(token.secret_sha256.as_bytes())
-        .into();
+    let matches = credential::matches(secret, &token.secret_sha256);
     let now = Timestamp::now();
     let expired = token.expires_at.is_some_and(|at| at <= now);
     if !matches || token.revoked || expired {
@@ -174,42 +170,4 @@ pub fn by_api_token(store: &Store, text: &str) -> Result<Caller> {
         serial: format!("token:{}", token.id),
         via_token: Some(token.name),
     })
-}
-
-/// `bta_<id>_<secret>` into its id and secret.
-pub fn split_token(text: &str) -> Option<(&str, &str)> {
-    let rest = text.trim().strip_prefix(API_TOKEN_PREFIX)?;
-    let (id, secret) = rest.split_once('_')?;
-    let plausible = !id.is_empty()
-        && id.len() <= 32
-        && id.bytes().all(|b| b.is_ascii_alphanumeric())
-        && (16..=128).contains(&secret.len());
-    plausible.then_some((id, secret))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::split_token;
-
-    #[test]
-    fn tokens_split_into_id_and_secret_and_junk_is_refused() {
-        let secret = "s".repeat(43);
-        let token = format!("bta_abc123_{secret}");
-        assert_eq!(split_token(&token), Some(("abc123", secret.as_str())));
-        assert_eq!(
-            split_token(&format!("  {token}\n")),
-            Some(("abc123", secret.as_str()))
-        );
-        for junk in [
-            "",
-            "bta_",
-            "bta_abc",
-            "bta__x",
-            "xyz_abc_secret",
-            "bta_a-b_ssssssssssssssssss",
-        ] {
-            assert_eq!(split_token(junk), None, "{junk:?}");
-        }
-        assert_eq!(split_token(&format!("bta_abc_{}", "s".repeat(129))), None);
-    }
 }

@@ -102,6 +102,12 @@ codes! {
     AuthPermissionDenied = "auth/permission-denied", PermissionDenied;
     AuthRevoked = "auth/revoked", PermissionDenied;
     AuthDisabled = "auth/disabled", PermissionDenied;
+    AuthLoginFailed = "auth/login-failed", Unauthenticated;
+    AuthLoginRateLimited = "auth/login-rate-limited", Exhausted;
+    AuthSessionEnded = "auth/session-ended", Unauthenticated;
+    AuthCsrfFailed = "auth/csrf-failed", PermissionDenied;
+    AuthSetupLinkInvalid = "auth/setup-link-invalid", Unauthenticated;
+    HttpOff = "http/off", Precondition;
     BlobInvalid = "blob/invalid", Invalid;
     BlobNotFound = "blob/not-found", NotFound;
     BlobTooLarge = "blob/too-large", Exhausted;

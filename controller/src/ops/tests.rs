@@ -295,7 +295,7 @@ async fn a_rate_limited_trigger_says_when_to_try_again() {
     let dir = tempfile::tempdir().expect("tempdir");
     let context = context(dir.path()).await;
     let mut context = Arc::into_inner(context).expect("one owner");
-    context.triggers = Some(crate::grpc::limit::RateLimit::new(
+    context.triggers = Some(crate::limit::RateLimit::new(
         1,
         std::time::Duration::from_secs(60),
     ));

@@ -239,19 +239,32 @@ pub async fn set_password(
         caller.require(Role::Admin)?;
     }
     existing(context, name)?;
-    if password.chars().count() < MIN_PASSWORD_CHARS || password.len() > MAX_PASSWORD_BYTES {
-        return Err(Error::invalid(format!(
-            "a password has at least {MIN_PASSWORD_CHARS} characters (and at most {MAX_PASSWORD_BYTES} bytes)"
-        )));
-    }
-    let hash = hash_password(password)?;
+    check_password(password)?;
+    let hash = {
+        let password = password.to_string();
+        tokio::task::spawn_blocking(move || hash_password(&password))
+            .await
+            .map_err(|_| Error::new(Code::Internal, "hashing the password failed"))??
+    };
     let now = Timestamp::now();
     let user = context.store.update_user(name, |user| {
         user.password_hash = Some(hash.clone());
         user.password_set_at = Some(now);
     })?;
+    // A new password signs the user out of every browser.
+    context.store.remove_sessions_of(name)?;
     audit(context, caller, "user.set-password", name).await?;
     view_of(context, &user)
+}
+
+/// Refuses a web password that is too short or too long.
+pub fn check_password(password: &str) -> Result<()> {
+    if password.chars().count() < MIN_PASSWORD_CHARS || password.len() > MAX_PASSWORD_BYTES {
+        return Err(Error::invalid(format!(
+            "a password has at least {MIN_PASSWORD_CHARS} characters (and at most {MAX_PASSWORD_BYTES} bytes)"
+        )));
+    }
+    Ok(())
 }
 
 /// An argon2id hash (PHC string) of a password, with a random salt.

@@ -109,7 +109,7 @@ impl Store {
         decode("users", &bytes)
     }
 
-    /// Removes a user and its API tokens; its certificates stop working
+    /// Removes a user, its API tokens, sessions and setup links; its certificates stop working
     /// because no user of that name exists any more.
     pub fn remove_user(&self, name: &str) -> Result<UserRecord, StoreError> {
         let trees = self.t()?;
@@ -120,6 +120,12 @@ impl Store {
         for token in self.list_api_tokens()? {
             if token.user == name {
                 trees.api_tokens.remove(token.id.as_bytes())?;
+            }
+        }
+        self.remove_sessions_of(name)?;
+        for link in self.list_setup_links()? {
+            if link.user == name {
+                trees.setup_links.remove(link.id.as_bytes())?;
             }
         }
         decode("users", &bytes)

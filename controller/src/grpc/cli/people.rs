@@ -4,10 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_proto::v1::{
-    AddUserRequest, ApiTokenList, ApiTokenReply, CreateApiTokenRequest, CreatedApiTokenReply,
-    IssueUserCredentialRequest, ListApiTokensRequest, ListUsersRequest, RemoveUserRequest,
-    RevokeApiTokenRequest, SetUserDisabledRequest, SetUserPasswordRequest, SetUserRoleRequest,
-    UserCredentialReply, UserList, UserReply,
+    AddUserRequest, ApiTokenList, ApiTokenReply, CreateApiTokenRequest, CreateSetupLinkRequest,
+    CreatedApiTokenReply, IssueUserCredentialRequest, ListApiTokensRequest, ListUsersRequest,
+    RemoveUserRequest, RevokeApiTokenRequest, SetUserDisabledRequest, SetUserPasswordRequest,
+    SetUserRoleRequest, SetupLinkReply, UserCredentialReply, UserList, UserReply,
 };
 use tonic::{Request, Response, Status};
 
@@ -83,6 +83,23 @@ pub async fn set_user_password(
     let SetUserPasswordRequest { name, password } = request.get_ref();
     let user = ops::users::set_password(context, &caller(&request)?, name, password).await?;
     Ok(Response::new(records::user(user)))
+}
+
+pub async fn create_setup_link(
+    context: &Arc<Context>,
+    request: Request<CreateSetupLinkRequest>,
+) -> Result<Response<SetupLinkReply>, Status> {
+    let CreateSetupLinkRequest {
+        name,
+        expires_in_secs,
+    } = request.get_ref();
+    let ttl = (*expires_in_secs > 0).then(|| Duration::from_secs(*expires_in_secs));
+    let link = ops::setup_links::create(context, &caller(&request)?, name, ttl).await?;
+    Ok(Response::new(SetupLinkReply {
+        user: link.user,
+        url: link.url,
+        expires_at_ms: link.expires_at.0,
+    }))
 }
 
 pub async fn issue_user_credential(

@@ -1,7 +1,8 @@
 //! A small fixed-window rate limit per key: per peer address for the
 //! failed attempts of the one call a caller without a certificate may make
 //! (joining), so tokens cannot be guessed at speed while a fleet behind one
-//! address enrolls at any pace; per app for deployment triggers.
+//! address enrolls at any pace; per app for deployment triggers; per user
+//! and per address for failed web sign-ins.
 
 use std::collections::HashMap;
 use std::net::IpAddr;

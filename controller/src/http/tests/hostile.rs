@@ -89,3 +89,68 @@ async fn hostile_requests_get_a_code_and_never_a_panic() {
         }
     }
 }
+
+#[tokio::test]
+async fn hostile_cookies_and_sign_ins_are_refused_with_a_code() {
+    let api = harness().await;
+    let cookies = [
+        "berth_session=",
+        "berth_session=bts_",
+        "berth_session=bts_abc_short",
+        "berth_session=bta_abcdefabcdef_ssssssssssssssssssssssssssssssssssssssssss",
+        "berth_session=bts_%00%00_ssssssssssssssssssssssssssssssssssssssssss",
+        "a=b; berth_session=\"bts_x_y\"; c",
+        "berth_session=bts_unknownid123_ssssssssssssssssssssssssssssssssssssssssss",
+        ";;;==;",
+    ];
+    for cookie in cookies {
+        for method in [Method::GET, Method::POST, Method::DELETE] {
+            let sign_in = method == Method::POST;
+            let headers = [("cookie", cookie), ("x-csrf-token", "x")];
+            for path in ["/api/v1/audit", "/api/v1/session"] {
+                let expected = match (&method, path) {
+                    (_, "/api/v1/session") if sign_in => 400,
+                    (&Method::GET, _) | (_, "/api/v1/session") => 401,
+                    _ => 405,
+                };
+                let answer = api.send(method.clone(), path, None, &headers, "").await;
+                let status = answer.status.as_u16();
+                assert!(
+                    status == expected,
+                    "{method} {path} {cookie:?}: {status} {:?}",
+                    answer.body
+                );
+                assert!(answer.body["error"]["code"].is_string(), "{cookie:?}");
+            }
+        }
+    }
+    let json = [("content-type", "application/json")];
+    for body in [
+        "{}",
+        "{\"name\": 1, \"password\": 2}",
+        "{\"name\": \"ada\"}",
+        "{\"name\": \"\", \"password\": \"\"}",
+        "{\"name\": \"ada\", \"password\": \"x\", \"extra\": true}",
+        "[\"ada\"]",
+    ] {
+        let answer = api
+            .send(
+                Method::POST,
+                "/api/v1/session",
+                None,
+                &json,
+                body.to_string(),
+            )
+            .await;
+        assert_eq!(answer.status.as_u16(), 400, "{body}: {:?}", answer.body);
+        assert_eq!(answer.code(), "request/invalid", "{body}");
+    }
+    let long = format!(
+        "{{\"name\": \"ada\", \"password\": \"{}\"}}",
+        "p".repeat(2000)
+    );
+    let answer = api
+        .send(Method::POST, "/api/v1/session", None, &json, long)
+        .await;
+    assert_eq!(answer.code(), "request/invalid", "a bounded password");
+}

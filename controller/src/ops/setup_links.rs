@@ -10,7 +10,7 @@ use berth_shared::record::Timestamp;
 use tracing::warn;
 
 use super::sessions::{Started, start};
-use super::users::{check_password, hash_password};
+use super::users::{check_password, hash_off_thread};
 use super::{Caller, Code, Error, Result, credential};
 use crate::server::Context;
 use crate::store::{Role, SetupLinkRecord, hash_secret};
@@ -128,12 +128,7 @@ pub async fn redeem(
         .store
         .take_setup_link(&link.id)?
         .ok_or_else(invalid_link)?;
-    let hash = {
-        let password = password.to_string();
-        tokio::task::spawn_blocking(move || hash_password(&password))
-            .await
-            .map_err(|_| Error::new(Code::Internal, "hashing the password failed"))??
-    };
+    let hash = hash_off_thread(password).await?;
     let now = Timestamp::now();
     let user = context.store.update_user(&link.user, |user| {
         user.password_hash = Some(hash.clone());

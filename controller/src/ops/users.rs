@@ -240,12 +240,7 @@ pub async fn set_password(
     }
     existing(context, name)?;
     check_password(password)?;
-    let hash = {
-        let password = password.to_string();
-        tokio::task::spawn_blocking(move || hash_password(&password))
-            .await
-            .map_err(|_| Error::new(Code::Internal, "hashing the password failed"))??
-    };
+    let hash = hash_off_thread(password).await?;
     let now = Timestamp::now();
     let user = context.store.update_user(name, |user| {
         user.password_hash = Some(hash.clone());
@@ -265,6 +260,14 @@ pub fn check_password(password: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// [`hash_password`] off the async threads (argon2 takes tens of ms).
+pub async fn hash_off_thread(password: &str) -> Result<String> {
+    let password = password.to_string();
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|_| Error::new(Code::Internal, "hashing the password failed"))?
 }
 
 /// An argon2id hash (PHC string) of a password, with a random salt.

@@ -188,7 +188,8 @@ fn failed_sign_ins_are_limited_per_user_and_per_address() {
     if !curl_or_skip("web_login::limits") {
         return;
     }
-    let controller = Controller::start();
+    // 127.0.0.4 plays a proxy in front (Caddy), trusted to name clients.
+    let controller = Controller::start_with(&["--trusted-proxy", "127.0.0.4"]);
     olga(&controller);
     controller
         .berth(&["users", "add", "vic", "--role", "viewer"])
@@ -215,9 +216,14 @@ fn failed_sign_ins_are_limited_per_user_and_per_address() {
         Api::new(&controller.http_url, None).with_curl_args(&["--interface", "127.0.0.2"]);
     assert_eq!(sign_in(&elsewhere, "olga", PASSWORD).status, 429);
     assert_eq!(sign_in(&elsewhere, "vic", PASSWORD).status, 200);
-    // One address guessing many names is stopped as well.
-    let guesser =
-        Api::new(&controller.http_url, None).with_curl_args(&["--interface", "127.0.0.3"]);
+    // One address guessing many names is stopped as well, whatever
+    // X-Forwarded-For it makes up (it is no trusted proxy).
+    let guesser = Api::new(&controller.http_url, None).with_curl_args(&[
+        "--interface",
+        "127.0.0.3",
+        "-H",
+        "X-Forwarded-For: 198.18.0.77",
+    ]);
     for n in 0..20 {
         let name = format!("guess{n}");
         assert_eq!(
@@ -228,6 +234,32 @@ fn failed_sign_ins_are_limited_per_user_and_per_address() {
     assert_eq!(
         sign_in(&guesser, "vic", PASSWORD).code(),
         "auth/login-rate-limited"
+    );
+    // Behind the trusted proxy, the client it names is counted.
+    let via_proxy = |client: &str| {
+        Api::new(&controller.http_url, None).with_curl_args(&[
+            "--interface",
+            "127.0.0.4",
+            "-H",
+            &format!("X-Forwarded-For: {client}"),
+        ])
+    };
+    let far = via_proxy("198.18.0.1");
+    for n in 0..20 {
+        let name = format!("far{n}");
+        assert_eq!(
+            sign_in(&far, &name, "nope nope nope").code(),
+            "auth/login-failed"
+        );
+    }
+    assert_eq!(
+        sign_in(&far, "vic", PASSWORD).code(),
+        "auth/login-rate-limited"
+    );
+    assert_eq!(
+        sign_in(&via_proxy("198.18.0.2"), "vic", PASSWORD).status,
+        200,
+        "another client behind the same proxy is not locked out"
     );
     // A form post from another site cannot sign anyone in: only JSON is read.
     let form = api.request(

@@ -127,6 +127,11 @@ enum Command {
         /// https://berth.example.com.
         #[arg(long, value_name = "URL", value_parser = parse_public_url)]
         public_url: Option<String>,
+        /// A proxy in front of the HTTP API (e.g. 127.0.0.1 for Caddy on
+        /// this host) whose X-Forwarded-For names the client, for the
+        /// sign-in limits per address; may repeat.
+        #[arg(long, value_name = "IP")]
+        trusted_proxy: Vec<std::net::IpAddr>,
     },
     /// A throwaway controller plus one local agent, for trying berth.
     Dev {
@@ -255,6 +260,7 @@ async fn command(command: Command) -> anyhow::Result<()> {
             http_key,
             session_ttl,
             public_url,
+            trusted_proxy,
         } => {
             let shutdown = on_signal();
             berth_controller::server::run(
@@ -279,6 +285,7 @@ async fn command(command: Command) -> anyhow::Result<()> {
                         key: http_key,
                         session_ttl,
                         public_url,
+                        trusted_proxies: trusted_proxy,
                     },
                 },
                 shutdown,

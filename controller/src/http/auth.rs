@@ -37,19 +37,32 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 #[derive(Clone, Debug)]
 pub struct Peer {
     pub address: SocketAddr,
+    /// The peer is a trusted proxy (`serve --trusted-proxy`): the client
+    /// is the last address its `X-Forwarded-For` names.
+    pub proxy: bool,
     /// The serial of a client certificate berth's CA issued, on HTTPS.
     pub certificate_serial: Option<String>,
 }
 
-/// The peer's address; unspecified when the request did not come through
-/// the accept loop (the router driven in process by unit tests).
+/// The client's address: the peer's, or the one a trusted proxy put last
+/// in `X-Forwarded-For`; unspecified when the request did not come
+/// through the accept loop (the router driven in process by unit tests).
 pub fn peer_address(parts: &Parts) -> IpAddr {
-    parts
-        .extensions
-        .get::<Peer>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |peer: &Peer| {
-            peer.address.ip()
-        })
+    let Some(peer) = parts.extensions.get::<Peer>() else {
+        return IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+    };
+    let forwarded = || {
+        let last = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .next_back()?;
+        last.to_str().ok()?.rsplit(',').next()?.trim().parse().ok()
+    };
+    match peer.proxy {
+        true => forwarded().unwrap_or(peer.address.ip()),
+        false => peer.address.ip(),
+    }
 }
 
 /// The address a request came from.

@@ -64,6 +64,9 @@ pub struct HttpConfig {
     /// The address people reach the listener by, when it is not the
     /// bound one (a proxy in front): setup links point there.
     pub public_url: Option<String>,
+    /// Proxies (Caddy in front) whose `X-Forwarded-For` names the client
+    /// (`--trusted-proxy`).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for HttpConfig {
@@ -75,6 +78,7 @@ impl Default for HttpConfig {
             key: None,
             session_ttl: crate::ops::sessions::DEFAULT_SESSION_TTL,
             public_url: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -85,6 +89,8 @@ pub struct Bound {
     pub local: SocketAddr,
     /// `None` for plain HTTP.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// See [`HttpConfig::trusted_proxies`].
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Bound {
@@ -135,6 +141,7 @@ pub async fn bind(config: &HttpConfig, dir: &DataDir) -> Result<Option<Bound>> {
         listener,
         local,
         tls,
+        trusted_proxies: config.trusted_proxies.clone(),
     }))
 }
 

@@ -44,6 +44,7 @@ pub fn spawn(bound: Bound, router: Router, tasks: &TaskTracker, shutdown: Cancel
     let accept = AcceptLoop {
         admission: Arc::new(Admission::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_ADDRESS)),
         acceptor: bound.tls.clone().map(TlsAcceptor::from),
+        trusted_proxies: bound.trusted_proxies.clone().into(),
         router,
         tasks: tasks.clone(),
     };
@@ -54,6 +55,7 @@ pub fn spawn(bound: Bound, router: Router, tasks: &TaskTracker, shutdown: Cancel
 struct AcceptLoop {
     admission: Arc<Admission>,
     acceptor: Option<TlsAcceptor>,
+    trusted_proxies: Arc<[std::net::IpAddr]>,
     router: Router,
     tasks: TaskTracker,
 }
@@ -96,7 +98,11 @@ impl AcceptLoop {
         crate::listener::set_socket_options(&stream);
         let connection = Connection {
             stream,
-            peer,
+            peer: Peer {
+                address: peer,
+                proxy: self.trusted_proxies.contains(&peer.ip()),
+                certificate_serial: None,
+            },
             acceptor: self.acceptor.clone(),
             router: self.router.clone(),
             _slot: slot,
@@ -110,7 +116,7 @@ impl AcceptLoop {
 /// One admitted connection; its slot is given back when it is dropped.
 struct Connection {
     stream: TcpStream,
-    peer: SocketAddr,
+    peer: Peer,
     acceptor: Option<TlsAcceptor>,
     router: Router,
     _slot: Slot,
@@ -118,10 +124,7 @@ struct Connection {
 
 impl Connection {
     async fn serve(self, shutdown: CancellationToken) {
-        let mut peer = Peer {
-            address: self.peer,
-            certificate_serial: None,
-        };
+        let mut peer = self.peer;
         let io = match &self.acceptor {
             None => Either::Left(self.stream),
             Some(acceptor) => {

@@ -17,6 +17,7 @@ mod dispatch;
 mod docker_proxy;
 mod emit;
 mod fanout;
+mod flood;
 mod footprint;
 mod logs;
 mod scale;

@@ -90,6 +90,20 @@ fn follow(quick: bool) -> Result<Vec<Row>> {
             &flooded.latencies_ms,
             Goal::Below(Stat::P99, 100.0, "p99 under 100 ms"),
         ),
+        Row::single(
+            "api: controller CPU per line while the event stream follows (flood)",
+            &n,
+            "µs",
+            flooded.controller_cpu_secs * 1e6 / flooded.lines as f64,
+            Goal::None,
+        ),
+        Row::single(
+            "api: event stream client (the bench) CPU per line parsed (flood)",
+            &n,
+            "µs",
+            flooded.client_cpu_secs * 1e6 / flooded.lines as f64,
+            Goal::None,
+        ),
         Row::new(
             "api: follow latency, printed to parsed from GET .../logs?follow=true events (paced)",
             &paced_n,

@@ -21,6 +21,10 @@ pub struct Followed {
     pub stored_secs: f64,
     pub produced_secs: f64,
     pub latencies_ms: Vec<f64>,
+    /// CPU seconds of the controller and of the bench (the client) while
+    /// the stream was read.
+    pub controller_cpu_secs: f64,
+    pub client_cpu_secs: f64,
     /// Printed lines no event carried, and events carrying a line again.
     pub missing: u64,
     pub repeated: u64,
@@ -36,9 +40,13 @@ pub fn measure(
     lines: u64,
     rate: u64,
 ) -> Result<Followed> {
+    let pid = controller.process().pid();
+    let runtime = crate::api::runtime()?;
+    let cpu_before = (flood::cpu_secs(pid), flood::cpu_secs(std::process::id()));
     let flood = flood::start(controller, app, agents, lines, rate)?;
-    let (seen, counts) =
-        crate::api::runtime()?.block_on(follow(controller, token, &flood, lines))?;
+    let (seen, counts) = runtime.block_on(follow(controller, token, &flood, lines))?;
+    let controller_cpu_secs = flood::cpu_secs(pid) - cpu_before.0;
+    let client_cpu_secs = flood::cpu_secs(std::process::id()) - cpu_before.1;
     let stored_secs = flood::stored_secs(controller, &flood)?;
     let mut missing = 0;
     let mut repeated = 0;
@@ -55,6 +63,8 @@ pub fn measure(
         stored_secs,
         produced_secs: seen.produced_secs(),
         latencies_ms: seen.latencies_ms,
+        controller_cpu_secs,
+        client_cpu_secs,
         missing,
         repeated,
     })

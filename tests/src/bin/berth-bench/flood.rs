@@ -97,6 +97,11 @@ impl Seen {
     }
 }
 
+/// CPU seconds process `pid` has used so far (NaN when it is gone).
+pub fn cpu_secs(pid: u32) -> f64 {
+    berth_tests::procfs::cpu_time(pid).map_or(f64::NAN, |used| used.as_secs_f64())
+}
+
 /// The settled flood: checks it ended `deployed` and returns the seconds
 /// from its first stage starting to it becoming `deployed`.
 pub fn stored_secs(controller: &Controller, flood: &Flood) -> Result<f64> {

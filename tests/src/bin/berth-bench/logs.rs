@@ -23,6 +23,10 @@ struct Measured {
     /// First to last stamp printed.
     produced_secs: f64,
     latencies_ms: Vec<f64>,
+    /// CPU seconds of the controller and of `berth logs -f` while it
+    /// followed.
+    controller_cpu_secs: f64,
+    follower_cpu_secs: f64,
     store_bytes: u64,
     /// Seconds `berth logs ID` took to print every stored line.
     read_back_secs: f64,
@@ -66,6 +70,20 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
             &flood.latencies_ms,
             Goal::Below(Stat::P99, 100.0, "p99 under 100 ms"),
         ),
+        Row::single(
+            "logs: controller CPU per line while berth logs -f follows (flood)",
+            &n,
+            "µs",
+            flood.controller_cpu_secs * 1e6 / flood.lines as f64,
+            Goal::None,
+        ),
+        Row::single(
+            "logs: berth logs -f CPU per line shown (flood)",
+            &n,
+            "µs",
+            flood.follower_cpu_secs * 1e6 / flood.lines as f64,
+            Goal::None,
+        ),
         Row::new(
             "logs: follow latency, printed to shown by berth logs -f (paced)",
             &paced_n,
@@ -90,12 +108,17 @@ fn measure(
     lines: u64,
     rate: u64,
 ) -> Result<Measured> {
+    let pid = controller.process().pid();
+    let cpu_before = flood::cpu_secs(pid);
     let flood = flood::start(controller, app, agents, lines, rate)?;
     let (mut follower, stdout) = berth_logs(controller, &["logs", &flood.id, "-f"])?;
     let mut seen = Seen::with_capacity(flood.expected);
     for line in std::io::BufReader::with_capacity(1 << 20, stdout).lines() {
         seen.line(&line.context("read the follower")?);
     }
+    let controller_cpu_secs = flood::cpu_secs(pid) - cpu_before;
+    // Read before it is reaped: an exited child's stat stays until then.
+    let follower_cpu_secs = flood::cpu_secs(follower.id());
     follower.wait().context("wait for berth logs -f")?;
     let stored_secs = flood::stored_secs(controller, &flood)?;
     if seen.lines() != flood.expected {
@@ -113,6 +136,8 @@ fn measure(
         stored_secs,
         produced_secs: seen.produced_secs(),
         latencies_ms: seen.latencies_ms,
+        controller_cpu_secs,
+        follower_cpu_secs,
         store_bytes,
         read_back_secs,
     })

@@ -91,8 +91,9 @@ impl Cursor {
             if index > 0 {
                 id.push(',');
             }
+            id.push_str(task);
             // Writing to a String cannot fail.
-            let _ = write!(id, "{task}:{seq}");
+            let _ = write!(id, ":{seq}");
         }
         id
     }

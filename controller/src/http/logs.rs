@@ -8,6 +8,7 @@
 //! retention notice, and `event: end` once the deployment is quiet.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -36,9 +37,12 @@ const MAX_TAIL: u64 = 100_000;
 
 /// Per task, the highest sequence number a stream has sent: written as
 /// `<task_id>:<seq>` pairs joined by commas (one pair for a one-host
-/// deployment), the `id:` of each line event.
+/// deployment), the `id:` of each line event. Each task's id is kept
+/// written out beside its number: every line of a flood carries the whole
+/// cursor, and writing the ids anew for each took a tenth of the
+/// controller's time.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Cursor(BTreeMap<TaskId, u64>);
+pub struct Cursor(BTreeMap<TaskId, (String, u64)>);
 
 impl Cursor {
     pub fn parse(text: &str) -> Result<Cursor, Error> {
@@ -53,7 +57,7 @@ impl Cursor {
             let (task, seq) = pair.trim().split_once(':').ok_or_else(refused)?;
             let task: TaskId = task.parse().map_err(|_| refused())?;
             let seq: u64 = seq.parse().map_err(|_| refused())?;
-            cursor.0.insert(task, seq);
+            cursor.0.insert(task, (task.to_string(), seq));
             if cursor.0.len() > MAX_CURSOR_TASKS {
                 return Err(refused());
             }
@@ -61,18 +65,37 @@ impl Cursor {
         Ok(cursor)
     }
 
+    fn of(seqs: impl IntoIterator<Item = (TaskId, u64)>) -> Cursor {
+        let tasks = seqs
+            .into_iter()
+            .map(|(task, seq)| (task, (task.to_string(), seq)));
+        Cursor(tasks.collect())
+    }
+
+    /// Per task, the highest sequence number.
+    fn seqs(self) -> impl Iterator<Item = (TaskId, u64)> {
+        self.0.into_iter().map(|(task, (_, seq))| (task, seq))
+    }
+
     fn advance(&mut self, task: TaskId, seq: u64) {
-        let last = self.0.entry(task).or_insert(seq);
+        let (_, last) = self
+            .0
+            .entry(task)
+            .or_insert_with(|| (task.to_string(), seq));
         *last = (*last).max(seq);
     }
 
     fn id(&self) -> String {
-        let pairs: Vec<String> = self
-            .0
-            .iter()
-            .map(|(task, seq)| format!("{task}:{seq}"))
-            .collect();
-        pairs.join(",")
+        let mut id = String::with_capacity(self.0.len() * 48);
+        for (index, (task, seq)) in self.0.values().enumerate() {
+            if index > 0 {
+                id.push(',');
+            }
+            id.push_str(task);
+            // Writing to a String cannot fail.
+            let _ = write!(id, ":{seq}");
+        }
+        id
     }
 }
 
@@ -136,7 +159,7 @@ fn logs_request(
                 .map_err(|_| Error::invalid("Last-Event-ID is not text"))?;
             // Resuming means everything after the cursor, not a tail again.
             tail = 0;
-            Cursor::parse(text)?.0.into_iter().collect()
+            Cursor::parse(text)?.seqs().collect()
         }
         None => Default::default(),
     };
@@ -164,7 +187,7 @@ pub async fn logs(
         let items = ops::follow::logs(api.context.clone(), &caller, request)?;
         return Ok(json_response(items, permit));
     }
-    let mut cursor = Cursor(request.after_seq.clone().into_iter().collect());
+    let mut cursor = Cursor::of(request.after_seq.clone());
     let items = ops::follow::logs(api.context.clone(), &caller, request)?;
     let events = items.map(move |item| match item? {
         LogItem::Line(line) => {
@@ -257,7 +280,7 @@ mod tests {
         cursor.advance(two, 7);
         cursor.advance(one, 2);
         assert_eq!(Cursor::parse(&cursor.id()), Ok(cursor.clone()));
-        assert_eq!(cursor.0[&one], 3);
+        assert_eq!(cursor.0[&one].1, 3);
         assert_eq!(Cursor::parse(""), Ok(Cursor::default()));
         let single = format!("{one}:5");
         assert_eq!(Cursor::parse(&single).map(|cursor| cursor.id()), Ok(single));

@@ -50,12 +50,24 @@ impl Event {
     /// The event as the bytes of the stream. JSON text holds no raw line
     /// breaks, so the data is one `data:` line.
     pub fn frame(&self) -> Bytes {
-        let mut text = format!("event: {}\n", self.name);
+        let mut bytes = Vec::new();
+        self.write_to(&mut bytes);
+        Bytes::from(bytes)
+    }
+
+    /// Appends the event's bytes to `out`.
+    fn write_to(&self, out: &mut Vec<u8>) {
+        let id = self.id.as_deref().map_or(0, |id| id.len() + 5);
+        out.reserve(self.name.len() + id + self.data.len() + 16);
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(self.name.as_bytes());
         if let Some(id) = &self.id {
-            text.push_str(&format!("id: {id}\n"));
+            out.extend_from_slice(b"\nid: ");
+            out.extend_from_slice(id.as_bytes());
         }
-        text.push_str(&format!("data: {}\n\n", self.data));
-        Bytes::from(text)
+        out.extend_from_slice(b"\ndata: ");
+        out.extend_from_slice(self.data.as_bytes());
+        out.extend_from_slice(b"\n\n");
     }
 }
 
@@ -114,27 +126,33 @@ impl Drop for StreamPermit {
     }
 }
 
+/// Most events that go out together in one piece of the body.
+const BATCH: usize = 256;
+
 /// What the stream sends next.
 enum Next {
-    Item(Option<ops::Result<Event>>),
+    Items(Option<Vec<ops::Result<Event>>>),
     KeepAlive,
     Shutdown,
 }
 
 /// The stream of frames: events, keep-alives, then `error` or `end`.
+/// Events that are ready together go out as one piece, as the logs
+/// stream's lines come: one body chunk and one write per event made a
+/// followed log flood cost the controller more than storing it.
 fn frames(
     events: impl Stream<Item = ops::Result<Event>> + Send + Unpin + 'static,
     permit: StreamPermit,
     shutdown: CancellationToken,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send {
     // The permit lives as long as the stream.
-    let state = Some((events, permit, shutdown));
+    let state = Some((events.ready_chunks(BATCH), permit, shutdown));
     futures_util::stream::unfold(state, |state| async move {
         let (mut events, permit, shutdown) = state?;
         let next = tokio::select! {
             () = shutdown.cancelled() => Next::Shutdown,
             () = tokio::time::sleep(KEEP_ALIVE) => Next::KeepAlive,
-            item = events.next() => Next::Item(item),
+            items = events.next() => Next::Items(items),
         };
         let (frame, more) = match next {
             Next::Shutdown => return None,
@@ -142,13 +160,29 @@ fn frames(
                 Ok(()) => (Bytes::from_static(b": keep-alive\n\n"), true),
                 Err(err) => (error_frame(&err), false),
             },
-            Next::Item(Some(Ok(event))) => (event.frame(), true),
-            Next::Item(Some(Err(err))) => (error_frame(&err), false),
-            Next::Item(None) => (Bytes::from_static(b"event: end\ndata: {}\n\n"), false),
+            Next::Items(Some(items)) => batch(items),
+            Next::Items(None) => (Bytes::from_static(b"event: end\ndata: {}\n\n"), false),
         };
         let state = more.then_some((events, permit, shutdown));
         Some((Ok(frame), state))
     })
+}
+
+/// Events as one piece, and whether the stream goes on: an error is sent
+/// as the `error` event that ends it, after the events before it and
+/// instead of those after.
+fn batch(items: Vec<ops::Result<Event>>) -> (Bytes, bool) {
+    let mut bytes = Vec::new();
+    for item in items {
+        match item {
+            Ok(event) => event.write_to(&mut bytes),
+            Err(err) => {
+                bytes.extend_from_slice(&error_frame(&err));
+                return (Bytes::from(bytes), false);
+            }
+        }
+    }
+    (Bytes::from(bytes), true)
 }
 
 /// The `error` event that ends a stream.
@@ -279,6 +313,34 @@ mod tests {
         let failed = collect(vec![Err(Error::new(Code::StoreFailed, "disk"))]).await;
         assert_eq!(failed.len(), 1);
         assert!(failed[0].starts_with("event: error\ndata: {\"error\":{\"code\":\"store/failed\""));
+
+        // Events ready together go out as one piece; an error among them
+        // ends the stream after the events before it.
+        let line = |seq: u32| {
+            let mut event = Event::json("line", &seq).expect("event");
+            event.id = Some(format!("t:{seq}"));
+            Ok(event)
+        };
+        let burst = collect((1..=3).map(line).collect()).await;
+        assert_eq!(
+            burst,
+            [
+                "event: line\nid: t:1\ndata: 1\n\nevent: line\nid: t:2\ndata: 2\n\nevent: line\nid: t:3\ndata: 3\n\n",
+                "event: end\ndata: {}\n\n"
+            ]
+        );
+        let cut = collect(vec![
+            line(1),
+            Err(Error::new(Code::StoreFailed, "disk")),
+            line(2),
+        ])
+        .await;
+        assert_eq!(cut.len(), 1, "{cut:?}");
+        assert!(
+            cut[0].starts_with("event: line\nid: t:1\ndata: 1\n\nevent: error\n"),
+            "{cut:?}"
+        );
+        assert!(!cut[0].contains("t:2"), "nothing after the error: {cut:?}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,22 +1,18 @@
-//! Log throughput: M real agents each run a script whose program prints
-//! stamped lines as fast as it can; the lines travel the agents' outboxes
-//! and streams into the controller, which makes them durable in sled, while
-//! one `berth logs -f` follows. Stored throughput is lines over the time
-//! from the first stage starting (agent clock) to the deployment becoming
-//! `deployed` (controller clock, after the last batch was stored); follow
-//! latency is the time from a line being printed to the follower printing
-//! it. A second, paced run shows the follow latency of a fleet that is not
-//! saturated.
+//! Log throughput: the flood of [`flood`] (M real agents printing stamped
+//! lines as fast as they can), whose lines travel the agents' outboxes and
+//! streams into the controller, which makes them durable in sled, while
+//! one `berth logs -f` follows; follow latency is the time from a line
+//! being printed to the follower printing it. A second, paced run shows
+//! the follow latency of a fleet that is not saturated.
 
 use std::io::BufRead;
 use std::process::{Command, Stdio};
 
 use anyhow::{Context as _, Result, bail};
-use berth_shared::record::Deployment;
-use berth_shared::state::DeploymentStatus;
-use berth_tests::{Agent, Controller, bin, id_of, write_bundle};
+use berth_tests::{Controller, bin};
 
-use crate::emit::{now_us, stamp_of};
+use crate::emit::stamp_of;
+use crate::flood::{self, Seen};
 use crate::stats::{Goal, Row, Stat};
 
 /// What one run measured.
@@ -27,6 +23,10 @@ struct Measured {
     /// First to last stamp printed.
     produced_secs: f64,
     latencies_ms: Vec<f64>,
+    /// CPU seconds of the controller and of `berth logs -f` while it
+    /// followed.
+    controller_cpu_secs: f64,
+    follower_cpu_secs: f64,
     store_bytes: u64,
     /// Seconds `berth logs ID` took to print every stored line.
     read_back_secs: f64,
@@ -36,9 +36,7 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
     let agents = 4;
     let per_agent: u64 = if quick { 50_000 } else { 500_000 };
     let controller = Controller::start_with(&["--trigger-limit", "0"]);
-    let _agents: Vec<Agent> = (0..agents)
-        .map(|index| Agent::join(&controller, &format!("log-{index}"), "role=logs"))
-        .collect();
+    let _agents = flood::agents(&controller, agents);
     let flood = measure(&controller, "flood", agents, per_agent, 0)?;
     let paced = measure(&controller, "paced", agents, 25_000, 2_500)?;
     let n = format!("{agents} agents x {per_agent} lines");
@@ -72,6 +70,20 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
             &flood.latencies_ms,
             Goal::Below(Stat::P99, 100.0, "p99 under 100 ms"),
         ),
+        Row::single(
+            "logs: controller CPU per line while berth logs -f follows (flood)",
+            &n,
+            "µs",
+            flood.controller_cpu_secs * 1e6 / flood.lines as f64,
+            Goal::None,
+        ),
+        Row::single(
+            "logs: berth logs -f CPU per line shown (flood)",
+            &n,
+            "µs",
+            flood.follower_cpu_secs * 1e6 / flood.lines as f64,
+            Goal::None,
+        ),
         Row::new(
             "logs: follow latency, printed to shown by berth logs -f (paced)",
             &paced_n,
@@ -96,63 +108,36 @@ fn measure(
     lines: u64,
     rate: u64,
 ) -> Result<Measured> {
-    let exe = std::env::current_exe().context("the bench's own path")?;
-    let manifest = format!(
-        "app = \"{app}\"\nversion = \"1\"\n[target]\nlabels = {{ role = \"logs\" }}\nmax_parallel = {agents}\n[setup]\nrun = [\"exec '{}' emit --lines {lines} --rate {rate} --tag {app}\"]\ntimeout = \"30m\"\n",
-        exe.display()
-    );
-    let bundle = write_bundle(controller.dir.path(), app, &manifest, &[]);
-    let created = controller.deploy_detached(&bundle, &[]);
-    if created.code != 0 {
-        bail!("deploy {app} failed: {}", created.stderr);
-    }
-    let id = id_of(&serde_json::from_str(&created.stdout).context("deployment JSON")?);
-    let (mut follower, stdout) = berth_logs(controller, &["logs", &id, "-f"])?;
-    let mut latencies_ms = Vec::with_capacity((lines as usize) * agents);
-    let (mut first, mut last) = (u64::MAX, 0u64);
+    let pid = controller.process().pid();
+    let cpu_before = flood::cpu_secs(pid);
+    let flood = flood::start(controller, app, agents, lines, rate)?;
+    let (mut follower, stdout) = berth_logs(controller, &["logs", &flood.id, "-f"])?;
+    let mut seen = Seen::with_capacity(flood.expected);
     for line in std::io::BufReader::with_capacity(1 << 20, stdout).lines() {
-        let line = line.context("read the follower")?;
-        let seen = now_us();
-        if let Some(stamp) = stamp_of(&line) {
-            latencies_ms.push(seen.saturating_sub(stamp) as f64 / 1000.0);
-            first = first.min(stamp);
-            last = last.max(stamp);
-        }
+        seen.line(&line.context("read the follower")?);
     }
+    let controller_cpu_secs = flood::cpu_secs(pid) - cpu_before;
+    // Read before it is reaped: an exited child's stat stays until then.
+    let follower_cpu_secs = flood::cpu_secs(follower.id());
     follower.wait().context("wait for berth logs -f")?;
-    let deployment: Deployment = serde_json::from_value(controller.show(&id))?;
-    if deployment.status != DeploymentStatus::Deployed {
-        bail!("deployment {app} ended {:?}", deployment.status);
-    }
-    let expected = lines * agents as u64;
-    if latencies_ms.len() as u64 != expected {
+    let stored_secs = flood::stored_secs(controller, &flood)?;
+    if seen.lines() != flood.expected {
         bail!(
-            "berth logs -f showed {} of {expected} lines",
-            latencies_ms.len()
+            "berth logs -f showed {} of {} lines",
+            seen.lines(),
+            flood.expected
         );
     }
-    let deployed_at = deployment
-        .transitions
-        .iter()
-        .find(|step| step.subject == "deployment" && step.to == "deployed")
-        .context("the deployed transition")?
-        .at
-        .0;
-    let started_at = deployment
-        .tasks
-        .iter()
-        .filter_map(|task| task.stages.first())
-        .map(|stage| stage.started_at.0)
-        .min()
-        .context("a started stage")?;
     let store_bytes =
         berth_tests::procfs::dir_bytes(&controller.dir.path().join("controller/store"));
-    let read_back_secs = read_back(controller, &id, expected)?;
+    let read_back_secs = read_back(controller, &flood.id, flood.expected)?;
     Ok(Measured {
-        lines: expected,
-        stored_secs: (deployed_at - started_at) as f64 / 1000.0,
-        produced_secs: (last - first) as f64 / 1e6,
-        latencies_ms,
+        lines: flood.expected,
+        stored_secs,
+        produced_secs: seen.produced_secs(),
+        latencies_ms: seen.latencies_ms,
+        controller_cpu_secs,
+        follower_cpu_secs,
         store_bytes,
         read_back_secs,
     })

@@ -5,18 +5,24 @@
 //!
 //! Run everything with
 //! `cargo run --release -p berth-tests --bin berth-bench`, or name
-//! scenarios: `fanout`, `dispatch`, `scale`, `logs`, `footprint`, `deploy`.
+//! scenarios: `fanout`, `dispatch`, `scale`, `logs`, `api`, `footprint`,
+//! `deploy`.
 //! `--quick` shrinks every scenario for a smoke run. It is a program, not a
 //! test: `cargo test` never runs it. Every process and temporary directory
 //! it starts is owned by a harness handle and removed when the scenario
 //! ends (or fails). Ctrl-C reaches the daemons too (one process group) and
 //! they stop, but an interrupted scenario's `/tmp/berth-*` directories stay.
 
+mod api;
+mod api_client;
+mod api_follow;
+mod api_list;
 mod deploy;
 mod dispatch;
 mod docker_proxy;
 mod emit;
 mod fanout;
+mod flood;
 mod footprint;
 mod logs;
 mod scale;
@@ -30,11 +36,12 @@ use stats::Row;
 
 type Scenario = fn(bool) -> anyhow::Result<Vec<Row>>;
 
-const SCENARIOS: [(&str, Scenario); 6] = [
+const SCENARIOS: [(&str, Scenario); 7] = [
     ("fanout", fanout::run),
     ("dispatch", dispatch::run),
     ("scale", scale::run),
     ("logs", logs::run),
+    ("api", api::run),
     ("footprint", footprint::run),
     ("deploy", deploy::run),
 ];

@@ -7,7 +7,6 @@ use std::time::Duration;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use berth_shared::record::Deployment;
-use serde_json::json;
 
 use super::decode::Fields;
 use super::query::Params;
@@ -149,7 +148,10 @@ pub fn list_request(mut params: Params) -> Result<ListRequest, Error> {
 /// when this one is full (the next may then be empty), else `null`.
 pub fn deployment_page(deployments: Vec<Deployment>, offset: u32, limit: u32) -> Response {
     let next_offset = next_offset(deployments.len(), offset, limit);
-    reply::ok(&json!({ "deployments": deployments, "next_offset": next_offset }))
+    reply::ok(&reply::DeploymentPage {
+        deployments,
+        next_offset,
+    })
 }
 
 fn next_offset(count: usize, offset: u32, limit: u32) -> Option<u64> {

@@ -250,6 +250,25 @@ mod tests {
         }
     }
 
+    /// Found by the fuzzer (tests/tests/http_fuzz.rs): `?environment=`
+    /// (empty, as a form sends it) contradicted the body's environment.
+    #[test]
+    fn an_empty_query_environment_leaves_the_body_s() {
+        let query = |text: &str| Params::parse(text).expect("query");
+        let app = app_ref(
+            "web".into(),
+            query("environment="),
+            body(r#"{"environment": "prod"}"#),
+        );
+        assert_eq!(app.map(|app| app.environment), Ok("prod".to_string()));
+        let clash = app_ref(
+            "web".into(),
+            query("environment=qa"),
+            body(r#"{"environment": "prod"}"#),
+        );
+        assert!(clash.is_err());
+    }
+
     #[test]
     fn a_full_page_points_at_the_next() {
         assert_eq!(next_offset(2, 0, 2), Some(2));

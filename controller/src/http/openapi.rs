@@ -201,12 +201,39 @@ fn is_null(schema: &RefOr<Schema>) -> bool {
 /// `docs/openapi.json` holds. It goes through a JSON value, whose keys are
 /// sorted, so the order is stable whatever utoipa's.
 pub fn document() -> String {
-    let document = serde_json::to_value(ApiDoc::openapi())
+    let mut document = serde_json::to_value(ApiDoc::openapi())
         .expect("the document is maps, lists and strings, which always encode as JSON");
+    allow_empty_query_values(&mut document);
     let mut text =
         serde_json::to_string_pretty(&document).expect("a JSON value always encodes as JSON");
     text.push('\n');
     text
+}
+
+/// Every query parameter may be given empty (`http/query.rs`: the same as
+/// left out, or true for a flag). utoipa 5 has no `allowEmptyValue`, so it
+/// is added to the JSON here.
+fn allow_empty_query_values(document: &mut serde_json::Value) {
+    let Some(paths) = document
+        .get_mut("paths")
+        .and_then(serde_json::Value::as_object_mut)
+    else {
+        return;
+    };
+    let parameters = paths
+        .values_mut()
+        .filter_map(serde_json::Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+        .filter_map(|operation| operation.get_mut("parameters"))
+        .filter_map(serde_json::Value::as_array_mut)
+        .flatten();
+    for parameter in parameters {
+        if parameter["in"] == "query"
+            && let Some(parameter) = parameter.as_object_mut()
+        {
+            parameter.insert("allowEmptyValue".into(), true.into());
+        }
+    }
 }
 
 /// This document.

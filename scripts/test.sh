@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 . scripts/toolchain.sh
 ensure_toolchain
 ensure_test_tools
+ensure_schemathesis
 
 step() { printf '\n== %s\n' "$*"; }
 

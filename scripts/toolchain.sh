@@ -82,3 +82,25 @@ ensure_test_tools() {
         apt_install "${wanted[@]}"
     fi
 }
+
+# The fuzzer of the HTTP API (tests/tests/http_fuzz.rs) from PyPI, pinned,
+# in a virtualenv of its own under target/ (where the test looks for it);
+# quick when that version is there already. Run from the workspace root.
+BERTH_SCHEMATHESIS_VERSION="4.32.5"
+
+ensure_schemathesis() {
+    local venv=target/venv-schemathesis
+    if "$venv/bin/schemathesis" --version 2>/dev/null | grep -qx "schemathesis, version $BERTH_SCHEMATHESIS_VERSION"; then
+        return
+    fi
+    local wanted=()
+    command -v python3 >/dev/null 2>&1 || wanted+=(python3)
+    python3 -c 'import ensurepip' >/dev/null 2>&1 || wanted+=(python3-venv)
+    if [ ${#wanted[@]} -gt 0 ]; then
+        apt_install "${wanted[@]}"
+    fi
+    echo "installing schemathesis $BERTH_SCHEMATHESIS_VERSION into $venv" >&2
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$BERTH_SCHEMATHESIS_VERSION"
+}

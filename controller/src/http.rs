@@ -4,7 +4,8 @@
 //! ([`auth`]), decodes the request ([`decode`], [`query`], [`codec`]),
 //! calls one operation and encodes its record ([`reply`], [`sse`]); errors
 //! become responses in one place ([`error`]). Routes are listed in
-//! [`router`] and described in `docs/http-api.md`.
+//! [`router`], described in `docs/http-api.md`, and in the OpenAPI
+//! document made from the handlers' annotations ([`openapi`]).
 //!
 //! Bounds: JSON bodies at most [`decode::MAX_JSON_BYTES`], request heads
 //! at most [`serve::MAX_HEADER_BYTES`], [`REQUEST_TIMEOUT`] for a request
@@ -40,6 +41,7 @@ mod events;
 mod fleet;
 mod listen;
 mod logs;
+mod openapi;
 mod query;
 mod reply;
 mod serve;
@@ -62,6 +64,8 @@ pub struct Api {
     pub context: Arc<Context>,
     /// Open event streams per credential.
     pub streams: Arc<sse::StreamCap>,
+    /// The OpenAPI document, made once.
+    pub document: bytes::Bytes,
 }
 
 /// Every route of the API.
@@ -69,8 +73,10 @@ pub fn router(context: Arc<Context>) -> Router {
     let api = Arc::new(Api {
         context,
         streams: Arc::new(sse::StreamCap::default()),
+        document: openapi::document().into(),
     });
     Router::new()
+        .route("/api/v1/openapi.json", get(openapi::serve))
         .route("/api/v1/whoami", get(fleet::whoami))
         .route(
             "/api/v1/session",

@@ -18,6 +18,8 @@ pub mod ownership;
 pub mod pki;
 pub mod query;
 pub mod record;
+#[cfg(feature = "openapi")]
+pub mod schema;
 pub mod state;
 pub mod text;
 pub mod time;

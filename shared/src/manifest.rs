@@ -36,6 +36,7 @@ pub const DEFAULT_ENVIRONMENT: &str = "default";
 
 /// A validated manifest.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Manifest {
     pub app: String,
     pub environment: String,
@@ -57,6 +58,7 @@ pub struct Manifest {
     pub build: Option<Build>,
     /// How long the whole deployment may run (top-level `timeout`).
     #[serde(with = "duration_ms", default = "default_deployment_timeout")]
+    #[cfg_attr(feature = "openapi", schema(value_type = u64))]
     pub timeout: Duration,
 }
 
@@ -66,8 +68,10 @@ fn default_deployment_timeout() -> Duration {
 
 /// Where a deployment goes.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Target {
     /// Agents whose labels contain all these pairs.
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, String>))]
     pub labels: Labels,
     /// Agents named here.
     pub hosts: Vec<String>,
@@ -83,6 +87,7 @@ pub struct Target {
 /// What a failed rollout does with the hosts that already run the new
 /// version (`[target] on_failure`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum OnFailure {
     /// They go back to the previous deployed version of the app and
@@ -107,9 +112,11 @@ impl OnFailure {
 
 /// A script stage: commands for `/bin/sh -c`, run in order in the bundle.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Script {
     pub run: Vec<String>,
     #[serde(with = "duration_ms")]
+    #[cfg_attr(feature = "openapi", schema(value_type = u64))]
     pub timeout: Duration,
 }
 

@@ -63,6 +63,7 @@ impl<'de> Deserialize<'de> for Timestamp {
 
 /// One deployment: what was asked, where it ran, and how it went.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Deployment {
     pub id: DeploymentId,
     pub app: String,
@@ -147,6 +148,7 @@ pub struct Deployment {
 /// The previous deployment a failed rollout puts back: enough of its
 /// snapshot to run its stages again.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RestoreSource {
     pub deployment_id: DeploymentId,
     pub version: String,
@@ -179,6 +181,7 @@ impl RestoreSource {
 /// What a build made: an image (shipped as a `docker save` archive) or an
 /// artifact file, in the controller's blob store.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BuildOutput {
     /// The blob holding the result.
     pub digest: String,
@@ -212,6 +215,7 @@ impl Deployment {
 
 /// What a task does on its host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TaskKind {
     /// Runs the deployment's stages.
@@ -229,6 +233,7 @@ pub enum TaskKind {
 
 /// One host's part of a deployment.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Task {
     pub id: TaskId,
     pub kind: TaskKind,
@@ -276,6 +281,7 @@ impl Task {
 
 /// The outcome of one stage on one host.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StageResult {
     pub stage: String,
     /// `running`, `succeeded`, `failed`, `timed_out` or `canceled`.
@@ -292,6 +298,7 @@ pub struct StageResult {
 
 /// One entry of a deployment's history.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Transition {
     pub at: Timestamp,
     /// `deployment`, or the host name for a task's transition.
@@ -312,6 +319,7 @@ pub struct Transition {
 
 /// A stored log line as `berth logs -o json` prints it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LogEntry {
     pub host: String,
     pub stage: String,

@@ -11,13 +11,14 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use futures_util::{Stream, StreamExt};
-use serde_json::json;
 
 use super::Api;
 use super::auth::Authed;
 use super::decode::PathText;
 use super::error::ApiError;
-use super::reply;
+use super::openapi::requests::{Blob, DigestPath};
+use super::openapi::responses::{InsufficientStorage, LengthRequired, TooLarge};
+use super::reply::{self, StoredBlob};
 use crate::ops::{self, Code, Error};
 
 /// How long an upload may send nothing before it is given up.
@@ -65,6 +66,18 @@ fn chunks(body: Body) -> impl Stream<Item = ops::Result<Vec<u8>>> + Unpin + Send
     ))
 }
 
+/// Uploads a blob (a bundle, an image archive).
+///
+/// Verified against the digest and `Content-Length`; chunked uploads are
+/// refused.
+#[utoipa::path(put, path = "/api/v1/blobs/{digest}", tag = "blobs", params(DigestPath),
+    request_body(content = Blob, content_type = "application/octet-stream"),
+    responses(
+        (status = 200, description = "The blob is stored", body = StoredBlob),
+        (status = 411, response = LengthRequired),
+        (status = 413, response = TooLarge),
+        (status = 507, response = InsufficientStorage),
+    ))]
 pub async fn put(
     State(api): State<Arc<Api>>,
     Authed(caller): Authed,
@@ -74,11 +87,19 @@ pub async fn put(
     let size = declared_size(request.headers())?;
     let data = chunks(request.into_body());
     let stored = ops::blobs::put(&api.context, &caller, &digest, size, data).await?;
-    Ok(reply::ok(
-        &json!({ "digest": stored.digest, "size": stored.size }),
-    ))
+    Ok(reply::ok(&StoredBlob {
+        digest: stored.digest,
+        size: stored.size,
+    }))
 }
 
+/// Whether the controller has a blob, and its size.
+#[utoipa::path(head, path = "/api/v1/blobs/{digest}", tag = "blobs", params(DigestPath),
+    responses(
+        (status = 200, description = "The blob is stored",
+            headers(("Content-Length" = u64, description = "Its size in bytes"))),
+        (status = 404, description = "The blob is not stored (no body)"),
+    ))]
 pub async fn stat(
     State(api): State<Arc<Api>>,
     Authed(caller): Authed,

@@ -7,7 +7,6 @@ use std::time::Duration;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use berth_shared::record::Deployment;
-use serde_json::json;
 
 use super::decode::Fields;
 use super::query::Params;
@@ -149,7 +148,10 @@ pub fn list_request(mut params: Params) -> Result<ListRequest, Error> {
 /// when this one is full (the next may then be empty), else `null`.
 pub fn deployment_page(deployments: Vec<Deployment>, offset: u32, limit: u32) -> Response {
     let next_offset = next_offset(deployments.len(), offset, limit);
-    reply::ok(&json!({ "deployments": deployments, "next_offset": next_offset }))
+    reply::ok(&reply::DeploymentPage {
+        deployments,
+        next_offset,
+    })
 }
 
 fn next_offset(count: usize, offset: u32, limit: u32) -> Option<u64> {
@@ -246,6 +248,25 @@ mod tests {
             assert_eq!(err.code, Code::RequestInvalid);
             assert!(err.message.contains(says), "{text}: {}", err.message);
         }
+    }
+
+    /// Found by the fuzzer (tests/tests/http_fuzz.rs): `?environment=`
+    /// (empty, as a form sends it) contradicted the body's environment.
+    #[test]
+    fn an_empty_query_environment_leaves_the_body_s() {
+        let query = |text: &str| Params::parse(text).expect("query");
+        let app = app_ref(
+            "web".into(),
+            query("environment="),
+            body(r#"{"environment": "prod"}"#),
+        );
+        assert_eq!(app.map(|app| app.environment), Ok("prod".to_string()));
+        let clash = app_ref(
+            "web".into(),
+            query("environment=qa"),
+            body(r#"{"environment": "prod"}"#),
+        );
+        assert!(clash.is_err());
     }
 
     #[test]

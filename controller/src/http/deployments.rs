@@ -7,6 +7,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use berth_shared::record::{Deployment, Purged};
 use tracing::field::display;
 
 use super::Api;
@@ -14,12 +15,36 @@ use super::auth::Authed;
 use super::codec;
 use super::decode::{JsonBody, PathId, PathText};
 use super::error::ApiError;
+use super::openapi::requests::{
+    AppBody, AppPath, ClaimBody, DeploymentPath, EmptyBody, EnvironmentParam, ExternalEventBody,
+    ListParams, NewDeploymentBody, RollbackBody,
+};
+use super::openapi::responses::{
+    Conflict, InsufficientStorage, NotFound, TooLarge, TooManyRequests, UnsupportedMediaType,
+};
 use super::query::Params;
-use super::reply;
+use super::reply::{self, DeploymentPage};
 use crate::ops;
 
 type Reply = Result<Response, ApiError>;
 
+/// Creates a deployment of an uploaded bundle (`berth deploy`).
+///
+/// With `wait_for_agents_secs` it first waits that long for offline target
+/// agents. The deployment records `trigger: "api"`.
+#[utoipa::path(post, path = "/api/v1/deployments", tag = "deployments",
+    request_body(content = NewDeploymentBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The new deployment", body = Deployment),
+        (status = 200, description = "The deployment an earlier request with the same `idempotency_key` made", body = Deployment,
+            headers(("berth-existing-deployment" = String, description = "`true`"))),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = TooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests),
+        (status = 507, response = InsufficientStorage),
+    ))]
 pub async fn create(
     State(api): State<Arc<Api>>,
     Authed(caller): Authed,
@@ -31,7 +56,16 @@ pub async fn create(
     Ok(codec::created(created))
 }
 
-/// `POST /api/v1/deployment-events`.
+/// Records a deployment another tool made, or moves its status.
+#[utoipa::path(post, path = "/api/v1/deployment-events", tag = "deployments",
+    request_body(content = ExternalEventBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The recorded deployment", body = Deployment),
+        (status = 409, response = Conflict),
+        (status = 413, response = TooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 507, response = InsufficientStorage),
+    ))]
 pub async fn external_event(
     State(api): State<Arc<Api>>,
     Authed(caller): Authed,
@@ -43,6 +77,9 @@ pub async fn external_event(
     Ok(reply::ok(&recorded))
 }
 
+/// A page of deployments, filtered and sorted (`berth history`).
+#[utoipa::path(get, path = "/api/v1/deployments", tag = "deployments", params(ListParams),
+    responses((status = 200, description = "A page", body = DeploymentPage)))]
 pub async fn list(State(api): State<Arc<Api>>, Authed(caller): Authed, params: Params) -> Reply {
     let request = codec::list_request(params)?;
     let (offset, limit) = (request.offset, request.limit);
@@ -50,11 +87,28 @@ pub async fn list(State(api): State<Arc<Api>>, Authed(caller): Authed, params: P
     Ok(codec::deployment_page(found, offset, limit))
 }
 
+/// One deployment.
+#[utoipa::path(get, path = "/api/v1/deployments/{id}", tag = "deployments", params(DeploymentPath),
+    responses(
+        (status = 200, description = "The deployment", body = Deployment),
+        (status = 404, response = NotFound),
+    ))]
 pub async fn get(State(api): State<Arc<Api>>, Authed(caller): Authed, PathId(id): PathId) -> Reply {
     let found = ops::deployments::get(&api.context, &caller, id)?;
     Ok(reply::ok(&found))
 }
 
+/// Stops a running or queued deployment on every host (`berth cancel`).
+#[utoipa::path(post, path = "/api/v1/deployments/{id}/cancel", tag = "deployments", params(DeploymentPath),
+    request_body(content = Option<EmptyBody>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The deployment", body = Deployment),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = TooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 507, response = InsufficientStorage),
+    ))]
 pub async fn cancel(
     State(api): State<Arc<Api>>,
     Authed(caller): Authed,
@@ -66,6 +120,18 @@ pub async fn cancel(
     Ok(reply::ok(&canceled))
 }
 
+/// Runs a failed deployment again as a new one (`berth retry`).
+#[utoipa::path(post, path = "/api/v1/deployments/{id}/retry", tag = "deployments", params(DeploymentPath),
+    request_body(content = Option<ClaimBody>, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The new deployment", body = Deployment),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = TooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests),
+        (status = 507, response = InsufficientStorage),
+    ))]
 pub async fn retry(
     State(api): State<Arc<Api>>,
     Authed(caller): Authed,
@@ -77,6 +143,18 @@ pub async fn retry(
     Ok(reply::json(StatusCode::CREATED, &made))
 }
 
+/// Runs a deployment's stages again on its hosts (`berth redeploy`).
+#[utoipa::path(post, path = "/api/v1/deployments/{id}/redeploy", tag = "deployments", params(DeploymentPath),
+    request_body(content = Option<ClaimBody>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The deployment", body = Deployment),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = TooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests),
+        (status = 507, response = InsufficientStorage),
+    ))]
 pub async fn redeploy(
     State(api): State<Arc<Api>>,
     Authed(caller): Authed,
@@ -88,6 +166,17 @@ pub async fn redeploy(
     Ok(reply::ok(&redeployed))
 }
 
+/// Tears down what a deployment made on its hosts (`berth delete`).
+#[utoipa::path(post, path = "/api/v1/deployments/{id}/delete", tag = "deployments", params(DeploymentPath),
+    request_body(content = Option<EmptyBody>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The deployment", body = Deployment),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = TooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 507, response = InsufficientStorage),
+    ))]
 pub async fn delete(
     State(api): State<Arc<Api>>,
     Authed(caller): Authed,
@@ -99,6 +188,17 @@ pub async fn delete(
     Ok(reply::ok(&deleted))
 }
 
+/// Forgets a settled deployment's record and logs (`berth purge`).
+#[utoipa::path(post, path = "/api/v1/deployments/{id}/purge", tag = "deployments", params(DeploymentPath),
+    request_body(content = Option<EmptyBody>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "What was removed", body = Purged),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = TooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 507, response = InsufficientStorage),
+    ))]
 pub async fn purge(
     State(api): State<Arc<Api>>,
     Authed(caller): Authed,
@@ -110,6 +210,17 @@ pub async fn purge(
     Ok(reply::ok(&purged))
 }
 
+/// Stops an app in an environment (`berth stop`).
+#[utoipa::path(post, path = "/api/v1/apps/{app}/stop", tag = "apps", params(AppPath, EnvironmentParam),
+    request_body(content = Option<AppBody>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The stopped deployment", body = Deployment),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = TooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 507, response = InsufficientStorage),
+    ))]
 pub async fn stop_app(
     State(api): State<Arc<Api>>,
     Authed(caller): Authed,
@@ -123,6 +234,18 @@ pub async fn stop_app(
     Ok(reply::ok(&stopped))
 }
 
+/// Starts a stopped app again (`berth start`).
+#[utoipa::path(post, path = "/api/v1/apps/{app}/start", tag = "apps", params(AppPath, EnvironmentParam),
+    request_body(content = Option<AppBody>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The started deployment", body = Deployment),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = TooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests),
+        (status = 507, response = InsufficientStorage),
+    ))]
 pub async fn start_app(
     State(api): State<Arc<Api>>,
     Authed(caller): Authed,
@@ -136,6 +259,18 @@ pub async fn start_app(
     Ok(reply::ok(&started))
 }
 
+/// Deploys an earlier version of an app again (`berth rollback`).
+#[utoipa::path(post, path = "/api/v1/apps/{app}/rollback", tag = "apps", params(AppPath, EnvironmentParam),
+    request_body(content = Option<RollbackBody>, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The new deployment", body = Deployment),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = TooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests),
+        (status = 507, response = InsufficientStorage),
+    ))]
 pub async fn rollback(
     State(api): State<Arc<Api>>,
     Authed(caller): Authed,

@@ -7,8 +7,10 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use tracing::debug;
+use utoipa::ToSchema;
 
 use crate::ops::{self, Code, Kind};
 
@@ -46,22 +48,55 @@ pub fn status_of(code: Code) -> StatusCode {
     }
 }
 
-/// The JSON body of an error.
+/// The JSON body of every error: `{"error": {...}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorReply {
+    pub error: ErrorBody,
+}
+
+/// What went wrong: the machine code, a message for people naming the
+/// thing, the reason and the fix, and details when there are any.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    #[schema(value_type = super::openapi::ErrorCode)]
+    pub code: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub details: Option<ErrorDetails>,
+}
+
+/// Facts a client can act on; only those that apply are present.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct ErrorDetails {
+    /// With `agent/offline`: the target's agents that are offline.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub offline_agents: Vec<String>,
+    /// With a rate limit: seconds to wait (also sent as `Retry-After`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub retry_after_secs: Option<u64>,
+}
+
+/// The reply to an error.
+pub fn reply_of(err: &ops::Error) -> ErrorReply {
+    let details = ErrorDetails {
+        offline_agents: err.offline_agents.clone(),
+        retry_after_secs: err.retry_after.map(|wait| wait.as_secs()),
+    };
+    let empty = details.offline_agents.is_empty() && details.retry_after_secs.is_none();
+    ErrorReply {
+        error: ErrorBody {
+            code: err.code.as_str(),
+            message: err.message.clone(),
+            details: (!empty).then_some(details),
+        },
+    }
+}
+
+/// The JSON body of an error, as a value.
 pub fn body_of(err: &ops::Error) -> Value {
-    let mut details = Map::new();
-    if !err.offline_agents.is_empty() {
-        details.insert("offline_agents".into(), json!(err.offline_agents));
-    }
-    if let Some(wait) = err.retry_after {
-        details.insert("retry_after_secs".into(), json!(wait.as_secs()));
-    }
-    let mut error = Map::new();
-    error.insert("code".into(), json!(err.code.as_str()));
-    error.insert("message".into(), json!(err.message));
-    if !details.is_empty() {
-        error.insert("details".into(), Value::Object(details));
-    }
-    json!({ "error": error })
+    serde_json::to_value(reply_of(err)).unwrap_or(Value::Null)
 }
 
 impl IntoResponse for ApiError {
@@ -73,7 +108,7 @@ impl IntoResponse for ApiError {
             status = status.as_u16(),
             "request refused"
         );
-        let mut response = super::reply::json(status, &body_of(&err));
+        let mut response = super::reply::json(status, &reply_of(&err));
         let headers = response.headers_mut();
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(
@@ -91,6 +126,8 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    use serde_json::json;
 
     use super::*;
 

@@ -15,9 +15,24 @@ use super::Api;
 use super::auth::Streaming;
 use super::decode::PathId;
 use super::error::ApiError;
+use super::openapi::requests::DeploymentPath;
+use super::openapi::responses::{NotFound, TooManyRequests};
+use super::openapi::streams::DeploymentEvent;
 use super::sse::{self, Event};
 use crate::ops;
 
+/// A deployment's snapshots as an event stream.
+///
+/// `deployment` events (data a `Deployment`) now and at each change, then
+/// `end` once it is quiet; an `error` event (data `ErrorReply`) ends it on
+/// failure.
+#[utoipa::path(get, path = "/api/v1/deployments/{id}/events", tag = "deployments",
+    params(DeploymentPath),
+    responses(
+        (status = 200, description = "The event stream", content_type = "text/event-stream", body = DeploymentEvent),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+    ))]
 pub async fn deployment(
     State(api): State<Arc<Api>>,
     Streaming(caller, permit): Streaming,
@@ -28,6 +43,15 @@ pub async fn deployment(
     Ok(sse::respond(events, permit, api.context.shutdown.clone()))
 }
 
+/// Every deployment change, as an event stream.
+///
+/// `deployment` events (data a `Deployment`) for as long as the client
+/// listens; an `error` event (data `ErrorReply`) ends it on failure.
+#[utoipa::path(get, path = "/api/v1/events", tag = "deployments",
+    responses(
+        (status = 200, description = "The event stream", content_type = "text/event-stream", body = DeploymentEvent),
+        (status = 429, response = TooManyRequests),
+    ))]
 pub async fn all(
     State(api): State<Arc<Api>>,
     Streaming(caller, permit): Streaming,

@@ -6,15 +6,16 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::Response;
-use berth_shared::record::Timestamp;
-use serde_json::json;
+use berth_shared::record::{AgentView, Timestamp};
 
 use super::Api;
 use super::auth::Authed;
 use super::decode::PathText;
 use super::error::ApiError;
+use super::openapi::requests::{AuditParams, EnvironmentParam};
+use super::openapi::responses::NotFound;
 use super::query::Params;
-use super::reply;
+use super::reply::{self, AgentList, ApiTokenList, AppList, AuditList, UserList, WhoAmI};
 use crate::ops;
 
 type Reply = Result<Response, ApiError>;
@@ -24,6 +25,9 @@ const DEFAULT_AUDIT_LIMIT: u64 = 50;
 /// Most audit entries one request gets.
 const MAX_AUDIT_LIMIT: u64 = 10_000;
 
+/// What runs where: one row per app and environment (`berth status`).
+#[utoipa::path(get, path = "/api/v1/status", tag = "fleet", params(EnvironmentParam),
+    responses((status = 200, description = "The apps", body = AppList)))]
 pub async fn status(
     State(api): State<Arc<Api>>,
     Authed(caller): Authed,
@@ -32,14 +36,24 @@ pub async fn status(
     let environment = params.one("environment")?.unwrap_or_default();
     params.finish()?;
     let apps = ops::status::status(&api.context, &caller, &environment)?;
-    Ok(reply::ok(&json!({ "apps": apps })))
+    Ok(reply::ok(&AppList { apps }))
 }
 
+/// Every enrolled agent (`berth agents ls`).
+#[utoipa::path(get, path = "/api/v1/agents", tag = "fleet",
+    responses((status = 200, description = "The agents", body = AgentList)))]
 pub async fn agents(State(api): State<Arc<Api>>, Authed(caller): Authed) -> Reply {
     let agents = ops::agents::list(&api.context, &caller)?;
-    Ok(reply::ok(&json!({ "agents": agents })))
+    Ok(reply::ok(&AgentList { agents }))
 }
 
+/// One agent by name or id (`berth agents show`).
+#[utoipa::path(get, path = "/api/v1/agents/{name}", tag = "fleet",
+    params(("name" = String, Path, min_length = 1, max_length = 256, description = "The agent's name or id")),
+    responses(
+        (status = 200, description = "The agent", body = AgentView),
+        (status = 404, response = NotFound),
+    ))]
 pub async fn agent(
     State(api): State<Arc<Api>>,
     Authed(caller): Authed,
@@ -49,6 +63,9 @@ pub async fn agent(
     Ok(reply::ok(&agent))
 }
 
+/// The audit log, newest first (`berth audit`).
+#[utoipa::path(get, path = "/api/v1/audit", tag = "fleet", params(AuditParams),
+    responses((status = 200, description = "The entries", body = AuditList)))]
 pub async fn audit(
     State(api): State<Arc<Api>>,
     Authed(caller): Authed,
@@ -60,28 +77,37 @@ pub async fn audit(
         .unwrap_or(DEFAULT_AUDIT_LIMIT) as u32;
     params.finish()?;
     let entries = ops::deployments::audit_log(&api.context, &caller, &target, limit)?;
-    Ok(reply::ok(&json!({ "entries": entries })))
+    Ok(reply::ok(&AuditList { entries }))
 }
 
+/// Every user (admins only).
+#[utoipa::path(get, path = "/api/v1/users", tag = "people",
+    responses((status = 200, description = "The users", body = UserList)))]
 pub async fn users(State(api): State<Arc<Api>>, Authed(caller): Authed) -> Reply {
     let users = ops::users::list(&api.context, &caller)?;
-    Ok(reply::ok(&json!({ "users": users })))
+    Ok(reply::ok(&UserList { users }))
 }
 
+/// The caller's API tokens (an admin's: everyone's), never a secret.
+#[utoipa::path(get, path = "/api/v1/api-tokens", tag = "people",
+    responses((status = 200, description = "The tokens", body = ApiTokenList)))]
 pub async fn api_tokens(State(api): State<Arc<Api>>, Authed(caller): Authed) -> Reply {
     let tokens = ops::api_tokens::list(&api.context, &caller)?;
-    Ok(reply::ok(&json!({ "api_tokens": tokens })))
+    Ok(reply::ok(&ApiTokenList { api_tokens: tokens }))
 }
 
+/// Who the caller is, and whether the store has a problem.
+#[utoipa::path(get, path = "/api/v1/whoami", tag = "people",
+    responses((status = 200, description = "The caller", body = WhoAmI)))]
 pub async fn whoami(State(api): State<Arc<Api>>, Authed(caller): Authed) -> Reply {
     let me = ops::auth::who_am_i(&api.context, &caller)?;
-    Ok(reply::ok(&json!({
-        "principal": me.principal,
-        "role": me.role,
-        "via_token": me.via_token,
-        "store_problem": me.store_problem,
-        "store_problem_since": me
+    Ok(reply::ok(&WhoAmI {
+        principal: me.principal,
+        role: me.role.into(),
+        via_token: me.via_token,
+        store_problem: me.store_problem,
+        store_problem_since: me
             .store_problem_since_ms
             .map(|ms| Timestamp(i64::try_from(ms).unwrap_or(i64::MAX))),
-    })))
+    }))
 }

@@ -19,12 +19,16 @@ use berth_shared::id::{DeploymentId, TaskId};
 use berth_shared::record::{LogEntry, Timestamp};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::Api;
 use super::auth::Streaming;
 use super::decode::PathId;
 use super::error::ApiError;
+use super::openapi::requests::{DeploymentPath, LogsParams, ResumeHeader};
+use super::openapi::responses::{NotFound, TooManyRequests};
+use super::openapi::streams::LogEvent;
 use super::query::Params;
 use super::sse::{self, Event, StreamPermit};
 use crate::ops::follow::{LogFilters, LogItem, LogLine, LogsRequest};
@@ -111,8 +115,33 @@ fn entry(line: LogLine) -> LogEntry {
     }
 }
 
-fn expired(before_ms: i64, retention_ms: u64) -> serde_json::Value {
-    json!({ "before": Timestamp(before_ms), "retention_ms": retention_ms })
+/// The retention notice: lines before `before` that the filters could
+/// have matched were deleted by the retention sweeper.
+#[derive(Serialize, ToSchema)]
+pub struct Expired {
+    pub before: Timestamp,
+    /// How long lines are kept, in milliseconds.
+    pub retention_ms: u64,
+}
+
+fn expired(before_ms: i64, retention_ms: u64) -> Expired {
+    Expired {
+        before: Timestamp(before_ms),
+        retention_ms,
+    }
+}
+
+/// A finished logs read (`berth logs -o json`), written as the lines are
+/// read: a store failure part-way cuts the body off.
+#[derive(ToSchema)]
+#[allow(
+    dead_code,
+    reason = "the body is written by hand as lines are read; this type only describes it"
+)]
+pub struct LogsReply {
+    #[schema(nullable = false)]
+    pub expired: Option<Expired>,
+    pub lines: Vec<LogEntry>,
 }
 
 /// `since`: an RFC 3339 time or Unix milliseconds.
@@ -132,7 +161,7 @@ fn since_ms(text: &str) -> Result<i64, Error> {
 }
 
 /// The request, and whether to answer with an event stream.
-fn logs_request(
+pub(super) fn logs_request(
     deployment_id: DeploymentId,
     mut params: Params,
     headers: &HeaderMap,
@@ -175,6 +204,23 @@ fn logs_request(
     Ok((request, follow))
 }
 
+/// A deployment's log lines (`berth logs`).
+///
+/// One JSON object; or with `follow=true` (or `Accept: text/event-stream`)
+/// an event stream: `line` events (data a `LogEntry`, `id` a cursor for
+/// `Last-Event-ID`), an `expired` notice first (data `Expired`), and `end`
+/// once the deployment is quiet; an `error` event (data `ErrorReply`)
+/// ends it on failure.
+#[utoipa::path(get, path = "/api/v1/deployments/{id}/logs", tag = "deployments",
+    params(DeploymentPath, LogsParams, ResumeHeader),
+    responses(
+        (status = 200, description = "The lines", content(
+            (LogsReply = "application/json"),
+            (LogEvent = "text/event-stream"),
+        )),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+    ))]
 pub async fn logs(
     State(api): State<Arc<Api>>,
     Streaming(caller, permit): Streaming,
@@ -232,7 +278,8 @@ fn json_response(items: ops::Stream<LogItem>, permit: StreamPermit) -> Response 
                 })),
                 Written::Nothing,
             ) => {
-                let expired = expired(before_ms, retention_ms);
+                let expired =
+                    serde_json::to_string(&expired(before_ms, retention_ms)).unwrap_or_default();
                 (
                     format!("{{\"expired\":{expired},\"lines\":["),
                     Some(Written::Opened),

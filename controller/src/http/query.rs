@@ -1,6 +1,9 @@
 //! The query string of a request, taken parameter by parameter so that a
 //! refusal names the parameter; a parameter may repeat only where a route
 //! asks for all of its values (`status`), and unknown ones are refused.
+//! A parameter given empty (`?app=&sort=`, as an HTML form sends an empty
+//! field) is the same as one left out, except a flag, where it means true
+//! (`?follow`); the OpenAPI document says so with `allowEmptyValue`.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -32,8 +35,8 @@ impl Params {
         Ok(Params { pairs })
     }
 
-    /// Every value of `name`, in order.
-    pub fn all(&mut self, name: &str) -> Vec<String> {
+    /// Every value of `name` as given, empty ones too, in order.
+    fn take(&mut self, name: &str) -> Vec<String> {
         let (taken, kept) = std::mem::take(&mut self.pairs)
             .into_iter()
             .partition(|(key, _)| key == name);
@@ -41,15 +44,28 @@ impl Params {
         taken.into_iter().map(|(_, value)| value).collect()
     }
 
-    /// The value of `name`, which may be given at most once.
-    pub fn one(&mut self, name: &str) -> Result<Option<String>, Error> {
-        let mut values = self.all(name);
+    /// Every value of `name` that is not empty, in order.
+    pub fn all(&mut self, name: &str) -> Vec<String> {
+        let mut values = self.take(name);
+        values.retain(|value| !value.is_empty());
+        values
+    }
+
+    /// The value of `name` as given (perhaps empty), at most once.
+    fn given(&mut self, name: &str) -> Result<Option<String>, Error> {
+        let mut values = self.take(name);
         match values.len() {
             0 | 1 => Ok(values.pop()),
             _ => Err(Error::invalid(format!(
                 "parameter `{name}` is given more than once"
             ))),
         }
+    }
+
+    /// The value of `name`, which may be given at most once; empty is the
+    /// same as left out.
+    pub fn one(&mut self, name: &str) -> Result<Option<String>, Error> {
+        Ok(self.given(name)?.filter(|value| !value.is_empty()))
     }
 
     /// `name` as a number from 0 to `max`.
@@ -68,7 +84,7 @@ impl Params {
 
     /// `name` as `true` or `false` (also `1`, `0`, or empty for true).
     pub fn flag(&mut self, name: &str) -> Result<bool, Error> {
-        match self.one(name)?.as_deref() {
+        match self.given(name)?.as_deref() {
             None | Some("false" | "0") => Ok(false),
             Some("true" | "1" | "") => Ok(true),
             Some(other) => Err(Error::invalid(format!(
@@ -135,6 +151,17 @@ mod tests {
             |p| std::mem::take(p).finish(),
             "unknown parameter `colour`",
         );
+        // Found by the fuzzer (tests/tests/http_fuzz.rs): `sort=` meant the
+        // default while `order=`, `since=` and `limit=` were refused, and an
+        // empty `environment=` in the query contradicted the body's.
+        let mut empty = Params::parse("order=&limit=&status=&app=&follow=").expect("parsed");
+        assert_eq!(empty.one("order"), Ok(None));
+        assert_eq!(empty.number("limit", 1000), Ok(None));
+        assert_eq!(empty.all("status"), Vec::<String>::new());
+        assert_eq!(empty.one("app"), Ok(None));
+        assert_eq!(empty.flag("follow"), Ok(true), "`?follow=` is `?follow`");
+        assert!(empty.finish().is_ok());
+        refused("app=&app=", |p| p.one("app").map(|_| ()), "more than once");
         let many = vec!["a=1"; 65].join("&");
         assert!(Params::parse(&many).is_err());
         assert!(

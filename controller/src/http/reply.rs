@@ -1,11 +1,19 @@
-//! Responses: a value as a JSON body with its status. Records are written
-//! as their serde form, the same JSON `berth -o json` prints.
+//! Responses: a value as a JSON body with its status, and the reply
+//! objects that wrap records (`{"agents": [...]}`, so fields can be added
+//! beside them). Records are written as their serde form, the same JSON
+//! `berth -o json` prints; the OpenAPI document describes these types.
 
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
+use berth_shared::record::{
+    AgentView, ApiTokenView, AppStatus, AuditEntry, Deployment, Timestamp, UserView,
+};
 use serde::Serialize;
 use tracing::error;
+use utoipa::ToSchema;
+
+use crate::store::Role;
 
 /// `value` as the JSON body of a `status` response.
 pub fn json<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Response {
@@ -39,4 +47,85 @@ pub fn json<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Response {
 /// `value` as a `200 OK` JSON body.
 pub fn ok<T: Serialize + ?Sized>(value: &T) -> Response {
     json(StatusCode::OK, value)
+}
+
+/// `GET /api/v1/agents`.
+#[derive(Serialize, ToSchema)]
+pub struct AgentList {
+    pub agents: Vec<AgentView>,
+}
+
+/// `GET /api/v1/status`: one row per app and environment.
+#[derive(Serialize, ToSchema)]
+pub struct AppList {
+    pub apps: Vec<AppStatus>,
+}
+
+/// `GET /api/v1/audit`, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct AuditList {
+    pub entries: Vec<AuditEntry>,
+}
+
+/// `GET /api/v1/users`.
+#[derive(Serialize, ToSchema)]
+pub struct UserList {
+    pub users: Vec<UserView>,
+}
+
+/// `GET /api/v1/api-tokens`: never a secret.
+#[derive(Serialize, ToSchema)]
+pub struct ApiTokenList {
+    pub api_tokens: Vec<ApiTokenView>,
+}
+
+/// `GET /api/v1/deployments`: a page.
+#[derive(Serialize, ToSchema)]
+pub struct DeploymentPage {
+    pub deployments: Vec<Deployment>,
+    /// Where the next page starts when this one is full (the next may be
+    /// empty), else `null`.
+    pub next_offset: Option<u64>,
+}
+
+/// `GET /api/v1/whoami`.
+#[derive(Serialize, ToSchema)]
+pub struct WhoAmI {
+    pub principal: String,
+    /// `viewer`, `operator` or `admin`.
+    #[schema(inline)]
+    pub role: RoleName,
+    /// The name of the API token the request came with.
+    pub via_token: Option<String>,
+    /// Why the store cannot be written now, and since when.
+    pub store_problem: Option<String>,
+    pub store_problem_since: Option<Timestamp>,
+}
+
+/// A role, as the API writes it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RoleName {
+    Viewer,
+    Operator,
+    Admin,
+}
+
+impl From<Role> for RoleName {
+    fn from(role: Role) -> RoleName {
+        match role {
+            Role::Viewer => RoleName::Viewer,
+            Role::Operator => RoleName::Operator,
+            Role::Admin => RoleName::Admin,
+        }
+    }
+}
+
+/// `PUT /api/v1/blobs/{digest}`: the blob now stored.
+#[derive(Serialize, ToSchema)]
+pub struct StoredBlob {
+    /// `sha256:HEX`.
+    pub digest: String,
+    /// Bytes.
+    pub size: u64,
 }

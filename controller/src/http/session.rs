@@ -13,12 +13,18 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use serde_json::json;
+use berth_shared::record::Timestamp;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::Api;
 use super::auth::{ClientAddress, SESSION_COOKIE, SessionAuthed};
 use super::decode::JsonBody;
 use super::error::ApiError;
+use super::openapi::responses::{
+    BadRequest, Forbidden, Internal, TooManyRequests, Unauthorized, Unavailable,
+    UnsupportedMediaType,
+};
 use super::reply;
 use crate::ops;
 use crate::ops::sessions::{Login, SessionInfo, Started};
@@ -26,13 +32,27 @@ use crate::ops::sessions::{Login, SessionInfo, Started};
 type Reply = Result<Response, ApiError>;
 
 /// The session a page may know (never the cookie's value).
-fn info_json(session: &SessionInfo) -> serde_json::Value {
-    json!({
-        "user": session.user,
-        "role": session.role.as_str(),
-        "csrf_token": session.csrf_token,
-        "expires_at": session.expires_at,
-    })
+#[derive(Serialize, ToSchema)]
+pub struct SessionReply {
+    /// The signed-in user.
+    pub user: String,
+    /// Its role now: viewer, operator or admin.
+    pub role: String,
+    /// Send it back as `X-CSRF-Token` with every change made with the
+    /// session cookie.
+    pub csrf_token: String,
+    /// When the session ends (RFC 3339).
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: Timestamp,
+}
+
+fn reply_of(session: &SessionInfo) -> SessionReply {
+    SessionReply {
+        user: session.user.clone(),
+        role: session.role.as_str().to_string(),
+        csrf_token: session.csrf_token.clone(),
+        expires_at: session.expires_at,
+    }
 }
 
 /// The `Set-Cookie` value that hands `cookie` to the browser for `max_age`
@@ -49,7 +69,7 @@ pub fn cookie_header(cookie: &str, max_age: u64) -> HeaderValue {
 /// A session just started, as a response: its cookie and what a page may
 /// know of it.
 pub fn started(started: &Started, status: StatusCode) -> Response {
-    with_cookie(reply::json(status, &info_json(&started.session)), started)
+    with_cookie(reply::json(status, &reply_of(&started.session)), started)
 }
 
 /// `response` handing a just-started session's cookie to the browser, for
@@ -64,7 +84,20 @@ pub fn with_cookie(mut response: Response, started: &Started) -> Response {
     response
 }
 
-/// `POST /api/v1/session`: signs in.
+/// Signs in with a web password: the session cookie is set, and the
+/// answer carries the CSRF token changes made with it must send.
+#[utoipa::path(post, path = "/api/v1/session", tag = "people", security(()),
+    request_body(content = super::openapi::requests::SignIn, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Signed in; the cookie `berth_session` is set (HttpOnly, Secure, SameSite=Strict)", body = SessionReply,
+            headers(("Set-Cookie" = String, description = "berth_session=...; Path=/; Max-Age=...; HttpOnly; Secure; SameSite=Strict"))),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn login(
     State(api): State<Arc<Api>>,
     ClientAddress(address): ClientAddress,
@@ -82,16 +115,29 @@ pub async fn login(
     Ok(started(&session, StatusCode::OK))
 }
 
-/// `GET /api/v1/session`: the signed-in user, role, CSRF token and expiry.
+/// The signed-in user, its role, the session's CSRF token and its end;
+/// only with the session cookie.
+#[utoipa::path(get, path = "/api/v1/session", tag = "people", security(("session" = [])),
+    responses(
+        (status = 200, description = "The session", body = SessionReply),
+        (status = 400, response = BadRequest),
+    ))]
 pub async fn current(SessionAuthed(_, session): SessionAuthed) -> Reply {
-    let mut response = reply::ok(&info_json(&session));
+    let mut response = reply::ok(&reply_of(&session));
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }
 
-/// `DELETE /api/v1/session`: signs out and removes the cookie.
+/// Signs out: the session ends and the cookie is removed. Needs the
+/// session's `X-CSRF-Token`.
+#[utoipa::path(delete, path = "/api/v1/session", tag = "people", security(("session" = [])),
+    responses(
+        (status = 204, description = "Signed out",
+            headers(("Set-Cookie" = String, description = "berth_session=; Max-Age=0"))),
+        (status = 400, response = BadRequest),
+    ))]
 pub async fn logout(State(api): State<Arc<Api>>, SessionAuthed(caller, _): SessionAuthed) -> Reply {
     ops::sessions::logout(&api.context, &caller).await?;
     let mut response = Response::new(axum::body::Body::empty());

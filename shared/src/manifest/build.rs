@@ -18,6 +18,7 @@ pub const DEFAULT_BUILD_TIMEOUT: Duration = Duration::from_secs(1800);
 
 /// What the build makes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum BuildKind {
     /// `docker build` of the bundle with this Dockerfile (a path in the
@@ -33,11 +34,14 @@ pub enum BuildKind {
 
 /// A validated `[build]` section.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Build {
     /// The agents that may build: those whose labels contain all these.
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, String>))]
     pub labels: Labels,
     pub kind: BuildKind,
     #[serde(with = "super::duration_ms")]
+    #[cfg_attr(feature = "openapi", schema(value_type = u64))]
     pub timeout: Duration,
 }
 

@@ -19,6 +19,7 @@ const MIN_MEMORY: u64 = 6 * 1024 * 1024;
 
 /// A validated `[container]` section.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Container {
     /// Image reference, e.g. `hello:1.4.2` or `registry.example.com/team/app@sha256:...`.
     pub image: String,
@@ -49,6 +50,7 @@ pub struct Container {
 /// How a new version replaces the running container on a host (Docker
 /// Swarm's names).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum UpdateOrder {
     /// The new container starts beside the old one, which stops once the
@@ -81,6 +83,7 @@ impl UpdateOrder {
 /// When a host pulls the image from its registry (an image archive or a
 /// built image never comes from a registry).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum PullPolicy {
     /// Only when the host does not have the image.

@@ -8,6 +8,7 @@ use super::Checker;
 
 /// A validated `[proxy]` section.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Proxy {
     pub domain: String,
     /// `auto` (Caddy's automatic HTTPS), `internal` (Caddy's own CA) or

@@ -9,6 +9,7 @@ use crate::id::DeploymentId;
 
 /// One audited action: who did what, when, with what result.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEntry {
     pub at: Timestamp,
     pub who: String,
@@ -29,6 +30,7 @@ pub struct RegistryView {
 
 /// What `berth purge` removed: a deployment's record and its log lines.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Purged {
     pub id: DeploymentId,
     pub app: String,

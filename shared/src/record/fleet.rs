@@ -11,6 +11,7 @@ use crate::state::{DeploymentStatus, TaskStatus};
 
 /// Host facts an agent reports.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Facts {
     pub hostname: String,
     pub os: String,
@@ -38,16 +39,19 @@ pub struct Facts {
 
 /// An enrolled agent as `berth agents ls|show` prints it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentView {
     pub id: AgentId,
     pub name: String,
     pub online: bool,
     pub status: String,
     /// The agent's own labels (from join and `berth agents label`).
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, String>))]
     pub labels: Labels,
     /// Labels berth derives from the host facts (`os`, `arch`,
     /// `hostname`); selectors match both, own labels winning on a clash.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, String>))]
     pub auto_labels: Labels,
     pub facts: Option<Facts>,
     pub version: Option<String>,
@@ -64,6 +68,7 @@ pub struct AgentView {
 
 /// A task an agent is working on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunningTaskView {
     pub deployment_id: DeploymentId,
     pub task_id: TaskId,
@@ -87,6 +92,7 @@ pub struct TokenView {
 
 /// One row of `berth status`: what runs where.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AppStatus {
     pub app: String,
     pub environment: String,
@@ -117,6 +123,7 @@ pub struct AppStatus {
 
 /// One app on one host, as `berth status` shows it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HostState {
     pub host: String,
     pub online: bool,

@@ -8,6 +8,7 @@ use super::Timestamp;
 
 /// A user as shown to admins.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserView {
     pub name: String,
     pub email: Option<String>,
@@ -24,6 +25,7 @@ pub struct UserView {
 
 /// An API token as shown to its user and to admins.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiTokenView {
     pub id: String,
     /// How the token starts (`bta_<id>_`), to recognise it in a CI config.

@@ -31,7 +31,7 @@ use tracing::{Instrument, debug, error, info_span};
 use crate::ops::{Code, Error};
 use crate::server::Context;
 
-mod auth;
+pub(crate) mod auth;
 mod blobs;
 mod codec;
 mod decode;
@@ -42,7 +42,7 @@ mod fleet;
 mod listen;
 mod logs;
 mod openapi;
-mod query;
+pub(crate) mod query;
 mod reply;
 mod serve;
 mod session;
@@ -115,6 +115,7 @@ pub fn router(context: Arc<Context>) -> Router {
             "/api/v1/deployment-events",
             post(deployments::external_event),
         )
+        .merge(crate::web::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(time_limit))

@@ -27,4 +27,5 @@ pub mod server;
 pub mod store;
 #[cfg(test)]
 mod testing;
+pub mod web;
 pub mod wire;

@@ -97,3 +97,41 @@ mod tests {
         assert_eq!(rfc3339(1_500), "1970-01-01T00:00:01.500Z");
     }
 }
+
+/// How long ago `then_ms` was, in its largest unit: `just now`, `42 s ago`,
+/// `5 min ago`, `3 h ago`, `12 d ago` (the dashboard's relative times).
+pub fn age(then_ms: i64) -> String {
+    age_at(now_ms(), then_ms)
+}
+
+/// [`age`] as of `now_ms`.
+pub fn age_at(now_ms: i64, then_ms: i64) -> String {
+    let seconds = (now_ms - then_ms).max(0) / 1000;
+    match seconds {
+        0..=4 => "just now".into(),
+        5..=59 => format!("{seconds} s ago"),
+        60..=3599 => format!("{} min ago", seconds / 60),
+        3600..=86_399 => format!("{} h ago", seconds / 3600),
+        _ => format!("{} d ago", seconds / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod age_tests {
+    use super::age_at;
+
+    #[test]
+    fn ages_are_said_in_their_largest_unit() {
+        let now = 1_000_000_000_000;
+        for (ago_ms, said) in [
+            (0, "just now"),
+            (-5_000, "just now"),
+            (42_000, "42 s ago"),
+            (5 * 60_000 + 10_000, "5 min ago"),
+            (3 * 3_600_000, "3 h ago"),
+            (12 * 86_400_000, "12 d ago"),
+        ] {
+            assert_eq!(age_at(now, now - ago_ms), said);
+        }
+    }
+}

@@ -186,7 +186,7 @@ pub async fn login(context: &Context, request: Login) -> Result<Started> {
 }
 
 /// Starts a session for `user` (signed in, or just set its password).
-pub(super) fn start(context: &Context, user: &str, role: Role, address: IpAddr) -> Result<Started> {
+pub(crate) fn start(context: &Context, user: &str, role: Role, address: IpAddr) -> Result<Started> {
     let store = &context.store;
     let now = Timestamp::now();
     store.prune_sessions(now)?;

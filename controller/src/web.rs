@@ -1,0 +1,31 @@
+//! The web dashboard: pages for people, served beside the HTTP API on the
+//! same listener. A third thin adapter over the application layer: each
+//! page handler authenticates the browser's session (`auth.rs`), calls the
+//! same operations as the API, and renders HTML with maud (every value
+//! escaped). What changes state goes through the public API from the
+//! page's script (`assets/app.js`) with the session's CSRF token; live
+//! updates come from the API's event streams. No inline script or style:
+//! every page carries a strict Content-Security-Policy (`layout.rs`).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+
+use crate::http::Api;
+
+mod assets;
+mod auth;
+mod deployments;
+mod layout;
+mod login;
+#[cfg(test)]
+mod tests;
+
+/// The pages and their assets.
+pub fn routes() -> Router<Arc<Api>> {
+    Router::new()
+        .route("/", get(deployments::page))
+        .route("/login", get(login::page))
+        .route("/assets/{name}", get(assets::serve))
+}

@@ -1,0 +1,87 @@
+//! The shell every page shares: the head (stylesheet, script, the
+//! session's CSRF token for the script), the header with the navigation
+//! and the signed-in user, and the security headers: a strict
+//! Content-Security-Policy with no inline script or style, no framing,
+//! no referrer, no caching of pages that show data.
+
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use maud::{DOCTYPE, Markup, html};
+
+use super::assets;
+use crate::ops::sessions::SessionInfo;
+use crate::store::Role;
+
+/// The policy of every page: only this origin's script, style and
+/// connections (the API and its event streams); nothing inline.
+pub const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The pages in the navigation.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Nav {
+    Deployments,
+    None,
+}
+
+/// A whole page.
+pub fn page(title: &str, session: Option<&SessionInfo>, nav: Nav, main: Markup) -> Response {
+    let markup = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                @if let Some(session) = session {
+                    meta name="csrf-token" content=(session.csrf_token);
+                    meta name="berth-user" content=(session.user);
+                    meta name="berth-role" content=(session.role.as_str());
+                }
+                title { (title) " · berth" }
+                link rel="stylesheet" href=(assets::url("app.css"));
+                script src=(assets::url("app.js")) defer {}
+            }
+            body {
+                a class="skip" href="#main" { "Skip to content" }
+                header class="top" {
+                    a class="brand" href="/" { "berth" }
+                    @if let Some(session) = session {
+                        nav aria-label="Main" {
+                            a href="/" aria-current=[(nav == Nav::Deployments).then_some("page")] { "Deployments" }
+                        }
+                        div class="who" {
+                            span { (session.user) " · " span class="role" { (session.role.as_str()) } }
+                            button type="button" class="link" data-action="sign-out" { "Sign out" }
+                        }
+                    }
+                }
+                main id="main" { (main) }
+                div class="toast" role="status" aria-live="polite" {}
+            }
+        }
+    };
+    respond(StatusCode::OK, markup)
+}
+
+/// `markup` as an HTML response with the security headers.
+pub fn respond(status: StatusCode, markup: Markup) -> Response {
+    let mut response = Response::new(Body::from(markup.into_string()));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+        (header::CONTENT_SECURITY_POLICY, POLICY),
+        (header::CACHE_CONTROL, "no-store"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// Whether `role` may change deployments (deploy, retry, stop, ...).
+pub fn may_operate(role: Role) -> bool {
+    role >= Role::Operator
+}

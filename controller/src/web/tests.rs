@@ -1,0 +1,123 @@
+//! The pages in process on a real store: a browser without a session is
+//! sent to sign in; a signed-in page carries the security headers, shows
+//! only what the role may do, and escapes every value.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use hyper::service::Service as _;
+use hyper_util::service::TowerToHyperService;
+
+use crate::ops::{self, Caller};
+use crate::store::{Principal, PrincipalKind, Role};
+
+fn admin() -> Caller {
+    Caller {
+        principal: Principal {
+            kind: PrincipalKind::User,
+            id: "ada".into(),
+            name: "ada".into(),
+            role: Role::Admin,
+            revoked: false,
+        },
+        serial: "cert-ada".into(),
+        via_token: None,
+    }
+}
+
+async fn get(
+    service: &TowerToHyperService<axum::Router>,
+    path: &str,
+    cookie: Option<&str>,
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    let mut request = Request::builder().uri(path);
+    if let Some(cookie) = cookie {
+        request = request.header(header::COOKIE, format!("berth_session={cookie}"));
+    }
+    let response = service
+        .call(request.body(Body::empty()).expect("request"))
+        .await
+        .expect("infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, headers, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test]
+async fn pages_need_a_session_carry_a_strict_policy_and_escape_values() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let context = crate::testing::context(dir.path()).await;
+    for (name, role) in [("ada", Role::Admin), ("vic", Role::Viewer)] {
+        let user = ops::users::NewUser {
+            name: name.into(),
+            role,
+            email: None,
+        };
+        ops::users::add(&context, &admin(), user)
+            .await
+            .expect("user");
+    }
+    let here = "127.0.0.1".parse().expect("address");
+    let viewer = ops::sessions::start(&context, "vic", Role::Viewer, here).expect("session");
+    let service = TowerToHyperService::new(crate::http::router(context.clone()));
+
+    let (status, headers, _) = get(&service, "/?q=web", None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/login?next=%2F%3Fq%3Dweb");
+    let (status, _, _) = get(&service, "/", Some("bts_nonsense_xxxxxxxxxxxxxxxxxxxx")).await;
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "an ended session signs in again"
+    );
+
+    let hostile = "<script>alert(1)</script>";
+    let (status, headers, body) = get(
+        &service,
+        &format!(
+            "/?q={}",
+            form_urlencoded::byte_serialize(hostile.as_bytes()).collect::<String>()
+        ),
+        Some(&viewer.cookie),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let policy = headers[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .expect("text");
+    assert!(
+        policy.contains("script-src 'self'") && !policy.contains("unsafe"),
+        "{policy}"
+    );
+    assert!(!body.contains(hostile), "escaped: {body}");
+    assert!(body.contains("&lt;script&gt;"), "{body}");
+    assert!(!body.contains("<script>"), "no inline script: {body}");
+    assert!(
+        body.contains(&viewer.session.csrf_token),
+        "the script gets its token"
+    );
+
+    let (status, _, body) = get(&service, "/?status=nonsense", Some(&viewer.cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("is not a deployment status"), "{body}");
+
+    let (status, headers, body) = get(&service, "/login?next=//evil.example", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers.contains_key(header::CONTENT_SECURITY_POLICY));
+    assert!(body.contains("data-next=\"/\""), "no open redirect: {body}");
+    let (status, headers, body) = get(&service, "/assets/app.js", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers[header::CONTENT_TYPE]
+            .to_str()
+            .expect("text")
+            .starts_with("text/javascript")
+    );
+    assert!(body.contains("X-CSRF-Token"));
+}

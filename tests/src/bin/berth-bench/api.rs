@@ -9,7 +9,7 @@ use berth_tests::Controller;
 
 use crate::api_client::Connection;
 use crate::stats::{Goal, Row, Stat};
-use crate::{api_follow, api_list, flood};
+use crate::{api_follow, api_list, api_page, flood};
 
 pub fn run(quick: bool) -> Result<Vec<Row>> {
     let mut rows = list(quick)?;
@@ -54,6 +54,7 @@ fn list(quick: bool) -> Result<Vec<Row>> {
             Goal::None,
         )];
         rows.extend(api_list::rows(&mut connection, records, quick).await?);
+        rows.push(api_page::row(&controller, records, quick).await?);
         Ok(rows)
     })
 }

@@ -1,6 +1,6 @@
 //! A client of the controller's HTTP API for the `api` scenario: one
 //! keep-alive HTTP/1.1 connection (hyper's client) per [`Connection`],
-//! every request with the Bearer token, and server-sent events read from a
+//! every request with the Bearer token (or a session cookie), and server-sent events read from a
 //! streaming answer as they arrive. Plain HTTP only: the bench's
 //! controller serves the API on loopback.
 
@@ -17,13 +17,20 @@ pub struct Connection {
     sender: SendRequest<Full<Bytes>>,
     /// `127.0.0.1:PORT`, the `Host` of every request.
     host: String,
-    authorization: String,
+    /// The credential every request carries: `authorization: Bearer ...`
+    /// or a session's `cookie`.
+    credential: (&'static str, String),
 }
 
 impl Connection {
     /// Connects to `base` (`http://127.0.0.1:PORT`); must run inside a
     /// tokio runtime, which drives the connection.
     pub async fn open(base: &str, token: &str) -> Result<Connection> {
+        Connection::open_with(base, ("authorization", format!("Bearer {token}"))).await
+    }
+
+    /// Connects with another credential header (a session cookie).
+    pub async fn open_with(base: &str, credential: (&'static str, String)) -> Result<Connection> {
         let host = base
             .strip_prefix("http://")
             .with_context(|| format!("the API at `{base}` is not plain HTTP"))?
@@ -44,7 +51,7 @@ impl Connection {
         Ok(Connection {
             sender,
             host,
-            authorization: format!("Bearer {token}"),
+            credential,
         })
     }
 
@@ -64,7 +71,7 @@ impl Connection {
             .method(method)
             .uri(path)
             .header("host", &self.host)
-            .header("authorization", &self.authorization);
+            .header(self.credential.0, &self.credential.1);
         if body.is_some() {
             request = request.header("content-type", "application/json");
         }

@@ -17,6 +17,7 @@ mod api;
 mod api_client;
 mod api_follow;
 mod api_list;
+mod api_page;
 mod deploy;
 mod dispatch;
 mod docker_proxy;

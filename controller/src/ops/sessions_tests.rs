@@ -1,3 +1,8 @@
+//! Web sessions and setup links on a real store: sessions act for their
+//! user with the role read on every request and need their CSRF token for
+//! changes; sign-out, a new password, removal and expiry end them; failed
+//! sign-ins are limited per user and per address; setup links work once.
+
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;

@@ -53,8 +53,9 @@ ensure_toolchain() {
 # What the end-to-end tests need beyond Rust: Docker and Caddy (the tests
 # start private instances themselves), curl and jq, a static busybox for the
 # test image, pebble, a test ACME server for automatic HTTPS, ip
-# (iproute2) for the hosts built as network namespaces, iptables and
-# faketime.
+# (iproute2) for the hosts built as network namespaces, iptables,
+# faketime, and Chromium with chromedriver for the web dashboard's
+# real-browser tests.
 ensure_test_tools() {
     local wanted=()
     command -v dockerd >/dev/null 2>&1 || wanted+=(docker.io)
@@ -68,6 +69,9 @@ ensure_test_tools() {
     # process (libfaketime).
     command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || wanted+=(iptables)
     command -v faketime >/dev/null 2>&1 || wanted+=(faketime)
+    # The real-browser tests (tests/src/browser.rs) run these two paths.
+    [ -x /usr/bin/chromium ] || wanted+=(chromium)
+    [ -x /usr/bin/chromedriver ] || wanted+=(chromium-driver)
     # The packaging tests: a Debian chroot, unit checks, script lints.
     command -v debootstrap >/dev/null 2>&1 || wanted+=(debootstrap)
     command -v systemd-analyze >/dev/null 2>&1 || wanted+=(systemd)

@@ -12,6 +12,7 @@
 //! chaos (`src/bin/berth-chaos/`) programs.
 
 pub mod agent_link;
+pub mod browser;
 pub mod bundle;
 pub mod caddy;
 pub mod chroot;

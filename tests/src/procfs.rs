@@ -111,3 +111,30 @@ pub fn raise_open_files() {
         eprintln!("warning: could not raise the open-file limit to {hard}");
     }
 }
+
+/// True while `pid` exists and is not a zombie (an exited process whose
+/// parent has not reaped it yet no longer runs anything).
+pub fn is_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        // The command name may hold spaces; the state follows its `)`.
+        stat.rfind(')')
+            .and_then(|end| stat[end + 1..].split_whitespace().next())
+            .is_some_and(|state| state != "Z")
+    })
+}
+
+/// The pids of the living processes with `text` in their command line
+/// (e.g. a temporary directory only they were given).
+pub fn mentioning(text: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains(text))
+        })
+        .filter(|pid| is_alive(*pid))
+        .collect()
+}

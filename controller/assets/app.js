@@ -117,9 +117,14 @@
     fillActions(row.querySelector(".actions"), status);
   }
 
-  function cell(text) {
+  // A cell of text that may be cut short on screen (its title holds it).
+  function cell(text, clip) {
     const td = document.createElement("td");
     td.textContent = text;
+    if (clip) {
+      td.className = "clip";
+      td.title = text;
+    }
     return td;
   }
 
@@ -145,8 +150,8 @@
     created.appendChild(time);
     const actions = document.createElement("td");
     actions.className = "actions";
-    row.append(id, cell(d.app), cell(d.environment), cell(d.version), status,
-      cell(hosts), created, cell(d.triggered_by), actions);
+    row.append(id, cell(d.app, true), cell(d.environment, true), cell(d.version, true), status,
+      cell(hosts), created, cell(d.triggered_by, true), actions);
     setStatus(row, d.status);
     return row;
   }
@@ -174,6 +179,8 @@
       row.children[5].textContent = hosts;
     } else if (belongs(d)) {
       table.tBodies[0].prepend(newRow(d));
+      const empty = document.querySelector(".empty");
+      if (empty) empty.hidden = true;
     }
   });
 

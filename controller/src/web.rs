@@ -28,4 +28,5 @@ pub fn routes() -> Router<Arc<Api>> {
         .route("/", get(deployments::page))
         .route("/login", get(login::page))
         .route("/assets/{name}", get(assets::serve))
+        .route("/favicon.ico", get(assets::favicon))
 }

@@ -83,13 +83,7 @@ fn a_setup_link_in_chromium_sets_the_password_and_signs_in() {
     let whoami = browser.wait_for_text("body", "bob", DEADLINE);
     assert!(whoami.contains("operator"), "{whoami}");
 
-    // Chromium asks every origin for /favicon.ico, which the controller
-    // does not serve (yet): that 404 is the only error allowed.
-    let errors: Vec<String> = browser
-        .console_errors()
-        .into_iter()
-        .filter(|error| !error.contains("/favicon.ico - Failed to load resource"))
-        .collect();
+    let errors = browser.console_errors();
     assert!(
         errors.is_empty(),
         "console errors or CSP violations: {errors:#?}"

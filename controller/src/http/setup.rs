@@ -25,8 +25,8 @@ use crate::ops::{self, Error};
 const STYLE: &str = "body{font:16px/1.5 system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem;color:#1a1a1a}\
 label{display:block;margin-top:1rem;font-weight:600}\
 input{width:100%;padding:.5rem;font-size:1rem;box-sizing:border-box;border:1px solid #767676;border-radius:4px}\
-button{margin-top:1.5rem;padding:.6rem 1.2rem;font-size:1rem;background:#0b5cad;color:#fff;border:0;border-radius:4px}\
-.error{color:#a4000f;font-weight:600}";
+button{margin-top:1.5rem;padding:.6rem 1.2rem;font:inherit;background:#0b5cad;color:#fff;border:0;border-radius:4px}\
+.error{color:#a4000f;font-weight:600}a{color:#0b5cad}";
 
 /// Longest form body accepted.
 const MAX_FORM_BYTES: usize = 8 * 1024;

@@ -17,11 +17,16 @@ struct Asset {
     body: &'static str,
 }
 
-const ASSETS: [Asset; 2] = [
+const ASSETS: [Asset; 3] = [
     Asset {
         name: "app.css",
         kind: "text/css; charset=utf-8",
         body: include_str!("../../assets/app.css"),
+    },
+    Asset {
+        name: "icon.svg",
+        kind: "image/svg+xml",
+        body: include_str!("../../assets/icon.svg"),
     },
     Asset {
         name: "app.js",
@@ -59,6 +64,11 @@ pub fn url(name: &str) -> String {
         Some(asset) => format!("/assets/{name}?v={}", version(asset)),
         None => format!("/assets/{name}"),
     }
+}
+
+/// `GET /favicon.ico`, which browsers ask every site for: the icon.
+pub async fn favicon(headers: HeaderMap) -> Response {
+    serve(Path("icon.svg".into()), headers).await
 }
 
 /// `GET /assets/{name}`.

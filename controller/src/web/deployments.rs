@@ -228,23 +228,21 @@ fn table(view: &View, rows: &[Deployment], operator: bool) -> Markup {
     let more = rows.len() > PAGE_SIZE as usize;
     let rows = &rows[..rows.len().min(PAGE_SIZE as usize)];
     html! {
-        @if rows.is_empty() {
-            p class="empty" { "No deployments match." }
-        } @else {
-            div class="scroll" {
-                table class="deployments" data-live=[view.is_newest_first().then_some("prepend")]
-                    data-operator=[operator.then_some("yes")] {
-                    thead { tr {
-                        th scope="col" { "ID" } th scope="col" { "App" } th scope="col" { "Environment" }
-                        th scope="col" { "Version" } th scope="col" { "Status" } th scope="col" { "Hosts" }
-                        th scope="col" { "Created" } th scope="col" { "By" } th scope="col" { "Actions" }
-                    } }
-                    tbody {
-                        @for deployment in rows { (row(deployment, operator)) }
-                    }
+        // The table is there even when empty, so rows can arrive live.
+        div class="scroll" {
+            table class="deployments" data-live=[view.is_newest_first().then_some("prepend")]
+                data-operator=[operator.then_some("yes")] {
+                thead { tr {
+                    th scope="col" { "ID" } th scope="col" { "App" } th scope="col" { "Environment" }
+                    th scope="col" { "Version" } th scope="col" { "Status" } th scope="col" { "Hosts" }
+                    th scope="col" { "Created" } th scope="col" { "By" } th scope="col" { "Actions" }
+                } }
+                tbody {
+                    @for deployment in rows { (row(deployment, operator)) }
                 }
             }
         }
+        p class="empty" hidden[!rows.is_empty()] { "No deployments match." }
         nav class="pager" aria-label="Pages" {
             @if view.offset > 0 {
                 a href=(view.link(view.offset.saturating_sub(PAGE_SIZE))) rel="prev" { "← Previous" }
@@ -275,13 +273,13 @@ fn row(deployment: &Deployment, operator: bool) -> Markup {
     html! {
         tr data-id=(id) data-app=(deployment.app) data-environment=(deployment.environment) data-status=(status.as_str()) {
             td { code { (id) } }
-            td { (deployment.app) }
-            td { (deployment.environment) }
-            td { (deployment.version) }
+            td class="clip" title=(deployment.app) { (deployment.app) }
+            td class="clip" title=(deployment.environment) { (deployment.environment) }
+            td class="clip" title=(deployment.version) { (deployment.version) }
             td { span class=(format!("status s-{}", status.as_str())) { (status.as_str()) } }
             td { (hosts(deployment)) }
             td { time datetime=(deployment.created_at) title=(deployment.created_at) { (berth_shared::time::age(deployment.created_at.0)) } }
-            td { (deployment.triggered_by) }
+            td class="clip" title=(deployment.triggered_by) { (deployment.triggered_by) }
             td class="actions" { @if operator { (actions(status)) } }
         }
     }

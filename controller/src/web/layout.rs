@@ -38,6 +38,7 @@ pub fn page(title: &str, session: Option<&SessionInfo>, nav: Nav, main: Markup) 
                     meta name="berth-role" content=(session.role.as_str());
                 }
                 title { (title) " · berth" }
+                link rel="icon" href=(assets::url("icon.svg")) type="image/svg+xml";
                 link rel="stylesheet" href=(assets::url("app.css"));
                 script src=(assets::url("app.js")) defer {}
             }

@@ -16,6 +16,22 @@ use berth_shared::manifest::Manifest;
 use berth_shared::record::{Deployment, Task, TaskKind, Timestamp};
 use berth_shared::state::{DeploymentStatus, TaskStatus};
 
+/// A user `name` with `role`, as a transport would hand it to an operation
+/// (a certificate's caller).
+pub fn user(name: &str, role: crate::store::Role) -> crate::ops::Caller {
+    crate::ops::Caller {
+        principal: crate::store::Principal {
+            kind: crate::store::PrincipalKind::User,
+            id: name.into(),
+            name: name.into(),
+            role,
+            revoked: false,
+        },
+        serial: format!("cert-{name}"),
+        via_token: None,
+    }
+}
+
 /// A pending deployment of app `a` with one assigned task per host.
 pub fn deployment(hosts: &[&str], max_failures: u32) -> Deployment {
     let mut manifest =

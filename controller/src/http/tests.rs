@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::ops::{self, Caller};
 use crate::server::Context;
-use crate::store::{Principal, PrincipalKind, Role};
+use crate::store::Role;
 
 mod hostile;
 
@@ -39,20 +39,6 @@ impl Answer {
     }
 }
 
-fn caller(name: &str, role: Role) -> Caller {
-    Caller {
-        principal: Principal {
-            kind: PrincipalKind::User,
-            id: name.into(),
-            name: name.into(),
-            role,
-            revoked: false,
-        },
-        serial: format!("cert-{name}"),
-        via_token: None,
-    }
-}
-
 async fn token(context: &Context, caller: &Caller) -> String {
     let new = ops::api_tokens::NewApiToken {
         name: "ci".into(),
@@ -65,7 +51,7 @@ async fn token(context: &Context, caller: &Caller) -> String {
 async fn harness() -> Harness {
     let dir = tempfile::tempdir().expect("tempdir");
     let context = crate::testing::context(dir.path()).await;
-    let admin = caller("ada", Role::Admin);
+    let admin = crate::testing::user("ada", Role::Admin);
     for (name, role) in [("ada", Role::Admin), ("vic", Role::Viewer)] {
         let user = ops::users::NewUser {
             name: name.into(),
@@ -77,7 +63,7 @@ async fn harness() -> Harness {
     Harness {
         service: TowerToHyperService::new(super::router(context.clone())),
         admin: token(&context, &admin).await,
-        viewer: token(&context, &caller("vic", Role::Viewer)).await,
+        viewer: token(&context, &crate::testing::user("vic", Role::Viewer)).await,
         _dir: dir,
         _context: context,
     }

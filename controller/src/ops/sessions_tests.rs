@@ -12,21 +12,11 @@ use crate::ops::{setup_links, users};
 use crate::server::Context;
 use crate::testing::context;
 
-const PASSWORD: &str = "correct horse battery";
-
-fn admin() -> Caller {
-    Caller {
-        principal: Principal {
-            kind: PrincipalKind::User,
-            id: "ada".into(),
-            name: "ada".into(),
-            role: Role::Admin,
-            revoked: false,
-        },
-        serial: "cert-ada".into(),
-        via_token: None,
-    }
+fn admin() -> crate::ops::Caller {
+    crate::testing::user("ada", Role::Admin)
 }
+
+const PASSWORD: &str = "correct horse battery";
 
 fn here() -> IpAddr {
     "127.0.0.1".parse().expect("address")

@@ -6,21 +6,11 @@ use std::sync::Arc;
 use berth_shared::id::DeploymentId;
 
 use super::*;
-use crate::store::{Principal, PrincipalKind, Role};
+use crate::store::Role;
 use crate::testing::context;
 
 fn caller(role: Role) -> Caller {
-    Caller {
-        principal: Principal {
-            kind: PrincipalKind::User,
-            id: "ana".into(),
-            name: "ana".into(),
-            role,
-            revoked: false,
-        },
-        serial: "01".into(),
-        via_token: None,
-    }
+    crate::testing::user("ana", role)
 }
 
 #[track_caller]

@@ -8,21 +8,11 @@ use http_body_util::BodyExt;
 use hyper::service::Service as _;
 use hyper_util::service::TowerToHyperService;
 
-use crate::ops::{self, Caller};
-use crate::store::{Principal, PrincipalKind, Role};
+use crate::ops;
+use crate::store::Role;
 
-fn admin() -> Caller {
-    Caller {
-        principal: Principal {
-            kind: PrincipalKind::User,
-            id: "ada".into(),
-            name: "ada".into(),
-            role: Role::Admin,
-            revoked: false,
-        },
-        serial: "cert-ada".into(),
-        via_token: None,
-    }
+fn admin() -> crate::ops::Caller {
+    crate::testing::user("ada", Role::Admin)
 }
 
 async fn get(

@@ -19,9 +19,7 @@ use super::openapi::requests::{
     AppBody, AppPath, ClaimBody, DeploymentPath, EmptyBody, EnvironmentParam, ExternalEventBody,
     ListParams, NewDeploymentBody, RollbackBody,
 };
-use super::openapi::responses::{
-    Conflict, InsufficientStorage, NotFound, TooLarge, TooManyRequests, UnsupportedMediaType,
-};
+use super::openapi::responses::{Conflict, NotFound, TooManyRequests};
 use super::query::Params;
 use super::reply::{self, DeploymentPage};
 use crate::ops;
@@ -40,10 +38,7 @@ type Reply = Result<Response, ApiError>;
             headers(("berth-existing-deployment" = String, description = "`true`"))),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
-        (status = 413, response = TooLarge),
-        (status = 415, response = UnsupportedMediaType),
         (status = 429, response = TooManyRequests),
-        (status = 507, response = InsufficientStorage),
     ))]
 pub async fn create(
     State(api): State<Arc<Api>>,
@@ -62,9 +57,6 @@ pub async fn create(
     responses(
         (status = 200, description = "The recorded deployment", body = Deployment),
         (status = 409, response = Conflict),
-        (status = 413, response = TooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 507, response = InsufficientStorage),
     ))]
 pub async fn external_event(
     State(api): State<Arc<Api>>,
@@ -105,9 +97,6 @@ pub async fn get(State(api): State<Arc<Api>>, Authed(caller): Authed, PathId(id)
         (status = 200, description = "The deployment", body = Deployment),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
-        (status = 413, response = TooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 507, response = InsufficientStorage),
     ))]
 pub async fn cancel(
     State(api): State<Arc<Api>>,
@@ -127,10 +116,7 @@ pub async fn cancel(
         (status = 201, description = "The new deployment", body = Deployment),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
-        (status = 413, response = TooLarge),
-        (status = 415, response = UnsupportedMediaType),
         (status = 429, response = TooManyRequests),
-        (status = 507, response = InsufficientStorage),
     ))]
 pub async fn retry(
     State(api): State<Arc<Api>>,
@@ -150,10 +136,7 @@ pub async fn retry(
         (status = 200, description = "The deployment", body = Deployment),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
-        (status = 413, response = TooLarge),
-        (status = 415, response = UnsupportedMediaType),
         (status = 429, response = TooManyRequests),
-        (status = 507, response = InsufficientStorage),
     ))]
 pub async fn redeploy(
     State(api): State<Arc<Api>>,
@@ -173,9 +156,6 @@ pub async fn redeploy(
         (status = 200, description = "The deployment", body = Deployment),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
-        (status = 413, response = TooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 507, response = InsufficientStorage),
     ))]
 pub async fn delete(
     State(api): State<Arc<Api>>,
@@ -195,9 +175,6 @@ pub async fn delete(
         (status = 200, description = "What was removed", body = Purged),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
-        (status = 413, response = TooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 507, response = InsufficientStorage),
     ))]
 pub async fn purge(
     State(api): State<Arc<Api>>,
@@ -217,9 +194,6 @@ pub async fn purge(
         (status = 200, description = "The stopped deployment", body = Deployment),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
-        (status = 413, response = TooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 507, response = InsufficientStorage),
     ))]
 pub async fn stop_app(
     State(api): State<Arc<Api>>,
@@ -241,10 +215,7 @@ pub async fn stop_app(
         (status = 200, description = "The started deployment", body = Deployment),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
-        (status = 413, response = TooLarge),
-        (status = 415, response = UnsupportedMediaType),
         (status = 429, response = TooManyRequests),
-        (status = 507, response = InsufficientStorage),
     ))]
 pub async fn start_app(
     State(api): State<Arc<Api>>,
@@ -266,10 +237,7 @@ pub async fn start_app(
         (status = 201, description = "The new deployment", body = Deployment),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
-        (status = 413, response = TooLarge),
-        (status = 415, response = UnsupportedMediaType),
         (status = 429, response = TooManyRequests),
-        (status = 507, response = InsufficientStorage),
     ))]
 pub async fn rollback(
     State(api): State<Arc<Api>>,

@@ -86,7 +86,7 @@ use responses::{
         Unavailable,
         InsufficientStorage,
     )),
-    modifiers(&Security, &CommonErrors, &OptionalBodies),
+    modifiers(&Security, &CommonErrors, &ChangeErrors, &OptionalBodies),
     security(("bearer" = []), ("session" = [])),
     tags(
         (name = "deployments", description = "Deployments: create, read, follow and change"),
@@ -169,6 +169,33 @@ fn add_common_errors(operation: &mut Operation) {
             .responses
             .entry(status.to_string())
             .or_insert(reference);
+    }
+}
+
+/// Adds the errors every POST may answer: its JSON body too large (413)
+/// or not JSON (415), and a full disk under the store it writes (507).
+struct ChangeErrors;
+
+impl Modify for ChangeErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let posts = openapi
+            .paths
+            .paths
+            .values_mut()
+            .filter_map(|item| item.post.as_mut());
+        for operation in posts {
+            for (status, name) in [
+                ("413", responses::name_of::<TooLarge>()),
+                ("415", responses::name_of::<UnsupportedMediaType>()),
+                ("507", responses::name_of::<InsufficientStorage>()),
+            ] {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_string())
+                    .or_insert(RefOr::Ref(Ref::from_response_name(name)));
+            }
+        }
     }
 }
 

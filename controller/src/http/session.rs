@@ -23,7 +23,6 @@ use super::decode::JsonBody;
 use super::error::ApiError;
 use super::openapi::responses::{
     BadRequest, Forbidden, Internal, TooManyRequests, Unauthorized, Unavailable,
-    UnsupportedMediaType,
 };
 use super::reply;
 use crate::ops;
@@ -93,7 +92,6 @@ pub fn with_cookie(mut response: Response, started: &Started) -> Response {
             headers(("Set-Cookie" = String, description = "berth_session=...; Path=/; Max-Age=...; HttpOnly; Secure; SameSite=Strict"))),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
-        (status = 415, response = UnsupportedMediaType),
         (status = 429, response = TooManyRequests),
         (status = 500, response = Internal),
         (status = 503, response = Unavailable),

@@ -17,6 +17,7 @@ use crate::http::Api;
 mod assets;
 mod auth;
 mod deployments;
+mod detail;
 mod layout;
 mod login;
 #[cfg(test)]
@@ -26,6 +27,7 @@ mod tests;
 pub fn routes() -> Router<Arc<Api>> {
     Router::new()
         .route("/", get(deployments::page))
+        .route("/deployments/{id}", get(detail::page))
         .route("/login", get(login::page))
         .route("/assets/{name}", get(assets::serve))
         .route("/favicon.ico", get(assets::favicon))

@@ -105,6 +105,31 @@ fn the_deployments_page_lives_searches_and_guards_its_actions() {
         "an operator gets the actions of a deployed row"
     );
 
+    // Its page: the stages, and the log with a line that looks like HTML
+    // shown as text.
+    browser.click(&format!("{row} a"));
+    browser.wait_for_text("h1", "hello", DEADLINE);
+    browser.wait_for_text("#log", "<script>alert(1)</script>", DEADLINE);
+    assert_eq!(browser.count("#log script"), 0);
+    assert_eq!(browser.text("#status"), "deployed");
+    assert!(
+        browser.text(".stages").contains("setup"),
+        "{}",
+        browser.text(".stages")
+    );
+    browser.wait_for_text("#log-state", "whole log", DEADLINE);
+    browser.screenshot("deployment");
+    browser.fill("#log-search", "nothing like this");
+    assert_eq!(
+        browser.execute(
+            "return [...document.querySelectorAll('#log .line')].filter(l => !l.hidden).length"
+        ),
+        0,
+        "find in the log hides what does not match"
+    );
+    browser.goto(&format!("{base}/"));
+    browser.wait_for(&row, DEADLINE);
+
     // A value that looks like HTML is text.
     let (token, _) = http::user_token(&controller, "opal", "operator");
     let hostile = "<img src=x onerror=alert(1)>";

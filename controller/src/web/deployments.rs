@@ -272,7 +272,7 @@ fn row(deployment: &Deployment, operator: bool) -> Markup {
     let status = deployment.status;
     html! {
         tr data-id=(id) data-app=(deployment.app) data-environment=(deployment.environment) data-status=(status.as_str()) {
-            td { code { (id) } }
+            td { a href=(format!("/deployments/{id}")) { code { (id) } } }
             td class="clip" title=(deployment.app) { (deployment.app) }
             td class="clip" title=(deployment.environment) { (deployment.environment) }
             td class="clip" title=(deployment.version) { (deployment.version) }

@@ -97,6 +97,20 @@ async fn pages_need_a_session_carry_a_strict_policy_and_escape_values() {
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("is not a deployment status"), "{body}");
 
+    for path in [
+        "/deployments/nonsense",
+        "/deployments/01ARZ3NDEKTSV4RRFFQ69G5FAV",
+    ] {
+        let (status, headers, body) = get(&service, path, Some(&viewer.cookie)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+        assert!(
+            headers[header::CONTENT_TYPE]
+                .to_str()
+                .expect("text")
+                .starts_with("text/html")
+        );
+        assert!(body.contains("No such deployment"), "{body}");
+    }
     let (status, headers, body) = get(&service, "/login?next=//evil.example", None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(headers.contains_key(header::CONTENT_SECURITY_POLICY));

@@ -18,6 +18,7 @@ mod assets;
 mod auth;
 mod deployments;
 mod detail;
+mod fleet;
 mod layout;
 mod login;
 #[cfg(test)]
@@ -28,6 +29,9 @@ pub fn routes() -> Router<Arc<Api>> {
     Router::new()
         .route("/", get(deployments::page))
         .route("/deployments/{id}", get(detail::page))
+        .route("/status", get(fleet::status))
+        .route("/fleet", get(fleet::fleet))
+        .route("/audit", get(fleet::audit))
         .route("/login", get(login::page))
         .route("/assets/{name}", get(assets::serve))
         .route("/favicon.ico", get(assets::favicon))

@@ -190,6 +190,25 @@ fn the_deployments_page_lives_searches_and_guards_its_actions() {
         "console errors or CSP violations beside the refused sign-in"
     );
 
+    // What runs where, the fleet and the audit log.
+    browser.goto(&format!("{base}/status"));
+    browser.wait_for_text("main", "hello", DEADLINE);
+    assert!(
+        browser.text("main").contains("web-1"),
+        "{}",
+        browser.text("main")
+    );
+    browser.screenshot("status");
+    browser.goto(&format!("{base}/fleet"));
+    browser.wait_for_text("main table", "web-1", DEADLINE);
+    assert!(browser.text("main table").contains("online"));
+    browser.screenshot("fleet");
+    browser.goto(&format!("{base}/audit"));
+    browser.wait_for_text("main table", "session.login", DEADLINE);
+    browser.screenshot("audit");
+    let errors = browser.console_errors();
+    assert_eq!(errors, refused, "console errors on the read-only pages");
+
     // A viewer sees no action, and a change it forges is refused.
     browser.click("[data-action=sign-out]");
     browser.wait_for("#sign-in", DEADLINE);

@@ -21,8 +21,19 @@ pub const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Nav {
     Deployments,
+    Status,
+    Fleet,
+    Audit,
     None,
 }
+
+/// The navigation's pages: where each is and what it is called.
+const PAGES: [(Nav, &str, &str); 4] = [
+    (Nav::Deployments, "/", "Deployments"),
+    (Nav::Status, "/status", "Status"),
+    (Nav::Fleet, "/fleet", "Fleet"),
+    (Nav::Audit, "/audit", "Audit"),
+];
 
 /// A whole page.
 pub fn page(title: &str, session: Option<&SessionInfo>, nav: Nav, main: Markup) -> Response {
@@ -48,7 +59,9 @@ pub fn page(title: &str, session: Option<&SessionInfo>, nav: Nav, main: Markup) 
                     a class="brand" href="/" { "berth" }
                     @if let Some(session) = session {
                         nav aria-label="Main" {
-                            a href="/" aria-current=[(nav == Nav::Deployments).then_some("page")] { "Deployments" }
+                            @for (page, href, name) in PAGES {
+                                a href=(href) aria-current=[(nav == page).then_some("page")] { (name) }
+                            }
                         }
                         div class="who" {
                             span { (session.user) " · " span class="role" { (session.role.as_str()) } }

@@ -97,6 +97,19 @@ async fn pages_need_a_session_carry_a_strict_policy_and_escape_values() {
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("is not a deployment status"), "{body}");
 
+    for (path, says) in [
+        ("/status", "Nothing is deployed yet."),
+        ("/fleet", "No agent has joined yet"),
+        ("/audit", "user.add"),
+    ] {
+        let (status, _, body) = get(&service, path, Some(&viewer.cookie)).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        assert!(body.contains(says), "{path}: {body}");
+        assert!(
+            body.contains("aria-current=\"page\""),
+            "{path} is marked in the navigation"
+        );
+    }
     for path in [
         "/deployments/nonsense",
         "/deployments/01ARZ3NDEKTSV4RRFFQ69G5FAV",

@@ -283,6 +283,8 @@ else
 fi
 echo "caddy:        admin API http://127.0.0.1:$admin_port, log $work/caddy.log"
 echo "web app:      curl -H 'Host: web.localhost' http://127.0.0.1:$http_port/"
+setup_link=$(berth users setup-link admin 2>/dev/null || true)
+echo "dashboard:    http://127.0.0.1:$api_port/ (sign in as admin: open ${setup_link:-the link \`berth users setup-link admin\` prints} to choose a password)"
 finished=1
 if [ "$keep" = 1 ]; then
     echo

@@ -172,6 +172,9 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> Result<()>
     );
     if let Some((_, api)) = &listening.http {
         println!("berth dev: HTTP API on {api} (tokens: berth api-tokens create --name NAME)");
+        println!(
+            "berth dev: dashboard on {api}/ (to sign in as admin, open the link `berth users setup-link admin` prints)"
+        );
     }
     println!("credential bundle: {}", dir.admin_bundle().display());
     println!("try:  export BERTH_CONFIG={}", dir.admin_bundle().display());

@@ -254,8 +254,8 @@ fn table(view: &View, rows: &[Deployment], operator: bool) -> Markup {
     }
 }
 
-/// The hosts a deployment ran on.
-fn hosts(deployment: &Deployment) -> String {
+/// The hosts a deployment ran on, by name, each once.
+pub fn hosts_of(deployment: &Deployment) -> Vec<&str> {
     let mut hosts: Vec<&str> = deployment
         .tasks
         .iter()
@@ -263,7 +263,7 @@ fn hosts(deployment: &Deployment) -> String {
         .collect();
     hosts.sort_unstable();
     hosts.dedup();
-    hosts.join(", ")
+    hosts
 }
 
 /// One row; the script builds the same from an event (`app.js`).
@@ -277,7 +277,7 @@ fn row(deployment: &Deployment, operator: bool) -> Markup {
             td class="clip" title=(deployment.environment) { (deployment.environment) }
             td class="clip" title=(deployment.version) { (deployment.version) }
             td { span class=(format!("status s-{}", status.as_str())) { (status.as_str()) } }
-            td { (hosts(deployment)) }
+            td { (hosts_of(deployment).join(", ")) }
             td { time datetime=(deployment.created_at) title=(deployment.created_at) { (berth_shared::time::age(deployment.created_at.0)) } }
             td class="clip" title=(deployment.triggered_by) { (deployment.triggered_by) }
             td class="actions" { @if operator { (actions(status)) } }

@@ -147,13 +147,7 @@ fn host(task: &Task) -> Markup {
 }
 
 fn log_panel(deployment: &Deployment) -> Markup {
-    let mut hosts: Vec<&str> = deployment
-        .tasks
-        .iter()
-        .map(|task| task.host.as_str())
-        .collect();
-    hosts.sort_unstable();
-    hosts.dedup();
+    let hosts = super::deployments::hosts_of(deployment);
     let id = deployment.id.to_string();
     html! {
         form class="filters log-filters" id="log-filters" data-id=(id) {

@@ -25,7 +25,7 @@ use tracing::debug;
 
 pub use admission::{Admission, Slot};
 pub use conn::{Conn, set_socket_options};
-pub use tls::server_config;
+pub use tls::{client_verifier, server_config};
 
 use admission::{HandshakeLog, RefusalLog};
 use backoff::AcceptBackoff;

@@ -171,19 +171,9 @@ fn tls_config(cert: &Path, key: &Path, ca: &Path) -> Result<Arc<rustls::ServerCo
     let key = PrivateKeyDer::from_pem_slice(&read(key)?)
         .with_context(|| format!("read the private key in {}", key.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    for authority in CertificateDer::pem_slice_iter(&read(ca)?) {
-        roots
-            .add(authority.with_context(|| format!("read the CA certificate {}", ca.display()))?)
-            .with_context(|| format!("use the CA certificate {}", ca.display()))?;
-    }
-    let clients = rustls::server::WebPkiClientVerifier::builder_with_provider(
-        Arc::new(roots),
-        provider.clone(),
-    )
-    .allow_unauthenticated()
-    .build()
-    .context("build the client certificate verifier")?;
+    let ca_pem = String::from_utf8_lossy(&read(ca)?).into_owned();
+    let clients = crate::listener::client_verifier(&ca_pem, &provider)
+        .with_context(|| format!("the CA certificate {}", ca.display()))?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .context("choose TLS versions")?

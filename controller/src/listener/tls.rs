@@ -22,16 +22,7 @@ pub fn server_config(
         .context("read the server certificate (pki/server.pem)")?;
     let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
         .context("read the server key (pki/server.key)")?;
-    let mut roots = RootCertStore::empty();
-    for ca in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        roots
-            .add(ca.context("read the CA certificate (pki/ca.pem)")?)
-            .context("use the CA certificate (pki/ca.pem) for client certificates")?;
-    }
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .allow_unauthenticated()
-        .build()
-        .context("build the client certificate verifier")?;
+    let verifier = client_verifier(ca_pem, &provider).context("pki/ca.pem")?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .context("choose TLS versions")?
@@ -40,4 +31,23 @@ pub fn server_config(
         .context("use the server certificate and key")?;
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// Checks client certificates against berth's CA (`ca_pem`), but lets a
+/// client without one through (a joining agent on gRPC; a browser or an
+/// API-token client on HTTPS), for the caller to refuse per request.
+pub fn client_verifier(
+    ca_pem: &str,
+    provider: &Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>> {
+    let mut roots = RootCertStore::empty();
+    for ca in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots
+            .add(ca.context("read the CA certificate")?)
+            .context("use the CA certificate for client certificates")?;
+    }
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .allow_unauthenticated()
+        .build()
+        .context("build the client certificate verifier")
 }

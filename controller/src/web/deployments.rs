@@ -140,7 +140,7 @@ pub async fn page(
         (filters(&view))
         @match &listed {
             Ok(rows) => (table(&view, rows, may_operate(browser.session.role))),
-            Err(err) => p class="error" role="alert" { (err.message) " (" code { (err.code.as_str()) } ")" },
+            Err(err) => (layout::refusal(err)),
         }
     };
     layout::page(
@@ -278,7 +278,7 @@ fn row(deployment: &Deployment, operator: bool) -> Markup {
             td class="clip" title=(deployment.version) { (deployment.version) }
             td { span class=(format!("status s-{}", status.as_str())) { (status.as_str()) } }
             td { (hosts_of(deployment).join(", ")) }
-            td { time datetime=(deployment.created_at) title=(deployment.created_at) { (berth_shared::time::age(deployment.created_at.0)) } }
+            td { (layout::time(deployment.created_at)) }
             td class="clip" title=(deployment.triggered_by) { (deployment.triggered_by) }
             td class="actions" { @if operator { (actions(status)) } }
         }

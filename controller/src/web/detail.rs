@@ -10,17 +10,13 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use berth_shared::record::{Deployment, Task, Timestamp};
+use berth_shared::record::{Deployment, Task};
 use maud::{Markup, html};
 
 use super::auth::Browser;
 use super::layout::{self, Nav};
 use crate::http::Api;
 use crate::ops;
-
-fn time(at: Timestamp) -> Markup {
-    html! { time datetime=(at) title=(at) { (berth_shared::time::age(at.0)) } }
-}
 
 fn duration(ms: Option<u64>) -> String {
     match ms {
@@ -51,7 +47,7 @@ pub async fn page(
         Err(err) => {
             let main = html! {
                 h1 { "No such deployment" }
-                p class="error" role="alert" { (err.message) " (" code { (err.code.as_str()) } ")" }
+                (layout::refusal(&err))
                 p { a href="/" { "All deployments" } }
             };
             let mut response =
@@ -72,7 +68,7 @@ fn body(deployment: &Deployment) -> Markup {
             span class=(format!("status s-{status}")) id="status" { (status) }
             span { "in " strong { (deployment.environment) } }
             span { "by " (deployment.triggered_by) }
-            span { "created " (time(deployment.created_at)) }
+            span { "created " (layout::time(deployment.created_at)) }
         }
         @if let Some(message) = &deployment.error_message {
             p class="error" role="alert" {
@@ -111,7 +107,7 @@ fn body(deployment: &Deployment) -> Markup {
             ol class="history" {
                 @for step in &deployment.transitions {
                     li {
-                        (time(step.at)) " " (step.subject) ": "
+                        (layout::time(step.at)) " " (step.subject) ": "
                         @if let Some(from) = &step.from { (from) " → " }
                         strong { (step.to) }
                         @if let Some(reason) = &step.reason { " (" (reason) ")" }

@@ -9,24 +9,16 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::Response;
-use berth_shared::record::{AgentView, AppStatus, AuditEntry, Timestamp};
+use berth_shared::record::{AgentView, AppStatus, AuditEntry};
 use maud::{Markup, html};
 
 use super::auth::Browser;
 use super::layout::{self, Nav};
 use crate::http::Api;
-use crate::ops::{self, Error};
+use crate::ops;
 
 /// Audit entries the page shows.
 const AUDIT_ENTRIES: u32 = 200;
-
-fn time(at: Timestamp) -> Markup {
-    html! { time datetime=(at) title=(at) { (berth_shared::time::age(at.0)) } }
-}
-
-fn refused(err: &Error) -> Markup {
-    html! { p class="error" role="alert" { (err.message) " (" code { (err.code.as_str()) } ")" } }
-}
 
 /// `GET /status`.
 pub async fn status(State(api): State<Arc<Api>>, browser: Browser) -> Response {
@@ -35,7 +27,7 @@ pub async fn status(State(api): State<Arc<Api>>, browser: Browser) -> Response {
         h1 { "Status" }
         p class="muted" { "What runs in each environment, on each host." }
         @match &rows {
-            Err(err) => (refused(err)),
+            Err(err) => (layout::refusal(err)),
             Ok(rows) if rows.is_empty() => p class="empty" { "Nothing is deployed yet." },
             Ok(rows) => { @for row in rows { (app_status(row)) } },
         }
@@ -51,7 +43,7 @@ fn app_status(row: &AppStatus) -> Markup {
                 " " span class=(format!("status s-{}", row.status.as_str())) { (row.status.as_str()) }
             }
             p {
-                "Version " strong { (row.version) } " since " (time(row.since)) " — "
+                "Version " strong { (row.version) } " since " (layout::time(row.since)) " — "
                 a href=(format!("/deployments/{}", row.deployment_id)) { "deployment" }
                 @if let Some(health) = &row.health { " · health: " (health) }
                 @if let Some(running) = row.in_progress {
@@ -67,7 +59,7 @@ fn app_status(row: &AppStatus) -> Markup {
                         td { (host.version) }
                         td { (host.state) }
                         td { (host.health.as_deref().unwrap_or("-")) }
-                        td { @if let Some(since) = host.since { (time(since)) } @else { "-" } }
+                        td { @if let Some(since) = host.since { (layout::time(since)) } @else { "-" } }
                         td { (host.last_repair.as_deref().unwrap_or("-")) }
                     } } }
                 } }
@@ -82,7 +74,7 @@ pub async fn fleet(State(api): State<Arc<Api>>, browser: Browser) -> Response {
     let main = html! {
         h1 { "Fleet" }
         @match &agents {
-            Err(err) => (refused(err)),
+            Err(err) => (layout::refusal(err)),
             Ok(agents) if agents.is_empty() => p class="empty" { "No agent has joined yet (berth token create, then berth-agent join)." },
             Ok(agents) => div class="scroll" { table class="stages fleet" {
                 thead { tr { th scope="col" { "Agent" } th scope="col" { "State" } th scope="col" { "Labels" }
@@ -112,7 +104,7 @@ fn agent_row(agent: &AgentView) -> Markup {
                 (facts.memory_total_bytes / (1 << 20)) " MiB"
             } @else { "-" } }
             td { (agent.running_tasks.len()) }
-            td { @if let Some(seen) = agent.last_seen_at { (time(seen)) } @else { "never" } }
+            td { @if let Some(seen) = agent.last_seen_at { (layout::time(seen)) } @else { "never" } }
         }
     }
 }
@@ -124,7 +116,7 @@ pub async fn audit(State(api): State<Arc<Api>>, browser: Browser) -> Response {
         h1 { "Audit" }
         p class="muted" { "Every change, newest first (the last " (AUDIT_ENTRIES) "; berth audit has them all)." }
         @match &entries {
-            Err(err) => (refused(err)),
+            Err(err) => (layout::refusal(err)),
             Ok(entries) => div class="scroll" { table class="stages" {
                 thead { tr { th scope="col" { "When" } th scope="col" { "Who" } th scope="col" { "Did" }
                     th scope="col" { "To" } th scope="col" { "Outcome" } } }
@@ -138,7 +130,7 @@ pub async fn audit(State(api): State<Arc<Api>>, browser: Browser) -> Response {
 fn audit_row(entry: &AuditEntry) -> Markup {
     html! {
         tr {
-            td { (time(entry.at)) }
+            td { (layout::time(entry.at)) }
             td { (entry.who) }
             td { code { (entry.action) } }
             td class="clip" title=(entry.target) { (entry.target) }

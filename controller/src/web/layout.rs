@@ -10,6 +10,9 @@ use axum::response::Response;
 use maud::{DOCTYPE, Markup, html};
 
 use super::assets;
+use berth_shared::record::Timestamp;
+
+use crate::ops::Error;
 use crate::ops::sessions::SessionInfo;
 use crate::store::Role;
 
@@ -93,6 +96,16 @@ pub fn respond(status: StatusCode, markup: Markup) -> Response {
         headers.insert(name, HeaderValue::from_static(value));
     }
     response
+}
+
+/// A moment, said relative to now, exact in its title.
+pub fn time(at: Timestamp) -> Markup {
+    html! { time datetime=(at) title=(at) { (berth_shared::time::age(at.0)) } }
+}
+
+/// An operation's refusal on a page: its message and its code.
+pub fn refusal(err: &Error) -> Markup {
+    html! { p class="error" role="alert" { (err.message) " (" code { (err.code.as_str()) } ")" } }
 }
 
 /// Whether `role` may change deployments (deploy, retry, stop, ...).

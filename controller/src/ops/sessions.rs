@@ -189,9 +189,8 @@ pub async fn login(context: &Context, request: Login) -> Result<Started> {
 pub(crate) fn start(context: &Context, user: &str, role: Role, address: IpAddr) -> Result<Started> {
     let store = &context.store;
     let now = Timestamp::now();
-    store.prune_sessions(now)?;
     let mut held: Vec<SessionRecord> = store
-        .list_sessions()?
+        .prune_sessions(now)?
         .into_iter()
         .filter(|session| session.user == user)
         .collect();

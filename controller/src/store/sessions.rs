@@ -78,17 +78,18 @@ impl Store {
         Ok(removed)
     }
 
-    /// Forgets sessions that expired before `now`.
-    pub fn prune_sessions(&self, now: Timestamp) -> Result<usize, StoreError> {
+    /// Forgets sessions that expired before `now`; returns those left.
+    pub fn prune_sessions(&self, now: Timestamp) -> Result<Vec<SessionRecord>, StoreError> {
         let tree = &self.t()?.sessions;
-        let mut removed = 0;
+        let mut live = Vec::new();
         for session in self.list_sessions()? {
             if session.expires_at <= now {
                 tree.remove(session.id.as_bytes())?;
-                removed += 1;
+            } else {
+                live.push(session);
             }
         }
-        Ok(removed)
+        Ok(live)
     }
 
     pub fn put_setup_link(&self, link: &SetupLinkRecord) -> Result<(), StoreError> {

@@ -22,7 +22,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::{Method, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, patch, post, put};
 use berth_proto::MAX_WAIT_FOR_AGENTS;
 use futures_util::FutureExt;
 use tracing::field::Empty;
@@ -42,6 +42,7 @@ mod fleet;
 mod listen;
 mod logs;
 mod openapi;
+mod people;
 pub(crate) mod query;
 mod reply;
 mod serve;
@@ -89,8 +90,17 @@ pub fn router(context: Arc<Context>) -> Router {
         .route("/api/v1/agents", get(fleet::agents))
         .route("/api/v1/agents/{name}", get(fleet::agent))
         .route("/api/v1/audit", get(fleet::audit))
-        .route("/api/v1/users", get(fleet::users))
-        .route("/api/v1/api-tokens", get(fleet::api_tokens))
+        .route("/api/v1/users", get(people::users).post(people::add_user))
+        .route(
+            "/api/v1/users/{name}",
+            patch(people::change_user).delete(people::remove_user),
+        )
+        .route("/api/v1/users/{name}/setup-link", post(people::setup_link))
+        .route(
+            "/api/v1/api-tokens",
+            get(people::api_tokens).post(people::create_api_token),
+        )
+        .route("/api/v1/api-tokens/{id}", delete(people::revoke_api_token))
         .route("/api/v1/blobs/{digest}", put(blobs::put).head(blobs::stat))
         .route(
             "/api/v1/deployments",

@@ -71,9 +71,14 @@ impl Fields {
 
     /// A true/false field; absent or `null` is `false`.
     pub fn flag(&mut self, name: &str) -> Result<bool, Error> {
+        Ok(self.optional_flag(name)?.unwrap_or(false))
+    }
+
+    /// A true/false field that may be left out (`None`).
+    pub fn optional_flag(&mut self, name: &str) -> Result<Option<bool>, Error> {
         match self.map.remove(name) {
-            None | Some(Value::Null) => Ok(false),
-            Some(Value::Bool(value)) => Ok(value),
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(value)) => Ok(Some(value)),
             Some(other) => Err(field_error(name, "true or false", &other)),
         }
     }

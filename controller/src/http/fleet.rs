@@ -1,5 +1,5 @@
-//! Routes that read the fleet and its people: status, agents, the audit
-//! log, users, API tokens, and who the caller is. Lists come wrapped in an
+//! Routes that read the fleet: status, agents, the audit log, and who the
+//! caller is. Lists come wrapped in an
 //! object (`{"agents": [...]}`) so fields can be added beside them.
 
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use super::error::ApiError;
 use super::openapi::requests::{AuditParams, EnvironmentParam};
 use super::openapi::responses::NotFound;
 use super::query::Params;
-use super::reply::{self, AgentList, ApiTokenList, AppList, AuditList, UserList, WhoAmI};
+use super::reply::{self, AgentList, AppList, AuditList, WhoAmI};
 use crate::ops;
 
 type Reply = Result<Response, ApiError>;
@@ -78,22 +78,6 @@ pub async fn audit(
     params.finish()?;
     let entries = ops::deployments::audit_log(&api.context, &caller, &target, limit)?;
     Ok(reply::ok(&AuditList { entries }))
-}
-
-/// Every user (admins only).
-#[utoipa::path(get, path = "/api/v1/users", tag = "people",
-    responses((status = 200, description = "The users", body = UserList)))]
-pub async fn users(State(api): State<Arc<Api>>, Authed(caller): Authed) -> Reply {
-    let users = ops::users::list(&api.context, &caller)?;
-    Ok(reply::ok(&UserList { users }))
-}
-
-/// The caller's API tokens (an admin's: everyone's), never a secret.
-#[utoipa::path(get, path = "/api/v1/api-tokens", tag = "people",
-    responses((status = 200, description = "The tokens", body = ApiTokenList)))]
-pub async fn api_tokens(State(api): State<Arc<Api>>, Authed(caller): Authed) -> Reply {
-    let tokens = ops::api_tokens::list(&api.context, &caller)?;
-    Ok(reply::ok(&ApiTokenList { api_tokens: tokens }))
 }
 
 /// Who the caller is, and whether the store has a problem.

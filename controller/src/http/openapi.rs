@@ -21,7 +21,7 @@ use utoipa::openapi::{Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorReply;
-use super::{Api, blobs, deployments, events, fleet, logs, session};
+use super::{Api, blobs, deployments, events, fleet, logs, people, session};
 
 pub mod requests;
 pub mod responses;
@@ -48,8 +48,14 @@ use responses::{
         fleet::agents,
         fleet::agent,
         fleet::audit,
-        fleet::users,
-        fleet::api_tokens,
+        people::users,
+        people::add_user,
+        people::change_user,
+        people::remove_user,
+        people::setup_link,
+        people::api_tokens,
+        people::create_api_token,
+        people::revoke_api_token,
         blobs::put,
         blobs::stat,
         deployments::create,
@@ -182,7 +188,8 @@ impl Modify for ChangeErrors {
             .paths
             .paths
             .values_mut()
-            .filter_map(|item| item.post.as_mut());
+            .flat_map(|item| [item.post.as_mut(), item.put.as_mut(), item.patch.as_mut()])
+            .flatten();
         for operation in posts {
             for (status, name) in [
                 ("413", responses::name_of::<TooLarge>()),

@@ -18,13 +18,14 @@ use crate::server::Context;
 use crate::store::Role;
 
 mod hostile;
+mod people;
 
 struct Harness {
     service: TowerToHyperService<Router>,
     admin: String,
     viewer: String,
     _dir: tempfile::TempDir,
-    _context: Arc<Context>,
+    context: Arc<Context>,
 }
 
 struct Answer {
@@ -65,7 +66,7 @@ async fn harness() -> Harness {
         admin: token(&context, &admin).await,
         viewer: token(&context, &crate::testing::user("vic", Role::Viewer)).await,
         _dir: dir,
-        _context: context,
+        context,
     }
 }
 

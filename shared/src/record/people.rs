@@ -43,6 +43,7 @@ pub struct ApiTokenView {
 
 /// A token just made: the only time its secret is shown.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreatedApiToken {
     /// The whole token (`bta_<id>_<secret>`), for `Authorization: Bearer`.
     pub token: String,

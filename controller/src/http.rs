@@ -89,6 +89,7 @@ pub fn router(context: Arc<Context>) -> Router {
         .route("/api/v1/status", get(fleet::status))
         .route("/api/v1/agents", get(fleet::agents))
         .route("/api/v1/agents/{name}", get(fleet::agent))
+        .route("/api/v1/agents/{name}/inspect", get(fleet::inspect))
         .route("/api/v1/audit", get(fleet::audit))
         .route("/api/v1/users", get(people::users).post(people::add_user))
         .route(

@@ -14,6 +14,7 @@ use axum::routing::get;
 
 use crate::http::Api;
 
+mod agent;
 mod assets;
 mod auth;
 mod deployments;
@@ -21,6 +22,8 @@ mod detail;
 mod fleet;
 mod layout;
 mod login;
+mod made;
+mod people;
 #[cfg(test)]
 mod tests;
 
@@ -31,7 +34,9 @@ pub fn routes() -> Router<Arc<Api>> {
         .route("/deployments/{id}", get(detail::page))
         .route("/status", get(fleet::status))
         .route("/fleet", get(fleet::fleet))
+        .route("/fleet/{name}", get(agent::page))
         .route("/audit", get(fleet::audit))
+        .route("/users", get(people::page))
         .route("/login", get(login::page))
         .route("/assets/{name}", get(assets::serve))
         .route("/favicon.ico", get(assets::favicon))

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::Response;
-use berth_shared::record::{AgentView, Timestamp};
+use berth_shared::record::{AgentView, HostInspect, Timestamp};
 
 use super::Api;
 use super::auth::Authed;
@@ -61,6 +61,24 @@ pub async fn agent(
 ) -> Reply {
     let agent = ops::agents::show(&api.context, &caller, &name)?;
     Ok(reply::ok(&agent))
+}
+
+/// What berth runs on one agent's host, asked live (`berth inspect`
+/// for one host): containers, routes, running tasks and facts. An
+/// online host has 5 s to answer.
+#[utoipa::path(get, path = "/api/v1/agents/{name}/inspect", tag = "fleet",
+    params(("name" = String, Path, min_length = 1, max_length = 256, description = "The agent's name")),
+    responses(
+        (status = 200, description = "The host's answer", body = HostInspect),
+        (status = 404, response = NotFound),
+    ))]
+pub async fn inspect(
+    State(api): State<Arc<Api>>,
+    Authed(caller): Authed,
+    PathText(name): PathText,
+) -> Reply {
+    let host = ops::agents::inspect_one(&api.context, &caller, &name).await?;
+    Ok(reply::ok(&host))
 }
 
 /// The audit log, newest first (`berth audit`).

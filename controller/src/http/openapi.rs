@@ -47,6 +47,7 @@ use responses::{
         fleet::status,
         fleet::agents,
         fleet::agent,
+        fleet::inspect,
         fleet::audit,
         people::users,
         people::add_user,

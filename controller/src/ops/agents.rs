@@ -175,6 +175,28 @@ pub async fn inspect(
 ) -> Result<Vec<HostInspect>> {
     caller.require(Role::Viewer)?;
     let agents = super::target::select_agents(context, selector)?;
+    ask_agents(context, &agents, app).await
+}
+
+/// Asks one agent, by name, what berth runs on it (its page on the
+/// dashboard); an offline agent is said to be so at once.
+pub async fn inspect_one(context: &Context, caller: &Caller, name: &str) -> Result<HostInspect> {
+    caller.require(Role::Viewer)?;
+    let agent = context.store.agent_by_name(name)?;
+    let hosts = ask_agents(context, std::slice::from_ref(&agent), "").await?;
+    hosts.into_iter().next().ok_or_else(|| {
+        Error::new(
+            super::Code::AgentNotFound,
+            format!("agent `{name}` did not answer; `berth agents ls` lists the agents"),
+        )
+    })
+}
+
+async fn ask_agents(
+    context: &Context,
+    agents: &[AgentRecord],
+    app: &str,
+) -> Result<Vec<HostInspect>> {
     let running = running_tasks(context)?;
     let running = &running;
     let asks = agents.iter().map(|agent| async move {

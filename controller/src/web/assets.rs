@@ -1,4 +1,4 @@
-//! The dashboard's stylesheet and script, compiled into the binary (no
+//! The dashboard's stylesheet and scripts, compiled into the binary (no
 //! build step, no Node). Each is served with a strong ETag and its URL
 //! carries a hash of its content, so browsers cache it until it changes.
 
@@ -17,7 +17,16 @@ struct Asset {
     body: &'static str,
 }
 
-const ASSETS: [Asset; 3] = [
+/// A script of the dashboard.
+const fn script(name: &'static str, body: &'static str) -> Asset {
+    Asset {
+        name,
+        kind: "text/javascript; charset=utf-8",
+        body,
+    }
+}
+
+const ASSETS: [Asset; 7] = [
     Asset {
         name: "app.css",
         kind: "text/css; charset=utf-8",
@@ -28,11 +37,14 @@ const ASSETS: [Asset; 3] = [
         kind: "image/svg+xml",
         body: include_str!("../../assets/icon.svg"),
     },
-    Asset {
-        name: "app.js",
-        kind: "text/javascript; charset=utf-8",
-        body: include_str!("../../assets/app.js"),
-    },
+    script("app.js", include_str!("../../assets/app.js")),
+    script(
+        "deployments.js",
+        include_str!("../../assets/deployments.js"),
+    ),
+    script("log.js", include_str!("../../assets/log.js")),
+    script("people.js", include_str!("../../assets/people.js")),
+    script("apps.js", include_str!("../../assets/apps.js")),
 ];
 
 fn find(name: &str) -> Option<&'static Asset> {

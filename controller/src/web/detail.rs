@@ -1,7 +1,8 @@
 //! A deployment's page (`/deployments/{id}`): its status and error, where
 //! it came from (commit, ref, message, build URL, trigger, who), each
-//! host's stages with durations and exit codes, its history, the manifest
-//! it ran with, and its live log. The record is `ops::deployments::get`,
+//! host's stages with durations and exit codes, what it made and the
+//! variables it ran with (`made.rs`), its history, the manifest it ran
+//! with, and its live log. The record is `ops::deployments::get`,
 //! as for the API; the script follows the log over the API's event stream
 //! (`/api/v1/deployments/{id}/logs?follow=true`) with the filters chosen.
 
@@ -98,6 +99,8 @@ fn body(deployment: &Deployment) -> Markup {
             @if deployment.tasks.is_empty() { p class="muted" { "No host ran it (reported by another tool, or not started)." } }
             @for task in &deployment.tasks { (host(task)) }
         }
+        (super::made::resources(deployment))
+        (super::made::variables(deployment))
         section aria-labelledby="log-title" {
             h2 id="log-title" { "Log" }
             (log_panel(deployment))

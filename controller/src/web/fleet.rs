@@ -96,7 +96,7 @@ fn agent_row(agent: &AgentView) -> Markup {
         .collect();
     html! {
         tr {
-            td { strong { (agent.name) } br; span class="muted" { (agent.version.as_deref().unwrap_or("")) } }
+            td { a href=(format!("/fleet/{}", agent.name)) { strong { (agent.name) } } br; span class="muted" { (agent.version.as_deref().unwrap_or("")) } }
             td { span class=(format!("status s-{}", if agent.online { "done" } else { "stopped" })) { (state) } }
             td class="clip" title=(labels.join(", ")) { (labels.join(", ")) }
             td { @if let Some(facts) = &agent.facts {

@@ -24,19 +24,34 @@ pub const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Nav {
     Deployments,
+    Apps,
     Status,
     Fleet,
     Audit,
+    People,
     None,
 }
 
-/// The navigation's pages: where each is and what it is called.
-const PAGES: [(Nav, &str, &str); 4] = [
-    (Nav::Deployments, "/", "Deployments"),
-    (Nav::Status, "/status", "Status"),
-    (Nav::Fleet, "/fleet", "Fleet"),
-    (Nav::Audit, "/audit", "Audit"),
-];
+/// The navigation's pages for `role`: where each is and what it is called.
+fn pages(role: Role) -> [(Nav, &'static str, &'static str); 6] {
+    let people = if role == Role::Admin {
+        "Users"
+    } else {
+        "Tokens"
+    };
+    [
+        (Nav::Deployments, "/", "Deployments"),
+        (Nav::Apps, "/apps", "Apps"),
+        (Nav::Status, "/status", "Status"),
+        (Nav::Fleet, "/fleet", "Fleet"),
+        (Nav::Audit, "/audit", "Audit"),
+        (Nav::People, "/users", people),
+    ]
+}
+
+/// The scripts every page loads, in order: `app.js` first (the others use
+/// what it shares); each page's own script finds nothing to do elsewhere.
+const SCRIPTS: [&str; 5] = ["app.js", "deployments.js", "log.js", "people.js", "apps.js"];
 
 /// A whole page.
 pub fn page(title: &str, session: Option<&SessionInfo>, nav: Nav, main: Markup) -> Response {
@@ -54,7 +69,7 @@ pub fn page(title: &str, session: Option<&SessionInfo>, nav: Nav, main: Markup) 
                 title { (title) " · berth" }
                 link rel="icon" href=(assets::url("icon.svg")) type="image/svg+xml";
                 link rel="stylesheet" href=(assets::url("app.css"));
-                script src=(assets::url("app.js")) defer {}
+                @for script in SCRIPTS { script src=(assets::url(script)) defer {} }
             }
             body {
                 a class="skip" href="#main" { "Skip to content" }
@@ -62,7 +77,7 @@ pub fn page(title: &str, session: Option<&SessionInfo>, nav: Nav, main: Markup) 
                     a class="brand" href="/" { "berth" }
                     @if let Some(session) = session {
                         nav aria-label="Main" {
-                            @for (page, href, name) in PAGES {
+                            @for (page, href, name) in pages(session.role) {
                                 a href=(href) aria-current=[(nav == page).then_some("page")] { (name) }
                             }
                         }

@@ -138,3 +138,62 @@ async fn pages_need_a_session_carry_a_strict_policy_and_escape_values() {
     );
     assert!(body.contains("X-CSRF-Token"));
 }
+
+#[tokio::test]
+async fn the_people_page_shows_admins_users_and_others_only_their_tokens() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let context = crate::testing::context(dir.path()).await;
+    let hostile = "<b>x</b>@example.com";
+    for (name, role, email) in [
+        ("ada", Role::Admin, None),
+        ("vic", Role::Viewer, Some(hostile.to_string())),
+    ] {
+        let user = ops::users::NewUser {
+            name: name.into(),
+            role,
+            email,
+        };
+        ops::users::add(&context, &admin(), user)
+            .await
+            .expect("user");
+    }
+    let new = ops::api_tokens::NewApiToken {
+        name: "ci".into(),
+        ..Default::default()
+    };
+    let made = ops::api_tokens::create(&context, &crate::testing::user("vic", Role::Viewer), new)
+        .await
+        .expect("token");
+    let here = "127.0.0.1".parse().expect("address");
+    let viewer = ops::sessions::start(&context, "vic", Role::Viewer, here).expect("session");
+    let boss = ops::sessions::start(&context, "ada", Role::Admin, here).expect("session");
+    let service = TowerToHyperService::new(crate::http::router(context.clone()));
+
+    let (status, _, body) = get(&service, "/users", Some(&boss.cookie)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body.contains("Users and tokens") && body.contains("id=\"add-user\""),
+        "{body}"
+    );
+    assert!(body.contains("data-user=\"vic\""), "{body}");
+    assert!(
+        !body.contains(hostile) && body.contains("&lt;b&gt;"),
+        "escaped: {body}"
+    );
+    assert!(body.contains(&made.view.prefix), "{body}");
+    let secret = made.token.trim_start_matches(&made.view.prefix);
+    assert!(!body.contains(secret), "no token secret on the page");
+
+    let (status, _, body) = get(&service, "/users", Some(&viewer.cookie)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("Your API tokens"), "{body}");
+    assert!(
+        !body.contains("id=\"add-user\"") && !body.contains("data-user="),
+        "{body}"
+    );
+    assert!(!body.contains(secret), "no token secret on the page");
+
+    let (status, _, body) = get(&service, "/fleet/nosuch", Some(&viewer.cookie)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert!(body.contains("No such agent"), "{body}");
+}

@@ -146,6 +146,7 @@ pub struct HostState {
 
 /// One berth-managed container on a host, as `berth inspect` shows it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContainerView {
     pub name: String,
     pub id: String,
@@ -169,6 +170,7 @@ pub struct ContainerView {
 
 /// One host's answer to `berth inspect`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HostInspect {
     pub host: String,
     pub online: bool,

@@ -1,0 +1,98 @@
+//! Two sections of a deployment's page: the variables it ran with (the
+//! snapshot kept in its record, so a later change never rewrites it) and
+//! what it made: each host's container (name, id, image, published port,
+//! what it replaced), its Caddy route, and its artifacts (the bundle, an
+//! image archive, a build's output).
+
+use berth_shared::record::{Deployment, Task};
+use maud::{Markup, html};
+
+fn size(bytes: u64) -> String {
+    match bytes {
+        0..1024 => format!("{bytes} B"),
+        1024..1_048_576 => format!("{:.1} KiB", bytes as f64 / 1024.0),
+        _ => format!("{:.1} MiB", bytes as f64 / 1_048_576.0),
+    }
+}
+
+fn digest(text: &str) -> String {
+    berth_shared::text::clip(text, 19)
+}
+
+/// The variables: the manifest's `[container] env`.
+pub fn variables(deployment: &Deployment) -> Markup {
+    let env = deployment
+        .manifest
+        .container
+        .as_ref()
+        .map(|container| &container.env);
+    html! {
+        section aria-labelledby="variables" {
+            h2 id="variables" { "Variables" }
+            @match env.filter(|env| !env.is_empty()) {
+                None => p class="muted" { "None: the manifest's " code { "[container] env" } " sets them." },
+                Some(env) => div class="scroll" { table class="stages" {
+                    thead { tr { th scope="col" { "Name" } th scope="col" { "Value" } th scope="col" { "From" } } }
+                    tbody { @for (name, value) in env {
+                        tr { td { code { (name) } } td class="clip" title=(value) { code { (value) } } td { "manifest" } }
+                    } }
+                } },
+            }
+        }
+    }
+}
+
+fn host_made(task: &Task) -> Option<Markup> {
+    let made = task
+        .stages
+        .iter()
+        .rev()
+        .find(|stage| stage.details.contains_key("container_name"))?;
+    let detail = |key: &str| made.details.get(key).map(String::as_str).unwrap_or("-");
+    Some(html! {
+        tr {
+            td { (task.host) }
+            td { code { (detail("container_name")) } br; span class="muted" { (detail("container_id")) } }
+            td class="clip" title=(detail("image")) { (detail("image")) }
+            td { (detail("host_port")) }
+            td class="clip" title=(detail("replaced")) { (detail("replaced")) }
+        }
+    })
+}
+
+/// What the deployment made on its hosts, and its artifacts.
+pub fn resources(deployment: &Deployment) -> Markup {
+    let hosts: Vec<Markup> = deployment.tasks.iter().filter_map(host_made).collect();
+    html! {
+        section aria-labelledby="made" {
+            h2 id="made" { "What it made" }
+            @if hosts.is_empty() { p class="muted" { "No container (a script deployment, or not deployed yet)." } }
+            @else {
+                div class="scroll" { table class="stages" {
+                    thead { tr { th scope="col" { "Host" } th scope="col" { "Container" } th scope="col" { "Image" }
+                        th scope="col" { "Host port" } th scope="col" { "Replaced" } } }
+                    tbody { @for row in hosts { (row) } }
+                } }
+            }
+            dl class="facts" {
+                @if let Some(proxy) = &deployment.manifest.proxy {
+                    dt { "Route" } dd { code { (proxy.domain) } " → the container (TLS " (proxy.tls) ")" }
+                }
+                dt { "Bundle" } dd { code title=(deployment.bundle_digest) { (digest(&deployment.bundle_digest)) } " · " (size(deployment.bundle_size)) }
+                @if let Some(archive) = &deployment.image_archive_digest {
+                    dt { "Image archive" } dd { code title=(archive) { (digest(archive)) } " · " (size(deployment.image_archive_size)) }
+                }
+                @if let Some(built) = &deployment.built {
+                    dt { "Build output" } dd {
+                        @if let Some(image) = &built.image { "image " code { (image) } " · " }
+                        @if let Some(artifact) = &built.artifact { "artifact " code { (artifact) } " · " }
+                        code title=(built.digest) { (digest(&built.digest)) } " · " (size(built.size))
+                        @if built.built_by != deployment.id {
+                            " · built by " a href=(format!("/deployments/{}", built.built_by)) { "an earlier deployment" }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

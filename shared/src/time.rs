@@ -98,21 +98,31 @@ mod tests {
     }
 }
 
-/// How long ago `then_ms` was, in its largest unit: `just now`, `42 s ago`,
-/// `5 min ago`, `3 h ago`, `12 d ago` (the dashboard's relative times).
+/// How far `then_ms` is from now, in its largest unit: `just now`,
+/// `42 s ago`, `5 min ago`, `3 h ago`, `12 d ago`, or ahead `in 89 d`
+/// (the dashboard's relative times).
 pub fn age(then_ms: i64) -> String {
     age_at(now_ms(), then_ms)
 }
 
 /// [`age`] as of `now_ms`.
 pub fn age_at(now_ms: i64, then_ms: i64) -> String {
-    let seconds = (now_ms - then_ms).max(0) / 1000;
-    match seconds {
-        0..=4 => "just now".into(),
-        5..=59 => format!("{seconds} s ago"),
-        60..=3599 => format!("{} min ago", seconds / 60),
-        3600..=86_399 => format!("{} h ago", seconds / 3600),
-        _ => format!("{} d ago", seconds / 86_400),
+    let seconds = (now_ms.saturating_sub(then_ms) / 1000).unsigned_abs();
+    // A minute ahead is a clock's skew, not the future.
+    if then_ms > now_ms && seconds < 60 {
+        return "just now".into();
+    }
+    let span = match seconds {
+        0..=4 => return "just now".into(),
+        5..=59 => format!("{seconds} s"),
+        60..=3599 => format!("{} min", seconds / 60),
+        3600..=86_399 => format!("{} h", seconds / 3600),
+        _ => format!("{} d", seconds / 86_400),
+    };
+    if then_ms > now_ms {
+        format!("in {span}")
+    } else {
+        format!("{span} ago")
     }
 }
 
@@ -130,6 +140,8 @@ mod age_tests {
             (5 * 60_000 + 10_000, "5 min ago"),
             (3 * 3_600_000, "3 h ago"),
             (12 * 86_400_000, "12 d ago"),
+            (-90 * 86_400_000, "in 90 d"),
+            (-2 * 3_600_000 - 5_000, "in 2 h"),
         ] {
             assert_eq!(age_at(now, now - ago_ms), said);
         }

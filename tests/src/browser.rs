@@ -10,6 +10,7 @@
 
 mod driver;
 mod element;
+pub mod session;
 
 use std::cell::RefCell;
 use std::future::Future;

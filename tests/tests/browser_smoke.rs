@@ -6,15 +6,9 @@
 
 use std::time::Duration;
 
+use berth_tests::browser::session::{PASSWORD, fits};
 use berth_tests::browser::{Browser, DESKTOP, PHONE};
 use berth_tests::{Controller, DEADLINE, eventually_or, procfs};
-
-const PASSWORD: &str = "correct horse battery";
-
-/// Whether the page fits the viewport's width (no sideways scroll).
-fn fits(browser: &Browser) -> bool {
-    browser.execute("return document.documentElement.scrollWidth <= innerWidth") == true
-}
 
 #[test]
 fn a_setup_link_in_chromium_sets_the_password_and_signs_in() {
@@ -41,10 +35,10 @@ fn a_setup_link_in_chromium_sets_the_password_and_signs_in() {
         Some("new-password")
     );
     assert_eq!(browser.viewport(), DESKTOP);
-    assert!(fits(&browser));
+    assert_eq!(fits(&browser), Ok(()));
     browser.screenshot("setup-link");
     browser.set_viewport(PHONE);
-    assert!(fits(&browser), "a sideways scroll on a phone");
+    assert_eq!(fits(&browser), Ok(()), "a sideways scroll on a phone");
     browser.screenshot("setup-link-phone");
 
     // Typed and submitted on the phone.
@@ -54,7 +48,7 @@ fn a_setup_link_in_chromium_sets_the_password_and_signs_in() {
     browser.wait_for_text("h1", "Password set", DEADLINE);
     let said = browser.text("main");
     assert!(said.contains("bob") && said.contains("signed in"), "{said}");
-    assert!(fits(&browser), "a sideways scroll on a phone");
+    assert_eq!(fits(&browser), Ok(()), "a sideways scroll on a phone");
     browser.screenshot("setup-done-phone");
     browser.set_viewport(DESKTOP);
     browser.screenshot("setup-done");

@@ -5,40 +5,11 @@
 //! change refused; screenshots at desktop and phone sizes, and no console
 //! error or CSP violation.
 
+use berth_tests::browser::session::{fits, sign_in, user};
 use berth_tests::browser::{Browser, DESKTOP, PHONE};
 use berth_tests::http::{self, Api};
 use berth_tests::{Agent, Controller, DEADLINE, id_of, write_bundle};
 use serde_json::json;
-
-const PASSWORD: &str = "correct horse battery";
-
-fn user(controller: &Controller, name: &str, role: &str) {
-    controller
-        .berth(&["users", "add", name, "--role", role])
-        .ok();
-    let set = controller.berth_stdin(&["users", "set-password", name], &format!("{PASSWORD}\n"));
-    assert_eq!(set.code, 0, "{}", set.stderr);
-}
-
-fn sign_in(browser: &Browser, base: &str, name: &str) {
-    browser.goto(&format!("{base}/"));
-    browser.wait_for("#sign-in", DEADLINE);
-    assert!(
-        browser.current_url().ends_with("/login?next=%2F"),
-        "{}",
-        browser.current_url()
-    );
-    browser.fill("#name", name);
-    browser.fill("#password", PASSWORD);
-    browser.click("#sign-in button[type=submit]");
-    browser.wait_for_text("h1", "Deployments", DEADLINE);
-}
-
-/// Whether the page fits the viewport's width (no sideways scroll of the
-/// page itself; the table scrolls in its own box).
-fn fits(browser: &Browser) -> bool {
-    browser.execute("return document.documentElement.scrollWidth <= innerWidth") == true
-}
 
 #[test]
 fn the_deployments_page_lives_searches_and_guards_its_actions() {
@@ -181,7 +152,9 @@ fn the_deployments_page_lives_searches_and_guards_its_actions() {
     assert_eq!(browser.count("dialog"), 0);
 
     browser.set_viewport(PHONE);
-    assert!(fits(&browser), "a sideways scroll on a phone");
+    if let Err(wide) = fits(&browser) {
+        panic!("a sideways scroll on a phone: {wide}");
+    }
     browser.screenshot("deployments-phone");
     browser.set_viewport(DESKTOP);
     let errors = browser.console_errors();

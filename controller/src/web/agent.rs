@@ -130,7 +130,7 @@ fn inspect_view(host: &HostInspect) -> Markup {
     html! {
         @if let Some(error) = &host.error { p class="error" role="alert" { (error) } }
         @if !host.online { p class="muted" { "The agent is offline; this is what it last reported." } }
-        @if host.answered && host.containers.is_empty() { p class="muted" { "berth keeps no container on this host." } }
+        @if host.answered && host.error.is_none() && host.containers.is_empty() { p class="muted" { "berth keeps no container on this host." } }
         @if !host.containers.is_empty() {
             div class="scroll" { table class="stages" {
                 thead { tr { th scope="col" { "Container" } th scope="col" { "App" } th scope="col" { "State" }

@@ -19,6 +19,10 @@ use crate::http::Api;
 use crate::ops;
 use crate::store::Role;
 
+/// What a user or token name may hold, as an input's pattern (the `v`
+/// flag browsers use wants the dash escaped).
+const NAME_PATTERN: &str = "[A-Za-z0-9._\\-]+";
+
 const ROLES: [Role; 3] = [Role::Viewer, Role::Operator, Role::Admin];
 
 /// `GET /users`.
@@ -108,13 +112,13 @@ fn add_user_form() -> Markup {
         h3 { "Add a user" }
         form id="add-user" class="filters" {
             div { label for="new-name" { "Name" }
-                input id="new-name" name="name" required maxlength="64" pattern="[a-z0-9][a-z0-9._-]*" autocomplete="off"
+                input id="new-name" name="name" required maxlength="63" pattern=(NAME_PATTERN) autocomplete="off"
                     aria-describedby="new-name-hint"; }
             div { label for="new-role" { "Role" } select id="new-role" name="role" { (role_options(Some(Role::Viewer), Role::Admin)) } }
             div { label for="new-email" { "Email (optional)" } input id="new-email" name="email" type="email" maxlength="254"; }
             div { button type="submit" class="primary" { "Add user" } }
         }
-        p id="new-name-hint" class="hint" { "Lowercase letters, digits, dot, dash and underscore. The new user chooses a web password from a setup link." }
+        p id="new-name-hint" class="hint" { "Letters, digits, dot, dash and underscore. The new user chooses a web password from a setup link." }
     }
 }
 
@@ -141,7 +145,7 @@ fn new_token_form(role: Role) -> Markup {
         h3 { "Make an API token" }
         form id="new-token" class="filters" {
             div { label for="token-name" { "Name" }
-                input id="token-name" name="name" required maxlength="64" pattern="[A-Za-z0-9._-]+" autocomplete="off" placeholder="ci"; }
+                input id="token-name" name="name" required maxlength="64" pattern=(NAME_PATTERN) autocomplete="off" placeholder="ci"; }
             div { label for="token-expires" { "Expires after" }
                 select id="token-expires" name="expires" {
                     option value="30d" { "30 days" } option value="90d" selected { "90 days" }

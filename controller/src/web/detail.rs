@@ -77,6 +77,15 @@ fn body(deployment: &Deployment) -> Markup {
                 (message)
             }
         }
+        section aria-labelledby="hosts" {
+            h2 id="hosts" { "Hosts" }
+            @if deployment.tasks.is_empty() { p class="muted" { "No host ran it (reported by another tool, or not started)." } }
+            @for task in &deployment.tasks { (host(task)) }
+        }
+        section aria-labelledby="log-title" {
+            h2 id="log-title" { "Log" }
+            (log_panel(deployment))
+        }
         section aria-labelledby="about" {
             h2 id="about" { "Where it came from" }
             dl class="facts" {
@@ -94,17 +103,8 @@ fn body(deployment: &Deployment) -> Markup {
                 dt { "Duration" } dd { (duration(deployment.duration_ms)) }
             }
         }
-        section aria-labelledby="hosts" {
-            h2 id="hosts" { "Hosts" }
-            @if deployment.tasks.is_empty() { p class="muted" { "No host ran it (reported by another tool, or not started)." } }
-            @for task in &deployment.tasks { (host(task)) }
-        }
         (super::made::resources(deployment))
         (super::made::variables(deployment))
-        section aria-labelledby="log-title" {
-            h2 id="log-title" { "Log" }
-            (log_panel(deployment))
-        }
         section aria-labelledby="history" {
             h2 id="history" { "History" }
             ol class="history" {

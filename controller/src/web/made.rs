@@ -15,8 +15,12 @@ fn size(bytes: u64) -> String {
     }
 }
 
+/// A digest's first characters (`sha256:` and 12 hex digits).
 fn digest(text: &str) -> String {
-    berth_shared::text::clip(text, 19)
+    match text.get(..19) {
+        Some(start) if start.len() < text.len() => format!("{start}…"),
+        _ => text.to_string(),
+    }
 }
 
 /// The variables: the manifest's `[container] env`.

@@ -25,6 +25,12 @@ macro_rules! ulid_id {
                 self.0.to_bytes()
             }
 
+            /// The greatest id of millisecond `ms` since the epoch: every id
+            /// made up to then sorts at or before it, every later one after.
+            pub fn last_of(ms: u64) -> Self {
+                Self(Ulid::from_parts(ms, (1u128 << 80) - 1))
+            }
+
             /// The id from its 16-byte form.
             pub fn from_bytes(bytes: [u8; 16]) -> Self {
                 Self(Ulid::from_bytes(bytes))

@@ -139,6 +139,10 @@ pub fn list_request(mut params: Params) -> Result<ListRequest, Error> {
         sort: params.one("sort")?.unwrap_or_default(),
         ascending,
         offset: params.number("offset", u64::from(u32::MAX))?.unwrap_or(0) as u32,
+        until: params
+            .one("until")?
+            .map(|id| ops::parse_deployment_id(&berth_shared::text::clip(&id, 40)))
+            .transpose()?,
     };
     params.finish()?;
     Ok(request)

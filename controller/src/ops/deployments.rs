@@ -37,6 +37,9 @@ pub struct ListRequest {
     pub sort: String,
     pub ascending: bool,
     pub offset: u32,
+    /// Only deployments made up to this one (a listing's snapshot, which
+    /// holds its pages in place while new deployments arrive).
+    pub until: Option<DeploymentId>,
 }
 
 /// One deployment.
@@ -113,6 +116,7 @@ fn list_query(request: ListRequest) -> Result<ListQuery> {
         sort,
         ascending: request.ascending,
         offset: request.offset as usize,
+        until: request.until,
     })
 }
 

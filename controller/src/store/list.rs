@@ -49,6 +49,9 @@ pub struct ListQuery {
     pub ascending: bool,
     /// Results to skip after sorting.
     pub offset: usize,
+    /// Only deployments made up to this id: a listing's snapshot, so that
+    /// deployments made since do not shift its later pages.
+    pub until: Option<DeploymentId>,
 }
 
 impl ListQuery {
@@ -187,13 +190,21 @@ impl Store {
                 query.limit
             },
         };
+        let made_by_then = |id: &DeploymentId| query.until.is_none_or(|until| *id <= until);
         match self.candidates(&driver, query.sort, query.ascending)? {
-            Candidates::Ordered(ids) => self.read_in_order(ids, &page),
+            Candidates::Ordered(ids) => {
+                let ids = ids.filter(|id| id.as_ref().map_or(true, made_by_then));
+                self.read_in_order(ids, &page)
+            }
             Candidates::Keyed(mut keyed) => {
+                keyed.retain(|(_, id)| made_by_then(id));
                 keyed.sort_by(order(query.ascending));
                 self.read_in_order(keyed.into_iter().map(|(_, id)| Ok(id)), &page)
             }
-            Candidates::Unkeyed(ids) => self.read_then_sort(ids, &page),
+            Candidates::Unkeyed(mut ids) => {
+                ids.retain(made_by_then);
+                self.read_then_sort(ids, &page)
+            }
         }
     }
 

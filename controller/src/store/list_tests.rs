@@ -255,6 +255,32 @@ fn pages_with_offset_and_limit_after_sorting() {
 }
 
 #[test]
+fn until_holds_the_pages_in_place_whichever_index_drives() {
+    let (_dir, store) = store_with_rows();
+    let until = Some(DeploymentId::last_of(5));
+    let page = |offset, query: ListQuery| ListQuery {
+        offset,
+        limit: 2,
+        until,
+        ..query
+    };
+    // Made at 6 and 7 ms, after the snapshot: never listed, so page 2
+    // starts where it did.
+    check(&store, page(0, ListQuery::default()), &[5, 4]);
+    check(&store, page(2, ListQuery::default()), &[3, 2]);
+    check(&store, page(0, by("alice")), &[3, 1]);
+    check(&store, page(0, app("api")), &[2]);
+    check(&store, page(0, search("web")), &[5, 3]);
+    check(&store, page(0, sorted(Sort::Status, true)), &[5, 2]);
+    check(&store, page(0, sorted(Sort::App, true)), &[2, 5]);
+    let last_of_7 = ListQuery {
+        until: Some(DeploymentId::last_of(7)),
+        ..Default::default()
+    };
+    check(&store, last_of_7, &[7, 6, 5, 4, 3, 2, 1]);
+}
+
+#[test]
 fn limit_defaults_to_fifty() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).expect("open");

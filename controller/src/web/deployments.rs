@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
+use berth_shared::id::DeploymentId;
 use berth_shared::record::Deployment;
 use berth_shared::state::{DEPLOYMENT_STATUSES, DeploymentStatus};
 use maud::{Markup, html};
@@ -35,6 +36,10 @@ struct View {
     sort: String,
     ascending: bool,
     offset: u32,
+    /// The listing's snapshot: only deployments made up to this id, so that
+    /// new ones do not shift the later pages. A first page takes the
+    /// current moment; its paging links carry it on.
+    until: Option<DeploymentId>,
 }
 
 impl View {
@@ -59,6 +64,10 @@ impl View {
             sort,
             ascending: params.one("order")?.as_deref() == Some("asc"),
             offset: params.number("offset", MAX_OFFSET)?.unwrap_or(0) as u32,
+            until: params
+                .one("until")?
+                .map(|id| ops::parse_deployment_id(&berth_shared::text::clip(&id, 40)))
+                .transpose()?,
         };
         Ok(view)
     }
@@ -84,6 +93,9 @@ impl View {
         }
         if offset > 0 {
             query.append_pair("offset", &offset.to_string());
+            if let Some(until) = self.until {
+                query.append_pair("until", &until.to_string());
+            }
         }
         let query = query.finish();
         if query.is_empty() {
@@ -95,7 +107,10 @@ impl View {
 
     /// Whether new deployments belong at the top of this page.
     fn is_newest_first(&self) -> bool {
-        self.offset == 0 && !self.ascending && matches!(self.sort.as_str(), "" | "created")
+        self.offset == 0
+            && self.until.is_none()
+            && !self.ascending
+            && matches!(self.sort.as_str(), "" | "created")
     }
 }
 
@@ -106,6 +121,7 @@ pub async fn page(
     RawQuery(query): RawQuery,
 ) -> Response {
     let view = View::parse(query.as_deref());
+    let snapshot = DeploymentId::last_of(berth_shared::time::now_ms().max(0) as u64);
     let listed = match &view {
         Ok(view) => {
             let request = ops::deployments::ListRequest {
@@ -125,6 +141,7 @@ pub async fn page(
                 sort: view.sort.clone(),
                 ascending: view.ascending,
                 offset: view.offset,
+                until: Some(view.until.unwrap_or(snapshot)),
                 // One more than a page says whether there is a next one.
                 limit: PAGE_SIZE + 1,
                 ..Default::default()
@@ -134,12 +151,16 @@ pub async fn page(
         Err(err) => Err(err.clone()),
     };
     let view = view.unwrap_or_default();
+    let paging = View {
+        until: Some(view.until.unwrap_or(snapshot)),
+        ..clone_of(&view)
+    };
     let main = html! {
         h1 { "Deployments" }
         (tabs(&view))
         (filters(&view))
         @match &listed {
-            Ok(rows) => (table(&view, rows, may_operate(browser.session.role))),
+            Ok(rows) => (table(&view, &paging, rows, may_operate(browser.session.role))),
             Err(err) => (layout::refusal(err)),
         }
     };
@@ -179,6 +200,7 @@ fn clone_of(view: &View) -> View {
         sort: view.sort.clone(),
         ascending: view.ascending,
         offset: view.offset,
+        until: view.until,
     }
 }
 
@@ -224,7 +246,8 @@ fn filters(view: &View) -> Markup {
     }
 }
 
-fn table(view: &View, rows: &[Deployment], operator: bool) -> Markup {
+/// The table of `rows`, with paging links that hold `paging`'s snapshot.
+fn table(view: &View, paging: &View, rows: &[Deployment], operator: bool) -> Markup {
     let more = rows.len() > PAGE_SIZE as usize;
     let rows = &rows[..rows.len().min(PAGE_SIZE as usize)];
     html! {
@@ -245,10 +268,10 @@ fn table(view: &View, rows: &[Deployment], operator: bool) -> Markup {
         p class="empty" hidden[!rows.is_empty()] { "No deployments match." }
         nav class="pager" aria-label="Pages" {
             @if view.offset > 0 {
-                a href=(view.link(view.offset.saturating_sub(PAGE_SIZE))) rel="prev" { "← Previous" }
+                a href=(paging.link(view.offset.saturating_sub(PAGE_SIZE))) rel="prev" { "← Previous" }
             }
             @if more {
-                a href=(view.link(view.offset + PAGE_SIZE)) rel="next" { "Next →" }
+                a href=(paging.link(view.offset + PAGE_SIZE)) rel="next" { "Next →" }
             }
         }
     }

@@ -197,3 +197,58 @@ async fn the_people_page_shows_admins_users_and_others_only_their_tokens() {
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert!(body.contains("No such agent"), "{body}");
 }
+
+#[tokio::test]
+async fn paging_holds_its_place_while_deployments_arrive() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let context = crate::testing::context(dir.path()).await;
+    let user = ops::users::NewUser {
+        name: "vic".into(),
+        role: Role::Viewer,
+        email: None,
+    };
+    ops::users::add(&context, &admin(), user)
+        .await
+        .expect("user");
+    let made = |n: usize| {
+        for _ in 0..n {
+            let deployment = crate::testing::deployment(&["h1"], 0);
+            context
+                .store
+                .create_deployment(&deployment, true, false)
+                .expect("create");
+        }
+    };
+    made(52);
+    let here = "127.0.0.1".parse().expect("address");
+    let viewer = ops::sessions::start(&context, "vic", Role::Viewer, here).expect("session");
+    let service = TowerToHyperService::new(crate::http::router(context.clone()));
+
+    let (_, _, first) = get(&service, "/", Some(&viewer.cookie)).await;
+    let next = first
+        .split("rel=\"next\"")
+        .next()
+        .and_then(|before| before.rsplit("href=\"").next())
+        .map(|href| {
+            href.split('"')
+                .next()
+                .unwrap_or_default()
+                .replace("&amp;", "&")
+        })
+        .expect("a next link");
+    assert!(
+        next.contains("offset=50") && next.contains("until="),
+        "{next}"
+    );
+    // Three more arrive; the second page still holds the oldest two.
+    made(3);
+    let (status, _, second) = get(&service, &next, Some(&viewer.cookie)).await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    assert_eq!(second.matches("<tr data-id=").count(), 2, "{second}");
+    let (_, _, fresh) = get(&service, "/?offset=50", Some(&viewer.cookie)).await;
+    assert_eq!(
+        fresh.matches("<tr data-id=").count(),
+        5,
+        "without a snapshot the page shifts"
+    );
+}

@@ -91,6 +91,7 @@ pub fn list_request(request: ListDeploymentsRequest) -> ListRequest {
         sort: request.sort,
         ascending: request.ascending,
         offset: request.offset,
+        until: None,
     }
 }
 

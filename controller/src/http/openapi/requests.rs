@@ -245,6 +245,10 @@ pub struct ListParams {
     /// Where the page starts: a page's `next_offset`.
     #[param(maximum = 1_000_000)]
     pub offset: Option<u32>,
+    /// Only deployments made up to this id (inclusive). Paging with the
+    /// first page's newest id here holds the pages in place while new
+    /// deployments arrive.
+    pub until: Option<berth_shared::id::DeploymentId>,
 }
 
 /// The log stream a line came from.

@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 ensure_toolchain
 ensure_test_tools
 ensure_schemathesis
+ensure_axe
 
 step() { printf '\n== %s\n' "$*"; }
 

@@ -108,3 +108,24 @@ ensure_schemathesis() {
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$BERTH_SCHEMATHESIS_VERSION"
 }
+
+# axe-core, the accessibility checker the real-browser tests inject into
+# each dashboard page (tests/src/browser/a11y.rs), from the npm registry,
+# pinned, under target/axe (where the tests look for it); quick when that
+# version is there already. Only the tests use it: berth builds without it.
+# Run from the workspace root.
+BERTH_AXE_VERSION="4.14.1"
+
+ensure_axe() {
+    local prefix=target/axe
+    local package=$prefix/node_modules/axe-core/package.json
+    if [ -f "$package" ] && grep -q "\"version\": \"$BERTH_AXE_VERSION\"" "$package"; then
+        return
+    fi
+    command -v npm >/dev/null 2>&1 || apt_install npm
+    echo "installing axe-core $BERTH_AXE_VERSION into $prefix" >&2
+    rm -rf "$prefix"
+    mkdir -p "$prefix"
+    npm install --silent --no-save --no-audit --no-fund --ignore-scripts \
+        --prefix "$prefix" "axe-core@$BERTH_AXE_VERSION"
+}

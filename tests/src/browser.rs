@@ -8,6 +8,7 @@
 //! runtime and every method blocks. Anything that waits for the page does
 //! so under a deadline, polling; nothing sleeps a fixed time.
 
+pub mod a11y;
 mod driver;
 mod element;
 pub mod session;

@@ -132,7 +132,7 @@ fn inspect_view(host: &HostInspect) -> Markup {
         @if !host.online { p class="muted" { "The agent is offline; this is what it last reported." } }
         @if host.answered && host.error.is_none() && host.containers.is_empty() { p class="muted" { "berth keeps no container on this host." } }
         @if !host.containers.is_empty() {
-            div class="scroll" { table class="stages" {
+            div class="scroll" role="region" tabindex="0" aria-label="Containers table" { table class="stages" {
                 thead { tr { th scope="col" { "Container" } th scope="col" { "App" } th scope="col" { "State" }
                     th scope="col" { "Image" } th scope="col" { "Ports" } th scope="col" { "Restarts" } th scope="col" { "Health" } } }
                 tbody { @for container in &host.containers { (container_row(container)) } }

@@ -252,7 +252,7 @@ fn table(view: &View, paging: &View, rows: &[Deployment], operator: bool) -> Mar
     let rows = &rows[..rows.len().min(PAGE_SIZE as usize)];
     html! {
         // The table is there even when empty, so rows can arrive live.
-        div class="scroll" {
+        div class="scroll" role="region" tabindex="0" aria-label="Deployments table" {
             table class="deployments" data-live=[view.is_newest_first().then_some("prepend")]
                 data-operator=[operator.then_some("yes")] {
                 thead { tr {

@@ -51,7 +51,7 @@ fn app_status(row: &AppStatus) -> Markup {
                 }
             }
             @if !row.host_states.is_empty() {
-                div class="scroll" { table class="stages" {
+                div class="scroll" role="region" tabindex="0" aria-label=(format!("Hosts of {} in {}", row.app, row.environment)) { table class="stages" {
                     thead { tr { th scope="col" { "Host" } th scope="col" { "Version" } th scope="col" { "State" }
                         th scope="col" { "Health" } th scope="col" { "Since" } th scope="col" { "Last repair" } } }
                     tbody { @for host in &row.host_states { tr {
@@ -76,7 +76,7 @@ pub async fn fleet(State(api): State<Arc<Api>>, browser: Browser) -> Response {
         @match &agents {
             Err(err) => (layout::refusal(err)),
             Ok(agents) if agents.is_empty() => p class="empty" { "No agent has joined yet (berth token create, then berth-agent join)." },
-            Ok(agents) => div class="scroll" { table class="stages fleet" {
+            Ok(agents) => div class="scroll" role="region" tabindex="0" aria-label="Agents table" { table class="stages fleet" {
                 thead { tr { th scope="col" { "Agent" } th scope="col" { "State" } th scope="col" { "Labels" }
                     th scope="col" { "System" } th scope="col" { "Running" } th scope="col" { "Last seen" } } }
                 tbody { @for agent in agents { (agent_row(agent)) } }
@@ -117,7 +117,7 @@ pub async fn audit(State(api): State<Arc<Api>>, browser: Browser) -> Response {
         p class="muted" { "Every change, newest first (the last " (AUDIT_ENTRIES) "; berth audit has them all)." }
         @match &entries {
             Err(err) => (layout::refusal(err)),
-            Ok(entries) => div class="scroll" { table class="stages" {
+            Ok(entries) => div class="scroll" role="region" tabindex="0" aria-label="Audit table" { table class="stages" {
                 thead { tr { th scope="col" { "When" } th scope="col" { "Who" } th scope="col" { "Did" }
                     th scope="col" { "To" } th scope="col" { "Outcome" } } }
                 tbody { @for entry in entries { (audit_row(entry)) } }

@@ -35,7 +35,7 @@ pub fn variables(deployment: &Deployment) -> Markup {
             h2 id="variables" { "Variables" }
             @match env.filter(|env| !env.is_empty()) {
                 None => p class="muted" { "None: the manifest's " code { "[container] env" } " sets them." },
-                Some(env) => div class="scroll" { table class="stages" {
+                Some(env) => div class="scroll" role="region" tabindex="0" aria-label="Variables table" { table class="stages" {
                     thead { tr { th scope="col" { "Name" } th scope="col" { "Value" } th scope="col" { "From" } } }
                     tbody { @for (name, value) in env {
                         tr { td { code { (name) } } td class="clip" title=(value) { code { (value) } } td { "manifest" } }
@@ -72,7 +72,7 @@ pub fn resources(deployment: &Deployment) -> Markup {
             h2 id="made" { "What it made" }
             @if hosts.is_empty() { p class="muted" { "No container (a script deployment, or not deployed yet)." } }
             @else {
-                div class="scroll" { table class="stages" {
+                div class="scroll" role="region" tabindex="0" aria-label="Containers it made" { table class="stages" {
                     thead { tr { th scope="col" { "Host" } th scope="col" { "Container" } th scope="col" { "Image" }
                         th scope="col" { "Host port" } th scope="col" { "Replaced" } } }
                     tbody { @for row in hosts { (row) } }

@@ -42,7 +42,7 @@ pub async fn page(State(api): State<Arc<Api>>, browser: Browser) -> Response {
                 h2 id="users-title" { "Users" }
                 @match users {
                     Err(err) => (layout::refusal(err)),
-                    Ok(users) => div class="scroll" { table class="stages people" {
+                    Ok(users) => div class="scroll" role="region" tabindex="0" aria-label="Users table" { table class="stages people" {
                         thead { tr { th scope="col" { "User" } th scope="col" { "Role" } th scope="col" { "State" }
                             th scope="col" { "Web password" } th scope="col" { "API tokens" } th scope="col" { "Added" }
                             th scope="col" { span class="visually-hidden" { "Actions" } } } }
@@ -59,7 +59,7 @@ pub async fn page(State(api): State<Arc<Api>>, browser: Browser) -> Response {
             @match &tokens {
                 Err(err) => (layout::refusal(err)),
                 Ok(tokens) if tokens.is_empty() => p class="empty" { "No API token yet." },
-                Ok(tokens) => div class="scroll" { table class="stages tokens" {
+                Ok(tokens) => div class="scroll" role="region" tabindex="0" aria-label="API tokens table" { table class="stages tokens" {
                     thead { tr { th scope="col" { "Name" } @if admin { th scope="col" { "User" } }
                         th scope="col" { "Starts with" } th scope="col" { "Role cap" } th scope="col" { "State" }
                         th scope="col" { "Made" } th scope="col" { "Expires" } th scope="col" { "Last used" }

@@ -8,6 +8,7 @@
 //! anyone about it.
 
 mod agents;
+mod apps;
 mod audit;
 mod blobs;
 mod deployments;

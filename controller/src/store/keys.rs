@@ -12,6 +12,7 @@
 //!   a deployment waiting for it ([`queue_key`]); `logs_expired \0 id`
 //!   what retention removed ([`expired_key`]); plus counters (`generation`)
 //!   and markers.
+//! - `ratings`: `app \0 user` ([`rating_key`]).
 //!
 //! App, environment and principal names hold no NUL byte, so the keys of
 //! one name are contiguous and [`Heads`] can jump from one to the next.
@@ -174,4 +175,19 @@ impl Iterator for Heads<'_> {
         self.from = Some(next);
         Some(Ok(head))
     }
+}
+
+/// The `ratings` key of `user`'s rating of `app`.
+pub(super) fn rating_key(app: &str, user: &str) -> Vec<u8> {
+    let mut key = rating_prefix(app);
+    key.extend_from_slice(user.as_bytes());
+    key
+}
+
+/// The prefix of every rating of `app`.
+pub(super) fn rating_prefix(app: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(app.len() + 33);
+    key.extend_from_slice(app.as_bytes());
+    key.push(0);
+    key
 }

@@ -156,7 +156,7 @@ async fn ratings_out_of_range_or_of_missing_apps_are_refused() {
     let context = context(dir.path()).await;
     deployed(&context, "web", "prod", "1");
     let viewer = user("vi", Role::Viewer);
-    for stars in [0, 6, 256, u32::MAX] {
+    for stars in [0, 6, 256, u64::MAX] {
         let err = refused(
             ratings::rate(&context, &viewer, "web", stars).await,
             Code::RatingInvalid,

@@ -19,7 +19,7 @@ pub async fn rate(
     context: &Context,
     caller: &Caller,
     app: &str,
-    stars: u32,
+    stars: u64,
 ) -> Result<RatingSummary> {
     caller.require(Role::Viewer)?;
     let user = user_of(caller)?;
@@ -76,7 +76,7 @@ pub(super) fn summary(store: &Store, app: &str, user: &str) -> Result<RatingSumm
 }
 
 /// Stars as stored, or `rating/invalid` naming the value.
-fn checked_stars(stars: u32) -> Result<u8> {
+fn checked_stars(stars: u64) -> Result<u8> {
     match u8::try_from(stars) {
         Ok(stars @ 1..=5) => Ok(stars),
         _ => Err(Error::new(

@@ -44,8 +44,10 @@ pub struct RatingSummary {
     /// rated the app.
     pub average: Option<f64>,
     /// How many ratings gave 1, 2, 3, 4 and 5 stars, in that order.
+    #[cfg_attr(feature = "openapi", schema(min_items = 5, max_items = 5))]
     pub histogram: [u64; 5],
     /// The caller's own stars, if it rated the app.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 5))]
     pub my_stars: Option<u8>,
 }
 

@@ -6,7 +6,7 @@
 
 use berth_shared::record::Deployment;
 
-use super::keys::{Heads, app_prefix, id_from_suffix};
+use super::keys::{Heads, app_prefix, id_from_suffix, name_prefix};
 use super::{Store, StoreError};
 
 const TREE: &str = "idx_app_env";
@@ -23,25 +23,16 @@ impl Store {
 
     /// The environments `app` has deployments in, by name.
     pub fn environments_of(&self, app: &str) -> Result<Vec<String>, StoreError> {
-        let mut prefix = app.as_bytes().to_vec();
-        prefix.push(0);
         let t = self.t()?;
-        Heads::new(&t.idx_app, TREE, &prefix, 2)
+        Heads::new(&t.idx_app, TREE, &name_prefix(app), 2)
             .map(|head| Ok(split_head(&head?).1))
             .collect()
     }
 
     /// Whether `app` has a deployment in any environment.
     pub fn has_app(&self, app: &str) -> Result<bool, StoreError> {
-        let mut prefix = app.as_bytes().to_vec();
-        prefix.push(0);
-        Ok(self
-            .t()?
-            .idx_app
-            .scan_prefix(prefix)
-            .next()
-            .transpose()?
-            .is_some())
+        let mut keys = self.t()?.idx_app.scan_prefix(name_prefix(app));
+        Ok(keys.next().transpose()?.is_some())
     }
 
     /// The newest deployment of `app` in `environment` (the highest id,

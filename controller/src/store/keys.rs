@@ -53,14 +53,16 @@ pub(super) fn status_prefix(status: DeploymentStatus) -> Vec<u8> {
 /// The index key of a deployment under the user its `triggered_by` names
 /// (so `ana` and `ana via token ci` are one user's).
 pub(super) fn user_key(triggered_by: &str, id: DeploymentId) -> Vec<u8> {
-    let mut key = user_prefix(berth_shared::record::user_of(triggered_by));
+    let mut key = name_prefix(berth_shared::record::user_of(triggered_by));
     key.extend_from_slice(&id.to_bytes());
     key
 }
 
-pub(super) fn user_prefix(user: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(user.len() + 17);
-    key.extend_from_slice(user.as_bytes());
+/// `name \0`: the prefix of every key of one app (in `idx_app_env` and
+/// `ratings`) or one user (in `idx_user`).
+pub(super) fn name_prefix(name: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(name.len() + 33);
+    key.extend_from_slice(name.as_bytes());
     key.push(0);
     key
 }
@@ -177,17 +179,10 @@ impl Iterator for Heads<'_> {
     }
 }
 
-/// The `ratings` key of `user`'s rating of `app`.
+/// The `ratings` key of `user`'s rating of `app` (every rating of `app`
+/// is under [`name_prefix`]).
 pub(super) fn rating_key(app: &str, user: &str) -> Vec<u8> {
-    let mut key = rating_prefix(app);
+    let mut key = name_prefix(app);
     key.extend_from_slice(user.as_bytes());
-    key
-}
-
-/// The prefix of every rating of `app`.
-pub(super) fn rating_prefix(app: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(app.len() + 33);
-    key.extend_from_slice(app.as_bytes());
-    key.push(0);
     key
 }

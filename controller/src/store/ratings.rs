@@ -10,7 +10,7 @@
 use berth_shared::record::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::keys::{rating_key, rating_prefix};
+use super::keys::{name_prefix, rating_key};
 use super::{Store, StoreError, decode, encode};
 
 const TREE: &str = "ratings";
@@ -49,30 +49,18 @@ impl Store {
     /// returns that earlier one.
     pub fn put_rating(&self, rating: &RatingRecord) -> Result<Option<RatingRecord>, StoreError> {
         let key = rating_key(&rating.app, &rating.user);
-        self.t()?
-            .ratings
-            .insert(key, encode(rating))?
-            .map(|bytes| decode(TREE, &bytes))
-            .transpose()
+        decoded(self.t()?.ratings.insert(key, encode(rating))?)
     }
 
     /// Removes `user`'s rating of `app`; returns it, or `None` when there
     /// was none.
     pub fn remove_rating(&self, app: &str, user: &str) -> Result<Option<RatingRecord>, StoreError> {
-        self.t()?
-            .ratings
-            .remove(rating_key(app, user))?
-            .map(|bytes| decode(TREE, &bytes))
-            .transpose()
+        decoded(self.t()?.ratings.remove(rating_key(app, user))?)
     }
 
     /// `user`'s rating of `app`, if it rated it.
     pub fn rating(&self, app: &str, user: &str) -> Result<Option<RatingRecord>, StoreError> {
-        self.t()?
-            .ratings
-            .get(rating_key(app, user))?
-            .map(|bytes| decode(TREE, &bytes))
-            .transpose()
+        decoded(self.t()?.ratings.get(rating_key(app, user))?)
     }
 
     /// Every rating of `app` counted, and `user`'s own stars among them.
@@ -83,7 +71,7 @@ impl Store {
     ) -> Result<(RatingTally, Option<u8>), StoreError> {
         let mut tally = RatingTally::default();
         let mut own = None;
-        for value in self.t()?.ratings.scan_prefix(rating_prefix(app)).values() {
+        for value in self.t()?.ratings.scan_prefix(name_prefix(app)).values() {
             let rating: RatingRecord = decode(TREE, &value?)?;
             if !(1..=5).contains(&rating.stars) {
                 return Err(StoreError::Corrupt {
@@ -117,6 +105,11 @@ impl Store {
         }
         Ok(removed)
     }
+}
+
+/// A rating read from the tree, if there was one.
+fn decoded(bytes: Option<sled::IVec>) -> Result<Option<RatingRecord>, StoreError> {
+    bytes.map(|bytes| decode(TREE, &bytes)).transpose()
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The HTTP/JSON API under `/api/v1`: a second thin adapter over the
 //! application layer (`crate::ops`) beside the gRPC `Cli` service, for CI
-//! scripts and (later) the web pages. Each handler takes the caller
+//! scripts and the web pages. Each handler takes the caller
 //! ([`auth`]), decodes the request ([`decode`], [`query`], [`codec`]),
 //! calls one operation and encodes its record ([`reply`], [`sse`]); errors
 //! become responses in one place ([`error`]). Routes are listed in
@@ -31,6 +31,7 @@ use tracing::{Instrument, debug, error, info_span};
 use crate::ops::{Code, Error};
 use crate::server::Context;
 
+mod apps;
 pub(crate) mod auth;
 mod blobs;
 mod codec;
@@ -118,6 +119,12 @@ pub fn router(context: Arc<Context>) -> Router {
         )
         .route("/api/v1/deployments/{id}/delete", post(deployments::delete))
         .route("/api/v1/deployments/{id}/purge", post(deployments::purge))
+        .route("/api/v1/apps", get(apps::list))
+        .route("/api/v1/apps/{app}", get(apps::get))
+        .route(
+            "/api/v1/apps/{app}/rating",
+            put(apps::rate).delete(apps::clear),
+        )
         .route("/api/v1/apps/{app}/stop", post(deployments::stop_app))
         .route("/api/v1/apps/{app}/start", post(deployments::start_app))
         .route("/api/v1/apps/{app}/rollback", post(deployments::rollback))

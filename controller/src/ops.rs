@@ -1,7 +1,7 @@
 //! The application layer: one function per operation a person or a script
 //! asks of the controller (create, list, get, watch, logs, cancel, retry,
 //! redeploy, rollback, stop, delete, purge, audit, exec, inspect, agents,
-//! tokens, registries).
+//! tokens, registries, users, the app catalogue and its ratings).
 //!
 //! Each takes an authenticated [`Caller`] and a plain request, checks the
 //! caller's role, does the work, writes the audit entry, and returns plain
@@ -18,6 +18,9 @@ use crate::store::{Principal, PrincipalKind, Role};
 
 pub mod agents;
 pub mod api_tokens;
+pub mod apps;
+#[cfg(test)]
+mod apps_tests;
 pub mod auth;
 pub mod blobs;
 mod build;
@@ -31,6 +34,7 @@ pub mod external;
 pub mod follow;
 mod hosts;
 pub mod provenance;
+pub mod ratings;
 pub mod registries;
 pub mod rerun;
 mod resolve;

@@ -8,6 +8,7 @@
 //! anyone about it.
 
 mod agents;
+mod apps;
 mod audit;
 mod blobs;
 mod deployments;
@@ -17,6 +18,7 @@ mod keys;
 mod lifecycle;
 mod list;
 mod logs;
+mod ratings;
 mod registries;
 mod sessions;
 mod tokens;
@@ -35,6 +37,7 @@ pub use deployments::{Created, EventOutcome};
 pub use health::{CHECK_EVERY, Checked, StoreHealth, is_disk_full};
 pub use list::{DEFAULT_LIMIT, ListQuery, Sort};
 pub use logs::{ExpiredLogs, LogWrite, StoredLine};
+pub use ratings::{RatingRecord, RatingTally};
 pub use registries::{RegistryRecord, RegistryView};
 pub use sessions::{SessionRecord, SetupLinkRecord};
 pub use tokens::hash_secret;
@@ -189,6 +192,7 @@ struct Trees {
     blobs: sled::Tree,
     blob_grants: sled::Tree,
     audit: sled::Tree,
+    ratings: sled::Tree,
     jobs: sled::Tree,
     builds: sled::Tree,
     meta: sled::Tree,
@@ -219,6 +223,7 @@ impl Trees {
             blobs: db.open_tree("blobs")?,
             blob_grants: db.open_tree("blob_grants")?,
             audit: db.open_tree("audit")?,
+            ratings: db.open_tree("ratings")?,
             jobs: db.open_tree("jobs")?,
             builds: db.open_tree("builds")?,
             meta: db.open_tree("meta")?,

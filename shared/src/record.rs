@@ -15,10 +15,14 @@ use crate::manifest::Manifest;
 use crate::state::{DeploymentStatus, TaskStatus};
 
 mod admin;
+mod apps;
 mod fleet;
 mod people;
 
 pub use admin::{AuditEntry, LoggedOut, Purged, RegistryView};
+pub use apps::{
+    AppDetail, AppSummary, DeploymentBrief, EnvironmentHistory, EnvironmentSummary, RatingSummary,
+};
 pub use fleet::{
     AgentView, AppStatus, ContainerView, Facts, FleetJob, HostInspect, HostRun, HostState,
     RunningTaskView, TokenView,

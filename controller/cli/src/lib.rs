@@ -3,6 +3,7 @@
 //! (SPEC §6). One module per group of subcommands.
 
 mod agents;
+mod apps;
 mod bundle;
 mod deploy;
 mod exec;
@@ -78,6 +79,10 @@ pub enum Command {
     },
     /// Print a deployment's logs.
     Logs(logs::LogsArgs),
+    /// The app catalogue: each app's environments and ratings; rate an
+    /// app 1 to 5 stars.
+    #[command(subcommand)]
+    Apps(apps::AppsCommand),
     /// What version of each app runs where, since when.
     Status {
         #[arg(long = "env")]
@@ -305,6 +310,7 @@ async fn dispatch(session: &mut Session, command: Command) -> Outcome {
         Command::Ls(ls) => show::ls(session, ls).await,
         Command::Show { id } => show::show(session, &id).await,
         Command::Logs(logs) => logs::logs(session, logs).await,
+        Command::Apps(command) => apps::run(session, command).await,
         Command::Status { environment } => status::status(session, environment).await,
         Command::Stop(args) => stop::stop(session, args).await,
         Command::Delete { id, detach } => stop::delete(session, &id, detach).await,

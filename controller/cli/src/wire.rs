@@ -11,8 +11,8 @@
 //!
 //! This file holds the helpers, the enums and the replies that carry
 //! deployments; `wire/deployment.rs` the deployment's parts,
-//! `wire/fleet.rs` the fleet's records and `wire/admin.rs` the
-//! administration's.
+//! `wire/fleet.rs` the fleet's records, `wire/admin.rs` the
+//! administration's and `wire/apps.rs` the app catalogue's.
 
 use std::fmt::Display;
 use std::str::FromStr;
@@ -25,6 +25,7 @@ use berth_shared::state::{DeploymentStatus, TaskStatus};
 use super::Failure;
 
 mod admin;
+mod apps;
 mod deployment;
 mod fleet;
 mod people;
@@ -32,6 +33,7 @@ mod people;
 mod tests;
 
 pub use admin::{audit, logged_out, purged, registries, registry};
+pub use apps::{app, app_list, rating};
 pub use deployment::deployment_message;
 pub use fleet::{agent, agents, app_statuses, fleet_job, host_inspect, job, jobs, token, tokens};
 pub use people::{api_token, api_tokens, created_api_token, user, users};

@@ -25,6 +25,7 @@ use super::BoxStream;
 use crate::ops::rerun::Claim;
 use crate::server::Context;
 
+mod apps;
 mod codec;
 mod deployments;
 mod fleet;
@@ -366,5 +367,33 @@ impl Cli for CliApi {
         request: Request<berth_proto::v1::RevokeApiTokenRequest>,
     ) -> Result<Response<berth_proto::v1::ApiTokenReply>, Status> {
         people::revoke_api_token(&self.context, request).await
+    }
+
+    async fn list_apps(
+        &self,
+        request: Request<berth_proto::v1::ListAppsRequest>,
+    ) -> Result<Response<berth_proto::v1::AppList>, Status> {
+        apps::list_apps(&self.context, request).await
+    }
+
+    async fn get_app(
+        &self,
+        request: Request<berth_proto::v1::GetAppRequest>,
+    ) -> Result<Response<berth_proto::v1::AppReply>, Status> {
+        apps::get_app(&self.context, request).await
+    }
+
+    async fn rate_app(
+        &self,
+        request: Request<berth_proto::v1::RateAppRequest>,
+    ) -> Result<Response<berth_proto::v1::RatingReply>, Status> {
+        apps::rate_app(&self.context, request).await
+    }
+
+    async fn clear_app_rating(
+        &self,
+        request: Request<berth_proto::v1::ClearAppRatingRequest>,
+    ) -> Result<Response<berth_proto::v1::RatingReply>, Status> {
+        apps::clear_app_rating(&self.context, request).await
     }
 }

@@ -172,6 +172,14 @@ pub fn claim(mut body: Fields) -> Result<Claim, Error> {
     Ok(claim)
 }
 
+/// `PUT /api/v1/apps/{app}/rating`: the stars (checked by the operation,
+/// so a refusal says what a rating is).
+pub fn rating(mut body: Fields) -> Result<u64, Error> {
+    let stars = body.u64("stars")?.ok_or_else(|| missing("stars"))?;
+    body.finish()?;
+    Ok(stars)
+}
+
 /// The environment of an app route, from the query or the JSON body (not
 /// both, unless they agree); empty means the app's only one.
 fn environment(params: &mut Params, body: &mut Fields) -> Result<String, Error> {

@@ -21,7 +21,7 @@ use utoipa::openapi::{Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorReply;
-use super::{Api, blobs, deployments, events, fleet, logs, people, session};
+use super::{Api, apps, blobs, deployments, events, fleet, logs, people, session};
 
 pub mod requests;
 pub mod responses;
@@ -69,6 +69,10 @@ use responses::{
         deployments::redeploy,
         deployments::delete,
         deployments::purge,
+        apps::list,
+        apps::get,
+        apps::rate,
+        apps::clear,
         deployments::stop_app,
         deployments::start_app,
         deployments::rollback,
@@ -97,7 +101,7 @@ use responses::{
     security(("bearer" = []), ("session" = [])),
     tags(
         (name = "deployments", description = "Deployments: create, read, follow and change"),
-        (name = "apps", description = "An app in an environment: stop, start, roll back"),
+        (name = "apps", description = "The app catalogue and its ratings; an app in an environment: stop, start, roll back"),
         (name = "blobs", description = "Bundles and image archives, uploaded before a create"),
         (name = "fleet", description = "What runs where: status, agents, the audit log"),
         (name = "people", description = "The caller, users and API tokens"),

@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use berth_shared::record::{
-    AgentView, ApiTokenView, AppStatus, AuditEntry, Deployment, Timestamp, UserView,
+    AgentView, ApiTokenView, AppStatus, AppSummary, AuditEntry, Deployment, Timestamp, UserView,
 };
 use serde::Serialize;
 use tracing::error;
@@ -59,6 +59,12 @@ pub struct AgentList {
 #[derive(Serialize, ToSchema)]
 pub struct AppList {
     pub apps: Vec<AppStatus>,
+}
+
+/// `GET /api/v1/apps`: the app catalogue, by app name.
+#[derive(Serialize, ToSchema)]
+pub struct AppCatalogue {
+    pub apps: Vec<AppSummary>,
 }
 
 /// `GET /api/v1/audit`, newest first.

@@ -17,6 +17,7 @@ use crate::ops::{self, Caller};
 use crate::server::Context;
 use crate::store::Role;
 
+mod apps;
 mod hostile;
 mod people;
 

@@ -77,6 +77,7 @@ codes! {
     AppNotFound = "app/not-found", NotFound;
     AppAmbiguousEnvironment = "app/ambiguous-environment", Invalid;
     AppAlreadyRunning = "app/already-running", Conflict;
+    RatingInvalid = "rating/invalid", Invalid;
     DomainTaken = "domain/taken", Conflict;
     TargetNoMatch = "target/no-match", Precondition;
     TargetUnknownHost = "target/unknown-host", Precondition;

@@ -19,13 +19,7 @@ pub fn resolve_environment(context: &Context, app: &str, given: &str) -> Result<
     if !given.is_empty() {
         return Ok(given.to_string());
     }
-    let environments: Vec<String> = context
-        .store
-        .app_environments()?
-        .into_iter()
-        .filter(|(name, _)| name == app)
-        .map(|(_, environment)| environment)
-        .collect();
+    let environments = context.store.environments_of(app)?;
     pick_environment(app, &environments)
 }
 

@@ -218,7 +218,8 @@ pub async fn set_disabled(
     view_of(context, &user)
 }
 
-/// Removes a user and its API tokens; its certificates stop working.
+/// Removes a user, its API tokens and its app ratings (a later user of
+/// the same name starts with none); its certificates stop working.
 pub async fn remove(context: &Context, caller: &Caller, name: &str) -> Result<UserView> {
     caller.require(Role::Admin)?;
     existing(context, name)?;

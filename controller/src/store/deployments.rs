@@ -327,22 +327,6 @@ impl Store {
         Ok(())
     }
 
-    /// Every app+environment pair that has deployments.
-    pub fn app_environments(&self) -> Result<Vec<(String, String)>, StoreError> {
-        let mut pairs: Vec<(String, String)> = Vec::new();
-        for entry in self.t()?.idx_app.iter().keys() {
-            let key = entry?;
-            let text = &key[..key.len().saturating_sub(16)];
-            let mut parts = text.split(|byte| *byte == 0);
-            let app = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
-            let env = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
-            if pairs.last() != Some(&(app.clone(), env.clone())) {
-                pairs.push((app, env));
-            }
-        }
-        Ok(pairs)
-    }
-
     /// Whether this agent was granted access to a blob by a deployment.
     pub fn is_blob_granted(
         &self,

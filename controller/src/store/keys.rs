@@ -12,9 +12,15 @@
 //!   a deployment waiting for it ([`queue_key`]); `logs_expired \0 id`
 //!   what retention removed ([`expired_key`]); plus counters (`generation`)
 //!   and markers.
+//! - `ratings`: `app \0 user` ([`rating_key`]).
+//!
+//! App, environment and principal names hold no NUL byte, so the keys of
+//! one name are contiguous and [`Heads`] can jump from one to the next.
 
 use berth_shared::id::{DeploymentId, TaskId};
 use berth_shared::state::DeploymentStatus;
+
+use super::StoreError;
 
 pub(super) fn app_key(app: &str, environment: &str, id: DeploymentId) -> Vec<u8> {
     let mut key = app_prefix(app, environment);
@@ -47,14 +53,16 @@ pub(super) fn status_prefix(status: DeploymentStatus) -> Vec<u8> {
 /// The index key of a deployment under the user its `triggered_by` names
 /// (so `ana` and `ana via token ci` are one user's).
 pub(super) fn user_key(triggered_by: &str, id: DeploymentId) -> Vec<u8> {
-    let mut key = user_prefix(berth_shared::record::user_of(triggered_by));
+    let mut key = name_prefix(berth_shared::record::user_of(triggered_by));
     key.extend_from_slice(&id.to_bytes());
     key
 }
 
-pub(super) fn user_prefix(user: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(user.len() + 17);
-    key.extend_from_slice(user.as_bytes());
+/// `name \0`: the prefix of every key of one app (in `idx_app_env` and
+/// `ratings`) or one user (in `idx_user`).
+pub(super) fn name_prefix(name: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(name.len() + 33);
+    key.extend_from_slice(name.as_bytes());
     key.push(0);
     key
 }
@@ -104,5 +112,77 @@ pub(super) fn task_prefix(deployment: DeploymentId, task: TaskId) -> [u8; 32] {
     let mut key = [0u8; 32];
     key[..16].copy_from_slice(&deployment.to_bytes());
     key[16..].copy_from_slice(&task.to_bytes());
+    key
+}
+
+/// The distinct heads of a tree's keys under a prefix: each key's first
+/// `fields` NUL-ended fields (`app \0`, or `app \0 env \0`), in key order.
+/// It seeks past each head rather than walking the keys under it, so it
+/// costs one seek per head however many keys share it.
+pub(super) struct Heads<'t> {
+    tree: &'t sled::Tree,
+    name: &'static str,
+    prefix: Vec<u8>,
+    fields: usize,
+    /// Where the next head is looked for; `None` once done.
+    from: Option<Vec<u8>>,
+}
+
+impl<'t> Heads<'t> {
+    /// The heads of `tree` (called `name` in errors) under `prefix`.
+    pub(super) fn new(
+        tree: &'t sled::Tree,
+        name: &'static str,
+        prefix: &[u8],
+        fields: usize,
+    ) -> Heads<'t> {
+        Heads {
+            tree,
+            name,
+            prefix: prefix.to_vec(),
+            fields,
+            from: Some(prefix.to_vec()),
+        }
+    }
+}
+
+impl Iterator for Heads<'_> {
+    type Item = Result<Vec<u8>, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let from = self.from.take()?;
+        let key = match self.tree.range(from.as_slice()..).keys().next()? {
+            Ok(key) => key,
+            Err(err) => return Some(Err(err.into())),
+        };
+        if !key.starts_with(&self.prefix) {
+            return None;
+        }
+        let end = key
+            .iter()
+            .enumerate()
+            .filter(|(_, byte)| **byte == 0)
+            .nth(self.fields.saturating_sub(1))
+            .map(|(at, _)| at);
+        let Some(end) = end else {
+            return Some(Err(StoreError::Corrupt {
+                tree: self.name,
+                reason: format!("index key without its {} NUL-ended names", self.fields),
+            }));
+        };
+        let head = key[..=end].to_vec();
+        // Every key under this head sorts before the head ending in 1.
+        let mut next = head.clone();
+        next[end] = 1;
+        self.from = Some(next);
+        Some(Ok(head))
+    }
+}
+
+/// The `ratings` key of `user`'s rating of `app` (every rating of `app`
+/// is under [`name_prefix`]).
+pub(super) fn rating_key(app: &str, user: &str) -> Vec<u8> {
+    let mut key = name_prefix(app);
+    key.extend_from_slice(user.as_bytes());
     key
 }

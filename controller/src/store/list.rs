@@ -266,7 +266,10 @@ impl Store {
 
     /// One deployment, or `None` when an index outlived it (purged between
     /// the index scan and the read).
-    fn find_deployment(&self, id: DeploymentId) -> Result<Option<Deployment>, StoreError> {
+    pub(super) fn find_deployment(
+        &self,
+        id: DeploymentId,
+    ) -> Result<Option<Deployment>, StoreError> {
         self.t()?
             .deployments
             .get(id.to_bytes())?

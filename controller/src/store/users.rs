@@ -109,8 +109,9 @@ impl Store {
         decode("users", &bytes)
     }
 
-    /// Removes a user, its API tokens, sessions and setup links; its certificates stop working
-    /// because no user of that name exists any more.
+    /// Removes a user, its API tokens, sessions, setup links and app
+    /// ratings; its certificates stop working because no user of that name
+    /// exists any more.
     pub fn remove_user(&self, name: &str) -> Result<UserRecord, StoreError> {
         let trees = self.t()?;
         let bytes = trees
@@ -123,6 +124,7 @@ impl Store {
             }
         }
         self.remove_sessions_of(name)?;
+        self.remove_ratings_of(name)?;
         for link in self.list_setup_links()? {
             if link.user == name {
                 trees.setup_links.remove(link.id.as_bytes())?;

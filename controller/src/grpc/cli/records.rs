@@ -7,7 +7,7 @@
 //! to a record does not compile until it is carried here (and in the
 //! message). This file holds deployments and their parts, and the enums;
 //! `records/fleet.rs` the fleet's records, `records/admin.rs` the
-//! administration's.
+//! administration's, `records/apps.rs` the app catalogue's.
 
 use berth_proto::v1 as pb;
 use berth_shared::manifest::Manifest;
@@ -20,6 +20,9 @@ use tonic::Status;
 use crate::ops::{Code, Error};
 
 mod admin;
+pub mod apps;
+#[cfg(test)]
+mod apps_tests;
 mod fleet;
 pub mod people;
 #[cfg(test)]

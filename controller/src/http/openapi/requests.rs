@@ -122,6 +122,16 @@ pub struct AppBody {
     pub environment: Option<String>,
 }
 
+/// `PUT /api/v1/apps/{app}/rating`: the caller's stars for the app.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"stars": 4}))]
+pub struct RatingBody {
+    /// 1 to 5; anything else is refused with `rating/invalid`.
+    #[schema(minimum = 1, maximum = 5)]
+    pub stars: u8,
+}
+
 /// A rollback: to the deployment `to`, or the last one that was deployed
 /// before the current one.
 #[derive(Deserialize, ToSchema)]

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use berth_shared::id::DeploymentId;
 use berth_shared::state::{DEPLOYMENT_STATUSES, DeploymentStatus};
 
-use super::super::keys::{app_prefix, id_from_suffix, status_prefix, user_prefix};
+use super::super::keys::{app_prefix, id_from_suffix, name_prefix, status_prefix};
 use super::super::{Store, StoreError};
 use super::sort::{Sort, SortKey, rank};
 use super::{Candidates, Driver, short_key};
@@ -28,11 +28,7 @@ impl Store {
             Driver::AppEnvironment(app, env) => {
                 self.by_app_index(&app_prefix(app, env), |_| true, sort)?
             }
-            Driver::App(app) => {
-                let mut prefix = app.as_bytes().to_vec();
-                prefix.push(0);
-                self.by_app_index(&prefix, |_| true, sort)?
-            }
+            Driver::App(app) => self.by_app_index(&name_prefix(app), |_| true, sort)?,
             Driver::Environment(env) => {
                 self.by_app_index(b"", |group| environment_of(group) == env.as_bytes(), sort)?
             }
@@ -128,7 +124,7 @@ impl Store {
 
     /// Ids of deployments `user` triggered.
     fn ids_of_user(&self, user: &str) -> Result<Vec<DeploymentId>, StoreError> {
-        let prefix = user_prefix(user);
+        let prefix = name_prefix(user);
         let mut ids = Vec::new();
         for key in self.t()?.idx_user.scan_prefix(&prefix).keys() {
             let key = key?;

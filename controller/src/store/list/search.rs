@@ -7,9 +7,8 @@ use std::collections::BTreeSet;
 use berth_shared::id::DeploymentId;
 use berth_shared::record::Deployment;
 
-use super::super::keys::id_from_suffix;
+use super::super::keys::{Heads, id_from_suffix};
 use super::super::{Store, StoreError};
-use super::short_key;
 
 /// Whether free text `needle` (lowercase) finds this deployment.
 pub(super) fn is_found(deployment: &Deployment, needle: &str) -> bool {
@@ -29,25 +28,17 @@ impl Store {
         let mut ids = BTreeSet::new();
         let t = self.t()?;
         for (tree, name) in [(&t.idx_app, "idx_app_env"), (&t.idx_user, "idx_user")] {
-            let mut from = Vec::new();
-            while let Some(key) = tree.range(from.as_slice()..).keys().next() {
-                let key = key?;
-                let end = key
-                    .iter()
-                    .position(|byte| *byte == 0)
-                    .ok_or_else(|| short_key(name))?;
-                let owner = &key[..end];
+            for head in Heads::new(tree, name, b"", 1) {
+                let head = head?;
+                let owner = &head[..head.len() - 1];
                 if String::from_utf8_lossy(owner)
                     .to_lowercase()
                     .contains(needle)
                 {
-                    for key in tree.scan_prefix(&key[..=end]).keys() {
+                    for key in tree.scan_prefix(&head).keys() {
                         ids.extend(id_from_suffix(&key?));
                     }
                 }
-                // Every key of this name sorts before `name \x01`.
-                from = owner.to_vec();
-                from.push(1);
             }
         }
         if let Some((low, high)) = id_range(needle) {

@@ -54,8 +54,11 @@ tls = "off"
 "#;
 
 /// Asserts a record survives the round trip and prints the same JSON.
-fn round_trip<R, M>(record: &R, to: impl FnOnce(R) -> M, from: impl FnOnce(M) -> Result<R, Failure>)
-where
+pub(super) fn round_trip<R, M>(
+    record: &R,
+    to: impl FnOnce(R) -> M,
+    from: impl FnOnce(M) -> Result<R, Failure>,
+) where
     R: Clone + Serialize,
     M: Message + Default,
 {

@@ -25,7 +25,7 @@ fn deployed(context: &Context, app: &str) {
 #[tokio::test]
 async fn a_session_rates_with_its_csrf_token_and_a_token_rates_as_the_same_user() {
     let api = harness().await;
-    let context = &api._context;
+    let context = &api.context;
     deployed(context, "web");
     let vic = crate::testing::user("vic", Role::Viewer);
     ops::users::set_password(context, &vic, "vic", PASSWORD)
@@ -95,7 +95,7 @@ async fn a_session_rates_with_its_csrf_token_and_a_token_rates_as_the_same_user(
 #[tokio::test]
 async fn ratings_are_refused_with_their_codes() {
     let api = harness().await;
-    deployed(&api._context, "web");
+    deployed(&api.context, "web");
     let cases = [
         (
             "/api/v1/apps/web/rating",

@@ -91,7 +91,9 @@
   function belongs(d) {
     if (table.dataset.live !== "prepend") return false;
     const query = new URLSearchParams(window.location.search);
-    if (query.get("q") || query.get("status") || query.get("environment")) return false;
+    if (query.get("q") || query.get("status")) return false;
+    if (query.get("app") && d.app !== query.get("app")) return false;
+    if (query.get("environment") && d.environment !== query.get("environment")) return false;
     if (query.get("view") === "mine") {
       const user = meta("berth-user");
       return d.triggered_by === user || d.triggered_by.startsWith(`${user} via token `);

@@ -15,6 +15,7 @@ use axum::routing::get;
 use crate::http::Api;
 
 mod agent;
+mod apps;
 mod assets;
 mod auth;
 mod deployments;
@@ -32,6 +33,8 @@ pub fn routes() -> Router<Arc<Api>> {
     Router::new()
         .route("/", get(deployments::page))
         .route("/deployments/{id}", get(detail::page))
+        .route("/apps", get(apps::list))
+        .route("/apps/{app}", get(apps::page))
         .route("/status", get(fleet::status))
         .route("/fleet", get(fleet::fleet))
         .route("/fleet/{name}", get(agent::page))

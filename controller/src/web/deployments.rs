@@ -30,6 +30,8 @@ const MAX_OFFSET: u64 = 1_000_000;
 #[derive(Default)]
 struct View {
     mine: bool,
+    /// Only this app (exactly; the search matches parts of names).
+    app: String,
     search: String,
     status: String,
     environment: String,
@@ -58,6 +60,7 @@ impl View {
         }
         let view = View {
             mine: params.one("view")?.as_deref() == Some("mine"),
+            app: params.one("app")?.unwrap_or_default(),
             search: params.one("q")?.unwrap_or_default(),
             status,
             environment: params.one("environment")?.unwrap_or_default(),
@@ -79,6 +82,7 @@ impl View {
             query.append_pair("view", "mine");
         }
         for (name, value) in [
+            ("app", &self.app),
             ("q", &self.search),
             ("status", &self.status),
             ("environment", &self.environment),
@@ -131,6 +135,7 @@ pub async fn page(
                     .map(str::to_string)
                     .take(1)
                     .collect(),
+                app: view.app.clone(),
                 environment: view.environment.clone(),
                 triggered_by: if view.mine {
                     "me".into()
@@ -194,6 +199,7 @@ fn tabs(view: &View) -> Markup {
 fn clone_of(view: &View) -> View {
     View {
         mine: view.mine,
+        app: view.app.clone(),
         search: view.search.clone(),
         status: view.status.clone(),
         environment: view.environment.clone(),
@@ -208,6 +214,13 @@ fn filters(view: &View) -> Markup {
     html! {
         form class="filters" method="get" action="/" role="search" {
             @if view.mine { input type="hidden" name="view" value="mine"; }
+            @if !view.app.is_empty() {
+                div class="only-app" {
+                    input type="hidden" name="app" value=(view.app);
+                    span { "App " strong { (view.app) } " " }
+                    a href=(View { app: String::new(), offset: 0, ..clone_of(view) }.link(0)) { "show every app" }
+                }
+            }
             div {
                 label for="q" { "Search" }
                 input id="q" name="q" type="search" value=(view.search)

@@ -149,7 +149,6 @@ pub async fn page(
                 until: Some(view.until.unwrap_or(snapshot)),
                 // One more than a page says whether there is a next one.
                 limit: PAGE_SIZE + 1,
-                ..Default::default()
             };
             ops::deployments::list(&api.context, &browser.caller, request).await
         }

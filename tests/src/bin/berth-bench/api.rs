@@ -54,7 +54,7 @@ fn list(quick: bool) -> Result<Vec<Row>> {
             Goal::None,
         )];
         rows.extend(api_list::rows(&mut connection, records, quick).await?);
-        rows.push(api_page::row(&controller, records, quick).await?);
+        rows.extend(api_page::rows(&controller, records, api_list::APPS as usize, quick).await?);
         Ok(rows)
     })
 }

@@ -17,7 +17,7 @@ use crate::api_client::Connection;
 use crate::stats::{Goal, Row, Stat};
 
 /// Apps the records are spread over (`svc-00` ... `svc-99`).
-const APPS: u64 = 100;
+pub const APPS: u64 = 100;
 /// Connections seeding at once.
 const SEEDERS: u64 = 8;
 /// Requests before the timed ones of each shape.

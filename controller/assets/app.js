@@ -77,16 +77,22 @@
     });
   });
 
+  // A modal dialog with a heading and a paragraph, not yet shown.
+  function dialogWith(title, text) {
+    const dialog = document.createElement("dialog");
+    const heading = document.createElement("h2");
+    heading.textContent = title;
+    const body = document.createElement("p");
+    body.textContent = text;
+    dialog.append(heading, body);
+    return dialog;
+  }
+
   // A dialog that asks before something that cannot be undone; resolves
   // true when confirmed. With `typed`, the user must type it to confirm.
   function confirmDialog(title, text, typed, verb) {
     return new Promise((resolve) => {
-      const dialog = document.createElement("dialog");
-      const heading = document.createElement("h2");
-      heading.textContent = title;
-      const body = document.createElement("p");
-      body.textContent = text;
-      dialog.append(heading, body);
+      const dialog = dialogWith(title, text);
       let input = null;
       if (typed) {
         const label = document.createElement("label");
@@ -120,5 +126,5 @@
     });
   }
 
-  window.berth = { api, toast, meta, confirmDialog };
+  window.berth = { api, toast, meta, dialogWith, confirmDialog };
 })();

@@ -4,7 +4,7 @@
 "use strict";
 
 (function () {
-  const { api, toast, confirmDialog } = window.berth;
+  const { api, toast, dialogWith, confirmDialog } = window.berth;
   const users = document.querySelector("table.people");
   const tokens = document.querySelector("table.tokens");
   const addUser = document.getElementById("add-user");
@@ -14,11 +14,7 @@
   // A secret shown once: its text selected in a read-only field, to copy.
   function showOnce(title, text, secret) {
     return new Promise((resolve) => {
-      const dialog = document.createElement("dialog");
-      const heading = document.createElement("h2");
-      heading.textContent = title;
-      const body = document.createElement("p");
-      body.textContent = text;
+      const dialog = dialogWith(title, text);
       const label = document.createElement("label");
       label.htmlFor = "secret-once";
       label.textContent = "Copy it now: it is not shown again";
@@ -40,7 +36,7 @@
       done.className = "primary";
       done.textContent = "Done";
       buttons.append(copy, done);
-      dialog.append(heading, body, label, field, buttons);
+      dialog.append(label, field, buttons);
       const close = () => { field.value = ""; dialog.close(); dialog.remove(); resolve(); };
       done.addEventListener("click", close);
       dialog.addEventListener("cancel", close);

@@ -23,3 +23,4 @@ pub mod schema;
 pub mod state;
 pub mod text;
 pub mod time;
+pub mod variables;

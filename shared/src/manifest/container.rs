@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use toml::Value;
 
 use super::{Checker, join};
+use crate::variables;
 
 mod values;
 
@@ -301,15 +302,17 @@ impl Checker {
         let Some(table) = self.table(path, value) else {
             return env;
         };
+        if table.len() > variables::MAX_COUNT {
+            self.error(
+                path,
+                format!("sets {} variables; at most {}", table.len(), variables::MAX_COUNT),
+            );
+            return env;
+        }
         for (key, value) in table {
             let key_path = join(path, key);
-            let valid_key = key
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !valid_key {
-                self.error(&key_path, "is not a valid variable name; use letters, digits and `_`, not starting with a digit");
+            if let Err(err) = variables::check_name(key) {
+                self.error(&key_path, err);
                 continue;
             }
             let text = match value {
@@ -324,8 +327,8 @@ impl Checker {
                     continue;
                 }
             };
-            if text.contains('\0') {
-                self.error(&key_path, "contains a NUL byte");
+            if let Err(err) = variables::check_value(&text) {
+                self.error(&key_path, err);
                 continue;
             }
             env.insert(key.clone(), text);

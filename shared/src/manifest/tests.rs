@@ -263,7 +263,7 @@ fn reports_container_mistakes() {
         &[
             "container.image: is required",
             "container.host_port: must be a port number",
-            "container.env.1BAD: is not a valid variable name",
+            "container.env.1BAD: `1BAD` is not a variable name",
             "container.cpus: must be between",
         ],
     );

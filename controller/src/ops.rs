@@ -47,6 +47,7 @@ pub mod target;
 mod tests;
 pub mod tokens;
 pub mod users;
+mod variables;
 pub mod watch;
 
 pub use error::{Code, Error, Kind, Result};

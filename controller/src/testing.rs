@@ -82,6 +82,7 @@ pub fn deployment(hosts: &[&str], max_failures: u32) -> Deployment {
         finished_at: None,
         duration_ms: None,
         extra_metadata: Default::default(),
+        variables: Vec::new(),
     }
 }
 

@@ -2,6 +2,7 @@
 //! validation. Validation walks the parsed TOML by hand so that it can report
 //! every mistake at once, each with its key path.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -56,6 +57,10 @@ pub struct Manifest {
     /// Built once on a build agent before any host deploys (`[build]`).
     #[serde(default)]
     pub build: Option<Build>,
+    /// Variables for the scripts (as their environment) and the container
+    /// (as its env): the `[env]` table.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
     /// How long the whole deployment may run (top-level `timeout`).
     #[serde(with = "duration_ms", default = "default_deployment_timeout")]
     #[cfg_attr(feature = "openapi", schema(value_type = u64))]
@@ -221,8 +226,9 @@ struct Checker {
 
 impl Checker {
     fn manifest(&mut self, table: &Table) -> Manifest {
-        const KEYS: [&str; 11] = [
+        const KEYS: [&str; 12] = [
             "app",
+            "env",
             "environment",
             "version",
             "timeout",
@@ -301,9 +307,14 @@ impl Checker {
             (Some(value), Some(_)) => self.proxy(value, has_port),
             (None, _) => None,
         };
+        let env = table
+            .get("env")
+            .map(|value| self.env("env", value))
+            .unwrap_or_default();
         Manifest {
             app,
             environment,
+            env,
             version,
             target,
             setup,

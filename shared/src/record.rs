@@ -18,6 +18,7 @@ mod admin;
 mod apps;
 mod fleet;
 mod people;
+mod variables;
 
 pub use admin::{AuditEntry, LoggedOut, Purged, RegistryView};
 pub use apps::{
@@ -28,6 +29,7 @@ pub use fleet::{
     RunningTaskView, TokenView,
 };
 pub use people::{ApiTokenView, CreatedApiToken, UserView};
+pub use variables::{Variable, VariableSource, snapshot as variables_snapshot};
 
 /// A point in time, kept as Unix milliseconds and written as RFC 3339.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -147,6 +149,11 @@ pub struct Deployment {
     /// of a deployment event), as it sent it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra_metadata: BTreeMap<String, String>,
+    /// The variables it runs with, as they were when it was made (empty
+    /// in records from before variables: their container's env is the
+    /// manifest's `[container] env`).
+    #[serde(default)]
+    pub variables: Vec<Variable>,
 }
 
 /// The previous deployment a failed rollout puts back: enough of its
@@ -165,6 +172,8 @@ pub struct RestoreSource {
     pub image_archive_size: u64,
     #[serde(default)]
     pub built: Option<BuildOutput>,
+    #[serde(default)]
+    pub variables: Vec<Variable>,
 }
 
 impl RestoreSource {
@@ -178,6 +187,7 @@ impl RestoreSource {
             image_archive_digest: deployment.image_archive_digest.clone(),
             image_archive_size: deployment.image_archive_size,
             built: deployment.built.clone(),
+            variables: deployment.variables.clone(),
         }
     }
 }

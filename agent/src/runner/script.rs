@@ -69,7 +69,14 @@ pub(super) fn environment(
     spec: &TaskSpec,
     dir: &std::path::Path,
 ) -> BTreeMap<String, String> {
-    BTreeMap::from([
+    // The deployment's variables first; berth's own names always win.
+    let mut env: BTreeMap<String, String> = spec
+        .env
+        .iter()
+        .filter(|(name, _)| !name.starts_with("BERTH_"))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    env.extend([
         ("BERTH_APP".into(), spec.app.clone()),
         ("BERTH_ENVIRONMENT".into(), spec.environment.clone()),
         ("BERTH_VERSION".into(), spec.version.clone()),
@@ -86,7 +93,8 @@ pub(super) fn environment(
                 .unwrap_or_default(),
         ),
         ("BERTH_WORK_DIR".into(), dir.display().to_string()),
-    ])
+    ]);
+    env
 }
 
 /// Makes sure the deployment's bundle is unpacked in its work directory.

@@ -253,8 +253,9 @@ fn describe(d: &Deployment, format: super::Format) -> String {
     text
 }
 
-/// The variables the deployment's scripts see (BERTH_*) and its
-/// container's environment.
+/// The variables the deployment's scripts and container see: berth's own
+/// (BERTH_*), then its snapshot, each with where its value came from (a
+/// secret's value is never in the record: `***`).
 fn variables(d: &Deployment) -> String {
     let mut text = String::from("\nvariables\n");
     for (name, value) in [
@@ -266,10 +267,25 @@ fn variables(d: &Deployment) -> String {
     }
     text.push_str(&format!("  BERTH_DEPLOYMENT_ID={}\n", d.id));
     text.push_str("  BERTH_HOST, BERTH_TASK_ID, BERTH_STAGE, BERTH_WORK_DIR: per host\n");
-    if let Some(container) = &d.manifest.container {
-        for (name, value) in &container.env {
-            text.push_str(&format!("  {name}={value} (container)\n"));
+    if d.variables.is_empty() {
+        // A record from before variables: its container's own env.
+        if let Some(container) = &d.manifest.container {
+            for (name, value) in &container.env {
+                text.push_str(&format!("  {name}={value} (container)\n"));
+            }
         }
+    }
+    for variable in &d.variables {
+        let version = variable
+            .secret_version
+            .map(|version| format!(" v{version}"))
+            .unwrap_or_default();
+        text.push_str(&format!(
+            "  {}={} ({}{version})\n",
+            variable.name,
+            variable.value,
+            variable.source.as_str()
+        ));
     }
     text
 }

@@ -77,6 +77,7 @@ pub fn spec_for(deployment: &Deployment, task_id: TaskId) -> TaskSpec {
         previous.image_archive_digest = source.image_archive_digest.clone();
         previous.image_archive_size = source.image_archive_size;
         previous.built = source.built.clone();
+        previous.variables = source.variables.clone();
         previous.restore_to = None;
         let mut spec = spec_for(&previous, task_id);
         spec.deployment_id = deployment.id.to_string();
@@ -102,6 +103,7 @@ pub fn spec_for(deployment: &Deployment, task_id: TaskId) -> TaskSpec {
         TaskKind::Delete => (task_spec::Kind::Delete, "delete", None),
         TaskKind::Build => (task_spec::Kind::Build, "build", None),
     };
+    let env = deployment.env();
     let build = deployment.manifest.build.as_ref();
     let built_image = build
         .filter(|build| build.makes_image())
@@ -144,6 +146,7 @@ pub fn spec_for(deployment: &Deployment, task_id: TaskId) -> TaskSpec {
             }),
         stage: stage.to_string(),
         restore_of: String::new(),
+        env: env.clone().into_iter().collect(),
         host: task.host.clone(),
         container: deployment
             .manifest
@@ -155,7 +158,7 @@ pub fn spec_for(deployment: &Deployment, task_id: TaskId) -> TaskSpec {
                     .unwrap_or_else(|| container.image.clone()),
                 port: container.port.map_or(0, u32::from),
                 host_port: container.host_port.map_or(0, u32::from),
-                env: container.env.clone().into_iter().collect(),
+                env: env.clone().into_iter().collect(),
                 volumes: container.volumes.clone(),
                 command: container.command.clone(),
                 memory_bytes: container.memory_bytes.unwrap_or(0),

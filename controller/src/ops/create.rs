@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use berth_shared::id::DeploymentId;
 use berth_shared::manifest::{Manifest, check_environment, check_version};
-use berth_shared::record::{Deployment, Task, TaskKind, Timestamp};
+use berth_shared::record::{Deployment, Task, TaskKind, Timestamp, Variable};
 use berth_shared::state::DeploymentStatus;
 use tracing::info;
 
@@ -69,6 +69,10 @@ pub struct Snapshot {
     pub rebuild: bool,
     pub provenance: Provenance,
     pub trigger: Trigger,
+    /// The variables to run with: `None` takes them from the manifest and
+    /// the environment now (a new deploy); a re-run keeps the earlier
+    /// deployment's.
+    pub variables: Option<Vec<Variable>>,
 }
 
 impl Snapshot {
@@ -90,6 +94,7 @@ impl Snapshot {
             provenance: Provenance::of(deployment),
             // The caller says how it re-runs it (retry, rollback).
             trigger: Trigger::Retry,
+            variables: Some(deployment.variables.clone()),
         }
     }
 }
@@ -119,6 +124,10 @@ pub fn from_snapshot(
         }
     }
     super::domain::check_claim(context, &snapshot.manifest)?;
+    let variables = match snapshot.variables {
+        Some(variables) => variables,
+        None => super::variables::for_new(context, &snapshot.manifest)?,
+    };
     let agents = resolve_targets(context, &snapshot.manifest)?;
     let now = Timestamp::now();
     let mut tasks: Vec<Task> = agents
@@ -189,6 +198,7 @@ pub fn from_snapshot(
         finished_at: None,
         duration_ms: None,
         extra_metadata: Default::default(),
+        variables,
     };
     super::build::adopt_reused(&mut deployment);
     if let Some(builder) = builder_busy {
@@ -242,6 +252,7 @@ fn build(context: &Context, caller: &Caller, request: &NewDeployment) -> Result<
         rebuild: request.rebuild,
         provenance: request.provenance.clone().checked()?,
         trigger: request.trigger,
+        variables: None,
     };
     let key = Some(request.idempotency_key.clone()).filter(|key| !key.is_empty());
     from_snapshot(context, caller, snapshot, key)

@@ -179,6 +179,7 @@ fn new_record(event: &ExternalEvent, who: String, key: String) -> Result<Deploym
         finished_at: None,
         duration_ms: None,
         extra_metadata: event.extra_metadata.clone(),
+        variables: Vec::new(),
     })
 }
 

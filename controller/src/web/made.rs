@@ -23,24 +23,40 @@ fn digest(text: &str) -> String {
     }
 }
 
-/// The variables: the manifest's `[container] env`.
+/// The variables it ran with, each with where its value came from; a
+/// secret's value is never in the record (`***`).
 pub fn variables(deployment: &Deployment) -> Markup {
-    let env = deployment
-        .manifest
-        .container
-        .as_ref()
-        .map(|container| &container.env);
+    let mut rows: Vec<(String, String, String)> = deployment
+        .variables
+        .iter()
+        .map(|variable| {
+            let from = match variable.secret_version {
+                Some(version) => format!("{} (version {version})", variable.source.as_str()),
+                None => variable.source.as_str().to_string(),
+            };
+            (variable.name.clone(), variable.value.clone(), from)
+        })
+        .collect();
+    if rows.is_empty() {
+        // A record from before variables: its container's own env.
+        rows = deployment
+            .env()
+            .into_iter()
+            .map(|(name, value)| (name, value, "container".to_string()))
+            .collect();
+    }
     html! {
         section aria-labelledby="variables" {
             h2 id="variables" { "Variables" }
-            @match env.filter(|env| !env.is_empty()) {
-                None => p class="muted" { "None: the manifest's " code { "[container] env" } " sets them." },
-                Some(env) => div class="scroll" role="region" tabindex="0" aria-label="Variables table" { table class="stages" {
+            @if rows.is_empty() {
+                p class="muted" { "None: the manifest's " code { "[env]" } " and the environment's variables set them." }
+            } @else {
+                div class="scroll" role="region" tabindex="0" aria-label="Variables table" { table class="stages" {
                     thead { tr { th scope="col" { "Name" } th scope="col" { "Value" } th scope="col" { "From" } } }
-                    tbody { @for (name, value) in env {
-                        tr { td { code { (name) } } td class="clip" title=(value) { code { (value) } } td { "manifest" } }
+                    tbody { @for (name, value, from) in &rows {
+                        tr { td { code { (name) } } td class="clip" title=(value) { code { (value) } } td { (from) } }
                     } }
-                } },
+                } }
             }
         }
     }

@@ -305,7 +305,11 @@ impl Checker {
         if table.len() > variables::MAX_COUNT {
             self.error(
                 path,
-                format!("sets {} variables; at most {}", table.len(), variables::MAX_COUNT),
+                format!(
+                    "sets {} variables; at most {}",
+                    table.len(),
+                    variables::MAX_COUNT
+                ),
             );
             return env;
         }

@@ -362,3 +362,25 @@ fn the_deployment_timeout_has_a_default_and_bounds() {
         &["timeout: must be a string"],
     );
 }
+
+#[test]
+fn reads_the_env_table_and_refuses_bad_names() {
+    let manifest = Manifest::parse(
+        "app = \"a\"\n[target]\nhosts = [\"h\"]\n[env]\nGREETING = \"hi\"\nCOUNT = 3\nDEBUG = true\n",
+    )
+    .expect("valid");
+    let env: Vec<(&str, &str)> = manifest
+        .env
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    assert_eq!(env, [("COUNT", "3"), ("DEBUG", "true"), ("GREETING", "hi")]);
+    let err = Manifest::parse(
+        "app = \"a\"\n[target]\nhosts = [\"h\"]\n[env]\nBERTH_APP = \"x\"\n\"1X\" = \"y\"\nLIST = [1]\n",
+    )
+    .expect_err("invalid");
+    let said = err.to_string();
+    for expected in ["env.BERTH_APP", "env.1X", "env.LIST: must be a string"] {
+        assert!(said.contains(expected), "{expected} in {said}");
+    }
+}

@@ -3,7 +3,9 @@
 
 use berth_proto::v1 as pb;
 use berth_shared::manifest::Manifest;
-use berth_shared::record::{BuildOutput, Deployment, RestoreSource, StageResult, Task, Transition};
+use berth_shared::record::{
+    BuildOutput, Deployment, RestoreSource, StageResult, Task, Transition, Variable,
+};
 
 use super::{
     all, deployment_status, parse, parse_opt, task_kind, task_status, ts, ts_opt, unreadable,
@@ -49,6 +51,7 @@ pub fn deployment_message(message: pb::Deployment) -> Result<Deployment, Failure
         finished_at_ms,
         duration_ms,
         extra_metadata,
+        variables,
     } = message;
     Ok(Deployment {
         id: parse(&id, "a deployment id")?,
@@ -87,6 +90,22 @@ pub fn deployment_message(message: pb::Deployment) -> Result<Deployment, Failure
         finished_at: ts_opt(finished_at_ms),
         duration_ms,
         extra_metadata: extra_metadata.into_iter().collect(),
+        variables: all(variables, variable)?,
+    })
+}
+
+fn variable(message: pb::Variable) -> Result<Variable, Failure> {
+    let pb::Variable {
+        name,
+        value,
+        source,
+        secret_version,
+    } = message;
+    Ok(Variable {
+        name,
+        value,
+        source: parse(&source, "a variable's source")?,
+        secret_version,
     })
 }
 
@@ -105,6 +124,7 @@ fn restore_source(message: pb::RestoreSource) -> Result<RestoreSource, Failure> 
         image_archive_digest,
         image_archive_size,
         built,
+        variables,
     } = message;
     Ok(RestoreSource {
         deployment_id: parse(&deployment_id, "a deployment id")?,
@@ -115,6 +135,7 @@ fn restore_source(message: pb::RestoreSource) -> Result<RestoreSource, Failure> 
         image_archive_digest,
         image_archive_size,
         built: built.map(build_output).transpose()?,
+        variables: all(variables, variable)?,
     })
 }
 

@@ -13,6 +13,7 @@ use berth_proto::v1 as pb;
 use berth_shared::manifest::Manifest;
 use berth_shared::record::{
     BuildOutput, Deployment, RestoreSource, StageResult, Task, TaskKind, Timestamp, Transition,
+    Variable,
 };
 use berth_shared::state::{DeploymentStatus, TaskStatus};
 use tonic::Status;
@@ -83,6 +84,7 @@ pub fn deployment(record: Deployment) -> Result<pb::Deployment, Status> {
         finished_at,
         duration_ms,
         extra_metadata,
+        variables,
     } = record;
     Ok(pb::Deployment {
         id: id.to_string(),
@@ -121,7 +123,23 @@ pub fn deployment(record: Deployment) -> Result<pb::Deployment, Status> {
         finished_at_ms: finished_at.map(|at| at.0),
         duration_ms,
         extra_metadata: extra_metadata.into_iter().collect(),
+        variables: variables.into_iter().map(variable).collect(),
     })
+}
+
+fn variable(record: Variable) -> pb::Variable {
+    let Variable {
+        name,
+        value,
+        source,
+        secret_version,
+    } = record;
+    pb::Variable {
+        name,
+        value,
+        source: source.as_str().to_string(),
+        secret_version,
+    }
 }
 
 /// The one document inside the records: the manifest's serde JSON.
@@ -140,6 +158,7 @@ fn restore_source(record: RestoreSource) -> Result<pb::RestoreSource, Status> {
         image_archive_digest,
         image_archive_size,
         built,
+        variables,
     } = record;
     Ok(pb::RestoreSource {
         deployment_id: deployment_id.to_string(),
@@ -150,6 +169,7 @@ fn restore_source(record: RestoreSource) -> Result<pb::RestoreSource, Status> {
         image_archive_digest,
         image_archive_size,
         built: built.map(build_output),
+        variables: variables.into_iter().map(variable).collect(),
     })
 }
 

@@ -14,7 +14,8 @@ use berth_shared::manifest::Manifest;
 use berth_shared::record::{
     AgentView, AppStatus, AuditEntry, BuildOutput, ContainerView, Deployment, Facts, FleetJob,
     HostInspect, HostRun, HostState, LoggedOut, Purged, RegistryView, RestoreSource,
-    RunningTaskView, StageResult, Task, TaskKind, Timestamp, TokenView, Transition,
+    RunningTaskView, StageResult, Task, TaskKind, Timestamp, TokenView, Transition, Variable,
+    VariableSource,
 };
 use berth_shared::state::{DEPLOYMENT_STATUSES, DeploymentStatus, TaskStatus};
 use prost::Message;
@@ -226,6 +227,7 @@ fn deployment(status: DeploymentStatus) -> Deployment {
             image_archive_digest: text("sha256:old-archive"),
             image_archive_size: 512,
             built: Some(built(parent)),
+            variables: vec![variable("OLD", "1", VariableSource::Manifest, None)],
         }),
         message: text("fix the login page"),
         source_ref: text("refs/tags/v1.4.2"),
@@ -236,6 +238,21 @@ fn deployment(status: DeploymentStatus) -> Deployment {
         finished_at: Some(Timestamp(1_700_000_060_500)),
         duration_ms: Some(60_000),
         extra_metadata: [("pipeline".to_string(), "7".to_string())].into(),
+        variables: vec![
+            variable("GREETING", "hi", VariableSource::Manifest, None),
+            variable("PORT", "8080", VariableSource::Container, None),
+            variable("REGION", "eu", VariableSource::Environment, None),
+            variable("TOKEN", "***", VariableSource::Secret, Some(3)),
+        ],
+    }
+}
+
+fn variable(name: &str, value: &str, source: VariableSource, version: Option<u64>) -> Variable {
+    Variable {
+        name: name.into(),
+        value: value.into(),
+        source,
+        secret_version: version,
     }
 }
 

@@ -6,24 +6,11 @@
 //! audit names the variables it touched but never holds their values.
 
 use berth_tests::http::{self, Api, Body, user_token};
-use berth_tests::{Cli, Controller, skip};
-use serde_json::{Value, json};
+use berth_tests::{Controller, skip};
+use serde_json::json;
 
 /// A value no audit entry may hold.
 const SECRET: &str = "postgres://app:hunter2-7c1f@db/shop";
-
-/// The JSON a command printed, whatever its exit code.
-fn printed(cli: &Cli) -> Value {
-    serde_json::from_str(cli.stdout.trim())
-        .unwrap_or_else(|err| panic!("not JSON ({err}): {}\n{}", cli.stdout, cli.stderr))
-}
-
-/// The refusal a CLI run printed: its exit code and machine code.
-#[track_caller]
-fn refused(cli: &Cli, exit: i32, code: &str) {
-    assert_eq!(cli.code, exit, "{}\n{}", cli.stdout, cli.stderr);
-    assert_eq!(printed(cli)["error"]["code"], code, "{}", cli.stdout);
-}
 
 #[test]
 fn environments_are_made_changed_and_guarded_over_cli_and_http() {
@@ -78,7 +65,7 @@ fn environments_are_made_changed_and_guarded_over_cli_and_http() {
         "-o",
         "json",
     ]);
-    refused(&again, 5, "environment/exists");
+    again.refused(5, "environment/exists");
 
     let listed = controller.berth(&["env", "ls", "-o", "json"]).json();
     let names: Vec<String> = listed
@@ -119,16 +106,12 @@ fn environments_are_made_changed_and_guarded_over_cli_and_http() {
         shown.contains("shop/staging: staging, 2 variables") && shown.contains("  WORKERS=4"),
         "{shown}"
     );
-    refused(
-        &controller.berth(&["env", "show", "shop", "-o", "json"]),
-        2,
-        "cli/usage",
-    );
-    refused(
-        &controller.berth(&["env", "set", "shop/staging", "--var", "1X=y", "-o", "json"]),
-        2,
-        "request/invalid",
-    );
+    controller
+        .berth(&["env", "show", "shop", "-o", "json"])
+        .refused(2, "cli/usage");
+    controller
+        .berth(&["env", "set", "shop/staging", "--var", "1X=y", "-o", "json"])
+        .refused(2, "request/invalid");
 
     // An operator may not unprotect production, nor remove it.
     let (olga_token, olga_bundle) = user_token(&controller, "olga", "operator");
@@ -141,17 +124,13 @@ fn environments_are_made_changed_and_guarded_over_cli_and_http() {
         "-o",
         "json",
     ]);
-    refused(&unprotect, 3, "auth/permission-denied");
+    unprotect.refused(3, "auth/permission-denied");
     assert!(
         unprotect.stderr.contains("needs an admin"),
         "{}",
         unprotect.stderr
     );
-    refused(
-        &olga(&["env", "rm", "shop/production", "-o", "json"]),
-        3,
-        "auth/permission-denied",
-    );
+    olga(&["env", "rm", "shop/production", "-o", "json"]).refused(3, "auth/permission-denied");
     // Variables are an operator's to change.
     olga(&["env", "set", "shop/staging", "--unset", "WORKERS"]).ok();
 
@@ -189,11 +168,9 @@ fn environments_are_made_changed_and_guarded_over_cli_and_http() {
         removed.contains("environment shop/production removed"),
         "{removed}"
     );
-    refused(
-        &controller.berth(&["env", "show", "shop/production", "-o", "json"]),
-        4,
-        "environment/not-found",
-    );
+    controller
+        .berth(&["env", "show", "shop/production", "-o", "json"])
+        .refused(4, "environment/not-found");
 
     let audit = controller.berth(&["audit", "-o", "json"]).ok();
     for entry in [

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use berth_shared::record::{EnvironmentKind, EnvironmentView};
 
+use super::apps_tests::refused;
 use super::environments::{self, EnvironmentChange, NewEnvironment};
 use super::*;
 use crate::server::Context;
@@ -33,17 +34,6 @@ fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .iter()
         .map(|(name, value)| (name.to_string(), value.to_string()))
         .collect()
-}
-
-#[track_caller]
-fn refused<T: std::fmt::Debug>(result: Result<T>, code: Code) -> Error {
-    match result {
-        Err(err) => {
-            assert_eq!(err.code, code, "{err}");
-            err
-        }
-        Ok(value) => panic!("allowed, not {}: {value:?}", code.as_str()),
-    }
 }
 
 /// The app's environments that are its default.

@@ -22,6 +22,12 @@ async fn operator(api: &Harness) -> String {
     token(&api.context, &crate::testing::user("olga", Role::Operator)).await
 }
 
+/// `path` read with the viewer's token.
+async fn read(api: &Harness, path: &str) -> Answer {
+    api.send(Method::GET, path, Some(&api.viewer), &[], "")
+        .await
+}
+
 #[track_caller]
 fn answered(answer: &Answer, status: u16, code: &str) {
     assert_eq!(
@@ -86,53 +92,18 @@ async fn environments_are_created_read_changed_and_removed() {
             })
             .unwrap_or_default()
     };
-    let viewer = Some(api.viewer.as_str());
-    let web = api
-        .send(
-            Method::GET,
-            "/api/v1/apps/web/environments",
-            viewer,
-            &[],
-            "",
-        )
-        .await;
+    let web = read(&api, "/api/v1/apps/web/environments").await;
     assert_eq!(names(&web), ["web/prod", "web/staging"]);
-    let all = api
-        .send(Method::GET, "/api/v1/environments", viewer, &[], "")
-        .await;
+    let all = read(&api, "/api/v1/environments").await;
     assert_eq!(names(&all), ["api/prod", "web/prod", "web/staging"]);
-    let none = api
-        .send(
-            Method::GET,
-            "/api/v1/apps/blog/environments",
-            viewer,
-            &[],
-            "",
-        )
-        .await;
+    let none = read(&api, "/api/v1/apps/blog/environments").await;
     assert_eq!((none.status, names(&none).len()), (StatusCode::OK, 0));
-    let one = api
-        .send(
-            Method::GET,
-            "/api/v1/apps/web/environments/prod",
-            viewer,
-            &[],
-            "",
-        )
-        .await;
+    let one = read(&api, "/api/v1/apps/web/environments/prod").await;
     assert_eq!(
         (one.status, &one.body["name"]),
         (StatusCode::OK, &json!("prod"))
     );
-    let missing = api
-        .send(
-            Method::GET,
-            "/api/v1/apps/web/environments/qa",
-            viewer,
-            &[],
-            "",
-        )
-        .await;
+    let missing = read(&api, "/api/v1/apps/web/environments/qa").await;
     answered(&missing, 404, "environment/not-found");
 
     let changed = api
@@ -147,15 +118,7 @@ async fn environments_are_created_read_changed_and_removed() {
         (&changed.body["type"], &changed.body["default"]),
         (&json!("preview"), &json!(true))
     );
-    let prod = api
-        .send(
-            Method::GET,
-            "/api/v1/apps/web/environments/prod",
-            viewer,
-            &[],
-            "",
-        )
-        .await;
+    let prod = read(&api, "/api/v1/apps/web/environments/prod").await;
     assert_eq!(prod.body["default"], false, "one default per app");
     let unset = api
         .admin(

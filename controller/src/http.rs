@@ -37,6 +37,7 @@ mod blobs;
 mod codec;
 mod decode;
 mod deployments;
+mod environments;
 mod error;
 mod events;
 mod fleet;
@@ -125,6 +126,17 @@ pub fn router(context: Arc<Context>) -> Router {
             "/api/v1/apps/{app}/rating",
             put(apps::rate).delete(apps::clear),
         )
+        .route(
+            "/api/v1/apps/{app}/environments",
+            get(environments::list).post(environments::create),
+        )
+        .route(
+            "/api/v1/apps/{app}/environments/{environment}",
+            get(environments::get)
+                .patch(environments::change)
+                .delete(environments::remove),
+        )
+        .route("/api/v1/environments", get(environments::list_all))
         .route("/api/v1/apps/{app}/stop", post(deployments::stop_app))
         .route("/api/v1/apps/{app}/start", post(deployments::start_app))
         .route("/api/v1/apps/{app}/rollback", post(deployments::rollback))

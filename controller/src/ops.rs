@@ -1,7 +1,8 @@
 //! The application layer: one function per operation a person or a script
 //! asks of the controller (create, list, get, watch, logs, cancel, retry,
 //! redeploy, rollback, stop, delete, purge, audit, exec, inspect, agents,
-//! tokens, registries, users, the app catalogue and its ratings).
+//! tokens, registries, users, the app catalogue and its ratings,
+//! environments).
 //!
 //! Each takes an authenticated [`Caller`] and a plain request, checks the
 //! caller's role, does the work, writes the audit entry, and returns plain
@@ -28,6 +29,9 @@ pub mod create;
 pub mod credential;
 pub mod deployments;
 mod domain;
+pub mod environments;
+#[cfg(test)]
+mod environments_tests;
 mod error;
 pub mod exec;
 pub mod external;

@@ -12,6 +12,9 @@ mod apps;
 mod audit;
 mod blobs;
 mod deployments;
+mod environments;
+#[cfg(test)]
+mod environments_tests;
 mod health;
 mod jobs;
 mod keys;
@@ -34,6 +37,7 @@ use serde::de::DeserializeOwned;
 pub use agents::{AgentRecord, Principal, PrincipalKind, Role};
 pub use audit::AuditEntry;
 pub use deployments::{Created, EventOutcome};
+pub use environments::EnvironmentRecord;
 pub use health::{CHECK_EVERY, Checked, StoreHealth, is_disk_full};
 pub use list::{DEFAULT_LIMIT, ListQuery, Sort};
 pub use logs::{ExpiredLogs, LogWrite, StoredLine};
@@ -56,6 +60,7 @@ pub enum Thing {
     Task,
     Token,
     User,
+    Environment,
 }
 
 /// A store operation that failed.
@@ -193,6 +198,7 @@ struct Trees {
     blob_grants: sled::Tree,
     audit: sled::Tree,
     ratings: sled::Tree,
+    environments: sled::Tree,
     jobs: sled::Tree,
     builds: sled::Tree,
     meta: sled::Tree,
@@ -224,6 +230,7 @@ impl Trees {
             blob_grants: db.open_tree("blob_grants")?,
             audit: db.open_tree("audit")?,
             ratings: db.open_tree("ratings")?,
+            environments: db.open_tree("environments")?,
             jobs: db.open_tree("jobs")?,
             builds: db.open_tree("builds")?,
             meta: db.open_tree("meta")?,

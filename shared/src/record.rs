@@ -16,6 +16,7 @@ use crate::state::{DeploymentStatus, TaskStatus};
 
 mod admin;
 mod apps;
+mod environments;
 mod fleet;
 mod people;
 mod variables;
@@ -24,6 +25,7 @@ pub use admin::{AuditEntry, LoggedOut, Purged, RegistryView};
 pub use apps::{
     AppDetail, AppSummary, DeploymentBrief, EnvironmentHistory, EnvironmentSummary, RatingSummary,
 };
+pub use environments::{EnvironmentKind, EnvironmentView};
 pub use fleet::{
     AgentView, AppStatus, ContainerView, Facts, FleetJob, HostInspect, HostRun, HostState,
     RunningTaskView, TokenView,

@@ -96,6 +96,21 @@ impl Cli {
         let stdout = self.ok();
         serde_json::from_str(&stdout).unwrap_or_else(|err| panic!("not JSON ({err}):\n{stdout}"))
     }
+
+    /// The JSON a command printed, whatever its exit code (with `-o json`
+    /// a refusal prints `{"error": {...}}` there).
+    pub fn printed(&self) -> serde_json::Value {
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|err| panic!("not JSON ({err}): {}\n{}", self.stdout, self.stderr))
+    }
+
+    /// Asserts a refusal printed with `-o json`: its exit code and
+    /// machine code.
+    #[track_caller]
+    pub fn refused(&self, exit: i32, code: &str) {
+        assert_eq!(self.code, exit, "{}\n{}", self.stdout, self.stderr);
+        assert_eq!(self.printed()["error"]["code"], code, "{}", self.stdout);
+    }
 }
 
 /// A controller process with its data directory.

@@ -6,7 +6,7 @@
 //! takes a rating back, and each change is audited.
 
 use berth_tests::http::{self, Api, Body, user_token};
-use berth_tests::{Agent, Cli, Controller, skip};
+use berth_tests::{Agent, Controller, skip};
 use serde_json::{Value, json};
 
 /// A script-only app on the `role=web` agent.
@@ -16,24 +16,11 @@ fn manifest(app: &str, version: &str) -> String {
     )
 }
 
-/// The JSON a command printed, whatever its exit code.
-fn printed(cli: &Cli) -> Value {
-    serde_json::from_str(cli.stdout.trim())
-        .unwrap_or_else(|err| panic!("not JSON ({err}): {}\n{}", cli.stdout, cli.stderr))
-}
-
 /// The app named `name` in a catalogue.
 fn app<'a>(apps: &'a Value, name: &str) -> &'a Value {
     apps.as_array()
         .and_then(|apps| apps.iter().find(|app| app["app"] == name))
         .unwrap_or_else(|| panic!("{name} is not listed: {apps:#}"))
-}
-
-/// The refusal a CLI run printed: its exit code and machine code.
-#[track_caller]
-fn refused(cli: &Cli, exit: i32, code: &str) {
-    assert_eq!(cli.code, exit, "{}\n{}", cli.stdout, cli.stderr);
-    assert_eq!(printed(cli)["error"]["code"], code, "{}", cli.stdout);
 }
 
 #[test]
@@ -122,19 +109,11 @@ fn users_rate_apps_and_lists_show_the_average_over_cli_and_http() {
     );
 
     // Refusals: an app without deployments, stars out of range.
-    refused(
-        &ana(&["apps", "rate", "nothing", "3", "-o", "json"]),
-        4,
-        "app/not-found",
-    );
-    refused(
-        &ana(&["apps", "show", "nothing", "-o", "json"]),
-        4,
-        "app/not-found",
-    );
+    ana(&["apps", "rate", "nothing", "3", "-o", "json"]).refused(4, "app/not-found");
+    ana(&["apps", "show", "nothing", "-o", "json"]).refused(4, "app/not-found");
     for stars in ["0", "6"] {
         let cli = ana(&["apps", "rate", "shop", stars, "-o", "json"]);
-        refused(&cli, 2, "rating/invalid");
+        cli.refused(2, "rating/invalid");
         assert!(cli.stderr.contains("from 1 to 5"), "{}", cli.stderr);
         let body = format!("{{\"stars\": {stars}}}");
         let answer = rate(&bo, "shop", &body);

@@ -166,6 +166,10 @@ fn schemathesis_finds_no_server_error_or_undocumented_answer() {
     command.args(["--checks", "all"]);
     command.args(["--exclude-checks", "positive_data_acceptance"]);
     command.args(["--phases", "examples,coverage,fuzzing,stateful"]);
+    // Revoking an API token is left out: the stateful phase links the
+    // token listing to the revocation and revokes the run's own token,
+    // after which every later case is only a 401.
+    command.args(["--exclude-operation-id", "revoke_api_token"]);
     command.args(["--max-examples", MAX_EXAMPLES]);
     // The same cases on every run (no seed, no example database), one at
     // a time.

@@ -3,13 +3,7 @@
 //! role change and a disable apply to the user's next call; the last admin
 //! cannot be demoted; API tokens are made, listed and revoked.
 
-use berth_tests::{Cli, Controller};
-
-/// The JSON a command printed, whatever its exit code.
-fn printed(cli: &Cli) -> serde_json::Value {
-    serde_json::from_str(cli.stdout.trim())
-        .unwrap_or_else(|err| panic!("not JSON ({err}): {}\n{}", cli.stdout, cli.stderr))
-}
+use berth_tests::Controller;
 
 /// A deployment id no deployment has.
 const NO_SUCH: &str = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
@@ -27,7 +21,7 @@ fn roles_apply_to_the_next_call_and_a_disabled_user_is_refused() {
     );
     let added = controller.berth(&["users", "add", "ana", "--role", "viewer", "-o", "json"]);
     assert_eq!(added.code, 0, "{}", added.stderr);
-    assert_eq!(printed(&added)["role"], "viewer", "{}", added.stdout);
+    assert_eq!(added.printed()["role"], "viewer", "{}", added.stdout);
     let bundle = controller.dir.path().join("ana.conf");
     let bundle_text = bundle.to_string_lossy().to_string();
     let issued = controller.berth(&["users", "credential", "ana", "--out", &bundle_text]);
@@ -50,7 +44,7 @@ fn roles_apply_to_the_next_call_and_a_disabled_user_is_refused() {
     assert_eq!(ana(&["ls"]).code, 0);
     let refused = ana(&["cancel", NO_SUCH, "-o", "json"]);
     assert_eq!(refused.code, 3, "{}", refused.stderr);
-    assert_eq!(printed(&refused)["error"]["code"], "auth/permission-denied");
+    assert_eq!(refused.printed()["error"]["code"], "auth/permission-denied");
     assert!(
         refused
             .stderr
@@ -74,7 +68,7 @@ fn roles_apply_to_the_next_call_and_a_disabled_user_is_refused() {
     assert_eq!(controller.berth(&["users", "disable", "ana"]).code, 0);
     let disabled = ana(&["ls", "-o", "json"]);
     assert_eq!(disabled.code, 3, "{}", disabled.stderr);
-    assert_eq!(printed(&disabled)["error"]["code"], "auth/disabled");
+    assert_eq!(disabled.printed()["error"]["code"], "auth/disabled");
     assert_eq!(controller.berth(&["users", "enable", "ana"]).code, 0);
     assert_eq!(ana(&["ls"]).code, 0);
 
@@ -89,7 +83,7 @@ fn roles_apply_to_the_next_call_and_a_disabled_user_is_refused() {
     assert_eq!(names, ["admin", "ana"], "{users}");
     let last = controller.berth(&["users", "set-role", "admin", "viewer", "-o", "json"]);
     assert_eq!(last.code, 5, "{}", last.stderr);
-    assert_eq!(printed(&last)["error"]["code"], "user/last-admin");
+    assert_eq!(last.printed()["error"]["code"], "user/last-admin");
 
     // A web password: read from standard input, at least 12 characters,
     // and only "set" is ever shown.
@@ -100,7 +94,7 @@ fn roles_apply_to_the_next_call_and_a_disabled_user_is_refused() {
         "correct horse battery staple\n",
     );
     assert_eq!(set.code, 0, "{}", set.stderr);
-    assert_eq!(printed(&set)["password_set"], true);
+    assert_eq!(set.printed()["password_set"], true);
     assert!(
         !set.stdout.contains("argon2"),
         "no hash is shown: {}",
@@ -130,7 +124,7 @@ fn api_tokens_are_shown_once_listed_without_secret_and_revoked() {
     let token = created.stdout.trim().to_string();
     assert!(token.starts_with("bta_") && token.len() > 40, "{token}");
     let listed = controller.berth(&["api-tokens", "ls", "-o", "json"]);
-    let tokens = printed(&listed);
+    let tokens = listed.printed();
     let first = &tokens[0];
     assert_eq!(first["name"], "ci");
     assert_eq!(first["user"], "admin");

@@ -6,6 +6,7 @@ mod agents;
 mod apps;
 mod bundle;
 mod deploy;
+mod environments;
 mod exec;
 mod failure;
 mod grid;
@@ -83,6 +84,10 @@ pub enum Command {
     /// app 1 to 5 stars.
     #[command(subcommand)]
     Apps(apps::AppsCommand),
+    /// An app's environments as records: type, default, protection and
+    /// variables (`berth env create APP/ENV --type production`).
+    #[command(subcommand)]
+    Env(environments::EnvCommand),
     /// What version of each app runs where, since when.
     Status {
         #[arg(long = "env")]
@@ -311,6 +316,7 @@ async fn dispatch(session: &mut Session, command: Command) -> Outcome {
         Command::Show { id } => show::show(session, &id).await,
         Command::Logs(logs) => logs::logs(session, logs).await,
         Command::Apps(command) => apps::run(session, command).await,
+        Command::Env(command) => environments::run(session, command).await,
         Command::Status { environment } => status::status(session, environment).await,
         Command::Stop(args) => stop::stop(session, args).await,
         Command::Delete { id, detach } => stop::delete(session, &id, detach).await,

@@ -12,7 +12,8 @@
 //! This file holds the helpers, the enums and the replies that carry
 //! deployments; `wire/deployment.rs` the deployment's parts,
 //! `wire/fleet.rs` the fleet's records, `wire/admin.rs` the
-//! administration's and `wire/apps.rs` the app catalogue's.
+//! administration's, `wire/apps.rs` the app catalogue's and
+//! `wire/environments.rs` environments'.
 
 use std::fmt::Display;
 use std::str::FromStr;
@@ -27,6 +28,7 @@ use super::Failure;
 mod admin;
 mod apps;
 mod deployment;
+mod environments;
 mod fleet;
 mod people;
 #[cfg(test)]
@@ -35,6 +37,7 @@ mod tests;
 pub use admin::{audit, logged_out, purged, registries, registry};
 pub use apps::{app, app_list, rating};
 pub use deployment::deployment_message;
+pub use environments::{environment, environments};
 pub use fleet::{agent, agents, app_statuses, fleet_job, host_inspect, job, jobs, token, tokens};
 pub use people::{api_token, api_tokens, created_api_token, user, users};
 

@@ -28,6 +28,7 @@ use crate::server::Context;
 mod apps;
 mod codec;
 mod deployments;
+mod environments;
 mod fleet;
 mod people;
 mod records;
@@ -395,5 +396,40 @@ impl Cli for CliApi {
         request: Request<berth_proto::v1::ClearAppRatingRequest>,
     ) -> Result<Response<berth_proto::v1::RatingReply>, Status> {
         apps::clear_app_rating(&self.context, request).await
+    }
+
+    async fn create_environment(
+        &self,
+        request: Request<berth_proto::v1::CreateEnvironmentRequest>,
+    ) -> Result<Response<berth_proto::v1::EnvironmentReply>, Status> {
+        environments::create_environment(&self.context, request).await
+    }
+
+    async fn list_environments(
+        &self,
+        request: Request<berth_proto::v1::ListEnvironmentsRequest>,
+    ) -> Result<Response<berth_proto::v1::EnvironmentList>, Status> {
+        environments::list_environments(&self.context, request).await
+    }
+
+    async fn get_environment(
+        &self,
+        request: Request<berth_proto::v1::GetEnvironmentRequest>,
+    ) -> Result<Response<berth_proto::v1::EnvironmentReply>, Status> {
+        environments::get_environment(&self.context, request).await
+    }
+
+    async fn set_environment(
+        &self,
+        request: Request<berth_proto::v1::SetEnvironmentRequest>,
+    ) -> Result<Response<berth_proto::v1::EnvironmentReply>, Status> {
+        environments::set_environment(&self.context, request).await
+    }
+
+    async fn remove_environment(
+        &self,
+        request: Request<berth_proto::v1::RemoveEnvironmentRequest>,
+    ) -> Result<Response<berth_proto::v1::EnvironmentReply>, Status> {
+        environments::remove_environment(&self.context, request).await
     }
 }

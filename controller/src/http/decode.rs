@@ -103,6 +103,21 @@ impl Fields {
         }
     }
 
+    /// An array of strings; absent or `null` is empty.
+    pub fn string_list(&mut self, name: &str) -> Result<Vec<String>, Error> {
+        match self.map.remove(name) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .map(|item| match item {
+                    Value::String(text) => Ok(text),
+                    other => Err(field_error(name, "an array of strings", &other)),
+                })
+                .collect(),
+            Some(other) => Err(field_error(name, "an array of strings", &other)),
+        }
+    }
+
     /// Refuses fields no one took (a typo would otherwise pass unnoticed).
     pub fn finish(self) -> Result<(), Error> {
         match self.map.keys().next() {
@@ -167,12 +182,38 @@ impl<S: Send + Sync> FromRequestParts<S> for PathText {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<PathText, ApiError> {
         let Path(text) = Path::<String>::from_request_parts(parts, state)
             .await
-            .map_err(|err| Error::invalid(format!("the path is malformed: {err}")))?;
-        if text.chars().count() > 256 {
-            return Err(Error::invalid("a path segment is longer than 256 characters").into());
-        }
-        Ok(PathText(text))
+            .map_err(malformed)?;
+        Ok(PathText(bounded(text)?))
     }
+}
+
+/// The two path parameters of a route (an app and one of its
+/// environments), as text (each at most 256 characters).
+pub struct PathPair(pub String, pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathPair {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<PathPair, ApiError> {
+        let Path((first, second)) = Path::<(String, String)>::from_request_parts(parts, state)
+            .await
+            .map_err(malformed)?;
+        Ok(PathPair(bounded(first)?, bounded(second)?))
+    }
+}
+
+fn malformed(err: axum::extract::rejection::PathRejection) -> Error {
+    Error::invalid(format!("the path is malformed: {err}"))
+}
+
+/// A path segment, refused past 256 characters.
+fn bounded(text: String) -> Result<String, Error> {
+    if text.chars().count() > 256 {
+        return Err(Error::invalid(
+            "a path segment is longer than 256 characters",
+        ));
+    }
+    Ok(text)
 }
 
 /// The deployment id a route's path names; noted in the request's span.
@@ -206,6 +247,9 @@ mod tests {
         assert_eq!(body.string("v"), Ok(None));
         assert_eq!(body.flag("queue"), Ok(false));
         assert!(body.finish().is_ok());
+        let mut body = fields(r#"{"unset": ["A", "B"], "none": null}"#);
+        assert_eq!(body.string_list("unset"), Ok(vec!["A".into(), "B".into()]));
+        assert_eq!(body.string_list("none"), Ok(Vec::new()));
 
         let check = |text: &str, take: fn(&mut Fields) -> Result<(), Error>, says: &str| {
             let mut body = fields(text);
@@ -229,6 +273,16 @@ mod tests {
             "field `force`",
         );
         check(r#"{"m": 3}"#, |b| b.string("m").map(|_| ()), "field `m`");
+        check(
+            r#"{"unset": ["A", 1]}"#,
+            |b| b.string_list("unset").map(|_| ()),
+            "field `unset`: expected an array of strings",
+        );
+        check(
+            r#"{"unset": "A"}"#,
+            |b| b.string_list("unset").map(|_| ()),
+            "field `unset`",
+        );
         check(
             "{}",
             |b| b.required_string("manifest").map(|_| ()),

@@ -21,7 +21,7 @@ use utoipa::openapi::{Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorReply;
-use super::{Api, apps, blobs, deployments, events, fleet, logs, people, session};
+use super::{Api, apps, blobs, deployments, environments, events, fleet, logs, people, session};
 
 pub mod requests;
 pub mod responses;
@@ -73,6 +73,12 @@ use responses::{
         apps::get,
         apps::rate,
         apps::clear,
+        environments::list_all,
+        environments::list,
+        environments::create,
+        environments::get,
+        environments::change,
+        environments::remove,
         deployments::stop_app,
         deployments::start_app,
         deployments::rollback,
@@ -102,6 +108,7 @@ use responses::{
     tags(
         (name = "deployments", description = "Deployments: create, read, follow and change"),
         (name = "apps", description = "The app catalogue and its ratings; an app in an environment: stop, start, roll back"),
+        (name = "environments", description = "An app's environments as records: type, default, protection, variables"),
         (name = "blobs", description = "Bundles and image archives, uploaded before a create"),
         (name = "fleet", description = "What runs where: status, agents, the audit log"),
         (name = "people", description = "The caller, users and API tokens"),

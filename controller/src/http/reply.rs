@@ -7,7 +7,8 @@ use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use berth_shared::record::{
-    AgentView, ApiTokenView, AppStatus, AppSummary, AuditEntry, Deployment, Timestamp, UserView,
+    AgentView, ApiTokenView, AppStatus, AppSummary, AuditEntry, Deployment, EnvironmentView,
+    Timestamp, UserView,
 };
 use serde::Serialize;
 use tracing::error;
@@ -65,6 +66,13 @@ pub struct AppList {
 #[derive(Serialize, ToSchema)]
 pub struct AppCatalogue {
     pub apps: Vec<AppSummary>,
+}
+
+/// `GET /api/v1/environments` and `GET /api/v1/apps/{app}/environments`:
+/// by app, then name.
+#[derive(Serialize, ToSchema)]
+pub struct EnvironmentList {
+    pub environments: Vec<EnvironmentView>,
 }
 
 /// `GET /api/v1/audit`, newest first.

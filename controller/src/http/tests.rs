@@ -18,6 +18,7 @@ use crate::server::Context;
 use crate::store::Role;
 
 mod apps;
+mod environments;
 mod hostile;
 mod people;
 

@@ -34,7 +34,7 @@ fn via_token(name: &str, role: Role) -> Caller {
 }
 
 #[track_caller]
-fn refused<T: std::fmt::Debug>(result: Result<T>, code: Code) -> Error {
+pub(super) fn refused<T: std::fmt::Debug>(result: Result<T>, code: Code) -> Error {
     match result {
         Err(err) => {
             assert_eq!(err.code, code, "{err}");

@@ -78,6 +78,8 @@ codes! {
     AppAmbiguousEnvironment = "app/ambiguous-environment", Invalid;
     AppAlreadyRunning = "app/already-running", Conflict;
     RatingInvalid = "rating/invalid", Invalid;
+    EnvironmentNotFound = "environment/not-found", NotFound;
+    EnvironmentExists = "environment/exists", Conflict;
     DomainTaken = "domain/taken", Conflict;
     TargetNoMatch = "target/no-match", Precondition;
     TargetUnknownHost = "target/unknown-host", Precondition;
@@ -181,6 +183,7 @@ impl From<StoreError> for Error {
                 Thing::Task => Code::TaskNotFound,
                 Thing::Token => Code::TokenNotFound,
                 Thing::User => Code::UserNotFound,
+                Thing::Environment => Code::EnvironmentNotFound,
             },
             StoreError::Busy(_) => Code::DeploymentAlreadyRunning,
             StoreError::Conflict(_) => Code::DeploymentInvalidState,

@@ -10,9 +10,11 @@
 //! - `meta`: `running \0 app \0 environment \0` holds the running slot's
 //!   deployment ([`running_slot`]); `queue \0 app \0 environment \0 id`
 //!   a deployment waiting for it ([`queue_key`]); `logs_expired \0 id`
-//!   what retention removed ([`expired_key`]); plus counters (`generation`)
-//!   and markers.
+//!   what retention removed ([`expired_key`]); `default_environment \0 app
+//!   \0` the name of the app's default environment ([`default_key`]);
+//!   plus counters (`generation`) and markers.
 //! - `ratings`: `app \0 user` ([`rating_key`]).
+//! - `environments`: `app \0 environment` ([`environment_key`]).
 //!
 //! App, environment and principal names hold no NUL byte, so the keys of
 //! one name are contiguous and [`Heads`] can jump from one to the next.
@@ -184,5 +186,20 @@ impl Iterator for Heads<'_> {
 pub(super) fn rating_key(app: &str, user: &str) -> Vec<u8> {
     let mut key = name_prefix(app);
     key.extend_from_slice(user.as_bytes());
+    key
+}
+
+/// The `environments` key of `app`'s environment `name` (every
+/// environment of `app` is under [`name_prefix`]).
+pub(super) fn environment_key(app: &str, name: &str) -> Vec<u8> {
+    let mut key = name_prefix(app);
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
+/// The `meta` key that holds the name of `app`'s default environment.
+pub(super) fn default_key(app: &str) -> Vec<u8> {
+    let mut key = b"default_environment\0".to_vec();
+    key.extend_from_slice(&name_prefix(app));
     key
 }

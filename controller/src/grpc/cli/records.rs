@@ -7,7 +7,8 @@
 //! to a record does not compile until it is carried here (and in the
 //! message). This file holds deployments and their parts, and the enums;
 //! `records/fleet.rs` the fleet's records, `records/admin.rs` the
-//! administration's, `records/apps.rs` the app catalogue's.
+//! administration's, `records/apps.rs` the app catalogue's,
+//! `records/environments.rs` environments'.
 
 use berth_proto::v1 as pb;
 use berth_shared::manifest::Manifest;
@@ -24,6 +25,7 @@ mod admin;
 pub mod apps;
 #[cfg(test)]
 mod apps_tests;
+pub mod environments;
 mod fleet;
 pub mod people;
 #[cfg(test)]

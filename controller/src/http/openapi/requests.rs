@@ -15,6 +15,10 @@ use berth_shared::state::DeploymentStatus;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
+mod environments;
+
+pub use environments::{EnvironmentChangeBody, EnvironmentPath, NewEnvironmentBody};
+
 /// `POST /api/v1/deployments`: a deployment of an uploaded bundle.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use berth_shared::id::DeploymentId;
 use serde_json::{Value, json};
 
-use super::super::codec;
 use super::super::decode::Fields;
 use super::super::query::Params;
+use super::super::{codec, environments};
 use super::*;
 
 fn checked_in_path() -> PathBuf {
@@ -127,7 +127,7 @@ type Decode = fn(Fields) -> Result<(), crate::ops::Error>;
 #[test]
 fn the_decoders_take_everything_the_document_names() {
     let document: Value = serde_json::from_str(&document()).expect("JSON");
-    let bodies: [(&str, Decode); 7] = [
+    let bodies: [(&str, Decode); 9] = [
         ("NewDeploymentBody", |body| {
             codec::new_deployment(body).map(drop)
         }),
@@ -142,6 +142,12 @@ fn the_decoders_take_everything_the_document_names() {
             codec::rollback("web".into(), Params::default(), body).map(drop)
         }),
         ("RatingBody", |body| codec::rating(body).map(drop)),
+        ("NewEnvironmentBody", |body| {
+            environments::new_environment("web".into(), body).map(drop)
+        }),
+        ("EnvironmentChangeBody", |body| {
+            environments::environment_change(body).map(drop)
+        }),
         ("EmptyBody", Fields::finish),
     ];
     for (name, decode) in bodies {

@@ -58,23 +58,9 @@ const RUN_DEADLINE: Duration = Duration::from_secs(300);
 /// reaches real records, not only 404s), and the create's wait for
 /// offline agents capped at 2 s (the document's 3600 is true, but one
 /// create the fuzzer makes wait would spend the run; the agent stays online,
-/// so no wait should happen anyway). Revoking an API token is left out:
-/// the stateful phase finds the fuzzer's own token in `GET
-/// /api/v1/api-tokens` and revokes it, after which every call is
-/// rightly refused (`http/tests/people.rs` covers that route in process).
+/// so no wait should happen anyway).
 fn fuzzed_document(served: &Value, examples: &[(&str, &str)]) -> Value {
     let mut document = served.clone();
-    let revoke = document["paths"]["/api/v1/api-tokens/{id}"]
-        .as_object_mut()
-        .and_then(|item| item.remove("delete"));
-    assert!(revoke.is_some(), "the document has the revoke route");
-    if document["paths"]["/api/v1/api-tokens/{id}"]
-        .as_object()
-        .is_some_and(|item| item.keys().all(|key| key == "parameters"))
-        && let Some(paths) = document["paths"].as_object_mut()
-    {
-        paths.remove("/api/v1/api-tokens/{id}");
-    }
     if let Some(paths) = document["paths"].as_object_mut() {
         let operations = paths
             .values_mut()

@@ -30,6 +30,14 @@ pub fn environment_or_default(environment: &str) -> String {
     }
 }
 
+/// Whether manifest text names its environment (a top-level
+/// `environment` key); a manifest that does not goes to the app's default
+/// environment, or `default`.
+pub fn names_environment(text: &str) -> bool {
+    text.parse::<Table>()
+        .is_ok_and(|table| table.contains_key("environment"))
+}
+
 /// Default time a whole deployment may take before it is `timed_out`.
 pub const DEFAULT_DEPLOYMENT_TIMEOUT: Duration = Duration::from_secs(3600);
 /// The environment used when the manifest names none.

@@ -120,3 +120,74 @@ fn a_container_gets_the_variables_as_its_env() {
     );
     controller.berth(&["delete", &id_of(&deployment)]).ok();
 }
+
+#[test]
+fn the_environments_variables_override_the_manifests_at_the_next_deploy() {
+    let controller = Controller::start();
+    let _agent = Agent::join(&controller, "vars-2", "role=vars");
+    let manifest = |environment: &str| {
+        let named = if environment.is_empty() {
+            String::new()
+        } else {
+            format!("environment = \"{environment}\"\n")
+        };
+        format!(
+            "app = \"shop\"\n{named}[target]\nlabels = {{ role = \"vars\" }}\n[env]\nREGION = \"manifest\"\nLEVEL = \"info\"\n[setup]\nrun = [\"echo \\\"region=$REGION level=$LEVEL\\\"\"]\n"
+        )
+    };
+    let deploy = |environment: &str, name: &str| {
+        let bundle = write_bundle(controller.dir.path(), name, &manifest(environment), &[]);
+        let (code, deployment, stderr) = controller.deploy(&bundle);
+        assert_eq!(code, 0, "{stderr}\n{deployment:#}");
+        deployment
+    };
+
+    // A first deploy to an environment with no record makes one.
+    let first = deploy("staging", "first");
+    let made = controller
+        .berth(&["env", "show", "shop/staging", "-o", "json"])
+        .json();
+    assert_eq!(made["type"], "development", "{made:#}");
+
+    // Its variables override the manifest's from the next deploy on; the
+    // earlier deployment keeps what it ran with.
+    controller
+        .berth(&["env", "set", "shop/staging", "--var", "REGION=eu-west"])
+        .ok();
+    let second = deploy("staging", "second");
+    let logs = controller.berth(&["logs", &id_of(&second)]).ok();
+    assert!(logs.contains("region=eu-west level=info"), "{logs}");
+    assert_eq!(
+        sources(&second),
+        [
+            triple("LEVEL", "info", "manifest"),
+            triple("REGION", "eu-west", "environment")
+        ]
+    );
+    assert_eq!(
+        sources(&controller.show(&id_of(&first))),
+        [
+            triple("LEVEL", "info", "manifest"),
+            triple("REGION", "manifest", "manifest")
+        ]
+    );
+    let text = controller.berth(&["show", &id_of(&second)]).ok();
+    assert!(text.contains("REGION=eu-west (environment)"), "{text}");
+
+    // A manifest naming no environment goes to the app's default one.
+    controller
+        .berth(&[
+            "env",
+            "create",
+            "shop/production",
+            "--type",
+            "production",
+            "--default",
+        ])
+        .ok();
+    let unnamed = deploy("", "unnamed");
+    assert_eq!(unnamed["environment"], "production", "{unnamed:#}");
+    // ... and so does a command naming only the app, now that it has two.
+    let logs = controller.berth(&["logs", "shop"]).ok();
+    assert!(logs.contains("region=manifest"), "{logs}");
+}

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use berth_shared::id::DeploymentId;
-use berth_shared::manifest::{Manifest, check_environment, check_version};
+use berth_shared::manifest::{Manifest, check_environment, check_version, names_environment};
 use berth_shared::record::{Deployment, Task, TaskKind, Timestamp, Variable};
 use berth_shared::state::DeploymentStatus;
 use tracing::info;
@@ -217,6 +217,13 @@ pub fn from_snapshot(
 /// Validates a deploy request and builds the deployment record.
 fn build(context: &Context, caller: &Caller, request: &NewDeployment) -> Result<Deployment> {
     let mut manifest = Manifest::parse(&request.manifest_toml)?;
+    if request.environment.is_empty() && !names_environment(&request.manifest_toml) {
+        // Neither the request nor the manifest names one: the app's
+        // default environment (`berth env set APP/ENV --default`), if any.
+        if let Some(default) = super::environments::default_of(context, &manifest.app)? {
+            manifest.environment = default;
+        }
+    }
     if !request.environment.is_empty() {
         check_environment(&request.environment)
             .map_err(|err| Error::invalid(format!("environment: {err}")))?;
@@ -271,6 +278,14 @@ pub async fn create(
         .await?;
     let deployment = build(context, caller, &request)?;
     check_trigger_rate(context, &deployment.app)?;
+    // A first deploy to an environment gives it a record (`development`).
+    super::environments::ensure(
+        context,
+        &deployment.app,
+        &deployment.environment,
+        &caller.who(),
+    )
+    .await?;
     let created = context
         .store
         .create_deployment(&deployment, request.force, request.queue)?;

@@ -2,8 +2,10 @@
 //! means when it names none (`berth stop`, `berth rollback`, `berth logs
 //! APP`), and which deployment is an app's current one.
 //!
-//! An app with one environment needs no `--env`; one with several is
-//! refused, listing them, rather than silently taking `default`.
+//! An app with one environment needs no `--env`; one with several means
+//! its default environment (`berth env set APP/ENV --default`) when it has
+//! one, and is otherwise refused, listing them, rather than silently
+//! taking `default`.
 
 use super::{Code, Error, Result};
 use berth_shared::manifest::environment_or_default;
@@ -20,6 +22,11 @@ pub fn resolve_environment(context: &Context, app: &str, given: &str) -> Result<
         return Ok(given.to_string());
     }
     let environments = context.store.environments_of(app)?;
+    if environments.len() > 1
+        && let Some(default) = super::environments::default_of(context, app)?
+    {
+        return Ok(default);
+    }
     pick_environment(app, &environments)
 }
 

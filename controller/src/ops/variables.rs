@@ -12,13 +12,18 @@ use berth_shared::record::{Variable, variables_snapshot};
 use super::Result;
 use crate::server::Context;
 
-/// The snapshot for a new deployment of `manifest`.
-pub fn for_new(_context: &Context, manifest: &Manifest) -> Result<Vec<Variable>> {
+/// The snapshot for a new deployment of `manifest`, with its
+/// environment's variables as they are now.
+pub fn for_new(context: &Context, manifest: &Manifest) -> Result<Vec<Variable>> {
     let container = manifest
         .container
         .as_ref()
         .map(|container| container.env.clone())
         .unwrap_or_default();
-    let environment = BTreeMap::new();
+    let environment: BTreeMap<String, String> = context
+        .store
+        .get_environment(&manifest.app, &manifest.environment)?
+        .map(|record| record.vars)
+        .unwrap_or_default();
     Ok(variables_snapshot(&manifest.env, &container, &environment))
 }

@@ -20,6 +20,7 @@ mod assets;
 mod auth;
 mod deployments;
 mod detail;
+mod environments;
 mod fleet;
 mod layout;
 mod login;

@@ -81,11 +81,51 @@ fn people_rate_apps_and_the_lists_show_the_average() {
     browser.goto(&format!("{base}/apps/hello"));
     browser.wait_for_text("#rating-average", "5.0 (1)", DEADLINE);
 
+    // Its environments: made by the first deploys, changed from the page.
+    let staging = ".environment[data-environment=\"staging\"]";
+    assert!(
+        browser.text(staging).contains("development"),
+        "{}",
+        browser.text(staging)
+    );
+    browser.fill("#var-name-staging", "LOG_LEVEL");
+    browser.fill("#var-value-staging", "<debug>");
+    browser.click(&format!("{staging} form.set-var button"));
+    browser.wait_for(&format!("{staging} tr[data-var=\"LOG_LEVEL\"]"), DEADLINE);
+    assert_eq!(
+        browser.text(&format!(
+            "{staging} tr[data-var=\"LOG_LEVEL\"] td:nth-child(2)"
+        )),
+        "<debug>"
+    );
+    browser.execute("document.getElementById('kind-staging').value = 'staging'; document.getElementById('protected-staging').checked = true; return true");
+    browser.click(&format!("{staging} form.env-settings button"));
+    browser.wait_for_text(staging, "protected: 1 approval needed", DEADLINE);
+    let record = controller
+        .berth(&["env", "show", "hello/staging", "-o", "json"])
+        .json();
+    assert_eq!(
+        (record["type"].as_str(), record["protected"].as_bool()),
+        (Some("staging"), Some(true)),
+        "{record:#}"
+    );
+    assert_eq!(record["vars"]["LOG_LEVEL"], "<debug>");
+    // An operator may not loosen it again: the API says so on the page.
+    browser.execute("document.getElementById('protected-staging').checked = false; return true");
+    browser.click(&format!("{staging} form.env-settings button"));
+    browser.wait_for_text(".toast", "admin", DEADLINE);
+    browser.screenshot("app-environments");
+
     browser.click("[data-action=sign-out]");
     browser.wait_for("#sign-in", DEADLINE);
     sign_in(&browser, &base, "vic");
     browser.goto(&format!("{base}/apps/hello"));
     browser.wait_for_text("#rating-average", "5.0 (1)", DEADLINE);
+    assert_eq!(
+        browser.count("form.set-var"),
+        0,
+        "a viewer changes no environment"
+    );
     rate(&browser, 2, "3.5 (2)");
     let stars = browser.attribute("#rating-average .stars", "aria-label");
     assert_eq!(stars.as_deref(), Some("3.5 of 5 stars from 2 ratings"));
@@ -124,8 +164,12 @@ fn people_rate_apps_and_the_lists_show_the_average() {
         browser.text("main")
     );
     let errors = browser.console_errors();
+    let expected = |error: &String| {
+        (error.contains("/environments/staging") && error.contains("403"))
+            || (error.contains("/apps/nosuch") && error.contains("404"))
+    };
     assert!(
-        errors.len() == 1 && errors[0].contains("/apps/nosuch") && errors[0].contains("404"),
-        "only the missing page's 404: {errors:#?}"
+        errors.len() == 2 && errors.iter().all(expected),
+        "only the refused loosening's 403 and the missing page's 404: {errors:#?}"
     );
 }

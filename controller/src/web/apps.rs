@@ -1,7 +1,8 @@
 //! The Apps pages. `/apps`: every app with its newest deployment in each
 //! environment and its rating (the average of 1 to 5 stars, one rating per
 //! user, and the caller's own). `/apps/{app}`: the app's history in each
-//! environment and a star rating the caller gives or takes back. The data
+//! environment with its record and variables (`environments.rs`), and a
+//! star rating the caller gives or takes back. The data
 //! is `ops::apps::list` and `ops::apps::get`, as for the API; the script
 //! (`assets/apps.js`) sends a rating to `PUT|DELETE /api/v1/apps/{app}/rating`.
 
@@ -10,7 +11,9 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use berth_shared::record::{AppSummary, DeploymentBrief, EnvironmentHistory, RatingSummary};
+use berth_shared::record::{
+    AppSummary, DeploymentBrief, EnvironmentHistory, EnvironmentView, RatingSummary,
+};
 use maud::{Markup, html};
 
 use super::auth::Browser;
@@ -89,11 +92,31 @@ pub async fn page(
     let app = berth_shared::text::clip(&app, 300);
     match ops::apps::get(&api.context, &browser.caller, &app).await {
         Ok(detail) => {
+            let records = ops::environments::list(&api.context, &browser.caller, Some(&detail.app))
+                .unwrap_or_default();
+            let operator = layout::may_operate(browser.session.role);
+            let record = |name: &str| records.iter().find(|record| record.name == name);
+            // Environments with a record but no deployment yet come last.
+            let unused = records.iter().filter(|record| {
+                !detail
+                    .environments
+                    .iter()
+                    .any(|env| env.environment == record.name)
+            });
             let main = html! {
                 p class="crumbs" { a href="/apps" { "Apps" } " / " (detail.app) }
                 h1 { (detail.app) }
                 (rating_form(&detail.app, &detail.rating))
-                @for env in &detail.environments { (history(&detail.app, env)) }
+                @for env in &detail.environments {
+                    (history(&detail.app, env, record(&env.environment), operator))
+                }
+                @for record in unused {
+                    section aria-labelledby=(format!("env-{}", record.name)) {
+                        h2 id=(format!("env-{}", record.name)) { "In " (record.name) }
+                        (super::environments::panel(&detail.app, record, operator))
+                        p class="muted" { "No deployment here yet." }
+                    }
+                }
             };
             layout::page(&detail.app, Some(&browser.session), Nav::Apps, main)
         }
@@ -134,7 +157,12 @@ fn rating_form(app: &str, rating: &RatingSummary) -> Markup {
     }
 }
 
-fn history(app: &str, env: &EnvironmentHistory) -> Markup {
+fn history(
+    app: &str,
+    env: &EnvironmentHistory,
+    record: Option<&EnvironmentView>,
+    operator: bool,
+) -> Markup {
     let query: String = form_urlencoded::Serializer::new(String::new())
         .append_pair("app", app)
         .append_pair("environment", &env.environment)
@@ -142,6 +170,7 @@ fn history(app: &str, env: &EnvironmentHistory) -> Markup {
     html! {
         section aria-labelledby=(format!("env-{}", env.environment)) {
             h2 id=(format!("env-{}", env.environment)) { "In " (env.environment) }
+            @if let Some(record) = record { (super::environments::panel(app, record, operator)) }
             div class="scroll" role="region" tabindex="0" aria-label=(format!("Deployments of {app} in {}", env.environment)) { table class="stages" {
                 thead { tr { th scope="col" { "Deployment" } th scope="col" { "Version" } th scope="col" { "Status" }
                     th scope="col" { "Created" } th scope="col" { "By" } } }

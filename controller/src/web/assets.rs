@@ -26,7 +26,7 @@ const fn script(name: &'static str, body: &'static str) -> Asset {
     }
 }
 
-const ASSETS: [Asset; 7] = [
+const ASSETS: [Asset; 8] = [
     Asset {
         name: "app.css",
         kind: "text/css; charset=utf-8",
@@ -45,6 +45,10 @@ const ASSETS: [Asset; 7] = [
     script("log.js", include_str!("../../assets/log.js")),
     script("people.js", include_str!("../../assets/people.js")),
     script("apps.js", include_str!("../../assets/apps.js")),
+    script(
+        "environments.js",
+        include_str!("../../assets/environments.js"),
+    ),
 ];
 
 fn find(name: &str) -> Option<&'static Asset> {

@@ -51,7 +51,14 @@ fn pages(role: Role) -> [(Nav, &'static str, &'static str); 6] {
 
 /// The scripts every page loads, in order: `app.js` first (the others use
 /// what it shares); each page's own script finds nothing to do elsewhere.
-const SCRIPTS: [&str; 5] = ["app.js", "deployments.js", "log.js", "people.js", "apps.js"];
+const SCRIPTS: [&str; 6] = [
+    "app.js",
+    "deployments.js",
+    "log.js",
+    "people.js",
+    "apps.js",
+    "environments.js",
+];
 
 /// A whole page.
 pub fn page(title: &str, session: Option<&SessionInfo>, nav: Nav, main: Markup) -> Response {

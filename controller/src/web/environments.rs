@@ -1,0 +1,69 @@
+//! An environment on its app's page: its record (type, whether it is the
+//! app's default, its protection) and its variables, with the forms an
+//! operator changes them with. The record is `ops::environments`'s, as
+//! for `berth env show` and the API; the script (`assets/environments.js`)
+//! sends each change to `PATCH /api/v1/apps/{app}/environments/{env}`,
+//! where the roles are checked (only an admin loosens a protected one).
+
+use berth_shared::record::{EnvironmentKind, EnvironmentView};
+use maud::{Markup, html};
+
+/// The record of one environment, and the forms when `operator`.
+pub fn panel(app: &str, environment: &EnvironmentView, operator: bool) -> Markup {
+    let id = |what: &str| format!("{what}-{}", environment.name);
+    html! {
+        div class="environment" data-app=(app) data-environment=(environment.name) {
+            p class="summary" {
+                span class=(format!("kind k-{}", environment.kind)) { (environment.kind) }
+                @if environment.is_default { span { "the app's default" } }
+                @if environment.protected {
+                    span { "protected: " (environment.approvals) " approval" @if environment.approvals > 1 { "s" } " needed" }
+                }
+            }
+            @if environment.vars.is_empty() {
+                p class="muted" { "No variables of its own; the manifest's " code { "[env]" } " apply." }
+            } @else {
+                div class="scroll" role="region" tabindex="0" aria-label=(format!("Variables of {app} in {}", environment.name)) {
+                    table class="stages vars" {
+                        thead { tr { th scope="col" { "Variable" } th scope="col" { "Value" }
+                            @if operator { th scope="col" { span class="visually-hidden" { "Actions" } } } } }
+                        tbody { @for (name, value) in &environment.vars {
+                            tr data-var=(name) {
+                                td { code { (name) } }
+                                td class="clip" title=(value) { code { (value) } }
+                                @if operator { td { button type="button" class="danger" data-action="unset-var" { "Remove" } } }
+                            }
+                        } }
+                    }
+                }
+            }
+            @if operator {
+                form class="filters set-var" {
+                    div { label for=(id("var-name")) { "Variable" }
+                        input id=(id("var-name")) name="name" required maxlength="128" autocomplete="off" placeholder="LOG_LEVEL"; }
+                    div { label for=(id("var-value")) { "Value" }
+                        input id=(id("var-value")) name="value" maxlength="32768" autocomplete="off"; }
+                    div { button type="submit" { "Set variable" } }
+                }
+                form class="filters env-settings" {
+                    div { label for=(id("kind")) { "Type" }
+                        select id=(id("kind")) name="type" {
+                            @for kind in EnvironmentKind::NAMES {
+                                option value=(kind) selected[environment.kind == kind] { (kind) }
+                            }
+                        } }
+                    div class="check" { input id=(id("default")) type="checkbox" name="default" checked[environment.is_default];
+                        label for=(id("default")) { "Default" } }
+                    div class="check" { input id=(id("protected")) type="checkbox" name="protected" checked[environment.protected];
+                        label for=(id("protected")) { "Protected" } }
+                    div { label for=(id("approvals")) { "Approvals" }
+                        select id=(id("approvals")) name="approvals" {
+                            option value="1" selected[environment.approvals <= 1] { "1 (an admin)" }
+                            option value="2" selected[environment.approvals >= 2] { "2 (two operators)" }
+                        } }
+                    div { button type="submit" { "Save" } }
+                }
+            }
+        }
+    }
+}

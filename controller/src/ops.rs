@@ -53,6 +53,7 @@ pub mod tokens;
 pub mod users;
 mod variables;
 pub mod watch;
+pub mod windows;
 
 pub use error::{Code, Error, Kind, Result};
 

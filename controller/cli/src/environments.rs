@@ -37,6 +37,11 @@ pub enum EnvCommand {
         /// (two operators', or an admin's); default 1.
         #[arg(long)]
         approvals: Option<u64>,
+        /// When deploys are taken, e.g. "Mon-Fri 09:00-17:00 Europe/Berlin"
+        /// (DAYS HH:MM-HH:MM [ZONE], several joined by `;`); outside it a
+        /// deploy is refused unless an admin forces it.
+        #[arg(long)]
+        window: Option<String>,
         /// A variable for the app's deploys here, KEY=VALUE; repeat for more.
         #[arg(long = "var", value_name = "KEY=VALUE")]
         vars: Vec<String>,
@@ -84,6 +89,13 @@ pub struct SetArgs {
     /// 1 or 2 (see `env create`).
     #[arg(long)]
     approvals: Option<u64>,
+    /// A new deploy window (see `env create`); on a protected environment
+    /// an admin's change.
+    #[arg(long, conflicts_with = "no_window")]
+    window: Option<String>,
+    /// Take deploys at any time again.
+    #[arg(long)]
+    no_window: bool,
     /// Set a variable, KEY=VALUE; repeat for more.
     #[arg(long = "var", value_name = "KEY=VALUE")]
     vars: Vec<String>,
@@ -101,6 +113,7 @@ pub async fn run(session: &mut Session, command: EnvCommand) -> Outcome {
             default,
             protected,
             approvals,
+            window,
             vars,
         } => {
             let (app, name) = split_target(&target)?;
@@ -112,6 +125,7 @@ pub async fn run(session: &mut Session, command: EnvCommand) -> Outcome {
                 protected,
                 approvals,
                 vars: parse_vars(&vars)?.into_iter().collect(),
+                window,
             };
             let reply = client.create_environment(request).await?;
             (wire::environment(reply.into_inner())?, "created")
@@ -169,6 +183,8 @@ fn set_request(args: SetArgs) -> Result<SetEnvironmentRequest, Failure> {
         protected,
         unprotected,
         approvals,
+        window,
+        no_window,
         vars,
         unset,
     } = args;
@@ -182,6 +198,11 @@ fn set_request(args: SetArgs) -> Result<SetEnvironmentRequest, Failure> {
         approvals,
         set_vars: parse_vars(&vars)?.into_iter().collect(),
         unset_vars: unset,
+        window: if no_window {
+            Some(String::new())
+        } else {
+            window
+        },
     })
 }
 
@@ -227,6 +248,9 @@ fn rules_text(environment: &EnvironmentView) -> String {
     }
     if environment.protected {
         parts.push(approvals_text(environment));
+    }
+    if let Some(window) = &environment.window {
+        parts.push(format!("deploys {window}"));
     }
     let count = environment.vars.len();
     parts.push(format!(

@@ -33,6 +33,7 @@ pub fn new_environment(app: String, mut body: Fields) -> Result<NewEnvironment, 
         is_default: body.flag("default")?,
         protected: body.flag("protected")?,
         approvals: body.u64("approvals")?,
+        window: body.string("window")?,
         vars: body.string_map("vars")?,
     };
     body.finish()?;
@@ -50,6 +51,7 @@ pub fn environment_change(mut body: Fields) -> Result<EnvironmentChange, Error> 
         is_default: body.optional_flag("default")?,
         protected: body.optional_flag("protected")?,
         approvals: body.u64("approvals")?,
+        window: body.string("window")?,
         set_vars: body.string_map("vars")?,
         unset_vars: body.string_list("unset_vars")?,
     };

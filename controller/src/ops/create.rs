@@ -277,6 +277,14 @@ pub async fn create(
     super::target::wait_for_agents(context, &request.manifest_toml, request.wait_for_agents)
         .await?;
     let deployment = build(context, caller, &request)?;
+    super::windows::check(
+        context,
+        caller,
+        &deployment.app,
+        &deployment.environment,
+        request.force,
+    )
+    .await?;
     check_trigger_rate(context, &deployment.app)?;
     // A first deploy to an environment gives it a record (`development`).
     super::environments::ensure(

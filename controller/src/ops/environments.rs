@@ -34,6 +34,8 @@ pub struct NewEnvironment {
     pub protected: bool,
     /// 1 or 2; `None` is 1.
     pub approvals: Option<u64>,
+    /// A deploy window (`ops::windows`); `None`: always open.
+    pub window: Option<String>,
     pub vars: BTreeMap<String, String>,
 }
 
@@ -46,6 +48,8 @@ pub struct EnvironmentChange {
     pub protected: Option<bool>,
     /// 1 or 2.
     pub approvals: Option<u64>,
+    /// A new deploy window; empty removes it.
+    pub window: Option<String>,
     /// Variables to add or give a new value.
     pub set_vars: BTreeMap<String, String>,
     /// Variables to remove (one that is not set is no error).
@@ -61,6 +65,7 @@ pub fn view(record: &EnvironmentRecord) -> EnvironmentView {
         is_default: record.is_default,
         protected: record.protected,
         approvals: record.approvals,
+        window: record.window.clone(),
         vars: record.vars.clone(),
         created_at: record.created_at,
         created_by: record.created_by.clone(),
@@ -85,6 +90,7 @@ pub async fn create(
     rules::check_names(&request.app, &request.name)?;
     let target = format!("{}/{}", request.app, request.name);
     let approvals = rules::checked_approvals(request.approvals.unwrap_or(1))?;
+    let window = rules::checked_window(&target, request.window.as_deref())?;
     rules::check_vars(&target, &request.vars)?;
     let now = Timestamp::now();
     let record = EnvironmentRecord {
@@ -94,6 +100,7 @@ pub async fn create(
         is_default: request.is_default,
         protected: request.protected,
         approvals,
+        window,
         vars: request.vars,
         created_at: now,
         created_by: caller.who(),
@@ -218,6 +225,7 @@ pub async fn ensure(
         is_default: false,
         protected: false,
         approvals: 1,
+        window: None,
         vars: BTreeMap::new(),
         created_at: now,
         created_by: by.to_string(),

@@ -25,6 +25,7 @@ fn new(app: &str, name: &str, kind: EnvironmentKind) -> NewEnvironment {
         is_default: false,
         protected: false,
         approvals: None,
+        window: None,
         vars: BTreeMap::new(),
     }
 }

@@ -80,6 +80,7 @@ codes! {
     RatingInvalid = "rating/invalid", Invalid;
     EnvironmentNotFound = "environment/not-found", NotFound;
     EnvironmentExists = "environment/exists", Conflict;
+    EnvironmentOutsideWindow = "environment/outside-window", Precondition;
     DomainTaken = "domain/taken", Conflict;
     TargetNoMatch = "target/no-match", Precondition;
     TargetUnknownHost = "target/unknown-host", Precondition;

@@ -167,6 +167,14 @@ async fn create(
     deployment: Deployment,
     claim: Claim,
 ) -> Result<Deployment> {
+    super::windows::check(
+        context,
+        caller,
+        &deployment.app,
+        &deployment.environment,
+        claim.force,
+    )
+    .await?;
     check_trigger_rate(context, &deployment.app)?;
     let created = context
         .store
@@ -226,7 +234,9 @@ async fn run_again(
     force: bool,
     action: &str,
 ) -> Result<Deployment> {
-    let app = context.store.get_deployment(id)?.app;
+    let again = context.store.get_deployment(id)?;
+    super::windows::check(context, caller, &again.app, &again.environment, force).await?;
+    let app = again.app;
     check_trigger_rate(context, &app)?;
     let who = caller.who();
     let now = Timestamp::now();

@@ -39,6 +39,9 @@ pub struct EnvironmentRecord {
     /// operators', or an admin's).
     #[serde(default = "one")]
     pub approvals: u8,
+    /// When deploys are taken (`ops::windows`), as written; none: always.
+    #[serde(default)]
+    pub window: Option<String>,
     /// Variables that override the manifest's `[env]` at the next deploy.
     #[serde(default)]
     pub vars: BTreeMap<String, String>,

@@ -22,6 +22,7 @@ fn record(app: &str, name: &str, is_default: bool) -> EnvironmentRecord {
         is_default,
         protected: false,
         approvals: 1,
+        window: None,
         vars: BTreeMap::new(),
         created_at: Timestamp(1),
         created_by: "ana".into(),

@@ -90,6 +90,10 @@ pub struct EnvironmentView {
     /// (two operators', or an admin's).
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 2))]
     pub approvals: u8,
+    /// When it takes deploys (`Mon-Fri 09:00-17:00 Europe/Berlin`); none:
+    /// always.
+    #[serde(default)]
+    pub window: Option<String>,
     /// Variables set for the app here; they override the manifest's
     /// `[env]` at the next deploy.
     pub vars: BTreeMap<String, String>,

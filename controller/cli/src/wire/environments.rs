@@ -29,6 +29,7 @@ fn environment_view(message: pb::EnvironmentView) -> Result<EnvironmentView, Fai
         created_by,
         updated_at_ms,
         updated_by,
+        window,
     } = message;
     let approvals = u8::try_from(approvals)
         .map_err(|_| unreadable(format!("an environment needing {approvals} approvals")))?;
@@ -39,6 +40,7 @@ fn environment_view(message: pb::EnvironmentView) -> Result<EnvironmentView, Fai
         is_default,
         protected,
         approvals,
+        window,
         vars: vars.into_iter().collect(),
         created_at: ts(created_at_ms),
         created_by,

@@ -26,6 +26,7 @@ pub async fn create_environment(
         protected,
         approvals,
         vars,
+        window,
     } = request.into_inner();
     let new = NewEnvironment {
         app,
@@ -34,6 +35,7 @@ pub async fn create_environment(
         is_default,
         protected,
         approvals,
+        window,
         vars: vars.into_iter().collect(),
     };
     let environment = environments::create(context, &caller, new).await?;
@@ -72,12 +74,14 @@ pub async fn set_environment(
         approvals,
         set_vars,
         unset_vars,
+        window,
     } = request.into_inner();
     let change = EnvironmentChange {
         kind: kind.as_deref().map(parse_kind).transpose()?,
         is_default,
         protected,
         approvals,
+        window,
         set_vars: set_vars.into_iter().collect(),
         unset_vars,
     };

@@ -33,6 +33,16 @@ pub(super) fn check_name(what: &str, text: &str) -> Result<()> {
 }
 
 /// Approvals as stored: 1 or 2.
+/// A deploy window as stored: checked, trimmed; empty means none.
+pub(super) fn checked_window(target: &str, text: Option<&str>) -> Result<Option<String>> {
+    let Some(text) = text.map(str::trim).filter(|text| !text.is_empty()) else {
+        return Ok(None);
+    };
+    crate::ops::windows::Window::parse(text)
+        .map_err(|err| Error::invalid(format!("{target}'s window: {err}")))?;
+    Ok(Some(text.to_string()))
+}
+
 pub(super) fn checked_approvals(approvals: u64) -> Result<u8> {
     match u8::try_from(approvals) {
         Ok(approvals @ 1..=2) => Ok(approvals),
@@ -81,6 +91,7 @@ pub(super) fn check_change(target: &str, change: &EnvironmentChange) -> Result<(
         is_default,
         protected,
         approvals,
+        window,
         set_vars,
         unset_vars,
     } = change;
@@ -88,11 +99,12 @@ pub(super) fn check_change(target: &str, change: &EnvironmentChange) -> Result<(
         && is_default.is_none()
         && protected.is_none()
         && approvals.is_none()
+        && window.is_none()
         && set_vars.is_empty()
         && unset_vars.is_empty();
     if names_nothing {
         return Err(Error::invalid(format!(
-            "the change of {target} names nothing to change; give a type, default, protected, approvals, or variables to set or unset"
+            "the change of {target} names nothing to change; give a type, default, protected, approvals, a window, or variables to set or unset"
         )));
     }
     for name in unset_vars {
@@ -119,11 +131,18 @@ pub(super) fn apply(
     let approvals = change.approvals.map(checked_approvals).transpose()?;
     let unprotects = record.protected && change.protected == Some(false);
     let reapproves = record.protected && approvals.is_some_and(|n| n != record.approvals);
-    if unprotects || reapproves {
+    let window = match &change.window {
+        Some(text) => Some(checked_window(&target, Some(text))?),
+        None => None,
+    };
+    let rewindows = record.protected && window.as_ref().is_some_and(|w| *w != record.window);
+    if unprotects || reapproves || rewindows {
         let what = if unprotects {
             "unprotecting"
-        } else {
+        } else if reapproves {
             "changing the approvals of"
+        } else {
+            "changing the deploy window of"
         };
         require_admin(
             caller,
@@ -153,6 +172,13 @@ pub(super) fn apply(
     if let Some(approvals) = approvals.filter(|n| *n != record.approvals) {
         changed.push(format!("approvals {} -> {approvals}", record.approvals));
         record.approvals = approvals;
+    }
+    if let Some(window) = window.filter(|window| *window != record.window) {
+        changed.push(match &window {
+            Some(text) => format!("window {text}"),
+            None => "no window".into(),
+        });
+        record.window = window;
     }
     let mut vars = record.vars.clone();
     let set: Vec<&str> = change

@@ -31,6 +31,10 @@ pub struct NewEnvironmentBody {
     pub protected: Option<bool>,
     #[schema(minimum = 1, maximum = 2)]
     pub approvals: Option<u8>,
+    /// When deploys are taken: `DAYS HH:MM-HH:MM [ZONE]`, several joined
+    /// by `;` (e.g. `Mon-Fri 09:00-17:00 Europe/Berlin`).
+    #[schema(max_length = 200)]
+    pub window: Option<String>,
     /// Variables that override the manifest's `[env]` at the next deploy.
     pub vars: Option<BTreeMap<String, String>>,
 }
@@ -48,6 +52,10 @@ pub struct EnvironmentChangeBody {
     pub protected: Option<bool>,
     #[schema(minimum = 1, maximum = 2)]
     pub approvals: Option<u8>,
+    /// A new deploy window; empty removes it. Changing the window of a
+    /// protected environment needs an admin.
+    #[schema(max_length = 200)]
+    pub window: Option<String>,
     /// Variables to add or give a new value.
     pub vars: Option<BTreeMap<String, String>>,
     /// Variables to remove.

@@ -18,6 +18,7 @@ mod admin;
 mod apps;
 mod fleet;
 mod people;
+mod secrets;
 mod variables;
 
 pub use admin::{AuditEntry, LoggedOut, Purged, RegistryView};
@@ -29,6 +30,7 @@ pub use fleet::{
     RunningTaskView, TokenView,
 };
 pub use people::{ApiTokenView, CreatedApiToken, UserView};
+pub use secrets::{SecretRef, SecretScope, SecretView};
 pub use variables::{Variable, VariableSource, snapshot as variables_snapshot};
 
 /// A point in time, kept as Unix milliseconds and written as RFC 3339.

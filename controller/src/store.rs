@@ -20,6 +20,8 @@ mod list;
 mod logs;
 mod ratings;
 mod registries;
+mod sealed;
+mod secrets;
 mod sessions;
 mod tokens;
 mod users;
@@ -38,7 +40,9 @@ pub use health::{CHECK_EVERY, Checked, StoreHealth, is_disk_full};
 pub use list::{DEFAULT_LIMIT, ListQuery, Sort};
 pub use logs::{ExpiredLogs, LogWrite, StoredLine};
 pub use ratings::{RatingRecord, RatingTally};
-pub use registries::{RegistryRecord, RegistryView};
+pub use registries::{RegistryCredentials, RegistryRecord, RegistryView};
+pub use sealed::Resealed;
+pub use secrets::{KEEP_VERSIONS, SecretName, SecretVersion};
 pub use sessions::{SessionRecord, SetupLinkRecord};
 pub use tokens::hash_secret;
 pub use tokens::{TokenRecord, TokenState};
@@ -86,6 +90,11 @@ pub enum StoreError {
     Conflict(String),
     #[error("{0}")]
     Refused(String),
+    /// A sealed value (a secret, a registry password) did not open with
+    /// the controller's secrets key; the message names the value, never
+    /// its content.
+    #[error("{0}")]
+    Unsealed(String),
 }
 
 impl StoreError {
@@ -169,6 +178,10 @@ struct Shared {
     current: std::sync::RwLock<Option<std::sync::Arc<Trees>>>,
     health: health::Health,
     flushes: FlushGroup,
+    /// The secrets key, once `serve` has loaded it (see `sealed.rs`): the
+    /// dispatcher holds only the store and opens registry passwords with
+    /// it.
+    secret_key: std::sync::RwLock<Option<std::sync::Arc<crate::crypto::SecretKey>>>,
 }
 
 /// One open database and its trees.
@@ -193,6 +206,8 @@ struct Trees {
     blob_grants: sled::Tree,
     audit: sled::Tree,
     ratings: sled::Tree,
+    secret_names: sled::Tree,
+    secrets: sled::Tree,
     jobs: sled::Tree,
     builds: sled::Tree,
     meta: sled::Tree,
@@ -224,6 +239,8 @@ impl Trees {
             blob_grants: db.open_tree("blob_grants")?,
             audit: db.open_tree("audit")?,
             ratings: db.open_tree("ratings")?,
+            secret_names: db.open_tree("secret_names")?,
+            secrets: db.open_tree("secrets")?,
             jobs: db.open_tree("jobs")?,
             builds: db.open_tree("builds")?,
             meta: db.open_tree("meta")?,
@@ -279,6 +296,7 @@ impl Store {
                 current: std::sync::RwLock::new(Some(std::sync::Arc::new(trees))),
                 health: Default::default(),
                 flushes: Default::default(),
+                secret_key: Default::default(),
             }),
         };
         store.index_users_once()?;

@@ -25,6 +25,7 @@ pub mod progress;
 pub mod registry;
 pub mod restart;
 pub mod rotate;
+pub mod rotate_key;
 pub mod server;
 pub mod store;
 #[cfg(test)]

@@ -30,7 +30,7 @@ pub use fleet::{
     RunningTaskView, TokenView,
 };
 pub use people::{ApiTokenView, CreatedApiToken, UserView};
-pub use secrets::{SecretRef, SecretScope, SecretView};
+pub use secrets::{MAX_SECRET_BYTES, SecretRef, SecretScope, SecretView};
 pub use variables::{Variable, VariableSource, snapshot as variables_snapshot};
 
 /// A point in time, kept as Unix milliseconds and written as RFC 3339.

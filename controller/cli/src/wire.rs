@@ -12,7 +12,8 @@
 //! This file holds the helpers, the enums and the replies that carry
 //! deployments; `wire/deployment.rs` the deployment's parts,
 //! `wire/fleet.rs` the fleet's records, `wire/admin.rs` the
-//! administration's and `wire/apps.rs` the app catalogue's.
+//! administration's, `wire/apps.rs` the app catalogue's and
+//! `wire/secrets.rs` the secret store's.
 
 use std::fmt::Display;
 use std::str::FromStr;
@@ -29,6 +30,7 @@ mod apps;
 mod deployment;
 mod fleet;
 mod people;
+mod secrets;
 #[cfg(test)]
 mod tests;
 
@@ -37,6 +39,7 @@ pub use apps::{app, app_list, rating};
 pub use deployment::deployment_message;
 pub use fleet::{agent, agents, app_statuses, fleet_job, host_inspect, job, jobs, token, tokens};
 pub use people::{api_token, api_tokens, created_api_token, user, users};
+pub use secrets::{secret, secrets};
 
 /// The failure for something in a reply this CLI cannot read.
 fn unreadable(what: impl Display) -> Failure {

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use berth_proto::v1 as pb;
 use berth_proto::v1::cli_server::Cli;
 use berth_proto::v1::{
     AgentList, AgentReply, AuditReply, CreateDeploymentRequest, CreateTokenRequest,
@@ -31,8 +32,12 @@ mod deployments;
 mod fleet;
 mod people;
 mod records;
+mod secrets;
 
 pub use codec::{chunks, first_chunk};
+
+/// A unary method's answer.
+type Reply<T> = Result<Response<T>, Status>;
 
 pub struct CliApi {
     context: Arc<Context>,
@@ -395,5 +400,23 @@ impl Cli for CliApi {
         request: Request<berth_proto::v1::ClearAppRatingRequest>,
     ) -> Result<Response<berth_proto::v1::RatingReply>, Status> {
         apps::clear_app_rating(&self.context, request).await
+    }
+
+    async fn set_secret(&self, request: Request<pb::SetSecretRequest>) -> Reply<pb::SecretReply> {
+        secrets::set_secret(&self.context, request).await
+    }
+
+    async fn list_secrets(
+        &self,
+        request: Request<pb::ListSecretsRequest>,
+    ) -> Reply<pb::SecretList> {
+        secrets::list_secrets(&self.context, request).await
+    }
+
+    async fn remove_secret(
+        &self,
+        request: Request<pb::RemoveSecretRequest>,
+    ) -> Reply<pb::SecretReply> {
+        secrets::remove_secret(&self.context, request).await
     }
 }

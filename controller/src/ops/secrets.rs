@@ -24,7 +24,7 @@ use crate::server::Context;
 use crate::store::{KEEP_VERSIONS, Role};
 
 /// The largest value a secret holds, in bytes.
-pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+pub const MAX_VALUE_BYTES: usize = berth_shared::record::MAX_SECRET_BYTES;
 
 /// Stores `value` as the next version of secret `name` in `scope`;
 /// returns the secret as it is now (never its value).

@@ -11,6 +11,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::Timestamp;
 
+/// The largest value a secret holds, in bytes (64 KiB).
+pub const MAX_SECRET_BYTES: usize = 64 * 1024;
+
 /// Where a secret applies. Written `APP/ENV` (`web/prod`) or `*` (every
 /// app in every environment, for the names a manifest asks for).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -7,7 +7,8 @@
 //! to a record does not compile until it is carried here (and in the
 //! message). This file holds deployments and their parts, and the enums;
 //! `records/fleet.rs` the fleet's records, `records/admin.rs` the
-//! administration's, `records/apps.rs` the app catalogue's.
+//! administration's, `records/apps.rs` the app catalogue's and
+//! `records/secrets.rs` the secret store's.
 
 use berth_proto::v1 as pb;
 use berth_shared::manifest::Manifest;
@@ -26,6 +27,7 @@ pub mod apps;
 mod apps_tests;
 mod fleet;
 pub mod people;
+pub mod secrets;
 #[cfg(test)]
 mod tests;
 

@@ -46,6 +46,7 @@ mod openapi;
 mod people;
 pub(crate) mod query;
 mod reply;
+mod secrets;
 mod serve;
 mod session;
 mod setup;
@@ -128,6 +129,15 @@ pub fn router(context: Arc<Context>) -> Router {
         .route("/api/v1/apps/{app}/stop", post(deployments::stop_app))
         .route("/api/v1/apps/{app}/start", post(deployments::start_app))
         .route("/api/v1/apps/{app}/rollback", post(deployments::rollback))
+        .route(
+            "/api/v1/apps/{app}/environments/{env}/secrets/{name}",
+            put(secrets::set).delete(secrets::remove),
+        )
+        .route("/api/v1/secrets", get(secrets::list))
+        .route(
+            "/api/v1/secrets/{name}",
+            put(secrets::set_fleet).delete(secrets::remove_fleet),
+        )
         .route("/api/v1/events", get(events::all))
         .route(
             "/api/v1/deployment-events",

@@ -20,6 +20,7 @@ use crate::store::Role;
 mod apps;
 mod hostile;
 mod people;
+mod secrets;
 
 struct Harness {
     service: TowerToHyperService<Router>,

@@ -127,7 +127,7 @@ type Decode = fn(Fields) -> Result<(), crate::ops::Error>;
 #[test]
 fn the_decoders_take_everything_the_document_names() {
     let document: Value = serde_json::from_str(&document()).expect("JSON");
-    let bodies: [(&str, Decode); 7] = [
+    let bodies: [(&str, Decode); 8] = [
         ("NewDeploymentBody", |body| {
             codec::new_deployment(body).map(drop)
         }),
@@ -142,6 +142,9 @@ fn the_decoders_take_everything_the_document_names() {
             codec::rollback("web".into(), Params::default(), body).map(drop)
         }),
         ("RatingBody", |body| codec::rating(body).map(drop)),
+        ("SecretBody", |body| {
+            super::super::secrets::value(body).map(drop)
+        }),
         ("EmptyBody", Fields::finish),
     ];
     for (name, decode) in bodies {

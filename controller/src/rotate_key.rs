@@ -80,7 +80,6 @@ mod tests {
     use berth_shared::record::SecretScope;
 
     use super::*;
-    use crate::crypto::Place;
 
     #[tokio::test]
     async fn rotation_reseals_every_value_and_replaces_the_key_file() {
@@ -92,15 +91,8 @@ mod tests {
         let scope = SecretScope::app("web", "prod").expect("scope");
         {
             let store = Store::open(&dir.store()).expect("store");
-            let seal = |version| {
-                let place = Place::Secret {
-                    scope: &scope,
-                    name: "K",
-                    version,
-                };
-                old.seal(&place, b"kept across the rotation")
-            };
-            store.put_secret(&scope, "K", "ada", seal).expect("put");
+            let value = "kept across the rotation";
+            crate::store::put_sealed(&store, &old, &scope, "K", value);
             store.flush().await.expect("flush");
         }
         let held = Store::open(&dir.store()).expect("store");
@@ -136,16 +128,7 @@ mod tests {
         let store = crate::store::reopen(&dir.store());
         let loaded = key_file::load(&dir, &store).expect("load");
         assert_eq!(*loaded.key.id(), rotated.new);
-        let stored = store
-            .secret_version(&scope, "K", 1)
-            .expect("read")
-            .expect("kept");
-        let place = Place::Secret {
-            scope: &scope,
-            name: "K",
-            version: 1,
-        };
-        let value = loaded.key.open_text(&place, &stored.sealed).expect("opens");
-        assert_eq!(value.as_str(), "kept across the rotation");
+        let value = crate::store::open_sealed(&store, &loaded.key, &scope, "K", 1);
+        assert_eq!(value, "kept across the rotation");
     }
 }

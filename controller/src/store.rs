@@ -43,6 +43,8 @@ pub use ratings::{RatingRecord, RatingTally};
 pub use registries::{RegistryCredentials, RegistryRecord, RegistryView};
 pub use sealed::Resealed;
 pub use secrets::{KEEP_VERSIONS, SecretName, SecretVersion};
+#[cfg(test)]
+pub(crate) use secrets::{open_sealed, put_sealed};
 pub use sessions::{SessionRecord, SetupLinkRecord};
 pub use tokens::hash_secret;
 pub use tokens::{TokenRecord, TokenState};

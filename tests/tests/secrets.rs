@@ -85,6 +85,22 @@ fn rotate_key(data: &Path) -> Cli {
     }
 }
 
+/// Runs `rotate-key` on the stopped controller's `data` and checks it
+/// re-encrypted `versions` secret versions and `registries` passwords
+/// (which it could only do by opening every one of them).
+#[track_caller]
+fn rotate_ok(data: &Path, versions: u32, registries: u32) {
+    let rotated = rotate_key(data);
+    assert_eq!(rotated.code, 0, "{}", rotated.stderr);
+    let counts =
+        format!("re-encrypted {versions} secret versions and {registries} registry passwords");
+    assert!(rotated.stdout.contains(&counts), "{}", rotated.stdout);
+    assert_no_value(
+        "rotate-key",
+        &format!("{}{}", rotated.stdout, rotated.stderr),
+    );
+}
+
 /// `secret ls -o json` as (scope, name, version) rows.
 fn listed(controller: &Controller) -> Vec<(String, String, u64)> {
     let cli = controller.berth(&["secret", "ls", "-o", "json"]);
@@ -229,19 +245,7 @@ fn secrets_stay_encrypted_show_no_value_and_survive_a_key_rotation() {
     refuse_a_copy_of_the_store_alone(controller.dir.path(), &data);
 
     let old_key = std::fs::read(data.join("keys/secrets.key")).expect("read the key");
-    let rotated = rotate_key(&data);
-    assert_eq!(rotated.code, 0, "{}", rotated.stderr);
-    assert!(
-        rotated
-            .stdout
-            .contains("re-encrypted 4 secret versions and 1 registry passwords"),
-        "{}",
-        rotated.stdout
-    );
-    assert_no_value(
-        "rotate-key",
-        &format!("{}{}", rotated.stdout, rotated.stderr),
-    );
+    rotate_ok(&data, 4, 1);
     let new_key = std::fs::read(data.join("keys/secrets.key")).expect("read the key");
     assert_ne!(old_key, new_key);
     assert_eq!(new_key.len(), 32);
@@ -261,15 +265,7 @@ fn secrets_stay_encrypted_show_no_value_and_survive_a_key_rotation() {
     // A second rotation opens every value under the first one's key.
     controller.stop();
     assert_no_value("the controller's log", &controller.log());
-    let again = rotate_key(&data);
-    assert_eq!(again.code, 0, "{}", again.stderr);
-    assert!(
-        again
-            .stdout
-            .contains("re-encrypted 5 secret versions and 1 registry passwords"),
-        "{}",
-        again.stdout
-    );
+    rotate_ok(&data, 5, 1);
     assert_no_value_on_disk(&data);
     controller.resume();
     assert_eq!(listed(&controller)[2], row("web/prod", "DB_URL", 3));

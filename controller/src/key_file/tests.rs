@@ -7,7 +7,6 @@ use std::os::unix::fs::PermissionsExt;
 use berth_shared::record::SecretScope;
 
 use super::*;
-use crate::crypto::Place;
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).expect("stat").permissions().mode() & 0o777
@@ -22,16 +21,7 @@ fn setup() -> (tempfile::TempDir, DataDir, Store) {
 }
 
 fn seal_one(store: &Store, key: &SecretKey) {
-    let scope = SecretScope::Fleet;
-    let seal = |version| {
-        let place = Place::Secret {
-            scope: &scope,
-            name: "TOKEN",
-            version,
-        };
-        key.seal(&place, b"value")
-    };
-    store.put_secret(&scope, "TOKEN", "ana", seal).expect("put");
+    crate::store::put_sealed(store, key, &SecretScope::Fleet, "TOKEN", "value");
 }
 
 #[test]

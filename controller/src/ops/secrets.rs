@@ -50,11 +50,7 @@ pub async fn set(
     let secret = context.store.put_secret(scope, name, &caller.who(), seal)?;
     drop(value);
     let outcome = format!("version {}", secret.latest);
-    let target = format!("{scope} {name}");
-    context
-        .store
-        .audit(&caller.who(), "secret.set", &target, &outcome)?;
-    context.store.flush().await?;
+    audit(context, caller, "secret.set", scope, name, &outcome).await?;
     info!(%scope, name, version = secret.latest, "secret set");
     Ok(secret.view())
 }
@@ -88,11 +84,7 @@ pub async fn remove(
         return Err(not_found(scope, name));
     };
     let outcome = format!("removed with its versions up to {}", removed.latest);
-    let target = format!("{scope} {name}");
-    context
-        .store
-        .audit(&caller.who(), "secret.remove", &target, &outcome)?;
-    context.store.flush().await?;
+    audit(context, caller, "secret.remove", scope, name, &outcome).await?;
     info!(%scope, name, version = removed.latest, "secret removed");
     Ok(removed.view())
 }
@@ -180,6 +172,24 @@ pub fn reveal(context: &Context, refs: &[SecretRef]) -> Result<Vec<(String, Zero
         values.push((name.clone(), value));
     }
     Ok(values)
+}
+
+/// Writes the audit entry of a change (the target `SCOPE NAME`, never the
+/// value) and makes the change and the entry durable.
+async fn audit(
+    context: &Context,
+    caller: &Caller,
+    action: &str,
+    scope: &SecretScope,
+    name: &str,
+    outcome: &str,
+) -> Result<()> {
+    let target = format!("{scope} {name}");
+    context
+        .store
+        .audit(&caller.who(), action, &target, outcome)?;
+    context.store.flush().await?;
+    Ok(())
 }
 
 /// Operators and admins change an app's secrets; only admins the fleet's.

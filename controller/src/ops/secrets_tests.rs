@@ -311,18 +311,7 @@ async fn a_value_sealed_under_another_key_is_unreadable_not_revealed() {
     let context = context(dir.path()).await;
     let scope = web_prod();
     let other = crate::crypto::SecretKey::generate();
-    let seal = |version| {
-        let place = crate::crypto::Place::Secret {
-            scope: &scope,
-            name: "K",
-            version,
-        };
-        other.seal(&place, VALUE.as_bytes())
-    };
-    context
-        .store
-        .put_secret(&scope, "K", "ada", seal)
-        .expect("put");
+    crate::store::put_sealed(&context.store, &other, &scope, "K", VALUE);
     let reference = SecretRef {
         name: "K".into(),
         scope: scope.clone(),

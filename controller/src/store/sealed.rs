@@ -165,19 +165,7 @@ mod tests {
     use super::*;
     use crate::store::RegistryRecord;
 
-    fn put(store: &Store, key: &SecretKey, scope: &SecretScope, name: &str, value: &str) {
-        let seal = |version| {
-            key.seal(
-                &Place::Secret {
-                    scope,
-                    name,
-                    version,
-                },
-                value.as_bytes(),
-            )
-        };
-        store.put_secret(scope, name, "ana", seal).expect("put");
-    }
+    use crate::store::{open_sealed, put_sealed as put};
 
     #[test]
     fn an_older_stores_clear_passwords_are_sealed_once() {
@@ -233,19 +221,8 @@ mod tests {
             store.sealing_key_ids().expect("ids"),
             BTreeSet::from([new.id().clone()])
         );
-        let open = |scope: &SecretScope, name: &str, version: u64| {
-            let stored = store
-                .secret_version(scope, name, version)
-                .expect("read")
-                .expect("kept");
-            let place = Place::Secret {
-                scope,
-                name,
-                version,
-            };
-            new.open_text(&place, &stored.sealed)
-                .expect("opens with the new key")
-                .to_string()
+        let open = |scope: &SecretScope, name: &str, version| {
+            open_sealed(&store, &new, scope, name, version)
         };
         assert_eq!(open(&scope, "A", 1), "s3cr3t-one");
         assert_eq!(open(&scope, "A", 2), "s3cr3t-two");

@@ -203,26 +203,58 @@ impl Store {
     }
 }
 
+/// Stores `value` as the next version of a secret, sealed under `key` as
+/// `ops::secrets::set` seals it (by `ana`); returns the version.
+#[cfg(test)]
+pub(crate) fn put_sealed(
+    store: &Store,
+    key: &crate::crypto::SecretKey,
+    scope: &SecretScope,
+    name: &str,
+    value: &str,
+) -> u64 {
+    let seal = |version| {
+        let place = crate::crypto::Place::Secret {
+            scope,
+            name,
+            version,
+        };
+        key.seal(&place, value.as_bytes())
+    };
+    let stored = store.put_secret(scope, name, "ana", seal).expect("put");
+    stored.latest
+}
+
+/// The value of one version of a secret opened with `key`; the test
+/// fails when it is gone or does not open.
+#[cfg(test)]
+pub(crate) fn open_sealed(
+    store: &Store,
+    key: &crate::crypto::SecretKey,
+    scope: &SecretScope,
+    name: &str,
+    version: u64,
+) -> String {
+    let stored = store
+        .secret_version(scope, name, version)
+        .expect("read")
+        .expect("the version is kept");
+    let place = crate::crypto::Place::Secret {
+        scope,
+        name,
+        version,
+    };
+    let value = key.open_text(&place, &stored.sealed).expect("it opens");
+    value.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::{Place, SecretKey};
+    use crate::crypto::SecretKey;
 
     fn put(store: &Store, key: &SecretKey, scope: &SecretScope, name: &str, value: &str) -> u64 {
-        let seal = |version| {
-            key.seal(
-                &Place::Secret {
-                    scope,
-                    name,
-                    version,
-                },
-                value.as_bytes(),
-            )
-        };
-        store
-            .put_secret(scope, name, "ana", seal)
-            .expect("put")
-            .latest
+        put_sealed(store, key, scope, name, value)
     }
 
     #[test]
@@ -243,21 +275,7 @@ mod tests {
             })
             .collect();
         assert_eq!(kept, (3..=12).collect::<Vec<_>>());
-        let newest = store
-            .secret_version(&scope, "DB_URL", 12)
-            .expect("read")
-            .expect("kept");
-        let place = Place::Secret {
-            scope: &scope,
-            name: "DB_URL",
-            version: 12,
-        };
-        assert_eq!(
-            key.open_text(&place, &newest.sealed)
-                .expect("opens")
-                .as_str(),
-            "v12"
-        );
+        assert_eq!(open_sealed(&store, &key, &scope, "DB_URL", 12), "v12");
         let name = store
             .secret_name(&scope, "DB_URL")
             .expect("read")

@@ -47,6 +47,7 @@ mod openapi;
 mod people;
 pub(crate) mod query;
 mod reply;
+mod secrets;
 mod serve;
 mod session;
 mod setup;
@@ -140,6 +141,15 @@ pub fn router(context: Arc<Context>) -> Router {
         .route("/api/v1/apps/{app}/stop", post(deployments::stop_app))
         .route("/api/v1/apps/{app}/start", post(deployments::start_app))
         .route("/api/v1/apps/{app}/rollback", post(deployments::rollback))
+        .route(
+            "/api/v1/apps/{app}/environments/{environment}/secrets/{name}",
+            put(secrets::set).delete(secrets::remove),
+        )
+        .route("/api/v1/secrets", get(secrets::list))
+        .route(
+            "/api/v1/secrets/{name}",
+            put(secrets::set_fleet).delete(secrets::remove_fleet),
+        )
         .route("/api/v1/events", get(events::all))
         .route(
             "/api/v1/deployment-events",

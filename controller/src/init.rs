@@ -1,5 +1,6 @@
-//! `berth-controller init`: creates the CA, the server certificate and the
-//! admin credential bundle in a new data directory.
+//! `berth-controller init`: creates the CA, the server certificate, the
+//! secrets key (`key_file.rs`) and the admin credential bundle in a new
+//! data directory.
 
 use std::path::{Path, PathBuf};
 
@@ -46,6 +47,7 @@ pub async fn init(options: &InitOptions) -> Result<PathBuf> {
         &authority,
         &server_names(&options.name, &options.sans),
     )?;
+    crate::key_file::create(&dir).context("make the secrets key")?;
 
     let store = Store::open(&dir.store()).context("open the store")?;
     let (admin_cert, issued) = authority

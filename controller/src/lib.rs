@@ -9,12 +9,14 @@
 //! Invariant: this crate never depends on `berth-agent`.
 
 pub mod blob;
+pub mod crypto;
 pub mod dev;
 pub mod dispatcher;
 pub mod grpc;
 pub mod http;
 pub mod hub;
 pub mod init;
+pub mod key_file;
 pub mod limit;
 pub mod listener;
 pub mod ops;
@@ -23,6 +25,7 @@ pub mod progress;
 pub mod registry;
 pub mod restart;
 pub mod rotate;
+pub mod rotate_key;
 pub mod server;
 pub mod store;
 #[cfg(test)]

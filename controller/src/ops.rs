@@ -1,7 +1,7 @@
 //! The application layer: one function per operation a person or a script
 //! asks of the controller (create, list, get, watch, logs, cancel, retry,
 //! redeploy, rollback, stop, delete, purge, audit, exec, inspect, agents,
-//! tokens, registries, users, the app catalogue and its ratings,
+//! tokens, registries, secrets, users, the app catalogue and its ratings,
 //! environments).
 //!
 //! Each takes an authenticated [`Caller`] and a plain request, checks the
@@ -42,6 +42,9 @@ pub mod ratings;
 pub mod registries;
 pub mod rerun;
 mod resolve;
+pub mod secrets;
+#[cfg(test)]
+mod secrets_tests;
 pub mod sessions;
 pub mod setup_links;
 pub mod status;

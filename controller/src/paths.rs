@@ -39,6 +39,23 @@ impl DataDir {
         self.root.join("pki/server.key")
     }
 
+    /// The directory of the secrets key (mode 0700), outside the store, so
+    /// that a copy of the store alone reveals no secret.
+    pub fn keys(&self) -> PathBuf {
+        self.root.join("keys")
+    }
+
+    /// The secrets key: 32 random bytes (mode 0600).
+    pub fn secrets_key(&self) -> PathBuf {
+        self.root.join("keys/secrets.key")
+    }
+
+    /// The new secrets key while `rotate-key` reseals the store with it;
+    /// renamed over [`DataDir::secrets_key`] once the store is resealed.
+    pub fn secrets_key_new(&self) -> PathBuf {
+        self.root.join("keys/secrets.key.new")
+    }
+
     /// The sled store.
     pub fn store(&self) -> PathBuf {
         self.root.join("store")

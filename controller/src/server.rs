@@ -201,6 +201,9 @@ pub struct Context {
     pub triggers: Option<crate::limit::RateLimit<String>>,
     /// Web sessions' settings and the sign-in limits.
     pub web: crate::ops::sessions::Web,
+    /// The secrets key (`keys/secrets.key`) that seals secrets and
+    /// registry passwords (`ops/secrets.rs`); its `Debug` shows its id only.
+    pub secret_key: Arc<crate::crypto::SecretKey>,
 }
 
 /// Runs the controller until `shutdown` is cancelled. Calls `on_listening`
@@ -236,6 +239,7 @@ pub async fn run(
             dir.store().display()
         )
     })?;
+    let secret_key = crate::key_file::open_for_serve(&dir, &store)?;
     let adopted = store
         .adopt_user_principals()
         .context("give users their records")?;
@@ -286,6 +290,7 @@ pub async fn run(
                 .clone()
                 .or_else(|| http.as_ref().map(|bound| bound.url())),
         ),
+        secret_key,
     });
     let listening = Listening {
         grpc: local,

@@ -23,6 +23,8 @@ mod list;
 mod logs;
 mod ratings;
 mod registries;
+mod sealed;
+mod secrets;
 mod sessions;
 mod tokens;
 mod users;
@@ -42,7 +44,11 @@ pub use health::{CHECK_EVERY, Checked, StoreHealth, is_disk_full};
 pub use list::{DEFAULT_LIMIT, ListQuery, Sort};
 pub use logs::{ExpiredLogs, LogWrite, StoredLine};
 pub use ratings::{RatingRecord, RatingTally};
-pub use registries::{RegistryRecord, RegistryView};
+pub use registries::{RegistryCredentials, RegistryRecord, RegistryView};
+pub use sealed::Resealed;
+pub use secrets::{KEEP_VERSIONS, SecretName, SecretVersion};
+#[cfg(test)]
+pub(crate) use secrets::{open_sealed, put_sealed};
 pub use sessions::{SessionRecord, SetupLinkRecord};
 pub use tokens::hash_secret;
 pub use tokens::{TokenRecord, TokenState};
@@ -91,6 +97,11 @@ pub enum StoreError {
     Conflict(String),
     #[error("{0}")]
     Refused(String),
+    /// A sealed value (a secret, a registry password) did not open with
+    /// the controller's secrets key; the message names the value, never
+    /// its content.
+    #[error("{0}")]
+    Unsealed(String),
 }
 
 impl StoreError {
@@ -174,6 +185,10 @@ struct Shared {
     current: std::sync::RwLock<Option<std::sync::Arc<Trees>>>,
     health: health::Health,
     flushes: FlushGroup,
+    /// The secrets key, once `serve` has loaded it (see `sealed.rs`): the
+    /// dispatcher holds only the store and opens registry passwords with
+    /// it.
+    secret_key: std::sync::RwLock<Option<std::sync::Arc<crate::crypto::SecretKey>>>,
 }
 
 /// One open database and its trees.
@@ -199,6 +214,8 @@ struct Trees {
     audit: sled::Tree,
     ratings: sled::Tree,
     environments: sled::Tree,
+    secret_names: sled::Tree,
+    secrets: sled::Tree,
     jobs: sled::Tree,
     builds: sled::Tree,
     meta: sled::Tree,
@@ -231,6 +248,8 @@ impl Trees {
             audit: db.open_tree("audit")?,
             ratings: db.open_tree("ratings")?,
             environments: db.open_tree("environments")?,
+            secret_names: db.open_tree("secret_names")?,
+            secrets: db.open_tree("secrets")?,
             jobs: db.open_tree("jobs")?,
             builds: db.open_tree("builds")?,
             meta: db.open_tree("meta")?,
@@ -286,6 +305,7 @@ impl Store {
                 current: std::sync::RwLock::new(Some(std::sync::Arc::new(trees))),
                 health: Default::default(),
                 flushes: Default::default(),
+                secret_key: Default::default(),
             }),
         };
         store.index_users_once()?;

@@ -91,6 +91,8 @@ pub fn deployment(hosts: &[&str], max_failures: u32) -> Deployment {
 pub async fn context(dir: &std::path::Path) -> Arc<Context> {
     let ca = berth_shared::pki::new_ca("test").expect("ca");
     let store = Store::open(&dir.join("store")).expect("store");
+    let secret_key = Arc::new(crate::crypto::SecretKey::generate());
+    store.use_secret_key(secret_key.clone());
     let registry = Arc::new(Registry::default());
     let hub = Hub::default();
     let dispatcher = Arc::new(
@@ -118,5 +120,6 @@ pub async fn context(dir: &std::path::Path) -> Arc<Context> {
             crate::ops::sessions::DEFAULT_SESSION_TTL,
             Some("http://127.0.0.1:7080".into()),
         ),
+        secret_key,
     })
 }

@@ -8,6 +8,19 @@ pub mod v1 {
     tonic::include_proto!("berth.v1");
 }
 
+/// A request that sets a secret shows its scope, its name and the length
+/// of its value, never the value, wherever it is formatted (a log line, a
+/// panic, a test's failure).
+impl std::fmt::Debug for v1::SetSecretRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SetSecretRequest")
+            .field("scope", &self.scope)
+            .field("name", &self.name)
+            .field("value_bytes", &self.value.len())
+            .finish()
+    }
+}
+
 /// The protocol version this build speaks. The controller accepts agents
 /// whose version is in [`MIN_PROTOCOL_VERSION`, `PROTOCOL_VERSION`].
 ///
@@ -47,3 +60,18 @@ pub const EXISTING_DEPLOYMENT_METADATA: &str = "berth-existing-deployment";
 /// stable machine code of the error (`deployment/not-found`, ...), which
 /// scripts match on (`berth -o json` prints it); the message is for people.
 pub const ERROR_CODE_METADATA: &str = "berth-error-code";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_secret_request_never_shows_its_value() {
+        let request = crate::v1::SetSecretRequest {
+            scope: "web/prod".into(),
+            name: "DB_URL".into(),
+            value: "hunter2-unique".into(),
+        };
+        let shown = format!("{request:?} {request:#?}");
+        assert!(shown.contains("DB_URL"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+}

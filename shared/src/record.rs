@@ -19,6 +19,7 @@ mod apps;
 mod environments;
 mod fleet;
 mod people;
+mod secrets;
 mod variables;
 
 pub use admin::{AuditEntry, LoggedOut, Purged, RegistryView};
@@ -31,6 +32,7 @@ pub use fleet::{
     RunningTaskView, TokenView,
 };
 pub use people::{ApiTokenView, CreatedApiToken, UserView};
+pub use secrets::{MAX_SECRET_BYTES, SecretRef, SecretScope, SecretView};
 pub use variables::{Variable, VariableSource, snapshot as variables_snapshot};
 
 /// A point in time, kept as Unix milliseconds and written as RFC 3339.

@@ -1,6 +1,7 @@
 //! JSON schemas (for the controller's OpenAPI document) of the types whose
 //! JSON form is written by hand rather than derived: [`Timestamp`] (an RFC
-//! 3339 string) and the ULID ids (26-character strings). Built only with
+//! 3339 string), the ULID ids (26-character strings) and [`SecretScope`]
+//! (`APP/ENV` or `*`). Built only with
 //! the `openapi` feature; the derived records refer to these by name.
 
 use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaFormat, Type};
@@ -8,7 +9,7 @@ use utoipa::openapi::{KnownFormat, RefOr};
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::id::{AgentId, DeploymentId, TaskId, UserId};
-use crate::record::Timestamp;
+use crate::record::{SecretScope, Timestamp};
 
 /// The pattern of an id as the controller writes it: a ULID in Crockford
 /// base 32, uppercase, whose first character keeps it within 128 bits.
@@ -27,6 +28,24 @@ impl PartialSchema for Timestamp {
 }
 
 impl ToSchema for Timestamp {}
+
+/// The pattern of a secret's scope: `APP/ENV` (manifest names) or `*`.
+pub const SECRET_SCOPE_PATTERN: &str =
+    "^([*]|[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?/[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)$";
+
+impl PartialSchema for SecretScope {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(SECRET_SCOPE_PATTERN))
+            .description(Some(
+                "Where a secret applies: `APP/ENV` (one app in one environment, like `web/prod`) or `*` (fleet-wide).",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for SecretScope {}
 
 macro_rules! ulid_schema {
     ($($name:ident: $what:literal),* $(,)?) => {$(

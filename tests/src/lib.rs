@@ -306,11 +306,25 @@ impl Controller {
     /// Stops the controller as its supervisor does (SIGTERM), waits for it
     /// to exit and starts it again on the same data directory and port.
     pub fn restart_gracefully(&mut self) {
+        self.stop();
+        self.serve();
+    }
+
+    /// Stops the controller as its supervisor does (SIGTERM) and waits for
+    /// it to exit, for an offline command (`rotate-key`); [`Controller::resume`]
+    /// starts it again.
+    pub fn stop(&mut self) {
         if let Some(mut process) = self.process.take() {
             process.terminate();
             let code = process.wait_exit(DEADLINE);
             assert_eq!(code, Some(0), "graceful stop: {}", process.log_tail());
         }
+    }
+
+    /// Starts a stopped controller again on the same data directory and
+    /// port.
+    pub fn resume(&mut self) {
+        assert!(self.process.is_none(), "the controller is running");
         self.serve();
     }
 

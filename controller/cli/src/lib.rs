@@ -20,6 +20,7 @@ mod people;
 mod provenance;
 mod replaced;
 mod resolve;
+mod secrets;
 mod show;
 mod status;
 mod stop;
@@ -149,6 +150,10 @@ pub enum Command {
     /// Credentials the controller holds for pulling images.
     #[command(subcommand)]
     Registry(tokens::RegistryCommand),
+    /// Secrets of an app in an environment, or of the fleet: set (the
+    /// value from standard input), ls, rm. Values are never shown.
+    #[command(subcommand)]
+    Secret(secrets::SecretCommand),
     /// People and their roles (admin).
     #[command(subcommand)]
     Users(people::UsersCommand),
@@ -333,6 +338,7 @@ async fn dispatch(session: &mut Session, command: Command) -> Outcome {
         Command::Agents(command) => agents::run(session, command).await,
         Command::Token(command) => tokens::run(session, command).await,
         Command::Registry(command) => tokens::registry(session, command).await,
+        Command::Secret(command) => secrets::run(session, command).await,
         Command::Users(command) => people::users(session, command).await,
         Command::ApiTokens(command) => people::api_tokens(session, command).await,
         Command::Health => health::health(session).await,

@@ -13,7 +13,8 @@
 //! deployments; `wire/deployment.rs` the deployment's parts,
 //! `wire/fleet.rs` the fleet's records, `wire/admin.rs` the
 //! administration's, `wire/apps.rs` the app catalogue's and
-//! `wire/environments.rs` environments'.
+//! `wire/environments.rs` environments', `wire/secrets.rs` the secret
+//! store's.
 
 use std::fmt::Display;
 use std::str::FromStr;
@@ -31,6 +32,7 @@ mod deployment;
 mod environments;
 mod fleet;
 mod people;
+mod secrets;
 #[cfg(test)]
 mod tests;
 
@@ -40,6 +42,7 @@ pub use deployment::deployment_message;
 pub use environments::{environment, environments};
 pub use fleet::{agent, agents, app_statuses, fleet_job, host_inspect, job, jobs, token, tokens};
 pub use people::{api_token, api_tokens, created_api_token, user, users};
+pub use secrets::{secret, secrets};
 
 /// The failure for something in a reply this CLI cannot read.
 fn unreadable(what: impl Display) -> Failure {

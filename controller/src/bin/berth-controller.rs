@@ -58,6 +58,13 @@ enum Command {
         #[arg(long = "san", requires = "name")]
         sans: Vec<String>,
     },
+    /// Make a new secrets key (keys/secrets.key) and encrypt every secret
+    /// and registry password again under it. Stop the controller first;
+    /// a crash at any point leaves a directory it starts from.
+    RotateKey {
+        #[arg(long, default_value = "/var/lib/berth-controller")]
+        data_dir: PathBuf,
+    },
     /// Serve agents and the CLI.
     Serve {
         #[arg(long, default_value = "/var/lib/berth-controller")]
@@ -241,6 +248,16 @@ async fn command(command: Command) -> anyhow::Result<()> {
             println!(
                 "restart the controller to use it (systemctl restart berth-controller); agents reconnect by themselves"
             );
+            Ok(())
+        }
+        Command::RotateKey { data_dir } => {
+            let rotated = berth_controller::rotate_key::rotate_key(&data_dir).await?;
+            let resealed = rotated.resealed;
+            println!(
+                "new secrets key {} (was {}): re-encrypted {} secret versions and {} registry passwords",
+                rotated.new, rotated.old, resealed.secrets, resealed.registries
+            );
+            println!("start the controller again (systemctl start berth-controller)");
             Ok(())
         }
         Command::Serve {

@@ -132,12 +132,12 @@ impl Dispatcher {
     pub(super) fn with_credentials(&self, mut spec: TaskSpec) -> TaskSpec {
         if let Some(container) = spec.container.as_mut() {
             let server = berth_shared::manifest::registry_of(&container.image);
-            match self.store.registry(server) {
-                Ok(Some(record)) => {
+            match self.store.registry_credentials(server) {
+                Ok(Some(credentials)) => {
                     container.registry_auth = Some(berth_proto::v1::RegistryAuth {
-                        server: record.server,
-                        username: record.username,
-                        password: record.password,
+                        server: credentials.server,
+                        username: credentials.username,
+                        password: credentials.password.to_string(),
                     });
                 }
                 Ok(None) => {}

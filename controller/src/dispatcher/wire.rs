@@ -221,15 +221,21 @@ mod credential_tests {
     fn registry_credentials_go_only_with_images_from_that_registry() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("store");
+        let key = Arc::new(crate::crypto::SecretKey::generate());
+        let place = crate::crypto::Place::Registry {
+            server: "registry.example.com",
+        };
         store
             .put_registry(&crate::store::RegistryRecord {
                 server: "registry.example.com".into(),
                 username: "deployer".into(),
-                password: "s3cret".into(),
+                sealed_password: Some(key.seal(&place, b"s3cret")),
+                clear_password: None,
                 created_at: Timestamp::now(),
                 created_by: "admin".into(),
             })
             .expect("put");
+        store.use_secret_key(key);
         let dispatcher = Dispatcher::new(
             store,
             Arc::new(Registry::default()),

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use berth_proto::v1 as pb;
 use berth_proto::v1::cli_server::Cli;
 use berth_proto::v1::{
     AgentList, AgentReply, AuditReply, CreateDeploymentRequest, CreateTokenRequest,
@@ -32,8 +33,12 @@ mod environments;
 mod fleet;
 mod people;
 mod records;
+mod secrets;
 
 pub use codec::{chunks, first_chunk};
+
+/// A unary method's answer.
+type Reply<T> = Result<Response<T>, Status>;
 
 pub struct CliApi {
     context: Arc<Context>,
@@ -431,5 +436,23 @@ impl Cli for CliApi {
         request: Request<berth_proto::v1::RemoveEnvironmentRequest>,
     ) -> Result<Response<berth_proto::v1::EnvironmentReply>, Status> {
         environments::remove_environment(&self.context, request).await
+    }
+
+    async fn set_secret(&self, request: Request<pb::SetSecretRequest>) -> Reply<pb::SecretReply> {
+        secrets::set_secret(&self.context, request).await
+    }
+
+    async fn list_secrets(
+        &self,
+        request: Request<pb::ListSecretsRequest>,
+    ) -> Reply<pb::SecretList> {
+        secrets::list_secrets(&self.context, request).await
+    }
+
+    async fn remove_secret(
+        &self,
+        request: Request<pb::RemoveSecretRequest>,
+    ) -> Reply<pb::SecretReply> {
+        secrets::remove_secret(&self.context, request).await
     }
 }

@@ -11,6 +11,7 @@ use berth_shared::id::DeploymentId;
 use berth_shared::text::clip;
 use http_body_util::BodyExt;
 use serde_json::{Map, Value};
+use zeroize::Zeroizing;
 
 use super::error::ApiError;
 use crate::ops::{self, Code, Error};
@@ -37,9 +38,10 @@ impl Fields {
         }
         match serde_json::from_slice::<Value>(bytes) {
             Ok(Value::Object(map)) => Ok(Fields { map }),
+            // The body is not repeated: it may hold a secret's value.
             Ok(other) => Err(Error::invalid(format!(
                 "the body must be a JSON object, not {}",
-                clip(&other.to_string(), 60)
+                json_kind(&other)
             ))),
             Err(err) => Err(Error::invalid(format!("the body is not valid JSON: {err}"))),
         }
@@ -58,6 +60,20 @@ impl Fields {
     pub fn required_string(&mut self, name: &str) -> Result<String, Error> {
         self.string(name)?
             .ok_or_else(|| Error::invalid(format!("field `{name}` is missing")))
+    }
+
+    /// A string field that must be there and whose content a refusal
+    /// never repeats (a secret's value): a field of another type is
+    /// refused naming only its type.
+    pub fn required_secret(&mut self, name: &str) -> Result<Zeroizing<String>, Error> {
+        match self.map.remove(name) {
+            None | Some(Value::Null) => Err(Error::invalid(format!("field `{name}` is missing"))),
+            Some(Value::String(text)) => Ok(Zeroizing::new(text)),
+            Some(other) => Err(Error::invalid(format!(
+                "field `{name}`: expected a string, got {}",
+                json_kind(&other)
+            ))),
+        }
     }
 
     /// A whole number field (not negative); absent or `null` is `None`.
@@ -127,6 +143,18 @@ impl Fields {
                 clip(name, 60)
             ))),
         }
+    }
+}
+
+/// What kind of JSON value `value` is, for a refusal that must not show it.
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "true or false",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 
@@ -216,6 +244,24 @@ fn bounded(text: String) -> Result<String, Error> {
     Ok(text)
 }
 
+/// Every path parameter of a route that has several, as text in the
+/// route's order (each at most 256 characters).
+pub struct PathTexts(pub Vec<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathTexts {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<PathTexts, ApiError> {
+        let Path(texts) = Path::<Vec<String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|err| Error::invalid(format!("the path is malformed: {err}")))?;
+        if texts.iter().any(|text| text.chars().count() > 256) {
+            return Err(Error::invalid("a path segment is longer than 256 characters").into());
+        }
+        Ok(PathTexts(texts))
+    }
+}
+
 /// The deployment id a route's path names; noted in the request's span.
 pub struct PathId(pub DeploymentId);
 
@@ -293,6 +339,26 @@ mod tests {
             |b| std::mem::take(b).finish(),
             "unknown field `enviroment`",
         );
+    }
+
+    #[test]
+    fn a_secret_field_or_body_is_never_repeated_in_a_refusal() {
+        let mut body = fields(r#"{"value": "hunter2"}"#);
+        assert_eq!(
+            body.required_secret("value").map(|value| value.to_string()),
+            Ok("hunter2".into())
+        );
+        for (text, says) in [
+            (r#"{"value": 4711}"#, "got a number"),
+            (r#"{"value": ["hunter2"]}"#, "got an array"),
+            ("{}", "`value` is missing"),
+        ] {
+            let err = fields(text).required_secret("value").expect_err("refused");
+            assert!(err.message.contains(says), "{text}: {}", err.message);
+            assert!(!err.message.contains("4711") && !err.message.contains("hunter2"));
+        }
+        let err = Fields::parse(br#""hunter2""#).expect_err("not an object");
+        assert_eq!(err.message, "the body must be a JSON object, not a string");
     }
 
     #[test]

@@ -21,7 +21,9 @@ use utoipa::openapi::{Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorReply;
-use super::{Api, apps, blobs, deployments, environments, events, fleet, logs, people, session};
+use super::{
+    Api, apps, blobs, deployments, environments, events, fleet, logs, people, secrets, session,
+};
 
 pub mod requests;
 pub mod responses;
@@ -82,6 +84,11 @@ use responses::{
         deployments::stop_app,
         deployments::start_app,
         deployments::rollback,
+        secrets::list,
+        secrets::set,
+        secrets::remove,
+        secrets::set_fleet,
+        secrets::remove_fleet,
         events::all,
         deployments::external_event,
         session::login,
@@ -112,6 +119,7 @@ use responses::{
         (name = "blobs", description = "Bundles and image archives, uploaded before a create"),
         (name = "fleet", description = "What runs where: status, agents, the audit log"),
         (name = "people", description = "The caller, users and API tokens"),
+        (name = "secrets", description = "Secrets of an app in an environment, and fleet-wide ones: set, list, remove; a value is only ever in a request"),
         (name = "meta", description = "This document"),
     ),
 )]

@@ -87,6 +87,12 @@ pub struct UserList {
     pub users: Vec<UserView>,
 }
 
+/// `GET /api/v1/secrets`: names, scopes and versions, never a value.
+#[derive(Serialize, ToSchema)]
+pub struct SecretList {
+    pub secrets: Vec<berth_shared::record::SecretView>,
+}
+
 /// `GET /api/v1/api-tokens`: never a secret.
 #[derive(Serialize, ToSchema)]
 pub struct ApiTokenList {

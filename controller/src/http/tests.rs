@@ -21,6 +21,7 @@ mod apps;
 mod environments;
 mod hostile;
 mod people;
+mod secrets;
 
 struct Harness {
     service: TowerToHyperService<Router>,

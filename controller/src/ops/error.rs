@@ -98,6 +98,10 @@ codes! {
     TokenNotFound = "token/not-found", NotFound;
     TokenInvalid = "token/invalid", PermissionDenied;
     RegistryNotFound = "registry/not-found", NotFound;
+    SecretNotFound = "secret/not-found", NotFound;
+    SecretInvalid = "secret/invalid", Invalid;
+    SecretVersionGone = "secret/version-gone", Precondition;
+    SecretUnreadable = "secret/unreadable", Internal;
     UserNotFound = "user/not-found", NotFound;
     UserExists = "user/exists", Conflict;
     UserLastAdmin = "user/last-admin", Conflict;
@@ -196,6 +200,15 @@ impl From<StoreError> for Error {
                 Code::StoreUnwritable
             }
             StoreError::Reopening => Code::StoreReopening,
+            StoreError::Unsealed(_) => {
+                error!(error = %err, "a sealed value did not open");
+                return Error::new(
+                    Code::SecretUnreadable,
+                    format!(
+                        "{err}; the store or the key file keys/secrets.key is damaged or from another controller: restore both from one backup of the data directory"
+                    ),
+                );
+            }
             StoreError::Sled(_) | StoreError::Corrupt { .. } => {
                 error!(error = %err, "store failure");
                 return Error::new(

@@ -1,10 +1,12 @@
 //! Container registry credentials: `berth registry login|ls|logout`
-//! (admin only to change; the password is never shown again).
+//! (admin only to change; the password is never shown again, and is
+//! stored sealed under the secrets key like a secret).
 
 pub use berth_shared::record::LoggedOut;
 use berth_shared::record::Timestamp;
 
 use super::{Caller, Code, Error, Result};
+use crate::crypto::Place;
 use crate::server::Context;
 use crate::store::{RegistryRecord, RegistryView, Role};
 
@@ -43,10 +45,13 @@ pub async fn login(
             "give a username and a password (at most 256 and 4096 characters)",
         ));
     }
+    let password = zeroize::Zeroizing::new(request.password);
+    let place = Place::Registry { server: &server };
     let record = RegistryRecord {
         server: server.clone(),
         username: request.username,
-        password: request.password,
+        sealed_password: Some(context.secret_key.seal(&place, password.as_bytes())),
+        clear_password: None,
         created_at: Timestamp::now(),
         created_by: caller.who(),
     };

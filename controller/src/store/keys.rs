@@ -15,11 +15,18 @@
 //!   plus counters (`generation`) and markers.
 //! - `ratings`: `app \0 user` ([`rating_key`]).
 //! - `environments`: `app \0 environment` ([`environment_key`]).
+//! - `secret_names`: `scope name \0` ([`secret_name_key`]), where the
+//!   scope is `app \0 environment \0` or `* \0` ([`secret_scope_prefix`]);
+//!   `secrets`: the same, then the version as u64 BE ([`secret_key`]).
+//!   App and environment names are never `*` (they are `a-z`, `0-9` and
+//!   `-`) and secret names hold no NUL, so one scope's keys, and one
+//!   secret's versions, are contiguous and never another's.
 //!
 //! App, environment and principal names hold no NUL byte, so the keys of
 //! one name are contiguous and [`Heads`] can jump from one to the next.
 
 use berth_shared::id::{DeploymentId, TaskId};
+use berth_shared::record::SecretScope;
 use berth_shared::state::DeploymentStatus;
 
 use super::StoreError;
@@ -201,5 +208,30 @@ pub(super) fn environment_key(app: &str, name: &str) -> Vec<u8> {
 pub(super) fn default_key(app: &str) -> Vec<u8> {
     let mut key = b"default_environment\0".to_vec();
     key.extend_from_slice(&name_prefix(app));
+    key
+}
+
+/// The prefix of every key of one secret scope: `app \0 environment \0`,
+/// or `* \0` for the fleet's.
+pub(super) fn secret_scope_prefix(scope: &SecretScope) -> Vec<u8> {
+    match scope {
+        SecretScope::App { app, environment } => app_prefix(app, environment),
+        SecretScope::Fleet => b"*\0".to_vec(),
+    }
+}
+
+/// The `secret_names` key of a secret, and the prefix of its versions'
+/// keys in `secrets`.
+pub(super) fn secret_name_key(scope: &SecretScope, name: &str) -> Vec<u8> {
+    let mut key = secret_scope_prefix(scope);
+    key.extend_from_slice(name.as_bytes());
+    key.push(0);
+    key
+}
+
+/// The `secrets` key of one version of a secret.
+pub(super) fn secret_key(scope: &SecretScope, name: &str, version: u64) -> Vec<u8> {
+    let mut key = secret_name_key(scope, name);
+    key.extend_from_slice(&version.to_be_bytes());
     key
 }

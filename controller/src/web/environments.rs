@@ -2,7 +2,7 @@
 //! app's default, its protection) and its variables, with the forms an
 //! operator changes them with. The record is `ops::environments`'s, as
 //! for `berth env show` and the API; the script (`assets/environments.js`)
-//! sends each change to `PATCH /api/v1/apps/{app}/environments/{env}`,
+//! sends each change to `PATCH /api/v1/apps/{app}/environments/{environment}`,
 //! where the roles are checked (only an admin loosens a protected one).
 
 use berth_shared::record::{EnvironmentKind, EnvironmentView};

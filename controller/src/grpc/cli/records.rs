@@ -8,7 +8,8 @@
 //! message). This file holds deployments and their parts, and the enums;
 //! `records/fleet.rs` the fleet's records, `records/admin.rs` the
 //! administration's, `records/apps.rs` the app catalogue's,
-//! `records/environments.rs` environments'.
+//! `records/environments.rs` environments' and `records/secrets.rs` the
+//! secret store's.
 
 use berth_proto::v1 as pb;
 use berth_shared::manifest::Manifest;
@@ -28,6 +29,7 @@ mod apps_tests;
 pub mod environments;
 mod fleet;
 pub mod people;
+pub mod secrets;
 #[cfg(test)]
 mod tests;
 

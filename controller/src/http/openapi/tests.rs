@@ -127,7 +127,7 @@ type Decode = fn(Fields) -> Result<(), crate::ops::Error>;
 #[test]
 fn the_decoders_take_everything_the_document_names() {
     let document: Value = serde_json::from_str(&document()).expect("JSON");
-    let bodies: [(&str, Decode); 9] = [
+    let bodies: [(&str, Decode); 10] = [
         ("NewDeploymentBody", |body| {
             codec::new_deployment(body).map(drop)
         }),
@@ -147,6 +147,9 @@ fn the_decoders_take_everything_the_document_names() {
         }),
         ("EnvironmentChangeBody", |body| {
             environments::environment_change(body).map(drop)
+        }),
+        ("SecretBody", |body| {
+            super::super::secrets::value(body).map(drop)
         }),
         ("EmptyBody", Fields::finish),
     ];

@@ -1,6 +1,8 @@
 // An app's environments on its page: set and remove an environment's
 // variables and change its type, default and protection, through
-// PATCH /api/v1/apps/{app}/environments/{env}; the API checks the role
+// PATCH /api/v1/apps/{app}/environments/{env}, and set or remove its
+// secrets through PUT|DELETE .../secrets/{name} (a value goes only into
+// that request and the field is cleared at once); the API checks the role
 // (only an admin loosens a protected environment) and says why it refuses.
 "use strict";
 
@@ -36,6 +38,24 @@
           { vars: { [name]: setVar.elements.value.value } });
       });
     }
+    const setSecret = panel.querySelector("form.set-secret");
+    if (setSecret) {
+      setSecret.addEventListener("submit", async (event) => {
+        event.preventDefault();
+        const name = setSecret.elements.name.value.trim();
+        const value = setSecret.elements.value.value;
+        setSecret.elements.value.value = "";
+        const button = setSecret.querySelector("button");
+        button.disabled = true;
+        try {
+          await api("PUT", `${at(panel)}/secrets/${encodeURIComponent(name)}`, { value });
+          window.location.reload();
+        } catch (err) {
+          toast(`Set secret ${name} in ${where}: ${err.message}`, true);
+          button.disabled = false;
+        }
+      });
+    }
     const settings = panel.querySelector("form.env-settings");
     if (settings) {
       settings.addEventListener("submit", (event) => {
@@ -50,6 +70,22 @@
       });
     }
     panel.addEventListener("click", async (event) => {
+      const secret = event.target.closest('button[data-action="remove-secret"]');
+      if (secret) {
+        const name = secret.closest("tr").dataset.secret;
+        if (!await confirmDialog(`Remove secret ${name} from ${where}?`,
+          "Every version of it is removed; a deployment made with it cannot be retried until it is set again. It cannot be undone.",
+          null, "Remove")) return;
+        secret.disabled = true;
+        try {
+          await api("DELETE", `${at(panel)}/secrets/${encodeURIComponent(name)}`);
+          window.location.reload();
+        } catch (err) {
+          toast(`Remove secret ${name} from ${where}: ${err.message}`, true);
+          secret.disabled = false;
+        }
+        return;
+      }
       const button = event.target.closest('button[data-action="unset-var"]');
       if (!button) return;
       const name = button.closest("tr").dataset.var;

@@ -114,6 +114,34 @@ fn people_rate_apps_and_the_lists_show_the_average() {
     browser.execute("document.getElementById('protected-staging').checked = false; return true");
     browser.click(&format!("{staging} form.env-settings button"));
     browser.wait_for_text(".toast", "admin", DEADLINE);
+    // A secret set from the page: listed by name and version, its value
+    // nowhere on the page, and the same in `berth secret ls`.
+    let value = "s3cret-from-the-page";
+    browser.fill("#secret-name-staging", "DB_PASSWORD");
+    browser.fill("#secret-value-staging", value);
+    browser.click(&format!("{staging} form.set-secret button"));
+    browser.wait_for(
+        &format!("{staging} tr[data-secret=\"DB_PASSWORD\"]"),
+        DEADLINE,
+    );
+    assert_eq!(
+        browser.text(&format!(
+            "{staging} tr[data-secret=\"DB_PASSWORD\"] td:nth-child(2)"
+        )),
+        "1"
+    );
+    let page = browser.execute("return document.documentElement.outerHTML");
+    assert!(
+        !page.as_str().unwrap_or_default().contains(value),
+        "the value is not on the page"
+    );
+    let listed = controller
+        .berth(&["secret", "ls", "hello/staging", "-o", "json"])
+        .printed();
+    assert!(
+        listed.to_string().contains("DB_PASSWORD") && !listed.to_string().contains(value),
+        "{listed}"
+    );
     browser.screenshot("app-environments");
 
     browser.click("[data-action=sign-out]");

@@ -12,7 +12,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use berth_shared::record::{
-    AppSummary, DeploymentBrief, EnvironmentHistory, EnvironmentView, RatingSummary,
+    AppSummary, DeploymentBrief, EnvironmentHistory, EnvironmentView, RatingSummary, SecretScope,
+    SecretView,
 };
 use maud::{Markup, html};
 
@@ -96,6 +97,19 @@ pub async fn page(
                 .unwrap_or_default();
             let operator = layout::may_operate(browser.session.role);
             let record = |name: &str| records.iter().find(|record| record.name == name);
+            // Names and versions only: a listing never holds a value.
+            let all_secrets =
+                ops::secrets::list(&api.context, &browser.caller, None).unwrap_or_default();
+            let secrets_of = |name: &str| -> Vec<SecretView> {
+                all_secrets
+                    .iter()
+                    .filter(|secret| {
+                        matches!(&secret.scope, SecretScope::App { app, environment }
+                            if *app == detail.app && environment == name)
+                    })
+                    .cloned()
+                    .collect()
+            };
             // Environments with a record but no deployment yet come last.
             let unused = records.iter().filter(|record| {
                 !detail
@@ -108,12 +122,12 @@ pub async fn page(
                 h1 { (detail.app) }
                 (rating_form(&detail.app, &detail.rating))
                 @for env in &detail.environments {
-                    (history(&detail.app, env, record(&env.environment), operator))
+                    (history(&detail.app, env, record(&env.environment), &secrets_of(&env.environment), operator))
                 }
                 @for record in unused {
                     section aria-labelledby=(format!("env-{}", record.name)) {
                         h2 id=(format!("env-{}", record.name)) { "In " (record.name) }
-                        (super::environments::panel(&detail.app, record, operator))
+                        (super::environments::panel(&detail.app, record, &secrets_of(&record.name), operator))
                         p class="muted" { "No deployment here yet." }
                     }
                 }
@@ -161,6 +175,7 @@ fn history(
     app: &str,
     env: &EnvironmentHistory,
     record: Option<&EnvironmentView>,
+    secrets: &[SecretView],
     operator: bool,
 ) -> Markup {
     let query: String = form_urlencoded::Serializer::new(String::new())
@@ -170,7 +185,7 @@ fn history(
     html! {
         section aria-labelledby=(format!("env-{}", env.environment)) {
             h2 id=(format!("env-{}", env.environment)) { "In " (env.environment) }
-            @if let Some(record) = record { (super::environments::panel(app, record, operator)) }
+            @if let Some(record) = record { (super::environments::panel(app, record, secrets, operator)) }
             div class="scroll" role="region" tabindex="0" aria-label=(format!("Deployments of {app} in {}", env.environment)) { table class="stages" {
                 thead { tr { th scope="col" { "Deployment" } th scope="col" { "Version" } th scope="col" { "Status" }
                     th scope="col" { "Created" } th scope="col" { "By" } } }

@@ -5,11 +5,54 @@
 //! sends each change to `PATCH /api/v1/apps/{app}/environments/{environment}`,
 //! where the roles are checked (only an admin loosens a protected one).
 
-use berth_shared::record::{EnvironmentKind, EnvironmentView};
+use berth_shared::record::{EnvironmentKind, EnvironmentView, SecretView};
 use maud::{Markup, html};
 
+use super::layout;
+
+/// The secrets of one environment: names, versions and who changed them
+/// (never a value), and, for an operator, a form to set one; the value
+/// goes only into the request (`PUT .../secrets/{name}`).
+fn secrets(app: &str, environment: &str, secrets: &[SecretView], operator: bool) -> Markup {
+    let id = |what: &str| format!("{what}-{environment}");
+    html! {
+        @if secrets.is_empty() {
+            p class="muted" { "No secret here (" code { "berth secret set " (app) "/" (environment) " NAME" } ")." }
+        } @else {
+            div class="scroll" role="region" tabindex="0" aria-label=(format!("Secrets of {app} in {environment}")) {
+                table class="stages secrets" {
+                    thead { tr { th scope="col" { "Secret" } th scope="col" { "Version" } th scope="col" { "Changed" }
+                        @if operator { th scope="col" { span class="visually-hidden" { "Actions" } } } } }
+                    tbody { @for secret in secrets {
+                        tr data-secret=(secret.name) {
+                            td { code { (secret.name) } }
+                            td { (secret.version) }
+                            td { (layout::time(secret.updated_at)) " by " (secret.updated_by) }
+                            @if operator { td { button type="button" class="danger" data-action="remove-secret" { "Remove" } } }
+                        }
+                    } }
+                }
+            }
+        }
+        @if operator {
+            form class="filters set-secret" {
+                div { label for=(id("secret-name")) { "Secret" }
+                    input id=(id("secret-name")) name="name" required maxlength="128" autocomplete="off" placeholder="DATABASE_URL"; }
+                div { label for=(id("secret-value")) { "Value" }
+                    input id=(id("secret-value")) name="value" type="password" required maxlength="65536" autocomplete="new-password"; }
+                div { button type="submit" { "Set secret" } }
+            }
+        }
+    }
+}
+
 /// The record of one environment, and the forms when `operator`.
-pub fn panel(app: &str, environment: &EnvironmentView, operator: bool) -> Markup {
+pub fn panel(
+    app: &str,
+    environment: &EnvironmentView,
+    its_secrets: &[SecretView],
+    operator: bool,
+) -> Markup {
     let id = |what: &str| format!("{what}-{}", environment.name);
     html! {
         div class="environment" data-app=(app) data-environment=(environment.name) {
@@ -37,6 +80,7 @@ pub fn panel(app: &str, environment: &EnvironmentView, operator: bool) -> Markup
                     }
                 }
             }
+            (secrets(app, &environment.name, its_secrets, operator))
             @if operator {
                 form class="filters set-var" {
                     div { label for=(id("var-name")) { "Variable" }

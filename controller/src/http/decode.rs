@@ -208,40 +208,28 @@ impl<S: Send + Sync> FromRequestParts<S> for PathText {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<PathText, ApiError> {
-        let Path(text) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(malformed)?;
-        Ok(PathText(bounded(text)?))
+        let PathTexts(texts) = PathTexts::from_request_parts(parts, state).await?;
+        match <[String; 1]>::try_from(texts) {
+            Ok([text]) => Ok(PathText(text)),
+            Err(_) => Err(Error::invalid("the path names more or fewer than one thing").into()),
+        }
     }
 }
 
 /// The two path parameters of a route (an app and one of its
-/// environments), as text (each at most 256 characters).
+/// environments), as text: [`PathTexts`] with exactly two.
 pub struct PathPair(pub String, pub String);
 
 impl<S: Send + Sync> FromRequestParts<S> for PathPair {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<PathPair, ApiError> {
-        let Path((first, second)) = Path::<(String, String)>::from_request_parts(parts, state)
-            .await
-            .map_err(malformed)?;
-        Ok(PathPair(bounded(first)?, bounded(second)?))
+        let PathTexts(texts) = PathTexts::from_request_parts(parts, state).await?;
+        match <[String; 2]>::try_from(texts) {
+            Ok([first, second]) => Ok(PathPair(first, second)),
+            Err(_) => Err(Error::invalid("the path names more or fewer than two things").into()),
+        }
     }
-}
-
-fn malformed(err: axum::extract::rejection::PathRejection) -> Error {
-    Error::invalid(format!("the path is malformed: {err}"))
-}
-
-/// A path segment, refused past 256 characters.
-fn bounded(text: String) -> Result<String, Error> {
-    if text.chars().count() > 256 {
-        return Err(Error::invalid(
-            "a path segment is longer than 256 characters",
-        ));
-    }
-    Ok(text)
 }
 
 /// Every path parameter of a route that has several, as text in the

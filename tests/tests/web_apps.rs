@@ -88,6 +88,7 @@ fn people_rate_apps_and_the_lists_show_the_average() {
         "{}",
         browser.text(staging)
     );
+    browser.click(&format!("{staging} details.env-edit summary"));
     browser.fill("#var-name-staging", "LOG_LEVEL");
     browser.fill("#var-value-staging", "<debug>");
     browser.click(&format!("{staging} form.set-var button"));
@@ -98,6 +99,7 @@ fn people_rate_apps_and_the_lists_show_the_average() {
         )),
         "<debug>"
     );
+    browser.click(&format!("{staging} details.env-edit summary"));
     browser.execute("document.getElementById('kind-staging').value = 'staging'; document.getElementById('protected-staging').checked = true; return true");
     browser.click(&format!("{staging} form.env-settings button"));
     browser.wait_for_text(staging, "protected: 1 approval needed", DEADLINE);
@@ -111,6 +113,7 @@ fn people_rate_apps_and_the_lists_show_the_average() {
     );
     assert_eq!(record["vars"]["LOG_LEVEL"], "<debug>");
     // An operator may not loosen it again: the API says so on the page.
+    browser.click(&format!("{staging} details.env-edit summary"));
     browser.execute("document.getElementById('protected-staging').checked = false; return true");
     browser.click(&format!("{staging} form.env-settings button"));
     browser.wait_for_text(".toast", "admin", DEADLINE);

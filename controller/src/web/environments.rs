@@ -14,7 +14,6 @@ use super::layout;
 /// (never a value), and, for an operator, a form to set one; the value
 /// goes only into the request (`PUT .../secrets/{name}`).
 fn secrets(app: &str, environment: &str, secrets: &[SecretView], operator: bool) -> Markup {
-    let id = |what: &str| format!("{what}-{environment}");
     html! {
         @if secrets.is_empty() {
             p class="muted" { "No secret here (" code { "berth secret set " (app) "/" (environment) " NAME" } ")." }
@@ -32,15 +31,6 @@ fn secrets(app: &str, environment: &str, secrets: &[SecretView], operator: bool)
                         }
                     } }
                 }
-            }
-        }
-        @if operator {
-            form class="filters set-secret" {
-                div { label for=(id("secret-name")) { "Secret" }
-                    input id=(id("secret-name")) name="name" required maxlength="128" autocomplete="off" placeholder="DATABASE_URL"; }
-                div { label for=(id("secret-value")) { "Value" }
-                    input id=(id("secret-value")) name="value" type="password" required maxlength="65536" autocomplete="new-password"; }
-                div { button type="submit" { "Set secret" } }
             }
         }
     }
@@ -82,6 +72,15 @@ pub fn panel(
             }
             (secrets(app, &environment.name, its_secrets, operator))
             @if operator {
+                details class="env-edit" {
+                summary { "Change " (environment.name) ": variables, secrets, type, protection" }
+                form class="filters set-secret" {
+                    div { label for=(id("secret-name")) { "Secret" }
+                        input id=(id("secret-name")) name="name" required maxlength="128" autocomplete="off" placeholder="DATABASE_URL"; }
+                    div { label for=(id("secret-value")) { "Value" }
+                        input id=(id("secret-value")) name="value" type="password" required maxlength="65536" autocomplete="new-password"; }
+                    div { button type="submit" { "Set secret" } }
+                }
                 form class="filters set-var" {
                     div { label for=(id("var-name")) { "Variable" }
                         input id=(id("var-name")) name="name" required maxlength="128" autocomplete="off" placeholder="LOG_LEVEL"; }
@@ -106,6 +105,7 @@ pub fn panel(
                             option value="2" selected[environment.approvals >= 2] { "2 (two operators)" }
                         } }
                     div { button type="submit" { "Save" } }
+                }
                 }
             }
         }

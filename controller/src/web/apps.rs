@@ -97,18 +97,14 @@ pub async fn page(
                 .unwrap_or_default();
             let operator = layout::may_operate(browser.session.role);
             let record = |name: &str| records.iter().find(|record| record.name == name);
-            // Names and versions only: a listing never holds a value.
-            let all_secrets =
-                ops::secrets::list(&api.context, &browser.caller, None).unwrap_or_default();
+            // Names and versions only: a listing never holds a value. Each
+            // environment's scope is read alone, not every secret there is.
             let secrets_of = |name: &str| -> Vec<SecretView> {
-                all_secrets
-                    .iter()
-                    .filter(|secret| {
-                        matches!(&secret.scope, SecretScope::App { app, environment }
-                            if *app == detail.app && environment == name)
-                    })
-                    .cloned()
-                    .collect()
+                let scope = SecretScope::App {
+                    app: detail.app.clone(),
+                    environment: name.to_string(),
+                };
+                ops::secrets::list(&api.context, &browser.caller, Some(&scope)).unwrap_or_default()
             };
             // Environments with a record but no deployment yet come last.
             let unused = records.iter().filter(|record| {

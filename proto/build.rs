@@ -7,7 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A secret's value is in SetSecretRequest: its Debug is written by
     // hand in lib.rs, leaving the value out.
     tonic_prost_build::configure()
-        .skip_debug([".berth.v1.SetSecretRequest"])
+        .skip_debug([".berth.v1.SetSecretRequest", ".berth.v1.SecretValue"])
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -152,6 +152,15 @@ async fn look_at(agent: &Arc<Agent>, docker: &Docker, current: &Current) {
     {
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 404, ..
+        }) if !spec.secrets.is_empty() => Observed::new(
+            AppState::Missing,
+            format!(
+                "container {name} is gone, and it was started with secrets, which this agent never keeps; `berth redeploy {}` starts it again",
+                current.app
+            ),
+        ),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
         }) => match docker::start(docker, &spec, &container, &sink).await {
             Ok(_) => {
                 repairs.push(format!(

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use berth_proto::v1::TaskSpec;
 use berth_shared::id::TaskId;
+use berth_shared::masking::Masker;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
@@ -143,6 +144,7 @@ pub fn cancel(agent: &Arc<Agent>, task_id: &str) {
             agent,
             task_id,
             stage: std::sync::Mutex::new((spec.stage.clone(), Instant::now())),
+            mask: Masker::new(spec.secrets.iter().map(|secret| secret.value.as_str())),
         };
         emitter.fail(Failure::canceled(
             "canceled while waiting for a free slot on this host; nothing ran",
@@ -170,6 +172,7 @@ async fn run(agent: &Arc<Agent>, task_id: TaskId, spec: &TaskSpec, cancel: &Canc
         agent,
         task_id,
         stage: std::sync::Mutex::new((spec.stage.clone(), Instant::now())),
+        mask: Masker::new(spec.secrets.iter().map(|secret| secret.value.as_str())),
     };
     let is_stop = spec.kind == berth_proto::v1::task_spec::Kind::Stop as i32;
     // While a task changes the app, the repair loop leaves it alone.

@@ -26,6 +26,7 @@ mod lost;
 mod queue;
 mod reconcile;
 mod reported;
+mod secrets;
 mod wire;
 
 pub use halt::deadline;
@@ -52,6 +53,10 @@ pub struct Dispatcher {
     /// stop): an agent reporting one of these is checked
     /// ([`Dispatcher::reconcile_reported`]); any other report costs no read.
     failed_rollouts: Mutex<HashSet<DeploymentId>>,
+    /// Masks of the secret values of recent deployments, for what their
+    /// agents report.
+    masks: secrets::Masks,
+    unsendable: secrets::Unsendable,
 }
 
 enum AssignResult {
@@ -79,6 +84,8 @@ impl Dispatcher {
             active: Mutex::new(HashSet::new()),
             agent_locks: Mutex::new(HashMap::new()),
             failed_rollouts: Mutex::new(HashSet::new()),
+            masks: secrets::Masks::default(),
+            unsendable: Default::default(),
         };
         let mut ids = dispatcher.store.running_deployment_ids()?;
         let mut deployed = dispatcher

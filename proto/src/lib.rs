@@ -21,6 +21,36 @@ impl std::fmt::Debug for v1::SetSecretRequest {
     }
 }
 
+/// A secret's value as an assignment carries it: its name, file and
+/// version show, its value never does.
+impl std::fmt::Debug for v1::SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretValue")
+            .field("name", &self.name)
+            .field("scope", &self.scope)
+            .field("version", &self.version)
+            .field("file", &self.file)
+            .field("value_bytes", &self.value.len())
+            .finish()
+    }
+}
+
+impl v1::task_event::Kind {
+    /// The free text of an event (a log line, a stage's or task's error
+    /// and evidence), for masking the secrets it may hold.
+    pub fn texts_mut(&mut self) -> Vec<&mut String> {
+        use v1::task_event::Kind;
+        match self {
+            Kind::Log(log) => vec![&mut log.line],
+            Kind::StageStarted(_) => Vec::new(),
+            Kind::StageFinished(finished) => std::iter::once(&mut finished.error)
+                .chain(finished.details.values_mut())
+                .collect(),
+            Kind::Finished(finished) => vec![&mut finished.error],
+        }
+    }
+}
+
 /// The protocol version this build speaks. The controller accepts agents
 /// whose version is in [`MIN_PROTOCOL_VERSION`, `PROTOCOL_VERSION`].
 ///

@@ -14,6 +14,7 @@ pub mod exit;
 pub mod id;
 pub mod labels;
 pub mod manifest;
+pub mod masking;
 pub mod ownership;
 pub mod pki;
 pub mod query;

@@ -69,6 +69,10 @@ pub struct Manifest {
     /// (as its env): the `[env]` table.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// How it uses its secrets (`[secrets]`): fleet-wide ones to add, and
+    /// the ones the container gets as files.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, SecretUse>,
     /// How long the whole deployment may run (top-level `timeout`).
     #[serde(with = "duration_ms", default = "default_deployment_timeout")]
     #[cfg_attr(feature = "openapi", schema(value_type = u64))]
@@ -234,9 +238,10 @@ struct Checker {
 
 impl Checker {
     fn manifest(&mut self, table: &Table) -> Manifest {
-        const KEYS: [&str; 12] = [
+        const KEYS: [&str; 13] = [
             "app",
             "env",
+            "secrets",
             "environment",
             "version",
             "timeout",
@@ -319,10 +324,15 @@ impl Checker {
             .get("env")
             .map(|value| self.env("env", value))
             .unwrap_or_default();
+        let secrets = table
+            .get("secrets")
+            .map(|value| self.secrets(value, container.is_some()))
+            .unwrap_or_default();
         Manifest {
             app,
             environment,
             env,
+            secrets,
             version,
             target,
             setup,
@@ -369,10 +379,12 @@ mod sections;
 use read::join;
 mod health;
 mod proxy;
+mod secrets;
 pub use build::{Build, BuildKind, DEFAULT_BUILD_TIMEOUT};
 pub use container::{Container, PullPolicy, UpdateOrder, parse_size, registry_of};
 pub use health::{Health, Probe};
 pub use proxy::Proxy;
+pub use secrets::{MAX_FILE_PATH, SecretUse};
 
 #[cfg(test)]
 mod tests;

@@ -33,7 +33,7 @@ pub use fleet::{
 };
 pub use people::{ApiTokenView, CreatedApiToken, UserView};
 pub use secrets::{MAX_SECRET_BYTES, SecretRef, SecretScope, SecretView};
-pub use variables::{Variable, VariableSource, snapshot as variables_snapshot};
+pub use variables::{Variable, VariableSource, snapshot as variables_snapshot, with_secrets};
 
 /// A point in time, kept as Unix milliseconds and written as RFC 3339.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -8,6 +8,7 @@ use std::time::Instant;
 use berth_proto::v1::task_event::Kind;
 use berth_proto::v1::{LogLine, StageFinished, StageStarted, TaskFinished};
 use berth_shared::id::TaskId;
+use berth_shared::masking::Masker;
 
 use crate::Agent;
 use crate::stage::shell::{LineSink, Stream};
@@ -87,16 +88,27 @@ impl Failure {
     }
 }
 
-/// Reports a task's stages through the outbox.
+/// Reports a task's stages through the outbox, with the task's secret
+/// values masked in every text before it reaches the spool.
 pub(super) struct Emitter<'a> {
     pub(super) agent: &'a Agent,
     pub(super) task_id: TaskId,
     pub(super) stage: std::sync::Mutex<(String, Instant)>,
+    pub(super) mask: Masker,
 }
 
 impl Emitter<'_> {
     pub(super) fn push(&self, kind: Kind) {
-        self.agent.outbox.push(self.task_id, kind);
+        self.agent.outbox.push(self.task_id, self.masked(kind));
+    }
+
+    fn masked(&self, mut kind: Kind) -> Kind {
+        if !self.mask.is_empty() {
+            for text in kind.texts_mut() {
+                self.mask.mask_in_place(text);
+            }
+        }
+        kind
     }
 
     pub(super) fn stage(&self) -> String {
@@ -196,11 +208,11 @@ impl LineSink for Emitter<'_> {
         self.agent.outbox.push_all(
             self.task_id,
             lines.into_iter().map(|line| {
-                Kind::Log(LogLine {
+                self.masked(Kind::Log(LogLine {
                     stage: stage.clone(),
                     stream,
                     line,
-                })
+                }))
             }),
         );
     }

@@ -69,10 +69,16 @@ pub(super) fn environment(
     spec: &TaskSpec,
     dir: &std::path::Path,
 ) -> BTreeMap<String, String> {
-    // The deployment's variables first; berth's own names always win.
+    // The deployment's variables and secrets (all of them, also those its
+    // container gets as files) first; berth's own names always win.
+    let secrets = spec
+        .secrets
+        .iter()
+        .map(|secret| (&secret.name, &secret.value));
     let mut env: BTreeMap<String, String> = spec
         .env
         .iter()
+        .chain(secrets)
         .filter(|(name, _)| !name.starts_with("BERTH_"))
         .map(|(name, value)| (name.clone(), value.clone()))
         .collect();

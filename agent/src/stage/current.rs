@@ -148,6 +148,21 @@ fn key(app: &str, environment: &str) -> String {
     format!("{app}/{environment}")
 }
 
+/// The spec as `current.json` keeps it: without the values of its
+/// secrets or its registry password, which never reach the agent's disk.
+/// The secrets' names and files stay, so the repair loop knows the
+/// container needs them ([`TaskSpec::secrets`]).
+pub fn kept_spec(spec: &TaskSpec) -> TaskSpec {
+    let mut kept = spec.clone();
+    for secret in &mut kept.secrets {
+        secret.value.clear();
+    }
+    if let Some(container) = kept.container.as_mut() {
+        container.registry_auth = None;
+    }
+    kept
+}
+
 /// Marks an app as being changed by a task until dropped.
 pub struct Busy<'a> {
     apps: &'a Apps,
@@ -224,7 +239,7 @@ impl Apps {
             app: spec.app.clone(),
             environment: spec.environment.clone(),
             version: spec.version.clone(),
-            spec: spec.encode_to_vec(),
+            spec: kept_spec(spec).encode_to_vec(),
             container,
             host_port,
             state: Observed::new(state, ""),

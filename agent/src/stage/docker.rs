@@ -19,6 +19,7 @@ mod image;
 mod inspect;
 mod replace;
 mod run;
+mod secret_files;
 pub use image::{build_image, image_id, load_archive, pull, save_image};
 pub use inspect::{details, follow_output, inspect};
 pub use replace::{

@@ -276,10 +276,11 @@ fn variables(d: &Deployment) -> String {
         }
     }
     for variable in &d.variables {
-        let version = variable
-            .secret_version
-            .map(|version| format!(" v{version}"))
-            .unwrap_or_default();
+        let version = match (&variable.secret_scope, variable.secret_version) {
+            (Some(scope), Some(version)) => format!(" {scope} v{version}"),
+            (None, Some(version)) => format!(" v{version}"),
+            _ => String::new(),
+        };
         text.push_str(&format!(
             "  {}={} ({}{version})\n",
             variable.name,

@@ -61,7 +61,11 @@ pub async fn status(session: &mut Session, environment: Option<String>) -> Outco
         if rows.is_empty() {
             "nothing deployed yet".to_string()
         } else {
-            format!("{out}\n\n{}", host_table(&rows, session.format))
+            format!(
+                "{out}\n\n{}{}",
+                host_table(&rows, session.format),
+                secrets_note(&rows)
+            )
         }
     });
     // The fleet's state is only half of it: say so when the controller
@@ -75,6 +79,33 @@ pub async fn status(session: &mut Session, environment: Option<String>) -> Outco
         eprintln!("warning: {warning}");
     }
     Ok(exit::OK)
+}
+
+/// Hosts running a deployment made before its secrets changed, one line
+/// each after the host table.
+fn secrets_note(rows: &[AppStatus]) -> String {
+    let mut note = String::new();
+    for row in rows {
+        for host in row
+            .host_states
+            .iter()
+            .filter(|host| !host.secrets_changed.is_empty())
+        {
+            note.push_str(&format!(
+                "\n{}/{} on {} runs deployment {} with older secrets: {}; deploy again to use them",
+                row.app,
+                row.environment,
+                host.host,
+                host.deployment_id,
+                host.secrets_changed.join(", ")
+            ));
+        }
+    }
+    if note.is_empty() {
+        note
+    } else {
+        format!("\n{note}")
+    }
 }
 
 /// `berth status`'s second table: what each host runs now.

@@ -44,8 +44,10 @@ impl Dispatcher {
     /// Assigns this agent's queued tasks into its free slots.
     pub async fn kick(&self, agent: AgentId) {
         let lock = self.agent_lock(agent);
-        let _serial = lock.lock().await;
+        let serial = lock.lock().await;
         self.kick_locked(agent).await;
+        drop(serial);
+        self.fail_unsendable().await;
     }
 
     pub(super) async fn kick_locked(&self, agent: AgentId) {
@@ -148,7 +150,15 @@ impl Dispatcher {
     }
 
     pub(super) async fn send_assign(&self, agent: AgentId, spec: TaskSpec) {
-        let spec = self.with_credentials(spec);
+        let ids = (
+            spec.deployment_id.clone(),
+            spec.task_id.clone(),
+            spec.generation,
+        );
+        let spec = match self.with_secrets(self.with_credentials(spec)) {
+            Ok(spec) => spec,
+            Err(reason) => return self.unsendable(agent, ids, reason),
+        };
         let span = info_span!("assign", deployment_id = %spec.deployment_id, task_id = %spec.task_id, %agent);
         async {
             info!(generation = spec.generation, stage = %spec.stage, "task assigned");

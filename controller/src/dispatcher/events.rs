@@ -22,7 +22,7 @@ impl Dispatcher {
     pub async fn on_events(
         &self,
         agent: AgentId,
-        batch: TaskEvents,
+        mut batch: TaskEvents,
     ) -> Result<Option<EventsAck>, StoreError> {
         let (Ok(deployment_id), Ok(task_id)) = (
             batch.deployment_id.parse::<DeploymentId>(),
@@ -31,6 +31,9 @@ impl Dispatcher {
             warn!(%agent, task_id = %batch.task_id, "events for a malformed task id ignored");
             return Ok(None);
         };
+        // Secret values never reach the store, also from an agent that
+        // does not mask them itself.
+        self.mask_batch(deployment_id, &mut batch);
         let (deployment, outcome, stored) = self
             .store
             .update_deployment_with_logs(deployment_id, |deployment| {

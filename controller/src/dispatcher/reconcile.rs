@@ -51,6 +51,8 @@ impl Dispatcher {
         }
         self.registry.heartbeat(agent, free_slots, None);
         self.kick_locked(agent).await;
+        drop(_serial);
+        self.fail_unsendable().await;
     }
 
     /// An agent refused an assignment (it had seen a newer generation): the
@@ -67,6 +69,20 @@ impl Dispatcher {
         };
         let task_id: TaskId = task_id.parse().map_err(StoreError::Refused)?;
         let message = format!("the agent refused the assignment: {reason}");
+        self.fail_assignment(deployment_id, agent, task_id, generation, message)
+            .await
+    }
+
+    /// Fails a task that is still assigned to `agent` at `generation`,
+    /// with `message` at the step `assign`.
+    pub(super) async fn fail_assignment(
+        &self,
+        deployment_id: DeploymentId,
+        agent: AgentId,
+        task_id: TaskId,
+        generation: u64,
+        message: String,
+    ) -> Result<(), StoreError> {
         let (deployment, ()) = self.store.update_deployment(deployment_id, |deployment| {
             let current = deployment
                 .tasks

@@ -58,6 +58,29 @@ pub(super) fn build_spec(
     }
 }
 
+/// The secrets the deployment's snapshot names, at their versions, with
+/// the file each goes to; the values are filled in just before the send
+/// ([`Dispatcher::with_secrets`](super::Dispatcher)).
+fn secret_uses(deployment: &Deployment) -> Vec<berth_proto::v1::SecretValue> {
+    deployment
+        .variables
+        .iter()
+        .filter_map(berth_shared::record::Variable::secret_ref)
+        .map(|secret| berth_proto::v1::SecretValue {
+            file: deployment
+                .manifest
+                .secrets
+                .get(&secret.name)
+                .and_then(|used| used.file.clone())
+                .unwrap_or_default(),
+            name: secret.name,
+            scope: secret.scope.to_string(),
+            version: secret.version,
+            value: String::new(),
+        })
+        .collect()
+}
+
 /// The assignment an agent receives for a task. A `restore` task runs the
 /// stages of the deployment it puts back (`restore_to`), while its events
 /// stay with the deployment that failed.
@@ -147,6 +170,7 @@ pub fn spec_for(deployment: &Deployment, task_id: TaskId) -> TaskSpec {
         stage: stage.to_string(),
         restore_of: String::new(),
         env: env.clone().into_iter().collect(),
+        secrets: secret_uses(deployment),
         host: task.host.clone(),
         container: deployment
             .manifest

@@ -192,6 +192,21 @@ pub async fn inspect_one(context: &Context, caller: &Caller, name: &str) -> Resu
     })
 }
 
+/// Containers with the secret values of their deployments masked in what
+/// they printed lately.
+fn masked(context: &Context, mut containers: Vec<ContainerView>) -> Vec<ContainerView> {
+    for container in &mut containers {
+        if let Ok(id) = container.deployment_id.parse() {
+            let texts = container
+                .recent_logs
+                .iter_mut()
+                .chain(std::iter::once(&mut container.health));
+            context.dispatcher.mask_texts(id, texts);
+        }
+    }
+    containers
+}
+
 async fn ask_agents(
     context: &Context,
     agents: &[AgentRecord],
@@ -228,7 +243,7 @@ async fn ask_agents(
                 host.error = Some(reply.error);
             }
             match serde_json::from_str::<Vec<ContainerView>>(&reply.json) {
-                Ok(containers) => host.containers = containers,
+                Ok(containers) => host.containers = masked(context, containers),
                 Err(_) if reply.json.is_empty() => {}
                 Err(err) => host.error = Some(format!("unreadable answer: {err}")),
             }

@@ -48,6 +48,7 @@ pub fn host_states(
             last_repair: Some(reported.last_repair).filter(|text| !text.is_empty()),
             last_repair_at: (reported.last_repair_ms > 0)
                 .then_some(Timestamp(reported.last_repair_ms)),
+            secrets_changed: Vec::new(),
         });
     }
     if current.status == berth_shared::state::DeploymentStatus::Deployed {
@@ -90,6 +91,21 @@ pub fn host_states(
         }
     }
     rows.sort_by(|a, b| a.host.cmp(&b.host));
+    let mut changed_of = std::collections::HashMap::new();
+    for row in &mut rows {
+        let Ok(id) = row.deployment_id.parse::<berth_shared::id::DeploymentId>() else {
+            continue;
+        };
+        if let std::collections::hash_map::Entry::Vacant(entry) = changed_of.entry(id) {
+            let changed = match context.store.get_deployment(id) {
+                Ok(deployment) => super::secrets::changed_since(context, &deployment)?,
+                Err(StoreError::NotFound(..)) => Vec::new(),
+                Err(err) => return Err(err),
+            };
+            entry.insert(changed);
+        }
+        row.secrets_changed = changed_of[&id].clone();
+    }
     Ok(rows)
 }
 

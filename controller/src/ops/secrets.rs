@@ -21,7 +21,7 @@ use zeroize::Zeroizing;
 use super::{Caller, Code, Error, Result};
 use crate::crypto::Place;
 use crate::server::Context;
-use crate::store::{KEEP_VERSIONS, Role};
+use crate::store::{KEEP_VERSIONS, Role, StoreError};
 
 /// The largest value a secret holds, in bytes.
 pub const MAX_VALUE_BYTES: usize = berth_shared::record::MAX_SECRET_BYTES;
@@ -144,7 +144,22 @@ pub fn reveal(context: &Context, refs: &[SecretRef]) -> Result<Vec<(String, Zero
             scope,
             version,
         } = reference;
-        let Some(stored) = context.store.secret_version(scope, name, *version)? else {
+        let opened = context
+            .store
+            .open_secret(scope, name, *version)
+            .map_err(|err| match err {
+                StoreError::Unsealed(reason) => {
+                    error!(%scope, name, version, error = %reason, "a secret did not open");
+                    Error::new(
+                        Code::SecretUnreadable,
+                        format!(
+                            "{reason}; the store or the key file keys/secrets.key is damaged or from another controller: restore both from one backup of the data directory"
+                        ),
+                    )
+                }
+                other => other.into(),
+            })?;
+        let Some(value) = opened else {
             return Err(Error::new(
                 Code::SecretVersionGone,
                 format!(
@@ -152,26 +167,34 @@ pub fn reveal(context: &Context, refs: &[SecretRef]) -> Result<Vec<(String, Zero
                 ),
             ));
         };
-        let place = Place::Secret {
-            scope,
-            name,
-            version: *version,
-        };
-        let value = context
-            .secret_key
-            .open_text(&place, &stored.sealed)
-            .map_err(|err| {
-                error!(%scope, name, version, error = %err, "a secret did not open");
-                Error::new(
-                    Code::SecretUnreadable,
-                    format!(
-                        "version {version} of secret `{name}` ({scope}) cannot be opened: {err}; the store or the key file keys/secrets.key is damaged or from another controller: restore both from one backup of the data directory"
-                    ),
-                )
-            })?;
         values.push((name.clone(), value));
     }
     Ok(values)
+}
+
+/// The secrets `deployment` uses that changed since it was made, as
+/// `NAME (v1, now v2)` or `NAME (v1, removed since)`.
+pub fn changed_since(
+    context: &Context,
+    deployment: &berth_shared::record::Deployment,
+) -> std::result::Result<Vec<String>, StoreError> {
+    let mut changed = Vec::new();
+    for used in deployment
+        .variables
+        .iter()
+        .filter_map(berth_shared::record::Variable::secret_ref)
+    {
+        let now = context.store.secret_name(&used.scope, &used.name)?;
+        match now {
+            Some(now) if !now.removed && now.latest == used.version => {}
+            Some(now) if !now.removed => changed.push(format!(
+                "{} (v{}, now v{})",
+                used.name, used.version, now.latest
+            )),
+            _ => changed.push(format!("{} (v{}, removed since)", used.name, used.version)),
+        }
+    }
+    Ok(changed)
 }
 
 /// Writes the audit entry of a change (the target `SCOPE NAME`, never the
@@ -221,6 +244,12 @@ fn check_scope(scope: &SecretScope) -> Result<()> {
 fn check_value(name: &str, value: &str) -> Result<()> {
     let reason = if value.is_empty() {
         "is empty; give a value (`berth secret rm` removes a secret)".to_string()
+    } else if value.len() < berth_shared::masking::MIN_MASKED {
+        format!(
+            "is {} bytes; a secret holds at least {} bytes, because a shorter value cannot be masked in logs without hiding ordinary text",
+            value.len(),
+            berth_shared::masking::MIN_MASKED
+        )
     } else if value.len() > MAX_VALUE_BYTES {
         format!(
             "is {} bytes; a secret holds at most {MAX_VALUE_BYTES} bytes (64 KiB)",

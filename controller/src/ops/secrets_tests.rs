@@ -132,6 +132,8 @@ async fn names_and_values_are_checked_and_refusals_never_hold_the_value() {
     }
     let empty = refused(check("X", String::new()).await, Code::SecretInvalid);
     assert!(empty.message.contains("is empty"), "{empty}");
+    let short = refused(check("X", "abc".into()).await, Code::SecretInvalid);
+    assert!(short.message.contains("cannot be masked"), "{short}");
     let big = format!("{VALUE}{}", "x".repeat(secrets::MAX_VALUE_BYTES));
     let err = refused(check("X", big).await, Code::SecretInvalid);
     assert!(err.message.contains("at most 65536 bytes"), "{err}");
@@ -226,8 +228,8 @@ async fn a_deployment_gets_its_apps_secrets_and_the_fleet_names_it_asks_for() {
     set(&context, &scope, "DB_URL", "app-db-2").await;
     set(&context, &scope, "SHARED", "from-the-app").await;
     set(&context, &SecretScope::Fleet, "SHARED", "from-the-fleet").await;
-    set(&context, &SecretScope::Fleet, "SENTRY_DSN", "dsn").await;
-    set(&context, &SecretScope::Fleet, "UNASKED", "no").await;
+    set(&context, &SecretScope::Fleet, "SENTRY_DSN", "the-dsn").await;
+    set(&context, &SecretScope::Fleet, "UNASKED", "not-asked").await;
     let staging = SecretScope::app("web", "staging").expect("scope");
     set(&context, &staging, "DB_URL", "staging-db").await;
 
@@ -256,7 +258,7 @@ async fn a_deployment_gets_its_apps_secrets_and_the_fleet_names_it_asks_for() {
         values,
         [
             ("DB_URL", "app-db-2"),
-            ("SENTRY_DSN", "dsn"),
+            ("SENTRY_DSN", "the-dsn"),
             ("SHARED", "from-the-app")
         ]
     );
@@ -281,7 +283,7 @@ async fn a_version_past_the_last_ten_is_gone_and_says_to_deploy_again() {
     let context = context(dir.path()).await;
     let scope = web_prod();
     for n in 1..=11 {
-        assert_eq!(set(&context, &scope, "K", &format!("v{n}")).await, n);
+        assert_eq!(set(&context, &scope, "K", &format!("value{n}")).await, n);
     }
     let version = |version| SecretRef {
         name: "K".into(),
@@ -294,8 +296,8 @@ async fn a_version_past_the_last_ten_is_gone_and_says_to_deploy_again() {
     );
     assert!(err.message.contains("deploy again"), "{err}");
     let kept = secrets::reveal(&context, &[version(2), version(11)]).expect("kept");
-    assert_eq!(kept[0].1.as_str(), "v2");
-    assert_eq!(kept[1].1.as_str(), "v11");
+    assert_eq!(kept[0].1.as_str(), "value2");
+    assert_eq!(kept[1].1.as_str(), "value11");
     let admin = user("ada", Role::Admin);
     secrets::remove(&context, &admin, &scope, "K")
         .await

@@ -50,6 +50,34 @@ impl Store {
             })
     }
 
+    /// The value of one version of a secret, opened under the key
+    /// [`Store::use_secret_key`] gave; `None` when that version is no
+    /// longer kept.
+    pub fn open_secret(
+        &self,
+        scope: &berth_shared::record::SecretScope,
+        name: &str,
+        version: u64,
+    ) -> Result<Option<zeroize::Zeroizing<String>>, StoreError> {
+        let Some(stored) = self.secret_version(scope, name, version)? else {
+            return Ok(None);
+        };
+        let place = Place::Secret {
+            scope,
+            name,
+            version,
+        };
+        let value = self
+            .secret_key()?
+            .open_text(&place, &stored.sealed)
+            .map_err(|err| {
+                StoreError::Unsealed(format!(
+                    "version {version} of secret `{name}` ({scope}) cannot be opened: {err}"
+                ))
+            })?;
+        Ok(Some(value))
+    }
+
     /// The ids of the keys that sealed what the store holds: none for a
     /// store without sealed values, one otherwise (rotation reseals
     /// everything at once).

@@ -57,7 +57,11 @@ fn app_status(row: &AppStatus) -> Markup {
                     tbody { @for host in &row.host_states { tr {
                         td { (host.host) @if !host.online { " " span class="muted" { "(offline, last known)" } } }
                         td { (host.version) }
-                        td { (host.state) }
+                        td { (host.state)
+                            @if !host.secrets_changed.is_empty() {
+                                br; span class="warn" { "older secrets: " (host.secrets_changed.join(", ")) "; deploy again to use them" }
+                            }
+                        }
                         td { (host.health.as_deref().unwrap_or("-")) }
                         td { @if let Some(since) = host.since { (layout::time(since)) } @else { "-" } }
                         td { (host.last_repair.as_deref().unwrap_or("-")) }

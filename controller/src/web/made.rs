@@ -30,9 +30,14 @@ pub fn variables(deployment: &Deployment) -> Markup {
         .variables
         .iter()
         .map(|variable| {
-            let from = match variable.secret_version {
-                Some(version) => format!("{} (version {version})", variable.source.as_str()),
-                None => variable.source.as_str().to_string(),
+            let from = match (&variable.secret_scope, variable.secret_version) {
+                (Some(scope), Some(version)) => {
+                    format!("{} {scope} (version {version})", variable.source.as_str())
+                }
+                (None, Some(version)) => {
+                    format!("{} (version {version})", variable.source.as_str())
+                }
+                _ => variable.source.as_str().to_string(),
             };
             (variable.name.clone(), variable.value.clone(), from)
         })

@@ -142,6 +142,10 @@ pub struct HostState {
     pub last_repair: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_repair_at: Option<Timestamp>,
+    /// Secrets that changed since the deployment running there was made
+    /// (`DB_PASSWORD (v1, now v2)`): a deploy picks them up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets_changed: Vec<String>,
 }
 
 /// One berth-managed container on a host, as `berth inspect` shows it.

@@ -66,6 +66,23 @@ pub struct Variable {
     /// A secret's version when the deployment was made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_version: Option<u64>,
+    /// Where a secret is kept: its app and environment, or `*` for the
+    /// fleet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_scope: Option<super::SecretScope>,
+}
+
+impl Variable {
+    /// The version of the secret this variable was made from, when it is
+    /// one.
+    pub fn secret_ref(&self) -> Option<super::SecretRef> {
+        Some(super::SecretRef {
+            name: self.name.clone(),
+            scope: self.secret_scope.clone()?,
+            version: self.secret_version?,
+        })
+        .filter(|_| self.source == VariableSource::Secret)
+    }
 }
 
 impl super::Deployment {
@@ -114,8 +131,31 @@ pub fn snapshot(
             value: value.to_string(),
             source,
             secret_version: None,
+            secret_scope: None,
         })
         .collect()
+}
+
+/// `variables` with the secrets a deployment uses added (a secret replaces
+/// a variable of the same name); their values are `***` in the record.
+pub fn with_secrets(variables: Vec<Variable>, secrets: &[super::SecretRef]) -> Vec<Variable> {
+    let mut merged: BTreeMap<String, Variable> = variables
+        .into_iter()
+        .map(|variable| (variable.name.clone(), variable))
+        .collect();
+    for secret in secrets {
+        merged.insert(
+            secret.name.clone(),
+            Variable {
+                name: secret.name.clone(),
+                value: crate::masking::MASK.to_string(),
+                source: VariableSource::Secret,
+                secret_version: Some(secret.version),
+                secret_scope: Some(secret.scope.clone()),
+            },
+        );
+    }
+    merged.into_values().collect()
 }
 
 #[cfg(test)]

@@ -69,9 +69,16 @@ pub(super) fn create_body(task: &TaskSpec, container: &ContainerSpec) -> Contain
             .then(|| i64::try_from(container.nano_cpus).unwrap_or(i64::MAX)),
         ..Default::default()
     };
+    // Secrets given as files are not variables too.
+    let secrets = task
+        .secrets
+        .iter()
+        .filter(|secret| secret.file.is_empty())
+        .map(|secret| (&secret.name, &secret.value));
     let mut env: Vec<String> = container
         .env
         .iter()
+        .chain(secrets)
         .map(|(key, value)| format!("{key}={value}"))
         .collect();
     env.sort();
@@ -135,6 +142,10 @@ pub async fn start(
         Stream::System,
         format!("created container {name} ({})", short(&created.id)),
     );
+    if let Err(err) = super::secret_files::put(docker, &name, task, sink).await {
+        remove(docker, &name).await;
+        return Err(err);
+    }
     if let Err(err) = docker.start_container(&name, None).await {
         let evidence = last_lines(docker, &name).await;
         remove(docker, &name).await;

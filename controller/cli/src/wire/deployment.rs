@@ -100,12 +100,19 @@ fn variable(message: pb::Variable) -> Result<Variable, Failure> {
         value,
         source,
         secret_version,
+        secret_scope,
     } = message;
+    let secret_scope = if secret_scope.is_empty() {
+        None
+    } else {
+        Some(parse(&secret_scope, "a secret's scope")?)
+    };
     Ok(Variable {
         name,
         value,
         source: parse(&source, "a variable's source")?,
         secret_version,
+        secret_scope,
     })
 }
 

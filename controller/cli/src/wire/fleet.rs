@@ -191,8 +191,10 @@ fn host_state(message: pb::HostState) -> HostState {
         since_ms,
         last_repair,
         last_repair_at_ms,
+        secrets_changed,
     } = message;
     HostState {
+        secrets_changed,
         host,
         online,
         version,

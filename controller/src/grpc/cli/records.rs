@@ -137,12 +137,16 @@ fn variable(record: Variable) -> pb::Variable {
         value,
         source,
         secret_version,
+        secret_scope,
     } = record;
     pb::Variable {
         name,
         value,
         source: source.as_str().to_string(),
         secret_version,
+        secret_scope: secret_scope
+            .map(|scope| scope.to_string())
+            .unwrap_or_default(),
     }
 }
 

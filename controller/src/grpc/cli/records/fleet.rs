@@ -196,8 +196,10 @@ fn host_state(record: HostState) -> pb::HostState {
         since,
         last_repair,
         last_repair_at,
+        secrets_changed,
     } = record;
     pb::HostState {
+        secrets_changed,
         host,
         online,
         version,

@@ -253,6 +253,7 @@ fn variable(name: &str, value: &str, source: VariableSource, version: Option<u64
         value: value.into(),
         source,
         secret_version: version,
+        secret_scope: version.map(|_| "web/production".parse().expect("scope")),
     }
 }
 
@@ -370,6 +371,7 @@ fn app_statuses_round_trip() {
             since: Some(at(1)),
             last_repair: text("started the container again"),
             last_repair_at: Some(at(2)),
+            secrets_changed: vec!["DB_PASSWORD (v1, now v2)".into()],
         }],
     };
     round_trip(&vec![row], super::app_statuses, wire::app_statuses);

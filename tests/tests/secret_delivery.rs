@@ -304,6 +304,20 @@ fn a_script_and_a_container_get_their_secrets_and_no_value_leaks() {
     );
     assert_clean("berth inspect", &inspected);
 
+    // So is what it prints while `berth logs -f` relays it live (httpd
+    // logs the URL a request asked for); the CLI's output is kept in its
+    // log under the controller's directory, which is searched below.
+    let port = berth_tests::docker::host_port(&deployment, 0);
+    let follow = controller.berth_spawn(&["logs", &id, "-f"]);
+    let relayed = eventually("the relayed request line", 50, Duration::ZERO, || {
+        let _ = berth_tests::docker::http_get(&port, &format!("/relayed-{DB_PASSWORD}"));
+        follow
+            .stdout
+            .wait_for("relayed-", Duration::from_millis(200))
+    });
+    assert!(relayed.contains("relayed-***"), "{relayed}");
+    drop(follow);
+
     // The API and the pages show names and `***`.
     let (token, _) = berth_tests::http::user_token(&controller, "val", "viewer");
     let api = Api::new(&controller.http_url, Some(&token));

@@ -1,6 +1,7 @@
 //! `berth logs -f` on a deployed container app: once the deployment is
 //! quiet, the follower goes on with the running containers' output, which
-//! the agents relay live and the controller does not store.
+//! the agents relay live and the controller does not store (it masks the
+//! deployment's secrets in them).
 
 use berth_shared::record::{Deployment, TaskKind};
 use berth_shared::state::{DeploymentStatus, TaskStatus};
@@ -43,7 +44,7 @@ impl Follower {
                 relays.push((task.host.clone(), relay));
             }
         }
-        let result = self.pump_relays(&mut relays).await;
+        let result = self.pump_relays(deployment.id, &mut relays).await;
         for (_, relay) in &relays {
             self.context.registry.unfollow(relay).await;
         }
@@ -52,6 +53,7 @@ impl Follower {
 
     async fn pump_relays(
         &self,
+        deployment: berth_shared::id::DeploymentId,
         relays: &mut Vec<(String, crate::registry::Relay)>,
     ) -> Result<(), Stopped> {
         while !relays.is_empty() {
@@ -65,10 +67,15 @@ impl Follower {
                 () = self.sender.closed() => return Err(Stopped),
                 next = next => next,
             };
-            let Some(output) = output else {
+            let Some(mut output) = output else {
                 relays.remove(index);
                 continue;
             };
+            // The container prints what it likes: its secrets are masked
+            // here, since these lines never pass the agent's emitter.
+            self.context
+                .dispatcher
+                .mask_texts(deployment, output.lines.iter_mut());
             let host = relays[index].0.clone();
             for line in output.lines {
                 let line = StoredLine {

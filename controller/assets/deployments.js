@@ -7,7 +7,7 @@
   const table = document.querySelector("table.deployments");
   if (!table) return;
   const operator = table.dataset.operator === "yes";
-  const running = ["pending", "setup_running", "setup_complete", "building", "deploying"];
+  const running = ["pending_approval", "pending", "setup_running", "setup_complete", "building", "deploying"];
 
   // The actions of a row in `status`; the same rule as the page's
   // (controller/src/web/deployments.rs, `actions`).

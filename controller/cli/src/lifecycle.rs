@@ -134,10 +134,12 @@ pub async fn redeploy(session: &mut Session, args: RerunArgs) -> Outcome {
         .await?
         .into_inner();
     let deployment: Deployment = wire::deployment(reply)?;
-    progress(
-        session.format,
-        &format!("deployment {} runs again", deployment.id),
-    );
+    if super::approvals::pending(&deployment).is_none() {
+        progress(
+            session.format,
+            &format!("deployment {} runs again", deployment.id),
+        );
+    }
     finish(session, deployment, args.detach).await
 }
 
@@ -148,13 +150,15 @@ pub async fn start(session: &mut Session, args: StartArgs) -> Outcome {
     };
     let reply = session.client.start_app(request).await?.into_inner();
     let deployment: Deployment = wire::deployment(reply)?;
-    progress(
-        session.format,
-        &format!(
-            "starting {} in {} again: deployment {} (version {})",
-            deployment.app, deployment.environment, deployment.id, deployment.version
-        ),
-    );
+    if super::approvals::pending(&deployment).is_none() {
+        progress(
+            session.format,
+            &format!(
+                "starting {} in {} again: deployment {} (version {})",
+                deployment.app, deployment.environment, deployment.id, deployment.version
+            ),
+        );
+    }
     finish(session, deployment, args.detach).await
 }
 

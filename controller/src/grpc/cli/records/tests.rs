@@ -388,6 +388,7 @@ fn app_statuses_round_trip() {
         in_progress: Some(DeploymentId::new()),
         queued: vec![DeploymentId::new(), DeploymentId::new()],
         build_state: text("building on build-1"),
+        approval: text("deploy 01K by ana waits for approval by an admin until 14:05 UTC"),
         health: text("unhealthy: web-2"),
         host_states: vec![HostState {
             host: "web-1".into(),

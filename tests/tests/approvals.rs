@@ -3,7 +3,8 @@
 //! host; the operator may not approve it; another operator (with two
 //! approvals) does, and it deploys naming its approver; an operator's stop
 //! waits and runs once approved; the HTTP API's approve route takes a
-//! token and refuses a viewer and the requester. With a short
+//! token and refuses a viewer and the requester; a held stop is withdrawn
+//! with `berth cancel`. With a short
 //! `--approval-ttl`, a deploy and a stop nobody approves expire, across a
 //! controller restart: the deployment `canceled` with the reason, the
 //! stop dropped with its deployment still deployed; an admin's deploy
@@ -223,6 +224,21 @@ fn a_protected_environment_holds_an_operators_deploy_and_stop_until_approved() {
         (again.status, again.code()),
         (409, "approval/not-pending".to_string())
     );
+
+    // A held stop she thinks better of: `berth cancel` withdraws it.
+    printed_with(&controller.berth_with(&olga, &stop), PENDING);
+    let withdrawn = printed_with(
+        &controller.berth_with(&olga, &["cancel", &id, "-o", "json"]),
+        0,
+    );
+    assert_eq!(
+        (&withdrawn["status"], &withdrawn["approval"]["outcome"]),
+        (&json!("deployed"), &json!("canceled")),
+        "{withdrawn:#}"
+    );
+    controller
+        .berth_with(&otto, &["approve", &id, "-o", "json"])
+        .refused(5, "approval/not-pending");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 use berth_proto::v1::{GetDeploymentRequest, ListAuditRequest, RerunRequest, RollbackRequest};
 use berth_shared::exit;
-use berth_shared::record::Deployment;
+use berth_shared::record::{ApprovalOutcome, Deployment};
 use berth_shared::state::DeploymentStatus;
 use clap::Args;
 
@@ -84,6 +84,19 @@ pub async fn cancel(session: &mut Session, id: &str, detach: bool) -> Outcome {
         .into_inner();
     let deployment: Deployment = wire::deployment(reply)?;
     let format = session.format;
+    // A settled deployment's held stop, redeploy or start is withdrawn;
+    // the deployment stays as it is.
+    if deployment.status != DeploymentStatus::Canceled
+        && let Some(approval) = &deployment.approval
+        && approval.outcome == ApprovalOutcome::Canceled
+    {
+        progress(
+            format,
+            &format!("deployment {}: {}", deployment.id, approval.text()),
+        );
+        emit(format, &deployment, || summary(&deployment));
+        return Ok(exit::OK);
+    }
     progress(
         format,
         &format!(

@@ -234,6 +234,50 @@ fn audit(
     Ok(())
 }
 
+/// `berth cancel ID` of a settled deployment whose stop, redeploy or
+/// start waits for an approval: the request is withdrawn (outcome
+/// `canceled`) and the deployment stays as it is; audited `cancel`.
+pub(super) async fn withdraw(
+    context: &Context,
+    caller: &Caller,
+    id: DeploymentId,
+) -> Result<Deployment> {
+    let who = caller.who();
+    let now = Timestamp::now();
+    let (deployment, withdrawn) = context.store.update_deployment(id, |deployment| {
+        let Some(approval) = deployment.approval.as_mut().filter(|a| a.is_pending()) else {
+            return Ok(None);
+        };
+        let reason = format!(
+            "the {} requested by {} was withdrawn by {who}",
+            approval.action, approval.requested_by
+        );
+        approval.end(ApprovalOutcome::Canceled, now, reason.clone());
+        progress::note(
+            deployment,
+            "deployment",
+            None,
+            "approval canceled",
+            Some(reason.clone()),
+        );
+        Ok(Some(reason))
+    })?;
+    let Some(reason) = withdrawn else {
+        return Err(Error::new(
+            Code::DeploymentInvalidState,
+            format!(
+                "deployment {id} is {} and waits for no approval now; only a running deployment can be canceled",
+                deployment.status
+            ),
+        ));
+    };
+    audit(context, &who, "cancel", &deployment, "approval withdrawn")?;
+    context.store.flush().await?;
+    context.hub.publish(HubEvent::Changed { deployment: id });
+    info!(deployment_id = %id, %who, %reason, "held change withdrawn");
+    Ok(deployment)
+}
+
 /// `berth approve ID`: approves what a deployment waits for. A held
 /// deployment becomes `pending` and runs; a held stop, redeploy or start
 /// runs as its request would have. The deploy window is checked again

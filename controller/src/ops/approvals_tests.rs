@@ -218,6 +218,28 @@ async fn an_approved_stop_runs_and_a_second_held_change_is_refused() {
 }
 
 #[tokio::test]
+async fn a_held_stop_is_withdrawn_by_cancel_and_its_deployment_stays() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let context = context(dir.path()).await;
+    let held = stored(&context, ApprovalAction::Stop, 1);
+    let withdrawn = deployments::cancel(&context, &user("ana", Role::Operator), held.id)
+        .await
+        .expect("withdraw");
+    assert_eq!(withdrawn.status, DeploymentStatus::Deployed);
+    let approval = withdrawn.approval.expect("kept");
+    assert_eq!(approval.outcome, ApprovalOutcome::Canceled);
+    assert_eq!(
+        approval.reason.as_deref(),
+        Some("the stop requested by ana was withdrawn by ana")
+    );
+    assert!(context.store.pending_approvals().expect("index").is_empty());
+    refused(
+        deployments::cancel(&context, &user("ana", Role::Operator), held.id).await,
+        Code::DeploymentInvalidState,
+    );
+}
+
+#[tokio::test]
 async fn a_canceled_held_deployment_ends_its_approval() {
     let dir = tempfile::tempdir().expect("tempdir");
     let context = context(dir.path()).await;

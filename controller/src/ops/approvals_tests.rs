@@ -218,6 +218,30 @@ async fn an_approved_stop_runs_and_a_second_held_change_is_refused() {
 }
 
 #[tokio::test]
+async fn an_approved_redeploy_runs_a_new_round_naming_both() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let context = context(dir.path()).await;
+    let held = stored(&context, ApprovalAction::Redeploy, 2);
+    let running = approvals::approve(&context, &user("bo", Role::Operator), held.id)
+        .await
+        .expect("approve");
+    assert_eq!(running.status, DeploymentStatus::Deploying);
+    assert_eq!(
+        running
+            .tasks
+            .iter()
+            .filter(|task| task.status == TaskStatus::Queued)
+            .count(),
+        1,
+        "one new deploy task for its host"
+    );
+    assert_eq!(
+        running.transitions.last().and_then(|t| t.reason.as_deref()),
+        Some("redeploy by ana, approved by bo")
+    );
+}
+
+#[tokio::test]
 async fn a_held_stop_is_withdrawn_by_cancel_and_its_deployment_stays() {
     let dir = tempfile::tempdir().expect("tempdir");
     let context = context(dir.path()).await;

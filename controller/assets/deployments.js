@@ -7,12 +7,25 @@
   const table = document.querySelector("table.deployments");
   if (!table) return;
   const operator = table.dataset.operator === "yes";
-  const running = ["pending", "setup_running", "setup_complete", "building", "deploying"];
+  const running = ["pending_approval", "pending", "setup_running", "setup_complete", "building", "deploying"];
+
+  // Whether the signed-in user may approve what `d` waits for; the same
+  // rule as the controller's (controller/src/ops/approvals.rs,
+  // `check_approver`): never the requester, an admin, or with two
+  // approvals another operator.
+  function mayApprove(d) {
+    const approval = d.approval;
+    if (!approval || approval.outcome !== "pending") return false;
+    const requester = approval.requested_by.split(" via token ")[0];
+    if (requester === meta("berth-user")) return false;
+    const role = meta("berth-role");
+    return role === "admin" || (role === "operator" && approval.approvals >= 2);
+  }
 
   // The actions of a row in `status`; the same rule as the page's
   // (controller/src/web/deployments.rs, `actions`).
-  function actionsFor(status) {
-    const list = [];
+  function actionsFor(status, approve) {
+    const list = approve ? [["approve", "Approve"]] : [];
     const is = (...names) => names.includes(status);
     const live = running.includes(status);
     if (live) list.push(["cancel", "Cancel"]);
@@ -24,10 +37,10 @@
     return list;
   }
 
-  function fillActions(cell, status) {
+  function fillActions(cell, status, approve) {
     cell.replaceChildren();
     if (!operator) return;
-    for (const [action, label] of actionsFor(status)) {
+    for (const [action, label] of actionsFor(status, approve)) {
       const button = document.createElement("button");
       button.type = "button";
       button.dataset.action = action;
@@ -37,12 +50,13 @@
     }
   }
 
-  function setStatus(row, status) {
+  function setStatus(row, status, approve) {
     row.dataset.status = status;
+    row.dataset.approve = approve ? "yes" : "";
     const badge = row.querySelector(".status");
     badge.className = `status s-${status}`;
     badge.textContent = status;
-    fillActions(row.querySelector(".actions"), status);
+    fillActions(row.querySelector(".actions"), status, approve);
   }
 
   // A cell of text that may be cut short on screen (its title holds it).
@@ -83,7 +97,7 @@
     actions.className = "actions";
     row.append(id, cell(d.app, true), cell(d.environment, true), cell(d.version, true), status,
       cell(hosts), created, cell(d.triggered_by, true), actions);
-    setStatus(row, d.status);
+    setStatus(row, d.status, mayApprove(d));
     return row;
   }
 
@@ -107,7 +121,10 @@
     try { d = JSON.parse(event.data); } catch (_) { return; }
     const row = table.querySelector(`tr[data-id="${CSS.escape(d.id)}"]`);
     if (row) {
-      if (row.dataset.status !== d.status) setStatus(row, d.status);
+      const approve = mayApprove(d);
+      if (row.dataset.status !== d.status || (row.dataset.approve === "yes") !== approve) {
+        setStatus(row, d.status, approve);
+      }
       const hosts = [...new Set((d.tasks || []).map((t) => t.host))].sort().join(", ");
       row.children[5].textContent = hosts;
     } else if (belongs(d)) {
@@ -127,6 +144,12 @@
     const ofApp = `/api/v1/apps/${encodeURIComponent(app)}`;
     let call;
     switch (action) {
+      case "approve":
+        if (!await confirmDialog(`Approve the change to ${app} (${environment})?`,
+          "It runs now, as its requester asked for it; the audit log names you as its approver.",
+          null, "Approve")) return;
+        call = () => api("POST", `${at}/approve`);
+        break;
       case "cancel": case "retry": case "redeploy":
         call = () => api("POST", `${at}/${action}`);
         break;

@@ -1,9 +1,11 @@
 // A deployment's page: its live log over the API's event stream, with
-// filters, follow and find, and its status kept current.
+// filters, follow and find, its status kept current, and its approval
+// (Approve, when the page offers it).
 "use strict";
 
 (function () {
-    const logFilters = document.getElementById("log-filters");
+  const { api, toast, confirmDialog } = window.berth;
+  const logFilters = document.getElementById("log-filters");
   if (logFilters) followLog(logFilters);
 
   function followLog(form) {
@@ -64,7 +66,41 @@
       try { d = JSON.parse(event.data); } catch (_) { return; }
       status.className = `status s-${d.status}`;
       status.textContent = d.status;
+      approvalChanged(d);
     });
     changes.addEventListener("end", () => changes.close());
+  }
+
+  // The approval panel: Approve sends it to the API (after asking); once
+  // the approval is no longer pending, the button goes and the text says
+  // how it ended.
+  const panel = document.getElementById("approval");
+  const approveButton = panel && panel.querySelector('button[data-action="approve"]');
+  if (approveButton) {
+    approveButton.addEventListener("click", async () => {
+      const what = approveButton.dataset.what;
+      if (!await confirmDialog(`Approve ${what}?`,
+        "It runs now, as its requester asked for it; the audit log names you as its approver.",
+        null, "Approve")) return;
+      approveButton.disabled = true;
+      try {
+        approvalChanged(await api("POST", `/api/v1/deployments/${encodeURIComponent(approveButton.dataset.id)}/approve`));
+        toast(`Approved ${what}`);
+      } catch (err) {
+        toast(`Approve ${what}: ${err.message}`, true);
+        approveButton.disabled = false;
+      }
+    });
+  }
+
+  function approvalChanged(d) {
+    const approval = d.approval;
+    if (!panel || !approval || approval.outcome === "pending") return;
+    panel.classList.remove("waiting");
+    if (approveButton) approveButton.remove();
+    const text = document.getElementById("approval-text");
+    text.textContent = approval.approved
+      ? `approved by ${approval.approved.by} at ${approval.approved.at}; ${approval.action} requested by ${approval.requested_by}`
+      : `${approval.outcome}${approval.reason ? `: ${approval.reason}` : ""}; ${approval.action} requested by ${approval.requested_by}`;
   }
 })();

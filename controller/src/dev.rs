@@ -140,6 +140,7 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> Result<()>
         join_failure_limit: crate::server::DEFAULT_JOIN_FAILURE_LIMIT,
         blob_budget: crate::server::DEFAULT_BLOB_BUDGET,
         connections: crate::listener::Limits::default(),
+        approval_ttl: crate::ops::approvals::DEFAULT_APPROVAL_TTL,
         // A port of its own: a second dev controller would find the
         // default one taken.
         http: crate::http::HttpConfig {

@@ -1,6 +1,6 @@
 //! The dispatcher: puts queued tasks into free agent slots, applies the
-//! events agents send back, and marks tasks `lost` when their agent stays
-//! away past the grace period.
+//! events agents send back, marks tasks `lost` when their agent stays
+//! away past the grace period, and ends approvals nobody gave in time.
 //!
 //! Invariant: every change is flushed to the store before the agent gets an
 //! assignment or an ack, and before followers hear of it.
@@ -21,6 +21,7 @@ use crate::store::{Store, StoreError};
 
 mod assign;
 mod events;
+mod expiry;
 mod halt;
 mod lost;
 mod queue;
@@ -137,9 +138,14 @@ impl Dispatcher {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Starts tracking a deployment's unfinished tasks.
+    /// Starts tracking a deployment's unfinished tasks. One waiting for
+    /// its turn (`--queue`) or for its approval is not tracked: none of
+    /// its tasks is handed out, and no deadline or lost agent ends it.
     pub fn track(&self, deployment: &Deployment) {
-        if progress::is_quiet(deployment) || deployment.queued {
+        if progress::is_quiet(deployment)
+            || deployment.queued
+            || deployment.status == DeploymentStatus::PendingApproval
+        {
             return;
         }
         self.lock_active().insert(deployment.id);

@@ -114,6 +114,10 @@ pub fn router(context: Arc<Context>) -> Router {
         .route("/api/v1/deployments/{id}/logs", get(logs::logs))
         .route("/api/v1/deployments/{id}/events", get(events::deployment))
         .route("/api/v1/deployments/{id}/cancel", post(deployments::cancel))
+        .route(
+            "/api/v1/deployments/{id}/approve",
+            post(deployments::approve),
+        )
         .route("/api/v1/deployments/{id}/retry", post(deployments::retry))
         .route(
             "/api/v1/deployments/{id}/redeploy",

@@ -2,7 +2,7 @@
 //! asks of the controller (create, list, get, watch, logs, cancel, retry,
 //! redeploy, rollback, stop, delete, purge, audit, exec, inspect, agents,
 //! tokens, registries, secrets, users, the app catalogue and its ratings,
-//! environments).
+//! environments, approvals).
 //!
 //! Each takes an authenticated [`Caller`] and a plain request, checks the
 //! caller's role, does the work, writes the audit entry, and returns plain
@@ -19,6 +19,9 @@ use crate::store::{Principal, PrincipalKind, Role};
 
 pub mod agents;
 pub mod api_tokens;
+pub mod approvals;
+#[cfg(test)]
+mod approvals_tests;
 pub mod apps;
 #[cfg(test)]
 mod apps_tests;

@@ -42,6 +42,7 @@ pub fn set_status(
         tracing::warn!(deployment_id = %deployment.id, from = %current, to = %next, "illegal status transition refused");
         return false;
     }
+    approval::on_status(deployment, next, reason.as_deref().unwrap_or_default());
     deployment.status = next;
     clock(deployment, current, next);
     note(
@@ -57,8 +58,13 @@ pub fn set_status(
 /// Keeps a deployment's run times: a run starts when work leaves `pending`
 /// (or a settled deployment runs again) and ends when it settles.
 fn clock(deployment: &mut Deployment, from: DeploymentStatus, to: DeploymentStatus) {
-    let working =
-        |status: DeploymentStatus| status.is_running() && status != DeploymentStatus::Pending;
+    let working = |status: DeploymentStatus| {
+        status.is_running()
+            && !matches!(
+                status,
+                DeploymentStatus::Pending | DeploymentStatus::PendingApproval
+            )
+    };
     let now = berth_shared::record::Timestamp::now();
     if working(to) && !working(from) {
         deployment.started_at = Some(now);
@@ -311,6 +317,7 @@ pub fn lose_task(deployment: &mut Deployment, task_id: TaskId, message: String) 
     true
 }
 
+pub mod approval;
 pub mod on_failure;
 mod settle;
 pub use berth_shared::record::is_quiet;

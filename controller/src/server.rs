@@ -55,6 +55,9 @@ pub struct ServeConfig {
     pub connections: crate::listener::Limits,
     /// The HTTP API's address and certificate.
     pub http: crate::http::HttpConfig,
+    /// How long a request in a protected environment waits for its
+    /// approval before it expires.
+    pub approval_ttl: Duration,
 }
 
 /// Where a started controller listens.
@@ -204,6 +207,9 @@ pub struct Context {
     /// The secrets key (`keys/secrets.key`) that seals secrets and
     /// registry passwords (`ops/secrets.rs`); its `Debug` shows its id only.
     pub secret_key: Arc<crate::crypto::SecretKey>,
+    /// How long a request in a protected environment waits for its
+    /// approval (`ops/approvals.rs`).
+    pub approval_ttl: Duration,
 }
 
 /// Runs the controller until `shutdown` is cancelled. Calls `on_listening`
@@ -291,6 +297,7 @@ pub async fn run(
                 .or_else(|| http.as_ref().map(|bound| bound.url())),
         ),
         secret_key,
+        approval_ttl: config.approval_ttl,
     });
     let listening = Listening {
         grpc: local,

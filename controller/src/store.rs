@@ -8,6 +8,7 @@
 //! anyone about it.
 
 mod agents;
+mod approvals;
 mod apps;
 mod audit;
 mod blobs;

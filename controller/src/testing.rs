@@ -83,6 +83,7 @@ pub fn deployment(hosts: &[&str], max_failures: u32) -> Deployment {
         duration_ms: None,
         extra_metadata: Default::default(),
         variables: Vec::new(),
+        approval: None,
     }
 }
 
@@ -121,5 +122,6 @@ pub async fn context(dir: &std::path::Path) -> Arc<Context> {
             Some("http://127.0.0.1:7080".into()),
         ),
         secret_key,
+        approval_ttl: crate::ops::approvals::DEFAULT_APPROVAL_TTL,
     })
 }

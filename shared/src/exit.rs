@@ -12,3 +12,6 @@ pub const AUTH: i32 = 3;
 pub const NOT_FOUND: i32 = 4;
 /// Conflict with the current state (for example a deploy already running).
 pub const CONFLICT: i32 = 5;
+/// Not a failure: the change was accepted but waits for an approval in a
+/// protected environment (`berth approve ID`); nothing ran yet.
+pub const PENDING_APPROVAL: i32 = 6;

@@ -15,6 +15,7 @@ use crate::manifest::Manifest;
 use crate::state::{DeploymentStatus, TaskStatus};
 
 mod admin;
+mod approvals;
 mod apps;
 mod environments;
 mod fleet;
@@ -23,6 +24,7 @@ mod secrets;
 mod variables;
 
 pub use admin::{AuditEntry, LoggedOut, Purged, RegistryView};
+pub use approvals::{Approval, ApprovalAction, ApprovalOutcome, Approver, clock};
 pub use apps::{
     AppDetail, AppSummary, DeploymentBrief, EnvironmentHistory, EnvironmentSummary, RatingSummary,
 };
@@ -158,6 +160,11 @@ pub struct Deployment {
     /// manifest's `[container] env`).
     #[serde(default)]
     pub variables: Vec<Variable>,
+    /// In a protected environment: the approval a request by an operator
+    /// waits for (this deployment itself, in `pending_approval`, or a stop,
+    /// redeploy or start of it), and who gave it; the latest one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
 }
 
 /// The previous deployment a failed rollout puts back: enough of its

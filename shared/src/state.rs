@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DeploymentStatus {
+    /// Held in a protected environment until an admin (or, with two
+    /// approvals, another operator) approves it; nothing runs meanwhile.
+    PendingApproval,
     Pending,
     SetupRunning,
     SetupComplete,
@@ -28,7 +31,8 @@ pub enum DeploymentStatus {
 }
 
 /// Every deployment status, in lifecycle order.
-pub const DEPLOYMENT_STATUSES: [DeploymentStatus; 12] = [
+pub const DEPLOYMENT_STATUSES: [DeploymentStatus; 13] = [
+    DeploymentStatus::PendingApproval,
     DeploymentStatus::Pending,
     DeploymentStatus::SetupRunning,
     DeploymentStatus::SetupComplete,
@@ -48,6 +52,7 @@ impl DeploymentStatus {
     pub fn as_str(self) -> &'static str {
         use DeploymentStatus::*;
         match self {
+            PendingApproval => "pending_approval",
             Pending => "pending",
             SetupRunning => "setup_running",
             SetupComplete => "setup_complete",
@@ -63,12 +68,14 @@ impl DeploymentStatus {
         }
     }
 
-    /// True while work is still in progress.
+    /// True while work is still in progress, or waits to start: a
+    /// deployment waiting for its approval holds its app's running slot
+    /// like a pending one.
     pub fn is_running(self) -> bool {
         use DeploymentStatus::*;
         matches!(
             self,
-            Pending | SetupRunning | SetupComplete | Building | Deploying
+            PendingApproval | Pending | SetupRunning | SetupComplete | Building | Deploying
         )
     }
 
@@ -84,6 +91,10 @@ impl DeploymentStatus {
             return false;
         }
         match (self, next) {
+            // Approved, or canceled (by hand, or its approval expired);
+            // nothing ran, so it cannot fail or time out.
+            (PendingApproval, Pending | Canceled) => true,
+            (PendingApproval, _) => false,
             (from, Failed | Canceled | TimedOut) => from.is_running(),
             (Pending, SetupRunning | Building | Deploying) => true,
             (SetupRunning, SetupComplete) => true,
@@ -252,25 +263,39 @@ mod tests {
 
     #[test]
     fn deployment_transition_matrix() {
-        // Columns: pending setup_running setup_complete building deploying
-        // deployed failed canceled timed_out stopped superseded deleted.
+        // Columns: pending_approval pending setup_running setup_complete
+        // building deploying deployed failed canceled timed_out stopped
+        // superseded deleted.
         check_matrix(
             &DEPLOYMENT_STATUSES,
             DeploymentStatus::can_become,
             &[
-                ("pending", ".x.xx.xxx..."),
-                ("setup_running", "..x...xxx..."),
-                ("setup_complete", "...xxxxxx..."),
-                ("building", ".x..xxxxx..."),
-                ("deploying", ".....xxxx..."),
-                ("deployed", "....x....xxx"),
-                ("failed", "...........x"),
-                ("canceled", "...........x"),
-                ("timed_out", "...........x"),
-                ("stopped", "....x......x"),
-                ("superseded", "...........x"),
-                ("deleted", "............"),
+                ("pending_approval", ".x......x...."),
+                ("pending", "..x.xx.xxx..."),
+                ("setup_running", "...x...xxx..."),
+                ("setup_complete", "....xxxxxx..."),
+                ("building", "..x..xxxxx..."),
+                ("deploying", "......xxxx..."),
+                ("deployed", ".....x....xxx"),
+                ("failed", "............x"),
+                ("canceled", "............x"),
+                ("timed_out", "............x"),
+                ("stopped", ".....x......x"),
+                ("superseded", "............x"),
+                ("deleted", "............."),
             ],
+        );
+    }
+
+    #[test]
+    fn a_deployment_waiting_for_approval_holds_its_slot() {
+        // Running (it keeps the app's running slot, `berth ls` lists it
+        // with the running ones), never settled until approved or canceled.
+        assert!(DeploymentStatus::PendingApproval.is_running());
+        assert!(!DeploymentStatus::PendingApproval.is_settled());
+        assert_eq!(
+            "pending_approval".parse::<DeploymentStatus>(),
+            Ok(DeploymentStatus::PendingApproval)
         );
     }
 

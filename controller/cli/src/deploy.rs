@@ -243,7 +243,9 @@ fn existing(
 }
 
 /// Follows a new deployment (unless `detach`) and prints how it ended;
-/// exit 0 only when it is deployed (or, detached, was created).
+/// exit 0 only when it is deployed (or, detached, was created). One that
+/// waits for an approval is not followed: it says so and exits 6
+/// (`PENDING_APPROVAL`; 0 detached).
 pub async fn finish(session: &mut Session, deployment: Deployment, detach: bool) -> Outcome {
     finish_with(session, deployment, detach, LiveOptions::default()).await
 }
@@ -256,6 +258,9 @@ pub async fn finish_with(
     options: LiveOptions,
 ) -> Outcome {
     let format = session.format;
+    if let Some(code) = super::approvals::report_waiting(format, &deployment, detach) {
+        return Ok(code);
+    }
     if deployment.queued {
         progress(
             format,

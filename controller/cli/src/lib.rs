@@ -3,6 +3,7 @@
 //! (SPEC §6). One module per group of subcommands.
 
 mod agents;
+mod approvals;
 mod apps;
 mod bundle;
 mod deploy;
@@ -112,6 +113,10 @@ pub enum Command {
         #[arg(long)]
         detach: bool,
     },
+    /// Approve what a deployment waits for in a protected environment (a
+    /// deploy, retry or rollback, or a stop, redeploy or start of it), then
+    /// follow it; never your own request.
+    Approve(approvals::ApproveArgs),
     /// Run a failed, canceled or timed-out deployment again, as a new deployment.
     Retry(lifecycle::RetryArgs),
     /// Run a deployed or stopped deployment again on its hosts.
@@ -326,6 +331,7 @@ async fn dispatch(session: &mut Session, command: Command) -> Outcome {
         Command::Stop(args) => stop::stop(session, args).await,
         Command::Delete { id, detach } => stop::delete(session, &id, detach).await,
         Command::Cancel { id, detach } => lifecycle::cancel(session, &id, detach).await,
+        Command::Approve(args) => approvals::approve(session, args).await,
         Command::Retry(args) => lifecycle::retry(session, args).await,
         Command::Redeploy(args) => lifecycle::redeploy(session, args).await,
         Command::Rollback(args) => lifecycle::rollback(session, args).await,

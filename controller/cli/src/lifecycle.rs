@@ -2,7 +2,7 @@
 
 use berth_proto::v1::{GetDeploymentRequest, ListAuditRequest, RerunRequest, RollbackRequest};
 use berth_shared::exit;
-use berth_shared::record::Deployment;
+use berth_shared::record::{ApprovalOutcome, Deployment};
 use berth_shared::state::DeploymentStatus;
 use clap::Args;
 
@@ -84,6 +84,19 @@ pub async fn cancel(session: &mut Session, id: &str, detach: bool) -> Outcome {
         .into_inner();
     let deployment: Deployment = wire::deployment(reply)?;
     let format = session.format;
+    // A settled deployment's held stop, redeploy or start is withdrawn;
+    // the deployment stays as it is.
+    if deployment.status != DeploymentStatus::Canceled
+        && let Some(approval) = &deployment.approval
+        && approval.outcome == ApprovalOutcome::Canceled
+    {
+        progress(
+            format,
+            &format!("deployment {}: {}", deployment.id, approval.text()),
+        );
+        emit(format, &deployment, || summary(&deployment));
+        return Ok(exit::OK);
+    }
     progress(
         format,
         &format!(
@@ -134,10 +147,12 @@ pub async fn redeploy(session: &mut Session, args: RerunArgs) -> Outcome {
         .await?
         .into_inner();
     let deployment: Deployment = wire::deployment(reply)?;
-    progress(
-        session.format,
-        &format!("deployment {} runs again", deployment.id),
-    );
+    if super::approvals::pending(&deployment).is_none() {
+        progress(
+            session.format,
+            &format!("deployment {} runs again", deployment.id),
+        );
+    }
     finish(session, deployment, args.detach).await
 }
 
@@ -148,13 +163,15 @@ pub async fn start(session: &mut Session, args: StartArgs) -> Outcome {
     };
     let reply = session.client.start_app(request).await?.into_inner();
     let deployment: Deployment = wire::deployment(reply)?;
-    progress(
-        session.format,
-        &format!(
-            "starting {} in {} again: deployment {} (version {})",
-            deployment.app, deployment.environment, deployment.id, deployment.version
-        ),
-    );
+    if super::approvals::pending(&deployment).is_none() {
+        progress(
+            session.format,
+            &format!(
+                "starting {} in {} again: deployment {} (version {})",
+                deployment.app, deployment.environment, deployment.id, deployment.version
+            ),
+        );
+    }
     finish(session, deployment, args.detach).await
 }
 

@@ -189,6 +189,9 @@ fn describe(d: &Deployment, format: super::Format) -> String {
             ""
         }
     ));
+    if let Some(approval) = &d.approval {
+        text.push_str(&format!("  approval:     {}\n", approval.text()));
+    }
     if let Some(step) = &d.error_step {
         text.push_str(&format!("  error step:   {step}\n"));
     }

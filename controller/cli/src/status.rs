@@ -15,9 +15,13 @@ fn in_progress_text(row: &AppStatus) -> String {
     if let Some(state) = &row.build_state {
         holder = format!("{holder} ({state})");
     }
-    match row.queued.len() {
+    let text = match row.queued.len() {
         0 => holder,
         waiting => format!("{holder} (+{waiting} queued)").trim().to_string(),
+    };
+    match &row.approval {
+        Some(approval) => format!("{text} {approval}").trim().to_string(),
+        None => text,
     }
 }
 

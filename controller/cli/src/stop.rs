@@ -42,6 +42,9 @@ pub async fn stop(session: &mut Session, args: StopArgs) -> Outcome {
     let reply = session.client.stop_app(request).await?.into_inner();
     let deployment: Deployment = wire::deployment(reply)?;
     let format = session.format;
+    if let Some(code) = super::approvals::report_waiting(format, &deployment, args.detach) {
+        return Ok(code);
+    }
     progress(
         format,
         &format!(

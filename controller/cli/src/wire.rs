@@ -98,6 +98,7 @@ pub fn deployment_status(value: i32) -> Result<DeploymentStatus, Failure> {
     let unknown = || unreadable(format!("a deployment status ({value})"));
     Ok(match P::try_from(value).map_err(|_| unknown())? {
         P::Unspecified => return Err(unknown()),
+        P::PendingApproval => DeploymentStatus::PendingApproval,
         P::Pending => DeploymentStatus::Pending,
         P::SetupRunning => DeploymentStatus::SetupRunning,
         P::SetupComplete => DeploymentStatus::SetupComplete,

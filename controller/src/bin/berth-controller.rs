@@ -112,33 +112,14 @@ enum Command {
         /// certificate must have sent something by then.
         #[arg(long, default_value = "10s", value_parser = parse_duration)]
         unauthenticated_connection_age: Duration,
-        /// Where the HTTP API listens (`off` for none). Plain HTTP on a
-        /// loopback address only; any other address serves HTTPS with the
-        /// controller's server certificate or --http-cert/--http-key.
-        /// Default: 127.0.0.1:7080, skipped with a warning when that port is
-        /// taken.
-        #[arg(long)]
-        http_listen: Option<HttpListen>,
-        /// A certificate chain (PEM) for the HTTP API's HTTPS.
-        #[arg(long, value_name = "FILE", requires = "http_key")]
-        http_cert: Option<PathBuf>,
-        /// The private key (PEM) of --http-cert.
-        #[arg(long, value_name = "FILE", requires = "http_cert")]
-        http_key: Option<PathBuf>,
-        /// How long a web sign-in lasts before the browser must sign in
-        /// again.
-        #[arg(long, default_value = "12h", value_parser = parse_duration)]
-        session_ttl: Duration,
-        /// The address people open the dashboard at, when a proxy in front
-        /// gives it another name (setup links point there), like
-        /// https://berth.example.com.
-        #[arg(long, value_name = "URL", value_parser = parse_public_url)]
-        public_url: Option<String>,
-        /// A proxy in front of the HTTP API (e.g. 127.0.0.1 for Caddy on
-        /// this host) whose X-Forwarded-For names the client, for the
-        /// sign-in limits per address; may repeat.
-        #[arg(long, value_name = "IP")]
-        trusted_proxy: Vec<std::net::IpAddr>,
+        /// How long a deploy, rollback or stop by an operator in a
+        /// protected environment waits for its approval (`berth approve`)
+        /// before it expires (a waiting deployment becomes `canceled`).
+        #[arg(long, default_value = "1h", value_parser = parse_approval_ttl)]
+        approval_ttl: Duration,
+        /// The HTTP API and the dashboard.
+        #[command(flatten)]
+        http: Box<HttpArgs>,
     },
     /// A throwaway controller plus one local agent, for trying berth.
     Dev {
@@ -154,8 +135,51 @@ enum Command {
     },
 }
 
+/// `serve`'s flags for the HTTP API and the dashboard (boxed in
+/// `Command::Serve`, which would be large otherwise).
+#[derive(clap::Args)]
+struct HttpArgs {
+    /// Where the HTTP API listens (`off` for none). Plain HTTP on a
+    /// loopback address only; any other address serves HTTPS with the
+    /// controller's server certificate or --http-cert/--http-key.
+    /// Default: 127.0.0.1:7080, skipped with a warning when that port is
+    /// taken.
+    #[arg(long)]
+    http_listen: Option<HttpListen>,
+    /// A certificate chain (PEM) for the HTTP API's HTTPS.
+    #[arg(long, value_name = "FILE", requires = "http_key")]
+    http_cert: Option<PathBuf>,
+    /// The private key (PEM) of --http-cert.
+    #[arg(long, value_name = "FILE", requires = "http_cert")]
+    http_key: Option<PathBuf>,
+    /// How long a web sign-in lasts before the browser must sign in
+    /// again.
+    #[arg(long, default_value = "12h", value_parser = parse_duration)]
+    session_ttl: Duration,
+    /// The address people open the dashboard at, when a proxy in front
+    /// gives it another name (setup links point there), like
+    /// https://berth.example.com.
+    #[arg(long, value_name = "URL", value_parser = parse_public_url)]
+    public_url: Option<String>,
+    /// A proxy in front of the HTTP API (e.g. 127.0.0.1 for Caddy on
+    /// this host) whose X-Forwarded-For names the client, for the
+    /// sign-in limits per address; may repeat.
+    #[arg(long, value_name = "IP")]
+    trusted_proxy: Vec<std::net::IpAddr>,
+}
+
 fn parse_duration(text: &str) -> Result<Duration, String> {
     berth_shared::time::parse_duration(text)
+}
+
+fn parse_approval_ttl(text: &str) -> Result<Duration, String> {
+    let ttl = parse_duration(text)?;
+    if ttl < Duration::from_secs(1) {
+        return Err(format!(
+            "`{text}` would expire every approval at once; give at least 1s, e.g. 1h"
+        ));
+    }
+    Ok(ttl)
 }
 
 fn parse_public_url(text: &str) -> Result<String, String> {
@@ -272,13 +296,17 @@ async fn command(command: Command) -> anyhow::Result<()> {
             max_connections,
             max_connections_per_address,
             unauthenticated_connection_age,
-            http_listen,
-            http_cert,
-            http_key,
-            session_ttl,
-            public_url,
-            trusted_proxy,
+            approval_ttl,
+            http,
         } => {
+            let HttpArgs {
+                http_listen,
+                http_cert,
+                http_key,
+                session_ttl,
+                public_url,
+                trusted_proxy,
+            } = *http;
             let shutdown = on_signal();
             berth_controller::server::run(
                 ServeConfig {
@@ -304,6 +332,7 @@ async fn command(command: Command) -> anyhow::Result<()> {
                         public_url,
                         trusted_proxies: trusted_proxy,
                     },
+                    approval_ttl,
                 },
                 shutdown,
                 |listening| {

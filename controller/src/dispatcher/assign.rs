@@ -8,7 +8,7 @@ use berth_proto::v1::controller_message::Kind as Outgoing;
 use berth_proto::v1::{Assign, ControllerMessage, TaskSpec};
 use berth_shared::id::{AgentId, DeploymentId, TaskId};
 use berth_shared::record::{Deployment, TaskKind, Timestamp};
-use berth_shared::state::TaskStatus;
+use berth_shared::state::{DeploymentStatus, TaskStatus};
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::hub::HubEvent;
@@ -181,9 +181,15 @@ impl Dispatcher {
 }
 
 /// Why a task cannot be assigned now, if it cannot: it is no longer
-/// queued (`Gone`), or it must wait for the build or for the rollout's
+/// queued, or its deployment waits for an approval or its turn (`Gone`),
+/// or it must wait for the build or for the rollout's
 /// `max_parallel` (`Wait`).
 pub(super) fn not_assignable(deployment: &Deployment, task_id: TaskId) -> Option<AssignResult> {
+    // Waiting for its approval or its turn: it is tracked again, with its
+    // tasks, once approved or promoted.
+    if deployment.status == DeploymentStatus::PendingApproval || deployment.queued {
+        return Some(AssignResult::Gone);
+    }
     let Some(task) = deployment.tasks.iter().find(|task| task.id == task_id) else {
         return Some(AssignResult::Gone);
     };

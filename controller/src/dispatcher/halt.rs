@@ -25,6 +25,18 @@ impl Dispatcher {
         status: DeploymentStatus,
         reason: String,
     ) -> Result<Deployment, StoreError> {
+        self.halt_with(id, status, reason, |_| Ok(())).await
+    }
+
+    /// [`Dispatcher::halt`], first changing the record with `prepare` in
+    /// the same transaction (which may refuse the halt).
+    pub(super) async fn halt_with(
+        &self,
+        id: DeploymentId,
+        status: DeploymentStatus,
+        reason: String,
+        prepare: impl Fn(&mut Deployment) -> Result<(), StoreError>,
+    ) -> Result<Deployment, StoreError> {
         let (deployment, running) = self.store.update_deployment(id, |deployment| {
             if !deployment.status.can_become(status) {
                 return Err(StoreError::Conflict(format!(
@@ -32,6 +44,7 @@ impl Dispatcher {
                     deployment.status
                 )));
             }
+            prepare(deployment)?;
             let mut running = Vec::new();
             let open: Vec<(TaskId, TaskStatus, AgentId, u64)> = deployment
                 .tasks

@@ -1,5 +1,6 @@
-//! The lost sweeper: tasks whose agent stays away past the grace
-//! period become `lost`.
+//! The sweeper: tasks whose agent stays away past the grace period
+//! become `lost`, deployments past their deadline time out, and pending
+//! approvals past their expiry end.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +17,8 @@ use super::Dispatcher;
 
 impl Dispatcher {
     /// Marks tasks lost whose agent has been away longer than the grace
-    /// period. Runs until `shutdown`.
+    /// period, times out deployments past their deadline, and ends pending
+    /// approvals past their expiry (`expiry.rs`). Runs until `shutdown`.
     pub async fn run_lost_sweeper(self: Arc<Self>, shutdown: CancellationToken) {
         let period =
             (self.lost_grace / 4).clamp(Duration::from_millis(200), Duration::from_secs(5));
@@ -31,12 +33,14 @@ impl Dispatcher {
                     warn!(%deployment_id, error = %err, "lost-task sweep failed");
                 }
             }
+            self.expire_approvals().await;
         }
     }
 
     pub(super) async fn sweep(&self, deployment_id: DeploymentId) -> Result<(), StoreError> {
         let deployment = self.store.get_deployment(deployment_id)?;
         if deployment.status.is_running()
+            && deployment.status != DeploymentStatus::PendingApproval
             && deployment
                 .deadline_ms
                 .is_some_and(|deadline| deadline <= berth_shared::time::now_ms())

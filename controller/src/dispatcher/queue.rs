@@ -1,6 +1,7 @@
 //! The per-app queue: the next waiting deployment of an app and
 //! environment starts once the running one is done.
 
+use berth_shared::state::DeploymentStatus;
 use tracing::{info, warn};
 
 use crate::hub::HubEvent;
@@ -28,7 +29,11 @@ impl Dispatcher {
                     return Ok(false);
                 }
                 deployment.queued = false;
-                deployment.deadline_ms = Some(deadline(deployment));
+                // One still waiting for its approval gets its deadline
+                // when it is approved.
+                if deployment.status != DeploymentStatus::PendingApproval {
+                    deployment.deadline_ms = Some(deadline(deployment));
+                }
                 progress::note(
                     deployment,
                     "deployment",

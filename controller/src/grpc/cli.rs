@@ -148,6 +148,13 @@ impl Cli for CliApi {
         deployments::cancel_deployment(&self.context, request).await
     }
 
+    async fn approve_deployment(
+        &self,
+        request: Request<GetDeploymentRequest>,
+    ) -> Result<Response<DeploymentReply>, Status> {
+        deployments::approve_deployment(&self.context, request).await
+    }
+
     async fn retry_deployment(
         &self,
         request: Request<RerunRequest>,

@@ -19,7 +19,7 @@ use super::openapi::requests::{
     AppBody, AppPath, ClaimBody, DeploymentPath, EmptyBody, EnvironmentParam, ExternalEventBody,
     ListParams, NewDeploymentBody, RollbackBody,
 };
-use super::openapi::responses::{Conflict, NotFound, TooManyRequests};
+use super::openapi::responses::{Conflict, Forbidden, NotFound, TooManyRequests};
 use super::query::Params;
 use super::reply::{self, DeploymentPage};
 use crate::ops;
@@ -107,6 +107,29 @@ pub async fn cancel(
     body.finish()?;
     let canceled = ops::deployments::cancel(&api.context, &caller, id).await?;
     Ok(reply::ok(&canceled))
+}
+
+/// Approves what a deployment waits for in a protected environment
+/// (`berth approve`): a held deploy, retry or rollback starts, a held
+/// stop, redeploy or start runs. Never the requester's own; with one
+/// approval only an admin's.
+#[utoipa::path(post, path = "/api/v1/deployments/{id}/approve", tag = "deployments", params(DeploymentPath),
+    request_body(content = Option<EmptyBody>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The deployment, with who approved it", body = Deployment),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    ))]
+pub async fn approve(
+    State(api): State<Arc<Api>>,
+    Authed(caller): Authed,
+    PathId(id): PathId,
+    JsonBody(body): JsonBody,
+) -> Reply {
+    body.finish()?;
+    let approved = ops::approvals::approve(&api.context, &caller, id).await?;
+    Ok(reply::ok(&approved))
 }
 
 /// Runs a failed deployment again as a new one (`berth retry`).

@@ -67,6 +67,7 @@ use responses::{
         logs::logs,
         events::deployment,
         deployments::cancel,
+        deployments::approve,
         deployments::retry,
         deployments::redeploy,
         deployments::delete,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use berth_shared::id::DeploymentId;
 use berth_shared::manifest::{Manifest, check_environment, check_version, names_environment};
-use berth_shared::record::{Deployment, Task, TaskKind, Timestamp, Variable};
+use berth_shared::record::{ApprovalAction, Deployment, Task, TaskKind, Timestamp, Variable};
 use berth_shared::state::DeploymentStatus;
 use tracing::info;
 
@@ -199,6 +199,7 @@ pub fn from_snapshot(
         duration_ms: None,
         extra_metadata: Default::default(),
         variables,
+        approval: None,
     };
     super::build::adopt_reused(&mut deployment);
     if let Some(builder) = builder_busy {
@@ -276,7 +277,7 @@ pub async fn create(
     caller.require(Role::Operator)?;
     super::target::wait_for_agents(context, &request.manifest_toml, request.wait_for_agents)
         .await?;
-    let deployment = build(context, caller, &request)?;
+    let mut deployment = build(context, caller, &request)?;
     super::windows::check(
         context,
         caller,
@@ -294,6 +295,17 @@ pub async fn create(
         &caller.who(),
     )
     .await?;
+    // In a protected environment, an operator's deploy waits for its
+    // approval (`ops::approvals`).
+    if let Some(approval) = super::approvals::required(
+        context,
+        caller,
+        &deployment.app,
+        &deployment.environment,
+        ApprovalAction::Deploy,
+    )? {
+        progress::approval::hold(&mut deployment, approval);
+    }
     let created = context
         .store
         .create_deployment(&deployment, request.force, request.queue)?;
@@ -379,7 +391,8 @@ fn log_reused_build(context: &Context, deployment: Deployment) -> Result<Deploym
 }
 
 /// Announces a stored new deployment; a queued one is recorded as
-/// waiting for the running one and not dispatched yet.
+/// waiting for the running one, and neither it nor one waiting for its
+/// approval is dispatched yet (audited `pending-approval`).
 pub async fn submitted(
     context: &Context,
     caller: &Caller,
@@ -404,10 +417,17 @@ pub async fn submitted(
             })?;
         deployment = stored;
         info!(deployment_id = %deployment.id, %holder, "deployment queued");
-        return announce(context, &caller.who(), action, "queued", deployment).await;
+    } else {
+        info!(deployment_id = %deployment.id, app = %deployment.app, environment = %deployment.environment, version = %deployment.version, origin = %deployment.origin, "deployment created");
     }
-    info!(deployment_id = %deployment.id, app = %deployment.app, environment = %deployment.environment, version = %deployment.version, origin = %deployment.origin, "deployment created");
-    announce(context, &caller.who(), action, "created", deployment).await
+    let outcome = if deployment.status == DeploymentStatus::PendingApproval {
+        "pending-approval"
+    } else if deployment.queued {
+        "queued"
+    } else {
+        "created"
+    };
+    announce(context, &caller.who(), action, outcome, deployment).await
 }
 
 /// Audits a request that changed a deployment, makes it durable, tells

@@ -120,9 +120,20 @@ fn list_query(request: ListRequest) -> Result<ListQuery> {
     })
 }
 
-/// `berth cancel`: stops a running (or queued) deployment on every host.
+/// `berth cancel`: stops a running (or queued, or held) deployment on
+/// every host; on a settled deployment whose stop, redeploy or start waits
+/// for an approval, withdraws that request.
 pub async fn cancel(context: &Context, caller: &Caller, id: DeploymentId) -> Result<Deployment> {
     caller.require(Role::Operator)?;
+    let current = context.store.get_deployment(id)?;
+    if !current.status.is_running()
+        && current
+            .approval
+            .as_ref()
+            .is_some_and(|approval| approval.is_pending())
+    {
+        return super::approvals::withdraw(context, caller, id).await;
+    }
     let who = caller.who();
     let deployment = context
         .dispatcher

@@ -9,8 +9,10 @@ use berth_shared::state::DeploymentStatus;
 use crate::server::Context;
 use crate::store::ListQuery;
 
-/// The statuses in which a deployment holds its domain.
-const HOLDING: [DeploymentStatus; 6] = [
+/// The statuses in which a deployment holds its domain (one waiting for
+/// its approval too: it is about to take it).
+const HOLDING: [DeploymentStatus; 7] = [
+    DeploymentStatus::PendingApproval,
     DeploymentStatus::Pending,
     DeploymentStatus::SetupRunning,
     DeploymentStatus::SetupComplete,

@@ -81,6 +81,11 @@ codes! {
     EnvironmentNotFound = "environment/not-found", NotFound;
     EnvironmentExists = "environment/exists", Conflict;
     EnvironmentOutsideWindow = "environment/outside-window", Precondition;
+    ApprovalNotPending = "approval/not-pending", Conflict;
+    ApprovalAlreadyPending = "approval/already-pending", Conflict;
+    ApprovalSelf = "approval/self", PermissionDenied;
+    ApprovalForbidden = "approval/forbidden", PermissionDenied;
+    ApprovalRequired = "approval/required", PermissionDenied;
     DomainTaken = "domain/taken", Conflict;
     TargetNoMatch = "target/no-match", Precondition;
     TargetUnknownHost = "target/unknown-host", Precondition;

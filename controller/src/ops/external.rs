@@ -180,6 +180,7 @@ fn new_record(event: &ExternalEvent, who: String, key: String) -> Result<Deploym
         duration_ms: None,
         extra_metadata: event.extra_metadata.clone(),
         variables: Vec::new(),
+        approval: None,
     })
 }
 

@@ -1,8 +1,12 @@
 //! Running a deployment's snapshot again: retry (a failed one), redeploy
 //! and start (a deployed or stopped one), and rollback (an earlier one).
+//! In a protected environment a caller below admin waits for an approval
+//! (`ops::approvals`): a retry or rollback is a new deployment in
+//! `pending_approval`, a redeploy or start a pending approval on its
+//! deployment.
 
 use berth_shared::id::DeploymentId;
-use berth_shared::record::{Deployment, Task, TaskKind, Timestamp};
+use berth_shared::record::{ApprovalAction, Deployment, Task, TaskKind, Timestamp};
 use berth_shared::state::{DeploymentStatus, TaskStatus};
 use tracing::info;
 
@@ -74,7 +78,7 @@ pub async fn retry(
         caller.who()
     );
     progress::note(&mut deployment, "deployment", None, "pending", Some(reason));
-    create(context, caller, "retry", deployment, claim).await
+    create(context, caller, ApprovalAction::Retry, deployment, claim).await
 }
 
 /// `berth rollback`: a new deployment from the snapshot of the app's
@@ -149,7 +153,14 @@ pub async fn rollback(
         source.id
     );
     progress::note(&mut deployment, "deployment", None, "pending", Some(reason));
-    create(context, caller, "rollback", deployment, request.claim).await
+    create(
+        context,
+        caller,
+        ApprovalAction::Rollback,
+        deployment,
+        request.claim,
+    )
+    .await
 }
 
 fn was_deployed(deployment: &Deployment) -> bool {
@@ -160,11 +171,13 @@ fn was_deployed(deployment: &Deployment) -> bool {
             .any(|transition| transition.subject == "deployment" && transition.to == "deployed")
 }
 
+/// Stores a retry's or rollback's new deployment (held for its approval
+/// in a protected environment) and hands it on.
 async fn create(
     context: &Context,
     caller: &Caller,
-    action: &str,
-    deployment: Deployment,
+    action: ApprovalAction,
+    mut deployment: Deployment,
     claim: Claim,
 ) -> Result<Deployment> {
     super::windows::check(
@@ -176,10 +189,19 @@ async fn create(
     )
     .await?;
     check_trigger_rate(context, &deployment.app)?;
+    if let Some(approval) = super::approvals::required(
+        context,
+        caller,
+        &deployment.app,
+        &deployment.environment,
+        action,
+    )? {
+        progress::approval::hold(&mut deployment, approval);
+    }
     let created = context
         .store
         .create_deployment(&deployment, claim.force, claim.queue)?;
-    submitted(context, caller, action, deployment, &created).await
+    submitted(context, caller, action.as_str(), deployment, &created).await
 }
 
 /// `berth redeploy`: runs a deployed deployment again on the hosts it runs
@@ -226,7 +248,9 @@ pub async fn start(context: &Context, caller: &Caller, request: &AppRef) -> Resu
     run_again(context, caller, latest.id, false, "start").await
 }
 
-/// Runs a deployed or stopped deployment again on the hosts it ran on.
+/// Runs a deployed or stopped deployment again on the hosts it ran on; in
+/// a protected environment a caller below admin gets it back with the run
+/// waiting for its approval.
 async fn run_again(
     context: &Context,
     caller: &Caller,
@@ -236,47 +260,77 @@ async fn run_again(
 ) -> Result<Deployment> {
     let again = context.store.get_deployment(id)?;
     super::windows::check(context, caller, &again.app, &again.environment, force).await?;
-    let app = again.app;
-    check_trigger_rate(context, &app)?;
+    check_trigger_rate(context, &again.app)?;
+    let held = if action == "start" {
+        ApprovalAction::Start
+    } else {
+        ApprovalAction::Redeploy
+    };
+    if let Some(approval) =
+        super::approvals::required(context, caller, &again.app, &again.environment, held)?
+    {
+        return super::approvals::hold_change(context, &again, approval, check_runnable).await;
+    }
     let who = caller.who();
     let now = Timestamp::now();
     let (deployment, ()) = context
         .store
         .update_deployment_claiming(id, force, |deployment| {
-            if !matches!(
-                deployment.status,
-                DeploymentStatus::Deployed | DeploymentStatus::Stopped
-            ) {
-                return Err(StoreError::Conflict(format!(
-                    "deployment {id} is {}; redeploy runs a deployed or stopped one again (`berth retry` re-runs a failed one)",
-                    deployment.status
-                )));
-            }
-            let hosts: Vec<Task> = deployment
-                .tasks
-                .iter()
-                .filter(|task| task.kind == TaskKind::Deploy && task.status == TaskStatus::Done)
-                .cloned()
-                .collect();
-            let mut seen = Vec::new();
-            for host in hosts {
-                if !seen.contains(&host.agent_id) {
-                    seen.push(host.agent_id);
-                    deployment
-                        .tasks
-                        .push(Task::queued(TaskKind::Deploy, &host.host, host.agent_id, now));
-                }
-            }
-            deployment.error_step = None;
-            deployment.error_message = None;
-            deployment.deadline_ms = Some(crate::dispatcher::deadline(deployment));
-            progress::set_status(
-                deployment,
-                DeploymentStatus::Deploying,
-                Some(format!("{action} by {who}")),
-            );
-            Ok(())
+            add_round(deployment, action, &who, now)
         })?;
     info!(deployment_id = %id, %who, action, "run again");
     announce(context, &who, action, "requested", deployment).await
+}
+
+/// Refuses to run a deployment again unless it is deployed or stopped.
+fn check_runnable(deployment: &Deployment) -> Result<(), StoreError> {
+    if !matches!(
+        deployment.status,
+        DeploymentStatus::Deployed | DeploymentStatus::Stopped
+    ) {
+        return Err(StoreError::Conflict(format!(
+            "deployment {} is {}; redeploy runs a deployed or stopped one again (`berth retry` re-runs a failed one)",
+            deployment.id, deployment.status
+        )));
+    }
+    Ok(())
+}
+
+/// A new round of deploy tasks on the hosts the deployment ran on
+/// (`deployed`/`stopped` → `deploying`), `by` naming who asked (and who
+/// approved).
+pub(super) fn add_round(
+    deployment: &mut Deployment,
+    action: &str,
+    by: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    check_runnable(deployment)?;
+    let hosts: Vec<Task> = deployment
+        .tasks
+        .iter()
+        .filter(|task| task.kind == TaskKind::Deploy && task.status == TaskStatus::Done)
+        .cloned()
+        .collect();
+    let mut seen = Vec::new();
+    for host in hosts {
+        if !seen.contains(&host.agent_id) {
+            seen.push(host.agent_id);
+            deployment.tasks.push(Task::queued(
+                TaskKind::Deploy,
+                &host.host,
+                host.agent_id,
+                now,
+            ));
+        }
+    }
+    deployment.error_step = None;
+    deployment.error_message = None;
+    deployment.deadline_ms = Some(crate::dispatcher::deadline(deployment));
+    progress::set_status(
+        deployment,
+        DeploymentStatus::Deploying,
+        Some(format!("{action} by {by}")),
+    );
+    Ok(())
 }

@@ -54,6 +54,18 @@ fn build_state(deployment: &Deployment) -> Option<String> {
     }
 }
 
+/// What a deployment waits for an approval for, if it does: `waiting for
+/// approval by an admin until 14:05 UTC (in 59 min); deploy requested by
+/// ana (deployment 01K..)`.
+fn waiting_for_approval(deployment: &Deployment) -> Option<String> {
+    let approval = deployment.approval.as_ref().filter(|a| a.is_pending())?;
+    Some(format!(
+        "{} (deployment {})",
+        approval.text(),
+        deployment.id
+    ))
+}
+
 /// What version of each app runs where, since when.
 pub fn status(context: &Context, caller: &Caller, environment: &str) -> Result<Vec<AppStatus>> {
     caller.require(Role::Viewer)?;
@@ -70,10 +82,11 @@ pub fn status(context: &Context, caller: &Caller, environment: &str) -> Result<V
             ..Default::default()
         };
         let in_progress = context.store.slot_holder(&app, &env)?;
-        let build_state = match in_progress {
-            Some(id) => build_state(&context.store.get_deployment(id)?),
+        let holder = match in_progress {
+            Some(id) => Some(context.store.get_deployment(id)?),
             None => None,
         };
+        let build_state = holder.as_ref().and_then(build_state);
         let queued = context.store.queued_for(&app, &env)?;
         let current = context
             .store
@@ -105,6 +118,10 @@ pub fn status(context: &Context, caller: &Caller, environment: &str) -> Result<V
             .collect();
         hosts.sort();
         let health = health_of(context, &current);
+        let approval = holder
+            .iter()
+            .chain(std::iter::once(&current))
+            .find_map(waiting_for_approval);
         let host_states = super::hosts::host_states(context, &app, &env, &current)?;
         let version = super::hosts::fleet_version(&host_states, &current.version);
         rows.push(AppStatus {
@@ -120,6 +137,7 @@ pub fn status(context: &Context, caller: &Caller, environment: &str) -> Result<V
             queued,
             build_state,
             health,
+            approval,
         });
     }
     Ok(rows)

@@ -2,7 +2,7 @@
 //! deployments from their hosts.
 
 use berth_shared::id::{AgentId, DeploymentId};
-use berth_shared::record::{Deployment, Task, TaskKind, Timestamp};
+use berth_shared::record::{ApprovalAction, Deployment, Task, TaskKind, Timestamp};
 use berth_shared::state::DeploymentStatus;
 
 use super::create::announce;
@@ -20,7 +20,9 @@ pub struct AppRef {
 }
 
 /// Stops an app: runs `[stop]` on the hosts of its deployed deployment, or
-/// marks it stopped when it has no stop commands.
+/// marks it stopped when it has no stop commands. In a protected
+/// environment a caller below admin gets the deployment back with the
+/// stop waiting for its approval (`ops::approvals`).
 pub async fn stop(context: &Context, caller: &Caller, request: &AppRef) -> Result<Deployment> {
     caller.require(Role::Operator)?;
     let environment =
@@ -37,63 +39,89 @@ pub async fn stop(context: &Context, caller: &Caller, request: &AppRef) -> Resul
         .into_iter()
         .next()
         .ok_or_else(|| Error::new(Code::AppNotFound, format!("app `{}` has no deployed deployment in environment `{environment}`; see `berth status`", request.app)))?;
+    if let Some(approval) = super::approvals::required(
+        context,
+        caller,
+        &current.app,
+        &current.environment,
+        ApprovalAction::Stop,
+    )? {
+        return super::approvals::hold_change(context, &current, approval, check_stoppable).await;
+    }
     let now = Timestamp::now();
     let who = caller.who();
-    let (deployment, ()) = context.store.update_deployment(current.id, |deployment| {
-        // Checked inside the transaction, so two concurrent stops cannot
-        // both add stop tasks.
-        if deployment.status != DeploymentStatus::Deployed {
-            return Err(StoreError::Conflict(format!(
-                "deployment {} is {} now, not deployed",
-                deployment.id, deployment.status
-            )));
-        }
-        if deployment
-            .tasks
-            .iter()
-            .any(|task| task.kind == TaskKind::Stop && !task.status.is_final())
-        {
-            return Err(StoreError::Conflict(format!(
-                "deployment {} is already stopping",
-                deployment.id
-            )));
-        }
-        if deployment.manifest.stop.is_none() && deployment.manifest.container.is_none() {
-            progress::set_status(
-                deployment,
-                DeploymentStatus::Stopped,
-                Some(format!(
-                    "stopped by {who}; nothing to run on the hosts (no [stop], no [container])"
-                )),
-            );
-            return Ok(());
-        }
-        // One stop per host, whatever number of deploy rounds (redeploys)
-        // reached it.
-        let hosts = progress::running_hosts(deployment);
-        deployment.error_step = None;
-        deployment.error_message = None;
-        for (agent_id, host) in hosts {
-            deployment
-                .tasks
-                .push(Task::queued(TaskKind::Stop, &host, agent_id, now));
-        }
-        progress::note(
-            deployment,
-            "deployment",
-            None,
-            "stopping",
-            Some(format!("stop by {who}")),
-        );
-        progress::settle(deployment);
-        Ok(())
-    })?;
+    let (deployment, ()) = context
+        .store
+        .update_deployment(current.id, |deployment| add_stop(deployment, &who, now))?;
     announce(context, &who, "stop", "requested", deployment).await
+}
+
+/// Refuses a stop of a deployment that is not deployed now, or stopping.
+fn check_stoppable(deployment: &Deployment) -> Result<(), StoreError> {
+    if deployment.status != DeploymentStatus::Deployed {
+        return Err(StoreError::Conflict(format!(
+            "deployment {} is {} now, not deployed",
+            deployment.id, deployment.status
+        )));
+    }
+    if deployment
+        .tasks
+        .iter()
+        .any(|task| task.kind == TaskKind::Stop && !task.status.is_final())
+    {
+        return Err(StoreError::Conflict(format!(
+            "deployment {} is already stopping",
+            deployment.id
+        )));
+    }
+    Ok(())
+}
+
+/// Stops a deployed deployment on its hosts (`by` names who asked, and
+/// who approved): a stop task per host, or `stopped` at once when there
+/// is nothing to run. Checked inside the caller's transaction, so two
+/// concurrent stops cannot both add stop tasks.
+pub(super) fn add_stop(
+    deployment: &mut Deployment,
+    by: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    check_stoppable(deployment)?;
+    if deployment.manifest.stop.is_none() && deployment.manifest.container.is_none() {
+        progress::set_status(
+            deployment,
+            DeploymentStatus::Stopped,
+            Some(format!(
+                "stopped by {by}; nothing to run on the hosts (no [stop], no [container])"
+            )),
+        );
+        return Ok(());
+    }
+    // One stop per host, whatever number of deploy rounds (redeploys)
+    // reached it.
+    let hosts = progress::running_hosts(deployment);
+    deployment.error_step = None;
+    deployment.error_message = None;
+    for (agent_id, host) in hosts {
+        deployment
+            .tasks
+            .push(Task::queued(TaskKind::Stop, &host, agent_id, now));
+    }
+    progress::note(
+        deployment,
+        "deployment",
+        None,
+        "stopping",
+        Some(format!("stop by {by}")),
+    );
+    progress::settle(deployment);
+    Ok(())
 }
 
 /// `berth stop --selector`: stops every deployed app (or the one named) on
 /// the hosts whose labels match, each stop recorded against its
-/// deployment. A deployment stopped on only some of its hosts stays
+/// deployment. A caller below admin whose selector reaches a protected
+/// environment is refused (`approval/required`) before anything stops. A deployment stopped on only some of its hosts stays
 /// `deployed` and records which hosts stopped.
 pub async fn stop_selected(
     context: &Context,
@@ -124,16 +152,33 @@ pub async fn stop_selected(
         limit: usize::MAX,
         ..Default::default()
     })?;
+    let deployed: Vec<Deployment> = deployed
+        .into_iter()
+        .filter(|candidate| {
+            progress::running_hosts(candidate)
+                .into_iter()
+                .any(|(agent, _)| selected.contains(&agent))
+        })
+        .collect();
+    // All or nothing: a selector reaching a protected environment is
+    // refused before anything stops.
+    for candidate in &deployed {
+        super::approvals::refuse_unheld(
+            context,
+            caller,
+            &candidate.app,
+            &candidate.environment,
+            &format!("berth stop --selector {selector}"),
+            &format!(
+                "stop that app alone with `berth stop {} --env {}` (it waits for the approval)",
+                candidate.app, candidate.environment
+            ),
+        )?;
+    }
     let who = caller.who();
     let now = Timestamp::now();
     let mut stopped = Vec::new();
     for candidate in deployed {
-        let on_selected = progress::running_hosts(&candidate)
-            .into_iter()
-            .any(|(agent, _)| selected.contains(&agent));
-        if !on_selected {
-            continue;
-        }
         let changed = context
             .store
             .update_deployment(candidate.id, |deployment| {
@@ -212,9 +257,25 @@ pub async fn stop_selected(
 }
 
 /// Tears a deployment down on every host it touched: its containers and
-/// its work directory. Status `deleted` once every host is done.
+/// its work directory. Status `deleted` once every host is done. A caller
+/// below admin may not delete what runs in a protected environment.
 pub async fn delete(context: &Context, caller: &Caller, id: DeploymentId) -> Result<Deployment> {
     caller.require(Role::Operator)?;
+    let current = context.store.get_deployment(id)?;
+    if current.status == DeploymentStatus::Deployed {
+        // Deleting what runs is a stop and more; it waits for nothing.
+        super::approvals::refuse_unheld(
+            context,
+            caller,
+            &current.app,
+            &current.environment,
+            &format!("deleting deployment {id}, which runs now,"),
+            &format!(
+                "stop it first with `berth stop {} --env {}` (it waits for the approval)",
+                current.app, current.environment
+            ),
+        )?;
+    }
     let now = Timestamp::now();
     let who = caller.who();
     let (deployment, ()) = context.store.update_deployment(id, |deployment| {

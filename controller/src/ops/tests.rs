@@ -45,6 +45,7 @@ async fn a_viewer_may_not_change_anything_and_an_operator_may_not_administer() {
     );
     denied("delete", stop::delete(ctx, v, id).await);
     denied("cancel", deployments::cancel(ctx, v, id).await);
+    denied("approve", approvals::approve(ctx, v, id).await);
     denied("purge", deployments::purge(ctx, v, id).await);
     denied("retry", rerun::retry(ctx, v, id, claim).await);
     denied("redeploy", rerun::redeploy(ctx, v, id, claim).await);

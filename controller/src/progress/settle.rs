@@ -17,6 +17,10 @@ pub(super) fn is_failure(status: TaskStatus) -> bool {
 
 /// Recomputes the deployment's status from its tasks, after any change.
 pub fn settle(deployment: &mut Deployment) {
+    // Nothing of a deployment waiting for its approval has run.
+    if deployment.status == DeploymentStatus::PendingApproval {
+        return;
+    }
     if deployment.status.is_running() {
         settle_deploy(deployment);
         return;

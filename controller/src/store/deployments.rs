@@ -50,6 +50,12 @@ pub(super) fn holds_slot(deployment: &Deployment) -> bool {
 /// Why the holder of a running slot blocks a new deployment: "is still
 /// running", or which hosts are still stopping an ended one.
 pub(super) fn holder_text(holder: &Deployment) -> String {
+    if holder.status == berth_shared::state::DeploymentStatus::PendingApproval {
+        return format!(
+            "is waiting for approval (`berth approve {}`, or cancel it)",
+            holder.id
+        );
+    }
     if holder.status.is_running() {
         return "is still running".into();
     }
@@ -167,6 +173,7 @@ impl Store {
             } else {
                 meta.insert(slot, &deployment.id.to_bytes())?;
             }
+            super::approvals::keep_index(meta, &record, None)?;
             deployments.insert(&deployment.id.to_bytes(), encode(&record))?;
             idx_app.insert(app_key(&deployment.app, &deployment.environment, deployment.id), &[])?;
             idx_status.insert(status_key(deployment.status, deployment.id), &[])?;
@@ -252,7 +259,9 @@ impl Store {
         let result = trees.transaction(|(deployments, idx_status, meta, logs)| {
             let mut deployment = read_deployment(deployments, id)?;
             let before = deployment.status;
+            let approval_before = super::approvals::pending_expiry(&deployment);
             let (result, lines) = change(&mut deployment).map_err(abort)?;
+            super::approvals::keep_index(meta, &deployment, approval_before)?;
             write_chunks(logs, id, &lines)?;
             // The slot is given up once nothing of the deployment runs any
             // more, which for a canceled one is when its hosts have stopped.

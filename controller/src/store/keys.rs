@@ -12,7 +12,9 @@
 //!   a deployment waiting for it ([`queue_key`]); `logs_expired \0 id`
 //!   what retention removed ([`expired_key`]); `default_environment \0 app
 //!   \0` the name of the app's default environment ([`default_key`]);
-//!   plus counters (`generation`) and markers.
+//!   `approval \0 id` the expiry (Unix ms, u64 BE) of a deployment's
+//!   pending approval ([`approval_key`]); plus counters (`generation`) and
+//!   markers.
 //! - `ratings`: `app \0 user` ([`rating_key`]).
 //! - `environments`: `app \0 environment` ([`environment_key`]).
 //! - `secret_names`: `scope name \0` ([`secret_name_key`]), where the
@@ -99,6 +101,17 @@ pub(super) fn queue_key(app: &str, environment: &str, id: DeploymentId) -> Vec<u
 pub(super) fn queue_prefix(app: &str, environment: &str) -> Vec<u8> {
     let mut key = b"queue\0".to_vec();
     key.extend_from_slice(&app_prefix(app, environment));
+    key
+}
+
+/// Where the `meta` keys of pending approvals start.
+pub(super) const APPROVAL_PREFIX: &[u8] = b"approval\0";
+
+/// The `meta` key of a deployment with a pending approval; its value is
+/// the approval's expiry.
+pub(super) fn approval_key(deployment: DeploymentId) -> Vec<u8> {
+    let mut key = APPROVAL_PREFIX.to_vec();
+    key.extend_from_slice(&deployment.to_bytes());
     key
 }
 

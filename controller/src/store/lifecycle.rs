@@ -38,7 +38,9 @@ impl Store {
                 ))));
             }
             let before = deployment.status;
+            let approval_before = super::approvals::pending_expiry(&deployment);
             let result = change(&mut deployment).map_err(abort)?;
+            super::approvals::keep_index(meta, &deployment, approval_before)?;
             if deployment.status != before {
                 idx_status.remove(status_key(before, id))?;
                 idx_status.insert(status_key(deployment.status, id), &[])?;
@@ -114,6 +116,7 @@ impl Store {
                 meta.remove(slot)?;
             }
             meta.remove(queue_key(&deployment.app, &deployment.environment, id))?;
+            super::approvals::forget(meta, id)?;
             Ok(deployment)
         })?;
         // The record is gone, so nothing can find these lines any more; a

@@ -164,7 +164,7 @@ pub async fn page(
         (tabs(&view))
         (filters(&view))
         @match &listed {
-            Ok(rows) => (table(&view, &paging, rows, may_operate(browser.session.role))),
+            Ok(rows) => (table(&view, &paging, rows, &browser.caller, may_operate(browser.session.role))),
             Err(err) => (layout::refusal(err)),
         }
     };
@@ -258,8 +258,15 @@ fn filters(view: &View) -> Markup {
     }
 }
 
-/// The table of `rows`, with paging links that hold `paging`'s snapshot.
-fn table(view: &View, paging: &View, rows: &[Deployment], operator: bool) -> Markup {
+/// The table of `rows`, with paging links that hold `paging`'s snapshot;
+/// each row with the actions `viewer` may take.
+fn table(
+    view: &View,
+    paging: &View,
+    rows: &[Deployment],
+    viewer: &ops::Caller,
+    operator: bool,
+) -> Markup {
     let more = rows.len() > PAGE_SIZE as usize;
     let rows = &rows[..rows.len().min(PAGE_SIZE as usize)];
     html! {
@@ -273,7 +280,9 @@ fn table(view: &View, paging: &View, rows: &[Deployment], operator: bool) -> Mar
                     th scope="col" { "Created" } th scope="col" { "By" } th scope="col" { "Actions" }
                 } }
                 tbody {
-                    @for deployment in rows { (row(deployment, operator)) }
+                    @for deployment in rows {
+                        (row(deployment, operator, ops::approvals::may_approve(viewer, deployment)))
+                    }
                 }
             }
         }
@@ -301,12 +310,13 @@ pub fn hosts_of(deployment: &Deployment) -> Vec<&str> {
     hosts
 }
 
-/// One row; the script builds the same from an event (`app.js`).
-fn row(deployment: &Deployment, operator: bool) -> Markup {
+/// One row; the script builds the same from an event (`deployments.js`).
+fn row(deployment: &Deployment, operator: bool, approve: bool) -> Markup {
     let id = deployment.id.to_string();
     let status = deployment.status;
     html! {
-        tr data-id=(id) data-app=(deployment.app) data-environment=(deployment.environment) data-status=(status.as_str()) {
+        tr data-id=(id) data-app=(deployment.app) data-environment=(deployment.environment) data-status=(status.as_str())
+            data-approve=[approve.then_some("yes")] {
             td { a href=(format!("/deployments/{id}")) { code { (id) } } }
             td class="clip" title=(deployment.app) { (deployment.app) }
             td class="clip" title=(deployment.environment) { (deployment.environment) }
@@ -315,13 +325,14 @@ fn row(deployment: &Deployment, operator: bool) -> Markup {
             td { (hosts_of(deployment).join(", ")) }
             td { (layout::time(deployment.created_at)) }
             td class="clip" title=(deployment.triggered_by) { (deployment.triggered_by) }
-            td class="actions" { @if operator { (actions(status)) } }
+            td class="actions" { @if operator { (actions(status, approve)) } }
         }
     }
 }
 
-/// The actions an operator may take on a deployment in `status`.
-fn actions(status: DeploymentStatus) -> Markup {
+/// The actions an operator may take on a deployment in `status`, with
+/// Approve when it waits for an approval the viewer may give.
+fn actions(status: DeploymentStatus, approve: bool) -> Markup {
     use DeploymentStatus::*;
     let retry = matches!(status, Failed | Canceled | TimedOut);
     let redeploy = matches!(status, Deployed | Stopped | Superseded);
@@ -330,6 +341,7 @@ fn actions(status: DeploymentStatus) -> Markup {
     let cancel = status.is_running();
     let delete = !status.is_running() && status != Deleted;
     html! {
+        @if approve { button type="button" data-action="approve" { "Approve" } }
         @if cancel { button type="button" data-action="cancel" { "Cancel" } }
         @if retry { button type="button" data-action="retry" title="Run it again with the same configuration" { "Update" } }
         @if redeploy { button type="button" data-action="redeploy" { "Redeploy" } }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use berth_shared::record::{Deployment, Task};
+use berth_shared::record::{Approval, Deployment, Task};
 use maud::{Markup, html};
 
 use super::auth::Browser;
@@ -38,11 +38,12 @@ pub async fn page(
     match found {
         Ok(deployment) => {
             let title = format!("{} {}", deployment.app, deployment.version);
+            let approve = ops::approvals::may_approve(&browser.caller, &deployment);
             layout::page(
                 &title,
                 Some(&browser.session),
                 Nav::Deployments,
-                body(&deployment),
+                body(&deployment, approve),
             )
         }
         Err(err) => {
@@ -59,7 +60,7 @@ pub async fn page(
     }
 }
 
-fn body(deployment: &Deployment) -> Markup {
+fn body(deployment: &Deployment, approve: bool) -> Markup {
     let status = deployment.status.as_str();
     let id = deployment.id.to_string();
     html! {
@@ -70,6 +71,9 @@ fn body(deployment: &Deployment) -> Markup {
             span { "in " strong { (deployment.environment) } }
             span { "by " (deployment.triggered_by) }
             span { "created " (layout::time(deployment.created_at)) }
+        }
+        @if let Some(approval) = &deployment.approval {
+            (approval_panel(deployment, approval, approve))
         }
         @if let Some(message) = &deployment.error_message {
             p class="error" role="alert" {
@@ -121,6 +125,29 @@ fn body(deployment: &Deployment) -> Markup {
         section aria-labelledby="manifest" {
             h2 id="manifest" { "Manifest" }
             pre class="manifest" { (deployment.manifest_toml) }
+        }
+    }
+}
+
+/// What the deployment waits for in its protected environment (or how its
+/// approval went), with Approve for a viewer who may give it; the script
+/// (`log.js`) sends it to the API and keeps it current.
+fn approval_panel(deployment: &Deployment, approval: &Approval, approve: bool) -> Markup {
+    let class = if approval.is_pending() {
+        "approval waiting"
+    } else {
+        "approval"
+    };
+    html! {
+        section class=(class) id="approval" aria-labelledby="approval-title" {
+            h2 id="approval-title" { "Approval" }
+            p id="approval-text" { (approval.text()) }
+            @if approve {
+                button type="button" data-action="approve" data-id=(deployment.id.to_string())
+                    data-what=(format!("the {} of {} ({})", approval.action, deployment.app, deployment.environment)) {
+                    "Approve"
+                }
+            }
         }
     }
 }

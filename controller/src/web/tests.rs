@@ -252,3 +252,64 @@ async fn paging_holds_its_place_while_deployments_arrive() {
         "without a snapshot the page shifts"
     );
 }
+
+#[tokio::test]
+async fn approve_is_offered_only_to_whom_may_approve() {
+    use berth_shared::record::{Approval, ApprovalAction, Timestamp};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let context = crate::testing::context(dir.path()).await;
+    let people = [
+        ("olga", Role::Operator),
+        ("otto", Role::Operator),
+        ("vic", Role::Viewer),
+    ];
+    for (name, role) in people {
+        let user = ops::users::NewUser {
+            name: name.into(),
+            role,
+            email: None,
+        };
+        ops::users::add(&context, &admin(), user)
+            .await
+            .expect("user");
+    }
+    let mut held = crate::testing::deployment(&["h1"], 0);
+    let approval = Approval::pending(
+        ApprovalAction::Deploy,
+        "olga via token ci",
+        Timestamp::now(),
+        3_600_000,
+        2,
+    );
+    crate::progress::approval::hold(&mut held, approval);
+    context
+        .store
+        .create_deployment(&held, true, false)
+        .expect("create");
+    let service = TowerToHyperService::new(crate::http::router(context.clone()));
+    let here = "127.0.0.1".parse().expect("address");
+    let detail = format!("/deployments/{}", held.id);
+    for (name, role, offered) in [
+        ("otto", Role::Operator, true),
+        ("olga", Role::Operator, false),
+        ("vic", Role::Viewer, false),
+    ] {
+        let session = ops::sessions::start(&context, name, role, here).expect("session");
+        for path in ["/", detail.as_str()] {
+            let (status, _, body) = get(&service, path, Some(&session.cookie)).await;
+            assert_eq!(status, StatusCode::OK, "{path}: {body}");
+            assert_eq!(
+                body.contains("data-action=\"approve\""),
+                offered,
+                "{name} on {path}: {body}"
+            );
+            assert!(body.contains("pending_approval"), "{path}: {body}");
+        }
+        let (_, _, body) = get(&service, &detail, Some(&session.cookie)).await;
+        assert!(
+            body.contains("waiting for approval by an admin (or another operator) until"),
+            "{body}"
+        );
+    }
+}

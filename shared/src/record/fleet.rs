@@ -119,6 +119,10 @@ pub struct AppStatus {
     /// that is offline, what it last ran as far as the controller knows).
     #[serde(default)]
     pub host_states: Vec<HostState>,
+    /// What waits for an approval here (a deployment, or a stop, redeploy
+    /// or start of the current one), by whom and until when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
 }
 
 /// One app on one host, as `berth status` shows it.

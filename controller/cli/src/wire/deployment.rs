@@ -4,7 +4,8 @@
 use berth_proto::v1 as pb;
 use berth_shared::manifest::Manifest;
 use berth_shared::record::{
-    BuildOutput, Deployment, RestoreSource, StageResult, Task, Transition, Variable,
+    Approval, Approver, BuildOutput, Deployment, RestoreSource, StageResult, Task, Transition,
+    Variable,
 };
 
 use super::{
@@ -52,6 +53,7 @@ pub fn deployment_message(message: pb::Deployment) -> Result<Deployment, Failure
         duration_ms,
         extra_metadata,
         variables,
+        approval,
     } = message;
     Ok(Deployment {
         id: parse(&id, "a deployment id")?,
@@ -91,6 +93,34 @@ pub fn deployment_message(message: pb::Deployment) -> Result<Deployment, Failure
         duration_ms,
         extra_metadata: extra_metadata.into_iter().collect(),
         variables: all(variables, variable)?,
+        approval: approval.map(self::approval).transpose()?,
+    })
+}
+
+/// An approval message as its record.
+fn approval(message: pb::Approval) -> Result<Approval, Failure> {
+    let pb::Approval {
+        action,
+        requested_by,
+        requested_at_ms,
+        expires_at_ms,
+        approvals,
+        outcome,
+        approved,
+        ended_at_ms,
+        reason,
+    } = message;
+    Ok(Approval {
+        action: parse(&action, "an approval's action")?,
+        requested_by,
+        requested_at: ts(requested_at_ms),
+        expires_at: ts(expires_at_ms),
+        approvals: u8::try_from(approvals)
+            .map_err(|_| unreadable(format!("an approval's count ({approvals})")))?,
+        outcome: parse(&outcome, "an approval's outcome")?,
+        approved: approved.map(|pb::Approver { by, at_ms }| Approver { by, at: ts(at_ms) }),
+        ended_at: ts_opt(ended_at_ms),
+        reason,
     })
 }
 

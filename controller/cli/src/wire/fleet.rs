@@ -163,6 +163,7 @@ fn app_status(message: pb::AppStatus) -> Result<AppStatus, Failure> {
         build_state,
         health,
         host_states,
+        approval,
     } = message;
     Ok(AppStatus {
         app,
@@ -177,6 +178,7 @@ fn app_status(message: pb::AppStatus) -> Result<AppStatus, Failure> {
         build_state,
         health,
         host_states: host_states.into_iter().map(host_state).collect(),
+        approval,
     })
 }
 

@@ -78,13 +78,13 @@ fn unknown_enum_values_are_refused_by_name() {
     let running = pb::StatusReply {
         apps: vec![pb::AppStatus {
             deployment_id: ID.into(),
-            status: 13,
+            status: 14,
             ..pb::AppStatus::default()
         }],
     };
     let err = app_statuses(running).expect_err("unknown status");
     assert!(
-        err.message.contains("a deployment status (13)"),
+        err.message.contains("a deployment status (14)"),
         "{}",
         err.message
     );

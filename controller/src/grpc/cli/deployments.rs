@@ -145,6 +145,15 @@ pub async fn cancel_deployment(
     Ok(Response::new(records::deployment_reply(canceled)?))
 }
 
+pub async fn approve_deployment(
+    context: &Arc<Context>,
+    request: Request<GetDeploymentRequest>,
+) -> Result<Response<DeploymentReply>, Status> {
+    let id = parse_deployment_id(&request.get_ref().id)?;
+    let approved = ops::approvals::approve(context, &caller(&request)?, id).await?;
+    Ok(Response::new(records::deployment_reply(approved)?))
+}
+
 pub async fn retry_deployment(
     context: &Arc<Context>,
     request: Request<RerunRequest>,

@@ -7,7 +7,8 @@
 //! to a record does not compile until it is carried here (and in the
 //! message). This file holds deployments and their parts, and the enums;
 //! `records/fleet.rs` the fleet's records, `records/admin.rs` the
-//! administration's, `records/apps.rs` the app catalogue's,
+//! administration's, `records/approvals.rs` a deployment's approval,
+//! `records/apps.rs` the app catalogue's,
 //! `records/environments.rs` environments' and `records/secrets.rs` the
 //! secret store's.
 
@@ -23,6 +24,7 @@ use tonic::Status;
 use crate::ops::{Code, Error};
 
 mod admin;
+mod approvals;
 pub mod apps;
 #[cfg(test)]
 mod apps_tests;
@@ -89,6 +91,7 @@ pub fn deployment(record: Deployment) -> Result<pb::Deployment, Status> {
         duration_ms,
         extra_metadata,
         variables,
+        approval,
     } = record;
     Ok(pb::Deployment {
         id: id.to_string(),
@@ -128,6 +131,7 @@ pub fn deployment(record: Deployment) -> Result<pb::Deployment, Status> {
         duration_ms,
         extra_metadata: extra_metadata.into_iter().collect(),
         variables: variables.into_iter().map(variable).collect(),
+        approval: approval.map(approvals::approval),
     })
 }
 
@@ -289,6 +293,7 @@ fn ms(time: Option<Timestamp>) -> Option<i64> {
 pub fn deployment_status(status: DeploymentStatus) -> pb::DeploymentStatus {
     use pb::DeploymentStatus as P;
     match status {
+        DeploymentStatus::PendingApproval => P::PendingApproval,
         DeploymentStatus::Pending => P::Pending,
         DeploymentStatus::SetupRunning => P::SetupRunning,
         DeploymentStatus::SetupComplete => P::SetupComplete,

@@ -74,9 +74,9 @@ error_responses! {
     BadRequest: "The request is malformed (`request/invalid` names the field or parameter), or refused as invalid (`deployment/invalid-manifest`, `blob/invalid`, `app/ambiguous-environment`, ...).";
     Unauthorized: "No credential, or one the controller does not know (`auth/unauthenticated`).",
         "WWW-Authenticate" = "`Bearer realm=\"berth\"`";
-    Forbidden: "The user is disabled (`auth/disabled`) or its role is too low (`auth/permission-denied`).";
+    Forbidden: "The user is disabled (`auth/disabled`) or its role is too low (`auth/permission-denied`); for an approval, the caller asked for the change itself (`approval/self`) or may not approve it (`approval/forbidden`); a change in a protected environment that cannot wait for one (`approval/required`).";
     NotFound: "The thing the path names does not exist (`deployment/not-found`, `app/not-found`, `agent/not-found`, `host/not-found`, `blob/not-found`, `request/not-found`).";
-    Conflict: "The state does not allow it: a conflict (`deployment/already-running`, `deployment/invalid-state`, ...) or a failed precondition (`agent/offline` with `details.offline_agents`, `deployment/blob-missing`, `target/no-match`, ...).";
+    Conflict: "The state does not allow it: a conflict (`deployment/already-running`, `deployment/invalid-state`, `approval/not-pending`, ...) or a failed precondition (`agent/offline` with `details.offline_agents`, `deployment/blob-missing`, `target/no-match`, ...).";
     LengthRequired: "A blob upload without `Content-Length` (`request/length-required`).";
     TooLarge: "The body is larger than the controller accepts (`request/too-large`, `blob/too-large`).";
     UnsupportedMediaType: "A body sent with a `Content-Type` other than JSON (`request/unsupported-media-type`).";

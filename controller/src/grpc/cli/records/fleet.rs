@@ -168,6 +168,7 @@ fn app_status(record: AppStatus) -> pb::AppStatus {
         build_state,
         health,
         host_states,
+        approval,
     } = record;
     pb::AppStatus {
         app,
@@ -182,6 +183,7 @@ fn app_status(record: AppStatus) -> pb::AppStatus {
         build_state,
         health,
         host_states: host_states.into_iter().map(host_state).collect(),
+        approval,
     }
 }
 

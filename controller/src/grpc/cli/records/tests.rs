@@ -12,10 +12,10 @@ use berth_shared::id::{AgentId, DeploymentId, TaskId};
 use berth_shared::labels::Labels;
 use berth_shared::manifest::Manifest;
 use berth_shared::record::{
-    AgentView, AppStatus, AuditEntry, BuildOutput, ContainerView, Deployment, Facts, FleetJob,
-    HostInspect, HostRun, HostState, LoggedOut, Purged, RegistryView, RestoreSource,
-    RunningTaskView, StageResult, Task, TaskKind, Timestamp, TokenView, Transition, Variable,
-    VariableSource,
+    AgentView, AppStatus, Approval, ApprovalAction, ApprovalOutcome, Approver, AuditEntry,
+    BuildOutput, ContainerView, Deployment, Facts, FleetJob, HostInspect, HostRun, HostState,
+    LoggedOut, Purged, RegistryView, RestoreSource, RunningTaskView, StageResult, Task, TaskKind,
+    Timestamp, TokenView, Transition, Variable, VariableSource,
 };
 use berth_shared::state::{DEPLOYMENT_STATUSES, DeploymentStatus, TaskStatus};
 use prost::Message;
@@ -244,6 +244,20 @@ fn deployment(status: DeploymentStatus) -> Deployment {
             variable("REGION", "eu", VariableSource::Environment, None),
             variable("TOKEN", "***", VariableSource::Secret, Some(3)),
         ],
+        approval: Some(Approval {
+            action: ApprovalAction::Rollback,
+            requested_by: "ana via token ci".into(),
+            requested_at: at(1),
+            expires_at: at(3601),
+            approvals: 2,
+            outcome: ApprovalOutcome::Approved,
+            approved: Some(Approver {
+                by: "carol".into(),
+                at: at(60),
+            }),
+            ended_at: Some(at(60)),
+            reason: text("approved before the change window closed"),
+        }),
     }
 }
 
@@ -262,6 +276,21 @@ fn deployments_round_trip_with_every_status() {
     for status in DEPLOYMENT_STATUSES {
         round_trip(
             &deployment(status),
+            |record| super::deployment_reply(record).expect("encode"),
+            wire::deployment,
+        );
+    }
+    for (action, outcome) in ApprovalAction::ALL
+        .into_iter()
+        .zip(ApprovalOutcome::ALL.into_iter().cycle())
+    {
+        let mut record = deployment(DeploymentStatus::PendingApproval);
+        if let Some(approval) = record.approval.as_mut() {
+            approval.action = action;
+            approval.outcome = outcome;
+        }
+        round_trip(
+            &record,
             |record| super::deployment_reply(record).expect("encode"),
             wire::deployment,
         );
@@ -360,6 +389,7 @@ fn app_statuses_round_trip() {
         in_progress: Some(DeploymentId::new()),
         queued: vec![DeploymentId::new(), DeploymentId::new()],
         build_state: text("building on build-1"),
+        approval: text("deploy 01K by ana waits for approval by an admin until 14:05 UTC"),
         health: text("unhealthy: web-2"),
         host_states: vec![HostState {
             host: "web-1".into(),

@@ -34,6 +34,8 @@ pub mod deployments;
 mod domain;
 pub mod environments;
 #[cfg(test)]
+mod environments_rules_tests;
+#[cfg(test)]
 mod environments_tests;
 mod error;
 pub mod exec;

@@ -16,8 +16,12 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 mod environments;
+mod people;
+mod secrets;
 
 pub use environments::{EnvironmentChangeBody, EnvironmentPath, NewEnvironmentBody};
+pub use people::{NewApiTokenBody, NewUserBody, SetupLinkBody, SignIn, UserChangeBody};
+pub use secrets::{AppSecretPath, FleetSecretPath, SecretBody, SecretsParams};
 
 /// `POST /api/v1/deployments`: a deployment of an uploaded bundle.
 #[derive(Deserialize, ToSchema)]
@@ -136,52 +140,6 @@ pub struct RatingBody {
     pub stars: u8,
 }
 
-/// `PUT .../secrets/{name}`: the secret's value, 1 byte to 64 KiB of
-/// text without NUL. It is in no answer, log line or error.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"value": "postgres://app:s3cret@db.internal/app"}))]
-pub struct SecretBody {
-    #[schema(min_length = 1, max_length = 65536)]
-    pub value: String,
-}
-
-/// The parameters of `GET /api/v1/secrets`: `app` and `environment`
-/// together, or `fleet`, or neither (every secret).
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct SecretsParams {
-    /// Only this app's secrets in `environment`.
-    pub app: Option<String>,
-    pub environment: Option<String>,
-    /// Only the fleet-wide secrets.
-    pub fleet: Option<bool>,
-}
-
-/// The secret of an app in an environment a route's path names.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Path)]
-pub struct AppSecretPath {
-    #[param(min_length = 1, max_length = 63, pattern = "^[a-z0-9-]+$")]
-    pub app: String,
-    /// The environment.
-    #[param(min_length = 1, max_length = 63, pattern = "^[a-z0-9-]+$")]
-    pub environment: String,
-    /// The secret's name: a variable name, not starting with `BERTH_`.
-    #[param(max_length = 128, pattern = "^[A-Za-z_][A-Za-z0-9_]*$")]
-    pub name: String,
-}
-
-/// The fleet-wide secret a route's path names.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Path)]
-pub struct FleetSecretPath {
-    /// The secret's name: a variable name, not starting with `BERTH_`.
-    #[param(max_length = 128, pattern = "^[A-Za-z_][A-Za-z0-9_]*$")]
-    pub name: String,
-}
-
 /// A rollback: to the deployment `to`, or the last one that was deployed
 /// before the current one.
 #[derive(Deserialize, ToSchema)]
@@ -192,68 +150,6 @@ pub struct RollbackBody {
     pub environment: Option<String>,
     pub force: Option<bool>,
     pub queue: Option<bool>,
-}
-
-/// `POST /api/v1/session`: a web sign-in.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"name": "olga", "password": "correct horse battery"}))]
-pub struct SignIn {
-    #[schema(min_length = 1, max_length = 64)]
-    pub name: String,
-    #[schema(max_length = 1024)]
-    pub password: String,
-}
-
-/// `POST /api/v1/users`: a new user (`role` is `viewer` when left out).
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"name": "olga", "role": "operator", "email": "olga@example.com"}))]
-pub struct NewUserBody {
-    #[schema(min_length = 1, max_length = 64)]
-    pub name: String,
-    pub role: Option<RoleName>,
-    pub email: Option<String>,
-}
-
-/// `PATCH /api/v1/users/{name}`: a new role, disabled or enabled, or both.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"role": "viewer", "disabled": false}))]
-pub struct UserChangeBody {
-    pub role: Option<RoleName>,
-    pub disabled: Option<bool>,
-}
-
-/// A role's name.
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RoleName {
-    Viewer,
-    Operator,
-    Admin,
-}
-
-/// `POST /api/v1/users/{name}/setup-link`: how long it works (24h when
-/// left out, at most 7d).
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"expires": "24h"}))]
-pub struct SetupLinkBody {
-    pub expires: Option<String>,
-}
-
-/// `POST /api/v1/api-tokens`: a token for the caller; it never expires
-/// when `expires` is left out, and acts with the caller's role unless
-/// `role_cap` lowers it.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"name": "ci", "expires": "90d", "role_cap": "operator"}))]
-pub struct NewApiTokenBody {
-    #[schema(min_length = 1, max_length = 64)]
-    pub name: String,
-    pub expires: Option<String>,
-    pub role_cap: Option<RoleName>,
 }
 
 /// A body that must be empty or `{}` (cancel, delete, purge).

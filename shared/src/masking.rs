@@ -14,7 +14,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 
@@ -29,20 +29,36 @@ pub const MIN_MASKED: usize = 4;
 const BASE64_WIDTHS: [usize; 2] = [76, 64];
 const HEX_WIDTH: usize = 60;
 
+/// Patterns up to this many bytes in all get a DFA without a prefilter
+/// (about 190 ns for an 80-byte line against five secrets' forms, a
+/// third of the default's time); larger sets the default automaton, whose
+/// size stays linear in them.
+const DFA_BYTES: usize = 16 * 1024;
+
 /// Replaces a set of secret values, and their encodings, in text.
 #[derive(Clone, Default)]
 pub struct Masker {
-    matcher: Option<AhoCorasick>,
+    matcher: Option<Matcher>,
+}
+
+#[derive(Clone)]
+enum Matcher {
+    Automaton(AhoCorasick),
+    /// Only if no automaton could be built: every pattern looked for in
+    /// turn, slower but never unmasked.
+    Patterns(Vec<String>),
 }
 
 impl std::fmt::Debug for Masker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the patterns: they are the secrets.
+        let patterns = match &self.matcher {
+            None => 0,
+            Some(Matcher::Automaton(automaton)) => automaton.patterns_len(),
+            Some(Matcher::Patterns(patterns)) => patterns.len(),
+        };
         f.debug_struct("Masker")
-            .field(
-                "patterns",
-                &self.matcher.as_ref().map_or(0, AhoCorasick::patterns_len),
-            )
+            .field("patterns", &patterns)
             .finish()
     }
 }
@@ -58,11 +74,24 @@ impl Masker {
         if patterns.is_empty() {
             return Masker::default();
         }
-        let matcher = AhoCorasick::builder()
-            .match_kind(MatchKind::LeftmostLongest)
-            .build(&patterns)
-            .ok();
-        Masker { matcher }
+        let bytes: usize = patterns.iter().map(String::len).sum();
+        let mut builder = AhoCorasick::builder();
+        builder.match_kind(MatchKind::LeftmostLongest);
+        if bytes <= DFA_BYTES {
+            builder.kind(Some(AhoCorasickKind::DFA)).prefilter(false);
+        }
+        let matcher = match builder.build(&patterns) {
+            Ok(automaton) => Matcher::Automaton(automaton),
+            Err(_) => {
+                // Longest first, so a longer form is masked whole.
+                let mut patterns: Vec<String> = patterns.into_iter().collect();
+                patterns.sort_by_key(|pattern| std::cmp::Reverse(pattern.len()));
+                Matcher::Patterns(patterns)
+            }
+        };
+        Masker {
+            matcher: Some(matcher),
+        }
     }
 
     /// Whether it masks anything at all.
@@ -72,18 +101,29 @@ impl Masker {
 
     /// `text` with every value and form replaced by [`MASK`].
     pub fn mask<'t>(&self, text: &'t str) -> Cow<'t, str> {
-        let Some(matcher) = &self.matcher else {
-            return Cow::Borrowed(text);
-        };
-        if !matcher.is_match(text) {
-            return Cow::Borrowed(text);
+        match &self.matcher {
+            None => Cow::Borrowed(text),
+            Some(Matcher::Automaton(automaton)) => {
+                if !automaton.is_match(text) {
+                    return Cow::Borrowed(text);
+                }
+                let mut masked = String::with_capacity(text.len());
+                automaton.replace_all_with(text, &mut masked, |_, _, out| {
+                    out.push_str(MASK);
+                    true
+                });
+                Cow::Owned(masked)
+            }
+            Some(Matcher::Patterns(patterns)) => {
+                let mut masked = Cow::Borrowed(text);
+                for pattern in patterns {
+                    if masked.contains(pattern.as_str()) {
+                        masked = Cow::Owned(masked.replace(pattern.as_str(), MASK));
+                    }
+                }
+                masked
+            }
         }
-        let mut masked = String::with_capacity(text.len());
-        matcher.replace_all_with(text, &mut masked, |_, _, out| {
-            out.push_str(MASK);
-            true
-        });
-        Cow::Owned(masked)
     }
 
     /// Masks `text` in place.
@@ -209,6 +249,28 @@ mod tests {
             assert_eq!(masker.mask(line), MASK, "{line}");
         }
         assert_eq!(masker.mask(&pem.replace('\n', "\\n")), MASK);
+    }
+
+    #[test]
+    fn a_large_value_is_masked_too() {
+        // Past the DFA's budget: the default automaton.
+        let big: String = (0..4000).map(|n| format!("{n:x}")).collect();
+        let masker = Masker::new([big.as_str()]);
+        assert_eq!(masker.mask(&format!("a {big} b")), "a *** b");
+        let encoded = STANDARD.encode(big.as_bytes());
+        assert!(masker.mask(&encoded[..200]).contains(MASK));
+    }
+
+    #[test]
+    fn the_fallback_without_an_automaton_masks_the_same() {
+        let masker = Masker {
+            matcher: Some(Matcher::Patterns(vec![
+                "hunter2-correct".into(),
+                "hunter2".into(),
+            ])),
+        };
+        assert_eq!(masker.mask("a hunter2-correct b hunter2"), "a *** b ***");
+        assert!(matches!(masker.mask("clean"), Cow::Borrowed(_)));
     }
 
     #[test]

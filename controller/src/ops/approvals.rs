@@ -204,7 +204,7 @@ pub(super) async fn hold_change(
         progress::approval::hold_change(deployment, approval.clone());
         Ok(())
     })?;
-    audit(
+    super::deployments::audit_change(
         context,
         &who,
         action.as_str(),
@@ -217,21 +217,6 @@ pub(super) async fn hold_change(
     });
     info!(deployment_id = %deployment.id, %action, %who, "change waits for approval");
     Ok(deployment)
-}
-
-fn audit(
-    context: &Context,
-    who: &str,
-    action: &str,
-    deployment: &Deployment,
-    outcome: &str,
-) -> Result<()> {
-    let target = format!(
-        "{} {} {}",
-        deployment.app, deployment.environment, deployment.id
-    );
-    context.store.audit(who, action, &target, outcome)?;
-    Ok(())
 }
 
 /// `berth cancel ID` of a settled deployment whose stop, redeploy or
@@ -271,7 +256,7 @@ pub(super) async fn withdraw(
             ),
         ));
     };
-    audit(context, &who, "cancel", &deployment, "approval withdrawn")?;
+    super::deployments::audit_change(context, &who, "cancel", &deployment, "approval withdrawn")?;
     context.store.flush().await?;
     context.hub.publish(HubEvent::Changed { deployment: id });
     info!(deployment_id = %id, %who, %reason, "held change withdrawn");

@@ -281,12 +281,7 @@ pub async fn announce(
     outcome: &str,
     deployment: Deployment,
 ) -> Result<Deployment> {
-    let target = format!(
-        "{} {} {}",
-        deployment.app, deployment.environment, deployment.id
-    );
-    context.store.audit(who, action, &target, outcome)?;
-    context.store.flush().await?;
+    super::deployments::audit(context, who, action, &deployment, outcome).await?;
     context.hub.publish(HubEvent::Changed {
         deployment: deployment.id,
     });

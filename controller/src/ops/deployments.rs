@@ -160,7 +160,23 @@ pub async fn purge(context: &Context, caller: &Caller, id: DeploymentId) -> Resu
     })
 }
 
-async fn audit(
+/// Writes the audit entry of a change to `deployment` and makes it
+/// durable with the change.
+pub(super) async fn audit(
+    context: &Context,
+    who: &str,
+    action: &str,
+    deployment: &Deployment,
+    outcome: &str,
+) -> Result<()> {
+    audit_change(context, who, action, deployment, outcome)?;
+    context.store.flush().await?;
+    Ok(())
+}
+
+/// Writes the audit entry of a change to `deployment` (target `APP ENV
+/// ID`), not yet flushed.
+pub(super) fn audit_change(
     context: &Context,
     who: &str,
     action: &str,
@@ -172,7 +188,6 @@ async fn audit(
         deployment.app, deployment.environment, deployment.id
     );
     context.store.audit(who, action, &target, outcome)?;
-    context.store.flush().await?;
     Ok(())
 }
 

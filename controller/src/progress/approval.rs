@@ -15,26 +15,21 @@ use super::{note, set_status};
 pub fn hold(deployment: &mut Deployment, approval: Approval) {
     deployment.status = DeploymentStatus::PendingApproval;
     deployment.deadline_ms = None;
-    let reason = format!(
-        "{} by {} in a protected environment: waiting for approval by {} until {}",
-        approval.action,
-        approval.requested_by,
-        approval.approvers(),
-        clock(approval.expires_at)
-    );
-    note(
+    wait_for(
         deployment,
-        "deployment",
-        None,
         DeploymentStatus::PendingApproval.as_str(),
-        Some(reason),
+        approval,
     );
-    deployment.approval = Some(approval);
 }
 
 /// Puts a pending approval on a deployment for a change of it (stop,
 /// redeploy, start); its status stays as it is until the change runs.
 pub fn hold_change(deployment: &mut Deployment, approval: Approval) {
+    wait_for(deployment, "approval requested", approval);
+}
+
+/// Notes what waits for whom until when, and keeps `approval`.
+fn wait_for(deployment: &mut Deployment, event: &str, approval: Approval) {
     let reason = format!(
         "{} by {} in a protected environment: waiting for approval by {} until {}",
         approval.action,
@@ -42,13 +37,7 @@ pub fn hold_change(deployment: &mut Deployment, approval: Approval) {
         approval.approvers(),
         clock(approval.expires_at)
     );
-    note(
-        deployment,
-        "deployment",
-        None,
-        "approval requested",
-        Some(reason),
-    );
+    note(deployment, "deployment", None, event, Some(reason));
     deployment.approval = Some(approval);
 }
 

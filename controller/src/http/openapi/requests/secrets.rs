@@ -4,13 +4,13 @@
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-/// `PUT .../secrets/{name}`: the secret's value, 1 byte to 64 KiB of
+/// `PUT .../secrets/{name}`: the secret's value, 4 bytes to 64 KiB of
 /// text without NUL. It is in no answer, log line or error.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"value": "postgres://app:s3cret@db.internal/app"}))]
 pub struct SecretBody {
-    #[schema(min_length = 1, max_length = 65536)]
+    #[schema(min_length = 4, max_length = 65536)]
     pub value: String,
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use berth_proto::v1::{TaskEvents, TaskSpec};
 use berth_shared::id::{AgentId, DeploymentId};
 use berth_shared::masking::Masker;
-use berth_shared::record::{Deployment, SecretScope, Variable};
+use berth_shared::record::{Deployment, SecretRef, SecretScope, Variable};
 use tracing::warn;
 
 use crate::store::StoreError;
@@ -45,28 +45,20 @@ impl Dispatcher {
     /// cannot (a version no longer kept, a store that does not open) is
     /// the task's failure; the agent then never gets it.
     pub(super) fn with_secrets(&self, mut spec: TaskSpec) -> Result<TaskSpec, String> {
-        for secret in &mut spec.secrets {
+        let mut refs = Vec::with_capacity(spec.secrets.len());
+        for secret in &spec.secrets {
             let scope: SecretScope = secret
                 .scope
                 .parse()
                 .map_err(|err| format!("secret `{}` has no valid scope: {err}", secret.name))?;
-            let opened = self
-                .store
-                .open_secret(&scope, &secret.name, secret.version)
-                .map_err(|err| match err {
-                    StoreError::Unsealed(reason) => format!(
-                        "{reason}; the store or its key file keys/secrets.key is damaged or from another controller"
-                    ),
-                    other => format!("secret `{}` could not be read: {other}", secret.name),
-                })?;
-            let Some(value) = opened else {
-                return Err(format!(
-                    "version {} of secret `{}` ({scope}) is no longer kept (a secret keeps its last {} versions); deploy again to use its current value",
-                    secret.version,
-                    secret.name,
-                    crate::store::KEEP_VERSIONS
-                ));
-            };
+            refs.push(SecretRef {
+                name: secret.name.clone(),
+                scope,
+                version: secret.version,
+            });
+        }
+        let values = crate::ops::secrets::reveal(&self.store, &refs).map_err(|err| err.message)?;
+        for (secret, (_, value)) in spec.secrets.iter_mut().zip(values) {
             secret.value = value.to_string();
         }
         Ok(spec)

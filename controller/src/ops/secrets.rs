@@ -10,7 +10,8 @@
 //! answer, audit entry, log line or error message.
 //!
 //! For deployments: [`current`] names the versions a new deployment uses,
-//! which it keeps as [`SecretRef`]s; [`reveal`] opens exactly those.
+//! which it keeps as [`SecretRef`]s; [`reveal`] opens exactly those when the
+//! dispatcher sends a task.
 
 use std::collections::BTreeMap;
 
@@ -21,7 +22,7 @@ use zeroize::Zeroizing;
 use super::{Caller, Code, Error, Result};
 use crate::crypto::Place;
 use crate::server::Context;
-use crate::store::{KEEP_VERSIONS, Role, StoreError};
+use crate::store::{KEEP_VERSIONS, Role, Store, StoreError};
 
 /// The largest value a secret holds, in bytes.
 pub const MAX_VALUE_BYTES: usize = berth_shared::record::MAX_SECRET_BYTES;
@@ -135,8 +136,9 @@ pub fn current(
 }
 
 /// The values of exactly the versions `refs` name, in their order, as
-/// `(name, value)`. A version no longer kept is `secret/version-gone`.
-pub fn reveal(context: &Context, refs: &[SecretRef]) -> Result<Vec<(String, Zeroizing<String>)>> {
+/// `(name, value)`: what the dispatcher sends with an assignment. A
+/// version no longer kept is `secret/version-gone`.
+pub fn reveal(store: &Store, refs: &[SecretRef]) -> Result<Vec<(String, Zeroizing<String>)>> {
     let mut values = Vec::with_capacity(refs.len());
     for reference in refs {
         let SecretRef {
@@ -144,8 +146,7 @@ pub fn reveal(context: &Context, refs: &[SecretRef]) -> Result<Vec<(String, Zero
             scope,
             version,
         } = reference;
-        let opened = context
-            .store
+        let opened = store
             .open_secret(scope, name, *version)
             .map_err(|err| match err {
                 StoreError::Unsealed(reason) => {

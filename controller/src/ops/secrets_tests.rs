@@ -249,7 +249,7 @@ async fn a_deployment_gets_its_apps_secrets_and_the_fleet_names_it_asks_for() {
         ],
         "the app's SHARED wins over the fleet's"
     );
-    let values = secrets::reveal(&context, &refs).expect("reveal");
+    let values = secrets::reveal(&context.store, &refs).expect("reveal");
     let values: Vec<(&str, &str)> = values
         .iter()
         .map(|(name, value)| (name.as_str(), value.as_str()))
@@ -263,7 +263,7 @@ async fn a_deployment_gets_its_apps_secrets_and_the_fleet_names_it_asks_for() {
         ]
     );
     // An older version a queued deployment holds still opens.
-    let older = secrets::reveal(&context, &[reference("DB_URL", &scope, 1)]).expect("v1");
+    let older = secrets::reveal(&context.store, &[reference("DB_URL", &scope, 1)]).expect("v1");
     assert_eq!(older[0].1.as_str(), "app-db");
 
     let missing = ["NOPE".to_string()];
@@ -291,11 +291,11 @@ async fn a_version_past_the_last_ten_is_gone_and_says_to_deploy_again() {
         version,
     };
     let err = refused(
-        secrets::reveal(&context, &[version(1)]),
+        secrets::reveal(&context.store, &[version(1)]),
         Code::SecretVersionGone,
     );
     assert!(err.message.contains("deploy again"), "{err}");
-    let kept = secrets::reveal(&context, &[version(2), version(11)]).expect("kept");
+    let kept = secrets::reveal(&context.store, &[version(2), version(11)]).expect("kept");
     assert_eq!(kept[0].1.as_str(), "value2");
     assert_eq!(kept[1].1.as_str(), "value11");
     let admin = user("ada", Role::Admin);
@@ -303,7 +303,7 @@ async fn a_version_past_the_last_ten_is_gone_and_says_to_deploy_again() {
         .await
         .expect("remove");
     refused(
-        secrets::reveal(&context, &[version(11)]),
+        secrets::reveal(&context.store, &[version(11)]),
         Code::SecretVersionGone,
     );
 }
@@ -321,7 +321,7 @@ async fn a_value_sealed_under_another_key_is_unreadable_not_revealed() {
         version: 1,
     };
     refused(
-        secrets::reveal(&context, &[reference]),
+        secrets::reveal(&context.store, &[reference]),
         Code::SecretUnreadable,
     );
 }

@@ -660,11 +660,20 @@ fn proxied_apps_switch_without_dropping_requests(dockerd: &Dockerd) {
     let hammer = |domain: &'static str| {
         let (stop, port) = (stop.clone(), caddy.http_port);
         std::thread::spawn(move || {
-            let mut answers = Vec::new();
+            let (mut answers, mut handshake_resets) = (Vec::new(), 0);
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                answers.push(get_via(port, domain));
+                let mut answer = get_via(port, domain);
+                // The one reset a reload can still cause: the kernel
+                // resets a handshake that completes just as Caddy closes
+                // the old listener, before any byte was sent. Counted,
+                // bounded below, and retried once as the client would.
+                if answer.as_ref().is_err_and(|err| err == HANDSHAKE_RESET) {
+                    handshake_resets += 1;
+                    answer = get_via(port, domain);
+                }
+                answers.push(answer);
             }
-            answers
+            (answers, handshake_resets)
         })
     };
     let (site_client, other_client) = (hammer("site.test"), hammer("other.test"));
@@ -679,14 +688,19 @@ fn proxied_apps_switch_without_dropping_requests(dockerd: &Dockerd) {
         "{failed:#}"
     );
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (site_answers, other_answers) = (
+    let ((site_answers, site_resets), (other_answers, other_resets)) = (
         site_client.join().expect("site client"),
         other_client.join().expect("other client"),
     );
     eprintln!(
-        "requests during the switches: site {}, other {}",
+        "requests during the switches: site {}, other {}; handshakes reset by a reload: {}",
         site_answers.len(),
         other_answers.len(),
+        site_resets + other_resets,
+    );
+    assert!(
+        site_resets <= 2 && other_resets <= 2,
+        "at most one handshake reset per client and route switch (two switches), saw {site_resets} and {other_resets}"
     );
 
     let site_failures: Vec<_> = site_answers
@@ -845,10 +859,19 @@ fn proxied_apps_switch_without_dropping_requests(dockerd: &Dockerd) {
 }
 
 /// One request through Caddy; the answer, or why there was none.
+/// What `get_via` answers when the connection was reset before a byte of
+/// the request was written.
+const HANDSHAKE_RESET: &str = "connect: reset";
+
 fn get_via(port: u16, domain: &str) -> Result<(u16, String), String> {
     use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))
-        .map_err(|err| format!("connect: {err}"))?;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|err| {
+        if err.kind() == std::io::ErrorKind::ConnectionReset {
+            HANDSHAKE_RESET.to_string()
+        } else {
+            format!("connect: {err}")
+        }
+    })?;
     stream
         .set_read_timeout(Some(std::time::Duration::from_secs(5)))
         .map_err(|err| err.to_string())?;

@@ -4,10 +4,16 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto/berth.proto");
     let descriptors = protox::compile(["berth.proto"], ["proto"])?;
-    // A secret's value is in SetSecretRequest: its Debug is written by
-    // hand in lib.rs, leaving the value out.
+    // A secret's value is in SetSecretRequest (a webhook's URL and
+    // signing secret in AddWebhookRequest and CreatedWebhookReply): their
+    // Debug is written by hand in lib.rs, leaving the values out.
     tonic_prost_build::configure()
-        .skip_debug([".berth.v1.SetSecretRequest", ".berth.v1.SecretValue"])
+        .skip_debug([
+            ".berth.v1.SetSecretRequest",
+            ".berth.v1.SecretValue",
+            ".berth.v1.AddWebhookRequest",
+            ".berth.v1.CreatedWebhookReply",
+        ])
         .compile_fds(descriptors)?;
     Ok(())
 }

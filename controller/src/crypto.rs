@@ -194,6 +194,8 @@ pub enum Place<'a> {
     },
     /// A registry's password.
     Registry { server: &'a str },
+    /// A webhook endpoint's URL and signing secret.
+    Webhook { id: &'a str },
 }
 
 impl Place<'_> {
@@ -226,6 +228,11 @@ impl Place<'_> {
             Place::Registry { server } => {
                 aad.extend_from_slice(b"berth/registry/v1\0");
                 aad.extend_from_slice(server.as_bytes());
+                aad.push(0);
+            }
+            Place::Webhook { id } => {
+                aad.extend_from_slice(b"berth/webhook/v1\0");
+                aad.extend_from_slice(id.as_bytes());
                 aad.push(0);
             }
         }

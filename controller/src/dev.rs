@@ -141,6 +141,7 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> Result<()>
         blob_budget: crate::server::DEFAULT_BLOB_BUDGET,
         connections: crate::listener::Limits::default(),
         approval_ttl: crate::ops::approvals::DEFAULT_APPROVAL_TTL,
+        webhook_give_up: crate::webhooks::DEFAULT_GIVE_UP,
         // A port of its own: a second dev controller would find the
         // default one taken.
         http: crate::http::HttpConfig {

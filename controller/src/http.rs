@@ -54,6 +54,7 @@ mod setup;
 mod sse;
 #[cfg(test)]
 mod tests;
+mod webhooks;
 
 pub use error::status_of;
 pub use listen::{Bound, DEFAULT_HTTP_LISTEN, HttpConfig, HttpListen, bind};
@@ -153,6 +154,14 @@ pub fn router(context: Arc<Context>) -> Router {
         .route(
             "/api/v1/secrets/{name}",
             put(secrets::set_fleet).delete(secrets::remove_fleet),
+        )
+        .route("/api/v1/webhooks", get(webhooks::list).post(webhooks::add))
+        .route("/api/v1/webhooks/{id}", delete(webhooks::remove))
+        .route("/api/v1/webhooks/{id}/enable", post(webhooks::enable))
+        .route("/api/v1/webhooks/{id}/test", post(webhooks::test))
+        .route(
+            "/api/v1/webhooks/{id}/deliveries",
+            get(webhooks::deliveries),
         )
         .route("/api/v1/events", get(events::all))
         .route(

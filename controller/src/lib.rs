@@ -31,4 +31,5 @@ pub mod store;
 #[cfg(test)]
 mod testing;
 pub mod web;
+pub mod webhooks;
 pub mod wire;

@@ -61,6 +61,7 @@ pub mod tokens;
 pub mod users;
 mod variables;
 pub mod watch;
+pub mod webhooks;
 pub mod windows;
 
 pub use error::{Code, Error, Kind, Result};

@@ -58,6 +58,8 @@ pub struct ServeConfig {
     /// How long a request in a protected environment waits for its
     /// approval before it expires.
     pub approval_ttl: Duration,
+    /// How long a webhook endpoint may fail before it is disabled.
+    pub webhook_give_up: Duration,
 }
 
 /// Where a started controller listens.
@@ -323,6 +325,15 @@ pub async fn run(
         config.log_retention,
         shutdown.clone(),
     ));
+    let webhooks = crate::webhooks::Worker::new(
+        store.clone(),
+        context.secret_key.clone(),
+        crate::webhooks::Settings {
+            give_up: config.webhook_give_up,
+        },
+        context.tasks.clone(),
+    );
+    context.tasks.spawn(webhooks.run(shutdown.clone()));
     dispatcher.promote_waiting().await;
     dispatcher.kick_all().await;
     if let Some(http) = http {

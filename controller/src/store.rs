@@ -29,6 +29,9 @@ mod secrets;
 mod sessions;
 mod tokens;
 mod users;
+mod webhooks;
+#[cfg(test)]
+mod webhooks_tests;
 
 pub use tokens::hash_secret as tokens_hash;
 
@@ -54,6 +57,7 @@ pub use sessions::{SessionRecord, SetupLinkRecord};
 pub use tokens::hash_secret;
 pub use tokens::{TokenRecord, TokenState};
 pub use users::{ApiTokenRecord, UserRecord};
+pub use webhooks::{DeliveryRecord, OutboxEvent, WebhookRecord, deployment_events};
 
 /// Version of the value encoding written by this build.
 const SCHEMA_VERSION: u16 = 1;
@@ -68,6 +72,7 @@ pub enum Thing {
     Token,
     User,
     Environment,
+    Webhook,
 }
 
 /// A store operation that failed.
@@ -190,6 +195,11 @@ struct Shared {
     /// dispatcher holds only the store and opens registry passwords with
     /// it.
     secret_key: std::sync::RwLock<Option<std::sync::Arc<crate::crypto::SecretKey>>>,
+    /// Some webhook endpoint exists, so changes write their events to the
+    /// outbox (`webhooks.rs`).
+    webhooks_active: std::sync::atomic::AtomicBool,
+    /// Wakes the webhook delivery worker.
+    webhook_wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// One open database and its trees.
@@ -219,6 +229,9 @@ struct Trees {
     secrets: sled::Tree,
     jobs: sled::Tree,
     builds: sled::Tree,
+    webhooks: sled::Tree,
+    webhook_outbox: sled::Tree,
+    webhook_deliveries: sled::Tree,
     meta: sled::Tree,
 }
 
@@ -253,6 +266,9 @@ impl Trees {
             secrets: db.open_tree("secrets")?,
             jobs: db.open_tree("jobs")?,
             builds: db.open_tree("builds")?,
+            webhooks: db.open_tree("webhooks")?,
+            webhook_outbox: db.open_tree("webhook_outbox")?,
+            webhook_deliveries: db.open_tree("webhook_deliveries")?,
             meta: db.open_tree("meta")?,
             db,
         })
@@ -307,8 +323,11 @@ impl Store {
                 health: Default::default(),
                 flushes: Default::default(),
                 secret_key: Default::default(),
+                webhooks_active: Default::default(),
+                webhook_wake: Default::default(),
             }),
         };
+        store.note_webhooks_present()?;
         store.index_users_once()?;
         store.migrate_line_keys_once()?;
         Ok(store)

@@ -35,6 +35,29 @@ impl std::fmt::Debug for v1::SecretValue {
     }
 }
 
+/// A webhook to add: its URL may carry a token, so only its length shows.
+impl std::fmt::Debug for v1::AddWebhookRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AddWebhookRequest")
+            .field("url_bytes", &self.url.len())
+            .field("events", &self.events)
+            .field("app", &self.app)
+            .field("environment", &self.environment)
+            .field("format", &self.format)
+            .finish()
+    }
+}
+
+/// The answer to AddWebhook: the endpoint shows, its secret does not.
+impl std::fmt::Debug for v1::CreatedWebhookReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedWebhookReply")
+            .field("webhook", &self.webhook)
+            .field("secret_bytes", &self.secret.len())
+            .finish()
+    }
+}
+
 impl v1::task_event::Kind {
     /// The free text of an event (a log line, a stage's or task's error
     /// and evidence), for masking the secrets it may hold.

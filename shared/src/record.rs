@@ -22,6 +22,7 @@ mod fleet;
 mod people;
 mod secrets;
 mod variables;
+mod webhooks;
 
 pub use admin::{AuditEntry, LoggedOut, Purged, RegistryView};
 pub use approvals::{Approval, ApprovalAction, ApprovalOutcome, Approver, clock};
@@ -36,6 +37,10 @@ pub use fleet::{
 pub use people::{ApiTokenView, CreatedApiToken, UserView};
 pub use secrets::{MAX_SECRET_BYTES, SecretRef, SecretScope, SecretView};
 pub use variables::{Variable, VariableSource, snapshot as variables_snapshot, with_secrets};
+pub use webhooks::{
+    CreatedWebhook, DeliveryState, DeliveryView, TEST_EVENT, WEBHOOK_EVENTS, WebhookFormat,
+    WebhookView,
+};
 
 /// A point in time, kept as Unix milliseconds and written as RFC 3339.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]

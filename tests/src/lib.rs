@@ -28,6 +28,7 @@ pub mod probe;
 mod process;
 pub mod procfs;
 pub mod stats;
+pub mod webhook_receiver;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -93,7 +93,7 @@ fn rotate_ok(data: &Path, versions: u32, registries: u32) {
     let rotated = rotate_key(data);
     assert_eq!(rotated.code, 0, "{}", rotated.stderr);
     let counts =
-        format!("re-encrypted {versions} secret versions and {registries} registry passwords");
+        format!("re-encrypted {versions} secret versions, {registries} registry passwords and");
     assert!(rotated.stdout.contains(&counts), "{}", rotated.stdout);
     assert_no_value(
         "rotate-key",

@@ -27,6 +27,7 @@ mod status;
 mod stop;
 mod tokens;
 mod watch;
+mod webhooks;
 pub mod wire;
 
 use std::path::PathBuf;
@@ -159,6 +160,10 @@ pub enum Command {
     /// value from standard input), ls, rm. Values are never shown.
     #[command(subcommand)]
     Secret(secrets::SecretCommand),
+    /// Outgoing webhooks (admins): add (prints the signing secret once),
+    /// ls, rm, enable, test, deliveries.
+    #[command(subcommand)]
+    Webhook(webhooks::WebhookCommand),
     /// People and their roles (admin).
     #[command(subcommand)]
     Users(people::UsersCommand),
@@ -345,6 +350,7 @@ async fn dispatch(session: &mut Session, command: Command) -> Outcome {
         Command::Token(command) => tokens::run(session, command).await,
         Command::Registry(command) => tokens::registry(session, command).await,
         Command::Secret(command) => secrets::run(session, command).await,
+        Command::Webhook(command) => webhooks::run(session, command).await,
         Command::Users(command) => people::users(session, command).await,
         Command::ApiTokens(command) => people::api_tokens(session, command).await,
         Command::Health => health::health(session).await,

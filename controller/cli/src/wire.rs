@@ -35,6 +35,7 @@ mod people;
 mod secrets;
 #[cfg(test)]
 mod tests;
+mod webhooks;
 
 pub use admin::{audit, logged_out, purged, registries, registry};
 pub use apps::{app, app_list, rating};
@@ -43,6 +44,7 @@ pub use environments::{environment, environments};
 pub use fleet::{agent, agents, app_statuses, fleet_job, host_inspect, job, jobs, token, tokens};
 pub use people::{api_token, api_tokens, created_api_token, user, users};
 pub use secrets::{secret, secrets};
+pub use webhooks::{created_webhook, deliveries, delivery_reply, webhook, webhooks};
 
 /// The failure for something in a reply this CLI cannot read.
 fn unreadable(what: impl Display) -> Failure {

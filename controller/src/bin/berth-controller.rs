@@ -117,6 +117,11 @@ enum Command {
         /// before it expires (a waiting deployment becomes `canceled`).
         #[arg(long, default_value = "1h", value_parser = parse_approval_ttl)]
         approval_ttl: Duration,
+        /// How long a webhook endpoint may keep failing before it is
+        /// disabled (its deliveries are retried with a growing backoff
+        /// until then).
+        #[arg(long, default_value = "24h", value_parser = parse_duration)]
+        webhook_give_up: Duration,
         /// The HTTP API and the dashboard.
         #[command(flatten)]
         http: Box<HttpArgs>,
@@ -278,8 +283,8 @@ async fn command(command: Command) -> anyhow::Result<()> {
             let rotated = berth_controller::rotate_key::rotate_key(&data_dir).await?;
             let resealed = rotated.resealed;
             println!(
-                "new secrets key {} (was {}): re-encrypted {} secret versions and {} registry passwords",
-                rotated.new, rotated.old, resealed.secrets, resealed.registries
+                "new secrets key {} (was {}): re-encrypted {} secret versions, {} registry passwords and {} webhooks",
+                rotated.new, rotated.old, resealed.secrets, resealed.registries, resealed.webhooks
             );
             println!("start the controller again (systemctl start berth-controller)");
             Ok(())
@@ -297,6 +302,7 @@ async fn command(command: Command) -> anyhow::Result<()> {
             max_connections_per_address,
             unauthenticated_connection_age,
             approval_ttl,
+            webhook_give_up,
             http,
         } => {
             let HttpArgs {
@@ -333,6 +339,7 @@ async fn command(command: Command) -> anyhow::Result<()> {
                         trusted_proxies: trusted_proxy,
                     },
                     approval_ttl,
+                    webhook_give_up,
                 },
                 shutdown,
                 |listening| {

@@ -236,7 +236,7 @@ async fn record_hello(
     hello: &Hello,
     facts: &Facts,
 ) -> Result<String, Status> {
-    let (record, ()) = context.store.update_agent(agent_id, |record| {
+    let (record, back_online) = context.store.update_agent(agent_id, |record| {
         if record.is_revoked() {
             return Err(crate::store::StoreError::Refused(format!(
                 "agent {} was revoked; join again with a new token",
@@ -247,8 +247,11 @@ async fn record_hello(
         record.version = Some(berth_shared::text::clip(&hello.agent_version, MAX_VERSION));
         record.record_facts(facts.clone());
         record.last_seen_at = Some(Timestamp::now());
-        Ok(())
+        Ok(record.offline_since.take().is_some())
     })?;
+    if back_online {
+        crate::webhooks::agent_event(&context.store, "agent.online", agent_id, &record.name)?;
+    }
     context.store.flush().await?;
     let version = record.version.as_deref().unwrap_or_default();
     info!(%agent_id, name = %record.name, version, running = hello.running.len(), "agent connected");

@@ -34,6 +34,7 @@ mod fleet;
 mod people;
 mod records;
 mod secrets;
+mod webhooks;
 
 pub use codec::{chunks, first_chunk};
 
@@ -64,384 +65,297 @@ impl Cli for CliApi {
     type ExecStream = BoxStream<FleetExecEvent>;
     type InspectStream = BoxStream<HostInspect>;
 
-    async fn who_am_i(
-        &self,
-        request: Request<WhoAmIRequest>,
-    ) -> Result<Response<WhoAmIResponse>, Status> {
+    async fn who_am_i(&self, request: Request<WhoAmIRequest>) -> Reply<WhoAmIResponse> {
         fleet::who_am_i(&self.context, request).await
     }
 
-    async fn put_blob(
-        &self,
-        request: Request<Streaming<PutBlobChunk>>,
-    ) -> Result<Response<PutBlobResponse>, Status> {
+    async fn put_blob(&self, request: Request<Streaming<PutBlobChunk>>) -> Reply<PutBlobResponse> {
         deployments::put_blob(&self.context, request).await
     }
 
-    async fn stat_blob(
-        &self,
-        request: Request<StatBlobRequest>,
-    ) -> Result<Response<StatBlobResponse>, Status> {
+    async fn stat_blob(&self, request: Request<StatBlobRequest>) -> Reply<StatBlobResponse> {
         deployments::stat_blob(&self.context, request).await
     }
 
     async fn create_deployment(
         &self,
         request: Request<CreateDeploymentRequest>,
-    ) -> Result<Response<DeploymentReply>, Status> {
+    ) -> Reply<DeploymentReply> {
         deployments::create_deployment(&self.context, request).await
     }
 
     async fn get_deployment(
         &self,
         request: Request<GetDeploymentRequest>,
-    ) -> Result<Response<DeploymentReply>, Status> {
+    ) -> Reply<DeploymentReply> {
         deployments::get_deployment(&self.context, request).await
     }
 
     async fn list_deployments(
         &self,
         request: Request<ListDeploymentsRequest>,
-    ) -> Result<Response<ListDeploymentsResponse>, Status> {
+    ) -> Reply<ListDeploymentsResponse> {
         deployments::list_deployments(&self.context, request).await
     }
 
     async fn watch_deployment(
         &self,
         request: Request<GetDeploymentRequest>,
-    ) -> Result<Response<Self::WatchDeploymentStream>, Status> {
+    ) -> Reply<Self::WatchDeploymentStream> {
         deployments::watch_deployment(&self.context, request).await
     }
 
-    async fn get_logs(
-        &self,
-        request: Request<GetLogsRequest>,
-    ) -> Result<Response<Self::GetLogsStream>, Status> {
+    async fn get_logs(&self, request: Request<GetLogsRequest>) -> Reply<Self::GetLogsStream> {
         deployments::get_logs(&self.context, request).await
     }
 
-    async fn stop_app(
-        &self,
-        request: Request<StopAppRequest>,
-    ) -> Result<Response<DeploymentReply>, Status> {
+    async fn stop_app(&self, request: Request<StopAppRequest>) -> Reply<DeploymentReply> {
         deployments::stop_app(&self.context, request).await
     }
 
-    async fn stop_selected(
-        &self,
-        request: Request<StopSelectedRequest>,
-    ) -> Result<Response<DeploymentList>, Status> {
+    async fn stop_selected(&self, request: Request<StopSelectedRequest>) -> Reply<DeploymentList> {
         deployments::stop_selected(&self.context, request).await
     }
 
     async fn delete_deployment(
         &self,
         request: Request<GetDeploymentRequest>,
-    ) -> Result<Response<DeploymentReply>, Status> {
+    ) -> Reply<DeploymentReply> {
         deployments::delete_deployment(&self.context, request).await
     }
 
     async fn cancel_deployment(
         &self,
         request: Request<GetDeploymentRequest>,
-    ) -> Result<Response<DeploymentReply>, Status> {
+    ) -> Reply<DeploymentReply> {
         deployments::cancel_deployment(&self.context, request).await
     }
 
     async fn approve_deployment(
         &self,
         request: Request<GetDeploymentRequest>,
-    ) -> Result<Response<DeploymentReply>, Status> {
+    ) -> Reply<DeploymentReply> {
         deployments::approve_deployment(&self.context, request).await
     }
 
-    async fn retry_deployment(
-        &self,
-        request: Request<RerunRequest>,
-    ) -> Result<Response<DeploymentReply>, Status> {
+    async fn retry_deployment(&self, request: Request<RerunRequest>) -> Reply<DeploymentReply> {
         deployments::retry_deployment(&self.context, request).await
     }
 
-    async fn redeploy_deployment(
-        &self,
-        request: Request<RerunRequest>,
-    ) -> Result<Response<DeploymentReply>, Status> {
+    async fn redeploy_deployment(&self, request: Request<RerunRequest>) -> Reply<DeploymentReply> {
         deployments::redeploy_deployment(&self.context, request).await
     }
 
-    async fn start_app(
-        &self,
-        request: Request<StopAppRequest>,
-    ) -> Result<Response<DeploymentReply>, Status> {
+    async fn start_app(&self, request: Request<StopAppRequest>) -> Reply<DeploymentReply> {
         deployments::start_app(&self.context, request).await
     }
 
-    async fn rollback(
-        &self,
-        request: Request<RollbackRequest>,
-    ) -> Result<Response<DeploymentReply>, Status> {
+    async fn rollback(&self, request: Request<RollbackRequest>) -> Reply<DeploymentReply> {
         deployments::rollback(&self.context, request).await
     }
 
-    async fn purge_deployment(
-        &self,
-        request: Request<GetDeploymentRequest>,
-    ) -> Result<Response<PurgeReply>, Status> {
+    async fn purge_deployment(&self, request: Request<GetDeploymentRequest>) -> Reply<PurgeReply> {
         deployments::purge_deployment(&self.context, request).await
     }
 
-    async fn exec(
-        &self,
-        request: Request<FleetExecRequest>,
-    ) -> Result<Response<Self::ExecStream>, Status> {
+    async fn exec(&self, request: Request<FleetExecRequest>) -> Reply<Self::ExecStream> {
         fleet::exec(&self.context, request).await
     }
 
-    async fn list_audit(
-        &self,
-        request: Request<ListAuditRequest>,
-    ) -> Result<Response<AuditReply>, Status> {
+    async fn list_audit(&self, request: Request<ListAuditRequest>) -> Reply<AuditReply> {
         fleet::list_audit(&self.context, request).await
     }
 
-    async fn get_status(
-        &self,
-        request: Request<GetStatusRequest>,
-    ) -> Result<Response<StatusReply>, Status> {
+    async fn get_status(&self, request: Request<GetStatusRequest>) -> Reply<StatusReply> {
         fleet::get_status(&self.context, request).await
     }
 
-    async fn inspect(
-        &self,
-        request: Request<InspectAppRequest>,
-    ) -> Result<Response<Self::InspectStream>, Status> {
+    async fn inspect(&self, request: Request<InspectAppRequest>) -> Reply<Self::InspectStream> {
         fleet::inspect(&self.context, request).await
     }
 
-    async fn registry_login(
-        &self,
-        request: Request<RegistryLoginRequest>,
-    ) -> Result<Response<RegistryReply>, Status> {
+    async fn registry_login(&self, request: Request<RegistryLoginRequest>) -> Reply<RegistryReply> {
         fleet::registry_login(&self.context, request).await
     }
 
     async fn list_registries(
         &self,
         request: Request<ListRegistriesRequest>,
-    ) -> Result<Response<RegistryList>, Status> {
+    ) -> Reply<RegistryList> {
         fleet::list_registries(&self.context, request).await
     }
 
     async fn registry_logout(
         &self,
         request: Request<RegistryLogoutRequest>,
-    ) -> Result<Response<RegistryLogoutReply>, Status> {
+    ) -> Reply<RegistryLogoutReply> {
         fleet::registry_logout(&self.context, request).await
     }
 
     async fn resolve_deployment(
         &self,
         request: Request<ResolveDeploymentRequest>,
-    ) -> Result<Response<DeploymentReply>, Status> {
+    ) -> Reply<DeploymentReply> {
         deployments::resolve_deployment(&self.context, request).await
     }
 
-    async fn list_jobs(
-        &self,
-        request: Request<ListJobsRequest>,
-    ) -> Result<Response<JobList>, Status> {
+    async fn list_jobs(&self, request: Request<ListJobsRequest>) -> Reply<JobList> {
         fleet::list_jobs(&self.context, request).await
     }
 
-    async fn get_job(&self, request: Request<GetJobRequest>) -> Result<Response<JobReply>, Status> {
+    async fn get_job(&self, request: Request<GetJobRequest>) -> Reply<JobReply> {
         fleet::get_job(&self.context, request).await
     }
 
-    async fn list_agents(
-        &self,
-        request: Request<ListAgentsRequest>,
-    ) -> Result<Response<AgentList>, Status> {
+    async fn list_agents(&self, request: Request<ListAgentsRequest>) -> Reply<AgentList> {
         fleet::list_agents(&self.context, request).await
     }
 
-    async fn get_agent(
-        &self,
-        request: Request<GetAgentRequest>,
-    ) -> Result<Response<AgentReply>, Status> {
+    async fn get_agent(&self, request: Request<GetAgentRequest>) -> Reply<AgentReply> {
         fleet::get_agent(&self.context, request).await
     }
 
-    async fn revoke_agent(
-        &self,
-        request: Request<GetAgentRequest>,
-    ) -> Result<Response<AgentReply>, Status> {
+    async fn revoke_agent(&self, request: Request<GetAgentRequest>) -> Reply<AgentReply> {
         fleet::revoke_agent(&self.context, request).await
     }
 
-    async fn label_agent(
-        &self,
-        request: Request<LabelAgentRequest>,
-    ) -> Result<Response<AgentReply>, Status> {
+    async fn label_agent(&self, request: Request<LabelAgentRequest>) -> Reply<AgentReply> {
         fleet::label_agent(&self.context, request).await
     }
 
     async fn create_token(
         &self,
         request: Request<CreateTokenRequest>,
-    ) -> Result<Response<CreateTokenResponse>, Status> {
+    ) -> Reply<CreateTokenResponse> {
         fleet::create_token(&self.context, request).await
     }
 
-    async fn list_tokens(
-        &self,
-        request: Request<ListTokensRequest>,
-    ) -> Result<Response<TokenList>, Status> {
+    async fn list_tokens(&self, request: Request<ListTokensRequest>) -> Reply<TokenList> {
         fleet::list_tokens(&self.context, request).await
     }
 
-    async fn revoke_token(
-        &self,
-        request: Request<RevokeTokenRequest>,
-    ) -> Result<Response<TokenReply>, Status> {
+    async fn revoke_token(&self, request: Request<RevokeTokenRequest>) -> Reply<TokenReply> {
         fleet::revoke_token(&self.context, request).await
     }
-    async fn add_user(
-        &self,
-        request: Request<berth_proto::v1::AddUserRequest>,
-    ) -> Result<Response<berth_proto::v1::UserReply>, Status> {
+    async fn add_user(&self, request: Request<pb::AddUserRequest>) -> Reply<pb::UserReply> {
         people::add_user(&self.context, request).await
     }
 
-    async fn list_users(
-        &self,
-        request: Request<berth_proto::v1::ListUsersRequest>,
-    ) -> Result<Response<berth_proto::v1::UserList>, Status> {
+    async fn list_users(&self, request: Request<pb::ListUsersRequest>) -> Reply<pb::UserList> {
         people::list_users(&self.context, request).await
     }
 
     async fn set_user_role(
         &self,
-        request: Request<berth_proto::v1::SetUserRoleRequest>,
-    ) -> Result<Response<berth_proto::v1::UserReply>, Status> {
+        request: Request<pb::SetUserRoleRequest>,
+    ) -> Reply<pb::UserReply> {
         people::set_user_role(&self.context, request).await
     }
 
     async fn set_user_disabled(
         &self,
-        request: Request<berth_proto::v1::SetUserDisabledRequest>,
-    ) -> Result<Response<berth_proto::v1::UserReply>, Status> {
+        request: Request<pb::SetUserDisabledRequest>,
+    ) -> Reply<pb::UserReply> {
         people::set_user_disabled(&self.context, request).await
     }
 
-    async fn remove_user(
-        &self,
-        request: Request<berth_proto::v1::RemoveUserRequest>,
-    ) -> Result<Response<berth_proto::v1::UserReply>, Status> {
+    async fn remove_user(&self, request: Request<pb::RemoveUserRequest>) -> Reply<pb::UserReply> {
         people::remove_user(&self.context, request).await
     }
 
     async fn set_user_password(
         &self,
-        request: Request<berth_proto::v1::SetUserPasswordRequest>,
-    ) -> Result<Response<berth_proto::v1::UserReply>, Status> {
+        request: Request<pb::SetUserPasswordRequest>,
+    ) -> Reply<pb::UserReply> {
         people::set_user_password(&self.context, request).await
     }
 
     async fn create_setup_link(
         &self,
-        request: Request<berth_proto::v1::CreateSetupLinkRequest>,
-    ) -> Result<Response<berth_proto::v1::SetupLinkReply>, Status> {
+        request: Request<pb::CreateSetupLinkRequest>,
+    ) -> Reply<pb::SetupLinkReply> {
         people::create_setup_link(&self.context, request).await
     }
 
     async fn issue_user_credential(
         &self,
-        request: Request<berth_proto::v1::IssueUserCredentialRequest>,
-    ) -> Result<Response<berth_proto::v1::UserCredentialReply>, Status> {
+        request: Request<pb::IssueUserCredentialRequest>,
+    ) -> Reply<pb::UserCredentialReply> {
         people::issue_user_credential(&self.context, request).await
     }
 
     async fn create_api_token(
         &self,
-        request: Request<berth_proto::v1::CreateApiTokenRequest>,
-    ) -> Result<Response<berth_proto::v1::CreatedApiTokenReply>, Status> {
+        request: Request<pb::CreateApiTokenRequest>,
+    ) -> Reply<pb::CreatedApiTokenReply> {
         people::create_api_token(&self.context, request).await
     }
 
     async fn list_api_tokens(
         &self,
-        request: Request<berth_proto::v1::ListApiTokensRequest>,
-    ) -> Result<Response<berth_proto::v1::ApiTokenList>, Status> {
+        request: Request<pb::ListApiTokensRequest>,
+    ) -> Reply<pb::ApiTokenList> {
         people::list_api_tokens(&self.context, request).await
     }
 
     async fn revoke_api_token(
         &self,
-        request: Request<berth_proto::v1::RevokeApiTokenRequest>,
-    ) -> Result<Response<berth_proto::v1::ApiTokenReply>, Status> {
+        request: Request<pb::RevokeApiTokenRequest>,
+    ) -> Reply<pb::ApiTokenReply> {
         people::revoke_api_token(&self.context, request).await
     }
 
-    async fn list_apps(
-        &self,
-        request: Request<berth_proto::v1::ListAppsRequest>,
-    ) -> Result<Response<berth_proto::v1::AppList>, Status> {
+    async fn list_apps(&self, request: Request<pb::ListAppsRequest>) -> Reply<pb::AppList> {
         apps::list_apps(&self.context, request).await
     }
 
-    async fn get_app(
-        &self,
-        request: Request<berth_proto::v1::GetAppRequest>,
-    ) -> Result<Response<berth_proto::v1::AppReply>, Status> {
+    async fn get_app(&self, request: Request<pb::GetAppRequest>) -> Reply<pb::AppReply> {
         apps::get_app(&self.context, request).await
     }
 
-    async fn rate_app(
-        &self,
-        request: Request<berth_proto::v1::RateAppRequest>,
-    ) -> Result<Response<berth_proto::v1::RatingReply>, Status> {
+    async fn rate_app(&self, request: Request<pb::RateAppRequest>) -> Reply<pb::RatingReply> {
         apps::rate_app(&self.context, request).await
     }
 
     async fn clear_app_rating(
         &self,
-        request: Request<berth_proto::v1::ClearAppRatingRequest>,
-    ) -> Result<Response<berth_proto::v1::RatingReply>, Status> {
+        request: Request<pb::ClearAppRatingRequest>,
+    ) -> Reply<pb::RatingReply> {
         apps::clear_app_rating(&self.context, request).await
     }
 
     async fn create_environment(
         &self,
-        request: Request<berth_proto::v1::CreateEnvironmentRequest>,
-    ) -> Result<Response<berth_proto::v1::EnvironmentReply>, Status> {
+        request: Request<pb::CreateEnvironmentRequest>,
+    ) -> Reply<pb::EnvironmentReply> {
         environments::create_environment(&self.context, request).await
     }
 
     async fn list_environments(
         &self,
-        request: Request<berth_proto::v1::ListEnvironmentsRequest>,
-    ) -> Result<Response<berth_proto::v1::EnvironmentList>, Status> {
+        request: Request<pb::ListEnvironmentsRequest>,
+    ) -> Reply<pb::EnvironmentList> {
         environments::list_environments(&self.context, request).await
     }
 
     async fn get_environment(
         &self,
-        request: Request<berth_proto::v1::GetEnvironmentRequest>,
-    ) -> Result<Response<berth_proto::v1::EnvironmentReply>, Status> {
+        request: Request<pb::GetEnvironmentRequest>,
+    ) -> Reply<pb::EnvironmentReply> {
         environments::get_environment(&self.context, request).await
     }
 
     async fn set_environment(
         &self,
-        request: Request<berth_proto::v1::SetEnvironmentRequest>,
-    ) -> Result<Response<berth_proto::v1::EnvironmentReply>, Status> {
+        request: Request<pb::SetEnvironmentRequest>,
+    ) -> Reply<pb::EnvironmentReply> {
         environments::set_environment(&self.context, request).await
     }
 
     async fn remove_environment(
         &self,
-        request: Request<berth_proto::v1::RemoveEnvironmentRequest>,
-    ) -> Result<Response<berth_proto::v1::EnvironmentReply>, Status> {
+        request: Request<pb::RemoveEnvironmentRequest>,
+    ) -> Reply<pb::EnvironmentReply> {
         environments::remove_environment(&self.context, request).await
     }
 
@@ -461,5 +375,35 @@ impl Cli for CliApi {
         request: Request<pb::RemoveSecretRequest>,
     ) -> Reply<pb::SecretReply> {
         secrets::remove_secret(&self.context, request).await
+    }
+
+    async fn add_webhook(
+        &self,
+        r: Request<pb::AddWebhookRequest>,
+    ) -> Reply<pb::CreatedWebhookReply> {
+        webhooks::add(&self.context, r).await
+    }
+
+    async fn list_webhooks(&self, r: Request<pb::ListWebhooksRequest>) -> Reply<pb::WebhookList> {
+        webhooks::list(&self.context, r).await
+    }
+
+    async fn remove_webhook(&self, r: Request<pb::WebhookIdRequest>) -> Reply<pb::WebhookReply> {
+        webhooks::remove(&self.context, r).await
+    }
+
+    async fn enable_webhook(&self, r: Request<pb::WebhookIdRequest>) -> Reply<pb::WebhookReply> {
+        webhooks::enable(&self.context, r).await
+    }
+
+    async fn test_webhook(&self, r: Request<pb::WebhookIdRequest>) -> Reply<pb::DeliveryReply> {
+        webhooks::test(&self.context, r).await
+    }
+
+    async fn list_deliveries(
+        &self,
+        r: Request<pb::ListDeliveriesRequest>,
+    ) -> Reply<pb::DeliveryList> {
+        webhooks::deliveries(&self.context, r).await
     }
 }

@@ -169,6 +169,7 @@ impl EnrollApi {
             version: Some(request.agent_version.clone()),
             facts: None,
             last_seen_at: None,
+            offline_since: None,
             serials: vec![issued.serial.clone()],
             cert_not_after: Timestamp(issued.not_after_ms),
             renewed_at: Vec::new(),

@@ -23,6 +23,7 @@ use utoipa::{Modify, OpenApi};
 use super::error::ErrorReply;
 use super::{
     Api, apps, blobs, deployments, environments, events, fleet, logs, people, secrets, session,
+    webhooks,
 };
 
 pub mod requests;
@@ -90,6 +91,12 @@ use responses::{
         secrets::remove,
         secrets::set_fleet,
         secrets::remove_fleet,
+        webhooks::add,
+        webhooks::list,
+        webhooks::remove,
+        webhooks::enable,
+        webhooks::test,
+        webhooks::deliveries,
         events::all,
         deployments::external_event,
         session::login,
@@ -121,6 +128,7 @@ use responses::{
         (name = "fleet", description = "What runs where: status, agents, the audit log"),
         (name = "people", description = "The caller, users and API tokens"),
         (name = "secrets", description = "Secrets of an app in an environment, and fleet-wide ones: set, list, remove; a value is only ever in a request"),
+        (name = "webhooks", description = "Outgoing webhooks (admins): endpoints, their Standard Webhooks signing secret shown once, test deliveries and the delivery log"),
         (name = "meta", description = "This document"),
     ),
 )]

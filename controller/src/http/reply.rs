@@ -93,6 +93,18 @@ pub struct SecretList {
     pub secrets: Vec<berth_shared::record::SecretView>,
 }
 
+/// `GET /api/v1/webhooks`: URLs cut to scheme and host, never a secret.
+#[derive(Serialize, ToSchema)]
+pub struct WebhookList {
+    pub webhooks: Vec<berth_shared::record::WebhookView>,
+}
+
+/// `GET /api/v1/webhooks/{id}/deliveries`: newest first.
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryList {
+    pub deliveries: Vec<berth_shared::record::DeliveryView>,
+}
+
 /// `GET /api/v1/api-tokens`: never a secret.
 #[derive(Serialize, ToSchema)]
 pub struct ApiTokenList {

@@ -107,6 +107,8 @@ codes! {
     SecretInvalid = "secret/invalid", Invalid;
     SecretVersionGone = "secret/version-gone", Precondition;
     SecretUnreadable = "secret/unreadable", Internal;
+    WebhookNotFound = "webhook/not-found", NotFound;
+    WebhookInvalid = "webhook/invalid", Invalid;
     UserNotFound = "user/not-found", NotFound;
     UserExists = "user/exists", Conflict;
     UserLastAdmin = "user/last-admin", Conflict;
@@ -194,6 +196,7 @@ impl From<StoreError> for Error {
                 Thing::Token => Code::TokenNotFound,
                 Thing::User => Code::UserNotFound,
                 Thing::Environment => Code::EnvironmentNotFound,
+                Thing::Webhook => Code::WebhookNotFound,
             },
             StoreError::Busy(_) => Code::DeploymentAlreadyRunning,
             StoreError::Conflict(_) => Code::DeploymentInvalidState,

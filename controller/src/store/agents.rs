@@ -33,6 +33,9 @@ pub struct AgentRecord {
     pub version: Option<String>,
     pub facts: Option<Facts>,
     pub last_seen_at: Option<Timestamp>,
+    /// Since when it is offline, once an `agent.offline` event said so.
+    #[serde(default)]
+    pub offline_since: Option<Timestamp>,
     /// Serials of the agent's valid certificates (hex), oldest first: at
     /// most two (the one in use and a renewed one), fewer once the renewed
     /// one is used; retired serials lose their principal. Records from
@@ -335,6 +338,7 @@ mod tests {
             version: None,
             facts: None,
             last_seen_at: None,
+            offline_since: None,
             serials: Vec::new(),
             cert_not_after: Timestamp(0),
             renewed_at: Vec::new(),

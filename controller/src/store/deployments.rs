@@ -147,8 +147,10 @@ impl Store {
             &t.meta,
             &t.blob_grants,
             &t.idx_user,
+            &t.webhook_outbox,
         );
-        let created = trees.transaction(|(deployments, idx_app, idx_status, idx_idem, meta, grants, idx_user)| {
+        let hooks = self.webhooks_active();
+        let created = trees.transaction(|(deployments, idx_app, idx_status, idx_idem, meta, grants, idx_user, outbox)| {
             if let Some(id) = claim_key(idx_idem, deployment)? {
                 return Ok(Created::Existing(id));
             }
@@ -189,8 +191,12 @@ impl Store {
                     grants.insert(grant, &[])?;
                 }
             }
+            if hooks {
+                super::webhooks::note_change(outbox, None, &record)?;
+            }
             Ok(waiting_for.map_or(Created::New, Created::Queued))
         })?;
+        self.woke_webhooks(hooks);
         Ok(created)
     }
 
@@ -206,9 +212,11 @@ impl Store {
             &t.idx_status,
             &t.idx_idempotency,
             &t.idx_user,
+            &t.webhook_outbox,
         );
-        let created =
-            trees.transaction(|(deployments, idx_app, idx_status, idx_idem, idx_user)| {
+        let hooks = self.webhooks_active();
+        let created = trees.transaction(
+            |(deployments, idx_app, idx_status, idx_idem, idx_user, outbox)| {
                 if let Some(id) = claim_key(idx_idem, deployment)? {
                     return Ok(Created::Existing(id));
                 }
@@ -219,8 +227,13 @@ impl Store {
                 )?;
                 idx_status.insert(status_key(deployment.status, deployment.id), &[])?;
                 idx_user.insert(user_key(&deployment.triggered_by, deployment.id), &[])?;
+                if hooks {
+                    super::webhooks::note_change(outbox, None, deployment)?;
+                }
                 Ok(Created::New)
-            })?;
+            },
+        )?;
+        self.woke_webhooks(hooks);
         Ok(created)
     }
 
@@ -255,8 +268,15 @@ impl Store {
         change: impl Fn(&mut Deployment) -> Result<(R, Vec<LogWrite>), StoreError>,
     ) -> Result<(Deployment, R, Vec<LogWrite>), StoreError> {
         let t = self.t()?;
-        let trees = (&t.deployments, &t.idx_status, &t.meta, &t.logs);
-        let result = trees.transaction(|(deployments, idx_status, meta, logs)| {
+        let trees = (
+            &t.deployments,
+            &t.idx_status,
+            &t.meta,
+            &t.logs,
+            &t.webhook_outbox,
+        );
+        let hooks = self.webhooks_active();
+        let result = trees.transaction(|(deployments, idx_status, meta, logs, outbox)| {
             let mut deployment = read_deployment(deployments, id)?;
             let before = deployment.status;
             let approval_before = super::approvals::pending_expiry(&deployment);
@@ -278,9 +298,13 @@ impl Store {
                     meta.remove(queue_key(&deployment.app, &deployment.environment, id))?;
                 }
             }
+            if hooks {
+                super::webhooks::note_change(outbox, Some(before), &deployment)?;
+            }
             deployments.insert(&id.to_bytes(), encode(&deployment))?;
             Ok((deployment, result, lines))
         })?;
+        self.woke_webhooks(hooks);
         Ok(result)
     }
 

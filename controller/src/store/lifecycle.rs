@@ -24,8 +24,9 @@ impl Store {
         change: impl Fn(&mut Deployment) -> Result<R, StoreError>,
     ) -> Result<(Deployment, R), StoreError> {
         let t = self.t()?;
-        let trees = (&t.deployments, &t.idx_status, &t.meta);
-        let result = trees.transaction(|(deployments, idx_status, meta)| {
+        let trees = (&t.deployments, &t.idx_status, &t.meta, &t.webhook_outbox);
+        let hooks = self.webhooks_active();
+        let result = trees.transaction(|(deployments, idx_status, meta, outbox)| {
             let mut deployment = read_deployment(deployments, id)?;
             let slot = running_slot(&deployment.app, &deployment.environment);
             if let Some(holder) = running_holder(deployments, meta, &slot)?
@@ -49,9 +50,13 @@ impl Store {
                 meta.insert(slot, &id.to_bytes())?;
             }
             meta.remove(queue_key(&deployment.app, &deployment.environment, id))?;
+            if hooks {
+                super::webhooks::note_change(outbox, Some(before), &deployment)?;
+            }
             deployments.insert(&id.to_bytes(), encode(&deployment))?;
             Ok((deployment, result))
         })?;
+        self.woke_webhooks(hooks);
         Ok(result)
     }
 

@@ -23,6 +23,8 @@ pub struct Resealed {
     pub secrets: usize,
     /// Registry passwords (clear ones of an older store included).
     pub registries: usize,
+    /// Webhook endpoints' URLs and signing secrets.
+    pub webhooks: usize,
 }
 
 impl Store {
@@ -91,6 +93,9 @@ impl Store {
         for record in self.list_registries()? {
             ids.extend(record.sealed_password.map(|sealed| sealed.key_id));
         }
+        for record in self.list_webhooks()? {
+            ids.insert(record.sealed.key_id);
+        }
         Ok(ids)
     }
 
@@ -156,18 +161,36 @@ impl Store {
             record.sealed_password = Some(new.seal(&place, &opened));
             registries.push((record.server.clone(), encode(&record)));
         }
-        (&t.secrets, &t.registries).transaction(|(secrets, registry_tree)| {
-            for (key, value) in &versions {
-                secrets.insert(key.as_slice(), value.as_slice())?;
-            }
-            for (server, value) in &registries {
-                registry_tree.insert(server.as_bytes(), value.as_slice())?;
-            }
-            Ok::<_, ConflictableTransactionError<StoreError>>(())
-        })?;
+        let mut webhooks = Vec::new();
+        for mut record in self.list_webhooks()? {
+            let place = Place::Webhook { id: &record.id };
+            let opened = old.open(&place, &record.sealed).map_err(|err| {
+                StoreError::Unsealed(format!(
+                    "the URL and secret of webhook `{}` cannot be opened: {err}",
+                    record.id
+                ))
+            })?;
+            record.sealed = new.seal(&place, &opened);
+            webhooks.push((super::webhooks::endpoint_key(&record.id)?, encode(&record)));
+        }
+        (&t.secrets, &t.registries, &t.webhooks).transaction(
+            |(secrets, registry_tree, webhook_tree)| {
+                for (key, value) in &versions {
+                    secrets.insert(key.as_slice(), value.as_slice())?;
+                }
+                for (server, value) in &registries {
+                    registry_tree.insert(server.as_bytes(), value.as_slice())?;
+                }
+                for (key, value) in &webhooks {
+                    webhook_tree.insert(key.as_slice(), value.as_slice())?;
+                }
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            },
+        )?;
         Ok(Resealed {
             secrets: versions.len(),
             registries: registries.len(),
+            webhooks: webhooks.len(),
         })
     }
 }
@@ -242,7 +265,8 @@ mod tests {
             resealed,
             Resealed {
                 secrets: 3,
-                registries: 1
+                registries: 1,
+                webhooks: 0
             }
         );
         assert_eq!(

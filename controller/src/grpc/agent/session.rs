@@ -180,10 +180,28 @@ impl Session {
             .registry
             .unregister(self.agent_id, self.conn_id, last_heard);
         let silent_ms = i64::try_from(last_heard.elapsed().as_millis()).unwrap_or(0);
+        // Offline, unless it connected again meanwhile or the controller
+        // is the one stopping.
+        let offline = !self.context.shutdown.is_cancelled()
+            && !self.context.registry.is_online(self.agent_id);
         let seen = self.context.store.update_agent(self.agent_id, |record| {
             record.last_seen_at = Some(Timestamp(Timestamp::now().0 - silent_ms));
+            if offline {
+                record.offline_since = record.offline_since.or(record.last_seen_at);
+            }
             Ok(())
         });
+        if offline && seen.is_ok() {
+            let noted = crate::webhooks::agent_event(
+                &self.context.store,
+                "agent.offline",
+                self.agent_id,
+                &self.name,
+            );
+            if let Err(err) = noted {
+                warn!(error = %err, "the agent.offline webhook event could not be stored");
+            }
+        }
         if seen.is_ok() {
             let _ = self.context.store.flush().await;
         }

@@ -34,6 +34,7 @@ pub mod people;
 pub mod secrets;
 #[cfg(test)]
 mod tests;
+pub mod webhooks;
 
 pub use admin::{audit, logged_out, purged, registry, registry_list};
 pub use fleet::{

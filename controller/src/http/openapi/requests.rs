@@ -18,10 +18,12 @@ use utoipa::{IntoParams, ToSchema};
 mod environments;
 mod people;
 mod secrets;
+mod webhooks;
 
 pub use environments::{EnvironmentChangeBody, EnvironmentPath, NewEnvironmentBody};
 pub use people::{NewApiTokenBody, NewUserBody, SetupLinkBody, SignIn, UserChangeBody};
 pub use secrets::{AppSecretPath, FleetSecretPath, SecretBody, SecretsParams};
+pub use webhooks::{DeliveriesParams, NewWebhookBody, WebhookPath};
 
 /// `POST /api/v1/deployments`: a deployment of an uploaded bundle.
 #[derive(Deserialize, ToSchema)]

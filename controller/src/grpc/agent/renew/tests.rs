@@ -19,6 +19,7 @@ fn record(serials: &[&str]) -> AgentRecord {
         version: None,
         facts: None,
         last_seen_at: None,
+        offline_since: None,
         serials: serials.iter().map(|serial| serial.to_string()).collect(),
         cert_not_after: Timestamp(0),
         renewed_at: Vec::new(),

@@ -1,7 +1,7 @@
 // berth's dashboard script, shared by every page: calls of the public API
 // with the session's CSRF token, messages, confirmations, and signing in
 // and out. Each page's own script (deployments.js, log.js, people.js,
-// apps.js) uses these through `window.berth`. Text reaches the page
+// apps.js, environments.js, webhooks.js) uses these through `window.berth`. Text reaches the page
 // through textContent only, never as HTML.
 "use strict";
 
@@ -126,5 +126,54 @@
     });
   }
 
-  window.berth = { api, toast, meta, dialogWith, confirmDialog };
+  // A secret shown once: its text selected in a read-only field, to copy.
+  function showOnce(title, text, secret) {
+    return new Promise((resolve) => {
+      const dialog = dialogWith(title, text);
+      const label = document.createElement("label");
+      label.htmlFor = "secret-once";
+      label.textContent = "Copy it now: it is not shown again";
+      const field = document.createElement("input");
+      field.id = "secret-once";
+      field.readOnly = true;
+      field.value = secret;
+      const buttons = document.createElement("div");
+      buttons.className = "buttons";
+      const copy = document.createElement("button");
+      copy.type = "button";
+      copy.textContent = "Copy";
+      copy.addEventListener("click", async () => {
+        field.select();
+        try { await navigator.clipboard.writeText(secret); copy.textContent = "Copied"; } catch (_) { copy.textContent = "Press Ctrl+C"; }
+      });
+      const done = document.createElement("button");
+      done.type = "button";
+      done.className = "primary";
+      done.textContent = "Done";
+      buttons.append(copy, done);
+      dialog.append(label, field, buttons);
+      const close = () => { field.value = ""; dialog.close(); dialog.remove(); resolve(); };
+      done.addEventListener("click", close);
+      dialog.addEventListener("cancel", close);
+      document.body.appendChild(dialog);
+      dialog.showModal();
+      field.select();
+      field.focus();
+    });
+  }
+
+  // Runs one change with its button disabled; a failure is a toast.
+  async function attempt(button, what, call) {
+    if (button) button.disabled = true;
+    try {
+      return await call();
+    } catch (err) {
+      toast(`${what}: ${err.message}`, true);
+      return null;
+    } finally {
+      if (button) button.disabled = false;
+    }
+  }
+
+  window.berth = { api, toast, meta, dialogWith, confirmDialog, showOnce, attempt };
 })();

@@ -4,60 +4,12 @@
 "use strict";
 
 (function () {
-  const { api, toast, dialogWith, confirmDialog } = window.berth;
+  const { api, toast, confirmDialog, showOnce, attempt } = window.berth;
   const users = document.querySelector("table.people");
   const tokens = document.querySelector("table.tokens");
   const addUser = document.getElementById("add-user");
   const newToken = document.getElementById("new-token");
   if (!users && !tokens && !addUser && !newToken) return;
-
-  // A secret shown once: its text selected in a read-only field, to copy.
-  function showOnce(title, text, secret) {
-    return new Promise((resolve) => {
-      const dialog = dialogWith(title, text);
-      const label = document.createElement("label");
-      label.htmlFor = "secret-once";
-      label.textContent = "Copy it now: it is not shown again";
-      const field = document.createElement("input");
-      field.id = "secret-once";
-      field.readOnly = true;
-      field.value = secret;
-      const buttons = document.createElement("div");
-      buttons.className = "buttons";
-      const copy = document.createElement("button");
-      copy.type = "button";
-      copy.textContent = "Copy";
-      copy.addEventListener("click", async () => {
-        field.select();
-        try { await navigator.clipboard.writeText(secret); copy.textContent = "Copied"; } catch (_) { copy.textContent = "Press Ctrl+C"; }
-      });
-      const done = document.createElement("button");
-      done.type = "button";
-      done.className = "primary";
-      done.textContent = "Done";
-      buttons.append(copy, done);
-      dialog.append(label, field, buttons);
-      const close = () => { field.value = ""; dialog.close(); dialog.remove(); resolve(); };
-      done.addEventListener("click", close);
-      dialog.addEventListener("cancel", close);
-      document.body.appendChild(dialog);
-      dialog.showModal();
-      field.select();
-      field.focus();
-    });
-  }
-
-  async function attempt(button, what, call) {
-    if (button) button.disabled = true;
-    try {
-      return await call();
-    } catch (err) {
-      toast(`${what}: ${err.message}`, true);
-      return null;
-    } finally {
-      if (button) button.disabled = false;
-    }
-  }
 
   if (addUser) {
     addUser.addEventListener("submit", async (event) => {

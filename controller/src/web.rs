@@ -28,6 +28,7 @@ mod made;
 mod people;
 #[cfg(test)]
 mod tests;
+mod webhooks;
 
 /// The pages and their assets.
 pub fn routes() -> Router<Arc<Api>> {
@@ -41,6 +42,7 @@ pub fn routes() -> Router<Arc<Api>> {
         .route("/fleet/{name}", get(agent::page))
         .route("/audit", get(fleet::audit))
         .route("/users", get(people::page))
+        .route("/webhooks", get(webhooks::page))
         .route("/login", get(login::page))
         .route("/assets/{name}", get(assets::serve))
         .route("/favicon.ico", get(assets::favicon))

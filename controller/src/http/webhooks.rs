@@ -16,7 +16,7 @@ use super::openapi::responses::NotFound;
 use super::query::Params;
 use super::reply::{self, DeliveryList, WebhookList};
 use crate::ops::webhooks::AddWebhook;
-use crate::ops::{self, Code, Error};
+use crate::ops::{self, Error};
 
 type Reply = Result<Response, ApiError>;
 
@@ -34,11 +34,7 @@ pub async fn add(
     let events = body.string_list("events")?;
     let app = body.string("app")?;
     let environment = body.string("environment")?;
-    let format = body
-        .string("format")?
-        .unwrap_or_default()
-        .parse()
-        .map_err(|reason: String| Error::new(Code::WebhookInvalid, reason))?;
+    let format = body.string("format")?.unwrap_or_default();
     body.finish()?;
     let request = AddWebhook {
         url,

@@ -29,7 +29,8 @@ pub struct AddWebhook {
     pub events: Vec<String>,
     pub app: Option<String>,
     pub environment: Option<String>,
-    pub format: WebhookFormat,
+    /// `standard` (or empty), `slack` or `discord`.
+    pub format: String,
 }
 
 fn invalid(reason: String) -> Error {
@@ -95,6 +96,7 @@ pub async fn add(
     caller.require(Role::Admin)?;
     let display_url = check_url(request.url.trim())?;
     check_request(&request)?;
+    let format: WebhookFormat = request.format.parse().map_err(invalid)?;
     if context.store.list_webhooks()?.len() >= MAX_WEBHOOKS {
         return Err(invalid(format!(
             "this controller has {MAX_WEBHOOKS} webhooks already; remove one first (`berth webhook ls`)"
@@ -117,7 +119,7 @@ pub async fn add(
         events,
         app: request.app,
         environment: request.environment,
-        format: request.format,
+        format,
         enabled: true,
         disabled_reason: None,
         failing_since: None,

@@ -26,7 +26,7 @@ const fn script(name: &'static str, body: &'static str) -> Asset {
     }
 }
 
-const ASSETS: [Asset; 8] = [
+const ASSETS: [Asset; 9] = [
     Asset {
         name: "app.css",
         kind: "text/css; charset=utf-8",
@@ -49,6 +49,7 @@ const ASSETS: [Asset; 8] = [
         "environments.js",
         include_str!("../../assets/environments.js"),
     ),
+    script("webhooks.js", include_str!("../../assets/webhooks.js")),
 ];
 
 fn find(name: &str) -> Option<&'static Asset> {

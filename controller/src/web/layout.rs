@@ -29,11 +29,13 @@ pub enum Nav {
     Fleet,
     Audit,
     People,
+    Webhooks,
     None,
 }
 
-/// The navigation's pages for `role`: where each is and what it is called.
-fn pages(role: Role) -> [(Nav, &'static str, &'static str); 6] {
+/// The navigation's pages for `role`: where each is and what it is called
+/// (Webhooks for admins only).
+fn pages(role: Role) -> Vec<(Nav, &'static str, &'static str)> {
     let people = if role == Role::Admin {
         "Users"
     } else {
@@ -46,18 +48,23 @@ fn pages(role: Role) -> [(Nav, &'static str, &'static str); 6] {
         (Nav::Fleet, "/fleet", "Fleet"),
         (Nav::Audit, "/audit", "Audit"),
         (Nav::People, "/users", people),
+        (Nav::Webhooks, "/webhooks", "Webhooks"),
     ]
+    .into_iter()
+    .filter(|(nav, ..)| *nav != Nav::Webhooks || role == Role::Admin)
+    .collect()
 }
 
 /// The scripts every page loads, in order: `app.js` first (the others use
 /// what it shares); each page's own script finds nothing to do elsewhere.
-const SCRIPTS: [&str; 6] = [
+const SCRIPTS: [&str; 7] = [
     "app.js",
     "deployments.js",
     "log.js",
     "people.js",
     "apps.js",
     "environments.js",
+    "webhooks.js",
 ];
 
 /// A whole page.

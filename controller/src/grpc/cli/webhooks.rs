@@ -8,8 +8,8 @@ use tonic::{Request, Response, Status};
 
 use super::records::webhooks as records;
 use crate::grpc::auth::caller;
+use crate::ops;
 use crate::ops::webhooks::AddWebhook;
-use crate::ops::{self, Code, Error};
 use crate::server::Context;
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -26,9 +26,6 @@ pub async fn add(
         environment,
         format,
     } = std::mem::take(request.get_mut());
-    let format = format
-        .parse()
-        .map_err(|reason: String| Status::from(Error::new(Code::WebhookInvalid, reason)))?;
     let request = AddWebhook {
         url,
         events,

@@ -136,14 +136,23 @@ fn signed_deliveries_arrive_in_order_retried_and_filtered() {
     );
 
     let good = deploy(&controller, "web", "1", "true");
-    let bad = deploy(&controller, "web", "2", "false");
+    deploy(&controller, "web", "2", "true");
+    let bad = deploy(&controller, "web", "3", "false");
+    let back = controller
+        .berth(&["rollback", "web", "--env", "default", "-o", "json"])
+        .json();
+    assert_eq!(back["status"], "deployed", "{back:#}");
     let want = [
         "deployment.created",
         "deployment.succeeded",
         "deployment.created",
+        "deployment.succeeded",
+        "deployment.created",
         "deployment.failed",
+        "deployment.created",
+        "deployment.rolled_back",
     ];
-    let requests = all.wait_until("four events delivered", DEADLINE, |requests| {
+    let requests = all.wait_until("eight events delivered", DEADLINE, |requests| {
         delivered(requests).len() >= want.len()
     });
     assert_eq!(events_of(&all), want, "{requests:#?}");
@@ -177,8 +186,10 @@ fn signed_deliveries_arrive_in_order_retried_and_filtered() {
         .collect();
     assert_eq!(bodies[1]["data"]["deployment"]["id"], good);
     assert_eq!(bodies[1]["data"]["deployment"]["status"], "deployed");
-    assert_eq!(bodies[3]["data"]["deployment"]["id"], bad);
-    assert_eq!(bodies[3]["data"]["deployment"]["error_step"], "setup");
+    assert_eq!(bodies[5]["data"]["deployment"]["id"], bad);
+    assert_eq!(bodies[5]["data"]["deployment"]["error_step"], "setup");
+    assert_eq!(bodies[7]["data"]["deployment"]["id"], back["id"]);
+    assert_eq!(bodies[7]["data"]["deployment"]["version"], "1");
     assert!(
         bodies[0]["timestamp"]
             .as_str()
@@ -190,19 +201,19 @@ fn signed_deliveries_arrive_in_order_retried_and_filtered() {
         .berth(&["webhook", "deliveries", &id, "-o", "json"])
         .json();
     let log = log.as_array().expect("deliveries");
-    assert_eq!(log.len(), 4, "{log:#?}");
-    assert_eq!(log[3]["id"], first);
+    assert_eq!(log.len(), 8, "{log:#?}");
+    assert_eq!(log[7]["id"], first);
     assert_eq!(
-        (log[3]["attempts"].as_u64(), log[3]["state"].as_str()),
+        (log[7]["attempts"].as_u64(), log[7]["state"].as_str()),
         (Some(3), Some("delivered"))
     );
-    assert_eq!(log[3]["last_status"], 200);
+    assert_eq!(log[7]["last_status"], 200);
 
     // Only the failure reached the chat endpoint, as one line of text.
     let said = chat.wait_until("the failure said in chat", DEADLINE, |r| !r.is_empty());
     let text = said[0].json()["text"].as_str().unwrap_or("").to_string();
     assert!(
-        text.contains("web 2 to default FAILED")
+        text.contains("web 3 to default FAILED")
             && text.contains(&bad)
             && text.contains("at setup"),
         "{text}"

@@ -26,7 +26,7 @@ max_parallel = 1
 [setup]
 run = [
   "echo setup {version} on $BERTH_HOST >> {dir}/events",
-  "if [ {version} = 2 ] && [ -e {dir}/first-done ]; then touch {dir}/blocked; while [ ! -e {dir}/release ]; do sleep 0.1; done; fi",
+  "if [ {version} = 2 ] && [ -e {dir}/first-done ]; then touch {dir}/blocked; while [ ! -e {dir}/release ] && [ -d {dir} ]; do sleep 0.1; done; fi",
   "if [ {version} = 2 ]; then touch {dir}/first-done; fi",
   "echo done {version} on $BERTH_HOST >> {dir}/events",
 ]

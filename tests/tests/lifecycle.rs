@@ -16,7 +16,7 @@ fn manifest(app: &str, version: &str, dir: &Path, wait: bool, extra: &str) -> St
     let dir = dir.display();
     let wait = if wait {
         format!(
-            "sleep 300 & echo $! > {dir}/child.pid; while [ ! -e {dir}/release ]; do sleep 0.05; done; kill $(cat {dir}/child.pid)"
+            "sleep 300 & child=$!; echo $child > {dir}/child.pid; while [ ! -e {dir}/release ] && [ -d {dir} ]; do sleep 0.05; done; kill $child"
         )
     } else {
         "true".to_string()
@@ -530,7 +530,7 @@ fn a_canceled_deployment_holds_its_app_until_its_hosts_have_stopped() {
     // On SIGTERM the setup takes its time to stop: until `release` appears
     // (the agent would SIGKILL it after 5 s).
     let slow_stop = format!(
-        "app = \"drain\"\nversion = \"1\"\n[target]\nhosts = [\"h1\"]\n[setup]\nrun = [\"trap 'echo x > {d}/stopping; while [ ! -e {d}/release ]; do sleep 0.05; done; exit 1' TERM; echo x > {d}/started; while true; do sleep 0.05; done\"]\ntimeout = \"5m\"\n"
+        "app = \"drain\"\nversion = \"1\"\n[target]\nhosts = [\"h1\"]\n[setup]\nrun = [\"trap 'echo x > {d}/stopping; while [ ! -e {d}/release ] && [ -d {d} ]; do sleep 0.05; done; exit 1' TERM; echo x > {d}/started; while [ -d {d} ]; do sleep 0.05; done\"]\ntimeout = \"5m\"\n"
     );
     let bundle = write_bundle(controller.dir.path(), "drain", &slow_stop, &[]);
     let id = id_of(&controller.deploy_detached(&bundle, &[]).json());

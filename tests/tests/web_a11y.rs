@@ -183,7 +183,12 @@ fn deployments(controller: &Controller, go: &Path) -> (String, String) {
     controller.berth(&["cancel", &slow]).ok();
     let canceled = controller.wait_quiet(&slow);
     assert_eq!(canceled["status"], "canceled", "{canceled:#}");
-    let wait = format!("while [ ! -e {} ]; do sleep 0.1; done", go.display());
+    // Ends with the test's directory too, so no script outlives the test.
+    let wait = format!(
+        "while [ ! -e {} ] && [ -d {} ]; do sleep 0.1; done",
+        go.display(),
+        controller.dir.path().display()
+    );
     deploy(controller, "waiting", "1.0", &wait);
     (done, failed)
 }

@@ -43,8 +43,9 @@ fn the_deployments_page_lives_searches_and_guards_its_actions() {
     browser.execute("window.berthMarker = 'still here'; return true");
     let go = controller.dir.path().join("go");
     let setup = format!(
-        "#!/bin/sh\necho '<script>alert(1)</script>'\nwhile [ ! -e {} ]; do sleep 0.1; done\n",
-        go.display()
+        "#!/bin/sh\necho '<script>alert(1)</script>'\nwhile [ ! -e {} ] && [ -d {} ]; do sleep 0.1; done\n",
+        go.display(),
+        controller.dir.path().display()
     );
     let bundle = write_bundle(
         controller.dir.path(),

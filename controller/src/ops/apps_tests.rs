@@ -10,10 +10,15 @@ use crate::server::Context;
 use crate::store::Role;
 use crate::testing::{context, user};
 
-/// Stores a settled deployment of `app` in `environment` at `version`.
+/// Stores a settled deployment of `app` in `environment` at `version`,
+/// its id a millisecond after the previous one's: ids made within one
+/// millisecond would sort by their random part, not by creation.
 fn deployed(context: &Context, app: &str, environment: &str, version: &str) {
+    static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let ms = u64::try_from(berth_shared::time::now_ms()).unwrap_or(0)
+        + MADE.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let mut deployment = crate::testing::deployment(&["h1"], 0);
-    deployment.id = berth_shared::id::DeploymentId::new();
+    deployment.id = berth_shared::id::DeploymentId(ulid::Ulid::from_parts(ms, rand::random()));
     deployment.app = app.into();
     deployment.environment = environment.into();
     deployment.version = version.into();

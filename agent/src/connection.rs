@@ -306,6 +306,12 @@ impl Pump {
                     .tasks
                     .spawn(relay(agent, request, sender, cancel));
             }
+            Some(Incoming::Fetch(request)) => {
+                let (agent, sender) = (self.agent.clone(), self.sender.clone());
+                self.agent
+                    .tasks
+                    .spawn(async move { crate::git::run(&agent, request, sender).await });
+            }
             Some(Incoming::Exec(request)) => {
                 let (agent, sender) = (self.agent.clone(), self.sender.clone());
                 self.agent

@@ -133,19 +133,29 @@ async fn download(
 }
 
 /// Uploads a build result to the controller's blob store under build task
-/// `task_id`; returns its digest and size. Tried up to three times (the
+/// `task_id` (or, for a git fetch's bundle, under `fetch_request_id` with
+/// `task_id` empty); returns its digest and size. Tried up to three times (the
 /// controller keeps nothing of a cut upload, and refuses a digest that does
 /// not match the bytes).
 pub async fn upload(
     channel: &watch::Sender<Option<Channel>>,
     path: &Path,
     task_id: &str,
+    fetch_request_id: u64,
 ) -> Result<(String, u64)> {
     let digest = sha256_of(path).await?;
     let size = tokio::fs::metadata(path).await?.len();
     let mut last_error = None;
     for attempt in 1..=3u64 {
-        match upload_once(&mut channel.subscribe(), path, task_id, &digest, size).await {
+        match upload_once(
+            &mut channel.subscribe(),
+            path,
+            (task_id, fetch_request_id),
+            &digest,
+            size,
+        )
+        .await
+        {
             Ok(()) => return Ok((digest, size)),
             Err(err) => {
                 last_error = Some(err);
@@ -161,7 +171,7 @@ pub async fn upload(
 async fn upload_once(
     channel: &mut watch::Receiver<Option<Channel>>,
     path: &Path,
-    task_id: &str,
+    (task_id, fetch_request_id): (&str, u64),
     digest: &str,
     size: u64,
 ) -> Result<()> {
@@ -193,6 +203,7 @@ async fn upload_once(
                 } else {
                     String::new()
                 },
+                fetch_request_id: if first { fetch_request_id } else { 0 },
             };
             first = false;
             if sender.send(chunk).await.is_err() || read == 0 {

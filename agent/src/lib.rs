@@ -14,6 +14,7 @@ pub mod connection;
 pub mod exec;
 pub mod facts;
 pub mod fetch;
+pub mod git;
 pub mod join;
 pub mod outbox;
 pub mod process;

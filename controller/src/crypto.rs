@@ -196,6 +196,8 @@ pub enum Place<'a> {
     Registry { server: &'a str },
     /// A webhook endpoint's URL and signing secret.
     Webhook { id: &'a str },
+    /// A git push hook's secret.
+    Hook { id: &'a str },
 }
 
 impl Place<'_> {
@@ -232,6 +234,11 @@ impl Place<'_> {
             }
             Place::Webhook { id } => {
                 aad.extend_from_slice(b"berth/webhook/v1\0");
+                aad.extend_from_slice(id.as_bytes());
+                aad.push(0);
+            }
+            Place::Hook { id } => {
+                aad.extend_from_slice(b"berth/hook/v1\0");
                 aad.extend_from_slice(id.as_bytes());
                 aad.push(0);
             }

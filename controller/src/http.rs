@@ -41,6 +41,7 @@ mod environments;
 mod error;
 mod events;
 mod fleet;
+mod hooks;
 mod listen;
 mod logs;
 mod openapi;
@@ -155,6 +156,9 @@ pub fn router(context: Arc<Context>) -> Router {
             "/api/v1/secrets/{name}",
             put(secrets::set_fleet).delete(secrets::remove_fleet),
         )
+        .route("/api/v1/hooks", get(hooks::list).post(hooks::add))
+        .route("/api/v1/hooks/{id}", delete(hooks::remove))
+        .route("/api/v1/hooks/git/{id}", post(hooks::receive))
         .route("/api/v1/webhooks", get(webhooks::list).post(webhooks::add))
         .route("/api/v1/webhooks/{id}", delete(webhooks::remove))
         .route("/api/v1/webhooks/{id}/enable", post(webhooks::enable))

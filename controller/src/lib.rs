@@ -13,6 +13,7 @@ pub mod crypto;
 pub mod dev;
 pub mod dispatcher;
 pub mod grpc;
+pub mod hooks;
 pub mod http;
 pub mod hub;
 pub mod init;

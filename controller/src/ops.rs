@@ -41,6 +41,7 @@ mod error;
 pub mod exec;
 pub mod external;
 pub mod follow;
+pub mod hooks;
 mod hosts;
 pub mod provenance;
 pub mod ratings;

@@ -3,6 +3,7 @@
 //! away (for the `lost` grace period).
 
 mod asks;
+mod fetches;
 mod transfers;
 
 pub use asks::Relay;
@@ -36,6 +37,15 @@ struct Connection {
     apps_at: Option<berth_shared::record::Timestamp>,
 }
 
+/// Fetches waiting for an answer: the agent asked and who waits.
+type Fetches = HashMap<
+    u64,
+    (
+        AgentId,
+        tokio::sync::oneshot::Sender<berth_proto::v1::FetchResult>,
+    ),
+>;
+
 /// Live agent connections.
 pub struct Registry {
     /// Fleet-wide questions waiting for an agent's answer, by request id.
@@ -44,6 +54,8 @@ pub struct Registry {
     execs: Mutex<HashMap<u64, (AgentId, mpsc::UnboundedSender<berth_proto::v1::ExecOutput>)>>,
     /// Live container-output relays, by request id.
     relays: Mutex<HashMap<u64, mpsc::Sender<berth_proto::v1::ContainerOutput>>>,
+    /// Git fetches waiting for their build agent's answer, by request id.
+    fetches: Mutex<Fetches>,
     connections: Mutex<HashMap<AgentId, Connection>>,
     away_since: Mutex<HashMap<AgentId, Instant>>,
     started: Instant,
@@ -60,6 +72,7 @@ impl Default for Registry {
         Registry {
             inquiries: Mutex::new(HashMap::new()),
             relays: Mutex::new(HashMap::new()),
+            fetches: Mutex::new(HashMap::new()),
             execs: Mutex::new(HashMap::new()),
             connections: Mutex::new(HashMap::new()),
             away_since: Mutex::new(HashMap::new()),

@@ -334,6 +334,9 @@ pub async fn run(
         context.tasks.clone(),
     );
     context.tasks.spawn(webhooks.run(shutdown.clone()));
+    context
+        .tasks
+        .spawn(crate::hooks::run(context.clone(), shutdown.clone()));
     dispatcher.promote_waiting().await;
     dispatcher.kick_all().await;
     if let Some(http) = http {

@@ -17,6 +17,7 @@ mod environments;
 #[cfg(test)]
 mod environments_tests;
 mod health;
+mod hooks;
 mod jobs;
 mod keys;
 mod lifecycle;
@@ -45,6 +46,7 @@ pub use audit::AuditEntry;
 pub use deployments::{Created, EventOutcome};
 pub use environments::EnvironmentRecord;
 pub use health::{CHECK_EVERY, Checked, StoreHealth, is_disk_full};
+pub use hooks::{Accepted, HookRecord, PushRecord};
 pub use list::{DEFAULT_LIMIT, ListQuery, Sort};
 pub use logs::{ExpiredLogs, LogWrite, StoredLine};
 pub use ratings::{RatingRecord, RatingTally};
@@ -73,6 +75,7 @@ pub enum Thing {
     User,
     Environment,
     Webhook,
+    Hook,
 }
 
 /// A store operation that failed.
@@ -200,6 +203,8 @@ struct Shared {
     webhooks_active: std::sync::atomic::AtomicBool,
     /// Wakes the webhook delivery worker.
     webhook_wake: std::sync::Arc<tokio::sync::Notify>,
+    /// Wakes the git push worker.
+    push_wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// One open database and its trees.
@@ -230,6 +235,9 @@ struct Trees {
     jobs: sled::Tree,
     builds: sled::Tree,
     webhooks: sled::Tree,
+    hooks: sled::Tree,
+    hook_seen: sled::Tree,
+    pushes: sled::Tree,
     webhook_outbox: sled::Tree,
     webhook_deliveries: sled::Tree,
     meta: sled::Tree,
@@ -267,6 +275,9 @@ impl Trees {
             jobs: db.open_tree("jobs")?,
             builds: db.open_tree("builds")?,
             webhooks: db.open_tree("webhooks")?,
+            hooks: db.open_tree("hooks")?,
+            hook_seen: db.open_tree("hook_seen")?,
+            pushes: db.open_tree("pushes")?,
             webhook_outbox: db.open_tree("webhook_outbox")?,
             webhook_deliveries: db.open_tree("webhook_deliveries")?,
             meta: db.open_tree("meta")?,
@@ -325,6 +336,7 @@ impl Store {
                 secret_key: Default::default(),
                 webhooks_active: Default::default(),
                 webhook_wake: Default::default(),
+                push_wake: Default::default(),
             }),
         };
         store.note_webhooks_present()?;

@@ -58,6 +58,32 @@ impl std::fmt::Debug for v1::CreatedWebhookReply {
     }
 }
 
+/// The answer to AddHook: the hook shows, its secret does not.
+impl std::fmt::Debug for v1::CreatedHookReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedHookReply")
+            .field("hook", &self.hook)
+            .field("url", &self.url)
+            .field("secret_bytes", &self.secret.len())
+            .finish()
+    }
+}
+
+/// A git fetch: where and what, never its credential.
+impl std::fmt::Debug for v1::FetchRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FetchRequest")
+            .field("request_id", &self.request_id)
+            .field("url", &self.url)
+            .field("commit", &self.commit)
+            .field("path", &self.path)
+            .field("token_bytes", &self.token.len())
+            .field("ssh_key_bytes", &self.ssh_key.len())
+            .field("timeout_ms", &self.timeout_ms)
+            .finish()
+    }
+}
+
 impl v1::task_event::Kind {
     /// The free text of an event (a log line, a stage's or task's error
     /// and evidence), for masking the secrets it may hold.

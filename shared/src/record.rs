@@ -19,6 +19,7 @@ mod approvals;
 mod apps;
 mod environments;
 mod fleet;
+mod hooks;
 mod people;
 mod secrets;
 mod variables;
@@ -34,6 +35,7 @@ pub use fleet::{
     AgentView, AppStatus, ContainerView, Facts, FleetJob, HostInspect, HostRun, HostState,
     RunningTaskView, TokenView,
 };
+pub use hooks::{CreatedHook, GitProvider, HookView, PushState, PushView};
 pub use people::{ApiTokenView, CreatedApiToken, UserView};
 pub use secrets::{MAX_SECRET_BYTES, SecretRef, SecretScope, SecretView};
 pub use variables::{Variable, VariableSource, snapshot as variables_snapshot, with_secrets};

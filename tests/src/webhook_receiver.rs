@@ -198,8 +198,9 @@ fn serve(stream: TcpStream, state: &(Mutex<State>, Condvar)) {
     );
 }
 
-/// HMAC-SHA256, written out (RFC 2104).
-fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+/// HMAC-SHA256, written out (RFC 2104); tests sign git deliveries with it
+/// too.
+pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     let mut block = [0u8; 64];
     if key.len() > 64 {
         block[..32].copy_from_slice(&Sha256::digest(key));

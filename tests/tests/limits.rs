@@ -34,6 +34,7 @@ fn an_oversized_message_is_refused_and_the_controller_stays_up() {
             size: 5 * 1024 * 1024,
             data: vec![7u8; 5 * 1024 * 1024],
             task_id: String::new(),
+            fetch_request_id: 0,
         };
         let status = client
             .put_blob(futures_util_stream(huge))

@@ -104,7 +104,7 @@ pub(super) async fn run(
         "uploading the build result to the controller ({})",
         path.display()
     ));
-    let (digest, size) = crate::fetch::upload(&agent.channel, &path, &spec.task_id)
+    let (digest, size) = crate::fetch::upload(&agent.channel, &path, &spec.task_id, 0)
         .await
         .map_err(|err| {
             Failure::failed(format!(

@@ -190,6 +190,7 @@ pub async fn upload(
         .map_err(|err| Failure::new(exit::FAILED, format!("read {}: {err}", path.display())))?;
     let header = PutBlobChunk {
         task_id: String::new(),
+        fetch_request_id: 0,
         digest: digest.to_string(),
         size,
         data: Vec::new(),
@@ -206,6 +207,7 @@ pub async fn upload(
                 Some((
                     PutBlobChunk {
                         task_id: String::new(),
+                        fetch_request_id: 0,
                         digest: String::new(),
                         size: 0,
                         data: buffer,

@@ -12,6 +12,7 @@ mod exec;
 mod failure;
 mod grid;
 mod health;
+mod hooks;
 mod jobs;
 mod lifecycle;
 mod live;
@@ -164,6 +165,11 @@ pub enum Command {
     /// ls, rm, enable, test, deliveries.
     #[command(subcommand)]
     Webhook(webhooks::WebhookCommand),
+    /// Git push hooks (operators): add (prints the URL path and secret
+    /// for the git host once), ls, rm. A push of the hook's ref is
+    /// fetched by a build agent and deployed.
+    #[command(subcommand)]
+    Hook(hooks::HookCommand),
     /// People and their roles (admin).
     #[command(subcommand)]
     Users(people::UsersCommand),
@@ -351,6 +357,7 @@ async fn dispatch(session: &mut Session, command: Command) -> Outcome {
         Command::Registry(command) => tokens::registry(session, command).await,
         Command::Secret(command) => secrets::run(session, command).await,
         Command::Webhook(command) => webhooks::run(session, command).await,
+        Command::Hook(command) => hooks::run(session, command).await,
         Command::Users(command) => people::users(session, command).await,
         Command::ApiTokens(command) => people::api_tokens(session, command).await,
         Command::Health => health::health(session).await,

@@ -31,6 +31,7 @@ mod apps;
 mod deployment;
 mod environments;
 mod fleet;
+mod hooks;
 mod people;
 mod secrets;
 #[cfg(test)]
@@ -42,6 +43,7 @@ pub use apps::{app, app_list, rating};
 pub use deployment::deployment_message;
 pub use environments::{environment, environments};
 pub use fleet::{agent, agents, app_statuses, fleet_job, host_inspect, job, jobs, token, tokens};
+pub use hooks::{created_hook, hook, hooks};
 pub use people::{api_token, api_tokens, created_api_token, user, users};
 pub use secrets::{secret, secrets};
 pub use webhooks::{created_webhook, deliveries, delivery_reply, webhook, webhooks};

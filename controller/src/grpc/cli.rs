@@ -31,6 +31,7 @@ mod codec;
 mod deployments;
 mod environments;
 mod fleet;
+mod hooks;
 mod people;
 mod records;
 mod secrets;
@@ -398,6 +399,18 @@ impl Cli for CliApi {
 
     async fn test_webhook(&self, r: Request<pb::WebhookIdRequest>) -> Reply<pb::DeliveryReply> {
         webhooks::test(&self.context, r).await
+    }
+
+    async fn add_hook(&self, r: Request<pb::AddHookRequest>) -> Reply<pb::CreatedHookReply> {
+        hooks::add(&self.context, r).await
+    }
+
+    async fn list_hooks(&self, r: Request<pb::ListHooksRequest>) -> Reply<pb::HookList> {
+        hooks::list(&self.context, r).await
+    }
+
+    async fn remove_hook(&self, r: Request<pb::HookIdRequest>) -> Reply<pb::HookReply> {
+        hooks::remove(&self.context, r).await
     }
 
     async fn list_deliveries(

@@ -22,8 +22,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorReply;
 use super::{
-    Api, apps, blobs, deployments, environments, events, fleet, logs, people, secrets, session,
-    webhooks,
+    Api, apps, blobs, deployments, environments, events, fleet, hooks, logs, people, secrets,
+    session, webhooks,
 };
 
 pub mod requests;
@@ -91,6 +91,10 @@ use responses::{
         secrets::remove,
         secrets::set_fleet,
         secrets::remove_fleet,
+        hooks::receive,
+        hooks::add,
+        hooks::list,
+        hooks::remove,
         webhooks::add,
         webhooks::list,
         webhooks::remove,
@@ -128,6 +132,7 @@ use responses::{
         (name = "fleet", description = "What runs where: status, agents, the audit log"),
         (name = "people", description = "The caller, users and API tokens"),
         (name = "secrets", description = "Secrets of an app in an environment, and fleet-wide ones: set, list, remove; a value is only ever in a request"),
+        (name = "hooks", description = "Git push hooks: a push of a matching ref, signed by its git host, is fetched by a build agent and deployed"),
         (name = "webhooks", description = "Outgoing webhooks (admins): endpoints, their Standard Webhooks signing secret shown once, test deliveries and the delivery log"),
         (name = "meta", description = "This document"),
     ),

@@ -99,6 +99,12 @@ pub struct WebhookList {
     pub webhooks: Vec<berth_shared::record::WebhookView>,
 }
 
+/// `GET /api/v1/hooks`: each with its latest pushes, never its secret.
+#[derive(Serialize, ToSchema)]
+pub struct HookList {
+    pub hooks: Vec<berth_shared::record::HookView>,
+}
+
 /// `GET /api/v1/webhooks/{id}/deliveries`: newest first.
 #[derive(Serialize, ToSchema)]
 pub struct DeliveryList {

@@ -109,6 +109,10 @@ codes! {
     SecretUnreadable = "secret/unreadable", Internal;
     WebhookNotFound = "webhook/not-found", NotFound;
     WebhookInvalid = "webhook/invalid", Invalid;
+    HookNotFound = "hook/not-found", NotFound;
+    HookInvalid = "hook/invalid", Invalid;
+    HookSignature = "hook/signature", Unauthenticated;
+    HookReplayed = "hook/replayed", Conflict;
     UserNotFound = "user/not-found", NotFound;
     UserExists = "user/exists", Conflict;
     UserLastAdmin = "user/last-admin", Conflict;
@@ -197,6 +201,7 @@ impl From<StoreError> for Error {
                 Thing::User => Code::UserNotFound,
                 Thing::Environment => Code::EnvironmentNotFound,
                 Thing::Webhook => Code::WebhookNotFound,
+                Thing::Hook => Code::HookNotFound,
             },
             StoreError::Busy(_) => Code::DeploymentAlreadyRunning,
             StoreError::Conflict(_) => Code::DeploymentInvalidState,

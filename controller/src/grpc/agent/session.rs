@@ -295,6 +295,9 @@ impl Session {
             }
             Some(Incoming::Inspected(reply)) => self.context.registry.answer(reply),
             Some(Incoming::Output(output)) => self.context.registry.relay(output),
+            Some(Incoming::Fetched(result)) => {
+                self.context.registry.fetched(self.agent_id, result);
+            }
             Some(Incoming::ExecOutput(output)) => {
                 self.context.registry.exec_output(self.agent_id, output);
             }

@@ -100,6 +100,32 @@ pub async fn put_build_result(
     mut chunks: Streaming<PutBlobChunk>,
 ) -> Result<PutBlobResponse, Status> {
     let first = crate::grpc::cli::first_chunk(&mut chunks).await?;
+    if first.task_id.is_empty() && first.fetch_request_id != 0 {
+        // A git fetch's bundle: only from the agent asked, while it is asked.
+        if !context
+            .registry
+            .holds_fetch(agent_id, first.fetch_request_id)
+        {
+            return Err(Error::new(
+                Code::AuthPermissionDenied,
+                format!(
+                    "fetch {} is not waiting for this agent; only the agent asked may upload its bundle",
+                    first.fetch_request_id
+                ),
+            )
+            .into());
+        }
+        let cancel = revocation_token(context, agent_id)?;
+        let data = crate::grpc::cli::chunks(first.data, chunks);
+        let stored =
+            crate::ops::blobs::receive(context, &first.digest, first.size, data, &cancel).await?;
+        context.store.flush().await?;
+        info!(fetch = first.fetch_request_id, digest = %stored.digest, size = stored.size, "fetched bundle stored");
+        return Ok(PutBlobResponse {
+            digest: stored.digest,
+            size: stored.size,
+        });
+    }
     let task_id: TaskId = first
         .task_id
         .parse()

@@ -30,6 +30,7 @@ pub mod apps;
 mod apps_tests;
 pub mod environments;
 mod fleet;
+pub mod hooks;
 pub mod people;
 pub mod secrets;
 #[cfg(test)]

@@ -23,7 +23,7 @@ mod webhooks;
 pub use environments::{EnvironmentChangeBody, EnvironmentPath, NewEnvironmentBody};
 pub use people::{NewApiTokenBody, NewUserBody, SetupLinkBody, SignIn, UserChangeBody};
 pub use secrets::{AppSecretPath, FleetSecretPath, SecretBody, SecretsParams};
-pub use webhooks::{DeliveriesParams, NewWebhookBody, WebhookPath};
+pub use webhooks::{DeliveriesParams, HookPath, NewHookBody, NewWebhookBody, WebhookPath};
 
 /// `POST /api/v1/deployments`: a deployment of an uploaded bundle.
 #[derive(Deserialize, ToSchema)]

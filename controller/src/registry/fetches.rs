@@ -1,0 +1,80 @@
+//! Git fetches asked of a build agent (`berth hook`): the request goes out
+//! on the agent's stream, the agent uploads the bundle under the request's
+//! id (allowed only while the fetch waits, and only for that agent) and
+//! answers with a `FetchResult`.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use berth_proto::v1::controller_message::Kind as Outgoing;
+use berth_proto::v1::{ControllerMessage, FetchRequest, FetchResult};
+use berth_shared::id::AgentId;
+
+use super::Registry;
+
+impl Registry {
+    /// Asks `agent` to fetch; its answer, or why there is none.
+    pub async fn fetch(
+        &self,
+        agent: AgentId,
+        mut request: FetchRequest,
+        timeout: Duration,
+    ) -> Result<FetchResult, String> {
+        let outbound = self
+            .outbound(agent)
+            .ok_or("the build agent went offline before the fetch was sent")?;
+        request.request_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        request.timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let request_id = request.request_id;
+        let (answer, reply) = tokio::sync::oneshot::channel();
+        self.lock_fetches().insert(request_id, (agent, answer));
+        let message = ControllerMessage {
+            kind: Some(Outgoing::Fetch(request)),
+        };
+        let sent = tokio::time::timeout(Duration::from_secs(10), outbound.send(Ok(message))).await;
+        let result = match sent {
+            Ok(Ok(())) => {
+                match tokio::time::timeout(timeout + Duration::from_secs(30), reply).await {
+                    Ok(Ok(result)) => Ok(result),
+                    Ok(Err(_)) => Err("the build agent's answer was lost".to_string()),
+                    Err(_) => Err(format!(
+                        "the build agent did not answer within {}s",
+                        timeout.as_secs()
+                    )),
+                }
+            }
+            _ => Err("the fetch could not be sent to the build agent".to_string()),
+        };
+        self.lock_fetches().remove(&request_id);
+        result
+    }
+
+    /// True while `agent` owes an answer to fetch `request_id` (so it may
+    /// upload that fetch's bundle).
+    pub fn holds_fetch(&self, agent: AgentId, request_id: u64) -> bool {
+        self.lock_fetches()
+            .get(&request_id)
+            .is_some_and(|(asked, _)| *asked == agent)
+    }
+
+    /// Delivers a fetch's answer, only from the agent that was asked.
+    pub fn fetched(&self, agent: AgentId, result: FetchResult) {
+        let mut fetches = self.lock_fetches();
+        if fetches
+            .get(&result.request_id)
+            .is_none_or(|(asked, _)| *asked != agent)
+        {
+            tracing::warn!(%agent, request_id = result.request_id, "a fetch answer from an agent that was not asked; ignored");
+            return;
+        }
+        if let Some((_, waiting)) = fetches.remove(&result.request_id) {
+            let _ = waiting.send(result);
+        }
+    }
+
+    fn lock_fetches(&self) -> std::sync::MutexGuard<'_, super::Fetches> {
+        self.fetches
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}

@@ -58,6 +58,8 @@ pub struct ServeConfig {
     /// How long a request in a protected environment waits for its
     /// approval before it expires.
     pub approval_ttl: Duration,
+    /// Where `GET /metrics` listens, if anywhere.
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 /// Where a started controller listens.
@@ -67,6 +69,8 @@ pub struct Listening {
     pub grpc: SocketAddr,
     /// The HTTP API's base URL, unless it is off.
     pub http: Option<(SocketAddr, String)>,
+    /// `GET /metrics`' address, unless it is off.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Failed joins one source address may make per minute unless
@@ -183,6 +187,7 @@ async fn watch_store(store: Store, listening: Listening, shutdown: CancellationT
             crate::restart::start_afresh(
                 listening.grpc,
                 listening.http.map(|(address, _)| address),
+                listening.metrics,
             );
         }
     }
@@ -210,6 +215,8 @@ pub struct Context {
     /// How long a request in a protected environment waits for its
     /// approval (`ops/approvals.rs`).
     pub approval_ttl: Duration,
+    /// The Prometheus metrics (`metrics.rs`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Runs the controller until `shutdown` is cancelled. Calls `on_listening`
@@ -259,6 +266,8 @@ pub async fn run(
         .await
         .context("open the blob store")?;
     let registry = Arc::new(Registry::default());
+    let metrics = Arc::new(crate::metrics::Metrics::new(registry.clone()));
+    store.observe(metrics.clone());
     let hub = Hub::default();
     let dispatcher = Arc::new(
         Dispatcher::new(
@@ -275,6 +284,7 @@ pub async fn run(
         .with_context(|| format!("listen on {}", config.listen))?;
     let local = listener.local_addr().context("read the bound address")?;
     let http = crate::http::bind(&config.http, &dir).await?;
+    let metrics_bound = crate::metrics::listen::bind(&config.metrics).await?;
     let context = Arc::new(Context {
         store: store.clone(),
         authority,
@@ -298,10 +308,12 @@ pub async fn run(
         ),
         secret_key,
         approval_ttl: config.approval_ttl,
+        metrics,
     });
     let listening = Listening {
         grpc: local,
         http: http.as_ref().map(|bound| (bound.local, bound.url())),
+        metrics: metrics_bound.as_ref().map(|bound| bound.local),
     };
     on_listening(&listening);
     info!(address = %local, "controller listening");
@@ -329,6 +341,10 @@ pub async fn run(
         let router = crate::http::router(context.clone());
         crate::http::spawn(http, router, &context.tasks, shutdown.clone());
     }
+    if let Some(bound) = metrics_bound {
+        let metrics = context.metrics.clone();
+        crate::metrics::listen::spawn(bound, metrics, &context.tasks, shutdown.clone());
+    }
 
     let agent_auth = authenticate(store.clone(), PrincipalKind::Agent);
     let cli_auth = authenticate(store.clone(), PrincipalKind::User);
@@ -353,6 +369,9 @@ pub async fn run(
         shutdown.clone(),
     );
     let serve = Server::builder()
+        .layer(crate::metrics::grpc::GrpcLayer {
+            metrics: context.metrics.clone(),
+        })
         .http2_keepalive_interval(Some(Duration::from_secs(15)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .http2_max_pending_accept_reset_streams(Some(20))

@@ -41,7 +41,7 @@ pub use agents::{AgentRecord, Principal, PrincipalKind, Role};
 pub use audit::AuditEntry;
 pub use deployments::{Created, EventOutcome};
 pub use environments::EnvironmentRecord;
-pub use health::{CHECK_EVERY, Checked, StoreHealth, is_disk_full};
+pub use health::{CHECK_EVERY, Checked, StoreHealth, is_disk_full, write_errors};
 pub use list::{DEFAULT_LIMIT, ListQuery, Sort};
 pub use logs::{ExpiredLogs, LogWrite, StoredLine};
 pub use ratings::{RatingRecord, RatingTally};
@@ -120,6 +120,7 @@ impl StoreError {
 
 impl From<sled::Error> for StoreError {
     fn from(err: sled::Error) -> Self {
+        health::count_write_error();
         match &err {
             sled::Error::Io(io) if health::is_disk_full(io) => {
                 let reason = health::disk_full_reason(io);
@@ -190,6 +191,9 @@ struct Shared {
     /// dispatcher holds only the store and opens registry passwords with
     /// it.
     secret_key: std::sync::RwLock<Option<std::sync::Arc<crate::crypto::SecretKey>>>,
+    /// The metrics committed changes of deployments are counted in, once
+    /// `serve` has made them ([`Store::observe`]).
+    metrics: std::sync::OnceLock<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
 /// One open database and its trees.
@@ -307,6 +311,7 @@ impl Store {
                 health: Default::default(),
                 flushes: Default::default(),
                 secret_key: Default::default(),
+                metrics: Default::default(),
             }),
         };
         store.index_users_once()?;

@@ -25,8 +25,9 @@ impl Store {
     ) -> Result<(Deployment, R), StoreError> {
         let t = self.t()?;
         let trees = (&t.deployments, &t.idx_status, &t.meta);
-        let result = trees.transaction(|(deployments, idx_status, meta)| {
+        let (deployment, result, observed) = trees.transaction(|(deployments, idx_status, meta)| {
             let mut deployment = read_deployment(deployments, id)?;
+            let observed = crate::metrics::Before::of(&deployment);
             let slot = running_slot(&deployment.app, &deployment.environment);
             if let Some(holder) = running_holder(deployments, meta, &slot)?
                 && holder.id != id
@@ -50,9 +51,10 @@ impl Store {
             }
             meta.remove(queue_key(&deployment.app, &deployment.environment, id))?;
             deployments.insert(&id.to_bytes(), encode(&deployment))?;
-            Ok((deployment, result))
+            Ok((deployment, result, observed))
         })?;
-        Ok(result)
+        self.committed(&observed, &deployment);
+        Ok((deployment, result))
     }
 
     /// The oldest deployment waiting for this app+environment.

@@ -1,14 +1,14 @@
 //! Prometheus metrics through the real binaries: a controller serving
-//! `GET /metrics` on `--metrics-listen`, read with curl and a strict
-//! OpenMetrics parser (`berth_tests::openmetrics`), after script
-//! deployments that succeed and fail, API and CLI calls, and an agent that
-//! reconnects.
+//! `GET /metrics` on `--metrics-listen`, an agent with its own, both read
+//! with curl and a strict OpenMetrics parser (`berth_tests::openmetrics`),
+//! after script deployments that succeed and fail, API and CLI calls, and
+//! an agent that reconnects.
 
 use std::time::Duration;
 
 use berth_tests::http::{Api, Body};
 use berth_tests::openmetrics::{Exposition, scrape};
-use berth_tests::{Agent, Controller, eventually_or, write_bundle};
+use berth_tests::{Agent, Controller, DEADLINE, eventually_or, write_bundle};
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -147,4 +147,76 @@ fn the_controller_serves_no_metrics_when_told_off() {
         controller.metrics_url, "",
         "no metrics address is printed when they are off"
     );
+}
+
+/// A loopback port nothing listens on.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("address").port()
+}
+
+#[test]
+fn the_agent_reports_its_tasks_spool_and_what_it_cannot_reach() {
+    let controller = Controller::start();
+    let caddy = format!("http://127.0.0.1:{}", closed_port());
+    let agent = Agent::join_with_args(
+        &controller,
+        "h1",
+        "role=web",
+        &[
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--docker-host",
+            "unix:///nonexistent/docker.sock",
+            "--caddy-admin",
+            &caddy,
+        ],
+    );
+    let line = agent
+        .process()
+        .stderr
+        .wait_for("metrics listening", DEADLINE)
+        .unwrap_or_else(|| panic!("no metrics line:\n{}", agent.process().log_tail()));
+    let url = line
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("url="))
+        .expect("the metrics' URL")
+        .to_string();
+
+    let bundle = write_bundle(
+        controller.dir.path(),
+        "app",
+        &manifest("shop", "1", "echo hello"),
+        &[],
+    );
+    let (code, deployed, stderr) = controller.deploy(&bundle);
+    assert_eq!(code, 0, "{stderr}\n{deployed:#}");
+
+    // The task's end reaches the controller before the agent lets go of
+    // it: wait for the agent's own count to come down.
+    let metrics = eventually_or(
+        "the agent's running tasks to be 0",
+        200,
+        Duration::from_millis(50),
+        || {
+            let (content_type, metrics) = scrape(&url);
+            assert_eq!(content_type, OPENMETRICS);
+            let idle = metrics.sum("berth_agent_running_tasks", &[]) == Some(0.0)
+                && metrics.sum("berth_agent_spool_events", &[]) == Some(0.0);
+            idle.then_some(metrics)
+        },
+        || agent.process().log_tail(),
+    );
+    assert_eq!(value(&metrics, "berth_agent_docker_reachable", &[]), 0.0);
+    assert_eq!(value(&metrics, "berth_agent_caddy_reachable", &[]), 0.0);
+    assert_eq!(value(&metrics, "berth_agent_dropped_lines_total", &[]), 0.0);
+    assert!(value(&metrics, "berth_agent_spool_bytes", &[]) >= 0.0);
+    assert_eq!(
+        metrics.families["berth_agent_spool_bytes"].unit.as_deref(),
+        Some("bytes")
+    );
+
+    let other =
+        Api::new(&url.replace("/metrics", ""), None).request("GET", "/other", &[], Body::None);
+    assert_eq!(other.status, 404);
 }

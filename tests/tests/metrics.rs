@@ -63,8 +63,20 @@ fn the_controller_counts_deployments_requests_agents_and_logs() {
     let refused = api.request("GET", &format!("/api/v1/deployments/{id}"), &[], Body::None);
     assert_eq!(refused.status, 401);
 
+    // An error answered at once carries its code in the headers.
+    let unknown = controller.berth(&["show", "01ARZ3NDEKTSV4RRFFQ69G5FAV"]);
+    assert_eq!(unknown.code, 4, "{}", unknown.stderr);
+
     let (content_type, metrics) = scrape(&controller.metrics_url);
     assert_eq!(content_type, OPENMETRICS);
+    let not_found = [
+        ("method", "berth.v1.Cli/GetDeployment"),
+        ("code", "NotFound"),
+    ];
+    assert_eq!(
+        value(&metrics, "berth_grpc_requests_total", &not_found),
+        1.0
+    );
     let shop = [("app", "shop"), ("environment", environment)];
     for (status, count) in [("deployed", 1.0), ("failed", 1.0)] {
         let labels = [shop[0], shop[1], ("status", status)];

@@ -205,3 +205,26 @@ fn the_text_is_openmetrics_with_every_family() {
     drop(stream);
     assert_eq!(value(&metrics, "berth_agent_streams_connected"), Some(0.0));
 }
+
+#[test]
+fn the_queue_wait_starts_at_the_approval_when_there_was_one() {
+    let metrics = metrics();
+    let mut before = crate::testing::deployment(&["h1"], 0);
+    let task = &mut before.tasks[0];
+    task.assigned_at = None;
+    task.created_at = Timestamp(1_000_000);
+    let mut after = before.clone();
+    after.transitions.push(berth_shared::record::Transition {
+        at: Timestamp(1_005_000),
+        subject: "deployment".into(),
+        from: Some("pending_approval".into()),
+        to: "pending".into(),
+        reason: None,
+        seq: None,
+        task: None,
+    });
+    after.tasks[0].assigned_at = Some(Timestamp(1_006_000));
+    metrics.deployment_changed(&super::Before::of(&before), &after);
+    assert_eq!(value(&metrics, "berth_queue_wait_seconds_sum"), Some(1.0));
+    assert_eq!(value(&metrics, "berth_queue_wait_seconds_count"), Some(1.0));
+}

@@ -16,6 +16,7 @@ pub mod facts;
 pub mod fetch;
 pub mod git;
 pub mod join;
+pub mod metrics;
 pub mod outbox;
 pub mod process;
 pub mod repair;
@@ -57,6 +58,8 @@ pub struct RunConfig {
     pub docker_host: String,
     /// Caddy's admin API and the ports berth's routes are served on.
     pub caddy: stage::caddy::Caddy,
+    /// Where `GET /metrics` listens (`--metrics-listen`); `None` for off.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// State shared by the connection and the running tasks.
@@ -99,6 +102,11 @@ impl Agent {
 
     fn waiting(&self) -> MutexGuard<'_, VecDeque<TaskSpec>> {
         self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Tasks running now (not those waiting for a slot).
+    pub fn running_tasks(&self) -> usize {
+        self.running().len()
     }
 
     /// Free slots to advertise.
@@ -210,6 +218,9 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<()> {
         warn!(%task_id, "task was interrupted by an agent restart; reporting it failed");
     }
     repair::finish_interrupted(&agent, &interrupted).await;
+    if let Some(address) = config.metrics_listen {
+        metrics::spawn(agent.clone(), address).await?;
+    }
     info!(agent = %agent.identity.name, controller = %agent.identity.controller, "agent starting");
     // Routes Caddy lost (a restart without its saved config) are put back.
     agent

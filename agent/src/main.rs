@@ -74,6 +74,12 @@ enum Command {
         /// The port on which Caddy serves berth's HTTPS routes.
         #[arg(long, env = "BERTH_PROXY_HTTPS_PORT", default_value_t = 443)]
         proxy_https_port: u16,
+        /// Serve `GET /metrics` (Prometheus, OpenMetrics text) in plain
+        /// HTTP on this address, e.g. 127.0.0.1:9465 (default: off).
+        /// Another address than loopback is warned about: the metrics
+        /// name apps.
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<std::net::SocketAddr>,
     },
 }
 
@@ -180,6 +186,7 @@ async fn command(command: Command) -> anyhow::Result<()> {
             caddy_admin,
             proxy_http_port,
             proxy_https_port,
+            metrics_listen,
         } => {
             let shutdown = CancellationToken::new();
             let signals = shutdown.clone();
@@ -199,6 +206,7 @@ async fn command(command: Command) -> anyhow::Result<()> {
                         http_port: proxy_http_port,
                         https_port: proxy_https_port,
                     },
+                    metrics_listen,
                 },
                 shutdown,
             )

@@ -80,6 +80,17 @@ pub struct Outbox {
     acks: Notify,
     /// True while a session with the controller is up.
     linked: std::sync::atomic::AtomicBool,
+    /// Log lines dropped since the agent started, for its metrics.
+    dropped_total: std::sync::atomic::AtomicU64,
+}
+
+/// What the spool holds now (`berth_agent_spool_*`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Spooled {
+    /// Bytes of every task's spool file.
+    pub bytes: u64,
+    /// Events not acknowledged yet (log lines among them).
+    pub events: u64,
 }
 
 impl Outbox {
@@ -157,6 +168,8 @@ impl Outbox {
             let memory_full = log.file.is_none() && log.memory_bytes > self.max_memory_only_bytes;
             if is_log && (spool_full || memory_full) {
                 log.dropped += 1;
+                self.dropped_total
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 continue;
             }
             if log.dropped > 0 {
@@ -189,6 +202,22 @@ impl Outbox {
         log.append(&spooled);
         drop(tasks);
         self.notify.notify_one();
+    }
+
+    /// Log lines dropped (a full spool or memory) since the agent started.
+    pub fn dropped_lines(&self) -> u64 {
+        self.dropped_total
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The size of the spool now.
+    pub fn spooled(&self) -> Spooled {
+        self.lock()
+            .values()
+            .fold(Spooled::default(), |total, log| Spooled {
+                bytes: total.bytes + log.file_len,
+                events: total.events + log.next_seq.saturating_sub(log.acked + 1),
+            })
     }
 
     /// Says whether a session with the controller is up (paused producers

@@ -148,6 +148,8 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> Result<()>
             listen: crate::http::HttpListen::On(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
             ..Default::default()
         },
+        // No metrics: `dev` is for trying berth, not for watching it.
+        metrics: Default::default(),
     };
     let server = tokio::spawn(crate::server::run(
         config,

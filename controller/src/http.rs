@@ -59,7 +59,7 @@ mod webhooks;
 
 pub use error::status_of;
 pub use listen::{Bound, DEFAULT_HTTP_LISTEN, HttpConfig, HttpListen, bind};
-pub use serve::spawn;
+pub use serve::{spawn, spawn_named};
 
 /// How long a request may take to be answered. Event streams are answered
 /// at once and then stream; a create may first wait for agents.
@@ -76,6 +76,7 @@ pub struct Api {
 
 /// Every route of the API.
 pub fn router(context: Arc<Context>) -> Router {
+    let metrics = context.metrics.clone();
     let api = Arc::new(Api {
         context,
         streams: Arc::new(sse::StreamCap::default()),
@@ -177,6 +178,10 @@ pub fn router(context: Arc<Context>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(time_limit))
         .layer(middleware::from_fn(trace))
+        .layer(middleware::from_fn_with_state(
+            metrics,
+            crate::metrics::http::track,
+        ))
         .with_state(api)
 }
 

@@ -20,6 +20,7 @@ pub mod init;
 pub mod key_file;
 pub mod limit;
 pub mod listener;
+pub mod metrics;
 pub mod ops;
 pub mod paths;
 pub mod progress;

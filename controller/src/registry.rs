@@ -88,6 +88,9 @@ impl Default for Registry {
 pub struct Registration {
     pub conn_id: u64,
     pub cancel: CancellationToken,
+    /// The agent had a stream before (since the controller started): this
+    /// one replaces it or follows it after a break.
+    pub reconnect: bool,
 }
 
 impl Registry {
@@ -113,12 +116,17 @@ impl Registry {
             apps_at: None,
         };
         let old = self.lock().insert(agent, connection);
+        let replaced = old.is_some();
         if let Some(old) = old {
             old.cancel.cancel();
         }
-        self.away().remove(&agent);
+        let was_away = self.away().remove(&agent).is_some();
         self.fleet_changed();
-        Registration { conn_id, cancel }
+        Registration {
+            conn_id,
+            cancel,
+            reconnect: replaced || was_away,
+        }
     }
 
     /// Removes a stream if it is still the current one for `agent`, which
@@ -143,6 +151,11 @@ impl Registry {
             connection.cancel.cancel();
             self.away().insert(agent, Instant::now());
         }
+    }
+
+    /// How many agents have a live stream now.
+    pub fn online(&self) -> usize {
+        self.lock().len()
     }
 
     pub fn is_online(&self, agent: AgentId) -> bool {

@@ -16,14 +16,21 @@ pub const TEMPFAIL: i32 = 75;
 
 /// Replaces this process with a new `berth-controller serve` on the same
 /// data directory and the addresses it is listening on (gRPC, and the HTTP
-/// API's when it is on); exits with [`TEMPFAIL`] when that is not
+/// API's and the metrics' when they are on); exits with [`TEMPFAIL`] when that is not
 /// possible. Never returns.
-pub fn start_afresh(listening: SocketAddr, http: Option<SocketAddr>) -> ! {
+pub fn start_afresh(
+    listening: SocketAddr,
+    http: Option<SocketAddr>,
+    metrics: Option<SocketAddr>,
+) -> ! {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     if args.first().is_some_and(|command| command == "serve") {
         let mut args = pinned(args, "--listen", listening);
         if let Some(http) = http {
             args = pinned(args, "--http-listen", http);
+        }
+        if let Some(metrics) = metrics {
+            args = pinned(args, "--metrics-listen", metrics);
         }
         let err = std::process::Command::new("/proc/self/exe")
             .args(args)

@@ -60,6 +60,8 @@ pub struct ServeConfig {
     pub approval_ttl: Duration,
     /// How long a webhook endpoint may fail before it is disabled.
     pub webhook_give_up: Duration,
+    /// Where `GET /metrics` listens, if anywhere.
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 /// Where a started controller listens.
@@ -69,6 +71,8 @@ pub struct Listening {
     pub grpc: SocketAddr,
     /// The HTTP API's base URL, unless it is off.
     pub http: Option<(SocketAddr, String)>,
+    /// `GET /metrics`' address, unless it is off.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Failed joins one source address may make per minute unless
@@ -185,6 +189,7 @@ async fn watch_store(store: Store, listening: Listening, shutdown: CancellationT
             crate::restart::start_afresh(
                 listening.grpc,
                 listening.http.map(|(address, _)| address),
+                listening.metrics,
             );
         }
     }
@@ -212,6 +217,8 @@ pub struct Context {
     /// How long a request in a protected environment waits for its
     /// approval (`ops/approvals.rs`).
     pub approval_ttl: Duration,
+    /// The Prometheus metrics (`metrics.rs`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Runs the controller until `shutdown` is cancelled. Calls `on_listening`
@@ -261,6 +268,8 @@ pub async fn run(
         .await
         .context("open the blob store")?;
     let registry = Arc::new(Registry::default());
+    let metrics = Arc::new(crate::metrics::Metrics::new(registry.clone()));
+    store.observe(metrics.clone());
     let hub = Hub::default();
     let dispatcher = Arc::new(
         Dispatcher::new(
@@ -277,6 +286,7 @@ pub async fn run(
         .with_context(|| format!("listen on {}", config.listen))?;
     let local = listener.local_addr().context("read the bound address")?;
     let http = crate::http::bind(&config.http, &dir).await?;
+    let metrics_bound = crate::metrics::listen::bind(&config.metrics).await?;
     let context = Arc::new(Context {
         store: store.clone(),
         authority,
@@ -300,10 +310,12 @@ pub async fn run(
         ),
         secret_key,
         approval_ttl: config.approval_ttl,
+        metrics,
     });
     let listening = Listening {
         grpc: local,
         http: http.as_ref().map(|bound| (bound.local, bound.url())),
+        metrics: metrics_bound.as_ref().map(|bound| bound.local),
     };
     on_listening(&listening);
     info!(address = %local, "controller listening");
@@ -332,6 +344,7 @@ pub async fn run(
             give_up: config.webhook_give_up,
         },
         context.tasks.clone(),
+        context.metrics.clone(),
     );
     context.tasks.spawn(webhooks.run(shutdown.clone()));
     context
@@ -342,6 +355,10 @@ pub async fn run(
     if let Some(http) = http {
         let router = crate::http::router(context.clone());
         crate::http::spawn(http, router, &context.tasks, shutdown.clone());
+    }
+    if let Some(bound) = metrics_bound {
+        let metrics = context.metrics.clone();
+        crate::metrics::listen::spawn(bound, metrics, &context.tasks, shutdown.clone());
     }
 
     let agent_auth = authenticate(store.clone(), PrincipalKind::Agent);
@@ -367,6 +384,9 @@ pub async fn run(
         shutdown.clone(),
     );
     let serve = Server::builder()
+        .layer(crate::metrics::grpc::GrpcLayer {
+            metrics: context.metrics.clone(),
+        })
         .http2_keepalive_interval(Some(Duration::from_secs(15)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .http2_max_pending_accept_reset_streams(Some(20))

@@ -45,7 +45,7 @@ pub use agents::{AgentRecord, Principal, PrincipalKind, Role};
 pub use audit::AuditEntry;
 pub use deployments::{Created, EventOutcome};
 pub use environments::EnvironmentRecord;
-pub use health::{CHECK_EVERY, Checked, StoreHealth, is_disk_full};
+pub use health::{CHECK_EVERY, Checked, StoreHealth, is_disk_full, write_errors};
 pub use hooks::{Accepted, HookRecord, PushRecord};
 pub use list::{DEFAULT_LIMIT, ListQuery, Sort};
 pub use logs::{ExpiredLogs, LogWrite, StoredLine};
@@ -128,6 +128,7 @@ impl StoreError {
 
 impl From<sled::Error> for StoreError {
     fn from(err: sled::Error) -> Self {
+        health::count_write_error();
         match &err {
             sled::Error::Io(io) if health::is_disk_full(io) => {
                 let reason = health::disk_full_reason(io);
@@ -205,6 +206,9 @@ struct Shared {
     webhook_wake: std::sync::Arc<tokio::sync::Notify>,
     /// Wakes the git push worker.
     push_wake: std::sync::Arc<tokio::sync::Notify>,
+    /// The metrics committed changes of deployments are counted in, once
+    /// `serve` has made them ([`Store::observe`]).
+    metrics: std::sync::OnceLock<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
 /// One open database and its trees.
@@ -337,6 +341,7 @@ impl Store {
                 webhooks_active: Default::default(),
                 webhook_wake: Default::default(),
                 push_wake: Default::default(),
+                metrics: Default::default(),
             }),
         };
         store.note_webhooks_present()?;

@@ -95,6 +95,8 @@ pub async fn context(dir: &std::path::Path) -> Arc<Context> {
     let secret_key = Arc::new(crate::crypto::SecretKey::generate());
     store.use_secret_key(secret_key.clone());
     let registry = Arc::new(Registry::default());
+    let metrics = Arc::new(crate::metrics::Metrics::new(registry.clone()));
+    store.observe(metrics.clone());
     let hub = Hub::default();
     let dispatcher = Arc::new(
         Dispatcher::new(
@@ -123,5 +125,6 @@ pub async fn context(dir: &std::path::Path) -> Arc<Context> {
         ),
         secret_key,
         approval_ttl: crate::ops::approvals::DEFAULT_APPROVAL_TTL,
+        metrics,
     })
 }

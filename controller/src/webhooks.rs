@@ -134,6 +134,7 @@ pub struct Worker {
     sender: Sender,
     in_flight: Mutex<HashSet<String>>,
     tasks: TaskTracker,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Worker {
@@ -142,6 +143,7 @@ impl Worker {
         key: Arc<SecretKey>,
         settings: Settings,
         tasks: TaskTracker,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Arc<Worker> {
         Arc::new(Worker {
             store,
@@ -150,6 +152,7 @@ impl Worker {
             sender: Sender::new(),
             in_flight: Mutex::new(HashSet::new()),
             tasks,
+            metrics,
         })
     }
 
@@ -268,6 +271,7 @@ impl Worker {
         let now = Timestamp::now();
         delivery.attempts += 1;
         let delivered = matches!(outcome, Ok(status) if (200..300).contains(&status));
+        self.metrics.webhook_delivery(delivered);
         delivery.last_status = outcome.as_ref().ok().copied();
         delivery.last_error = match &outcome {
             Ok(status) if delivered => {

@@ -8,6 +8,10 @@ pub mod v1 {
     tonic::include_proto!("berth.v1");
 }
 
+/// The path of every method of every service (`/berth.v1.Cli/CreateDeployment`), as
+/// `proto/berth.proto` declares them.
+pub const METHOD_PATHS: &[&str] = include!(concat!(env!("OUT_DIR"), "/method_paths.rs"));
+
 /// A request that sets a secret shows its scope, its name and the length
 /// of its value, never the value, wherever it is formatted (a log line, a
 /// panic, a test's failure).

@@ -23,6 +23,7 @@ pub mod http;
 pub mod loadgen;
 pub mod netns;
 pub mod nspawn;
+pub mod openmetrics;
 pub mod pebble;
 pub mod probe;
 mod process;
@@ -125,6 +126,11 @@ pub struct Controller {
     /// `--http-listen`: a free loopback port at first, then the port it
     /// got, so a restart keeps it.
     http_listen: String,
+    /// `GET /metrics`' URL (`http://127.0.0.1:PORT/metrics`), once
+    /// serving; empty when metrics are off.
+    pub metrics_url: String,
+    /// `--metrics-listen`, kept across restarts like `http_listen`.
+    metrics_listen: String,
     serve_args: Vec<String>,
     /// The network namespace it (and the CLI) runs in; `None` for the
     /// test's own.
@@ -239,6 +245,8 @@ impl Controller {
             address: format!("{ip}:0"),
             http_url: String::new(),
             http_listen: http_listen.to_string(),
+            metrics_url: String::new(),
+            metrics_listen: http_listen.to_string(),
             serve_args: serve_args.iter().map(|arg| arg.to_string()).collect(),
             netns: netns.map(str::to_string),
             process: None,
@@ -265,6 +273,13 @@ impl Controller {
         {
             command.args(["--http-listen", &self.http_listen]);
         }
+        if !self
+            .serve_args
+            .iter()
+            .any(|arg| arg.starts_with("--metrics-listen"))
+        {
+            command.args(["--metrics-listen", &self.metrics_listen]);
+        }
         command.args(&self.serve_args);
         let process = Running::spawn(command, &log);
         let line = process
@@ -283,6 +298,20 @@ impl Controller {
             .to_string();
         if let Some((_, address)) = self.http_url.split_once("://") {
             self.http_listen = address.to_string();
+        }
+        self.metrics_url = process
+            .stdout
+            .all()
+            .iter()
+            .find_map(|line| line.strip_prefix("berth-controller metrics on "))
+            .unwrap_or_default()
+            .to_string();
+        if let Some(address) = self
+            .metrics_url
+            .strip_prefix("http://")
+            .and_then(|rest| rest.strip_suffix("/metrics"))
+        {
+            self.metrics_listen = address.to_string();
         }
         self.process = Some(process);
     }

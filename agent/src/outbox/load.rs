@@ -35,6 +35,7 @@ impl Outbox {
             notify: Notify::new(),
             acks: Notify::new(),
             linked: std::sync::atomic::AtomicBool::new(false),
+            dropped_total: Default::default(),
         };
         let mut interrupted = Vec::new();
         for entry in fs::read_dir(dir)? {

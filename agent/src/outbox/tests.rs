@@ -29,6 +29,13 @@ fn numbers_events_and_forgets_them_once_acked() {
     outbox.open(task, "dep", 7).expect("open");
     outbox.push(task, log("one"));
     outbox.push(task, log("two"));
+    let spooled = outbox.spooled();
+    assert_eq!(spooled.events, 2, "two events wait for their ack");
+    let file = dir.path().join(format!("{task}.spool"));
+    assert_eq!(
+        spooled.bytes,
+        std::fs::metadata(&file).expect("spool").len()
+    );
     let batch = outbox.batch(task, 0, 10, usize::MAX).expect("events");
     assert_eq!(batch.generation, 7);
     assert_eq!(
@@ -53,6 +60,7 @@ fn numbers_events_and_forgets_them_once_acked() {
     );
     outbox.ack(task, 3);
     assert!(!outbox.knows(task));
+    assert_eq!(outbox.spooled(), crate::outbox::Spooled::default());
     assert!(!dir.path().join(format!("{task}.spool")).exists());
 }
 
@@ -197,6 +205,11 @@ fn check_dropped(outbox: &Outbox, task: TaskId, why: &str) {
         kept.len() - 1 + dropped,
         100,
         "kept plus dropped is every line"
+    );
+    assert_eq!(
+        outbox.dropped_lines(),
+        dropped as u64,
+        "the metrics count every dropped line"
     );
     assert!(
         matches!(

@@ -40,6 +40,8 @@ pub struct Watch {
 pub struct Monitor {
     path: PathBuf,
     watches: Mutex<BTreeMap<String, Watch>>,
+    /// Every check's result, for `berth_agent_health_checks_total`.
+    checks: crate::metrics::HealthChecks,
 }
 
 fn key(app: &str, environment: &str) -> String {
@@ -56,6 +58,7 @@ impl Monitor {
         Monitor {
             path,
             watches: Mutex::new(watches),
+            checks: Default::default(),
         }
     }
 
@@ -128,11 +131,17 @@ impl Monitor {
             .and_then(|watch| Some((watch.healthy?, watch.detail.clone())))
     }
 
+    /// The results of the checks, counted by app.
+    pub fn checks(&self) -> &crate::metrics::HealthChecks {
+        &self.checks
+    }
+
     fn record(&self, id: &str, deployment_id: &str, healthy: bool, detail: String) -> Option<bool> {
         let mut watches = self.lock();
         let watch = watches
             .get_mut(id)
             .filter(|watch| watch.deployment_id == deployment_id)?;
+        self.checks.record(&watch.app, healthy);
         let changed = watch.healthy != Some(healthy);
         if changed {
             watch.since_ms = berth_shared::time::now_ms();

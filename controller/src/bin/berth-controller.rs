@@ -9,6 +9,7 @@ use std::time::Duration;
 use berth_controller::dev::DevOptions;
 use berth_controller::http::{HttpConfig, HttpListen};
 use berth_controller::init::InitOptions;
+use berth_controller::metrics::{MetricsConfig, MetricsListen};
 use berth_controller::rotate::RotateOptions;
 use berth_controller::server::ServeConfig;
 use clap::{Parser, Subcommand};
@@ -125,6 +126,12 @@ enum Command {
         /// The HTTP API and the dashboard.
         #[command(flatten)]
         http: Box<HttpArgs>,
+        /// Where `GET /metrics` (Prometheus, OpenMetrics text) listens, in
+        /// plain HTTP (`off` for none). Default: 127.0.0.1:9464, skipped
+        /// with a warning when that port is taken. Another address than
+        /// loopback is warned about: the metrics name apps.
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<MetricsListen>,
     },
     /// A throwaway controller plus one local agent, for trying berth.
     Dev {
@@ -304,6 +311,7 @@ async fn command(command: Command) -> anyhow::Result<()> {
             approval_ttl,
             webhook_give_up,
             http,
+            metrics_listen,
         } => {
             let HttpArgs {
                 http_listen,
@@ -340,6 +348,13 @@ async fn command(command: Command) -> anyhow::Result<()> {
                     },
                     approval_ttl,
                     webhook_give_up,
+                    metrics: match metrics_listen {
+                        Some(listen) => MetricsConfig {
+                            listen,
+                            best_effort: false,
+                        },
+                        None => MetricsConfig::default_address(),
+                    },
                 },
                 shutdown,
                 |listening| {
@@ -347,6 +362,9 @@ async fn command(command: Command) -> anyhow::Result<()> {
                     // has both then.
                     if let Some((_, url)) = &listening.http {
                         println!("berth-controller HTTP API on {url}");
+                    }
+                    if let Some(address) = &listening.metrics {
+                        println!("berth-controller metrics on http://{address}/metrics");
                     }
                     println!("berth-controller listening on {}", listening.grpc);
                 },

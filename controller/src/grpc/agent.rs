@@ -155,7 +155,9 @@ impl Agent for AgentApi {
 
         let span = info_span!("agent_stream", %agent_id, agent = %name);
         let acks = Arc::new(Acks::default());
+        let stream = self.context.metrics.stream_opened(registration.reconnect);
         let session = Session {
+            _stream: stream,
             context: self.context.clone(),
             acks: acks.clone(),
             agent_id,

@@ -41,7 +41,20 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 
 /// Serves `router` on `bound` until `shutdown`, on `tasks`.
 pub fn spawn(bound: Bound, router: Router, tasks: &TaskTracker, shutdown: CancellationToken) {
+    spawn_named("HTTP API", bound, router, tasks, shutdown);
+}
+
+/// Like [`spawn`], for another listener with the same bounds (`/metrics`);
+/// `what` names it in the log.
+pub fn spawn_named(
+    what: &'static str,
+    bound: Bound,
+    router: Router,
+    tasks: &TaskTracker,
+    shutdown: CancellationToken,
+) {
     let accept = AcceptLoop {
+        what,
         admission: Arc::new(Admission::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_ADDRESS)),
         acceptor: bound.tls.clone().map(TlsAcceptor::from),
         trusted_proxies: bound.trusted_proxies.clone().into(),
@@ -53,6 +66,7 @@ pub fn spawn(bound: Bound, router: Router, tasks: &TaskTracker, shutdown: Cancel
 }
 
 struct AcceptLoop {
+    what: &'static str,
     admission: Arc<Admission>,
     acceptor: Option<TlsAcceptor>,
     trusted_proxies: Arc<[std::net::IpAddr]>,
@@ -62,7 +76,7 @@ struct AcceptLoop {
 
 impl AcceptLoop {
     async fn run(self, bound: Bound, shutdown: CancellationToken) {
-        info!(url = %bound.url(), "HTTP API listening");
+        info!(url = %bound.url(), "{} listening", self.what);
         let mut backoff = AcceptBackoff::default();
         loop {
             let accepted = tokio::select! {

@@ -228,15 +228,19 @@ pub async fn receive(
         Err(Refusal::Signature(reason)) => {
             context.store.count_refused(id)?;
             context.store.flush().await?;
+            context.metrics.git_delivery("refused");
             tracing::warn!(hook = %id, %reason, "git delivery refused");
             return Err(refused(reason));
         }
         Err(Refusal::Invalid(reason)) => return Err(invalid(reason)),
     };
-    let ignored = |reason: String| Received {
-        outcome: "ignored",
-        reason: Some(reason),
-        push: None,
+    let ignored = |reason: String| {
+        context.metrics.git_delivery("ignored");
+        Received {
+            outcome: "ignored",
+            reason: Some(reason),
+            push: None,
+        }
     };
     match checked.event {
         Event::Push => {}
@@ -273,6 +277,7 @@ pub async fn receive(
     let accepted = context.store.accept_push(&stored)?;
     context.store.flush().await?;
     if accepted == Accepted::Replayed {
+        context.metrics.git_delivery("replayed");
         tracing::warn!(hook = %id, delivery = %checked.delivery, "git delivery replayed; refused");
         return Err(Error::new(
             Code::HookReplayed,
@@ -284,6 +289,7 @@ pub async fn receive(
     }
     tracing::info!(hook = %id, push = %stored.id, commit = %stored.commit, git_ref = %stored.git_ref, "git push accepted");
     context.store.wake_pushes();
+    context.metrics.git_delivery("accepted");
     Ok(Received {
         outcome: "accepted",
         reason: None,

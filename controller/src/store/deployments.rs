@@ -129,6 +129,36 @@ pub(super) fn read_deployment(
 }
 
 impl Store {
+    /// Counts committed changes of deployments (and the log lines stored
+    /// with them) in `metrics` from now on; a second call changes nothing.
+    pub fn observe(&self, metrics: std::sync::Arc<crate::metrics::Metrics>) {
+        let _ = self.shared.metrics.set(metrics);
+    }
+
+    /// Tells the metrics, if any, of a committed change of a deployment.
+    pub(super) fn committed(
+        &self,
+        before: &crate::metrics::Before,
+        after: &berth_shared::record::Deployment,
+    ) {
+        if let Some(metrics) = self.shared.metrics.get() {
+            metrics.deployment_changed(before, after);
+        }
+    }
+
+    /// Tells the metrics, if any, of log lines a transaction stored.
+    fn stored_lines(&self, lines: &[LogWrite]) {
+        if let Some(metrics) = self.shared.metrics.get()
+            && !lines.is_empty()
+        {
+            let bytes = lines
+                .iter()
+                .map(|(_, _, line)| line.line.len() as u64)
+                .sum();
+            metrics.logs_stored(lines.len() as u64, bytes);
+        }
+    }
+
     /// Stores a new deployment with its indexes. Refuses (Conflict) when
     /// another deployment of the same app+environment is running, unless
     /// `force`. Returns the earlier deployment for a reused idempotency key.
@@ -197,6 +227,9 @@ impl Store {
             Ok(waiting_for.map_or(Created::New, Created::Queued))
         })?;
         self.woke_webhooks(hooks);
+        if !matches!(created, Created::Existing(_)) {
+            self.committed(&crate::metrics::Before::default(), deployment);
+        }
         Ok(created)
     }
 
@@ -234,6 +267,9 @@ impl Store {
             },
         )?;
         self.woke_webhooks(hooks);
+        if !matches!(created, Created::Existing(_)) {
+            self.committed(&crate::metrics::Before::default(), deployment);
+        }
         Ok(created)
     }
 
@@ -276,36 +312,40 @@ impl Store {
             &t.webhook_outbox,
         );
         let hooks = self.webhooks_active();
-        let result = trees.transaction(|(deployments, idx_status, meta, logs, outbox)| {
-            let mut deployment = read_deployment(deployments, id)?;
-            let before = deployment.status;
-            let approval_before = super::approvals::pending_expiry(&deployment);
-            let (result, lines) = change(&mut deployment).map_err(abort)?;
-            super::approvals::keep_index(meta, &deployment, approval_before)?;
-            write_chunks(logs, id, &lines)?;
-            // The slot is given up once nothing of the deployment runs any
-            // more, which for a canceled one is when its hosts have stopped.
-            if deployment.status.is_settled() && !holds_slot(&deployment) {
-                let slot = running_slot(&deployment.app, &deployment.environment);
-                if meta.get(&slot)?.as_deref() == Some(&id.to_bytes()[..]) {
-                    meta.remove(slot)?;
+        let (deployment, result, lines, observed) =
+            trees.transaction(|(deployments, idx_status, meta, logs, outbox)| {
+                let mut deployment = read_deployment(deployments, id)?;
+                let observed = crate::metrics::Before::of(&deployment);
+                let before = deployment.status;
+                let approval_before = super::approvals::pending_expiry(&deployment);
+                let (result, lines) = change(&mut deployment).map_err(abort)?;
+                super::approvals::keep_index(meta, &deployment, approval_before)?;
+                write_chunks(logs, id, &lines)?;
+                // The slot is given up once nothing of the deployment runs any
+                // more, which for a canceled one is when its hosts have stopped.
+                if deployment.status.is_settled() && !holds_slot(&deployment) {
+                    let slot = running_slot(&deployment.app, &deployment.environment);
+                    if meta.get(&slot)?.as_deref() == Some(&id.to_bytes()[..]) {
+                        meta.remove(slot)?;
+                    }
                 }
-            }
-            if deployment.status != before {
-                idx_status.remove(status_key(before, id))?;
-                idx_status.insert(status_key(deployment.status, id), &[])?;
-                if deployment.status.is_settled() {
-                    meta.remove(queue_key(&deployment.app, &deployment.environment, id))?;
+                if deployment.status != before {
+                    idx_status.remove(status_key(before, id))?;
+                    idx_status.insert(status_key(deployment.status, id), &[])?;
+                    if deployment.status.is_settled() {
+                        meta.remove(queue_key(&deployment.app, &deployment.environment, id))?;
+                    }
                 }
-            }
-            if hooks {
-                super::webhooks::note_change(outbox, Some(before), &deployment)?;
-            }
-            deployments.insert(&id.to_bytes(), encode(&deployment))?;
-            Ok((deployment, result, lines))
-        })?;
+                if hooks {
+                    super::webhooks::note_change(outbox, Some(before), &deployment)?;
+                }
+                deployments.insert(&id.to_bytes(), encode(&deployment))?;
+                Ok((deployment, result, lines, observed))
+            })?;
         self.woke_webhooks(hooks);
-        Ok(result)
+        self.committed(&observed, &deployment);
+        self.stored_lines(&lines);
+        Ok((deployment, result, lines))
     }
 
     /// Ids of deployments in a running status.

@@ -75,6 +75,23 @@ struct Problem {
 /// flushed). Process-wide; one controller has one store.
 static DISK_FULL_SEEN: Mutex<Option<&'static str>> = Mutex::new(None);
 
+/// Store operations sled failed since the process started (see
+/// [`write_errors`]). Process-wide, like [`DISK_FULL_SEEN`].
+static WRITE_ERRORS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Counts one failed store operation: every sled error becomes a
+/// [`StoreError`] in one place, and sled fails writes, transactions and
+/// flushes (reads only on a broken database).
+pub(super) fn count_write_error() {
+    WRITE_ERRORS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Store operations sled failed since the controller started
+/// (`berth_store_write_errors_total`).
+pub fn write_errors() -> u64 {
+    WRITE_ERRORS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Records that a write failed for a full disk, and why (see
 /// [`DISK_FULL_SEEN`]).
 pub fn note_disk_full(reason: &'static str) {

@@ -26,8 +26,9 @@ impl Store {
         let t = self.t()?;
         let trees = (&t.deployments, &t.idx_status, &t.meta, &t.webhook_outbox);
         let hooks = self.webhooks_active();
-        let result = trees.transaction(|(deployments, idx_status, meta, outbox)| {
+        let (deployment, result, observed) = trees.transaction(|(deployments, idx_status, meta, outbox)| {
             let mut deployment = read_deployment(deployments, id)?;
+            let observed = crate::metrics::Before::of(&deployment);
             let slot = running_slot(&deployment.app, &deployment.environment);
             if let Some(holder) = running_holder(deployments, meta, &slot)?
                 && holder.id != id
@@ -54,10 +55,11 @@ impl Store {
                 super::webhooks::note_change(outbox, Some(before), &deployment)?;
             }
             deployments.insert(&id.to_bytes(), encode(&deployment))?;
-            Ok((deployment, result))
+            Ok((deployment, result, observed))
         })?;
         self.woke_webhooks(hooks);
-        Ok(result)
+        self.committed(&observed, &deployment);
+        Ok((deployment, result))
     }
 
     /// The oldest deployment waiting for this app+environment.

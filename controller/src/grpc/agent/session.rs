@@ -109,6 +109,8 @@ pub(super) struct Session {
     pub(super) conn_id: u64,
     /// The certificate this connection was made with.
     pub(super) cert: berth_shared::pki::CertInfo,
+    /// Counts this stream as connected while the session lasts.
+    pub(super) _stream: crate::metrics::StreamGuard,
 }
 
 impl Session {

@@ -30,6 +30,7 @@ pub mod rotate;
 pub mod rotate_key;
 pub mod server;
 pub mod store;
+pub mod sweepers;
 #[cfg(test)]
 mod testing;
 pub mod web;

@@ -142,6 +142,10 @@ pub struct Deployment {
     pub source_ref: Option<String>,
     #[serde(default)]
     pub commit_sha: Option<String>,
+    /// When that commit was made (`berth deploy --commit-time`, or read
+    /// from git): the start of the lead time for changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_time: Option<Timestamp>,
     #[serde(default)]
     pub build_url: Option<String>,
     /// What made it: `cli`, `api`, `webhook`, `schedule`, `retry`,

@@ -173,6 +173,7 @@ fn new_record(event: &ExternalEvent, who: String, key: String) -> Result<Deploym
         message: provenance.message,
         source_ref: provenance.source_ref,
         commit_sha: provenance.commit_sha,
+        commit_time: provenance.commit_time,
         build_url: provenance.build_url,
         trigger: Trigger::External.as_str().into(),
         started_at: None,

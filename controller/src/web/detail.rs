@@ -95,6 +95,9 @@ fn body(deployment: &Deployment, approve: bool) -> Markup {
             dl class="facts" {
                 dt { "Trigger" } dd { (deployment.trigger) }
                 dt { "Commit" } dd { code { (deployment.commit_sha.as_deref().unwrap_or("-")) } }
+                @if let Some(at) = deployment.commit_time {
+                    dt { "Committed" } dd { (at) }
+                }
                 dt { "Ref" } dd { (deployment.source_ref.as_deref().unwrap_or("-")) }
                 dt { "Message" } dd { (deployment.message.as_deref().unwrap_or("-")) }
                 dt { "Build" } dd {

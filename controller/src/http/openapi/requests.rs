@@ -69,6 +69,10 @@ pub struct NewDeploymentBody {
     pub source_ref: Option<String>,
     /// The commit, 7 to 64 hex digits.
     pub commit_sha: Option<String>,
+    /// When the commit was made, RFC 3339: where the lead time for
+    /// changes starts.
+    #[schema(format = DateTime)]
+    pub commit_time: Option<String>,
     /// The CI run, an http(s) URL.
     pub build_url: Option<String>,
 }

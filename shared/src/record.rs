@@ -17,6 +17,7 @@ use crate::state::{DeploymentStatus, TaskStatus};
 mod admin;
 mod approvals;
 mod apps;
+mod dora;
 mod environments;
 mod fleet;
 mod people;
@@ -28,6 +29,10 @@ pub use admin::{AuditEntry, LoggedOut, Purged, RegistryView};
 pub use approvals::{Approval, ApprovalAction, ApprovalOutcome, Approver, clock};
 pub use apps::{
     AppDetail, AppSummary, DeploymentBrief, EnvironmentHistory, EnvironmentSummary, RatingSummary,
+};
+pub use dora::{
+    ChangeFailure, ChangeFailureRate, DeploymentFrequency, DoraLevel, DoraReport, FailureKind,
+    LeadTime, OpenFailure, TimeToRestore,
 };
 pub use environments::{EnvironmentKind, EnvironmentView};
 pub use fleet::{

@@ -28,6 +28,7 @@ mod approvals;
 pub mod apps;
 #[cfg(test)]
 mod apps_tests;
+pub mod dora;
 pub mod environments;
 mod fleet;
 pub mod people;

@@ -51,7 +51,11 @@ pub async fn run(session: &mut Session, command: MetricsCommand) -> Outcome {
     Ok(exit::OK)
 }
 
+/// A duration for people: whole seconds, or milliseconds under one.
 fn ms(ms: u64) -> String {
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
     format_duration(Duration::from_millis(ms))
 }
 

@@ -199,3 +199,81 @@ fn a_fix_is_a_word_of_the_message_or_ref() {
     assert!(!check(Some("fixed it"), Some("fixture")));
     assert!(!check(None, None));
 }
+
+#[test]
+fn levels_change_at_the_bounds_of_docs_dora_md() {
+    use super::{DAY_MS, HOUR_MS, MONTH_MS, WEEK_MS, level_by};
+    use DoraLevel::{Elite, High, Low, Medium};
+    let lead = |ms| level_by(ms, [DAY_MS, WEEK_MS, MONTH_MS]);
+    assert_eq!(
+        [
+            lead(DAY_MS - 1),
+            lead(DAY_MS),
+            lead(WEEK_MS),
+            lead(MONTH_MS)
+        ],
+        [Elite, High, Medium, Low]
+    );
+    let restore = |ms| level_by(ms, [HOUR_MS, DAY_MS, WEEK_MS]);
+    assert_eq!(
+        [
+            restore(HOUR_MS - 1),
+            restore(HOUR_MS),
+            restore(DAY_MS),
+            restore(WEEK_MS)
+        ],
+        [Elite, High, Medium, Low]
+    );
+    // Frequency: n deployments over a 30-day window.
+    let frequency = |count: usize| {
+        let history: Vec<Deployment> = (0..count)
+            .map(|n| deployed("d", 10.0, 10.0 + n as f64, None))
+            .collect();
+        let window = Window {
+            from: at(0.0),
+            to: at(30.0 * 24.0),
+            fix_window_ms: 0,
+        };
+        report("a", "e", &history, &window)
+            .deployment_frequency
+            .level
+    };
+    assert_eq!(
+        [
+            frequency(30),
+            frequency(29),
+            frequency(5),
+            frequency(4),
+            frequency(1)
+        ],
+        [
+            Some(Elite),
+            Some(High),
+            Some(High),
+            Some(Medium),
+            Some(Medium)
+        ]
+    );
+    assert_eq!(frequency(0), None);
+    // Failure rate: at most 5 %, 10 %, 15 %.
+    let rate = |failed: usize| {
+        let mut history: Vec<Deployment> = (0..20 - failed)
+            .map(|n| deployed("d", 10.0 + n as f64, 10.5 + n as f64, None))
+            .collect();
+        history.extend((0..failed).map(|n| {
+            made(
+                "f",
+                40.0 + n as f64,
+                DeploymentStatus::Failed,
+                40.5 + n as f64,
+            )
+        }));
+        report("a", "e", &history, &window(0.0))
+            .change_failure_rate
+            .level
+    };
+    assert_eq!(
+        [rate(1), rate(2), rate(3), rate(4)],
+        [Some(Elite), Some(High), Some(Medium), Some(Low)]
+    );
+}

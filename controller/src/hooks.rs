@@ -182,6 +182,8 @@ async fn deploy(
             message: push.message.clone(),
             source_ref: Some(push::short_ref(&push.git_ref).to_string()),
             commit_sha: Some(push.commit.clone()),
+            commit_time: push.commit_time,
+            commit_author: push.author.clone(),
             build_url: None,
         },
         trigger: Trigger::Webhook,

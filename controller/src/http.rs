@@ -130,6 +130,7 @@ pub fn router(context: Arc<Context>) -> Router {
         .route("/api/v1/deployments/{id}/purge", post(deployments::purge))
         .route("/api/v1/apps", get(apps::list))
         .route("/api/v1/apps/{app}", get(apps::get))
+        .route("/api/v1/apps/{app}/dora", get(apps::dora))
         .route(
             "/api/v1/apps/{app}/rating",
             put(apps::rate).delete(apps::clear),

@@ -32,6 +32,7 @@ pub mod create;
 pub mod credential;
 pub mod deployments;
 mod domain;
+pub mod dora;
 pub mod environments;
 #[cfg(test)]
 mod environments_rules_tests;

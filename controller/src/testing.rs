@@ -76,6 +76,8 @@ pub fn deployment(hosts: &[&str], max_failures: u32) -> Deployment {
         message: None,
         source_ref: None,
         commit_sha: None,
+        commit_time: None,
+        commit_author: None,
         build_url: None,
         trigger: "cli".into(),
         started_at: None,

@@ -20,6 +20,7 @@ mod assets;
 mod auth;
 mod deployments;
 mod detail;
+mod dora;
 mod environments;
 mod fleet;
 mod layout;

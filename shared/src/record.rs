@@ -17,6 +17,7 @@ use crate::state::{DeploymentStatus, TaskStatus};
 mod admin;
 mod approvals;
 mod apps;
+mod dora;
 mod environments;
 mod fleet;
 mod hooks;
@@ -29,6 +30,10 @@ pub use admin::{AuditEntry, LoggedOut, Purged, RegistryView};
 pub use approvals::{Approval, ApprovalAction, ApprovalOutcome, Approver, clock};
 pub use apps::{
     AppDetail, AppSummary, DeploymentBrief, EnvironmentHistory, EnvironmentSummary, RatingSummary,
+};
+pub use dora::{
+    ChangeFailure, ChangeFailureRate, DeploymentFrequency, DoraLevel, DoraReport, FailureKind,
+    LeadTime, OpenFailure, TimeToRestore,
 };
 pub use environments::{EnvironmentKind, EnvironmentView};
 pub use fleet::{
@@ -144,6 +149,13 @@ pub struct Deployment {
     pub source_ref: Option<String>,
     #[serde(default)]
     pub commit_sha: Option<String>,
+    /// When that commit was made (`berth deploy --commit-time`, or read
+    /// from git): the start of the lead time for changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_time: Option<Timestamp>,
+    /// Who made that commit, when a git push hook's delivery says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_author: Option<String>,
     #[serde(default)]
     pub build_url: Option<String>,
     /// What made it: `cli`, `api`, `webhook`, `schedule`, `retry`,

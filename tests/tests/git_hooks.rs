@@ -4,7 +4,8 @@
 //! - a GitHub-signed push of `main` is accepted; the build agent fetches
 //!   the commit, its `deploy/web` directory is the bundle, and the
 //!   deployment runs the files of that commit on the app's host,
-//!   recording the commit, ref, message and trigger `webhook`;
+//!   recording the commit, ref, message, author, commit time and trigger
+//!   `webhook`;
 //! - a wrong signature and a replayed delivery id are refused (401, 409),
 //!   counted, and deploy nothing; a push of another branch is ignored;
 //! - a GitLab tag push with its token deploys the tag's commit, a wrong
@@ -237,6 +238,14 @@ fn signed_pushes_are_fetched_by_a_build_agent_and_deployed() {
         )
     );
     assert_eq!(shown["environment"], "production");
+    assert_eq!(
+        (
+            shown["commit_author"].as_str(),
+            shown["commit_time"].as_str()
+        ),
+        (Some("Ana Dev"), Some("2026-12-01T09:00:00.000Z")),
+        "the push's author and commit time, for the lead time"
+    );
     assert_eq!(shown["version"], &first[..12]);
     assert_eq!(shown["triggered_by"], format!("hook:{id}"));
     assert_eq!(repo.ran(), "v1\n", "the host ran the commit's files");

@@ -149,10 +149,21 @@ pub async fn deploy(session: &mut Session, args: DeployArgs) -> Outcome {
     };
     let (message, source_ref, commit_sha, build_url) =
         super::provenance::resolve(&args.provenance, |name| std::env::var(name).ok());
+    let manifest_dir = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let commit_time_ms = super::provenance::commit_time(
+        &args.provenance,
+        |name| std::env::var(name).ok(),
+        commit_sha.as_deref(),
+        |sha| super::provenance::git_commit_time(manifest_dir, sha),
+    );
     let request = CreateDeploymentRequest {
         message,
         source_ref,
         commit_sha,
+        commit_time_ms,
         build_url,
         manifest_toml: text,
         bundle_digest: digest,

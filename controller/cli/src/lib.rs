@@ -17,6 +17,7 @@ mod jobs;
 mod lifecycle;
 mod live;
 mod logs;
+mod metrics;
 mod output;
 mod people;
 mod provenance;
@@ -88,6 +89,10 @@ pub enum Command {
     /// app 1 to 5 stars.
     #[command(subcommand)]
     Apps(apps::AppsCommand),
+    /// Delivery figures: `berth metrics dora --app APP` (deployment
+    /// frequency, lead time, change failure rate, time to restore).
+    #[command(subcommand)]
+    Metrics(metrics::MetricsCommand),
     /// An app's environments as records: type, default, protection and
     /// variables (`berth env create APP/ENV --type production`).
     #[command(subcommand)]
@@ -337,6 +342,7 @@ async fn dispatch(session: &mut Session, command: Command) -> Outcome {
         Command::Show { id } => show::show(session, &id).await,
         Command::Logs(logs) => logs::logs(session, logs).await,
         Command::Apps(command) => apps::run(session, command).await,
+        Command::Metrics(command) => metrics::run(session, command).await,
         Command::Env(command) => environments::run(session, command).await,
         Command::Status { environment } => status::status(session, environment).await,
         Command::Stop(args) => stop::stop(session, args).await,

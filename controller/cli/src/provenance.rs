@@ -1,7 +1,9 @@
-//! `berth deploy --message --ref --sha --build-url`, and the same taken
-//! from a CI job's environment when the flags are not given: GitHub
-//! Actions (and Gitea/Forgejo Actions, which set the same variables),
-//! GitLab CI and Jenkins.
+//! `berth deploy --message --ref --sha --commit-time --build-url`, and the
+//! same taken from a CI job's environment when the flags are not given:
+//! GitHub Actions (and Gitea/Forgejo Actions, which set the same
+//! variables), GitLab CI and Jenkins. A commit's time, when no flag or
+//! variable gives it, is read from the git repository holding the
+//! manifest (`git log -1 --format=%cI SHA`), if the commit is there.
 
 use clap::Args;
 
@@ -17,9 +19,57 @@ pub struct ProvenanceArgs {
     /// The commit deployed (default: GITHUB_SHA, CI_COMMIT_SHA, GIT_COMMIT).
     #[arg(long)]
     pub sha: Option<String>,
+    /// When the commit was made, RFC 3339 (default: CI_COMMIT_TIMESTAMP,
+    /// else git's commit time of --sha in the manifest's repository); the
+    /// start of the lead time for changes (`berth metrics dora`).
+    #[arg(long, value_name = "RFC3339", value_parser = parse_commit_time)]
+    pub commit_time: Option<i64>,
     /// The CI run that deployed (default: from CI variables).
     #[arg(long)]
     pub build_url: Option<String>,
+}
+
+/// Parses `--commit-time` into Unix milliseconds.
+pub fn parse_commit_time(text: &str) -> Result<i64, String> {
+    berth_shared::time::parse_rfc3339(text.trim())
+        .map(berth_shared::time::unix_ms)
+        .ok_or_else(|| format!("`{text}` is not an RFC 3339 time like 2026-05-01T12:00:00Z"))
+}
+
+/// The commit's time (Unix ms): the flag, else CI_COMMIT_TIMESTAMP, else
+/// what `git_time` says of the commit `sha` (when one is known); a value
+/// that does not parse is left out.
+pub fn commit_time(
+    args: &ProvenanceArgs,
+    var: impl Fn(&str) -> Option<String>,
+    sha: Option<&str>,
+    git_time: impl Fn(&str) -> Option<String>,
+) -> Option<i64> {
+    args.commit_time
+        .or_else(|| var("CI_COMMIT_TIMESTAMP").and_then(|text| parse_commit_time(&text).ok()))
+        .or_else(|| {
+            sha.and_then(&git_time)
+                .and_then(|text| parse_commit_time(&text).ok())
+        })
+}
+
+/// The committer time of `sha` in the git repository holding `dir`, as
+/// `git log -1 --format=%cI` prints it; `None` without git, outside a
+/// repository, or when the commit is not there.
+pub fn git_commit_time(dir: &std::path::Path, sha: &str) -> Option<String> {
+    if !sha.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let output = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["log", "-1", "--format=%cI", sha, "--"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8(output.stdout).ok()?;
+    (output.status.success() && !text.trim().is_empty()).then(|| text.trim().to_string())
 }
 
 /// The four values, each from its flag or else the environment `var`
@@ -121,5 +171,28 @@ mod tests {
         assert_eq!(url.as_deref(), Some("https://gitlab.example/job/9"));
         let (message, source_ref, sha, url) = resolve(&ProvenanceArgs::default(), env(&[]));
         assert_eq!((message, source_ref, sha, url), (None, None, None, None));
+    }
+
+    #[test]
+    fn the_commit_time_comes_from_the_flag_then_ci_then_git() {
+        let none = |_: &str| None;
+        let git = |sha: &str| (sha == "abcdef1").then(|| "2026-05-01T14:00:00+02:00".to_string());
+        let flag = ProvenanceArgs {
+            commit_time: Some(5),
+            ..Default::default()
+        };
+        assert_eq!(commit_time(&flag, none, Some("abcdef1"), git), Some(5));
+        let gitlab = env(&[("CI_COMMIT_TIMESTAMP", "2026-05-01T12:00:00Z")]);
+        let default = ProvenanceArgs::default();
+        let noon = parse_commit_time("2026-05-01T12:00:00Z").expect("time");
+        assert_eq!(commit_time(&default, gitlab, None, git), Some(noon));
+        assert_eq!(
+            commit_time(&default, none, Some("abcdef1"), git),
+            Some(noon),
+            "the offset applies"
+        );
+        assert_eq!(commit_time(&default, none, Some("1234567"), git), None);
+        assert_eq!(commit_time(&default, none, None, git), None);
+        assert!(parse_commit_time("yesterday").is_err());
     }
 }

@@ -127,6 +127,8 @@ fn provenance(d: &Deployment) -> String {
         ("message", d.message.clone()),
         ("ref", d.source_ref.clone()),
         ("commit", d.commit_sha.clone()),
+        ("committed", d.commit_time.map(|at| at.to_string())),
+        ("author", d.commit_author.clone()),
         ("build", d.build_url.clone()),
         ("started", d.started_at.map(|at| at.to_string())),
         (

@@ -419,4 +419,8 @@ impl Cli for CliApi {
     ) -> Reply<pb::DeliveryList> {
         webhooks::deliveries(&self.context, r).await
     }
+
+    async fn get_dora(&self, request: Request<pb::GetDoraRequest>) -> Reply<pb::DoraReply> {
+        apps::get_dora(&self.context, request).await
+    }
 }

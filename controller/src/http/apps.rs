@@ -8,15 +8,16 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::Response;
-use berth_shared::record::{AppDetail, RatingSummary};
+use berth_shared::record::{AppDetail, DoraReport, RatingSummary};
 
 use super::Api;
 use super::auth::Authed;
 use super::codec;
 use super::decode::{JsonBody, PathText};
 use super::error::ApiError;
-use super::openapi::requests::{AppPath, RatingBody};
+use super::openapi::requests::{AppPath, DoraParams, RatingBody};
 use super::openapi::responses::{InsufficientStorage, NotFound, TooLarge, UnsupportedMediaType};
+use super::query::Params;
 use super::reply::{self, AppCatalogue};
 use crate::ops;
 
@@ -83,4 +84,28 @@ pub async fn clear(
 ) -> Reply {
     let summary = ops::ratings::clear(&api.context, &caller, &app).await?;
     Ok(reply::ok(&summary))
+}
+
+/// The app's DORA figures in one environment over a window ending now
+/// (`berth metrics dora`; `docs/dora.md` defines them).
+#[utoipa::path(get, path = "/api/v1/apps/{app}/dora", tag = "apps", params(AppPath, DoraParams),
+    responses(
+        (status = 200, description = "The figures", body = DoraReport),
+        (status = 404, response = NotFound),
+    ))]
+pub async fn dora(
+    State(api): State<Arc<Api>>,
+    Authed(caller): Authed,
+    PathText(app): PathText,
+    mut params: Params,
+) -> Reply {
+    let request = ops::dora::DoraRequest {
+        app,
+        environment: params.one("environment")?.unwrap_or_default(),
+        since: params.one("since")?.unwrap_or_default(),
+        fix_window: params.one("fix_window")?.unwrap_or_default(),
+    };
+    params.finish()?;
+    let report = ops::dora::report(&api.context, &caller, &request).await?;
+    Ok(reply::ok(&report))
 }

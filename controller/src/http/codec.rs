@@ -32,8 +32,25 @@ fn provenance(body: &mut Fields) -> Result<Provenance, Error> {
         message: body.string("message")?,
         source_ref: body.string("source_ref")?,
         commit_sha: body.string("commit_sha")?,
+        commit_time: commit_time(body.string("commit_time")?)?,
+        commit_author: None,
         build_url: body.string("build_url")?,
     })
+}
+
+/// An RFC 3339 commit time.
+fn commit_time(text: Option<String>) -> Result<Option<berth_shared::record::Timestamp>, Error> {
+    text.map(|text| {
+        berth_shared::time::parse_rfc3339(text.trim())
+            .map(|time| berth_shared::record::Timestamp(berth_shared::time::unix_ms(time)))
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "field `commit_time`: `{}` is not an RFC 3339 time like 2026-05-01T12:00:00Z",
+                    berth_shared::text::clip(&text, 80)
+                ))
+            })
+    })
+    .transpose()
 }
 
 /// `POST /api/v1/deployment-events`: a deployment another tool made.
@@ -55,6 +72,8 @@ pub fn external_event(mut body: Fields) -> Result<ops::external::ExternalEvent, 
             message: body.string("message")?,
             source_ref: body.string("scm_branch")?,
             commit_sha: body.string("scm_sha")?,
+            commit_time: None,
+            commit_author: None,
             build_url: body.string("build_url")?,
         },
         extra_metadata: body.string_map("extra_metadata")?,

@@ -77,6 +77,7 @@ use responses::{
         apps::get,
         apps::rate,
         apps::clear,
+        apps::dora,
         environments::list_all,
         environments::list,
         environments::create,

@@ -78,6 +78,7 @@ codes! {
     AppAmbiguousEnvironment = "app/ambiguous-environment", Invalid;
     AppAlreadyRunning = "app/already-running", Conflict;
     RatingInvalid = "rating/invalid", Invalid;
+    MetricsInvalidWindow = "metrics/invalid-window", Invalid;
     EnvironmentNotFound = "environment/not-found", NotFound;
     EnvironmentExists = "environment/exists", Conflict;
     EnvironmentOutsideWindow = "environment/outside-window", Precondition;

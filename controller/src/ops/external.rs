@@ -173,6 +173,8 @@ fn new_record(event: &ExternalEvent, who: String, key: String) -> Result<Deploym
         message: provenance.message,
         source_ref: provenance.source_ref,
         commit_sha: provenance.commit_sha,
+        commit_time: provenance.commit_time,
+        commit_author: provenance.commit_author.clone(),
         build_url: provenance.build_url,
         trigger: Trigger::External.as_str().into(),
         started_at: None,

@@ -2,7 +2,7 @@
 //! commit and CI run a request names, and what triggered it. Checked here
 //! so every transport gets the same bounds.
 
-use berth_shared::record::Deployment;
+use berth_shared::record::{Deployment, Timestamp};
 
 use super::{Error, Result};
 
@@ -13,12 +13,20 @@ const MAX_REF_BYTES: usize = 256;
 /// Longest build URL, in bytes.
 const MAX_URL_BYTES: usize = 2048;
 
+/// How far a commit time may lie ahead of the controller's clock (clocks
+/// drift; a commit from tomorrow is a mistake).
+const MAX_COMMIT_AHEAD_MS: i64 = 24 * 3600 * 1000;
+
 /// What a request says about where a deployment comes from; all optional.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Provenance {
     pub message: Option<String>,
     pub source_ref: Option<String>,
     pub commit_sha: Option<String>,
+    /// When the commit was made.
+    pub commit_time: Option<Timestamp>,
+    /// Who made it (a git push's delivery says).
+    pub commit_author: Option<String>,
     pub build_url: Option<String>,
 }
 
@@ -57,6 +65,8 @@ impl Provenance {
             message: deployment.message.clone(),
             source_ref: deployment.source_ref.clone(),
             commit_sha: deployment.commit_sha.clone(),
+            commit_time: deployment.commit_time,
+            commit_author: deployment.commit_author.clone(),
             build_url: deployment.build_url.clone(),
         }
     }
@@ -73,8 +83,18 @@ impl Provenance {
             message: given(self.message),
             source_ref: given(self.source_ref),
             commit_sha: given(self.commit_sha),
+            commit_time: self.commit_time,
+            commit_author: given(self.commit_author)
+                .map(|name| berth_shared::text::clip(&name, 200)),
             build_url: given(self.build_url),
         };
+        if let Some(time) = provenance.commit_time
+            && (time.0 < 0 || time.0 > Timestamp::now().0 + MAX_COMMIT_AHEAD_MS)
+        {
+            return Err(Error::invalid(format!(
+                "commit time {time}: a commit is made after 1970 and not more than a day from now"
+            )));
+        }
         if let Some(message) = &provenance.message
             && (message.chars().count() > MAX_MESSAGE_CHARS || message.contains('\0'))
         {
@@ -144,5 +164,9 @@ mod tests {
         assert!(with(|p| p.build_url = Some("javascript:alert(1)".into())).is_err());
         assert!(with(|p| p.message = Some("x".repeat(2001))).is_err());
         assert!(with(|p| p.message = Some("a\0b".into())).is_err());
+        assert!(with(|p| p.commit_time = Some(Timestamp(-1))).is_err());
+        let tomorrow = Timestamp(Timestamp::now().0 + 2 * MAX_COMMIT_AHEAD_MS);
+        assert!(with(|p| p.commit_time = Some(tomorrow)).is_err());
+        assert!(with(|p| p.commit_time = Some(Timestamp(1_700_000_000_000))).is_ok());
     }
 }

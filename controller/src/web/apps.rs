@@ -2,13 +2,14 @@
 //! environment and its rating (the average of 1 to 5 stars, one rating per
 //! user, and the caller's own). `/apps/{app}`: the app's history in each
 //! environment with its record and variables (`environments.rs`), and a
-//! star rating the caller gives or takes back. The data
+//! star rating the caller gives or takes back, and in each environment its
+//! DORA figures (`dora.rs`). The data
 //! is `ops::apps::list` and `ops::apps::get`, as for the API; the script
 //! (`assets/apps.js`) sends a rating to `PUT|DELETE /api/v1/apps/{app}/rating`.
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use berth_shared::record::{
@@ -89,8 +90,10 @@ pub async fn page(
     State(api): State<Arc<Api>>,
     browser: Browser,
     Path(app): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> Response {
     let app = berth_shared::text::clip(&app, 300);
+    let since = super::dora::since(query.as_deref());
     match ops::apps::get(&api.context, &browser.caller, &app).await {
         Ok(detail) => {
             let records = ops::environments::list(&api.context, &browser.caller, Some(&detail.app))
@@ -106,6 +109,17 @@ pub async fn page(
                 };
                 ops::secrets::list(&api.context, &browser.caller, Some(&scope)).unwrap_or_default()
             };
+            let mut dora = Vec::new();
+            for env in &detail.environments {
+                let request = ops::dora::DoraRequest {
+                    app: detail.app.clone(),
+                    environment: env.environment.clone(),
+                    since: since.clone(),
+                    fix_window: String::new(),
+                };
+                let report = ops::dora::report(&api.context, &browser.caller, &request).await;
+                dora.push(super::dora::panel(&env.environment, &since, &report));
+            }
             // Environments with a record but no deployment yet come last.
             let unused = records.iter().filter(|record| {
                 !detail
@@ -117,8 +131,8 @@ pub async fn page(
                 p class="crumbs" { a href="/apps" { "Apps" } " / " (detail.app) }
                 h1 { (detail.app) }
                 (rating_form(&detail.app, &detail.rating))
-                @for env in &detail.environments {
-                    (history(&detail.app, env, record(&env.environment), &secrets_of(&env.environment), operator))
+                @for (env, dora) in detail.environments.iter().zip(&dora) {
+                    (history(&detail.app, env, record(&env.environment), &secrets_of(&env.environment), operator, dora))
                 }
                 @for record in unused {
                     section aria-labelledby=(format!("env-{}", record.name)) {
@@ -173,6 +187,7 @@ fn history(
     record: Option<&EnvironmentView>,
     secrets: &[SecretView],
     operator: bool,
+    dora: &Markup,
 ) -> Markup {
     let query: String = form_urlencoded::Serializer::new(String::new())
         .append_pair("app", app)
@@ -182,6 +197,7 @@ fn history(
         section aria-labelledby=(format!("env-{}", env.environment)) {
             h2 id=(format!("env-{}", env.environment)) { "In " (env.environment) }
             @if let Some(record) = record { (super::environments::panel(app, record, secrets, operator)) }
+            (dora)
             div class="scroll" role="region" tabindex="0" aria-label=(format!("Deployments of {app} in {}", env.environment)) { table class="stages" {
                 thead { tr { th scope="col" { "Deployment" } th scope="col" { "Version" } th scope="col" { "Status" }
                     th scope="col" { "Created" } th scope="col" { "By" } } }

@@ -95,6 +95,12 @@ fn body(deployment: &Deployment, approve: bool) -> Markup {
             dl class="facts" {
                 dt { "Trigger" } dd { (deployment.trigger) }
                 dt { "Commit" } dd { code { (deployment.commit_sha.as_deref().unwrap_or("-")) } }
+                @if let Some(at) = deployment.commit_time {
+                    dt { "Committed" } dd { (at) }
+                }
+                @if let Some(author) = &deployment.commit_author {
+                    dt { "Author" } dd { (author) }
+                }
                 dt { "Ref" } dd { (deployment.source_ref.as_deref().unwrap_or("-")) }
                 dt { "Message" } dd { (deployment.message.as_deref().unwrap_or("-")) }
                 dt { "Build" } dd {

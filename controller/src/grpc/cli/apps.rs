@@ -1,10 +1,11 @@
-//! `Cli` methods of the app catalogue and its ratings (`berth apps`).
+//! `Cli` methods of the app catalogue and its ratings (`berth apps`), and
+//! an app's DORA figures (`berth metrics dora`).
 
 use std::sync::Arc;
 
 use berth_proto::v1::{
-    AppList, AppReply, ClearAppRatingRequest, GetAppRequest, ListAppsRequest, RateAppRequest,
-    RatingReply,
+    AppList, AppReply, ClearAppRatingRequest, DoraReply, GetAppRequest, GetDoraRequest,
+    ListAppsRequest, RateAppRequest, RatingReply,
 };
 use tonic::{Request, Response, Status};
 
@@ -44,4 +45,24 @@ pub async fn clear_app_rating(
 ) -> Result<Response<RatingReply>, Status> {
     let rating = ops::ratings::clear(context, &caller(&request)?, &request.get_ref().app).await?;
     Ok(Response::new(records::rating_reply(rating)))
+}
+
+pub async fn get_dora(
+    context: &Arc<Context>,
+    request: Request<GetDoraRequest>,
+) -> Result<Response<DoraReply>, Status> {
+    let GetDoraRequest {
+        app,
+        environment,
+        since,
+        fix_window,
+    } = request.get_ref().clone();
+    let dora = ops::dora::DoraRequest {
+        app,
+        environment,
+        since,
+        fix_window,
+    };
+    let report = ops::dora::report(context, &caller(&request)?, &dora).await?;
+    Ok(Response::new(super::records::dora::dora_reply(report)))
 }

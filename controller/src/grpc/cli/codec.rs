@@ -74,6 +74,8 @@ pub fn new_deployment(request: CreateDeploymentRequest) -> NewDeployment {
             message: request.message,
             source_ref: request.source_ref,
             commit_sha: request.commit_sha,
+            commit_time: request.commit_time_ms.map(berth_shared::record::Timestamp),
+            commit_author: None,
             build_url: request.build_url,
         },
         trigger: crate::ops::provenance::Trigger::Cli,

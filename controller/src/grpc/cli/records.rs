@@ -28,6 +28,7 @@ mod approvals;
 pub mod apps;
 #[cfg(test)]
 mod apps_tests;
+pub mod dora;
 pub mod environments;
 mod fleet;
 pub mod hooks;
@@ -86,6 +87,8 @@ pub fn deployment(record: Deployment) -> Result<pb::Deployment, Status> {
         message,
         source_ref,
         commit_sha,
+        commit_time,
+        commit_author,
         build_url,
         trigger,
         started_at,
@@ -126,6 +129,8 @@ pub fn deployment(record: Deployment) -> Result<pb::Deployment, Status> {
         message,
         source_ref,
         commit_sha,
+        commit_time_ms: commit_time.map(|at| at.0),
+        commit_author,
         build_url,
         trigger,
         started_at_ms: started_at.map(|at| at.0),

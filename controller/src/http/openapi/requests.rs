@@ -69,6 +69,10 @@ pub struct NewDeploymentBody {
     pub source_ref: Option<String>,
     /// The commit, 7 to 64 hex digits.
     pub commit_sha: Option<String>,
+    /// When the commit was made, RFC 3339: where the lead time for
+    /// changes starts.
+    #[schema(format = DateTime)]
+    pub commit_time: Option<String>,
     /// The CI run, an http(s) URL.
     pub build_url: Option<String>,
 }
@@ -230,6 +234,21 @@ pub enum LevelName {
 
 /// The parameters of `GET /api/v1/deployments/{id}/logs`: the filters of
 /// `berth logs`.
+/// `GET /api/v1/apps/{app}/dora`: which environment, and which windows.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DoraParams {
+    /// Default: the app's only environment, else its default one.
+    pub environment: Option<String>,
+    /// How far back from now, a duration like `7d` or `30d` (default
+    /// `30d`, at most a year).
+    pub since: Option<String>,
+    /// How soon after a change a deployment marked as a fix blames it
+    /// (default `1h`, at most a week).
+    pub fix_window: Option<String>,
+}
+
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]

@@ -73,6 +73,7 @@ fn sample(document: &Value, schema: &Value) -> Value {
     };
     match kind.as_ref().and_then(Value::as_str) {
         Some("string") if schema["pattern"].is_string() => json!(DeploymentId::new().to_string()),
+        Some("string") if schema["format"] == "date-time" => json!("2026-05-01T12:00:00Z"),
         Some("string") => json!("1000"),
         Some("integer") => json!(1),
         Some("boolean") => json!(true),

@@ -150,6 +150,8 @@ pub fn from_snapshot(
         message: snapshot.provenance.message,
         source_ref: snapshot.provenance.source_ref,
         commit_sha: snapshot.provenance.commit_sha,
+        commit_time: snapshot.provenance.commit_time,
+        commit_author: snapshot.provenance.commit_author.clone(),
         build_url: snapshot.provenance.build_url,
         trigger: snapshot.trigger.as_str().into(),
         started_at: None,

@@ -232,6 +232,8 @@ fn deployment(status: DeploymentStatus) -> Deployment {
         message: text("fix the login page"),
         source_ref: text("refs/tags/v1.4.2"),
         commit_sha: text("0123456789abcdef0123456789abcdef01234567"),
+        commit_time: Some(Timestamp(1_700_000_000_000)),
+        commit_author: Some("Ana Dev".into()),
         build_url: text("https://ci.example.com/runs/42"),
         trigger: "api".into(),
         started_at: Some(Timestamp(1_700_000_000_500)),

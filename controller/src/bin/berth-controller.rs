@@ -290,7 +290,7 @@ async fn command(command: Command) -> anyhow::Result<()> {
             let rotated = berth_controller::rotate_key::rotate_key(&data_dir).await?;
             let resealed = rotated.resealed;
             println!(
-                "new secrets key {} (was {}): re-encrypted {} secret versions, {} registry passwords and {} webhooks",
+                "new secrets key {} (was {}): re-encrypted {} secret versions, {} registry passwords and {} webhooks and git hooks",
                 rotated.new, rotated.old, resealed.secrets, resealed.registries, resealed.webhooks
             );
             println!("start the controller again (systemctl start berth-controller)");

@@ -23,7 +23,8 @@ pub struct Resealed {
     pub secrets: usize,
     /// Registry passwords (clear ones of an older store included).
     pub registries: usize,
-    /// Webhook endpoints' URLs and signing secrets.
+    /// Webhook endpoints' URLs and signing secrets, and git push hooks'
+    /// secrets.
     pub webhooks: usize,
 }
 
@@ -94,6 +95,9 @@ impl Store {
             ids.extend(record.sealed_password.map(|sealed| sealed.key_id));
         }
         for record in self.list_webhooks()? {
+            ids.insert(record.sealed.key_id);
+        }
+        for record in self.list_hooks()? {
             ids.insert(record.sealed.key_id);
         }
         Ok(ids)
@@ -173,8 +177,20 @@ impl Store {
             record.sealed = new.seal(&place, &opened);
             webhooks.push((super::webhooks::endpoint_key(&record.id)?, encode(&record)));
         }
-        (&t.secrets, &t.registries, &t.webhooks).transaction(
-            |(secrets, registry_tree, webhook_tree)| {
+        let mut hooks = Vec::new();
+        for mut record in self.list_hooks()? {
+            let place = Place::Hook { id: &record.id };
+            let opened = old.open(&place, &record.sealed).map_err(|err| {
+                StoreError::Unsealed(format!(
+                    "the secret of hook `{}` cannot be opened: {err}",
+                    record.id
+                ))
+            })?;
+            record.sealed = new.seal(&place, &opened);
+            hooks.push((super::hooks::hook_key(&record.id)?, encode(&record)));
+        }
+        (&t.secrets, &t.registries, &t.webhooks, &t.hooks).transaction(
+            |(secrets, registry_tree, webhook_tree, hook_tree)| {
                 for (key, value) in &versions {
                     secrets.insert(key.as_slice(), value.as_slice())?;
                 }
@@ -184,13 +200,16 @@ impl Store {
                 for (key, value) in &webhooks {
                     webhook_tree.insert(key.as_slice(), value.as_slice())?;
                 }
+                for (key, value) in &hooks {
+                    hook_tree.insert(key.as_slice(), value.as_slice())?;
+                }
                 Ok::<_, ConflictableTransactionError<StoreError>>(())
             },
         )?;
         Ok(Resealed {
             secrets: versions.len(),
             registries: registries.len(),
-            webhooks: webhooks.len(),
+            webhooks: webhooks.len() + hooks.len(),
         })
     }
 }

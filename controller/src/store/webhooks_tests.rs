@@ -192,3 +192,41 @@ fn each_status_change_names_its_event() {
         );
     }
 }
+
+#[test]
+fn rotating_the_key_reseals_webhooks_and_git_hooks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("store");
+    let old = SecretKey::generate();
+    let webhook = endpoint(&store, &old);
+    let id = ulid::Ulid::new().to_string();
+    let hook = crate::store::HookRecord {
+        sealed: old.seal(&Place::Hook { id: &id }, b"hook-secret"),
+        id: id.clone(),
+        app: "web".into(),
+        environment: "prod".into(),
+        git_ref: "main".into(),
+        repo: "file:///repo.git".into(),
+        path: None,
+        provider: berth_shared::record::GitProvider::Github,
+        credential: None,
+        build_labels: String::new(),
+        accepted: 0,
+        refused: 0,
+        created_at: Timestamp::now(),
+        created_by: "ana".into(),
+    };
+    store.put_hook(&hook).expect("put hook");
+    let new = SecretKey::generate();
+    assert_eq!(store.reseal(&old, &new).expect("reseal").webhooks, 2);
+    assert_eq!(
+        store.sealing_key_ids().expect("ids"),
+        std::collections::BTreeSet::from([new.id().clone()])
+    );
+    let webhook = store.webhook(&webhook.id).expect("read").expect("there");
+    let opened = new.open(&Place::Webhook { id: &webhook.id }, &webhook.sealed);
+    assert_eq!(opened.expect("opens").as_slice(), b"{}");
+    let hook = store.hook(&id).expect("read").expect("there");
+    let opened = new.open(&Place::Hook { id: &id }, &hook.sealed);
+    assert_eq!(opened.expect("opens").as_slice(), b"hook-secret");
+}

@@ -178,6 +178,9 @@ async fn deploy(
         bundle_digest: fetched.digest,
         bundle_size: fetched.size,
         idempotency_key: format!("push:{}", push.id),
+        // Pushes in a row deploy in turn rather than being refused while
+        // the one before runs.
+        queue: true,
         provenance: Provenance {
             message: push.message.clone(),
             source_ref: Some(push::short_ref(&push.git_ref).to_string()),

@@ -15,6 +15,7 @@ use super::Api;
 use super::auth::Authed;
 use super::decode::{JsonBody, PathText};
 use super::error::ApiError;
+use super::error::ErrorReply;
 use super::openapi::requests::{HookPath, NewHookBody};
 use super::openapi::responses::NotFound;
 use super::reply::{self, HookList};
@@ -33,6 +34,8 @@ type Reply = Result<Response, ApiError>;
     responses(
         (status = 202, description = "Accepted: a build agent fetches the commit and it is deployed"),
         (status = 200, description = "Ignored, with the reason"),
+        (status = 401, description = "No signature or token, one that does not match, or no such hook (`hook/signature`)", body = ErrorReply),
+        (status = 409, description = "A delivery id accepted before (`hook/replayed`)", body = ErrorReply),
     ))]
 pub async fn receive(
     State(api): State<Arc<Api>>,

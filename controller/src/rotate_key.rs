@@ -95,7 +95,7 @@ mod tests {
             crate::store::put_sealed(&store, &old, &scope, "K", value);
             store.flush().await.expect("flush");
         }
-        let held = Store::open(&dir.store()).expect("store");
+        let held = crate::store::reopen(&dir.store());
         let refused = rotate_key(temp.path())
             .await
             .expect_err("the store is in use");

@@ -172,6 +172,27 @@ fn settled_push(controller: &Controller, id: &str, pushes: usize) -> Value {
     )
 }
 
+/// `berth hook add` for app `web` in `production` from the repository's
+/// `deploy/web`, with `args`; its JSON answer.
+fn add_hook(controller: &Controller, repo: &Repo, args: &[&str]) -> Value {
+    let url = repo.url();
+    let mut all = vec![
+        "hook",
+        "add",
+        "--app",
+        "web",
+        "--env",
+        "production",
+        "--repo",
+        &url,
+        "--path",
+        "deploy/web",
+    ];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["-o", "json"]);
+    controller.berth(&all).json()
+}
+
 #[test]
 fn signed_pushes_are_fetched_by_a_build_agent_and_deployed() {
     let controller = Controller::start();
@@ -180,26 +201,11 @@ fn signed_pushes_are_fetched_by_a_build_agent_and_deployed() {
     let repo = Repo::new(controller.dir.path());
     let first = repo.commit("v1", true, "HEAD:main");
 
-    let created = controller
-        .berth(&[
-            "hook",
-            "add",
-            "--app",
-            "web",
-            "--env",
-            "production",
-            "--ref",
-            "main",
-            "--repo",
-            &repo.url(),
-            "--path",
-            "deploy/web",
-            "--build-labels",
-            "role=build",
-            "-o",
-            "json",
-        ])
-        .json();
+    let created = add_hook(
+        &controller,
+        &repo,
+        &["--ref", "main", "--build-labels", "role=build"],
+    );
     let (id, secret, path) = (
         created["hook"]["id"].as_str().expect("id").to_string(),
         created["secret"].as_str().expect("secret").to_string(),
@@ -315,26 +321,11 @@ fn signed_pushes_are_fetched_by_a_build_agent_and_deployed() {
 
     // GitLab: a tag push with its token deploys the tag's commit.
     let tagged = repo.commit("v2", true, "HEAD:refs/tags/v2.0");
-    let gitlab = controller
-        .berth(&[
-            "hook",
-            "add",
-            "--app",
-            "web",
-            "--env",
-            "production",
-            "--ref",
-            "refs/tags/v*",
-            "--repo",
-            &repo.url(),
-            "--path",
-            "deploy/web",
-            "--provider",
-            "gitlab",
-            "-o",
-            "json",
-        ])
-        .json();
+    let gitlab = add_hook(
+        &controller,
+        &repo,
+        &["--ref", "refs/tags/v*", "--provider", "gitlab"],
+    );
     let (lab_id, token) = (
         gitlab["hook"]["id"].as_str().expect("id").to_string(),
         gitlab["secret"].as_str().expect("secret").to_string(),

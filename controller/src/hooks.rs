@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_proto::v1::FetchRequest;
-use berth_shared::record::{PushState, SecretScope};
+use berth_shared::record::PushState;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -199,32 +199,23 @@ async fn deploy(
 }
 
 /// The value of the hook's credential secret: its app and environment's,
-/// or the fleet's.
+/// or the fleet's (as a deployment's secrets are chosen), opened by
+/// `ops::secrets::reveal`.
 fn credential(
     context: &Context,
     hook: &HookRecord,
     name: &str,
 ) -> Result<zeroize::Zeroizing<String>, String> {
-    let app = SecretScope::app(&hook.app, &hook.environment)?;
-    for scope in [app, SecretScope::Fleet] {
-        let found = context
-            .store
-            .secret_names(Some(&scope))
-            .map_err(|err| err.to_string())?
-            .into_iter()
-            .find(|secret| secret.name == name);
-        if let Some(secret) = found {
-            return context
-                .store
-                .open_secret(&scope, name, secret.latest)
-                .map_err(|err| err.to_string())?
-                .ok_or_else(|| format!("secret {name} has no current version"));
-        }
-    }
-    Err(format!(
-        "the hook's credential `{name}` is no secret of {}/{} or the fleet; set it (berth secret set {}/{} {name} < key)",
-        hook.app, hook.environment, hook.app, hook.environment
-    ))
+    let refs =
+        crate::ops::secrets::current(context, &hook.app, &hook.environment, &[name.to_string()])
+            .map_err(|err| format!("the hook's credential: {}", err.message))?;
+    let wanted: Vec<_> = refs.into_iter().filter(|r| r.name == name).collect();
+    crate::ops::secrets::reveal(&context.store, &wanted)
+        .map_err(|err| format!("the hook's credential: {}", err.message))?
+        .into_iter()
+        .next()
+        .map(|(_, value)| value)
+        .ok_or_else(|| format!("the hook's credential `{name}` has no current version"))
 }
 
 /// `berth.toml` at the root of a fetched bundle.

@@ -321,10 +321,24 @@ fn signed_pushes_are_fetched_by_a_build_agent_and_deployed() {
 
     // GitLab: a tag push with its token deploys the tag's commit.
     let tagged = repo.commit("v2", true, "HEAD:refs/tags/v2.0");
+    // Its repository credential is a secret of the environment (a token,
+    // which `file://` does not ask for; it must still be found and sent).
+    let set = controller.berth_stdin(
+        &["secret", "set", "web/production", "REPO_TOKEN"],
+        "tok3n-for-the-repo\n",
+    );
+    assert_eq!(set.code, 0, "{}", set.stderr);
     let gitlab = add_hook(
         &controller,
         &repo,
-        &["--ref", "refs/tags/v*", "--provider", "gitlab"],
+        &[
+            "--ref",
+            "refs/tags/v*",
+            "--provider",
+            "gitlab",
+            "--credential",
+            "REPO_TOKEN",
+        ],
     );
     let (lab_id, token) = (
         gitlab["hook"]["id"].as_str().expect("id").to_string(),

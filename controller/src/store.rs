@@ -23,6 +23,7 @@ mod keys;
 mod lifecycle;
 mod list;
 mod logs;
+mod observed;
 mod ratings;
 mod registries;
 mod sealed;

@@ -89,9 +89,7 @@ impl PushRecord {
 
 /// A hook id's key.
 pub fn hook_key(id: &str) -> Result<[u8; 16], StoreError> {
-    ulid::Ulid::from_string(id)
-        .map(|ulid| ulid.0.to_be_bytes())
-        .map_err(|_| StoreError::NotFound(Thing::Hook, format!("hook `{id}`")))
+    super::keys::ulid_key(id, Thing::Hook, &format!("hook `{id}`"))
 }
 
 fn push_key(hook: &str, push: &str) -> Result<Vec<u8>, StoreError> {

@@ -248,3 +248,12 @@ pub(super) fn secret_key(scope: &SecretScope, name: &str, version: u64) -> Vec<u
     key.extend_from_slice(&version.to_be_bytes());
     key
 }
+
+/// The key of a record whose id is a ULID (a webhook, a git hook, a push):
+/// its 16 bytes, so the tree sorts by creation. An id that is no ULID names
+/// no record: `NotFound` with `what`.
+pub(super) fn ulid_key(id: &str, thing: super::Thing, what: &str) -> Result<[u8; 16], StoreError> {
+    ulid::Ulid::from_string(id)
+        .map(|ulid| ulid.0.to_be_bytes())
+        .map_err(|_| StoreError::NotFound(thing, what.to_string()))
+}

@@ -97,14 +97,11 @@ impl WebhookRecord {
 
 /// An endpoint id's key.
 pub fn endpoint_key(id: &str) -> Result<[u8; 16], StoreError> {
-    ulid::Ulid::from_string(id)
-        .map(|ulid| ulid.0.to_be_bytes())
-        .map_err(|_| {
-            StoreError::NotFound(
-                super::Thing::Webhook,
-                format!("webhook `{id}` (an id looks like 01JF3Z8Q9V0000000000000000)"),
-            )
-        })
+    super::keys::ulid_key(
+        id,
+        super::Thing::Webhook,
+        &format!("webhook `{id}` (an id looks like 01JF3Z8Q9V0000000000000000)"),
+    )
 }
 
 /// One event waiting to be delivered to the endpoints that want it.

@@ -79,6 +79,11 @@ impl Files {
     }
 
     /// Unpacked bundles, one directory per deployment.
+    /// Volume snapshots of resources: `snapshots/APP/ENV/RESOURCE/`.
+    pub fn snapshots(&self) -> PathBuf {
+        self.root().join("snapshots")
+    }
+
     pub fn work(&self) -> PathBuf {
         self.root.join("work")
     }

@@ -253,7 +253,7 @@ impl Pump {
                 _ = ticker.tick() => {
                     self.maybe_renew().await;
                     let facts = Some(crate::facts::collect(self.agent.files.root(), &self.agent.docker_host).await);
-                    let beat = Heartbeat { facts, free_slots: self.agent.free_slots(), health: self.agent.monitor.report(), apps: self.agent.current.report() };
+                    let beat = Heartbeat { facts, free_slots: self.agent.free_slots(), health: self.agent.monitor.report(), apps: self.agent.resources.fill(self.agent.current.report()) };
                     if self.send(Outgoing::Heartbeat(beat)).await.is_err() {
                         return Ended::Retry(anyhow::anyhow!("stream closed"));
                     }
@@ -261,7 +261,7 @@ impl Pump {
                 // What runs here changed (a deploy, stop or repair): tell
                 // the controller now, so `berth status` is true at once.
                 () = self.agent.current.changed() => {
-                    let beat = Heartbeat { facts: None, free_slots: self.agent.free_slots(), health: self.agent.monitor.report(), apps: self.agent.current.report() };
+                    let beat = Heartbeat { facts: None, free_slots: self.agent.free_slots(), health: self.agent.monitor.report(), apps: self.agent.resources.fill(self.agent.current.report()) };
                     if self.send(Outgoing::Heartbeat(beat)).await.is_err() {
                         return Ended::Retry(anyhow::anyhow!("stream closed"));
                     }
@@ -311,6 +311,12 @@ impl Pump {
                 self.agent
                     .tasks
                     .spawn(async move { crate::git::run(&agent, request, sender).await });
+            }
+            Some(Incoming::ResourceAsk(ask)) => {
+                let (agent, sender) = (self.agent.clone(), self.sender.clone());
+                self.agent
+                    .tasks
+                    .spawn(async move { crate::resource_asks::run(&agent, ask, sender).await });
             }
             Some(Incoming::Exec(request)) => {
                 let (agent, sender) = (self.agent.clone(), self.sender.clone());

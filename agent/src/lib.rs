@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod process;
 pub mod repair;
+pub mod resource_asks;
 pub mod runner;
 pub mod skew;
 pub mod stage;
@@ -80,6 +81,8 @@ pub struct Agent {
     pub monitor: Arc<stage::monitor::Monitor>,
     /// What this host runs now, per app (kept true by [`repair`]).
     pub current: Arc<stage::current::Apps>,
+    /// The app's resources as last seen here (`berth status`).
+    pub resources: stage::resource_watch::ResourceWatch,
     pub tasks: TaskTracker,
     pub shutdown: CancellationToken,
     fence: Mutex<FenceState>,
@@ -205,6 +208,7 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<()> {
         routes: Arc::new(stage::caddy::Desired::load(&config.data_dir)),
         monitor: Arc::new(stage::monitor::Monitor::load(&config.data_dir)),
         current: Arc::new(stage::current::Apps::load(&config.data_dir)),
+        resources: Default::default(),
         tasks: TaskTracker::new(),
         shutdown: shutdown.clone(),
         fence: Mutex::new(fence),

@@ -73,6 +73,7 @@ pub async fn run(agent: Arc<Agent>, shutdown: CancellationToken) {
             }
         };
         last_error.clear();
+        agent.resources.look(&docker, &agent.identity.name).await;
         for current in apps {
             if !agent.current.is_busy(&current.app, &current.environment) {
                 look_at(&agent, &docker, &current).await;

@@ -19,6 +19,7 @@ mod build;
 mod container;
 mod emit;
 mod image;
+mod resources;
 mod script;
 mod teardown;
 use emit::{Emitter, Failure};
@@ -203,6 +204,14 @@ async fn run(agent: &Arc<Agent>, task_id: TaskId, spec: &TaskSpec, cancel: &Canc
             emitter.end_stage(StageOutcome::Succeeded, Some(0), "", BTreeMap::new());
         }
     }
+    let is_deploy = spec.kind == berth_proto::v1::task_spec::Kind::Deploy as i32;
+    if is_deploy && !spec.resources.is_empty() {
+        emitter.start_stage("resources");
+        match resources::ensure(agent, spec, &emitter, cancel).await {
+            Ok(details) => emitter.end_stage(StageOutcome::Succeeded, None, "", details),
+            Err(failure) => return emitter.fail(failure),
+        }
+    }
     if let Some(container) = &spec.container {
         let result = if is_stop {
             if spec.commands.is_empty() {
@@ -221,6 +230,13 @@ async fn run(agent: &Arc<Agent>, task_id: TaskId, spec: &TaskSpec, cancel: &Canc
         agent.current.forget(&spec.app, &spec.environment, None);
     } else {
         agent.current.deployed(spec, None, None);
+    }
+    if is_stop && spec.with_resources {
+        emitter.start_stage("resources");
+        match resources::stop_all(agent, spec, &emitter).await {
+            Ok(details) => emitter.end_stage(StageOutcome::Succeeded, None, "", details),
+            Err(failure) => return emitter.fail(failure),
+        }
     }
     emitter.done();
 }

@@ -8,5 +8,6 @@ pub mod health;
 pub mod http;
 pub mod monitor;
 pub mod reach;
+pub mod resource_watch;
 pub mod sandbox;
 pub mod shell;

@@ -27,6 +27,7 @@ mod lost;
 mod queue;
 mod reconcile;
 mod reported;
+mod resources;
 mod secrets;
 mod wire;
 

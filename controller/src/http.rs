@@ -48,6 +48,7 @@ mod openapi;
 mod people;
 pub(crate) mod query;
 mod reply;
+mod resources;
 mod secrets;
 mod serve;
 mod session;
@@ -131,6 +132,11 @@ pub fn router(context: Arc<Context>) -> Router {
         .route("/api/v1/apps", get(apps::list))
         .route("/api/v1/apps/{app}", get(apps::get))
         .route("/api/v1/apps/{app}/dora", get(apps::dora))
+        .route("/api/v1/apps/{app}/snapshots", get(resources::snapshots))
+        .route(
+            "/api/v1/apps/{app}/resources/{resource}/restore",
+            post(resources::restore),
+        )
         .route(
             "/api/v1/apps/{app}/rating",
             put(apps::rate).delete(apps::clear),

@@ -49,6 +49,7 @@ pub mod ratings;
 pub mod registries;
 pub mod rerun;
 mod resolve;
+pub mod resources;
 pub mod secrets;
 #[cfg(test)]
 mod secrets_tests;

@@ -3,7 +3,9 @@
 //! away (for the `lost` grace period).
 
 mod asks;
+mod awaited;
 mod fetches;
+mod resources;
 mod transfers;
 
 pub use asks::Relay;
@@ -37,15 +39,6 @@ struct Connection {
     apps_at: Option<berth_shared::record::Timestamp>,
 }
 
-/// Fetches waiting for an answer: the agent asked and who waits.
-type Fetches = HashMap<
-    u64,
-    (
-        AgentId,
-        tokio::sync::oneshot::Sender<berth_proto::v1::FetchResult>,
-    ),
->;
-
 /// Live agent connections.
 pub struct Registry {
     /// Fleet-wide questions waiting for an agent's answer, by request id.
@@ -55,7 +48,9 @@ pub struct Registry {
     /// Live container-output relays, by request id.
     relays: Mutex<HashMap<u64, mpsc::Sender<berth_proto::v1::ContainerOutput>>>,
     /// Git fetches waiting for their build agent's answer, by request id.
-    fetches: Mutex<Fetches>,
+    fetches: awaited::Awaited<berth_proto::v1::FetchResult>,
+    /// Resource questions (snapshots, restore) waiting for their answer.
+    resource_asks: awaited::Awaited<berth_proto::v1::ResourceAnswer>,
     connections: Mutex<HashMap<AgentId, Connection>>,
     away_since: Mutex<HashMap<AgentId, Instant>>,
     started: Instant,
@@ -72,7 +67,8 @@ impl Default for Registry {
         Registry {
             inquiries: Mutex::new(HashMap::new()),
             relays: Mutex::new(HashMap::new()),
-            fetches: Mutex::new(HashMap::new()),
+            fetches: awaited::Awaited::default(),
+            resource_asks: awaited::Awaited::default(),
             execs: Mutex::new(HashMap::new()),
             connections: Mutex::new(HashMap::new()),
             away_since: Mutex::new(HashMap::new()),

@@ -73,6 +73,10 @@ pub struct Manifest {
     /// the ones the container gets as files.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub secrets: BTreeMap<String, SecretUse>,
+    /// What runs beside the app (`[resources.NAME]`): its database, cache
+    /// or queue, in the app's network on its hosts.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resources: BTreeMap<String, Resource>,
     /// How long the whole deployment may run (top-level `timeout`).
     #[serde(with = "duration_ms", default = "default_deployment_timeout")]
     #[cfg_attr(feature = "openapi", schema(value_type = u64))]
@@ -238,8 +242,9 @@ struct Checker {
 
 impl Checker {
     fn manifest(&mut self, table: &Table) -> Manifest {
-        const KEYS: [&str; 13] = [
+        const KEYS: [&str; 14] = [
             "app",
+            "resources",
             "env",
             "secrets",
             "environment",
@@ -328,11 +333,16 @@ impl Checker {
             .get("secrets")
             .map(|value| self.secrets(value, container.is_some()))
             .unwrap_or_default();
+        let resources = table
+            .get("resources")
+            .map(|value| self.resources(value))
+            .unwrap_or_default();
         Manifest {
             app,
             environment,
             env,
             secrets,
+            resources,
             version,
             target,
             setup,
@@ -379,12 +389,18 @@ mod sections;
 use read::join;
 mod health;
 mod proxy;
+mod resources;
 mod secrets;
 pub use build::{Build, BuildKind, DEFAULT_BUILD_TIMEOUT};
 pub use container::{Container, PullPolicy, UpdateOrder, parse_size, registry_of};
 pub use health::{Health, Probe};
 pub use proxy::Proxy;
+pub use resources::{
+    DEFAULT_SNAPSHOT_KEEP, MAX_RESOURCES, Resource, check_resource_name, start_order,
+};
 pub use secrets::{MAX_FILE_PATH, SecretUse};
 
+#[cfg(test)]
+mod resources_tests;
 #[cfg(test)]
 mod tests;

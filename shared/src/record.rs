@@ -22,6 +22,7 @@ mod environments;
 mod fleet;
 mod hooks;
 mod people;
+mod resources;
 mod secrets;
 mod variables;
 mod webhooks;
@@ -42,6 +43,7 @@ pub use fleet::{
 };
 pub use hooks::{CreatedHook, GitProvider, HookView, PushState, PushView};
 pub use people::{ApiTokenView, CreatedApiToken, UserView};
+pub use resources::{ResourceState, Restored, SnapshotList, SnapshotView};
 pub use secrets::{MAX_SECRET_BYTES, SecretRef, SecretScope, SecretView};
 pub use variables::{Variable, VariableSource, snapshot as variables_snapshot, with_secrets};
 pub use webhooks::{
@@ -299,6 +301,14 @@ pub struct Task {
     /// Events received from an old generation or after the task ended.
     #[serde(default)]
     pub stale_events: u64,
+    /// A stop or delete that takes the app's resources too
+    /// (`--with-resources`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub with_resources: bool,
+    /// A delete that removes the resources' named volumes too
+    /// (`--purge-volumes`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub purge_volumes: bool,
 }
 
 impl Task {
@@ -319,6 +329,8 @@ impl Task {
             finished_at: None,
             acked_seq: 0,
             stale_events: 0,
+            with_resources: false,
+            purge_volumes: false,
         }
     }
 }

@@ -19,14 +19,8 @@ pub(super) async fn relay(
 ) {
     use berth_proto::v1::ContainerOutput;
     let request_id = request.request_id;
-    let name = crate::stage::docker::name_for(
-        &request.app,
-        &request.environment,
-        &agent.identity.name,
-        &request.deployment_id,
-    );
     if let Ok(docker) = crate::stage::docker::connect(&agent.docker_host).await {
-        crate::stage::docker::follow_output(&docker, &name, &cancel, |lines| {
+        let send = |lines| {
             let message = AgentMessage {
                 kind: Some(Outgoing::Output(ContainerOutput {
                     request_id,
@@ -35,8 +29,19 @@ pub(super) async fn relay(
                 })),
             };
             sender.try_send(message).is_ok() || !sender.is_closed()
-        })
-        .await;
+        };
+        if request.resource.is_empty() {
+            let name = crate::stage::docker::name_for(
+                &request.app,
+                &request.environment,
+                &agent.identity.name,
+                &request.deployment_id,
+            );
+            crate::stage::docker::follow_output(&docker, &name, &cancel, send).await;
+        } else if let Some(name) = resource_container(&agent, &docker, &request).await {
+            let tail = Some(request.tail);
+            crate::stage::docker::output(&docker, &name, &cancel, tail, !request.once, send).await;
+        }
     }
     let ended = AgentMessage {
         kind: Some(Outgoing::Output(ContainerOutput {
@@ -47,6 +52,26 @@ pub(super) async fn relay(
     };
     let _ = sender.send(ended).await;
     agent.stop_relay(request_id);
+}
+
+/// The resource's container on this host: the running one, else the newest.
+async fn resource_container(
+    agent: &Agent,
+    docker: &bollard::Docker,
+    request: &berth_proto::v1::FollowContainer,
+) -> Option<String> {
+    use crate::stage::docker::resource;
+    let scope = berth_proto::v1::TaskSpec {
+        app: request.app.clone(),
+        environment: request.environment.clone(),
+        host: agent.identity.name.clone(),
+        ..Default::default()
+    };
+    let mut listed = resource::containers(docker, &scope, Some(&request.resource))
+        .await
+        .ok()?;
+    listed.sort_by_key(|summary| (resource::is_running(summary), summary.created.unwrap_or(0)));
+    resource::names(&listed).pop()
 }
 
 /// What berth runs on this host, for a fleet-wide inspect.

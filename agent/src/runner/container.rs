@@ -248,6 +248,8 @@ async fn check_health(
         host_port,
         work_dir: work_dir.as_deref(),
         env: &env,
+        address: None,
+        inside: None,
     };
     let checked = tokio::select! {
         checked = crate::stage::health::check(health, &target, emitter, cancel) => checked,

@@ -49,6 +49,9 @@ pub(super) async fn delete(
             .map_err(Failure::failed)?;
         details.insert("containers_removed".to_string(), removed.to_string());
     }
+    if spec.with_resources {
+        super::resources::remove_all(agent, spec, emitter, &mut details).await?;
+    }
     let work = agent.files.work().join(&spec.deployment_id);
     if work.exists() {
         std::fs::remove_dir_all(&work)

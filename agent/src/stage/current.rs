@@ -314,6 +314,7 @@ impl Apps {
                 since_ms: current.since_ms,
                 last_repair: current.last_repair.clone(),
                 last_repair_ms: current.last_repair_ms,
+                resources: Vec::new(),
             })
             .collect()
     }

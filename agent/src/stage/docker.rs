@@ -18,14 +18,17 @@ use super::shell::LineSink;
 mod image;
 mod inspect;
 mod replace;
+pub mod resource;
+pub mod restore;
 mod run;
 mod secret_files;
+pub mod snapshot;
 pub use image::{build_image, image_id, load_archive, pull, save_image};
-pub use inspect::{details, follow_output, inspect};
+pub use inspect::{details, follow_output, inspect, output};
 pub use replace::{
     Made, made_by, remove_deployment, retire_others, start_again, stop_app, stop_others,
 };
-pub use run::{host_port, pid_and_ips, start, tail, watch_start, watch_while_checked};
+pub use run::{exec_in, host_port, pid_and_ips, start, tail, watch_start, watch_while_checked};
 
 /// Label keys berth puts on its containers.
 pub const LABEL_MANAGED: &str = "berth.managed-by";
@@ -162,6 +165,54 @@ pub(super) fn name_of(summary: &bollard::models::ContainerSummary) -> String {
         .and_then(|names| names.first())
         .map(|name| name.trim_start_matches('/').to_string())
         .unwrap_or_default()
+}
+
+/// A listed container's published ports, `host_ip:host_port->port/tcp`.
+pub(super) fn ports_of(summary: &bollard::models::ContainerSummary) -> Vec<String> {
+    summary
+        .ports
+        .clone()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|port| {
+            port.public_port.map(|public| {
+                format!(
+                    "{}:{public}->{}/tcp",
+                    port.ip.clone().unwrap_or_default(),
+                    port.private_port
+                )
+            })
+        })
+        .collect()
+}
+
+/// A listed container's mounts, `volume-or-host-path:/path`.
+pub fn volumes_of(summary: &bollard::models::ContainerSummary) -> Vec<String> {
+    summary
+        .mounts
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|mount| {
+            let source = mount.name.or(mount.source).unwrap_or_default();
+            format!("{source}:{}", mount.destination.unwrap_or_default())
+        })
+        .collect()
+}
+
+/// The restart policy and limits every berth container gets.
+pub(super) fn limited(container: &ContainerSpec) -> bollard::models::HostConfig {
+    bollard::models::HostConfig {
+        restart_policy: Some(bollard::models::RestartPolicy {
+            name: Some(bollard::models::RestartPolicyNameEnum::UNLESS_STOPPED),
+            maximum_retry_count: None,
+        }),
+        memory: (container.memory_bytes > 0)
+            .then(|| i64::try_from(container.memory_bytes).unwrap_or(i64::MAX)),
+        nano_cpus: (container.nano_cpus > 0)
+            .then(|| i64::try_from(container.nano_cpus).unwrap_or(i64::MAX)),
+        ..Default::default()
+    }
 }
 
 /// Docker's stop grace for a container spec (seconds).

@@ -33,6 +33,11 @@ struct Attempt {
 pub struct Target<'a> {
     /// The container's published port on this host.
     pub host_port: Option<&'a str>,
+    /// Or its `ip:port` on a network (a resource on the app's network).
+    pub address: Option<String>,
+    /// `run` commands go into this container (a resource) instead of the
+    /// bundle on the host.
+    pub inside: Option<(&'a bollard::Docker, &'a str)>,
     /// The unpacked bundle (for `run` checks).
     pub work_dir: Option<&'a Path>,
     pub env: &'a BTreeMap<String, String>,
@@ -141,14 +146,17 @@ async fn attempt(
 ) -> Attempt {
     let per_attempt = Duration::from_millis(spec.interval_ms.max(100)).max(Duration::from_secs(2));
     if !spec.http_path.is_empty() || spec.tcp {
-        let Some(port) = target.host_port else {
-            return Attempt {
-                passed: false,
-                summary: "the container publishes no port".into(),
-                output: String::new(),
-            };
+        let address = match (&target.address, target.host_port) {
+            (Some(address), _) => address.clone(),
+            (None, Some(port)) => format!("127.0.0.1:{port}"),
+            (None, None) => {
+                return Attempt {
+                    passed: false,
+                    summary: "the container publishes no port".into(),
+                    output: String::new(),
+                };
+            }
         };
-        let address = format!("127.0.0.1:{port}");
         let probe = async {
             if spec.tcp {
                 TcpStream::connect(&address)
@@ -220,6 +228,9 @@ async fn run(
     deadline: Instant,
     cancel: &CancellationToken,
 ) -> Attempt {
+    if let Some((docker, container)) = target.inside {
+        return inside(spec, docker, container, deadline).await;
+    }
     let Some(dir) = target.work_dir else {
         return Attempt {
             passed: false,
@@ -247,6 +258,46 @@ async fn run(
         };
     }
     let text = output.0.lock().map(|text| text.clone()).unwrap_or_default();
+    Attempt {
+        passed: true,
+        summary: "check commands exited 0".into(),
+        output: text,
+    }
+}
+
+/// `run` commands inside a container, through `docker exec`.
+async fn inside(
+    spec: &HealthSpec,
+    docker: &bollard::Docker,
+    container: &str,
+    deadline: Instant,
+) -> Attempt {
+    let mut text = String::new();
+    for command in &spec.run {
+        let limit = deadline
+            .min(Instant::now() + Duration::from_secs(30))
+            .saturating_duration_since(Instant::now());
+        let summary =
+            match tokio::time::timeout(limit, super::docker::exec_in(docker, container, command))
+                .await
+            {
+                Ok(Ok((0, output))) => {
+                    text.push_str(&output);
+                    continue;
+                }
+                Ok(Ok((code, output))) => {
+                    text.push_str(&output);
+                    format!("`{command}` exited with code {code} in {container}")
+                }
+                Ok(Err(err)) => format!("`{command}` could not run in {container}: {err}"),
+                Err(_) => format!("`{command}` did not finish in time in {container}"),
+            };
+        return Attempt {
+            passed: false,
+            summary,
+            output: text,
+        };
+    }
     Attempt {
         passed: true,
         summary: "check commands exited 0".into(),
@@ -309,6 +360,8 @@ mod tests {
             host_port: port,
             work_dir: Some(Path::new("/")),
             env: &env,
+            address: None,
+            inside: None,
         };
         let result = check(spec, &target, &sink, &CancellationToken::new()).await;
         (result, sink.0.into_inner().expect("lock"))

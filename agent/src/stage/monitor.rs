@@ -188,6 +188,8 @@ pub async fn run(monitor: Arc<Monitor>, shutdown: CancellationToken) {
                 host_port: watch.host_port.as_deref(),
                 work_dir: watch.work_dir.as_deref(),
                 env: &env,
+                address: None,
+                inside: None,
             };
             let (healthy, detail) = probe_once(&spec, &target, &shutdown).await;
             if monitor.record(&id, &watch.deployment_id, healthy, detail.clone()) == Some(true) {

@@ -264,7 +264,11 @@ pub async fn inspect(session: &mut Session, app: Option<String>, selector: Strin
                     host.host.clone(),
                     container.name.clone(),
                     container.app.clone(),
-                    container.version.clone(),
+                    if container.resource.is_empty() {
+                        container.version.clone()
+                    } else {
+                        format!("resource {}", container.resource)
+                    },
                     container.state.clone(),
                     if container.health.is_empty() {
                         "-".to_string()
@@ -276,6 +280,14 @@ pub async fn inspect(session: &mut Session, app: Option<String>, selector: Strin
                     container.ports.join(" "),
                     container.restart_count.to_string(),
                 ]);
+                if !container.volumes.is_empty() {
+                    notes.push(format!(
+                        "{}: {} volumes {}",
+                        host.host,
+                        container.name,
+                        container.volumes.join(", ")
+                    ));
+                }
             }
         }
         let mut text = rows.to_string();

@@ -23,6 +23,7 @@ mod people;
 mod provenance;
 mod replaced;
 mod resolve;
+mod resources;
 mod secrets;
 mod show;
 mod status;
@@ -104,14 +105,9 @@ pub enum Command {
     },
     /// Stop an app: run its [stop] commands and stop its containers on its hosts.
     Stop(stop::StopArgs),
-    /// Tear a deployment down on every host: its containers and work directory.
-    Delete {
-        /// Deployment id.
-        id: String,
-        /// Return without waiting for the hosts.
-        #[arg(long)]
-        detach: bool,
-    },
+    /// Tear a deployment down on every host: its containers and work
+    /// directory (its app's resources and their data stay unless asked).
+    Delete(stop::DeleteArgs),
     /// Cancel a running (or queued) deployment: its stages stop on every host.
     Cancel {
         /// Deployment id.
@@ -175,6 +171,10 @@ pub enum Command {
     /// fetched by a build agent and deployed.
     #[command(subcommand)]
     Hook(hooks::HookCommand),
+    /// An app's resources (`[resources.NAME]`): their volume snapshots,
+    /// and putting one back (operators).
+    #[command(subcommand)]
+    Resource(resources::ResourceCommand),
     /// People and their roles (admin).
     #[command(subcommand)]
     Users(people::UsersCommand),
@@ -346,7 +346,7 @@ async fn dispatch(session: &mut Session, command: Command) -> Outcome {
         Command::Env(command) => environments::run(session, command).await,
         Command::Status { environment } => status::status(session, environment).await,
         Command::Stop(args) => stop::stop(session, args).await,
-        Command::Delete { id, detach } => stop::delete(session, &id, detach).await,
+        Command::Delete(args) => stop::delete(session, args).await,
         Command::Cancel { id, detach } => lifecycle::cancel(session, &id, detach).await,
         Command::Approve(args) => approvals::approve(session, args).await,
         Command::Retry(args) => lifecycle::retry(session, args).await,
@@ -364,6 +364,7 @@ async fn dispatch(session: &mut Session, command: Command) -> Outcome {
         Command::Secret(command) => secrets::run(session, command).await,
         Command::Webhook(command) => webhooks::run(session, command).await,
         Command::Hook(command) => hooks::run(session, command).await,
+        Command::Resource(command) => resources::run(session, command).await,
         Command::Users(command) => people::users(session, command).await,
         Command::ApiTokens(command) => people::api_tokens(session, command).await,
         Command::Health => health::health(session).await,

@@ -160,6 +160,7 @@ pub async fn start(session: &mut Session, args: StartArgs) -> Outcome {
     let request = berth_proto::v1::StopAppRequest {
         app: args.app.clone(),
         environment: args.environment.clone().unwrap_or_default(),
+        with_resources: false,
     };
     let reply = session.client.start_app(request).await?.into_inner();
     let deployment: Deployment = wire::deployment(reply)?;

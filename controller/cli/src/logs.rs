@@ -46,6 +46,10 @@ pub struct LogsArgs {
     /// Only the last N lines that pass the other filters.
     #[arg(long, default_value_t = 0)]
     pub tail: u32,
+    /// The output of the app's resource NAME (`[resources.NAME]`) on its
+    /// hosts instead: its last lines (--tail, 100 by default), with -f live.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["stage", "stream", "level"])]
+    pub resource: Option<String>,
 }
 
 /// A log stream, for `--stream`.
@@ -179,6 +183,7 @@ pub async fn logs(session: &mut Session, args: LogsArgs) -> Outcome {
             .map(|since| since.to_ms(berth_shared::time::now_ms()))
             .unwrap_or(0),
         after_seq: Default::default(),
+        resource: args.resource.unwrap_or_default(),
     };
     let mut stream = session.client.get_logs(request).await?.into_inner();
     // Lines are written in blocks: whatever arrived together goes out in

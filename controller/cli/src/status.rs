@@ -66,8 +66,9 @@ pub async fn status(session: &mut Session, environment: Option<String>) -> Outco
             "nothing deployed yet".to_string()
         } else {
             format!(
-                "{out}\n\n{}{}",
+                "{out}\n\n{}{}{}",
                 host_table(&rows, session.format),
+                resources_note(&rows),
                 secrets_note(&rows)
             )
         }
@@ -103,6 +104,43 @@ fn secrets_note(rows: &[AppStatus]) -> String {
                 host.deployment_id,
                 host.secrets_changed.join(", ")
             ));
+        }
+    }
+    if note.is_empty() {
+        note
+    } else {
+        format!("\n{note}")
+    }
+}
+
+/// The resources of each app on each host, one line each after the host
+/// table: `web/production on web-1: resource db running postgres:16
+/// (healthy), volumes ...`.
+fn resources_note(rows: &[AppStatus]) -> String {
+    let mut note = String::new();
+    for row in rows {
+        for host in &row.host_states {
+            for resource in &host.resources {
+                note.push_str(&format!(
+                    "\n{}/{} on {}: resource {} {} {}{}{}",
+                    row.app,
+                    row.environment,
+                    host.host,
+                    resource.name,
+                    resource.state,
+                    resource.image,
+                    if resource.health.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", resource.health)
+                    },
+                    if resource.volumes.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", volumes {}", resource.volumes.join(" "))
+                    }
+                ));
+            }
         }
     }
     if note.is_empty() {

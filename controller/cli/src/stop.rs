@@ -11,7 +11,7 @@ use super::deploy::summary;
 use super::live::follow;
 use super::output::{emit, progress};
 use super::wire;
-use super::{Outcome, Session};
+use super::{Failure, Outcome, Session};
 
 #[derive(Args, Debug)]
 pub struct StopArgs {
@@ -28,6 +28,30 @@ pub struct StopArgs {
     /// Return without waiting for the stop commands.
     #[arg(long)]
     pub detach: bool,
+    /// Stop the app's resources (`[resources.NAME]`) too; without it they
+    /// keep running.
+    #[arg(long, conflicts_with = "selector")]
+    pub with_resources: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DeleteArgs {
+    /// Deployment id.
+    pub id: String,
+    /// Return without waiting for the hosts.
+    #[arg(long)]
+    pub detach: bool,
+    /// Remove the app's resource containers and its network too (their
+    /// volumes stay).
+    #[arg(long)]
+    pub with_resources: bool,
+    /// Remove the resources' named volumes too: their data, for good.
+    /// Implies --with-resources; asks for the app's name back.
+    #[arg(long)]
+    pub purge_volumes: bool,
+    /// The app's name, to confirm --purge-volumes without a question.
+    #[arg(long, value_name = "APP")]
+    pub confirm: Option<String>,
 }
 
 pub async fn stop(session: &mut Session, args: StopArgs) -> Outcome {
@@ -38,6 +62,7 @@ pub async fn stop(session: &mut Session, args: StopArgs) -> Outcome {
     let request = StopAppRequest {
         app: app.clone(),
         environment: args.environment.clone().unwrap_or_default(),
+        with_resources: args.with_resources,
     };
     let reply = session.client.stop_app(request).await?.into_inner();
     let deployment: Deployment = wire::deployment(reply)?;
@@ -116,10 +141,22 @@ async fn stop_selected(session: &mut Session, selector: &str, args: &StopArgs) -
     })
 }
 
-pub async fn delete(session: &mut Session, id: &str, detach: bool) -> Outcome {
+pub async fn delete(session: &mut Session, args: DeleteArgs) -> Outcome {
+    let detach = args.detach;
+    let confirm = match (&args.confirm, args.purge_volumes) {
+        (Some(confirm), _) => confirm.clone(),
+        (None, true) => ask_app_name(session, &args.id).await?,
+        (None, false) => String::new(),
+    };
+    let request = berth_proto::v1::DeleteDeploymentRequest {
+        id: args.id.clone(),
+        with_resources: args.with_resources,
+        purge_volumes: args.purge_volumes,
+        confirm,
+    };
     let reply = session
         .client
-        .delete_deployment(GetDeploymentRequest { id: id.to_string() })
+        .delete_deployment(request)
         .await?
         .into_inner();
     let deployment: Deployment = wire::deployment(reply)?;
@@ -136,4 +173,31 @@ pub async fn delete(session: &mut Session, id: &str, detach: bool) -> Outcome {
     } else {
         exit::FAILED
     })
+}
+
+/// `--purge-volumes` in a terminal: the app's name, typed back. Without a
+/// terminal nothing is asked, and the controller refuses the delete
+/// (`resource/confirm`) naming `--confirm`.
+async fn ask_app_name(session: &mut Session, id: &str) -> Result<String, Failure> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Ok(String::new());
+    }
+    let reply = session
+        .client
+        .get_deployment(GetDeploymentRequest { id: id.to_string() })
+        .await?
+        .into_inner();
+    let deployment: Deployment = wire::deployment(reply)?;
+    eprint!(
+        "This removes the volumes of app {}'s resources in {} on its hosts: their data, for good.\nType the app's name to confirm: ",
+        deployment.app, deployment.environment
+    );
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|err| Failure::usage(format!("could not read the answer: {err}")))?;
+    Ok(line.trim().to_string())
 }

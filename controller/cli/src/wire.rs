@@ -34,6 +34,7 @@ mod environments;
 mod fleet;
 mod hooks;
 mod people;
+mod resources;
 mod secrets;
 #[cfg(test)]
 mod tests;
@@ -47,6 +48,7 @@ pub use environments::{environment, environments};
 pub use fleet::{agent, agents, app_statuses, fleet_job, host_inspect, job, jobs, token, tokens};
 pub use hooks::{created_hook, hook, hooks};
 pub use people::{api_token, api_tokens, created_api_token, user, users};
+pub use resources::{restored, snapshot_list};
 pub use secrets::{secret, secrets};
 pub use webhooks::{created_webhook, deliveries, delivery_reply, webhook, webhooks};
 

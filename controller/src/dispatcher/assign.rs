@@ -132,7 +132,12 @@ impl Dispatcher {
     /// Adds the credentials of the image's registry, when the controller
     /// holds some, to an assignment about to go to its agent.
     pub(super) fn with_credentials(&self, mut spec: TaskSpec) -> TaskSpec {
-        if let Some(container) = spec.container.as_mut() {
+        let containers = spec.container.iter_mut().chain(
+            spec.resources
+                .iter_mut()
+                .filter_map(|resource| resource.container.as_mut()),
+        );
+        for container in containers {
             let server = berth_shared::manifest::registry_of(&container.image);
             match self.store.registry_credentials(server) {
                 Ok(Some(credentials)) => {
@@ -149,16 +154,34 @@ impl Dispatcher {
         spec
     }
 
+    /// Leaves out the resources the host's labels do not match.
+    fn with_host_resources(&self, agent: AgentId, mut spec: TaskSpec) -> TaskSpec {
+        if spec
+            .resources
+            .iter()
+            .any(|resource| !resource.labels.is_empty())
+        {
+            match self.store.get_agent(agent) {
+                Ok(record) => super::resources::for_labels(&mut spec.resources, &record.labels),
+                Err(err) => {
+                    warn!(%agent, error = %err, "could not read the agent's labels for its resources")
+                }
+            }
+        }
+        spec
+    }
+
     pub(super) async fn send_assign(&self, agent: AgentId, spec: TaskSpec) {
         let ids = (
             spec.deployment_id.clone(),
             spec.task_id.clone(),
             spec.generation,
         );
-        let spec = match self.with_secrets(self.with_credentials(spec)) {
-            Ok(spec) => spec,
-            Err(reason) => return self.unsendable(agent, ids, reason),
-        };
+        let spec =
+            match self.with_secrets(self.with_credentials(self.with_host_resources(agent, spec))) {
+                Ok(spec) => spec,
+                Err(reason) => return self.unsendable(agent, ids, reason),
+            };
         let span = info_span!("assign", deployment_id = %spec.deployment_id, task_id = %spec.task_id, %agent);
         async {
             info!(generation = spec.generation, stage = %spec.stage, "task assigned");

@@ -127,6 +127,16 @@ pub fn spec_for(deployment: &Deployment, task_id: TaskId) -> TaskSpec {
         TaskKind::Build => (task_spec::Kind::Build, "build", None),
     };
     let env = deployment.env();
+    let secrets = secret_uses(deployment);
+    let resources = match task.kind {
+        TaskKind::Deploy | TaskKind::Restore => {
+            super::resources::specs(deployment, &task.host, &secrets)
+        }
+        TaskKind::Stop | TaskKind::Delete if task.with_resources => {
+            super::resources::specs(deployment, &task.host, &secrets)
+        }
+        _ => Vec::new(),
+    };
     let build = deployment.manifest.build.as_ref();
     let built_image = build
         .filter(|build| build.makes_image())
@@ -170,7 +180,10 @@ pub fn spec_for(deployment: &Deployment, task_id: TaskId) -> TaskSpec {
         stage: stage.to_string(),
         restore_of: String::new(),
         env: env.clone().into_iter().collect(),
-        secrets: secret_uses(deployment),
+        secrets,
+        resources,
+        with_resources: task.with_resources,
+        purge_volumes: task.purge_volumes,
         host: task.host.clone(),
         container: deployment
             .manifest
@@ -200,28 +213,11 @@ pub fn spec_for(deployment: &Deployment, task_id: TaskId) -> TaskSpec {
                         domain: proxy.domain.clone(),
                         tls: proxy.tls.clone(),
                     }),
-                health: deployment.manifest.health.as_ref().map(|health| {
-                    let ms = |duration: std::time::Duration| {
-                        u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-                    };
-                    let (http_path, tcp, run) = match &health.probe {
-                        berth_shared::manifest::Probe::Http(path) => {
-                            (path.clone(), false, Vec::new())
-                        }
-                        berth_shared::manifest::Probe::Tcp => (String::new(), true, Vec::new()),
-                        berth_shared::manifest::Probe::Run(commands) => {
-                            (String::new(), false, commands.clone())
-                        }
-                    };
-                    berth_proto::v1::HealthSpec {
-                        http_path,
-                        tcp,
-                        run,
-                        interval_ms: ms(health.interval),
-                        timeout_ms: ms(health.timeout),
-                        start_period_ms: ms(health.start_period),
-                    }
-                }),
+                health: deployment
+                    .manifest
+                    .health
+                    .as_ref()
+                    .map(super::resources::health_spec),
                 // Filled in by `Dispatcher::send_assign`, the only way out.
                 registry_auth: None,
             }),

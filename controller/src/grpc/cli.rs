@@ -10,15 +10,15 @@ use berth_proto::v1 as pb;
 use berth_proto::v1::cli_server::Cli;
 use berth_proto::v1::{
     AgentList, AgentReply, AuditReply, CreateDeploymentRequest, CreateTokenRequest,
-    CreateTokenResponse, DeploymentList, DeploymentReply, FleetExecEvent, FleetExecRequest,
-    GetAgentRequest, GetDeploymentRequest, GetJobRequest, GetLogsRequest, GetStatusRequest,
-    HostInspect, InspectAppRequest, JobList, JobReply, LabelAgentRequest, ListAgentsRequest,
-    ListAuditRequest, ListDeploymentsRequest, ListDeploymentsResponse, ListJobsRequest,
-    ListRegistriesRequest, ListTokensRequest, LogRecord, PurgeReply, PutBlobChunk, PutBlobResponse,
-    RegistryList, RegistryLoginRequest, RegistryLogoutReply, RegistryLogoutRequest, RegistryReply,
-    RerunRequest, ResolveDeploymentRequest, RevokeTokenRequest, RollbackRequest, StatBlobRequest,
-    StatBlobResponse, StatusReply, StopAppRequest, StopSelectedRequest, TokenList, TokenReply,
-    WhoAmIRequest, WhoAmIResponse,
+    CreateTokenResponse, DeleteDeploymentRequest, DeploymentList, DeploymentReply, FleetExecEvent,
+    FleetExecRequest, GetAgentRequest, GetDeploymentRequest, GetJobRequest, GetLogsRequest,
+    GetStatusRequest, HostInspect, InspectAppRequest, JobList, JobReply, LabelAgentRequest,
+    ListAgentsRequest, ListAuditRequest, ListDeploymentsRequest, ListDeploymentsResponse,
+    ListJobsRequest, ListRegistriesRequest, ListTokensRequest, LogRecord, PurgeReply, PutBlobChunk,
+    PutBlobResponse, RegistryList, RegistryLoginRequest, RegistryLogoutReply,
+    RegistryLogoutRequest, RegistryReply, RerunRequest, ResolveDeploymentRequest,
+    RevokeTokenRequest, RollbackRequest, StatBlobRequest, StatBlobResponse, StatusReply,
+    StopAppRequest, StopSelectedRequest, TokenList, TokenReply, WhoAmIRequest, WhoAmIResponse,
 };
 use tonic::{Request, Response, Status, Streaming};
 
@@ -34,6 +34,7 @@ mod fleet;
 mod hooks;
 mod people;
 mod records;
+mod resources;
 mod secrets;
 mod webhooks;
 
@@ -120,7 +121,7 @@ impl Cli for CliApi {
 
     async fn delete_deployment(
         &self,
-        request: Request<GetDeploymentRequest>,
+        request: Request<DeleteDeploymentRequest>,
     ) -> Reply<DeploymentReply> {
         deployments::delete_deployment(&self.context, request).await
     }
@@ -422,5 +423,19 @@ impl Cli for CliApi {
 
     async fn get_dora(&self, request: Request<pb::GetDoraRequest>) -> Reply<pb::DoraReply> {
         apps::get_dora(&self.context, request).await
+    }
+
+    async fn list_snapshots(
+        &self,
+        request: Request<pb::ListSnapshotsRequest>,
+    ) -> Reply<pb::SnapshotList> {
+        resources::list_snapshots(&self.context, request).await
+    }
+
+    async fn restore_snapshot(
+        &self,
+        request: Request<pb::RestoreSnapshotRequest>,
+    ) -> Reply<pb::RestoreReply> {
+        resources::restore_snapshot(&self.context, request).await
     }
 }

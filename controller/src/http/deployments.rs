@@ -16,10 +16,10 @@ use super::codec;
 use super::decode::{JsonBody, PathId, PathText};
 use super::error::ApiError;
 use super::openapi::requests::{
-    AppBody, AppPath, ClaimBody, DeploymentPath, EmptyBody, EnvironmentParam, ExternalEventBody,
-    ListParams, NewDeploymentBody, RollbackBody,
+    AppBody, AppPath, ClaimBody, DeleteBody, DeploymentPath, EmptyBody, EnvironmentParam,
+    ExternalEventBody, ListParams, NewDeploymentBody, RollbackBody, StopBody,
 };
-use super::openapi::responses::{Conflict, Forbidden, NotFound, TooManyRequests};
+use super::openapi::responses::{BadRequest, Conflict, Forbidden, NotFound, TooManyRequests};
 use super::query::Params;
 use super::reply::{self, DeploymentPage};
 use crate::ops;
@@ -174,9 +174,10 @@ pub async fn redeploy(
 
 /// Tears down what a deployment made on its hosts (`berth delete`).
 #[utoipa::path(post, path = "/api/v1/deployments/{id}/delete", tag = "deployments", params(DeploymentPath),
-    request_body(content = Option<EmptyBody>, content_type = "application/json"),
+    request_body(content = Option<DeleteBody>, content_type = "application/json"),
     responses(
         (status = 200, description = "The deployment", body = Deployment),
+        (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
     ))]
@@ -184,10 +185,15 @@ pub async fn delete(
     State(api): State<Arc<Api>>,
     Authed(caller): Authed,
     PathId(id): PathId,
-    JsonBody(body): JsonBody,
+    JsonBody(mut body): JsonBody,
 ) -> Reply {
+    let teardown = ops::stop::Teardown {
+        with_resources: body.flag("with_resources")?,
+        purge_volumes: body.flag("purge_volumes")?,
+        confirm: body.string("confirm")?.unwrap_or_default(),
+    };
     body.finish()?;
-    let deleted = ops::stop::delete(&api.context, &caller, id).await?;
+    let deleted = ops::stop::delete(&api.context, &caller, id, &teardown).await?;
     Ok(reply::ok(&deleted))
 }
 
@@ -212,7 +218,7 @@ pub async fn purge(
 
 /// Stops an app in an environment (`berth stop`).
 #[utoipa::path(post, path = "/api/v1/apps/{app}/stop", tag = "apps", params(AppPath, EnvironmentParam),
-    request_body(content = Option<AppBody>, content_type = "application/json"),
+    request_body(content = Option<StopBody>, content_type = "application/json"),
     responses(
         (status = 200, description = "The stopped deployment", body = Deployment),
         (status = 404, response = NotFound),
@@ -223,10 +229,11 @@ pub async fn stop_app(
     Authed(caller): Authed,
     PathText(app): PathText,
     params: Params,
-    JsonBody(body): JsonBody,
+    JsonBody(mut body): JsonBody,
 ) -> Reply {
+    let with_resources = body.flag("with_resources")?;
     let app = codec::app_ref(app, params, body)?;
-    let stopped = ops::stop::stop(&api.context, &caller, &app).await?;
+    let stopped = ops::stop::stop(&api.context, &caller, &app, with_resources).await?;
     tracing::Span::current().record("deployment_id", display(stopped.id));
     Ok(reply::ok(&stopped))
 }

@@ -179,6 +179,7 @@ pub(super) fn logs_request(
     };
     let follow = params.flag("follow")? || sse::is_wanted(headers);
     let mut tail = params.number("tail", MAX_TAIL)?.unwrap_or(0) as u32;
+    let resource = params.one("resource")?.unwrap_or_default();
     params.finish()?;
     let resumed = headers.get("last-event-id").filter(|_| follow);
     let after_seq = match resumed {
@@ -200,6 +201,7 @@ pub(super) fn logs_request(
         // A container's live output has no sequence numbers to resume by.
         app_output: false,
         after_seq,
+        resource,
     };
     Ok((request, follow))
 }

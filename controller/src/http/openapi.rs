@@ -22,8 +22,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorReply;
 use super::{
-    Api, apps, blobs, deployments, environments, events, fleet, hooks, logs, people, secrets,
-    session, webhooks,
+    Api, apps, blobs, deployments, environments, events, fleet, hooks, logs, people, resources,
+    secrets, session, webhooks,
 };
 
 pub mod requests;
@@ -78,6 +78,8 @@ use responses::{
         apps::rate,
         apps::clear,
         apps::dora,
+        resources::snapshots,
+        resources::restore,
         environments::list_all,
         environments::list,
         environments::create,

@@ -289,7 +289,7 @@ pub async fn approve(context: &Context, caller: &Caller, id: DeploymentId) -> Re
                 return Ok(false);
             }
             progress::approval::approve(deployment, &who, now);
-            super::stop::add_stop(deployment, &by, now)?;
+            super::stop::add_stop(deployment, &by, now, false)?;
             Ok(true)
         })?,
         ApprovalAction::Redeploy | ApprovalAction::Start => context

@@ -189,7 +189,7 @@ async fn an_approved_stop_runs_and_a_second_held_change_is_refused() {
         environment: "default".into(),
     };
     refused(
-        stop::stop(&context, &ana, &app).await,
+        stop::stop(&context, &ana, &app, false).await,
         Code::ApprovalAlreadyPending,
     );
     refused(
@@ -197,7 +197,7 @@ async fn an_approved_stop_runs_and_a_second_held_change_is_refused() {
         Code::ApprovalForbidden,
     );
     refused(
-        stop::delete(&context, &ana, held.id).await,
+        stop::delete(&context, &ana, held.id, &Default::default()).await,
         Code::ApprovalRequired,
     );
     let stopped = approvals::approve(&context, &user("root", Role::Admin), held.id)

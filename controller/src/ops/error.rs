@@ -114,6 +114,11 @@ codes! {
     HookInvalid = "hook/invalid", Invalid;
     HookSignature = "hook/signature", Unauthenticated;
     HookReplayed = "hook/replayed", Conflict;
+    ResourceConfirm = "resource/confirm", Invalid;
+    ResourceInUse = "resource/in-use", Conflict;
+    ResourceNotFound = "resource/not-found", NotFound;
+    ResourceRestoreFailed = "resource/restore-failed", Precondition;
+    SnapshotNotFound = "snapshot/not-found", NotFound;
     UserNotFound = "user/not-found", NotFound;
     UserExists = "user/exists", Conflict;
     UserLastAdmin = "user/last-admin", Conflict;

@@ -43,6 +43,9 @@ pub struct LogsRequest {
     /// A live view resuming after a lost connection has these lines
     /// already: per task, the highest sequence number it holds.
     pub after_seq: HashMap<TaskId, u64>,
+    /// The output of this resource of the deployment's app instead of the
+    /// stored lines (`berth logs APP --resource NAME`).
+    pub resource: String,
 }
 
 /// One log line of a deployment.
@@ -118,6 +121,9 @@ pub fn logs(
         return Err(Error::invalid(format!(
             "tail may be at most {MAX_TAIL} lines"
         )));
+    }
+    if !request.resource.is_empty() {
+        return relay::resource_logs(context, deployment, filter, request);
     }
     let tail = request.tail as usize;
     // A live view resuming after a lost connection has these lines already.

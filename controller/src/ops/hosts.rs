@@ -49,6 +49,17 @@ pub fn host_states(
             last_repair_at: (reported.last_repair_ms > 0)
                 .then_some(Timestamp(reported.last_repair_ms)),
             secrets_changed: Vec::new(),
+            resources: reported
+                .resources
+                .into_iter()
+                .map(|resource| berth_shared::record::ResourceState {
+                    name: resource.name,
+                    image: resource.image,
+                    state: resource.state,
+                    health: resource.health,
+                    volumes: resource.volumes,
+                })
+                .collect(),
         });
     }
     if current.status == berth_shared::state::DeploymentStatus::Deployed {

@@ -1,7 +1,7 @@
 //! Stopping apps (`berth stop`, also by selector) and deleting
 //! deployments from their hosts.
 
-use berth_shared::id::{AgentId, DeploymentId};
+use berth_shared::id::AgentId;
 use berth_shared::record::{ApprovalAction, Deployment, Task, TaskKind, Timestamp};
 use berth_shared::state::DeploymentStatus;
 
@@ -10,6 +10,9 @@ use super::{Caller, Code, Error, Result};
 use crate::progress;
 use crate::server::Context;
 use crate::store::{ListQuery, Role, StoreError};
+
+mod delete;
+pub use delete::{Teardown, delete};
 
 /// An app in an environment, as a request names it; an empty environment
 /// means the app's only one.
@@ -20,10 +23,16 @@ pub struct AppRef {
 }
 
 /// Stops an app: runs `[stop]` on the hosts of its deployed deployment, or
-/// marks it stopped when it has no stop commands. In a protected
-/// environment a caller below admin gets the deployment back with the
-/// stop waiting for its approval (`ops::approvals`).
-pub async fn stop(context: &Context, caller: &Caller, request: &AppRef) -> Result<Deployment> {
+/// marks it stopped when it has no stop commands. `with_resources` stops
+/// its resources too. In a protected environment a caller below admin gets
+/// the deployment back with the stop waiting for its approval
+/// (`ops::approvals`); a stop of its resources cannot wait and is refused.
+pub async fn stop(
+    context: &Context,
+    caller: &Caller,
+    request: &AppRef,
+    with_resources: bool,
+) -> Result<Deployment> {
     caller.require(Role::Operator)?;
     let environment =
         super::resolve::resolve_environment(context, &request.app, &request.environment)?;
@@ -39,6 +48,19 @@ pub async fn stop(context: &Context, caller: &Caller, request: &AppRef) -> Resul
         .into_iter()
         .next()
         .ok_or_else(|| Error::new(Code::AppNotFound, format!("app `{}` has no deployed deployment in environment `{environment}`; see `berth status`", request.app)))?;
+    if with_resources {
+        super::approvals::refuse_unheld(
+            context,
+            caller,
+            &current.app,
+            &current.environment,
+            "stopping the app's resources",
+            &format!(
+                "stop the app alone with `berth stop {} --env {}` (it waits for the approval), or ask an admin",
+                current.app, current.environment
+            ),
+        )?;
+    }
     if let Some(approval) = super::approvals::required(
         context,
         caller,
@@ -50,9 +72,9 @@ pub async fn stop(context: &Context, caller: &Caller, request: &AppRef) -> Resul
     }
     let now = Timestamp::now();
     let who = caller.who();
-    let (deployment, ()) = context
-        .store
-        .update_deployment(current.id, |deployment| add_stop(deployment, &who, now))?;
+    let (deployment, ()) = context.store.update_deployment(current.id, |deployment| {
+        add_stop(deployment, &who, now, with_resources)
+    })?;
     announce(context, &who, "stop", "requested", deployment).await
 }
 
@@ -85,9 +107,14 @@ pub(super) fn add_stop(
     deployment: &mut Deployment,
     by: &str,
     now: Timestamp,
+    with_resources: bool,
 ) -> Result<(), StoreError> {
     check_stoppable(deployment)?;
-    if deployment.manifest.stop.is_none() && deployment.manifest.container.is_none() {
+    let with_resources = with_resources && !deployment.manifest.resources.is_empty();
+    if deployment.manifest.stop.is_none()
+        && deployment.manifest.container.is_none()
+        && !with_resources
+    {
         progress::set_status(
             deployment,
             DeploymentStatus::Stopped,
@@ -103,9 +130,9 @@ pub(super) fn add_stop(
     deployment.error_step = None;
     deployment.error_message = None;
     for (agent_id, host) in hosts {
-        deployment
-            .tasks
-            .push(Task::queued(TaskKind::Stop, &host, agent_id, now));
+        let mut task = Task::queued(TaskKind::Stop, &host, agent_id, now);
+        task.with_resources = with_resources;
+        deployment.tasks.push(task);
     }
     progress::note(
         deployment,
@@ -254,82 +281,4 @@ pub async fn stop_selected(
         ));
     }
     Ok(stopped)
-}
-
-/// Tears a deployment down on every host it touched: its containers and
-/// its work directory. Status `deleted` once every host is done. A caller
-/// below admin may not delete what runs in a protected environment.
-pub async fn delete(context: &Context, caller: &Caller, id: DeploymentId) -> Result<Deployment> {
-    caller.require(Role::Operator)?;
-    let current = context.store.get_deployment(id)?;
-    if current.status == DeploymentStatus::Deployed {
-        // Deleting what runs is a stop and more; it waits for nothing.
-        super::approvals::refuse_unheld(
-            context,
-            caller,
-            &current.app,
-            &current.environment,
-            &format!("deleting deployment {id}, which runs now,"),
-            &format!(
-                "stop it first with `berth stop {} --env {}` (it waits for the approval)",
-                current.app, current.environment
-            ),
-        )?;
-    }
-    let now = Timestamp::now();
-    let who = caller.who();
-    let (deployment, ()) = context.store.update_deployment(id, |deployment| {
-        if deployment.status.is_running() {
-            return Err(StoreError::Conflict(format!(
-                "deployment {id} is {}; wait for it to end before deleting it",
-                deployment.status
-            )));
-        }
-        if deployment.status == DeploymentStatus::Deleted {
-            return Err(StoreError::Conflict(format!(
-                "deployment {id} is already deleted"
-            )));
-        }
-        if deployment.tasks.iter().any(|task| !task.status.is_final()) {
-            return Err(StoreError::Conflict(format!(
-                "deployment {id} has work in progress on its hosts; wait for it"
-            )));
-        }
-        // Every host the deployment reached may hold something of it; one
-        // delete per host, whatever number of deploy rounds reached it.
-        let mut touched: Vec<Task> = Vec::new();
-        for task in &deployment.tasks {
-            let reached = task.kind == TaskKind::Deploy && task.assigned_at.is_some();
-            if reached && !touched.iter().any(|seen| seen.agent_id == task.agent_id) {
-                touched.push(task.clone());
-            }
-        }
-        deployment.error_step = None;
-        deployment.error_message = None;
-        if touched.is_empty() {
-            progress::set_status(
-                deployment,
-                DeploymentStatus::Deleted,
-                Some(format!("deleted by {who}; nothing was created on any host")),
-            );
-            return Ok(());
-        }
-        for host in touched {
-            deployment.tasks.push(Task::queued(
-                TaskKind::Delete,
-                &host.host,
-                host.agent_id,
-                now,
-            ));
-        }
-        progress::note(
-            deployment,
-            "deployment",
-            None,
-            "deleting",
-            Some(format!("delete by {who}")),
-        );
-        Ok(())
-    })?;
-    announce(context, &who, "delete", "requested", deployment).await
 }

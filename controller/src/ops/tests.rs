@@ -38,12 +38,19 @@ async fn a_viewer_may_not_change_anything_and_an_operator_may_not_administer() {
     denied("create", create::create(ctx, v, Default::default()).await);
     let chunks = futures_util::stream::iter(Vec::<Result<Vec<u8>>>::new());
     denied("put blob", blobs::put(ctx, v, "sha256:00", 0, chunks).await);
-    denied("stop", stop::stop(ctx, v, &app).await);
+    denied("stop", stop::stop(ctx, v, &app, false).await);
     denied(
         "stop selected",
         stop::stop_selected(ctx, v, "role=web", "").await,
     );
-    denied("delete", stop::delete(ctx, v, id).await);
+    denied(
+        "delete",
+        stop::delete(ctx, v, id, &Default::default()).await,
+    );
+    denied(
+        "restore a snapshot",
+        super::resources::restore(ctx, v, &Default::default()).await,
+    );
     denied("cancel", deployments::cancel(ctx, v, id).await);
     denied("approve", approvals::approve(ctx, v, id).await);
     denied("purge", deployments::purge(ctx, v, id).await);
@@ -98,7 +105,7 @@ async fn a_viewer_may_not_change_anything_and_an_operator_may_not_administer() {
         registries::logout(ctx, o, "r.example").await,
     );
     // One role up, the same calls get past the check to the real answer.
-    let reached = stop::delete(ctx, o, id)
+    let reached = stop::delete(ctx, o, id, &Default::default())
         .await
         .expect_err("no such deployment");
     assert_eq!(reached.code, Code::DeploymentNotFound, "{reached}");

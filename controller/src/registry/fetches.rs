@@ -26,8 +26,7 @@ impl Registry {
         request.request_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         request.timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         let request_id = request.request_id;
-        let (answer, reply) = tokio::sync::oneshot::channel();
-        self.lock_fetches().insert(request_id, (agent, answer));
+        let reply = self.fetches.expect(request_id, agent);
         let message = ControllerMessage {
             kind: Some(Outgoing::Fetch(request)),
         };
@@ -45,36 +44,21 @@ impl Registry {
             }
             _ => Err("the fetch could not be sent to the build agent".to_string()),
         };
-        self.lock_fetches().remove(&request_id);
+        self.fetches.forget(request_id);
         result
     }
 
     /// True while `agent` owes an answer to fetch `request_id` (so it may
     /// upload that fetch's bundle).
     pub fn holds_fetch(&self, agent: AgentId, request_id: u64) -> bool {
-        self.lock_fetches()
-            .get(&request_id)
-            .is_some_and(|(asked, _)| *asked == agent)
+        self.fetches.holds(agent, request_id)
     }
 
     /// Delivers a fetch's answer, only from the agent that was asked.
     pub fn fetched(&self, agent: AgentId, result: FetchResult) {
-        let mut fetches = self.lock_fetches();
-        if fetches
-            .get(&result.request_id)
-            .is_none_or(|(asked, _)| *asked != agent)
-        {
-            tracing::warn!(%agent, request_id = result.request_id, "a fetch answer from an agent that was not asked; ignored");
-            return;
+        let request_id = result.request_id;
+        if !self.fetches.deliver(agent, request_id, result) {
+            tracing::warn!(%agent, request_id, "a fetch answer from an agent that was not asked; ignored");
         }
-        if let Some((_, waiting)) = fetches.remove(&result.request_id) {
-            let _ = waiting.send(result);
-        }
-    }
-
-    fn lock_fetches(&self) -> std::sync::MutexGuard<'_, super::Fetches> {
-        self.fetches
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

@@ -155,7 +155,12 @@ fn container_row(container: &ContainerView) -> Markup {
         tr {
             td { code { (container.name) } }
             td { (container.app) " " span class="muted" { (container.environment) } br;
-                a href=(format!("/deployments/{}", container.deployment_id)) { (container.version) } }
+                @if container.resource.is_empty() {
+                    a href=(format!("/deployments/{}", container.deployment_id)) { (container.version) }
+                } @else {
+                    "resource " strong { (container.resource) }
+                    @for volume in &container.volumes { br; span class="muted" { "volume " (volume) } }
+                } }
             td { (container.state) br; span class="muted" { (container.status) } }
             td class="clip" title=(container.image) { (container.image) }
             td { (container.ports.join(", ")) }

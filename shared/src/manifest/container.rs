@@ -15,6 +15,20 @@ mod values;
 use values::check_volume;
 pub use values::{check_image, parse_memory, parse_size, registry_of};
 
+/// The keys `[container]` and `[resources.NAME]` share.
+pub(super) const CONTAINER_KEYS: [&str; 10] = [
+    "image",
+    "port",
+    "host_port",
+    "env",
+    "volumes",
+    "command",
+    "memory",
+    "cpus",
+    "stop_timeout",
+    "pull",
+];
+
 /// Smallest memory limit Docker accepts.
 const MIN_MEMORY: u64 = 6 * 1024 * 1024;
 
@@ -150,63 +164,64 @@ impl Checker {
     pub(super) fn container(&mut self, value: &Value, built: bool) -> Option<Container> {
         let path = "container";
         let table = self.table(path, value)?;
-        self.unknown_keys(
-            path,
-            table,
-            &[
-                "image",
-                "port",
-                "host_port",
-                "env",
-                "volumes",
-                "command",
-                "memory",
-                "cpus",
-                "stop_timeout",
-                "pull",
-                "update",
-            ],
-        );
+        let mut known = CONTAINER_KEYS.to_vec();
+        known.push("update");
+        self.unknown_keys(path, table, &known);
+        Some(self.container_fields(path, table, built))
+    }
+
+    /// The keys a container and a resource share (`CONTAINER_KEYS`), read
+    /// from `table` at `path`; unknown keys are the caller's to report.
+    pub(super) fn container_fields(
+        &mut self,
+        path: &str,
+        table: &toml::Table,
+        built: bool,
+    ) -> Container {
+        let at = |key: &str| join(path, key);
         let mut container = Container::default();
         match table.get("image") {
             Some(_) if built => self.error(
-                "container.image",
+                &at("image"),
                 "is made by [build] (dockerfile); remove it, berth runs the built image berth/APP:VERSION",
             ),
             None if built => {}
             None => self.error(
-                "container.image",
+                &at("image"),
                 "is required; name the image, e.g. image = \"hello:1.4.2\"",
             ),
             Some(value) => {
-                if let Some(image) = self.string("container.image", value) {
+                if let Some(image) = self.string(&at("image"), value) {
                     match check_image(image) {
                         Ok(()) => container.image = image.to_string(),
-                        Err(message) => self.error("container.image", message),
+                        Err(message) => self.error(&at("image"), message),
                     }
                 }
             }
         }
         container.port = table
             .get("port")
-            .and_then(|value| self.port("container.port", value));
+            .and_then(|value| self.port(&at("port"), value));
         container.host_port = table
             .get("host_port")
-            .and_then(|value| self.port("container.host_port", value));
+            .and_then(|value| self.port(&at("host_port"), value));
         if container.host_port.is_some() && container.port.is_none() {
             self.error(
-                "container.host_port",
-                "needs container.port, the port inside the container to publish",
+                &at("host_port"),
+                format!(
+                    "needs {}, the port inside the container to publish",
+                    at("port")
+                ),
             );
         }
         if let Some(env) = table.get("env") {
             container.env = self.env(&join(path, "env"), env);
         }
         if let Some(volumes) = table.get("volumes") {
-            container.volumes = self.strings("container.volumes", volumes, check_volume);
+            container.volumes = self.strings(&at("volumes"), volumes, check_volume);
         }
         if let Some(command) = table.get("command") {
-            container.command = self.strings("container.command", command, |part| {
+            container.command = self.strings(&at("command"), command, |part| {
                 if part.contains('\0') {
                     Err("contains a NUL byte".into())
                 } else {
@@ -216,41 +231,42 @@ impl Checker {
         }
         if let Some(memory) = table.get("memory") {
             container.memory_bytes =
-                self.string("container.memory", memory)
+                self.string(&at("memory"), memory)
                     .and_then(|text| match parse_memory(text) {
                         Ok(bytes) => Some(bytes),
                         Err(message) => {
-                            self.error("container.memory", message);
+                            self.error(&at("memory"), message);
                             None
                         }
                     });
         }
         if let Some(cpus) = table.get("cpus") {
-            container.nano_cpus = self.cpus("container.cpus", cpus);
+            container.nano_cpus = self.cpus(&at("cpus"), cpus);
         }
         if let Some(grace) = table.get("stop_timeout") {
             container.stop_timeout_secs =
-                self.string("container.stop_timeout", grace)
-                    .and_then(|text| match crate::time::parse_duration(text) {
+                self.string(&at("stop_timeout"), grace).and_then(|text| {
+                    match crate::time::parse_duration(text) {
                         Ok(grace) if grace.as_secs() >= 1 && grace.as_secs() <= 600 => {
                             u32::try_from(grace.as_secs()).ok()
                         }
                         Ok(_) => {
-                            self.error("container.stop_timeout", "must be between 1s and 10m");
+                            self.error(&at("stop_timeout"), "must be between 1s and 10m");
                             None
                         }
                         Err(message) => {
-                            self.error("container.stop_timeout", message);
+                            self.error(&at("stop_timeout"), message);
                             None
                         }
-                    });
+                    }
+                });
         }
         if let Some(pull) = table.get("pull") {
-            container.pull = self.string("container.pull", pull).and_then(|text| {
+            container.pull = self.string(&at("pull"), pull).and_then(|text| {
                 let policy = PullPolicy::parse(text);
                 if policy.is_none() {
                     self.error(
-                        "container.pull",
+                        &at("pull"),
                         format!("is `{text}`; use \"missing\" (pull only when the host lacks the image), \"always\" or \"never\""),
                     );
                 }
@@ -258,11 +274,11 @@ impl Checker {
             });
         }
         if let Some(update) = table.get("update") {
-            container.update = self.string("container.update", update).and_then(|text| {
+            container.update = self.string(&at("update"), update).and_then(|text| {
                 let order = UpdateOrder::parse(text);
                 if order.is_none() {
                     self.error(
-                        "container.update",
+                        &at("update"),
                         format!("is `{text}`; use \"start-first\" (the new container starts beside the old one) or \"stop-first\" (the old one stops first)"),
                     );
                 }
@@ -273,11 +289,11 @@ impl Checker {
             (container.update, container.host_port)
         {
             self.error(
-                "container.update",
+                &at("update"),
                 format!("is \"start-first\", but host_port = {host_port} is fixed: the new container cannot publish port {host_port} while the old one holds it; use \"stop-first\" (the default with a fixed host_port: the old container stops, and starts again if the new one fails) or remove host_port so each container gets a free port"),
             );
         }
-        Some(container)
+        container
     }
 
     fn port(&mut self, path: &str, value: &Value) -> Option<u16> {

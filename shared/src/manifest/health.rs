@@ -48,7 +48,16 @@ pub struct Health {
 
 impl Checker {
     pub(super) fn health(&mut self, value: &Value, has_port: bool) -> Option<Health> {
-        let path = "health";
+        self.health_at("health", value, has_port)
+    }
+
+    /// A health table at `path` (`health`, or a resource's `resources.NAME.health`).
+    pub(super) fn health_at(
+        &mut self,
+        path: &str,
+        value: &Value,
+        has_port: bool,
+    ) -> Option<Health> {
         let table = self.table(path, value)?;
         self.unknown_keys(
             path,
@@ -65,12 +74,12 @@ impl Checker {
         }
         let probe = match given[0] {
             "http" => {
-                let target = self.string("health.http", &table["http"])?;
+                let target = self.string(&join(path, "http"), &table["http"])?;
                 if !target.starts_with('/')
                     || target.chars().any(|c| c.is_whitespace() || c.is_control())
                 {
                     self.error(
-                        "health.http",
+                        &join(path, "http"),
                         format!("`{target}` must be a path starting with `/`, without spaces"),
                     );
                     return None;
@@ -79,13 +88,13 @@ impl Checker {
             }
             "tcp" => {
                 if table["tcp"].as_bool() != Some(true) {
-                    self.error("health.tcp", "must be true (or leave it out)");
+                    self.error(&join(path, "tcp"), "must be true (or leave it out)");
                     return None;
                 }
                 Probe::Tcp
             }
             _ => {
-                let run = self.strings("health.run", &table["run"], |command| {
+                let run = self.strings(&join(path, "run"), &table["run"], |command| {
                     if command.trim().is_empty() {
                         Err("is an empty command".into())
                     } else {
@@ -93,7 +102,7 @@ impl Checker {
                     }
                 });
                 if run.is_empty() {
-                    self.error("health.run", "lists no command");
+                    self.error(&join(path, "run"), "lists no command");
                     return None;
                 }
                 Probe::Run(run)
@@ -102,7 +111,14 @@ impl Checker {
         if matches!(probe, Probe::Http(_) | Probe::Tcp) && !has_port {
             self.error(
                 path,
-                "http and tcp checks need container.port, the port the app listens on",
+                format!(
+                    "http and tcp checks need {}, the port it listens on",
+                    if path == "health" {
+                        "container.port"
+                    } else {
+                        "port"
+                    }
+                ),
             );
         }
         let interval = self.bounded(

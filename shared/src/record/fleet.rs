@@ -150,6 +150,10 @@ pub struct HostState {
     /// (`DB_PASSWORD (v1, now v2)`): a deploy picks them up.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets_changed: Vec<String>,
+    /// The app's resources there (`[resources.NAME]`), as its agent last
+    /// saw them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<super::ResourceState>,
 }
 
 /// One berth-managed container on a host, as `berth inspect` shows it.
@@ -171,9 +175,17 @@ pub struct ContainerView {
     pub ports: Vec<String>,
     pub restart_count: i64,
     pub recent_logs: Vec<String>,
-    /// The periodic health check's verdict, when the app has one.
+    /// The periodic health check's verdict, when the app has one; for a
+    /// resource, its check's answer now.
     #[serde(default)]
     pub health: String,
+    /// The resource it runs (`[resources.NAME]`); empty for the app's own
+    /// containers.
+    #[serde(default)]
+    pub resource: String,
+    /// Its volumes as `source:path` (a named volume by its Docker name).
+    #[serde(default)]
+    pub volumes: Vec<String>,
 }
 
 /// One host's answer to `berth inspect`.

@@ -51,26 +51,16 @@ pub async fn inspect(
                 .map(|state| state.to_string())
                 .unwrap_or_default(),
             status: summary.status.clone().unwrap_or_default(),
-            ports: summary
-                .ports
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|port| {
-                    port.public_port.map(|public| {
-                        format!(
-                            "{}:{public}->{}/tcp",
-                            port.ip.clone().unwrap_or_default(),
-                            port.private_port
-                        )
-                    })
-                })
-                .collect(),
+            ports: super::ports_of(&summary),
             restart_count,
             recent_logs: recent.lines().map(str::to_string).collect(),
             health: String::new(),
+            resource: String::new(),
+            volumes: Vec::new(),
         });
     }
-    views.sort_by(|a, b| (&a.app, &a.name).cmp(&(&b.app, &b.name)));
+    views.extend(super::resource::inspect(docker, host, app).await?);
+    views.sort_by(|a, b| (&a.app, &a.resource, &a.name).cmp(&(&b.app, &b.resource, &b.name)));
     Ok(views)
 }
 
@@ -100,14 +90,33 @@ pub async fn follow_output(
     docker: &Docker,
     name: &str,
     cancel: &tokio_util::sync::CancellationToken,
+    batch: impl FnMut(Vec<String>) -> bool,
+) {
+    output(docker, name, cancel, None, true, batch).await;
+}
+
+/// A container's output in batches of lines: its last `tail` lines (or,
+/// without, only what it prints from now on), then with `follow` what it
+/// prints until it stops or `cancel` fires.
+pub async fn output(
+    docker: &Docker,
+    name: &str,
+    cancel: &tokio_util::sync::CancellationToken,
+    tail: Option<u32>,
+    follow: bool,
     mut batch: impl FnMut(Vec<String>) -> bool,
 ) {
-    let since = i32::try_from(berth_shared::time::now_ms() / 1000).unwrap_or(0);
+    let since = if tail.is_some() {
+        0
+    } else {
+        i32::try_from(berth_shared::time::now_ms() / 1000).unwrap_or(0)
+    };
     let options = LogsOptions {
-        follow: true,
+        follow,
         stdout: true,
         stderr: true,
         since,
+        tail: tail.map_or_else(|| "all".to_string(), |lines| lines.to_string()),
         ..Default::default()
     };
     let mut logs = docker.logs(name, Some(options));
@@ -117,7 +126,12 @@ pub async fn follow_output(
             () = cancel.cancelled() => return,
             chunk = logs.next() => chunk,
         };
-        let Some(Ok(output)) = chunk else { return };
+        let Some(Ok(output)) = chunk else {
+            if !pending.trim().is_empty() {
+                batch(vec![pending.trim_end().to_string()]);
+            }
+            return;
+        };
         pending.push_str(&output.to_string());
         let mut lines = Vec::new();
         while let Some(end) = pending.find('\n') {

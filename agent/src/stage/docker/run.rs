@@ -6,9 +6,7 @@ use std::time::{Duration, Instant};
 
 use berth_proto::v1::{ContainerSpec, TaskSpec};
 use bollard::Docker;
-use bollard::models::{
-    ContainerCreateBody, HostConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
-};
+use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
 use bollard::query_parameters::{CreateContainerOptions, InspectContainerOptions, LogsOptions};
 use futures_util::StreamExt;
 
@@ -57,17 +55,11 @@ pub(super) fn create_body(task: &TaskSpec, container: &ContainerSpec) -> Contain
         (None, None)
     };
     let host_config = HostConfig {
+        // Beside its resources, on the app's network, where they answer by name.
+        network_mode: (!task.resources.is_empty()).then(|| super::resource::network_name(task)),
         port_bindings: bindings,
         binds: Some(container.volumes.clone()).filter(|volumes| !volumes.is_empty()),
-        restart_policy: Some(RestartPolicy {
-            name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
-            maximum_retry_count: None,
-        }),
-        memory: (container.memory_bytes > 0)
-            .then(|| i64::try_from(container.memory_bytes).unwrap_or(i64::MAX)),
-        nano_cpus: (container.nano_cpus > 0)
-            .then(|| i64::try_from(container.nano_cpus).unwrap_or(i64::MAX)),
-        ..Default::default()
+        ..super::limited(container)
     };
     // Secrets given as files are not variables too.
     let secrets = task
@@ -300,4 +292,40 @@ pub(super) async fn last_lines(docker: &Docker, name: &str) -> String {
     } else {
         format!("; its last output:\n{text}")
     }
+}
+
+/// Runs `command` with `/bin/sh -c` inside a running container; its exit
+/// code and output (clipped to 4 KiB).
+pub async fn exec_in(docker: &Docker, name: &str, command: &str) -> Result<(i64, String), String> {
+    use bollard::exec::{CreateExecOptions, StartExecResults};
+    let exec = docker
+        .create_exec(
+            name,
+            CreateExecOptions {
+                cmd: Some(vec!["/bin/sh", "-c", command]),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(text)?;
+    let mut output = String::new();
+    if let StartExecResults::Attached {
+        output: mut stream, ..
+    } = docker.start_exec(&exec.id, None).await.map_err(text)?
+    {
+        while let Some(Ok(chunk)) = stream.next().await {
+            if output.len() < 4096 {
+                output.push_str(&chunk.to_string());
+            }
+        }
+    }
+    let code = docker
+        .inspect_exec(&exec.id)
+        .await
+        .map_err(text)?
+        .exit_code
+        .unwrap_or(-1);
+    Ok((code, output))
 }

@@ -217,6 +217,8 @@ fn task(message: pb::Task) -> Result<Task, Failure> {
         finished_at_ms,
         acked_seq,
         stale_events,
+        with_resources,
+        purge_volumes,
     } = message;
     Ok(Task {
         id: parse(&id, "a task id")?,
@@ -233,6 +235,8 @@ fn task(message: pb::Task) -> Result<Task, Failure> {
         finished_at: ts_opt(finished_at_ms),
         acked_seq,
         stale_events,
+        with_resources,
+        purge_volumes,
     })
 }
 

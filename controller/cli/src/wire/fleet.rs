@@ -194,9 +194,11 @@ fn host_state(message: pb::HostState) -> HostState {
         last_repair,
         last_repair_at_ms,
         secrets_changed,
+        resources,
     } = message;
     HostState {
         secrets_changed,
+        resources: resources.into_iter().map(resource_state).collect(),
         host,
         online,
         version,
@@ -206,6 +208,23 @@ fn host_state(message: pb::HostState) -> HostState {
         since: ts_opt(since_ms),
         last_repair,
         last_repair_at: ts_opt(last_repair_at_ms),
+    }
+}
+
+fn resource_state(message: pb::ResourceState) -> berth_shared::record::ResourceState {
+    let pb::ResourceState {
+        name,
+        image,
+        state,
+        health,
+        volumes,
+    } = message;
+    berth_shared::record::ResourceState {
+        name,
+        image,
+        state,
+        health,
+        volumes,
     }
 }
 
@@ -247,6 +266,8 @@ fn container(message: pb::ContainerView) -> ContainerView {
         restart_count,
         recent_logs,
         health,
+        resource,
+        volumes,
     } = message;
     ContainerView {
         name,
@@ -262,6 +283,8 @@ fn container(message: pb::ContainerView) -> ContainerView {
         restart_count,
         recent_logs,
         health,
+        resource,
+        volumes,
     }
 }
 

@@ -303,6 +303,11 @@ impl Session {
             Some(Incoming::ExecOutput(output)) => {
                 self.context.registry.exec_output(self.agent_id, output);
             }
+            Some(Incoming::ResourceAnswer(answer)) => {
+                self.context
+                    .registry
+                    .resource_answered(self.agent_id, answer);
+            }
             Some(Incoming::Hello(_)) | None => warn!("unexpected message on an established stream"),
         }
     }

@@ -134,6 +134,7 @@ pub fn logs_request(request: GetLogsRequest) -> Result<LogsRequest, Status> {
             .iter()
             .filter_map(|(task, seq)| Some((task.parse().ok()?, *seq)))
             .collect(),
+        resource: request.resource,
     })
 }
 

@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use berth_proto::v1::{
-    CreateDeploymentRequest, DeploymentList, DeploymentReply, GetDeploymentRequest, GetLogsRequest,
-    ListDeploymentsRequest, ListDeploymentsResponse, LogRecord, PurgeReply, PutBlobChunk,
-    PutBlobResponse, RerunRequest, ResolveDeploymentRequest, RollbackRequest, StatBlobRequest,
-    StatBlobResponse, StopAppRequest, StopSelectedRequest,
+    CreateDeploymentRequest, DeleteDeploymentRequest, DeploymentList, DeploymentReply,
+    GetDeploymentRequest, GetLogsRequest, ListDeploymentsRequest, ListDeploymentsResponse,
+    LogRecord, PurgeReply, PutBlobChunk, PutBlobResponse, RerunRequest, ResolveDeploymentRequest,
+    RollbackRequest, StatBlobRequest, StatBlobResponse, StopAppRequest, StopSelectedRequest,
 };
 use tonic::{Request, Response, Status, Streaming};
 
@@ -110,8 +110,18 @@ pub async fn stop_app(
     request: Request<StopAppRequest>,
 ) -> Result<Response<DeploymentReply>, Status> {
     let caller = caller(&request)?;
-    let StopAppRequest { app, environment } = request.into_inner();
-    let stopped = ops::stop::stop(context, &caller, &codec::app_ref(app, environment)).await?;
+    let StopAppRequest {
+        app,
+        environment,
+        with_resources,
+    } = request.into_inner();
+    let stopped = ops::stop::stop(
+        context,
+        &caller,
+        &codec::app_ref(app, environment),
+        with_resources,
+    )
+    .await?;
     Ok(Response::new(records::deployment_reply(stopped)?))
 }
 
@@ -129,10 +139,22 @@ pub async fn stop_selected(
 
 pub async fn delete_deployment(
     context: &Arc<Context>,
-    request: Request<GetDeploymentRequest>,
+    request: Request<DeleteDeploymentRequest>,
 ) -> Result<Response<DeploymentReply>, Status> {
-    let id = parse_deployment_id(&request.get_ref().id)?;
-    let deleted = ops::stop::delete(context, &caller(&request)?, id).await?;
+    let caller = caller(&request)?;
+    let DeleteDeploymentRequest {
+        id,
+        with_resources,
+        purge_volumes,
+        confirm,
+    } = request.into_inner();
+    let id = parse_deployment_id(&id)?;
+    let teardown = ops::stop::Teardown {
+        with_resources,
+        purge_volumes,
+        confirm,
+    };
+    let deleted = ops::stop::delete(context, &caller, id, &teardown).await?;
     Ok(Response::new(records::deployment_reply(deleted)?))
 }
 
@@ -178,7 +200,9 @@ pub async fn start_app(
     request: Request<StopAppRequest>,
 ) -> Result<Response<DeploymentReply>, Status> {
     let caller = caller(&request)?;
-    let StopAppRequest { app, environment } = request.into_inner();
+    let StopAppRequest {
+        app, environment, ..
+    } = request.into_inner();
     let started = ops::rerun::start(context, &caller, &codec::app_ref(app, environment)).await?;
     Ok(Response::new(records::deployment_reply(started)?))
 }

@@ -33,6 +33,7 @@ pub mod environments;
 mod fleet;
 pub mod hooks;
 pub mod people;
+pub mod resources;
 pub mod secrets;
 #[cfg(test)]
 mod tests;
@@ -229,6 +230,8 @@ fn task(record: Task) -> pb::Task {
         finished_at,
         acked_seq,
         stale_events,
+        with_resources,
+        purge_volumes,
     } = record;
     pb::Task {
         id: id.to_string(),
@@ -245,6 +248,8 @@ fn task(record: Task) -> pb::Task {
         finished_at_ms: ms(finished_at),
         acked_seq,
         stale_events,
+        with_resources,
+        purge_volumes,
     }
 }
 

@@ -17,11 +17,13 @@ use utoipa::{IntoParams, ToSchema};
 
 mod environments;
 mod people;
+mod resources;
 mod secrets;
 mod webhooks;
 
 pub use environments::{EnvironmentChangeBody, EnvironmentPath, NewEnvironmentBody};
 pub use people::{NewApiTokenBody, NewUserBody, SetupLinkBody, SignIn, UserChangeBody};
+pub use resources::{ResourcePath, RestoreBody, SnapshotParams};
 pub use secrets::{AppSecretPath, FleetSecretPath, SecretBody, SecretsParams};
 pub use webhooks::{DeliveriesParams, HookPath, NewHookBody, NewWebhookBody, WebhookPath};
 
@@ -134,6 +136,32 @@ pub struct ClaimBody {
 #[schema(example = json!({"environment": "prod"}))]
 pub struct AppBody {
     pub environment: Option<String>,
+}
+
+/// `POST /api/v1/apps/{app}/stop`: the environment, and whether the
+/// app's resources stop too.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"environment": "prod", "with_resources": false}))]
+pub struct StopBody {
+    pub environment: Option<String>,
+    /// Stop the app's resources (`[resources.NAME]`) too.
+    pub with_resources: Option<bool>,
+}
+
+/// `POST /api/v1/deployments/{id}/delete`: what goes besides the app's
+/// containers.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"with_resources": true, "purge_volumes": true, "confirm": "web"}))]
+pub struct DeleteBody {
+    /// Remove the app's resource containers and its network too.
+    pub with_resources: Option<bool>,
+    /// Remove the resources' named volumes too (their data, for good);
+    /// needs `confirm`.
+    pub purge_volumes: Option<bool>,
+    /// The app's name, given back to confirm `purge_volumes`.
+    pub confirm: Option<String>,
 }
 
 /// `PUT /api/v1/apps/{app}/rating`: the caller's stars for the app.
@@ -267,6 +295,10 @@ pub struct LogsParams {
     /// Only the last lines; ignored when resuming with `Last-Event-ID`.
     #[param(maximum = 100_000)]
     pub tail: Option<u32>,
+    /// The output of this resource of the app (`[resources.NAME]`),
+    /// relayed from its hosts, instead of the stored lines: the last
+    /// `tail` lines (100 when not given), then with `follow` live.
+    pub resource: Option<String>,
     /// An event stream rather than one JSON object.
     pub follow: Option<bool>,
 }

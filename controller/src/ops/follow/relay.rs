@@ -6,14 +6,119 @@
 use berth_shared::record::{Deployment, TaskKind};
 use berth_shared::state::{DeploymentStatus, TaskStatus};
 
-use super::{Follower, LogItem, LogLine, Stopped};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::filter::LogFilter;
+use super::{Follower, LogItem, LogLine, LogsRequest, Stopped};
+use crate::ops::{Code, Error, Result, Stream};
+use crate::server::Context;
 use crate::store::StoredLine;
+
+/// Lines of a resource's output sent first when `--tail` names none.
+const RESOURCE_TAIL: u32 = 100;
+
+/// `berth logs APP --resource NAME`: the resource's output relayed from
+/// every host the deployment reached (its last lines, then with `follow`
+/// live), masked like the app's.
+pub(super) fn resource_logs(
+    context: Arc<Context>,
+    deployment: Deployment,
+    filter: LogFilter,
+    request: LogsRequest,
+) -> Result<Stream<LogItem>> {
+    if !deployment
+        .manifest
+        .resources
+        .contains_key(&request.resource)
+    {
+        let known: Vec<&str> = deployment
+            .manifest
+            .resources
+            .keys()
+            .map(String::as_str)
+            .collect();
+        return Err(Error::new(
+            Code::ResourceNotFound,
+            format!(
+                "app `{}` in `{}` (deployment {}) has no resource `{}`; {}",
+                deployment.app,
+                deployment.environment,
+                deployment.id,
+                request.resource,
+                if known.is_empty() {
+                    "its manifest declares none".to_string()
+                } else {
+                    format!("it has {}", known.join(", "))
+                }
+            ),
+        ));
+    }
+    let (sender, receiver) = tokio::sync::mpsc::channel(1024);
+    let tasks = context.tasks.clone();
+    tasks.spawn(async move {
+        let follower = Follower {
+            context: context.clone(),
+            id: deployment.id,
+            filter,
+            sender,
+            last: HashMap::new(),
+            held: HashMap::new(),
+            app_output: false,
+        };
+        let mut relays = Vec::new();
+        let mut seen = Vec::new();
+        for task in deployment
+            .tasks
+            .iter()
+            .filter(|task| task.kind == TaskKind::Deploy)
+        {
+            if seen.contains(&task.agent_id) || !follower.filter.wants_host(&task.host) {
+                continue;
+            }
+            seen.push(task.agent_id);
+            let asked = berth_proto::v1::FollowContainer {
+                deployment_id: deployment.id.to_string(),
+                app: deployment.app.clone(),
+                environment: deployment.environment.clone(),
+                resource: request.resource.clone(),
+                tail: if request.tail == 0 {
+                    RESOURCE_TAIL
+                } else {
+                    request.tail
+                },
+                once: !request.follow,
+                ..Default::default()
+            };
+            if let Some(relay) = context
+                .registry
+                .follow_container(task.agent_id, asked)
+                .await
+            {
+                relays.push((task.host.clone(), relay));
+            }
+        }
+        let stage = format!("resource {}", request.resource);
+        let _ = follower
+            .pump_relays(deployment.id, &mut relays, &stage)
+            .await;
+        for (_, relay) in &relays {
+            context.registry.unfollow(relay).await;
+        }
+    });
+    Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(
+        receiver,
+    )))
+}
 
 impl Follower {
     /// Relays the output of the deployment's running containers, live,
     /// until the client goes away, every container's output ends, or the
     /// controller shuts down. Only a deployed container app has any.
-    pub(super) async fn relay_containers(&self, deployment: &Deployment) -> Result<(), Stopped> {
+    pub(super) async fn relay_containers(
+        &self,
+        deployment: &Deployment,
+    ) -> std::result::Result<(), Stopped> {
         if deployment.status != DeploymentStatus::Deployed
             || deployment.manifest.container.is_none()
         {
@@ -34,6 +139,7 @@ impl Follower {
                 app: deployment.app.clone(),
                 environment: deployment.environment.clone(),
                 stop: false,
+                ..Default::default()
             };
             if let Some(relay) = self
                 .context
@@ -44,7 +150,7 @@ impl Follower {
                 relays.push((task.host.clone(), relay));
             }
         }
-        let result = self.pump_relays(deployment.id, &mut relays).await;
+        let result = self.pump_relays(deployment.id, &mut relays, "app").await;
         for (_, relay) in &relays {
             self.context.registry.unfollow(relay).await;
         }
@@ -55,7 +161,8 @@ impl Follower {
         &self,
         deployment: berth_shared::id::DeploymentId,
         relays: &mut Vec<(String, crate::registry::Relay)>,
-    ) -> Result<(), Stopped> {
+        stage: &str,
+    ) -> std::result::Result<(), Stopped> {
         while !relays.is_empty() {
             let next = futures_util::future::select_all(
                 relays
@@ -79,7 +186,7 @@ impl Follower {
             let host = relays[index].0.clone();
             for line in output.lines {
                 let line = StoredLine {
-                    stage: "app".into(),
+                    stage: stage.into(),
                     stream: "container".into(),
                     ts_ms: berth_shared::time::now_ms(),
                     line,

@@ -199,9 +199,11 @@ fn host_state(record: HostState) -> pb::HostState {
         last_repair,
         last_repair_at,
         secrets_changed,
+        resources,
     } = record;
     pb::HostState {
         secrets_changed,
+        resources: resources.into_iter().map(resource_state).collect(),
         host,
         online,
         version,
@@ -211,6 +213,24 @@ fn host_state(record: HostState) -> pb::HostState {
         since_ms: ms(since),
         last_repair,
         last_repair_at_ms: ms(last_repair_at),
+    }
+}
+
+/// A resource's state, as the agent reports it and as `berth status` gets it.
+pub fn resource_state(record: berth_shared::record::ResourceState) -> pb::ResourceState {
+    let berth_shared::record::ResourceState {
+        name,
+        image,
+        state,
+        health,
+        volumes,
+    } = record;
+    pb::ResourceState {
+        name,
+        image,
+        state,
+        health,
+        volumes,
     }
 }
 
@@ -252,6 +272,8 @@ fn container(record: ContainerView) -> pb::ContainerView {
         restart_count,
         recent_logs,
         health,
+        resource,
+        volumes,
     } = record;
     pb::ContainerView {
         name,
@@ -267,6 +289,8 @@ fn container(record: ContainerView) -> pb::ContainerView {
         restart_count,
         recent_logs,
         health,
+        resource,
+        volumes,
     }
 }
 

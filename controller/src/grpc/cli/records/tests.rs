@@ -156,6 +156,8 @@ fn task(kind: TaskKind, status: TaskStatus) -> Task {
         finished_at: Some(at(3)),
         acked_seq: 17,
         stale_events: 2,
+        with_resources: true,
+        purge_volumes: true,
     }
 }
 
@@ -404,6 +406,13 @@ fn app_statuses_round_trip() {
             last_repair: text("started the container again"),
             last_repair_at: Some(at(2)),
             secrets_changed: vec!["DB_PASSWORD (v1, now v2)".into()],
+            resources: vec![berth_shared::record::ResourceState {
+                name: "db".into(),
+                image: "postgres:16".into(),
+                state: "running".into(),
+                health: "healthy".into(),
+                volumes: vec!["berth-web-production-web-1-db-data:/data".into()],
+            }],
         }],
     };
     round_trip(&vec![row], super::app_statuses, wire::app_statuses);
@@ -430,6 +439,8 @@ fn inspect_answers_round_trip() {
             restart_count: 1,
             recent_logs: vec!["GET / 200".into()],
             health: "healthy".into(),
+            resource: "db".into(),
+            volumes: vec!["berth-web-production-web-1-db-data:/data".into()],
         }],
         facts: Some(facts()),
         running_tasks: vec![running()],

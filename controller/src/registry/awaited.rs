@@ -1,0 +1,62 @@
+//! Answers the controller waits for from one agent, by request id: only
+//! the agent asked may answer, and an answer nobody waits for is dropped.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use berth_shared::id::AgentId;
+use tokio::sync::oneshot;
+
+pub struct Awaited<T> {
+    waiting: Mutex<HashMap<u64, (AgentId, oneshot::Sender<T>)>>,
+}
+
+impl<T> Default for Awaited<T> {
+    fn default() -> Self {
+        Awaited {
+            waiting: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<T> Awaited<T> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (AgentId, oneshot::Sender<T>)>> {
+        self.waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Waits for `agent`'s answer to `request_id`.
+    pub fn expect(&self, request_id: u64, agent: AgentId) -> oneshot::Receiver<T> {
+        let (answer, reply) = oneshot::channel();
+        self.lock().insert(request_id, (agent, answer));
+        reply
+    }
+
+    /// Stops waiting (answered, or given up on).
+    pub fn forget(&self, request_id: u64) {
+        self.lock().remove(&request_id);
+    }
+
+    /// True while `agent` owes the answer to `request_id`.
+    pub fn holds(&self, agent: AgentId, request_id: u64) -> bool {
+        self.lock()
+            .get(&request_id)
+            .is_some_and(|(asked, _)| *asked == agent)
+    }
+
+    /// Hands an answer to whoever waits; false when `agent` was not asked.
+    pub fn deliver(&self, agent: AgentId, request_id: u64, value: T) -> bool {
+        let mut waiting = self.lock();
+        if waiting
+            .get(&request_id)
+            .is_none_or(|(asked, _)| *asked != agent)
+        {
+            return false;
+        }
+        if let Some((_, sender)) = waiting.remove(&request_id) {
+            let _ = sender.send(value);
+        }
+        true
+    }
+}

@@ -1,0 +1,51 @@
+//! Questions about an app's resources asked of one agent (`berth
+//! resource snapshots`, `berth resource restore`), answered on its stream.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use berth_proto::v1::controller_message::Kind as Outgoing;
+use berth_proto::v1::{ControllerMessage, ResourceAnswer, ResourceAsk};
+use berth_shared::id::AgentId;
+
+use super::Registry;
+
+impl Registry {
+    /// Asks `agent`; its answer, or why there is none within `timeout`.
+    pub async fn ask_resource(
+        &self,
+        agent: AgentId,
+        mut ask: ResourceAsk,
+        timeout: Duration,
+    ) -> Result<ResourceAnswer, String> {
+        let outbound = self.outbound(agent).ok_or("the host is offline")?;
+        ask.request_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let request_id = ask.request_id;
+        let reply = self.resource_asks.expect(request_id, agent);
+        let message = ControllerMessage {
+            kind: Some(Outgoing::ResourceAsk(ask)),
+        };
+        let sent = tokio::time::timeout(Duration::from_secs(10), outbound.send(Ok(message))).await;
+        let result = match sent {
+            Ok(Ok(())) => match tokio::time::timeout(timeout, reply).await {
+                Ok(Ok(answer)) => Ok(answer),
+                Ok(Err(_)) => Err("the host's answer was lost".to_string()),
+                Err(_) => Err(format!(
+                    "the host did not answer within {}s",
+                    timeout.as_secs()
+                )),
+            },
+            _ => Err("the question could not be sent to the host".to_string()),
+        };
+        self.resource_asks.forget(request_id);
+        result
+    }
+
+    /// Delivers an answer, only from the agent that was asked.
+    pub fn resource_answered(&self, agent: AgentId, answer: ResourceAnswer) {
+        let request_id = answer.request_id;
+        if !self.resource_asks.deliver(agent, request_id, answer) {
+            tracing::warn!(%agent, request_id, "a resource answer from an agent that was not asked; ignored");
+        }
+    }
+}

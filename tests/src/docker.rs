@@ -184,16 +184,22 @@ impl Dockerd {
                 std::os::unix::fs::symlink("busybox", link).expect("applet link");
             }
         }
-        let archive = self.dir.path().join("rootfs.tar");
+        self.import_dir(&root, tag);
+    }
+
+    /// Imports the directory `root` as the image `tag` (`docker import` of
+    /// its tar).
+    pub fn import_dir(&self, root: &std::path::Path, tag: &str) {
+        let archive = root.with_extension("tar");
         let status = Command::new("tar")
             .arg("-C")
-            .arg(&root)
+            .arg(root)
             .arg("-cf")
             .arg(&archive)
             .arg(".")
             .status()
             .expect("tar");
-        assert!(status.success(), "tar failed");
+        assert!(status.success(), "tar of {} failed", root.display());
         self.docker_ok(&["import", archive.to_str().expect("path"), tag]);
     }
 

@@ -28,6 +28,7 @@ pub mod pebble;
 pub mod probe;
 mod process;
 pub mod procfs;
+pub mod resource;
 pub mod stats;
 pub mod webhook_receiver;
 

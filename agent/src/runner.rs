@@ -231,9 +231,15 @@ async fn run(agent: &Arc<Agent>, task_id: TaskId, spec: &TaskSpec, cancel: &Canc
     } else {
         agent.current.deployed(spec, None, None);
     }
+    if is_deploy
+        && spec.restore_of.is_empty()
+        && (spec.container.is_some() || !spec.resources.is_empty())
+    {
+        teardown::retire_unwanted(agent, spec, &emitter).await;
+    }
     if is_stop && spec.with_resources {
         emitter.start_stage("resources");
-        match resources::stop_all(agent, spec, &emitter).await {
+        match teardown::stop_resources(agent, spec, &emitter).await {
             Ok(details) => emitter.end_stage(StageOutcome::Succeeded, None, "", details),
             Err(failure) => return emitter.fail(failure),
         }

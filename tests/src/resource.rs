@@ -245,3 +245,41 @@ pub fn archived(path: &Path, key: &str) -> Option<String> {
         name.ends_with(key).then(|| content.trim().to_string())
     })
 }
+
+/// `[resources.db]` of `image` running `command` with the volume
+/// `data:/data`, checked over TCP for at most `timeout`; with `snapshot =
+/// true` when `snapshot`.
+pub fn db_section(image: &str, command: &str, timeout: &str, snapshot: bool) -> String {
+    format!(
+        "[resources.db]\nimage = \"{image}\"\ncommand = {command}\nport = 6379\nvolumes = [\"data:/data\"]\nsnapshot = {snapshot}\n[resources.db.health]\ntcp = true\ninterval = \"200ms\"\ntimeout = \"{timeout}\"\n"
+    )
+}
+
+/// Version `version` of the counting app `app` in `environment` on `host`
+/// (its container adds one to `hits` in `db:6379` at start and serves the
+/// count as `/count`), with the resource section `resources`.
+pub fn counter_manifest(
+    app: &str,
+    host: &str,
+    environment: &str,
+    version: &str,
+    resources: &str,
+) -> String {
+    format!(
+        r#"app = "{app}"
+environment = "{environment}"
+version = "{version}"
+[target]
+hosts = ["{host}"]
+[container]
+image = "{KV_IMAGE}"
+port = 8080
+command = {COUNTER_COMMAND}
+stop_timeout = "1s"
+[health]
+http = "/count"
+interval = "200ms"
+timeout = "30s"
+{resources}"#
+    )
+}

@@ -14,8 +14,8 @@ use std::os::unix::fs::PermissionsExt;
 
 use berth_tests::docker::{Dockerd, host_port, http_get};
 use berth_tests::resource::{
-    self, BROKEN_COMMAND, COUNTER_COMMAND, KV_COMMAND, KV_IMAGE, KV_IMAGE_NEXT, app_states,
-    has_network, networks_of, resource_row, resource_rows, rows_of, stored, volumes,
+    self, BROKEN_COMMAND, KV_COMMAND, KV_IMAGE, KV_IMAGE_NEXT, app_states, has_network,
+    networks_of, resource_row, resource_rows, rows_of, stored, volumes,
 };
 use berth_tests::{Agent, Controller, id_of, write_bundle};
 use serde_json::Value;
@@ -38,31 +38,13 @@ fn volume(environment: &str) -> String {
 /// `[resources.db]` of `image` running `command`, checked over TCP for at
 /// most `timeout`; with `snapshot = true` when `snapshot`.
 fn db(image: &str, command: &str, timeout: &str, snapshot: bool) -> String {
-    format!(
-        "[resources.db]\nimage = \"{image}\"\ncommand = {command}\nport = 6379\nvolumes = [\"data:/data\"]\nsnapshot = {snapshot}\n[resources.db.health]\ntcp = true\ninterval = \"200ms\"\ntimeout = \"{timeout}\"\n"
-    )
+    resource::db_section(image, command, timeout, snapshot)
 }
 
 /// Version `version` of `notes` in `environment` with the resource section
 /// `resources`.
 fn manifest(environment: &str, version: &str, resources: &str) -> String {
-    format!(
-        r#"app = "{APP}"
-environment = "{environment}"
-version = "{version}"
-[target]
-hosts = ["{HOST}"]
-[container]
-image = "{KV_IMAGE}"
-port = 8080
-command = {COUNTER_COMMAND}
-stop_timeout = "1s"
-[health]
-http = "/count"
-interval = "200ms"
-timeout = "30s"
-{resources}"#
-    )
+    resource::counter_manifest(APP, HOST, environment, version, resources)
 }
 
 fn deploy(
@@ -484,6 +466,28 @@ fn a_snapshot_restores_the_data_it_holds(
     let good = db(KV_IMAGE_NEXT, KV_COMMAND, HEALTHY_WITHIN, true);
     deploy_counted(controller, "staging", "7", &good, "4");
     store_is(dockerd, "staging", &store.id, "running");
+
+    // A resource taken out of the manifest is stopped once the next
+    // deploy took over; its volume stays, the others run on.
+    let extra = format!(
+        "{good}[resources.extra]\nimage = \"{KV_IMAGE}\"\ncommand = [\"sleep\", \"3600\"]\nstop_timeout = \"1s\"\nvolumes = [\"scratch:/scratch\"]\n"
+    );
+    deploy_counted(controller, "staging", "8", &extra, "5");
+    assert_eq!(
+        resource_row(dockerd, APP, "staging", "extra").state,
+        "running"
+    );
+    deploy_counted(controller, "staging", "9", &good, "6");
+    assert_eq!(
+        resource_row(dockerd, APP, "staging", "extra").state,
+        "exited"
+    );
+    store_is(dockerd, "staging", &store.id, "running");
+    assert_eq!(
+        volumes(dockerd, APP, "staging").len(),
+        2,
+        "both volumes stay"
+    );
 }
 
 /// Nothing done to production touched staging.

@@ -55,7 +55,7 @@ pub(super) async fn ensure(
     Ok(details)
 }
 
-async fn connect(agent: &Agent) -> Result<Docker, Failure> {
+pub(super) async fn connect(agent: &Agent) -> Result<Docker, Failure> {
     let host = &agent.identity.name;
     docker::connect(&agent.docker_host).await.map_err(|err| {
         Failure::failed(format!(
@@ -300,79 +300,6 @@ async fn take_snapshots(
             volume.short,
             file.display()
         ));
-    }
-    Ok(())
-}
-
-/// `berth stop --with-resources`: stops the app's resource containers here.
-pub(super) async fn stop_all(
-    agent: &Arc<Agent>,
-    spec: &TaskSpec,
-    emitter: &Emitter<'_>,
-) -> Result<BTreeMap<String, String>, Failure> {
-    let docker = connect(agent).await?;
-    let running = resource::containers(&docker, spec, None)
-        .await
-        .map_err(Failure::failed)?;
-    let mut stopped = 0;
-    for summary in running
-        .iter()
-        .filter(|summary| resource::is_running(summary))
-    {
-        let name = resource::names(std::slice::from_ref(summary)).remove(0);
-        let of = resource::label(summary, resource::LABEL_RESOURCE);
-        let grace = spec
-            .resources
-            .iter()
-            .find(|wanted| wanted.name == of)
-            .and_then(|wanted| wanted.container.clone())
-            .unwrap_or_default();
-        resource::stop(&docker, &name, &grace)
-            .await
-            .map_err(Failure::failed)?;
-        emitter.system(format!("stopped resource {of} (container {name})"));
-        stopped += 1;
-    }
-    Ok(BTreeMap::from([(
-        "resources_stopped".to_string(),
-        stopped.to_string(),
-    )]))
-}
-
-/// `berth delete --with-resources [--purge-volumes]`: removes the app's
-/// resource containers and its network here, and with `purge_volumes`
-/// their named volumes.
-pub(super) async fn remove_all(
-    agent: &Arc<Agent>,
-    spec: &TaskSpec,
-    emitter: &Emitter<'_>,
-    details: &mut BTreeMap<String, String>,
-) -> Result<(), Failure> {
-    let docker = connect(agent).await?;
-    let listed = resource::containers(&docker, spec, None)
-        .await
-        .map_err(Failure::failed)?;
-    for name in resource::names(&listed) {
-        docker::remove(&docker, &name).await;
-        emitter.system(format!("removed resource container {name}"));
-    }
-    details.insert("resources_removed".to_string(), listed.len().to_string());
-    match resource::remove_network(&docker, spec).await {
-        Ok(true) => emitter.system(format!("removed network {}", resource::network_name(spec))),
-        Ok(false) => {}
-        Err(err) => emitter.system(format!("warning: {err}; it is still in use, so it stays")),
-    }
-    if spec.purge_volumes {
-        let removed = resource::remove_volumes(&docker, spec)
-            .await
-            .map_err(Failure::failed)?;
-        for volume in &removed {
-            emitter.system(format!("removed volume {volume}"));
-        }
-        details.insert("volumes_removed".to_string(), removed.len().to_string());
-    } else {
-        emitter
-            .system("the resources' volumes stay (remove them with --purge-volumes)".to_string());
     }
     Ok(())
 }

@@ -1,5 +1,7 @@
 //! Taking an app down on this host: `berth stop` stops its containers and
-//! route; `berth delete` removes what one deployment created.
+//! route; `berth delete` removes what one deployment created; each with
+//! `--with-resources` its resources too. And the resources a deploy left
+//! behind are stopped.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,7 +11,7 @@ use berth_proto::v1::{ContainerSpec, TaskSpec};
 use super::container::reload_handover;
 use super::{Emitter, Failure};
 use crate::Agent;
-use crate::stage::docker;
+use crate::stage::docker::{self, resource};
 
 /// Removes what the deployment created on this host: its containers and
 /// its work directory (`berth delete`).
@@ -50,7 +52,7 @@ pub(super) async fn delete(
         details.insert("containers_removed".to_string(), removed.to_string());
     }
     if spec.with_resources {
-        super::resources::remove_all(agent, spec, emitter, &mut details).await?;
+        remove_resources(agent, spec, emitter, &mut details).await?;
     }
     let work = agent.files.work().join(&spec.deployment_id);
     if work.exists() {
@@ -90,4 +92,115 @@ pub(super) async fn stop_containers(
         "containers_stopped".to_string(),
         stopped.to_string(),
     )]))
+}
+
+/// After a deploy took over: the resources of the app that this host no
+/// longer runs (taken out of the manifest, or now for other hosts) are
+/// stopped, never removed; their data stays for `berth delete
+/// --with-resources --purge-volumes`. A problem is only reported.
+pub(super) async fn retire_unwanted(agent: &Arc<Agent>, spec: &TaskSpec, emitter: &Emitter<'_>) {
+    let Ok(docker) = docker::connect(&agent.docker_host).await else {
+        return;
+    };
+    let Ok(listed) = resource::containers(&docker, spec, None).await else {
+        return;
+    };
+    for summary in listed
+        .iter()
+        .filter(|summary| resource::is_running(summary))
+    {
+        let of = resource::label(summary, resource::LABEL_RESOURCE);
+        if spec.resources.iter().any(|wanted| wanted.name == of) {
+            continue;
+        }
+        let name = resource::names(std::slice::from_ref(summary)).remove(0);
+        // The grace Docker keeps with the container (its spec is gone).
+        let stopped = docker
+            .stop_container(
+                &name,
+                None::<bollard::query_parameters::StopContainerOptions>,
+            )
+            .await;
+        match stopped {
+            Ok(()) => emitter.system(format!(
+                "resource {of} is no longer in this deployment for this host: stopped its container {name}; its volumes stay (berth delete --with-resources --purge-volumes removes them)"
+            )),
+            Err(err) => emitter.system(format!(
+                "warning: resource {of} is no longer in this deployment, but stopping {name} failed: {err}"
+            )),
+        }
+    }
+}
+
+/// `berth stop --with-resources`: stops the app's resource containers here.
+pub(super) async fn stop_resources(
+    agent: &Arc<Agent>,
+    spec: &TaskSpec,
+    emitter: &Emitter<'_>,
+) -> Result<BTreeMap<String, String>, Failure> {
+    let docker = super::resources::connect(agent).await?;
+    let running = resource::containers(&docker, spec, None)
+        .await
+        .map_err(Failure::failed)?;
+    let mut stopped = 0;
+    for summary in running
+        .iter()
+        .filter(|summary| resource::is_running(summary))
+    {
+        let name = resource::names(std::slice::from_ref(summary)).remove(0);
+        let of = resource::label(summary, resource::LABEL_RESOURCE);
+        let grace = spec
+            .resources
+            .iter()
+            .find(|wanted| wanted.name == of)
+            .and_then(|wanted| wanted.container.clone())
+            .unwrap_or_default();
+        resource::stop(&docker, &name, &grace)
+            .await
+            .map_err(Failure::failed)?;
+        emitter.system(format!("stopped resource {of} (container {name})"));
+        stopped += 1;
+    }
+    Ok(BTreeMap::from([(
+        "resources_stopped".to_string(),
+        stopped.to_string(),
+    )]))
+}
+
+/// `berth delete --with-resources [--purge-volumes]`: removes the app's
+/// resource containers and its network here, and with `purge_volumes`
+/// their named volumes.
+pub(super) async fn remove_resources(
+    agent: &Arc<Agent>,
+    spec: &TaskSpec,
+    emitter: &Emitter<'_>,
+    details: &mut BTreeMap<String, String>,
+) -> Result<(), Failure> {
+    let docker = super::resources::connect(agent).await?;
+    let listed = resource::containers(&docker, spec, None)
+        .await
+        .map_err(Failure::failed)?;
+    for name in resource::names(&listed) {
+        docker::remove(&docker, &name).await;
+        emitter.system(format!("removed resource container {name}"));
+    }
+    details.insert("resources_removed".to_string(), listed.len().to_string());
+    match resource::remove_network(&docker, spec).await {
+        Ok(true) => emitter.system(format!("removed network {}", resource::network_name(spec))),
+        Ok(false) => {}
+        Err(err) => emitter.system(format!("warning: {err}; it is still in use, so it stays")),
+    }
+    if spec.purge_volumes {
+        let removed = resource::remove_volumes(&docker, spec)
+            .await
+            .map_err(Failure::failed)?;
+        for volume in &removed {
+            emitter.system(format!("removed volume {volume}"));
+        }
+        details.insert("volumes_removed".to_string(), removed.len().to_string());
+    } else {
+        emitter
+            .system("the resources' volumes stay (remove them with --purge-volumes)".to_string());
+    }
+    Ok(())
 }

@@ -61,16 +61,19 @@ fn app_status(row: &AppStatus) -> Markup {
                             @if !host.secrets_changed.is_empty() {
                                 br; span class="warn" { "older secrets: " (host.secrets_changed.join(", ")) "; deploy again to use them" }
                             }
-                            @for resource in &host.resources {
-                                br; span class="muted" { "resource " } strong { (resource.name) } " " (resource.state) " " span class="muted" { (resource.image) }
-                                @if !resource.health.is_empty() { " · " (resource.health) }
-                                @for volume in &resource.volumes { br; span class="muted" { "volume " (volume) } }
-                            }
                         }
                         td { (host.health.as_deref().unwrap_or("-")) }
                         td { @if let Some(since) = host.since { (layout::time(since)) } @else { "-" } }
                         td { (host.last_repair.as_deref().unwrap_or("-")) }
-                    } } }
+                    }
+                    @for resource in &host.resources { tr class="resource" {
+                        td {}
+                        td colspan="5" {
+                            "resource " strong { (resource.name) } " " (resource.state) " · " span class="muted" { (resource.image) }
+                            @if !resource.health.is_empty() { " · " (resource.health) }
+                            @for volume in &resource.volumes { " · " span class="muted" { "volume " code { (volume) } } }
+                        }
+                    } } } }
                 } }
             }
         }

@@ -288,6 +288,8 @@ pub async fn start(
         env: Some(env),
         labels: Some(container_labels),
         exposed_ports: exposed,
+        // Docker's own grace, so a stop that no longer has the spec uses it.
+        stop_timeout: Some(i64::from(stop_grace(container))),
         host_config: Some(HostConfig {
             network_mode: Some(network.to_string()),
             port_bindings: bindings,

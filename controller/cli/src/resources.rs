@@ -15,7 +15,9 @@ pub enum ResourceCommand {
     /// The volume snapshots of the app's resources on its hosts (taken
     /// before a resource with `snapshot = true` is replaced).
     Snapshots {
+        /// The app.
         app: String,
+        /// Its environment; needed only when it has several.
         #[arg(long = "env")]
         environment: Option<String>,
         /// Only this resource's.
@@ -26,11 +28,14 @@ pub enum ResourceCommand {
     /// from the snapshot, and it starts again and must pass its health
     /// check. What the volume held since is gone.
     Restore {
+        /// The app.
         app: String,
         /// The snapshot's name, as `berth resource snapshots` lists it.
         snapshot: String,
+        /// Its environment; needed only when it has several.
         #[arg(long = "env")]
         environment: Option<String>,
+        /// The resource (`[resources.NAME]`) to put it back into.
         #[arg(long)]
         resource: String,
         /// The host that keeps the snapshot.

@@ -212,11 +212,58 @@ async fn look_at(agent: &Arc<Agent>, docker: &Docker, current: &Current) {
             host_port = published;
         }
     }
+    repairs.extend(resources_again(docker, &spec).await);
     let repair = (!repairs.is_empty()).then(|| repairs.join("; "));
     if let Some(repair) = &repair {
         info!(app = %current.app, environment = %current.environment, deployment_id = %current.deployment_id, %repair, "repaired");
     }
     agent.current.observed(current, &state, host_port, repair);
+}
+
+/// The deployed app's resources run while it does: one with no running
+/// container (stopped by hand, or left stopped by an agent killed in the
+/// middle of its replacement) is started again, its container of the
+/// deployed spec first, else its newest. `berth stop --with-resources`
+/// forgets the app first, so what it stopped stays stopped.
+async fn resources_again(docker: &Docker, spec: &TaskSpec) -> Vec<String> {
+    use crate::stage::docker::resource;
+    let mut repairs = Vec::new();
+    let Ok(listed) = resource::containers(docker, spec, None).await else {
+        return repairs;
+    };
+    for wanted in &spec.resources {
+        let mut of: Vec<&bollard::models::ContainerSummary> = listed
+            .iter()
+            .filter(|summary| resource::label(summary, resource::LABEL_RESOURCE) == wanted.name)
+            .collect();
+        let up = |summary: &&bollard::models::ContainerSummary| {
+            resource::is_running(summary)
+                || summary
+                    .state
+                    .as_ref()
+                    .is_some_and(|state| state.to_string() == "restarting")
+        };
+        if of.is_empty() || of.iter().any(up) {
+            continue;
+        }
+        of.sort_by_key(|summary| {
+            (
+                resource::label(summary, resource::LABEL_SPEC) == wanted.fingerprint,
+                summary.created.unwrap_or(0),
+            )
+        });
+        let name = resource::names(&[of[of.len() - 1].clone()]).remove(0);
+        match docker.start_container(&name, None).await {
+            Ok(()) => repairs.push(format!(
+                "resource {} had stopped; started its container {name} again",
+                wanted.name
+            )),
+            Err(err) => {
+                warn!(resource = %wanted.name, container = %name, error = %err, "could not start the resource again")
+            }
+        }
+    }
+    repairs
 }
 
 /// Moves the app's Caddy route and health check to `port`; says what moved.

@@ -129,6 +129,8 @@ async fn restore(agent: &Agent, ask: &ResourceAsk, lines: &mut Vec<String>) -> R
         host: agent.identity.name.clone(),
         ..Default::default()
     };
+    // The repair loop leaves the app alone meanwhile.
+    let _busy = agent.current.claim(&scope);
     tracing::info!(app = %ask.app, environment = %ask.environment, resource = %ask.resource, snapshot = %ask.snapshot, "restoring a resource snapshot");
     let path = dir.join(&file.file);
     let container =

@@ -467,6 +467,17 @@ fn a_snapshot_restores_the_data_it_holds(
     deploy_counted(controller, "staging", "7", &good, "4");
     store_is(dockerd, "staging", &store.id, "running");
 
+    // A store stopped behind berth's back is started again by the agent,
+    // as the app's own container would be.
+    dockerd.docker_ok(&["stop", "-t", "1", &store.id]);
+    berth_tests::eventually(
+        "the agent starting the store again",
+        60,
+        std::time::Duration::from_millis(500),
+        || (resource_row(dockerd, APP, "staging", "db").state == "running").then_some(()),
+    );
+    store_is(dockerd, "staging", &store.id, "running");
+
     // A resource taken out of the manifest is stopped once the next
     // deploy took over; its volume stays, the others run on.
     let extra = format!(

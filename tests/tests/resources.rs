@@ -224,10 +224,8 @@ fn the_store_shows_in_logs_and_inspect(controller: &Controller) {
     assert!(text.contains("resource db running"), "{text}");
 }
 
-/// `berth resource snapshots` lists one snapshot of `db` in staging, the
-/// file is under the agent's data directory (0600), and it holds the key
-/// `hits` with `count`.
-fn one_snapshot_holding_the_count_before(controller: &Controller, agent: &Agent, count: &str) {
+/// `berth resource snapshots notes --env staging -o json`.
+fn staging_snapshots(controller: &Controller) -> Value {
     let args = [
         "resource",
         "snapshots",
@@ -237,7 +235,14 @@ fn one_snapshot_holding_the_count_before(controller: &Controller, agent: &Agent,
         "-o",
         "json",
     ];
-    let listed = controller.berth(&args).json();
+    controller.berth(&args).json()
+}
+
+/// `berth resource snapshots` lists one snapshot of `db` in staging, the
+/// file is under the agent's data directory (0600), and it holds the key
+/// `hits` with `count`.
+fn one_snapshot_holding_the_count_before(controller: &Controller, agent: &Agent, count: &str) {
+    let listed = staging_snapshots(controller);
     let of_db = rows_of(&listed, "db");
     assert_eq!(of_db.len(), 1, "one snapshot of db: {listed:#}");
     let file_name =
@@ -410,17 +415,7 @@ fn a_snapshot_restores_the_data_it_holds(
     dockerd: &Dockerd,
     staging: &Staging,
 ) {
-    let listed = controller
-        .berth(&[
-            "resource",
-            "snapshots",
-            APP,
-            "--env",
-            "staging",
-            "-o",
-            "json",
-        ])
-        .json();
+    let listed = staging_snapshots(controller);
     let file = resource::tar_named(&rows_of(&listed, "db")[0]).expect("a snapshot");
     let restore = |snapshot: &str| {
         let args = [

@@ -252,7 +252,7 @@ async fn resources_again(docker: &Docker, spec: &TaskSpec) -> Vec<String> {
                 summary.created.unwrap_or(0),
             )
         });
-        let name = resource::names(&[of[of.len() - 1].clone()]).remove(0);
+        let name = crate::stage::docker::name_of(of[of.len() - 1]);
         match docker.start_container(&name, None).await {
             Ok(()) => repairs.push(format!(
                 "resource {} had stopped; started its container {name} again",

@@ -158,7 +158,7 @@ async fn healthy(
         let listed = resource::containers(docker, scope, Some(name)).await?;
         let Some(summary) = listed
             .iter()
-            .find(|summary| resource::names(std::slice::from_ref(summary))[0] == container)
+            .find(|summary| crate::stage::docker::name_of(summary) == container)
         else {
             return Err(format!("container {container} went away after the restore"));
         };

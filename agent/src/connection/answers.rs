@@ -67,11 +67,10 @@ async fn resource_container(
         host: agent.identity.name.clone(),
         ..Default::default()
     };
-    let mut listed = resource::containers(docker, &scope, Some(&request.resource))
+    resource::current(docker, &scope, &request.resource)
         .await
-        .ok()?;
-    listed.sort_by_key(|summary| (resource::is_running(summary), summary.created.unwrap_or(0)));
-    resource::names(&listed).pop()
+        .ok()
+        .flatten()
 }
 
 /// What berth runs on this host, for a fleet-wide inspect.

@@ -105,7 +105,7 @@ async fn one(
         same.first().or(others.first())
     };
     if let Some(current) = keep {
-        let current_name = resource::names(std::slice::from_ref(current)).remove(0);
+        let current_name = crate::stage::docker::name_of(current);
         let how = if resource::is_running(current) {
             emitter.system(format!(
                 "resource {name} is unchanged; container {current_name} keeps running"

@@ -113,7 +113,7 @@ pub(super) async fn retire_unwanted(agent: &Arc<Agent>, spec: &TaskSpec, emitter
         if spec.resources.iter().any(|wanted| wanted.name == of) {
             continue;
         }
-        let name = resource::names(std::slice::from_ref(summary)).remove(0);
+        let name = crate::stage::docker::name_of(summary);
         // The grace Docker keeps with the container (its spec is gone).
         let stopped = docker
             .stop_container(
@@ -147,7 +147,7 @@ pub(super) async fn stop_resources(
         .iter()
         .filter(|summary| resource::is_running(summary))
     {
-        let name = resource::names(std::slice::from_ref(summary)).remove(0);
+        let name = crate::stage::docker::name_of(summary);
         let of = resource::label(summary, resource::LABEL_RESOURCE);
         let grace = spec
             .resources

@@ -158,7 +158,7 @@ pub(super) async fn list(
     docker.list_containers(Some(options)).await.map_err(text)
 }
 
-pub(super) fn name_of(summary: &bollard::models::ContainerSummary) -> String {
+pub fn name_of(summary: &bollard::models::ContainerSummary) -> String {
     summary
         .names
         .as_ref()

@@ -31,7 +31,7 @@ impl ResourceWatch {
         let mut seen: HashMap<(String, String), Vec<ResourceState>> = HashMap::new();
         let mut probed_now = HashMap::new();
         for summary in &listed {
-            let name = resource::names(std::slice::from_ref(summary)).remove(0);
+            let name = crate::stage::docker::name_of(summary);
             let running = resource::is_running(summary);
             let cached = self
                 .probed

@@ -166,6 +166,18 @@ pub async fn containers(
     docker.list_containers(Some(options)).await.map_err(text)
 }
 
+/// The container of resource `name` of this app that counts now: the
+/// running one, else the newest.
+pub async fn current(
+    docker: &Docker,
+    task: &TaskSpec,
+    name: &str,
+) -> Result<Option<String>, String> {
+    let mut listed = containers(docker, task, Some(name)).await?;
+    listed.sort_by_key(|summary| (is_running(summary), summary.created.unwrap_or(0)));
+    Ok(names(&listed).pop())
+}
+
 /// Every resource container berth runs on this host, optionally of one app.
 pub async fn all_containers(
     docker: &Docker,

@@ -31,9 +31,7 @@ pub async fn restore(
     file: &Path,
     lines: &mut Vec<String>,
 ) -> Result<String, String> {
-    let mut listed = resource::containers(docker, scope, Some(name)).await?;
-    listed.sort_by_key(|summary| (resource::is_running(summary), summary.created.unwrap_or(0)));
-    let Some(container) = resource::names(&listed).pop() else {
+    let Some(container) = resource::current(docker, scope, name).await? else {
         return Err(format!(
             "resource {name} has no container on this host; deploy the app first"
         ));

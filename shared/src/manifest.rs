@@ -356,37 +356,13 @@ impl Checker {
     }
 }
 
-/// Checks a version string (from the manifest or `--version`).
-pub fn check_version(text: &str) -> Result<(), String> {
-    let valid = !text.is_empty()
-        && text.len() <= 128
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+' | ':'));
-    if valid {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{text}` must be 1 to 128 characters of letters, digits, `.`, `_`, `-`, `+` and `:`"
-        ))
-    }
-}
-
-/// Checks an environment name given on the command line.
-pub fn check_environment(text: &str) -> Result<(), String> {
-    let mut checker = Checker::default();
-    checker
-        .name("environment", &Value::String(text.to_string()))
-        .map(|_| ())
-        .ok_or_else(|| checker.issues.remove(0).message)
-}
-
 mod build;
 mod container;
 mod read;
 mod sections;
 
 use read::join;
+pub use read::{check_environment, check_version};
 mod health;
 mod proxy;
 mod resources;

@@ -24,6 +24,7 @@ mod hooks;
 mod people;
 mod resources;
 mod secrets;
+mod snapshots;
 mod variables;
 mod webhooks;
 
@@ -45,6 +46,7 @@ pub use hooks::{CreatedHook, GitProvider, HookView, PushState, PushView};
 pub use people::{ApiTokenView, CreatedApiToken, UserView};
 pub use resources::{ResourceState, Restored, SnapshotList, SnapshotView};
 pub use secrets::{MAX_SECRET_BYTES, SecretRef, SecretScope, SecretView};
+pub use snapshots::{BuildOutput, RestoreSource};
 pub use variables::{Variable, VariableSource, snapshot as variables_snapshot, with_secrets};
 pub use webhooks::{
     CreatedWebhook, DeliveryState, DeliveryView, TEST_EVENT, WEBHOOK_EVENTS, WebhookFormat,
@@ -186,62 +188,6 @@ pub struct Deployment {
     /// redeploy or start of it), and who gave it; the latest one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<Approval>,
-}
-
-/// The previous deployment a failed rollout puts back: enough of its
-/// snapshot to run its stages again.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct RestoreSource {
-    pub deployment_id: DeploymentId,
-    pub version: String,
-    pub manifest: Manifest,
-    pub bundle_digest: String,
-    pub bundle_size: u64,
-    #[serde(default)]
-    pub image_archive_digest: Option<String>,
-    #[serde(default)]
-    pub image_archive_size: u64,
-    #[serde(default)]
-    pub built: Option<BuildOutput>,
-    #[serde(default)]
-    pub variables: Vec<Variable>,
-}
-
-impl RestoreSource {
-    pub fn of(deployment: &Deployment) -> RestoreSource {
-        RestoreSource {
-            deployment_id: deployment.id,
-            version: deployment.version.clone(),
-            manifest: deployment.manifest.clone(),
-            bundle_digest: deployment.bundle_digest.clone(),
-            bundle_size: deployment.bundle_size,
-            image_archive_digest: deployment.image_archive_digest.clone(),
-            image_archive_size: deployment.image_archive_size,
-            built: deployment.built.clone(),
-            variables: deployment.variables.clone(),
-        }
-    }
-}
-
-/// What a build made: an image (shipped as a `docker save` archive) or an
-/// artifact file, in the controller's blob store.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct BuildOutput {
-    /// The blob holding the result.
-    pub digest: String,
-    pub size: u64,
-    /// The image's tag (`berth/APP:VERSION`) and id, for an image build.
-    pub image: Option<String>,
-    pub image_id: Option<String>,
-    /// The artifact's file name, for an artifact build.
-    pub artifact: Option<String>,
-    /// The deployment whose build made it.
-    pub built_by: DeploymentId,
-    /// True when this deployment reused an earlier build.
-    #[serde(default)]
-    pub reused: bool,
 }
 
 fn trigger_cli() -> String {

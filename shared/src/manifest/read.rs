@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use toml::{Table, Value};
 
-use super::{Checker, Issue, MAX_SCRIPT_TIMEOUT, check_version};
+use super::{Checker, Issue, MAX_SCRIPT_TIMEOUT};
 use crate::labels::{Labels, check_label_part};
 
 impl Checker {
@@ -172,4 +172,29 @@ pub(super) fn join(prefix: &str, key: &str) -> String {
     } else {
         format!("{prefix}.{key}")
     }
+}
+
+/// Checks a version string (from the manifest or `--version`).
+pub fn check_version(text: &str) -> Result<(), String> {
+    let valid = !text.is_empty()
+        && text.len() <= 128
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+' | ':'));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{text}` must be 1 to 128 characters of letters, digits, `.`, `_`, `-`, `+` and `:`"
+        ))
+    }
+}
+
+/// Checks an environment name given on the command line.
+pub fn check_environment(text: &str) -> Result<(), String> {
+    let mut checker = Checker::default();
+    checker
+        .name("environment", &toml::Value::String(text.to_string()))
+        .map(|_| ())
+        .ok_or_else(|| checker.issues.remove(0).message)
 }

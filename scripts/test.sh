@@ -10,6 +10,9 @@ ensure_toolchain
 ensure_test_tools
 ensure_schemathesis
 ensure_axe
+# shellcheck source=scripts/test-postgres.sh
+. scripts/test-postgres.sh
+ensure_postgres
 
 step() { printf '\n== %s\n' "$*"; }
 
@@ -30,12 +33,27 @@ echo "ok: aws-lc-rs is not compiled in"
 step "build the binaries the end-to-end tests run"
 cargo build --locked --workspace --bins
 
+step "a private PostgreSQL for the store tests"
+start_test_postgres
+trap stop_test_postgres EXIT
+
 step "tests"
 # Tests that need Docker, Caddy or network namespaces skip with a reason
 # unless BERTH_REQUIRE_ALL=1, under which a skip fails (CI sets it).
 export BERTH_REQUIRE_ALL="${BERTH_REQUIRE_ALL:-${CI:+1}}"
 rm -f target/berth-skipped.log
 cargo test --locked --workspace 2>&1 | tee target/test-output.log
+
+step "the end-to-end tests again, every controller's store in PostgreSQL"
+# Every scenario in tests/tests/*.rs; the packaging tests (tests/tests/
+# packaging/) install the .deb, whose controller keeps the default store.
+e2e=()
+for file in tests/tests/*.rs; do
+    name=$(basename "$file" .rs)
+    [ "$name" = tidy ] || e2e+=(--test "$name")
+done
+BERTH_TEST_STORE=postgres cargo test --locked -p berth-tests "${e2e[@]}" 2>&1 |
+    tee -a target/test-output.log
 if [ -s target/berth-skipped.log ]; then
     echo "skipped tests:" >&2
     cat target/berth-skipped.log >&2

@@ -121,6 +121,7 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> Result<()>
             sans: Vec::new(),
             port: options.listen.port(),
             admin_out: None,
+            store: Default::default(),
         };
         init(&options).await?;
     }
@@ -132,6 +133,7 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> Result<()>
     let (listening_tx, listening_rx) = tokio::sync::oneshot::channel();
     let config = ServeConfig {
         data_dir: controller_dir,
+        store: Default::default(),
         listen: options.listen,
         lost_grace: DEFAULT_LOST_GRACE,
         log_retention: crate::server::DEFAULT_LOG_RETENTION,

@@ -11,7 +11,7 @@ use berth_shared::ownership::hand_over;
 use berth_shared::pki::{Authority, ClientKind, new_ca};
 
 use crate::paths::DataDir;
-use crate::store::{Principal, PrincipalKind, Role, Store};
+use crate::store::{Principal, PrincipalKind, Role};
 
 /// What `init` needs to know.
 #[derive(Clone, Debug)]
@@ -23,6 +23,8 @@ pub struct InitOptions {
     pub sans: Vec<String>,
     pub port: u16,
     pub admin_out: Option<PathBuf>,
+    /// Where the store is kept (sled in the data directory by default).
+    pub store: crate::store_choice::StoreArgs,
 }
 
 /// Initializes a data directory; returns where the admin bundle went.
@@ -38,6 +40,16 @@ pub async fn init(options: &InitOptions) -> Result<PathBuf> {
     std::fs::create_dir_all(dir.root())
         .with_context(|| format!("create {}", dir.root().display()))?;
     set_private(dir.root())?;
+    // The store first: a database that cannot be reached or used stops
+    // `init` before it writes anything, so running it again works.
+    crate::store_choice::record(&dir, &options.store)?;
+    let store = match crate::store_choice::open(&dir, &options.store) {
+        Ok(store) => store,
+        Err(err) => {
+            let _ = std::fs::remove_file(dir.store_choice());
+            return Err(err);
+        }
+    };
     let ca = new_ca("berth controller CA").context("create the CA")?;
     write_file(&dir.ca_cert(), ca.cert_pem.as_bytes(), 0o644).map_err(anyhow::Error::msg)?;
     write_secret(&dir.ca_key(), ca.key_pem.as_bytes()).map_err(anyhow::Error::msg)?;
@@ -49,7 +61,6 @@ pub async fn init(options: &InitOptions) -> Result<PathBuf> {
     )?;
     crate::key_file::create(&dir).context("make the secrets key")?;
 
-    let store = Store::open(&dir.store()).context("open the store")?;
     let (admin_cert, issued) = authority
         .issue_client_with_key(ClientKind::User, "admin")
         .context("issue the admin credential")?;

@@ -8,6 +8,7 @@
 //!
 //! Invariant: this crate never depends on `berth-agent`.
 
+pub mod backup;
 pub mod blob;
 pub mod crypto;
 pub mod dev;
@@ -21,6 +22,7 @@ pub mod key_file;
 pub mod limit;
 pub mod listener;
 pub mod metrics;
+pub mod migrate;
 pub mod ops;
 pub mod paths;
 pub mod progress;
@@ -30,6 +32,7 @@ pub mod rotate;
 pub mod rotate_key;
 pub mod server;
 pub mod store;
+pub mod store_choice;
 pub mod sweepers;
 #[cfg(test)]
 mod testing;

@@ -61,6 +61,12 @@ impl DataDir {
         self.root.join("store")
     }
 
+    /// The record of a store kept elsewhere (PostgreSQL), written by
+    /// `init --store` (see `store_choice.rs`); absent for the sled store.
+    pub fn store_choice(&self) -> PathBuf {
+        self.root.join("store.toml")
+    }
+
     /// Blob files.
     pub fn blobs(&self) -> PathBuf {
         self.root.join("blobs")

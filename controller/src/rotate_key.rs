@@ -17,7 +17,7 @@ use berth_shared::ownership::hand_over;
 use crate::crypto::{KeyId, SecretKey};
 use crate::key_file;
 use crate::paths::DataDir;
-use crate::store::{Resealed, Store};
+use crate::store::Resealed;
 
 /// What `rotate-key` did.
 #[derive(Debug)]
@@ -36,12 +36,10 @@ pub async fn rotate_key(data_dir: &Path) -> Result<Rotated> {
             data_dir.display()
         );
     }
-    let store = Store::open(&dir.store()).with_context(|| {
-        format!(
-            "open the store in {}; is the controller running? Stop it first (systemctl stop berth-controller), run rotate-key, then start it again",
-            dir.store().display()
-        )
-    })?;
+    let store = crate::store_choice::open(&dir, &Default::default()).context(
+        "is the controller running? Stop it first (systemctl stop berth-controller), run rotate-key, then start it again",
+    )?;
+    let _offline = store.refuse_while_served()?;
     let old = key_file::load(&dir, &store)?.key;
     let new = SecretKey::generate();
     key_file::write_key(&dir, &dir.secrets_key_new(), &new)?;
@@ -76,6 +74,8 @@ pub async fn rotate_key(data_dir: &Path) -> Result<Rotated> {
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
+
+    use crate::store::Store;
 
     use berth_shared::record::SecretScope;
 

@@ -38,6 +38,8 @@ pub const HEARTBEAT_SECS: u32 = 5;
 #[derive(Clone, Debug)]
 pub struct ServeConfig {
     pub data_dir: PathBuf,
+    /// Where the store is kept (see `store_choice.rs`).
+    pub store: crate::store_choice::StoreArgs,
     pub listen: SocketAddr,
     pub lost_grace: Duration,
     /// Lifetime of agent certificates (agents renew at two thirds).
@@ -142,12 +144,9 @@ pub async fn run(
         &read(dir.server_key())?,
         &ca_pem,
     )?;
-    let store = Store::open(&dir.store()).with_context(|| {
-        format!(
-            "open the store in {} (is another controller using it?)",
-            dir.store().display()
-        )
-    })?;
+    let store = crate::store_choice::open(&dir, &config.store)?;
+    // Held until `run` returns: offline commands refuse while it is.
+    let _serving = store.hold_while_serving()?;
     let secret_key = crate::key_file::open_for_serve(&dir, &store)?;
     let adopted = store
         .adopt_user_principals()

@@ -11,7 +11,11 @@ mod agents;
 mod approvals;
 mod apps;
 mod audit;
+mod backup;
+#[cfg(test)]
+mod backup_tests;
 mod blobs;
+mod copy;
 mod deployments;
 mod environments;
 #[cfg(test)]
@@ -20,6 +24,7 @@ mod health;
 mod hooks;
 mod jobs;
 mod keys;
+pub(crate) mod kv;
 mod lifecycle;
 mod list;
 mod logs;
@@ -30,6 +35,7 @@ mod sealed;
 mod secrets;
 mod sessions;
 mod tokens;
+mod trees;
 mod users;
 mod webhooks;
 #[cfg(test)]
@@ -44,6 +50,8 @@ use serde::de::DeserializeOwned;
 
 pub use agents::{AgentRecord, Principal, PrincipalKind, Role};
 pub use audit::AuditEntry;
+pub use backup::Backup;
+pub use copy::Copied;
 pub use deployments::{Created, EventOutcome};
 pub use environments::EnvironmentRecord;
 pub use health::{CHECK_EVERY, Checked, StoreHealth, is_disk_full, write_errors};
@@ -59,6 +67,7 @@ pub(crate) use secrets::{open_sealed, put_sealed};
 pub use sessions::{SessionRecord, SetupLinkRecord};
 pub use tokens::hash_secret;
 pub use tokens::{TokenRecord, TokenState};
+use trees::Trees;
 pub use users::{ApiTokenRecord, UserRecord};
 pub use webhooks::{DeliveryRecord, OutboxEvent, WebhookRecord, deployment_events};
 
@@ -84,6 +93,9 @@ pub enum Thing {
 pub enum StoreError {
     #[error("store I/O failed: {0}")]
     Sled(sled::Error),
+    /// PostgreSQL refused or could not be reached.
+    #[error("the controller's PostgreSQL store failed: {0}")]
+    Database(String),
     /// The disk under the store is full (or over quota).
     #[error(
         "the controller's store cannot be written: {0}; free disk space on the controller's data directory, and it takes new work again by itself within seconds"
@@ -191,7 +203,10 @@ pub struct Store {
 }
 
 struct Shared {
-    dir: std::path::PathBuf,
+    /// The sled directory, or `None` on PostgreSQL.
+    dir: Option<std::path::PathBuf>,
+    /// Where the store is, for messages.
+    location: String,
     /// `None` only while the database is being reopened.
     current: std::sync::RwLock<Option<std::sync::Arc<Trees>>>,
     health: health::Health,
@@ -210,85 +225,6 @@ struct Shared {
     /// The metrics committed changes of deployments are counted in, once
     /// `serve` has made them ([`Store::observe`]).
     metrics: std::sync::OnceLock<std::sync::Arc<crate::metrics::Metrics>>,
-}
-
-/// One open database and its trees.
-struct Trees {
-    db: sled::Db,
-    deployments: sled::Tree,
-    idx_app: sled::Tree,
-    idx_status: sled::Tree,
-    idx_user: sled::Tree,
-    idx_idempotency: sled::Tree,
-    logs: sled::Tree,
-    agents: sled::Tree,
-    agent_names: sled::Tree,
-    principals: sled::Tree,
-    tokens: sled::Tree,
-    registries: sled::Tree,
-    users: sled::Tree,
-    api_tokens: sled::Tree,
-    sessions: sled::Tree,
-    setup_links: sled::Tree,
-    blobs: sled::Tree,
-    blob_grants: sled::Tree,
-    audit: sled::Tree,
-    ratings: sled::Tree,
-    environments: sled::Tree,
-    secret_names: sled::Tree,
-    secrets: sled::Tree,
-    jobs: sled::Tree,
-    builds: sled::Tree,
-    webhooks: sled::Tree,
-    hooks: sled::Tree,
-    hook_seen: sled::Tree,
-    pushes: sled::Tree,
-    webhook_outbox: sled::Tree,
-    webhook_deliveries: sled::Tree,
-    meta: sled::Tree,
-}
-
-impl Trees {
-    fn open(dir: &Path) -> Result<Trees, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .mode(sled::Mode::LowSpace)
-            .open()?;
-        Ok(Trees {
-            deployments: db.open_tree("deployments")?,
-            idx_app: db.open_tree("idx_app_env")?,
-            idx_status: db.open_tree("idx_status")?,
-            idx_user: db.open_tree("idx_user")?,
-            idx_idempotency: db.open_tree("idx_idempotency")?,
-            logs: db.open_tree("log_chunks")?,
-            agents: db.open_tree("agents")?,
-            agent_names: db.open_tree("agent_names")?,
-            principals: db.open_tree("principals")?,
-            tokens: db.open_tree("tokens")?,
-            registries: db.open_tree("registries")?,
-            users: db.open_tree("users")?,
-            api_tokens: db.open_tree("api_tokens")?,
-            sessions: db.open_tree("sessions")?,
-            setup_links: db.open_tree("setup_links")?,
-            blobs: db.open_tree("blobs")?,
-            blob_grants: db.open_tree("blob_grants")?,
-            audit: db.open_tree("audit")?,
-            ratings: db.open_tree("ratings")?,
-            environments: db.open_tree("environments")?,
-            secret_names: db.open_tree("secret_names")?,
-            secrets: db.open_tree("secrets")?,
-            jobs: db.open_tree("jobs")?,
-            builds: db.open_tree("builds")?,
-            webhooks: db.open_tree("webhooks")?,
-            hooks: db.open_tree("hooks")?,
-            hook_seen: db.open_tree("hook_seen")?,
-            pushes: db.open_tree("pushes")?,
-            webhook_outbox: db.open_tree("webhook_outbox")?,
-            webhook_deliveries: db.open_tree("webhook_deliveries")?,
-            meta: db.open_tree("meta")?,
-            db,
-        })
-    }
 }
 
 /// Group commit for [`Store::flush`]: callers that arrive while a flush
@@ -331,10 +267,24 @@ impl Store {
     /// Opens (or creates) the store in `dir`. sled's file lock refuses a
     /// second process on the same directory.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        let trees = Trees::open(dir)?;
+        let store = Store::with(Trees::open(dir)?, Some(dir), dir.display().to_string())?;
+        store.migrate_line_keys_once()?;
+        Ok(store)
+    }
+
+    /// Opens the store in a PostgreSQL database, bringing its schema up to
+    /// this build's first (see `kv/pg.rs`).
+    pub fn open_postgres(settings: kv::pg::Settings) -> Result<Store, StoreError> {
+        let location = format!("postgres://{}", settings.describe());
+        let pool = kv::pg::open(settings)?;
+        Store::with(Trees::of(kv::Db::Pg(pool))?, None, location)
+    }
+
+    fn with(trees: Trees, dir: Option<&Path>, location: String) -> Result<Store, StoreError> {
         let store = Store {
             shared: std::sync::Arc::new(Shared {
-                dir: dir.to_path_buf(),
+                dir: dir.map(Path::to_path_buf),
+                location,
                 current: std::sync::RwLock::new(Some(std::sync::Arc::new(trees))),
                 health: Default::default(),
                 flushes: Default::default(),
@@ -347,7 +297,6 @@ impl Store {
         };
         store.note_webhooks_present()?;
         store.index_users_once()?;
-        store.migrate_line_keys_once()?;
         Ok(store)
     }
 
@@ -365,6 +314,10 @@ impl Store {
     /// Makes every earlier write durable (see [`FlushGroup`]).
     pub async fn flush(&self) -> Result<(), StoreError> {
         use std::sync::atomic::Ordering::SeqCst;
+        if self.shared.dir.is_none() {
+            // PostgreSQL's commits were durable when they returned.
+            return Ok(());
+        }
         // Our writes happened before this ticket was drawn.
         let flushes = &self.shared.flushes;
         let ticket = flushes.requested.fetch_add(1, SeqCst) + 1;
@@ -380,7 +333,7 @@ impl Store {
             .await
             .map_err(|err| StoreError::Sled(sled::Error::ReportableBug(err.to_string())))?;
         if let Err(err) = flushed {
-            return Err(self.failed(err.into()));
+            return Err(self.failed(err));
         }
         flushes.done.fetch_max(covered, SeqCst);
         Ok(())

@@ -106,7 +106,7 @@ pub async fn watch_store(store: Store, listening: Listening, shutdown: Cancellat
         }
         if store.check().await == crate::store::Checked::Stuck {
             error!(
-                store = %store.dir().display(),
+                store = %store.location(),
                 "the store could not be reopened in place (sled still holds the old database); everything acknowledged is on disk, so the controller starts afresh in its own process to open it again"
             );
             crate::restart::start_afresh(

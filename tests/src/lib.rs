@@ -25,6 +25,7 @@ pub mod netns;
 pub mod nspawn;
 pub mod openmetrics;
 pub mod pebble;
+pub mod postgres;
 pub mod probe;
 mod process;
 pub mod procfs;
@@ -188,7 +189,7 @@ impl Controller {
         if !mounted {
             return None;
         }
-        let mut controller = Controller::init_in(dir, None, "127.0.0.1", serve_args, &[]);
+        let mut controller = Controller::init_in(dir, None, "127.0.0.1", serve_args, &[], None);
         controller.tmpfs = Some(data);
         controller.serve();
         Some(controller)
@@ -201,17 +202,42 @@ impl Controller {
         Controller::launch(None, "127.0.0.1", serve_args, init_env)
     }
 
+    /// Like [`Controller::start`], always on the sled store, even in the
+    /// PostgreSQL pass (for a test that moves a sled store).
+    pub fn start_on_sled() -> Controller {
+        Controller::launch_on(None, "127.0.0.1", &[], &[], Some(None))
+    }
+
+    /// Like [`Controller::start`], always on a new schema of the PostgreSQL
+    /// `server`, even in the sled pass.
+    pub fn start_on_postgres(server: &str) -> Controller {
+        let store = postgres::fresh_schema(server);
+        Controller::launch_on(None, "127.0.0.1", &[], &[], Some(Some(store)))
+    }
+
     fn launch(
         netns: Option<&str>,
         ip: &str,
         serve_args: &[&str],
         init_env: &[(String, String)],
     ) -> Controller {
+        Controller::launch_on(netns, ip, serve_args, init_env, None)
+    }
+
+    /// `store`: `None` for this run's stores (`postgres.rs`), else sled
+    /// (`Some(None)`) or that PostgreSQL address.
+    fn launch_on(
+        netns: Option<&str>,
+        ip: &str,
+        serve_args: &[&str],
+        init_env: &[(String, String)],
+        store: Option<Option<String>>,
+    ) -> Controller {
         let dir = tempfile::Builder::new()
             .prefix("berth-e2e-")
             .tempdir()
             .expect("tempdir");
-        let mut controller = Controller::init_in(dir, netns, ip, serve_args, init_env);
+        let mut controller = Controller::init_in(dir, netns, ip, serve_args, init_env, store);
         controller.serve();
         controller
     }
@@ -223,11 +249,15 @@ impl Controller {
         ip: &str,
         serve_args: &[&str],
         init_env: &[(String, String)],
+        store: Option<Option<String>>,
     ) -> Controller {
         let data = dir.path().join("controller");
-        let status = Command::new(bin("berth-controller"))
-            .args(["init", "--name", ip, "--data-dir"])
-            .arg(&data)
+        let mut init = Command::new(bin("berth-controller"));
+        init.args(["init", "--name", ip, "--data-dir"]).arg(&data);
+        if let Some(store) = store.unwrap_or_else(postgres::fresh_store) {
+            init.args(["--store", &store]);
+        }
+        let status = init
             .envs(init_env.iter().map(|(key, value)| (key, value)))
             .stdout(Stdio::null())
             .status()

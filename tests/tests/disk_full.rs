@@ -56,6 +56,12 @@ fn fill(dir: &std::path::Path) -> std::path::PathBuf {
 
 #[test]
 fn a_full_disk_refuses_work_then_recovers_without_a_restart() {
+    if berth_tests::postgres::not_for_postgres(
+        "a_full_disk_refuses_work_then_recovers_without_a_restart",
+        "it fills the disk under the sled store; a PostgreSQL store is not on it",
+    ) {
+        return;
+    }
     let Some(mut controller) = Controller::start_on_tmpfs(48, &[]) else {
         skip(
             "a_full_disk_refuses_work_then_recovers_without_a_restart",

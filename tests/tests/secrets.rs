@@ -55,7 +55,18 @@ fn files(dir: &Path, skip: &Path, found: &mut Vec<PathBuf>) {
 fn assert_no_value_on_disk(data: &Path) {
     let mut found = Vec::new();
     files(data, &data.join("keys/secrets.key"), &mut found);
-    assert!(found.len() > 5, "walked {found:?}");
+    // A PostgreSQL store's rows are read back from the database.
+    if let Some(rows) = berth_tests::postgres::store_bytes(data) {
+        assert!(rows.len() > 1_000, "read {} bytes of the store", rows.len());
+        for value in VALUES {
+            let leaked = rows
+                .windows(value.len())
+                .any(|window| window == value.as_bytes());
+            assert!(!leaked, "the PostgreSQL store holds {value} in clear");
+        }
+    } else {
+        assert!(found.len() > 5, "walked {found:?}");
+    }
     for path in found {
         let bytes = std::fs::read(&path).unwrap_or_default();
         for value in VALUES {
@@ -277,7 +288,11 @@ fn secrets_stay_encrypted_show_no_value_and_survive_a_key_rotation() {
 fn refuse_a_copy_of_the_store_alone(scratch: &Path, data: &Path) {
     let copy = scratch.join("copy");
     std::fs::create_dir_all(&copy).expect("create the copy");
-    for part in ["store", "pki"] {
+    // The sled store, or the record naming the PostgreSQL one.
+    for part in ["store", "store.toml", "pki"] {
+        if !data.join(part).exists() {
+            continue;
+        }
         let status = Command::new("cp")
             .arg("-a")
             .arg(data.join(part))

@@ -12,6 +12,7 @@ use berth_controller::init::InitOptions;
 use berth_controller::metrics::{MetricsConfig, MetricsListen};
 use berth_controller::rotate::RotateOptions;
 use berth_controller::server::ServeConfig;
+use berth_controller::store_choice::StoreArgs;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
@@ -44,6 +45,8 @@ enum Command {
         /// Where to write the admin credential bundle (default DATA_DIR/admin.conf).
         #[arg(long)]
         admin_out: Option<PathBuf>,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Replace the server certificate and key with new ones from the same
     /// CA (before it expires, or for new names). Agents and CLI credentials
@@ -66,10 +69,52 @@ enum Command {
         #[arg(long, default_value = "/var/lib/berth-controller")]
         data_dir: PathBuf,
     },
+    /// Move this data directory's sled store into an empty PostgreSQL
+    /// database, check every count, and make the directory use it. Stop
+    /// the controller first; the sled store is left as it was.
+    Migrate {
+        /// The data directory whose store moves.
+        #[arg(long, default_value = "/var/lib/berth-controller")]
+        from: PathBuf,
+        /// The database: postgres://USER@HOST:PORT/DATABASE.
+        #[arg(long)]
+        to: String,
+        /// A file holding the PostgreSQL password (mode 0600).
+        #[arg(long, env = "BERTH_STORE_PASSWORD_FILE")]
+        store_password_file: Option<PathBuf>,
+        /// The PEM certificate of the CA of PostgreSQL's server certificate.
+        #[arg(long, env = "BERTH_STORE_CA")]
+        store_ca: Option<PathBuf>,
+    },
+    /// Write the store (sled or PostgreSQL) to one file, as of one instant:
+    /// a PostgreSQL store while controllers serve, a sled store with its
+    /// controller stopped. Keep pki/ and keys/ with it.
+    Backup {
+        #[arg(long, default_value = "/var/lib/berth-controller")]
+        data_dir: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The backup file to write (mode 0600).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write a backup into an empty store: a data directory holding only
+    /// pki/ and keys/ (sled), or with --store an empty database.
+    Restore {
+        #[arg(long, default_value = "/var/lib/berth-controller")]
+        data_dir: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The backup file to read.
+        #[arg(long)]
+        from: PathBuf,
+    },
     /// Serve agents and the CLI.
     Serve {
         #[arg(long, default_value = "/var/lib/berth-controller")]
         data_dir: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
         #[arg(long, default_value = "0.0.0.0:7443")]
         listen: SocketAddr,
         /// How long an agent may be away before its running tasks are `lost`.
@@ -211,7 +256,9 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            // refinery's step-by-step lines are ours to say once (store/kv/pg/connect.rs).
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,refinery_core=warn".into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -241,6 +288,7 @@ async fn command(command: Command) -> anyhow::Result<()> {
             sans,
             port,
             admin_out,
+            store,
         } => {
             let name = match name {
                 Some(name) => name,
@@ -252,6 +300,7 @@ async fn command(command: Command) -> anyhow::Result<()> {
                 sans,
                 port,
                 admin_out,
+                store,
             })
             .await?;
             println!("initialized {}", data_dir.display());
@@ -296,8 +345,51 @@ async fn command(command: Command) -> anyhow::Result<()> {
             println!("start the controller again (systemctl start berth-controller)");
             Ok(())
         }
+        Command::Migrate {
+            from,
+            to,
+            store_password_file,
+            store_ca,
+        } => {
+            let target = StoreArgs {
+                url: Some(to),
+                password_file: store_password_file,
+                ca: store_ca,
+            };
+            let copied = berth_controller::migrate::migrate(&from, &target, |tree, entries| {
+                tracing::debug!(tree, entries, "copied");
+            })
+            .await?;
+            print!("{}", berth_controller::migrate::report(&from, &copied));
+            Ok(())
+        }
+        Command::Backup {
+            data_dir,
+            store,
+            out,
+        } => {
+            let written = berth_controller::backup::backup(&data_dir, &store, &out)?;
+            print!(
+                "{}",
+                berth_controller::backup::report("wrote", &out, &written)
+            );
+            Ok(())
+        }
+        Command::Restore {
+            data_dir,
+            store,
+            from,
+        } => {
+            let restored = berth_controller::backup::restore(&data_dir, &store, &from)?;
+            print!(
+                "{}",
+                berth_controller::backup::report("restored", &from, &restored)
+            );
+            Ok(())
+        }
         Command::Serve {
             data_dir,
+            store,
             listen,
             lost_grace,
             log_retention,
@@ -325,6 +417,7 @@ async fn command(command: Command) -> anyhow::Result<()> {
             berth_controller::server::run(
                 ServeConfig {
                     data_dir,
+                    store,
                     listen,
                     lost_grace,
                     log_retention,

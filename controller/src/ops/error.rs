@@ -228,7 +228,7 @@ impl From<StoreError> for Error {
                     ),
                 );
             }
-            StoreError::Sled(_) | StoreError::Corrupt { .. } => {
+            StoreError::Sled(_) | StoreError::Database(_) | StoreError::Corrupt { .. } => {
                 error!(error = %err, "store failure");
                 return Error::new(
                     Code::StoreFailed,

@@ -2,12 +2,12 @@
 //! certificate serial to who holds it (an agent or a user) and whether it is
 //! still allowed in. Roles live here, never in certificates.
 
+use super::kv::Transactional;
+use super::kv::TxError;
 use berth_shared::id::AgentId;
 use berth_shared::labels::Labels;
 use berth_shared::record::{Facts, Timestamp};
 use serde::{Deserialize, Serialize};
-use sled::Transactional;
-use sled::transaction::ConflictableTransactionError;
 
 use super::{Store, StoreError, Thing, decode, encode};
 
@@ -194,15 +194,11 @@ impl Store {
     ) -> Result<(AgentRecord, T), StoreError> {
         let changed = self.t()?.agents.transaction(|agents| {
             let bytes = agents.get(id.to_bytes())?.ok_or_else(|| {
-                ConflictableTransactionError::Abort(StoreError::NotFound(
-                    Thing::Agent,
-                    format!("agent {id}"),
-                ))
+                TxError::Abort(StoreError::NotFound(Thing::Agent, format!("agent {id}")))
             })?;
-            let mut record: AgentRecord =
-                decode("agents", &bytes).map_err(ConflictableTransactionError::Abort)?;
-            let outcome = change(&mut record).map_err(ConflictableTransactionError::Abort)?;
-            agents.insert(&id.to_bytes(), encode(&record))?;
+            let mut record: AgentRecord = decode("agents", &bytes).map_err(TxError::Abort)?;
+            let outcome = change(&mut record).map_err(TxError::Abort)?;
+            agents.insert(id.to_bytes(), encode(&record))?;
             Ok((record, outcome))
         })?;
         Ok(changed)
@@ -230,17 +226,14 @@ impl Store {
         let t = self.t()?;
         let outcome = (&t.agents, &t.principals).transaction(|(agents, principals)| {
             let bytes = agents.get(id.to_bytes())?.ok_or_else(|| {
-                ConflictableTransactionError::Abort(StoreError::NotFound(
-                    Thing::Agent,
-                    format!("agent {id}"),
-                ))
+                TxError::Abort(StoreError::NotFound(Thing::Agent, format!("agent {id}")))
             })?;
-            let mut record: AgentRecord =
-                decode("agents", &bytes).map_err(ConflictableTransactionError::Abort)?;
+            let mut record: AgentRecord = decode("agents", &bytes).map_err(TxError::Abort)?;
             if record.is_revoked() {
-                return Err(ConflictableTransactionError::Abort(StoreError::Refused(
-                    format!("agent `{}` is revoked", record.name),
-                )));
+                return Err(TxError::Abort(StoreError::Refused(format!(
+                    "agent `{}` is revoked",
+                    record.name
+                ))));
             }
             let retired = match change(&mut record) {
                 Ok(retired) => retired,
@@ -249,7 +242,7 @@ impl Store {
             for old in &retired {
                 principals.remove(old.as_bytes())?;
             }
-            agents.insert(&id.to_bytes(), encode(&record))?;
+            agents.insert(id.to_bytes(), encode(&record))?;
             principals.insert(serial.as_bytes(), encode(principal))?;
             Ok(Ok(retired))
         })?;
@@ -269,8 +262,7 @@ impl Store {
             let Some(bytes) = agents.get(id.to_bytes())? else {
                 return Ok(Vec::new());
             };
-            let mut record: AgentRecord =
-                decode("agents", &bytes).map_err(ConflictableTransactionError::Abort)?;
+            let mut record: AgentRecord = decode("agents", &bytes).map_err(TxError::Abort)?;
             if record.serials.len() < 2 || record.serials.last().map(String::as_str) != Some(serial)
             {
                 return Ok(Vec::new());
@@ -279,7 +271,7 @@ impl Store {
             for old in &retired {
                 principals.remove(old.as_bytes())?;
             }
-            agents.insert(&id.to_bytes(), encode(&record))?;
+            agents.insert(id.to_bytes(), encode(&record))?;
             Ok(retired)
         })?;
         Ok(retired)
@@ -295,24 +287,23 @@ impl Store {
                 // Read inside the transaction, so a serial added by a renewal at
                 // the same moment is revoked too.
                 let bytes = agents.get(id.to_bytes())?.ok_or_else(|| {
-                    ConflictableTransactionError::Abort(StoreError::NotFound(
+                    TxError::Abort(StoreError::NotFound(
                         Thing::Agent,
                         format!("agent `{name}`"),
                     ))
                 })?;
-                let mut record: AgentRecord =
-                    decode("agents", &bytes).map_err(ConflictableTransactionError::Abort)?;
+                let mut record: AgentRecord = decode("agents", &bytes).map_err(TxError::Abort)?;
                 record.status = "revoked".into();
                 record.revoked_at = Some(Timestamp::now());
                 for serial in &record.serials {
                     if let Some(bytes) = principals.get(serial.as_bytes())? {
-                        let mut principal: Principal = decode("principals", &bytes)
-                            .map_err(ConflictableTransactionError::Abort)?;
+                        let mut principal: Principal =
+                            decode("principals", &bytes).map_err(TxError::Abort)?;
                         principal.revoked = true;
                         principals.insert(serial.as_bytes(), encode(&principal))?;
                     }
                 }
-                agents.insert(&record.id.to_bytes(), encode(&record))?;
+                agents.insert(record.id.to_bytes(), encode(&record))?;
                 names.remove(record.name.as_bytes())?;
                 Ok(record)
             },

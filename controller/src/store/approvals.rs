@@ -4,9 +4,9 @@
 //! deployments whose approval is due (and finds them again after a
 //! restart) without walking every deployed or stopped one.
 
+use super::kv::{TxError, TxTree};
 use berth_shared::id::DeploymentId;
 use berth_shared::record::Deployment;
-use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
 use super::keys::{APPROVAL_PREFIX, approval_key, id_from_suffix};
 use super::{Store, StoreError};
@@ -23,10 +23,10 @@ pub(super) fn pending_expiry(deployment: &Deployment) -> Option<i64> {
 /// Brings the index in step with a changed record: `before` is the
 /// expiry its pending approval had before the change, if any.
 pub(super) fn keep_index(
-    meta: &TransactionalTree,
+    meta: &TxTree<'_>,
     deployment: &Deployment,
     before: Option<i64>,
-) -> Result<(), ConflictableTransactionError<StoreError>> {
+) -> Result<(), TxError> {
     let after = pending_expiry(deployment);
     if after == before {
         return Ok(());
@@ -40,10 +40,7 @@ pub(super) fn keep_index(
 }
 
 /// Forgets a purged deployment's entry.
-pub(super) fn forget(
-    meta: &TransactionalTree,
-    id: DeploymentId,
-) -> Result<(), ConflictableTransactionError<StoreError>> {
+pub(super) fn forget(meta: &TxTree<'_>, id: DeploymentId) -> Result<(), TxError> {
     meta.remove(approval_key(id))?;
     Ok(())
 }

@@ -5,11 +5,11 @@
 //! one-running-deployment rule atomic. Queries over the history live in
 //! `list`.
 
+use super::kv::Transactional;
+use super::kv::{TxError, TxTree};
 use berth_shared::id::DeploymentId;
 use berth_shared::record::Deployment;
 use berth_shared::state::DEPLOYMENT_STATUSES;
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
 use super::keys::{
     app_key, id_from_suffix, queue_key, running_slot, status_key, status_prefix, user_key,
@@ -75,10 +75,10 @@ pub(super) fn holder_text(holder: &Deployment) -> String {
 /// The deployment holding the running slot `slot`, if it still holds it
 /// (see [`holds_slot`]).
 pub(super) fn running_holder(
-    deployments: &TransactionalTree,
-    meta: &TransactionalTree,
+    deployments: &TxTree<'_>,
+    meta: &TxTree<'_>,
     slot: &[u8],
-) -> Result<Option<Deployment>, ConflictableTransactionError<StoreError>> {
+) -> Result<Option<Deployment>, TxError> {
     let Some(holder) = meta.get(slot)?.and_then(|holder| id_from_suffix(&holder)) else {
         return Ok(None);
     };
@@ -89,16 +89,16 @@ pub(super) fn running_holder(
     Ok(holder.filter(holds_slot))
 }
 
-pub(super) fn abort(err: StoreError) -> ConflictableTransactionError<StoreError> {
-    ConflictableTransactionError::Abort(err)
+pub(super) fn abort(err: StoreError) -> TxError {
+    TxError::Abort(err)
 }
 
 /// Claims a deployment's idempotency key for it; the deployment that
 /// holds the key already, if one does.
 fn claim_key(
-    idx_idem: &TransactionalTree,
+    idx_idem: &TxTree<'_>,
     deployment: &Deployment,
-) -> Result<Option<DeploymentId>, ConflictableTransactionError<StoreError>> {
+) -> Result<Option<DeploymentId>, TxError> {
     let Some(key) = &deployment.idempotency_key else {
         return Ok(None);
     };
@@ -115,10 +115,7 @@ fn claim_key(
     Ok(None)
 }
 
-pub(super) fn read_deployment(
-    tree: &TransactionalTree,
-    id: DeploymentId,
-) -> Result<Deployment, ConflictableTransactionError<StoreError>> {
+pub(super) fn read_deployment(tree: &TxTree<'_>, id: DeploymentId) -> Result<Deployment, TxError> {
     let bytes = tree.get(id.to_bytes())?.ok_or_else(|| {
         abort(StoreError::NotFound(
             Thing::Deployment,
@@ -176,7 +173,7 @@ impl Store {
                 meta.insert(slot, &deployment.id.to_bytes())?;
             }
             super::approvals::keep_index(meta, &record, None)?;
-            deployments.insert(&deployment.id.to_bytes(), encode(&record))?;
+            deployments.insert(deployment.id.to_bytes(), encode(&record))?;
             idx_app.insert(app_key(&deployment.app, &deployment.environment, deployment.id), &[])?;
             idx_status.insert(status_key(deployment.status, deployment.id), &[])?;
             idx_user.insert(user_key(&deployment.triggered_by, deployment.id), &[])?;
@@ -223,7 +220,7 @@ impl Store {
                 if let Some(id) = claim_key(idx_idem, deployment)? {
                     return Ok(Created::Existing(id));
                 }
-                deployments.insert(&deployment.id.to_bytes(), encode(deployment))?;
+                deployments.insert(deployment.id.to_bytes(), encode(deployment))?;
                 idx_app.insert(
                     app_key(&deployment.app, &deployment.environment, deployment.id),
                     &[],
@@ -309,7 +306,7 @@ impl Store {
                 if hooks {
                     super::webhooks::note_change(outbox, Some(before), &deployment)?;
                 }
-                deployments.insert(&id.to_bytes(), encode(&deployment))?;
+                deployments.insert(id.to_bytes(), encode(&deployment))?;
                 Ok((deployment, result, lines, observed))
             })?;
         self.woke_webhooks(hooks);
@@ -378,6 +375,6 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let mut key = agent.to_bytes().to_vec();
         key.extend_from_slice(digest.as_bytes());
-        Ok(self.t()?.blob_grants.contains_key(key)?)
+        self.t()?.blob_grants.contains_key(key)
     }
 }

@@ -11,10 +11,10 @@
 
 use std::collections::BTreeMap;
 
+use super::kv::Transactional;
+use super::kv::{TxError, TxTree};
 use berth_shared::record::{EnvironmentKind, Timestamp};
 use serde::{Deserialize, Serialize};
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
 use super::keys::{default_key, environment_key, name_prefix};
 use super::{Store, StoreError, Thing, decode, encode};
@@ -56,7 +56,7 @@ fn one() -> u8 {
 }
 
 /// A transaction's refusal or failure.
-type Abort = ConflictableTransactionError<StoreError>;
+type Abort = TxError;
 
 impl Store {
     /// `app`'s environment `name`, if it has a record.
@@ -180,8 +180,8 @@ impl Store {
 /// person at the same time); when it is not, the app has no default if
 /// it was this one.
 fn write(
-    environments: &TransactionalTree,
-    meta: &TransactionalTree,
+    environments: &TxTree<'_>,
+    meta: &TxTree<'_>,
     record: &EnvironmentRecord,
 ) -> Result<(), Abort> {
     let key = default_key(&record.app);
@@ -210,14 +210,14 @@ fn write(
 
 /// An environment read inside a transaction.
 fn read(
-    environments: &TransactionalTree,
+    environments: &TxTree<'_>,
     app: &str,
     name: &str,
 ) -> Result<Option<EnvironmentRecord>, Abort> {
     decoded(environments.get(environment_key(app, name))?).map_err(Abort::Abort)
 }
 
-fn decoded(bytes: Option<sled::IVec>) -> Result<Option<EnvironmentRecord>, StoreError> {
+fn decoded(bytes: Option<super::kv::IVec>) -> Result<Option<EnvironmentRecord>, StoreError> {
     bytes.map(|bytes| decode(TREE, &bytes)).transpose()
 }
 

@@ -20,6 +20,9 @@ use tracing::{error, info, warn};
 
 use super::{Store, StoreError, Trees};
 
+/// The advisory lock serving controllers share (`berth_sv`).
+const SERVING_LOCK: i64 = 0x6265_7274_685f_7376;
+
 /// How often [`Store::check`] should run.
 pub const CHECK_EVERY: Duration = Duration::from_secs(2);
 /// The longest wait between two attempts to reopen.
@@ -135,9 +138,50 @@ fn free_bytes(dir: &Path) -> Option<u64> {
 }
 
 impl Store {
-    /// The store's directory.
-    pub fn dir(&self) -> &Path {
-        &self.shared.dir
+    /// The sled directory; `None` on PostgreSQL.
+    pub fn dir(&self) -> Option<&Path> {
+        self.shared.dir.as_deref()
+    }
+
+    /// Marks this process as serving from the store until the returned
+    /// guard drops: on PostgreSQL a shared advisory lock that every
+    /// serving controller holds at once, so offline commands
+    /// ([`Store::refuse_while_served`]) can tell. sled's own file lock
+    /// does this for a sled store.
+    pub fn hold_while_serving(&self) -> Result<Option<super::kv::pg::SessionLock>, StoreError> {
+        self.serving_lock(
+            true,
+            "an offline command (rotate-key) holds the PostgreSQL store; start the controller when it has finished",
+        )
+    }
+
+    /// Refuses while any controller serves from this store (for offline
+    /// commands such as `rotate-key`); the guard keeps controllers from
+    /// starting until it drops.
+    pub fn refuse_while_served(&self) -> Result<Option<super::kv::pg::SessionLock>, StoreError> {
+        self.serving_lock(
+            false,
+            "a controller is serving from this PostgreSQL store; Stop it first (every controller on the database: systemctl stop berth-controller), then run this again",
+        )
+    }
+
+    fn serving_lock(
+        &self,
+        shared: bool,
+        refusal: &str,
+    ) -> Result<Option<super::kv::pg::SessionLock>, StoreError> {
+        match &self.t()?.db {
+            super::kv::Db::Sled(_) => Ok(None),
+            super::kv::Db::Pg(pool) => pool
+                .try_session_lock(SERVING_LOCK, shared)?
+                .map(Some)
+                .ok_or_else(|| StoreError::Refused(refusal.into())),
+        }
+    }
+
+    /// Where the store is (a directory or a database), for messages.
+    pub fn location(&self) -> &str {
+        &self.shared.location
     }
 
     /// Whether the store can be written now.
@@ -168,7 +212,7 @@ impl Store {
         let mut problem = self.lock_problem();
         if problem.is_none() {
             error!(
-                store = %self.dir().display(),
+                store = %self.location(),
                 reason = %reason,
                 "the store cannot be written: new work is refused and nothing more is acknowledged until it can; free disk space there and the controller resumes by itself"
             );
@@ -244,12 +288,12 @@ impl Store {
         match result {
             Ok(true) => {
                 let down = now_ms().saturating_sub(current.since_ms);
-                info!(store = %self.dir().display(), down_ms = down, "the store takes writes again");
+                info!(store = %self.location(), down_ms = down, "the store takes writes again");
                 *problem = None;
             }
             Ok(false) => current.next_try = Instant::now() + CHECK_EVERY,
             Err(err) => {
-                warn!(store = %self.dir().display(), error = %err, retry_in = ?current.backoff, "the store is still unwritable");
+                warn!(store = %self.location(), error = %err, retry_in = ?current.backoff, "the store is still unwritable");
                 current.reason = match err {
                     StoreError::DiskFull(reason) => reason,
                     other => other.to_string(),
@@ -263,7 +307,13 @@ impl Store {
     /// Reopens the database in place; `Ok(false)` when the disk has no
     /// room yet. The old database stays in use until it can be let go.
     fn reopen(&self) -> Result<bool, StoreError> {
-        if free_bytes(self.dir()).is_some_and(|free| free < MIN_FREE_BYTES) {
+        let Some(dir) = self.dir() else {
+            // PostgreSQL: the pool opens new connections by itself; the
+            // store is back when a write goes through.
+            self.probe()?;
+            return Ok(true);
+        };
+        if free_bytes(dir).is_some_and(|free| free < MIN_FREE_BYTES) {
             return Ok(false);
         }
         let old = self
@@ -278,7 +328,7 @@ impl Store {
         // flusher thread a moment longer; its file lock goes with them.
         let deadline = std::time::Instant::now() + LOCK_WAIT;
         let opened = loop {
-            match Trees::open(self.dir()) {
+            match Trees::open(dir) {
                 Ok(trees) => break Ok(trees),
                 Err(_) if std::time::Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(20));

@@ -11,10 +11,10 @@
 //! Accepting a push is one transaction: the replay check, the delivery id,
 //! the push and the hook's counter.
 
+use super::kv::Transactional;
+use super::kv::TxError;
 use berth_shared::record::{GitProvider, PushState, PushView, Timestamp};
 use serde::{Deserialize, Serialize};
-use sled::Transactional;
-use sled::transaction::ConflictableTransactionError;
 
 use super::{Store, StoreError, Thing, decode, encode};
 use crate::crypto::Sealed;
@@ -169,11 +169,10 @@ impl Store {
             let Some(bytes) = hooks.get(key)? else {
                 return Ok(());
             };
-            let mut record: HookRecord =
-                decode("hooks", &bytes).map_err(ConflictableTransactionError::Abort)?;
+            let mut record: HookRecord = decode("hooks", &bytes).map_err(TxError::Abort)?;
             record.refused += 1;
-            hooks.insert(&key, encode(&record))?;
-            Ok::<_, ConflictableTransactionError<StoreError>>(())
+            hooks.insert(key, encode(&record))?;
+            Ok::<_, TxError>(())
         })?;
         Ok(())
     }
@@ -189,13 +188,12 @@ impl Store {
         let accepted =
             (&t.hooks, &t.hook_seen, &t.pushes).transaction(|(hooks, seen_tree, pushes)| {
                 let Some(bytes) = hooks.get(key)? else {
-                    return Err(ConflictableTransactionError::Abort(StoreError::NotFound(
+                    return Err(TxError::Abort(StoreError::NotFound(
                         Thing::Hook,
                         format!("hook `{}`", push.hook),
                     )));
                 };
-                let mut record: HookRecord =
-                    decode("hooks", &bytes).map_err(ConflictableTransactionError::Abort)?;
+                let mut record: HookRecord = decode("hooks", &bytes).map_err(TxError::Abort)?;
                 let replayed = seen_tree.get(seen.as_slice())?.is_some();
                 if replayed {
                     record.refused += 1;
@@ -204,7 +202,7 @@ impl Store {
                     seen_tree.insert(seen.as_slice(), encode(&push.received_at.0))?;
                     pushes.insert(row.as_slice(), encode(push))?;
                 }
-                hooks.insert(&key, encode(&record))?;
+                hooks.insert(key, encode(&record))?;
                 Ok(if replayed {
                     Accepted::Replayed
                 } else {

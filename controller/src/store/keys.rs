@@ -142,7 +142,7 @@ pub(super) fn task_prefix(deployment: DeploymentId, task: TaskId) -> [u8; 32] {
 /// It seeks past each head rather than walking the keys under it, so it
 /// costs one seek per head however many keys share it.
 pub(super) struct Heads<'t> {
-    tree: &'t sled::Tree,
+    tree: &'t super::kv::Tree,
     name: &'static str,
     prefix: Vec<u8>,
     fields: usize,
@@ -153,7 +153,7 @@ pub(super) struct Heads<'t> {
 impl<'t> Heads<'t> {
     /// The heads of `tree` (called `name` in errors) under `prefix`.
     pub(super) fn new(
-        tree: &'t sled::Tree,
+        tree: &'t super::kv::Tree,
         name: &'static str,
         prefix: &[u8],
         fields: usize,
@@ -175,7 +175,7 @@ impl Iterator for Heads<'_> {
         let from = self.from.take()?;
         let key = match self.tree.range(from.as_slice()..).keys().next()? {
             Ok(key) => key,
-            Err(err) => return Some(Err(err.into())),
+            Err(err) => return Some(Err(err)),
         };
         if !key.starts_with(&self.prefix) {
             return None;

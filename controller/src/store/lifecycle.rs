@@ -2,9 +2,9 @@
 //! under the one-running-per-app+environment rule, the `--queue` waiting
 //! line (`meta` keys `queue \0 app \0 env \0 id`, oldest first), and purge.
 
+use super::kv::Transactional;
 use berth_shared::id::DeploymentId;
 use berth_shared::record::Deployment;
-use sled::Transactional;
 
 use super::deployments::{abort, holder_text, holds_slot, read_deployment, running_holder};
 use super::keys::{
@@ -54,7 +54,7 @@ impl Store {
             if hooks {
                 super::webhooks::note_change(outbox, Some(before), &deployment)?;
             }
-            deployments.insert(&id.to_bytes(), encode(&deployment))?;
+            deployments.insert(id.to_bytes(), encode(&deployment))?;
             Ok((deployment, result, observed))
         })?;
         self.woke_webhooks(hooks);
@@ -109,7 +109,7 @@ impl Store {
                     deployment.status
                 ))));
             }
-            deployments.remove(&id.to_bytes())?;
+            deployments.remove(id.to_bytes())?;
             idx_app.remove(app_key(&deployment.app, &deployment.environment, id))?;
             idx_status.remove(status_key(deployment.status, id))?;
             idx_user.remove(user_key(&deployment.triggered_by, id))?;

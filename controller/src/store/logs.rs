@@ -13,10 +13,10 @@
 
 use std::time::Duration;
 
+use super::kv::Transactional;
+use super::kv::{TxError, TxTree};
 use berth_shared::id::{DeploymentId, TaskId};
 use serde::{Deserialize, Serialize};
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
 use super::keys::{chunk_key, expired_key, task_prefix};
 use super::{Store, StoreError, decode, encode};
@@ -53,10 +53,10 @@ pub struct ExpiredLogs {
 /// Writes `lines` (in sequence order) as one chunk per task, inside a
 /// transaction that also changes the deployment record.
 pub(super) fn write_chunks(
-    logs: &TransactionalTree,
+    logs: &TxTree<'_>,
     deployment: DeploymentId,
     lines: &[LogWrite],
-) -> Result<(), ConflictableTransactionError<StoreError>> {
+) -> Result<(), TxError> {
     let mut rest = lines;
     while let Some((task, first_seq, _)) = rest.first() {
         let len = rest.iter().take_while(|(other, ..)| other == task).count();
@@ -76,11 +76,9 @@ pub(super) fn write_chunks(
 
 /// The lines of one stored chunk (one error item if it cannot be read).
 fn chunk_lines(
-    entry: sled::Result<(sled::IVec, sled::IVec)>,
+    entry: Result<(super::kv::IVec, super::kv::IVec), StoreError>,
 ) -> Vec<Result<(u64, StoredLine), StoreError>> {
-    let decoded = entry
-        .map_err(StoreError::from)
-        .and_then(|(_, value)| decode::<Chunk>("logs", &value));
+    let decoded = entry.and_then(|(_, value)| decode::<Chunk>("logs", &value));
     match decoded {
         Ok(chunk) => chunk.into_iter().map(Ok).collect(),
         Err(err) => vec![Err(err)],
@@ -152,7 +150,7 @@ impl Store {
     fn deployment_chunks(
         &self,
         id: DeploymentId,
-    ) -> Result<(Vec<sled::IVec>, u64, i64), StoreError> {
+    ) -> Result<(Vec<super::kv::IVec>, u64, i64), StoreError> {
         let (mut keys, mut lines, mut newest_ms) = (Vec::new(), 0u64, i64::MIN);
         for entry in self.t()?.logs.scan_prefix(id.to_bytes()) {
             let (key, value) = entry?;
@@ -179,7 +177,7 @@ impl Store {
                 logs.remove(key.clone())?;
             }
             meta.remove(expired_key(id))?;
-            Ok::<_, ConflictableTransactionError<StoreError>>(())
+            Ok::<_, TxError>(())
         })?;
         Ok(lines)
     }
@@ -190,20 +188,19 @@ impl Store {
     /// same way from the same lines, and the old tree goes only after
     /// they are durable.
     pub(super) fn migrate_line_keys_once(&self) -> Result<(), StoreError> {
-        if !self
-            .t()?
-            .db
-            .tree_names()
-            .iter()
-            .any(|name| name.as_ref() == b"logs")
-        {
+        let trees = self.t()?;
+        let Some(db) = trees.db.sled() else {
+            // PostgreSQL stores began with chunks.
+            return Ok(());
+        };
+        if !db.tree_names().iter().any(|name| name.as_ref() == b"logs") {
             return Ok(());
         }
-        let old = self.t()?.db.open_tree("logs")?;
+        let old = db.open_tree("logs")?;
         let mut moved = 0u64;
-        let mut pending: Vec<(sled::IVec, u64, StoredLine)> = Vec::new();
+        let mut pending: Vec<(super::kv::IVec, u64, StoredLine)> = Vec::new();
         let flush_chunk =
-            |pending: &mut Vec<(sled::IVec, u64, StoredLine)>| -> Result<(), StoreError> {
+            |pending: &mut Vec<(super::kv::IVec, u64, StoredLine)>| -> Result<(), StoreError> {
                 let Some((key, first_seq, _)) = pending.first() else {
                     return Ok(());
                 };
@@ -237,9 +234,9 @@ impl Store {
             moved += 1;
         }
         flush_chunk(&mut pending)?;
-        self.t()?.db.flush()?;
-        self.t()?.db.drop_tree("logs")?;
-        self.t()?.db.flush()?;
+        db.flush()?;
+        db.drop_tree("logs")?;
+        db.flush()?;
         tracing::info!(lines = moved, "moved stored log lines into chunks");
         Ok(())
     }
@@ -316,7 +313,7 @@ impl Store {
                 meta.insert(expired_key(id), encode(&marker))?;
             }
             meta.insert(b"retention_cursor", &id.to_bytes())?;
-            Ok::<_, ConflictableTransactionError<StoreError>>(())
+            Ok::<_, TxError>(())
         })?;
         Ok(lines)
     }
@@ -500,6 +497,8 @@ mod tests {
                 .t()
                 .expect("open")
                 .db
+                .sled()
+                .expect("sled")
                 .tree_names()
                 .iter()
                 .any(|name| name.as_ref() == b"logs"),

@@ -108,7 +108,7 @@ impl Store {
 }
 
 /// A rating read from the tree, if there was one.
-fn decoded(bytes: Option<sled::IVec>) -> Result<Option<RatingRecord>, StoreError> {
+fn decoded(bytes: Option<super::kv::IVec>) -> Result<Option<RatingRecord>, StoreError> {
     bytes.map(|bytes| decode(TREE, &bytes)).transpose()
 }
 

@@ -8,8 +8,8 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use sled::Transactional;
-use sled::transaction::ConflictableTransactionError;
+use super::kv::Transactional;
+use super::kv::TxError;
 
 use super::keys::secret_key as version_key;
 use super::secrets::SecretVersion;
@@ -203,7 +203,7 @@ impl Store {
                 for (key, value) in &hooks {
                     hook_tree.insert(key.as_slice(), value.as_slice())?;
                 }
-                Ok::<_, ConflictableTransactionError<StoreError>>(())
+                Ok::<_, TxError>(())
             },
         )?;
         Ok(Resealed {

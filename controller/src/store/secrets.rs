@@ -9,10 +9,10 @@
 //! name as a tombstone (`removed`), so that setting it again goes on from
 //! the next version: a version number never names two values.
 
+use super::kv::Transactional;
+use super::kv::TxError;
 use berth_shared::record::{SecretScope, SecretView, Timestamp};
 use serde::{Deserialize, Serialize};
-use sled::Transactional;
-use sled::transaction::ConflictableTransactionError;
 
 use super::keys::{secret_key, secret_name_key, secret_scope_prefix};
 use super::{Store, StoreError, decode, encode};
@@ -82,7 +82,7 @@ impl Store {
         let name_key = secret_name_key(scope, name);
         let now = Timestamp::now();
         let stored = (&t.secret_names, &t.secrets).transaction(|(names, versions)| {
-            let abort = ConflictableTransactionError::Abort;
+            let abort = TxError::Abort;
             let earlier: Option<SecretName> = names
                 .get(&name_key)?
                 .map(|bytes| decode(NAMES, &bytes))
@@ -179,7 +179,7 @@ impl Store {
         let name_key = secret_name_key(scope, name);
         let now = Timestamp::now();
         let removed = (&t.secret_names, &t.secrets).transaction(|(names, versions)| {
-            let abort = ConflictableTransactionError::Abort;
+            let abort = TxError::Abort;
             let Some(bytes) = names.get(&name_key)? else {
                 return Ok(None);
             };

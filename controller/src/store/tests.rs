@@ -107,7 +107,7 @@ fn expires_logs_of_old_settled_deployments_only() {
 /// workers, so only a watchdog outside it can notice.
 #[test]
 fn hundreds_of_concurrent_flushes_all_finish() {
-    use sled::Transactional;
+    use super::kv::Transactional;
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).expect("open");
     let (done, finished) = std::sync::mpsc::channel();
@@ -123,12 +123,10 @@ fn hundreds_of_concurrent_flushes_all_finish() {
                 let store = store.clone();
                 flushes.spawn(async move {
                     let trees = store.t().expect("open");
-                    (&trees.meta,)
-                        .transaction(|(meta,)| {
-                            meta.insert(format!("probe{index}").as_bytes(), &index.to_be_bytes())?;
-                            Ok::<_, sled::transaction::ConflictableTransactionError<StoreError>>(())
-                        })
-                        .map_err(StoreError::from)?;
+                    trees.meta.transaction(|meta| {
+                        meta.insert(format!("probe{index}").as_bytes(), &index.to_be_bytes())?;
+                        Ok(())
+                    })?;
                     store.flush().await
                 });
             }

@@ -2,12 +2,12 @@
 //! use and creates the agent, its unique name and its principal in one
 //! transaction, so two racing joins with a one-use token give one agent.
 
+use super::kv::Transactional;
+use super::kv::TxError;
 use berth_shared::labels::Labels;
 use berth_shared::record::{Timestamp, TokenView};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sled::Transactional;
-use sled::transaction::ConflictableTransactionError;
 
 use super::agents::{AgentRecord, Principal};
 use super::{Store, StoreError, decode, encode};
@@ -139,7 +139,7 @@ impl Store {
         let t = self.t()?;
         (&t.tokens, &t.agents, &t.agent_names, &t.principals).transaction(
             |(tokens, agents, names, principals)| {
-                let abort = ConflictableTransactionError::Abort;
+                let abort = TxError::Abort;
                 let unknown = || abort(StoreError::Refused("the join token is not known to this controller; create one with `berth token create`".into()));
                 let bytes = tokens.get(token_id.as_bytes())?.ok_or_else(unknown)?;
                 let mut token: TokenRecord = decode("tokens", &bytes).map_err(abort)?;
@@ -154,7 +154,7 @@ impl Store {
                 token.joined.push(agent.name.clone());
                 tokens.insert(token_id.as_bytes(), encode(&token))?;
                 names.insert(agent.name.as_bytes(), &agent.id.to_bytes())?;
-                agents.insert(&agent.id.to_bytes(), encode(agent))?;
+                agents.insert(agent.id.to_bytes(), encode(agent))?;
                 for serial in &agent.serials {
                     principals.insert(serial.as_bytes(), encode(principal))?;
                 }

@@ -16,14 +16,14 @@
 
 use std::sync::atomic::Ordering;
 
+use super::kv::Transactional;
+use super::kv::{TxError, TxTree};
 use berth_shared::id::DeploymentId;
 use berth_shared::record::{
     DeliveryState, DeliveryView, Deployment, Timestamp, WebhookFormat, WebhookView,
 };
 use berth_shared::state::DeploymentStatus;
 use serde::{Deserialize, Serialize};
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
 use super::{Store, StoreError, decode, encode};
 use crate::crypto::Sealed;
@@ -183,10 +183,10 @@ pub fn deployment_events(
 /// Writes the events of a deployment's change into the outbox, inside the
 /// transaction that makes the change.
 pub(super) fn note_change(
-    outbox: &TransactionalTree,
+    outbox: &TxTree<'_>,
     before: Option<DeploymentStatus>,
     deployment: &Deployment,
-) -> Result<bool, ConflictableTransactionError<StoreError>> {
+) -> Result<bool, TxError> {
     let events = deployment_events(before, deployment);
     for event in &events {
         let entry = OutboxEvent {
@@ -197,7 +197,7 @@ pub(super) fn note_change(
             deployment: Some(deployment.id),
             data: serde_json::json!({ "deployment": deployment }),
         };
-        outbox.insert(&outbox.generate_id()?.to_be_bytes(), encode(&entry))?;
+        outbox.insert(outbox.generate_id()?.to_be_bytes(), encode(&entry))?;
     }
     Ok(!events.is_empty())
 }
@@ -226,7 +226,7 @@ impl Store {
     }
 
     pub(super) fn note_webhooks_present(&self) -> Result<(), StoreError> {
-        let present = !self.t()?.webhooks.is_empty();
+        let present = !self.t()?.webhooks.is_empty()?;
         self.shared.webhooks_active.store(present, Ordering::SeqCst);
         Ok(())
     }
@@ -282,7 +282,7 @@ impl Store {
     }
 
     /// The oldest events of the outbox, at most `limit`.
-    pub fn outbox(&self, limit: usize) -> Result<Vec<(sled::IVec, OutboxEvent)>, StoreError> {
+    pub fn outbox(&self, limit: usize) -> Result<Vec<(super::kv::IVec, OutboxEvent)>, StoreError> {
         self.t()?
             .webhook_outbox
             .iter()
@@ -315,7 +315,7 @@ impl Store {
             for (key, value) in &rows {
                 queue.insert(key.as_slice(), value.as_slice())?;
             }
-            Ok::<_, ConflictableTransactionError<StoreError>>(())
+            Ok::<_, TxError>(())
         })?;
         Ok(())
     }
@@ -324,7 +324,7 @@ impl Store {
     pub fn queue_head(
         &self,
         endpoint: &str,
-    ) -> Result<(Option<(sled::IVec, DeliveryRecord)>, u64), StoreError> {
+    ) -> Result<(Option<(super::kv::IVec, DeliveryRecord)>, u64), StoreError> {
         let mut head = None;
         let mut pending = 0;
         for entry in self

@@ -49,7 +49,7 @@ impl Store {
         &self,
         ascending: bool,
     ) -> Box<dyn Iterator<Item = Result<DeploymentId, StoreError>> + '_> {
-        let to_id = |key: Result<sled::IVec, sled::Error>| {
+        let to_id = |key: Result<super::super::kv::IVec, StoreError>| {
             id_from_suffix(&key?).ok_or_else(|| short_key("deployments"))
         };
         let t = match self.t() {

@@ -7,7 +7,10 @@
 //! `cargo run --release -p berth-tests --bin berth-bench`, or name
 //! scenarios: `fanout`, `dispatch`, `scale`, `logs`, `api`, `footprint`,
 //! `deploy`.
-//! `--quick` shrinks every scenario for a smoke run. It is a program, not a
+//! `--quick` shrinks every scenario for a smoke run. `--store postgres`
+//! runs every controller on a PostgreSQL store (a private server it starts,
+//! or the one `BERTH_TEST_POSTGRES` names) and marks each row
+//! `[postgres]`. It is a program, not a
 //! test: `cargo test` never runs it. Every process and temporary directory
 //! it starts is owned by a harness handle and removed when the scenario
 //! ends (or fails). Ctrl-C reaches the daemons too (one process group) and
@@ -47,6 +50,22 @@ const SCENARIOS: [(&str, Scenario); 7] = [
     ("deploy", deploy::run),
 ];
 
+/// Points every controller the harness starts at PostgreSQL: the server
+/// `BERTH_TEST_POSTGRES` names, or a private one started here (returned, to
+/// be kept running until the end).
+fn postgres_store() -> anyhow::Result<Option<berth_tests::postgres::Server>> {
+    let server = match berth_tests::postgres::server() {
+        Some(_) => None,
+        None => Some(berth_tests::postgres::Server::start()?),
+    };
+    let url = match &server {
+        Some(server) => server.url.clone(),
+        None => berth_tests::postgres::server().unwrap_or_default(),
+    };
+    berth_tests::postgres::use_for_every_controller(&url);
+    Ok(server)
+}
+
 fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -54,11 +73,37 @@ fn main() -> ExitCode {
         return emit::run(&args[1..]);
     }
     let quick = args.iter().any(|arg| arg == "--quick");
+    let store = args
+        .iter()
+        .position(|arg| arg == "--store")
+        .and_then(|at| args.get(at + 1))
+        .cloned();
     let named: Vec<&str> = args
         .iter()
         .map(String::as_str)
-        .filter(|arg| !arg.starts_with("--"))
+        .filter(|arg| !arg.starts_with("--") && Some(*arg) != store.as_deref())
         .collect();
+    // Kept until the end: the private server stops when it is dropped.
+    let on_postgres = store.as_deref() == Some("postgres");
+    let _postgres = match store.as_deref() {
+        None | Some("sled") => None,
+        Some("postgres") => match postgres_store() {
+            Ok(server) => server,
+            Err(err) => {
+                eprintln!("--store postgres: {err:#}");
+                return ExitCode::FAILURE;
+            }
+        },
+        Some(other) => {
+            eprintln!("unknown store `{other}`; the stores are sled and postgres");
+            return ExitCode::from(2);
+        }
+    };
+    let marker = if on_postgres || berth_tests::postgres::in_use() {
+        " [postgres]"
+    } else {
+        ""
+    };
     if let Some(unknown) = named
         .iter()
         .find(|name| !SCENARIOS.iter().any(|(known, _)| known == *name))
@@ -94,6 +139,13 @@ fn main() -> ExitCode {
                 vec![Row::note(name, "FAILED: panicked (see above)")]
             }
         };
+        let produced: Vec<Row> = produced
+            .into_iter()
+            .map(|mut row| {
+                row.scenario.push_str(marker);
+                row
+            })
+            .collect();
         for row in &produced {
             println!("{}", stats::line(row));
         }

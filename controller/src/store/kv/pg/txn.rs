@@ -1,0 +1,127 @@
+//! Transactions on PostgreSQL: `SERIALIZABLE`, so the closure sees and
+//! changes the trees as if it ran alone, and run again when PostgreSQL
+//! reports a serialization failure, as sled reruns a conflicted one.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::super::super::StoreError;
+use super::super::IVec;
+use super::super::tx::{TxError, TxResult};
+use super::table::{Sql, first_value};
+use super::{Conn, Pool, blocking, failed, is_conflict};
+
+/// Times a transaction is tried before the store gives up on it.
+const TRIES: u32 = 50;
+
+/// The reads and writes a transaction's trees make, by table name.
+pub trait Ops {
+    fn get(&self, table: &str, key: &[u8]) -> TxResult<Option<IVec>>;
+    fn insert(&self, table: &str, key: &[u8], value: &[u8]) -> TxResult<Option<IVec>>;
+    fn remove(&self, table: &str, key: &[u8]) -> TxResult<Option<IVec>>;
+    fn next_id(&self) -> TxResult<u64>;
+}
+
+/// One open transaction, shared by the closure's trees.
+pub struct TxCell<'c> {
+    inner: RefCell<Inner<'c>>,
+}
+
+struct Inner<'c> {
+    tx: postgres::Transaction<'c>,
+    statements: &'c mut HashMap<String, postgres::Statement>,
+}
+
+fn storage(err: postgres::Error) -> TxError {
+    if is_conflict(&err) {
+        TxError::Conflict
+    } else {
+        TxError::Storage(failed(err))
+    }
+}
+
+impl TxCell<'_> {
+    fn query(
+        &self,
+        sql: String,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> TxResult<Vec<postgres::Row>> {
+        let mut inner = self.inner.borrow_mut();
+        let Inner { tx, statements } = &mut *inner;
+        let statement = match statements.get(&sql) {
+            Some(statement) => statement.clone(),
+            None => {
+                let statement = tx.prepare(&sql).map_err(storage)?;
+                statements.insert(sql, statement.clone());
+                statement
+            }
+        };
+        tx.query(&statement, params).map_err(storage)
+    }
+}
+
+impl Ops for TxCell<'_> {
+    fn get(&self, table: &str, key: &[u8]) -> TxResult<Option<IVec>> {
+        Ok(first_value(&self.query(Sql::get(table), &[&key])?))
+    }
+
+    fn insert(&self, table: &str, key: &[u8], value: &[u8]) -> TxResult<Option<IVec>> {
+        Ok(first_value(
+            &self.query(Sql::insert(table), &[&key, &value])?,
+        ))
+    }
+
+    fn remove(&self, table: &str, key: &[u8]) -> TxResult<Option<IVec>> {
+        Ok(first_value(&self.query(Sql::remove(table), &[&key])?))
+    }
+
+    fn next_id(&self) -> TxResult<u64> {
+        let rows = self.query("SELECT nextval('berth_ids')".into(), &[])?;
+        let value: i64 = rows.first().map(|row| row.get(0)).unwrap_or_default();
+        Ok(u64::try_from(value).unwrap_or_default())
+    }
+}
+
+/// Runs `f` in a transaction, again after each serialization failure
+/// (with a short, growing pause), and commits what it wrote.
+pub fn transaction<A>(
+    pool: &Arc<Pool>,
+    f: impl Fn(&TxCell<'_>) -> TxResult<A>,
+) -> Result<A, StoreError> {
+    blocking(|| {
+        let mut pause = Duration::from_micros(200);
+        for _ in 0..TRIES {
+            let mut conn = pool.get()?;
+            match once(&mut conn, &f) {
+                Err(TxError::Conflict) => {
+                    drop(conn);
+                    std::thread::sleep(pause.mul_f64(0.5 + rand::random::<f64>()));
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                Ok(value) => return Ok(value),
+                Err(TxError::Abort(err) | TxError::Storage(err)) => return Err(err),
+            }
+        }
+        Err(StoreError::Database(format!(
+            "a transaction conflicted with others {TRIES} times in a row; try again"
+        )))
+    })?
+}
+
+fn once<A>(conn: &mut Conn, f: &impl Fn(&TxCell<'_>) -> TxResult<A>) -> TxResult<A> {
+    let Conn { client, statements } = conn;
+    let tx = client
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::Serializable)
+        .start()
+        .map_err(storage)?;
+    let cell = TxCell {
+        inner: RefCell::new(Inner { tx, statements }),
+    };
+    // An error drops the transaction, which rolls it back.
+    let value = f(&cell)?;
+    cell.inner.into_inner().tx.commit().map_err(storage)?;
+    Ok(value)
+}

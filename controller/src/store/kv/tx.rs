@@ -1,0 +1,164 @@
+//! Transactions over one or several trees. The closure may run more than
+//! once: sled reruns it after a conflict, and PostgreSQL after a
+//! serialization failure (transactions there are `SERIALIZABLE`), so it
+//! must only read and write through the trees it is given.
+
+use super::super::StoreError;
+use super::pg::{self, Ops};
+use super::{IVec, Tree};
+
+/// Why a transaction's closure stopped.
+#[derive(Debug)]
+pub enum TxError {
+    /// The caller's own refusal: the transaction is rolled back and the
+    /// error returned.
+    Abort(StoreError),
+    /// Another writer got there first: the closure runs again.
+    Conflict,
+    /// The engine failed.
+    Storage(StoreError),
+}
+
+pub type TxResult<T> = Result<T, TxError>;
+
+impl From<sled::transaction::UnabortableTransactionError> for TxError {
+    fn from(err: sled::transaction::UnabortableTransactionError) -> Self {
+        match err {
+            sled::transaction::UnabortableTransactionError::Conflict => TxError::Conflict,
+            sled::transaction::UnabortableTransactionError::Storage(err) => {
+                TxError::Storage(err.into())
+            }
+        }
+    }
+}
+
+/// What a sled transaction's closure returns for our [`TxError`].
+fn to_sled(err: TxError) -> sled::transaction::ConflictableTransactionError<StoreError> {
+    use sled::transaction::ConflictableTransactionError as Sled;
+    match err {
+        TxError::Abort(err) | TxError::Storage(err) => Sled::Abort(err),
+        TxError::Conflict => Sled::Conflict,
+    }
+}
+
+fn from_sled(err: sled::transaction::TransactionError<StoreError>) -> StoreError {
+    match err {
+        sled::transaction::TransactionError::Abort(err) => err,
+        sled::transaction::TransactionError::Storage(err) => err.into(),
+    }
+}
+
+/// One tree inside a transaction.
+pub enum TxTree<'a> {
+    Sled(&'a sled::transaction::TransactionalTree),
+    Pg(&'a dyn Ops, &'a str),
+}
+
+impl TxTree<'_> {
+    pub fn get(&self, key: impl AsRef<[u8]>) -> TxResult<Option<IVec>> {
+        match self {
+            TxTree::Sled(tree) => Ok(tree.get(key)?),
+            TxTree::Pg(cell, table) => cell.get(table, key.as_ref()),
+        }
+    }
+
+    pub fn insert(&self, key: impl AsRef<[u8]>, value: impl Into<IVec>) -> TxResult<Option<IVec>> {
+        match self {
+            TxTree::Sled(tree) => Ok(tree.insert(key.as_ref(), value)?),
+            TxTree::Pg(cell, table) => cell.insert(table, key.as_ref(), &value.into()),
+        }
+    }
+
+    pub fn remove(&self, key: impl AsRef<[u8]>) -> TxResult<Option<IVec>> {
+        match self {
+            TxTree::Sled(tree) => Ok(tree.remove(key.as_ref())?),
+            TxTree::Pg(cell, table) => cell.remove(table, key.as_ref()),
+        }
+    }
+
+    /// A unique, increasing number (not rolled back with the transaction).
+    pub fn generate_id(&self) -> TxResult<u64> {
+        match self {
+            TxTree::Sled(tree) => tree
+                .generate_id()
+                .map_err(|err| TxError::Storage(err.into())),
+            TxTree::Pg(cell, _) => cell.next_id(),
+        }
+    }
+}
+
+/// Trees that can be changed together, atomically.
+pub trait Transactional {
+    /// What the closure sees: one [`TxTree`], or a tuple of them in the
+    /// order the trees were given.
+    type View<'a>;
+
+    fn transaction<A, F>(&self, f: F) -> Result<A, StoreError>
+    where
+        F: Fn(&Self::View<'_>) -> TxResult<A>;
+}
+
+impl Transactional for Tree {
+    type View<'a> = TxTree<'a>;
+
+    fn transaction<A, F>(&self, f: F) -> Result<A, StoreError>
+    where
+        F: Fn(&Self::View<'_>) -> TxResult<A>,
+    {
+        match self {
+            Tree::Sled(tree) => sled::Transactional::transaction(tree, |tree| {
+                f(&TxTree::Sled(tree)).map_err(to_sled)
+            })
+            .map_err(from_sled),
+            Tree::Pg(table) => {
+                pg::transaction(table.pool(), |cell| f(&TxTree::Pg(cell, table.name())))
+            }
+        }
+    }
+}
+
+/// `$ty` once for each `$name` (to repeat a type in a macro).
+macro_rules! each {
+    ($name:ident, $ty:ty) => {
+        $ty
+    };
+}
+
+macro_rules! transactional_tuple {
+    ($first:ident $(, $name:ident)*) => {
+        impl Transactional for (&Tree, $(each!($name, &Tree)),*) {
+            type View<'a> = (TxTree<'a>, $(each!($name, TxTree<'a>)),*);
+
+            fn transaction<A, F>(&self, f: F) -> Result<A, StoreError>
+            where
+                F: Fn(&Self::View<'_>) -> TxResult<A>,
+            {
+                let ($first, $($name),*) = *self;
+                match $first {
+                    Tree::Sled(_) => {
+                        let trees = ($first.as_sled()?, $($name.as_sled()?),*);
+                        sled::Transactional::transaction(&trees, |($first, $($name),*)| {
+                            f(&(TxTree::Sled($first), $(TxTree::Sled($name)),*)).map_err(to_sled)
+                        })
+                        .map_err(from_sled)
+                    }
+                    Tree::Pg(table) => {
+                        let $first = table.name();
+                        $(let $name = $name.as_pg()?.name();)*
+                        pg::transaction(table.pool(), |cell| {
+                            f(&(TxTree::Pg(cell, $first), $(TxTree::Pg(cell, $name)),*))
+                        })
+                    }
+                }
+            }
+        }
+    };
+}
+
+transactional_tuple!(a, b);
+transactional_tuple!(a, b, c);
+transactional_tuple!(a, b, c, d);
+transactional_tuple!(a, b, c, d, e);
+transactional_tuple!(a, b, c, d, e, f2);
+transactional_tuple!(a, b, c, d, e, f2, g);
+transactional_tuple!(a, b, c, d, e, f2, g, h);

@@ -20,7 +20,7 @@ use tracing::{error, info, warn};
 
 use super::{Store, StoreError, Trees};
 
-/// The advisory lock serving controllers share (`berth_sv`).
+/// The advisory lock of the controller serving from a database (`berth_sv`).
 const SERVING_LOCK: i64 = 0x6265_7274_685f_7376;
 
 /// How often [`Store::check`] should run.
@@ -143,15 +143,15 @@ impl Store {
         self.shared.dir.as_deref()
     }
 
-    /// Marks this process as serving from the store until the returned
-    /// guard drops: on PostgreSQL a shared advisory lock that every
-    /// serving controller holds at once, so offline commands
-    /// ([`Store::refuse_while_served`]) can tell. sled's own file lock
-    /// does this for a sled store.
+    /// Marks this process as the one serving from the store until the
+    /// returned guard drops: on PostgreSQL an advisory lock, so a second
+    /// controller on the same database and offline commands
+    /// ([`Store::refuse_while_served`]) are refused while it serves, as
+    /// sled's file lock refuses them on a sled store. (Several controllers
+    /// on one database need dispatch shared between them first.)
     pub fn hold_while_serving(&self) -> Result<Option<super::kv::pg::SessionLock>, StoreError> {
         self.serving_lock(
-            true,
-            "an offline command (rotate-key) holds the PostgreSQL store; start the controller when it has finished",
+            "another controller is serving from this PostgreSQL store, or an offline command (rotate-key) holds it; one controller serves from a database for now: stop the other, or give this one its own database",
         )
     }
 
@@ -160,20 +160,18 @@ impl Store {
     /// starting until it drops.
     pub fn refuse_while_served(&self) -> Result<Option<super::kv::pg::SessionLock>, StoreError> {
         self.serving_lock(
-            false,
             "a controller is serving from this PostgreSQL store; Stop it first (every controller on the database: systemctl stop berth-controller), then run this again",
         )
     }
 
     fn serving_lock(
         &self,
-        shared: bool,
         refusal: &str,
     ) -> Result<Option<super::kv::pg::SessionLock>, StoreError> {
         match &self.t()?.db {
             super::kv::Db::Sled(_) => Ok(None),
             super::kv::Db::Pg(pool) => pool
-                .try_session_lock(SERVING_LOCK, shared)?
+                .try_session_lock(SERVING_LOCK)?
                 .map(Some)
                 .ok_or_else(|| StoreError::Refused(refusal.into())),
         }

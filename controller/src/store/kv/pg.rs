@@ -212,21 +212,15 @@ impl Drop for SessionLock {
 }
 
 impl Pool {
-    /// Takes the advisory lock `key`, shared or exclusive, without waiting;
-    /// `None` when another session holds it the other way.
-    pub fn try_session_lock(
-        &self,
-        key: i64,
-        shared: bool,
-    ) -> Result<Option<SessionLock>, StoreError> {
+    /// Takes the advisory lock `key` without waiting; `None` when another
+    /// session holds it.
+    pub fn try_session_lock(&self, key: i64) -> Result<Option<SessionLock>, StoreError> {
         blocking(|| {
             let mut conn = self.settings.connect()?;
-            let sql = if shared {
-                "SELECT pg_try_advisory_lock_shared($1)"
-            } else {
-                "SELECT pg_try_advisory_lock($1)"
-            };
-            let taken: bool = conn.query_one(sql, &[&key]).map_err(failed)?.get(0);
+            let taken: bool = conn
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+                .map_err(failed)?
+                .get(0);
             let lock = SessionLock { conn: Some(conn) };
             Ok(taken.then_some(lock))
         })?

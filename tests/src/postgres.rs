@@ -188,16 +188,38 @@ impl Drop for Server {
     }
 }
 
+/// The bytes the log table of the PostgreSQL store of `data` takes on
+/// disk, with its index and TOAST; `None` for a sled directory.
+pub fn stored_log_bytes(data: &std::path::Path) -> Option<u64> {
+    let url = recorded_url(data)?;
+    let output = Command::new("psql")
+        .args([
+            "-X",
+            "-At",
+            &url,
+            "-c",
+            "SELECT pg_total_relation_size('kv_log_chunks')",
+        ])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&output.stdout).trim().parse().ok()
+}
+
+/// The address `store.toml` of the data directory `data` records.
+fn recorded_url(data: &std::path::Path) -> Option<String> {
+    let record = std::fs::read_to_string(data.join("store.toml")).ok()?;
+    record
+        .lines()
+        .find_map(|line| line.strip_prefix("postgres = "))
+        .map(|quoted| quoted.trim().trim_matches('"').to_owned())
+}
+
 /// Every key and value of the PostgreSQL store the data directory `data`
 /// names in its `store.toml`, as raw bytes (to check what reached the
 /// database the way a test walks a sled store's files); `None` for a
 /// sled directory.
 pub fn store_bytes(data: &std::path::Path) -> Option<Vec<u8>> {
-    let record = std::fs::read_to_string(data.join("store.toml")).ok()?;
-    let url = record
-        .lines()
-        .find_map(|line| line.strip_prefix("postgres = "))
-        .map(|quoted| quoted.trim().trim_matches('"').to_owned())?;
+    let url = recorded_url(data)?;
     let psql = |sql: &str| -> String {
         let output = Command::new("psql")
             .args(["-X", "-At", &url, "-c", sql])

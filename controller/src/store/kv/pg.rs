@@ -262,8 +262,9 @@ pub fn reason(err: &postgres::Error) -> String {
     }
 }
 
-/// True when PostgreSQL refused a transaction only because another one
-/// touched the same rows: it succeeds when run again.
+/// True when PostgreSQL refused a transaction only because of another
+/// one (a deadlock, or a serialization failure): it succeeds when run
+/// again.
 pub fn is_conflict(err: &postgres::Error) -> bool {
     use postgres::error::SqlState;
     err.code().is_some_and(|code| {

@@ -273,3 +273,35 @@ fn a_schema_migrated_by_a_newer_build_is_refused() {
         "{refused}"
     );
 }
+
+#[test]
+fn of_racing_inserts_of_an_absent_key_exactly_one_wins() {
+    for (engine, db, _keep) in engines() {
+        let (claims, winners) = (
+            db.open_tree("idx_idempotency").expect("a"),
+            db.open_tree("jobs").expect("b"),
+        );
+        for round in 0..20u32 {
+            std::thread::scope(|scope| {
+                for thread in 0..4u32 {
+                    let (claims, winners) = (&claims, &winners);
+                    scope.spawn(move || {
+                        (claims, winners)
+                            .transaction(|(claims, winners)| {
+                                // Read absent, then write: a second one
+                                // must see the first's claim.
+                                if claims.get(key(round))?.is_none() {
+                                    claims.insert(key(round), &key(thread))?;
+                                    winners.insert(key(round * 10 + thread), &key(thread))?;
+                                }
+                                Ok(())
+                            })
+                            .expect("transaction");
+                    });
+                }
+            });
+        }
+        let won = winners.iter().count();
+        assert_eq!(won, 20, "{engine}: one winner per round");
+    }
+}

@@ -1,7 +1,7 @@
 //! Transactions over one or several trees. The closure may run more than
-//! once: sled reruns it after a conflict, and PostgreSQL after a
-//! serialization failure (transactions there are `SERIALIZABLE`), so it
-//! must only read and write through the trees it is given.
+//! once: sled reruns it after a conflict, and PostgreSQL after a deadlock
+//! of its key locks (`kv/pg/txn.rs`), so it must only read and write
+//! through the trees it is given.
 
 use super::super::StoreError;
 use super::pg::{self, Ops};

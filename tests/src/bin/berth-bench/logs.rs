@@ -157,7 +157,11 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
             Goal::Below(Stat::P99, 100.0, "p99 under 100 ms"),
         ),
         Row::single(
-            "logs: sled store size per stored line (after both runs)",
+            if berth_tests::postgres::in_use() {
+                "logs: PostgreSQL table size per stored line (kv_log_chunks with its index and TOAST, after both runs)"
+            } else {
+                "logs: sled store size per stored line (after both runs)"
+            },
             &format!("{} lines", flood.lines + paced.lines),
             "bytes",
             paced.store_bytes as f64 / (flood.lines + paced.lines) as f64,
@@ -193,8 +197,9 @@ fn measure(
             flood.expected
         );
     }
-    let store_bytes =
-        berth_tests::procfs::dir_bytes(&controller.dir.path().join("controller/store"));
+    let data = controller.dir.path().join("controller");
+    let store_bytes = berth_tests::postgres::stored_log_bytes(&data)
+        .unwrap_or_else(|| berth_tests::procfs::dir_bytes(&data.join("store")));
     let read_back_secs = read_back(controller, &flood.id, flood.expected)?;
     Ok(Measured {
         lines: flood.expected,

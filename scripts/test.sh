@@ -52,7 +52,7 @@ for file in tests/tests/*.rs; do
     name=$(basename "$file" .rs)
     [ "$name" = tidy ] || e2e+=(--test "$name")
 done
-BERTH_TEST_STORE=postgres cargo test --locked -p berth-tests "${e2e[@]}" 2>&1 |
+BERTH_TEST_STORE=postgres cargo test --locked --no-fail-fast -p berth-tests "${e2e[@]}" 2>&1 |
     tee -a target/test-output.log
 if [ -s target/berth-skipped.log ]; then
     echo "skipped tests:" >&2

@@ -20,8 +20,8 @@ use tracing::{error, info, warn};
 
 use super::{Store, StoreError, Trees};
 
-/// The advisory lock of the controller serving from a database (`berth_sv`).
-const SERVING_LOCK: i64 = 0x6265_7274_685f_7376;
+/// The name of the advisory lock of the controller serving from a store.
+const SERVING_LOCK: &str = "serving";
 
 /// How often [`Store::check`] should run.
 pub const CHECK_EVERY: Duration = Duration::from_secs(2);
@@ -171,7 +171,7 @@ impl Store {
         match &self.t()?.db {
             super::kv::Db::Sled(_) => Ok(None),
             super::kv::Db::Pg(pool) => pool
-                .try_session_lock(SERVING_LOCK)?
+                .try_session_lock(pool.lock_id(SERVING_LOCK, b""))?
                 .map(Some)
                 .ok_or_else(|| StoreError::Refused(refusal.into())),
         }

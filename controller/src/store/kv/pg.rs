@@ -36,6 +36,10 @@ pub struct Pool {
     settings: Settings,
     idle: Mutex<Idle>,
     freed: Condvar,
+    /// The schema the store's tables are in: advisory locks are one
+    /// namespace per database, so their ids include it (two stores in two
+    /// schemas of one database never wait for each other).
+    schema: std::sync::OnceLock<String>,
 }
 
 #[derive(Default)]
@@ -212,6 +216,22 @@ impl Drop for SessionLock {
 }
 
 impl Pool {
+    /// The id of the advisory lock `name` of `key` in this store: the
+    /// first 8 bytes of SHA-256(schema, name, key), the same in every
+    /// controller of every version (two that share an id only wait for
+    /// each other).
+    pub fn lock_id(&self, name: &str, key: &[u8]) -> i64 {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        hash.update(self.schema.get().map_or("", String::as_str).as_bytes());
+        hash.update([0]);
+        hash.update(name.as_bytes());
+        hash.update([0]);
+        hash.update(key);
+        let digest = hash.finalize();
+        i64::from_be_bytes(digest[..8].try_into().unwrap_or_default())
+    }
+
     /// Takes the advisory lock `key` without waiting; `None` when another
     /// session holds it.
     pub fn try_session_lock(&self, key: i64) -> Result<Option<SessionLock>, StoreError> {

@@ -168,8 +168,20 @@ pub fn open(settings: Settings) -> Result<Arc<Pool>, StoreError> {
         settings,
         idle: Mutex::default(),
         freed: Default::default(),
+        schema: Default::default(),
     });
     blocking(|| migrate(&pool))??;
+    let schema = blocking(|| -> Result<String, StoreError> {
+        let rows = pool
+            .get()?
+            .query("SELECT current_schema()", &[])
+            .map_err(failed)?;
+        Ok(rows
+            .first()
+            .and_then(|row| row.get::<_, Option<String>>(0))
+            .unwrap_or_default())
+    })??;
+    let _ = pool.schema.set(schema);
     Ok(pool)
 }
 

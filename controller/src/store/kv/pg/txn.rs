@@ -1,6 +1,7 @@
 //! Transactions on PostgreSQL, with strict two-phase locking on keys:
 //! before its first read or write of a key, a transaction takes a
-//! transaction-scoped advisory lock named by that table and key, and
+//! transaction-scoped advisory lock named by that table and key
+//! ([`Pool::lock_id`]), and
 //! holds it to its commit. Two transactions that touch a common key (one
 //! that exists or one that does not yet) therefore run one after the
 //! other, on any number of controllers, and each reads what the one before
@@ -39,22 +40,10 @@ pub trait Ops {
 
 /// One open transaction, shared by the closure's trees.
 pub struct TxCell<'c> {
+    pool: &'c Pool,
     inner: RefCell<Inner<'c>>,
     /// The key locks taken so far.
     locked: RefCell<HashSet<i64>>,
-}
-
-/// The advisory lock of one key of one table: the first 8 bytes of a
-/// SHA-256, the same in every controller of every version (two keys that
-/// share one only wait for each other).
-fn lock_id(table: &str, key: &[u8]) -> i64 {
-    use sha2::{Digest, Sha256};
-    let mut hash = Sha256::new();
-    hash.update(table.as_bytes());
-    hash.update([0]);
-    hash.update(key);
-    let digest = hash.finalize();
-    i64::from_be_bytes(digest[..8].try_into().unwrap_or_default())
 }
 
 struct Inner<'c> {
@@ -93,7 +82,7 @@ impl TxCell<'_> {
 impl TxCell<'_> {
     /// Takes the lock of `key` in `table` unless this transaction has it.
     fn lock(&self, table: &str, key: &[u8]) -> TxResult<()> {
-        let id = lock_id(table, key);
+        let id = self.pool.lock_id(table, key);
         if self.locked.borrow_mut().insert(id) {
             self.query("SELECT pg_advisory_xact_lock($1)".into(), &[&id])?;
         }
@@ -136,7 +125,7 @@ pub fn transaction<A>(
         let mut pause = Duration::from_micros(200);
         for _ in 0..TRIES {
             let mut conn = pool.get()?;
-            match once(&mut conn, &f) {
+            match once(pool, &mut conn, &f) {
                 Err(TxError::Conflict) => {
                     drop(conn);
                     std::thread::sleep(pause.mul_f64(0.5 + rand::random::<f64>()));
@@ -152,7 +141,7 @@ pub fn transaction<A>(
     })?
 }
 
-fn once<A>(conn: &mut Conn, f: &impl Fn(&TxCell<'_>) -> TxResult<A>) -> TxResult<A> {
+fn once<A>(pool: &Pool, conn: &mut Conn, f: &impl Fn(&TxCell<'_>) -> TxResult<A>) -> TxResult<A> {
     let Conn { client, statements } = conn;
     let tx = client
         .build_transaction()
@@ -160,6 +149,7 @@ fn once<A>(conn: &mut Conn, f: &impl Fn(&TxCell<'_>) -> TxResult<A>) -> TxResult
         .start()
         .map_err(storage)?;
     let cell = TxCell {
+        pool,
         inner: RefCell::new(Inner { tx, statements }),
         locked: RefCell::default(),
     };

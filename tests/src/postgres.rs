@@ -55,16 +55,9 @@ pub fn fresh_schema(server: &str) -> String {
             .map(|elapsed| elapsed.subsec_nanos())
             .unwrap_or_default()
     );
-    let output = Command::new("psql")
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", server, "-c"])
-        .arg(format!("CREATE SCHEMA {schema}"))
-        .output()
-        .expect("run psql (apt-get install postgresql-client)");
-    assert!(
-        output.status.success(),
-        "create the schema {schema} on {server}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    if let Err(err) = psql(server, &format!("CREATE SCHEMA {schema}")) {
+        panic!("create the schema {schema} on {server}: {err}");
+    }
     let joiner = if server.contains('?') { '&' } else { '?' };
     format!("{server}{joiner}options=-c%20search_path%3D{schema}")
 }
@@ -192,17 +185,24 @@ impl Drop for Server {
 /// disk, with its index and TOAST; `None` for a sled directory.
 pub fn stored_log_bytes(data: &std::path::Path) -> Option<u64> {
     let url = recorded_url(data)?;
+    psql(&url, "SELECT pg_total_relation_size('kv_log_chunks')")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Runs one SQL command with `psql` on `url`; its unaligned, tuples-only
+/// output, or why it failed.
+pub fn psql(url: &str, sql: &str) -> Result<String, String> {
     let output = Command::new("psql")
-        .args([
-            "-X",
-            "-At",
-            &url,
-            "-c",
-            "SELECT pg_total_relation_size('kv_log_chunks')",
-        ])
+        .args(["-X", "-At", "-v", "ON_ERROR_STOP=1", url, "-c", sql])
         .output()
-        .ok()?;
-    String::from_utf8_lossy(&output.stdout).trim().parse().ok()
+        .map_err(|err| format!("run psql (apt-get install postgresql-client): {err}"))?;
+    if !output.status.success() {
+        return Err(format!("psql: {}", String::from_utf8_lossy(&output.stderr)));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 /// The address `store.toml` of the data directory `data` records.
@@ -220,18 +220,7 @@ fn recorded_url(data: &std::path::Path) -> Option<String> {
 /// sled directory.
 pub fn store_bytes(data: &std::path::Path) -> Option<Vec<u8>> {
     let url = recorded_url(data)?;
-    let psql = |sql: &str| -> String {
-        let output = Command::new("psql")
-            .args(["-X", "-At", &url, "-c", sql])
-            .output()
-            .expect("psql");
-        assert!(
-            output.status.success(),
-            "psql: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    };
+    let psql = |sql: &str| psql(&url, sql).unwrap_or_else(|err| panic!("{err}"));
     let tables = psql(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_name LIKE 'kv\\_%'",
     );

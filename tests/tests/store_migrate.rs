@@ -172,12 +172,8 @@ fn a_database_that_holds_records_is_refused() {
 }
 
 fn psql_count(url: &str, sql: &str) -> u64 {
-    let output = Command::new("psql")
-        .args(["-X", "-At", url, "-c", sql])
-        .output()
-        .expect("psql");
-    String::from_utf8_lossy(&output.stdout)
-        .trim()
+    let said = postgres::psql(url, sql).unwrap_or_else(|err| panic!("{err}"));
+    said.trim()
         .parse()
-        .unwrap_or_else(|_| panic!("psql said {:?}", String::from_utf8_lossy(&output.stderr)))
+        .unwrap_or_else(|_| panic!("psql said {said:?}"))
 }

@@ -128,14 +128,10 @@ impl Store {
         open: impl Fn() -> std::io::Result<R>,
     ) -> Result<Backup, StoreError> {
         let trees = self.t()?;
-        for (name, tree) in trees.all() {
-            // Opening a store writes markers into `meta`; the backup's
-            // overwrite them.
-            if name != "meta" && !tree.is_empty()? {
-                return Err(StoreError::Refused(format!(
-                    "the store to restore into already holds records (its `{name}` is not empty); restore into a new data directory's store or an empty database"
-                )));
-            }
+        if let Some(name) = trees.holding_records()? {
+            return Err(StoreError::Refused(format!(
+                "the store to restore into already holds records (its `{name}` is not empty); restore into a new data directory's store or an empty database"
+            )));
         }
         let checked = walk(open().map_err(io)?, &trees, None)?;
         let written = walk(open().map_err(io)?, &trees, Some(self))?;

@@ -36,14 +36,10 @@ impl Store {
         progress: impl Fn(&str, u64),
     ) -> Result<Copied, StoreError> {
         let (from, to) = (self.t()?, target.t()?);
-        // `meta` is left out: opening a store writes its markers there
-        // (which the source has too, and the copy writes over).
-        for (name, tree) in to.all() {
-            if name != "meta" && !tree.is_empty()? {
-                return Err(StoreError::Refused(format!(
-                    "the target store already holds records (its `{name}` is not empty); migrate into a new, empty database"
-                )));
-            }
+        if let Some(name) = to.holding_records()? {
+            return Err(StoreError::Refused(format!(
+                "the target store already holds records (its `{name}` is not empty); migrate into a new, empty database"
+            )));
         }
         for ((name, source), (_, dest)) in from.all().into_iter().zip(to.all()) {
             let mut batch: Vec<(IVec, IVec)> = Vec::with_capacity(BATCH);

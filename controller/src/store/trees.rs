@@ -65,6 +65,18 @@ trees! {
 }
 
 impl Trees {
+    /// The first tree that holds records, if any: a store to copy or
+    /// restore into must hold none. `meta` is left out: opening a store
+    /// writes its markers there, which the copy or backup writes over.
+    pub(super) fn holding_records(&self) -> Result<Option<&'static str>, StoreError> {
+        for (name, tree) in self.all() {
+            if name != "meta" && !tree.is_empty()? {
+                return Ok(Some(name));
+            }
+        }
+        Ok(None)
+    }
+
     pub(super) fn open(dir: &Path) -> Result<Trees, StoreError> {
         let db = sled::Config::new()
             .path(dir)

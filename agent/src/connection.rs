@@ -75,8 +75,9 @@ pub fn backoff(attempt: u32) -> Duration {
 pub async fn run(agent: Arc<Agent>) -> Result<()> {
     let mut attempt = 0u32;
     let mut connected_before = false;
+    let mut preferred = 0usize;
     loop {
-        let ended = session(&agent, &mut attempt, &mut connected_before).await;
+        let ended = session(&agent, &mut attempt, &mut connected_before, &mut preferred).await;
         agent.channel.send_replace(None);
         agent.outbox.set_linked(false);
         match ended {
@@ -107,7 +108,29 @@ pub async fn run(agent: Arc<Agent>) -> Result<()> {
     }
 }
 
-async fn dial(agent: &Agent) -> Result<Channel> {
+/// Dials the controllers' addresses (`--controller a,b,c`) in turn,
+/// starting with the one that answered last (`preferred`), until one
+/// answers; one that is down or standing by refuses the connection at
+/// once, so failing over costs no backoff.
+async fn dial(agent: &Agent, preferred: &mut usize) -> Result<(Channel, String)> {
+    let addresses = crate::join::addresses(&agent.identity.controller);
+    let mut failures = Vec::new();
+    for offset in 0..addresses.len() {
+        let index = (*preferred + offset) % addresses.len();
+        let address = addresses[index];
+        match dial_one(agent, address).await {
+            Ok(channel) => {
+                *preferred = index;
+                return Ok((channel, address.to_string()));
+            }
+            Err(err) if addresses.len() == 1 => return Err(err),
+            Err(err) => failures.push(format!("{err:#}")),
+        }
+    }
+    anyhow::bail!("no controller answered: {}", failures.join("; "))
+}
+
+async fn dial_one(agent: &Agent, address: &str) -> Result<Channel> {
     let read = |path: std::path::PathBuf| {
         std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))
     };
@@ -118,7 +141,7 @@ async fn dial(agent: &Agent) -> Result<Channel> {
             read(agent.files.key())?,
         ))
         .domain_name(CONTROLLER_TLS_NAME);
-    let channel = Endpoint::from_shared(agent.identity.controller.clone())
+    let channel = Endpoint::from_shared(address.to_string())
         .context("controller address")?
         .tls_config(tls)?
         .connect_timeout(Duration::from_secs(10))
@@ -128,7 +151,7 @@ async fn dial(agent: &Agent) -> Result<Channel> {
         .tcp_keepalive(Some(Duration::from_secs(30)))
         .connect()
         .await
-        .with_context(|| format!("connect to {}", agent.identity.controller))?;
+        .with_context(|| format!("connect to {address}"))?;
     Ok(channel)
 }
 
@@ -153,9 +176,14 @@ fn refusal(status: &tonic::Status) -> Option<String> {
     .then(|| status.message().to_string())
 }
 
-async fn session(agent: &Arc<Agent>, attempt: &mut u32, connected_before: &mut bool) -> Ended {
-    let channel = match dial(agent).await {
-        Ok(channel) => channel,
+async fn session(
+    agent: &Arc<Agent>,
+    attempt: &mut u32,
+    connected_before: &mut bool,
+    preferred: &mut usize,
+) -> Ended {
+    let (channel, address) = match dial(agent, preferred).await {
+        Ok(dialed) => dialed,
         Err(err) => return Ended::Retry(err),
     };
     let (sender, receiver) = mpsc::channel::<AgentMessage>(64);
@@ -194,7 +222,7 @@ async fn session(agent: &Arc<Agent>, attempt: &mut u32, connected_before: &mut b
             };
         }
     };
-    info!(controller = %agent.identity.controller, "connected to the controller");
+    info!(controller = %address, "connected to the controller");
     *attempt = 0;
     *connected_before = true;
     agent.channel.send_replace(Some(channel));

@@ -35,6 +35,21 @@ pub enum Joined {
     Already(Identity),
 }
 
+/// The controllers' addresses in a `--controller a,b,c` list (one
+/// address is a list of one).
+pub fn addresses(list: &str) -> Vec<&str> {
+    let addresses: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|address| !address.is_empty())
+        .collect();
+    if addresses.is_empty() {
+        vec![list]
+    } else {
+        addresses
+    }
+}
+
 /// `host:port` from `https://host:port`.
 pub fn authority(url: &str) -> Result<String> {
     let rest = url
@@ -110,15 +125,14 @@ pub async fn join(files: &Files, options: &JoinOptions) -> Result<Joined> {
         return Ok(Joined::Already(files.load_identity()?));
     }
     let token = JoinToken::parse(&options.token).map_err(anyhow::Error::msg)?;
-    let address = authority(&options.controller)?;
-    let ca_pem = fetch_pinned_ca(&address, &token.ca_pin).await?;
+    let (url, ca_pem) = first_pinned(&options.controller, &token.ca_pin).await?;
 
     std::fs::create_dir_all(files.root())
         .with_context(|| format!("create {}", files.root().display()))?;
     restrict(files.root())?;
     let (csr_pem, key_pem) = new_csr(&options.name).context("make a key and a CSR")?;
     write_secret(&files.key(), key_pem.as_bytes()).map_err(anyhow::Error::msg)?;
-    let joined = exchange(files, options, &token, &ca_pem, csr_pem).await;
+    let joined = exchange(files, options, url, &token, &ca_pem, csr_pem).await;
     if joined.is_err() {
         // A failed join leaves no key behind: the next one makes its own.
         for path in [files.key(), files.cert(), files.ca()] {
@@ -128,10 +142,28 @@ pub async fn join(files: &Files, options: &JoinOptions) -> Result<Joined> {
     joined
 }
 
-/// Sends token and CSR, and writes what the controller answers.
+/// The first controller of the `--controller` list that answers and
+/// proves it holds the pinned CA, with that CA: the token goes to that one.
+async fn first_pinned<'a>(list: &'a str, pin: &str) -> Result<(&'a str, String)> {
+    let addresses = addresses(list);
+    let mut failures = Vec::new();
+    for url in &addresses {
+        let address = authority(url)?;
+        match fetch_pinned_ca(&address, pin).await {
+            Ok(ca_pem) => return Ok((url, ca_pem)),
+            Err(err) if addresses.len() == 1 => return Err(err),
+            Err(err) => failures.push(format!("{err:#}")),
+        }
+    }
+    bail!("no controller of {list} answered: {}", failures.join("; "))
+}
+
+/// Sends token and CSR to the controller at `url`, and writes what it
+/// answers (the identity keeps the whole `--controller` list).
 async fn exchange(
     files: &Files,
     options: &JoinOptions,
+    url: &str,
     token: &JoinToken,
     ca_pem: &str,
     csr_pem: String,
@@ -139,7 +171,7 @@ async fn exchange(
     let tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(ca_pem))
         .domain_name(CONTROLLER_TLS_NAME);
-    let channel = Endpoint::from_shared(options.controller.clone())
+    let channel = Endpoint::from_shared(url.to_string())
         .context("controller address")?
         .tls_config(tls)
         .context("TLS settings")?
@@ -147,7 +179,7 @@ async fn exchange(
         .timeout(Duration::from_secs(30))
         .connect()
         .await
-        .with_context(|| format!("connect to {}", options.controller))?;
+        .with_context(|| format!("connect to {url}"))?;
     let request = JoinAgentRequest {
         token_id: token.id.clone(),
         token_secret: token.secret.clone(),
@@ -183,6 +215,16 @@ fn restrict(dir: &std::path::Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_controller_list_is_split_and_one_address_is_a_list_of_one() {
+        assert_eq!(
+            addresses("https://a:7443, https://b:7443,"),
+            vec!["https://a:7443", "https://b:7443"]
+        );
+        assert_eq!(addresses("https://a:7443"), vec!["https://a:7443"]);
+        assert_eq!(addresses(""), vec![""]);
+    }
 
     #[test]
     fn parses_controller_addresses() {

@@ -23,7 +23,9 @@ struct Args {
 enum Command {
     /// Enroll this host with a controller using a join token.
     Join {
-        /// Controller address, https://HOST:PORT.
+        /// Controller address, https://HOST:PORT; several controllers on
+        /// one PostgreSQL store as a list, https://A:7443,https://B:7443
+        /// (the agent fails over between them).
         #[arg(long)]
         controller: String,
         /// Join token from `berth token create`: best in BERTH_JOIN_TOKEN,
@@ -55,7 +57,8 @@ enum Command {
         /// Tasks run at once.
         #[arg(long, default_value_t = 4)]
         slots: u32,
-        /// Override the controller address recorded at join time.
+        /// Override the controller address (or comma-separated list)
+        /// recorded at join time.
         #[arg(long)]
         controller: Option<String>,
         /// Docker's address; default DOCKER_HOST, else unix:///var/run/docker.sock.

@@ -141,6 +141,7 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> Result<()>
         trigger_limit: crate::server::DEFAULT_TRIGGER_LIMIT,
         join_failure_limit: crate::server::DEFAULT_JOIN_FAILURE_LIMIT,
         blob_budget: crate::server::DEFAULT_BLOB_BUDGET,
+        blob_dir: None,
         connections: crate::listener::Limits::default(),
         approval_ttl: crate::ops::approvals::DEFAULT_APPROVAL_TTL,
         webhook_give_up: crate::webhooks::DEFAULT_GIVE_UP,

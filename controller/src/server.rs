@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::blob::BlobStore;
 use crate::dispatcher::Dispatcher;
@@ -28,6 +28,7 @@ use crate::hub::Hub;
 use crate::paths::DataDir;
 use crate::registry::Registry;
 use crate::store::{PrincipalKind, Store};
+use crate::store::{Serving, ServingController};
 
 /// Default grace before the tasks of an agent that went away are `lost`.
 pub const DEFAULT_LOST_GRACE: Duration = Duration::from_secs(60);
@@ -52,6 +53,8 @@ pub struct ServeConfig {
     pub join_failure_limit: u32,
     /// Size the blob store is kept under by evicting unneeded blobs.
     pub blob_budget: u64,
+    /// Where blob files are kept (`--blob-dir`); `None` for DATA_DIR/blobs.
+    pub blob_dir: Option<PathBuf>,
     /// What peers may hold of the listener (connection caps, the lifetime
     /// of connections without a client certificate).
     pub connections: crate::listener::Limits,
@@ -145,8 +148,11 @@ pub async fn run(
         &ca_pem,
     )?;
     let store = crate::store_choice::open(&dir, &config.store)?;
-    // Held until `run` returns: offline commands refuse while it is.
-    let _serving = store.hold_while_serving()?;
+    // Held until `run` returns: offline commands refuse while it is, and a
+    // second controller on the same PostgreSQL database stands by here.
+    let Some(mut serving) = take_serving(&store, &shutdown).await? else {
+        return Ok(());
+    };
     let secret_key = crate::key_file::open_for_serve(&dir, &store)?;
     let adopted = store
         .adopt_user_principals()
@@ -157,7 +163,7 @@ pub async fn run(
             "user records made for credentials from before them"
         );
     }
-    let blobs = BlobStore::open(&dir.blobs())
+    let blobs = BlobStore::open(&config.blob_dir.clone().unwrap_or_else(|| dir.blobs()))
         .await
         .context("open the blob store")?;
     let registry = Arc::new(Registry::default());
@@ -178,6 +184,14 @@ pub async fn run(
         .await
         .with_context(|| format!("listen on {}", config.listen))?;
     let local = listener.local_addr().context("read the bound address")?;
+    store
+        .record_serving(&ServingController {
+            host: host_name(),
+            pid: std::process::id(),
+            listen: local.to_string(),
+            since_ms: 0,
+        })
+        .context("record this controller as the one serving")?;
     let http = crate::http::bind(&config.http, &dir).await?;
     let metrics_bound = crate::metrics::listen::bind(&config.metrics).await?;
     let context = Arc::new(Context {
@@ -299,6 +313,13 @@ pub async fn run(
     let result = tokio::select! {
         result = &mut serve => result.context("serve gRPC"),
         () = grace => Ok(()),
+        reason = serving.lost() => {
+            shutdown.cancel();
+            error!(reason = %reason, "lost the store's serving lock; stopping, since a standby controller may serve now");
+            Err(anyhow::anyhow!(
+                "lost the PostgreSQL store's serving lock ({reason}); another controller may serve from it now, so this one stopped; start it again and it stands by"
+            ))
+        }
     };
     context.tasks.close();
     if tokio::time::timeout(Duration::from_secs(5), context.tasks.wait())
@@ -310,4 +331,37 @@ pub async fn run(
     store.flush().await.context("flush the store at shutdown")?;
     info!("controller stopped");
     result
+}
+
+/// Takes the right to serve from `store`, standing by while another
+/// controller serves from the same PostgreSQL database; `None` when
+/// `shutdown` came first.
+async fn take_serving(
+    store: &crate::store::Store,
+    shutdown: &CancellationToken,
+) -> Result<Option<Serving>> {
+    let mut waited = false;
+    let take = store.take_serving(|serving| {
+        waited = true;
+        let serving = serving.map_or_else(|| "another controller".to_string(), |s| s.to_string());
+        warn!(serving = %serving, store = %store.location(), "standing by: another controller serves from this store; this one takes over when it stops, and listens only then");
+    });
+    let serving = tokio::select! {
+        taken = take => taken.context("take the store's serving lock")?,
+        () = shutdown.cancelled() => {
+            info!("stopped while standing by");
+            return Ok(None);
+        }
+    };
+    if waited {
+        info!(store = %store.location(), "taking over: the controller that served from this store stopped");
+    }
+    Ok(Some(serving))
+}
+
+/// This machine's name, for the serving record.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
 }

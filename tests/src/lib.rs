@@ -291,6 +291,11 @@ impl Controller {
     }
 
     fn serve(&mut self) {
+        self.spawn_serve();
+        self.wait_serving();
+    }
+
+    fn spawn_serve(&mut self) {
         let data = self.dir.path().join("controller");
         let log = self.dir.path().join("controller.log");
         let mut command = netns::command_in(self.netns.as_deref(), &bin("berth-controller"));
@@ -312,7 +317,13 @@ impl Controller {
             command.args(["--metrics-listen", &self.metrics_listen]);
         }
         command.args(&self.serve_args);
-        let process = Running::spawn(command, &log);
+        self.process = Some(Running::spawn(command, &log));
+    }
+
+    /// Waits until the controller listens (a standby: until it took over)
+    /// and reads the addresses it printed.
+    pub fn wait_serving(&mut self) {
+        let process = self.process.as_ref().expect("controller is running");
         let line = process
             .stdout
             .wait_for("listening on", DEADLINE)
@@ -344,7 +355,53 @@ impl Controller {
         {
             self.metrics_listen = address.to_string();
         }
-        self.process = Some(process);
+    }
+
+    /// A second controller on this one's PostgreSQL store: a data
+    /// directory of its own holding this one's CA, server certificate,
+    /// secrets key and store record, this one's blob directory, and its
+    /// own free port. It is started, and stands by while this one serves;
+    /// [`Controller::wait_serving`] waits for it to take over.
+    pub fn standby(&self) -> Controller {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-e2e-")
+            .tempdir()
+            .expect("tempdir");
+        let from = self.dir.path().join("controller");
+        let data = dir.path().join("controller");
+        for path in [
+            "pki/ca.pem",
+            "pki/ca.key",
+            "pki/server.pem",
+            "pki/server.key",
+            "keys/secrets.key",
+            "store.toml",
+            "admin.conf",
+        ] {
+            let target = data.join(path);
+            std::fs::create_dir_all(target.parent().expect("parent")).expect("make the directory");
+            std::fs::copy(from.join(path), &target)
+                .unwrap_or_else(|err| panic!("copy {path} for the standby: {err}"));
+        }
+        let port = caddy::free_port();
+        let mut standby = Controller {
+            dir,
+            url: format!("https://127.0.0.1:{port}"),
+            address: format!("127.0.0.1:{port}"),
+            http_url: String::new(),
+            http_listen: "127.0.0.1:0".into(),
+            metrics_url: String::new(),
+            metrics_listen: "127.0.0.1:0".into(),
+            serve_args: vec![
+                "--blob-dir".into(),
+                from.join("blobs").display().to_string(),
+            ],
+            netns: None,
+            process: None,
+            tmpfs: None,
+        };
+        standby.spawn_serve();
+        standby
     }
 
     /// The admin credential bundle.
@@ -355,6 +412,12 @@ impl Controller {
     /// The running controller process, to wait for a line of its log.
     pub fn process(&self) -> &Running {
         self.process.as_ref().expect("controller is running")
+    }
+
+    /// The running controller process, taken out of the harness (to wait
+    /// for an exit of its own).
+    pub fn process_take(&mut self) -> Running {
+        self.process.take().expect("controller is running")
     }
 
     /// `kill -9` the controller.
@@ -387,6 +450,14 @@ impl Controller {
     pub fn resume(&mut self) {
         assert!(self.process.is_none(), "the controller is running");
         self.serve();
+    }
+
+    /// Starts a stopped or killed controller again on the same data
+    /// directory and port without waiting for it to listen (a controller
+    /// that stands by: [`Controller::wait_serving`] waits).
+    pub fn resume_standing_by(&mut self) {
+        assert!(self.process.is_none(), "the controller is running");
+        self.spawn_serve();
     }
 
     /// Starts the controller again on the same data directory and port.

@@ -205,6 +205,36 @@ pub fn psql(url: &str, sql: &str) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
+/// Ends the PostgreSQL session holding the `serving` lock of the store the
+/// data directory `data` records (as a database restart or a cut link
+/// would); true when there was one.
+pub fn end_serving_session(data: &std::path::Path) -> bool {
+    use sha2::{Digest, Sha256};
+    let Some(url) = recorded_url(data) else {
+        return false;
+    };
+    let Ok(schema) = psql(&url, "SELECT current_schema()") else {
+        return false;
+    };
+    // The lock's id as `kv::pg::Pool::lock_id` makes it.
+    let mut hash = Sha256::new();
+    hash.update(schema.trim().as_bytes());
+    hash.update([0]);
+    hash.update(b"serving");
+    hash.update([0]);
+    let digest = hash.finalize();
+    let id = i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
+    // A bigint advisory lock shows as classid (high half), objid (low half).
+    let (high, low) = ((id as u64) >> 32, (id as u64) & 0xffff_ffff);
+    psql(
+        &url,
+        &format!(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = {high} AND objid = {low} AND objsubid = 1"
+        ),
+    )
+    .is_ok_and(|count| count.trim() == "1")
+}
+
 /// The address `store.toml` of the data directory `data` records.
 fn recorded_url(data: &std::path::Path) -> Option<String> {
     let record = std::fs::read_to_string(data.join("store.toml")).ok()?;

@@ -57,7 +57,9 @@ pub use output::Format;
     max_term_width = 100
 )]
 pub struct Args {
-    /// Controller address (https://HOST:PORT); default: from the credential bundle.
+    /// Controller address (https://HOST:PORT), or several controllers of
+    /// one store as a list (https://A:7443,https://B:7443: the first that
+    /// answers serves); default: from the credential bundle.
     #[arg(long, global = true, env = "BERTH_CONTROLLER")]
     pub controller: Option<String>,
     /// Credential bundle; default: ~/.config/berth/config.
@@ -195,8 +197,10 @@ pub type Outcome = Result<i32, Failure>;
 pub struct Session {
     pub client: CliClient<Channel>,
     pub format: Format,
-    /// The controller address in use (the credential's, or `--controller`).
+    /// The controller address in use (the credential's, or `--controller`;
+    /// a comma-separated list for several controllers of one store).
     pub controller: String,
+    link: Link,
 }
 
 fn load_bundle(args: &Args) -> Result<Bundle, Failure> {
@@ -226,7 +230,7 @@ fn no_credentials(path: Option<&std::path::Path>) -> Failure {
 
 async fn connect(args: &Args) -> Result<Session, Failure> {
     let bundle = load_bundle(args)?;
-    let address = args
+    let list = args
         .controller
         .clone()
         .unwrap_or_else(|| bundle.controller.clone());
@@ -234,41 +238,100 @@ async fn connect(args: &Args) -> Result<Session, Failure> {
         .ca_certificate(Certificate::from_pem(&bundle.ca_pem))
         .identity(Identity::from_pem(&bundle.cert_pem, &bundle.key_pem))
         .domain_name(CONTROLLER_TLS_NAME);
-    let endpoint = Endpoint::from_shared(address.clone())
-        .map_err(|_| {
-            Failure::usage(format!(
-                "controller address `{address}` is not a URL; write https://HOST:PORT"
-            ))
-        })?
-        .tls_config(tls)
-        .map_err(|err| {
-            Failure::new(
-                exit::AUTH,
-                format!("the credential bundle's certificates are unusable: {err}"),
-            )
-        })?
-        .connect_timeout(Duration::from_secs(10))
-        .http2_keep_alive_interval(Duration::from_secs(15))
-        .keep_alive_timeout(Duration::from_secs(10));
-    let channel = endpoint.connect().await.map_err(|err| {
-        let chain = error_chain(&err);
-        if chain.contains("invalid peer certificate") {
-            Failure::new(
-                exit::AUTH,
-                format!("the controller at {address} is not the one your credential bundle trusts ({chain}); use the bundle made by that controller"),
-            )
-        } else {
-            Failure::new(exit::FAILED, format!("cannot reach the controller at {address}: {chain}; is it running, and is the address right?"))
-        }
-    })?;
-    let client = CliClient::new(channel)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let mut link = Link {
+        addresses: list
+            .split(',')
+            .map(str::trim)
+            .filter(|address| !address.is_empty())
+            .map(str::to_string)
+            .collect(),
+        tls,
+        current: 0,
+    };
+    if link.addresses.is_empty() {
+        return Err(Failure::usage(format!(
+            "controller address `{list}` is not a URL; write https://HOST:PORT"
+        )));
+    }
+    let client = link.dial().await?;
     Ok(Session {
         client,
         format: args.output,
-        controller: address,
+        controller: list,
+        link,
     })
+}
+
+/// The controllers a session may use, and which one it uses now.
+pub struct Link {
+    addresses: Vec<String>,
+    tls: ClientTlsConfig,
+    current: usize,
+}
+
+impl Link {
+    /// Connects to the first controller that answers, starting with the
+    /// current one (a standby of the same store refuses connections until
+    /// it takes over, so the serving one answers).
+    async fn dial(&mut self) -> Result<CliClient<Channel>, Failure> {
+        let mut first_failure = None;
+        for offset in 0..self.addresses.len() {
+            let index = (self.current + offset) % self.addresses.len();
+            match self.dial_one(&self.addresses[index]).await {
+                Ok(channel) => {
+                    self.current = index;
+                    return Ok(CliClient::new(channel)
+                        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                        .max_encoding_message_size(MAX_MESSAGE_BYTES));
+                }
+                Err(failure) if failure.code == exit::USAGE => return Err(failure),
+                Err(failure) => {
+                    first_failure.get_or_insert(failure);
+                }
+            }
+        }
+        Err(first_failure
+            .unwrap_or_else(|| Failure::usage("no controller address given".to_string())))
+    }
+
+    async fn dial_one(&self, address: &str) -> Result<Channel, Failure> {
+        let endpoint = Endpoint::from_shared(address.to_string())
+            .map_err(|_| {
+                Failure::usage(format!(
+                    "controller address `{address}` is not a URL; write https://HOST:PORT"
+                ))
+            })?
+            .tls_config(self.tls.clone())
+            .map_err(|err| {
+                Failure::new(
+                    exit::AUTH,
+                    format!("the credential bundle's certificates are unusable: {err}"),
+                )
+            })?
+            .connect_timeout(Duration::from_secs(10))
+            .http2_keep_alive_interval(Duration::from_secs(15))
+            .keep_alive_timeout(Duration::from_secs(10));
+        endpoint.connect().await.map_err(|err| {
+            let chain = error_chain(&err);
+            if chain.contains("invalid peer certificate") {
+                Failure::new(
+                    exit::AUTH,
+                    format!("the controller at {address} is not the one your credential bundle trusts ({chain}); use the bundle made by that controller"),
+                )
+            } else {
+                Failure::new(exit::FAILED, format!("cannot reach the controller at {address}: {chain}; is it running, and is the address right?"))
+            }
+        })
+    }
+}
+
+impl Session {
+    /// Connects again after the connection broke: to the same controller
+    /// when it answers, else to the next of the list that does.
+    pub async fn redial(&mut self) -> Result<(), Failure> {
+        self.client = self.link.dial().await?;
+        Ok(())
+    }
 }
 
 /// Runs the CLI and returns the process exit code.

@@ -81,6 +81,9 @@ pub async fn follow_with(
             () = tokio::time::sleep(pause) => {}
             _ = &mut interrupt => return Err(live.interrupted()),
         }
+        // Onto another controller of the list when this one stays away; a
+        // failed dial is the next loss, paced by the same backoff.
+        let _ = session.redial().await;
     }
 }
 

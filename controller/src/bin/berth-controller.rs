@@ -142,6 +142,11 @@ enum Command {
         /// deployment needs are deleted past it.
         #[arg(long, default_value = "20g", value_parser = berth_shared::manifest::parse_size)]
         blob_budget: u64,
+        /// Where blob files are kept; default DATA_DIR/blobs. Controllers
+        /// of one PostgreSQL store that take over from each other share
+        /// one directory (on the same disk, or a network file system).
+        #[arg(long, env = "BERTH_BLOB_DIR")]
+        blob_dir: Option<PathBuf>,
         /// Connections served at once; more are closed right after accept,
         /// before TLS, and counted in the log. Default 16384, or less to
         /// stay under the open-file limit (LimitNOFILE).
@@ -397,6 +402,7 @@ async fn command(command: Command) -> anyhow::Result<()> {
             trigger_limit,
             join_failure_limit,
             blob_budget,
+            blob_dir,
             max_connections,
             max_connections_per_address,
             unauthenticated_connection_age,
@@ -425,6 +431,7 @@ async fn command(command: Command) -> anyhow::Result<()> {
                     trigger_limit,
                     join_failure_limit,
                     blob_budget,
+                    blob_dir,
                     connections: berth_controller::listener::Limits {
                         max_connections,
                         max_per_address: max_connections_per_address,

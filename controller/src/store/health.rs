@@ -20,9 +20,6 @@ use tracing::{error, info, warn};
 
 use super::{Store, StoreError, Trees};
 
-/// The name of the advisory lock of the controller serving from a store.
-const SERVING_LOCK: &str = "serving";
-
 /// How often [`Store::check`] should run.
 pub const CHECK_EVERY: Duration = Duration::from_secs(2);
 /// The longest wait between two attempts to reopen.
@@ -126,7 +123,7 @@ pub fn disk_full_reason(io: &std::io::Error) -> &'static str {
     }
 }
 
-fn now_ms() -> u64 {
+pub(super) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_millis() as u64)
@@ -141,40 +138,6 @@ impl Store {
     /// The sled directory; `None` on PostgreSQL.
     pub fn dir(&self) -> Option<&Path> {
         self.shared.dir.as_deref()
-    }
-
-    /// Marks this process as the one serving from the store until the
-    /// returned guard drops: on PostgreSQL an advisory lock, so a second
-    /// controller on the same database and offline commands
-    /// ([`Store::refuse_while_served`]) are refused while it serves, as
-    /// sled's file lock refuses them on a sled store. (Several controllers
-    /// on one database need dispatch shared between them first.)
-    pub fn hold_while_serving(&self) -> Result<Option<super::kv::pg::SessionLock>, StoreError> {
-        self.serving_lock(
-            "another controller is serving from this PostgreSQL store, or an offline command (rotate-key) holds it; one controller serves from a database for now: stop the other, or give this one its own database",
-        )
-    }
-
-    /// Refuses while any controller serves from this store (for offline
-    /// commands such as `rotate-key`); the guard keeps controllers from
-    /// starting until it drops.
-    pub fn refuse_while_served(&self) -> Result<Option<super::kv::pg::SessionLock>, StoreError> {
-        self.serving_lock(
-            "a controller is serving from this PostgreSQL store; Stop it first (every controller on the database: systemctl stop berth-controller), then run this again",
-        )
-    }
-
-    fn serving_lock(
-        &self,
-        refusal: &str,
-    ) -> Result<Option<super::kv::pg::SessionLock>, StoreError> {
-        match &self.t()?.db {
-            super::kv::Db::Sled(_) => Ok(None),
-            super::kv::Db::Pg(pool) => pool
-                .try_session_lock(pool.lock_id(SERVING_LOCK, b""))?
-                .map(Some)
-                .ok_or_else(|| StoreError::Refused(refusal.into())),
-        }
     }
 
     /// Where the store is (a directory or a database), for messages.

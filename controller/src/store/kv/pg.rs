@@ -11,6 +11,7 @@
 //! with an error rather than a panic.
 
 mod connect;
+mod lock;
 pub mod snapshot;
 mod table;
 mod txn;
@@ -20,6 +21,7 @@ use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 pub use connect::{Settings, open};
+pub use lock::{HeldLock, SessionLock};
 pub use table::Table;
 pub use txn::{Ops, transaction};
 
@@ -195,54 +197,6 @@ impl Pool {
                 .map_err(failed)?;
             let value: i64 = rows.first().map(|row| row.get(0)).unwrap_or_default();
             Ok(u64::try_from(value).unwrap_or_default())
-        })?
-    }
-}
-
-/// A PostgreSQL session-level advisory lock, held on a connection of its
-/// own for as long as this lives.
-pub struct SessionLock {
-    conn: Option<postgres::Client>,
-}
-
-impl Drop for SessionLock {
-    fn drop(&mut self) {
-        // Closing the connection ends the session and its lock; closing
-        // blocks, so on a thread of its own (see `Pool`'s drop).
-        if let Some(conn) = self.conn.take() {
-            let _ = std::thread::spawn(move || drop(conn)).join();
-        }
-    }
-}
-
-impl Pool {
-    /// The id of the advisory lock `name` of `key` in this store: the
-    /// first 8 bytes of SHA-256(schema, name, key), the same in every
-    /// controller of every version (two that share an id only wait for
-    /// each other).
-    pub fn lock_id(&self, name: &str, key: &[u8]) -> i64 {
-        use sha2::{Digest, Sha256};
-        let mut hash = Sha256::new();
-        hash.update(self.schema.get().map_or("", String::as_str).as_bytes());
-        hash.update([0]);
-        hash.update(name.as_bytes());
-        hash.update([0]);
-        hash.update(key);
-        let digest = hash.finalize();
-        i64::from_be_bytes(digest[..8].try_into().unwrap_or_default())
-    }
-
-    /// Takes the advisory lock `key` without waiting; `None` when another
-    /// session holds it.
-    pub fn try_session_lock(&self, key: i64) -> Result<Option<SessionLock>, StoreError> {
-        blocking(|| {
-            let mut conn = self.settings.connect()?;
-            let taken: bool = conn
-                .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
-                .map_err(failed)?
-                .get(0);
-            let lock = SessionLock { conn: Some(conn) };
-            Ok(taken.then_some(lock))
         })?
     }
 }

@@ -1,0 +1,147 @@
+//! Session advisory locks: the lock a serving controller holds for as long
+//! as it serves (`store/serving.rs`), taken at once or waited for by a
+//! standby, and watched so that a controller whose session ended (its
+//! lock with it) learns so within seconds.
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use super::{Pool, StoreError, blocking, failed, reason};
+
+/// A PostgreSQL session-level advisory lock, held on a connection of its
+/// own for as long as this lives.
+pub struct SessionLock {
+    conn: Option<postgres::Client>,
+}
+
+impl Drop for SessionLock {
+    fn drop(&mut self) {
+        // Closing the connection ends the session and its lock; closing
+        // blocks, so on a thread of its own (see `Pool`'s drop).
+        if let Some(conn) = self.conn.take() {
+            let _ = std::thread::spawn(move || drop(conn)).join();
+        }
+    }
+}
+
+impl Pool {
+    /// The id of the advisory lock `name` of `key` in this store: the
+    /// first 8 bytes of SHA-256(schema, name, key), the same in every
+    /// controller of every version (two that share an id only wait for
+    /// each other).
+    pub fn lock_id(&self, name: &str, key: &[u8]) -> i64 {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        hash.update(self.schema.get().map_or("", String::as_str).as_bytes());
+        hash.update([0]);
+        hash.update(name.as_bytes());
+        hash.update([0]);
+        hash.update(key);
+        let digest = hash.finalize();
+        i64::from_be_bytes(digest[..8].try_into().unwrap_or_default())
+    }
+
+    /// Takes the advisory lock `key` without waiting; `None` when another
+    /// session holds it.
+    pub fn try_session_lock(&self, key: i64) -> Result<Option<SessionLock>, StoreError> {
+        blocking(|| {
+            let mut conn = self.settings.connect()?;
+            let taken: bool = conn
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+                .map_err(failed)?
+                .get(0);
+            let lock = SessionLock { conn: Some(conn) };
+            Ok(taken.then_some(lock))
+        })?
+    }
+
+    /// Waits until the advisory lock `key` is free and takes it. The wait
+    /// is PostgreSQL's own (`pg_advisory_lock` returns when the holder's
+    /// session ends), on a thread of its own; dropping the future leaves
+    /// that thread waiting until the process ends.
+    pub async fn session_lock(&self, key: i64) -> Result<SessionLock, StoreError> {
+        let settings = self.settings.clone();
+        let (taken, told) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let result = settings.connect().and_then(|mut conn| {
+                conn.query_one("SELECT pg_advisory_lock($1)", &[&key])
+                    .map_err(failed)?;
+                Ok(SessionLock { conn: Some(conn) })
+            });
+            let _ = taken.send(result);
+        });
+        told.await.map_err(|_| {
+            StoreError::Database("the thread waiting for the advisory lock ended".into())
+        })?
+    }
+}
+
+impl SessionLock {
+    /// Checks the lock's session every `every` on a thread of its own
+    /// (a round trip on its connection) until the returned [`HeldLock`]
+    /// drops, which ends the session and the lock.
+    pub fn watch(mut self, every: Duration) -> HeldLock {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let (beat, beats) = tokio::sync::watch::channel(Beat::Alive);
+        let conn = self.conn.take();
+        std::thread::spawn(move || {
+            let Some(mut conn) = conn else { return };
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                match conn.simple_query("SELECT 1") {
+                    // `send_replace` marks a change even for an equal value.
+                    Ok(_) => {
+                        beat.send_replace(Beat::Alive);
+                    }
+                    Err(err) => {
+                        beat.send_replace(Beat::Gone(reason(&err)));
+                        return;
+                    }
+                }
+            }
+        });
+        HeldLock {
+            every,
+            beats,
+            _stop: stop,
+        }
+    }
+}
+
+/// What the watching thread saw last.
+#[derive(Clone, Debug)]
+enum Beat {
+    Alive,
+    Gone(String),
+}
+
+/// A session lock being watched (see [`SessionLock::watch`]).
+pub struct HeldLock {
+    every: Duration,
+    beats: tokio::sync::watch::Receiver<Beat>,
+    /// Dropped with the lock: the watching thread then closes the session.
+    _stop: mpsc::Sender<()>,
+}
+
+impl HeldLock {
+    /// Resolves once the lock's session is gone (the connection failed a
+    /// check, or no check answered within five periods), with the reason.
+    pub async fn lost(&mut self) -> String {
+        let patience = self.every * 5;
+        loop {
+            match tokio::time::timeout(patience, self.beats.changed()).await {
+                Err(_) => {
+                    return format!(
+                        "the database did not answer the lock's check for {}s",
+                        patience.as_secs()
+                    );
+                }
+                Ok(Err(_)) => return "the lock's watching thread ended".into(),
+                Ok(Ok(())) => {
+                    if let Beat::Gone(reason) = &*self.beats.borrow_and_update() {
+                        return reason.clone();
+                    }
+                }
+            }
+        }
+    }
+}

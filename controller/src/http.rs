@@ -94,6 +94,7 @@ pub fn router(context: Arc<Context>) -> Router {
         )
         .route("/setup", get(setup::page).post(setup::submit))
         .route("/api/v1/status", get(fleet::status))
+        .route("/api/v1/controllers", get(fleet::controllers))
         .route("/api/v1/agents", get(fleet::agents))
         .route("/api/v1/agents/{name}", get(fleet::agent))
         .route("/api/v1/agents/{name}/inspect", get(fleet::inspect))

@@ -28,6 +28,7 @@ mod apps_tests;
 pub mod auth;
 pub mod blobs;
 mod build;
+pub mod controllers;
 pub mod create;
 pub mod credential;
 pub mod deployments;

@@ -150,7 +150,13 @@ pub async fn run(
     let store = crate::store_choice::open(&dir, &config.store)?;
     // Held until `run` returns: offline commands refuse while it is, and a
     // second controller on the same PostgreSQL database stands by here.
-    let Some(mut serving) = take_serving(&store, &shutdown).await? else {
+    let me = ServingController {
+        host: host_name(),
+        pid: std::process::id(),
+        listen: config.listen.to_string(),
+        since_ms: 0,
+    };
+    let Some(mut serving) = take_serving(&store, &me, &shutdown).await? else {
         return Ok(());
     };
     let secret_key = crate::key_file::open_for_serve(&dir, &store)?;
@@ -186,10 +192,8 @@ pub async fn run(
     let local = listener.local_addr().context("read the bound address")?;
     store
         .record_serving(&ServingController {
-            host: host_name(),
-            pid: std::process::id(),
             listen: local.to_string(),
-            since_ms: 0,
+            ..me
         })
         .context("record this controller as the one serving")?;
     let http = crate::http::bind(&config.http, &dir).await?;
@@ -338,10 +342,11 @@ pub async fn run(
 /// `shutdown` came first.
 async fn take_serving(
     store: &crate::store::Store,
+    me: &ServingController,
     shutdown: &CancellationToken,
 ) -> Result<Option<Serving>> {
     let mut waited = false;
-    let take = store.take_serving(|serving| {
+    let take = store.take_serving(me, |serving| {
         waited = true;
         let serving = serving.map_or_else(|| "another controller".to_string(), |s| s.to_string());
         warn!(serving = %serving, store = %store.location(), "standing by: another controller serves from this store; this one takes over when it stops, and listens only then");

@@ -65,7 +65,7 @@ pub use sealed::Resealed;
 pub use secrets::{KEEP_VERSIONS, SecretName, SecretVersion};
 #[cfg(test)]
 pub(crate) use secrets::{open_sealed, put_sealed};
-pub use serving::{Serving, ServingController};
+pub use serving::{Serving, ServingController, Standby};
 pub use sessions::{SessionRecord, SetupLinkRecord};
 pub use tokens::hash_secret;
 pub use tokens::{TokenRecord, TokenState};

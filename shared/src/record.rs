@@ -17,6 +17,7 @@ use crate::state::{DeploymentStatus, TaskStatus};
 mod admin;
 mod approvals;
 mod apps;
+mod controllers;
 mod dora;
 mod environments;
 mod fleet;
@@ -33,6 +34,7 @@ pub use approvals::{Approval, ApprovalAction, ApprovalOutcome, Approver, clock};
 pub use apps::{
     AppDetail, AppSummary, DeploymentBrief, EnvironmentHistory, EnvironmentSummary, RatingSummary,
 };
+pub use controllers::{ControllerList, ControllerRole, ControllerView};
 pub use dora::{
     ChangeFailure, ChangeFailureRate, DeploymentFrequency, DoraLevel, DoraReport, FailureKind,
     LeadTime, OpenFailure, TimeToRestore,

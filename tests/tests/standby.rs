@@ -52,6 +52,24 @@ fn listens(address: &str) -> bool {
     TcpStream::connect(address).is_ok()
 }
 
+/// `berth status --controllers -o json`: (role, listen, agents) of each.
+fn controllers(via: &Controller) -> (String, Vec<(String, String, u64)>) {
+    let list = via.berth(&["status", "--controllers", "-o", "json"]).json();
+    let rows = list["controllers"]
+        .as_array()
+        .expect("controllers")
+        .iter()
+        .map(|row| {
+            (
+                row["role"].as_str().unwrap_or_default().to_string(),
+                row["listen"].as_str().unwrap_or_default().to_string(),
+                row["agents"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    (list["store"].as_str().unwrap_or_default().to_string(), rows)
+}
+
 #[test]
 fn the_standby_takes_over_a_deploy_when_the_serving_controller_is_killed() {
     let Some((mut first, mut second)) = pair("standby takeover") else {
@@ -64,6 +82,16 @@ fn the_standby_takes_over_a_deploy_when_the_serving_controller_is_killed() {
     );
     assert!(!listens(&second.address), "a standby does not listen");
     let agent = Agent::join(&first, "web-1", "role=web");
+    let (store, rows) = controllers(&first);
+    assert_eq!(store, "postgresql");
+    assert_eq!(
+        rows,
+        vec![
+            ("serving".to_string(), first.address.clone(), 1),
+            ("standby".to_string(), second.address.clone(), 0),
+        ],
+        "the serving controller with its agent, then the standby"
+    );
 
     let bundle = write_bundle(
         first.dir.path(),
@@ -97,6 +125,12 @@ fn the_standby_takes_over_a_deploy_when_the_serving_controller_is_killed() {
 
     let done = first.wait_quiet(&id);
     assert_eq!(done["status"], "deployed", "{done:#}");
+    let (_, rows) = controllers(&first);
+    assert_eq!(
+        rows,
+        vec![("serving".to_string(), second.address.clone(), 1)],
+        "the standby serves, with the agent, and the killed one is gone"
+    );
     let logs = first.berth(&["logs", &id]).ok();
     let lines: Vec<&str> = logs.lines().filter(|line| line.contains("line ")).collect();
     let expected: Vec<String> = (1..=400).map(|i| format!("line {i}")).collect();

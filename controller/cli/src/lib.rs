@@ -6,6 +6,7 @@ mod agents;
 mod approvals;
 mod apps;
 mod bundle;
+mod controllers;
 mod deploy;
 mod environments;
 mod exec;
@@ -100,10 +101,15 @@ pub enum Command {
     /// variables (`berth env create APP/ENV --type production`).
     #[command(subcommand)]
     Env(environments::EnvCommand),
-    /// What version of each app runs where, since when.
+    /// What version of each app runs where, since when; with
+    /// --controllers, the controllers of the store instead.
     Status {
-        #[arg(long = "env")]
+        #[arg(long = "env", conflicts_with = "controllers")]
         environment: Option<String>,
+        /// The controllers of the store: the one serving, with its agents
+        /// and the one-at-a-time work it holds, and those standing by.
+        #[arg(long)]
+        controllers: bool,
     },
     /// Stop an app: run its [stop] commands and stop its containers on its hosts.
     Stop(stop::StopArgs),
@@ -290,8 +296,20 @@ impl Link {
                 }
             }
         }
-        Err(first_failure
-            .unwrap_or_else(|| Failure::usage("no controller address given".to_string())))
+        let failure = first_failure
+            .unwrap_or_else(|| Failure::usage("no controller address given".to_string()));
+        if self.addresses.len() < 2 {
+            return Err(failure);
+        }
+        Err(Failure::new(
+            failure.code,
+            format!(
+                "none of the {} controllers answers ({}); the first said: {}",
+                self.addresses.len(),
+                self.addresses.join(", "),
+                failure.message
+            ),
+        ))
     }
 
     async fn dial_one(&self, address: &str) -> Result<Channel, Failure> {
@@ -407,7 +425,10 @@ async fn dispatch(session: &mut Session, command: Command) -> Outcome {
         Command::Apps(command) => apps::run(session, command).await,
         Command::Metrics(command) => metrics::run(session, command).await,
         Command::Env(command) => environments::run(session, command).await,
-        Command::Status { environment } => status::status(session, environment).await,
+        Command::Status {
+            controllers: true, ..
+        } => controllers::controllers(session).await,
+        Command::Status { environment, .. } => status::status(session, environment).await,
         Command::Stop(args) => stop::stop(session, args).await,
         Command::Delete(args) => stop::delete(session, args).await,
         Command::Cancel { id, detach } => lifecycle::cancel(session, &id, detach).await,

@@ -45,7 +45,9 @@ pub use apps::{app, app_list, rating};
 pub use deployment::deployment_message;
 pub use dora::dora;
 pub use environments::{environment, environments};
-pub use fleet::{agent, agents, app_statuses, fleet_job, host_inspect, job, jobs, token, tokens};
+pub use fleet::{
+    agent, agents, app_statuses, controllers, fleet_job, host_inspect, job, jobs, token, tokens,
+};
 pub use hooks::{created_hook, hook, hooks};
 pub use people::{api_token, api_tokens, created_api_token, user, users};
 pub use resources::{restored, snapshot_list};

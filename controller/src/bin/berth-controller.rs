@@ -261,9 +261,10 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     tracing_subscriber::fmt()
         .with_env_filter(
-            // refinery's step-by-step lines are ours to say once (store/kv/pg/connect.rs).
+            // refinery's step-by-step lines are ours to say once (store/kv/pg/connect.rs);
+            // PostgreSQL's notices (a migration table that exists) are not news.
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,refinery_core=warn".into()),
+                .unwrap_or_else(|_| "info,refinery_core=warn,postgres::config=warn".into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -9,16 +9,17 @@ use std::sync::Arc;
 use berth_proto::v1 as pb;
 use berth_proto::v1::cli_server::Cli;
 use berth_proto::v1::{
-    AgentList, AgentReply, AuditReply, CreateDeploymentRequest, CreateTokenRequest,
-    CreateTokenResponse, DeleteDeploymentRequest, DeploymentList, DeploymentReply, FleetExecEvent,
-    FleetExecRequest, GetAgentRequest, GetDeploymentRequest, GetJobRequest, GetLogsRequest,
-    GetStatusRequest, HostInspect, InspectAppRequest, JobList, JobReply, LabelAgentRequest,
-    ListAgentsRequest, ListAuditRequest, ListDeploymentsRequest, ListDeploymentsResponse,
-    ListJobsRequest, ListRegistriesRequest, ListTokensRequest, LogRecord, PurgeReply, PutBlobChunk,
-    PutBlobResponse, RegistryList, RegistryLoginRequest, RegistryLogoutReply,
-    RegistryLogoutRequest, RegistryReply, RerunRequest, ResolveDeploymentRequest,
-    RevokeTokenRequest, RollbackRequest, StatBlobRequest, StatBlobResponse, StatusReply,
-    StopAppRequest, StopSelectedRequest, TokenList, TokenReply, WhoAmIRequest, WhoAmIResponse,
+    AgentList, AgentReply, AuditReply, ControllerListReply, CreateDeploymentRequest,
+    CreateTokenRequest, CreateTokenResponse, DeleteDeploymentRequest, DeploymentList,
+    DeploymentReply, FleetExecEvent, FleetExecRequest, GetAgentRequest, GetDeploymentRequest,
+    GetJobRequest, GetLogsRequest, GetStatusRequest, HostInspect, InspectAppRequest, JobList,
+    JobReply, LabelAgentRequest, ListAgentsRequest, ListAuditRequest, ListControllersRequest,
+    ListDeploymentsRequest, ListDeploymentsResponse, ListJobsRequest, ListRegistriesRequest,
+    ListTokensRequest, LogRecord, PurgeReply, PutBlobChunk, PutBlobResponse, RegistryList,
+    RegistryLoginRequest, RegistryLogoutReply, RegistryLogoutRequest, RegistryReply, RerunRequest,
+    ResolveDeploymentRequest, RevokeTokenRequest, RollbackRequest, StatBlobRequest,
+    StatBlobResponse, StatusReply, StopAppRequest, StopSelectedRequest, TokenList, TokenReply,
+    WhoAmIRequest, WhoAmIResponse,
 };
 use tonic::{Request, Response, Status, Streaming};
 
@@ -170,6 +171,12 @@ impl Cli for CliApi {
 
     async fn get_status(&self, request: Request<GetStatusRequest>) -> Reply<StatusReply> {
         fleet::get_status(&self.context, request).await
+    }
+    async fn list_controllers(
+        &self,
+        request: Request<ListControllersRequest>,
+    ) -> Reply<ControllerListReply> {
+        fleet::list_controllers(&self.context, request).await
     }
 
     async fn inspect(&self, request: Request<InspectAppRequest>) -> Reply<Self::InspectStream> {

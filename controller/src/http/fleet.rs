@@ -1,12 +1,12 @@
-//! Routes that read the fleet: status, agents, the audit log, and who the
-//! caller is. Lists come wrapped in an
-//! object (`{"agents": [...]}`) so fields can be added beside them.
+//! Routes that read the fleet: status, the controllers, agents, the audit
+//! log, and who the caller is. Lists come wrapped in an object
+//! (`{"agents": [...]}`) so fields can be added beside them.
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::Response;
-use berth_shared::record::{AgentView, HostInspect, Timestamp};
+use berth_shared::record::{AgentView, ControllerList, HostInspect, Timestamp};
 
 use super::Api;
 use super::auth::Authed;
@@ -37,6 +37,15 @@ pub async fn status(
     params.finish()?;
     let apps = ops::status::status(&api.context, &caller, &environment)?;
     Ok(reply::ok(&AppList { apps }))
+}
+
+/// The controllers of the store: the one serving and those standing by
+/// (`berth status --controllers`).
+#[utoipa::path(get, path = "/api/v1/controllers", tag = "fleet",
+    responses((status = 200, description = "The controllers", body = ControllerList)))]
+pub async fn controllers(State(api): State<Arc<Api>>, Authed(caller): Authed) -> Reply {
+    let list = ops::controllers::list(&api.context, &caller)?;
+    Ok(reply::ok(&list))
 }
 
 /// Every enrolled agent (`berth agents ls`).

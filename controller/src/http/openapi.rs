@@ -48,6 +48,7 @@ use responses::{
     paths(
         fleet::whoami,
         fleet::status,
+        fleet::controllers,
         fleet::agents,
         fleet::agent,
         fleet::inspect,

@@ -13,6 +13,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use tracing::warn;
 
 use super::health::now_ms;
 use super::kv::Db;
@@ -23,6 +24,28 @@ use super::{Store, StoreError};
 const SERVING_LOCK: &str = "serving";
 /// How often a serving controller checks its lock's session.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
+/// How long a standby waits before waiting again when the database broke
+/// off its wait.
+const RETRY_WAIT: Duration = Duration::from_secs(2);
+/// How a standby's waiting session names itself:
+/// `berth-standby PID LISTEN HOST` (PostgreSQL keeps 63 bytes of it).
+const STANDBY_PREFIX: &str = "berth-standby ";
+
+fn standby_name(me: &ServingController) -> String {
+    format!("{STANDBY_PREFIX}{} {} {}", me.pid, me.listen, me.host)
+}
+
+/// A controller standing by, as its waiting session names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Standby {
+    pub host: String,
+    pub pid: u32,
+    /// The gRPC address it will listen on.
+    pub listen: String,
+    /// Since when it waits, in Unix milliseconds.
+    pub since_ms: u64,
+}
+
 /// The `meta` key naming the controller that serves now.
 const SERVING_KEY: &[u8] = b"serving_controller";
 
@@ -70,9 +93,12 @@ impl Serving {
 impl Store {
     /// Takes the right to serve from this store. On PostgreSQL, when
     /// another controller serves, calls `standing_by` with what it
-    /// recorded and waits until it stops.
+    /// recorded and waits until it stops, on a session named after `me`
+    /// (so the serving one lists it: [`Store::standbys`]); a wait the
+    /// database breaks off is taken up again.
     pub async fn take_serving(
         &self,
+        me: &ServingController,
         standing_by: impl FnOnce(Option<ServingController>),
     ) -> Result<Serving, StoreError> {
         let pool = match &self.t()?.db {
@@ -80,14 +106,50 @@ impl Store {
             Db::Pg(pool) => pool.clone(),
         };
         let id = pool.lock_id(SERVING_LOCK, b"");
-        let lock = match pool.try_session_lock(id)? {
-            Some(lock) => lock,
-            None => {
-                standing_by(self.serving_controller()?);
-                pool.session_lock(id).await?
+        if let Some(lock) = pool.try_session_lock(id)? {
+            return Ok(Serving::Held(lock.watch(CHECK_EVERY)));
+        }
+        standing_by(self.serving_controller()?);
+        let name = standby_name(me);
+        loop {
+            match pool.session_lock(id, &name).await {
+                Ok(lock) => return Ok(Serving::Held(lock.watch(CHECK_EVERY))),
+                Err(err) => {
+                    warn!(error = %err, "standing by: the wait for the serving lock broke off; waiting again in {}s", RETRY_WAIT.as_secs());
+                    tokio::time::sleep(RETRY_WAIT).await;
+                }
             }
+        }
+    }
+
+    /// `sled` or `postgresql`.
+    pub fn engine(&self) -> Result<&'static str, StoreError> {
+        Ok(match &self.t()?.db {
+            Db::Sled(_) => "sled",
+            Db::Pg(_) => "postgresql",
+        })
+    }
+
+    /// The controllers standing by on this store (none on sled).
+    pub fn standbys(&self) -> Result<Vec<Standby>, StoreError> {
+        let pool = match &self.t()?.db {
+            Db::Sled(_) => return Ok(Vec::new()),
+            Db::Pg(pool) => pool.clone(),
         };
-        Ok(Serving::Held(lock.watch(CHECK_EVERY)))
+        let waiting = pool.waiting_for(pool.lock_id(SERVING_LOCK, b""))?;
+        Ok(waiting
+            .into_iter()
+            .filter_map(|session| {
+                let rest = session.name.strip_prefix(STANDBY_PREFIX)?;
+                let mut words = rest.splitn(3, ' ');
+                Some(Standby {
+                    pid: words.next()?.parse().ok()?,
+                    listen: words.next()?.to_string(),
+                    host: words.next().unwrap_or_default().to_string(),
+                    since_ms: session.since_ms,
+                })
+            })
+            .collect())
     }
 
     /// Records `me` as the controller serving from this store since now

@@ -1,11 +1,11 @@
-//! The fleet's messages (agents, tokens, `berth status` rows, `berth
-//! inspect` answers, fleet jobs) and the replies that carry them, as the
+//! The fleet's messages (agents, tokens, `berth status` rows, the
+//! controllers, `berth inspect` answers, fleet jobs) and the replies that carry them, as the
 //! berth-shared records.
 
 use berth_proto::v1 as pb;
 use berth_shared::record::{
-    AgentView, AppStatus, ContainerView, Facts, FleetJob, HostInspect, HostRun, HostState,
-    RunningTaskView, TokenView,
+    AgentView, AppStatus, ContainerView, ControllerList, ControllerRole, ControllerView, Facts,
+    FleetJob, HostInspect, HostRun, HostState, RunningTaskView, Timestamp, TokenView,
 };
 
 use super::{
@@ -338,4 +338,35 @@ fn host_run(message: pb::HostRun) -> HostRun {
         error,
         duration_ms,
     }
+}
+
+/// The controllers of the store (`berth status --controllers`).
+pub fn controllers(reply: pb::ControllerListReply) -> Result<ControllerList, Failure> {
+    let pb::ControllerListReply { store, controllers } = reply;
+    let controllers = all(controllers, |view| {
+        let pb::ControllerView {
+            role,
+            host,
+            pid,
+            listen,
+            since_ms,
+            agents,
+            holds,
+        } = view;
+        let role = match role.as_str() {
+            "serving" => ControllerRole::Serving,
+            "standby" => ControllerRole::Standby,
+            other => return Err(unreadable(format!("the controller role `{other}`"))),
+        };
+        Ok(ControllerView {
+            role,
+            host,
+            pid,
+            listen,
+            since: Timestamp(since_ms),
+            agents,
+            holds,
+        })
+    })?;
+    Ok(ControllerList { store, controllers })
 }

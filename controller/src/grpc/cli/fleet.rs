@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use berth_proto::v1::{
-    AgentList, AgentReply, AuditReply, CreateTokenRequest, CreateTokenResponse, FleetExecEvent,
-    FleetExecRequest, GetAgentRequest, GetJobRequest, GetStatusRequest, HostInspect,
-    InspectAppRequest, JobList, JobReply, LabelAgentRequest, ListAgentsRequest, ListAuditRequest,
-    ListJobsRequest, ListRegistriesRequest, ListTokensRequest, RegistryList, RegistryLoginRequest,
+    AgentList, AgentReply, AuditReply, ControllerListReply, CreateTokenRequest,
+    CreateTokenResponse, FleetExecEvent, FleetExecRequest, GetAgentRequest, GetJobRequest,
+    GetStatusRequest, HostInspect, InspectAppRequest, JobList, JobReply, LabelAgentRequest,
+    ListAgentsRequest, ListAuditRequest, ListControllersRequest, ListJobsRequest,
+    ListRegistriesRequest, ListTokensRequest, RegistryList, RegistryLoginRequest,
     RegistryLogoutReply, RegistryLogoutRequest, RegistryReply, RevokeTokenRequest, StatusReply,
     TokenList, TokenReply, WhoAmIRequest, WhoAmIResponse,
 };
@@ -59,6 +60,14 @@ pub async fn get_status(
     let environment = &request.get_ref().environment;
     let apps = ops::status::status(context, &caller(&request)?, environment)?;
     Ok(Response::new(records::app_statuses(apps)))
+}
+
+pub async fn list_controllers(
+    context: &Arc<Context>,
+    request: Request<ListControllersRequest>,
+) -> Result<Response<ControllerListReply>, Status> {
+    let list = ops::controllers::list(context, &caller(&request)?)?;
+    Ok(Response::new(records::controller_list(list)))
 }
 
 pub async fn inspect(

@@ -41,7 +41,8 @@ pub mod webhooks;
 
 pub use admin::{audit, logged_out, purged, registry, registry_list};
 pub use fleet::{
-    agent, agent_list, app_statuses, fleet_job, host_inspect, job, job_list, token, token_list,
+    agent, agent_list, app_statuses, controller_list, fleet_job, host_inspect, job, job_list,
+    token, token_list,
 };
 
 /// A deployment as a `DeploymentReply`.

@@ -148,6 +148,25 @@ fn token_view(record: TokenView) -> pb::TokenView {
     }
 }
 
+pub fn controller_list(list: berth_shared::record::ControllerList) -> pb::ControllerListReply {
+    pb::ControllerListReply {
+        store: list.store,
+        controllers: list
+            .controllers
+            .into_iter()
+            .map(|view| pb::ControllerView {
+                role: view.role.as_str().to_string(),
+                host: view.host,
+                pid: view.pid,
+                listen: view.listen,
+                since_ms: view.since.0,
+                agents: view.agents,
+                holds: view.holds,
+            })
+            .collect(),
+    }
+}
+
 pub fn app_statuses(records: Vec<AppStatus>) -> pb::StatusReply {
     pb::StatusReply {
         apps: records.into_iter().map(app_status).collect(),

@@ -80,6 +80,14 @@ impl Settings {
         })
     }
 
+    /// These settings with the connection's `application_name` set to
+    /// `name` (how a session shows in `pg_stat_activity`).
+    pub fn named(&self, name: &str) -> Settings {
+        let mut named = self.clone();
+        named.config.application_name(name);
+        named
+    }
+
     /// True when the `postgres://` address itself holds the password.
     pub fn has_password_in_url(&self) -> bool {
         self.password_in_url

@@ -55,12 +55,14 @@ impl Pool {
         })?
     }
 
-    /// Waits until the advisory lock `key` is free and takes it. The wait
-    /// is PostgreSQL's own (`pg_advisory_lock` returns when the holder's
-    /// session ends), on a thread of its own; dropping the future leaves
-    /// that thread waiting until the process ends.
-    pub async fn session_lock(&self, key: i64) -> Result<SessionLock, StoreError> {
-        let settings = self.settings.clone();
+    /// Waits until the advisory lock `key` is free and takes it, on a
+    /// session named `name` (`application_name`, so others can list who
+    /// waits: [`Pool::waiting_for`]). The wait is PostgreSQL's own
+    /// (`pg_advisory_lock` returns when the holder's session ends), on a
+    /// thread of its own; dropping the future leaves that thread waiting
+    /// until the process ends.
+    pub async fn session_lock(&self, key: i64, name: &str) -> Result<SessionLock, StoreError> {
+        let settings = self.settings.named(name);
         let (taken, told) = tokio::sync::oneshot::channel();
         std::thread::spawn(move || {
             let result = settings.connect().and_then(|mut conn| {
@@ -72,6 +74,48 @@ impl Pool {
         });
         told.await.map_err(|_| {
             StoreError::Database("the thread waiting for the advisory lock ended".into())
+        })?
+    }
+}
+
+/// A session waiting for an advisory lock.
+#[derive(Clone, Debug)]
+pub struct Waiting {
+    /// Its `application_name`.
+    pub name: String,
+    /// Since when it is connected, in Unix milliseconds.
+    pub since_ms: u64,
+}
+
+impl Pool {
+    /// The sessions waiting for the advisory lock `key`.
+    pub fn waiting_for(&self, key: i64) -> Result<Vec<Waiting>, StoreError> {
+        // A bigint advisory lock shows as classid (high half) and objid
+        // (low half); the casts keep the bits.
+        let bits = key.cast_unsigned();
+        let (high, low) = (
+            i64::try_from(bits >> 32).unwrap_or_default(),
+            i64::try_from(bits & 0xffff_ffff).unwrap_or_default(),
+        );
+        blocking(|| {
+            let rows = self
+                .get()?
+                .query(
+                    "SELECT a.application_name, (extract(epoch FROM a.backend_start) * 1000)::bigint \
+                     FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+                     WHERE l.locktype = 'advisory' AND NOT l.granted AND l.objsubid = 1 \
+                     AND l.classid::bigint = $1 AND l.objid::bigint = $2 ORDER BY a.backend_start",
+                    &[&high, &low],
+                )
+                .map_err(failed)?;
+            Ok(rows
+                .iter()
+                .map(|row| Waiting {
+                    name: row.get::<_, Option<String>>(0).unwrap_or_default(),
+                    since_ms: u64::try_from(row.get::<_, Option<i64>>(1).unwrap_or_default())
+                        .unwrap_or_default(),
+                })
+                .collect())
         })?
     }
 }

@@ -69,6 +69,11 @@ ensure_test_tools() {
     # process (libfaketime).
     command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || wanted+=(iptables)
     command -v faketime >/dev/null 2>&1 || wanted+=(faketime)
+    # berth-chaos failover: PostgreSQL under Patroni with etcd (its etcd3
+    # client needs python3-etcd).
+    command -v patroni >/dev/null 2>&1 || wanted+=(patroni)
+    command -v etcd >/dev/null 2>&1 || wanted+=(etcd-server)
+    /usr/bin/python3 -c "import etcd" 2>/dev/null || wanted+=(python3-etcd)
     # The real-browser tests (tests/src/browser.rs) run these two paths.
     [ -x /usr/bin/chromium ] || wanted+=(chromium)
     [ -x /usr/bin/chromedriver ] || wanted+=(chromium-driver)

@@ -24,6 +24,7 @@ pub mod loadgen;
 pub mod netns;
 pub mod nspawn;
 pub mod openmetrics;
+pub mod patroni;
 pub mod pebble;
 pub mod postgres;
 pub mod probe;

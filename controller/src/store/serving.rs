@@ -113,7 +113,10 @@ impl Store {
         let name = standby_name(me);
         loop {
             match pool.session_lock(id, &name).await {
-                Ok(lock) => return Ok(Serving::Held(lock.watch(CHECK_EVERY))),
+                Ok(lock) => {
+                    pool.forget_idle();
+                    return Ok(Serving::Held(lock.watch(CHECK_EVERY)));
+                }
                 Err(err) => {
                     warn!(error = %err, "standing by: the wait for the serving lock broke off; waiting again in {}s", RETRY_WAIT.as_secs());
                     tokio::time::sleep(RETRY_WAIT).await;

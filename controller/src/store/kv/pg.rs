@@ -136,6 +136,12 @@ impl Pool {
         let mut idle = self.lock();
         loop {
             if let Some(conn) = idle.conns.pop() {
+                if conn.client.is_closed() {
+                    // The database ended it while it was idle.
+                    idle.open -= 1;
+                    let _ = std::thread::spawn(move || drop(conn));
+                    continue;
+                }
                 return Ok(Lent {
                     pool: self,
                     conn: Some(conn),
@@ -171,6 +177,20 @@ impl Pool {
                 .wait_timeout(idle, left)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
+        }
+    }
+
+    /// Closes the idle connections, so the next calls connect afresh (a
+    /// standby taking over after a long wait, perhaps after the database
+    /// failed over to another node, holds connections to the old one).
+    pub fn forget_idle(&self) {
+        let conns = {
+            let mut idle = self.lock();
+            idle.open -= idle.conns.len();
+            std::mem::take(&mut idle.conns)
+        };
+        if !conns.is_empty() {
+            let _ = std::thread::spawn(move || drop(conns));
         }
     }
 

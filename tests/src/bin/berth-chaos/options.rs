@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, Result, bail};
 
-pub const USAGE: &str = "usage: berth-chaos [--quick] [--no-write] [--doc PATH] [--kills N] [--flood-agents N] [--flood-rate LINES_PER_S] [--storm-agents N] [--minutes M] [--soak-agents N] kill-loop|storm|soak|all...";
+pub const USAGE: &str = "usage: berth-chaos [--quick] [--no-write] [--doc PATH] [--kills N] [--flood-agents N] [--flood-rate LINES_PER_S] [--storm-agents N] [--minutes M] [--soak-agents N] kill-loop|storm|soak|failover|all...";
 
 /// Sizes and switches of one run.
 #[derive(Clone, Debug)]

@@ -21,7 +21,7 @@ use berth_proto::v1::{AgentMessage, Heartbeat, Hello, HostFacts, InspectReply};
 use berth_proto::{CONTROLLER_TLS_NAME, MAX_MESSAGE_BYTES, PROTOCOL_VERSION};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::fleet::Enrolled;
 
@@ -148,14 +148,16 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(rand_below(ceiling.as_millis() as u64 + 1))
 }
 
-async fn session(shared: &Shared, identity: &Enrolled, welcomed: &mut bool) -> Result<()> {
-    let channel = {
-        let _permit = shared.connecting.acquire().await?;
+/// Connects to the first controller of `shared.url` (an address, or a
+/// comma-separated list as `berth-agent` takes) that answers.
+async fn dial(shared: &Shared, identity: &Enrolled) -> Result<Channel> {
+    let mut failure = None;
+    for url in shared.url.split(',') {
         let tls = ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(&shared.ca_pem))
             .identity(Identity::from_pem(&identity.cert_pem, &identity.key_pem))
             .domain_name(CONTROLLER_TLS_NAME);
-        Endpoint::from_shared(shared.url.clone())?
+        let connected = Endpoint::from_shared(url.to_string())?
             .tls_config(tls)?
             .connect_timeout(Duration::from_secs(30))
             .http2_keep_alive_interval(Duration::from_secs(15))
@@ -164,8 +166,19 @@ async fn session(shared: &Shared, identity: &Enrolled, welcomed: &mut bool) -> R
             .tcp_keepalive(Some(Duration::from_secs(30)))
             .local_address(Some(identity.source))
             .connect()
-            .await
-            .context("connect")?
+            .await;
+        match connected {
+            Ok(channel) => return Ok(channel),
+            Err(err) => failure = Some(err),
+        }
+    }
+    Err(anyhow::Error::from(failure.context("no controller address")?).context("connect"))
+}
+
+async fn session(shared: &Shared, identity: &Enrolled, welcomed: &mut bool) -> Result<()> {
+    let channel = {
+        let _permit = shared.connecting.acquire().await?;
+        dial(shared, identity).await?
     };
     let (sender, receiver) = mpsc::channel::<AgentMessage>(16);
     let hello = Hello {

@@ -1,9 +1,10 @@
 //! The long fault tests in their quick mode: the built `berth-chaos`
 //! program runs the controller kill -9 loop under a log flood, the
-//! reconnect storm, a short soak and the failover of a replicated
-//! PostgreSQL store under Patroni (about two minutes in all) and must say
-//! that every check held, with one result row per scenario. Its full-size
-//! run writes `docs/RELIABILITY.md`; this one writes nothing.
+//! reconnect storm, a standby taking over the storm's fleet, a short soak
+//! and the failover of a replicated PostgreSQL store under Patroni (about
+//! two minutes in all) and must say that every check held, with one
+//! result row per scenario. Its full-size run writes `docs/RELIABILITY.md`;
+//! this one writes nothing.
 
 use std::process::{Command, Stdio};
 
@@ -34,7 +35,7 @@ fn every_chaos_scenario_holds_in_quick_mode() {
         "berth-chaos failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
         output.status
     );
-    for scenario in ["kill-loop", "storm", "soak", "failover"] {
+    for scenario in ["kill-loop", "storm", "takeover", "soak", "failover"] {
         let row = stdout
             .lines()
             .find(|line| line.starts_with(&format!("| {scenario} ")))

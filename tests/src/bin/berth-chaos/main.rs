@@ -1,12 +1,12 @@
 //! `berth-chaos`: berth's long fault tests (the kill -9 loop under a log
-//! flood, the reconnect storm, the soak, the failover of a replicated
-//! PostgreSQL store), run against the real binaries
+//! flood, the reconnect storm, a standby controller taking over the fleet,
+//! the soak, the failover of a replicated PostgreSQL store), run against the real binaries
 //! through the `berth_tests` harness. Each scenario checks what it
 //! promises, prints what broke when a check fails, and ends in one row of
 //! `docs/RELIABILITY.md`: test, what it does, what held, figures. The
 //! figures are measured by the run; nothing in the table is typed by hand.
 //!
-//! `berth-chaos [--quick] [--no-write] [sizes] kill-loop|storm|soak|failover|all`;
+//! `berth-chaos [--quick] [--no-write] [sizes] kill-loop|storm|takeover|soak|failover|all`;
 //! `all` also rewrites the results section of `docs/RELIABILITY.md` unless
 //! `--no-write` is given. The program exits non-zero when any check broke.
 //! It is a program, not a test: `cargo test` runs only its quick mode
@@ -20,6 +20,7 @@ mod options;
 mod report;
 mod soak;
 mod storm;
+mod takeover;
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -29,9 +30,10 @@ use report::Outcome;
 
 type Scenario = fn(&Options) -> anyhow::Result<Outcome>;
 
-const SCENARIOS: [(&str, Scenario); 4] = [
+const SCENARIOS: [(&str, Scenario); 5] = [
     ("kill-loop", kill_loop::run),
     ("storm", storm::run),
+    ("takeover", takeover::run),
     ("soak", soak::run),
     ("failover", failover::run),
 ];

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, Result, bail};
 
-pub const USAGE: &str = "usage: berth-chaos [--quick] [--no-write] [--doc PATH] [--kills N] [--flood-agents N] [--flood-rate LINES_PER_S] [--storm-agents N] [--minutes M] [--soak-agents N] kill-loop|storm|soak|failover|all...";
+pub const USAGE: &str = "usage: berth-chaos [--quick] [--no-write] [--doc PATH] [--kills N] [--flood-agents N] [--flood-rate LINES_PER_S] [--storm-agents N] [--minutes M] [--soak-agents N] kill-loop|storm|takeover|soak|failover|all...";
 
 /// Sizes and switches of one run.
 #[derive(Clone, Debug)]
@@ -22,7 +22,7 @@ pub struct Options {
     pub flood_agents: usize,
     /// kill-loop: lines per second each agent's script prints.
     pub flood_rate: u32,
-    /// storm: simulated agents.
+    /// storm and takeover: simulated agents.
     pub storm_agents: usize,
     /// soak: duration in minutes.
     pub minutes: f64,

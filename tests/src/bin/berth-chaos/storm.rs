@@ -179,7 +179,7 @@ pub fn run(options: &Options) -> Result<Outcome> {
 
 /// Waits until `agents` sessions are connected, each welcomed after
 /// `since`, or `limit` passes.
-fn wait_all(shared: &Shared, agents: usize, since: Instant, limit: Duration) -> Result<()> {
+pub fn wait_all(shared: &Shared, agents: usize, since: Instant, limit: Duration) -> Result<()> {
     loop {
         let back = shared.counters.welcomed_after(since).len();
         if back >= agents && shared.counters.connected() >= agents as u64 {

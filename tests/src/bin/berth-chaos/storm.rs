@@ -66,21 +66,7 @@ pub fn run(options: &Options) -> Result<Outcome> {
         "storm: {agents} agents enrolled in {:.1}s",
         started.elapsed().as_secs_f64()
     );
-    let shared = Arc::new(Shared {
-        url: controller.url.clone(),
-        ca_pem: fleet::ca_pem(&controller)?,
-        counters: Counters::default(),
-        connecting: Semaphore::new(HANDSHAKES),
-    });
-    let connecting = Instant::now();
-    for identity in enrolled {
-        runtime.spawn(loadgen::agent(shared.clone(), identity));
-    }
-    wait_all(&shared, agents, connecting, GIVE_UP).context("first connection")?;
-    eprintln!(
-        "storm: {agents} agents connected in {:.1}s",
-        connecting.elapsed().as_secs_f64()
-    );
+    let shared = connect_fleet(&runtime, &controller, &controller.url, enrolled, "storm")?;
     std::thread::sleep(settle);
     let before = footprint(procfs::controller_pid(&data)?)?;
     let killed = Instant::now();
@@ -175,6 +161,35 @@ pub fn run(options: &Options) -> Result<Outcome> {
         ),
     );
     Ok(outcome)
+}
+
+/// Starts one simulated agent per enrolled identity, dialing `url` (an
+/// address or a list) with `controller`'s CA, and waits until all are
+/// connected; `name` labels the progress line.
+pub fn connect_fleet(
+    runtime: &tokio::runtime::Runtime,
+    controller: &Controller,
+    url: &str,
+    enrolled: Vec<fleet::Enrolled>,
+    name: &str,
+) -> Result<Arc<Shared>> {
+    let agents = enrolled.len();
+    let shared = Arc::new(Shared {
+        url: url.to_string(),
+        ca_pem: fleet::ca_pem(controller)?,
+        counters: Counters::default(),
+        connecting: Semaphore::new(HANDSHAKES),
+    });
+    let connecting = Instant::now();
+    for identity in enrolled {
+        runtime.spawn(loadgen::agent(shared.clone(), identity));
+    }
+    wait_all(&shared, agents, connecting, GIVE_UP).context("first connection")?;
+    eprintln!(
+        "{name}: {agents} agents connected in {:.1}s",
+        connecting.elapsed().as_secs_f64()
+    );
+    Ok(shared)
 }
 
 /// Waits until `agents` sessions are connected, each welcomed after

@@ -6,25 +6,20 @@
 //! agent is welcomed by it is measured (all within 60 s).
 
 use std::net::TcpStream;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
-use berth_tests::loadgen::{Counters, Shared};
 use berth_tests::stats::percentile;
-use berth_tests::{Controller, DEADLINE, fleet, loadgen, postgres, procfs};
-use tokio::sync::Semaphore;
+use berth_tests::{Controller, DEADLINE, fleet, postgres, procfs};
 
 use crate::options::Options;
 use crate::report::{Outcome, count};
-use crate::storm::wait_all;
+use crate::storm::{connect_fleet, wait_all};
 
 /// All agents must be back within this long after the kill.
 const BACK_WITHIN: Duration = Duration::from_secs(60);
 /// How long the program waits for the fleet before giving up.
 const GIVE_UP: Duration = Duration::from_secs(180);
-/// Handshakes the load generator makes at once.
-const HANDSHAKES: usize = 64;
 
 pub fn run(options: &Options) -> Result<Outcome> {
     let agents = options.storm_agents;
@@ -59,21 +54,8 @@ pub fn run(options: &Options) -> Result<Outcome> {
         |_| "fleet=takeover".into(),
         32,
     )?;
-    let shared = Arc::new(Shared {
-        url: format!("{},{}", first.url, second.url),
-        ca_pem: fleet::ca_pem(&first)?,
-        counters: Counters::default(),
-        connecting: Semaphore::new(HANDSHAKES),
-    });
-    let connecting = Instant::now();
-    for identity in enrolled {
-        runtime.spawn(loadgen::agent(shared.clone(), identity));
-    }
-    wait_all(&shared, agents, connecting, GIVE_UP).context("first connection")?;
-    eprintln!(
-        "takeover: {agents} agents connected in {:.1}s",
-        connecting.elapsed().as_secs_f64()
-    );
+    let url = format!("{},{}", first.url, second.url);
+    let shared = connect_fleet(&runtime, &first, &url, enrolled, "takeover")?;
     let killed = Instant::now();
     first.kill9();
     let listening = loop {

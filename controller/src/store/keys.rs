@@ -13,8 +13,9 @@
 //!   what retention removed ([`expired_key`]); `default_environment \0 app
 //!   \0` the name of the app's default environment ([`default_key`]);
 //!   `approval \0 id` the expiry (Unix ms, u64 BE) of a deployment's
-//!   pending approval ([`approval_key`]); plus counters (`generation`) and
-//!   markers.
+//!   pending approval ([`approval_key`]); `serving_controller` the
+//!   controller serving from the store, as JSON ([`SERVING_KEY`]); plus
+//!   counters (`generation`) and markers.
 //! - `ratings`: `app \0 user` ([`rating_key`]).
 //! - `environments`: `app \0 environment` ([`environment_key`]).
 //! - `secret_names`: `scope name \0` ([`secret_name_key`]), where the
@@ -106,6 +107,10 @@ pub(super) fn queue_prefix(app: &str, environment: &str) -> Vec<u8> {
 
 /// Where the `meta` keys of pending approvals start.
 pub(super) const APPROVAL_PREFIX: &[u8] = b"approval\0";
+
+/// The `meta` key naming the controller that serves from the store
+/// (`store/serving.rs`).
+pub(super) const SERVING_KEY: &[u8] = b"serving_controller";
 
 /// The `meta` key of a deployment with a pending approval; its value is
 /// the approval's expiry.

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use tracing::warn;
 
 use super::health::now_ms;
+use super::keys::SERVING_KEY;
 use super::kv::Db;
 use super::kv::pg::{HeldLock, SessionLock};
 use super::{Store, StoreError};
@@ -45,9 +46,6 @@ pub struct Standby {
     /// Since when it waits, in Unix milliseconds.
     pub since_ms: u64,
 }
-
-/// The `meta` key naming the controller that serves now.
-const SERVING_KEY: &[u8] = b"serving_controller";
 
 /// The controller that serves from a store, as it recorded itself.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -38,11 +38,7 @@ pub enum Joined {
 /// The controllers' addresses in a `--controller a,b,c` list (one
 /// address is a list of one).
 pub fn addresses(list: &str) -> Vec<&str> {
-    let addresses: Vec<&str> = list
-        .split(',')
-        .map(str::trim)
-        .filter(|address| !address.is_empty())
-        .collect();
+    let addresses = berth_shared::credentials::controller_addresses(list);
     if addresses.is_empty() {
         vec![list]
     } else {

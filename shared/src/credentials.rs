@@ -94,6 +94,15 @@ pub fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), String>
     })
 }
 
+/// The controllers' addresses in a `--controller a,b,c` list (the
+/// agent's, the CLI's and the bundle's), trimmed, empty ones dropped.
+pub fn controller_addresses(list: &str) -> Vec<&str> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|address| !address.is_empty())
+        .collect()
+}
+
 /// Where the CLI looks for its bundle when neither `--config` nor
 /// `$BERTH_CONFIG` names one.
 pub fn default_bundle_path(home: Option<&Path>) -> Option<PathBuf> {

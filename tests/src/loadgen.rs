@@ -152,7 +152,7 @@ fn backoff(attempt: u32) -> Duration {
 /// comma-separated list as `berth-agent` takes) that answers.
 async fn dial(shared: &Shared, identity: &Enrolled) -> Result<Channel> {
     let mut failure = None;
-    for url in shared.url.split(',') {
+    for url in berth_shared::credentials::controller_addresses(&shared.url) {
         let tls = ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(&shared.ca_pem))
             .identity(Identity::from_pem(&identity.cert_pem, &identity.key_pem))

@@ -151,7 +151,7 @@ pub async fn run(
     // Held until `run` returns: offline commands refuse while it is, and a
     // second controller on the same PostgreSQL database stands by here.
     let me = ServingController {
-        host: host_name(),
+        host: host_name().unwrap_or_else(|| "unknown".into()),
         pid: std::process::id(),
         listen: config.listen.to_string(),
         since_ms: 0,
@@ -364,9 +364,10 @@ async fn take_serving(
     Ok(Some(serving))
 }
 
-/// This machine's name, for the serving record.
-fn host_name() -> String {
+/// This machine's name (`init`'s default server name, the serving
+/// record's host); `None` when it cannot be read.
+pub fn host_name() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
         .map(|name| name.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into())
 }

@@ -206,9 +206,7 @@ async fn command(command: Command) -> anyhow::Result<()> {
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|name| name.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
+    berth_controller::server::host_name().unwrap_or_else(|| "localhost".into())
 }
 
 fn on_signal() -> CancellationToken {

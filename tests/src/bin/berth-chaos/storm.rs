@@ -22,7 +22,7 @@ use crate::report::{Outcome, count};
 /// All agents must be back within this long after the restart.
 const BACK_WITHIN: Duration = Duration::from_secs(60);
 /// How long the program waits for the fleet to be back before giving up.
-const GIVE_UP: Duration = Duration::from_secs(180);
+pub const GIVE_UP: Duration = Duration::from_secs(180);
 /// Handshakes the load generator makes at once (its own CPU is the bound).
 const HANDSHAKES: usize = 64;
 /// Time for every session to reach its steady state (two heartbeats; one
@@ -73,15 +73,8 @@ pub fn run(options: &Options) -> Result<Outcome> {
     controller.kill9();
     controller.restart();
     let listening = Instant::now();
-    let back = wait_all(&shared, agents, listening, GIVE_UP);
+    let (back, times) = wait_back(&shared, agents, listening);
     let all_back = listening.elapsed();
-    let mut times: Vec<f64> = shared
-        .counters
-        .welcomed_after(listening)
-        .iter()
-        .map(Duration::as_secs_f64)
-        .collect();
-    times.sort_by(f64::total_cmp);
     if let Err(err) = back {
         outcome.check(false, "every agent back", format!("{err:#}"));
         runtime.shutdown_timeout(Duration::from_secs(5));
@@ -192,9 +185,23 @@ pub fn connect_fleet(
     Ok(shared)
 }
 
+/// Waits (up to [`GIVE_UP`]) until every agent is welcomed again after
+/// `since`; the seconds each took, sorted, whether or not all came back.
+pub fn wait_back(shared: &Shared, agents: usize, since: Instant) -> (Result<()>, Vec<f64>) {
+    let back = wait_all(shared, agents, since, GIVE_UP);
+    let mut times: Vec<f64> = shared
+        .counters
+        .welcomed_after(since)
+        .iter()
+        .map(Duration::as_secs_f64)
+        .collect();
+    times.sort_by(f64::total_cmp);
+    (back, times)
+}
+
 /// Waits until `agents` sessions are connected, each welcomed after
 /// `since`, or `limit` passes.
-pub fn wait_all(shared: &Shared, agents: usize, since: Instant, limit: Duration) -> Result<()> {
+fn wait_all(shared: &Shared, agents: usize, since: Instant, limit: Duration) -> Result<()> {
     loop {
         let back = shared.counters.welcomed_after(since).len();
         if back >= agents && shared.counters.connected() >= agents as u64 {

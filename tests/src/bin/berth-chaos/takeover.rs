@@ -14,12 +14,10 @@ use berth_tests::{Controller, DEADLINE, fleet, postgres, procfs};
 
 use crate::options::Options;
 use crate::report::{Outcome, count};
-use crate::storm::{connect_fleet, wait_all};
+use crate::storm::{GIVE_UP, connect_fleet, wait_back};
 
 /// All agents must be back within this long after the kill.
 const BACK_WITHIN: Duration = Duration::from_secs(60);
-/// How long the program waits for the fleet before giving up.
-const GIVE_UP: Duration = Duration::from_secs(180);
 
 pub fn run(options: &Options) -> Result<Outcome> {
     let agents = options.storm_agents;
@@ -69,14 +67,7 @@ pub fn run(options: &Options) -> Result<Outcome> {
         );
         std::thread::sleep(Duration::from_millis(10));
     };
-    let back = wait_all(&shared, agents, killed, GIVE_UP);
-    let mut times: Vec<f64> = shared
-        .counters
-        .welcomed_after(killed)
-        .iter()
-        .map(Duration::as_secs_f64)
-        .collect();
-    times.sort_by(f64::total_cmp);
+    let (back, times) = wait_back(&shared, agents, killed);
     if let Err(err) = back {
         outcome.check(false, "every agent back", format!("{err:#}"));
         runtime.shutdown_timeout(Duration::from_secs(5));

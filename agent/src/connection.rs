@@ -110,8 +110,8 @@ pub async fn run(agent: Arc<Agent>) -> Result<()> {
 
 /// Dials the controllers' addresses (`--controller a,b,c`) in turn,
 /// starting with the one that answered last (`preferred`), until one
-/// answers; one that is down or standing by refuses the connection at
-/// once, so failing over costs no backoff.
+/// answers; one that is down refuses the connection at once, so failing
+/// over costs no backoff.
 async fn dial(agent: &Agent, preferred: &mut usize) -> Result<(Channel, String)> {
     let addresses = crate::join::addresses(&agent.identity.controller);
     let mut failures = Vec::new();

@@ -26,6 +26,7 @@ mod halt;
 mod lost;
 mod queue;
 mod reconcile;
+mod remote;
 mod reported;
 mod resources;
 mod secrets;
@@ -59,6 +60,8 @@ pub struct Dispatcher {
     /// agents report.
     masks: secrets::Masks,
     unsendable: secrets::Unsendable,
+    /// The other controllers of the store, once joined (`remote.rs`).
+    cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
 }
 
 enum AssignResult {
@@ -88,6 +91,7 @@ impl Dispatcher {
             failed_rollouts: Mutex::new(HashSet::new()),
             masks: secrets::Masks::default(),
             unsendable: Default::default(),
+            cluster: std::sync::OnceLock::new(),
         };
         let mut ids = dispatcher.store.running_deployment_ids()?;
         let mut deployed = dispatcher

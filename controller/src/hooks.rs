@@ -118,7 +118,9 @@ async fn deploy(
     }
     let Some(agent) = candidates
         .into_iter()
-        .filter(|agent| context.registry.is_online(agent.id))
+        // Connected here or to another controller of the store (which
+        // relays the fetch); this one's own are preferred when free.
+        .filter(|agent| context.is_online(agent.id))
         .max_by_key(|agent| context.registry.free_slots(agent.id))
     else {
         return Ok(None);

@@ -60,6 +60,7 @@ const GIVE_UP_AFTER: Duration = Duration::from_secs(1);
 pub struct Hub {
     sender: broadcast::Sender<HubEvent>,
     gauges: Arc<Mutex<HashMap<DeploymentId, Vec<Weak<FollowGauge>>>>>,
+    forward: Arc<std::sync::OnceLock<Forward>>,
 }
 
 /// How far one log follower is behind what was published to it.
@@ -143,12 +144,33 @@ impl Default for Hub {
         Hub {
             sender: broadcast::channel(CAPACITY).0,
             gauges: Arc::default(),
+            forward: Arc::default(),
         }
     }
 }
 
+/// Where a change published here goes besides this controller's
+/// followers (`cluster.rs`: the other controllers of the store).
+pub type Forward = Arc<dyn Fn(&HubEvent) + Send + Sync>;
+
 impl Hub {
+    /// Sends every later change published here to `forward` too.
+    pub fn forward_to(&self, forward: Forward) {
+        let _ = self.forward.set(forward);
+    }
+
+    /// Publishes a durable change to this controller's followers and to
+    /// the other controllers.
     pub fn publish(&self, event: HubEvent) {
+        if let Some(forward) = self.forward.get() {
+            forward(&event);
+        }
+        self.publish_here(event);
+    }
+
+    /// Publishes a change to this controller's followers only (one another
+    /// controller made).
+    pub fn publish_here(&self, event: HubEvent) {
         if let HubEvent::Lines {
             deployment, lines, ..
         } = &event
@@ -206,6 +228,11 @@ impl Hub {
                 return;
             }
         }
+    }
+
+    /// True while someone here follows `deployment`'s log lines.
+    pub fn is_followed(&self, deployment: DeploymentId) -> bool {
+        !self.live_gauges(deployment).is_empty()
     }
 
     fn live_gauges(&self, deployment: DeploymentId) -> Vec<Arc<FollowGauge>> {

@@ -10,6 +10,7 @@
 
 pub mod backup;
 pub mod blob;
+pub mod cluster;
 pub mod crypto;
 pub mod dev;
 pub mod dispatcher;

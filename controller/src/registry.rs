@@ -4,11 +4,13 @@
 
 mod asks;
 mod awaited;
+mod elsewhere;
 mod fetches;
 mod resources;
 mod transfers;
 
 pub use asks::Relay;
+pub use elsewhere::Elsewhere;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -60,6 +62,10 @@ pub struct Registry {
     fleet: tokio::sync::watch::Sender<u64>,
     /// Downloads and uploads in progress, cut by a revocation.
     pub transfers: transfers::Transfers,
+    /// Where questions for agents connected elsewhere go (`elsewhere.rs`).
+    elsewhere: std::sync::OnceLock<Elsewhere>,
+    /// Questions other controllers asked of this one's agents.
+    relayed: elsewhere::Relayed,
 }
 
 impl Default for Registry {
@@ -73,9 +79,13 @@ impl Default for Registry {
             connections: Mutex::new(HashMap::new()),
             away_since: Mutex::new(HashMap::new()),
             started: Instant::now(),
-            next_conn: AtomicU64::new(1),
+            // A random start: request ids of two controllers never meet
+            // on one agent's stream (`elsewhere.rs`).
+            next_conn: AtomicU64::new((rand::random::<u64>() >> 16) | 1),
             fleet: tokio::sync::watch::channel(0).0,
             transfers: transfers::Transfers::default(),
+            elsewhere: std::sync::OnceLock::new(),
+            relayed: elsewhere::Relayed::default(),
         }
     }
 }
@@ -267,6 +277,14 @@ impl Registry {
         }
         let since = self.away().get(&agent).copied().unwrap_or(self.started);
         Some(since.elapsed())
+    }
+
+    /// `agent`'s stream is open on another controller of the store: if it
+    /// goes away there, its grace period starts no earlier than now.
+    pub fn heard_elsewhere(&self, agent: AgentId) {
+        if !self.is_online(agent) {
+            self.away().insert(agent, Instant::now());
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<AgentId, Connection>> {

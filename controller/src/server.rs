@@ -27,8 +27,11 @@ use crate::grpc::{AgentApi, CliApi, EnrollApi};
 use crate::hub::Hub;
 use crate::paths::DataDir;
 use crate::registry::Registry;
+use crate::store::Member;
+
+mod once_per_store;
 use crate::store::{PrincipalKind, Store};
-use crate::store::{Serving, ServingController};
+use once_per_store::{lost, once_per_store};
 
 /// Default grace before the tasks of an agent that went away are `lost`.
 pub const DEFAULT_LOST_GRACE: Duration = Duration::from_secs(60);
@@ -118,6 +121,8 @@ pub struct Context {
     pub approval_ttl: Duration,
     /// The Prometheus metrics (`metrics.rs`).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// This controller among the others of its store (`cluster.rs`).
+    pub cluster: Arc<crate::cluster::Cluster>,
 }
 
 /// Runs the controller until `shutdown` is cancelled. Calls `on_listening`
@@ -148,17 +153,26 @@ pub async fn run(
         &ca_pem,
     )?;
     let store = crate::store_choice::open(&dir, &config.store)?;
-    // Held until `run` returns: offline commands refuse while it is, and a
-    // second controller on the same PostgreSQL database stands by here.
-    let me = ServingController {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listen on {}", config.listen))?;
+    let local = listener.local_addr().context("read the bound address")?;
+    // Held until `run` returns: offline commands refuse while it is, and
+    // the other controllers of a PostgreSQL store see this one serve.
+    let me = Member {
+        id: format!("{:08x}", rand::random::<u32>()),
         host: host_name().unwrap_or_else(|| "unknown".into()),
         pid: std::process::id(),
-        listen: config.listen.to_string(),
-        since_ms: 0,
+        listen: local.to_string(),
+        since_ms: berth_shared::time::now_ms().cast_unsigned(),
     };
-    let Some(mut serving) = take_serving(&store, &me, &shutdown).await? else {
-        return Ok(());
-    };
+    let mut membership = store
+        .join(&me)
+        .context("join the store's controllers")?
+        .map(|lock| lock.watch(Duration::from_secs(1)));
+    let bus = store
+        .bus()
+        .context("listen to the store's other controllers")?;
     let secret_key = crate::key_file::open_for_serve(&dir, &store)?;
     let adopted = store
         .adopt_user_principals()
@@ -169,6 +183,11 @@ pub async fn run(
             "user records made for credentials from before them"
         );
     }
+    if config.blob_dir.is_none() && bus.is_some() {
+        warn!(
+            "no --blob-dir: blobs are kept in this controller's data directory; when several controllers serve from this store, give them all --blob-dir on one shared directory, or a bundle uploaded to one cannot be fetched through another"
+        );
+    }
     let blobs = BlobStore::open(&config.blob_dir.clone().unwrap_or_else(|| dir.blobs()))
         .await
         .context("open the blob store")?;
@@ -176,6 +195,10 @@ pub async fn run(
     let metrics = Arc::new(crate::metrics::Metrics::new(registry.clone()));
     store.observe(metrics.clone());
     let hub = Hub::default();
+    let (bus, heard) = bus.unzip();
+    let cluster = Arc::new(crate::cluster::Cluster::new(me, bus));
+    cluster.forward(&hub);
+    crate::cluster::relay::connect(&cluster, store.clone(), &registry);
     let dispatcher = Arc::new(
         Dispatcher::new(
             store.clone(),
@@ -185,17 +208,7 @@ pub async fn run(
         )
         .context("load unfinished deployments")?,
     );
-
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("listen on {}", config.listen))?;
-    let local = listener.local_addr().context("read the bound address")?;
-    store
-        .record_serving(&ServingController {
-            listen: local.to_string(),
-            ..me
-        })
-        .context("record this controller as the one serving")?;
+    dispatcher.join(cluster.clone());
     let http = crate::http::bind(&config.http, &dir).await?;
     let metrics_bound = crate::metrics::listen::bind(&config.metrics).await?;
     let context = Arc::new(Context {
@@ -222,6 +235,7 @@ pub async fn run(
         secret_key,
         approval_ttl: config.approval_ttl,
         metrics,
+        cluster,
     });
     let listening = Listening {
         grpc: local,
@@ -231,39 +245,22 @@ pub async fn run(
     on_listening(&listening);
     info!(address = %local, "controller listening");
 
-    context
-        .tasks
-        .spawn(dispatcher.clone().run_lost_sweeper(shutdown.clone()));
-    context.tasks.spawn(crate::sweepers::evict_blobs(
-        store.clone(),
-        context.blobs.clone(),
-        config.blob_budget,
-        shutdown.clone(),
-    ));
+    if let Some(heard) = heard {
+        context.tasks.spawn(crate::cluster::run(
+            context.clone(),
+            heard,
+            shutdown.clone(),
+        ));
+    }
     context.tasks.spawn(crate::sweepers::watch_store(
         store.clone(),
         listening,
         shutdown.clone(),
     ));
-    context.tasks.spawn(crate::sweepers::sweep_logs(
-        store.clone(),
-        config.log_retention,
-        shutdown.clone(),
-    ));
-    let webhooks = crate::webhooks::Worker::new(
-        store.clone(),
-        context.secret_key.clone(),
-        crate::webhooks::Settings {
-            give_up: config.webhook_give_up,
-        },
-        context.tasks.clone(),
-        context.metrics.clone(),
-    );
-    context.tasks.spawn(webhooks.run(shutdown.clone()));
+    let (once_lost, mut once_lost_rx) = tokio::sync::oneshot::channel();
     context
         .tasks
-        .spawn(crate::hooks::run(context.clone(), shutdown.clone()));
-    dispatcher.promote_waiting().await;
+        .spawn(once_per_store(context.clone(), config.clone(), once_lost));
     dispatcher.kick_all().await;
     if let Some(http) = http {
         let router = crate::http::router(context.clone());
@@ -317,11 +314,18 @@ pub async fn run(
     let result = tokio::select! {
         result = &mut serve => result.context("serve gRPC"),
         () = grace => Ok(()),
-        reason = serving.lost() => {
+        reason = lost(&mut membership) => {
             shutdown.cancel();
-            error!(reason = %reason, "lost the store's serving lock; stopping, since a standby controller may serve now");
+            error!(reason = %reason, "lost this controller's session on the store; stopping, since the other controllers now count its agents as gone");
             Err(anyhow::anyhow!(
-                "lost the PostgreSQL store's serving lock ({reason}); another controller may serve from it now, so this one stopped; start it again and it stands by"
+                "lost this controller's session on the PostgreSQL store ({reason}); the other controllers now count its agents as gone, so it stopped; start it again"
+            ))
+        }
+        Ok(reason) = &mut once_lost_rx => {
+            shutdown.cancel();
+            error!(reason = %reason, "lost the lock of the once-per-store work; stopping, since another controller may run it now");
+            Err(anyhow::anyhow!(
+                "lost the PostgreSQL store's lock of the once-per-store work ({reason}); another controller may run it now, so this one stopped; start it again"
             ))
         }
     };
@@ -335,33 +339,6 @@ pub async fn run(
     store.flush().await.context("flush the store at shutdown")?;
     info!("controller stopped");
     result
-}
-
-/// Takes the right to serve from `store`, standing by while another
-/// controller serves from the same PostgreSQL database; `None` when
-/// `shutdown` came first.
-async fn take_serving(
-    store: &crate::store::Store,
-    me: &ServingController,
-    shutdown: &CancellationToken,
-) -> Result<Option<Serving>> {
-    let mut waited = false;
-    let take = store.take_serving(me, |serving| {
-        waited = true;
-        let serving = serving.map_or_else(|| "another controller".to_string(), |s| s.to_string());
-        warn!(serving = %serving, store = %store.location(), "standing by: another controller serves from this store; this one takes over when it stops, and listens only then");
-    });
-    let serving = tokio::select! {
-        taken = take => taken.context("take the store's serving lock")?,
-        () = shutdown.cancelled() => {
-            info!("stopped while standing by");
-            return Ok(None);
-        }
-    };
-    if waited {
-        info!(store = %store.location(), "taking over: the controller that served from this store stopped");
-    }
-    Ok(Some(serving))
 }
 
 /// This machine's name (`init`'s default server name, the serving

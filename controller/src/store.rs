@@ -28,6 +28,9 @@ pub(crate) mod kv;
 mod lifecycle;
 mod list;
 mod logs;
+mod members;
+#[cfg(test)]
+mod members_tests;
 mod observed;
 mod ratings;
 mod registries;
@@ -59,13 +62,14 @@ pub use health::{CHECK_EVERY, Checked, StoreHealth, is_disk_full, write_errors};
 pub use hooks::{Accepted, HookRecord, PushRecord};
 pub use list::{DEFAULT_LIMIT, ListQuery, Sort};
 pub use logs::{ExpiredLogs, LogWrite, StoredLine};
+pub use members::{Lease, Member};
 pub use ratings::{RatingRecord, RatingTally};
 pub use registries::{RegistryCredentials, RegistryRecord, RegistryView};
 pub use sealed::Resealed;
 pub use secrets::{KEEP_VERSIONS, SecretName, SecretVersion};
 #[cfg(test)]
 pub(crate) use secrets::{open_sealed, put_sealed};
-pub use serving::{Serving, ServingController, Standby};
+pub use serving::{Serving, ServingController};
 pub use sessions::{SessionRecord, SetupLinkRecord};
 pub use tokens::hash_secret;
 pub use tokens::{TokenRecord, TokenState};

@@ -128,5 +128,15 @@ pub async fn context(dir: &std::path::Path) -> Arc<Context> {
         secret_key,
         approval_ttl: crate::ops::approvals::DEFAULT_APPROVAL_TTL,
         metrics,
+        cluster: Arc::new(crate::cluster::Cluster::new(
+            crate::store::Member {
+                id: "test".into(),
+                host: "test".into(),
+                pid: std::process::id(),
+                listen: "127.0.0.1:7443".into(),
+                since_ms: 0,
+            },
+            None,
+        )),
     })
 }

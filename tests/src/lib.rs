@@ -321,8 +321,8 @@ impl Controller {
         self.process = Some(Running::spawn(command, &log));
     }
 
-    /// Waits until the controller listens (a standby: until it took over)
-    /// and reads the addresses it printed.
+    /// Waits until the controller listens and reads the addresses it
+    /// printed.
     pub fn wait_serving(&mut self) {
         let process = self.process.as_ref().expect("controller is running");
         let line = process
@@ -361,9 +361,9 @@ impl Controller {
     /// A second controller on this one's PostgreSQL store: a data
     /// directory of its own holding this one's CA, server certificate,
     /// secrets key and store record, this one's blob directory, and its
-    /// own free port. It is started, and stands by while this one serves;
-    /// [`Controller::wait_serving`] waits for it to take over.
-    pub fn standby(&self) -> Controller {
+    /// own free port. It is started and serves beside this one
+    /// ([`Controller::wait_serving`] waits for it to listen).
+    pub fn peer(&self) -> Controller {
         let dir = tempfile::Builder::new()
             .prefix("berth-e2e-")
             .tempdir()
@@ -382,10 +382,10 @@ impl Controller {
             let target = data.join(path);
             std::fs::create_dir_all(target.parent().expect("parent")).expect("make the directory");
             std::fs::copy(from.join(path), &target)
-                .unwrap_or_else(|err| panic!("copy {path} for the standby: {err}"));
+                .unwrap_or_else(|err| panic!("copy {path} for the peer: {err}"));
         }
         let port = caddy::free_port();
-        let mut standby = Controller {
+        let mut peer = Controller {
             dir,
             url: format!("https://127.0.0.1:{port}"),
             address: format!("127.0.0.1:{port}"),
@@ -401,8 +401,8 @@ impl Controller {
             process: None,
             tmpfs: None,
         };
-        standby.spawn_serve();
-        standby
+        peer.spawn_serve();
+        peer
     }
 
     /// The admin credential bundle.
@@ -454,9 +454,9 @@ impl Controller {
     }
 
     /// Starts a stopped or killed controller again on the same data
-    /// directory and port without waiting for it to listen (a controller
-    /// that stands by: [`Controller::wait_serving`] waits).
-    pub fn resume_standing_by(&mut self) {
+    /// directory and port without waiting for it to listen
+    /// ([`Controller::wait_serving`] waits).
+    pub fn respawn(&mut self) {
         assert!(self.process.is_none(), "the controller is running");
         self.spawn_serve();
     }

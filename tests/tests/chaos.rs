@@ -1,6 +1,7 @@
 //! The long fault tests in their quick mode: the built `berth-chaos`
 //! program runs the controller kill -9 loop under a log flood, the
-//! reconnect storm, a standby taking over the storm's fleet, a short soak
+//! reconnect storm, a controller taking over another's share of the
+//! storm's fleet, a short soak
 //! and the failover of a replicated PostgreSQL store under Patroni (about
 //! two minutes in all) and must say that every check held, with one
 //! result row per scenario. Its full-size run writes `docs/RELIABILITY.md`;
@@ -45,7 +46,7 @@ fn every_chaos_scenario_holds_in_quick_mode() {
             [
                 "lines checked",
                 "reconnect after restart",
-                "agents back after the kill"
+                "back on B after the kill"
             ]
             .iter()
             .any(|figure| row.contains(figure)),

@@ -80,8 +80,7 @@ pub struct Link {
 
 impl Link {
     /// Connects to the first controller that answers, starting with the
-    /// current one (a standby of the same store refuses connections until
-    /// it takes over, so the serving one answers).
+    /// current one (every controller of a store serves the same calls).
     async fn dial(&mut self) -> Result<CliClient<Channel>, Failure> {
         let mut first_failure = None;
         for offset in 0..self.addresses.len() {

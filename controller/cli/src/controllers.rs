@@ -1,6 +1,6 @@
-//! `berth status --controllers`: the controllers of the store, which one
-//! serves (with its agents and the one-at-a-time work it holds) and which
-//! stand by to take over.
+//! `berth status --controllers`: the controllers serving from the store,
+//! each with its agents, and the one running the once-per-store work with
+//! its fencing token.
 
 use berth_proto::v1::ListControllersRequest;
 use berth_shared::exit;
@@ -8,6 +8,9 @@ use berth_shared::exit;
 use super::output::{Column, ago, emit, grid};
 use super::wire;
 use super::{Outcome, Session};
+
+/// What the holder of the once-per-store work runs.
+const ONCE_PER_STORE: &str = "lost-task and deadline sweeper, log retention, webhook delivery, git push worker, blob eviction";
 
 pub async fn controllers(session: &mut Session) -> Outcome {
     let reply = session
@@ -40,21 +43,17 @@ pub async fn controllers(session: &mut Session) -> Outcome {
                 if controller.holds.is_empty() {
                     "-".to_string()
                 } else {
-                    controller.holds.join(", ")
+                    format!("once-per-store work, fencing token {}", controller.token)
                 },
             ]);
         }
-        let standbys = list
-            .controllers
-            .iter()
-            .filter(|controller| controller.role == berth_shared::record::ControllerRole::Standby)
-            .count();
-        let note = match (list.store.as_str(), standbys) {
-            ("sled", _) => {
-                "store: sled (one controller; a standby needs the PostgreSQL store)".to_string()
-            }
-            (store, 0) => format!("store: {store}; no controller stands by"),
-            (store, n) => format!("store: {store}; {n} standing by to take over"),
+        let note = match list.store.as_str() {
+            "sled" => "store: sled (one controller; several need the PostgreSQL store)".to_string(),
+            store => format!(
+                "store: {store}; {} controller(s) serving; the once-per-store work: {}",
+                list.controllers.len(),
+                ONCE_PER_STORE
+            ),
         };
         format!("{out}\n\n{note}")
     });

@@ -105,8 +105,8 @@ pub enum Command {
     Status {
         #[arg(long = "env", conflicts_with = "controllers")]
         environment: Option<String>,
-        /// The controllers of the store: the one serving, with its agents
-        /// and the one-at-a-time work it holds, and those standing by.
+        /// The controllers serving from the store, each with its agents,
+        /// and the one holding the once-per-store work.
         #[arg(long)]
         controllers: bool,
     },

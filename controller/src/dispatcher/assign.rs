@@ -51,6 +51,9 @@ impl Dispatcher {
     }
 
     pub(super) async fn kick_locked(&self, agent: AgentId) {
+        if !self.registry.is_online(agent) || !self.owns(agent) {
+            return;
+        }
         let mut waiting = Vec::new();
         loop {
             if !self.registry.is_online(agent) {

@@ -59,6 +59,9 @@ impl Dispatcher {
             .iter()
             .filter(|task| !task.status.is_final())
             .filter_map(|task| {
+                if self.connected_elsewhere(task.agent_id) {
+                    return None;
+                }
                 let away = self.registry.away_for(task.agent_id)?;
                 (away > self.lost_grace).then(|| {
                     let message = format!(

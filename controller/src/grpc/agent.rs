@@ -131,6 +131,9 @@ impl Agent for AgentApi {
             .context
             .registry
             .register(agent_id, outbound.clone(), 0, facts);
+        self.context
+            .cluster
+            .lease(&self.context.store, agent_id, registration.conn_id, true);
         // A revocation that landed between the hello check and the
         // registration would otherwise miss this stream.
         if self.context.store.get_agent(agent_id)?.is_revoked() {

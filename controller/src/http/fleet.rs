@@ -39,8 +39,8 @@ pub async fn status(
     Ok(reply::ok(&AppList { apps }))
 }
 
-/// The controllers of the store: the one serving and those standing by
-/// (`berth status --controllers`).
+/// The controllers serving from the store, each with its agents, and
+/// the holder of the once-per-store work (`berth status --controllers`).
 #[utoipa::path(get, path = "/api/v1/controllers", tag = "fleet",
     responses((status = 200, description = "The controllers", body = ControllerList)))]
 pub async fn controllers(State(api): State<Arc<Api>>, Authed(caller): Authed) -> Reply {

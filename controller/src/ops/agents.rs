@@ -45,7 +45,7 @@ fn view_with(
     record: &AgentRecord,
     running: &std::collections::HashMap<berth_shared::id::AgentId, Vec<RunningTaskView>>,
 ) -> Result<AgentView> {
-    let online = context.registry.is_online(record.id);
+    let online = context.is_online(record.id);
     let running_tasks = running.get(&record.id).cloned().unwrap_or_default();
     Ok(AgentView {
         id: record.id,
@@ -112,6 +112,9 @@ pub async fn revoke(context: &Context, caller: &Caller, name: &str) -> Result<Ag
         .audit(&caller.who(), "agent.revoke", name, "ok")?;
     context.store.flush().await?;
     context.registry.disconnect(record.id);
+    context.cluster.signal(crate::cluster::Signal::Revoked {
+        agent: record.id.to_string(),
+    });
     context.registry.fleet_changed();
     info!(agent_id = %record.id, %name, "agent revoked");
     view(context, &record)
@@ -215,7 +218,7 @@ async fn ask_agents(
     let running = running_tasks(context)?;
     let running = &running;
     let asks = agents.iter().map(|agent| async move {
-        let online = context.registry.is_online(agent.id);
+        let online = context.is_online(agent.id);
         let reply = if online {
             context
                 .registry

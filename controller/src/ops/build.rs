@@ -112,7 +112,7 @@ pub fn pick_builder(context: &Context, build: &Build) -> Result<AgentRecord> {
     }
     candidates
         .into_iter()
-        .filter(|agent| context.registry.is_online(agent.id))
+        .filter(|agent| context.is_online(agent.id))
         .max_by_key(|agent| context.registry.free_slots(agent.id))
         .ok_or_else(|| {
             Error::new(Code::BuildNoAgent, format!(

@@ -1,17 +1,15 @@
-//! `berth status --controllers`: the controllers of this store, the one
-//! serving (the one answering: a standby does not listen) and those
-//! standing by, with the agents and the one-at-a-time work each holds.
+//! `berth status --controllers`: the controllers serving from this store,
+//! each with its agents, and the one running the once-per-store work with
+//! its fencing token.
 
 use berth_shared::record::{ControllerList, ControllerRole, ControllerView, Timestamp};
 
 use super::{Caller, Result};
 use crate::server::Context;
-use crate::store::Role;
+use crate::store::{Member, Role};
 
-/// The work one controller of a store does at a time; the serving one
-/// holds all of it.
+/// The work one controller of a store does at a time (`store/serving.rs`).
 pub const ONE_AT_A_TIME: &[&str] = &[
-    "dispatch",
     "lost-task and deadline sweeper",
     "log retention",
     "webhook delivery",
@@ -19,34 +17,43 @@ pub const ONE_AT_A_TIME: &[&str] = &[
     "blob eviction",
 ];
 
-/// The controllers of this store, the serving one first.
+/// The controllers of this store, longest serving first.
 pub fn list(context: &Context, caller: &Caller) -> Result<ControllerList> {
     caller.require(Role::Viewer)?;
     let store = &context.store;
-    let serving = store.serving_controller()?;
-    let mut controllers = Vec::new();
-    if let Some(serving) = serving {
-        controllers.push(ControllerView {
-            role: ControllerRole::Serving,
-            host: serving.host,
-            pid: serving.pid,
-            listen: serving.listen,
-            since: timestamp(serving.since_ms),
-            agents: u32::try_from(context.registry.online()).unwrap_or(u32::MAX),
-            holds: ONE_AT_A_TIME.iter().map(|work| work.to_string()).collect(),
-        });
+    let holder = store.serving_controller()?;
+    let agents = context.agents_by_controller();
+    let mut members = store.members()?;
+    if members.is_empty() {
+        // sled: this controller is the only one.
+        members.push(context.cluster.me.clone());
     }
-    for standby in store.standbys()? {
-        controllers.push(ControllerView {
-            role: ControllerRole::Standby,
-            host: standby.host,
-            pid: standby.pid,
-            listen: standby.listen,
-            since: timestamp(standby.since_ms),
-            agents: 0,
-            holds: Vec::new(),
-        });
-    }
+    let controllers = members
+        .into_iter()
+        .map(|member: Member| {
+            let token = holder
+                .as_ref()
+                .filter(|h| {
+                    h.pid == member.pid && h.host == member.host && h.listen == member.listen
+                })
+                .map_or(0, |h| h.token);
+            let holds = if token > 0 {
+                ONE_AT_A_TIME.iter().map(|work| work.to_string()).collect()
+            } else {
+                Vec::new()
+            };
+            ControllerView {
+                role: ControllerRole::Serving,
+                agents: agents.get(&member.id).copied().unwrap_or(0),
+                host: member.host,
+                pid: member.pid,
+                listen: member.listen,
+                since: timestamp(member.since_ms),
+                holds,
+                token,
+            }
+        })
+        .collect();
     Ok(ControllerList {
         store: store.engine()?.to_string(),
         controllers,

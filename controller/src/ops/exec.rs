@@ -206,7 +206,9 @@ async fn run_on(
         error: None,
         duration_ms: 0,
     };
-    let asked = if context.registry.is_online(agent.id) {
+    // Asked on its stream here, or through the controller it is
+    // connected to (`cluster/relay.rs`).
+    let asked = if context.is_online(agent.id) {
         context
             .registry
             .exec(agent.id, argv, timeout, ANSWER_GRACE)
@@ -216,7 +218,7 @@ async fn run_on(
     };
     match asked {
         None => {
-            run.status = if context.registry.is_online(agent.id) {
+            run.status = if context.is_online(agent.id) {
                 "no_answer".into()
             } else {
                 "offline".into()

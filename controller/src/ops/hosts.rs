@@ -67,7 +67,7 @@ pub fn host_states(
             if rows.iter().any(|row| row.host == host) {
                 continue;
             }
-            let online = context.registry.is_online(agent);
+            let online = context.is_online(agent);
             // A report older than the host's last task says nothing yet.
             let finished = current
                 .tasks

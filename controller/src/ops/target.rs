@@ -19,7 +19,7 @@ use crate::store::AgentRecord;
 pub fn offline(context: &Context, selected: &[AgentRecord]) -> Vec<String> {
     selected
         .iter()
-        .filter(|agent| !context.registry.is_online(agent.id))
+        .filter(|agent| !context.is_online(agent.id))
         .map(|agent| agent.name.clone())
         .collect()
 }
@@ -161,7 +161,11 @@ pub fn resolve_targets(context: &Context, manifest: &Manifest) -> Result<Vec<Age
         let no_docker: Vec<String> = selected
             .iter()
             .filter_map(|agent| {
-                let facts = context.registry.facts(agent.id).unwrap_or_default();
+                let facts = context
+                    .registry
+                    .facts(agent.id)
+                    .or_else(|| agent.facts.clone())
+                    .unwrap_or_default();
                 facts.docker_version.is_empty().then(|| {
                     let why = if facts.docker_error.is_empty() {
                         "no Docker reported".to_string()

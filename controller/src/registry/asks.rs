@@ -22,7 +22,6 @@ impl Registry {
         app: &str,
         timeout: Duration,
     ) -> Option<InspectReply> {
-        let outbound = self.outbound(agent)?;
         let request_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let (answer, reply) = tokio::sync::oneshot::channel();
         self.inquiries
@@ -35,13 +34,13 @@ impl Registry {
                 app: app.to_string(),
             })),
         };
-        let asked = tokio::time::timeout(timeout, outbound.send(Ok(request))).await;
-        let result = match asked {
-            Ok(Ok(())) => tokio::time::timeout(timeout, reply)
+        let result = if self.deliver(agent, request, timeout).await {
+            tokio::time::timeout(timeout, reply)
                 .await
                 .ok()
-                .and_then(Result::ok),
-            _ => None,
+                .and_then(Result::ok)
+        } else {
+            None
         };
         self.inquiries
             .lock()
@@ -74,7 +73,6 @@ impl Registry {
         timeout: Duration,
         send_timeout: Duration,
     ) -> Option<(u64, mpsc::UnboundedReceiver<berth_proto::v1::ExecOutput>)> {
-        let outbound = self.outbound(agent)?;
         let request_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let (sender, receiver) = mpsc::unbounded_channel();
         self.lock_execs().insert(request_id, (agent, sender));
@@ -85,12 +83,11 @@ impl Registry {
                 timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
             })),
         };
-        match tokio::time::timeout(send_timeout, outbound.send(Ok(request))).await {
-            Ok(Ok(())) => Some((request_id, receiver)),
-            _ => {
-                self.end_exec(request_id);
-                None
-            }
+        if self.deliver(agent, request, send_timeout).await {
+            Some((request_id, receiver))
+        } else {
+            self.end_exec(request_id);
+            None
         }
     }
 
@@ -142,7 +139,6 @@ impl Registry {
         agent: AgentId,
         mut request: berth_proto::v1::FollowContainer,
     ) -> Option<Relay> {
-        let outbound = self.outbound(agent)?;
         request.request_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let (sender, output) = mpsc::channel(256);
         self.relays
@@ -153,10 +149,7 @@ impl Registry {
         let message = ControllerMessage {
             kind: Some(Outgoing::Follow(request)),
         };
-        if tokio::time::timeout(Duration::from_secs(5), outbound.send(Ok(message)))
-            .await
-            .is_err()
-        {
+        if !self.deliver(agent, message, Duration::from_secs(5)).await {
             self.relays
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -176,17 +169,17 @@ impl Registry {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&relay.request_id);
-        if let Some(outbound) = self.outbound(relay.agent) {
-            let stop = berth_proto::v1::FollowContainer {
-                request_id: relay.request_id,
-                stop: true,
-                ..Default::default()
-            };
-            let message = ControllerMessage {
-                kind: Some(Outgoing::Follow(stop)),
-            };
-            let _ = tokio::time::timeout(Duration::from_secs(5), outbound.send(Ok(message))).await;
-        }
+        let stop = berth_proto::v1::FollowContainer {
+            request_id: relay.request_id,
+            stop: true,
+            ..Default::default()
+        };
+        let message = ControllerMessage {
+            kind: Some(Outgoing::Follow(stop)),
+        };
+        let _ = self
+            .deliver(relay.agent, message, Duration::from_secs(5))
+            .await;
     }
 
     /// Routes relayed output to whoever follows it; never blocks the

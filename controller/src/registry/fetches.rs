@@ -20,9 +20,6 @@ impl Registry {
         mut request: FetchRequest,
         timeout: Duration,
     ) -> Result<FetchResult, String> {
-        let outbound = self
-            .outbound(agent)
-            .ok_or("the build agent went offline before the fetch was sent")?;
         request.request_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         request.timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         let request_id = request.request_id;
@@ -30,19 +27,19 @@ impl Registry {
         let message = ControllerMessage {
             kind: Some(Outgoing::Fetch(request)),
         };
-        let sent = tokio::time::timeout(Duration::from_secs(10), outbound.send(Ok(message))).await;
+        let sent = self.deliver(agent, message, Duration::from_secs(10)).await;
         let result = match sent {
-            Ok(Ok(())) => {
-                match tokio::time::timeout(timeout + Duration::from_secs(30), reply).await {
-                    Ok(Ok(result)) => Ok(result),
-                    Ok(Err(_)) => Err("the build agent's answer was lost".to_string()),
-                    Err(_) => Err(format!(
-                        "the build agent did not answer within {}s",
-                        timeout.as_secs()
-                    )),
-                }
+            true => match tokio::time::timeout(timeout + Duration::from_secs(30), reply).await {
+                Ok(Ok(result)) => Ok(result),
+                Ok(Err(_)) => Err("the build agent's answer was lost".to_string()),
+                Err(_) => Err(format!(
+                    "the build agent did not answer within {}s",
+                    timeout.as_secs()
+                )),
+            },
+            false => {
+                Err("the fetch could not be sent to the build agent (it went offline?)".to_string())
             }
-            _ => Err("the fetch could not be sent to the build agent".to_string()),
         };
         self.fetches.forget(request_id);
         result

@@ -18,16 +18,15 @@ impl Registry {
         mut ask: ResourceAsk,
         timeout: Duration,
     ) -> Result<ResourceAnswer, String> {
-        let outbound = self.outbound(agent).ok_or("the host is offline")?;
         ask.request_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let request_id = ask.request_id;
         let reply = self.resource_asks.expect(request_id, agent);
         let message = ControllerMessage {
             kind: Some(Outgoing::ResourceAsk(ask)),
         };
-        let sent = tokio::time::timeout(Duration::from_secs(10), outbound.send(Ok(message))).await;
+        let sent = self.deliver(agent, message, Duration::from_secs(10)).await;
         let result = match sent {
-            Ok(Ok(())) => match tokio::time::timeout(timeout, reply).await {
+            true => match tokio::time::timeout(timeout, reply).await {
                 Ok(Ok(answer)) => Ok(answer),
                 Ok(Err(_)) => Err("the host's answer was lost".to_string()),
                 Err(_) => Err(format!(
@@ -35,7 +34,9 @@ impl Registry {
                     timeout.as_secs()
                 )),
             },
-            _ => Err("the question could not be sent to the host".to_string()),
+            false => {
+                Err("the host is offline, or the question could not be sent to it".to_string())
+            }
         };
         self.resource_asks.forget(request_id);
         result

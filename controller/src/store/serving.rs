@@ -1,14 +1,16 @@
-//! Which controller serves from a store.
+//! Which controller runs the work done once per store (the lost-task and
+//! deadline sweeper, log retention, webhook delivery, the git push worker,
+//! blob eviction).
 //!
-//! On sled the database's file lock makes the serving controller the only
-//! one. On PostgreSQL the serving controller holds the advisory lock
-//! `serving` on a session of its own for as long as it serves. Another
-//! controller started on the same database stands by: it waits on that
-//! lock (PostgreSQL's own wait, no polling) without listening, and takes
-//! over the moment the session ends, whether its holder stopped, was
-//! killed or lost the database. A serving controller checks its session
-//! every second and stops serving when it is gone, since a standby may
-//! already have taken over.
+//! On sled the database's file lock makes its controller the only one. On
+//! PostgreSQL every controller serves agents and people at once
+//! (`members.rs`), and the one holding the advisory lock `serving`, on a
+//! session of its own, runs that work. The others wait on the lock
+//! (PostgreSQL's own wait, no polling) and one of them takes over the
+//! moment the holder's session ends, whether it stopped, was killed or
+//! lost the database. Each holder records itself with a fencing token one
+//! above its predecessor's. A holder checks its session every second and
+//! stops serving when it is gone, since another may already hold the lock.
 
 use std::time::Duration;
 
@@ -25,29 +27,11 @@ use super::{Store, StoreError};
 const SERVING_LOCK: &str = "serving";
 /// How often a serving controller checks its lock's session.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
-/// How long a standby waits before waiting again when the database broke
+/// How long a controller waits before waiting again when the database broke
 /// off its wait.
 const RETRY_WAIT: Duration = Duration::from_secs(2);
-/// How a standby's waiting session names itself:
-/// `berth-standby PID LISTEN HOST` (PostgreSQL keeps 63 bytes of it).
-const STANDBY_PREFIX: &str = "berth-standby ";
-
-fn standby_name(me: &ServingController) -> String {
-    format!("{STANDBY_PREFIX}{} {} {}", me.pid, me.listen, me.host)
-}
-
-/// A controller standing by, as its waiting session names it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Standby {
-    pub host: String,
-    pub pid: u32,
-    /// The gRPC address it will listen on.
-    pub listen: String,
-    /// Since when it waits, in Unix milliseconds.
-    pub since_ms: u64,
-}
-
-/// The controller that serves from a store, as it recorded itself.
+/// The controller that runs the store's once-per-store work, as it
+/// recorded itself.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServingController {
     /// The host it runs on.
@@ -57,6 +41,9 @@ pub struct ServingController {
     pub listen: String,
     /// When it took over, in Unix milliseconds.
     pub since_ms: u64,
+    /// Its fencing token: one above the previous holder's.
+    #[serde(default)]
+    pub token: u64,
 }
 
 impl std::fmt::Display for ServingController {
@@ -89,16 +76,10 @@ impl Serving {
 }
 
 impl Store {
-    /// Takes the right to serve from this store. On PostgreSQL, when
-    /// another controller serves, calls `standing_by` with what it
-    /// recorded and waits until it stops, on a session named after `me`
-    /// (so the serving one lists it: [`Store::standbys`]); a wait the
-    /// database breaks off is taken up again.
-    pub async fn take_serving(
-        &self,
-        me: &ServingController,
-        standing_by: impl FnOnce(Option<ServingController>),
-    ) -> Result<Serving, StoreError> {
+    /// Takes the lock of the store's once-per-store work, waiting while
+    /// another controller holds it; a wait the database breaks off is
+    /// taken up again.
+    pub async fn take_serving(&self) -> Result<Serving, StoreError> {
         let pool = match &self.t()?.db {
             Db::Sled(_) => return Ok(Serving::Alone),
             Db::Pg(pool) => pool.clone(),
@@ -107,16 +88,11 @@ impl Store {
         if let Some(lock) = pool.try_session_lock(id)? {
             return Ok(Serving::Held(lock.watch(CHECK_EVERY)));
         }
-        standing_by(self.serving_controller()?);
-        let name = standby_name(me);
         loop {
-            match pool.session_lock(id, &name).await {
-                Ok(lock) => {
-                    pool.forget_idle();
-                    return Ok(Serving::Held(lock.watch(CHECK_EVERY)));
-                }
+            match pool.session_lock(id, "berth-singleton-wait").await {
+                Ok(lock) => return Ok(Serving::Held(lock.watch(CHECK_EVERY))),
                 Err(err) => {
-                    warn!(error = %err, "standing by: the wait for the serving lock broke off; waiting again in {}s", RETRY_WAIT.as_secs());
+                    warn!(error = %err, "the wait for the lock of the once-per-store work broke off; waiting again in {}s", RETRY_WAIT.as_secs());
                     tokio::time::sleep(RETRY_WAIT).await;
                 }
             }
@@ -131,43 +107,24 @@ impl Store {
         })
     }
 
-    /// The controllers standing by on this store (none on sled).
-    pub fn standbys(&self) -> Result<Vec<Standby>, StoreError> {
-        let pool = match &self.t()?.db {
-            Db::Sled(_) => return Ok(Vec::new()),
-            Db::Pg(pool) => pool.clone(),
-        };
-        let waiting = pool.waiting_for(pool.lock_id(SERVING_LOCK, b""))?;
-        Ok(waiting
-            .into_iter()
-            .filter_map(|session| {
-                let rest = session.name.strip_prefix(STANDBY_PREFIX)?;
-                let mut words = rest.splitn(3, ' ');
-                Some(Standby {
-                    pid: words.next()?.parse().ok()?,
-                    listen: words.next()?.to_string(),
-                    host: words.next().unwrap_or_default().to_string(),
-                    since_ms: session.since_ms,
-                })
-            })
-            .collect())
-    }
-
-    /// Records `me` as the controller serving from this store since now
-    /// (`berth status` shows it).
-    pub fn record_serving(&self, me: &ServingController) -> Result<(), StoreError> {
+    /// Records `me` as the holder of the once-per-store work since now,
+    /// with the next fencing token, which it returns (`berth status
+    /// --controllers` shows it).
+    pub fn record_serving(&self, me: &ServingController) -> Result<u64, StoreError> {
+        let token = self.serving_controller()?.map_or(0, |last| last.token) + 1;
         let record = ServingController {
             since_ms: now_ms(),
+            token,
             ..me.clone()
         };
         let bytes = serde_json::to_vec(&record)
             .map_err(|err| StoreError::Database(format!("encode the serving record: {err}")))?;
         self.t()?.meta.insert(SERVING_KEY, bytes)?;
-        Ok(())
+        Ok(token)
     }
 
-    /// The controller that recorded itself as serving last; `None` on sled
-    /// or before any did.
+    /// The controller that recorded itself as the holder last; `None`
+    /// before any did.
     pub fn serving_controller(&self) -> Result<Option<ServingController>, StoreError> {
         let Some(bytes) = self.t()?.meta.get(SERVING_KEY)? else {
             return Ok(None);
@@ -182,11 +139,11 @@ impl Store {
         match &self.t()?.db {
             Db::Sled(_) => Ok(None),
             Db::Pg(pool) => pool
-                .try_session_lock(pool.lock_id(SERVING_LOCK, b""))?
+                .try_session_lock(pool.lock_id(super::members::OFFLINE_LOCK, b""))?
                 .map(Some)
                 .ok_or_else(|| {
                     StoreError::Refused(
-                        "a controller is serving from this PostgreSQL store; Stop it first (every controller on the database, standbys too: systemctl stop berth-controller), then run this again".into(),
+                        "a controller is serving from this PostgreSQL store; Stop it first (every controller on the database: systemctl stop berth-controller), then run this again".into(),
                     )
                 }),
         }

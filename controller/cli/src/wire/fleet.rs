@@ -352,10 +352,10 @@ pub fn controllers(reply: pb::ControllerListReply) -> Result<ControllerList, Fai
             since_ms,
             agents,
             holds,
+            token,
         } = view;
         let role = match role.as_str() {
             "serving" => ControllerRole::Serving,
-            "standby" => ControllerRole::Standby,
             other => return Err(unreadable(format!("the controller role `{other}`"))),
         };
         Ok(ControllerView {
@@ -366,6 +366,7 @@ pub fn controllers(reply: pb::ControllerListReply) -> Result<ControllerList, Fai
             since: Timestamp(since_ms),
             agents,
             holds,
+            token,
         })
     })?;
     Ok(ControllerList { store, controllers })

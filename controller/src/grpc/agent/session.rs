@@ -181,11 +181,14 @@ impl Session {
         self.context
             .registry
             .unregister(self.agent_id, self.conn_id, last_heard);
+        self.context
+            .cluster
+            .lease(&self.context.store, self.agent_id, self.conn_id, false);
         let silent_ms = i64::try_from(last_heard.elapsed().as_millis()).unwrap_or(0);
         // Offline, unless it connected again meanwhile or the controller
         // is the one stopping.
-        let offline = !self.context.shutdown.is_cancelled()
-            && !self.context.registry.is_online(self.agent_id);
+        let offline =
+            !self.context.shutdown.is_cancelled() && !self.context.is_online(self.agent_id);
         let seen = self.context.store.update_agent(self.agent_id, |record| {
             record.last_seen_at = Some(Timestamp(Timestamp::now().0 - silent_ms));
             if offline {
@@ -295,20 +298,39 @@ impl Session {
                     warn!(error = %err, "could not record the refusal");
                 }
             }
-            Some(Incoming::Inspected(reply)) => self.context.registry.answer(reply),
-            Some(Incoming::Output(output)) => self.context.registry.relay(output),
-            Some(Incoming::Fetched(result)) => {
-                self.context.registry.fetched(self.agent_id, result);
+            // An answer to another controller's question goes back to it.
+            Some(
+                kind @ (Incoming::Inspected(_)
+                | Incoming::Output(_)
+                | Incoming::Fetched(_)
+                | Incoming::ExecOutput(_)
+                | Incoming::ResourceAnswer(_)),
+            ) => {
+                let Some(kind) = crate::cluster::relay::reply(&self.context, self.agent_id, kind)
+                else {
+                    return;
+                };
+                self.answered(kind);
             }
-            Some(Incoming::ExecOutput(output)) => {
+            Some(Incoming::Hello(_)) | None => warn!("unexpected message on an established stream"),
+        }
+    }
+
+    /// Hands this agent's answer to whoever waits here.
+    fn answered(&self, kind: Incoming) {
+        match kind {
+            Incoming::Inspected(reply) => self.context.registry.answer(reply),
+            Incoming::Output(output) => self.context.registry.relay(output),
+            Incoming::Fetched(result) => self.context.registry.fetched(self.agent_id, result),
+            Incoming::ExecOutput(output) => {
                 self.context.registry.exec_output(self.agent_id, output);
             }
-            Some(Incoming::ResourceAnswer(answer)) => {
+            Incoming::ResourceAnswer(answer) => {
                 self.context
                     .registry
                     .resource_answered(self.agent_id, answer);
             }
-            Some(Incoming::Hello(_)) | None => warn!("unexpected message on an established stream"),
+            _ => {}
         }
     }
 

@@ -102,10 +102,15 @@ pub async fn put_build_result(
     let first = crate::grpc::cli::first_chunk(&mut chunks).await?;
     if first.task_id.is_empty() && first.fetch_request_id != 0 {
         // A git fetch's bundle: only from the agent asked, while it is asked.
-        if !context
+        // Or asked by another controller, through this one.
+        let asked = context
             .registry
             .holds_fetch(agent_id, first.fetch_request_id)
-        {
+            || context
+                .registry
+                .relayed_to(agent_id, first.fetch_request_id, false)
+                .is_some();
+        if !asked {
             return Err(Error::new(
                 Code::AuthPermissionDenied,
                 format!(

@@ -10,6 +10,7 @@
 //! berth program runs; a call from a current-thread runtime is refused
 //! with an error rather than a panic.
 
+mod bus;
 mod connect;
 mod lock;
 pub mod snapshot;
@@ -20,6 +21,7 @@ use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
+pub use bus::{BusSender, Heard, MAX_PAYLOAD};
 pub use connect::{Settings, open};
 pub use lock::{HeldLock, SessionLock};
 pub use table::Table;
@@ -177,20 +179,6 @@ impl Pool {
                 .wait_timeout(idle, left)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
-        }
-    }
-
-    /// Closes the idle connections, so the next calls connect afresh (a
-    /// standby taking over after a long wait, perhaps after the database
-    /// failed over to another node, holds connections to the old one).
-    pub fn forget_idle(&self) {
-        let conns = {
-            let mut idle = self.lock();
-            idle.open -= idle.conns.len();
-            std::mem::take(&mut idle.conns)
-        };
-        if !conns.is_empty() {
-            let _ = std::thread::spawn(move || drop(conns));
         }
     }
 

@@ -1,18 +1,18 @@
 //! `failover` (issue 22): the store on a replicated PostgreSQL, a primary
 //! and a synchronous standby under Patroni with etcd, and two controllers
-//! on it, one serving and one standing by, with a real agent given both
-//! addresses. Mid-deploy the primary's machine is lost (Patroni and its
-//! PostgreSQL killed with SIGKILL): Patroni promotes the standby, the
-//! serving controller loses its session and stops, its supervisor (this
-//! program, as systemd's `Restart=` would) starts it again, one of the two
-//! takes over on the new primary, and the agent reconnects to it. The
+//! serving from it, with a real agent given both addresses. Mid-deploy the
+//! primary's machine is lost (Patroni and its PostgreSQL killed with
+//! SIGKILL): Patroni promotes the standby, both controllers lose their
+//! sessions and stop, their supervisor (this program, as systemd's
+//! `Restart=` would) starts them again, they serve on the new primary, and
+//! the agent reconnects to one of them. The
 //! deployment must complete with every line once and in order, and every
 //! deployment acknowledged before the loss must still be there as it was.
 
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, bail};
 use berth_shared::record::{Deployment, is_quiet};
 use berth_tests::patroni::{self, Cluster};
 use berth_tests::{Agent, Controller, DEADLINE, id_of, write_bundle};
@@ -30,7 +30,7 @@ fn manifest(app: &str) -> String {
 const LINES: u32 = 1_500;
 /// Deployments acknowledged before the primary is lost.
 const BEFORE: usize = 3;
-/// How long the serving controller may take to notice its lost session.
+/// How long a controller may take to notice its lost session.
 const STOP_WITHIN: Duration = Duration::from_secs(15);
 /// How long the store may be away before the run gives up.
 const GIVE_UP: Duration = Duration::from_secs(180);
@@ -39,7 +39,7 @@ pub fn run(_options: &Options) -> Result<Outcome> {
     let mut outcome = Outcome::new(
         "failover (issue 22)",
         format!(
-            "PostgreSQL primary and synchronous standby under Patroni (etcd); two controllers, one serving and one standing by; the primary's Patroni and PostgreSQL killed with SIGKILL while a deployment prints {LINES} numbered lines; the controller that exits is started again as systemd would"
+            "PostgreSQL primary and synchronous standby under Patroni (etcd); two controllers serving from it; the primary's Patroni and PostgreSQL killed with SIGKILL while a deployment prints {LINES} numbered lines; a controller that exits is started again as systemd would"
         ),
     );
     if let Some(missing) = patroni::missing() {
@@ -52,12 +52,8 @@ pub fn run(_options: &Options) -> Result<Outcome> {
         started.elapsed().as_secs_f64()
     );
     let mut first = Controller::start_on_postgres(&cluster.url());
-    let second = first.standby();
-    second
-        .process()
-        .stderr
-        .wait_for("standing by", DEADLINE)
-        .context("the second controller did not stand by")?;
+    let mut second = first.peer();
+    second.wait_serving();
     let addresses = [first.address.clone(), second.address.clone()];
     first.url = format!("{},{}", first.url, second.url);
     let _agent = Agent::join(&first, "db-1", "role=db-failover");
@@ -94,10 +90,10 @@ pub fn run(_options: &Options) -> Result<Outcome> {
     let lost = cluster.kill_leader()?;
     eprintln!("failover: killed the primary {lost}");
 
-    // The serving controller must notice that its session went with the
-    // primary and stop, since the standby may take over.
+    // Both controllers must notice that their sessions went with the
+    // primary and stop, since the others count their agents as gone.
     let stopped = loop {
-        if !first.is_running() {
+        if !first.is_running() && !second.is_running() {
             break Some(killed.elapsed());
         }
         if killed.elapsed() > STOP_WITHIN {
@@ -108,10 +104,10 @@ pub fn run(_options: &Options) -> Result<Outcome> {
     outcome.check(
         stopped.is_some(),
         &format!(
-            "the serving controller stopped within {}s of losing its database",
+            "both controllers stopped within {}s of losing their database",
             STOP_WITHIN.as_secs()
         ),
-        "it kept listening".to_string(),
+        "one kept running".to_string(),
     );
     // The supervisor: a controller that exits is started again (after a
     // second, as `RestartSec=` would) until one serves.
@@ -131,7 +127,7 @@ pub fn run(_options: &Options) -> Result<Outcome> {
             if !controller.is_running() {
                 controller.kill9();
                 std::thread::sleep(Duration::from_secs(1));
-                controller.resume_standing_by();
+                controller.respawn();
                 restarts += 1;
             }
         }
@@ -189,15 +185,11 @@ pub fn run(_options: &Options) -> Result<Outcome> {
         format!("{:.1} s", back.as_secs_f64()),
     );
     outcome.figure(
-        "controller that took over",
-        if serving == addresses[0] {
-            "the one that served before, restarted".to_string()
-        } else {
-            "the standby".to_string()
-        },
+        "controller serving first",
+        if serving == addresses[0] { "A" } else { "B" }.to_string(),
     );
     outcome.figure(
-        "primary lost to the serving controller stopping",
+        "primary lost to both controllers stopping",
         stopped.map_or_else(
             || "-".into(),
             |after| format!("{:.1} s", after.as_secs_f64()),

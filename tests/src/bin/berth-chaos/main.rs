@@ -1,5 +1,6 @@
 //! `berth-chaos`: berth's long fault tests (the kill -9 loop under a log
-//! flood, the reconnect storm, a standby controller taking over the fleet,
+//! flood, the reconnect storm, one of two controllers taking over the
+//! other's share of the fleet,
 //! the soak, the failover of a replicated PostgreSQL store), run against the real binaries
 //! through the `berth_tests` harness. Each scenario checks what it
 //! promises, prints what broke when a check fails, and ends in one row of

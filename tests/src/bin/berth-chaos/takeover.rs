@@ -1,16 +1,17 @@
 //! `takeover` (issue 22, T14 across two controllers): N simulated agents
 //! (the load generator, given both controllers' addresses as
-//! `berth-agent` is) connected to the controller serving from a PostgreSQL
-//! store while a second one stands by; the serving controller is killed
-//! with SIGKILL and the time until the standby listens and until every
-//! agent is welcomed by it is measured (all within 60 s).
+//! `berth-agent` is, half of them A first and half B first) connected to
+//! two controllers serving from one PostgreSQL store at once. Each
+//! controller's share, open files and memory are read; then A is killed
+//! with SIGKILL and the time until each of its agents is welcomed by B is
+//! measured (all within 60 s), while B's own agents stay connected and B
+//! lists all N as its own.
 
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use berth_tests::stats::percentile;
-use berth_tests::{Controller, DEADLINE, fleet, postgres, procfs};
+use berth_tests::{Controller, fleet, postgres, procfs};
 
 use crate::options::Options;
 use crate::report::{Outcome, count};
@@ -24,7 +25,7 @@ pub fn run(options: &Options) -> Result<Outcome> {
     let mut outcome = Outcome::new(
         "takeover (issue 22, T14)",
         format!(
-            "{agents} simulated agents given both addresses, connected to the controller serving from a PostgreSQL store while a second stands by; kill -9 the serving one, time until the standby listens and every agent is back on it"
+            "{agents} simulated agents split between two controllers serving from one PostgreSQL store (half given A then B, half B then A); kill -9 A, time until each of its agents is back on B"
         ),
     );
     // The tests' server, or a private one for this run.
@@ -38,13 +39,9 @@ pub fn run(options: &Options) -> Result<Outcome> {
     };
     let runtime = fleet::runtime()?;
     let mut first = Controller::start_on_postgres(&server);
-    let mut second = first.standby();
-    second
-        .process()
-        .stderr
-        .wait_for("standing by", DEADLINE)
-        .context("the second controller did not stand by")?;
-    let enrolled = fleet::enroll(
+    let mut second = first.peer();
+    second.wait_serving();
+    let mut enrolled = fleet::enroll(
         &runtime,
         &first,
         "takeover",
@@ -52,47 +49,82 @@ pub fn run(options: &Options) -> Result<Outcome> {
         |_| "fleet=takeover".into(),
         32,
     )?;
-    let url = format!("{},{}", first.url, second.url);
-    let shared = connect_fleet(&runtime, &first, &url, enrolled, "takeover")?;
+    let on_b = enrolled.split_off(agents / 2);
+    let on_a = enrolled;
+    let (a_first, b_first) = (
+        format!("{},{}", first.url, second.url),
+        format!("{},{}", second.url, first.url),
+    );
+    let shared_a = connect_fleet(&runtime, &first, &a_first, on_a, "takeover, A first")?;
+    let shared_b = connect_fleet(&runtime, &first, &b_first, on_b, "takeover, B first")?;
+    let (half_a, half_b) = (agents / 2, agents - agents / 2);
+    let listed = agents_listed(&second);
+    outcome.check(
+        listed == vec![half_a as u64, half_b as u64],
+        "each controller lists its share of the agents",
+        format!("{listed:?}"),
+    );
+    let footprints: Vec<String> = [&first, &second]
+        .iter()
+        .map(|controller| {
+            let pid = procfs::controller_pid(&controller.dir.path().join("controller"))?;
+            Ok(format!(
+                "{} / {:.0} MiB",
+                count(procfs::open_fds(pid).context("open files")? as u64),
+                procfs::rss_kib(pid).context("RSS")? as f64 / 1024.0
+            ))
+        })
+        .collect::<Result<_>>()?;
     let killed = Instant::now();
     first.kill9();
-    let listening = loop {
-        if TcpStream::connect(&second.address).is_ok() {
-            break killed.elapsed();
-        }
-        anyhow::ensure!(
-            killed.elapsed() < GIVE_UP,
-            "the standby did not listen within {}s",
-            GIVE_UP.as_secs()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let (back, times) = wait_back(&shared, agents, killed);
+    let (back, times) = wait_back(&shared_a, half_a, killed);
     if let Err(err) = back {
-        outcome.check(false, "every agent back", format!("{err:#}"));
+        outcome.check(false, "every agent of A back on B", format!("{err:#}"));
         runtime.shutdown_timeout(Duration::from_secs(5));
         return Ok(outcome);
     }
-    second.wait_serving();
+    let stayed = shared_b.counters.welcomed_after(killed).len();
+    outcome.check(
+        stayed == 0,
+        "B's own agents stayed connected",
+        format!("{stayed} of them connected again"),
+    );
+    let deadline = Instant::now() + GIVE_UP;
+    let mut listed = agents_listed(&second);
+    while listed != vec![agents as u64] && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        listed = agents_listed(&second);
+    }
+    outcome.check(
+        listed == vec![agents as u64],
+        "B alone, listing every agent",
+        format!("{listed:?}"),
+    );
     let pid = procfs::controller_pid(&second.dir.path().join("controller"))?;
-    let fds = procfs::open_fds(pid).context("the standby's open files")?;
-    let rss = procfs::rss_kib(pid).context("the standby's RSS")?;
+    let fds = procfs::open_fds(pid).context("B's open files")?;
+    let rss = procfs::rss_kib(pid).context("B's RSS")?;
     runtime.shutdown_timeout(Duration::from_secs(5));
     let last = times.last().copied().unwrap_or(f64::NAN);
     outcome.check(
         last < BACK_WITHIN.as_secs_f64(),
         &format!(
-            "all {agents} back on the standby within {}s of the kill",
+            "all {half_a} of A's agents back on B within {}s of the kill",
             BACK_WITHIN.as_secs()
         ),
         format!("the last one took {last:.1}s"),
     );
     outcome.figure(
-        "kill to the standby listening",
-        format!("{:.2} s", listening.as_secs_f64()),
+        "agents connected across the two controllers, open files / RSS of A and of B",
+        format!(
+            "{} + {}; {} and {}",
+            count(half_a as u64),
+            count(half_b as u64),
+            footprints[0],
+            footprints[1]
+        ),
     );
     outcome.figure(
-        "agents back after the kill, p10 / p50 / p99 / max",
+        "A's agents back on B after the kill, p10 / p50 / p99 / max",
         format!(
             "{:.2} s / {:.2} s / {:.2} s / {last:.2} s",
             percentile(&times, 0.1),
@@ -101,8 +133,22 @@ pub fn run(options: &Options) -> Result<Outcome> {
         ),
     );
     outcome.figure(
-        "the standby serving them: open files / RSS",
+        "B serving all of them: open files / RSS",
         format!("{} / {:.0} MiB", count(fds as u64), rss as f64 / 1024.0),
     );
     Ok(outcome)
+}
+
+/// The agents each controller lists (`berth status --controllers`), in
+/// the order they started.
+fn agents_listed(via: &Controller) -> Vec<u64> {
+    let list = via.berth(&["status", "--controllers", "-o", "json"]).json();
+    list["controllers"]
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .map(|row| row["agents"].as_u64().unwrap_or_default())
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -162,6 +162,7 @@ pub fn controller_list(list: berth_shared::record::ControllerList) -> pb::Contro
                 since_ms: view.since.0,
                 agents: view.agents,
                 holds: view.holds,
+                token: view.token,
             })
             .collect(),
     }

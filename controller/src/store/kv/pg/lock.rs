@@ -1,7 +1,7 @@
-//! Session advisory locks: the lock a serving controller holds for as long
-//! as it serves (`store/serving.rs`), taken at once or waited for by a
-//! standby, and watched so that a controller whose session ended (its
-//! lock with it) learns so within seconds.
+//! Session advisory locks: each controller's own lock (`store/members.rs`)
+//! and the lock of the once-per-store work (`store/serving.rs`), taken at
+//! once or waited for, and watched so that a controller whose session
+//! ended (its lock with it) learns so within seconds.
 
 use std::sync::mpsc;
 use std::time::Duration;
@@ -11,7 +11,7 @@ use super::{Pool, Settings, StoreError, blocking, failed, reason};
 /// Server-side TCP keepalives and a send timeout on a lock's session, so
 /// PostgreSQL ends the session of a controller whose machine is gone (no
 /// FIN, no RST) within about 11 s instead of the system's default two
-/// hours, which frees the lock for a standby. Unix-socket sessions ignore
+/// hours, which frees its locks for the others. Unix-socket sessions ignore
 /// them: a local peer's end is always seen.
 const KEEPALIVES: &str = "SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; \
      SET tcp_keepalives_count = 3; SET tcp_user_timeout = 10000";
@@ -70,6 +70,30 @@ impl Pool {
         })?
     }
 
+    /// Takes the advisory lock `key` and, shared, the lock `shared`, both
+    /// without waiting, on a session named `name`; `None` when another
+    /// session holds either (the session then ends, freeing what it took).
+    pub fn try_session_locks(
+        &self,
+        key: i64,
+        shared: i64,
+        name: &str,
+    ) -> Result<Option<SessionLock>, StoreError> {
+        let settings = self.settings.named(name);
+        blocking(|| {
+            let mut conn = lock_session(&settings)?;
+            let row = conn
+                .query_one(
+                    "SELECT pg_try_advisory_lock($1), pg_try_advisory_lock_shared($2)",
+                    &[&key, &shared],
+                )
+                .map_err(failed)?;
+            let (own, both): (bool, bool) = (row.get(0), row.get(1));
+            let lock = SessionLock { conn: Some(conn) };
+            Ok((own && both).then_some(lock))
+        })?
+    }
+
     /// Waits until the advisory lock `key` is free and takes it, on a
     /// session named `name` (`application_name`, so others can list who
     /// waits: [`Pool::waiting_for`]). The wait is PostgreSQL's own
@@ -93,44 +117,54 @@ impl Pool {
     }
 }
 
-/// A session waiting for an advisory lock.
+/// A session holding advisory locks.
 #[derive(Clone, Debug)]
-pub struct Waiting {
+pub struct Holding {
     /// Its `application_name`.
     pub name: String,
     /// Since when it is connected, in Unix milliseconds.
     pub since_ms: u64,
+    /// The ids of the (exclusive) advisory locks it holds.
+    pub locks: Vec<i64>,
 }
 
 impl Pool {
-    /// The sessions waiting for the advisory lock `key`.
-    pub fn waiting_for(&self, key: i64) -> Result<Vec<Waiting>, StoreError> {
-        // A bigint advisory lock shows as classid (high half) and objid
-        // (low half); the casts keep the bits.
-        let bits = key.cast_unsigned();
-        let (high, low) = (
-            i64::try_from(bits >> 32).unwrap_or_default(),
-            i64::try_from(bits & 0xffff_ffff).unwrap_or_default(),
-        );
+    /// The sessions whose name starts with `prefix`, with the exclusive
+    /// advisory locks each holds.
+    pub fn holding(&self, prefix: &str) -> Result<Vec<Holding>, StoreError> {
+        let pattern = format!("{}%", prefix.replace('%', "\\%").replace('_', "\\_"));
         blocking(|| {
             let rows = self
                 .get()?
                 .query(
-                    "SELECT a.application_name, (extract(epoch FROM a.backend_start) * 1000)::bigint \
+                    "SELECT a.application_name, (extract(epoch FROM a.backend_start) * 1000)::bigint, \
+                     ((l.classid::bigint << 32) | l.objid::bigint) \
                      FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
-                     WHERE l.locktype = 'advisory' AND NOT l.granted AND l.objsubid = 1 \
-                     AND l.classid::bigint = $1 AND l.objid::bigint = $2 ORDER BY a.backend_start",
-                    &[&high, &low],
+                     WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+                     AND l.mode = 'ExclusiveLock' AND a.application_name LIKE $1 \
+                     ORDER BY a.backend_start",
+                    &[&pattern],
                 )
                 .map_err(failed)?;
-            Ok(rows
-                .iter()
-                .map(|row| Waiting {
-                    name: row.get::<_, Option<String>>(0).unwrap_or_default(),
-                    since_ms: u64::try_from(row.get::<_, Option<i64>>(1).unwrap_or_default())
-                        .unwrap_or_default(),
-                })
-                .collect())
+            let mut sessions: Vec<Holding> = Vec::new();
+            for row in &rows {
+                let name = row.get::<_, Option<String>>(0).unwrap_or_default();
+                let since_ms = u64::try_from(row.get::<_, Option<i64>>(1).unwrap_or_default())
+                    .unwrap_or_default();
+                let lock = row.get::<_, Option<i64>>(2).unwrap_or_default();
+                match sessions
+                    .iter_mut()
+                    .find(|s| s.name == name && s.since_ms == since_ms)
+                {
+                    Some(session) => session.locks.push(lock),
+                    None => sessions.push(Holding {
+                        name,
+                        since_ms,
+                        locks: vec![lock],
+                    }),
+                }
+            }
+            Ok(sessions)
         })?
     }
 }

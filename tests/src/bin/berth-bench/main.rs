@@ -6,7 +6,7 @@
 //! Run everything with
 //! `cargo run --release -p berth-tests --bin berth-bench`, or name
 //! scenarios: `fanout`, `dispatch`, `scale`, `logs`, `api`, `footprint`,
-//! `deploy`.
+//! `deploy`, `two` (two controllers on one PostgreSQL store).
 //! `--quick` shrinks every scenario for a smoke run. `--store postgres`
 //! runs every controller on a PostgreSQL store (a private server it starts,
 //! or the one `BERTH_TEST_POSTGRES` names) and marks each row
@@ -31,6 +31,7 @@ mod footprint;
 mod logs;
 mod scale;
 mod stats;
+mod two;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -40,7 +41,7 @@ use stats::Row;
 
 type Scenario = fn(bool) -> anyhow::Result<Vec<Row>>;
 
-const SCENARIOS: [(&str, Scenario); 7] = [
+const SCENARIOS: [(&str, Scenario); 8] = [
     ("fanout", fanout::run),
     ("dispatch", dispatch::run),
     ("scale", scale::run),
@@ -48,6 +49,7 @@ const SCENARIOS: [(&str, Scenario); 7] = [
     ("api", api::run),
     ("footprint", footprint::run),
     ("deploy", deploy::run),
+    ("two", two::run),
 ];
 
 /// Points every controller the harness starts at PostgreSQL: the server

@@ -179,7 +179,12 @@ fn measure(
 
 /// Times `berth inspect -o json [--selector S]` over `agents` hosts, or
 /// says why it failed.
-fn inspect(controller: &Controller, (agents, n): (usize, &str), selector: &str, goal: Goal) -> Row {
+pub fn inspect(
+    controller: &Controller,
+    (agents, n): (usize, &str),
+    selector: &str,
+    goal: Goal,
+) -> Row {
     let scenario = if selector.is_empty() {
         "scale: berth inspect across the fleet, CLI start to exit".to_string()
     } else {

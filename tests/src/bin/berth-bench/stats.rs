@@ -70,6 +70,12 @@ impl Row {
         Row::new(scenario, n, unit, &[value], goal)
     }
 
+    /// This row under another scenario's name.
+    pub fn renamed(mut self, scenario: &str) -> Row {
+        self.scenario = scenario.to_string();
+        self
+    }
+
     /// A row saying why a scenario produced no numbers.
     pub fn note(scenario: &str, text: &str) -> Row {
         let mut row = Row::new(scenario, "-", "", &[], Goal::None);

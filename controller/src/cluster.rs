@@ -53,8 +53,12 @@ pub enum Signal {
         after: u64,
         last: u64,
     },
-    /// An agent connected or went away.
-    Fleet,
+    /// `agent`'s stream opened on the sender (`owner` names it) or ended
+    /// there (`owner` is `None`).
+    Fleet {
+        agent: String,
+        owner: Option<String>,
+    },
     /// A question for `agent`, whose owner sends it on: a
     /// `ControllerMessage`, protobuf in base64 (`relay.rs`).
     Forward { agent: String, msg: String },
@@ -94,6 +98,9 @@ pub struct Cluster {
     next_long: AtomicU64,
     /// Parts of long signals received, until whole.
     parts: parts::Parts,
+    /// Which controller each agent connected elsewhere is on, as the
+    /// leases said when read and the signals since (`owned_elsewhere`).
+    remote: Mutex<HashMap<AgentId, String>>,
 }
 
 impl Cluster {
@@ -105,6 +112,7 @@ impl Cluster {
             members: Mutex::new(None),
             next_long: AtomicU64::new(1),
             parts: parts::Parts::default(),
+            remote: Mutex::new(HashMap::new()),
         }
     }
 
@@ -116,7 +124,7 @@ impl Cluster {
     /// Tells the other controllers.
     pub fn signal(&self, signal: Signal) {
         let Some(bus) = &self.bus else { return };
-        let hint = matches!(signal, Signal::Changed { .. } | Signal::Fleet);
+        let hint = matches!(signal, Signal::Changed { .. });
         let envelope = Envelope {
             from: self.me.id.clone(),
             signal,
@@ -195,17 +203,69 @@ impl Cluster {
         }
     }
 
-    /// The lease of `agent`'s stream when it is held by another controller
-    /// that serves now.
-    pub fn owned_elsewhere(&self, store: &Store, agent: AgentId) -> Option<Lease> {
+    /// The id of the controller serving now that holds `agent`'s stream,
+    /// when it is another one, as the leases and signals say (no read of
+    /// the store but, at most every second, of who serves).
+    pub fn owned_elsewhere(&self, store: &Store, agent: AgentId) -> Option<String> {
         if !self.is_shared() {
             return None;
         }
-        let lease = store.lease(agent).ok().flatten()?;
-        let named = |members: &[Member]| members.iter().any(|m| m.id == lease.controller);
+        let owner = self.lock_remote().get(&agent).cloned()?;
+        self.serves_now(store, &owner).then_some(owner)
+    }
+
+    /// Like [`Cluster::owned_elsewhere`], from the lease in the store (for
+    /// decisions that must not lag a signal).
+    pub fn owned_elsewhere_now(&self, store: &Store, agent: AgentId) -> Option<String> {
+        if !self.is_shared() {
+            return None;
+        }
+        let owner = store.lease(agent).ok().flatten()?.controller;
+        self.serves_now(store, &owner).then_some(owner)
+    }
+
+    /// True when `owner` is another controller serving now.
+    fn serves_now(&self, store: &Store, owner: &str) -> bool {
+        let named = |members: &[Member]| members.iter().any(|m| m.id == owner);
         // A controller that started within the second is read again.
-        (lease.controller != self.me.id && named(&self.members(store, |m| !named(m))))
-            .then_some(lease)
+        owner != self.me.id && named(&self.members(store, |m| !named(m)))
+    }
+
+    fn lock_remote(&self) -> std::sync::MutexGuard<'_, HashMap<AgentId, String>> {
+        self.remote.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Reads every lease again (at start, and after a gap in the signals).
+    pub fn read_leases(&self, store: &Store) {
+        if !self.is_shared() {
+            return;
+        }
+        match store.leases() {
+            Ok(leases) => {
+                *self.lock_remote() = leases
+                    .into_iter()
+                    .filter(|(_, lease)| lease.controller != self.me.id)
+                    .map(|(agent, lease)| (agent, lease.controller))
+                    .collect();
+            }
+            Err(err) => warn!(error = %err, "could not read the agents' leases"),
+        }
+    }
+
+    /// Controller `from` said `agent`'s stream opened on `owner`, or
+    /// (`None`) ended on `from`.
+    pub(crate) fn note_lease(&self, agent: AgentId, owner: Option<String>, from: &str) {
+        let mut remote = self.lock_remote();
+        match owner {
+            Some(owner) => {
+                remote.insert(agent, owner);
+            }
+            None => {
+                if remote.get(&agent).is_some_and(|on| on == from) {
+                    remote.remove(&agent);
+                }
+            }
+        }
     }
 
     /// Records that `agent`'s stream (connection `conn`) is here, or with
@@ -226,7 +286,10 @@ impl Cluster {
         if let Err(err) = written {
             warn!(%agent, opened, error = %err, "could not write the agent's lease");
         }
-        self.signal(Signal::Fleet);
+        self.signal(Signal::Fleet {
+            agent: agent.to_string(),
+            owner: opened.then(|| self.me.id.clone()),
+        });
     }
 }
 

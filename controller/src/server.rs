@@ -198,6 +198,7 @@ pub async fn run(
     let (bus, heard) = bus.unzip();
     let cluster = Arc::new(crate::cluster::Cluster::new(me, bus));
     cluster.forward(&hub);
+    cluster.read_leases(&store);
     crate::cluster::relay::connect(&cluster, store.clone(), &registry);
     let dispatcher = Arc::new(
         Dispatcher::new(

@@ -84,7 +84,12 @@ async fn on_signal(context: &Arc<Context>, envelope: Envelope) {
                 }
             }
         }
-        Signal::Fleet => context.registry.fleet_changed(),
+        Signal::Fleet { agent, owner } => {
+            if let Ok(agent) = agent.parse::<AgentId>() {
+                context.cluster.note_lease(agent, owner, &envelope.from);
+            }
+            context.registry.fleet_changed();
+        }
         Signal::Forward { agent, msg } => {
             super::relay::on_forward(context, envelope.from, &agent, &msg);
         }
@@ -111,6 +116,7 @@ async fn on_signal(context: &Arc<Context>, envelope: Envelope) {
 /// After a gap in the signals: every unfinished deployment read again, and
 /// whoever waits for the fleet woken.
 async fn resync(context: &Arc<Context>) {
+    context.cluster.read_leases(&context.store);
     context.registry.fleet_changed();
     let ids = match context.store.running_deployment_ids() {
         Ok(ids) => ids,

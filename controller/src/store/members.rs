@@ -165,14 +165,27 @@ impl Store {
         Ok(serde_json::from_slice(&bytes).ok())
     }
 
+    /// Every agent's lease, good or not.
+    pub fn leases(&self) -> Result<Vec<(AgentId, Lease)>, StoreError> {
+        let mut leases = Vec::new();
+        for entry in self.t()?.meta.scan_prefix(LEASE_PREFIX) {
+            let (key, value) = entry?;
+            let agent = key
+                .get(LEASE_PREFIX.len()..)
+                .and_then(|bytes| <[u8; 16]>::try_from(bytes).ok())
+                .map(AgentId::from_bytes);
+            if let (Some(agent), Ok(lease)) = (agent, serde_json::from_slice::<Lease>(&value)) {
+                leases.push((agent, lease));
+            }
+        }
+        Ok(leases)
+    }
+
     /// How many leases each controller holds, by its id.
     pub fn leases_by_controller(&self) -> Result<HashMap<String, u32>, StoreError> {
         let mut counts = HashMap::new();
-        for entry in self.t()?.meta.scan_prefix(LEASE_PREFIX) {
-            let (_, value) = entry?;
-            if let Ok(lease) = serde_json::from_slice::<Lease>(&value) {
-                *counts.entry(lease.controller).or_insert(0) += 1;
-            }
+        for (_, lease) in self.leases()? {
+            *counts.entry(lease.controller).or_insert(0) += 1;
         }
         Ok(counts)
     }

@@ -68,6 +68,7 @@ async fn controllers(url: String) {
     b.put_lease(agent, &on_b).expect("lease b");
     a.drop_lease(agent, &on_a).expect("drop a");
     assert_eq!(b.lease(agent).expect("lease"), Some(on_b.clone()));
+    assert_eq!(a.leases().expect("leases"), vec![(agent, on_b.clone())]);
     let counts = a.leases_by_controller().expect("counts");
     assert_eq!(counts.get("bbbb0002"), Some(&1));
     assert_eq!(counts.get("aaaa0001"), None);

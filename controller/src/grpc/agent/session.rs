@@ -187,8 +187,13 @@ impl Session {
         let silent_ms = i64::try_from(last_heard.elapsed().as_millis()).unwrap_or(0);
         // Offline, unless it connected again meanwhile or the controller
         // is the one stopping.
-        let offline =
-            !self.context.shutdown.is_cancelled() && !self.context.is_online(self.agent_id);
+        let offline = !self.context.shutdown.is_cancelled()
+            && !self.context.registry.is_online(self.agent_id)
+            && self
+                .context
+                .cluster
+                .owned_elsewhere_now(&self.context.store, self.agent_id)
+                .is_none();
         let seen = self.context.store.update_agent(self.agent_id, |record| {
             record.last_seen_at = Some(Timestamp(Timestamp::now().0 - silent_ms));
             if offline {

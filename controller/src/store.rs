@@ -348,20 +348,27 @@ impl Store {
     /// The next assignment generation (a durable, strictly increasing
     /// counter used for fencing).
     pub fn next_generation(&self) -> Result<u64, StoreError> {
-        let value = self.t()?.meta.update_and_fetch(b"generation", |old| {
-            let current = old
-                .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
-                .map_or(0, u64::from_be_bytes);
-            Some((current + 1).to_be_bytes().to_vec())
-        })?;
-        value
-            .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_ref()).ok())
-            .map(u64::from_be_bytes)
-            .ok_or_else(|| StoreError::Corrupt {
-                tree: "meta",
-                reason: "generation counter unreadable".into(),
-            })
+        use kv::Transactional as _;
+        self.t()?.meta.transaction(bump_generation)
     }
+}
+
+/// Draws the next generation inside a transaction on `meta` (every
+/// change of the counter is one, so they are serialised).
+pub(super) fn bump_generation(meta: &kv::TxTree<'_>) -> Result<u64, kv::TxError> {
+    let current = match meta.get(b"generation")? {
+        None => 0,
+        Some(bytes) => <[u8; 8]>::try_from(bytes.as_ref())
+            .map(u64::from_be_bytes)
+            .map_err(|_| {
+                kv::TxError::Abort(StoreError::Corrupt {
+                    tree: "meta",
+                    reason: "generation counter unreadable".into(),
+                })
+            })?,
+    };
+    meta.insert(b"generation", &(current + 1).to_be_bytes())?;
+    Ok(current + 1)
 }
 
 #[cfg(test)]

@@ -51,9 +51,6 @@ impl Dispatcher {
     }
 
     pub(super) async fn kick_locked(&self, agent: AgentId) {
-        if !self.registry.is_online(agent) || !self.owns(agent) {
-            return;
-        }
         let mut waiting = Vec::new();
         loop {
             if !self.registry.is_online(agent) {
@@ -77,6 +74,14 @@ impl Dispatcher {
                     waiting.push((deployment_id, task_id));
                 }
                 Ok(AssignResult::Gone) => self.registry.release_slot(agent),
+                // The agent's stream moved to another controller, which
+                // sends it its tasks; this stream is stale.
+                Err(StoreError::Conflict(reason)) => {
+                    info!(%agent, %reason, "not assigning: the agent is another controller's now");
+                    self.registry.release_slot(agent);
+                    waiting.push((deployment_id, task_id));
+                    break;
+                }
                 Err(err) => {
                     warn!(%deployment_id, %task_id, error = %err, "could not assign task");
                     self.registry.release_slot(agent);
@@ -105,26 +110,41 @@ impl Dispatcher {
         if let Some(result) = not_assignable(&current, task_id) {
             return Ok(result);
         }
-        let generation = self.store.next_generation()?;
-        let (_, result) = self.store.update_deployment(deployment_id, |deployment| {
-            if let Some(result) = not_assignable(deployment, task_id) {
-                return Ok(result);
-            }
-            progress::set_task_status(
-                deployment,
-                task_id,
-                TaskStatus::Assigned,
-                Some(format!("generation {generation}")),
-            );
-            let task = deployment
-                .task_mut(task_id)
-                .expect("task exists: checked above");
-            task.generation = generation;
-            task.assigned_at = Some(Timestamp::now());
-            Ok(AssignResult::Assigned(Box::new(spec_for(
-                deployment, task_id,
-            ))))
-        })?;
+        let Some(agent) = current
+            .tasks
+            .iter()
+            .find(|task| task.id == task_id)
+            .map(|task| task.agent_id)
+        else {
+            return Ok(AssignResult::Gone);
+        };
+        // One transaction checks the agent's lease (on a shared store),
+        // draws the generation and marks the task assigned.
+        let me = self.me();
+        let (_, result) = self.store.claim_task(
+            deployment_id,
+            agent,
+            me.as_deref(),
+            |deployment, generation| {
+                if let Some(result) = not_assignable(deployment, task_id) {
+                    return Ok(result);
+                }
+                progress::set_task_status(
+                    deployment,
+                    task_id,
+                    TaskStatus::Assigned,
+                    Some(format!("generation {generation}")),
+                );
+                let task = deployment
+                    .task_mut(task_id)
+                    .expect("task exists: checked above");
+                task.generation = generation;
+                task.assigned_at = Some(Timestamp::now());
+                Ok(AssignResult::Assigned(Box::new(spec_for(
+                    deployment, task_id,
+                ))))
+            },
+        )?;
         self.store.flush().await?;
         self.hub.publish(HubEvent::Changed {
             deployment: deployment_id,

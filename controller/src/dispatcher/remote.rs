@@ -19,20 +19,13 @@ impl Dispatcher {
         let _ = self.cluster.set(cluster);
     }
 
-    /// False when `agent`'s lease names another controller: its stream
-    /// moved there, and only that controller sends it anything.
-    pub(super) fn owns(&self, agent: AgentId) -> bool {
-        let Some(cluster) = self.cluster.get().filter(|c| c.is_shared()) else {
-            return true;
-        };
-        match self.store.lease(agent) {
-            Ok(Some(lease)) => lease.controller == cluster.me.id,
-            Ok(None) => true,
-            Err(err) => {
-                warn!(%agent, error = %err, "could not read the agent's lease; sending nothing until it can be read");
-                false
-            }
-        }
+    /// This controller's id when its store is shared (the assignment's
+    /// claim checks the agent's lease against it).
+    pub(super) fn me(&self) -> Option<String> {
+        self.cluster
+            .get()
+            .filter(|cluster| cluster.is_shared())
+            .map(|cluster| cluster.me.id.clone())
     }
 
     /// True when `agent`'s stream is open on another controller serving

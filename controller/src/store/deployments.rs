@@ -270,6 +270,16 @@ impl Store {
         id: DeploymentId,
         change: impl Fn(&mut Deployment) -> Result<(R, Vec<LogWrite>), StoreError>,
     ) -> Result<(Deployment, R, Vec<LogWrite>), StoreError> {
+        self.change_deployment(id, |_, deployment| change(deployment).map_err(abort))
+    }
+
+    /// The one transaction every change of a deployment goes through:
+    /// `change` also sees `meta` (for claims: `members.rs`).
+    pub(super) fn change_deployment<R>(
+        &self,
+        id: DeploymentId,
+        change: impl Fn(&TxTree<'_>, &mut Deployment) -> Result<(R, Vec<LogWrite>), TxError>,
+    ) -> Result<(Deployment, R, Vec<LogWrite>), StoreError> {
         let t = self.t()?;
         let trees = (
             &t.deployments,
@@ -285,7 +295,7 @@ impl Store {
                 let observed = crate::metrics::Before::of(&deployment);
                 let before = deployment.status;
                 let approval_before = super::approvals::pending_expiry(&deployment);
-                let (result, lines) = change(&mut deployment).map_err(abort)?;
+                let (result, lines) = change(meta, &mut deployment)?;
                 super::approvals::keep_index(meta, &deployment, approval_before)?;
                 write_chunks(logs, id, &lines)?;
                 // The slot is given up once nothing of the deployment runs any

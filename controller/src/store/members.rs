@@ -21,8 +21,8 @@ use std::collections::HashMap;
 use berth_shared::id::AgentId;
 use serde::{Deserialize, Serialize};
 
-use super::kv::Db;
 use super::kv::pg::SessionLock;
+use super::kv::{Db, TxError};
 use super::{Store, StoreError};
 
 /// The name of the advisory lock each serving controller holds on its id.
@@ -155,6 +155,35 @@ impl Store {
             .meta
             .compare_and_swap(lease_key(agent), Some(&bytes), None)?;
         Ok(())
+    }
+
+    /// Claims a task of deployment `id` for `agent` in one transaction:
+    /// refused (`Conflict`) when `me` is given and the agent's lease names
+    /// another controller (its stream moved there), else the next
+    /// generation is drawn and `change` applied with it.
+    pub fn claim_task<R>(
+        &self,
+        id: berth_shared::id::DeploymentId,
+        agent: AgentId,
+        me: Option<&str>,
+        change: impl Fn(&mut berth_shared::record::Deployment, u64) -> Result<R, StoreError>,
+    ) -> Result<(berth_shared::record::Deployment, R), StoreError> {
+        self.change_deployment(id, |meta, deployment| {
+            if let Some(me) = me
+                && let Some(bytes) = meta.get(lease_key(agent))?
+                && let Ok(lease) = serde_json::from_slice::<Lease>(&bytes)
+                && lease.controller != me
+            {
+                return Err(TxError::Abort(StoreError::Conflict(format!(
+                    "agent {agent}'s stream is on controller {} now",
+                    lease.controller
+                ))));
+            }
+            let generation = super::bump_generation(meta)?;
+            let result = change(deployment, generation).map_err(TxError::Abort)?;
+            Ok((result, Vec::new()))
+        })
+        .map(|(deployment, result, _)| (deployment, result))
     }
 
     /// `agent`'s lease, good or not.

@@ -73,6 +73,32 @@ async fn controllers(url: String) {
     assert_eq!(counts.get("bbbb0002"), Some(&1));
     assert_eq!(counts.get("aaaa0001"), None);
 
+    // Only the lease's controller claims the agent's task, and each claim
+    // draws a new generation in the same transaction.
+    let deployment = crate::testing::deployment(&["h1"], 0);
+    a.create_deployment(&deployment, true, false)
+        .expect("create");
+    let refused = a.claim_task(deployment.id, agent, Some("aaaa0001"), |_, _| Ok(()));
+    assert!(
+        matches!(&refused, Err(crate::store::StoreError::Conflict(reason)) if reason.contains("bbbb0002")),
+        "{refused:?}"
+    );
+    let (_, first) = b
+        .claim_task(deployment.id, agent, Some("bbbb0002"), |_, generation| {
+            Ok(generation)
+        })
+        .expect("claimed");
+    let (_, second) = a
+        .claim_task(
+            deployment.id,
+            AgentId::new(),
+            Some("aaaa0001"),
+            |_, generation| Ok(generation),
+        )
+        .expect("an agent without a lease");
+    assert!(second > first, "{second} after {first}");
+    assert!(b.next_generation().expect("generation") > second);
+
     // A controller whose session ended is no longer one of them.
     drop(held_b);
     let gone = tokio::time::timeout(Duration::from_secs(10), async {

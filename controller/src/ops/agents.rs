@@ -195,6 +195,13 @@ pub async fn inspect_one(context: &Context, caller: &Caller, name: &str) -> Resu
     })
 }
 
+/// An inspect answer's containers (JSON) with the secret values of their
+/// deployments masked; `None` when it is no list of containers.
+pub(crate) fn masked_json(context: &Context, json: &str) -> Option<String> {
+    let containers = serde_json::from_str::<Vec<ContainerView>>(json).ok()?;
+    serde_json::to_string(&masked(context, containers)).ok()
+}
+
 /// Containers with the secret values of their deployments masked in what
 /// they printed lately.
 fn masked(context: &Context, mut containers: Vec<ContainerView>) -> Vec<ContainerView> {

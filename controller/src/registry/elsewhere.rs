@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use berth_proto::v1::ControllerMessage;
-use berth_shared::id::AgentId;
+use berth_shared::id::{AgentId, DeploymentId};
 
 use super::Registry;
 
@@ -23,14 +23,23 @@ pub type Elsewhere = Arc<dyn Fn(AgentId, ControllerMessage) -> bool + Send + Syn
 /// container's output followed for hours).
 const REMEMBER: Duration = Duration::from_secs(24 * 3600);
 
+/// Who asked a relayed question: the agent asked, the controller that
+/// asked, the deployment it is about (a container relay's), and when.
+struct Asked {
+    agent: AgentId,
+    from: String,
+    deployment: Option<DeploymentId>,
+    at: Instant,
+}
+
 /// Questions other controllers asked of this one's agents.
 #[derive(Default)]
 pub(super) struct Relayed {
-    asked: Mutex<HashMap<u64, (AgentId, String, Instant)>>,
+    asked: Mutex<HashMap<u64, Asked>>,
 }
 
 impl Relayed {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (AgentId, String, Instant)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Asked>> {
         self.asked.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -61,25 +70,46 @@ impl Registry {
             .is_some_and(|elsewhere| elsewhere(agent, message))
     }
 
-    /// Controller `from` asked `request_id` of this controller's `agent`.
-    pub fn note_relayed(&self, agent: AgentId, request_id: u64, from: String) {
+    /// Controller `from` asked `request_id` of this controller's `agent`
+    /// (about `deployment`, for a container relay).
+    pub fn note_relayed(
+        &self,
+        agent: AgentId,
+        request_id: u64,
+        from: String,
+        deployment: Option<DeploymentId>,
+    ) {
         let mut asked = self.relayed.lock();
-        asked.retain(|_, (_, _, at)| at.elapsed() < REMEMBER);
-        asked.insert(request_id, (agent, from, Instant::now()));
+        asked.retain(|_, asked| asked.at.elapsed() < REMEMBER);
+        asked.insert(
+            request_id,
+            Asked {
+                agent,
+                from,
+                deployment,
+                at: Instant::now(),
+            },
+        );
     }
 
-    /// The controller that asked `agent` `request_id`, when another did;
-    /// `last` forgets the question (its final answer).
-    pub fn relayed_to(&self, agent: AgentId, request_id: u64, last: bool) -> Option<String> {
+    /// The controller that asked `agent` `request_id`, when another did,
+    /// and the deployment the question is about; `last` forgets the
+    /// question (its final answer).
+    pub fn relayed_to(
+        &self,
+        agent: AgentId,
+        request_id: u64,
+        last: bool,
+    ) -> Option<(String, Option<DeploymentId>)> {
         let mut asked = self.relayed.lock();
-        let from = asked
+        let found = asked
             .get(&request_id)
-            .filter(|(asked, _, _)| *asked == agent)
-            .map(|(_, from, _)| from.clone())?;
+            .filter(|asked| asked.agent == agent)
+            .map(|asked| (asked.from.clone(), asked.deployment))?;
         if last {
             asked.remove(&request_id);
         }
-        Some(from)
+        Some(found)
     }
 
     /// A relayed question was withdrawn (a relay stopped).

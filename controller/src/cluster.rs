@@ -17,6 +17,9 @@
 mod parts;
 mod receive;
 pub mod relay;
+mod reports;
+
+pub use reports::Report;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -101,6 +104,8 @@ pub struct Cluster {
     /// Which controller each agent connected elsewhere is on, as the
     /// leases said when read and the signals since (`owned_elsewhere`).
     remote: Mutex<HashMap<AgentId, String>>,
+    /// The agents' reports this controller stored last (`reports.rs`).
+    reports: reports::Shared,
 }
 
 impl Cluster {
@@ -113,6 +118,7 @@ impl Cluster {
             next_long: AtomicU64::new(1),
             parts: parts::Parts::default(),
             remote: Mutex::new(HashMap::new()),
+            reports: reports::Shared::default(),
         }
     }
 

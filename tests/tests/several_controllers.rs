@@ -2,7 +2,8 @@
 //! operator runs them: agents and the CLI are given both addresses, in
 //! different orders, so the agents split between them. A deploy created
 //! through A to an agent on B completes and its log is followed live
-//! through A; `inspect` and a fleet `exec` from A reach the agents on
+//! through A, and `berth status` through A shows B's agent's own report;
+//! `inspect` and a fleet `exec` from A reach the agents on
 //! both (those on B through B); `kill -9`
 //! of the controller that holds an agent mid-deploy moves the agent to the
 //! other, and the deployment completes with every line stored exactly
@@ -152,6 +153,33 @@ fn two_controllers_share_the_agents_and_a_killed_one_s_agent_moves_to_the_other(
     assert!(
         !moved.contains(&format!("controller=https://{}", first.address)),
         "the agent on B stayed on B:\n{moved}"
+    );
+
+    // `berth status` through A shows what B's agent reported to B, as B
+    // does (B stores each agent's report when it changes).
+    let host_states = |via: &Controller| {
+        let status = via.berth(&["status", "-o", "json"]).json();
+        status
+            .as_array()
+            .and_then(|apps| apps.iter().find(|app| app["app"] == "steady-b"))
+            .map(|app| app["host_states"].clone())
+            .unwrap_or_default()
+    };
+    eventually_or(
+        "status through A as through B",
+        300,
+        Duration::from_millis(100),
+        || {
+            let (via_a, via_b) = (host_states(&first), host_states(&second));
+            (via_a == via_b && via_a[0]["state"] == "deployed").then_some(())
+        },
+        || {
+            format!(
+                "A: {:#}\nB: {:#}",
+                host_states(&first),
+                host_states(&second)
+            )
+        },
     );
 
     // Inspect through A asks the agent on B, through B.

@@ -30,37 +30,8 @@ pub fn host_states(
             .health_of(&reported.deployment_id)
             .into_iter()
             .find(|(from, _)| *from == agent)
-            .map(|(_, report)| {
-                if report.healthy {
-                    "healthy".to_string()
-                } else {
-                    format!("unhealthy: {}", report.detail)
-                }
-            });
-        rows.push(HostState {
-            host: name_of(agent),
-            online: true,
-            version: reported.version,
-            deployment_id: reported.deployment_id,
-            state: crate::wire::app_state(reported.state, &reported.state_detail),
-            health,
-            since: Some(Timestamp(reported.since_ms)),
-            last_repair: Some(reported.last_repair).filter(|text| !text.is_empty()),
-            last_repair_at: (reported.last_repair_ms > 0)
-                .then_some(Timestamp(reported.last_repair_ms)),
-            secrets_changed: Vec::new(),
-            resources: reported
-                .resources
-                .into_iter()
-                .map(|resource| berth_shared::record::ResourceState {
-                    name: resource.name,
-                    image: resource.image,
-                    state: resource.state,
-                    health: resource.health,
-                    volumes: resource.volumes,
-                })
-                .collect(),
-        });
+            .map(|(_, report)| report);
+        rows.push(reported_row(name_of(agent), reported, health));
     }
     if current.status == berth_shared::state::DeploymentStatus::Deployed {
         for (agent, host) in progress::running_hosts(current) {
@@ -68,6 +39,27 @@ pub fn host_states(
                 continue;
             }
             let online = context.is_online(agent);
+            // An agent on another controller of the store: its report
+            // as that controller stored it.
+            let elsewhere = context.report_elsewhere(agent);
+            if let Some(report) = &elsewhere {
+                let before = rows.len();
+                for reported in report
+                    .apps
+                    .iter()
+                    .filter(|a| a.app == app && a.environment == environment)
+                {
+                    let health = report
+                        .health
+                        .iter()
+                        .find(|h| h.deployment_id == reported.deployment_id)
+                        .cloned();
+                    rows.push(reported_row(host.clone(), reported.clone(), health));
+                }
+                if rows.len() > before {
+                    continue;
+                }
+            }
             // A report older than the host's last task says nothing yet.
             let finished = current
                 .tasks
@@ -75,7 +67,10 @@ pub fn host_states(
                 .filter(|task| task.agent_id == agent)
                 .filter_map(|task| task.finished_at)
                 .max();
-            let reported = context.registry.apps_reported_at(agent);
+            let reported = context
+                .registry
+                .apps_reported_at(agent)
+                .or(elsewhere.map(|report| report.at));
             let awaited =
                 online && reported.is_none_or(|at| finished.is_some_and(|done| at < done));
             let (state, known) = match (online, awaited) {
@@ -118,6 +113,45 @@ pub fn host_states(
         row.secrets_changed = changed_of[&id].clone();
     }
     Ok(rows)
+}
+
+/// A host's row from what its agent reported of one app, with the app's
+/// last health report there.
+fn reported_row(
+    host: String,
+    reported: berth_proto::v1::HostApp,
+    health: Option<berth_proto::v1::AppHealth>,
+) -> HostState {
+    let health = health.map(|report| {
+        if report.healthy {
+            "healthy".to_string()
+        } else {
+            format!("unhealthy: {}", report.detail)
+        }
+    });
+    HostState {
+        host,
+        online: true,
+        version: reported.version,
+        deployment_id: reported.deployment_id,
+        state: crate::wire::app_state(reported.state, &reported.state_detail),
+        health,
+        since: Some(Timestamp(reported.since_ms)),
+        last_repair: Some(reported.last_repair).filter(|text| !text.is_empty()),
+        last_repair_at: (reported.last_repair_ms > 0).then_some(Timestamp(reported.last_repair_ms)),
+        secrets_changed: Vec::new(),
+        resources: reported
+            .resources
+            .into_iter()
+            .map(|resource| berth_shared::record::ResourceState {
+                name: resource.name,
+                image: resource.image,
+                state: resource.state,
+                health: resource.health,
+                volumes: resource.volumes,
+            })
+            .collect(),
+    }
 }
 
 /// The version the hosts run: the one they agree on, or `mixed: ...`

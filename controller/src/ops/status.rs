@@ -15,7 +15,29 @@ fn health_of(context: &Context, deployment: &Deployment) -> Option<String> {
     if deployment.manifest.health.is_none() || deployment.status != DeploymentStatus::Deployed {
         return None;
     }
-    let reports = context.registry.health_of(&deployment.id.to_string());
+    let id = deployment.id.to_string();
+    let mut reports = context.registry.health_of(&id);
+    // Hosts whose agents are on another controller of the store: their
+    // reports as that controller stored them.
+    let mut elsewhere: Vec<berth_shared::id::AgentId> = deployment
+        .tasks
+        .iter()
+        .map(|task| task.agent_id)
+        .filter(|agent| !context.registry.is_online(*agent))
+        .collect();
+    elsewhere.sort_unstable();
+    elsewhere.dedup();
+    for agent in elsewhere {
+        if let Some(report) = context.report_elsewhere(agent) {
+            reports.extend(
+                report
+                    .health
+                    .into_iter()
+                    .filter(|health| health.deployment_id == id)
+                    .map(|health| (agent, health)),
+            );
+        }
+    }
     if reports.is_empty() {
         return Some("unknown (no report yet)".into());
     }

@@ -33,6 +33,8 @@ pub(super) const OFFLINE_LOCK: &str = "offline";
 const MEMBER_PREFIX: &str = "berth-controller ";
 /// Where leases are kept in `meta`: `agent_lease \0 AGENT`.
 const LEASE_PREFIX: &[u8] = b"agent_lease\0";
+/// Where agents' last reports are kept in `meta`: `agent_report \0 AGENT`.
+const REPORT_PREFIX: &[u8] = b"agent_report\0";
 
 /// One controller serving from the store.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,6 +80,12 @@ pub struct Lease {
 
 fn lease_key(agent: AgentId) -> Vec<u8> {
     let mut key = LEASE_PREFIX.to_vec();
+    key.extend_from_slice(&agent.to_bytes());
+    key
+}
+
+fn report_key(agent: AgentId) -> Vec<u8> {
+    let mut key = REPORT_PREFIX.to_vec();
     key.extend_from_slice(&agent.to_bytes());
     key
 }
@@ -184,6 +192,28 @@ impl Store {
             Ok((result, Vec::new()))
         })
         .map(|(deployment, result, _)| (deployment, result))
+    }
+
+    /// Stores `agent`'s last report (`cluster/reports.rs`), stamped now.
+    pub fn put_report(&self, agent: AgentId, report: &[u8]) -> Result<(), StoreError> {
+        let mut value = super::health::now_ms().to_be_bytes().to_vec();
+        value.extend_from_slice(report);
+        self.t()?.meta.insert(report_key(agent), value)?;
+        Ok(())
+    }
+
+    /// `agent`'s last stored report and when it was stored (Unix ms).
+    pub fn report(&self, agent: AgentId) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
+        let Some(value) = self.t()?.meta.get(report_key(agent))? else {
+            return Ok(None);
+        };
+        let Some((at, report)) = value.split_first_chunk::<8>() else {
+            return Ok(None);
+        };
+        Ok(Some((
+            i64::try_from(u64::from_be_bytes(*at)).unwrap_or(i64::MAX),
+            report.to_vec(),
+        )))
     }
 
     /// `agent`'s lease, good or not.

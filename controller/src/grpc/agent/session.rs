@@ -251,10 +251,17 @@ impl Session {
                     .registry
                     .heartbeat(self.agent_id, beat.free_slots, facts);
                 // Bounded: an agent reports at most 1000 apps.
-                let health = beat.health.into_iter().take(1000).collect();
-                self.context.registry.report_health(self.agent_id, health);
+                let health: Vec<berth_proto::v1::AppHealth> =
+                    beat.health.into_iter().take(1000).collect();
                 let apps: Vec<berth_proto::v1::HostApp> =
                     beat.apps.into_iter().take(1000).collect();
+                self.context.cluster.share_report(
+                    &self.context.store,
+                    self.agent_id,
+                    &apps,
+                    &health,
+                );
+                self.context.registry.report_health(self.agent_id, health);
                 self.context
                     .dispatcher
                     .reconcile_reported(self.agent_id, &self.name, &apps)

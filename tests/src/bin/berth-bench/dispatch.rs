@@ -83,23 +83,30 @@ fn measure(deploys: usize, webhooks: usize) -> Result<(Vec<f64>, Vec<f64>)> {
             bail!("webhook add failed: {}", added.stderr);
         }
     }
+    timed_deploys(&controller, "dispatch", deploys)
+}
+
+/// Deploys app `role` to the agent labelled `role=ROLE` through `via`,
+/// `deploys` times after two warm-ups, each with a new tiny bundle: the
+/// dispatch latencies (accepted to first stage started) and CLI walls.
+pub fn timed_deploys(via: &Controller, role: &str, deploys: usize) -> Result<(Vec<f64>, Vec<f64>)> {
     let mut latencies = Vec::new();
     let mut walls = Vec::new();
     for index in 0..deploys + 2 {
         let manifest = format!(
-            "app = \"dispatch\"\nversion = \"v{index}\"\n[target]\nlabels = {{ role = \"dispatch\" }}\n[setup]\nrun = [\"true\"]\n"
+            "app = \"{role}\"\nversion = \"v{index}\"\n[target]\nlabels = {{ role = \"{role}\" }}\n[setup]\nrun = [\"true\"]\n"
         );
         let bundle = write_bundle(
-            controller.dir.path(),
-            &format!("dispatch-{index}"),
+            via.dir.path(),
+            &format!("{role}-{index}"),
             &manifest,
             &[("VERSION", &format!("{index}\n"))],
         );
         let started = Instant::now();
-        let (code, deployment, stderr) = controller.deploy(&bundle);
+        let (code, deployment, stderr) = via.deploy(&bundle);
         let wall = started.elapsed().as_secs_f64() * 1000.0;
         if code != 0 {
-            bail!("deploy {index} failed ({code}):\n{stderr}");
+            bail!("deploy {index} to {role} failed ({code}):\n{stderr}");
         }
         let deployment: Deployment =
             serde_json::from_value(deployment).context("read the deployment")?;

@@ -11,9 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
-use berth_shared::record::Deployment;
 use berth_tests::loadgen::{Counters, Shared};
-use berth_tests::{Agent, Controller, procfs, write_bundle};
+use berth_tests::{Agent, Controller, procfs};
 use tokio::sync::Semaphore;
 
 use crate::stats::{Goal, Row, Stat};
@@ -39,8 +38,8 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
     b.wait_serving();
     let on_a = Agent::join(&a, "on-a", "role=on-a");
     let on_b = Agent::join(&b, "on-b", "role=on-b");
-    let (local, _) = dispatch(&a, "on-a", deploys)?;
-    let (across, walls) = dispatch(&a, "on-b", deploys)?;
+    let (local, _) = crate::dispatch::timed_deploys(&a, "on-a", deploys)?;
+    let (across, walls) = crate::dispatch::timed_deploys(&a, "on-b", deploys)?;
     drop((on_a, on_b));
     let mut rows = vec![
         Row::new(
@@ -71,42 +70,6 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
     ];
     rows.extend(fleet(&mut a, &mut b, agents)?);
     Ok(rows)
-}
-
-/// Deploys through `via` to the agent labelled `role=ROLE`, `deploys`
-/// times after two warm-ups: the dispatch latencies and CLI walls.
-fn dispatch(via: &Controller, role: &str, deploys: usize) -> Result<(Vec<f64>, Vec<f64>)> {
-    let mut latencies = Vec::new();
-    let mut walls = Vec::new();
-    for index in 0..deploys + 2 {
-        let manifest = format!(
-            "app = \"{role}\"\nversion = \"v{index}\"\n[target]\nlabels = {{ role = \"{role}\" }}\n[setup]\nrun = [\"true\"]\n"
-        );
-        let bundle = write_bundle(
-            via.dir.path(),
-            &format!("{role}-{index}"),
-            &manifest,
-            &[("VERSION", &format!("{index}\n"))],
-        );
-        let started = Instant::now();
-        let (code, deployment, stderr) = via.deploy(&bundle);
-        let wall = started.elapsed().as_secs_f64() * 1000.0;
-        if code != 0 {
-            bail!("deploy {index} to {role} failed ({code}):\n{stderr}");
-        }
-        let deployment: Deployment =
-            serde_json::from_value(deployment).context("read the deployment")?;
-        let first = deployment
-            .tasks
-            .first()
-            .and_then(|task| task.stages.first())
-            .context("a first stage")?;
-        if index >= 2 {
-            latencies.push((first.started_at.0 - deployment.created_at.0) as f64);
-            walls.push(wall);
-        }
-    }
-    Ok((latencies, walls))
 }
 
 /// `agents` simulated agents split between `a` and `b`.

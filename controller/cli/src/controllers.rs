@@ -50,8 +50,11 @@ pub async fn controllers(session: &mut Session) -> Outcome {
         let note = match list.store.as_str() {
             "sled" => "store: sled (one controller; several need the PostgreSQL store)".to_string(),
             store => format!(
-                "store: {store}; {} controller(s) serving; the once-per-store work: {}",
-                list.controllers.len(),
+                "store: {store}; {} serving; the once-per-store work: {}",
+                match list.controllers.len() {
+                    1 => "1 controller".to_string(),
+                    n => format!("{n} controllers"),
+                },
                 ONCE_PER_STORE
             ),
         };

@@ -144,6 +144,14 @@ fn a_postgresql_store_is_backed_up_while_it_serves_and_restored_into_a_new_datab
     agent
         .process()
         .expect_logged("connected to the controller", 2, "web-1");
+    // The snapshot may have caught it before its agent started it: the
+    // restored controller sends it again, and it ends before the next
+    // deploys of its app.
+    let ended = controller.wait_quiet(&running);
+    assert!(
+        ["deployed", "failed"].contains(&ended["status"].as_str().unwrap_or_default()),
+        "{ended:#}"
+    );
     history(&controller);
 
     // The restored database is not restored into again.

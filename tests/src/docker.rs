@@ -224,8 +224,8 @@ impl Dockerd {
 
 impl Drop for Dockerd {
     fn drop(&mut self) {
-        // Remove what the tests left, then stop the daemon gracefully so it
-        // takes its containerd with it.
+        // Remove what the tests left (containers, then networks), then stop
+        // the daemon gracefully so it takes its containerd with it.
         if let Ok(out) = Command::new("docker")
             .arg("-H")
             .arg(&self.host)
@@ -245,6 +245,15 @@ impl Drop for Dockerd {
                     .output();
             }
         }
+        // A network's bridge outlives the daemon and its data directory:
+        // left behind, bridges from run after run use up Docker's address
+        // pools on this machine ("could not find an available,
+        // non-overlapping IPv4 address pool").
+        let _ = Command::new("docker")
+            .arg("-H")
+            .arg(&self.host)
+            .args(["network", "prune", "-f"])
+            .output();
         self.process.terminate();
         if self.process.wait_exit(DEADLINE).is_none() {
             self.process.kill9();

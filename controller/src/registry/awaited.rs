@@ -3,9 +3,26 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
+use berth_proto::v1::ControllerMessage;
 use berth_shared::id::AgentId;
 use tokio::sync::oneshot;
+
+use super::Registry;
+
+/// How long a question may take to go out to its agent.
+const SEND_WITHIN: Duration = Duration::from_secs(10);
+
+/// Why an awaited answer did not come.
+pub enum Unanswered {
+    /// The agent is connected nowhere, or the question did not go out.
+    NotSent,
+    /// The answer's channel closed without it.
+    Lost,
+    /// No answer within the wait.
+    TimedOut,
+}
 
 pub struct Awaited<T> {
     waiting: Mutex<HashMap<u64, (AgentId, oneshot::Sender<T>)>>,
@@ -58,5 +75,32 @@ impl<T> Awaited<T> {
             let _ = sender.send(value);
         }
         true
+    }
+}
+
+impl Registry {
+    /// Sends `message` (asking `request_id`) to `agent` and waits up to
+    /// `wait` for its answer in `awaited`; the question is forgotten
+    /// either way.
+    pub(super) async fn ask_awaited<T>(
+        &self,
+        awaited: &Awaited<T>,
+        agent: AgentId,
+        request_id: u64,
+        message: ControllerMessage,
+        wait: Duration,
+    ) -> Result<T, Unanswered> {
+        let reply = awaited.expect(request_id, agent);
+        let result = if self.deliver(agent, message, SEND_WITHIN).await {
+            match tokio::time::timeout(wait, reply).await {
+                Ok(Ok(answer)) => Ok(answer),
+                Ok(Err(_)) => Err(Unanswered::Lost),
+                Err(_) => Err(Unanswered::TimedOut),
+            }
+        } else {
+            Err(Unanswered::NotSent)
+        };
+        awaited.forget(request_id);
+        result
     }
 }

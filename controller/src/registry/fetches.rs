@@ -11,6 +11,7 @@ use berth_proto::v1::{ControllerMessage, FetchRequest, FetchResult};
 use berth_shared::id::AgentId;
 
 use super::Registry;
+use super::awaited::Unanswered;
 
 impl Registry {
     /// Asks `agent` to fetch; its answer, or why there is none.
@@ -23,26 +24,22 @@ impl Registry {
         request.request_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         request.timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         let request_id = request.request_id;
-        let reply = self.fetches.expect(request_id, agent);
         let message = ControllerMessage {
             kind: Some(Outgoing::Fetch(request)),
         };
-        let sent = self.deliver(agent, message, Duration::from_secs(10)).await;
-        let result = match sent {
-            true => match tokio::time::timeout(timeout + Duration::from_secs(30), reply).await {
-                Ok(Ok(result)) => Ok(result),
-                Ok(Err(_)) => Err("the build agent's answer was lost".to_string()),
-                Err(_) => Err(format!(
+        let wait = timeout + Duration::from_secs(30);
+        self.ask_awaited(&self.fetches, agent, request_id, message, wait)
+            .await
+            .map_err(|why| match why {
+                Unanswered::NotSent => {
+                    "the fetch could not be sent to the build agent (it went offline?)".to_string()
+                }
+                Unanswered::Lost => "the build agent's answer was lost".to_string(),
+                Unanswered::TimedOut => format!(
                     "the build agent did not answer within {}s",
                     timeout.as_secs()
-                )),
-            },
-            false => {
-                Err("the fetch could not be sent to the build agent (it went offline?)".to_string())
-            }
-        };
-        self.fetches.forget(request_id);
-        result
+                ),
+            })
     }
 
     /// True while `agent` owes an answer to fetch `request_id` (so it may

@@ -9,6 +9,7 @@ use berth_proto::v1::{ControllerMessage, ResourceAnswer, ResourceAsk};
 use berth_shared::id::AgentId;
 
 use super::Registry;
+use super::awaited::Unanswered;
 
 impl Registry {
     /// Asks `agent`; its answer, or why there is none within `timeout`.
@@ -20,26 +21,20 @@ impl Registry {
     ) -> Result<ResourceAnswer, String> {
         ask.request_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let request_id = ask.request_id;
-        let reply = self.resource_asks.expect(request_id, agent);
         let message = ControllerMessage {
             kind: Some(Outgoing::ResourceAsk(ask)),
         };
-        let sent = self.deliver(agent, message, Duration::from_secs(10)).await;
-        let result = match sent {
-            true => match tokio::time::timeout(timeout, reply).await {
-                Ok(Ok(answer)) => Ok(answer),
-                Ok(Err(_)) => Err("the host's answer was lost".to_string()),
-                Err(_) => Err(format!(
-                    "the host did not answer within {}s",
-                    timeout.as_secs()
-                )),
-            },
-            false => {
-                Err("the host is offline, or the question could not be sent to it".to_string())
-            }
-        };
-        self.resource_asks.forget(request_id);
-        result
+        self.ask_awaited(&self.resource_asks, agent, request_id, message, timeout)
+            .await
+            .map_err(|why| match why {
+                Unanswered::NotSent => {
+                    "the host is offline, or the question could not be sent to it".to_string()
+                }
+                Unanswered::Lost => "the host's answer was lost".to_string(),
+                Unanswered::TimedOut => {
+                    format!("the host did not answer within {}s", timeout.as_secs())
+                }
+            })
     }
 
     /// Delivers an answer, only from the agent that was asked.

@@ -167,6 +167,13 @@ impl Dispatcher {
         }
     }
 
+    /// Drops every queued task of deployment `id` (halted, or finished).
+    pub(super) fn forget_queued(&self, id: DeploymentId) {
+        self.lock_queue()
+            .values_mut()
+            .for_each(|queue| queue.retain(|(deployment, _)| *deployment != id));
+    }
+
     /// Ids of deployments with unfinished tasks.
     pub fn active_ids(&self) -> Vec<DeploymentId> {
         self.lock_active().iter().copied().collect()

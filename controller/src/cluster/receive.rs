@@ -125,7 +125,11 @@ async fn resync(context: &Arc<Context>) {
             return;
         }
     };
-    for deployment in ids.into_iter().chain(context.dispatcher.active_ids()) {
+    let ids: std::collections::BTreeSet<_> = ids
+        .into_iter()
+        .chain(context.dispatcher.active_ids())
+        .collect();
+    for deployment in ids {
         context.hub.publish_here(HubEvent::Changed { deployment });
         context.dispatcher.on_remote_change(deployment).await;
     }

@@ -77,9 +77,7 @@ impl Dispatcher {
             Ok(running)
         })?;
         self.store.flush().await?;
-        self.lock_queue()
-            .values_mut()
-            .for_each(|queue| queue.retain(|(deployment, _)| *deployment != id));
+        self.forget_queued(id);
         for (agent, task_id, generation, _) in running {
             self.send_cancel(agent, task_id, generation).await;
         }

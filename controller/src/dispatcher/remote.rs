@@ -1,7 +1,7 @@
 //! Changes another controller of the store made (`cluster.rs`): a
-//! deployment's new tasks reach this controller's agents, a halted one's
-//! running tasks on them are canceled, and an agent's owner is checked
-//! before it is sent anything.
+//! deployment's new tasks reach this controller's agents, and a halted
+//! one's running tasks on them are canceled; this controller's id, which
+//! a task's claim checks against its agent's lease (`assign.rs`).
 
 use std::sync::Arc;
 
@@ -53,16 +53,16 @@ impl Dispatcher {
             }
         };
         self.note_failed_rollout(&deployment);
-        if progress::is_quiet(&deployment) || is_halted(&deployment) {
-            self.lock_active().remove(&id);
-            self.lock_queue()
-                .values_mut()
-                .for_each(|queue| queue.retain(|(deployment, _)| *deployment != id));
+        let (quiet, halted) = (progress::is_quiet(&deployment), is_halted(&deployment));
+        if quiet || halted {
+            self.forget_queued(id);
         }
-        if is_halted(&deployment) {
-            if !progress::is_quiet(&deployment) {
-                self.lock_active().insert(id);
-            }
+        if quiet {
+            self.lock_active().remove(&id);
+            return;
+        }
+        if halted {
+            self.lock_active().insert(id);
             let running = deployment.tasks.iter().filter(|task| {
                 !task.status.is_final()
                     && task.status != TaskStatus::Queued
@@ -74,9 +74,6 @@ impl Dispatcher {
             }
             return;
         }
-        if progress::is_quiet(&deployment) {
-            return;
-        }
         self.track(&deployment);
         let mut agents: Vec<AgentId> = deployment
             .tasks
@@ -85,6 +82,7 @@ impl Dispatcher {
             .map(|task| task.agent_id)
             .filter(|agent| self.registry.is_online(*agent))
             .collect();
+        agents.sort_unstable();
         agents.dedup();
         for agent in agents {
             self.kick(agent).await;

@@ -34,6 +34,9 @@ mod members_tests;
 mod observed;
 mod ratings;
 mod registries;
+mod retention;
+#[cfg(test)]
+mod retention_tests;
 mod sealed;
 mod secrets;
 mod serving;

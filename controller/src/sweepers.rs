@@ -70,7 +70,8 @@ fn sweep_period(retention: Duration) -> Duration {
     (retention / 10).clamp(RETENTION_SWEEP_MIN, RETENTION_SWEEP)
 }
 
-/// Deletes log lines older than `retention`, at start and then every
+/// Makes the log partitions of the days ahead (PostgreSQL) and deletes
+/// log lines older than `retention`, at start and then every
 /// [`sweep_period`].
 pub async fn sweep_logs(store: Store, retention: Duration, shutdown: CancellationToken) {
     let mut ticker = tokio::time::interval(sweep_period(retention));
@@ -80,8 +81,20 @@ pub async fn sweep_logs(store: Store, retention: Duration, shutdown: Cancellatio
             () = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        let cutoff =
-            berth_shared::time::now_ms() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        let now = berth_shared::time::now_ms();
+        let cutoff = now - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        let sweeper = store.clone();
+        match tokio::task::spawn_blocking(move || sweeper.prepare_log_days(now)).await {
+            Ok(Ok(days)) if days.is_empty() => {}
+            Ok(Ok(days)) => info!(
+                days = days.len(),
+                "made the log partitions of the days ahead"
+            ),
+            Ok(Err(err)) => {
+                warn!(error = %err, "making the log partitions of the days ahead failed; the lines go to the default partition meanwhile")
+            }
+            Err(err) => warn!(error = %err, "making the log partitions panicked"),
+        }
         let sweeper = store.clone();
         match tokio::task::spawn_blocking(move || sweeper.expire_logs(cutoff, retention)).await {
             Ok(Ok(0)) => {}

@@ -109,6 +109,31 @@ impl Db {
         }
     }
 
+    /// The days whose log chunks have a partition of their own, which
+    /// retention drops whole (see `pg/days.rs`); none on sled.
+    pub fn log_days(&self) -> Result<Vec<i64>, StoreError> {
+        match self {
+            Db::Sled(_) => Ok(Vec::new()),
+            Db::Pg(pool) => pool.log_days(),
+        }
+    }
+
+    /// Makes the log partitions of `days` that can be made; returns them.
+    pub fn add_log_days(&self, days: &[i64]) -> Result<Vec<i64>, StoreError> {
+        match self {
+            Db::Sled(_) => Ok(Vec::new()),
+            Db::Pg(pool) => pool.add_log_days(days),
+        }
+    }
+
+    /// Drops day `day`'s log partition with every chunk in it.
+    pub fn drop_log_day(&self, day: i64) -> Result<(), StoreError> {
+        match self {
+            Db::Sled(_) => Ok(()),
+            Db::Pg(pool) => pool.drop_log_day(day),
+        }
+    }
+
     /// The sled database, for what only sled needs (its own migrations).
     pub fn sled(&self) -> Option<&sled::Db> {
         match self {

@@ -11,8 +11,6 @@
 //! Stores written before chunks kept one line per key in the `logs` tree;
 //! [`Store::migrate_line_keys_once`] moves them into chunks at open.
 
-use std::time::Duration;
-
 use super::kv::Transactional;
 use super::kv::{TxError, TxTree};
 use berth_shared::id::{DeploymentId, TaskId};
@@ -147,7 +145,7 @@ impl Store {
     /// A deployment's chunk keys, the number of lines in them and the
     /// newest line's time (a chunk that cannot be read is listed all the
     /// same, its lines uncounted).
-    fn deployment_chunks(
+    pub(super) fn deployment_chunks(
         &self,
         id: DeploymentId,
     ) -> Result<(Vec<super::kv::IVec>, u64, i64), StoreError> {
@@ -242,96 +240,15 @@ impl Store {
     }
 }
 
-impl Store {
-    /// Deletes the log lines of settled deployments created before
-    /// `cutoff_ms` (Unix ms). Deployments are visited oldest first from a
-    /// durable cursor, so each is swept once; the sweep stops at the first
-    /// deployment that is still running. Each deployment that loses lines
-    /// gets an [`ExpiredLogs`] marker naming `retention`, written in the
-    /// same transaction as the deletion, and the whole sweep is flushed
-    /// before it returns. Returns the number of lines removed.
-    pub fn expire_logs(&self, cutoff_ms: i64, retention: Duration) -> Result<u64, StoreError> {
-        let cursor = self
-            .t()?
-            .meta
-            .get(b"retention_cursor")?
-            .map(|bytes| bytes.to_vec())
-            .unwrap_or_default();
-        let start = if cursor.is_empty() {
-            std::ops::Bound::Unbounded
-        } else {
-            std::ops::Bound::Excluded(cursor)
-        };
-        let mut removed = 0u64;
-        let mut swept = false;
-        for entry in self
-            .t()?
-            .deployments
-            .range::<Vec<u8>, _>((start, std::ops::Bound::Unbounded))
-        {
-            let (key, value) = entry?;
-            let Ok(bytes) = <[u8; 16]>::try_from(key.as_ref()) else {
-                continue;
-            };
-            let id = DeploymentId::from_bytes(bytes);
-            if i64::try_from(id.0.timestamp_ms()).unwrap_or(i64::MAX) >= cutoff_ms {
-                break;
-            }
-            let deployment: berth_shared::record::Deployment = decode("deployments", &value)?;
-            if deployment.status.is_running() {
-                break;
-            }
-            removed += self.expire_deployment(id, cutoff_ms, retention)?;
-            swept = true;
-        }
-        if swept {
-            self.t()?.db.flush()?;
-        }
-        Ok(removed)
-    }
-
-    /// Deletes one deployment's lines, records the marker and moves the
-    /// cursor past it, all in one transaction.
-    fn expire_deployment(
-        &self,
-        id: DeploymentId,
-        cutoff_ms: i64,
-        retention: Duration,
-    ) -> Result<u64, StoreError> {
-        // A corrupt chunk is deleted all the same; only its lines' times are unknown.
-        let (keys, lines, newest_ms) = self.deployment_chunks(id)?;
-        let marker = ExpiredLogs {
-            before_ms: cutoff_ms.max(newest_ms.saturating_add(1)),
-            retention_ms: u64::try_from(retention.as_millis()).unwrap_or(u64::MAX),
-        };
-        let t = self.t()?;
-        (&t.logs, &t.meta).transaction(|(logs, meta)| {
-            for key in &keys {
-                logs.remove(key.clone())?;
-            }
-            if !keys.is_empty() {
-                meta.insert(expired_key(id), encode(&marker))?;
-            }
-            meta.insert(b"retention_cursor", &id.to_bytes())?;
-            Ok::<_, TxError>(())
-        })?;
-        Ok(lines)
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
+pub(super) mod tests {
     use berth_shared::id::{DeploymentId, TaskId};
     use berth_shared::state::DeploymentStatus;
 
-    use super::{ExpiredLogs, Store, StoredLine};
-
-    const RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+    use super::{Store, StoredLine};
 
     /// A settled deployment created at `created_ms` with lines at `line_ms`.
-    fn settled_with_lines(
+    pub(in crate::store) fn settled_with_lines(
         store: &Store,
         created_ms: u64,
         line_ms: &[i64],
@@ -359,62 +276,6 @@ mod tests {
             .update_deployment_with_logs(deployment.id, |_| Ok(((), lines.clone())))
             .expect("logs");
         (deployment.id, task)
-    }
-
-    #[test]
-    fn sweep_leaves_a_durable_marker_on_deployments_that_lost_lines() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (old, empty, young) = {
-            let store = Store::open(dir.path()).expect("open");
-            let old = settled_with_lines(&store, 1_000, &[1_100, 4_000]);
-            let empty = settled_with_lines(&store, 1_200, &[]);
-            let young = settled_with_lines(&store, 5_000, &[5_100]);
-            assert_eq!(store.expire_logs(3_000, RETENTION).expect("sweep"), 2);
-            (old, empty, young)
-        };
-        // Reopened: the sweep was flushed, marker and deletion together.
-        let store = crate::store::reopen(dir.path());
-        assert_eq!(store.task_lines(old.0, old.1, 0).count(), 0);
-        assert_eq!(
-            store.expired_logs(old.0).expect("read"),
-            Some(ExpiredLogs {
-                // A line newer than the cutoff went too; the marker covers it.
-                before_ms: 4_001,
-                retention_ms: 30 * 24 * 3600 * 1000,
-            })
-        );
-        assert_eq!(
-            store.expired_logs(empty.0).expect("read"),
-            None,
-            "nothing was deleted"
-        );
-        assert_eq!(store.expired_logs(young.0).expect("read"), None);
-        assert_eq!(store.task_lines(young.0, young.1, 0).count(), 1);
-    }
-
-    #[test]
-    fn marker_says_cutoff_when_every_line_was_older() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path()).expect("open");
-        let (id, _) = settled_with_lines(&store, 1_000, &[1_100]);
-        store.expire_logs(3_000, RETENTION).expect("sweep");
-        let marker = store.expired_logs(id).expect("read").expect("marker");
-        assert_eq!(marker.before_ms, 3_000);
-    }
-
-    #[test]
-    fn forgetting_a_deployment_removes_its_lines_and_marker() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path()).expect("open");
-        let (swept, _) = settled_with_lines(&store, 1_000, &[1_100]);
-        let (kept, kept_task) = settled_with_lines(&store, 2_000, &[2_100, 2_200]);
-        store.expire_logs(1_500, RETENTION).expect("sweep");
-        assert!(store.expired_logs(swept).expect("read").is_some());
-
-        assert_eq!(store.forget_deployment_logs(swept).expect("forget"), 0);
-        assert_eq!(store.expired_logs(swept).expect("read"), None);
-        assert_eq!(store.forget_deployment_logs(kept).expect("forget"), 2);
-        assert_eq!(store.task_lines(kept, kept_task, 0).count(), 0);
     }
 
     #[test]

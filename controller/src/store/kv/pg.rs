@@ -12,6 +12,7 @@
 
 mod bus;
 mod connect;
+mod days;
 mod lock;
 pub mod snapshot;
 mod table;
@@ -23,6 +24,7 @@ use std::time::Duration;
 
 pub use bus::{BusSender, Heard, MAX_PAYLOAD};
 pub use connect::{Settings, open};
+pub use days::DAY_MS;
 pub use lock::{HeldLock, SessionLock};
 pub use table::Table;
 pub use txn::{Ops, transaction};

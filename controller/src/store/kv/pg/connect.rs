@@ -193,6 +193,20 @@ pub fn open(settings: Settings) -> Result<Arc<Pool>, StoreError> {
     Ok(pool)
 }
 
+/// Brings a new schema up to migration `version` only, as an older
+/// build left it.
+#[cfg(test)]
+pub(super) fn migrate_to(settings: &Settings, version: i32) {
+    let mut client = settings.connect().expect("connect");
+    migrations::runner()
+        .set_target(refinery::Target::Version(version))
+        .run(&mut client)
+        .expect("migrate");
+    std::thread::spawn(move || drop(client))
+        .join()
+        .expect("close");
+}
+
 fn migrate(pool: &Pool) -> Result<(), StoreError> {
     let mut conn = pool.get()?;
     let client = &mut conn.client;

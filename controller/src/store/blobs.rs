@@ -16,6 +16,9 @@ pub struct BlobMeta {
     pub last_used_ms: i64,
 }
 
+/// How recent a blob's last use may be and still not be written again.
+const TOUCH_EVERY_MS: i64 = 60_000;
+
 impl Store {
     /// Records a complete, verified blob.
     pub fn put_blob_meta(&self, digest: &str, size: u64) -> Result<(), StoreError> {
@@ -37,11 +40,18 @@ impl Store {
             .transpose()
     }
 
-    /// Notes that a blob was used now (for least-recently-used eviction).
+    /// Notes that a blob was used now (for least-recently-used eviction),
+    /// unless it was within the last [`TOUCH_EVERY_MS`]: the order of
+    /// eviction needs no finer time, and a bundle fetched by its agents
+    /// right after its upload costs no write then.
     pub fn touch_blob(&self, digest: &str) -> Result<(), StoreError> {
         if let Some(bytes) = self.t()?.blobs.get(digest.as_bytes())? {
             let mut meta: BlobMeta = decode("blobs", &bytes)?;
-            meta.last_used_ms = berth_shared::time::now_ms();
+            let now = berth_shared::time::now_ms();
+            if now.saturating_sub(meta.last_used_ms) < TOUCH_EVERY_MS {
+                return Ok(());
+            }
+            meta.last_used_ms = now;
             self.t()?.blobs.insert(digest.as_bytes(), encode(&meta))?;
         }
         Ok(())

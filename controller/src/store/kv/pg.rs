@@ -17,6 +17,7 @@ mod lock;
 pub mod snapshot;
 mod table;
 mod txn;
+mod writes;
 
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, PoisonError};

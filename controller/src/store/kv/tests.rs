@@ -194,6 +194,40 @@ fn a_transaction_writes_every_tree_or_none() {
 }
 
 #[test]
+fn a_transaction_reads_its_own_writes_and_removes_what_others_committed() {
+    for (engine, db, _keep) in engines() {
+        let (a, b) = (
+            db.open_tree("jobs").expect("a"),
+            db.open_tree("builds").expect("b"),
+        );
+        a.insert(b"gone", b"0".as_slice())
+            .expect("committed before");
+        let seen = (&a, &b)
+            .transaction(|(a, b)| {
+                a.insert(b"k", b"1".as_slice())?;
+                a.insert(b"k", b"2".as_slice())?;
+                b.insert(b"k", b"3".as_slice())?;
+                b.remove(b"k")?;
+                a.remove(b"gone")?;
+                for n in 0..700u32 {
+                    b.insert(key(n), &key(n))?;
+                }
+                Ok((a.get(b"k")?, b.get(b"k")?, a.get(b"gone")?))
+            })
+            .expect("commit");
+        assert_eq!(
+            seen,
+            (Some(IVec::from(b"2".as_slice())), None, None),
+            "{engine}"
+        );
+        assert_eq!(a.get(b"k").expect("get").as_deref(), Some(b"2".as_slice()));
+        assert_eq!(b.get(b"k").expect("get"), None, "{engine}");
+        assert_eq!(a.get(b"gone").expect("get"), None, "{engine}");
+        assert_eq!(b.iter().count(), 700, "{engine}");
+    }
+}
+
+#[test]
 fn concurrent_transactions_lose_no_update() {
     for (engine, db, _keep) in engines() {
         let (counter, log) = (

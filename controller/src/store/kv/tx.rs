@@ -62,17 +62,33 @@ impl TxTree<'_> {
         }
     }
 
-    pub fn insert(&self, key: impl AsRef<[u8]>, value: impl Into<IVec>) -> TxResult<Option<IVec>> {
+    /// Writes `key`. On PostgreSQL the write is made at the commit, with
+    /// the others (`pg/writes.rs`); a read of the key in the same
+    /// transaction sees it.
+    pub fn insert(&self, key: impl AsRef<[u8]>, value: impl Into<IVec>) -> TxResult<()> {
         match self {
-            TxTree::Sled(tree) => Ok(tree.insert(key.as_ref(), value)?),
-            TxTree::Pg(cell, table) => cell.insert(table, key.as_ref(), &value.into()),
+            TxTree::Sled(tree) => {
+                tree.insert(key.as_ref(), value)?;
+                Ok(())
+            }
+            TxTree::Pg(cell, table) => {
+                cell.put(table, key.as_ref(), &value.into());
+                Ok(())
+            }
         }
     }
 
-    pub fn remove(&self, key: impl AsRef<[u8]>) -> TxResult<Option<IVec>> {
+    /// Removes `key` (at the commit on PostgreSQL, as [`TxTree::insert`]).
+    pub fn remove(&self, key: impl AsRef<[u8]>) -> TxResult<()> {
         match self {
-            TxTree::Sled(tree) => Ok(tree.remove(key.as_ref())?),
-            TxTree::Pg(cell, table) => cell.remove(table, key.as_ref()),
+            TxTree::Sled(tree) => {
+                tree.remove(key.as_ref())?;
+                Ok(())
+            }
+            TxTree::Pg(cell, table) => {
+                cell.delete(table, key.as_ref());
+                Ok(())
+            }
         }
     }
 

@@ -7,7 +7,8 @@
 //! other, on any number of controllers, and each reads what the one before
 //! committed (`READ COMMITTED`: every statement sees the latest commits).
 //! A transaction's closure only reads and writes single keys, so this is
-//! serializable.
+//! serializable. Writes wait for the commit and go in two statements
+//! whatever their number (`pg/writes.rs`): their locks are taken there.
 //!
 //! `SERIALIZABLE` isolation did the same by failing and rerunning
 //! transactions, and its page-level predicate locks failed unrelated ones
@@ -25,6 +26,7 @@ use super::super::super::StoreError;
 use super::super::IVec;
 use super::super::tx::{TxError, TxResult};
 use super::table::{Sql, first_value};
+use super::writes::Pending;
 use super::{Conn, Pool, blocking, failed, is_conflict};
 
 /// Times a transaction is tried before the store gives up on it.
@@ -33,8 +35,10 @@ const TRIES: u32 = 50;
 /// The reads and writes a transaction's trees make, by table name.
 pub trait Ops {
     fn get(&self, table: &str, key: &[u8]) -> TxResult<Option<IVec>>;
-    fn insert(&self, table: &str, key: &[u8], value: &[u8]) -> TxResult<Option<IVec>>;
-    fn remove(&self, table: &str, key: &[u8]) -> TxResult<Option<IVec>>;
+    /// Writes `key` at the commit (`pg/writes.rs`).
+    fn put(&self, table: &str, key: &[u8], value: &[u8]);
+    /// Removes `key` at the commit.
+    fn delete(&self, table: &str, key: &[u8]);
     fn next_id(&self) -> TxResult<u64>;
 }
 
@@ -44,6 +48,8 @@ pub struct TxCell<'c> {
     inner: RefCell<Inner<'c>>,
     /// The key locks taken so far.
     locked: RefCell<HashSet<i64>>,
+    /// Writes made at the commit.
+    pending: RefCell<Pending>,
 }
 
 struct Inner<'c> {
@@ -90,22 +96,57 @@ impl TxCell<'_> {
     }
 }
 
+impl TxCell<'_> {
+    /// Makes the pending writes: the locks not held yet in one statement,
+    /// then every write in another (`pg/writes.rs`).
+    fn flush(&self) -> TxResult<()> {
+        let pending = std::mem::take(&mut *self.pending.borrow_mut());
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let mut ids: Vec<i64> = pending
+            .keys()
+            .map(|(table, key)| self.pool.lock_id(table, key))
+            .filter(|id| self.locked.borrow_mut().insert(*id))
+            .collect();
+        ids.sort_unstable();
+        if !ids.is_empty() {
+            self.query(
+                "SELECT pg_advisory_xact_lock(x) FROM unnest($1::int8[]) AS x".into(),
+                &[&ids],
+            )?;
+        }
+        let flush = pending.flush();
+        let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = Vec::new();
+        for part in &flush.tables {
+            params.push(&part.keys);
+            if let Some(values) = &part.values {
+                params.push(values);
+            }
+        }
+        self.query(flush.sql, &params)?;
+        Ok(())
+    }
+}
+
 impl Ops for TxCell<'_> {
     fn get(&self, table: &str, key: &[u8]) -> TxResult<Option<IVec>> {
+        // The transaction's own write, if it made one.
+        if let Some(value) = self.pending.borrow().get(table, key) {
+            return Ok(value.map(IVec::from));
+        }
         self.lock(table, key)?;
         Ok(first_value(&self.query(Sql::get(table), &[&key])?))
     }
 
-    fn insert(&self, table: &str, key: &[u8], value: &[u8]) -> TxResult<Option<IVec>> {
-        self.lock(table, key)?;
-        Ok(first_value(
-            &self.query(Sql::insert(table), &[&key, &value])?,
-        ))
+    fn put(&self, table: &str, key: &[u8], value: &[u8]) {
+        self.pending
+            .borrow_mut()
+            .set(table, key, Some(value.to_vec()));
     }
 
-    fn remove(&self, table: &str, key: &[u8]) -> TxResult<Option<IVec>> {
-        self.lock(table, key)?;
-        Ok(first_value(&self.query(Sql::remove(table), &[&key])?))
+    fn delete(&self, table: &str, key: &[u8]) {
+        self.pending.borrow_mut().set(table, key, None);
     }
 
     fn next_id(&self) -> TxResult<u64> {
@@ -152,9 +193,11 @@ fn once<A>(pool: &Pool, conn: &mut Conn, f: &impl Fn(&TxCell<'_>) -> TxResult<A>
         pool,
         inner: RefCell::new(Inner { tx, statements }),
         locked: RefCell::default(),
+        pending: RefCell::default(),
     };
     // An error drops the transaction, which rolls it back.
     let value = f(&cell)?;
+    cell.flush()?;
     cell.inner.into_inner().tx.commit().map_err(storage)?;
     Ok(value)
 }

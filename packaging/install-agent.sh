@@ -393,8 +393,8 @@ check_token() {
             problem "the join token is missing; set BERTH_JOIN_TOKEN (or --token) to the token \`berth token create\` printed"
         return
     fi
-    if ! matches "$token" 'bt1\.[A-Za-z0-9]{1,32}\.[A-Za-z0-9_-]{32,128}\.[0-9A-Fa-f]{64}'; then
-        problem "the join token is garbled (a token looks like bt1.<id>.<secret>.<pin>); copy it again from \`berth token create\`, or make a new one"
+    if ! matches "$token" 'bt1\.[A-Za-z0-9]{1,32}\.[A-Za-z0-9_-]{32,128}\.[0-9A-Fa-f]{64}(\.[A-Za-z0-9_-]+)?'; then
+        problem "the join token is garbled (a token looks like bt1.<id>.<secret>.<pin>, then .<controllers>); copy it again from \`berth token create\`, or make a new one"
     fi
 }
 

@@ -21,7 +21,8 @@ use crate::config::{Files, Identity};
 /// What `join` needs.
 #[derive(Clone, Debug)]
 pub struct JoinOptions {
-    pub controller: String,
+    /// `--controller`; `None` joins the controllers the token names.
+    pub controller: Option<String>,
     pub token: String,
     pub name: String,
     pub labels: Labels,
@@ -121,14 +122,21 @@ pub async fn join(files: &Files, options: &JoinOptions) -> Result<Joined> {
         return Ok(Joined::Already(files.load_identity()?));
     }
     let token = JoinToken::parse(&options.token).map_err(anyhow::Error::msg)?;
-    let (url, ca_pem) = first_pinned(&options.controller, &token.ca_pin).await?;
+    let controller = match &options.controller {
+        Some(list) => list.clone(),
+        None if !token.controllers.is_empty() => token.controllers.join(","),
+        None => bail!(
+            "the join token names no controller (a token from the HTTP API or an older berth); give --controller https://HOST:7443"
+        ),
+    };
+    let (url, ca_pem) = first_pinned(&controller, &token.ca_pin).await?;
 
     std::fs::create_dir_all(files.root())
         .with_context(|| format!("create {}", files.root().display()))?;
     restrict(files.root())?;
     let (csr_pem, key_pem) = new_csr(&options.name).context("make a key and a CSR")?;
     write_secret(&files.key(), key_pem.as_bytes()).map_err(anyhow::Error::msg)?;
-    let joined = exchange(files, options, url, &token, &ca_pem, csr_pem).await;
+    let joined = exchange(files, options, &controller, url, &token, &ca_pem, csr_pem).await;
     if joined.is_err() {
         // A failed join leaves no key behind: the next one makes its own.
         for path in [files.key(), files.cert(), files.ca()] {
@@ -159,6 +167,7 @@ async fn first_pinned<'a>(list: &'a str, pin: &str) -> Result<(&'a str, String)>
 async fn exchange(
     files: &Files,
     options: &JoinOptions,
+    controller: &str,
     url: &str,
     token: &JoinToken,
     ca_pem: &str,
@@ -193,7 +202,7 @@ async fn exchange(
     write_file(&files.cert(), response.cert_pem.as_bytes(), 0o644).map_err(anyhow::Error::msg)?;
     write_file(&files.ca(), response.ca_pem.as_bytes(), 0o644).map_err(anyhow::Error::msg)?;
     let identity = Identity {
-        controller: options.controller.clone(),
+        controller: controller.to_owned(),
         agent_id: response.agent_id,
         name: response.name,
     };

@@ -25,9 +25,10 @@ enum Command {
     Join {
         /// Controller address, https://HOST:PORT; several controllers on
         /// one PostgreSQL store as a list, https://A:7443,https://B:7443
-        /// (the agent fails over between them).
+        /// (the agent fails over between them). Default: the controllers
+        /// the token names (`berth token create` writes its own in it).
         #[arg(long)]
-        controller: String,
+        controller: Option<String>,
         /// Join token from `berth token create`: best in BERTH_JOIN_TOKEN,
         /// or `--token -` to read it from stdin, or --token-file; on the
         /// command line it shows in the process list.

@@ -57,6 +57,7 @@ async fn local_token(dir: &DataDir) -> Result<String> {
             rand::random::<u128>()
         ),
         ca_pin: pin,
+        controllers: Vec::new(),
     };
     let now = Timestamp::now();
     store.put_token(&TokenRecord {

@@ -112,13 +112,20 @@ pub fn default_bundle_path(home: Option<&Path>) -> Option<PathBuf> {
 /// The prefix that marks a berth join token (format version 1).
 const TOKEN_PREFIX: &str = "bt1";
 
-/// A join token: public id, secret, and the CA pin.
+/// Controller addresses a join token carries at most.
+const MAX_TOKEN_CONTROLLERS: usize = 16;
+
+/// A join token: public id, secret, the CA pin, and the controllers to
+/// join (what the CLI that made it was using; none in a token made
+/// otherwise, when `berth-agent join --controller` must name them).
 #[derive(Clone, PartialEq, Eq)]
 pub struct JoinToken {
     pub id: String,
     pub secret: String,
     /// Hex SHA-256 of the CA's SubjectPublicKeyInfo.
     pub ca_pin: String,
+    /// `https://HOST:PORT` addresses, in the order to try them.
+    pub controllers: Vec<String>,
 }
 
 impl std::fmt::Debug for JoinToken {
@@ -130,19 +137,66 @@ impl std::fmt::Debug for JoinToken {
 }
 
 impl JoinToken {
-    /// The text form `bt1.<id>.<secret>.<pin>`.
+    /// The text form `bt1.<id>.<secret>.<pin>`, then `.<controllers>`
+    /// (the comma-separated list, base64url) when it carries addresses.
     pub fn encode(&self) -> String {
-        format!("{TOKEN_PREFIX}.{}.{}.{}", self.id, self.secret, self.ca_pin)
+        use base64::Engine;
+        let mut text = format!("{TOKEN_PREFIX}.{}.{}.{}", self.id, self.secret, self.ca_pin);
+        if !self.controllers.is_empty() {
+            text.push('.');
+            text.push_str(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode(self.controllers.join(",")),
+            );
+        }
+        text
+    }
+
+    /// The controllers a token's last part names: at most
+    /// [`MAX_TOKEN_CONTROLLERS`] `https://` addresses.
+    fn controllers(part: &str) -> Option<Vec<String>> {
+        use base64::Engine;
+        if part.len() > 4096 {
+            return None;
+        }
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .ok()?;
+        let list = String::from_utf8(bytes).ok()?;
+        let addresses: Vec<String> = controller_addresses(&list)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let valid = |address: &String| {
+            address.strip_prefix("https://").is_some_and(|rest| {
+                !rest.is_empty()
+                    && rest.chars().all(|c| {
+                        c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '/')
+                    })
+            })
+        };
+        (!addresses.is_empty()
+            && addresses.len() <= MAX_TOKEN_CONTROLLERS
+            && addresses.iter().all(valid))
+        .then_some(addresses)
     }
 
     /// Parses the text form.
     pub fn parse(text: &str) -> Result<JoinToken, String> {
         let parts: Vec<&str> = text.trim().split('.').collect();
         let malformed = || {
-            "the join token is malformed; copy it again from `berth token create` (it looks like bt1.<id>.<secret>.<pin>)".to_string()
+            "the join token is malformed; copy it again from `berth token create` (it looks like bt1.<id>.<secret>.<pin>, then .<controllers>)".to_string()
         };
-        let [prefix, id, secret, pin] = parts.as_slice() else {
-            return Err(malformed());
+        let (prefix, id, secret, pin, controllers) = match parts.as_slice() {
+            [prefix, id, secret, pin] => (prefix, id, secret, pin, Vec::new()),
+            [prefix, id, secret, pin, controllers] => (
+                prefix,
+                id,
+                secret,
+                pin,
+                JoinToken::controllers(controllers).ok_or_else(malformed)?,
+            ),
+            _ => return Err(malformed()),
         };
         let hex_pin = pin.len() == 64 && pin.chars().all(|c| c.is_ascii_hexdigit());
         let id_ok =
@@ -159,6 +213,7 @@ impl JoinToken {
             id: (*id).to_string(),
             secret: (*secret).to_string(),
             ca_pin: pin.to_ascii_lowercase(),
+            controllers,
         })
     }
 }
@@ -169,14 +224,41 @@ mod tests {
 
     #[test]
     fn token_round_trips() {
-        let token = JoinToken {
+        let mut token = JoinToken {
             id: "abc123".into(),
             secret: "s".repeat(43),
             ca_pin: "ab".repeat(32),
+            controllers: Vec::new(),
         };
-        assert_eq!(JoinToken::parse(&token.encode()), Ok(token));
+        assert_eq!(token.encode().split('.').count(), 4, "as before");
+        assert_eq!(JoinToken::parse(&token.encode()), Ok(token.clone()));
+        token.controllers = vec!["https://a.example:7443".into(), "https://[::1]:7443".into()];
+        let text = token.encode();
+        assert_eq!(text.split('.').count(), 5);
+        assert_eq!(JoinToken::parse(&text), Ok(token));
         assert!(JoinToken::parse("bt1.abc.short.pin").is_err());
         assert!(JoinToken::parse("garbage").is_err());
+    }
+
+    #[test]
+    fn a_token_naming_other_than_controller_addresses_is_refused() {
+        use base64::Engine;
+        let base = format!("bt1.abc123.{}.{}", "s".repeat(43), "ab".repeat(32));
+        for list in [
+            "http://plain:80",
+            "https://a:1,file:///etc/passwd",
+            "https://a b",
+            "",
+            &vec!["https://a:1"; 17].join(","),
+        ] {
+            let part = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(list);
+            assert!(
+                JoinToken::parse(&format!("{base}.{part}")).is_err(),
+                "{list}"
+            );
+        }
+        assert!(JoinToken::parse(&format!("{base}.!!!")).is_err());
+        assert!(JoinToken::parse(&format!("{base}.{}", "A".repeat(5000))).is_err());
     }
 
     #[test]

@@ -86,3 +86,48 @@ fn an_error_repeats_only_the_start_of_a_huge_value() {
         refused.stderr.len()
     );
 }
+
+/// `berth token create` writes the controllers it uses into the token, so
+/// `berth-agent join` needs no `--controller`; a token without them (the
+/// HTTP API's, an older berth's) asks for one.
+#[test]
+fn an_agent_joins_the_controllers_the_token_names() {
+    let controller = Controller::start();
+    let join = |name: &str, token: &str| {
+        let dir = controller.dir.path().join(format!("agent-{name}"));
+        let output = Command::new(bin("berth-agent"))
+            .args(["join", "--name", name, "--data-dir"])
+            .arg(&dir)
+            .env("BERTH_JOIN_TOKEN", token)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run berth-agent join");
+        let identity = std::fs::read_to_string(dir.join("agent.toml")).unwrap_or_default();
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+            identity,
+        )
+    };
+    let token = controller.token(&[]);
+    assert_eq!(
+        token.split('.').count(),
+        5,
+        "the token names its controller"
+    );
+    let (code, stderr, identity) = join("by-token", &token);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        identity.contains(&format!("controller = \"{}\"", controller.url)),
+        "{identity}"
+    );
+
+    let another = controller.token(&[]);
+    let bare = another.split('.').take(4).collect::<Vec<_>>().join(".");
+    let (code, stderr, _) = join("bare", &bare);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("names no controller") && stderr.contains("--controller"),
+        "{stderr}"
+    );
+}

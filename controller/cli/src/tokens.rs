@@ -45,7 +45,17 @@ pub async fn run(session: &mut Session, command: TokenCommand) -> Outcome {
                 ttl_secs: ttl.as_secs().max(1),
                 uses,
             };
-            let token = session.client.create_token(request).await?.into_inner();
+            let mut token = session.client.create_token(request).await?.into_inner();
+            // The token carries the controllers this CLI uses, so
+            // `berth-agent join` needs no `--controller`.
+            if let Ok(mut parsed) = berth_shared::credentials::JoinToken::parse(&token.token) {
+                parsed.controllers =
+                    berth_shared::credentials::controller_addresses(&session.controller)
+                        .into_iter()
+                        .map(str::to_owned)
+                        .collect();
+                token.token = parsed.encode();
+            }
             match session.format {
                 super::Format::Json => println!(
                     "{}",

@@ -80,6 +80,7 @@ pub async fn create(context: &Context, caller: &Caller, request: NewToken) -> Re
         id: random_id(),
         secret: random_secret(),
         ca_pin: pin,
+        controllers: Vec::new(),
     };
     let now = Timestamp::now();
     let record = TokenRecord {

@@ -260,6 +260,7 @@ fn install_agent_refuses_bad_input_without_changing_anything() {
         id: "abc123".into(),
         secret: "s".repeat(43),
         ca_pin: "ab".repeat(32),
+        controllers: Vec::new(),
     }
     .encode();
     let text_file = controller.dir.path().join("not-elf");

@@ -270,14 +270,16 @@ impl Store {
         id: DeploymentId,
         change: impl Fn(&mut Deployment) -> Result<(R, Vec<LogWrite>), StoreError>,
     ) -> Result<(Deployment, R, Vec<LogWrite>), StoreError> {
-        self.change_deployment(id, |_, deployment| change(deployment).map_err(abort))
+        self.change_deployment(id, &[], |_, deployment| change(deployment).map_err(abort))
     }
 
     /// The one transaction every change of a deployment goes through:
-    /// `change` also sees `meta` (for claims: `members.rs`).
+    /// `change` also sees `meta` (for claims: `members.rs`), whose keys
+    /// `meta_ahead` are read with the deployment's, ahead of `change`.
     pub(super) fn change_deployment<R>(
         &self,
         id: DeploymentId,
+        meta_ahead: &[&[u8]],
         change: impl Fn(&TxTree<'_>, &mut Deployment) -> Result<(R, Vec<LogWrite>), TxError>,
     ) -> Result<(Deployment, R, Vec<LogWrite>), StoreError> {
         let t = self.t()?;
@@ -291,6 +293,12 @@ impl Store {
         let hooks = self.webhooks_active();
         let (deployment, result, lines, observed) =
             trees.transaction(|(deployments, idx_status, meta, logs, outbox)| {
+                if !meta_ahead.is_empty() {
+                    let key = id.to_bytes();
+                    let mut ahead = vec![(deployments, &key[..])];
+                    ahead.extend(meta_ahead.iter().map(|key| (meta, *key)));
+                    TxTree::read_ahead(&ahead)?;
+                }
                 let mut deployment = read_deployment(deployments, id)?;
                 let observed = crate::metrics::Before::of(&deployment);
                 let before = deployment.status;

@@ -110,6 +110,10 @@ impl Store {
         &self,
         record: &EnvironmentRecord,
     ) -> Result<(EnvironmentRecord, bool), StoreError> {
+        // The common case, an environment that exists, needs no transaction.
+        if let Some(existing) = self.get_environment(&record.app, &record.name)? {
+            return Ok((existing, false));
+        }
         let trees = self.t()?;
         let ensured = (&trees.environments, &trees.meta).transaction(|(environments, meta)| {
             if let Some(existing) = read(environments, &record.app, &record.name)? {

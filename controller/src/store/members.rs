@@ -176,9 +176,10 @@ impl Store {
         me: Option<&str>,
         change: impl Fn(&mut berth_shared::record::Deployment, u64) -> Result<R, StoreError>,
     ) -> Result<(berth_shared::record::Deployment, R), StoreError> {
-        self.change_deployment(id, |meta, deployment| {
+        let lease = lease_key(agent);
+        self.change_deployment(id, &[&lease[..], b"generation"], |meta, deployment| {
             if let Some(me) = me
-                && let Some(bytes) = meta.get(lease_key(agent))?
+                && let Some(bytes) = meta.get(&lease)?
                 && let Ok(lease) = serde_json::from_slice::<Lease>(&bytes)
                 && lease.controller != me
             {

@@ -10,6 +10,7 @@
 //! berth program runs; a call from a current-thread runtime is refused
 //! with an error rather than a panic.
 
+mod ahead;
 mod bus;
 mod connect;
 mod days;

@@ -212,6 +212,8 @@ fn a_transaction_reads_its_own_writes_and_removes_what_others_committed() {
                 for n in 0..700u32 {
                     b.insert(key(n), &key(n))?;
                 }
+                super::TxTree::read_ahead(&[(a, b"gone".as_slice()), (b, b"absent".as_slice())])?;
+                assert_eq!(b.get(b"absent")?, None);
                 Ok((a.get(b"k")?, b.get(b"k")?, a.get(b"gone")?))
             })
             .expect("commit");
@@ -241,6 +243,13 @@ fn concurrent_transactions_lose_no_update() {
                     for step in 0..25u32 {
                         (counter, log)
                             .transaction(|(counter, log)| {
+                                if thread % 2 == 0 {
+                                    // Half read the counter ahead (`pg/ahead.rs`).
+                                    super::TxTree::read_ahead(&[
+                                        (counter, b"n".as_slice()),
+                                        (log, key(thread * 1_000 + step).as_slice()),
+                                    ])?;
+                                }
                                 let now = counter.get(b"n")?.map_or(0, |v| {
                                     u32::from_be_bytes(v.as_ref().try_into().unwrap_or_default())
                                 });

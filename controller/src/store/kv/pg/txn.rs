@@ -25,6 +25,7 @@ use std::time::Duration;
 use super::super::super::StoreError;
 use super::super::IVec;
 use super::super::tx::{TxError, TxResult};
+use super::ahead::Read;
 use super::table::{Sql, first_value};
 use super::writes::Pending;
 use super::{Conn, Pool, blocking, failed, is_conflict};
@@ -39,6 +40,8 @@ pub trait Ops {
     fn put(&self, table: &str, key: &[u8], value: &[u8]);
     /// Removes `key` at the commit.
     fn delete(&self, table: &str, key: &[u8]);
+    /// Locks and reads `keys` in two statements, for the reads to come.
+    fn read_ahead(&self, keys: &[(&str, &[u8])]) -> TxResult<()>;
     fn next_id(&self) -> TxResult<u64>;
 }
 
@@ -50,6 +53,8 @@ pub struct TxCell<'c> {
     locked: RefCell<HashSet<i64>>,
     /// Writes made at the commit.
     pending: RefCell<Pending>,
+    /// Values read under their lock (`pg/ahead.rs`).
+    read: RefCell<Read>,
 }
 
 struct Inner<'c> {
@@ -135,8 +140,61 @@ impl Ops for TxCell<'_> {
         if let Some(value) = self.pending.borrow().get(table, key) {
             return Ok(value.map(IVec::from));
         }
+        if let Some(value) = self.read.borrow().get(table, key) {
+            return Ok(value.map(IVec::from));
+        }
         self.lock(table, key)?;
-        Ok(first_value(&self.query(Sql::get(table), &[&key])?))
+        let value = first_value(&self.query(Sql::get(table), &[&key])?);
+        self.read
+            .borrow_mut()
+            .keep(table, key, value.as_ref().map(|value| value.to_vec()));
+        Ok(value)
+    }
+
+    fn read_ahead(&self, keys: &[(&str, &[u8])]) -> TxResult<()> {
+        let keys: Vec<(&str, &[u8])> = keys
+            .iter()
+            .filter(|(table, key)| {
+                self.pending.borrow().get(table, key).is_none()
+                    && self.read.borrow().get(table, key).is_none()
+            })
+            .copied()
+            .collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut ids: Vec<i64> = keys
+            .iter()
+            .map(|(table, key)| self.pool.lock_id(table, key))
+            .filter(|id| !self.locked.borrow().contains(id))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if !ids.is_empty() {
+            self.query(
+                "SELECT pg_advisory_xact_lock(x) FROM unnest($1::int8[]) AS x".into(),
+                &[&ids],
+            )?;
+            self.locked.borrow_mut().extend(ids);
+        }
+        let (sql, tables, params) = super::ahead::statement(&keys);
+        let params: Vec<&(dyn postgres::types::ToSql + Sync)> = params
+            .iter()
+            .map(|keys| keys as &(dyn postgres::types::ToSql + Sync))
+            .collect();
+        let rows = self.query(sql, &params)?;
+        let mut read = self.read.borrow_mut();
+        for (table, key) in &keys {
+            read.keep(table, key, None);
+        }
+        for row in &rows {
+            let index: i32 = row.get(0);
+            let (key, value): (&[u8], &[u8]) = (row.get(1), row.get(2));
+            if let Some(table) = usize::try_from(index).ok().and_then(|i| tables.get(i)) {
+                read.keep(table, key, Some(value.to_vec()));
+            }
+        }
+        Ok(())
     }
 
     fn put(&self, table: &str, key: &[u8], value: &[u8]) {
@@ -194,6 +252,7 @@ fn once<A>(pool: &Pool, conn: &mut Conn, f: &impl Fn(&TxCell<'_>) -> TxResult<A>
         inner: RefCell::new(Inner { tx, statements }),
         locked: RefCell::default(),
         pending: RefCell::default(),
+        read: RefCell::default(),
     };
     // An error drops the transaction, which rolls it back.
     let value = f(&cell)?;

@@ -68,6 +68,13 @@ fn forgetting_a_deployment_removes_its_lines_and_marker() {
     assert_eq!(store.task_lines(kept, kept_task, 0).count(), 0);
 }
 
+/// A PostgreSQL store on a new schema; `None` without a server (a
+/// failure under `BERTH_REQUIRE_ALL=1`).
+fn postgres_store() -> Option<Store> {
+    let url = super::kv::tests::fresh_url()?;
+    Some(Store::open_postgres(Settings::new(&url, None, None).expect("settings")).expect("open"))
+}
+
 /// Chunks in the default partition (days without one of their own).
 fn default_chunks(store: &Store) -> i64 {
     let t = store.t().expect("trees");
@@ -84,11 +91,9 @@ fn default_chunks(store: &Store) -> i64 {
 
 #[test]
 fn on_postgresql_a_swept_day_is_dropped_whole_with_its_partition() {
-    let Some(url) = super::kv::tests::fresh_url() else {
+    let Some(store) = postgres_store() else {
         return;
     };
-    let store =
-        Store::open_postgres(Settings::new(&url, None, None).expect("settings")).expect("open");
     let day = 20_000; // 2024-10-04, long past
     let at = |day: i64, ms: i64| u64::try_from(day * DAY_MS + ms).expect("positive");
     let db = &store.t().expect("trees").db;
@@ -162,11 +167,9 @@ fn on_postgresql_a_swept_day_is_dropped_whole_with_its_partition() {
 
 #[test]
 fn on_postgresql_no_partition_is_made_for_a_day_begun_without_one() {
-    let Some(url) = super::kv::tests::fresh_url() else {
+    let Some(store) = postgres_store() else {
         return;
     };
-    let store =
-        Store::open_postgres(Settings::new(&url, None, None).expect("settings")).expect("open");
     let day = 20_100;
     let at = |ms: i64| u64::try_from(day * DAY_MS + ms).expect("positive");
     let begun = settled_with_lines(&store, at(10), &[1]);

@@ -124,10 +124,7 @@ impl TxCell<'_> {
         let flush = pending.flush();
         let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = Vec::new();
         for part in &flush.tables {
-            params.push(&part.keys);
-            if let Some(values) = &part.values {
-                params.push(values);
-            }
+            params.extend(part.params());
         }
         self.query(flush.sql, &params)?;
         Ok(())

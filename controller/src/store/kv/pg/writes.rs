@@ -34,6 +34,29 @@ pub struct Part {
     pub values: Option<Vec<Vec<u8>>>,
 }
 
+impl Part {
+    /// The statement's parameters for this part: the key (and value) of
+    /// one row, or the arrays of several.
+    pub fn params(&self) -> Vec<&(dyn postgres::types::ToSql + Sync)> {
+        let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = Vec::new();
+        match (&self.keys[..], &self.values) {
+            ([key], Some(values)) => {
+                params.push(key);
+                if let Some(value) = values.first() {
+                    params.push(value);
+                }
+            }
+            ([key], None) => params.push(key),
+            (_, Some(values)) => {
+                params.push(&self.keys);
+                params.push(values);
+            }
+            (_, None) => params.push(&self.keys),
+        }
+        params
+    }
+}
+
 impl Pending {
     /// The pending value of `key` in `table`: `None` when none is pending,
     /// `Some(None)` when it is to be removed.
@@ -96,23 +119,27 @@ impl Pending {
             }
             let n = tables.len();
             // Table names are the store's own (`Table::new`), never input.
-            if part.values.is_some() {
-                let _ = write!(
+            // One key is written as one row: arrays cost a copy of each
+            // value, which a chunk of log lines feels.
+            let (k, v) = (param + 1, param + 2);
+            let _ = match (part.values.is_some(), part.keys.len() == 1) {
+                (true, true) => write!(
                     sql,
-                    "w{n} AS (INSERT INTO {table} (k, v) SELECT * FROM unnest(${}::bytea[], ${}::bytea[]) \
-                     ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v)",
-                    param + 1,
-                    param + 2
-                );
-                param += 2;
-            } else {
-                let _ = write!(
+                    "w{n} AS (INSERT INTO {table} (k, v) VALUES (${k}::bytea, ${v}::bytea) \
+                     ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v)"
+                ),
+                (true, false) => write!(
                     sql,
-                    "w{n} AS (DELETE FROM {table} WHERE k = ANY(${}::bytea[]))",
-                    param + 1
-                );
-                param += 1;
-            }
+                    "w{n} AS (INSERT INTO {table} (k, v) SELECT * FROM unnest(${k}::bytea[], ${v}::bytea[]) \
+                     ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v)"
+                ),
+                (false, true) => write!(sql, "w{n} AS (DELETE FROM {table} WHERE k = ${k}::bytea)"),
+                (false, false) => write!(
+                    sql,
+                    "w{n} AS (DELETE FROM {table} WHERE k = ANY(${k}::bytea[]))"
+                ),
+            };
+            param += if part.values.is_some() { 2 } else { 1 };
             tables.push(part);
         }
         sql.push_str(" SELECT 1");
@@ -141,8 +168,10 @@ mod tests {
             flush.sql,
             "WITH w0 AS (INSERT INTO kv_b (k, v) SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
              ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v), \
-             w1 AS (DELETE FROM kv_a WHERE k = ANY($3::bytea[])) SELECT 1"
+             w1 AS (DELETE FROM kv_a WHERE k = $3::bytea) SELECT 1"
         );
+        assert_eq!(flush.tables[0].params().len(), 2);
+        assert_eq!(flush.tables[1].params().len(), 1);
         assert_eq!(flush.tables[0].keys, [b"1".to_vec(), b"3".to_vec()]);
         assert_eq!(
             flush.tables[0].values,

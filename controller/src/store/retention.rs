@@ -19,7 +19,7 @@ use berth_shared::id::DeploymentId;
 
 use super::keys::expired_key;
 use super::kv::pg::DAY_MS;
-use super::kv::{Transactional, TxError};
+use super::kv::{IVec, Transactional, TxError};
 use super::logs::ExpiredLogs;
 use super::{Store, StoreError, decode, encode};
 
@@ -97,9 +97,19 @@ impl Store {
                     frontier_ms = created;
                     break;
                 }
-                self.mark_expired(id, &deployment, cutoff_ms, retention)?;
+                // Its lines go with the day: the marker's time is the later
+                // of the cutoff and the deployment's last change, when its
+                // last line was stored.
+                let had_lines = t.logs.scan_prefix(id.to_bytes()).next().is_some();
+                let newest_ms = deployment.updated_at.0;
+                self.record_expiry(id, &[], had_lines, newest_ms, cutoff_ms, retention)?;
             } else {
-                removed += self.expire_deployment(id, cutoff_ms, retention)?;
+                // A corrupt chunk is deleted all the same; only its lines'
+                // times are unknown.
+                let (chunks, lines, newest_ms) = self.deployment_chunks(id)?;
+                let had_lines = !chunks.is_empty();
+                self.record_expiry(id, &chunks, had_lines, newest_ms, cutoff_ms, retention)?;
+                removed += lines;
             }
             swept = true;
         }
@@ -119,53 +129,29 @@ impl Store {
         Ok(removed)
     }
 
-    /// Deletes one deployment's lines, records the marker and moves the
-    /// cursor past it, all in one transaction.
-    fn expire_deployment(
+    /// Deletes `chunks` of a deployment (none when they go with their
+    /// day's partition), records its marker when it `had_lines` (every
+    /// line older than the cutoff or than just after `newest_ms`), and
+    /// moves the cursor past it, all in one transaction.
+    fn record_expiry(
         &self,
         id: DeploymentId,
+        chunks: &[IVec],
+        had_lines: bool,
+        newest_ms: i64,
         cutoff_ms: i64,
         retention: Duration,
-    ) -> Result<u64, StoreError> {
-        // A corrupt chunk is deleted all the same; only its lines' times are unknown.
-        let (keys, lines, newest_ms) = self.deployment_chunks(id)?;
+    ) -> Result<(), StoreError> {
         let marker = ExpiredLogs {
             before_ms: cutoff_ms.max(newest_ms.saturating_add(1)),
             retention_ms: u64::try_from(retention.as_millis()).unwrap_or(u64::MAX),
         };
         let t = self.t()?;
         (&t.logs, &t.meta).transaction(|(logs, meta)| {
-            for key in &keys {
-                logs.remove(key.clone())?;
+            for key in chunks {
+                logs.remove(key)?;
             }
-            if !keys.is_empty() {
-                meta.insert(expired_key(id), encode(&marker))?;
-            }
-            meta.insert(b"retention_cursor", &id.to_bytes())?;
-            Ok::<_, TxError>(())
-        })?;
-        Ok(lines)
-    }
-
-    /// Records the marker of a deployment whose day's partition will be
-    /// dropped, and moves the cursor past it, without reading its lines:
-    /// the marker's time is the later of the cutoff and the deployment's
-    /// last change, when its last line was stored.
-    fn mark_expired(
-        &self,
-        id: DeploymentId,
-        deployment: &berth_shared::record::Deployment,
-        cutoff_ms: i64,
-        retention: Duration,
-    ) -> Result<(), StoreError> {
-        let t = self.t()?;
-        let has_lines = t.logs.scan_prefix(id.to_bytes()).next().is_some();
-        let marker = ExpiredLogs {
-            before_ms: cutoff_ms.max(deployment.updated_at.0.saturating_add(1)),
-            retention_ms: u64::try_from(retention.as_millis()).unwrap_or(u64::MAX),
-        };
-        (&t.logs, &t.meta).transaction(|(_, meta)| {
-            if has_lines {
+            if had_lines {
                 meta.insert(expired_key(id), encode(&marker))?;
             }
             meta.insert(b"retention_cursor", &id.to_bytes())?;

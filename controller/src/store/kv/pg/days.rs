@@ -102,20 +102,16 @@ impl Pool {
                     return Ok(false);
                 }
                 // The name and bounds are made of a number, never of input.
-                let sql = format!(
-                    "BEGIN; SET LOCAL lock_timeout = '{LOCK_WAIT}'; \
-                     CREATE TABLE IF NOT EXISTS {name} PARTITION OF {PARENT} \
-                     FOR VALUES FROM ('\\x{}') TO ('\\x{}'); COMMIT",
-                    hex(&from),
-                    hex(&to)
-                );
-                match conn.client.batch_execute(&sql) {
-                    Ok(()) => Ok(true),
-                    Err(err) => {
-                        let _ = conn.client.batch_execute("ROLLBACK");
-                        Err(failed(err))
-                    }
-                }
+                changed(
+                    &mut conn,
+                    &format!(
+                        "CREATE TABLE IF NOT EXISTS {name} PARTITION OF {PARENT} \
+                         FOR VALUES FROM ('\\x{}') TO ('\\x{}')",
+                        hex(&from),
+                        hex(&to)
+                    ),
+                )?;
+                Ok(true)
             })??;
             if added {
                 made.push(day);
@@ -131,18 +127,19 @@ impl Pool {
         };
         blocking(|| {
             let mut conn = self.get()?;
-            let sql = format!(
-                "BEGIN; SET LOCAL lock_timeout = '{LOCK_WAIT}'; DROP TABLE IF EXISTS {name}; COMMIT"
-            );
-            match conn.client.batch_execute(&sql) {
-                Ok(()) => Ok(()),
-                Err(err) => {
-                    let _ = conn.client.batch_execute("ROLLBACK");
-                    Err(failed(err))
-                }
-            }
+            changed(&mut conn, &format!("DROP TABLE IF EXISTS {name}"))
         })?
     }
+}
+
+/// Runs one change of the table's partitions in a transaction that waits
+/// at most [`LOCK_WAIT`] for its locks.
+fn changed(conn: &mut super::Conn, statement: &str) -> Result<(), StoreError> {
+    let sql = format!("BEGIN; SET LOCAL lock_timeout = '{LOCK_WAIT}'; {statement}; COMMIT");
+    conn.client.batch_execute(&sql).map_err(|err| {
+        let _ = conn.client.batch_execute("ROLLBACK");
+        failed(err)
+    })
 }
 
 #[cfg(test)]

@@ -102,6 +102,24 @@ impl TxCell<'_> {
 }
 
 impl TxCell<'_> {
+    /// Takes the locks of `keys` this transaction does not hold yet, in
+    /// one statement, in the order of their ids.
+    fn lock_all<'k>(&self, keys: impl Iterator<Item = (&'k str, &'k [u8])>) -> TxResult<()> {
+        let mut ids: Vec<i64> = keys
+            .map(|(table, key)| self.pool.lock_id(table, key))
+            .filter(|id| self.locked.borrow_mut().insert(*id))
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        ids.sort_unstable();
+        self.query(
+            "SELECT pg_advisory_xact_lock(x) FROM unnest($1::int8[]) AS x".into(),
+            &[&ids],
+        )?;
+        Ok(())
+    }
+
     /// Makes the pending writes: the locks not held yet in one statement,
     /// then every write in another (`pg/writes.rs`).
     fn flush(&self) -> TxResult<()> {
@@ -109,18 +127,7 @@ impl TxCell<'_> {
         if pending.is_empty() {
             return Ok(());
         }
-        let mut ids: Vec<i64> = pending
-            .keys()
-            .map(|(table, key)| self.pool.lock_id(table, key))
-            .filter(|id| self.locked.borrow_mut().insert(*id))
-            .collect();
-        ids.sort_unstable();
-        if !ids.is_empty() {
-            self.query(
-                "SELECT pg_advisory_xact_lock(x) FROM unnest($1::int8[]) AS x".into(),
-                &[&ids],
-            )?;
-        }
+        self.lock_all(pending.keys())?;
         let flush = pending.flush();
         let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = Vec::new();
         for part in &flush.tables {
@@ -160,20 +167,7 @@ impl Ops for TxCell<'_> {
         if keys.is_empty() {
             return Ok(());
         }
-        let mut ids: Vec<i64> = keys
-            .iter()
-            .map(|(table, key)| self.pool.lock_id(table, key))
-            .filter(|id| !self.locked.borrow().contains(id))
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        if !ids.is_empty() {
-            self.query(
-                "SELECT pg_advisory_xact_lock(x) FROM unnest($1::int8[]) AS x".into(),
-                &[&ids],
-            )?;
-            self.locked.borrow_mut().extend(ids);
-        }
+        self.lock_all(keys.iter().copied())?;
         let (sql, tables, params) = super::ahead::statement(&keys);
         let params: Vec<&(dyn postgres::types::ToSql + Sync)> = params
             .iter()
